@@ -1,0 +1,69 @@
+/**
+ * The one error base of Esper. Every failure that crosses a module boundary is an
+ * {@link EsperError} with a stable `code`; callers branch on the code (see
+ * {@link isEsperError}), never on message text.
+ */
+
+/** Stable error codes, grouped by subsystem. Add codes here, never inline strings. */
+export const ErrorCode = {
+  // core
+  INVALID_ARGUMENT: 'ESPER_CORE_INVALID_ARGUMENT',
+  INVALID_STATE: 'ESPER_CORE_INVALID_STATE',
+  SETTINGS_INVALID: 'ESPER_CORE_SETTINGS_INVALID',
+  DECODE_FAILED: 'ESPER_CORE_DECODE_FAILED',
+  MESSAGE_TOO_LARGE: 'ESPER_CORE_MESSAGE_TOO_LARGE',
+  CONTRACT_BOUND_EXCEEDED: 'ESPER_CORE_CONTRACT_BOUND_EXCEEDED',
+  CONTRACT_FIELD_MISSING: 'ESPER_CORE_CONTRACT_FIELD_MISSING',
+  DEPENDENCY_VIOLATION: 'ESPER_CORE_DEPENDENCY_VIOLATION',
+  BREAKER_OPEN: 'ESPER_CORE_BREAKER_OPEN',
+  // async worker
+  WORKER_QUEUE_FULL: 'ESPER_CORE_WORKER_QUEUE_FULL',
+  WORKER_TIMEOUT: 'ESPER_CORE_WORKER_TIMEOUT',
+  WORKER_CANCELLED: 'ESPER_CORE_WORKER_CANCELLED',
+  WORKER_CLOSED: 'ESPER_CORE_WORKER_CLOSED',
+  // record log
+  RECORD_LOG_CORRUPT: 'ESPER_CORE_RECORD_LOG_CORRUPT',
+  RECORD_LOG_CLOSED: 'ESPER_CORE_RECORD_LOG_CLOSED',
+  RECORD_TOO_LARGE: 'ESPER_CORE_RECORD_TOO_LARGE',
+  // security
+  KEY_RING_INVALID: 'ESPER_SECURITY_KEY_RING_INVALID',
+  UNKNOWN_KEY: 'ESPER_SECURITY_UNKNOWN_KEY',
+  COMMAND_REJECTED: 'ESPER_SECURITY_COMMAND_REJECTED',
+} as const;
+
+/** Union of every {@link ErrorCode} value. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const BRAND = Symbol.for('esper.error');
+
+/** Options of {@link EsperError}. */
+export interface EsperErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+  /** Structured, non-secret context for logs and telemetry. */
+  details?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** Base class of every typed Esper error. */
+export class EsperError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, string | number | boolean>>;
+  readonly [BRAND] = true;
+
+  constructor(code: ErrorCode, message: string, options: EsperErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+}
+
+/**
+ * Brand check that works across module copies (no `instanceof` pitfalls). With `code`,
+ * also checks the error's code.
+ */
+export function isEsperError(error: unknown, code?: ErrorCode): error is EsperError {
+  if (typeof error !== 'object' || error === null) return false;
+  if ((error as Record<symbol, unknown>)[BRAND] !== true) return false;
+  return code === undefined || (error as EsperError).code === code;
+}

@@ -1,0 +1,108 @@
+/**
+ * Signs and checks Leyline messages that carry `security: CommandSecurity`: HMAC-SHA256
+ * over their canonical bytes (spec 01), with the key id, nonce, issue time and freshness
+ * window in the security block.
+ */
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { clone, create, type MessageShape } from '@bufbuild/protobuf';
+import { durationFromMs, timestampFromMs } from '@bufbuild/protobuf/wkt';
+import {
+  canonicalBytes,
+  CommandSecuritySchema,
+  type SignedMessage,
+  type SignedMessageSchema,
+} from '../leyline/index.js';
+import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import type { KeyRing } from './key-ring.js';
+
+/** Length of a raw HMAC-SHA256. */
+export const SIGNATURE_BYTES = 32;
+
+/** Default freshness window stamped on signed messages. */
+export const DEFAULT_FRESHNESS_WINDOW_MS = 60_000;
+
+/** Options of {@link HmacSigner}. */
+export interface HmacSignerOptions {
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Freshness window stamped on every signed message, in ms. @default 60_000 */
+  readonly freshnessWindowMs?: number;
+}
+
+/** Options of one {@link HmacSigner.sign} call. */
+export interface SignOptions {
+  /** @default the command id for commands, else a random UUID */
+  readonly nonce?: string;
+  /** @default the ring's active key */
+  readonly keyId?: string;
+}
+
+/** HMAC-SHA256 signer over canonical bytes. */
+export class HmacSigner {
+  readonly #ring: KeyRing;
+  readonly #clock: Clock;
+  readonly #freshnessWindowMs: number;
+
+  constructor(ring: KeyRing, options: HmacSignerOptions = {}) {
+    this.#ring = ring;
+    this.#clock = options.clock ?? systemClock;
+    this.#freshnessWindowMs = options.freshnessWindowMs ?? DEFAULT_FRESHNESS_WINDOW_MS;
+    if (!(this.#freshnessWindowMs > 0)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'freshnessWindowMs must be > 0');
+    }
+  }
+
+  /** The key ring this signer uses. */
+  get keyRing(): KeyRing {
+    return this.#ring;
+  }
+
+  /**
+   * Returns a signed copy of `message`: security block filled (key id, nonce, issued_at
+   * now, freshness window) and signature computed over the canonical bytes.
+   */
+  sign<Desc extends SignedMessageSchema>(
+    schema: Desc,
+    message: MessageShape<Desc>,
+    options: SignOptions = {},
+  ): MessageShape<Desc> {
+    const keyId = options.keyId ?? this.#ring.activeKeyId;
+    const copy = clone(schema, message) as SignedMessage;
+    copy.security = create(CommandSecuritySchema, {
+      nonce: options.nonce ?? defaultNonce(copy),
+      issuedAt: timestampFromMs(this.#clock.wallMs()),
+      freshnessWindow: durationFromMs(this.#freshnessWindowMs),
+      keyId,
+    });
+    (copy.security as { signature: Uint8Array }).signature = this.mac(
+      keyId,
+      canonicalBytes(schema, copy as MessageShape<Desc>),
+    );
+    return copy as MessageShape<Desc>;
+  }
+
+  /** Raw HMAC-SHA256 of `bytes` with key `keyId`; throws UNKNOWN_KEY if absent. */
+  mac(keyId: string, bytes: Uint8Array): Uint8Array {
+    const secret = this.#ring.secret(keyId);
+    if (secret === undefined) {
+      throw new EsperError(ErrorCode.UNKNOWN_KEY, `unknown key id ${keyId}`, {
+        details: { keyId },
+      });
+    }
+    return new Uint8Array(createHmac('sha256', secret).update(bytes).digest());
+  }
+
+  /**
+   * Constant-time check of `signature` against the HMAC of `bytes` under `keyId`.
+   * False for unknown keys and for signatures of the wrong length.
+   */
+  macMatches(keyId: string, bytes: Uint8Array, signature: Uint8Array): boolean {
+    if (signature.length !== SIGNATURE_BYTES || !this.#ring.has(keyId)) return false;
+    return timingSafeEqual(this.mac(keyId, bytes), signature);
+  }
+}
+
+function defaultNonce(message: SignedMessage): string {
+  if ('commandId' in message && message.commandId.length > 0) return message.commandId;
+  return randomUUID();
+}
