@@ -7,9 +7,9 @@
  */
 import { clone, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import type { CommandSecurity } from './gen/esper/leyline/v1/security_pb.js';
-import { AdaptationCommandSchema } from './gen/esper/leyline/v1/command_pb.js';
-import { PolicyUpdateSchema } from './gen/esper/leyline/v1/policy_pb.js';
-import { BSDSSchema } from './gen/esper/leyline/v1/blueprint_pb.js';
+import type { AdaptationCommandSchema } from './gen/esper/leyline/v1/command_pb.js';
+import type { PolicyUpdateSchema } from './gen/esper/leyline/v1/policy_pb.js';
+import type { BSDSSchema } from './gen/esper/leyline/v1/blueprint_pb.js';
 
 /** Schemas of the messages that carry a `CommandSecurity` signature. */
 export type SignedMessageSchema =

@@ -1,0 +1,51 @@
+/**
+ * The `esper` command. For now: `--help` and `--version`; subcommands arrive with the
+ * subsystems that run them.
+ */
+import { readFileSync } from 'node:fs';
+
+const HELP = `esper — morphogenetic training: neural networks that grow while they train
+
+Usage:
+  esper [--help | --version]
+
+Options:
+  -h, --help      show this help
+  -V, --version   print the version
+`;
+
+/** Package version, read from package.json next to the compiled tree. */
+export function version(): string {
+  const pkg = JSON.parse(
+    readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+  ) as { version: string };
+  return pkg.version;
+}
+
+/** Writable streams the CLI prints to (injected by tests). */
+export interface CliIo {
+  readonly stdout: { write(chunk: string): unknown };
+  readonly stderr: { write(chunk: string): unknown };
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(
+  argv: readonly string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  if (first === '-V' || first === '--version') {
+    if (rest.length > 0) {
+      io.stderr.write(`esper: --version takes no arguments\n`);
+      return 2;
+    }
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  io.stderr.write(`esper: unknown command or option '${first}'\n\n${HELP}`);
+  return 2;
+}
