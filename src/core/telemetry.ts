@@ -85,11 +85,26 @@ export interface TelemetrySink {
   emit(packet: TelemetryPacket): void;
 }
 
-/** Converts attributes to a string map with keys in sorted order (canonical encoding). */
+/** Orders strings by Unicode code point, as protobuf's deterministic map encoding does. */
+function byCodePoint(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i += 1) {
+    const d = (x[i] as string).codePointAt(0)! - (y[i] as string).codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/**
+ * Converts attributes to a string map with keys in code-point order, so the encoding
+ * matches other languages' deterministic serialisation. (Integer-like keys such as "10"
+ * are still listed first by JavaScript objects; that is why signed messages hold no maps.)
+ */
 export function toAttributeMap(attributes: Attributes | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (attributes === undefined) return out;
-  for (const key of Object.keys(attributes).sort()) {
+  for (const key of Object.keys(attributes).sort(byCodePoint)) {
     out[key] = String(attributes[key]);
   }
   return out;
