@@ -24,3 +24,48 @@ export {
   type TelemetryPacketInput,
   type TelemetrySink,
 } from './telemetry.js';
+export { CONTRACT_LIMITS } from './limits.js';
+export { decodeMessage, encodeMessage, type DecodeOptions } from './codec.js';
+export {
+  attachDecisionMetadata,
+  buildDecisionMetadata,
+  MAX_ALPHA_VEC_ENTRIES,
+  readDecisionMetadata,
+  type BlendConfigInput,
+  type BlendConfigView,
+  type CoverageGroupInput,
+  type CoverageSummaryInput,
+  type CoverageSummaryView,
+  type DecisionMetadataInput,
+  type DecisionMetadataView,
+  type PolicyMetadataInput,
+  type PolicyMetadataView,
+  type RiskMetadataInput,
+  type RiskMetadataView,
+  type SelectionContextInput,
+  type SelectionContextView,
+} from './decisions.js';
+export {
+  buildExtraMetrics,
+  buildTrainingMetrics,
+  MAX_EXTRA_METRICS,
+  readTrainingMetrics,
+  validateExtraMetrics,
+  type ExtraMetricView,
+  type TrainingMetricsInput,
+  type TrainingMetricsView,
+} from './training-metrics.js';
+export {
+  COMMAND_PAYLOAD_CASES,
+  DependencyGuard,
+  DependencyGuardEvent,
+  DependencyGuardMetric,
+  DependencyViolationError,
+  validateCommandDependencies,
+  type CommandPayloadCase,
+  type DependencyGuardOptions,
+  type DependencyGuardSnapshot,
+  type DependencyViolationInit,
+  type ViolationContext,
+  type ViolationDetails,
+} from './dependency-guard.js';
