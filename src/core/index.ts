@@ -69,3 +69,29 @@ export {
   type ViolationContext,
   type ViolationDetails,
 } from './dependency-guard.js';
+export {
+  BreakerTransitionReason,
+  CIRCUIT_BREAKER_DEFAULTS,
+  CircuitBreaker,
+  resolveCircuitBreakerOptions,
+  type CircuitBreakerOptions,
+  type CircuitBreakerSnapshot,
+  type CircuitBreakerStateChange,
+  type ResolvedCircuitBreakerOptions,
+} from './circuit-breaker.js';
+export {
+  formatSettingsIssue,
+  listSettings,
+  loadSettings,
+  redactSettings,
+  redactUrl,
+  REDACTED,
+  SETTINGS_META_ENV,
+  SettingsError,
+  type EsperSettings,
+  type LoadSettingsOptions,
+  type SettingInfo,
+  type SettingsIssue,
+  type SettingsOverrides,
+  type SettingsSource,
+} from './settings.js';

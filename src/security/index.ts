@@ -10,3 +10,25 @@ export {
   type HmacSignerOptions,
   type SignOptions,
 } from './signer.js';
+export {
+  CommandVerifier,
+  DEFAULT_FUTURE_SKEW_MS,
+  DEFAULT_LATENCY_WINDOW_SIZE,
+  DEFAULT_MAX_FRESHNESS_WINDOW_MS,
+  RejectionReason,
+  type CommandVerifierOptions,
+  type CommandVerifierSnapshot,
+  type VerificationLatencySnapshot,
+  type VerificationResult,
+} from './command-verifier.js';
+export {
+  DEFAULT_NONCE_LEDGER_MAX_ENTRIES,
+  DEFAULT_NONCE_TTL_SECONDS,
+  NonceLedger,
+  nonceLedgerMetrics,
+  resolveNonceLedgerOptions,
+  type NonceLedgerOptions,
+  type NonceLedgerSnapshot,
+  type ResolvedNonceLedgerOptions,
+} from './nonce-ledger.js';
+export { SecurityEvent, SecurityMetric, securityMetricName } from './names.js';

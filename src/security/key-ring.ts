@@ -105,9 +105,10 @@ export class KeyRing {
     return this.#keys.has(keyId);
   }
 
-  /** The secret of `keyId`, or `undefined`. Never log it. */
+  /** A copy of the secret of `keyId`, or `undefined`. Never log it. */
   secret(keyId: string): Uint8Array | undefined {
-    return this.#keys.get(keyId);
+    const secret = this.#keys.get(keyId);
+    return secret === undefined ? undefined : Uint8Array.from(secret);
   }
 
   /** Redacted form for logs. */

@@ -3,7 +3,7 @@
  * over their canonical bytes (spec 01), with the key id, nonce, issue time and freshness
  * window in the security block.
  */
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { clone, create, type MessageShape } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import {
@@ -40,15 +40,17 @@ export interface SignOptions {
 /** HMAC-SHA256 signer over canonical bytes. */
 export class HmacSigner {
   readonly #ring: KeyRing;
+  readonly #keys: ReadonlyMap<string, KeyObject>;
   readonly #clock: Clock;
   readonly #freshnessWindowMs: number;
 
   constructor(ring: KeyRing, options: HmacSignerOptions = {}) {
     this.#ring = ring;
+    this.#keys = new Map(ring.keyIds.map((id) => [id, createSecretKey(ring.secret(id) as Uint8Array)]));
     this.#clock = options.clock ?? systemClock;
     this.#freshnessWindowMs = options.freshnessWindowMs ?? DEFAULT_FRESHNESS_WINDOW_MS;
-    if (!(this.#freshnessWindowMs > 0)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'freshnessWindowMs must be > 0');
+    if (!(this.#freshnessWindowMs > 0) || !Number.isSafeInteger(this.#freshnessWindowMs)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'freshnessWindowMs must be a positive integer');
     }
   }
 
@@ -83,7 +85,7 @@ export class HmacSigner {
 
   /** Raw HMAC-SHA256 of `bytes` with key `keyId`; throws UNKNOWN_KEY if absent. */
   mac(keyId: string, bytes: Uint8Array): Uint8Array {
-    const secret = this.#ring.secret(keyId);
+    const secret = this.#keys.get(keyId);
     if (secret === undefined) {
       throw new EsperError(ErrorCode.UNKNOWN_KEY, `unknown key id ${keyId}`, {
         details: { keyId },
@@ -97,7 +99,7 @@ export class HmacSigner {
    * False for unknown keys and for signatures of the wrong length.
    */
   macMatches(keyId: string, bytes: Uint8Array, signature: Uint8Array): boolean {
-    if (signature.length !== SIGNATURE_BYTES || !this.#ring.has(keyId)) return false;
+    if (signature.length !== SIGNATURE_BYTES || !this.#keys.has(keyId)) return false;
     return timingSafeEqual(this.mac(keyId, bytes), signature);
   }
 }

@@ -1,0 +1,424 @@
+/**
+ * Verifies signed adaptation commands before anything acts on them (spec 01 "Canonical
+ * bytes and signing", spec 00 §2 "Command security as a struct").
+ *
+ * Checks run in a fixed order; the first failure wins and names a distinct reason:
+ *
+ * 1. (`verifyEncoded` only) `decode_failed` — the bytes do not decode strictly;
+ * 2. (`verifyEncoded` only) `non_canonical_encoding` — re-encoding the decoded command
+ *    does not give back the received bytes. Without this check a byte the decoder
+ *    normalises (a bool 0x03 read as `true`, an unpacked repeated field, a duplicated
+ *    field) would pass the HMAC, which covers the canonical re-encoding; with it, any
+ *    change to a signed command's bytes is rejected;
+ * 3. `missing_security`; 4. `unknown_key_id`; 5. `missing_signature` /
+ *    `malformed_signature` (not 32 bytes); 6. `invalid_signature` (constant-time compare);
+ * 7. `missing_timestamp` (`security.issued_at` unset); 8. `stale_command` /
+ *    `future_command`; 9. `missing_nonce`; 10. `nonce_replayed`.
+ *
+ * The nonce is registered only after every other check passed, so forged, stale or
+ * future commands never consume a nonce (a deliberate departure from prototype-kasmina
+ * §13.3, which registered it before the timestamp checks).
+ *
+ * Each rejection emits one CRITICAL `command_rejected` packet (priority CRITICAL) and is
+ * returned, never thrown.
+ *
+ * A replay is always refused: the constructor requires the ledger's TTL to cover the
+ * longest time a command stays acceptable (window + future skew), so a nonce is
+ * forgotten only once its command is stale — unless the ledger's cap evicts it earlier
+ * (counted, WARNING `nonce_ledger_truncated`) or the wall clock steps back.
+ */
+import { toBinary } from '@bufbuild/protobuf';
+import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
+import {
+  buildTelemetryPacket,
+  decodeMessage,
+  ErrorCode,
+  EsperError,
+  isEsperError,
+  systemClock,
+  type Clock,
+  type MetricInput,
+  type TelemetrySink,
+} from '../core/index.js';
+import {
+  AdaptationCommandSchema,
+  canonicalBytes,
+  TelemetryLevel,
+  type AdaptationCommand,
+} from '../leyline/index.js';
+import { nonceLedgerMetrics, type NonceLedger, type NonceLedgerSnapshot } from './nonce-ledger.js';
+import { SecurityEvent, SecurityMetric, securityMetricName } from './names.js';
+import { SIGNATURE_BYTES, type HmacSigner } from './signer.js';
+
+/** Why a command was rejected, in verification order. */
+export const RejectionReason = {
+  DECODE_FAILED: 'decode_failed',
+  NON_CANONICAL_ENCODING: 'non_canonical_encoding',
+  MISSING_SECURITY: 'missing_security',
+  UNKNOWN_KEY_ID: 'unknown_key_id',
+  MISSING_SIGNATURE: 'missing_signature',
+  MALFORMED_SIGNATURE: 'malformed_signature',
+  INVALID_SIGNATURE: 'invalid_signature',
+  MISSING_TIMESTAMP: 'missing_timestamp',
+  STALE_COMMAND: 'stale_command',
+  FUTURE_COMMAND: 'future_command',
+  MISSING_NONCE: 'missing_nonce',
+  NONCE_REPLAYED: 'nonce_replayed',
+} as const;
+
+/** One of the {@link RejectionReason} values. */
+export type RejectionReason = (typeof RejectionReason)[keyof typeof RejectionReason];
+
+const REASONS: readonly RejectionReason[] = Object.values(RejectionReason);
+
+/** Default and cap of the freshness window. */
+export const DEFAULT_MAX_FRESHNESS_WINDOW_MS = 60_000;
+
+/** Default tolerated clock skew for commands issued in the future. */
+export const DEFAULT_FUTURE_SKEW_MS = 5_000;
+
+/** Default number of latency samples kept for percentiles. */
+export const DEFAULT_LATENCY_WINDOW_SIZE = 1024;
+
+/** Longest attribute value copied from a command into telemetry (input is untrusted). */
+const MAX_ATTRIBUTE_CHARS = 128;
+
+/** Options of {@link CommandVerifier}. */
+export interface CommandVerifierOptions {
+  /** Checks signatures; holds the key ring. */
+  readonly signer: HmacSigner;
+  /** Remembers nonces; its TTL must cover the freshness window plus the future skew. */
+  readonly ledger: NonceLedger;
+  /** Where `command_rejected` packets go. */
+  readonly sink: TelemetrySink;
+  /** Subsystem named in telemetry and as the metric prefix (`kasmina`, `tamiyo`). */
+  readonly source: string;
+  /**
+   * Wall time for freshness (monotonic time for latency).
+   * @default systemClock
+   */
+  readonly clock?: Clock;
+  /**
+   * Freshness window used when a command carries none, and the cap on the window a
+   * command carries, in ms.
+   * @default 60_000
+   */
+  readonly maxFreshnessWindowMs?: number;
+  /** How far `issued_at` may lie ahead of the verifier's wall clock, in ms. @default 5_000 */
+  readonly futureSkewMs?: number;
+  /** Latency samples kept for p50/p95. @default 1024 */
+  readonly latencyWindowSize?: number;
+}
+
+/** Result of a verification: the command, or why it was rejected. */
+export type VerificationResult =
+  | { readonly ok: true; readonly command: AdaptationCommand }
+  | { readonly ok: false; readonly reason: RejectionReason; readonly detail: string };
+
+/** Verification latency, in ms. Zeros before the first verification. */
+export interface VerificationLatencySnapshot {
+  readonly lastMs: number;
+  readonly p50Ms: number;
+  readonly p95Ms: number;
+  /** Samples the percentiles are computed over (bounded by the window size). */
+  readonly samples: number;
+}
+
+/** Counters of a {@link CommandVerifier}. */
+export interface CommandVerifierSnapshot {
+  readonly acceptedTotal: number;
+  /** Sum of {@link CommandVerifierSnapshot.rejectionsByReason}. */
+  readonly rejectedTotal: number;
+  /** Every reason, zero included. */
+  readonly rejectionsByReason: Readonly<Record<RejectionReason, number>>;
+  readonly latency: VerificationLatencySnapshot;
+  readonly ledger: NonceLedgerSnapshot;
+}
+
+type Rejection = { readonly reason: RejectionReason; readonly detail: string };
+
+/** Verifies signed {@link AdaptationCommand}s (see the module doc for the order). */
+export class CommandVerifier {
+  readonly #signer: HmacSigner;
+  readonly #ledger: NonceLedger;
+  readonly #sink: TelemetrySink;
+  readonly #source: string;
+  readonly #clock: Clock;
+  readonly #maxFreshnessWindowMs: number;
+  readonly #futureSkewMs: number;
+  readonly #latencyWindowSize: number;
+  /** Ring buffer of the last latency samples. */
+  readonly #latenciesMs: number[] = [];
+  #latencyNext = 0;
+  #lastLatencyMs = 0;
+  #acceptedTotal = 0;
+  readonly #rejections = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<
+    RejectionReason,
+    number
+  >;
+
+  constructor(options: CommandVerifierOptions) {
+    this.#signer = options.signer;
+    this.#ledger = options.ledger;
+    this.#sink = options.sink;
+    this.#source = options.source;
+    this.#clock = options.clock ?? systemClock;
+    this.#maxFreshnessWindowMs = options.maxFreshnessWindowMs ?? DEFAULT_MAX_FRESHNESS_WINDOW_MS;
+    this.#futureSkewMs = options.futureSkewMs ?? DEFAULT_FUTURE_SKEW_MS;
+    this.#latencyWindowSize = options.latencyWindowSize ?? DEFAULT_LATENCY_WINDOW_SIZE;
+
+    if (this.#source.length === 0) invalid('source', 'must not be empty');
+    if (!(Number.isFinite(this.#maxFreshnessWindowMs) && this.#maxFreshnessWindowMs > 0)) {
+      invalid('maxFreshnessWindowMs', `must be > 0, got ${this.#maxFreshnessWindowMs}`);
+    }
+    if (!(Number.isFinite(this.#futureSkewMs) && this.#futureSkewMs >= 0)) {
+      invalid('futureSkewMs', `must be ≥ 0, got ${this.#futureSkewMs}`);
+    }
+    if (!(Number.isSafeInteger(this.#latencyWindowSize) && this.#latencyWindowSize >= 1)) {
+      invalid('latencyWindowSize', `must be an integer ≥ 1, got ${this.#latencyWindowSize}`);
+    }
+    // A command stays acceptable from (now - skew) until issued_at + window; the ledger
+    // must remember its nonce at least that long, or a replay after the TTL would pass.
+    const acceptableForMs = this.#maxFreshnessWindowMs + this.#futureSkewMs;
+    if (this.#ledger.ttlSeconds * 1000 < acceptableForMs) {
+      invalid(
+        'ledger',
+        `nonce TTL ${this.#ledger.ttlSeconds} s is shorter than maxFreshnessWindowMs + ` +
+          `futureSkewMs (${acceptableForMs} ms), so replays could pass after the TTL`,
+      );
+    }
+  }
+
+  /**
+   * Verifies an already-decoded command. Never throws for a bad command. It cannot see
+   * how the command was encoded: callers holding the received bytes use
+   * {@link CommandVerifier.verifyEncoded}.
+   */
+  verify(command: AdaptationCommand): VerificationResult {
+    const startedMs = this.#clock.monotonicMs();
+    return this.#finish(startedMs, command, this.#check(command));
+  }
+
+  /**
+   * Decodes `bytes` strictly, rejects a non-canonical encoding, then verifies as
+   * {@link CommandVerifier.verify}. Never throws for bad bytes.
+   */
+  verifyEncoded(bytes: Uint8Array): VerificationResult {
+    const startedMs = this.#clock.monotonicMs();
+    let command: AdaptationCommand;
+    try {
+      command = decodeMessage(AdaptationCommandSchema, bytes);
+    } catch (error) {
+      const code = isEsperError(error) ? error.code : 'unexpected';
+      return this.#reject(startedMs, undefined, {
+        reason: RejectionReason.DECODE_FAILED,
+        detail: `${code}: ${error instanceof Error ? error.message : String(error)}`,
+      });
+    }
+    if (!bytesEqual(toBinary(AdaptationCommandSchema, command), bytes)) {
+      return this.#reject(startedMs, command, {
+        reason: RejectionReason.NON_CANONICAL_ENCODING,
+        detail: 're-encoding the decoded command does not reproduce the received bytes',
+      });
+    }
+    return this.#finish(startedMs, command, this.#check(command));
+  }
+
+  /** Purges expired nonces; call once per control-loop iteration. Returns the count. */
+  maintenance(): number {
+    return this.#ledger.purgeExpired();
+  }
+
+  /** Counters, latency and the ledger's snapshot. */
+  snapshot(): CommandVerifierSnapshot {
+    const sorted = [...this.#latenciesMs].sort((a, b) => a - b);
+    return {
+      acceptedTotal: this.#acceptedTotal,
+      rejectedTotal: REASONS.reduce((sum, r) => sum + this.#rejections[r], 0),
+      rejectionsByReason: { ...this.#rejections },
+      latency: {
+        lastMs: this.#lastLatencyMs,
+        p50Ms: percentile(sorted, 0.5),
+        p95Ms: percentile(sorted, 0.95),
+        samples: sorted.length,
+      },
+      ledger: this.#ledger.snapshot(),
+    };
+  }
+
+  /**
+   * The reference metrics (prototype-rc1-plan §2.7), prefixed with the source:
+   * `<source>.command_verifier.{rejections_total{reason}, accepted_total,
+   * validation_latency_ms{stat}}` and `<source>.nonce_ledger.{size, evictions_total,
+   * ttl_seconds}`.
+   */
+  metrics(): MetricInput[] {
+    const snapshot = this.snapshot();
+    const name = (metric: SecurityMetric): string => securityMetricName(this.#source, metric);
+    const latencyName = name(SecurityMetric.VALIDATION_LATENCY_MS);
+    return [
+      ...REASONS.map((reason) => ({
+        name: name(SecurityMetric.REJECTIONS_TOTAL),
+        value: snapshot.rejectionsByReason[reason],
+        unit: 'count',
+        attributes: { reason },
+      })),
+      { name: name(SecurityMetric.ACCEPTED_TOTAL), value: snapshot.acceptedTotal, unit: 'count' },
+      { name: latencyName, value: snapshot.latency.lastMs, unit: 'ms', attributes: { stat: 'last' } },
+      { name: latencyName, value: snapshot.latency.p50Ms, unit: 'ms', attributes: { stat: 'p50' } },
+      { name: latencyName, value: snapshot.latency.p95Ms, unit: 'ms', attributes: { stat: 'p95' } },
+      ...nonceLedgerMetrics(this.#source, snapshot.ledger),
+    ];
+  }
+
+  #check(command: AdaptationCommand): Rejection | undefined {
+    const security = command.security;
+    if (security === undefined) {
+      return { reason: RejectionReason.MISSING_SECURITY, detail: 'command has no security block' };
+    }
+    if (!this.#signer.keyRing.has(security.keyId)) {
+      return {
+        reason: RejectionReason.UNKNOWN_KEY_ID,
+        detail: `key id ${JSON.stringify(clip(security.keyId))} is not in the key ring`,
+      };
+    }
+    const signature = security.signature;
+    if (signature.length === 0) {
+      return { reason: RejectionReason.MISSING_SIGNATURE, detail: 'signature is empty' };
+    }
+    if (signature.length !== SIGNATURE_BYTES) {
+      return {
+        reason: RejectionReason.MALFORMED_SIGNATURE,
+        detail: `signature is ${signature.length} bytes; expected ${SIGNATURE_BYTES}`,
+      };
+    }
+    let signed: Uint8Array;
+    try {
+      signed = canonicalBytes(AdaptationCommandSchema, command);
+    } catch (error) {
+      // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
+      return {
+        reason: RejectionReason.INVALID_SIGNATURE,
+        detail: `command cannot be encoded: ${error instanceof Error ? error.message : String(error)}`,
+      };
+    }
+    if (!this.#signer.macMatches(security.keyId, signed, signature)) {
+      return {
+        reason: RejectionReason.INVALID_SIGNATURE,
+        detail: `signature does not match under key ${security.keyId}`,
+      };
+    }
+
+    if (security.issuedAt === undefined) {
+      return { reason: RejectionReason.MISSING_TIMESTAMP, detail: 'security.issued_at is unset' };
+    }
+    const ageMs = this.#clock.wallMs() - timestampMs(security.issuedAt);
+    const windowMs =
+      security.freshnessWindow === undefined
+        ? this.#maxFreshnessWindowMs
+        : Math.min(durationMs(security.freshnessWindow), this.#maxFreshnessWindowMs);
+    if (ageMs > windowMs) {
+      return {
+        reason: RejectionReason.STALE_COMMAND,
+        detail: `issued ${ageMs} ms ago; freshness window is ${windowMs} ms`,
+      };
+    }
+    if (-ageMs > this.#futureSkewMs) {
+      return {
+        reason: RejectionReason.FUTURE_COMMAND,
+        detail: `issued ${-ageMs} ms in the future; tolerated skew is ${this.#futureSkewMs} ms`,
+      };
+    }
+
+    if (security.nonce.length === 0) {
+      return { reason: RejectionReason.MISSING_NONCE, detail: 'security.nonce is empty' };
+    }
+    if (!this.#ledger.register(security.nonce)) {
+      return {
+        reason: RejectionReason.NONCE_REPLAYED,
+        detail: `nonce ${JSON.stringify(clip(security.nonce))} was already seen within the TTL`,
+      };
+    }
+    return undefined;
+  }
+
+  #finish(
+    startedMs: number,
+    command: AdaptationCommand,
+    rejection: Rejection | undefined,
+  ): VerificationResult {
+    if (rejection === undefined) {
+      this.#recordLatency(startedMs);
+      this.#acceptedTotal += 1;
+      return { ok: true, command };
+    }
+    return this.#reject(startedMs, command, rejection);
+  }
+
+  #reject(
+    startedMs: number,
+    command: AdaptationCommand | undefined,
+    { reason, detail }: Rejection,
+  ): VerificationResult {
+    this.#recordLatency(startedMs);
+    this.#rejections[reason] += 1;
+    const trainingRunId = clip(command?.trainingRunId ?? '');
+    this.#sink.emit(
+      buildTelemetryPacket({
+        source: this.#source,
+        clock: this.#clock,
+        trainingRunId,
+        events: [
+          {
+            description: SecurityEvent.COMMAND_REJECTED,
+            level: TelemetryLevel.CRITICAL,
+            attributes: {
+              reason,
+              detail,
+              command_id: clip(command?.commandId ?? ''),
+              key_id: clip(command?.security?.keyId ?? ''),
+              training_run_id: trainingRunId,
+            },
+          },
+        ],
+      }),
+    );
+    return { ok: false, reason, detail };
+  }
+
+  #recordLatency(startedMs: number): void {
+    const latencyMs = this.#clock.monotonicMs() - startedMs;
+    this.#lastLatencyMs = latencyMs;
+    if (this.#latenciesMs.length < this.#latencyWindowSize) {
+      this.#latenciesMs.push(latencyMs);
+    } else {
+      this.#latenciesMs[this.#latencyNext] = latencyMs;
+    }
+    this.#latencyNext = (this.#latencyNext + 1) % this.#latencyWindowSize;
+  }
+}
+
+function invalid(field: string, problem: string): never {
+  throw new EsperError(ErrorCode.INVALID_ARGUMENT, `CommandVerifier ${field} ${problem}`, {
+    details: { field },
+  });
+}
+
+function clip(value: string): string {
+  return value.length <= MAX_ATTRIBUTE_CHARS ? value : `${value.slice(0, MAX_ATTRIBUTE_CHARS)}…`;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i += 1) {
+    if (a[i] !== b[i]) return false;
+  }
+  return true;
+}
+
+/** Nearest-rank percentile of ascending `sorted`; 0 when empty. */
+function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] as number;
+}
