@@ -95,3 +95,38 @@ export {
   type SettingsOverrides,
   type SettingsSource,
 } from './settings.js';
+export { crc32c } from './crc32c.js';
+export {
+  DEFAULT_MAX_FRAME_PAYLOAD_BYTES,
+  FRAME_HEADER_BYTES,
+  FRAME_MAX_PAYLOAD_BYTES_LIMIT,
+  FrameReader,
+  decodeFrame,
+  encodeFrame,
+  findValidFrame,
+  frameBytes,
+  probeFrame,
+  resolveMaxPayloadBytes,
+  type FrameDefect,
+  type FrameOptions,
+  type FrameProbe,
+  type FrameReadResult,
+  type FrameReaderOptions,
+  type TornTailReason,
+} from './frame.js';
+export {
+  RECORD_LOG_DEFAULTS,
+  RecordLog,
+  RecordLogFsync,
+  resolveRecordLogOptions,
+  rewriteTempPath,
+  type AppendResult,
+  type LogRecord,
+  type RecordLogOptions,
+  type RecordLogRecovery,
+  type RecordLogState,
+  type RecordLogStats,
+  type ResolvedRecordLogOptions,
+  type RewriteDecision,
+  type RewriteResult,
+} from './record-log.js';

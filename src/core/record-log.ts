@@ -1,0 +1,945 @@
+/**
+ * The durable record file (spec 00 §2 "Durable field reports", §3.6): an append-only file
+ * of frames (see `frame.ts` for the byte layout), each holding one opaque payload —
+ * usually a protobuf binary message. Field reports, Urza saves, Tezzeret jobs and Tolaria
+ * checkpoints all persist through it.
+ *
+ * Guarantees:
+ * - `append` resolves only after the record's bytes and the file size are on stable
+ *   storage (`fdatasync`), either per record or for a whole group commit.
+ * - Opening recovers: every complete record is kept; a torn tail (a write interrupted by
+ *   a crash) is cut off the file and counted; a damaged record with valid records after
+ *   it stops the open with RECORD_LOG_CORRUPT naming its byte offset — never a silent
+ *   skip. This departs from the prototype (reference: prototype-tamiyo-simic §12.1),
+ *   which stopped reading at the first bad record and ignored the rest.
+ * - Retention rewrites the survivors into `<path>.rewrite.tmp`, fsyncs it, renames it over
+ *   the log and fsyncs the directory: a crash leaves either the old or the new file, and
+ *   the next open deletes a leftover temp file.
+ *
+ * One process writes a log at a time; nothing here locks the file against a second
+ * writer.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCode, EsperError, isEsperError } from './errors.js';
+import {
+  DEFAULT_MAX_FRAME_PAYLOAD_BYTES,
+  FRAME_HEADER_BYTES,
+  encodeFrame,
+  probeFrame,
+  resolveMaxPayloadBytes,
+  type FrameDefect,
+  type FrameProbe,
+  type TornTailReason,
+} from './frame.js';
+
+/** How appends reach stable storage. */
+export const RecordLogFsync = {
+  /** One write + `fdatasync` per record: simplest, slowest. */
+  PER_RECORD: 'per-record',
+  /** Concurrent appends share one write + `fdatasync` (group commit). */
+  GROUP: 'group',
+} as const;
+
+/** One of {@link RecordLogFsync}. */
+export type RecordLogFsync = (typeof RecordLogFsync)[keyof typeof RecordLogFsync];
+
+/** Options of {@link RecordLog.open}. */
+export interface RecordLogOptions {
+  /**
+   * Durability mode of appends. Both resolve an append only once it is on stable storage;
+   * `group` trades up to `groupCommitMaxDelayMs` of latency for far fewer fsyncs.
+   * @default 'per-record'
+   */
+  readonly fsync?: RecordLogFsync;
+  /**
+   * Group commit: longest an append waits for companions before its batch is written,
+   * in milliseconds, when no write is in flight. Appends that arrive while a batch is
+   * being synced are written right after it, without waiting.
+   * @default 5
+   */
+  readonly groupCommitMaxDelayMs?: number;
+  /**
+   * Group commit: most records written and synced together; a batch that fills up is
+   * written at once.
+   * @default 256
+   */
+  readonly groupCommitMaxRecords?: number;
+  /**
+   * Largest payload of one record, in bytes; bigger appends fail with RECORD_TOO_LARGE,
+   * and a record on disk declaring more stops the open with the same code.
+   * @default 16 MiB
+   */
+  readonly maxRecordBytes?: number;
+}
+
+/** {@link RecordLogOptions} with every default applied. */
+export type ResolvedRecordLogOptions = Required<RecordLogOptions>;
+
+/** Default values of {@link RecordLogOptions}. */
+export const RECORD_LOG_DEFAULTS: ResolvedRecordLogOptions = Object.freeze({
+  fsync: RecordLogFsync.PER_RECORD,
+  groupCommitMaxDelayMs: 5,
+  groupCommitMaxRecords: 256,
+  maxRecordBytes: DEFAULT_MAX_FRAME_PAYLOAD_BYTES,
+});
+
+function invalidOption(field: string, value: unknown, expected: string): EsperError {
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `RecordLogOptions.${field} must be ${expected}, got ${String(value)}`, {
+    details: { field, value: String(value) },
+  });
+}
+
+/**
+ * Merges `options` over {@link RECORD_LOG_DEFAULTS} and validates every field, naming the
+ * bad one (INVALID_ARGUMENT). The log is a building block shared by several subsystems, so
+ * it reads no environment variables; each owner maps its own settings onto these options.
+ */
+export function resolveRecordLogOptions(options: RecordLogOptions = {}): ResolvedRecordLogOptions {
+  const resolved = { ...RECORD_LOG_DEFAULTS, ...stripUndefined(options) };
+  if (resolved.fsync !== RecordLogFsync.PER_RECORD && resolved.fsync !== RecordLogFsync.GROUP) {
+    throw invalidOption('fsync', resolved.fsync, `'per-record' or 'group'`);
+  }
+  if (!Number.isFinite(resolved.groupCommitMaxDelayMs) || resolved.groupCommitMaxDelayMs < 0) {
+    throw invalidOption('groupCommitMaxDelayMs', resolved.groupCommitMaxDelayMs, 'a finite number ≥ 0');
+  }
+  if (!Number.isInteger(resolved.groupCommitMaxRecords) || resolved.groupCommitMaxRecords < 1) {
+    throw invalidOption('groupCommitMaxRecords', resolved.groupCommitMaxRecords, 'an integer ≥ 1');
+  }
+  resolveMaxPayloadBytes({ maxPayloadBytes: resolved.maxRecordBytes }, 'RecordLogOptions.maxRecordBytes');
+  return Object.freeze(resolved);
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** What {@link RecordLog.open} found and repaired. */
+export interface RecordLogRecovery {
+  /** Whether the file did not exist and was created. */
+  readonly createdFile: boolean;
+  /** Whether a leftover `<path>.rewrite.tmp` from an interrupted rewrite was deleted. */
+  readonly removedTempFile: boolean;
+  /** Complete records kept. */
+  readonly records: number;
+  /** Bytes kept (the file size after recovery). */
+  readonly bytes: number;
+  /** Bytes of torn tail cut off the end of the file (0 when the file ended cleanly). */
+  readonly truncatedTailBytes: number;
+  /** Offset where the torn tail started, when there was one. */
+  readonly tornTailOffset?: number;
+  /** Why the tail was judged torn, when there was one. */
+  readonly tornTailReason?: TornTailReason;
+}
+
+/** Counters of a {@link RecordLog} since it was opened. */
+export interface RecordLogStats {
+  /** Records in the file. */
+  readonly records: number;
+  /** Bytes in the file (all durable). */
+  readonly bytes: number;
+  /** Appends made durable. */
+  readonly appends: number;
+  /** Appends accepted but not yet durable. */
+  readonly pendingAppends: number;
+  /** Write batches (one write + one `fdatasync` each; equals `appends` in per-record mode). */
+  readonly commits: number;
+  /** Every fsync/fdatasync issued: commits, recovery truncation, rewrites, directories. */
+  readonly fsyncs: number;
+  /** Bytes of torn tail cut off at open. */
+  readonly truncatedTailBytes: number;
+  /** Completed rewrites. */
+  readonly rewrites: number;
+}
+
+/** One record read back from the log. */
+export interface LogRecord {
+  /** Byte offset of the record's frame in the file. */
+  readonly offset: number;
+  /** The payload (a private copy). */
+  readonly payload: Uint8Array;
+}
+
+/** Result of {@link RecordLog.append}. */
+export interface AppendResult {
+  /**
+   * Byte offset of the record's frame in the file. Offsets grow with call order; a
+   * {@link RecordLog.rewrite} renumbers the records it keeps.
+   */
+  readonly offset: number;
+}
+
+/**
+ * Retention decision for one record: `true` keeps it, `false` drops it, a `Uint8Array`
+ * keeps it with that payload instead.
+ */
+export type RewriteDecision = boolean | Uint8Array;
+
+/** Result of {@link RecordLog.rewrite}. */
+export interface RewriteResult {
+  readonly kept: number;
+  readonly dropped: number;
+  readonly bytesBefore: number;
+  readonly bytesAfter: number;
+}
+
+/**
+ * Lifecycle of a {@link RecordLog}: `open` accepts appends; `failed` after a write or
+ * fsync error (appends are refused because their outcome would be unknown; reopen to
+ * recover); `closing` once `close()` was called; `closed` when the file is closed.
+ */
+export type RecordLogState = 'open' | 'failed' | 'closing' | 'closed';
+
+/** Path of the temporary file a rewrite of `logPath` writes before renaming it. */
+export function rewriteTempPath(logPath: string): string {
+  return `${logPath}.rewrite.tmp`;
+}
+
+const READ_CHUNK_BYTES = 1 << 20;
+const WRITE_CHUNK_BYTES = 1 << 20;
+
+interface PendingAppend {
+  readonly frame: Uint8Array;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface Batch {
+  readonly items: PendingAppend[];
+  timer?: NodeJS.Timeout;
+}
+
+type Op = { readonly kind: 'commit'; readonly batch: Batch } | { readonly kind: 'task'; readonly run: () => Promise<void> };
+
+function ioFailed(message: string, cause: unknown, details: Record<string, string | number | boolean>): EsperError {
+  return new EsperError(ErrorCode.RECORD_LOG_IO_FAILED, message, { cause, details });
+}
+
+function errnoDetails(error: unknown): { errno?: string } {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? { errno: code } : {};
+}
+
+/** Wraps a non-Esper error from the file system; Esper errors pass through unchanged. */
+function asLogError(error: unknown, what: string, logPath: string): unknown {
+  if (isEsperError(error)) return error;
+  return ioFailed(`record log ${logPath}: ${what} failed: ${String((error as Error)?.message ?? error)}`, error, {
+    path: logPath,
+    ...errnoDetails(error),
+  });
+}
+
+async function readFully(handle: FileHandle, into: Uint8Array, position: number): Promise<number> {
+  let filled = 0;
+  while (filled < into.length) {
+    const { bytesRead } = await handle.read(into, filled, into.length - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled;
+}
+
+async function writeFully(handle: FileHandle, buffers: readonly Uint8Array[], position: number): Promise<number> {
+  let pending = buffers.filter((b) => b.length > 0);
+  let at = position;
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending, at);
+    if (bytesWritten <= 0) throw new Error('write made no progress');
+    at += bytesWritten;
+    let skip = bytesWritten;
+    let i = 0;
+    while (i < pending.length && skip >= pending[i]!.length) skip -= pending[i++]!.length;
+    pending = pending.slice(i);
+    if (skip > 0) pending[0] = pending[0]!.subarray(skip);
+  }
+  return at - position;
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A {@link FrameProbe} with file offsets. */
+type FileProbe =
+  | { readonly kind: 'frame'; readonly payload: Uint8Array; readonly end: number }
+  | { readonly kind: 'incomplete'; readonly part: 'header' | 'payload' }
+  | { readonly kind: 'defect'; readonly defect: FrameDefect; readonly payloadBytes?: number; readonly end?: number };
+
+/**
+ * A sliding read window over `[0, limit)` of a file, so frames are checked without
+ * loading the whole file. Payload views point into the window; copy what must outlive it.
+ */
+class FileWindow {
+  #base = 0;
+  #bytes = new Uint8Array(0);
+  #limit: number;
+
+  constructor(
+    private readonly handle: FileHandle,
+    limit: number,
+    private readonly maxPayloadBytes: number,
+  ) {
+    this.#limit = limit;
+  }
+
+  /** End of the bytes this window reads: the expected length, or less if the file ended first. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** The probe at `pos` if the window already holds enough bytes to decide, else undefined. */
+  probeCached(pos: number): FileProbe | undefined {
+    const at = pos - this.#base;
+    if (at < 0 || at > this.#bytes.length) return undefined;
+    const probe = probeFrame(this.#bytes, at, this.maxPayloadBytes);
+    if (probe.kind === 'incomplete') {
+      // Incomplete within the window is final only if the window reaches the limit.
+      if (this.#base + this.#bytes.length < this.limit && pos + probe.neededBytes <= this.limit) return undefined;
+      return { kind: 'incomplete', part: probe.part };
+    }
+    return this.#absolute(probe, at, pos);
+  }
+
+  /** The probe at `pos`, reading from the file as needed. */
+  async probe(pos: number): Promise<FileProbe> {
+    let need = FRAME_HEADER_BYTES;
+    for (;;) {
+      const cached = this.probeCached(pos);
+      if (cached !== undefined) return cached;
+      await this.#load(pos, need);
+      const probe = probeFrame(this.#bytes, 0, this.maxPayloadBytes);
+      if (probe.kind !== 'incomplete') return this.#absolute(probe, 0, pos);
+      if (pos + probe.neededBytes > this.limit || probe.neededBytes <= need) {
+        return { kind: 'incomplete', part: probe.part };
+      }
+      need = probe.neededBytes;
+    }
+  }
+
+  #absolute(probe: Exclude<FrameProbe, { kind: 'incomplete' }>, at: number, pos: number): FileProbe {
+    if (probe.end === undefined) return probe;
+    return { ...probe, end: probe.end - at + pos };
+  }
+
+  async #load(pos: number, need: number): Promise<void> {
+    const size = Math.min(Math.max(need, READ_CHUNK_BYTES), this.limit - pos);
+    const bytes = new Uint8Array(size);
+    const got = await readFully(this.handle, bytes, pos);
+    this.#base = pos;
+    this.#bytes = bytes.subarray(0, got);
+    // A file shorter than expected (cut under the reader) simply ends early: frames past
+    // the new end probe as incomplete, at their own offsets.
+    if (got < size) this.#limit = pos + got;
+  }
+}
+
+/** First offset ≥ `from` where a valid frame starts, or -1 (see `findValidFrame`). */
+async function findValidFrameInFile(window: FileWindow, from: number): Promise<number> {
+  for (let at = from; at + FRAME_HEADER_BYTES <= window.limit; at++) {
+    const probe = window.probeCached(at) ?? (await window.probe(at));
+    if (probe.kind === 'frame') return at;
+  }
+  return -1;
+}
+
+function corruptError(
+  logPath: string,
+  offset: number,
+  defect: FrameDefect | 'truncated',
+  nextValidOffset?: number,
+): EsperError {
+  const follow = nextValidOffset === undefined ? '' : `; a valid record follows at offset ${nextValidOffset}`;
+  return new EsperError(
+    ErrorCode.RECORD_LOG_CORRUPT,
+    `record log ${logPath}: corrupt record at offset ${offset} (${defect})${follow}`,
+    {
+      details: {
+        path: logPath,
+        offset,
+        defect,
+        ...(nextValidOffset === undefined ? {} : { nextValidOffset }),
+      },
+    },
+  );
+}
+
+function tooLargeOnDisk(logPath: string, offset: number, payloadBytes: number, maxRecordBytes: number): EsperError {
+  return new EsperError(
+    ErrorCode.RECORD_TOO_LARGE,
+    `record log ${logPath}: record at offset ${offset} declares ${payloadBytes} bytes, over maxRecordBytes ${maxRecordBytes}`,
+    { details: { path: logPath, offset, payloadBytes, maxRecordBytes } },
+  );
+}
+
+/**
+ * Reads the frames of `[start, end)` of a file that must hold only valid frames (the
+ * committed part of a log). Any defect is corruption.
+ */
+async function* readCommittedFrames(
+  handle: FileHandle,
+  logPath: string,
+  end: number,
+  maxRecordBytes: number,
+): AsyncGenerator<LogRecord> {
+  const window = new FileWindow(handle, end, maxRecordBytes);
+  let offset = 0;
+  while (offset < end) {
+    const probe = window.probeCached(offset) ?? (await window.probe(offset));
+    if (probe.kind === 'frame') {
+      yield { offset, payload: probe.payload.slice() };
+      offset = probe.end;
+    } else if (probe.kind === 'incomplete') {
+      throw corruptError(logPath, offset, 'truncated');
+    } else if (probe.defect === 'length-over-limit') {
+      throw tooLargeOnDisk(logPath, offset, probe.payloadBytes ?? 0, maxRecordBytes);
+    } else {
+      throw corruptError(logPath, offset, probe.defect);
+    }
+  }
+}
+
+interface ScanResult {
+  readonly records: number;
+  readonly validEnd: number;
+  readonly torn?: { readonly offset: number; readonly reason: TornTailReason };
+}
+
+/** Recovery scan: see the tail rule on {@link RecordLog.open}. */
+async function scanForRecovery(handle: FileHandle, logPath: string, size: number, maxRecordBytes: number): Promise<ScanResult> {
+  const window = new FileWindow(handle, size, maxRecordBytes);
+  let offset = 0;
+  let records = 0;
+  while (offset < size) {
+    const probe = window.probeCached(offset) ?? (await window.probe(offset));
+    if (probe.kind === 'frame') {
+      records += 1;
+      offset = probe.end;
+      continue;
+    }
+    if (probe.kind === 'incomplete') {
+      return {
+        records,
+        validEnd: offset,
+        torn: { offset, reason: probe.part === 'header' ? 'header-incomplete' : 'payload-incomplete' },
+      };
+    }
+    if (probe.defect === 'length-over-limit') {
+      throw tooLargeOnDisk(logPath, offset, probe.payloadBytes ?? 0, maxRecordBytes);
+    }
+    const next = await findValidFrameInFile(window, probe.end ?? offset + 1);
+    if (next >= 0) throw corruptError(logPath, offset, probe.defect, next);
+    return { records, validEnd: offset, torn: { offset, reason: probe.defect } };
+  }
+  return { records, validEnd: offset };
+}
+
+/**
+ * An append-only, crash-safe file of framed records. Create with {@link RecordLog.open};
+ * close with {@link RecordLog.close} (or `await using`).
+ *
+ * Every operation that touches the file runs in call order on one internal queue:
+ * appends are written in the order `append` was called and their offsets grow
+ * accordingly; `rewrite`, `flush`, `close` and the start of a read see every append
+ * called before them.
+ */
+export class RecordLog implements AsyncDisposable {
+  readonly #path: string;
+  readonly #options: ResolvedRecordLogOptions;
+  readonly #recovery: RecordLogRecovery;
+  #handle: FileHandle;
+  #end: number;
+  #records: number;
+  #state: RecordLogState = 'open';
+  /** Set by the first write/fsync failure; outlives the switch to `closing`. */
+  #failure: { readonly error: unknown } | undefined;
+  #closePromise: Promise<void> | undefined;
+
+  readonly #queue: Op[] = [];
+  #draining = false;
+  #openBatch: Batch | undefined;
+
+  #appends = 0;
+  #pendingAppends = 0;
+  #commits = 0;
+  #fsyncs = 0;
+  #rewrites = 0;
+
+  private constructor(
+    logPath: string,
+    options: ResolvedRecordLogOptions,
+    handle: FileHandle,
+    recovery: RecordLogRecovery,
+    fsyncsAtOpen: number,
+  ) {
+    this.#path = logPath;
+    this.#options = options;
+    this.#handle = handle;
+    this.#recovery = recovery;
+    this.#end = recovery.bytes;
+    this.#records = recovery.records;
+    this.#fsyncs = fsyncsAtOpen;
+  }
+
+  /**
+   * Opens (creating if missing) the log at `logPath` and recovers it:
+   *
+   * 1. deletes a leftover `<path>.rewrite.tmp` (an interrupted rewrite: the log itself is
+   *    still the old, complete file);
+   * 2. scans every frame from the start. Tail rule, shared with `FrameReader`:
+   *    - a frame cut short by the end of the file (inside its header, or inside a payload
+   *      whose checksummed header says it runs past the end) is a **torn tail**;
+   *    - a damaged frame (header or payload checksum fails) with **no valid frame anywhere
+   *      after it** is also a torn tail: a crash in the middle of a write leaves partly
+   *      written pages or zero-filled blocks at the end, and no acknowledged record can
+   *      sit behind them, because appends are acknowledged only after fsync, in order;
+   *    - a damaged frame with **any valid frame after it** is corruption: the open fails
+   *      with RECORD_LOG_CORRUPT, `details.offset` = the damaged frame's offset and
+   *      `details.nextValidOffset` = where valid data resumes. Nothing is skipped or
+   *      truncated; an operator decides (for example cut the file at `offset` with
+   *      `truncate -s`, after saving a copy);
+   *    - a frame whose header checksums but declares more than `maxRecordBytes` fails
+   *      with RECORD_TOO_LARGE (written with a larger bound; reopen with it).
+   *
+   *    Known limit: if the file system persisted a later page of an unacknowledged group
+   *    commit but not an earlier one, the valid frames behind the hole make it look like
+   *    corruption, and the open fails loudly rather than guessing.
+   * 3. physically truncates a torn tail (and fsyncs), so new appends follow the last
+   *    complete record; {@link RecordLog.recovery} says what was cut.
+   *
+   * @throws EsperError RECORD_LOG_CORRUPT, RECORD_TOO_LARGE, RECORD_LOG_IO_FAILED
+   *   (file-system errors, with the errno in `details.errno`), INVALID_ARGUMENT (options).
+   */
+  static async open(logPath: string, options: RecordLogOptions = {}): Promise<RecordLog> {
+    const resolved = resolveRecordLogOptions(options);
+    const absolute = path.resolve(logPath);
+    const dir = path.dirname(absolute);
+    let fsyncs = 0;
+    let removedTempFile = false;
+    let createdFile = false;
+    let handle: FileHandle | undefined;
+    try {
+      try {
+        await rm(rewriteTempPath(absolute));
+        removedTempFile = true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+      try {
+        handle = await open(absolute, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+        createdFile = true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        handle = await open(absolute, fsConstants.O_RDWR);
+      }
+      if (createdFile || removedTempFile) {
+        // Make the new file's existence (or the temp file's removal) durable too.
+        await syncDirectory(dir);
+        fsyncs += 1;
+      }
+      const { size } = await handle.stat();
+      const scan = await scanForRecovery(handle, absolute, size, resolved.maxRecordBytes);
+      if (scan.torn !== undefined) {
+        await handle.truncate(scan.validEnd);
+        await handle.sync();
+        fsyncs += 1;
+      }
+      const recovery: RecordLogRecovery = {
+        createdFile,
+        removedTempFile,
+        records: scan.records,
+        bytes: scan.validEnd,
+        truncatedTailBytes: size - scan.validEnd,
+        ...(scan.torn === undefined ? {} : { tornTailOffset: scan.torn.offset, tornTailReason: scan.torn.reason }),
+      };
+      return new RecordLog(absolute, resolved, handle, recovery, fsyncs);
+    } catch (error) {
+      // The open's own error is the one to report; a failing close of a half-opened
+      // handle adds nothing the caller can act on.
+      await handle?.close().catch(() => undefined);
+      throw asLogError(error, 'open', absolute);
+    }
+  }
+
+  /** Absolute path of the log file. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The options in force, defaults applied. */
+  get options(): ResolvedRecordLogOptions {
+    return this.#options;
+  }
+
+  /** What opening found and repaired. */
+  get recovery(): RecordLogRecovery {
+    return this.#recovery;
+  }
+
+  /** Current lifecycle state (see {@link RecordLogState}). */
+  get state(): RecordLogState {
+    return this.#state;
+  }
+
+  /** Counters since open. */
+  stats(): RecordLogStats {
+    return {
+      records: this.#records,
+      bytes: this.#end,
+      appends: this.#appends,
+      pendingAppends: this.#pendingAppends,
+      commits: this.#commits,
+      fsyncs: this.#fsyncs,
+      truncatedTailBytes: this.#recovery.truncatedTailBytes,
+      rewrites: this.#rewrites,
+    };
+  }
+
+  /**
+   * Appends one record and resolves once it is durable, with its offset. The payload is
+   * copied at call time, so the caller may reuse the buffer at once.
+   *
+   * If the write or fsync fails, this and every queued append reject with
+   * RECORD_LOG_IO_FAILED and the log turns `failed`: such a record may or may not be in
+   * the file after a crash, and later appends are refused until the log is reopened.
+   *
+   * @throws EsperError (as a rejection) RECORD_TOO_LARGE over `maxRecordBytes`;
+   *   RECORD_LOG_CLOSED once `close()` was called; RECORD_LOG_IO_FAILED as above;
+   *   INVALID_ARGUMENT for a non-`Uint8Array` payload.
+   */
+  append(payload: Uint8Array): Promise<AppendResult> {
+    const refused = this.#refuseAppend(payload);
+    if (refused !== undefined) return Promise.reject(refused);
+    const frame = encodeFrame(payload, { maxPayloadBytes: this.#options.maxRecordBytes });
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#pendingAppends += 1;
+      const item: PendingAppend = { frame, resolve, reject };
+      if (this.#options.fsync === RecordLogFsync.PER_RECORD) {
+        this.#queue.push({ kind: 'commit', batch: { items: [item] } });
+        this.#kick();
+        return;
+      }
+      let batch = this.#openBatch;
+      if (batch === undefined) {
+        batch = { items: [] };
+        this.#openBatch = batch;
+        // Not unref'd: a caller awaiting this append must keep the process alive.
+        batch.timer = setTimeout(() => this.#sealOpenBatch(), this.#options.groupCommitMaxDelayMs);
+      }
+      batch.items.push(item);
+      if (batch.items.length >= this.#options.groupCommitMaxRecords) this.#sealOpenBatch();
+    });
+  }
+
+  #refuseAppend(payload: Uint8Array): EsperError | undefined {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      return new EsperError(ErrorCode.RECORD_LOG_CLOSED, `record log ${this.#path} is ${this.#state}`, {
+        details: { path: this.#path, state: this.#state },
+      });
+    }
+    if (this.#failure !== undefined) return this.#failedError();
+    if (!(payload instanceof Uint8Array)) {
+      return new EsperError(ErrorCode.INVALID_ARGUMENT, 'a record payload must be a Uint8Array', {
+        details: { field: 'payload' },
+      });
+    }
+    if (payload.length > this.#options.maxRecordBytes) {
+      return new EsperError(
+        ErrorCode.RECORD_TOO_LARGE,
+        `record of ${payload.length} bytes exceeds maxRecordBytes ${this.#options.maxRecordBytes}`,
+        { details: { path: this.#path, payloadBytes: payload.length, maxRecordBytes: this.#options.maxRecordBytes } },
+      );
+    }
+    return undefined;
+  }
+
+  #failedError(): EsperError {
+    return ioFailed(`record log ${this.#path} failed earlier and refuses writes; reopen it`, this.#failure?.error, {
+      path: this.#path,
+      state: 'failed',
+    });
+  }
+
+  /** Resolves once every append called before it is durable (rejects if any failed). */
+  flush(): Promise<void> {
+    return this.#runTask(async () => {
+      if (this.#failure !== undefined) throw this.#failedError();
+    });
+  }
+
+  /**
+   * Iterates the records durable when iteration starts, in file order, through a
+   * separate read handle (appends may continue meanwhile; they are not visited).
+   *
+   * @throws EsperError RECORD_LOG_CORRUPT if the committed part of the file changed under
+   *   the log (damaged after open); RECORD_LOG_CLOSED after close.
+   */
+  async *records(): AsyncGenerator<LogRecord> {
+    const snapshot = await this.#runTask(async () => {
+      if (this.#state === 'closing' || this.#state === 'closed') {
+        throw new EsperError(ErrorCode.RECORD_LOG_CLOSED, `record log ${this.#path} is ${this.#state}`, {
+          details: { path: this.#path, state: this.#state },
+        });
+      }
+      // Opened inside the queue so that no rewrite can swap the file between reading the
+      // committed length and opening the handle.
+      const handle = await open(this.#path, 'r').catch((error: unknown) => {
+        throw asLogError(error, 'open for reading', this.#path);
+      });
+      return { handle, end: this.#end };
+    });
+    try {
+      yield* readCommittedFrames(snapshot.handle, this.#path, snapshot.end, this.#options.maxRecordBytes);
+    } finally {
+      await snapshot.handle.close();
+    }
+  }
+
+  /** All records durable now, in file order (see {@link RecordLog.records}). */
+  async readAll(): Promise<LogRecord[]> {
+    const out: LogRecord[] = [];
+    for await (const record of this.records()) out.push(record);
+    return out;
+  }
+
+  /**
+   * Retention: rewrites the log keeping the records `keep` accepts (optionally with a new
+   * payload), in order. Steps: write survivors to `<path>.rewrite.tmp` → fsync it →
+   * rename over the log → fsync the directory → continue appending to the new file. A
+   * crash before the rename leaves the old file (the next open deletes the temp file);
+   * after it, the new one. Appends called before `rewrite` are included; appends called
+   * after it go to the new file and are not offered to `keep`.
+   *
+   * If `keep` throws, or writing the temp file fails, the temp file is removed and the
+   * log continues unchanged. If the directory fsync fails after the rename, the log
+   * turns `failed`.
+   *
+   * @throws whatever `keep` throws; EsperError RECORD_TOO_LARGE (a replacement payload
+   *   over the bound), RECORD_LOG_IO_FAILED, RECORD_LOG_CLOSED.
+   */
+  rewrite(keep: (payload: Uint8Array, offset: number) => RewriteDecision): Promise<RewriteResult> {
+    return this.#runTask(() => this.#rewrite(keep));
+  }
+
+  async #rewrite(keep: (payload: Uint8Array, offset: number) => RewriteDecision): Promise<RewriteResult> {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      throw new EsperError(ErrorCode.RECORD_LOG_CLOSED, `record log ${this.#path} is ${this.#state}`, {
+        details: { path: this.#path, state: this.#state },
+      });
+    }
+    if (this.#failure !== undefined) throw this.#failedError();
+    const tempPath = rewriteTempPath(this.#path);
+    const bytesBefore = this.#end;
+    let temp: FileHandle | undefined;
+    let kept = 0;
+    let dropped = 0;
+    let written = 0;
+    let keepError: { readonly error: unknown } | undefined;
+    try {
+      temp = await open(tempPath, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o644);
+      let chunk: Uint8Array[] = [];
+      let chunkBytes = 0;
+      for await (const record of readCommittedFrames(this.#handle, this.#path, this.#end, this.#options.maxRecordBytes)) {
+        let decision: RewriteDecision;
+        try {
+          decision = keep(record.payload, record.offset);
+        } catch (error) {
+          keepError = { error };
+          throw error;
+        }
+        if (decision === false) {
+          dropped += 1;
+          continue;
+        }
+        if (decision !== true && !(decision instanceof Uint8Array)) {
+          throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'rewrite: keep() must return a boolean or a Uint8Array', {
+            details: { field: 'keep', offset: record.offset },
+          });
+        }
+        const frame = encodeFrame(decision === true ? record.payload : decision, {
+          maxPayloadBytes: this.#options.maxRecordBytes,
+        });
+        chunk.push(frame);
+        chunkBytes += frame.length;
+        kept += 1;
+        if (chunkBytes >= WRITE_CHUNK_BYTES) {
+          written += await writeFully(temp, chunk, written);
+          chunk = [];
+          chunkBytes = 0;
+        }
+      }
+      written += await writeFully(temp, chunk, written);
+      await temp.sync();
+      this.#fsyncs += 1;
+      await rename(tempPath, this.#path);
+    } catch (error) {
+      // The first error is the one to report; the temp file is removed best-effort here
+      // and, failing that, by the next open.
+      await temp?.close().catch(() => undefined);
+      await rm(tempPath, { force: true }).catch(() => undefined);
+      if (keepError !== undefined) throw keepError.error;
+      throw asLogError(error, 'rewrite', this.#path);
+    }
+    // The rename happened: the path now names the new file, so switch to it whatever
+    // happens next.
+    const old = this.#handle;
+    this.#handle = temp;
+    this.#end = written;
+    this.#records = kept;
+    this.#rewrites += 1;
+    try {
+      await syncDirectory(path.dirname(this.#path));
+      this.#fsyncs += 1;
+    } catch (error) {
+      this.#fail(error);
+      await old.close().catch(() => undefined);
+      throw asLogError(error, 'directory fsync after rewrite', this.#path);
+    }
+    try {
+      await old.close();
+    } catch (error) {
+      throw asLogError(error, 'closing the replaced file', this.#path);
+    }
+    return { kept, dropped, bytesBefore, bytesAfter: written };
+  }
+
+  /**
+   * Flushes every pending append (group commits included), then closes the file.
+   * Idempotent: every call returns the first call's promise. Appends called after it
+   * reject with RECORD_LOG_CLOSED.
+   */
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close();
+    return this.#closePromise;
+  }
+
+  async #close(): Promise<void> {
+    this.#state = 'closing';
+    try {
+      await this.#runTask(async () => {
+        await this.#handle.close();
+      });
+    } catch (error) {
+      throw asLogError(error, 'close', this.#path);
+    } finally {
+      this.#state = 'closed';
+    }
+  }
+
+  /** Same as {@link RecordLog.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #fail(error: unknown): void {
+    if (this.#state === 'open') this.#state = 'failed';
+    this.#failure ??= { error };
+  }
+
+  /** Queues `run` after everything called before it and returns its outcome. */
+  #runTask<T>(run: () => Promise<T>): Promise<T> {
+    // Appends called before this task belong before it.
+    this.#sealOpenBatch();
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({
+        kind: 'task',
+        run: () => run().then(resolve, reject),
+      });
+      this.#kick();
+    });
+  }
+
+  #sealOpenBatch(): void {
+    const batch = this.#openBatch;
+    if (batch === undefined) return;
+    clearTimeout(batch.timer);
+    this.#openBatch = undefined;
+    this.#queue.push({ kind: 'commit', batch });
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    // #drain settles the promise of every op it runs; an unexpected throw past that is a
+    // bug, reported by failing the log so that no later append is acknowledged blindly.
+    this.#drain().catch((error: unknown) => this.#fail(error));
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      for (let op = this.#queue.shift(); op !== undefined; op = this.#queue.shift()) {
+        if (op.kind === 'task') {
+          await op.run();
+        } else {
+          await this.#commitBatches(op.batch);
+        }
+        // Appends that arrived while the file was busy have waited long enough: commit
+        // them next rather than after their timer.
+        if (this.#queue.length === 0) this.#sealOpenBatch();
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /**
+   * Commits `first`; in group mode, also the commits queued right behind it (batches
+   * sealed while the previous sync ran) in the same write + sync, up to the batch bound.
+   */
+  async #commitBatches(first: Batch): Promise<void> {
+    const items = [...first.items];
+    if (this.#options.fsync === RecordLogFsync.GROUP) {
+      for (let next = this.#queue[0]; next?.kind === 'commit'; next = this.#queue[0]) {
+        if (items.length + next.batch.items.length > this.#options.groupCommitMaxRecords) break;
+        items.push(...next.batch.items);
+        this.#queue.shift();
+      }
+    }
+    await this.#commit(items);
+  }
+
+  async #commit(items: readonly PendingAppend[]): Promise<void> {
+    if (this.#failure !== undefined) {
+      const error = this.#failedError();
+      for (const item of items) item.reject(error);
+      this.#pendingAppends -= items.length;
+      return;
+    }
+    const start = this.#end;
+    try {
+      await writeFully(
+        this.#handle,
+        items.map((item) => item.frame),
+        start,
+      );
+      await this.#handle.datasync();
+    } catch (error) {
+      this.#fail(error);
+      const failure = ioFailed(
+        `record log ${this.#path}: append failed (write or fsync error); the records' presence after a crash is unknown`,
+        error,
+        { path: this.#path, offset: start, records: items.length, ...errnoDetails(error) },
+      );
+      for (const item of items) item.reject(failure);
+      this.#pendingAppends -= items.length;
+      return;
+    }
+    this.#fsyncs += 1;
+    this.#commits += 1;
+    let offset = start;
+    for (const item of items) {
+      item.resolve({ offset });
+      offset += item.frame.length;
+    }
+    this.#end = offset;
+    this.#records += items.length;
+    this.#appends += items.length;
+    this.#pendingAppends -= items.length;
+  }
+}
