@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'src/leyline/gen/', 'coverage/', 'var/'],
+    ignores: ['node_modules/', 'dist/', 'src/leyline/gen/', 'coverage/', 'var/', '.scratch/'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
@@ -35,7 +35,7 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },
+      globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly' },
     },
   },
 );

@@ -65,7 +65,7 @@ export function decodeMessage<Desc extends DescMessage>(
       details: { typeName: schema.typeName, bytes: bytes.length },
     });
   }
-  validateDecoded(message, schema.typeName, 0);
+  validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0);
   return message;
 }
 
@@ -74,42 +74,97 @@ export function encodeMessage<Desc extends DescMessage>(
   schema: Desc,
   message: MessageShape<Desc>,
 ): Uint8Array {
-  validateDecoded(message, schema.typeName, 0, true);
+  validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0, true);
   return toBinary(schema, message);
 }
 
-function validateDecoded(value: unknown, path: string, depth: number, producing = false): void {
+/** The message-valued fields of a message type, precomputed once per type. */
+interface ValidationPlan {
+  readonly bounds: readonly Bound[];
+  /** Singular message fields outside oneofs. */
+  readonly messages: readonly { readonly name: string; readonly desc: DescMessage }[];
+  /** Repeated message fields and maps with message values. */
+  readonly collections: readonly { readonly name: string; readonly desc: DescMessage; readonly map: boolean }[];
+  /** Oneof members that are messages, keyed by oneof then case name. */
+  readonly oneofs: readonly { readonly name: string; readonly cases: ReadonlyMap<string, DescMessage> }[];
+}
+
+const plans = new WeakMap<DescMessage, ValidationPlan>();
+
+function planFor(desc: DescMessage): ValidationPlan {
+  let plan = plans.get(desc);
+  if (plan !== undefined) return plan;
+  const messages: { name: string; desc: DescMessage }[] = [];
+  const collections: { name: string; desc: DescMessage; map: boolean }[] = [];
+  for (const field of desc.fields) {
+    if (field.oneof !== undefined) continue;
+    if (field.fieldKind === 'message') messages.push({ name: field.localName, desc: field.message });
+    else if (field.fieldKind === 'list' && field.listKind === 'message') {
+      collections.push({ name: field.localName, desc: field.message, map: false });
+    } else if (field.fieldKind === 'map' && field.mapKind === 'message') {
+      collections.push({ name: field.localName, desc: field.message, map: true });
+    }
+  }
+  const oneofs = desc.oneofs.map((oneof) => ({
+    name: oneof.localName,
+    cases: new Map(
+      oneof.fields.flatMap((f) => (f.fieldKind === 'message' ? [[f.localName, f.message] as const] : [])),
+    ),
+  }));
+  plan = { bounds: LIST_BOUNDS[desc.typeName] ?? [], messages, collections, oneofs };
+  plans.set(desc, plan);
+  return plan;
+}
+
+/**
+ * Walks a message along its descriptor: rejects unknown fields (when decoding) and
+ * enforces the list bounds, at every depth.
+ */
+function validateDecoded(
+  desc: DescMessage,
+  message: Record<string, unknown>,
+  path: string,
+  depth: number,
+  producing = false,
+): void {
   if (depth > CONTRACT_LIMITS.messageMaxDepth) {
     throw new EsperError(ErrorCode.DECODE_FAILED, `${path}: nesting deeper than allowed`);
   }
-  if (Array.isArray(value)) {
-    value.forEach((item, i) => validateDecoded(item, `${path}[${i}]`, depth + 1, producing));
-    return;
+  const unknown = message['$unknown'];
+  if (!producing && Array.isArray(unknown) && unknown.length > 0) {
+    const numbers = (unknown as { no: number }[]).map((u) => u.no).join(', ');
+    throw new EsperError(ErrorCode.DECODE_FAILED, `${path}: unknown field(s) ${numbers}`, {
+      details: { typeName: desc.typeName, unknownFields: numbers },
+    });
   }
-  if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return;
-  const record = value as Record<string, unknown>;
-  const typeName = record['$typeName'];
-  if (typeof typeName === 'string') {
-    const unknown = record['$unknown'];
-    if (!producing && Array.isArray(unknown) && unknown.length > 0) {
-      const numbers = (unknown as { no: number }[]).map((u) => u.no).join(', ');
-      throw new EsperError(ErrorCode.DECODE_FAILED, `${path}: unknown field(s) ${numbers}`, {
-        details: { typeName, unknownFields: numbers },
-      });
-    }
-    for (const bound of LIST_BOUNDS[typeName] ?? []) {
-      const list = record[bound.field];
-      if (Array.isArray(list) && list.length > bound.max) {
-        throw new EsperError(
-          ErrorCode.CONTRACT_BOUND_EXCEEDED,
-          `${path}.${bound.field}: ${list.length} entries exceeds the bound of ${bound.max}`,
-          { details: { typeName, field: bound.field, entries: list.length, max: bound.max } },
-        );
-      }
+  const plan = planFor(desc);
+  for (const bound of plan.bounds) {
+    const list = message[bound.field];
+    if (Array.isArray(list) && list.length > bound.max) {
+      throw new EsperError(
+        ErrorCode.CONTRACT_BOUND_EXCEEDED,
+        `${path}.${bound.field}: ${list.length} entries exceeds the bound of ${bound.max}`,
+        { details: { typeName: desc.typeName, field: bound.field, entries: list.length, max: bound.max } },
+      );
     }
   }
-  for (const [key, child] of Object.entries(record)) {
-    if (key.startsWith('$')) continue;
-    validateDecoded(child, `${path}.${key}`, depth + 1, producing);
+  for (const { name, desc: child } of plan.messages) {
+    const value = message[name];
+    if (value !== undefined) validateDecoded(child, value as Record<string, unknown>, `${path}.${name}`, depth + 1, producing);
+  }
+  for (const { name, desc: child, map } of plan.collections) {
+    const value = message[name];
+    if (value === undefined) continue;
+    const items = map ? Object.values(value as Record<string, unknown>) : (value as unknown[]);
+    items.forEach((item, i) =>
+      validateDecoded(child, item as Record<string, unknown>, `${path}.${name}[${i}]`, depth + 1, producing),
+    );
+  }
+  for (const { name, cases } of plan.oneofs) {
+    const selected = message[name] as { case?: string; value?: unknown } | undefined;
+    const child = selected?.case === undefined ? undefined : cases.get(selected.case);
+    if (child !== undefined) {
+      validateDecoded(child, selected!.value as Record<string, unknown>, `${path}.${selected!.case!}`, depth + 1, producing);
+    }
   }
 }

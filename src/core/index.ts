@@ -130,3 +130,23 @@ export {
   type RewriteDecision,
   type RewriteResult,
 } from './record-log.js';
+export {
+  ASYNC_WORKER_DEFAULTS,
+  ASYNC_WORKER_ENV,
+  ASYNC_WORKER_LATENCY_WINDOW_SAMPLES,
+  AsyncWorker,
+  resolveAsyncWorkerOptions,
+  type AsyncTask,
+  type AsyncTaskCancelSource,
+  type AsyncTaskHandle,
+  type AsyncTaskOptions,
+  type AsyncTaskOutcome,
+  type AsyncTaskState,
+  type AsyncWorkerCloseOptions,
+  type AsyncWorkerCloseSummary,
+  type AsyncWorkerEvent,
+  type AsyncWorkerOptions,
+  type AsyncWorkerState,
+  type AsyncWorkerStats,
+  type ResolvedAsyncWorkerOptions,
+} from './async-worker.js';

@@ -4,8 +4,15 @@
  * A signed message carries a `security: CommandSecurity` field and holds no maps anywhere
  * inside, so its protobuf binary encoding is canonical in every language. The signed
  * bytes are that encoding with `security.signature` emptied.
+ *
+ * Two ways to get them:
+ * - {@link canonicalBytes} encodes an in-memory message (the signer's side);
+ * - {@link signedBytesOfEncoding} cuts the signature field out of received bytes (the
+ *   verifier's side). Verifying the MAC over the received bytes themselves — rather than
+ *   over a re-encoding of what they decode to — means any change to those bytes, even one
+ *   the decoder would normalise away (a bool written as 0x03), breaks the signature.
  */
-import { clone, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { type DescMessage, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import type { CommandSecurity } from './gen/esper/leyline/v1/security_pb.js';
 import type { AdaptationCommandSchema } from './gen/esper/leyline/v1/command_pb.js';
 import type { PolicyUpdateSchema } from './gen/esper/leyline/v1/policy_pb.js';
@@ -22,9 +29,12 @@ export type SignedMessage = MessageShape<SignedMessageSchema> & { security?: Com
 
 const EMPTY = new Uint8Array(0);
 
+/** `CommandSecurity.signature` field number. */
+const SIGNATURE_FIELD = 1;
+
 /**
  * The bytes a signature covers: the message encoded with `security.signature` empty.
- * The message itself is not modified.
+ * The message is left as it was (the signature is blanked only for the encoding).
  */
 export function canonicalBytes<Desc extends DescMessage & SignedMessageSchema>(
   schema: Desc,
@@ -34,7 +44,183 @@ export function canonicalBytes<Desc extends DescMessage & SignedMessageSchema>(
   if (security === undefined || security.signature.length === 0) {
     return toBinary(schema, message);
   }
-  const copy = clone(schema, message) as SignedMessage;
-  (copy.security as CommandSecurity).signature = EMPTY;
-  return toBinary(schema, copy as MessageShape<Desc>);
+  const signature = security.signature;
+  security.signature = EMPTY;
+  try {
+    return toBinary(schema, message);
+  } finally {
+    security.signature = signature;
+  }
+}
+
+/** Result of {@link signedBytesOfEncoding}. */
+export type SignedBytesResult =
+  | { readonly ok: true; readonly bytes: Uint8Array }
+  | { readonly ok: false; readonly problem: string };
+
+/** Where one length-delimited field sits in an encoding. */
+interface FieldSpan {
+  /** First byte of the tag. */
+  readonly start: number;
+  /** First byte of the content (after tag and length). */
+  readonly contentStart: number;
+  /** One past the last byte of the content. */
+  readonly end: number;
+}
+
+/** Reads a varint (up to 32 significant bits are enough for tags and lengths here). */
+function readVarint(bytes: Uint8Array, pos: number): { value: number; next: number } {
+  let value = 0;
+  for (let shift = 0, i = pos; i < bytes.length && shift < 64; shift += 7, i += 1) {
+    const byte = bytes[i] as number;
+    if (shift < 35) value += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return { value, next: i + 1 };
+  }
+  throw new RangeError(`malformed varint at ${pos}`);
+}
+
+/** Bytes needed for `value` as a varint. */
+function varintLength(value: number): number {
+  let length = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    length += 1;
+  }
+  return length;
+}
+
+/** Writes `value` as a varint at `pos`; returns the next position. */
+function writeVarint(out: Uint8Array, pos: number, value: number): number {
+  while (value >= 0x80) {
+    out[pos++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[pos++] = value;
+  return pos;
+}
+
+/**
+ * Finds the single occurrence of length-delimited field `fieldNo` at the top level of
+ * `bytes`. `undefined` when absent; a string problem when it repeats or has the wrong
+ * wire type (protobuf would merge repeats, so the signed bytes would be ambiguous).
+ * Throws RangeError on bytes that are not a protobuf encoding.
+ */
+function findField(bytes: Uint8Array, fieldNo: number): FieldSpan | undefined | string {
+  let found: FieldSpan | undefined;
+  let pos = 0;
+  while (pos < bytes.length) {
+    const start = pos;
+    const tag = readVarint(bytes, pos);
+    pos = tag.next;
+    const no = Math.floor(tag.value / 8);
+    const wireType = tag.value % 8;
+    let contentStart = pos;
+    switch (wireType) {
+      case 0:
+        pos = readVarint(bytes, pos).next;
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 5:
+        pos += 4;
+        break;
+      case 2: {
+        const length = readVarint(bytes, pos);
+        contentStart = length.next;
+        pos = length.next + length.value;
+        break;
+      }
+      default:
+        throw new RangeError(`unsupported wire type ${wireType} at ${start}`);
+    }
+    if (pos > bytes.length) throw new RangeError(`field ${no} at ${start} runs past the end`);
+    if (no !== fieldNo) continue;
+    if (wireType !== 2) return `field ${fieldNo} has wire type ${wireType}`;
+    if (found !== undefined) return `field ${fieldNo} occurs more than once`;
+    found = { start, contentStart, end: pos };
+  }
+  return found;
+}
+
+/**
+ * `head` + security block (tag, new length, `securityParts`) + `tail`, as one buffer.
+ */
+function reframeSecurity(
+  bytes: Uint8Array,
+  security: FieldSpan,
+  securityField: number,
+  securityParts: readonly Uint8Array[],
+): Uint8Array {
+  const contentLength = securityParts.reduce((sum, part) => sum + part.length, 0);
+  const tag = securityField * 8 + 2;
+  const head = bytes.subarray(0, security.start);
+  const tail = bytes.subarray(security.end);
+  const out = new Uint8Array(
+    head.length + varintLength(tag) + varintLength(contentLength) + contentLength + tail.length,
+  );
+  out.set(head, 0);
+  let pos = writeVarint(out, head.length, tag);
+  pos = writeVarint(out, pos, contentLength);
+  for (const part of securityParts) {
+    out.set(part, pos);
+    pos += part.length;
+  }
+  out.set(tail, pos);
+  return out;
+}
+
+/**
+ * The signed bytes of an encoded signed message: `bytes` with the signature field cut out
+ * of its security block (which is re-framed with the shorter length). When the message
+ * has no security block or no signature, that is `bytes` unchanged; the caller's checks
+ * then report what is missing. Fails when the security block or the signature occurs more
+ * than once or is malformed.
+ */
+export function signedBytesOfEncoding(
+  schema: SignedMessageSchema,
+  bytes: Uint8Array,
+): SignedBytesResult {
+  try {
+    const securityField = schema.field.security.number;
+    const security = findField(bytes, securityField);
+    if (typeof security === 'string') return { ok: false, problem: `security: ${security}` };
+    if (security === undefined) return { ok: true, bytes };
+    const content = bytes.subarray(security.contentStart, security.end);
+    const signature = findField(content, SIGNATURE_FIELD);
+    if (typeof signature === 'string') return { ok: false, problem: `signature: ${signature}` };
+    if (signature === undefined) return { ok: true, bytes };
+    const stripped = reframeSecurity(bytes, security, securityField, [
+      content.subarray(0, signature.start),
+      content.subarray(signature.end),
+    ]);
+    return { ok: true, bytes: stripped };
+  } catch (error) {
+    return { ok: false, problem: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/**
+ * The full encoding of a signed message from its canonical bytes and signature: the
+ * signature field is put first in the security block (fields are written in number order,
+ * and the signature is field 1), so the result equals `toBinary` of the signed message
+ * without encoding it a second time. The inverse of {@link signedBytesOfEncoding}.
+ */
+export function encodingWithSignature(
+  schema: SignedMessageSchema,
+  canonical: Uint8Array,
+  signature: Uint8Array,
+): Uint8Array {
+  const securityField = schema.field.security.number;
+  const security = findField(canonical, securityField);
+  if (typeof security === 'string') throw new TypeError(`canonical bytes: ${security}`);
+  if (security === undefined) throw new TypeError('canonical bytes hold no security block');
+  const content = canonical.subarray(security.contentStart, security.end);
+  const signatureHeader = Uint8Array.of(SIGNATURE_FIELD * 8 + 2, 0, 0, 0, 0, 0);
+  const headerLength = writeVarint(signatureHeader, 1, signature.length);
+  return reframeSecurity(canonical, security, securityField, [
+    signatureHeader.subarray(0, headerLength),
+    signature,
+    content,
+  ]);
 }

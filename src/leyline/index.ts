@@ -14,6 +14,13 @@ export * from './gen/esper/leyline/v1/policy_pb.js';
 export * from './gen/esper/leyline/v1/security_pb.js';
 export * from './gen/esper/leyline/v1/state_pb.js';
 export * from './gen/esper/leyline/v1/telemetry_pb.js';
-export { canonicalBytes, type SignedMessageSchema, type SignedMessage } from './canonical.js';
+export {
+  canonicalBytes,
+  encodingWithSignature,
+  signedBytesOfEncoding,
+  type SignedBytesResult,
+  type SignedMessage,
+  type SignedMessageSchema,
+} from './canonical.js';
 export { BUS_MESSAGE_SCHEMAS, schemaForBusMessageType, busMessageTypeOf, type BusMessage } from './message-types.js';
 export { assertNever } from './exhaustive.js';

@@ -5,11 +5,8 @@
  * Checks run in a fixed order; the first failure wins and names a distinct reason:
  *
  * 1. (`verifyEncoded` only) `decode_failed` — the bytes do not decode strictly;
- * 2. (`verifyEncoded` only) `non_canonical_encoding` — re-encoding the decoded command
- *    does not give back the received bytes. Without this check a byte the decoder
- *    normalises (a bool 0x03 read as `true`, an unpacked repeated field, a duplicated
- *    field) would pass the HMAC, which covers the canonical re-encoding; with it, any
- *    change to a signed command's bytes is rejected;
+ * 2. (`verifyEncoded` only) `non_canonical_encoding` — the security block or its
+ *    signature occurs more than once, so the signed bytes would be ambiguous;
  * 3. `missing_security`; 4. `unknown_key_id`; 5. `missing_signature` /
  *    `malformed_signature` (not 32 bytes); 6. `invalid_signature` (constant-time compare);
  * 7. `missing_timestamp` (`security.issued_at` unset); 8. `stale_command` /
@@ -19,6 +16,12 @@
  * future commands never consume a nonce (a deliberate departure from prototype-kasmina
  * §13.3, which registered it before the timestamp checks).
  *
+ * `verifyEncoded` checks the MAC over the received bytes with the signature cut out
+ * (`signedBytesOfEncoding`), not over a re-encoding of the decoded command: a byte the
+ * decoder would normalise (a bool 0x03 read as `true`, an unpacked repeated field) then
+ * breaks the signature, so any change to a signed command's bytes is rejected — without
+ * paying for a second encoding.
+ *
  * Each rejection emits one CRITICAL `command_rejected` packet (priority CRITICAL) and is
  * returned, never thrown.
  *
@@ -27,7 +30,6 @@
  * forgotten only once its command is stale — unless the ledger's cap evicts it earlier
  * (counted, WARNING `nonce_ledger_truncated`) or the wall clock steps back.
  */
-import { toBinary } from '@bufbuild/protobuf';
 import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import {
   buildTelemetryPacket,
@@ -43,6 +45,7 @@ import {
 import {
   AdaptationCommandSchema,
   canonicalBytes,
+  signedBytesOfEncoding,
   TelemetryLevel,
   type AdaptationCommand,
 } from '../leyline/index.js';
@@ -200,8 +203,8 @@ export class CommandVerifier {
   }
 
   /**
-   * Decodes `bytes` strictly, rejects a non-canonical encoding, then verifies as
-   * {@link CommandVerifier.verify}. Never throws for bad bytes.
+   * Decodes `bytes` strictly, then verifies as {@link CommandVerifier.verify} with the MAC
+   * checked over the received bytes (signature cut out). Never throws for bad bytes.
    */
   verifyEncoded(bytes: Uint8Array): VerificationResult {
     const startedMs = this.#clock.monotonicMs();
@@ -215,13 +218,14 @@ export class CommandVerifier {
         detail: `${code}: ${error instanceof Error ? error.message : String(error)}`,
       });
     }
-    if (!bytesEqual(toBinary(AdaptationCommandSchema, command), bytes)) {
+    const signed = signedBytesOfEncoding(AdaptationCommandSchema, bytes);
+    if (!signed.ok) {
       return this.#reject(startedMs, command, {
         reason: RejectionReason.NON_CANONICAL_ENCODING,
-        detail: 're-encoding the decoded command does not reproduce the received bytes',
+        detail: signed.problem,
       });
     }
-    return this.#finish(startedMs, command, this.#check(command));
+    return this.#finish(startedMs, command, this.#check(command, signed.bytes));
   }
 
   /** Purges expired nonces; call once per control-loop iteration. Returns the count. */
@@ -271,7 +275,8 @@ export class CommandVerifier {
     ];
   }
 
-  #check(command: AdaptationCommand): Rejection | undefined {
+  /** `signedBytes`: the received bytes with the signature cut out, when there are any. */
+  #check(command: AdaptationCommand, signedBytes?: Uint8Array): Rejection | undefined {
     const security = command.security;
     if (security === undefined) {
       return { reason: RejectionReason.MISSING_SECURITY, detail: 'command has no security block' };
@@ -294,7 +299,7 @@ export class CommandVerifier {
     }
     let signed: Uint8Array;
     try {
-      signed = canonicalBytes(AdaptationCommandSchema, command);
+      signed = signedBytes ?? canonicalBytes(AdaptationCommandSchema, command);
     } catch (error) {
       // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
       return {
@@ -406,14 +411,6 @@ function invalid(field: string, problem: string): never {
 
 function clip(value: string): string {
   return value.length <= MAX_ATTRIBUTE_CHARS ? value : `${value.slice(0, MAX_ATTRIBUTE_CHARS)}…`;
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i += 1) {
-    if (a[i] !== b[i]) return false;
-  }
-  return true;
 }
 
 /** Nearest-rank percentile of ascending `sorted`; 0 when empty. */

@@ -4,11 +4,12 @@
  * window in the security block.
  */
 import { createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { clone, create, type MessageShape } from '@bufbuild/protobuf';
+import { create, type MessageShape } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import {
   canonicalBytes,
   CommandSecuritySchema,
+  encodingWithSignature,
   type SignedMessage,
   type SignedMessageSchema,
 } from '../leyline/index.js';
@@ -68,19 +69,42 @@ export class HmacSigner {
     message: MessageShape<Desc>,
     options: SignOptions = {},
   ): MessageShape<Desc> {
+    return this.#sign(schema, message, options).message;
+  }
+
+  /**
+   * Like {@link HmacSigner.sign}, and also returns the signed message's binary encoding,
+   * built from the canonical bytes without encoding the message twice. Use it when the
+   * message goes on the wire.
+   */
+  signEncoded<Desc extends SignedMessageSchema>(
+    schema: Desc,
+    message: MessageShape<Desc>,
+    options: SignOptions = {},
+  ): { readonly message: MessageShape<Desc>; readonly bytes: Uint8Array } {
+    const { message: signed, canonical, signature } = this.#sign(schema, message, options);
+    return { message: signed, bytes: encodingWithSignature(schema, canonical, signature) };
+  }
+
+  #sign<Desc extends SignedMessageSchema>(
+    schema: Desc,
+    message: MessageShape<Desc>,
+    options: SignOptions,
+  ): { message: MessageShape<Desc>; canonical: Uint8Array; signature: Uint8Array } {
     const keyId = options.keyId ?? this.#ring.activeKeyId;
-    const copy = clone(schema, message) as SignedMessage;
+    // A shallow copy is enough: only `security` is replaced, nested messages are shared
+    // with the input and never written.
+    const copy = { ...message } as SignedMessage;
     copy.security = create(CommandSecuritySchema, {
       nonce: options.nonce ?? defaultNonce(copy),
       issuedAt: timestampFromMs(this.#clock.wallMs()),
       freshnessWindow: durationFromMs(this.#freshnessWindowMs),
       keyId,
     });
-    (copy.security as { signature: Uint8Array }).signature = this.mac(
-      keyId,
-      canonicalBytes(schema, copy as MessageShape<Desc>),
-    );
-    return copy as MessageShape<Desc>;
+    const canonical = canonicalBytes(schema, copy as MessageShape<Desc>);
+    const signature = this.mac(keyId, canonical);
+    (copy.security as { signature: Uint8Array }).signature = signature;
+    return { message: copy as MessageShape<Desc>, canonical, signature };
   }
 
   /** Raw HMAC-SHA256 of `bytes` with key `keyId`; throws UNKNOWN_KEY if absent. */

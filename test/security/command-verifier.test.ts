@@ -298,7 +298,7 @@ describe('CommandVerifier', () => {
       expect(!result.ok && result.detail).toContain(ErrorCode.MESSAGE_TOO_LARGE);
     });
 
-    it('reports non_canonical_encoding for a bool byte 0x01 rewritten as 0x03', () => {
+    it('rejects a bool byte 0x01 rewritten as 0x03 although it decodes to the same command', () => {
       const { verifier, signer } = harness();
       const command = signer.sign(
         AdaptationCommandSchema,
@@ -310,18 +310,24 @@ describe('CommandVerifier', () => {
       expect(at).toBeGreaterThanOrEqual(0);
       const tampered = Uint8Array.from(bytes);
       tampered[at + 3] = 0x03;
-      expect(rejectedWith(verifier.verifyEncoded(tampered))).toBe(
-        RejectionReason.NON_CANONICAL_ENCODING,
-      );
-      // The check runs before the signature check: the decoded command would verify.
+      // The MAC covers the received bytes, not a re-encoding of what they decode to.
+      expect(rejectedWith(verifier.verifyEncoded(tampered))).toBe(RejectionReason.INVALID_SIGNATURE);
       expect(verifier.verify(create(AdaptationCommandSchema, command)).ok).toBe(true);
     });
 
-    it('reports non_canonical_encoding for a repeated field that decodes to the same command', () => {
+    it('rejects a repeated field that decodes to the same command', () => {
       const { verifier, signer } = harness();
       const bytes = toBinary(AdaptationCommandSchema, signer.sign(AdaptationCommandSchema, seedCommand()));
       const repeated = Uint8Array.from([...bytes, 0x08, 0x01]); // version = 1, again
-      expect(rejectedWith(verifier.verifyEncoded(repeated))).toBe(
+      expect(rejectedWith(verifier.verifyEncoded(repeated))).toBe(RejectionReason.INVALID_SIGNATURE);
+    });
+
+    it('reports non_canonical_encoding when the security block occurs twice', () => {
+      const { verifier, signer } = harness();
+      const command = signer.sign(AdaptationCommandSchema, seedCommand());
+      const bytes = toBinary(AdaptationCommandSchema, command);
+      const security = toBinary(AdaptationCommandSchema, create(AdaptationCommandSchema, { security: command.security }));
+      expect(rejectedWith(verifier.verifyEncoded(Uint8Array.from([...bytes, ...security])))).toBe(
         RejectionReason.NON_CANONICAL_ENCODING,
       );
     });

@@ -1,15 +1,18 @@
 import { createHmac } from 'node:crypto';
-import { clone, create, toBinary } from '@bufbuild/protobuf';
+import { clone, create, equals, toBinary } from '@bufbuild/protobuf';
+import fc from 'fast-check';
 import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, FakeClock, isEsperError } from '../../src/core/index.js';
 import {
   AdaptationCommandSchema,
+  BSDSSchema,
   canonicalBytes,
   CommandType,
   PolicyUpdateSchema,
 } from '../../src/leyline/index.js';
 import { KeyRing } from '../../src/security/key-ring.js';
+import { arbitraryMessage } from '../support/arbitrary-message.js';
 import {
   DEFAULT_FRESHNESS_WINDOW_MS,
   HmacSigner,
@@ -163,4 +166,20 @@ describe('HmacSigner', () => {
     const keys = ring();
     expect(new HmacSigner(keys).keyRing).toBe(keys);
   });
+});
+
+describe('HmacSigner.signEncoded', () => {
+  for (const schema of [AdaptationCommandSchema, PolicyUpdateSchema, BSDSSchema] as const) {
+    it(`returns exactly toBinary of the signed ${schema.name}, without a second encoding`, () => {
+      const signer = new HmacSigner(ring(), { clock: new FakeClock() });
+      fc.assert(
+        fc.property(arbitraryMessage(schema), (message) => {
+          const { message: signed, bytes } = signer.signEncoded(schema, message as never, { nonce: 'n-1' });
+          expect(bytes).toEqual(toBinary(schema, signed as never));
+          expect(equals(schema, signed as never, signer.sign(schema, message as never, { nonce: 'n-1' }) as never)).toBe(true);
+        }),
+        { numRuns: 100 },
+      );
+    });
+  }
 });
