@@ -101,7 +101,7 @@ export interface AsyncWorkerOptions {
   readonly observer?: (event: AsyncWorkerEvent) => void;
 }
 
-/** The data part of {@link AsyncWorkerOptions} after defaults, env and validation. Frozen. */
+/** The data part of {@link AsyncWorkerOptions} after defaults and validation. Frozen. */
 export interface ResolvedAsyncWorkerOptions {
   readonly name: string;
   readonly maxConcurrency: number;
@@ -261,14 +261,6 @@ export const ASYNC_WORKER_DEFAULTS: ResolvedAsyncWorkerOptions = Object.freeze({
   shutdownTimeoutMs: 5000,
 });
 
-/** Environment variables read by {@link resolveAsyncWorkerOptions}, by option. */
-export const ASYNC_WORKER_ENV = Object.freeze({
-  maxConcurrency: 'ESPER_ASYNC_WORKER_MAX_CONCURRENCY',
-  maxQueueDepth: 'ESPER_ASYNC_WORKER_MAX_QUEUE_DEPTH',
-  defaultDeadlineMs: 'ESPER_ASYNC_WORKER_DEFAULT_DEADLINE_MS',
-  shutdownTimeoutMs: 'ESPER_ASYNC_WORKER_SHUTDOWN_TIMEOUT_MS',
-} as const);
-
 /** Node clamps longer `setTimeout` delays to 1 ms, so longer finite deadlines are refused. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -303,34 +295,22 @@ function checkTimeout(field: string, value: unknown): number {
   return value;
 }
 
-/** Reads one env var as a number; empty or unset means absent. Errors name the variable. */
-function envNumber(env: Readonly<Record<string, string | undefined>>, name: string): number | undefined {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return undefined;
-  const value = raw === 'Infinity' ? Infinity : Number(raw);
-  if (Number.isNaN(value)) throw invalid(name, `must be a number, got '${raw}'`);
-  return value;
-}
-
 /**
- * Merges `options` → env (`ESPER_ASYNC_WORKER_*`) → {@link ASYNC_WORKER_DEFAULTS}, validates
- * every field and freezes the result. Throws `INVALID_ARGUMENT` naming the bad field (or env
- * variable) in the message and in `details.field`.
+ * Merges `options` → {@link ASYNC_WORKER_DEFAULTS}, validates every field and freezes the
+ * result. Throws `INVALID_ARGUMENT` naming the bad field in the message and in
+ * `details.field`. Environment variables (`ESPER_ASYNC_WORKER_*`) are read once, by
+ * `loadSettings`; pass `settings.core.asyncWorker` here.
  */
-export function resolveAsyncWorkerOptions(
-  options: AsyncWorkerOptions = {},
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): ResolvedAsyncWorkerOptions {
+export function resolveAsyncWorkerOptions(options: AsyncWorkerOptions = {}): ResolvedAsyncWorkerOptions {
   const name = options.name ?? ASYNC_WORKER_DEFAULTS.name;
   if (typeof name !== 'string' || name.length === 0) {
     throw invalid('name', `must be a non-empty string, got ${describeValue(name)}`);
   }
-  const pick = (field: keyof typeof ASYNC_WORKER_ENV): { field: string; value: unknown } => {
-    if (options[field] !== undefined) return { field, value: options[field] };
-    const fromEnv = envNumber(env, ASYNC_WORKER_ENV[field]);
-    if (fromEnv !== undefined) return { field: ASYNC_WORKER_ENV[field], value: fromEnv };
-    return { field, value: ASYNC_WORKER_DEFAULTS[field] };
-  };
+  type Tunable = 'maxConcurrency' | 'maxQueueDepth' | 'defaultDeadlineMs' | 'shutdownTimeoutMs';
+  const pick = (field: Tunable): { field: string; value: unknown } => ({
+    field,
+    value: options[field] !== undefined ? options[field] : ASYNC_WORKER_DEFAULTS[field],
+  });
   const concurrency = pick('maxConcurrency');
   const queueDepth = pick('maxQueueDepth');
   const deadline = pick('defaultDeadlineMs');

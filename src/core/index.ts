@@ -132,7 +132,6 @@ export {
 } from './record-log.js';
 export {
   ASYNC_WORKER_DEFAULTS,
-  ASYNC_WORKER_ENV,
   ASYNC_WORKER_LATENCY_WINDOW_SAMPLES,
   AsyncWorker,
   resolveAsyncWorkerOptions,

@@ -9,10 +9,12 @@
  *
  * Environment variable names follow one rule: `ESPER_` + the key's path with each
  * camelCase segment in SCREAMING_SNAKE_CASE, joined by `_`
- * (`oona.emergencyMaxPerMin` → `ESPER_OONA_EMERGENCY_MAX_PER_MIN`). Keys whose variable is
- * also read elsewhere keep that name, stated in their TSDoc: the signing secrets
- * (`ESPER_LEYLINE_SECRET`, `ESPER_LEYLINE_KEYS`, read by `src/security`) and the async
- * worker knobs (`ESPER_ASYNC_WORKER_*`). `ESPER_CONFIG_FILE` names the config file.
+ * (`oona.emergencyMaxPerMin` → `ESPER_OONA_EMERGENCY_MAX_PER_MIN`). Exceptions, stated in
+ * their TSDoc: the signing secrets keep `ESPER_LEYLINE_SECRET` / `ESPER_LEYLINE_KEYS` (also
+ * read by `KeyRing.fromEnv`), and the async worker knobs are `ESPER_ASYNC_WORKER_*` (shorter
+ * than the rule's `ESPER_CORE_ASYNC_WORKER_*`). This module is the only reader of the
+ * other variables: components take their section of the settings as options.
+ * `ESPER_CONFIG_FILE` names the config file.
  *
  * To add a section: add one entry to {@link SETTINGS_DEFINITION}. Its type, environment
  * variables, file keys, validation and redaction follow from that entry.
@@ -274,9 +276,8 @@ export const SETTINGS_DEFINITION = {
   /** Shared foundations. */
   core: {
     /**
-     * The one shared async worker (Tamiyo inference, Urza metadata, Kasmina prefetch).
-     * Its variables keep the names `resolveAsyncWorkerOptions` reads (`ESPER_ASYNC_WORKER_*`),
-     * so both read the same knob.
+     * The one shared async worker (Tamiyo inference, Urza metadata, Kasmina prefetch);
+     * this section is `AsyncWorkerOptions`-shaped. Env names are `ESPER_ASYNC_WORKER_*`.
      */
     asyncWorker: {
       /** Tasks running at once. Env `ESPER_ASYNC_WORKER_MAX_CONCURRENCY`. @default 4 */

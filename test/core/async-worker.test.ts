@@ -9,6 +9,7 @@ import {
   type AsyncWorkerOptions,
 } from '../../src/core/async-worker.js';
 import { FakeClock } from '../../src/core/clock.js';
+import { loadSettings } from '../../src/core/settings.js';
 import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
 
 /** A promise with its settle functions exposed, to drive tasks step by step. */
@@ -68,7 +69,7 @@ afterEach(async () => {
 
 describe('resolveAsyncWorkerOptions', () => {
   it('applies the documented defaults', () => {
-    expect(resolveAsyncWorkerOptions({}, {})).toEqual({
+    expect(resolveAsyncWorkerOptions({})).toEqual({
       name: 'esper-async-worker',
       maxConcurrency: 4,
       maxQueueDepth: 1024,
@@ -76,18 +77,15 @@ describe('resolveAsyncWorkerOptions', () => {
       shutdownTimeoutMs: 5000,
     });
     expect(ASYNC_WORKER_DEFAULTS.maxConcurrency).toBe(4);
-    expect(Object.isFrozen(resolveAsyncWorkerOptions({}, {}))).toBe(true);
+    expect(Object.isFrozen(resolveAsyncWorkerOptions({}))).toBe(true);
   });
 
-  it('prefers the argument over env and env over the default', () => {
-    const env = {
-      ESPER_ASYNC_WORKER_MAX_CONCURRENCY: '7',
-      ESPER_ASYNC_WORKER_MAX_QUEUE_DEPTH: '9',
-      ESPER_ASYNC_WORKER_DEFAULT_DEADLINE_MS: '250',
-      ESPER_ASYNC_WORKER_SHUTDOWN_TIMEOUT_MS: '',
-    };
-    const resolved = resolveAsyncWorkerOptions({ maxConcurrency: 2 }, env);
-    expect(resolved.maxConcurrency).toBe(2);
+  it('takes the async-worker section of the settings as its options', () => {
+    const settings = loadSettings({
+      env: { ESPER_ASYNC_WORKER_MAX_CONCURRENCY: '7', ESPER_ASYNC_WORKER_DEFAULT_DEADLINE_MS: '250' },
+    });
+    const resolved = resolveAsyncWorkerOptions({ ...settings.core.asyncWorker, maxQueueDepth: 9 });
+    expect(resolved.maxConcurrency).toBe(7);
     expect(resolved.maxQueueDepth).toBe(9);
     expect(resolved.defaultDeadlineMs).toBe(250);
     expect(resolved.shutdownTimeoutMs).toBe(5000);
@@ -106,23 +104,12 @@ describe('resolveAsyncWorkerOptions', () => {
     [{ shutdownTimeoutMs: Infinity }, 'shutdownTimeoutMs'],
     [{ name: '' }, 'name'],
   ] as const)('rejects %o with INVALID_ARGUMENT naming %s', (options, field) => {
-    expectInvalid(() => resolveAsyncWorkerOptions(options, {}), field);
+    expectInvalid(() => resolveAsyncWorkerOptions(options), field);
     expectInvalid(() => new AsyncWorker(options), field);
   });
 
-  it('names the env variable when an env value is bad', () => {
-    expectInvalid(
-      () => resolveAsyncWorkerOptions({}, { ESPER_ASYNC_WORKER_MAX_CONCURRENCY: 'four' }),
-      'ESPER_ASYNC_WORKER_MAX_CONCURRENCY',
-    );
-    expectInvalid(
-      () => resolveAsyncWorkerOptions({}, { ESPER_ASYNC_WORKER_MAX_CONCURRENCY: '0' }),
-      'ESPER_ASYNC_WORKER_MAX_CONCURRENCY',
-    );
-  });
-
   it('accepts Infinity as "no default deadline"', () => {
-    expect(resolveAsyncWorkerOptions({ defaultDeadlineMs: Infinity }, {}).defaultDeadlineMs).toBeUndefined();
+    expect(resolveAsyncWorkerOptions({ defaultDeadlineMs: Infinity }).defaultDeadlineMs).toBeUndefined();
   });
 });
 

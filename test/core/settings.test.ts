@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ASYNC_WORKER_ENV } from '../../src/core/async-worker.js';
 import { ErrorCode, isEsperError } from '../../src/core/errors.js';
 import {
   listSettings,
@@ -495,10 +494,10 @@ describe('listSettings', () => {
     const exceptions = new Map<string, string>([
       ['security.leylineSecret', 'ESPER_LEYLINE_SECRET'],
       ['security.leylineKeys', 'ESPER_LEYLINE_KEYS'],
-      ['core.asyncWorker.maxConcurrency', ASYNC_WORKER_ENV.maxConcurrency],
-      ['core.asyncWorker.maxQueueDepth', ASYNC_WORKER_ENV.maxQueueDepth],
-      ['core.asyncWorker.defaultDeadlineMs', ASYNC_WORKER_ENV.defaultDeadlineMs],
-      ['core.asyncWorker.shutdownTimeoutMs', ASYNC_WORKER_ENV.shutdownTimeoutMs],
+      ['core.asyncWorker.maxConcurrency', 'ESPER_ASYNC_WORKER_MAX_CONCURRENCY'],
+      ['core.asyncWorker.maxQueueDepth', 'ESPER_ASYNC_WORKER_MAX_QUEUE_DEPTH'],
+      ['core.asyncWorker.defaultDeadlineMs', 'ESPER_ASYNC_WORKER_DEFAULT_DEADLINE_MS'],
+      ['core.asyncWorker.shutdownTimeoutMs', 'ESPER_ASYNC_WORKER_SHUTDOWN_TIMEOUT_MS'],
     ]);
     for (const entry of settings) {
       const byRule = `ESPER_${entry.path
