@@ -55,7 +55,10 @@ export type AsyncTaskCancelSource =
   /** `AsyncWorker.close()`. */
   | 'shutdown';
 
-/** Options of {@link AsyncWorker}. Missing fields come from `ESPER_ASYNC_WORKER_*`, then the defaults. */
+/**
+ * Options of {@link AsyncWorker}; missing fields take the defaults. `settings.core.asyncWorker`
+ * has this shape (its env names are given per field).
+ */
 export interface AsyncWorkerOptions {
   /**
    * Worker name, used in task names and error details.
