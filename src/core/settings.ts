@@ -11,7 +11,7 @@
  * camelCase segment in SCREAMING_SNAKE_CASE, joined by `_`
  * (`oona.emergencyMaxPerMin` → `ESPER_OONA_EMERGENCY_MAX_PER_MIN`). Exceptions, stated in
  * their TSDoc: the signing secrets keep `ESPER_LEYLINE_SECRET` / `ESPER_LEYLINE_KEYS` (also
- * read by `KeyRing.fromEnv`), and the async worker knobs are `ESPER_ASYNC_WORKER_*` (shorter
+ * turned into a key ring by `KeyRing.fromSettings`), and the async worker knobs are `ESPER_ASYNC_WORKER_*` (shorter
  * than the rule's `ESPER_CORE_ASYNC_WORKER_*`). This module is the only reader of the
  * other variables: components take their section of the settings as options.
  * `ESPER_CONFIG_FILE` names the config file.

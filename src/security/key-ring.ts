@@ -50,13 +50,17 @@ export class KeyRing {
   }
 
   /**
-   * Reads the ring from the environment: `ESPER_LEYLINE_KEYS` as comma-separated
-   * `id:secret` pairs (first = active), or `ESPER_LEYLINE_SECRET` as one key with id
-   * `default`. Setting both, or neither, is an error.
+   * Builds the ring from the security settings (`settings.security`, read from
+   * `ESPER_LEYLINE_KEYS` / `ESPER_LEYLINE_SECRET` by `loadSettings`): `leylineKeys` as
+   * comma-separated `id:secret` pairs (first = active), or `leylineSecret` as one key with
+   * id `default`. Setting both, or neither, is an error.
    */
-  static fromEnv(env: Readonly<Record<string, string | undefined>> = process.env): KeyRing {
-    const keys = env['ESPER_LEYLINE_KEYS'];
-    const secret = env['ESPER_LEYLINE_SECRET'];
+  static fromSettings(security: {
+    readonly leylineSecret?: string | undefined;
+    readonly leylineKeys?: string | undefined;
+  }): KeyRing {
+    const keys = security.leylineKeys;
+    const secret = security.leylineSecret;
     if (keys !== undefined && keys !== '' && secret !== undefined && secret !== '') {
       throw new EsperError(
         ErrorCode.KEY_RING_INVALID,

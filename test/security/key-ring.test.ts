@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, loadSettings } from '../../src/core/index.js';
 import { DEFAULT_KEY_ID, KeyRing, MIN_SECRET_BYTES } from '../../src/security/key-ring.js';
 
 const SECRET_A = 'secret-a-0123456789';
@@ -76,30 +76,30 @@ describe('KeyRing', () => {
     });
   });
 
-  describe('fromEnv', () => {
+  describe('fromSettings', () => {
     it('reads ESPER_LEYLINE_SECRET as one key with the default id', () => {
-      const ring = KeyRing.fromEnv({ ESPER_LEYLINE_SECRET: SECRET_A });
+      const ring = KeyRing.fromSettings(loadSettings({ env: { ESPER_LEYLINE_SECRET: SECRET_A } }).security);
       expect(ring.activeKeyId).toBe(DEFAULT_KEY_ID);
       expect(Buffer.from(ring.secret(DEFAULT_KEY_ID)!).toString('utf8')).toBe(SECRET_A);
     });
 
     it('reads ESPER_LEYLINE_KEYS for rotation', () => {
-      const ring = KeyRing.fromEnv({ ESPER_LEYLINE_KEYS: `b:${SECRET_B},a:${SECRET_A}` });
-      expect(ring.keyIds).toEqual(['b', 'a']);
+      const settings = loadSettings({ env: { ESPER_LEYLINE_KEYS: `b:${SECRET_B},a:${SECRET_A}` } });
+      expect(KeyRing.fromSettings(settings.security).keyIds).toEqual(['b', 'a']);
     });
 
     it('treats empty values as unset', () => {
-      const ring = KeyRing.fromEnv({ ESPER_LEYLINE_KEYS: '', ESPER_LEYLINE_SECRET: SECRET_A });
+      const ring = KeyRing.fromSettings({ leylineKeys: '', leylineSecret: SECRET_A });
       expect(ring.keyIds).toEqual([DEFAULT_KEY_ID]);
     });
 
     it.each([
-      ['both variables', { ESPER_LEYLINE_KEYS: `a:${SECRET_A}`, ESPER_LEYLINE_SECRET: SECRET_B }],
-      ['neither variable', {}],
-      ['empty values only', { ESPER_LEYLINE_KEYS: '', ESPER_LEYLINE_SECRET: '' }],
-      ['a short secret', { ESPER_LEYLINE_SECRET: 'short' }],
-    ])('refuses %s', (_label, env) => {
-      expect(isEsperError(keyRingError(() => KeyRing.fromEnv(env)), ErrorCode.KEY_RING_INVALID)).toBe(
+      ['both secrets', { leylineKeys: `a:${SECRET_A}`, leylineSecret: SECRET_B }],
+      ['neither secret', {}],
+      ['empty values only', { leylineKeys: '', leylineSecret: '' }],
+      ['a short secret', { leylineSecret: 'short' }],
+    ])('refuses %s', (_label, security) => {
+      expect(isEsperError(keyRingError(() => KeyRing.fromSettings(security)), ErrorCode.KEY_RING_INVALID)).toBe(
         true,
       );
     });
