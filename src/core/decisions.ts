@@ -158,25 +158,6 @@ export interface DecisionMetadataInput {
   readonly selection?: SelectionContextInput;
 }
 
-/** Validated read view of `DecisionMetadata.policy`. */
-export type PolicyMetadataView = Required<PolicyMetadataInput>;
-/** Validated read view of `DecisionMetadata.risk`. */
-export type RiskMetadataView = Required<RiskMetadataInput>;
-/** Validated read view of `DecisionMetadata.blend`. */
-export type BlendConfigView = Required<BlendConfigInput>;
-/** Validated read view of `DecisionMetadata.coverage`; groups sorted by name. */
-export type CoverageSummaryView = Required<CoverageSummaryInput>;
-/** Validated read view of `DecisionMetadata.selection`. */
-export type SelectionContextView = Required<SelectionContextInput>;
-
-/** Validated, plain read view of a command's decision metadata; absent sections are `undefined`. */
-export interface DecisionMetadataView {
-  readonly policy: PolicyMetadataView | undefined;
-  readonly risk: RiskMetadataView | undefined;
-  readonly blend: BlendConfigView | undefined;
-  readonly coverage: CoverageSummaryView | undefined;
-  readonly selection: SelectionContextView | undefined;
-}
 
 const FIELD = 'metadata';
 
@@ -209,7 +190,7 @@ export function buildDecisionMetadata(input: DecisionMetadataInput): DecisionMet
  *   field is empty, CONTRACT_BOUND_EXCEEDED when `alpha_vec` is over its bound,
  *   INVALID_ARGUMENT for any other violation.
  */
-export function readDecisionMetadata(command: AdaptationCommand): DecisionMetadataView {
+export function readDecisionMetadata(command: AdaptationCommand): DecisionMetadata {
   const metadata = command.metadata;
   if (metadata === undefined) {
     throw new EsperError(
@@ -219,13 +200,7 @@ export function readDecisionMetadata(command: AdaptationCommand): DecisionMetada
     );
   }
   validateDecisionMetadata(metadata, new ContractChecker('consumer'));
-  return {
-    policy: metadata.policy === undefined ? undefined : policyView(metadata.policy),
-    risk: metadata.risk === undefined ? undefined : riskView(metadata.risk),
-    blend: metadata.blend === undefined ? undefined : blendView(metadata.blend),
-    coverage: metadata.coverage === undefined ? undefined : coverageView(metadata.coverage),
-    selection: metadata.selection === undefined ? undefined : selectionView(metadata.selection),
-  };
+  return metadata;
 }
 
 /**
@@ -426,55 +401,3 @@ function validateSelection(selection: SelectionContext, check: ContractChecker):
 
 // --- consumer: message → plain view ---------------------------------------------------
 
-function policyView(policy: PolicyMetadata): PolicyMetadataView {
-  return {
-    actionId: policy.actionId,
-    policyVersion: policy.policyVersion,
-    valueEstimate: policy.valueEstimate,
-    riskScore: policy.riskScore,
-    paramDelta: policy.paramDelta,
-    riskIndex: policy.riskIndex,
-    blendingIndex: policy.blendingIndex,
-  };
-}
-
-function riskView(risk: RiskMetadata): RiskMetadataView {
-  return {
-    reason: risk.reason,
-    conservativeMode: risk.conservativeMode,
-    breakerConfidence: risk.breakerConfidence,
-  };
-}
-
-function blendView(blend: BlendConfig): BlendConfigView {
-  return {
-    mode: blend.mode,
-    modeSource: blend.modeSource,
-    alpha: blend.alpha,
-    scheduleStart: blend.scheduleStart,
-    scheduleEnd: blend.scheduleEnd,
-    alphaVec: [...blend.alphaVec],
-    logitsAvailable: blend.logitsAvailable,
-    gateK: blend.gateK,
-    gateTau: blend.gateTau,
-    alphaLo: blend.alphaLo,
-    alphaHi: blend.alphaHi,
-    confidenceLogitsRequired: blend.confidenceLogitsRequired,
-  };
-}
-
-function coverageView(coverage: CoverageSummary): CoverageSummaryView {
-  return {
-    average: coverage.average,
-    groups: coverage.groups.map((group) => ({ name: group.name, value: group.value })),
-  };
-}
-
-function selectionView(selection: SelectionContext): SelectionContextView {
-  return {
-    seedId: selection.seedId,
-    blueprintId: selection.blueprintId,
-    seedScore: selection.seedScore,
-    blueprintScore: selection.blueprintScore,
-  };
-}

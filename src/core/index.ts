@@ -32,18 +32,12 @@ export {
   MAX_ALPHA_VEC_ENTRIES,
   readDecisionMetadata,
   type BlendConfigInput,
-  type BlendConfigView,
   type CoverageGroupInput,
   type CoverageSummaryInput,
-  type CoverageSummaryView,
   type DecisionMetadataInput,
-  type DecisionMetadataView,
   type PolicyMetadataInput,
-  type PolicyMetadataView,
   type RiskMetadataInput,
-  type RiskMetadataView,
   type SelectionContextInput,
-  type SelectionContextView,
 } from './decisions.js';
 export {
   buildExtraMetrics,
@@ -51,9 +45,7 @@ export {
   MAX_EXTRA_METRICS,
   readTrainingMetrics,
   validateExtraMetrics,
-  type ExtraMetricView,
   type TrainingMetricsInput,
-  type TrainingMetricsView,
 } from './training-metrics.js';
 export {
   COMMAND_PAYLOAD_CASES,

@@ -108,20 +108,6 @@ export type TrainingMetricsInput = Partial<Readonly<Pick<TrainingMetrics, Scalar
   readonly extraMetrics?: readonly MetricInput[];
 };
 
-/** A validated extra metric, detached from the message. */
-export interface ExtraMetricView {
-  readonly name: string;
-  readonly value: number;
-  readonly unit: string;
-  /** Human labels only; never used for routing. */
-  readonly attributes: Readonly<Record<string, string>>;
-}
-
-/** Validated, plain read view of a packet's TrainingMetrics. */
-export type TrainingMetricsView = Readonly<Pick<TrainingMetrics, ScalarKey>> & {
-  /** In the producer's order. */
-  readonly extraMetrics: readonly ExtraMetricView[];
-};
 
 /**
  * Builds TrainingMetrics (producer side). Floats are rounded to float32, the precision the
@@ -153,7 +139,7 @@ export function buildTrainingMetrics(input: TrainingMetricsInput): TrainingMetri
  *   metric lacks a name or unit, CONTRACT_BOUND_EXCEEDED for more than
  *   {@link MAX_EXTRA_METRICS} extra metrics, INVALID_ARGUMENT for any other violation.
  */
-export function readTrainingMetrics(packet: SystemStatePacket): TrainingMetricsView {
+export function readTrainingMetrics(packet: SystemStatePacket): TrainingMetrics {
   const metrics = packet.metrics;
   if (metrics === undefined) {
     throw new EsperError(
@@ -163,19 +149,7 @@ export function readTrainingMetrics(packet: SystemStatePacket): TrainingMetricsV
     );
   }
   validateTrainingMetrics(metrics, new ContractChecker('consumer'));
-  const floats = {} as Record<FloatKey, number>;
-  for (const { key } of FLOAT_FIELDS) floats[key] = metrics[key];
-  return {
-    ...floats,
-    optimizerFamily: metrics.optimizerFamily,
-    epochsTotal: metrics.epochsTotal,
-    extraMetrics: metrics.extraMetrics.map((point) => ({
-      name: point.name,
-      value: point.value,
-      unit: point.unit,
-      attributes: { ...point.attributes },
-    })),
-  };
+  return metrics;
 }
 
 /**

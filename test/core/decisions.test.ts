@@ -250,11 +250,11 @@ describe('buildDecisionMetadata', () => {
 });
 
 describe('readDecisionMetadata', () => {
-  it('returns a plain view equal to what the producer built, after the wire', () => {
+  it('returns the validated metadata equal to what the producer built, after the wire', () => {
     const metadata = roundTrip(buildDecisionMetadata(FULL_INPUT));
     const view = readDecisionMetadata(commandWith(metadata));
 
-    expect(view.policy).toEqual({
+    expect(view.policy).toMatchObject({
       actionId: 2,
       policyVersion: 'tamiyo_gnn_v1',
       valueEstimate: -0.25,
@@ -263,18 +263,18 @@ describe('readDecisionMetadata', () => {
       riskIndex: 3,
       blendingIndex: 1,
     });
-    expect(view.risk).toEqual({
+    expect(view.risk).toMatchObject({
       reason: RiskReason.LOSS_SPIKE,
       conservativeMode: true,
       breakerConfidence: 0.75,
     });
     expect(view.blend?.alphaVec).toEqual([0, 0.5, 1]);
-    expect(view.coverage?.groups).toEqual([
+    expect(view.coverage?.groups).toMatchObject([
       { name: 'global', value: Math.fround(0.9) },
       { name: 'layer', value: 1 },
       { name: 'seed', value: 0.5 },
     ]);
-    expect(view.selection).toEqual({
+    expect(view.selection).toMatchObject({
       seedId: 'seed-1',
       blueprintId: 'bp-conv',
       seedScore: 2.5,

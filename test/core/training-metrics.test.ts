@@ -134,7 +134,7 @@ describe('buildTrainingMetrics', () => {
 });
 
 describe('readTrainingMetrics', () => {
-  it('returns a plain view of what the producer built, after the wire', () => {
+  it('returns the validated metrics the producer built, after the wire', () => {
     const packet = fromBinary(
       SystemStatePacketSchema,
       toBinary(SystemStatePacketSchema, packetWith(buildTrainingMetrics(INPUT))),
@@ -146,7 +146,7 @@ describe('readTrainingMetrics', () => {
     expect(view.optimizerFamily).toBe(OptimizerFamily.ADAMW);
     expect(view.epochsTotal).toBe(40);
     expect(view.inputWaitMs).toBe(0);
-    expect(view.extraMetrics).toEqual([
+    expect(view.extraMetrics).toMatchObject([
       { name: 'tolaria.graph.replay_ms', value: 1.5, unit: 'ms', attributes: {} },
       {
         name: 'tolaria.rollback.fast_hits_total',
