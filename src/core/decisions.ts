@@ -399,5 +399,3 @@ function validateSelection(selection: SelectionContext, check: ContractChecker):
   check.finite(`${at}.blueprint_score`, selection.blueprintScore);
 }
 
-// --- consumer: message → plain view ---------------------------------------------------
-
