@@ -19,6 +19,7 @@ import {
   type TelemetryPacket,
 } from '../leyline/index.js';
 import { systemClock, type Clock } from './clock.js';
+import { compareUtf8 } from './contract-checks.js';
 import { ErrorCode, EsperError } from './errors.js';
 import { effectiveEventLevel, maxPriority, priorityForEvent } from './priority.js';
 
@@ -85,17 +86,6 @@ export interface TelemetrySink {
   emit(packet: TelemetryPacket): void;
 }
 
-/** Orders strings by Unicode code point, as protobuf's deterministic map encoding does. */
-function byCodePoint(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i += 1) {
-    const d = (x[i] as string).codePointAt(0)! - (y[i] as string).codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
-}
-
 /**
  * Converts attributes to a string map with keys in code-point order, so the encoding
  * matches other languages' deterministic serialisation. (Integer-like keys such as "10"
@@ -104,7 +94,7 @@ function byCodePoint(a: string, b: string): number {
 export function toAttributeMap(attributes: Attributes | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (attributes === undefined) return out;
-  for (const key of Object.keys(attributes).sort(byCodePoint)) {
+  for (const key of Object.keys(attributes).sort(compareUtf8)) {
     out[key] = String(attributes[key]);
   }
   return out;
