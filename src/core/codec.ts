@@ -23,7 +23,7 @@ import {
 import { ErrorCode, EsperError } from './errors.js';
 import { CONTRACT_LIMITS } from './limits.js';
 
-/** Options of {@link decodeMessage}. */
+/** Options of {@link decodeMessage} and {@link encodeMessage}. */
 export interface DecodeOptions {
   /** @default CONTRACT_LIMITS.messageMaxBytes */
   readonly maxBytes?: number;
@@ -69,13 +69,26 @@ export function decodeMessage<Desc extends DescMessage>(
   return message;
 }
 
-/** Encodes a message after checking the contract bounds (producers fail fast). */
+/**
+ * Encodes a message after checking the contract bounds and the size bound, so producers
+ * fail fast with the same typed errors consumers would raise.
+ */
 export function encodeMessage<Desc extends DescMessage>(
   schema: Desc,
   message: MessageShape<Desc>,
+  options: DecodeOptions = {},
 ): Uint8Array {
   validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0, true);
-  return toBinary(schema, message);
+  const bytes = toBinary(schema, message);
+  const maxBytes = options.maxBytes ?? CONTRACT_LIMITS.messageMaxBytes;
+  if (bytes.length > maxBytes) {
+    throw new EsperError(
+      ErrorCode.MESSAGE_TOO_LARGE,
+      `${schema.typeName}: ${bytes.length} bytes exceeds the ${maxBytes}-byte bound`,
+      { details: { typeName: schema.typeName, bytes: bytes.length, maxBytes } },
+    );
+  }
+  return bytes;
 }
 
 /** The message-valued fields of a message type, precomputed once per type. */

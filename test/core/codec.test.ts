@@ -80,12 +80,16 @@ describe('decodeMessage', () => {
     );
   });
 
-  it('rejects oversized input before parsing it', () => {
+  it('rejects oversized input before parsing it, and refuses to produce it', () => {
     const bytes = new Uint8Array(CONTRACT_LIMITS.messageMaxBytes + 1);
     expect(() => decodeMessage(SystemStatePacketSchema, bytes)).toThrow(
       expect.objectContaining({ code: ErrorCode.MESSAGE_TOO_LARGE }),
     );
     expect(() => decodeMessage(SystemStatePacketSchema, new Uint8Array(11), { maxBytes: 10 })).toThrow(
+      expect.objectContaining({ code: ErrorCode.MESSAGE_TOO_LARGE }),
+    );
+    const big = create(SystemStatePacketSchema, { experimentName: 'x'.repeat(64) });
+    expect(() => encodeMessage(SystemStatePacketSchema, big, { maxBytes: 32 })).toThrow(
       expect.objectContaining({ code: ErrorCode.MESSAGE_TOO_LARGE }),
     );
   });
