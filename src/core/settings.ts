@@ -81,7 +81,6 @@ const INTEGER_TEXT = /^-?\d+$/;
 const DECIMAL_TEXT = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 const BOOLEAN_TRUE = ['true', '1', 'yes', 'on'];
 const BOOLEAN_FALSE = ['false', '0', 'no', 'off'];
-const STREAM_NAME = /^[A-Za-z0-9._:-]+$/;
 /** Node clamps longer timer delays to 1 ms, so longer durations cannot be honoured. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -352,36 +351,28 @@ export const SETTINGS_DEFINITION = {
     busUrl: setting.url({ default: 'memory://', protocols: ['memory:', 'redis:', 'rediss:'] }),
     /** Prepended to every stream and key name (isolates tests sharing one Redis). @default "" */
     streamPrefix: setting.string({ default: '', allowEmpty: true, pattern: /^[A-Za-z0-9._:-]*$/ }),
-    /** NORMAL and LOW priority traffic. @default "oona.normal" */
-    normalStream: setting.string({ default: 'oona.normal', pattern: STREAM_NAME }),
-    /** CRITICAL and HIGH priority traffic, drained first. @default "oona.emergency" */
-    emergencyStream: setting.string({ default: 'oona.emergency', pattern: STREAM_NAME }),
-    /** Telemetry packets. @default "oona.telemetry" */
-    telemetryStream: setting.string({ default: 'oona.telemetry', pattern: STREAM_NAME }),
-    /** Policy updates. @default "oona.policy" */
-    policyStream: setting.string({ default: 'oona.policy', pattern: STREAM_NAME }),
-    /** Kernel prefetch requests. @default "oona.kernels.requests" */
-    kernelRequestStream: setting.string({ default: 'oona.kernels.requests', pattern: STREAM_NAME }),
-    /** Kernel-ready answers. @default "oona.kernels.ready" */
-    kernelReadyStream: setting.string({ default: 'oona.kernels.ready', pattern: STREAM_NAME }),
-    /** Kernel errors. @default "oona.kernels.errors" */
-    kernelErrorStream: setting.string({ default: 'oona.kernels.errors', pattern: STREAM_NAME }),
-    /** Messages that cannot be handled, with their reason. @default "oona.deadletter" */
-    deadLetterStream: setting.string({ default: 'oona.deadletter', pattern: STREAM_NAME }),
-    /** Approximate cap on stream length (`XADD MAXLEN ~`). @default 10000 */
-    maxStreamLength: setting.integer({ default: 10_000, min: 1 }),
-    /** Messages older than this are trimmed by housekeeping. @default 900000 */
-    messageTtlMs: setting.integer({ default: 900_000, min: 1 }),
-    /** Emergency-stream token bucket: publishes per minute. @default 120 */
+    /** Handling attempts before a message goes to the dead-letter stream. @default 5 */
+    maxAttempts: setting.integer({ default: 5, min: 1 }),
+    /** Entries read per stream per poll. @default 32 */
+    readCount: setting.integer({ default: 32, min: 1 }),
+    /** How long a poll blocks waiting for new entries. @default 500 */
+    blockMs: setting.integer({ default: 500, min: 1, max: MAX_TIMER_MS }),
+    /** A pending entry idle this long (its consumer died) is reclaimed and handled. @default 60000 */
+    reclaimIdleMs: setting.integer({ default: 60_000, min: 1, max: MAX_TIMER_MS }),
+    /** How often each subscription looks for entries to reclaim. @default 5000 */
+    reclaimIntervalMs: setting.integer({ default: 5_000, min: 1, max: MAX_TIMER_MS }),
+    /** Emergency-stream budget (token bucket): publishes per minute. @default 120 */
     emergencyMaxPerMin: setting.integer({ default: 120, min: 1 }),
-    /** Kernel messages older than this are dropped on consume. @default 60000 */
+    /** Depth (undelivered + unacknowledged) at which a stream is under back-pressure. @default 10000 */
+    maxBacklog: setting.integer({ default: 10_000, min: 1 }),
+    /** How long a never-shed publish waits out back-pressure or an outage. @default 5000 */
+    publishDeadlineMs: setting.integer({ default: 5_000, min: 1, max: MAX_TIMER_MS }),
+    /** Acknowledged messages older than this are trimmed by housekeeping. @default 900000 */
+    retentionMs: setting.integer({ default: 900_000, min: 1 }),
+    /** Kernel prefetch requests older than this are dead-lettered as stale. @default 60000 */
     kernelFreshnessWindowMs: setting.integer({ default: 60_000, min: 1 }),
-    /** Kernel message nonces remembered against replay. @default 4096 */
+    /** Kernel request ids remembered against replay. @default 4096 */
     kernelNonceCacheSize: setting.integer({ default: 4_096, min: 1 }),
-    /** Deliveries of one message before it goes to the dead-letter stream. @default 5 */
-    retryMaxAttempts: setting.integer({ default: 5, min: 1 }),
-    /** A pending entry idle this long is reclaimed and redelivered. @default 60000 */
-    retryIdleMs: setting.integer({ default: 60_000, min: 1 }),
   },
 
   /** Files on disk. */

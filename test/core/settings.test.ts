@@ -74,15 +74,11 @@ describe('loadSettings defaults', () => {
     expect(settings.oona).toMatchObject({
       busUrl: 'memory://',
       streamPrefix: '',
-      normalStream: 'oona.normal',
-      emergencyStream: 'oona.emergency',
-      telemetryStream: 'oona.telemetry',
-      policyStream: 'oona.policy',
-      kernelRequestStream: 'oona.kernels.requests',
-      kernelReadyStream: 'oona.kernels.ready',
-      kernelErrorStream: 'oona.kernels.errors',
-      deadLetterStream: 'oona.deadletter',
-      messageTtlMs: 900_000,
+      maxAttempts: 5,
+      reclaimIdleMs: 60_000,
+      maxBacklog: 10_000,
+      publishDeadlineMs: 5_000,
+      retentionMs: 900_000,
       emergencyMaxPerMin: 120,
       kernelFreshnessWindowMs: 60_000,
       kernelNonceCacheSize: 4096,
@@ -247,7 +243,7 @@ describe('loadSettings environment parsing', () => {
 describe('loadSettings sources and precedence', () => {
   it('takes each key from overrides, then env, then the config file, then the default', () => {
     const configFile = writeConfig('precedence.json', {
-      oona: { emergencyMaxPerMin: 10, kernelNonceCacheSize: 11, retryMaxAttempts: 12 },
+      oona: { emergencyMaxPerMin: 10, kernelNonceCacheSize: 11, maxAttempts: 12 },
     });
     const settings = loadSettings({
       configFile,
@@ -256,8 +252,8 @@ describe('loadSettings sources and precedence', () => {
     });
     expect(settings.oona.emergencyMaxPerMin).toBe(30);
     expect(settings.oona.kernelNonceCacheSize).toBe(21);
-    expect(settings.oona.retryMaxAttempts).toBe(12);
-    expect(settings.oona.retryIdleMs).toBe(60_000);
+    expect(settings.oona.maxAttempts).toBe(12);
+    expect(settings.oona.reclaimIdleMs).toBe(60_000);
   });
 
   it('reads the config file named by ESPER_CONFIG_FILE, unless the option names another', () => {
