@@ -4,8 +4,8 @@
 // @generated from file esper/leyline/v1/state.proto (package esper.leyline.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { OptimizerFamily, SeedLifecycleStage } from "./enums_pb.js";
 import { file_esper_leyline_v1_enums } from "./enums_pb.js";
 import type { MetricPoint } from "./telemetry_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file esper/leyline/v1/state.proto.
  */
 export const file_esper_leyline_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0i6AEKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEIqYCCglTZWVkU3RhdGUSDwoHc2VlZF9pZBgBIAEoCRIzCgVzdGFnZRgCIAEoDjIkLmVzcGVyLmxleWxpbmUudjEuU2VlZExpZmVjeWNsZVN0YWdlEhUKDWdyYWRpZW50X25vcm0YAyABKAISFQoNbGVhcm5pbmdfcmF0ZRgEIAEoAhITCgtsYXllcl9kZXB0aBgFIAEoDRISCgphZ2VfZXBvY2hzGAcgASgNEhIKCnJpc2tfc2NvcmUYCCABKAISLgoHbWV0cmljcxgJIAEoCzIdLmVzcGVyLmxleWxpbmUudjEuU2VlZE1ldHJpY3MSFAoMYmx1ZXByaW50X2lkGAogASgJEg8KB3NpdGVfaWQYCyABKAlKBAgGEAdSC21ldHJpY3NfbWFwIpYFCg9UcmFpbmluZ01ldHJpY3MSFAoMb3B0aW1pemVyX2xyGAEgASgCEhoKEm9wdGltaXplcl9tb21lbnR1bRgCIAEoAhISCgpsb3NzX2RlbHRhGAMgASgCEhEKCWxvc3NfZXdtYRgEIAEoAhIXCg9sb3NzX3ZvbGF0aWxpdHkYBSABKAISFgoOZ3JhZF9ub3JtX2V3bWEYBiABKAISGgoSZ3JhZF9jb25mbGljdF9yYXRlGAcgASgCEhkKEXRhbWl5b19sYXRlbmN5X21zGAggASgCEhgKEGthc21pbmFfYXBwbHlfbXMYCSABKAISGwoTa2FzbWluYV9maW5hbGl6ZV9tcxgKIAEoAhIXCg9zdGVwX2xhdGVuY3lfbXMYCyABKAISFwoPZ3B1X21lbV91c2VkX2diGAwgASgCEhcKD2dwdV9tZW1fZnJlZV9nYhgNIAEoAhIYChBncHVfdXRpbF9wZXJjZW50GA4gASgCEhgKEGNwdV91dGlsX3BlcmNlbnQYDyABKAISFQoNc2FtcGxlc19wZXJfcxgQIAEoAhIXCg9ob29rX2xhdGVuY3lfbXMYESABKAISOwoQb3B0aW1pemVyX2ZhbWlseRgSIAEoDjIhLmVzcGVyLmxleWxpbmUudjEuT3B0aW1pemVyRmFtaWx5EhUKDWlucHV0X3dhaXRfbXMYEyABKAISEAoIZ3JhZF92YXIYFCABKAISFAoMZXBvY2hzX3RvdGFsGBUgASgNEhUKDWdyYWRpZW50X25vcm0YFiABKAISEwoLaDJkX2NvcHlfbXMYFyABKAISNAoNZXh0cmFfbWV0cmljcxgoIAMoCzIdLmVzcGVyLmxleWxpbmUudjEuTWV0cmljUG9pbnQi1AMKEVN5c3RlbVN0YXRlUGFja2V0Eg8KB3ZlcnNpb24YASABKA0SFQoNY3VycmVudF9lcG9jaBgCIAEoDRIbChN2YWxpZGF0aW9uX2FjY3VyYWN5GAMgASgCEhcKD3ZhbGlkYXRpb25fbG9zcxgEIAEoAhIUCgx0aW1lc3RhbXBfbnMYBSABKAQSOwoQaGFyZHdhcmVfY29udGV4dBgGIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuSGFyZHdhcmVDb250ZXh0EjAKC3NlZWRfc3RhdGVzGAggAygLMhsuZXNwZXIubGV5bGluZS52MS5TZWVkU3RhdGUSEQoJcGFja2V0X2lkGAkgASgJEhMKC2dsb2JhbF9zdGVwGAogASgEEhUKDXRyYWluaW5nX2xvc3MYCyABKAISGAoQc291cmNlX3N1YnN5c3RlbRgMIAEoCRIXCg90cmFpbmluZ19ydW5faWQYDSABKAkSFwoPZXhwZXJpbWVudF9uYW1lGA4gASgJEjIKB21ldHJpY3MYMiABKAsyIS5lc3Blci5sZXlsaW5lLnYxLlRyYWluaW5nTWV0cmljc0oECAcQCEoFCGQQyAFSEHRyYWluaW5nX21ldHJpY3NiBnByb3RvMw", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
+  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0i6AEKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEIqYCCglTZWVkU3RhdGUSDwoHc2VlZF9pZBgBIAEoCRIzCgVzdGFnZRgCIAEoDjIkLmVzcGVyLmxleWxpbmUudjEuU2VlZExpZmVjeWNsZVN0YWdlEhUKDWdyYWRpZW50X25vcm0YAyABKAISFQoNbGVhcm5pbmdfcmF0ZRgEIAEoAhITCgtsYXllcl9kZXB0aBgFIAEoDRISCgphZ2VfZXBvY2hzGAcgASgNEhIKCnJpc2tfc2NvcmUYCCABKAISLgoHbWV0cmljcxgJIAEoCzIdLmVzcGVyLmxleWxpbmUudjEuU2VlZE1ldHJpY3MSFAoMYmx1ZXByaW50X2lkGAogASgJEg8KB3NpdGVfaWQYCyABKAlKBAgGEAdSC21ldHJpY3NfbWFwIpYFCg9UcmFpbmluZ01ldHJpY3MSFAoMb3B0aW1pemVyX2xyGAEgASgCEhoKEm9wdGltaXplcl9tb21lbnR1bRgCIAEoAhISCgpsb3NzX2RlbHRhGAMgASgCEhEKCWxvc3NfZXdtYRgEIAEoAhIXCg9sb3NzX3ZvbGF0aWxpdHkYBSABKAISFgoOZ3JhZF9ub3JtX2V3bWEYBiABKAISGgoSZ3JhZF9jb25mbGljdF9yYXRlGAcgASgCEhkKEXRhbWl5b19sYXRlbmN5X21zGAggASgCEhgKEGthc21pbmFfYXBwbHlfbXMYCSABKAISGwoTa2FzbWluYV9maW5hbGl6ZV9tcxgKIAEoAhIXCg9zdGVwX2xhdGVuY3lfbXMYCyABKAISFwoPZ3B1X21lbV91c2VkX2diGAwgASgCEhcKD2dwdV9tZW1fZnJlZV9nYhgNIAEoAhIYChBncHVfdXRpbF9wZXJjZW50GA4gASgCEhgKEGNwdV91dGlsX3BlcmNlbnQYDyABKAISFQoNc2FtcGxlc19wZXJfcxgQIAEoAhIXCg9ob29rX2xhdGVuY3lfbXMYESABKAISOwoQb3B0aW1pemVyX2ZhbWlseRgSIAEoDjIhLmVzcGVyLmxleWxpbmUudjEuT3B0aW1pemVyRmFtaWx5EhUKDWlucHV0X3dhaXRfbXMYEyABKAISEAoIZ3JhZF92YXIYFCABKAISFAoMZXBvY2hzX3RvdGFsGBUgASgNEhUKDWdyYWRpZW50X25vcm0YFiABKAISEwoLaDJkX2NvcHlfbXMYFyABKAISNAoNZXh0cmFfbWV0cmljcxgoIAMoCzIdLmVzcGVyLmxleWxpbmUudjEuTWV0cmljUG9pbnQi1AMKEVN5c3RlbVN0YXRlUGFja2V0Eg8KB3ZlcnNpb24YASABKA0SFQoNY3VycmVudF9lcG9jaBgCIAEoDRIbChN2YWxpZGF0aW9uX2FjY3VyYWN5GAMgASgCEhcKD3ZhbGlkYXRpb25fbG9zcxgEIAEoAhIUCgx0aW1lc3RhbXBfbnMYBSABKAQSOwoQaGFyZHdhcmVfY29udGV4dBgGIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuSGFyZHdhcmVDb250ZXh0EjAKC3NlZWRfc3RhdGVzGAggAygLMhsuZXNwZXIubGV5bGluZS52MS5TZWVkU3RhdGUSEQoJcGFja2V0X2lkGAkgASgJEhMKC2dsb2JhbF9zdGVwGAogASgEEhUKDXRyYWluaW5nX2xvc3MYCyABKAISGAoQc291cmNlX3N1YnN5c3RlbRgMIAEoCRIXCg90cmFpbmluZ19ydW5faWQYDSABKAkSFwoPZXhwZXJpbWVudF9uYW1lGA4gASgJEjIKB21ldHJpY3MYMiABKAsyIS5lc3Blci5sZXlsaW5lLnYxLlRyYWluaW5nTWV0cmljc0oECAcQCEoFCGQQyAFSEHRyYWluaW5nX21ldHJpY3MigAEKElNlZWRTaXRlRGVzY3JpcHRvchIPCgdzaXRlX2lkGAEgASgJEg0KBWJsb2NrGAIgASgJEiwKBGtpbmQYAyABKA4yHi5lc3Blci5sZXlsaW5lLnYxLlNlZWRTaXRlS2luZBINCgVzaGFwZRgEIAMoDRINCgVkZXB0aBgFIAEoDSKpAQoOSG9zdERlc2NyaXB0b3ISDwoHaG9zdF9pZBgBIAEoCRIOCgZmYW1pbHkYAiABKAkSEwoLaW5wdXRfc2hhcGUYAyADKA0SEwoLbnVtX2NsYXNzZXMYBCABKA0SMwoFc2l0ZXMYBSADKAsyJC5lc3Blci5sZXlsaW5lLnYxLlNlZWRTaXRlRGVzY3JpcHRvchIXCg9wYXJhbWV0ZXJfY291bnQYBiABKAQqYQoMU2VlZFNpdGVLaW5kEh4KGlNFRURfU0lURV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU0VFRF9TSVRFX0tJTkRfREVOU0UQARIXChNTRUVEX1NJVEVfS0lORF9DT05WEAJiBnByb3RvMw", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
 
 /**
  * The device the host trains on.
@@ -415,4 +415,127 @@ export type SystemStatePacket = Message<"esper.leyline.v1.SystemStatePacket"> & 
  */
 export const SystemStatePacketSchema: GenMessage<SystemStatePacket> = /*@__PURE__*/
   messageDesc(file_esper_leyline_v1_state, 4);
+
+/**
+ * A place in a host model where a seed may be grafted.
+ *
+ * @generated from message esper.leyline.v1.SeedSiteDescriptor
+ */
+export type SeedSiteDescriptor = Message<"esper.leyline.v1.SeedSiteDescriptor"> & {
+  /**
+   * @generated from field: string site_id = 1;
+   */
+  siteId: string;
+
+  /**
+   * The block the site follows.
+   *
+   * @generated from field: string block = 2;
+   */
+  block: string;
+
+  /**
+   * @generated from field: esper.leyline.v1.SeedSiteKind kind = 3;
+   */
+  kind: SeedSiteKind;
+
+  /**
+   * Per-example activation shape at the site (batch dimension excluded).
+   *
+   * @generated from field: repeated uint32 shape = 4;
+   */
+  shape: number[];
+
+  /**
+   * Position of the block in the host, 0 = closest to the input.
+   *
+   * @generated from field: uint32 depth = 5;
+   */
+  depth: number;
+};
+
+/**
+ * Describes the message esper.leyline.v1.SeedSiteDescriptor.
+ * Use `create(SeedSiteDescriptorSchema)` to create a new message.
+ */
+export const SeedSiteDescriptorSchema: GenMessage<SeedSiteDescriptor> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_state, 5);
+
+/**
+ * The architecture of a host model, as Tamiyo and Tezzeret read it.
+ *
+ * @generated from message esper.leyline.v1.HostDescriptor
+ */
+export type HostDescriptor = Message<"esper.leyline.v1.HostDescriptor"> & {
+  /**
+   * @generated from field: string host_id = 1;
+   */
+  hostId: string;
+
+  /**
+   * Host family ("mlp", "cnn", ...).
+   *
+   * @generated from field: string family = 2;
+   */
+  family: string;
+
+  /**
+   * @generated from field: repeated uint32 input_shape = 3;
+   */
+  inputShape: number[];
+
+  /**
+   * @generated from field: uint32 num_classes = 4;
+   */
+  numClasses: number;
+
+  /**
+   * @generated from field: repeated esper.leyline.v1.SeedSiteDescriptor sites = 5;
+   */
+  sites: SeedSiteDescriptor[];
+
+  /**
+   * @generated from field: uint64 parameter_count = 6;
+   */
+  parameterCount: bigint;
+};
+
+/**
+ * Describes the message esper.leyline.v1.HostDescriptor.
+ * Use `create(HostDescriptorSchema)` to create a new message.
+ */
+export const HostDescriptorSchema: GenMessage<HostDescriptor> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_state, 6);
+
+/**
+ * Kind of activation a seed site sees.
+ *
+ * @generated from enum esper.leyline.v1.SeedSiteKind
+ */
+export enum SeedSiteKind {
+  /**
+   * @generated from enum value: SEED_SITE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Per-example vector [features].
+   *
+   * @generated from enum value: SEED_SITE_KIND_DENSE = 1;
+   */
+  DENSE = 1,
+
+  /**
+   * Per-example feature map [height, width, channels] (NHWC).
+   *
+   * @generated from enum value: SEED_SITE_KIND_CONV = 2;
+   */
+  CONV = 2,
+}
+
+/**
+ * Describes the enum esper.leyline.v1.SeedSiteKind.
+ */
+export const SeedSiteKindSchema: GenEnum<SeedSiteKind> = /*@__PURE__*/
+  enumDesc(file_esper_leyline_v1_state, 0);
 
