@@ -99,7 +99,11 @@ export interface SubscribeOptions {
 
 /** A running subscription. */
 export interface Subscription {
-  /** Resolves once the consumer loop is running (group created, first read issued). */
+  /**
+   * Resolves once the consumer group exists on every stream the subscription reads, so
+   * nothing published afterwards is missed. Rejects with `OONA_CLOSED` when the
+   * subscription is stopped before that (nobody has to await it).
+   */
   readonly ready: Promise<void>;
   /**
    * Stops reading, lets the handler in flight finish (its message is then acknowledged
@@ -127,7 +131,13 @@ export interface LatencySummary {
 export interface BusMetrics {
   readonly publishTotal: number;
   readonly publishShed: number;
+  /** Never-shed publishes that gave up at their deadline under back-pressure (`OONA_PUBLISH_TIMEOUT`). */
   readonly publishTimeouts: number;
+  /**
+   * Publishes that gave up at their deadline because the store stayed unreachable or the
+   * publish breaker open (`OONA_STORE_UNAVAILABLE`).
+   */
+  readonly publishFailures: number;
   readonly emergencyPublished: number;
   readonly emergencyDemoted: number;
   readonly handledTotal: number;

@@ -2,10 +2,10 @@
  * Options of `StreamBus`, with their defaults in one place ({@link STREAM_BUS_DEFAULTS}).
  * The Oona section of `EsperSettings` maps onto these.
  */
-import type { Clock, TelemetrySink } from '../core/index.js';
+import { ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import type { KeyRing } from '../security/index.js';
 import type { StreamStore } from './stream-store.js';
-import type { LogicalStream } from './streams.js';
+import { LogicalStream, resolveStreamNames, type StreamNames } from './streams.js';
 
 /** Options of `StreamBus`. */
 export interface StreamBusOptions {
@@ -72,3 +72,109 @@ export const STREAM_BUS_DEFAULTS = Object.freeze({
   breakerFailureThreshold: 5,
   breakerOpenMs: 1_000,
 });
+
+/** {@link StreamBusOptions} after defaults and validation. */
+export interface ResolvedStreamBusOptions {
+  readonly store: StreamStore;
+  readonly ownsStore: boolean;
+  readonly keyRing: KeyRing;
+  readonly telemetry: TelemetrySink;
+  readonly streamPrefix: string;
+  /** Physical name of every logical stream, all distinct. */
+  readonly streams: StreamNames;
+  readonly clock: Clock;
+  readonly maxAttempts: number;
+  readonly readCount: number;
+  readonly blockMs: number;
+  readonly reclaimIdleMs: number;
+  readonly reclaimIntervalMs: number;
+  readonly emergencyMaxPerMin: number;
+  readonly maxBacklog: number;
+  readonly depthRefreshMs: number;
+  readonly publishDeadlineMs: number;
+  readonly retentionMs: number;
+  readonly kernelFreshnessWindowMs: number;
+  readonly kernelNonceCacheSize: number;
+  readonly breakerFailureThreshold: number;
+  readonly breakerOpenMs: number;
+}
+
+/** Lower bound of each numeric option (all are integers). */
+const NUMERIC_MINIMUMS = Object.freeze({
+  maxAttempts: 1,
+  readCount: 1,
+  blockMs: 0,
+  reclaimIdleMs: 0,
+  reclaimIntervalMs: 1,
+  emergencyMaxPerMin: 1,
+  maxBacklog: 1,
+  depthRefreshMs: 0,
+  publishDeadlineMs: 0,
+  retentionMs: 1,
+  kernelFreshnessWindowMs: 1,
+  kernelNonceCacheSize: 1,
+  breakerFailureThreshold: 1,
+  breakerOpenMs: 0,
+} satisfies Partial<Record<keyof StreamBusOptions, number>>);
+
+type NumericOption = keyof typeof NUMERIC_MINIMUMS;
+
+/**
+ * Fills in {@link STREAM_BUS_DEFAULTS} and validates every option eagerly; throws
+ * `INVALID_ARGUMENT` naming the bad field (`details.field`).
+ */
+export function resolveStreamBusOptions(options: StreamBusOptions): ResolvedStreamBusOptions {
+  const { store, keyRing, telemetry } = options;
+  const storeMethods = ['add', 'ensureGroup', 'destroyGroup', 'readGroup', 'ack', 'autoClaim', 'groups', 'length', 'trimBefore', 'close'] as const;
+  if (typeof store !== 'object' || store === null || storeMethods.some((m) => typeof store[m] !== 'function')) {
+    throw invalidOption('store', 'a StreamStore');
+  }
+  if (typeof keyRing !== 'object' || keyRing === null || typeof keyRing.activeKeyId !== 'string' || typeof keyRing.has !== 'function') {
+    throw invalidOption('keyRing', 'a KeyRing');
+  }
+  if (typeof telemetry !== 'object' || telemetry === null || typeof telemetry.emit !== 'function') {
+    throw invalidOption('telemetry', 'a TelemetrySink');
+  }
+  const clock = options.clock ?? systemClock;
+  if (typeof clock.monotonicMs !== 'function' || typeof clock.wallMs !== 'function') {
+    throw invalidOption('clock', 'a Clock');
+  }
+  const ownsStore = options.ownsStore ?? STREAM_BUS_DEFAULTS.ownsStore;
+  if (typeof ownsStore !== 'boolean') throw invalidOption('ownsStore', 'a boolean', ownsStore);
+  const streamPrefix = options.streamPrefix ?? STREAM_BUS_DEFAULTS.streamPrefix;
+  if (typeof streamPrefix !== 'string') throw invalidOption('streamPrefix', 'a string', streamPrefix);
+  const overrides = options.streamNames ?? {};
+  const logicalNames = new Set<string>(Object.values(LogicalStream));
+  for (const [key, name] of Object.entries(overrides)) {
+    if (!logicalNames.has(key)) throw invalidOption(`streamNames.${key}`, 'a logical stream key');
+    if (typeof name !== 'string' || name.length === 0) {
+      throw invalidOption(`streamNames.${key}`, 'a non-empty string', name);
+    }
+  }
+  const streams = resolveStreamNames(streamPrefix, overrides);
+  const byName = new Map<string, string>();
+  for (const [key, name] of Object.entries(streams)) {
+    const other = byName.get(name);
+    if (other !== undefined) {
+      throw invalidOption(`streamNames.${key}`, `a name distinct from streamNames.${other}`, name);
+    }
+    byName.set(name, key);
+  }
+  const numbers = {} as Record<NumericOption, number>;
+  for (const field of Object.keys(NUMERIC_MINIMUMS) as NumericOption[]) {
+    const value = options[field] ?? STREAM_BUS_DEFAULTS[field];
+    const min = NUMERIC_MINIMUMS[field];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+      throw invalidOption(field, `an integer ≥ ${min}`, value);
+    }
+    numbers[field] = value;
+  }
+  return Object.freeze({ store, ownsStore, keyRing, telemetry, streamPrefix, streams, clock, ...numbers });
+}
+
+function invalidOption(field: string, expected: string, ...got: unknown[]): EsperError {
+  const shown = got.length > 0 ? `, got ${JSON.stringify(got[0]) ?? String(got[0])}` : '';
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `StreamBus option ${field}: expected ${expected}${shown}`, {
+    details: { field },
+  });
+}

@@ -1,0 +1,360 @@
+/**
+ * Oona benchmark: publish → handle → ack throughput and publish-to-handle latency of ~1 KB
+ * signed envelopes (a TelemetryPacket of ~1 KB, protobuf + HMAC-SHA256 on) on StreamBus over
+ * RedisStreamStore (127.0.0.1:6379, unique prefix, deleted after) and over
+ * MemoryStreamStore; raw XADD throughput from `redis-benchmark` in the same run, and the
+ * ratio bus/raw; latency at a paced 1,000 msgs/s. Publisher and consumers share this one
+ * process (and its one JS thread), as in the embedded deployment.
+ *
+ * Prints progress to stderr and one JSON object as the last line of stdout.
+ *
+ *   npm run bench:oona
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { toBinary } from '@bufbuild/protobuf';
+import { Redis } from 'ioredis';
+import { buildTelemetryPacket, MemoryTelemetrySink } from '../src/core/index.js';
+import { BusMessageType, TelemetryPacketSchema, type TelemetryPacket } from '../src/leyline/index.js';
+import { HmacSigner, KeyRing } from '../src/security/index.js';
+import type { Delivery } from '../src/oona/bus.js';
+import { buildEnvelope, encodeBusMessage, openEntry, sealEnvelope } from '../src/oona/envelope.js';
+import { MemoryStreamStore } from '../src/oona/memory-stream-store.js';
+import { RedisStreamStore } from '../src/oona/redis-stream-store.js';
+import type { StreamStore } from '../src/oona/stream-store.js';
+import { StreamBus } from '../src/oona/stream-bus.js';
+
+const REDIS_HOST = '127.0.0.1';
+const REDIS_PORT = 6379;
+const REDIS_URL = `redis://${REDIS_HOST}:${REDIS_PORT}`;
+
+/** Messages per throughput run, after a warm-up of WARMUP_MESSAGES. */
+const THROUGHPUT_MESSAGES = 20_000;
+const WARMUP_MESSAGES = 2_000;
+/** Publishes in flight at once during the throughput run. */
+const PUBLISH_WINDOW = 256;
+/** Consumers of the one group during the throughput run. */
+const CONSUMERS = 4;
+const READ_COUNT = 128;
+/** Paced run: rate and duration. */
+const PACED_RATE_PER_S = 1_000;
+const PACED_DURATION_MS = 5_000;
+/** redis-benchmark: requests, pipeline depth, value size. */
+const RAW_REQUESTS = 100_000;
+const RAW_PIPELINE = 16;
+const RAW_VALUE_BYTES = 1_024;
+/** Aims of issue 3. */
+const AIM_RATIO = 0.3;
+const AIM_PACED_P99_MS = 5;
+
+const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] as number;
+}
+
+interface LatencyFigures {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+function summarize(latenciesMs: number[]): LatencyFigures {
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  return { p50Ms: round(percentile(sorted, 0.5), 3), p99Ms: round(percentile(sorted, 0.99), 3), maxMs: round(sorted.at(-1) ?? 0, 3) };
+}
+
+/** A telemetry packet of about 1 KB encoded; its packet id carries the sequence number. */
+function packet(sequence: number): TelemetryPacket {
+  return buildTelemetryPacket({
+    source: 'bench',
+    trainingRunId: 'run-bench',
+    packetId: `bench-${sequence}`,
+    metrics: Array.from({ length: 12 }, (_, i) => ({
+      name: `tolaria.training.metric_${i.toString().padStart(2, '0')}`,
+      value: sequence + i / 7,
+      unit: 'ms',
+      attributes: { seed: `seed-${i % 4}`, site: `block${i}.post` },
+    })),
+  });
+}
+
+/** Sequence number of a delivered bench packet. */
+const sequenceOf = (delivery: Delivery): number => Number((delivery.message as TelemetryPacket).packetId.slice('bench-'.length));
+
+interface Target {
+  readonly name: 'redis' | 'memory';
+  makeStore(): StreamStore;
+}
+
+const benchKeyRing = (): KeyRing => new KeyRing([{ keyId: 'bench', secret: Buffer.from('esper-bench-secret-0123456789') }]);
+
+/**
+ * CPU cost of one message in this process, without any store: encode + envelope + sign on
+ * the publish side, verify + decode on the consume side (µs, median of batches). It bounds
+ * what one Node thread can move, whatever the store.
+ */
+function codecCost(): { sealUs: number; openUs: number } {
+  const signer = new HmacSigner(benchKeyRing());
+  const message = packet(7);
+  const seal = () => {
+    const { type, payload } = encodeBusMessage(message);
+    const envelope = buildEnvelope({
+      type,
+      payload,
+      priority: message.priority,
+      correlationId: '',
+      trainingRunId: 'run-bench',
+      publishedAtMs: Date.now(),
+      attempt: 1,
+      messageId: randomUUID(),
+    });
+    return sealEnvelope(signer, 'bench', envelope);
+  };
+  const fields = seal();
+  const open = () => {
+    if (!openEntry(signer, fields).ok) throw new Error('bench entry failed verification');
+  };
+  const medianUs = (op: () => unknown): number => {
+    const perBatch = 500;
+    for (let i = 0; i < perBatch; i += 1) op();
+    const samples: number[] = [];
+    for (let b = 0; b < 21; b += 1) {
+      const start = performance.now();
+      for (let i = 0; i < perBatch; i += 1) op();
+      samples.push(((performance.now() - start) * 1_000) / perBatch);
+    }
+    return round(percentile(samples.sort((a, b) => a - b), 0.5), 1);
+  };
+  return { sealUs: medianUs(seal), openUs: medianUs(open) };
+}
+
+function makeBus(store: StreamStore, streamPrefix: string): StreamBus {
+  return new StreamBus({
+    store,
+    streamPrefix,
+    keyRing: benchKeyRing(),
+    telemetry: new MemoryTelemetrySink(),
+    readCount: READ_COUNT,
+    blockMs: 100,
+    // The throughput run measures the bus, not back-pressure: nothing may be shed.
+    maxBacklog: 10_000_000,
+  });
+}
+
+/** Resolves when `predicate` holds, polling every few ms; throws after `deadlineMs`. */
+async function until(predicate: () => boolean, what: string, deadlineMs = 120_000): Promise<void> {
+  const start = performance.now();
+  while (!predicate()) {
+    if (performance.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface RunResult {
+  readonly messages: number;
+  readonly seconds: number;
+  readonly throughputMsgsPerS: number;
+  /** Publish call → handler, per message (under saturation in the throughput run). */
+  readonly latency: LatencyFigures;
+  readonly shed: number;
+}
+
+/**
+ * One bus, `consumers` consumers in one group; publishes `total` packets (the first
+ * `warmup` not measured) with at most `window` in flight, or at `ratePerS` when given.
+ * Throughput is measured until the last message is handled and acknowledged.
+ */
+async function run(
+  target: Target,
+  options: { total: number; warmup: number; consumers: number; window?: number; ratePerS?: number },
+): Promise<RunResult> {
+  const store = target.makeStore();
+  const prefix = `esper-bench:${randomUUID()}:`;
+  const bus = makeBus(store, prefix);
+  const sentAt = new Float64Array(options.total);
+  const latencies: number[] = [];
+  let handled = 0;
+  try {
+    const subscriptions = Array.from({ length: options.consumers }, (_, i) =>
+      bus.subscribe({
+        group: 'bench',
+        consumer: `c${i}`,
+        types: [BusMessageType.TELEMETRY],
+        handler: (delivery) => {
+          const sequence = sequenceOf(delivery);
+          if (sequence >= options.warmup) latencies.push(performance.now() - (sentAt[sequence] as number));
+          handled += 1;
+        },
+      }),
+    );
+    await Promise.all(subscriptions.map((s) => s.ready));
+    const packets = Array.from({ length: options.total }, (_, i) => packet(i));
+    let shed = 0;
+    const publishOne = async (i: number): Promise<void> => {
+      sentAt[i] = performance.now();
+      const receipt = await bus.publish(packets[i] as TelemetryPacket);
+      if (receipt.status === 'shed') shed += 1;
+    };
+
+    // Warm-up: JIT, connections, groups.
+    for (let i = 0; i < options.warmup; i += 1) await publishOne(i);
+    await until(() => bus.metrics().handledTotal >= options.warmup, 'warm-up');
+
+    const started = performance.now();
+    if (options.ratePerS === undefined) {
+      let next = options.warmup;
+      const window = options.window ?? 1;
+      const worker = async (): Promise<void> => {
+        while (next < options.total) await publishOne(next++);
+      };
+      await Promise.all(Array.from({ length: window }, worker));
+    } else {
+      const intervalMs = 1_000 / options.ratePerS;
+      let next = options.warmup;
+      const inFlight: Promise<void>[] = [];
+      while (next < options.total) {
+        const due = options.warmup + Math.floor((performance.now() - started) / intervalMs) + 1;
+        while (next < Math.min(due, options.total)) inFlight.push(publishOne(next++));
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      await Promise.all(inFlight);
+    }
+    await until(() => bus.metrics().handledTotal >= options.total, 'every message to be handled and acknowledged');
+    const seconds = (performance.now() - started) / 1_000;
+    const measured = options.total - options.warmup;
+    return {
+      messages: measured,
+      seconds: round(seconds, 3),
+      throughputMsgsPerS: Math.round(measured / seconds),
+      latency: summarize(latencies),
+      shed,
+    };
+  } finally {
+    await bus.close();
+    await store.close();
+    if (target.name === 'redis') await deleteKeys(prefix);
+    if (handled < options.total) process.stderr.write(`  (handled ${handled}/${options.total})\n`);
+  }
+}
+
+async function deleteKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1_000);
+      cursor = nextCursor;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    await redis.quit();
+  }
+}
+
+/** Raw XADD throughput of a 1 KB field value from `redis-benchmark` (CSV output). */
+async function rawXadd(): Promise<{ requestsPerS: number; p50Ms: number; p99Ms: number; command: string }> {
+  const key = `esper-bench:${randomUUID()}:raw`;
+  const value = 'x'.repeat(RAW_VALUE_BYTES);
+  const args = ['-h', REDIS_HOST, '-p', String(REDIS_PORT), '-n', String(RAW_REQUESTS), '-P', String(RAW_PIPELINE), '-q', '--csv', 'XADD', key, '*', 'payload', value];
+  try {
+    const { stdout } = await promisify(execFile)('redis-benchmark', args, { maxBuffer: 16 * 1024 * 1024 });
+    const lines = stdout.trim().split('\n');
+    const header = (lines[0] ?? '').split(',').map((c) => c.replaceAll('"', ''));
+    const row = (lines.at(-1) ?? '').match(/"([^"]*)"/g)?.map((c) => c.replaceAll('"', '')) ?? [];
+    const column = (name: string): number => Number(row[header.indexOf(name)]);
+    const requestsPerS = column('rps');
+    if (!Number.isFinite(requestsPerS) || requestsPerS <= 0) throw new Error(`cannot parse redis-benchmark output: ${stdout}`);
+    return {
+      requestsPerS: Math.round(requestsPerS),
+      p50Ms: column('p50_latency_ms'),
+      p99Ms: column('p99_latency_ms'),
+      command: `redis-benchmark -h ${REDIS_HOST} -p ${REDIS_PORT} -n ${RAW_REQUESTS} -P ${RAW_PIPELINE} -q --csv XADD <key> '*' payload <${RAW_VALUE_BYTES} bytes>`,
+    };
+  } finally {
+    const redis = new Redis(REDIS_URL);
+    await redis.del(key);
+    await redis.quit();
+  }
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = round(loadavg()[0] ?? 0);
+  const sample = packet(1);
+  const payloadBytes = toBinary(TelemetryPacketSchema, sample).length;
+  process.stderr.write(`message: TelemetryPacket, ${payloadBytes} bytes encoded\n`);
+  const targets: Target[] = [
+    { name: 'redis', makeStore: () => new RedisStreamStore({ url: REDIS_URL }) },
+    { name: 'memory', makeStore: () => new MemoryStreamStore() },
+  ];
+
+  const codec = codecCost();
+  process.stderr.write(`codec: seal ${codec.sealUs} µs, open ${codec.openUs} µs per message\n`);
+  process.stderr.write('raw XADD (redis-benchmark)…\n');
+  const raw = await rawXadd();
+  process.stderr.write(`  ${raw.requestsPerS} XADD/s\n`);
+
+  const throughput: Record<string, RunResult> = {};
+  const paced: Record<string, RunResult> = {};
+  for (const target of targets) {
+    process.stderr.write(`${target.name}: throughput (${THROUGHPUT_MESSAGES} msgs, window ${PUBLISH_WINDOW}, ${CONSUMERS} consumers)…\n`);
+    throughput[target.name] = await run(target, {
+      total: WARMUP_MESSAGES + THROUGHPUT_MESSAGES,
+      warmup: WARMUP_MESSAGES,
+      consumers: CONSUMERS,
+      window: PUBLISH_WINDOW,
+    });
+    process.stderr.write(`  ${JSON.stringify(throughput[target.name])}\n`);
+    process.stderr.write(`${target.name}: paced ${PACED_RATE_PER_S} msgs/s for ${PACED_DURATION_MS} ms…\n`);
+    const pacedMessages = (PACED_RATE_PER_S * PACED_DURATION_MS) / 1_000;
+    paced[target.name] = await run(target, {
+      total: 500 + pacedMessages,
+      warmup: 500,
+      consumers: 1,
+      ratePerS: PACED_RATE_PER_S,
+    });
+    process.stderr.write(`  ${JSON.stringify(paced[target.name])}\n`);
+  }
+
+  const redisThroughput = throughput['redis'] as RunResult;
+  const redisPaced = paced['redis'] as RunResult;
+  const ratio = round(redisThroughput.throughputMsgsPerS / raw.requestsPerS, 3);
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: 'oona',
+      node: process.version,
+      cpus: cpus().length,
+      load_average_1m_at_start: loadAtStart,
+      message: { type: 'TelemetryPacket', payloadBytes, signed: 'HMAC-SHA256', encoding: 'protobuf' },
+      codec_cpu_per_message: codec,
+      setup: {
+        publishWindow: PUBLISH_WINDOW,
+        consumers: CONSUMERS,
+        readCount: READ_COUNT,
+        sameProcess: true,
+      },
+      throughput: {
+        redis: redisThroughput,
+        memory: throughput['memory'],
+      },
+      raw_xadd: raw,
+      ratio_redis_bus_to_raw_xadd: ratio,
+      paced_1000_per_s: {
+        redis: redisPaced,
+        memory: paced['memory'],
+      },
+      aims: {
+        ratio_min: AIM_RATIO,
+        ratio_met: ratio >= AIM_RATIO,
+        paced_p99_max_ms: AIM_PACED_P99_MS,
+        paced_p99_met: redisPaced.latency.p99Ms < AIM_PACED_P99_MS,
+      },
+    })}\n`,
+  );
+}
+
+await main();

@@ -1,0 +1,473 @@
+/**
+ * One consumer of one group: the loop behind `StreamBus.subscribe` and the bus's reply
+ * channel. Reads the emergency stream first, verifies and decodes every entry, hands
+ * accepted messages to the handler one at a time, acknowledges after success, retries or
+ * dead-letters after failure, and reclaims entries left pending by dead consumers.
+ *
+ * Departures from the prototype (reference prototype-tolaria-oona-nissa-weatherlight §3.7):
+ * - reclaimed entries are handled (the prototype claimed them and never read them), and an
+ *   entry delivered more than `maxAttempts` times goes to dead-letter (`delivery_exhausted`)
+ *   instead of circling forever;
+ * - entries that fail verification or decoding, and stale or replayed kernel messages, are
+ *   dead-lettered with their reason and reported, never dropped silently;
+ * - store failures feed the consume breaker; the loop backs off (capped, abortable) and
+ *   carries on, and reports what went wrong — it never ends silently.
+ *
+ * Every group reading a stream judges each entry itself: a badly signed entry on the
+ * normal stream is dead-lettered once per group that reads it (the `group` field tells
+ * them apart). All consumers of one group must subscribe with the same message types:
+ * entries of other types are acknowledged and skipped for the whole group.
+ *
+ * When `stop()` is called the loop finishes the handler in flight (acknowledging or
+ * retrying it as usual) and leaves the rest of its current batch pending; those entries
+ * are reclaimed by a consumer of the group once idle for `reclaimIdleMs`.
+ */
+import {
+  ErrorCode,
+  EsperError,
+  isEsperError,
+  type Attributes,
+  type CircuitBreaker,
+} from '../core/index.js';
+import { BusMessageType, TelemetryLevel } from '../leyline/index.js';
+import type { HmacSigner } from '../security/index.js';
+import type { Delivery, DeliveryHandler, Subscription } from './bus.js';
+import {
+  deadLetterFields,
+  isSignatureReason,
+  openEntry,
+  sealEnvelope,
+  withAttempt,
+  type OpenedEntry,
+} from './envelope.js';
+import { KernelGuard } from './kernel-guard.js';
+import { DeadLetterReason, OonaEvent } from './names.js';
+import type { ResolvedStreamBusOptions } from './options.js';
+import type { StreamEntry } from './stream-store.js';
+import type { LogicalStream } from './streams.js';
+import { Backoff, delay } from './waits.js';
+
+/** Counters a consumer loop reports to its bus. */
+export interface ConsumerStats {
+  /** A handler resolved and its entry was acknowledged after `latencyMs` of handling. */
+  handled(latencyMs: number): void;
+  handlerFailed(): void;
+  retried(): void;
+  deadLettered(reason: DeadLetterReason): void;
+  reclaimed(): void;
+}
+
+/** What a consumer loop needs from its bus. */
+export interface ConsumerHost {
+  readonly options: ResolvedStreamBusOptions;
+  readonly signer: HmacSigner;
+  /** The bus's consume breaker, shared by its loops; it counts store outages only. */
+  readonly breaker: CircuitBreaker;
+  readonly stats: ConsumerStats;
+  logicalOf(physical: string): LogicalStream;
+  /** Emits one bus telemetry event; never throws. */
+  emit(description: OonaEvent, level: TelemetryLevel, attributes: Attributes): void;
+}
+
+/** Options of one {@link ConsumerLoop}. */
+export interface ConsumerLoopOptions {
+  readonly group: string;
+  readonly consumer: string;
+  /** Physical streams read, the emergency stream first. */
+  readonly streams: readonly string[];
+  /** Where the group starts when it is created. */
+  readonly start: '$' | '0';
+  /** Whether this loop handles a verified entry; others are acknowledged and skipped. */
+  readonly accepts: (entry: OpenedEntry) => boolean;
+  readonly handler: DeliveryHandler;
+  /** Stops the loop like `stop()`. */
+  readonly signal?: AbortSignal;
+}
+
+/** Initial and largest wait of a loop after a store error, in ms. */
+const STORE_BACKOFF_INITIAL_MS = 20;
+const STORE_BACKOFF_MAX_MS = 1_000;
+
+/** The consumer loop (see module doc). */
+export class ConsumerLoop implements Subscription {
+  readonly ready: Promise<void>;
+  /** Settles (never rejects) when the loop has ended. */
+  readonly done: Promise<void>;
+  readonly group: string;
+  readonly consumer: string;
+  readonly #host: ConsumerHost;
+  readonly #options: ResolvedStreamBusOptions;
+  readonly #accepts: (entry: OpenedEntry) => boolean;
+  readonly #handler: DeliveryHandler;
+  readonly #streams: string[];
+  readonly #emergency: string;
+  readonly #guard: KernelGuard;
+  readonly #stop = new AbortController();
+  readonly #backoff = new Backoff(STORE_BACKOFF_INITIAL_MS, STORE_BACKOFF_MAX_MS);
+  readonly #userSignal: AbortSignal | undefined;
+  readonly #onUserAbort = (): void => void this.stop();
+  #readController = new AbortController();
+  #start: '$' | '0';
+  #needsSetup = true;
+  #isReady = false;
+  #resolveReady!: () => void;
+  #rejectReady!: (error: Error) => void;
+  #nextReclaimAt = 0;
+  #inOutage = false;
+  #stopPromise: Promise<void> | undefined;
+
+  constructor(host: ConsumerHost, options: ConsumerLoopOptions) {
+    this.#host = host;
+    this.#options = host.options;
+    this.group = options.group;
+    this.consumer = options.consumer;
+    this.#accepts = options.accepts;
+    this.#handler = options.handler;
+    this.#streams = [...options.streams];
+    this.#emergency = host.options.streams.emergency;
+    this.#start = options.start;
+    this.#guard = new KernelGuard({
+      freshnessWindowMs: host.options.kernelFreshnessWindowMs,
+      cacheSize: host.options.kernelNonceCacheSize,
+      clock: host.options.clock,
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    // A subscription stopped before it was ready rejects `ready`; nobody has to await it.
+    this.ready.catch(() => undefined);
+    this.#userSignal = options.signal;
+    this.#userSignal?.addEventListener('abort', this.#onUserAbort, { once: true });
+    if (this.#userSignal?.aborted === true) this.#stop.abort();
+    this.done = this.#run().catch((error: unknown) => {
+      this.#host.emit(OonaEvent.CONSUMER_ERROR, TelemetryLevel.ERROR, {
+        ...this.#where(),
+        error: describeError(error),
+        detail: 'consumer loop ended unexpectedly',
+      });
+    });
+  }
+
+  /** Physical streams read now. */
+  get streams(): readonly string[] {
+    return this.#streams;
+  }
+
+  /** Whether `stop()` was called or the loop ended. */
+  get stopping(): boolean {
+    return this.#stop.signal.aborted;
+  }
+
+  stop(): Promise<void> {
+    if (this.#stopPromise === undefined) {
+      this.#stop.abort();
+      this.#readController.abort();
+      this.#stopPromise = this.done;
+    }
+    return this.#stopPromise;
+  }
+
+  /**
+   * Creates the group on `streams` (from new entries) and adds them to the streams read,
+   * waking a blocked read so the next one includes them.
+   */
+  async addStreams(streams: readonly string[]): Promise<void> {
+    for (const stream of streams) {
+      if (this.#streams.includes(stream)) continue;
+      await this.#call(() => this.#options.store.ensureGroup(stream, this.group, '$'));
+      if (!this.#streams.includes(stream)) this.#streams.push(stream);
+      this.#readController.abort();
+    }
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (!this.stopping) {
+        try {
+          if (this.#needsSetup) await this.#setup();
+          await this.#iterate();
+          this.#recovered();
+        } catch (error) {
+          if (this.stopping) {
+            // The entry in hand stays pending and is reclaimed later; say why if unexpected.
+            if (!isTransient(error) && !isEsperError(error, ErrorCode.OONA_CLOSED)) this.#reportFailure(error);
+            return;
+          }
+          if (isEsperError(error, ErrorCode.OONA_CLOSED)) {
+            this.#host.emit(OonaEvent.CONSUMER_ERROR, TelemetryLevel.ERROR, {
+              ...this.#where(),
+              error: describeError(error),
+              detail: 'the store is closed; the subscription stops',
+            });
+            return;
+          }
+          this.#reportFailure(error);
+          await delay(this.#backoff.next(), [this.#stop.signal]);
+        }
+      }
+    } finally {
+      this.#stop.abort();
+      this.#userSignal?.removeEventListener('abort', this.#onUserAbort);
+      if (!this.#isReady) {
+        this.#rejectReady(
+          new EsperError(ErrorCode.OONA_CLOSED, `subscription ${this.group}/${this.consumer} stopped before it was ready`),
+        );
+      }
+    }
+  }
+
+  async #setup(): Promise<void> {
+    for (const stream of [...this.#streams]) {
+      await this.#call(() => this.#options.store.ensureGroup(stream, this.group, this.#start));
+    }
+    this.#needsSetup = false;
+    if (!this.#isReady) {
+      this.#isReady = true;
+      this.#resolveReady();
+    }
+  }
+
+  async #iterate(): Promise<void> {
+    if (performance.now() >= this.#nextReclaimAt) await this.#reclaim();
+    if (this.stopping) return;
+    if (this.#streams.length > 1) {
+      const urgent = await this.#read([this.#emergency], 0);
+      if (urgent.length > 0) {
+        await this.#handleAll(urgent);
+        return;
+      }
+    }
+    const batch = await this.#read(this.#streams, this.#options.blockMs);
+    const emergency = this.#emergency;
+    // Stable: emergency entries first, each stream's entries in id order.
+    batch.sort((a, b) => Number(b.stream === emergency) - Number(a.stream === emergency));
+    await this.#handleAll(batch);
+  }
+
+  async #read(streams: readonly string[], blockMs: number): Promise<StreamEntry[]> {
+    const controller = new AbortController();
+    this.#readController = controller;
+    if (this.stopping) return [];
+    const { store, readCount } = this.#options;
+    const list = [...streams];
+    return this.#call(() =>
+      store.readGroup(this.group, this.consumer, list, { count: readCount, blockMs, signal: controller.signal }),
+    );
+  }
+
+  async #reclaim(): Promise<void> {
+    const { store, reclaimIdleMs, readCount, reclaimIntervalMs } = this.#options;
+    let again = false;
+    for (const stream of [...this.#streams]) {
+      if (this.stopping) return;
+      const claimed = await this.#call(() =>
+        store.autoClaim(stream, this.group, this.consumer, reclaimIdleMs, readCount),
+      );
+      if (claimed.length >= readCount) again = true;
+      for (const entry of claimed) {
+        if (this.stopping) return;
+        this.#host.stats.reclaimed();
+        await this.#handle(entry);
+      }
+    }
+    // A full batch means more may be waiting: look again on the next turn.
+    this.#nextReclaimAt = again ? 0 : performance.now() + reclaimIntervalMs;
+  }
+
+  async #handleAll(entries: readonly StreamEntry[]): Promise<void> {
+    for (const entry of entries) {
+      if (this.stopping) return;
+      await this.#handle(entry);
+    }
+  }
+
+  async #handle(entry: StreamEntry): Promise<void> {
+    const { maxAttempts } = this.#options;
+    if (entry.deliveryCount > maxAttempts) {
+      await this.#deadLetter(
+        entry,
+        DeadLetterReason.DELIVERY_EXHAUSTED,
+        `delivered ${entry.deliveryCount} times without acknowledgement; max ${maxAttempts}`,
+      );
+      return;
+    }
+    const opened = openEntry(this.#host.signer, entry.fields);
+    if (!opened.ok) {
+      await this.#deadLetter(entry, opened.reason, opened.detail);
+      return;
+    }
+    if (!this.#accepts(opened)) {
+      await this.#ack(entry);
+      return;
+    }
+    const { envelope } = opened;
+    const verdict = this.#guard.check({
+      type: opened.type,
+      message: opened.message,
+      messageId: envelope.messageId,
+      attempt: envelope.attempt,
+      entryKey: `${entry.stream}\u0000${entry.id}`,
+    });
+    if (!verdict.accepted) {
+      await this.#deadLetter(entry, verdict.reason, verdict.detail, opened);
+      return;
+    }
+    const delivery: Delivery = {
+      type: opened.type,
+      message: opened.message,
+      priority: envelope.priority,
+      messageId: envelope.messageId,
+      correlationId: envelope.correlationId,
+      trainingRunId: envelope.trainingRunId,
+      publishedAtMs: opened.publishedAtMs,
+      attempt: envelope.attempt,
+      stream: this.#host.logicalOf(entry.stream),
+      entryId: entry.id,
+      signal: this.#stop.signal,
+    };
+    const clock = this.#options.clock;
+    const startedMs = clock.monotonicMs();
+    try {
+      await this.#handler(delivery);
+    } catch (error) {
+      this.#host.stats.handlerFailed();
+      await this.#retryOrDeadLetter(entry, opened, error);
+      return;
+    }
+    const latencyMs = clock.monotonicMs() - startedMs;
+    await this.#ack(entry);
+    this.#host.stats.handled(latencyMs);
+  }
+
+  async #retryOrDeadLetter(entry: StreamEntry, opened: OpenedEntry, error: unknown): Promise<void> {
+    const attempt = opened.envelope.attempt;
+    if (attempt >= this.#options.maxAttempts) {
+      await this.#deadLetter(entry, DeadLetterReason.HANDLER_FAILED, describeError(error), opened);
+      return;
+    }
+    const { store, keyRing } = this.#options;
+    const copy = sealEnvelope(this.#host.signer, keyRing.activeKeyId, withAttempt(opened.envelope, attempt + 1));
+    // Copy first, then acknowledge: a crash in between repeats the message, never loses it.
+    await this.#durable(() => store.add(entry.stream, copy));
+    this.#host.stats.retried();
+    await this.#ack(entry);
+  }
+
+  async #deadLetter(
+    entry: StreamEntry,
+    reason: DeadLetterReason,
+    detail: string,
+    opened?: OpenedEntry,
+  ): Promise<void> {
+    const { store, streams } = this.#options;
+    const fields = deadLetterFields(entry.fields, {
+      reason,
+      detail,
+      from: entry.stream,
+      id: entry.id,
+      group: this.group,
+    });
+    await this.#durable(() => store.add(streams.deadLetter, fields));
+    this.#host.stats.deadLettered(reason);
+    await this.#ack(entry);
+    const attributes: Record<string, string | number> = {
+      ...this.#where(),
+      reason,
+      detail,
+      stream: this.#host.logicalOf(entry.stream),
+      entry_id: entry.id,
+      delivery_count: entry.deliveryCount,
+    };
+    if (opened !== undefined) {
+      attributes['message_id'] = opened.envelope.messageId;
+      attributes['message_type'] = BusMessageType[opened.type] ?? String(opened.type);
+      attributes['attempt'] = opened.envelope.attempt;
+    }
+    if (isSignatureReason(reason)) {
+      this.#host.emit(OonaEvent.SIGNATURE_INVALID, TelemetryLevel.CRITICAL, attributes);
+    } else if (reason === DeadLetterReason.MALFORMED || reason === DeadLetterReason.UNKNOWN_TYPE) {
+      this.#host.emit(OonaEvent.MESSAGE_MALFORMED, TelemetryLevel.ERROR, attributes);
+    } else if (reason === DeadLetterReason.KERNEL_STALE || reason === DeadLetterReason.KERNEL_REPLAY) {
+      this.#host.emit(OonaEvent.KERNEL_MESSAGE_REJECTED, TelemetryLevel.WARNING, attributes);
+    } else {
+      this.#host.emit(OonaEvent.DEAD_LETTER, TelemetryLevel.ERROR, attributes);
+    }
+  }
+
+  #ack(entry: StreamEntry): Promise<number> {
+    return this.#durable(() => this.#options.store.ack(entry.stream, this.group, [entry.id]));
+  }
+
+  /** A store call through the consume breaker, which counts only store outages. */
+  #call<T>(operation: () => Promise<T>): Promise<T> {
+    return this.#host.breaker.run(operation);
+  }
+
+  /**
+   * A write that must land for the entry in hand (retry copy, dead-letter, ack): retried
+   * through store outages with backoff while the loop runs; after `stop()` it gets one
+   * last try, and on failure the entry stays pending and is reclaimed later.
+   */
+  async #durable<T>(operation: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const lastTry = this.stopping;
+      try {
+        const result = await this.#call(operation);
+        this.#recovered();
+        return result;
+      } catch (error) {
+        if (!isTransient(error) || lastTry) throw error;
+        this.#reportFailure(error);
+        await delay(this.#backoff.next(), [this.#stop.signal]);
+      }
+    }
+  }
+
+  #reportFailure(error: unknown): void {
+    if (isEsperError(error, ErrorCode.OONA_NO_GROUP)) {
+      // The stream or group vanished (stream deleted, Redis restarted without its data):
+      // create it again from the start of what is there, so nothing retained is skipped.
+      this.#needsSetup = true;
+      this.#start = '0';
+      this.#host.emit(OonaEvent.CONSUMER_ERROR, TelemetryLevel.WARNING, {
+        ...this.#where(),
+        error: describeError(error),
+        detail: 'group missing; creating it again',
+      });
+      return;
+    }
+    if (isTransient(error)) {
+      if (!this.#inOutage) {
+        this.#inOutage = true;
+        this.#host.emit(OonaEvent.STORE_UNAVAILABLE, TelemetryLevel.WARNING, {
+          ...this.#where(),
+          error: describeError(error),
+        });
+      }
+      return;
+    }
+    this.#host.emit(OonaEvent.CONSUMER_ERROR, TelemetryLevel.ERROR, { ...this.#where(), error: describeError(error) });
+  }
+
+  #recovered(): void {
+    this.#inOutage = false;
+    this.#backoff.reset();
+  }
+
+  #where(): Record<string, string> {
+    return { group: this.group, consumer: this.consumer };
+  }
+}
+
+/** Store errors a loop waits out: the store is unreachable or the breaker is open. */
+export function isTransient(error: unknown): boolean {
+  return isEsperError(error, ErrorCode.OONA_STORE_UNAVAILABLE) || isEsperError(error, ErrorCode.BREAKER_OPEN);
+}
+
+/** A short description of a thrown value (code and message for typed errors). */
+export function describeError(error: unknown): string {
+  if (isEsperError(error)) return `${error.code}: ${error.message}`;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

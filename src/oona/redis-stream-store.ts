@@ -1,0 +1,614 @@
+/**
+ * {@link StreamStore} over Redis 7 Streams with ioredis 5, for the distributed system
+ * (spec 00 §5). Every command is binary-safe (`callBuffer`: Buffer arguments, Buffer
+ * replies), so field values round-trip as bytes; values are copied both ways.
+ *
+ * Connections:
+ * - one command connection (created from `url` and quit on close, or injected and left
+ *   open) for everything except blocking reads;
+ * - a small pool of duplicates for blocking reads, one per concurrent `readGroup` with
+ *   `blockMs` > 0 (a blocked XREADGROUP holds its connection until it returns); at most
+ *   `maxIdleBlockingConnections` idle ones are kept.
+ *
+ * Aborting a blocked read: the store sends `CLIENT UNBLOCK <id>` for the read's connection
+ * over the command connection, which ends the XREADGROUP at once as if it had timed out;
+ * the connection stays open and goes back to the pool. Only when that cannot work (the
+ * read has not reached the server yet, or the command connection is down) is the one
+ * duplicate disconnected after a short grace. Chosen over short internal block slices
+ * (which delay the abort by up to a slice and cost a round trip per slice) and over always
+ * disconnecting (a reconnect per stop, and a lost reply if the entries were being sent).
+ *
+ * Errors are mapped once, in `toStoreError` (`./redis-errors.ts`): connection failures are
+ * `OONA_STORE_UNAVAILABLE` (transient), NOGROUP is `OONA_NO_GROUP`, the rest
+ * `OONA_STORE_FAILED`. Commands issued while the connection is down wait in ioredis's
+ * offline queue across up to `maxRetriesPerRequest` reconnect attempts (capped exponential
+ * backoff), so a Redis restart is ridden out; after that they fail as unavailable.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { toStoreError, redisReplyCode } from './redis-errors.js';
+import { ENSURE_GROUP_SCRIPT, TRIM_BEFORE_SCRIPT, type LuaScript } from './redis-scripts.js';
+import {
+  checkCount,
+  checkDurationMs,
+  checkEntryId,
+  checkFields,
+  checkName,
+  checkReadGroup,
+  invalidArgument,
+} from './store-arguments.js';
+import type { EntryFields, GroupInfo, ReadGroupOptions, StreamEntry, StreamStore } from './stream-store.js';
+
+/** Options of {@link RedisStreamStore}. Give exactly one of `url` and `redis`. */
+export interface RedisStreamStoreOptions {
+  /** `redis://` or `rediss://` URL; the store creates its connections and quits them on close. */
+  readonly url?: string;
+  /**
+   * A client to use for commands instead of `url`. It is not quit on close (whoever created
+   * it closes it); the store's own duplicates of it (for blocking reads) are. Its own
+   * retry and offline-queue settings govern its commands; the reconnect options below
+   * apply to the duplicates.
+   */
+  readonly redis?: Redis;
+  /** CLIENT SETNAME of the store's connections (blocking ones get `:block`). @default 'esper-oona' */
+  readonly connectionName?: string;
+  /**
+   * Reconnect attempts a command waits through (in the offline queue) before it fails with
+   * `OONA_STORE_UNAVAILABLE`. @default 4
+   */
+  readonly maxRetriesPerRequest?: number;
+  /** First reconnect delay, doubled per attempt up to `reconnectMaxDelayMs`, in ms. @default 50 */
+  readonly reconnectBaseDelayMs?: number;
+  /** Cap of the reconnect delay, in ms. @default 2_000 */
+  readonly reconnectMaxDelayMs?: number;
+  /** TCP connect timeout, in ms. @default 5_000 */
+  readonly connectTimeoutMs?: number;
+  /** Idle blocking-read connections kept for reuse. @default 4 */
+  readonly maxIdleBlockingConnections?: number;
+}
+
+/** Defaults of {@link RedisStreamStoreOptions}; the one place they live. */
+export const REDIS_STREAM_STORE_DEFAULTS = Object.freeze({
+  connectionName: 'esper-oona',
+  maxRetriesPerRequest: 4,
+  reconnectBaseDelayMs: 50,
+  reconnectMaxDelayMs: 2_000,
+  connectTimeoutMs: 5_000,
+  maxIdleBlockingConnections: 4,
+});
+
+/** {@link RedisStreamStoreOptions} with defaults applied. */
+export interface ResolvedRedisStreamStoreOptions {
+  readonly url: string | undefined;
+  readonly redis: Redis | undefined;
+  readonly connectionName: string;
+  readonly maxRetriesPerRequest: number;
+  readonly reconnectBaseDelayMs: number;
+  readonly reconnectMaxDelayMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxIdleBlockingConnections: number;
+}
+
+function nonNegativeInteger(field: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw invalidArgument(field, `must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+/**
+ * Applies {@link REDIS_STREAM_STORE_DEFAULTS} and validates eagerly.
+ *
+ * @throws EsperError `INVALID_ARGUMENT` naming the bad field.
+ */
+export function resolveRedisStreamStoreOptions(options: RedisStreamStoreOptions): ResolvedRedisStreamStoreOptions {
+  const { url, redis } = options;
+  if ((url === undefined) === (redis === undefined)) throw invalidArgument('url', 'or redis must be given, not both');
+  if (url !== undefined && !/^rediss?:\/\//.test(url)) throw invalidArgument('url', 'must start with redis:// or rediss://');
+  const d = REDIS_STREAM_STORE_DEFAULTS;
+  const connectionName = options.connectionName ?? d.connectionName;
+  if (!/^[!-~]+$/.test(connectionName)) throw invalidArgument('connectionName', 'must be printable ASCII without spaces');
+  const resolved: ResolvedRedisStreamStoreOptions = {
+    url,
+    redis,
+    connectionName,
+    maxRetriesPerRequest: nonNegativeInteger('maxRetriesPerRequest', options.maxRetriesPerRequest ?? d.maxRetriesPerRequest),
+    reconnectBaseDelayMs: nonNegativeInteger('reconnectBaseDelayMs', options.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs),
+    reconnectMaxDelayMs: nonNegativeInteger('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
+    connectTimeoutMs: nonNegativeInteger('connectTimeoutMs', options.connectTimeoutMs ?? d.connectTimeoutMs),
+    maxIdleBlockingConnections: nonNegativeInteger(
+      'maxIdleBlockingConnections',
+      options.maxIdleBlockingConnections ?? d.maxIdleBlockingConnections,
+    ),
+  };
+  // A zero delay would spin reconnecting while Redis is down.
+  if (resolved.reconnectBaseDelayMs < 1) throw invalidArgument('reconnectBaseDelayMs', 'must be at least 1');
+  if (resolved.reconnectMaxDelayMs < resolved.reconnectBaseDelayMs) {
+    throw invalidArgument('reconnectMaxDelayMs', 'must be at least reconnectBaseDelayMs');
+  }
+  return Object.freeze(resolved);
+}
+
+/** One blocking `readGroup` call's hold on a pooled connection. */
+interface Lease {
+  readonly connection: Redis;
+  /** Server-side id of `connection` when the read was sent (for CLIENT UNBLOCK). */
+  clientId: Promise<number | undefined>;
+  /** The read returned; the connection may already serve another read. */
+  settled: boolean;
+  /** The connection was disconnected and must not go back to the pool. */
+  broken: boolean;
+  interrupting: boolean;
+}
+
+/** How long an abort keeps retrying CLIENT UNBLOCK before disconnecting the connection, in ms. */
+const INTERRUPT_GRACE_MS = 250;
+/** Pause between CLIENT UNBLOCK attempts while the read has not reached the server, in ms. */
+const INTERRUPT_RETRY_MS = 10;
+/** How long close() lets QUIT finish before disconnecting, in ms. */
+const QUIT_TIMEOUT_MS = 1_000;
+
+type Arg = string | Buffer | number;
+
+function text(value: unknown): string {
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (typeof value === 'string') return value;
+  throw new EsperError(ErrorCode.OONA_STORE_FAILED, `unexpected Redis reply element ${String(value)}`);
+}
+
+function integer(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (Buffer.isBuffer(value) || typeof value === 'string') return Number(text(value));
+  throw new EsperError(ErrorCode.OONA_STORE_FAILED, `unexpected Redis reply element ${String(value)}`);
+}
+
+/** Flat `[name, value, ...]` into fields, copying each value out of ioredis's buffers. */
+function parseFields(flat: unknown): EntryFields {
+  const fields: Record<string, Uint8Array> = {};
+  if (!Array.isArray(flat)) return Object.freeze(fields);
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const value: unknown = flat[i + 1];
+    fields[text(flat[i])] = Buffer.isBuffer(value) ? new Uint8Array(value) : new Uint8Array(0);
+  }
+  return Object.freeze(fields);
+}
+
+/** `[[id, [f, v, ...]], ...]` into entries of `stream`; nil entries (deleted) are skipped. */
+function parseEntries(stream: string, reply: unknown, deliveryCount: number): StreamEntry[] {
+  if (!Array.isArray(reply)) return [];
+  const entries: StreamEntry[] = [];
+  for (const item of reply) {
+    if (!Array.isArray(item) || item[1] === null || item[1] === undefined) continue;
+    entries.push({ stream, id: text(item[0]), fields: parseFields(item[1]), deliveryCount });
+  }
+  return entries;
+}
+
+/** XREADGROUP reply (nil, or `[[stream, entries], ...]`) in the order of `streams`. */
+function parseReadReply(reply: unknown, streams: readonly string[], keyPrefix: string): StreamEntry[] {
+  if (!Array.isArray(reply)) return [];
+  const byStream = new Map<string, StreamEntry[]>();
+  for (const item of reply) {
+    if (!Array.isArray(item)) continue;
+    const key = text(item[0]);
+    const stream = keyPrefix !== '' && key.startsWith(keyPrefix) ? key.slice(keyPrefix.length) : key;
+    byStream.set(stream, parseEntries(stream, item[1], 1));
+  }
+  return streams.flatMap((stream) => byStream.get(stream) ?? []);
+}
+
+/** A flat `[key, value, ...]` reply as a map keyed by text. */
+function parseRecord(flat: unknown): Map<string, unknown> {
+  const record = new Map<string, unknown>();
+  if (!Array.isArray(flat)) return record;
+  for (let i = 0; i + 1 < flat.length; i += 2) record.set(text(flat[i]), flat[i + 1]);
+  return record;
+}
+
+/** Redis-backed stream store; see the module comment. */
+export class RedisStreamStore implements StreamStore {
+  // Private: `url` may carry a password.
+  readonly #options: ResolvedRedisStreamStoreOptions;
+  /** ioredis `keyPrefix` of the command connection, stripped from stream names in replies. */
+  readonly #keyPrefix: string;
+  readonly #main: Redis;
+  readonly #ownsMain: boolean;
+  readonly #idle: Redis[] = [];
+  readonly #busy = new Map<Lease, Promise<unknown>>();
+  readonly #duplicates = new Set<Redis>();
+  readonly #onError = (error: Error): void => {
+    this.#connectionErrorCount += 1;
+    this.#lastConnectionError = error;
+  };
+  #connectionErrorCount = 0;
+  #lastConnectionError: Error | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /** @throws EsperError `INVALID_ARGUMENT` for bad options. */
+  constructor(options: RedisStreamStoreOptions) {
+    this.#options = resolveRedisStreamStoreOptions(options);
+    if (this.#options.redis !== undefined) {
+      this.#main = this.#options.redis;
+      this.#ownsMain = false;
+    } else {
+      this.#main = new Redis(this.#options.url as string, {
+        ...this.#connectionOptions(),
+        connectionName: this.#options.connectionName,
+      });
+      this.#ownsMain = true;
+    }
+    this.#keyPrefix = this.#main.options.keyPrefix ?? '';
+    this.#main.on('error', this.#onError);
+  }
+
+  /** Connection errors ioredis reported (each failed connect or reset counts once). */
+  get connectionErrorCount(): number {
+    return this.#connectionErrorCount;
+  }
+
+  /** The last connection error ioredis reported, if any. */
+  get lastConnectionError(): Error | undefined {
+    return this.#lastConnectionError;
+  }
+
+  /** XADD `stream` * fields. */
+  async add(stream: string, fields: EntryFields): Promise<string> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    checkFields(fields);
+    const args: Arg[] = [stream, '*'];
+    for (const [name, value] of Object.entries(fields)) args.push(name, Buffer.from(value));
+    return text(await this.#call('XADD', args));
+  }
+
+  /**
+   * XGROUP CREATE `stream` `group` `start` MKSTREAM, ignoring BUSYGROUP — run as a script
+   * that also sets an exact ENTRIESREAD, so `groups()` always knows the lag (see
+   * `./redis-scripts.ts`).
+   */
+  async ensureGroup(stream: string, group: string, start: '$' | '0'): Promise<void> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    checkName('group', group);
+    if (start !== '$' && start !== '0') throw invalidArgument('start', `must be '$' or '0'`);
+    await this.#script(ENSURE_GROUP_SCRIPT, stream, [group, start], 'XGROUP CREATE');
+  }
+
+  /** XGROUP DESTROY; no error when the stream or group is absent. */
+  async destroyGroup(stream: string, group: string): Promise<void> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    checkName('group', group);
+    try {
+      await this.#call('XGROUP', ['DESTROY', stream, group]);
+    } catch (error) {
+      // XGROUP answers a missing key with a plain ERR; nothing to destroy then.
+      if (isEsperError(error, ErrorCode.OONA_STORE_FAILED) && (await this.#call('EXISTS', [stream])) === 0) return;
+      throw error;
+    }
+  }
+
+  /**
+   * XREADGROUP GROUP `group` `consumer` COUNT `count` [BLOCK `blockMs`] STREAMS ... `>`.
+   * With `blockMs` 0 it runs on the command connection and returns at once; otherwise on a
+   * pooled blocking connection. An abort ends the wait promptly with `[]` — or with the
+   * entries Redis had already delivered when the abort arrived (rather than leaving them
+   * pending until reclaimed). `close()` ends it with `[]`.
+   *
+   * @throws EsperError `OONA_NO_GROUP` when a stream or its group is missing (also when
+   *   deleted or destroyed during the wait), `OONA_STORE_UNAVAILABLE`, `OONA_CLOSED`.
+   */
+  async readGroup(
+    group: string,
+    consumer: string,
+    streams: readonly string[],
+    options: ReadGroupOptions,
+  ): Promise<StreamEntry[]> {
+    this.#assertOpen();
+    checkReadGroup(group, consumer, streams, options);
+    if (options.signal?.aborted === true) return [];
+    const args: Arg[] = ['GROUP', group, consumer, 'COUNT', options.count];
+    // BLOCK 0 would block forever in Redis; 0 means "do not wait" here.
+    if (options.blockMs > 0) args.push('BLOCK', options.blockMs);
+    args.push('STREAMS', ...streams, ...streams.map(() => '>'));
+    if (options.blockMs === 0) return parseReadReply(await this.#call('XREADGROUP', args), streams, this.#keyPrefix);
+    return this.#readBlocking(args, streams, options.signal);
+  }
+
+  /** XACK. */
+  async ack(stream: string, group: string, ids: readonly string[]): Promise<number> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    checkName('group', group);
+    for (const id of ids) checkEntryId('ids[]', id);
+    if (ids.length === 0) return 0;
+    return integer(await this.#call('XACK', [stream, group, ...ids]));
+  }
+
+  /**
+   * XAUTOCLAIM from 0-0, following the cursor until `count` entries are claimed or the
+   * pending list is exhausted (Redis 7 drops trimmed entries from it on the way and reports
+   * them apart), then reads each claimed entry's delivery count with XPENDING.
+   *
+   * @throws EsperError `OONA_NO_GROUP` when the stream or group is missing.
+   */
+  async autoClaim(
+    stream: string,
+    group: string,
+    consumer: string,
+    minIdleMs: number,
+    count: number,
+  ): Promise<StreamEntry[]> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    checkName('group', group);
+    checkName('consumer', consumer);
+    checkDurationMs('minIdleMs', minIdleMs);
+    checkCount('count', count);
+    const claimed: StreamEntry[] = [];
+    let cursor = '0-0';
+    do {
+      const remaining = count - claimed.length;
+      const reply = await this.#call('XAUTOCLAIM', [stream, group, consumer, minIdleMs, cursor, 'COUNT', remaining]);
+      if (!Array.isArray(reply)) throw new EsperError(ErrorCode.OONA_STORE_FAILED, 'XAUTOCLAIM: unexpected reply');
+      cursor = text(reply[0]);
+      claimed.push(...parseEntries(stream, reply[1], 0));
+    } while (cursor !== '0-0' && claimed.length < count);
+    if (claimed.length === 0) return [];
+    const details = await Promise.all(
+      claimed.map((entry) => this.#call('XPENDING', [stream, group, entry.id, entry.id, 1])),
+    );
+    const result: StreamEntry[] = [];
+    claimed.forEach((entry, index) => {
+      const row: unknown = (details[index] as unknown[] | undefined)?.[0];
+      // Acknowledged by someone else in between: no longer ours to handle.
+      if (!Array.isArray(row)) return;
+      result.push({ ...entry, deliveryCount: integer(row[3]) });
+    });
+    return result;
+  }
+
+  /** XINFO GROUPS plus the XPENDING summary of each group (for the oldest pending id). */
+  async groups(stream: string): Promise<GroupInfo[]> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    let reply: unknown;
+    try {
+      reply = await this.#call('XINFO', ['GROUPS', stream]);
+    } catch (error) {
+      // XINFO answers a missing key with a plain ERR; that is "no groups" here.
+      if (isEsperError(error, ErrorCode.OONA_STORE_FAILED) && (await this.#call('EXISTS', [stream])) === 0) return [];
+      throw error;
+    }
+    if (!Array.isArray(reply)) return [];
+    const infos = reply.map(parseRecord);
+    const summaries = await Promise.all(
+      infos.map((info) =>
+        this.#call('XPENDING', [stream, text(info.get('name'))]).catch((error: unknown) => {
+          if (isEsperError(error, ErrorCode.OONA_NO_GROUP)) return undefined;
+          throw error;
+        }),
+      ),
+    );
+    const groups: GroupInfo[] = [];
+    infos.forEach((info, index) => {
+      const summary = summaries[index];
+      // Destroyed between the two calls.
+      if (!Array.isArray(summary)) return;
+      const lag = info.get('lag');
+      const oldest: unknown = summary[1];
+      groups.push({
+        name: text(info.get('name')),
+        pending: integer(summary[0]),
+        lag: lag === null || lag === undefined ? undefined : integer(lag),
+        lastDeliveredId: text(info.get('last-delivered-id')),
+        oldestPendingId: oldest === null || oldest === undefined ? undefined : text(oldest),
+      });
+    });
+    return groups;
+  }
+
+  /** XLEN. */
+  async length(stream: string): Promise<number> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    return integer(await this.#call('XLEN', [stream]));
+  }
+
+  /**
+   * XTRIM MINID `minId` (exact), as a script that also repairs the entries-read counter of
+   * groups whose unread entries were trimmed (see `./redis-scripts.ts`).
+   */
+  async trimBefore(stream: string, minId: string): Promise<number> {
+    this.#assertOpen();
+    checkName('stream', stream);
+    checkEntryId('minId', minId);
+    return integer(await this.#script(TRIM_BEFORE_SCRIPT, stream, [minId], 'XTRIM'));
+  }
+
+  /** DEL. Blocked readers of a deleted stream fail with `OONA_NO_GROUP` (Redis UNBLOCKED). */
+  async deleteStreams(streams: readonly string[]): Promise<void> {
+    this.#assertOpen();
+    for (const stream of streams) checkName('streams[]', stream);
+    if (streams.length > 0) await this.#call('DEL', [...streams]);
+  }
+
+  /**
+   * Ends blocked reads with `[]`, disconnects the blocking connections, then quits the
+   * command connection if the store created it (an injected client is left open). Later
+   * calls throw `OONA_CLOSED`. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    const reads = [...this.#busy.values()];
+    for (const lease of this.#busy.keys()) this.#breakLease(lease);
+    await Promise.allSettled(reads);
+    for (const connection of this.#duplicates) {
+      connection.disconnect();
+      connection.off('error', this.#onError);
+    }
+    this.#duplicates.clear();
+    this.#idle.length = 0;
+    if (this.#ownsMain) await this.#quit(this.#main);
+    this.#main.off('error', this.#onError);
+  }
+
+  async #quit(connection: Redis): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([connection.quit().then(() => undefined), timeout]);
+    } catch {
+      // Unreachable server: nothing to say goodbye to.
+    } finally {
+      clearTimeout(timer);
+      connection.disconnect();
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new EsperError(ErrorCode.OONA_CLOSED, 'the Redis stream store is closed');
+  }
+
+  /** ioredis options of the connections the store creates. */
+  #connectionOptions(): RedisOptions {
+    const { maxRetriesPerRequest, reconnectBaseDelayMs, reconnectMaxDelayMs, connectTimeoutMs } = this.#options;
+    return {
+      lazyConnect: false,
+      enableOfflineQueue: true,
+      enableReadyCheck: true,
+      autoResendUnfulfilledCommands: true,
+      maxRetriesPerRequest,
+      connectTimeout: connectTimeoutMs,
+      // Never give up reconnecting: the store is long-lived and Redis may restart.
+      retryStrategy: (attempt: number) =>
+        Math.min(reconnectBaseDelayMs * 2 ** Math.max(0, attempt - 1), reconnectMaxDelayMs),
+    };
+  }
+
+  async #call(command: string, args: readonly Arg[], connection: Redis = this.#main): Promise<unknown> {
+    try {
+      return await connection.callBuffer(command, [...args]);
+    } catch (error) {
+      throw toStoreError(error, command);
+    }
+  }
+
+  /** EVALSHA, falling back to EVAL when the server does not have the script (yet). */
+  async #script(script: LuaScript, key: string, args: readonly Arg[], command: string): Promise<unknown> {
+    try {
+      return await this.#main.callBuffer('EVALSHA', [script.sha1, 1, key, ...args]);
+    } catch (error) {
+      if (redisReplyCode(error) !== 'NOSCRIPT') throw toStoreError(error, command);
+    }
+    try {
+      return await this.#main.callBuffer('EVAL', [script.source, 1, key, ...args]);
+    } catch (error) {
+      throw toStoreError(error, command);
+    }
+  }
+
+  async #readBlocking(
+    args: readonly Arg[],
+    streams: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Promise<StreamEntry[]> {
+    const connection = this.#acquire();
+    const clientId = connection.callBuffer('CLIENT', ['ID']).then(
+      (id) => integer(id),
+      () => undefined,
+    );
+    const lease: Lease = { connection, clientId, settled: false, broken: false, interrupting: false };
+    const read = connection.callBuffer('XREADGROUP', [...args]);
+    const onAbort = (): void => {
+      this.#interrupt(lease).catch((error: unknown) => this.#onError(error as Error));
+    };
+    this.#busy.set(lease, read.catch(() => undefined));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return parseReadReply(await read, streams, this.#keyPrefix);
+    } catch (error) {
+      if (this.#closed || signal?.aborted === true) return [];
+      throw toStoreError(error, 'XREADGROUP');
+    } finally {
+      lease.settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      this.#busy.delete(lease);
+      this.#release(lease);
+    }
+  }
+
+  /**
+   * Ends a blocked read early: CLIENT UNBLOCK over the command connection, retried for a
+   * short grace while the read may still be on its way to the server; failing that, the
+   * read's own connection is disconnected (its read then fails and returns `[]`).
+   */
+  async #interrupt(lease: Lease): Promise<void> {
+    if (lease.interrupting) return;
+    lease.interrupting = true;
+    const deadline = performance.now() + INTERRUPT_GRACE_MS;
+    while (!lease.settled && !this.#closed) {
+      const id = await lease.clientId;
+      if (id === undefined || lease.settled || this.#main.status !== 'ready') break;
+      const unblocked = await this.#main.callBuffer('CLIENT', ['UNBLOCK', id]).then(integer, () => undefined);
+      if (unblocked === 1) return;
+      if (unblocked === undefined || performance.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, INTERRUPT_RETRY_MS));
+    }
+    // The read is still running (never reached the server, or the command connection is
+    // down): drop its connection. A CLIENT UNBLOCK that arrives late can at worst end
+    // another read on the reused connection early with [], which callers treat as a timeout.
+    if (!lease.settled) this.#breakLease(lease);
+  }
+
+  #breakLease(lease: Lease): void {
+    if (lease.broken) return;
+    lease.broken = true;
+    lease.connection.disconnect();
+  }
+
+  #acquire(): Redis {
+    for (;;) {
+      const idle = this.#idle.pop();
+      if (idle === undefined) break;
+      if (idle.status !== 'end') return idle;
+      this.#forget(idle);
+    }
+    const connection = this.#main.duplicate({
+      ...this.#connectionOptions(),
+      connectionName: `${this.#options.connectionName}:block`,
+    });
+    connection.on('error', this.#onError);
+    this.#duplicates.add(connection);
+    return connection;
+  }
+
+  #release(lease: Lease): void {
+    const keep =
+      !this.#closed &&
+      !lease.broken &&
+      lease.connection.status !== 'end' &&
+      this.#idle.length < this.#options.maxIdleBlockingConnections;
+    if (!keep) {
+      lease.connection.disconnect();
+      this.#forget(lease.connection);
+      return;
+    }
+    this.#idle.push(lease.connection);
+  }
+
+  #forget(connection: Redis): void {
+    connection.off('error', this.#onError);
+    this.#duplicates.delete(connection);
+  }
+}
