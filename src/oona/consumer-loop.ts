@@ -18,9 +18,11 @@
  * them apart). All consumers of one group must subscribe with the same message types:
  * entries of other types are acknowledged and skipped for the whole group.
  *
- * When `stop()` is called the loop finishes the handler in flight (acknowledging or
- * retrying it as usual) and leaves the rest of its current batch pending; those entries
- * are reclaimed by a consumer of the group once idle for `reclaimIdleMs`.
+ * When `stop()` is called the delivery's signal aborts; the loop waits up to
+ * `stopTimeoutMs` for the handler in flight (acknowledging it if it succeeds; a handler
+ * that throws while stopping leaves its entry pending without spending an attempt) and
+ * leaves the rest of its current batch pending; those entries are reclaimed by a consumer
+ * of the group once idle for `reclaimIdleMs`. Acknowledgements are sent once per batch.
  */
 import {
   ErrorCode,
@@ -103,6 +105,8 @@ export class ConsumerLoop implements Subscription {
   readonly #emergency: string;
   readonly #guard: KernelGuard;
   readonly #stop = new AbortController();
+  /** Acknowledgements of finished entries not yet sent, by physical stream. */
+  readonly #pendingAcks = new Map<string, string[]>();
   readonly #backoff = new Backoff(STORE_BACKOFF_INITIAL_MS, STORE_BACKOFF_MAX_MS);
   readonly #userSignal: AbortSignal | undefined;
   readonly #onUserAbort = (): void => void this.stop();
@@ -163,7 +167,14 @@ export class ConsumerLoop implements Subscription {
     if (this.#stopPromise === undefined) {
       this.#stop.abort();
       this.#readController.abort();
-      this.#stopPromise = this.done;
+      // Bounded: a handler that ignores its signal cannot hold `close()` forever; its
+      // entry stays pending and is reclaimed (at-least-once).
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#options.stopTimeoutMs);
+        timer.unref();
+      });
+      this.#stopPromise = Promise.race([this.done, timeout]).finally(() => clearTimeout(timer));
     }
     return this.#stopPromise;
   }
@@ -265,10 +276,14 @@ export class ConsumerLoop implements Subscription {
         store.autoClaim(stream, this.group, this.consumer, reclaimIdleMs, readCount),
       );
       if (claimed.length >= readCount) again = true;
-      for (const entry of claimed) {
-        if (this.stopping) return;
-        this.#host.stats.reclaimed();
-        await this.#handle(entry);
+      try {
+        for (const entry of claimed) {
+          if (this.stopping) return;
+          this.#host.stats.reclaimed();
+          await this.#handle(entry);
+        }
+      } finally {
+        await this.#flushAcks();
       }
     }
     // A full batch means more may be waiting: look again on the next turn.
@@ -276,9 +291,13 @@ export class ConsumerLoop implements Subscription {
   }
 
   async #handleAll(entries: readonly StreamEntry[]): Promise<void> {
-    for (const entry of entries) {
-      if (this.stopping) return;
-      await this.#handle(entry);
+    try {
+      for (const entry of entries) {
+        if (this.stopping) return;
+        await this.#handle(entry);
+      }
+    } finally {
+      await this.#flushAcks();
     }
   }
 
@@ -331,6 +350,12 @@ export class ConsumerLoop implements Subscription {
     try {
       await this.#handler(delivery);
     } catch (error) {
+      if (this.stopping) {
+        // Most likely the handler gave up because the subscription is stopping (its
+        // signal aborted): leave the entry pending, unacknowledged and without a spent
+        // attempt; it is redelivered by reclaim.
+        return;
+      }
       this.#host.stats.handlerFailed();
       await this.#retryOrDeadLetter(entry, opened, error);
       return;
@@ -395,8 +420,26 @@ export class ConsumerLoop implements Subscription {
     }
   }
 
-  #ack(entry: StreamEntry): Promise<number> {
-    return this.#durable(() => this.#options.store.ack(entry.stream, this.group, [entry.id]));
+  /**
+   * Queues the acknowledgement of an entry whose handling is finished (handled, skipped,
+   * retried or dead-lettered — the copy is already stored). Acknowledgements are sent in
+   * one XACK per stream when the batch in hand is done (`#flushAcks`):
+   * a crash before that repeats those messages, never loses them.
+   */
+  #ack(entry: StreamEntry): Promise<void> {
+    const ids = this.#pendingAcks.get(entry.stream);
+    if (ids === undefined) this.#pendingAcks.set(entry.stream, [entry.id]);
+    else ids.push(entry.id);
+    return Promise.resolve();
+  }
+
+  /** Sends the queued acknowledgements, one XACK per stream. */
+  async #flushAcks(): Promise<void> {
+    const batches = [...this.#pendingAcks];
+    this.#pendingAcks.clear();
+    for (const [stream, ids] of batches) {
+      await this.#durable(() => this.#options.store.ack(stream, this.group, ids));
+    }
   }
 
   /** A store call through the consume breaker, which counts only store outages. */

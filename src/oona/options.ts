@@ -51,6 +51,12 @@ export interface StreamBusOptions {
   readonly breakerFailureThreshold?: number;
   /** How long an open breaker stays open, in ms. @default 1_000 */
   readonly breakerOpenMs?: number;
+  /**
+   * How long stopping a subscription (and so `close()`) waits for the handler in flight,
+   * in ms; past it the stop returns and that entry stays pending, to be reclaimed.
+   * @default 10_000
+   */
+  readonly stopTimeoutMs?: number;
 }
 
 /** Defaults of {@link StreamBusOptions}; the one place they live. */
@@ -71,6 +77,7 @@ export const STREAM_BUS_DEFAULTS = Object.freeze({
   kernelNonceCacheSize: 4_096,
   breakerFailureThreshold: 5,
   breakerOpenMs: 1_000,
+  stopTimeoutMs: 10_000,
 });
 
 /** {@link StreamBusOptions} after defaults and validation. */
@@ -97,6 +104,7 @@ export interface ResolvedStreamBusOptions {
   readonly kernelNonceCacheSize: number;
   readonly breakerFailureThreshold: number;
   readonly breakerOpenMs: number;
+  readonly stopTimeoutMs: number;
 }
 
 /** Lower bound of each numeric option (all are integers). */
@@ -115,6 +123,7 @@ const NUMERIC_MINIMUMS = Object.freeze({
   kernelNonceCacheSize: 1,
   breakerFailureThreshold: 1,
   breakerOpenMs: 0,
+  stopTimeoutMs: 0,
 } satisfies Partial<Record<keyof StreamBusOptions, number>>);
 
 type NumericOption = keyof typeof NUMERIC_MINIMUMS;

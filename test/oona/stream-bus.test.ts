@@ -623,6 +623,80 @@ describe('StreamBus reclaim', () => {
   });
 });
 
+describe('StreamBus stopping and acknowledgement batching', () => {
+  it('returns from stop() after stopTimeoutMs when a handler never settles, leaving its entry to be reclaimed', async () => {
+    const { bus, store, names } = setup({ reclaimIdleMs: 50, stopTimeoutMs: 100 });
+    await bus.publish(command('stuck'));
+    let started = false;
+    const stuck = bus.subscribe({
+      group: 'g',
+      consumer: 'a',
+      from: 'all',
+      types: [BusMessageType.ADAPTATION_COMMAND],
+      handler: () => {
+        started = true;
+        return new Promise<void>(() => undefined);
+      },
+    });
+    await waitFor(() => started, 'the handler started');
+    const before = performance.now();
+    await stuck.stop();
+    expect(performance.now() - before).toBeLessThan(1_000);
+    expect(await pendingOf(store, names.normal, 'g')).toBe(1);
+    const { got, sub } = collect(bus, { consumer: 'b', types: [BusMessageType.ADAPTATION_COMMAND] });
+    await sub.ready;
+    await waitFor(() => got.length === 1, 'the stuck entry reclaimed by b');
+    expect(commandId(got[0]!)).toBe('stuck');
+    expect(got[0]!.attempt).toBe(1);
+  });
+
+  it('leaves an entry pending without spending an attempt when its handler fails because of stop()', async () => {
+    const { bus, store, names } = setup({ reclaimIdleMs: 60_000 });
+    await bus.publish(command('aborted'));
+    let started = false;
+    const sub = bus.subscribe({
+      group: 'g',
+      consumer: 'a',
+      from: 'all',
+      types: [BusMessageType.ADAPTATION_COMMAND],
+      handler: (delivery) =>
+        new Promise<void>((_resolve, reject) => {
+          started = true;
+          delivery.signal.addEventListener('abort', () => reject(new Error('stopping')), { once: true });
+        }),
+    });
+    await waitFor(() => started, 'the handler started');
+    await sub.stop();
+    expect(await pendingOf(store, names.normal, 'g')).toBe(1);
+    expect(bus.metrics().retriesTotal).toBe(0);
+    expect(bus.metrics().handlerFailures).toBe(0);
+  });
+
+  it('acknowledges a batch of handled entries with one store call per stream', async () => {
+    const inner = new MemoryStreamStore();
+    let ackCalls = 0;
+    const counting = new Proxy(inner, {
+      get(target, property) {
+        if (property === 'ack') {
+          return (stream: string, group: string, ids: readonly string[]) => {
+            ackCalls += 1;
+            return target.ack(stream, group, ids);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as StreamStore;
+    const { bus, names } = setup({ store: counting, readCount: 32 });
+    for (let i = 0; i < 20; i += 1) await bus.publish(command(`batch-${i}`));
+    const { got, sub } = collect(bus, { consumer: 'a', from: 'all', types: [BusMessageType.ADAPTATION_COMMAND] });
+    await sub.ready;
+    await waitFor(() => got.length === 20, 'all handled');
+    await waitFor(async () => (await pendingOf(counting, names.normal, 'g')) === 0, 'all acknowledged');
+    expect(ackCalls).toBeLessThanOrEqual(2);
+  });
+});
+
 describe('StreamBus consumption order and filtering', () => {
   it('handles emergency entries before a backlog of normal ones', async () => {
     const { bus } = setup({ readCount: 4 });
