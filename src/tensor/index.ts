@@ -51,3 +51,4 @@ export {
   type OutputParity,
   type ParityTensor,
 } from './parity.js';
+export { stopGradient } from './stop-gradient.js';

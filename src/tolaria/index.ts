@@ -4,3 +4,58 @@
  */
 export type { HostModel, SeedSiteHook } from './host-model.js';
 export type { Batch, Dataset, DatasetSplit, DataCursorState } from './dataset.js';
+export { Activation, BlockKind, type BlockSpec, type HostBlock, type Padding } from './hosts/blocks.js';
+export { BlockHost } from './hosts/block-host.js';
+export {
+  HostBuilder,
+  type Conv2dOptions,
+  type DenseOptions,
+  type FlattenOptions,
+  type HostBuilderOptions,
+  type MaxPoolOptions,
+} from './hosts/host-builder.js';
+export { mlpHost, MLP_HOST_DEFAULTS, type MlpHostCommonOptions, type MlpHostOptions } from './hosts/mlp-host.js';
+export { cnnHost, CNN_HOST_DEFAULTS, type CnnHostOptions } from './hosts/cnn-host.js';
+export {
+  createHost,
+  HOST_FAMILIES,
+  isHostFamilyName,
+  type HostFamilyDefinition,
+  type HostFamilyName,
+  type HostFamilyOptions,
+  type HostFamilyOptionsMap,
+} from './hosts/host-families.js';
+export { ArraySplit, type ArraySplitOptions } from './data/array-split.js';
+export { DataCursor, type DataCursorOptions } from './data/data-cursor.js';
+export {
+  loadMnist,
+  MNIST_CLASS_COUNTS,
+  MNIST_IMAGE_SIDE,
+  MNIST_IMAGE_SIZE,
+  MNIST_SPLIT,
+  MNIST_VALIDATION_PERCENT,
+  MnistLayout,
+  type MnistOptions,
+  type MnistSplitSizes,
+} from './data/mnist.js';
+export {
+  moonsDataset,
+  spiralsDataset,
+  SYNTHETIC_DEFAULTS,
+  xorDataset,
+  type SpiralsOptions,
+  type SyntheticOptions,
+} from './data/synthetic.js';
+export {
+  CIFAR10_CHANNELS,
+  CIFAR10_CLASS_NAMES,
+  CIFAR10_IMAGE_BYTES,
+  CIFAR10_IMAGE_SIDE,
+  CIFAR10_RECORD_BYTES,
+  CIFAR10_TEST_FILE,
+  CIFAR10_TRAIN_FILES,
+  decodeCifar10Records,
+  loadCifar10,
+  type Cifar10Options,
+} from './data/cifar10.js';
+export { DATASET_NAMES, isDatasetName, loadDataset, type DatasetName, type LoadDatasetOptions } from './data/datasets.js';

@@ -1,0 +1,302 @@
+/**
+ * {@link HostBuilder}: describes a host as a sequence of named blocks with named seed
+ * sites, checks shapes as blocks are added, and creates the variables at `build()`.
+ *
+ * ```ts
+ * const host = new HostBuilder({ hostId: 'mlp', family: 'mlp', inputShape: [784], seed: 7 })
+ *   .dense(256, 'relu', { name: 'hidden1' }).site('hidden1')
+ *   .dense(10, 'linear', { name: 'head' })
+ *   .build();
+ * ```
+ *
+ * Determinism: block `i` draws its initial weights from `seededRng(seed).fork(i)`, so the
+ * same seed and architecture give bit-identical weights, and a block's weights do not
+ * depend on the sizes of the blocks before it.
+ */
+import { create } from '@bufbuild/protobuf';
+import { ErrorCode, EsperError } from '../../core/index.js';
+import { SeedSiteDescriptorSchema, SeedSiteKind, type SeedSiteDescriptor } from '../../leyline/index.js';
+import { seededRng, tf, type Initializer } from '../../tensor/index.js';
+import {
+  Activation,
+  BlockKind,
+  conv2dSpec,
+  defaultInitializer,
+  denseSpec,
+  flattenSpec,
+  maxPoolSpec,
+  type BlockSpec,
+  type HostBlock,
+  type Padding,
+} from './blocks.js';
+import { BlockHost } from './block-host.js';
+
+/** Options of {@link HostBuilder}. */
+export interface HostBuilderOptions {
+  /**
+   * Prefix of every variable name (`<hostId>/<block>/<param>`). Must be unique among live
+   * hosts: the tfjs engine refuses two variables with one name.
+   */
+  readonly hostId: string;
+  /**
+   * Host family recorded in the descriptor.
+   * @default 'custom'
+   */
+  readonly family?: string;
+  /** Per-example input shape, batch excluded (`[784]`, `[28, 28, 1]`). */
+  readonly inputShape: readonly number[];
+  /** Seed of the weight initialisation (non-negative safe integer). */
+  readonly seed: number;
+}
+
+/** Options of {@link HostBuilder.dense}. */
+export interface DenseOptions {
+  /**
+   * Block name (variable names and site descriptors use it).
+   * @default `dense<n>` (n counts dense blocks from 1)
+   */
+  readonly name?: string;
+  /**
+   * Kernel initialiser.
+   * @default He normal for ReLU, Glorot uniform otherwise
+   */
+  readonly initializer?: Initializer;
+  /**
+   * Add a bias (initialised to zeros).
+   * @default true
+   */
+  readonly useBias?: boolean;
+}
+
+/** Options of {@link HostBuilder.conv2d}. */
+export interface Conv2dOptions extends DenseOptions {
+  /**
+   * Side of the square kernel, in pixels.
+   * @default 3
+   */
+  readonly kernelSize?: number;
+  /**
+   * Stride along both spatial axes, in pixels.
+   * @default 1
+   */
+  readonly strides?: number;
+  /** @default 'same' */
+  readonly padding?: Padding;
+  /** @default 'linear' */
+  readonly activation?: Activation;
+}
+
+/** Options of {@link HostBuilder.maxPool}. */
+export interface MaxPoolOptions {
+  /** @default `pool<n>` */
+  readonly name?: string;
+  /**
+   * Stride along both spatial axes, in pixels.
+   * @default the pool size
+   */
+  readonly strides?: number;
+  /** @default 'valid' */
+  readonly padding?: Padding;
+}
+
+/** Options of {@link HostBuilder.flatten}. */
+export interface FlattenOptions {
+  /** @default `flatten<n>` */
+  readonly name?: string;
+}
+
+/** Names of hosts, blocks and sites: no `/`, which separates the parts of variable names. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+function assertName(value: string, field: string): void {
+  if (typeof value !== 'string' || !NAME_RE.test(value)) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must match ${String(NAME_RE)}, got '${String(value)}'`, {
+      details: { field },
+    });
+  }
+}
+
+const DEFAULT_NAME_PREFIX: Readonly<Record<BlockKind, string>> = {
+  [BlockKind.DENSE]: 'dense',
+  [BlockKind.CONV2D]: 'conv',
+  [BlockKind.MAX_POOL]: 'pool',
+  [BlockKind.FLATTEN]: 'flatten',
+};
+
+/** Builds a {@link BlockHost}. Each builder builds one host. */
+export class HostBuilder {
+  private readonly hostId: string;
+  private readonly family: string;
+  private readonly inputShape: readonly number[];
+  private readonly seed: number;
+  private readonly specs: BlockSpec[] = [];
+  private readonly sites: SeedSiteDescriptor[] = [];
+  private built = false;
+
+  constructor(options: HostBuilderOptions) {
+    assertName(options.hostId, 'hostId');
+    const family = options.family ?? 'custom';
+    assertName(family, 'family');
+    if (!Array.isArray(options.inputShape) || options.inputShape.length === 0 || !options.inputShape.every((d) => Number.isInteger(d) && d > 0)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${options.hostId}': inputShape must be non-empty positive integers`, {
+        details: { field: 'inputShape' },
+      });
+    }
+    if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${options.hostId}': seed must be a non-negative safe integer`, {
+        details: { field: 'seed' },
+      });
+    }
+    this.hostId = options.hostId;
+    this.family = family;
+    this.inputShape = [...options.inputShape];
+    this.seed = options.seed;
+  }
+
+  /** Per-example shape at the end of the blocks added so far. */
+  get currentShape(): readonly number[] {
+    return this.specs[this.specs.length - 1]?.outputShape ?? this.inputShape;
+  }
+
+  /** Adds a dense block `activation(x·W + b)` with `units` outputs. */
+  dense(units: number, activation: Activation = Activation.LINEAR, options: DenseOptions = {}): this {
+    return this.add(
+      denseSpec(this.currentShape, {
+        name: this.blockName(options.name, BlockKind.DENSE),
+        units,
+        activation,
+        initializer: options.initializer ?? defaultInitializer(activation),
+        useBias: options.useBias ?? true,
+      }),
+    );
+  }
+
+  /** Adds a 2-D convolution block with `filters` output channels (NHWC). */
+  conv2d(filters: number, options: Conv2dOptions = {}): this {
+    const activation = options.activation ?? Activation.LINEAR;
+    return this.add(
+      conv2dSpec(this.currentShape, {
+        name: this.blockName(options.name, BlockKind.CONV2D),
+        filters,
+        kernelSize: options.kernelSize ?? 3,
+        strides: options.strides ?? 1,
+        padding: options.padding ?? 'same',
+        activation,
+        initializer: options.initializer ?? defaultInitializer(activation),
+        useBias: options.useBias ?? true,
+      }),
+    );
+  }
+
+  /** Adds a max-pool block over `poolSize`×`poolSize` windows. */
+  maxPool(poolSize = 2, options: MaxPoolOptions = {}): this {
+    return this.add(
+      maxPoolSpec(this.currentShape, {
+        name: this.blockName(options.name, BlockKind.MAX_POOL),
+        poolSize,
+        strides: options.strides ?? poolSize,
+        padding: options.padding ?? 'valid',
+      }),
+    );
+  }
+
+  /** Adds a block that flattens each example to a vector. */
+  flatten(options: FlattenOptions = {}): this {
+    return this.add(flattenSpec(this.currentShape, this.blockName(options.name, BlockKind.FLATTEN)));
+  }
+
+  /**
+   * Declares a seed site after the last block added: DENSE for a vector activation, CONV
+   * for an `[h, w, c]` feature map.
+   */
+  site(siteId: string): this {
+    this.assertOpen();
+    assertName(siteId, 'siteId');
+    const block = this.specs[this.specs.length - 1];
+    if (block === undefined) {
+      throw new EsperError(ErrorCode.INVALID_STATE, `host '${this.hostId}': site '${siteId}' must follow a block`, {
+        details: { siteId },
+      });
+    }
+    const depth = this.specs.length - 1;
+    if (this.sites.some((s) => s.siteId === siteId)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': duplicate site id '${siteId}'`, { details: { siteId } });
+    }
+    if (this.sites.some((s) => s.depth === depth)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': block '${block.name}' already has a seed site`, {
+        details: { siteId, block: block.name },
+      });
+    }
+    const shape = block.outputShape;
+    let kind: SeedSiteKind;
+    if (shape.length === 1) kind = SeedSiteKind.DENSE;
+    else if (shape.length === 3) kind = SeedSiteKind.CONV;
+    else {
+      throw new EsperError(
+        ErrorCode.INVALID_ARGUMENT,
+        `host '${this.hostId}': site '${siteId}' needs a [features] or [h, w, c] activation, got [${shape.join(', ')}]`,
+        { details: { siteId } },
+      );
+    }
+    this.sites.push(create(SeedSiteDescriptorSchema, { siteId, block: block.name, kind, shape: [...shape], depth }));
+    return this;
+  }
+
+  /**
+   * Creates the variables and returns the host. The last block's output must be the
+   * logits vector (rank 1); its length is the host's class count.
+   */
+  build(): BlockHost {
+    this.assertOpen();
+    const last = this.specs[this.specs.length - 1];
+    if (last === undefined || last.outputShape.length !== 1) {
+      throw new EsperError(ErrorCode.INVALID_STATE, `host '${this.hostId}': the last block must output a logits vector`, {
+        details: { hostId: this.hostId },
+      });
+    }
+    const prefix = `${this.hostId}/`;
+    if (Object.keys(tf.engine().registeredVariables).some((name) => name.startsWith(prefix))) {
+      throw new EsperError(
+        ErrorCode.INVALID_STATE,
+        `host id '${this.hostId}' is in use by a live host (dispose it or choose another hostId)`,
+        { details: { hostId: this.hostId } },
+      );
+    }
+    this.built = true;
+    const root = seededRng(this.seed);
+    const blocks: HostBlock[] = [];
+    try {
+      this.specs.forEach((spec, index) => blocks.push(spec.materialise(this.hostId, root.fork(index))));
+      return new BlockHost({ hostId: this.hostId, family: this.family, inputShape: this.inputShape, blocks, sites: this.sites });
+    } catch (error) {
+      for (const block of blocks) for (const variable of block.variables) variable.dispose();
+      throw error;
+    }
+  }
+
+  private add(spec: BlockSpec): this {
+    this.assertOpen();
+    if (this.specs.some((s) => s.name === spec.name)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': duplicate block name '${spec.name}'`, {
+        details: { block: spec.name },
+      });
+    }
+    this.specs.push(spec);
+    return this;
+  }
+
+  private blockName(name: string | undefined, kind: BlockKind): string {
+    this.assertOpen();
+    const resolved = name ?? `${DEFAULT_NAME_PREFIX[kind]}${this.specs.filter((s) => s.kind === kind).length + 1}`;
+    assertName(resolved, 'name');
+    return resolved;
+  }
+
+  private assertOpen(): void {
+    if (this.built) {
+      throw new EsperError(ErrorCode.INVALID_STATE, `host '${this.hostId}': builder already built its host`, {
+        details: { hostId: this.hostId },
+      });
+    }
+  }
+}

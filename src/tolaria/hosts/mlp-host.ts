@@ -1,0 +1,65 @@
+/**
+ * The MLP host family: dense ReLU hidden layers, each followed by a seed site, and a
+ * linear head producing the logits. The issue's bench model is 784-256-256-10:
+ * `mlpHost({ inputSize: 784, seed })`.
+ */
+import { ErrorCode, EsperError } from '../../core/index.js';
+import { Activation } from './blocks.js';
+import type { BlockHost } from './block-host.js';
+import { HostBuilder } from './host-builder.js';
+
+/** Options shared by both ways of giving an {@link mlpHost} its input. */
+export interface MlpHostCommonOptions {
+  /**
+   * Hidden layer widths, in units; a seed site `hidden<i>` follows hidden layer `i` (from 1).
+   * @default [256, 256]
+   */
+  readonly hidden?: readonly number[];
+  /**
+   * Number of classes (logits).
+   * @default 10
+   */
+  readonly numClasses?: number;
+  /** Seed of the weight initialisation (non-negative safe integer). */
+  readonly seed: number;
+  /**
+   * Variable-name prefix; unique among live hosts.
+   * @default 'mlp'
+   */
+  readonly hostId?: string;
+}
+
+/**
+ * Options of {@link mlpHost}: either a vector `inputSize`, or an `inputShape` of any rank
+ * (an image-shaped input is flattened by a first `flatten` block).
+ */
+export type MlpHostOptions = MlpHostCommonOptions &
+  ({ readonly inputSize: number; readonly inputShape?: undefined } | { readonly inputShape: readonly number[]; readonly inputSize?: undefined });
+
+/** Defaults of {@link MlpHostOptions}. */
+export const MLP_HOST_DEFAULTS = {
+  hidden: [256, 256],
+  numClasses: 10,
+  hostId: 'mlp',
+} as const;
+
+/** Builds an MLP host (family `mlp`). */
+export function mlpHost(options: MlpHostOptions): BlockHost {
+  const inputShape = resolveInputShape(options);
+  const hidden = options.hidden ?? MLP_HOST_DEFAULTS.hidden;
+  let builder = new HostBuilder({ hostId: options.hostId ?? MLP_HOST_DEFAULTS.hostId, family: 'mlp', inputShape, seed: options.seed });
+  if (inputShape.length > 1) builder = builder.flatten({ name: 'flatten' });
+  hidden.forEach((units, i) => {
+    const name = `hidden${i + 1}`;
+    builder = builder.dense(units, Activation.RELU, { name }).site(name);
+  });
+  return builder.dense(options.numClasses ?? MLP_HOST_DEFAULTS.numClasses, Activation.LINEAR, { name: 'head' }).build();
+}
+
+function resolveInputShape(options: MlpHostOptions): readonly number[] {
+  if (options.inputSize !== undefined && options.inputShape === undefined) return [options.inputSize];
+  if (options.inputShape !== undefined && options.inputSize === undefined) return options.inputShape;
+  throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'mlpHost: give exactly one of inputSize and inputShape', {
+    details: { field: 'inputSize' },
+  });
+}
