@@ -8,6 +8,7 @@ const HELP = `esper — morphogenetic training: neural networks that grow while 
 
 Usage:
   esper [--help | --version]
+  esper train [options]     train a host model on a dataset (esper train --help)
 
 Options:
   -h, --help      show this help
@@ -37,6 +38,11 @@ export async function main(
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
     io.stdout.write(HELP);
     return 0;
+  }
+  if (first === 'train') {
+    // Loaded on demand: it pulls in TensorFlow.js, which `--help` and `--version` do not need.
+    const { runTrain } = await import('./train.js');
+    return runTrain(rest, io);
   }
   if (first === '-V' || first === '--version') {
     if (rest.length > 0) {

@@ -419,8 +419,12 @@ export const SETTINGS_DEFINITION = {
       enabled: setting.boolean({ default: false }),
       /** Size cap of the in-memory fast rollback cache. @default 32 */
       fastCacheMaxMb: setting.integer({ default: 32, min: 1 }),
-      /** Deadline of a full restore; past it the emergency protocol escalates. @default 250 */
-      deadlineMs: setting.integer({ default: 250, min: 1 }),
+      /**
+       * Deadline of a full restore from the last checkpoint; past it training halts. The
+       * reference SLA (12 s) rather than the prototype's 250 ms, which a checkpoint read
+       * and verify cannot meet for real models. @default 12000
+       */
+      deadlineMs: setting.integer({ default: 12_000, min: 1 }),
       /** Steps between fast-cache snapshots. @default 1 */
       snapshotSteps: setting.integer({ default: 1, min: 1 }),
     },

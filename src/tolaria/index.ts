@@ -59,3 +59,33 @@ export {
   type Cifar10Options,
 } from './data/cifar10.js';
 export { DATASET_NAMES, isDatasetName, loadDataset, type DatasetName, type LoadDatasetOptions } from './data/datasets.js';
+export { Trainer, type RollbackResult, type TrainerState, type TrainingSummary } from './trainer.js';
+export {
+  resolveTrainerOptions,
+  TRAINER_DEFAULTS,
+  type EpochReport,
+  type ResolvedTrainerOptions,
+  type StatePacketSink,
+  type StepReport,
+  type TrainerCheckpointOptions,
+  type TrainerEmergencyOptions,
+  type TrainerOptions,
+  type TrainerRollbackOptions,
+} from './trainer-options.js';
+export type { CallOptions, Controller, Executor, ExecutorContext } from './controller.js';
+export { OPTIMIZER_DEFAULTS, OptimizerKind, type OptimizerConfig } from './optimizer-manager.js';
+export { LR_SCHEDULE_DEFAULTS, LrSchedulePolicy, type LrScheduleOptions } from './lr-controller.js';
+export { EmergencyReason, type EmergencySink } from './emergency.js';
+export {
+  CHECKPOINT_LOG_FILE,
+  CHECKPOINT_STORE_DEFAULTS,
+  CheckpointStore,
+  type Checkpoint,
+  type CheckpointHeader,
+  type CheckpointStoreOptions,
+  type CheckpointWriteResult,
+  type LatestCheckpoint,
+} from './checkpoint.js';
+export { epochPacketId, stepPacketId, STATE_PACKET_VERSION } from './state-packet.js';
+export { LOSS_DIVERGENCE_DEFAULTS, type LossDivergenceOptions, type TrainerProgress } from './trainer-stats.js';
+export { TOLARIA_SOURCE, TolariaEvent, TolariaMetric, type MetricName } from './names.js';

@@ -1,0 +1,68 @@
+/**
+ * The two collaborators of the training loop (reference prototype-tolaria-oona-nissa-weatherlight
+ * §2.2), as interfaces: Tamiyo implements {@link Controller}, Kasmina implements
+ * {@link Executor}. Tolaria calls both through the shared AsyncWorker with a deadline
+ * counted from submission; a call that misses it is abandoned for that step (its signal
+ * aborts) and training goes on without its result.
+ *
+ * Departures from the prototype's duck-typed call points:
+ * - methods are declared, not probed with `hasattr`; only `evaluateEpoch` is optional;
+ * - every call receives an `AbortSignal` that fires at its deadline;
+ * - the executor's `advance` replaces the prototype's `advance_alpha` per blending seed
+ *   plus `finalize_step`: the executor knows its seeds and their stages.
+ */
+import type { AdaptationCommand, SeedState, SystemStatePacket } from '../leyline/index.js';
+import type { Rng } from '../tensor/index.js';
+import type { HostModel } from './host-model.js';
+
+/** Per-call options handed to collaborators. */
+export interface CallOptions {
+  /** Aborts when the call's deadline passes or training stops. */
+  readonly signal: AbortSignal;
+}
+
+/** Decides adaptations from training state (Tamiyo). */
+export interface Controller {
+  /**
+   * Called once per optimizer step with that step's state packet. Returns the command to
+   * apply, or undefined for "no change". The packet is the caller's: do not mutate it.
+   */
+  evaluateStep(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined>;
+  /**
+   * Called once per epoch, after validation, with the epoch's state packet (validation
+   * loss and accuracy filled in). Optional.
+   */
+  evaluateEpoch?(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined>;
+}
+
+/** What the executor may use while applying a command. */
+export interface ExecutorContext {
+  /** The host being trained: attach or detach seed hooks here. */
+  readonly host: HostModel;
+  readonly trainingRunId: string;
+  /** 0-based epoch of the step the command follows. */
+  readonly epoch: number;
+  /** Optimizer steps taken so far. */
+  readonly globalStep: number;
+  /**
+   * The run's random stream for the executor (seed initialisation, probes). It is part of
+   * every checkpoint and snapshot, so a resumed run draws the same numbers.
+   */
+  readonly rng: Rng;
+}
+
+/** Applies adaptations to the host and runs seed lifecycles (Kasmina). */
+export interface Executor {
+  /**
+   * Applies one command. Attaching or detaching hooks on `context.host` takes effect at
+   * the next step (the optimizer is rebuilt then).
+   */
+  apply(command: AdaptationCommand, context: ExecutorContext, options: CallOptions): Promise<void>;
+  /** The seeds' current states, for state packets (called every step; keep it cheap). */
+  exportSeedStates(): readonly SeedState[];
+  /**
+   * Called after every optimizer step (after `apply`): advance alpha schedules and
+   * lifecycle timers. Timed as `kasmina_finalize_ms`.
+   */
+  advance(step: number, context: ExecutorContext): Promise<void> | void;
+}

@@ -1,0 +1,208 @@
+/**
+ * Tolaria's emergency protocol (reference prototype-tolaria-oona-nissa-weatherlight §2.13):
+ * a level that rises with trouble, and an {@link EmergencySignal} dispatched through an
+ * injected sink on every trigger.
+ *
+ * Triggers and levels:
+ *
+ * | Trigger | Level | Reason | Source |
+ * |---|---|---|---|
+ * | failed epoch (controller/executor timeout or error, epoch or hook budget) | L2 ELEVATED | the failure reason | reference §2.3 step 5 |
+ * | a step's loss is NaN/±Inf | L2 ELEVATED | `non_finite_loss` | reference "any failed epoch except breaker_open", applied at the step |
+ * | a step's loss explodes | L2 ELEVATED | `loss_explosion` | same |
+ * | an epoch fails while the trainer's breaker is open | L3 CONSERVATIVE | `breaker_open` | reference §2.3 step 5 |
+ * | consecutive failed steps (rollbacks that did not get past the failure) ≥ threshold | L4 HALT | `failed_steps_streak` | this implementation, the step analogue of the epoch streak |
+ * | no rollback tier could restore, or the full restore overran its deadline | L4 HALT | `rollback_deadline` | reference §2.3 (`L4_ON_ROLLBACK_DEADLINE`) |
+ * | failed-epoch streak ≥ threshold | L4 HALT | `failed_epochs_streak` | reference §2.3 step 10 |
+ *
+ * Non-finite loss and loss explosion are not triggers in the prototype (its step loop
+ * never looked at the loss value); the later Python version panics on NaN/Inf loss and on
+ * statistical divergence (esper-2026-anchor §4 "Governor"), so they are added here at the
+ * prototype's level for a failed step, L2.
+ *
+ * Departures (prototype-rc1-plan §3.1.0 "emergency.py" findings and §2.13 quirks): the
+ * signal is dispatched on the failed-epoch-streak halt too; a successful epoch resets the
+ * level to NOTICE (the prototype's level never came down); requested levels are checked
+ * against `EmergencyLevel`; and dispatch is synchronous through the sink (the sink queues
+ * or publishes; it must not throw), so nothing waits in a trainer-side queue for a later
+ * `publish_history`.
+ */
+import { create } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { EmergencyLevel, EmergencySignalSchema, type EmergencySignal } from '../leyline/index.js';
+import { TOLARIA_SOURCE } from './names.js';
+
+/** Where emergency signals go (Oona's emergency stream, Weatherlight). Must not throw. */
+export interface EmergencySink {
+  emit(signal: EmergencySignal): void;
+}
+
+/** Machine-readable reasons Tolaria puts in {@link EmergencySignal.reason}. */
+export const EmergencyReason = {
+  NON_FINITE_LOSS: 'non_finite_loss',
+  LOSS_EXPLOSION: 'loss_explosion',
+  BREAKER_OPEN: 'breaker_open',
+  ROLLBACK_DEADLINE: 'rollback_deadline',
+  FAILED_EPOCHS_STREAK: 'failed_epochs_streak',
+  FAILED_STEPS_STREAK: 'failed_steps_streak',
+  TAMIYO_TIMEOUT: 'tamiyo_timeout',
+  TAMIYO_ERROR: 'tamiyo_error',
+  KASMINA_TIMEOUT: 'kasmina_timeout',
+  KASMINA_ERROR: 'kasmina_error',
+  EPOCH_BUDGET: 'epoch_budget',
+  HOOK_BUDGET: 'hook_budget',
+  DEPENDENCY_VIOLATION: 'dependency_violation',
+} as const;
+
+/** Union of {@link EmergencyReason} values. */
+export type EmergencyReason = (typeof EmergencyReason)[keyof typeof EmergencyReason];
+
+/** Options of {@link EmergencyController}. */
+export interface EmergencyControllerOptions {
+  /** Run stamped on every signal. Required, non-blank. */
+  readonly trainingRunId: string;
+  /** Where signals go. */
+  readonly sink: EmergencySink;
+  /**
+   * Most signals with the same level and reason per minute; repeats beyond it are
+   * counted in `suppressedTotal` and not sent. HALT is never suppressed.
+   * @default 60
+   */
+  readonly maxRepeatsPerMinute?: number;
+  /** @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** Where a trigger happened. */
+export interface EmergencyPosition {
+  readonly epoch: number;
+  readonly globalStep: number;
+}
+
+/** What {@link EmergencyController.escalate} did. */
+export interface EscalationResult {
+  /** The level requested by the trigger. */
+  readonly requested: EmergencyLevel;
+  /** The controller's level before the call. */
+  readonly previous: EmergencyLevel;
+  /** The controller's level after the call (never below `previous`). */
+  readonly level: EmergencyLevel;
+  /** Whether a signal went to the sink (false when rate-suppressed). */
+  readonly dispatched: boolean;
+  /** The signal built for this trigger. */
+  readonly signal: EmergencySignal;
+}
+
+/** Counters of an {@link EmergencyController}. */
+export interface EmergencyStats {
+  readonly level: EmergencyLevel;
+  readonly broadcastsTotal: number;
+  readonly suppressedTotal: number;
+  readonly haltsTotal: number;
+  readonly halted: boolean;
+}
+
+const WINDOW_MS = 60_000;
+
+/** Tracks the emergency level and dispatches signals. */
+export class EmergencyController {
+  readonly #trainingRunId: string;
+  readonly #sink: EmergencySink;
+  readonly #clock: Clock;
+  readonly #maxRepeatsPerMinute: number;
+  readonly #recent = new Map<string, number[]>();
+  #level: EmergencyLevel = EmergencyLevel.NOTICE;
+  #broadcastsTotal = 0;
+  #suppressedTotal = 0;
+  #haltsTotal = 0;
+  #halted = false;
+
+  constructor(options: EmergencyControllerOptions) {
+    if (typeof options.trainingRunId !== 'string' || options.trainingRunId.trim().length === 0) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'emergency controller needs a training run id', { details: { field: 'trainingRunId' } });
+    }
+    const cap = options.maxRepeatsPerMinute ?? 60;
+    if (!Number.isInteger(cap) || cap < 1) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `maxRepeatsPerMinute must be an integer ≥ 1, got ${cap}`, {
+        details: { field: 'maxRepeatsPerMinute' },
+      });
+    }
+    this.#trainingRunId = options.trainingRunId;
+    this.#sink = options.sink;
+    this.#clock = options.clock ?? systemClock;
+    this.#maxRepeatsPerMinute = cap;
+  }
+
+  /** The current level (starts at NOTICE). */
+  get level(): EmergencyLevel {
+    return this.#level;
+  }
+
+  /** Whether a HALT was raised (training must stop). */
+  get halted(): boolean {
+    return this.#halted;
+  }
+
+  /**
+   * Raises the level to `level` if higher, builds the signal and dispatches it (every
+   * trigger is dispatched, even when the level does not rise — reference §2.3 step 5).
+   */
+  escalate(level: EmergencyLevel, reason: EmergencyReason, position: EmergencyPosition): EscalationResult {
+    if (level < EmergencyLevel.NOTICE || level > EmergencyLevel.HALT || !Number.isInteger(level)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `emergency level must be NOTICE..HALT, got ${level}`, { details: { field: 'level' } });
+    }
+    const previous = this.#level;
+    if (level > this.#level) this.#level = level;
+    const halt = level === EmergencyLevel.HALT;
+    if (halt && !this.#halted) {
+      this.#halted = true;
+      this.#haltsTotal += 1;
+    }
+    const nowMs = this.#clock.monotonicMs();
+    const signal = create(EmergencySignalSchema, {
+      version: 1,
+      level,
+      reason,
+      origin: TOLARIA_SOURCE,
+      triggeredAt: timestampFromMs(this.#clock.wallMs()),
+      monotonicTimeMs: BigInt(Math.floor(nowMs)),
+      trainingRunId: this.#trainingRunId,
+      epoch: position.epoch,
+      globalStep: BigInt(position.globalStep),
+      operatorInitiated: false,
+    });
+    const dispatched = halt || this.#admit(`${level}:${reason}`, nowMs);
+    if (dispatched) {
+      this.#broadcastsTotal += 1;
+      this.#sink.emit(signal);
+    } else {
+      this.#suppressedTotal += 1;
+    }
+    return { requested: level, previous, level: this.#level, dispatched, signal };
+  }
+
+  /** Back to NOTICE after a successful epoch. A HALT is final and is not cleared. */
+  reset(): void {
+    if (!this.#halted) this.#level = EmergencyLevel.NOTICE;
+  }
+
+  /** Counters. */
+  stats(): EmergencyStats {
+    return {
+      level: this.#level,
+      broadcastsTotal: this.#broadcastsTotal,
+      suppressedTotal: this.#suppressedTotal,
+      haltsTotal: this.#haltsTotal,
+      halted: this.#halted,
+    };
+  }
+
+  #admit(key: string, nowMs: number): boolean {
+    const times = (this.#recent.get(key) ?? []).filter((t) => nowMs - t < WINDOW_MS);
+    const admitted = times.length < this.#maxRepeatsPerMinute;
+    if (admitted) times.push(nowMs);
+    this.#recent.set(key, times);
+    return admitted;
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * The learning-rate controller (reference prototype-tolaria-oona-nissa-weatherlight §2.10):
+ * a schedule maps (global step, epoch) to a learning rate, optionally behind a linear
+ * warm-up. It is a pure function of its position, so a resumed run needs no schedule
+ * state in its checkpoint.
+ *
+ * | Policy | Rate at global step `t`, epoch `e` | Clock |
+ * |---|---|---|
+ * | `constant` | `base` | — |
+ * | `cosine` | `min + (base − min)·½·(1 + cos(π·min(t, T)/T))`, `T = totalSteps` | steps |
+ * | `step` | `base·gamma^⌊e / stepSizeEpochs⌋` | epochs |
+ *
+ * With `warmupSteps = W > 0`, steps `t < W` run at `base·max(warmupStartFactor, (t+1)/W)`
+ * and the schedule then continues from `t − W`.
+ *
+ * Departures from the prototype, following its review findings (prototype-rc1-plan §3.1.0,
+ * "lr_controller.py"):
+ * - an unknown policy is an error, not a silently disabled controller;
+ * - the warm-up floor is an option (`warmupStartFactor`), not a hard-coded 10 %;
+ * - the rate is computed *before* each step for that step, so warm-up governs the very
+ *   first step (the prototype applied it after the step, so step 1 ran at the base rate);
+ * - cosine anneals to `minLr` and stays there after `totalSteps` (the flat tail is the
+ *   documented end of the schedule, not a clamp artefact).
+ */
+import { ErrorCode, EsperError } from '../core/index.js';
+
+/** Schedules the controller knows. */
+export const LrSchedulePolicy = {
+  CONSTANT: 'constant',
+  COSINE: 'cosine',
+  STEP: 'step',
+} as const;
+
+/** Union of {@link LrSchedulePolicy} values. */
+export type LrSchedulePolicy = (typeof LrSchedulePolicy)[keyof typeof LrSchedulePolicy];
+
+/** Options of {@link LrController}. */
+export interface LrScheduleOptions {
+  /** @default 'constant' */
+  readonly policy?: LrSchedulePolicy;
+  /**
+   * Linear warm-up length in optimizer steps (0 = none).
+   * @default 0
+   */
+  readonly warmupSteps?: number;
+  /**
+   * Fraction of the base rate the warm-up starts from (its floor), in (0, 1].
+   * @default 0.1
+   */
+  readonly warmupStartFactor?: number;
+  /**
+   * Cosine: steps over which the rate anneals from base to `minLr` (the prototype's
+   * `t_max`).
+   * @default 10000
+   */
+  readonly totalSteps?: number;
+  /**
+   * Cosine: the rate reached at `totalSteps`.
+   * @default 0
+   */
+  readonly minLr?: number;
+  /**
+   * Step: epochs between decays.
+   * @default 10
+   */
+  readonly stepSizeEpochs?: number;
+  /**
+   * Step: multiplicative decay per `stepSizeEpochs`, in (0, 1].
+   * @default 0.5
+   */
+  readonly gamma?: number;
+}
+
+/** {@link LrScheduleOptions} with every default applied. */
+export type ResolvedLrScheduleOptions = Required<LrScheduleOptions>;
+
+/** Defaults of {@link LrScheduleOptions} (the prototype's `build_controller` defaults). */
+export const LR_SCHEDULE_DEFAULTS: ResolvedLrScheduleOptions = Object.freeze({
+  policy: LrSchedulePolicy.CONSTANT,
+  warmupSteps: 0,
+  warmupStartFactor: 0.1,
+  totalSteps: 10_000,
+  minLr: 0,
+  stepSizeEpochs: 10,
+  gamma: 0.5,
+});
+
+function invalid(field: string, message: string, value: unknown): EsperError {
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `lrSchedule.${field} ${message}, got ${String(value)}`, {
+    details: { field: `lrSchedule.${field}` },
+  });
+}
+
+/** Merges `options` over {@link LR_SCHEDULE_DEFAULTS}, validating every field. */
+export function resolveLrScheduleOptions(options: LrScheduleOptions = {}): ResolvedLrScheduleOptions {
+  const merged = { ...LR_SCHEDULE_DEFAULTS };
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  }
+  if (!Object.values(LrSchedulePolicy).includes(merged.policy)) {
+    throw invalid('policy', `must be one of ${Object.values(LrSchedulePolicy).join(', ')}`, merged.policy);
+  }
+  if (!Number.isInteger(merged.warmupSteps) || merged.warmupSteps < 0) {
+    throw invalid('warmupSteps', 'must be an integer ≥ 0', merged.warmupSteps);
+  }
+  if (!(merged.warmupStartFactor > 0 && merged.warmupStartFactor <= 1)) {
+    throw invalid('warmupStartFactor', 'must be in (0, 1]', merged.warmupStartFactor);
+  }
+  if (!Number.isInteger(merged.totalSteps) || merged.totalSteps < 1) {
+    throw invalid('totalSteps', 'must be an integer ≥ 1', merged.totalSteps);
+  }
+  if (!(Number.isFinite(merged.minLr) && merged.minLr >= 0)) throw invalid('minLr', 'must be a finite number ≥ 0', merged.minLr);
+  if (!Number.isInteger(merged.stepSizeEpochs) || merged.stepSizeEpochs < 1) {
+    throw invalid('stepSizeEpochs', 'must be an integer ≥ 1', merged.stepSizeEpochs);
+  }
+  if (!(merged.gamma > 0 && merged.gamma <= 1)) throw invalid('gamma', 'must be in (0, 1]', merged.gamma);
+  return Object.freeze(merged);
+}
+
+/** Computes the learning rate of each optimizer step. */
+export class LrController {
+  /** The resolved schedule. */
+  readonly options: ResolvedLrScheduleOptions;
+  /** The rate the schedule scales. */
+  readonly baseLr: number;
+
+  /**
+   * @param baseLr the optimizer's configured rate (finite, > 0)
+   * @throws EsperError INVALID_ARGUMENT naming the bad field
+   */
+  constructor(baseLr: number, options: LrScheduleOptions = {}) {
+    if (!(Number.isFinite(baseLr) && baseLr > 0)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `learning rate must be a finite number > 0, got ${baseLr}`, {
+        details: { field: 'learningRate' },
+      });
+    }
+    this.baseLr = baseLr;
+    this.options = resolveLrScheduleOptions(options);
+    if (this.options.minLr > baseLr) throw invalid('minLr', `must not exceed the base rate ${baseLr}`, this.options.minLr);
+  }
+
+  /** Whether the rate ever differs from the base rate (reference `tolaria.lr_controller.enabled`). */
+  get enabled(): boolean {
+    return this.options.policy !== LrSchedulePolicy.CONSTANT || this.options.warmupSteps > 0;
+  }
+
+  /**
+   * The rate for the optimizer step about to run.
+   * @param step global optimizer steps already taken (0 for the first step)
+   * @param epoch 0-based epoch the step belongs to
+   */
+  rate(step: number, epoch: number): number {
+    const { warmupSteps, warmupStartFactor } = this.options;
+    if (step < warmupSteps) return this.baseLr * Math.max(warmupStartFactor, (step + 1) / warmupSteps);
+    return this.#scheduled(step - warmupSteps, epoch);
+  }
+
+  #scheduled(step: number, epoch: number): number {
+    const { policy, totalSteps, minLr, stepSizeEpochs, gamma } = this.options;
+    switch (policy) {
+      case LrSchedulePolicy.CONSTANT:
+        return this.baseLr;
+      case LrSchedulePolicy.COSINE: {
+        const t = Math.min(Math.max(step, 0), totalSteps);
+        return minLr + (this.baseLr - minLr) * 0.5 * (1 + Math.cos((Math.PI * t) / totalSteps));
+      }
+      case LrSchedulePolicy.STEP:
+        return this.baseLr * gamma ** Math.floor(epoch / stepSizeEpochs);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Tolaria's {@link SystemStatePacket}s (reference prototype-tolaria-oona-nissa-weatherlight
+ * §2.6): one per optimizer step, handed to the controller, and one per epoch, published.
+ * Metrics travel in the typed `TrainingMetrics` (spec 01), built by the core
+ * `buildTrainingMetrics`, with only what the trainer measures; a field it cannot measure
+ * on this machine (GPU memory and utilisation, host-to-device copy time, gradient
+ * conflict rate without micro-batch aggregation) stays at its proto default.
+ *
+ * Departures from the prototype (reference §2.6 quirks): `global_step` is the real step
+ * count (the prototype's epoch packet put the epoch index there); the epoch packet's
+ * `validation_*` fields hold a real validation pass (the prototype copied the training
+ * accuracy and forced 1.0 on its completion packet, and there is no completion packet);
+ * a step packet carries the latest validation results and the step's own loss; no
+ * placeholder run id or experiment name; and the packet handed to the controller is never
+ * mutated after the call (the prototype wrote the hook latencies into the same object
+ * after Tamiyo returned, so those fields describe the *previous* step here).
+ */
+import os from 'node:os';
+import { create } from '@bufbuild/protobuf';
+import { buildTrainingMetrics, type Clock, type TrainingMetricsInput } from '../core/index.js';
+import {
+  HardwareContextSchema,
+  SystemStatePacketSchema,
+  type HardwareContext,
+  type SeedState,
+  type SystemStatePacket,
+} from '../leyline/index.js';
+import { TOLARIA_SOURCE } from './names.js';
+
+/** Contract version of the packets Tolaria builds. */
+export const STATE_PACKET_VERSION = 1;
+
+/** Inputs shared by step and epoch packets. */
+export interface StatePacketInput {
+  readonly trainingRunId: string;
+  readonly experimentName: string;
+  readonly epoch: number;
+  readonly globalStep: number;
+  readonly trainingLoss: number;
+  /** Latest validation results, when any epoch has been validated. */
+  readonly validation?: { readonly loss: number; readonly accuracy: number } | undefined;
+  readonly metrics: TrainingMetricsInput;
+  readonly seedStates: readonly SeedState[];
+  readonly clock: Clock;
+}
+
+/** Packet id of the step packet after `globalStep` steps. */
+export function stepPacketId(trainingRunId: string, globalStep: number): string {
+  return `${trainingRunId}-step-${globalStep}`;
+}
+
+/** Packet id of epoch `epoch`'s packet. */
+export function epochPacketId(trainingRunId: string, epoch: number): string {
+  return `${trainingRunId}-epoch-${epoch}`;
+}
+
+function build(input: StatePacketInput, packetId: string, hardware: HardwareContext | undefined): SystemStatePacket {
+  return create(SystemStatePacketSchema, {
+    version: STATE_PACKET_VERSION,
+    currentEpoch: input.epoch,
+    validationAccuracy: input.validation?.accuracy ?? 0,
+    validationLoss: input.validation?.loss ?? 0,
+    timestampNs: BigInt(Math.round(input.clock.wallMs())) * 1_000_000n,
+    ...(hardware === undefined ? {} : { hardwareContext: hardware }),
+    seedStates: [...input.seedStates],
+    packetId,
+    globalStep: BigInt(input.globalStep),
+    // A NaN loss is a real signal and travels as NaN in this float field.
+    trainingLoss: input.trainingLoss,
+    sourceSubsystem: TOLARIA_SOURCE,
+    trainingRunId: input.trainingRunId,
+    experimentName: input.experimentName,
+    metrics: buildTrainingMetrics(input.metrics),
+  });
+}
+
+/** The packet of one optimizer step (no hardware context, as in the prototype). */
+export function buildStepState(input: StatePacketInput): SystemStatePacket {
+  return build(input, stepPacketId(input.trainingRunId, input.globalStep), undefined);
+}
+
+/** The packet of one finished epoch, with the host's hardware context. */
+export function buildEpochState(input: StatePacketInput & { readonly cpuUtilPercent?: number }): SystemStatePacket {
+  return build(input, epochPacketId(input.trainingRunId, input.epoch), hardwareContext(input.cpuUtilPercent));
+}
+
+const GIB = 1024 ** 3;
+
+/**
+ * What the trainer can say about the machine: CPU device, total and available memory
+ * (`os.totalmem`/`os.freemem`), and the process's CPU utilisation when measured. The
+ * prototype's GPU fields (temperature, compute capability) stay unset on CPU.
+ */
+export function hardwareContext(cpuUtilPercent?: number): HardwareContext {
+  return create(HardwareContextSchema, {
+    deviceType: 'cpu',
+    deviceId: '0',
+    totalMemoryGb: os.totalmem() / GIB,
+    availableMemoryGb: os.freemem() / GIB,
+    utilizationPercent: cpuUtilPercent === undefined ? 0 : Math.min(100, Math.max(0, cpuUtilPercent / os.availableParallelism())),
+  });
+}
+
+/**
+ * Process CPU utilisation between two readings, in percent of one core (can exceed 100
+ * on several cores), from `process.cpuUsage` — undefined when no wall time elapsed.
+ */
+export class CpuMeter {
+  #cpu = process.cpuUsage();
+  #wallMs: number;
+
+  constructor(private readonly clock: Clock) {
+    this.#wallMs = clock.monotonicMs();
+  }
+
+  /** Utilisation since the previous call (or construction), then restarts the window. */
+  sample(): number | undefined {
+    const cpu = process.cpuUsage(this.#cpu);
+    const now = this.clock.monotonicMs();
+    const wall = now - this.#wallMs;
+    this.#cpu = process.cpuUsage();
+    this.#wallMs = now;
+    if (!(wall > 0)) return undefined;
+    return ((cpu.user + cpu.system) / 1000 / wall) * 100;
+  }
+}
