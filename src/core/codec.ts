@@ -48,14 +48,7 @@ export function decodeMessage<Desc extends DescMessage>(
   bytes: Uint8Array,
   options: DecodeOptions = {},
 ): MessageShape<Desc> {
-  const maxBytes = options.maxBytes ?? CONTRACT_LIMITS.messageMaxBytes;
-  if (bytes.length > maxBytes) {
-    throw new EsperError(
-      ErrorCode.MESSAGE_TOO_LARGE,
-      `${schema.typeName}: ${bytes.length} bytes exceeds the ${maxBytes}-byte bound`,
-      { details: { typeName: schema.typeName, bytes: bytes.length, maxBytes } },
-    );
-  }
+  checkSize(schema, bytes, options);
   let message: MessageShape<Desc>;
   try {
     message = fromBinary(schema, bytes);
@@ -80,6 +73,11 @@ export function encodeMessage<Desc extends DescMessage>(
 ): Uint8Array {
   validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0, true);
   const bytes = toBinary(schema, message);
+  checkSize(schema, bytes, options);
+  return bytes;
+}
+
+function checkSize(schema: DescMessage, bytes: Uint8Array, options: DecodeOptions): void {
   const maxBytes = options.maxBytes ?? CONTRACT_LIMITS.messageMaxBytes;
   if (bytes.length > maxBytes) {
     throw new EsperError(
@@ -88,7 +86,6 @@ export function encodeMessage<Desc extends DescMessage>(
       { details: { typeName: schema.typeName, bytes: bytes.length, maxBytes } },
     );
   }
-  return bytes;
 }
 
 /** The message-valued fields of a message type, precomputed once per type. */
