@@ -1,0 +1,174 @@
+/**
+ * The Tezzeret kernel-artifact byte format: one buffer that holds everything needed to
+ * rebuild a compiled seed module, so a single SHA-256 (the artifact checksum) covers it all.
+ * (Reference prototype-blueprint-pipeline §2.3 and §10.2 suggest one file with a header and
+ * the model; we store Karn family parameters instead of a tfjs LayersModel topology because
+ * seed modules are Karn families, not LayersModels.)
+ *
+ * Layout (all integers unsigned 32-bit little-endian):
+ *
+ * | offset | bytes | field |
+ * |---|---|---|
+ * | 0 | 8 | magic, ASCII `ESPR-ART` |
+ * | 8 | 4 | format version ({@link ARTIFACT_FORMAT_VERSION}) |
+ * | 12 | 4 | header length H in bytes |
+ * | 16 | 4 | weights length W in bytes |
+ * | 20 | 4 | CRC-32C of the H + W bytes that follow |
+ * | 24 | H | header: canonical JSON (sorted keys, no whitespace), UTF-8, see {@link ArtifactHeader} |
+ * | 24+H | W | weights: `encodeWeightsToBytes` output (its own magic, specs and CRC-32C) |
+ *
+ * Weight names in the weights section and in `header.variables` are relative to the
+ * module's scope (`dense0/kernel`, not `BP005/dense0/kernel`), so an artifact can be loaded
+ * under any scope. The total length must be exactly 24 + H + W.
+ */
+import { z } from 'zod';
+import { createHash } from 'node:crypto';
+import { crc32c, ErrorCode, EsperError } from '../core/index.js';
+import { SeedSiteKind } from '../leyline/index.js';
+import { FamilyId } from '../karn/index.js';
+
+/** ASCII magic at the start of every artifact. */
+export const ARTIFACT_MAGIC = 'ESPR-ART';
+/** Current artifact format version. */
+export const ARTIFACT_FORMAT_VERSION = 1;
+/** Bytes before the header: magic, version, header length, weights length, CRC-32C. */
+export const ARTIFACT_PREFIX_BYTES = 24;
+
+const MAGIC_BYTES = new TextEncoder().encode(ARTIFACT_MAGIC);
+
+/** The guard spec: what the kernel accepts and returns (batch 1 shapes). */
+export interface GuardSpec {
+  /** Input shape at batch 1, `[1, ...site.shape]`. */
+  readonly inputShape: readonly number[];
+  /** Output shape at batch 1. */
+  readonly outputShape: readonly number[];
+  /** Element type of input and output. */
+  readonly dtype: 'float32';
+}
+
+/** One stored variable, by its scope-relative name. */
+export interface ArtifactVariable {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: 'float32' | 'int32' | 'bool';
+}
+
+/** The artifact header (serialised as canonical JSON). */
+export interface ArtifactHeader {
+  readonly blueprintId: string;
+  readonly family: FamilyId;
+  /** Validated blueprint parameters (keys sorted in the serialised form). */
+  readonly parameters: Readonly<Record<string, number>>;
+  /** The site the module was compiled for; `kind` is the `SeedSiteKind` name (`DENSE`, `CONV`). */
+  readonly site: { readonly kind: string; readonly shape: readonly number[] };
+  readonly guard: GuardSpec;
+  /** The module's variables, in build order. */
+  readonly variables: readonly ArtifactVariable[];
+  /** Weight-initialisation seed used at compile time (weights are stored regardless). */
+  readonly seed: number;
+  /** ISO-8601 UTC time of compilation. */
+  readonly compiledAt: string;
+}
+
+/** A decoded artifact: its header and the weights section bytes. */
+export interface DecodedArtifact {
+  readonly header: ArtifactHeader;
+  readonly weights: Uint8Array;
+}
+
+const dims = z.array(z.number().int().nonnegative());
+const HeaderSchema = z.strictObject({
+  blueprintId: z.string().min(1),
+  family: z.enum(Object.values(FamilyId) as [FamilyId, ...FamilyId[]]),
+  parameters: z.record(z.string(), z.number().refine(Number.isFinite, 'must be finite')),
+  site: z.strictObject({
+    kind: z.string().refine((k) => typeof (SeedSiteKind as unknown as Record<string, unknown>)[k] === 'number', 'unknown SeedSiteKind'),
+    shape: dims.min(1),
+  }),
+  guard: z.strictObject({ inputShape: dims, outputShape: dims, dtype: z.literal('float32') }),
+  variables: z.array(z.strictObject({ name: z.string().min(1), shape: dims, dtype: z.enum(['float32', 'int32', 'bool']) })),
+  seed: z.number().int(),
+  compiledAt: z.string().min(1),
+});
+
+/** Throws-ready `TEZZERET_ARTIFACT_INVALID` error. */
+export function artifactInvalid(message: string, details: Record<string, string | number | boolean> = {}, cause?: unknown): EsperError {
+  return new EsperError(ErrorCode.TEZZERET_ARTIFACT_INVALID, message, { details, cause });
+}
+
+/**
+ * Canonical JSON: object keys sorted (recursively), no whitespace, JS number formatting.
+ * Arrays keep their order. Used for the header and the guard digest.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return Object.fromEntries(entries.map(([k, v]) => [k, sortKeys(v)]));
+  }
+  return value;
+}
+
+/** SHA-256 hex of `bytes`. */
+export function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Guard digest: SHA-256 hex of the canonical JSON of the guard spec. */
+export function guardDigest(guard: GuardSpec): string {
+  return sha256Hex(canonicalJson(guard));
+}
+
+/** Serialises a header and weights section into one artifact buffer (layout in the module comment). */
+export function encodeArtifact(header: ArtifactHeader, weights: Uint8Array): Uint8Array {
+  const headerBytes = new TextEncoder().encode(canonicalJson(header));
+  const out = new Uint8Array(ARTIFACT_PREFIX_BYTES + headerBytes.byteLength + weights.byteLength);
+  const view = new DataView(out.buffer);
+  out.set(MAGIC_BYTES, 0);
+  view.setUint32(8, ARTIFACT_FORMAT_VERSION, true);
+  view.setUint32(12, headerBytes.byteLength, true);
+  view.setUint32(16, weights.byteLength, true);
+  out.set(headerBytes, ARTIFACT_PREFIX_BYTES);
+  out.set(weights, ARTIFACT_PREFIX_BYTES + headerBytes.byteLength);
+  view.setUint32(20, crc32c(out.subarray(ARTIFACT_PREFIX_BYTES)), true);
+  return out;
+}
+
+/**
+ * Parses and verifies an artifact buffer: magic, version, lengths, CRC-32C and the header
+ * schema. Throws `TEZZERET_ARTIFACT_INVALID`. The weights section is returned unparsed.
+ */
+export function decodeArtifact(bytes: Uint8Array): DecodedArtifact {
+  if (bytes.byteLength < ARTIFACT_PREFIX_BYTES) throw artifactInvalid('artifact is truncated (no prefix)', { bytes: bytes.byteLength });
+  for (let i = 0; i < MAGIC_BYTES.byteLength; i += 1) {
+    if (bytes[i] !== MAGIC_BYTES[i]) throw artifactInvalid(`not an Esper artifact (bad magic)`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== ARTIFACT_FORMAT_VERSION) throw artifactInvalid(`unsupported artifact version ${version}`, { version });
+  const headerLength = view.getUint32(12, true);
+  const weightsLength = view.getUint32(16, true);
+  const expected = ARTIFACT_PREFIX_BYTES + headerLength + weightsLength;
+  if (bytes.byteLength !== expected) {
+    throw artifactInvalid(`artifact is ${bytes.byteLength} bytes, its prefix declares ${expected}`, { bytes: bytes.byteLength, expectedBytes: expected });
+  }
+  if (crc32c(bytes.subarray(ARTIFACT_PREFIX_BYTES)) !== view.getUint32(20, true)) throw artifactInvalid('artifact checksum (CRC-32C) mismatch');
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(ARTIFACT_PREFIX_BYTES, ARTIFACT_PREFIX_BYTES + headerLength)));
+  } catch (error) {
+    throw artifactInvalid('artifact header is not valid JSON', {}, error);
+  }
+  const parsed = HeaderSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw artifactInvalid(`artifact header is invalid at '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'unknown'}`, {
+      field: issue?.path.join('.') ?? '',
+    });
+  }
+  return { header: parsed.data, weights: bytes.slice(ARTIFACT_PREFIX_BYTES + headerLength) };
+}
