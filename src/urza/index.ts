@@ -1,0 +1,24 @@
+/**
+ * Urza: the blueprint and artifact library. Other subsystems import only from this file.
+ */
+export {
+  resolveUrzaLibraryOptions,
+  sha256Hex,
+  URZA_ARTIFACT_EXTENSION,
+  URZA_LIBRARY_DEFAULTS,
+  URZA_SAVE_STEPS,
+  UrzaLibrary,
+  UrzaSaveStep,
+  type ResolvedUrzaLibraryOptions,
+  type UrzaArtifactRecord,
+  type UrzaBlueprintEntry,
+  type UrzaFaults,
+  type UrzaLibraryOptions,
+  type UrzaLibraryState,
+  type UrzaLibraryStats,
+  type UrzaListFilter,
+  type UrzaLoadResult,
+  type UrzaPrewarm,
+  type UrzaSaveInput,
+} from './library.js';
+export { UrzaEvent, UrzaIntegrityReason, UrzaMetric } from './names.js';
