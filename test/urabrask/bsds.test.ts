@@ -1,0 +1,136 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { timestampMs } from '@bufbuild/protobuf/wkt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/core/index.js';
+import {
+  BlueprintTier,
+  BSDSSchema,
+  HandlingClass,
+  HazardBand,
+  Provenance,
+  ResourceProfile,
+  SeedSiteDescriptorSchema,
+  SeedSiteKind,
+  type BlueprintDescriptor,
+} from '../../src/leyline/index.js';
+import { HmacSigner, KeyRing } from '../../src/security/index.js';
+import { initTensorBackend, tf } from '../../src/tensor/index.js';
+import { KarnCatalog } from '../../src/karn/index.js';
+import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
+import { Crucible, HazardStatus, type HazardReport } from '../../src/urabrask/crucible.js';
+import { assessHazards, BSDS_VERSION, HIGH_HAZARD_RECOMMENDATION, issueBsds, verifyBsds } from '../../src/urabrask/bsds.js';
+
+const DENSE = create(SeedSiteDescriptorSchema, { siteId: 'bsds-dense', kind: SeedSiteKind.DENSE, shape: [64] });
+const catalog = new KarnCatalog();
+const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 1 });
+const crucible = new Crucible({ catalog });
+const clock = new FakeClock();
+const ring = new KeyRing([
+  { keyId: 'urabrask-2026', secret: new TextEncoder().encode('urabrask-test-secret-0123456789') },
+  { keyId: 'old', secret: new TextEncoder().encode('another-test-secret-9876543210') },
+]);
+const signer = new HmacSigner(ring, { clock });
+
+let tensorsBefore = 0;
+let safe: { artifact: CompiledArtifact; report: HazardReport };
+let unstable: { artifact: CompiledArtifact; report: HazardReport };
+
+async function probe(id: string): Promise<{ artifact: CompiledArtifact; report: HazardReport }> {
+  const artifact = await compiler.compile(catalog.get(id), catalog.defaultParameters(id), DENSE, { seed: 5 });
+  return { artifact, report: crucible.probe(artifact.bytes) };
+}
+
+beforeAll(async () => {
+  await initTensorBackend();
+  tensorsBefore = tf.memory().numTensors;
+  safe = await probe('BP009');
+  unstable = await probe('BP043');
+});
+
+afterAll(() => {
+  expect(tf.memory().numTensors).toBe(tensorsBefore);
+});
+
+describe('BSDS from crucible measurements', () => {
+  it('gives the safe BP009 a LOW or MEDIUM band with STANDARD handling', () => {
+    const bsds = issueBsds(signer, catalog.get('BP009'), safe.report, { clock });
+    console.log(`[bsds] BP009 risk=${bsds.riskScore.toFixed(3)} band=${HazardBand[bsds.hazardBand]} handling=${HandlingClass[bsds.handlingClass]}`);
+    expect([HazardBand.LOW, HazardBand.MEDIUM]).toContain(bsds.hazardBand);
+    expect(bsds.handlingClass).toBe(HandlingClass.STANDARD);
+    expect(bsds.recommendation).toBe('');
+    expect(bsds.version).toBe(BSDS_VERSION);
+    expect(bsds.provenance).toBe(Provenance.URABRASK);
+    expect(bsds.resourceProfile).toBe(ResourceProfile.MIXED);
+    expect(bsds.blueprintId).toBe('BP009');
+    expect(timestampMs(bsds.issuedAt!)).toBe(clock.wallMs());
+    // The prior alone (0.3): no hazard added anything.
+    expect(bsds.riskScore).toBeCloseTo(catalog.get('BP009').risk, 6);
+  });
+
+  it('gives the unstable BP043 a HIGH or CRITICAL band and RESTRICTED or QUARANTINE handling, naming the fired hazards', () => {
+    const bsds = issueBsds(signer, catalog.get('BP043'), unstable.report, { clock });
+    console.log(`[bsds] BP043 risk=${bsds.riskScore.toFixed(3)} band=${HazardBand[bsds.hazardBand]} handling=${HandlingClass[bsds.handlingClass]} rec="${bsds.recommendation}"`);
+    expect(unstable.report.hazards.grad_instability).toBe(HazardStatus.EXPLODE);
+    expect([HazardBand.HIGH, HazardBand.CRITICAL]).toContain(bsds.hazardBand);
+    expect([HandlingClass.RESTRICTED, HandlingClass.QUARANTINE]).toContain(bsds.handlingClass);
+    expect(bsds.riskScore).toBeLessThanOrEqual(1);
+    expect(bsds.recommendation.startsWith(HIGH_HAZARD_RECOMMENDATION)).toBe(true);
+    expect(bsds.recommendation).toContain('grad_instability=explode');
+  });
+
+  it('bands BP043 HIGH from the probes alone when its risk prior and flags are cleared', () => {
+    const neutral: BlueprintDescriptor = { ...catalog.get('BP043'), risk: 0, tier: BlueprintTier.SAFE, quarantineOnly: false };
+    const assessment = assessHazards(neutral, unstable.report);
+    console.log(`[bsds] BP043 without prior risk=${assessment.riskScore.toFixed(3)} band=${HazardBand[assessment.hazardBand]}`);
+    expect(assessment.hazardBand).toBe(HazardBand.HIGH);
+    expect(assessment.handlingClass).toBe(HandlingClass.RESTRICTED);
+    // The same neutral descriptor with BP009's clean report stays LOW.
+    expect(assessHazards({ ...neutral, blueprintId: 'BP009' }, safe.report).hazardBand).toBe(HazardBand.LOW);
+  });
+
+  it('stamps the checksum of the artifact the crucible probed', () => {
+    expect(issueBsds(signer, catalog.get('BP009'), safe.report).artifactChecksum).toBe(safe.artifact.checksum);
+    expect(issueBsds(signer, catalog.get('BP043'), unstable.report).artifactChecksum).toBe(unstable.artifact.checksum);
+  });
+
+  it('marks memory-heavy modules and follows the resource hint otherwise', () => {
+    const heavy: HazardReport = {
+      ...safe.report,
+      hazards: { ...safe.report.hazards, memory_watermark: HazardStatus.HIGH },
+      fired: ['memory_watermark'],
+    };
+    expect(assessHazards(catalog.get('BP009'), heavy, { resourceHint: 'gpu' }).resourceProfile).toBe(ResourceProfile.MEMORY_HEAVY);
+    expect(assessHazards(catalog.get('BP009'), heavy).riskScore).toBeCloseTo(0.5, 6);
+    expect(assessHazards(catalog.get('BP009'), safe.report, { resourceHint: 'CUDA' }).resourceProfile).toBe(ResourceProfile.GPU);
+    expect(assessHazards(catalog.get('BP009'), safe.report, { resourceHint: 'io' }).resourceProfile).toBe(ResourceProfile.IO_HEAVY);
+  });
+
+  it('rejects a report of another blueprint', () => {
+    expect(() => assessHazards(catalog.get('BP009'), unstable.report)).toThrow(/BP043/);
+  });
+});
+
+describe('verifyBsds', () => {
+  it('accepts a signed BSDS, also after a binary round trip', () => {
+    const bsds = issueBsds(signer, catalog.get('BP043'), unstable.report, { clock });
+    expect(bsds.security?.keyId).toBe('urabrask-2026');
+    expect(verifyBsds(signer, bsds)).toBe(true);
+    expect(verifyBsds(signer, fromBinary(BSDSSchema, toBinary(BSDSSchema, bsds)))).toBe(true);
+  });
+
+  it('rejects a tampered band, checksum or signature, and an unsigned sheet', () => {
+    const bsds = issueBsds(signer, catalog.get('BP043'), unstable.report, { clock });
+    expect(verifyBsds(signer, { ...bsds, hazardBand: HazardBand.LOW })).toBe(false);
+    expect(verifyBsds(signer, { ...bsds, artifactChecksum: safe.artifact.checksum })).toBe(false);
+    const signature = Uint8Array.from(bsds.security!.signature);
+    signature[0] = (signature[0] as number) ^ 1;
+    expect(verifyBsds(signer, { ...bsds, security: { ...bsds.security!, signature } })).toBe(false);
+    expect(verifyBsds(signer, { ...bsds, security: { ...bsds.security!, keyId: 'missing' } })).toBe(false);
+    expect(verifyBsds(signer, { ...bsds, security: undefined })).toBe(false);
+  });
+
+  it('rejects a sheet signed under another key ring', () => {
+    const other = new HmacSigner(new KeyRing([{ keyId: 'urabrask-2026', secret: new TextEncoder().encode('a-different-secret-000000000') }]));
+    expect(verifyBsds(other, issueBsds(signer, catalog.get('BP009'), safe.report))).toBe(false);
+  });
+});
