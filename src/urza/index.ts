@@ -22,3 +22,17 @@ export {
   type UrzaSaveInput,
 } from './library.js';
 export { UrzaEvent, UrzaIntegrityReason, UrzaMetric } from './names.js';
+export {
+  formatUrzaArtifactRef,
+  parseUrzaArtifactRef,
+  type UrzaArtifactRef,
+} from './artifact-ref.js';
+export {
+  URZA_PREFETCH_WORKER_DEFAULTS,
+  UrzaPrefetchMetric,
+  UrzaPrefetchWorker,
+  type UrzaPrefetchStats,
+  type UrzaPrefetchWorkerOptions,
+  type UrzaPrefetchWorkerState,
+} from './prefetch-worker.js';
+export { UrzaRuntime, type FetchedKernel, type FetchKernelOptions, type UrzaRuntimeOptions } from './runtime.js';

@@ -1,0 +1,401 @@
+/**
+ * Urza's prefetch worker (reference prototype-blueprint-pipeline §4.8): answers each
+ * `KernelPrefetchRequest` on the bus with `KernelArtifactReady` (checksum verified, the
+ * artifact loaded and prewarmed here) or `KernelArtifactError` with a code and a reason.
+ *
+ * Which artifact a request means: the request names a blueprint (and a seed), but Urza
+ * keeps one artifact per (blueprint, site key). The site key is resolved in this order:
+ * 1. the `siteKeyOf(request)` option, when given and it returns a key (a deployment that
+ *    knows which site each seed sits on maps `seed_id` to its site key here);
+ * 2. an artifact whose site key equals the request's `seed_id`;
+ * 3. the blueprint's only artifact.
+ * A blueprint with several artifacts and no way to choose is an `INVALID_REQUEST`
+ * (ambiguous), never a guess.
+ *
+ * Departures from the prototype:
+ * - Requests are validated with a {@link DependencyGuard}: a missing `request_id`,
+ *   `blueprint_id` or `training_run_id` is a CRITICAL `dependency_guard.violation` and an
+ *   `INVALID_REQUEST` answer (the prototype accepted placeholder run ids).
+ * - Prewarm is measured here, by loading the verified artifact and timing forward passes,
+ *   instead of replaying the compile-time samples from the row.
+ * - `artifact_ref` is an `urza://` reference resolved through the library (see
+ *   `artifact-ref.ts`), not a file path.
+ * - Errors carry a `KernelErrorCode`; the free-text `reason` starts with the prototype's
+ *   reason word where there is one (`missing_artifact`, `checksum_mismatch`).
+ *
+ * Horizontal scaling: every worker subscribes in the same consumer group under its own
+ * consumer name, so the bus hands each request to exactly one of them.
+ */
+import { randomUUID } from 'node:crypto';
+import { create, isMessage } from '@bufbuild/protobuf';
+import {
+  DependencyGuard,
+  DependencyViolationError,
+  ErrorCode,
+  EsperError,
+  isEsperError,
+  systemClock,
+  type Clock,
+  type TelemetrySink,
+} from '../core/index.js';
+import type { KarnCatalog, SeedModule } from '../karn/index.js';
+import {
+  BusMessageType,
+  KernelArtifactErrorSchema,
+  KernelArtifactReadySchema,
+  KernelErrorCode,
+  KernelPrefetchRequestSchema,
+  type KernelArtifactError,
+  type KernelArtifactReady,
+  type KernelPrefetchRequest,
+} from '../leyline/index.js';
+import type { Bus, Delivery, Subscription } from '../oona/index.js';
+import { tf } from '../tensor/index.js';
+import { decodeArtifact, loadArtifact, percentile } from '../tezzeret/index.js';
+import { formatUrzaArtifactRef } from './artifact-ref.js';
+import type { UrzaArtifactRecord, UrzaLibrary } from './library.js';
+import { UrzaIntegrityReason } from './names.js';
+
+/** Prefetch metric names (reference §4.8: Weatherlight exports them as `urza.prefetch.*`). */
+export const UrzaPrefetchMetric = {
+  HITS: 'urza.prefetch.hits',
+  MISSES: 'urza.prefetch.misses',
+  ERRORS: 'urza.prefetch.errors',
+  LATENCY_MS: 'urza.prefetch.latency_ms',
+} as const;
+
+/** Union of {@link UrzaPrefetchMetric} values. */
+export type UrzaPrefetchMetric = (typeof UrzaPrefetchMetric)[keyof typeof UrzaPrefetchMetric];
+
+/** Options of {@link UrzaPrefetchWorker}. */
+export interface UrzaPrefetchWorkerOptions {
+  /** Bus the requests arrive on and the answers go to. Required; not closed by the worker. */
+  readonly bus: Bus;
+  /** Library the artifacts come from. Required; not closed by the worker. */
+  readonly library: UrzaLibrary;
+  /** Receives the dependency guard's violation packets (invalid requests). Required. */
+  readonly telemetry: TelemetrySink;
+  /** Catalog that rebuilds modules from artifacts. @default Tezzeret's shared `KarnCatalog()` */
+  readonly catalog?: KarnCatalog;
+  /** Consumer group shared by every prefetch worker. @default 'urza-prefetch' */
+  readonly group?: string;
+  /** This worker's consumer name, unique in the group. @default `urza-prefetch-<random>` */
+  readonly consumer?: string;
+  /** Timed forward passes per prewarm. Integer ≥ 1. @default 5 */
+  readonly prewarmPasses?: number;
+  /** Batch size of the prewarm passes. Integer ≥ 1. @default 2 */
+  readonly prewarmBatch?: number;
+  /** Maps a request to the site key it means; `undefined` falls back to the rules above. @default none */
+  readonly siteKeyOf?: (request: KernelPrefetchRequest) => string | undefined;
+  /** Time source of latencies. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** Defaults of {@link UrzaPrefetchWorkerOptions}. */
+export const URZA_PREFETCH_WORKER_DEFAULTS = Object.freeze({
+  group: 'urza-prefetch',
+  prewarmPasses: 5,
+  prewarmBatch: 2,
+});
+
+/** Counters of one worker (reference §4.8 `PrefetchMetrics`, plus `invalid`). */
+export interface UrzaPrefetchStats {
+  /** Requests answered with `KernelArtifactReady`. */
+  readonly hits: number;
+  /** Requests answered `NOT_FOUND`. */
+  readonly misses: number;
+  /** Requests answered with any other error code except `INVALID_REQUEST`. */
+  readonly errors: number;
+  /** Requests answered `INVALID_REQUEST`. */
+  readonly invalid: number;
+  /** Handling time of the last request, in ms. */
+  readonly latencyMs: number;
+}
+
+/** Lifecycle of an {@link UrzaPrefetchWorker}. */
+export type UrzaPrefetchWorkerState = 'created' | 'running' | 'closing' | 'closed';
+
+/** The outcome of one request, before it is published. */
+type Answer = { readonly kind: 'ready'; readonly message: KernelArtifactReady } | { readonly kind: 'error'; readonly message: KernelArtifactError };
+
+class PrefetchFailure extends Error {
+  constructor(
+    readonly code: KernelErrorCode,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** Answers kernel prefetch requests from an {@link UrzaLibrary}. */
+export class UrzaPrefetchWorker {
+  readonly #bus: Bus;
+  readonly #library: UrzaLibrary;
+  readonly #catalog: KarnCatalog | undefined;
+  readonly #guard: DependencyGuard;
+  readonly #clock: Clock;
+  readonly #group: string;
+  readonly #consumer: string;
+  readonly #prewarmPasses: number;
+  readonly #prewarmBatch: number;
+  readonly #siteKeyOf: ((request: KernelPrefetchRequest) => string | undefined) | undefined;
+  #state: UrzaPrefetchWorkerState = 'created';
+  #subscription: Subscription | undefined;
+  #closePromise: Promise<void> | undefined;
+  #scopeCounter = 0;
+  #hits = 0;
+  #misses = 0;
+  #errors = 0;
+  #invalid = 0;
+  #latencyMs = 0;
+
+  constructor(options: UrzaPrefetchWorkerOptions) {
+    this.#bus = options.bus;
+    this.#library = options.library;
+    this.#catalog = options.catalog;
+    this.#clock = options.clock ?? systemClock;
+    this.#guard = new DependencyGuard({ subsystem: 'urza', sink: options.telemetry, clock: this.#clock });
+    this.#group = options.group ?? URZA_PREFETCH_WORKER_DEFAULTS.group;
+    this.#consumer = options.consumer ?? `urza-prefetch-${randomUUID().slice(0, 8)}`;
+    this.#prewarmPasses = options.prewarmPasses ?? URZA_PREFETCH_WORKER_DEFAULTS.prewarmPasses;
+    this.#prewarmBatch = options.prewarmBatch ?? URZA_PREFETCH_WORKER_DEFAULTS.prewarmBatch;
+    this.#siteKeyOf = options.siteKeyOf;
+    for (const [field, value] of [
+      ['group', this.#group],
+      ['consumer', this.#consumer],
+    ] as const) {
+      if (value.length === 0) throw invalidOption(field, 'a non-empty string', value);
+    }
+    for (const [field, value] of [
+      ['prewarmPasses', this.#prewarmPasses],
+      ['prewarmBatch', this.#prewarmBatch],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) throw invalidOption(field, 'an integer ≥ 1', value);
+    }
+  }
+
+  /** The consumer name this worker reads under. */
+  get consumer(): string {
+    return this.#consumer;
+  }
+
+  /** See {@link UrzaPrefetchWorkerState}. */
+  get state(): UrzaPrefetchWorkerState {
+    return this.#state;
+  }
+
+  /**
+   * Subscribes to `KERNEL_PREFETCH_REQUEST` and resolves once the consumer group exists, so
+   * no request published afterwards is missed.
+   * @throws EsperError `INVALID_STATE` unless the worker is `created`.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'created') {
+      throw new EsperError(ErrorCode.INVALID_STATE, `urza prefetch worker is ${this.#state}; cannot start`, {
+        details: { state: this.#state },
+      });
+    }
+    this.#state = 'running';
+    this.#subscription = this.#bus.subscribe({
+      group: this.#group,
+      consumer: this.#consumer,
+      types: [BusMessageType.KERNEL_PREFETCH_REQUEST],
+      handler: (delivery) => this.#onDelivery(delivery),
+    });
+    await this.#subscription.ready;
+  }
+
+  /** Counters so far. */
+  stats(): UrzaPrefetchStats {
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      errors: this.#errors,
+      invalid: this.#invalid,
+      latencyMs: this.#latencyMs,
+    };
+  }
+
+  /**
+   * Answers one request without the bus (what the subscription does for each delivery,
+   * minus the publish). Never throws for a bad request or artifact: those become errors.
+   */
+  async answer(request: KernelPrefetchRequest): Promise<KernelArtifactReady | KernelArtifactError> {
+    return (await this.#answer(request)).message;
+  }
+
+  /**
+   * Stops the subscription, letting the request in flight finish and be answered.
+   * Idempotent: every call returns the first call's promise.
+   */
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close();
+    return this.#closePromise;
+  }
+
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    this.#state = 'closing';
+    try {
+      await this.#subscription?.stop();
+    } finally {
+      this.#state = 'closed';
+    }
+  }
+
+  async #onDelivery(delivery: Delivery): Promise<void> {
+    if (!isMessage(delivery.message, KernelPrefetchRequestSchema)) return;
+    const answer = await this.#answer(delivery.message);
+    // A failed publish throws, so the bus retries the request (at-least-once).
+    await this.#bus.reply(delivery, answer.message, { trainingRunId: answer.message.trainingRunId });
+  }
+
+  async #answer(request: KernelPrefetchRequest): Promise<Answer> {
+    const startMs = this.#clock.monotonicMs();
+    let answer: Answer;
+    try {
+      answer = { kind: 'ready', message: await this.#prefetch(request) };
+      this.#hits += 1;
+    } catch (error) {
+      const failure = toFailure(error);
+      if (failure.code === KernelErrorCode.NOT_FOUND) this.#misses += 1;
+      else if (failure.code === KernelErrorCode.INVALID_REQUEST) this.#invalid += 1;
+      else this.#errors += 1;
+      answer = {
+        kind: 'error',
+        message: create(KernelArtifactErrorSchema, {
+          requestId: request.requestId,
+          blueprintId: request.blueprintId,
+          trainingRunId: request.trainingRunId,
+          code: failure.code,
+          reason: failure.reason,
+        }),
+      };
+    }
+    this.#latencyMs = this.#clock.monotonicMs() - startMs;
+    return answer;
+  }
+
+  async #prefetch(request: KernelPrefetchRequest): Promise<KernelArtifactReady> {
+    const details = { request_id: request.requestId, blueprint_id: request.blueprintId };
+    this.#guard.requireId(request.requestId, 'request_id', details);
+    this.#guard.requireId(request.blueprintId, 'blueprint_id', details);
+    this.#guard.requireId(request.trainingRunId, 'training_run_id', details);
+    const record = this.#resolve(request);
+    let loaded;
+    try {
+      loaded = await this.#library.load(record.blueprintId, record.siteKey);
+    } catch (error) {
+      if (isEsperError(error, ErrorCode.URZA_INTEGRITY_FAILURE)) {
+        const reason = error.details['reason'];
+        if (reason === UrzaIntegrityReason.CHECKSUM_MISMATCH) {
+          throw new PrefetchFailure(KernelErrorCode.CHECKSUM_MISMATCH, `checksum_mismatch: ${error.message}`);
+        }
+        throw new PrefetchFailure(KernelErrorCode.NOT_FOUND, `missing_artifact: ${error.message}`);
+      }
+      if (isEsperError(error, ErrorCode.URZA_NOT_FOUND)) {
+        throw new PrefetchFailure(KernelErrorCode.NOT_FOUND, `missing_artifact: ${error.message}`);
+      }
+      throw error;
+    }
+    const prewarm = this.#prewarm(loaded.bytes, record);
+    return create(KernelArtifactReadySchema, {
+      requestId: request.requestId,
+      blueprintId: request.blueprintId,
+      trainingRunId: request.trainingRunId,
+      artifactRef: formatUrzaArtifactRef(record),
+      checksum: loaded.record.checksum,
+      guardDigest: loaded.record.guardDigest,
+      prewarmP50Ms: percentile(prewarm, 0.5),
+      prewarmP95Ms: percentile(prewarm, 0.95),
+    });
+  }
+
+  #resolve(request: KernelPrefetchRequest): UrzaArtifactRecord {
+    const records = this.#library.artifacts(request.blueprintId);
+    if (records.length === 0) {
+      const known = this.#library.get(request.blueprintId) !== undefined;
+      throw new PrefetchFailure(
+        KernelErrorCode.NOT_FOUND,
+        known
+          ? `missing_artifact: blueprint ${request.blueprintId} has no compiled artifact`
+          : `missing_artifact: blueprint ${request.blueprintId} is not in Urza`,
+      );
+    }
+    const wanted = this.#siteKeyOf?.(request);
+    if (wanted !== undefined) {
+      const match = records.find((r) => r.siteKey === wanted);
+      if (match === undefined) {
+        throw new PrefetchFailure(
+          KernelErrorCode.NOT_FOUND,
+          `missing_artifact: blueprint ${request.blueprintId} has no artifact for site ${wanted}`,
+        );
+      }
+      return match;
+    }
+    const bySeed = records.find((r) => r.siteKey === request.seedId);
+    if (bySeed !== undefined) return bySeed;
+    const [only] = records;
+    if (records.length === 1 && only !== undefined) return only;
+    throw new PrefetchFailure(
+      KernelErrorCode.INVALID_REQUEST,
+      `ambiguous: blueprint ${request.blueprintId} has artifacts for sites [${records.map((r) => r.siteKey).join(', ')}] and seed '${request.seedId}' names none`,
+    );
+  }
+
+  /** Loads the verified bytes into a private module and times forward passes, in ms. */
+  #prewarm(bytes: Uint8Array, record: UrzaArtifactRecord): number[] {
+    let module: SeedModule;
+    let inputShape: number[];
+    try {
+      inputShape = [this.#prewarmBatch, ...decodeArtifact(bytes).header.guard.inputShape.slice(1)];
+      this.#scopeCounter += 1;
+      module = loadArtifact(bytes, {
+        scope: `urza-prefetch-${this.#consumer}-${this.#scopeCounter}/${record.blueprintId}`,
+        ...(this.#catalog === undefined ? {} : { catalog: this.#catalog }),
+      });
+    } catch (error) {
+      throw new PrefetchFailure(KernelErrorCode.LOAD_FAILED, `load_failed: ${messageOf(error)}`);
+    }
+    try {
+      const samples: number[] = [];
+      tf.tidy(() => {
+        const x = tf.ones(inputShape);
+        for (let i = 0; i < this.#prewarmPasses; i += 1) {
+          const startMs = this.#clock.monotonicMs();
+          tf.tidy(() => module.apply(x).dataSync());
+          samples.push(this.#clock.monotonicMs() - startMs);
+        }
+      });
+      return samples;
+    } catch (error) {
+      throw new PrefetchFailure(KernelErrorCode.LOAD_FAILED, `prewarm_failed: ${messageOf(error)}`);
+    } finally {
+      module.dispose();
+    }
+  }
+}
+
+function toFailure(error: unknown): PrefetchFailure {
+  if (error instanceof PrefetchFailure) return error;
+  if (error instanceof DependencyViolationError) {
+    return new PrefetchFailure(KernelErrorCode.INVALID_REQUEST, `invalid_request: ${error.reason}`);
+  }
+  return new PrefetchFailure(KernelErrorCode.INTERNAL, `internal: ${messageOf(error)}`);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function invalidOption(field: string, expected: string, got: unknown): EsperError {
+  return new EsperError(
+    ErrorCode.INVALID_ARGUMENT,
+    `UrzaPrefetchWorker ${field}: expected ${expected}, got ${String(got)}`,
+    { details: { field } },
+  );
+}
