@@ -28,3 +28,19 @@ export {
   type TezzeretCompilerOptions,
 } from './compiler.js';
 export { TezzeretMetric } from './names.js';
+export {
+  ForgeStrategy,
+  forgeJobsFor,
+  siteKeyOf,
+  TEZZERET_FORGE_DEFAULTS,
+  TEZZERET_FORGE_SOURCE,
+  TezzeretForge,
+  TezzeretForgeEvent,
+  TezzeretForgeMetric,
+  type ForgeArtifactStore,
+  type ForgeCompiler,
+  type ForgeJob,
+  type ForgeJobResult,
+  type ForgeRunSummary,
+  type TezzeretForgeOptions,
+} from './forge.js';

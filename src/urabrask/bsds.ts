@@ -2,17 +2,28 @@
  * Blueprint safety data sheets (BSDS) from crucible measurements (reference
  * prototype-blueprint-pipeline §6.1–§6.4, §6.6), signed with the key ring.
  *
- * Scoring (documented changes from the prototype's v1 battery):
- * - `risk = min(1, descriptor.risk + Σ hazard additions)`, no tier priors (as v1).
- * - Additions: nan_inf +0.6, grad explode +0.4, grad vanish +0.2, output blow-up +0.3,
- *   memory high +0.2, latency slow +0.1. The prototype added +0.3 for an explosion and had
- *   no output-scale or latency probe; its probes never looked at the blueprint, ours
- *   measure the artifact, so an explosion together with an output blow-up (0.7) reaches
- *   HIGH on the measurements alone, whatever the prior.
- * - Band from the score only: ≥ 0.85 CRITICAL, ≥ 0.60 HIGH, ≥ 0.30 MEDIUM, else LOW. The
- *   prototype's v1 also forced CRITICAL for `quarantine_only`; here that flag acts on the
- *   handling class alone (as in its heuristic §6.2), so the band reports what was measured.
- * - Handling: `quarantine_only` or CRITICAL → QUARANTINE, HIGH → RESTRICTED, else STANDARD.
+ * Scoring — the band comes from what the probes measured (departs from the prototype's v1
+ * battery, §6.4, which started from `descriptor.risk` and added to it, so a SAFE prior of
+ * 0.3–0.5 alone banded MEDIUM without any probe firing):
+ * - **Measured score** `m = min(1, Σ over fired hazards of addition × severity)`. Additions:
+ *   nan_inf 0.6, grad explode 0.4, grad vanish 0.2, output blow-up 0.3, memory high 0.2,
+ *   latency slow 0.1 (the prototype added 0.3 for an explosion and had no output-scale or
+ *   latency probe). Severity weighs how far the measurement overshot its threshold:
+ *   `1 + ½·min(1, log10(measured / threshold))` for explode, blow-up, memory and latency
+ *   (1 at the threshold, 1.5 at ten times it or when non-finite), and 1 for nan_inf and
+ *   vanish. So an explosion together with an output blow-up scores ≥ 0.7 (HIGH), and ≥ 0.85
+ *   (CRITICAL) once both overshoot by ~5×.
+ * - **Band from `m` only**: ≥ 0.85 CRITICAL, ≥ 0.60 HIGH, ≥ 0.30 MEDIUM, else LOW. A
+ *   blueprint with no fired hazard has `m = 0` and is LOW whatever its tier or prior.
+ * - **Prior recorded, bounded by the band**: `risk_score = max(m, min(prior, ceiling))`
+ *   where `prior = descriptor.risk` and `ceiling` is just below the next band's threshold
+ *   (`threshold − 0.01`; 1 for CRITICAL). The prior thus shows in the score Tamiyo gates on,
+ *   but can never lift the band: a clean SAFE blueprint with prior 0.5 scores 0.29, LOW.
+ *   {@link BsdsAssessment} keeps `priorRisk` and `measuredScore` separately.
+ * - **Handling**: `quarantine_only` or CRITICAL → QUARANTINE; HIGH, or a non-SAFE tier
+ *   whose prior reaches the HIGH threshold → RESTRICTED; else STANDARD. The prior and tier
+ *   may tighten handling, never the band (the prototype's v1 forced CRITICAL for
+ *   `quarantine_only`; here the band reports what was measured).
  * - Resource profile: MEMORY_HEAVY when the memory probe fired, else from the hint
  *   (gpu/cuda, cpu, memory_heavy/mem/memory, io_heavy/io), else MIXED.
  * - Recommendation (HIGH and CRITICAL only): the reference text followed by the fired
@@ -25,6 +36,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
 import {
+  BlueprintTier,
   BSDSSchema,
   canonicalBytes,
   HandlingClass,
@@ -71,8 +83,12 @@ export const BSDS_DEFAULTS = { mediumThreshold: 0.3, highThreshold: 0.6, critica
 
 /** The scoring outcome before it becomes a message. */
 export interface BsdsAssessment {
-  /** In [0, 1]. */
+  /** In [0, 1]: the measured score, raised by the prior at most to just below the next band. */
   readonly riskScore: number;
+  /** In [0, 1]: Σ of the fired hazards' additions × severity (see the file comment). */
+  readonly measuredScore: number;
+  /** The descriptor's risk prior, clamped to [0, 1] (recorded; never lifts the band). */
+  readonly priorRisk: number;
   readonly hazardBand: HazardBand;
   readonly handlingClass: HandlingClass;
   readonly resourceProfile: ResourceProfile;
@@ -80,10 +96,41 @@ export interface BsdsAssessment {
   readonly recommendation: string;
 }
 
+/** The prior may sit this far below the next band's threshold at most. */
+const BAND_CEILING_MARGIN = 0.01;
+
 /**
- * Scores `report` against `descriptor`'s risk prior and applies the banding, handling and
- * resource rules of the file comment. Throws `INVALID_ARGUMENT` when the report is of
- * another blueprint or a threshold is out of order.
+ * How far `measured` overshot `threshold`: 1 at the threshold, rising by ½ per decade up
+ * to 1.5 (also for a non-finite measurement).
+ */
+function overshoot(measured: number, threshold: number): number {
+  if (!Number.isFinite(measured)) return 1.5;
+  if (!(threshold > 0) || measured <= threshold) return 1;
+  return 1 + 0.5 * Math.min(1, Math.log10(measured / threshold));
+}
+
+/** Severity factor of one fired hazard of `report` (see the file comment). */
+function severity(report: HazardReport, name: keyof HazardMap): number {
+  const m = report.measurements;
+  const t = report.thresholds;
+  switch (name) {
+    case 'grad_instability':
+      return report.hazards.grad_instability === HazardStatus.EXPLODE ? overshoot(m.gradNorm, t.gradExplode) : 1;
+    case 'output_scale':
+      return overshoot(m.outputScaleRatio, t.outputScale);
+    case 'memory_watermark':
+      return overshoot(m.memoryDeltaBytes, t.memoryWatermarkBytes);
+    case 'latency':
+      return overshoot(m.latencyP50Ms, t.latencyBudgetMs);
+    case 'nan_inf':
+      return 1;
+  }
+}
+
+/**
+ * Scores `report`'s measurements, bands them, records `descriptor`'s risk prior within the
+ * band, and applies the handling and resource rules of the file comment. Throws
+ * `INVALID_ARGUMENT` when the report is of another blueprint or a threshold is out of order.
  */
 export function assessHazards(descriptor: BlueprintDescriptor, report: HazardReport, options: BsdsOptions = {}): BsdsAssessment {
   if (descriptor.blueprintId !== report.blueprintId) {
@@ -94,30 +141,43 @@ export function assessHazards(descriptor: BlueprintDescriptor, report: HazardRep
   const medium = options.mediumThreshold ?? BSDS_DEFAULTS.mediumThreshold;
   const high = options.highThreshold ?? BSDS_DEFAULTS.highThreshold;
   const critical = options.criticalThreshold ?? BSDS_DEFAULTS.criticalThreshold;
-  if (!(medium > 0 && medium <= high && high <= critical && critical <= 1)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `BSDS thresholds must satisfy 0 < medium ≤ high ≤ critical ≤ 1, got ${medium}/${high}/${critical}`, {
+  if (!(medium > BAND_CEILING_MARGIN && medium <= high && high <= critical && critical <= 1)) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `BSDS thresholds must satisfy 0.01 < medium ≤ high ≤ critical ≤ 1, got ${medium}/${high}/${critical}`, {
       details: { field: 'thresholds' },
     });
   }
-  let riskScore = Number.isFinite(descriptor.risk) ? descriptor.risk : 0;
-  for (const name of report.fired) riskScore += HAZARD_SCORE_ADDITIONS[name][report.hazards[name]] ?? 0;
-  riskScore = Math.min(1, Math.max(0, riskScore));
+  let measured = 0;
+  for (const name of report.fired) measured += (HAZARD_SCORE_ADDITIONS[name][report.hazards[name]] ?? 0) * severity(report, name);
+  const measuredScore = clamp01(measured);
   const hazardBand =
-    riskScore >= critical ? HazardBand.CRITICAL : riskScore >= high ? HazardBand.HIGH : riskScore >= medium ? HazardBand.MEDIUM : HazardBand.LOW;
+    measuredScore >= critical
+      ? HazardBand.CRITICAL
+      : measuredScore >= high
+        ? HazardBand.HIGH
+        : measuredScore >= medium
+          ? HazardBand.MEDIUM
+          : HazardBand.LOW;
+  const priorRisk = clamp01(Number.isFinite(descriptor.risk) ? descriptor.risk : 0);
+  const nextThreshold =
+    hazardBand === HazardBand.LOW ? medium : hazardBand === HazardBand.MEDIUM ? high : hazardBand === HazardBand.HIGH ? critical : undefined;
+  const ceiling = nextThreshold === undefined ? 1 : nextThreshold - BAND_CEILING_MARGIN;
+  const riskScore = Math.max(measuredScore, Math.min(priorRisk, ceiling));
   const handlingClass =
     descriptor.quarantineOnly || hazardBand === HazardBand.CRITICAL
       ? HandlingClass.QUARANTINE
-      : hazardBand === HazardBand.HIGH
+      : hazardBand === HazardBand.HIGH || (descriptor.tier !== BlueprintTier.SAFE && priorRisk >= high)
         ? HandlingClass.RESTRICTED
         : HandlingClass.STANDARD;
   const resourceProfile = report.hazards.memory_watermark === HazardStatus.HIGH ? ResourceProfile.MEMORY_HEAVY : profileFromHint(options.resourceHint);
   const recommendation =
     hazardBand === HazardBand.HIGH || hazardBand === HazardBand.CRITICAL
-      ? report.fired.length === 0
-        ? HIGH_HAZARD_RECOMMENDATION
-        : `${HIGH_HAZARD_RECOMMENDATION} (hazards: ${report.fired.map((name) => `${name}=${report.hazards[name]}`).join(', ')})`
+      ? `${HIGH_HAZARD_RECOMMENDATION} (hazards: ${report.fired.map((name) => `${name}=${report.hazards[name]}`).join(', ')})`
       : '';
-  return { riskScore, hazardBand, handlingClass, resourceProfile, recommendation };
+  return { riskScore, measuredScore, priorRisk, hazardBand, handlingClass, resourceProfile, recommendation };
+}
+
+function clamp01(value: number): number {
+  return Math.min(1, Math.max(0, value));
 }
 
 function profileFromHint(hint: string | undefined): ResourceProfile {

@@ -68,6 +68,15 @@ export interface HazardMeasurements {
   readonly memoryRatio: number;
 }
 
+/** The thresholds a report was classified with (so scoring can weigh how far a hazard overshot). */
+export interface HazardThresholds {
+  readonly gradExplode: number;
+  readonly gradVanish: number;
+  readonly outputScale: number;
+  readonly latencyBudgetMs: number;
+  readonly memoryWatermarkBytes: number;
+}
+
 /** The crucible's typed result for one artifact. */
 export interface HazardReport {
   readonly blueprintId: string;
@@ -78,6 +87,8 @@ export interface HazardReport {
   readonly siteShape: readonly number[];
   readonly hazards: HazardMap;
   readonly measurements: HazardMeasurements;
+  /** Thresholds the hazards were classified with. */
+  readonly thresholds: HazardThresholds;
   /** Names of the hazards whose status is not `ok`, in map order. */
   readonly fired: readonly (keyof HazardMap)[];
   /** Wall time of the whole battery, in milliseconds. */
@@ -213,6 +224,13 @@ export class Crucible {
       siteShape: [...header.site.shape],
       hazards,
       measurements,
+      thresholds: {
+        gradExplode: o.gradExplodeThreshold,
+        gradVanish: o.gradVanishThreshold,
+        outputScale: o.outputScaleThreshold,
+        latencyBudgetMs: o.latencyBudgetMs,
+        memoryWatermarkBytes: o.memoryWatermarkMb * BYTES_PER_MB,
+      },
       fired,
       durationMs: this.#clock.monotonicMs() - startMs,
     };

@@ -11,6 +11,7 @@ export {
   type HazardMap,
   type HazardMeasurements,
   type HazardReport,
+  type HazardThresholds,
 } from './crucible.js';
 export {
   assessHazards,
@@ -24,3 +25,10 @@ export {
   type BsdsAssessment,
   type BsdsOptions,
 } from './bsds.js';
+export {
+  UrabraskService,
+  type CertifyInput,
+  type CertifyResult,
+  type UrabraskServiceOptions,
+  type UrabraskServiceStats,
+} from './service.js';

@@ -36,3 +36,18 @@ export {
   type UrzaPrefetchWorkerState,
 } from './prefetch-worker.js';
 export { UrzaRuntime, type FetchedKernel, type FetchKernelOptions, type UrzaRuntimeOptions } from './runtime.js';
+export {
+  buildGraphMetadata,
+  GRAPH_METADATA_VERSION,
+  GRAPH_MONITOR_DEFAULTS,
+  MONITOR_BAND_FACTORS,
+  parseGraphMetadata,
+  type GraphActivation,
+  type GraphCapabilities,
+  type GraphLayer,
+  type GraphMetadata,
+  type GraphMetadataOptions,
+  type GraphMonitor,
+  type GraphParameter,
+  type GraphParameters,
+} from './graph-metadata.js';

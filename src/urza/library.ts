@@ -36,10 +36,14 @@ import {
 } from '../core/index.js';
 import {
   BlueprintDescriptorSchema,
+  BSDSSchema,
   TelemetryLevel,
   type BlueprintDescriptor,
+  type BSDS,
   type CircuitBreakerState,
 } from '../leyline/index.js';
+import { formatUrzaArtifactRef } from './artifact-ref.js';
+import { parseGraphMetadata, type GraphMetadata } from './graph-metadata.js';
 import { UrzaEvent, UrzaIntegrityReason, UrzaMetric } from './names.js';
 
 /** File extension of a stored artifact. */
@@ -440,6 +444,11 @@ export class UrzaLibrary {
    *   served; counted; CRITICAL `integrity_failure` event); `BREAKER_OPEN` when the
    *   breaker refuses a DB read.
    */
+  /** The reference an artifact is fetched by: `urza://<blueprintId>/<siteKey>`. */
+  artifactRef(blueprintId: string, siteKey: string): string {
+    return formatUrzaArtifactRef({ blueprintId, siteKey });
+  }
+
   async load(blueprintId: string, siteKey: string): Promise<UrzaLoadResult> {
     this.#assertRunning('load');
     const clock = this.#options.clock;
@@ -492,6 +501,52 @@ export class UrzaLibrary {
         .get(blueprintId),
     );
     return row === undefined ? undefined : fromBinary(BlueprintDescriptorSchema, row.descriptor);
+  }
+
+  /**
+   * Stores `bsds` (protobuf bytes) with its blueprint, replacing any earlier sheet.
+   * @throws EsperError `INVALID_ARGUMENT` when the sheet is unsigned (no signature in
+   *   `security`) or names another blueprint; `URZA_NOT_FOUND` when the blueprint is not
+   *   catalogued (save an artifact first).
+   */
+  saveBsds(blueprintId: string, bsds: BSDS): void {
+    this.#assertRunning('saveBsds');
+    if (bsds.security === undefined || bsds.security.signature.length === 0 || bsds.security.keyId.length === 0) {
+      throw invalidArgument('bsds.security', 'a signed BSDS', 'an unsigned sheet');
+    }
+    if (bsds.blueprintId !== blueprintId) throw invalidArgument('bsds.blueprintId', blueprintId, bsds.blueprintId);
+    this.#updateBlueprintColumn(blueprintId, 'bsds', Buffer.from(toBinary(BSDSSchema, bsds)));
+  }
+
+  /** The stored BSDS of `blueprintId` (signature intact, verify with `verifyBsds`), or `undefined`. */
+  getBsds(blueprintId: string): BSDS | undefined {
+    this.#assertRunning('getBsds');
+    const row = this.#read(() =>
+      this.#db.prepare<[string], { bsds: Buffer | null }>('SELECT bsds FROM blueprints WHERE blueprint_id = ?').get(blueprintId),
+    );
+    return row?.bsds == null ? undefined : fromBinary(BSDSSchema, row.bsds);
+  }
+
+  /**
+   * Stores `metadata` (as JSON) with its blueprint, replacing any earlier metadata.
+   * @throws EsperError `INVALID_ARGUMENT` when it names another blueprint; `URZA_NOT_FOUND`
+   *   when the blueprint is not catalogued.
+   */
+  saveGraphMetadata(blueprintId: string, metadata: GraphMetadata): void {
+    this.#assertRunning('saveGraphMetadata');
+    if (metadata.blueprintId !== blueprintId) throw invalidArgument('metadata.blueprintId', blueprintId, metadata.blueprintId);
+    this.#updateBlueprintColumn(blueprintId, 'graph_metadata_json', JSON.stringify(metadata));
+  }
+
+  /** The stored graph metadata of `blueprintId`, or `undefined`. */
+  getGraphMetadata(blueprintId: string): GraphMetadata | undefined {
+    this.#assertRunning('getGraphMetadata');
+    const row = this.#read(() =>
+      this.#db
+        .prepare<[string], { graph_metadata_json: string | null }>('SELECT graph_metadata_json FROM blueprints WHERE blueprint_id = ?')
+        .get(blueprintId),
+    );
+    return row?.graph_metadata_json == null ? undefined : parseGraphMetadata(row.graph_metadata_json);
   }
 
   /** Catalogued artifact records of `blueprintId`, sorted by site key. */
@@ -853,6 +908,16 @@ export class UrzaLibrary {
     } catch (error) {
       injected.crashed = true;
       throw error;
+    }
+  }
+
+  /** One-statement update of a blueprint row's side column (atomic on its own). */
+  #updateBlueprintColumn(blueprintId: string, column: 'bsds' | 'graph_metadata_json', value: Buffer | string): void {
+    const changes = this.#db
+      .prepare(`UPDATE blueprints SET ${column} = ?, updated_at_ms = ? WHERE blueprint_id = ?`)
+      .run(value, this.#options.clock.wallMs(), blueprintId).changes;
+    if (changes === 0) {
+      throw new EsperError(ErrorCode.URZA_NOT_FOUND, `blueprint ${blueprintId} is not catalogued`, { details: { blueprintId } });
     }
   }
 

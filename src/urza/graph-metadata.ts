@@ -1,0 +1,262 @@
+/**
+ * Graph metadata of a compiled blueprint, as Urza stores it for Tamiyo's graph builder
+ * (reference prototype-blueprint-pipeline §3.4 and §5).
+ *
+ * Departures from the prototype, which built one "guard_tensor" layer per guard entry and
+ * whose service path dropped adjacency and dict-valued capabilities (§5 [quirk]):
+ * - **Layers** come from the artifact header's variables, in header order: one layer per
+ *   variable with its name, shape, dtype and parameter count (product of the dims).
+ * - **Activations** name the family's nonlinearities (from the family builders in
+ *   `src/karn/families/`), one entry per distinct nonlinearity; `linear` for families
+ *   without one.
+ * - **Adjacency** is kept: ordered `[from, to]` layer-index edges. Derivation: every family
+ *   builder creates its variables in the order the forward pass first uses them, and the
+ *   header lists them in creation order, so consecutive layers form a sequential chain
+ *   `0→1→…→L−1` (empty for L ≤ 1). For branching families (mixture of experts, attention)
+ *   the chain is the order of use, not the exact dataflow; it is never shorter than the
+ *   prototype's chain fallback.
+ * - **Monitors** are kept: what a grafting controller should watch (gradient norm, output
+ *   scale, forward latency) with thresholds. Without a BSDS they are the crucible's probe
+ *   thresholds (1e3, 100×, 250 ms); with one they are tightened by its hazard band
+ *   (LOW ×1, MEDIUM ×½, HIGH ×¼, CRITICAL ×⅒) and carry the band.
+ * - **Capabilities** hold the compiled site, the site kinds the family fits, and the allowed
+ *   blend modes: CONVEX always; RESIDUAL and CHANNEL when the guard's input and output
+ *   shapes match (the seed output then lines up with the host activation); CONFIDENCE too
+ *   unless the BSDS band is HIGH or CRITICAL, which restricts blending to CONVEX.
+ */
+import { create } from '@bufbuild/protobuf';
+import { ErrorCode, EsperError } from '../core/index.js';
+import {
+  BlendMode,
+  HazardBand,
+  SeedSiteDescriptorSchema,
+  SeedSiteKind,
+  type BlueprintDescriptor,
+  type BSDS,
+} from '../leyline/index.js';
+import { familyById, type FamilyId } from '../karn/index.js';
+import type { ArtifactHeader } from '../tezzeret/index.js';
+
+/** Version of the {@link GraphMetadata} layout. */
+export const GRAPH_METADATA_VERSION = 1;
+
+/** One layer: a variable of the compiled module. */
+export interface GraphLayer {
+  /** `<blueprintId>-L<index>`. */
+  readonly layerId: string;
+  /** Position in the header's variable order. */
+  readonly index: number;
+  /** Variable name relative to the module scope (e.g. `expert0/w1`). */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: string;
+  /** Product of the dims. */
+  readonly parameterCount: number;
+}
+
+/** A nonlinearity of the family. */
+export interface GraphActivation {
+  /** `<blueprintId>-A<index>`. */
+  readonly activationId: string;
+  /** `relu`, `gelu`, `sigmoid`, `tanh`, `softmax`, `normalise` or `linear`. */
+  readonly kind: string;
+}
+
+/** One tunable parameter of the descriptor, with its compiled value. */
+export interface GraphParameter {
+  readonly name: string;
+  readonly min: number;
+  readonly max: number;
+  readonly span: number;
+  /** Value the artifact was compiled with, when the header records one. */
+  readonly value?: number;
+}
+
+/** Parameter totals and the descriptor's parameters. */
+export interface GraphParameters {
+  /** Σ of the layers' parameter counts. */
+  readonly count: number;
+  /** Bytes of the variables (4 per float32/int32 element, 1 per bool). */
+  readonly bytes: number;
+  readonly allowed: readonly GraphParameter[];
+}
+
+/** Where the blueprint fits and how it may be blended. */
+export interface GraphCapabilities {
+  /** Site the artifact was compiled for. */
+  readonly compiledSite: { readonly kind: string; readonly shape: readonly number[] };
+  /** Site kinds (`DENSE`, `CONV`) the family fits at the compiled width. */
+  readonly siteKinds: readonly string[];
+  /** Guard input and output shapes (batch axis first). */
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  /** Blend-mode names (`CONVEX`, `RESIDUAL`, `CHANNEL`, `CONFIDENCE`). */
+  readonly allowedBlendModes: readonly string[];
+}
+
+/** A signal to watch while the blueprint is grafted. */
+export interface GraphMonitor {
+  readonly metric: 'gradient_norm' | 'output_scale' | 'latency_ms';
+  /** Alert when the signal goes above this value. */
+  readonly threshold: number;
+  /** `bsds` when tightened by a BSDS hazard band, else `default`. */
+  readonly source: 'bsds' | 'default';
+  /** Hazard band name of the BSDS, when `source` is `bsds`. */
+  readonly hazardBand?: string;
+}
+
+/** Graph metadata of one compiled blueprint (stored by Urza, read by Tamiyo). */
+export interface GraphMetadata {
+  readonly version: number;
+  readonly blueprintId: string;
+  readonly family: string;
+  readonly layers: readonly GraphLayer[];
+  readonly activations: readonly GraphActivation[];
+  readonly parameters: GraphParameters;
+  readonly capabilities: GraphCapabilities;
+  /** Ordered `[from, to]` layer-index edges (see the file comment for the derivation). */
+  readonly adjacency: readonly (readonly [number, number])[];
+  readonly monitors: readonly GraphMonitor[];
+  /** Always `tezzeret`: built from the compiled artifact. */
+  readonly source: 'tezzeret';
+}
+
+/** Options of {@link buildGraphMetadata}. */
+export interface GraphMetadataOptions {
+  /** The blueprint's BSDS: tightens monitors and restricts blend modes. @default none */
+  readonly bsds?: BSDS;
+}
+
+/**
+ * Monitor thresholds without a BSDS: the crucible's probe thresholds (gradient-norm sum
+ * 1e3, output/input ratio 100, forward latency 250 ms).
+ */
+export const GRAPH_MONITOR_DEFAULTS = { gradientNorm: 1e3, outputScale: 100, latencyMs: 250 } as const;
+
+/** Factor applied to every monitor threshold per BSDS hazard band. */
+export const MONITOR_BAND_FACTORS: Readonly<Record<HazardBand, number>> = {
+  [HazardBand.UNSPECIFIED]: 1,
+  [HazardBand.LOW]: 1,
+  [HazardBand.MEDIUM]: 0.5,
+  [HazardBand.HIGH]: 0.25,
+  [HazardBand.CRITICAL]: 0.1,
+};
+
+const FAMILY_ACTIVATIONS: Readonly<Record<FamilyId, readonly string[]>> = {
+  zero_control: ['linear'],
+  low_rank_adapter: ['linear'],
+  norm_affine: ['normalise'],
+  bottleneck_mlp: ['gelu'],
+  residual_mlp: ['relu'],
+  depthwise_separable: ['relu'],
+  mixture_of_experts: ['softmax', 'relu'],
+  gated_linear_unit: ['sigmoid'],
+  conv3x3_block: ['relu'],
+  highway_gate: ['sigmoid', 'tanh'],
+  squeeze_excite: ['relu', 'sigmoid'],
+  self_attention: ['softmax'],
+  unstable_feedback: ['linear'],
+};
+
+/**
+ * Builds the graph metadata of `descriptor`'s artifact from its decoded `header` (see the
+ * file comment). Throws `INVALID_ARGUMENT` when the header is of another blueprint.
+ */
+export function buildGraphMetadata(descriptor: BlueprintDescriptor, header: ArtifactHeader, options: GraphMetadataOptions = {}): GraphMetadata {
+  const id = descriptor.blueprintId;
+  if (header.blueprintId !== id) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `artifact header is for ${header.blueprintId}, descriptor is ${id}`, { details: { blueprintId: id } });
+  }
+  const layers: GraphLayer[] = header.variables.map((v, index) => ({
+    layerId: `${id}-L${index}`,
+    index,
+    name: v.name,
+    shape: [...v.shape],
+    dtype: v.dtype,
+    parameterCount: v.shape.reduce((a, b) => a * b, 1),
+  }));
+  const activations = (FAMILY_ACTIVATIONS[header.family] ?? ['unknown']).map((kind, i) => ({ activationId: `${id}-A${i}`, kind }));
+  const count = layers.reduce((sum, layer) => sum + layer.parameterCount, 0);
+  const bytes = layers.reduce((sum, layer) => sum + layer.parameterCount * (layer.dtype === 'bool' ? 1 : 4), 0);
+  const allowed = descriptor.allowedParameters.map((p) => {
+    const value = header.parameters[p.name];
+    const entry = { name: p.name, min: p.minValue, max: p.maxValue, span: p.maxValue - p.minValue };
+    return value === undefined ? entry : { ...entry, value };
+  });
+  const adjacency: [number, number][] = [];
+  for (let i = 1; i < layers.length; i += 1) adjacency.push([i - 1, i]);
+  const bsds = options.bsds;
+  if (bsds !== undefined && bsds.blueprintId !== id) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `BSDS is for ${bsds.blueprintId}, descriptor is ${id}`, { details: { blueprintId: id } });
+  }
+  return {
+    version: GRAPH_METADATA_VERSION,
+    blueprintId: id,
+    family: header.family,
+    layers,
+    activations,
+    parameters: { count, bytes, allowed },
+    capabilities: capabilitiesOf(header, bsds),
+    adjacency,
+    monitors: monitorsFor(bsds),
+    source: 'tezzeret',
+  };
+}
+
+function capabilitiesOf(header: ArtifactHeader, bsds: BSDS | undefined): GraphCapabilities {
+  const channels = header.site.shape[header.site.shape.length - 1] ?? 1;
+  const family = familyById(header.family);
+  // Probe the family's fit predicate at the compiled width for each site kind.
+  const probes = [
+    { name: 'DENSE', site: create(SeedSiteDescriptorSchema, { kind: SeedSiteKind.DENSE, shape: [channels] }) },
+    { name: 'CONV', site: create(SeedSiteDescriptorSchema, { kind: SeedSiteKind.CONV, shape: [4, 4, channels] }) },
+  ];
+  const siteKinds = family === undefined ? [] : probes.filter((p) => family.fits(p.site)).map((p) => p.name);
+  const sameShape =
+    header.guard.inputShape.length === header.guard.outputShape.length && header.guard.inputShape.every((d, i) => d === header.guard.outputShape[i]);
+  const hazardous = bsds !== undefined && (bsds.hazardBand === HazardBand.HIGH || bsds.hazardBand === HazardBand.CRITICAL);
+  const modes: BlendMode[] = [BlendMode.CONVEX];
+  if (!hazardous) {
+    if (sameShape) modes.push(BlendMode.RESIDUAL, BlendMode.CHANNEL);
+    modes.push(BlendMode.CONFIDENCE);
+  }
+  return {
+    compiledSite: { kind: header.site.kind, shape: [...header.site.shape] },
+    siteKinds,
+    inputShape: [...header.guard.inputShape],
+    outputShape: [...header.guard.outputShape],
+    allowedBlendModes: modes.map((mode) => BlendMode[mode]),
+  };
+}
+
+function monitorsFor(bsds: BSDS | undefined): GraphMonitor[] {
+  const factor = bsds === undefined ? 1 : MONITOR_BAND_FACTORS[bsds.hazardBand];
+  const tag = bsds === undefined ? { source: 'default' as const } : { source: 'bsds' as const, hazardBand: HazardBand[bsds.hazardBand] };
+  return [
+    { metric: 'gradient_norm', threshold: GRAPH_MONITOR_DEFAULTS.gradientNorm * factor, ...tag },
+    { metric: 'output_scale', threshold: GRAPH_MONITOR_DEFAULTS.outputScale * factor, ...tag },
+    { metric: 'latency_ms', threshold: GRAPH_MONITOR_DEFAULTS.latencyMs * factor, ...tag },
+  ];
+}
+
+/** Parses stored graph metadata JSON; throws `INVALID_ARGUMENT` when it is not an object of this layout. */
+export function parseGraphMetadata(json: string): GraphMetadata {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata is not valid JSON', { cause: error, details: { field: 'graph_metadata_json' } });
+  }
+  const candidate = value as Partial<GraphMetadata> | null;
+  if (
+    candidate === null ||
+    typeof candidate !== 'object' ||
+    candidate.version !== GRAPH_METADATA_VERSION ||
+    !Array.isArray(candidate.layers) ||
+    !Array.isArray(candidate.adjacency) ||
+    !Array.isArray(candidate.monitors)
+  ) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata has an unknown layout', { details: { field: 'graph_metadata_json' } });
+  }
+  return candidate as GraphMetadata;
+}
