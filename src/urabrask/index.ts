@@ -32,3 +32,11 @@ export {
   type UrabraskServiceOptions,
   type UrabraskServiceStats,
 } from './service.js';
+export {
+  BENCHMARK_DEFAULTS,
+  benchmarkArtifact,
+  BLUEPRINT_BENCHMARK_VERSION,
+  publishBenchmark,
+  type BenchmarkOptions,
+  type BenchmarkProfileSpec,
+} from './benchmark.js';
