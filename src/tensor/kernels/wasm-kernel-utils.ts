@@ -107,6 +107,29 @@ export function slice(backend: BackendWasm, x: TensorInfo, begin: readonly numbe
   return runWasmKernel(backend, 'Slice', { x }, { begin: [...begin], size: [...size] });
 }
 
+/** A stock XNNPACK-backed NHWC convolution kernel with explicit padding. */
+function convolutionExplicit(
+  kernelName: 'Conv2D' | 'DepthwiseConv2dNative',
+  backend: BackendWasm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  strides: readonly [number, number],
+  dilations: readonly [number, number],
+  pads: readonly [number, number, number, number],
+): TensorInfo {
+  return runWasmKernel(
+    backend,
+    kernelName,
+    { x, filter },
+    {
+      strides: [...strides],
+      dilations: [...dilations],
+      pad: explicitPadding(pads),
+      dataFormat: 'NHWC',
+    },
+  );
+}
+
 /**
  * NHWC `Conv2D` with explicit padding `[top, bottom, left, right]`, through the stock
  * XNNPACK-backed wasm kernel.
@@ -119,17 +142,7 @@ export function conv2dExplicit(
   dilations: readonly [number, number],
   pads: readonly [number, number, number, number],
 ): TensorInfo {
-  return runWasmKernel(
-    backend,
-    'Conv2D',
-    { x, filter },
-    {
-      strides: [...strides],
-      dilations: [...dilations],
-      pad: explicitPadding(pads),
-      dataFormat: 'NHWC',
-    },
-  );
+  return convolutionExplicit('Conv2D', backend, x, filter, strides, dilations, pads);
 }
 
 /** NHWC `DepthwiseConv2dNative` with explicit padding, through the stock wasm kernel. */
@@ -141,17 +154,7 @@ export function depthwiseConv2dExplicit(
   dilations: readonly [number, number],
   pads: readonly [number, number, number, number],
 ): TensorInfo {
-  return runWasmKernel(
-    backend,
-    'DepthwiseConv2dNative',
-    { x, filter },
-    {
-      strides: [...strides],
-      dilations: [...dilations],
-      pad: explicitPadding(pads),
-      dataFormat: 'NHWC',
-    },
-  );
+  return convolutionExplicit('DepthwiseConv2dNative', backend, x, filter, strides, dilations, pads);
 }
 
 function explicitPadding(pads: readonly [number, number, number, number]): number[][] {
