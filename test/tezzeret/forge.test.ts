@@ -208,18 +208,24 @@ describe('TezzeretForge crash recovery (child process, SIGKILL)', () => {
       try {
         const before = await verifiedCatalog(library);
         expect(before.size).toBeGreaterThanOrEqual(outcome.done.length);
-        expect(before.size).toBeLessThanOrEqual(outcome.done.length + 1);
+        // at most one job finished unseen plus one saved whose `done` record was not written
+        expect(before.size).toBeLessThanOrEqual(outcome.done.length + 2);
 
         const forge = new TezzeretForge({ compiler, library, walPath: path.join(dir, 'forge.wal') });
         const summary = await forge.run(jobs);
         console.log(`kill point ${i + 1}: killed after ${outcome.done.length} done / ${outcome.started.length} started; resume skipped ${summary.skipped}, redid ${summary.completed} (resumed ${summary.resumed})`);
-        // The child prints `done` right after the WAL's done record is durable; a kill landing
-        // in between leaves one more job done in the WAL than the parent saw.
+        // SIGKILL lands asynchronously: the child prints after its WAL record is durable and
+        // keeps working until the signal arrives, so the WAL may hold one more `done` (or one
+        // more `started`) than the parent had read. Jobs run one at a time, so at most one
+        // job can be interrupted.
         const unseenDone = summary.skipped - outcome.done.length;
         expect(unseenDone === 0 || unseenDone === 1).toBe(true);
         expect(summary.completed + summary.skipped).toBe(jobs.length);
         expect(summary.failed).toBe(0);
-        expect(summary.resumed + unseenDone).toBe(outcome.started.length > outcome.done.length ? 1 : 0);
+        expect(summary.resumed).toBeLessThanOrEqual(1);
+        if (outcome.started.length > outcome.done.length) {
+          expect(summary.resumed + unseenDone).toBeGreaterThanOrEqual(1);
+        }
         const skippedJobs = summary.jobs.filter((j) => j.status === 'skipped').map((j) => `${j.blueprintId}@${j.siteKey}`);
         expect(skippedJobs).toEqual(expect.arrayContaining(outcome.done));
 
