@@ -33,7 +33,10 @@ type Bound = { readonly field: string; readonly max: number };
 
 /** Per message type, the repeated fields whose length the contract bounds. */
 const LIST_BOUNDS: Readonly<Record<string, readonly Bound[]>> = {
-  'esper.leyline.v1.BlendConfig': [{ field: 'alphaVec', max: CONTRACT_LIMITS.alphaVecMaxEntries }],
+  'esper.leyline.v1.BlendConfig': [
+    { field: 'alphaVec', max: CONTRACT_LIMITS.alphaVecMaxEntries },
+    { field: 'policyLogits', max: CONTRACT_LIMITS.policyLogitsMaxEntries },
+  ],
   'esper.leyline.v1.TrainingMetrics': [
     { field: 'extraMetrics', max: CONTRACT_LIMITS.extraMetricsMaxEntries },
   ],

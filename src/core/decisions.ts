@@ -61,6 +61,9 @@ import { CONTRACT_LIMITS } from './limits.js';
 /** Most entries `BlendConfig.alpha_vec` may hold (spec 01 rule 3). */
 export const MAX_ALPHA_VEC_ENTRIES = CONTRACT_LIMITS.alphaVecMaxEntries;
 
+/** Most entries `BlendConfig.policy_logits` may hold (spec 01 rule 3). */
+export const MAX_POLICY_LOGITS_ENTRIES = CONTRACT_LIMITS.policyLogitsMaxEntries;
+
 /** What the policy network said (`DecisionMetadata.policy`). */
 export interface PolicyMetadataInput {
   /** Index of the chosen action (uint32). */
@@ -119,6 +122,11 @@ export interface BlendConfigInput {
   readonly alphaHi?: number;
   /** @default false */
   readonly confidenceLogitsRequired?: boolean;
+  /**
+   * The controller's blend-head logits (finite), at most {@link MAX_POLICY_LOGITS_ENTRIES};
+   * BLEND_MODE_CONFIDENCE gates alpha by their top-2 margin. @default []
+   */
+  readonly policyLogits?: readonly number[];
 }
 
 /** One feature group's coverage. */
@@ -256,6 +264,8 @@ function blendMessage(input: BlendConfigInput, check: ContractChecker): BlendCon
   const alphaVec = input.alphaVec ?? [];
   // Check the bound before touching the entries: an oversized vector fails fast and whole.
   check.listBound(`${at}.alpha_vec`, alphaVec.length, MAX_ALPHA_VEC_ENTRIES);
+  const policyLogits = input.policyLogits ?? [];
+  check.listBound(`${at}.policy_logits`, policyLogits.length, MAX_POLICY_LOGITS_ENTRIES);
   return create(BlendConfigSchema, {
     mode: input.mode,
     alpha: check.float32(`${at}.alpha`, input.alpha),
@@ -269,6 +279,7 @@ function blendMessage(input: BlendConfigInput, check: ContractChecker): BlendCon
     alphaHi: check.float32(`${at}.alpha_hi`, input.alphaHi ?? 0),
     modeSource: input.modeSource,
     confidenceLogitsRequired: input.confidenceLogitsRequired ?? false,
+    policyLogits: policyLogits.map((value, i) => check.float32(`${at}.policy_logits[${i}]`, value)),
   });
 }
 
@@ -363,6 +374,8 @@ function validateBlend(blend: BlendConfig, check: ContractChecker): void {
   if (blend.mode !== BlendMode.CHANNEL && blend.alphaVec.length > 0) {
     check.invalid(`${at}.alpha_vec`, 'alpha_vec is only meaningful for BLEND_MODE_CHANNEL');
   }
+  check.listBound(`${at}.policy_logits`, blend.policyLogits.length, MAX_POLICY_LOGITS_ENTRIES);
+  blend.policyLogits.forEach((value, i) => check.finite(`${at}.policy_logits[${i}]`, value));
   if (blend.mode === BlendMode.CONFIDENCE) {
     check.positive(`${at}.gate_k`, blend.gateK);
     check.positive(`${at}.gate_tau`, blend.gateTau);

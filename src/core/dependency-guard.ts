@@ -382,6 +382,7 @@ export function validateCommandDependencies(
     }
     if (operation.operation === SeedOperation.SEED_OP_GERMINATE) {
       guard.requireId(operation.blueprintId, 'blueprint_id', seedDetails);
+      guard.requireId(operation.siteId, 'site_id', seedDetails);
     }
   }
 }

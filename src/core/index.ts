@@ -30,6 +30,7 @@ export {
   attachDecisionMetadata,
   buildDecisionMetadata,
   MAX_ALPHA_VEC_ENTRIES,
+  MAX_POLICY_LOGITS_ENTRIES,
   readDecisionMetadata,
   type BlendConfigInput,
   type CoverageGroupInput,

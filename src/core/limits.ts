@@ -5,6 +5,8 @@
 export const CONTRACT_LIMITS = {
   /** `BlendConfig.alpha_vec` entries. */
   alphaVecMaxEntries: 64,
+  /** `BlendConfig.policy_logits` entries. */
+  policyLogitsMaxEntries: 64,
   /** `extra_metrics` entries on TrainingMetrics and FieldReport. */
   extraMetricsMaxEntries: 8,
   /** Largest encoded message accepted by {@link decodeMessage}. @default 4 MiB */

@@ -439,6 +439,41 @@ export const SETTINGS_DEFINITION = {
     },
   },
 
+  /** The seed executor. */
+  kasmina: {
+    /** Budget of one kernel fetch (library load + rebuild); over it G2 fails. @default 250 */
+    kernelLatencyBudgetMs: setting.number({ default: 250, greaterThan: 0 }),
+    /** A prefetch unanswered for this many kernel budgets times out (CRITICAL). @default 2 */
+    prefetchTimeoutFactor: setting.number({ default: 2, greaterThan: 0 }),
+    /** Steps a seed trains in isolation (alpha 0) before G2 decides on blending. @default 100 */
+    trainingSteps: setting.integer({ default: 100, min: 1 }),
+    /** Steps of the alpha ramp in BLENDING (sigmoid schedule). @default 50 */
+    blendingSteps: setting.integer({ default: 50, min: 1 }),
+    /** Temperature of the sigmoid alpha schedule, in steps. @default 8 */
+    alphaTemperature: setting.number({ default: 8, greaterThan: 0 }),
+    /** Steps at full alpha in SHADOWING before the stability re-check. @default 50 */
+    shadowingSteps: setting.integer({ default: 50, min: 1 }),
+    /** Minimum steps in PROBATIONARY before a validation may fossilize or cull. @default 50 */
+    probationSteps: setting.integer({ default: 50, min: 1 }),
+    /**
+     * Counterfactual contribution (validation accuracy with the seed minus with its alpha
+     * at 0) a seed needs to be fossilized; below it the seed is culled. @default 0.01
+     */
+    minContribution: setting.number({ default: 0.01, min: -1, max: 1 }),
+    /** Steps a culled seed's site stays embargoed before it may be reset. @default 100 */
+    embargoSteps: setting.integer({ default: 100, min: 0 }),
+    /** Steps between direct isolation checks of training/blending seeds. @default 10 */
+    isolationCheckEverySteps: setting.integer({ default: 10, min: 1 }),
+    /** Verified kernel artifacts kept in memory (LRU). @default 32 */
+    kernelCacheCapacity: setting.integer({ default: 32, min: 1 }),
+    /** How long a cached artifact stays valid. @default 300 */
+    kernelCacheTtlSeconds: setting.integer({ default: 300, min: 1 }),
+    /** Epochs between periodic memory cleanups. @default 10 */
+    gcEveryEpochs: setting.integer({ default: 10, min: 1 }),
+    /** A per-blueprint lock wait longer than this raises `cache_lock_contention`. @default 100 */
+    lockContentionWarnMs: setting.number({ default: 100, greaterThan: 0 }),
+  },
+
   /** The controller. */
   tamiyo: {
     /** Budget of one policy inference. @default 5 */

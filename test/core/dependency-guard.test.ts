@@ -283,6 +283,7 @@ describe('validateCommandDependencies', () => {
   const germinate = create(CommandSeedOperationSchema, {
     operation: SeedOperation.SEED_OP_GERMINATE,
     blueprintId: 'bp-conv',
+    siteId: 'site-1',
   });
 
   const validCommands: [string, AdaptationCommand][] = [
@@ -426,6 +427,17 @@ describe('validateCommandDependencies', () => {
       }),
       'blueprint_id',
       'missing blueprint_id',
+    ],
+    [
+      'a germinate without site_id',
+      seed({
+        payload: {
+          case: 'seedOperation',
+          value: create(CommandSeedOperationSchema, { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: 'bp-conv' }),
+        },
+      }),
+      'site_id',
+      'missing site_id',
     ],
   ];
 

@@ -287,7 +287,7 @@ describe('loadSettings sources and precedence', () => {
       core: { asyncWorker: { maxConcurency: 2, maxQueueDepth: '10' } },
       oona: 'redis://localhost',
       nissa: { httpPort: 70_000 },
-      kasmina: {},
+      narset: {},
     });
     const error = loadError({ env: {}, configFile });
     expect(error.issues).toEqual([
@@ -318,7 +318,7 @@ describe('loadSettings sources and precedence', () => {
         settingPath: 'nissa.httpPort',
         message: 'expected integer in [0, 65535], got 70000',
       },
-      { source: 'file', file: configFile, key: 'kasmina', message: 'unknown setting' },
+      { source: 'file', file: configFile, key: 'narset', message: 'unknown setting' },
     ] satisfies SettingsIssue[]);
     expect(error.message).toContain(
       `config file ${configFile} at nissa.httpPort: expected integer in [0, 65535], got 70000`,
