@@ -1,6 +1,6 @@
 /**
- * The `esper` command. For now: `--help` and `--version`; subcommands arrive with the
- * subsystems that run them.
+ * The `esper` command: `train`, `command`, `--help` and `--version`; subcommands load
+ * their modules on demand.
  */
 import { readFileSync } from 'node:fs';
 
@@ -9,6 +9,7 @@ const HELP = `esper — morphogenetic training: neural networks that grow while 
 Usage:
   esper [--help | --version]
   esper train [options]     train a host model on a dataset (esper train --help)
+  esper command <action>    sign and send a seed command to a running training (esper command --help)
 
 Options:
   -h, --help      show this help
@@ -43,6 +44,10 @@ export async function main(
     // Loaded on demand: it pulls in TensorFlow.js, which `--help` and `--version` do not need.
     const { runTrain } = await import('./train.js');
     return runTrain(rest, io);
+  }
+  if (first === 'command') {
+    const { runCommand } = await import('./command.js');
+    return runCommand(rest, io);
   }
   if (first === '-V' || first === '--version') {
     if (rest.length > 0) {

@@ -66,3 +66,4 @@ export {
   type KernelGuardSnapshot,
   type KernelVerdict,
 } from './kernel-guard.js';
+export { openBusFromSettings, type OpenBusOptions } from './from-settings.js';

@@ -228,6 +228,15 @@ export class CommandVerifier {
     return this.#finish(startedMs, command, this.#check(command, signed.bytes));
   }
 
+  /**
+   * Forgets every remembered nonce (administrative reset, reference WP-K3). Returns how
+   * many were dropped. Replays of commands still inside their freshness window are then
+   * accepted again, so call it only when the issuer's keys or run changed.
+   */
+  resetNonces(): number {
+    return this.#ledger.clear();
+  }
+
   /** Purges expired nonces; call once per control-loop iteration. Returns the count. */
   maintenance(): number {
     return this.#ledger.purgeExpired();

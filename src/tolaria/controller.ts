@@ -49,6 +49,24 @@ export interface ExecutorContext {
    * every checkpoint and snapshot, so a resumed run draws the same numbers.
    */
   readonly rng: Rng;
+  /**
+   * What the optimizer step just taken measured, for `advance` (absent for `apply` and
+   * before the first step): the step's training loss and, per site with a hook, the norm
+   * of the gradient of that hook's variables (NaN when not finite).
+   */
+  readonly lastStep?: StepSignals;
+}
+
+/** Per-step signals handed to the executor's `advance`. */
+export interface StepSignals {
+  readonly trainingLoss: number;
+  readonly hookGradientNorms: ReadonlyMap<string, number>;
+}
+
+/** Loss and accuracy of one pass over the validation split. */
+export interface ValidationResult {
+  readonly loss: number;
+  readonly accuracy: number;
 }
 
 /** Applies adaptations to the host and runs seed lifecycles (Kasmina). */
@@ -65,4 +83,12 @@ export interface Executor {
    * lifecycle timers. Timed as `kasmina_finalize_ms`.
    */
   advance(step: number, context: ExecutorContext): Promise<void> | void;
+  /**
+   * Called after each epoch's validation pass, before the epoch packet is built, with the
+   * pass's result and a function that runs another pass over the same split with the
+   * host as it is at the time of the call. The executor uses it to measure what its seeds
+   * contribute (reference esper-2026-anchor §1: counterfactual validation with a seed's
+   * alpha forced to 0). Optional.
+   */
+  measureContributions?(baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext): void;
 }

@@ -72,7 +72,7 @@ export {
   type TrainerOptions,
   type TrainerRollbackOptions,
 } from './trainer-options.js';
-export type { CallOptions, Controller, Executor, ExecutorContext } from './controller.js';
+export type { CallOptions, Controller, Executor, ExecutorContext, StepSignals, ValidationResult } from './controller.js';
 export { OPTIMIZER_DEFAULTS, OptimizerKind, type OptimizerConfig } from './optimizer-manager.js';
 export { LR_SCHEDULE_DEFAULTS, LrSchedulePolicy, type LrScheduleOptions } from './lr-controller.js';
 export { EmergencyReason, type EmergencySink } from './emergency.js';

@@ -70,7 +70,7 @@ import {
 } from '../leyline/index.js';
 import { oneHotFloat, restoreVariables, rngFromState, saveVariables, seededRng, tf, type Rng } from '../tensor/index.js';
 import type { Checkpoint, CheckpointHeader, CheckpointStore } from './checkpoint.js';
-import type { Controller, Executor, ExecutorContext } from './controller.js';
+import type { Controller, Executor, ExecutorContext, StepSignals } from './controller.js';
 import { DataCursor } from './data/data-cursor.js';
 import type { Batch, DataCursorState, Dataset } from './dataset.js';
 import { EmergencyController, EmergencyReason } from './emergency.js';
@@ -173,6 +173,7 @@ export class Trainer {
   #state: TrainerState = 'created';
   #globalStep = 0;
   #lastLoss: number | null = null;
+  #lastStep: StepSignals | undefined;
   #counters: { -readonly [K in keyof RunCounters]: RunCounters[K] } = {
     epochsTotal: 0,
     epochsFailed: 0,
@@ -364,6 +365,7 @@ export class Trainer {
     }
     const validationStarted = clock.monotonicMs();
     const validation = this.#validate();
+    this.#executor?.measureContributions?.(validation, () => this.#validate(), this.#executorContext(epoch));
     const validationMs = clock.monotonicMs() - validationStarted;
     this.#counters.lastValidationLoss = validation.loss;
     this.#counters.lastValidationAccuracy = validation.accuracy;
@@ -510,6 +512,10 @@ export class Trainer {
     if (this.#globalStep > this.#failedStepMark) this.#failedStepStreak = 0;
     const lossDelta = this.#lastLoss === null ? 0 : result.loss - this.#lastLoss;
     this.#lastLoss = result.loss;
+    this.#lastStep = {
+      trainingLoss: result.loss,
+      hookGradientNorms: new Map(result.hookNorms.map((h) => [h.siteId, Number.isFinite(h.norm) ? h.norm : Number.NaN])),
+    };
     this.#lossStats.update(result.loss);
     this.#gradStats.update(result.gradNorm);
     this.#epochAcc.addStep({ loss: result.loss, batchSize, correct: result.correct, gradNorm: result.gradNorm, trainMs });
@@ -707,7 +713,7 @@ export class Trainer {
     let finalizeMs = 0;
     if (this.#executor !== undefined) {
       const finalizeStarted = clock.monotonicMs();
-      await this.#executor.advance(this.#globalStep, this.#executorContext(epoch));
+      await this.#executor.advance(this.#globalStep, { ...this.#executorContext(epoch), ...(this.#lastStep === undefined ? {} : { lastStep: this.#lastStep }) });
       finalizeMs = clock.monotonicMs() - finalizeStarted;
     }
     return { hookMs, tamiyoMs, applyMs, finalizeMs };

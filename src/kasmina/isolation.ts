@@ -1,0 +1,195 @@
+/**
+ * Gradient isolation: a direct check that a slot leaks no seed gradient into the host, a
+ * parameter-overlap check, and the per-seed violation monitor with its circuit breaker.
+ *
+ * Deliberate deviations from the prototype (reference prototype-kasmina §11):
+ * - The check measures ∂y/∂x of the slot on a random probe against the host-path gradient
+ *   the blend mode promises, instead of sampled dot products between parameter gradients
+ *   (§11.1), which only caught shared parameter objects and never raised a violation.
+ * - Overlap is by identity *or* by variable name (tfjs variables are global by name).
+ * - The isolation breaker half-opens and closes again (§11.3, §17.5): every recorded
+ *   outcome first asks the breaker to `allow()`, which moves an OPEN breaker past its window
+ *   to HALF_OPEN.
+ * - `total` is the sum over tracked seeds, so clearing a culled seed clears its share
+ *   (§17.10: the prototype's global count never went down).
+ */
+import { CircuitBreaker, ErrorCode, EsperError, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
+import { CircuitBreakerState } from '../leyline/index.js';
+import { tf, type Rng } from '../tensor/index.js';
+import { hostPathGradientScale } from './blending.js';
+import type { SeedSlot } from './seed-slot.js';
+
+/** Default relative leak tolerated by {@link checkIsolation}. */
+export const ISOLATION_TOLERANCE = 1e-5;
+
+/** Result of {@link checkIsolation}. */
+export interface IsolationCheck {
+  readonly passed: boolean;
+  /** ‖g − expected‖₂ over the probe. */
+  readonly leakNorm: number;
+  /** leakNorm / max(‖expected‖₂, 1e-12). */
+  readonly relativeLeak: number;
+  readonly tolerance: number;
+  /** The slot phase the check ran in. */
+  readonly phase: SeedSlot['phase'];
+}
+
+/**
+ * Draws a probe activation x `[batch, ...site.shape]` and cotangent r from `rng`, computes
+ * g = ∂/∂x Σ r ⊙ slot.apply(x), and compares it with r ⊙ (the host-path gradient scale of the
+ * slot's phase, plan and effective alpha). Leaves no tensors behind.
+ */
+export function checkIsolation(slot: SeedSlot, rng: Rng, batch = 4, tolerance = ISOLATION_TOLERANCE): IsolationCheck {
+  if (!Number.isInteger(batch) || batch < 1) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `batch must be an integer ≥ 1, got ${batch}`, { details: { field: 'batch' } });
+  }
+  const shape = [batch, ...slot.site.shape];
+  const size = shape.reduce((a, b) => a * b, 1);
+  const channels = slot.site.shape[slot.site.shape.length - 1] ?? 1;
+  const xValues = normals(rng, size);
+  const rValues = normals(rng, size);
+  const phase = slot.phase;
+  const scale = phase === 'paused' ? 1 : hostPathGradientScale(slot.plan, slot.effectiveAlpha, phase, channels);
+  const [leakNorm, expectedNorm] = tf.tidy(() => {
+    const x = tf.tensor(xValues, shape);
+    const r = tf.tensor(rValues, shape);
+    const g = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(r, slot.apply(input, { training: true }))))(x);
+    const expected = tf.mul(r, typeof scale === 'number' ? tf.scalar(scale) : tf.tensor1d(scale));
+    const leak = tf.norm(tf.sub(g, expected)).dataSync()[0] ?? Number.NaN;
+    const norm = tf.norm(expected).dataSync()[0] ?? Number.NaN;
+    return [leak, norm];
+  });
+  const relativeLeak = leakNorm / Math.max(expectedNorm, 1e-12);
+  return { passed: relativeLeak <= tolerance, leakNorm, relativeLeak, tolerance, phase };
+}
+
+/**
+ * Names of seed variables shared with the host, by identity or by name (sorted, unique).
+ * Any entry means the seed could train the host's weights directly.
+ */
+export function findParameterOverlap(seedVariables: readonly tf.Variable[], hostVariables: readonly tf.Variable[]): string[] {
+  const hostSet = new Set<tf.Variable>(hostVariables);
+  const hostNames = new Set(hostVariables.map((v) => v.name));
+  const shared = new Set<string>();
+  for (const v of seedVariables) {
+    if (hostSet.has(v) || hostNames.has(v.name)) shared.add(v.name);
+  }
+  return [...shared].sort();
+}
+
+/** Options of {@link IsolationMonitor}. */
+export interface IsolationMonitorOptions {
+  /** Monotonic clock of the breaker. @default systemClock */
+  readonly clock?: Clock;
+  /** Violations in a row that open the breaker. @default 3 */
+  readonly failureThreshold?: number;
+  /** Passes in HALF_OPEN that close it. @default 2 */
+  readonly successThreshold?: number;
+  /** How long the breaker stays open, in milliseconds. @default 30000 */
+  readonly openTimeoutMs?: number;
+}
+
+/** Defaults of {@link IsolationMonitorOptions} (reference §2, isolation breaker 3 / 30 s / 2). */
+export const ISOLATION_MONITOR_DEFAULTS = Object.freeze({ failureThreshold: 3, successThreshold: 2, openTimeoutMs: 30_000 });
+
+/** What {@link IsolationMonitor.recordViolation} reports. */
+export interface ViolationRecord {
+  readonly seedId: string;
+  readonly reason: string;
+  /** The seed's violations, including this one. */
+  readonly seedViolations: number;
+  /** Violations over all tracked seeds. */
+  readonly totalViolations: number;
+  /** The breaker is OPEN after recording. */
+  readonly breakerOpen: boolean;
+  /** Raise to CRITICAL (the breaker is open). */
+  readonly escalate: boolean;
+}
+
+/** Per-seed isolation-violation counters plus a breaker that escalates repeated violations. */
+export class IsolationMonitor {
+  readonly #breaker: CircuitBreaker;
+  readonly #counts = new Map<string, number>();
+  #recordedTotal = 0;
+
+  constructor(options: IsolationMonitorOptions = {}) {
+    this.#breaker = new CircuitBreaker({
+      name: 'kasmina.isolation',
+      failureThreshold: options.failureThreshold ?? ISOLATION_MONITOR_DEFAULTS.failureThreshold,
+      successThreshold: options.successThreshold ?? ISOLATION_MONITOR_DEFAULTS.successThreshold,
+      openTimeoutMs: options.openTimeoutMs ?? ISOLATION_MONITOR_DEFAULTS.openTimeoutMs,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    });
+  }
+
+  /** Records one violation for `seedId` and feeds the breaker a failure. */
+  recordViolation(seedId: string, reason: string): ViolationRecord {
+    requireSeedId(seedId);
+    const seedViolations = (this.#counts.get(seedId) ?? 0) + 1;
+    this.#counts.set(seedId, seedViolations);
+    this.#recordedTotal += 1;
+    // allow() moves an OPEN breaker whose window elapsed to HALF_OPEN, where this failure
+    // re-opens it at once.
+    this.#breaker.allow();
+    this.#breaker.recordFailure(reason);
+    const breakerOpen = this.#breaker.state === CircuitBreakerState.CIRCUIT_STATE_OPEN;
+    return { seedId, reason, seedViolations, totalViolations: this.total, breakerOpen, escalate: breakerOpen };
+  }
+
+  /** Records a clean isolation check for `seedId` (a success, when the breaker lets one through). */
+  recordPass(seedId: string): void {
+    requireSeedId(seedId);
+    if (this.#breaker.allow()) this.#breaker.recordSuccess();
+  }
+
+  /** Violations recorded for `seedId` since it was last cleared. */
+  violations(seedId: string): number {
+    return this.#counts.get(seedId) ?? 0;
+  }
+
+  /** Violations over all tracked seeds. */
+  get total(): number {
+    let sum = 0;
+    for (const n of this.#counts.values()) sum += n;
+    return sum;
+  }
+
+  /** Violations recorded since construction or {@link reset}, cleared seeds included. */
+  get recordedTotal(): number {
+    return this.#recordedTotal;
+  }
+
+  /** The breaker's state (CLOSED, OPEN or HALF_OPEN). */
+  get breakerState(): CircuitBreakerState {
+    return this.#breaker.state;
+  }
+
+  /** The breaker's snapshot, for telemetry. */
+  breakerSnapshot(): CircuitBreakerSnapshot {
+    return this.#breaker.snapshot();
+  }
+
+  /** Forgets `seedId`'s violations (after the seed is reset or removed). */
+  clearSeed(seedId: string): void {
+    this.#counts.delete(seedId);
+  }
+
+  /** Forgets every seed and closes the breaker. */
+  reset(): void {
+    this.#counts.clear();
+    this.#recordedTotal = 0;
+    this.#breaker.reset();
+  }
+}
+
+function requireSeedId(seedId: string): void {
+  if (typeof seedId !== 'string' || seedId.length === 0) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'seedId must be a non-empty string', { details: { field: 'seedId' } });
+  }
+}
+
+function normals(rng: Rng, size: number): Float32Array {
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i += 1) out[i] = rng.nextNormal();
+  return out;
+}

@@ -1,0 +1,221 @@
+/**
+ * The seed slot: what Kasmina attaches at a host seed site. It owns one grafted
+ * {@link SeedModule}, feeds it the site's activation behind a stop-gradient, and blends its
+ * delta into the host according to the executor-set phase, alpha and {@link BlendPlan}.
+ * Replaces the prototype's manager-level `blend(host, seed, seed_id)` (reference
+ * prototype-kasmina §10.2), which defaulted an unknown seed to alpha 1.
+ */
+import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { BlendMode, type SeedSiteDescriptor } from '../leyline/index.js';
+import type { SeedModule } from '../karn/index.js';
+import { stopGradient, tf } from '../tensor/index.js';
+import type { SeedSiteHook } from '../tolaria/index.js';
+import { blendActivation, effectiveAlphas, type BlendPlan } from './blending.js';
+
+/** Phase of a slot: TRAINING is `isolated`, BLENDING onwards `blended`, a paused seed `paused`. */
+export type SeedSlotPhase = 'isolated' | 'blended' | 'paused';
+
+/** Options of {@link SeedSlot}. */
+export interface SeedSlotOptions {
+  readonly seedId: string;
+  readonly siteId: string;
+  /** The site the module is grafted at (its `shape` excludes the batch axis). */
+  readonly site: SeedSiteDescriptor;
+  /** The module; the slot owns it from construction on and disposes it. */
+  readonly module: SeedModule;
+  readonly plan: BlendPlan;
+  /**
+   * Starting phase.
+   * @default 'isolated'
+   */
+  readonly phase?: SeedSlotPhase;
+  /**
+   * Starting alpha in [0, 1].
+   * @default 0
+   */
+  readonly alpha?: number;
+}
+
+/** A grafted seed at one host site; implements Tolaria's {@link SeedSiteHook}. */
+export class SeedSlot implements SeedSiteHook {
+  readonly seedId: string;
+  readonly siteId: string;
+  readonly site: SeedSiteDescriptor;
+  readonly #module: SeedModule;
+  readonly #channels: number;
+  #plan: BlendPlan;
+  #phase: SeedSlotPhase;
+  #alpha: number;
+  #forcedAlpha: number | undefined;
+  #disposed = false;
+
+  /**
+   * Probes the module with a zero batch `[1, ...site.shape]`. Throws
+   * `KASMINA_GRAFT_SHAPE_MISMATCH` when it returns another shape (or fails to run), and
+   * `KASMINA_BLEND_CONFIG_INVALID` when a CHANNEL plan does not fit the site. On a throw the
+   * module is not disposed: the caller still owns it.
+   */
+  constructor(options: SeedSlotOptions) {
+    this.seedId = options.seedId;
+    this.siteId = options.siteId;
+    this.site = options.site;
+    this.#module = options.module;
+    this.#channels = options.site.shape[options.site.shape.length - 1] ?? 0;
+    this.#plan = this.#checkPlan(options.plan);
+    this.#phase = options.phase ?? 'isolated';
+    this.#alpha = checkAlpha('alpha', options.alpha ?? 0);
+    probeShape(options);
+  }
+
+  /** The grafted module. */
+  get module(): SeedModule {
+    return this.#module;
+  }
+
+  /** Trainable parameter count of the module. */
+  get parameterCount(): number {
+    return this.#module.variables.reduce((n, v) => n + v.size, 0);
+  }
+
+  get phase(): SeedSlotPhase {
+    return this.#phase;
+  }
+
+  set phase(value: SeedSlotPhase) {
+    if (value !== 'isolated' && value !== 'blended' && value !== 'paused') {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown seed slot phase '${String(value)}'`, { details: { field: 'phase', seedId: this.seedId } });
+    }
+    this.#phase = value;
+  }
+
+  /** The scheduled alpha in [0, 1] (see {@link effectiveAlpha} for the one in use). */
+  get alpha(): number {
+    return this.#alpha;
+  }
+
+  set alpha(value: number) {
+    this.#alpha = checkAlpha('alpha', value);
+  }
+
+  /** The alpha forced for a counterfactual measurement, if any. */
+  get forcedAlpha(): number | undefined {
+    return this.#forcedAlpha;
+  }
+
+  /** The alpha the blend uses: the forced one while set, else {@link alpha}. */
+  get effectiveAlpha(): number {
+    return this.#forcedAlpha ?? this.#alpha;
+  }
+
+  /** Overrides alpha while set (counterfactual: force 0 to measure the host alone); `undefined` clears. */
+  forceAlpha(value: number | undefined): void {
+    this.#forcedAlpha = value === undefined ? undefined : checkAlpha('forcedAlpha', value);
+  }
+
+  get plan(): BlendPlan {
+    return this.#plan;
+  }
+
+  /** Replaces the plan (a CHANNEL plan must fit the site's channel count). */
+  set plan(value: BlendPlan) {
+    this.#plan = this.#checkPlan(value);
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /**
+   * The site hook. Paused: returns `activation` itself without evaluating the seed.
+   * Otherwise `s = module(stopGradient(activation))` blended per phase and plan. Runs in its
+   * own `tf.tidy`, so it is safe inside or outside the caller's.
+   */
+  apply(activation: tf.Tensor, _context: { readonly training: boolean }): tf.Tensor {
+    this.#assertLive('apply');
+    if (this.#phase === 'paused') return activation;
+    const phase = this.#phase;
+    const alpha = this.effectiveAlpha;
+    return tf.tidy(() => {
+      const seedOut = this.#module.apply(this.moduleInput(activation));
+      return blendActivation(activation, seedOut, alpha, this.#plan, phase);
+    });
+  }
+
+  /** The module's variables; none while paused or disposed (the optimizer leaves them alone). */
+  trainableVariables(): readonly tf.Variable[] {
+    if (this.#disposed || this.#phase === 'paused') return [];
+    return this.#module.variables;
+  }
+
+  /** Effective alpha(s) for the current state (a vector for CHANNEL), for telemetry. */
+  effectiveAlphas(): Float32Array | number {
+    return effectiveAlphas(this.#plan, this.effectiveAlpha, this.#channels);
+  }
+
+  /** Disposes the module. Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#module.dispose();
+  }
+
+  /**
+   * What the module sees: the activation behind a stop-gradient, so no seed gradient reaches
+   * the host through the module's input. A seam for tests that need a leaking slot.
+   */
+  protected moduleInput(activation: tf.Tensor): tf.Tensor {
+    return stopGradient(activation);
+  }
+
+  #checkPlan(plan: BlendPlan): BlendPlan {
+    if (plan.mode === BlendMode.UNSPECIFIED) {
+      throw new EsperError(ErrorCode.KASMINA_BLEND_CONFIG_INVALID, 'a blend plan needs a mode', { details: { reason: 'unknown_mode', seedId: this.seedId } });
+    }
+    // Validates CHANNEL plans against this site (throws KASMINA_BLEND_CONFIG_INVALID).
+    effectiveAlphas(plan, 0, this.#channels);
+    return plan;
+  }
+
+  #assertLive(operation: string): void {
+    if (this.#disposed) {
+      throw new EsperError(ErrorCode.INVALID_STATE, `seed slot ${this.seedId} is disposed (${operation})`, { details: { seedId: this.seedId, siteId: this.siteId } });
+    }
+  }
+}
+
+function checkAlpha(field: string, value: number): number {
+  if (!(value >= 0 && value <= 1)) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must be in [0, 1], got ${value}`, { details: { field } });
+  }
+  return value;
+}
+
+function probeShape(options: SeedSlotOptions): void {
+  const expected = [1, ...options.site.shape];
+  let actual: number[];
+  try {
+    actual = tf.tidy(() => options.module.apply(tf.zeros(expected)).shape);
+  } catch (error) {
+    if (isEsperError(error)) throw error;
+    throw mismatch(options, expected, undefined, error);
+  }
+  if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) throw mismatch(options, expected, actual);
+}
+
+function mismatch(options: SeedSlotOptions, expected: readonly number[], actual: readonly number[] | undefined, cause?: unknown): EsperError {
+  const got = actual === undefined ? 'an error' : `[${actual.join(', ')}]`;
+  return new EsperError(
+    ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH,
+    `seed ${options.seedId}: module ${options.module.blueprintId} returned ${got} for a probe of [${expected.join(', ')}] at site ${options.siteId}`,
+    {
+      cause,
+      details: {
+        seedId: options.seedId,
+        siteId: options.siteId,
+        blueprintId: options.module.blueprintId,
+        expected: `[${expected.join(', ')}]`,
+        actual: got,
+      },
+    },
+  );
+}

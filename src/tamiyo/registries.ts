@@ -1,0 +1,250 @@
+/**
+ * Embedding registries: stable small-integer ids for categorical graph inputs (seed and
+ * blueprint ids, layer roles, activation kinds, schedules, optimizer families, hazard
+ * classes), shared by Tamiyo and Simic (reference prototype-tamiyo-simic §6).
+ *
+ * Semantics (§6): "" → 0; a known key → its index; a new key gets `size + 1` (indices start
+ * at 1) and is persisted at once; when that index would reach `maxSize` the key maps to
+ * `hash(key) % maxSize` and is not stored.
+ *
+ * Departures from the prototype:
+ * - The overflow hash is stable: the first 4 bytes (big-endian) of blake2s256 over the
+ *   UTF-8 key; Python's `hash` is salted per process (§6 ⚠, §17.8).
+ * - Tamiyo and Simic use one directory ({@link EmbeddingRegistries.open}); the prototype
+ *   split them between `var/tamiyo/` and `var/simic/` (§6 ⚠).
+ * - Files are written atomically (temp + rename); a corrupt file is a typed error.
+ *
+ * `get` persists synchronously because it runs inside the synchronous graph build; new
+ * keys are rare (once per distinct key), so the cost is paid a handful of times per run.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCode, EsperError } from '../core/index.js';
+
+/** Stable 32-bit hash of `key`: blake2s256 over its UTF-8 bytes, first 4 bytes big-endian. */
+export function stableHash32(key: string): number {
+  return createHash('blake2s256').update(key, 'utf8').digest().readUInt32BE(0);
+}
+
+/** Options of {@link EmbeddingRegistry}. */
+export interface EmbeddingRegistryOptions {
+  /** Indices stay below this; overflowing keys hash into [0, maxSize). */
+  readonly maxSize: number;
+  /** JSON file the table persists to; in memory only when absent. @default none */
+  readonly filePath?: string;
+  /** Initial `{ key: index }` table (as loaded from `filePath`). @default {} */
+  readonly entries?: Readonly<Record<string, number>>;
+}
+
+/** A key → index table; see the module comment. */
+export class EmbeddingRegistry {
+  /** Name of the table (file stem), for errors. */
+  readonly name: string;
+  readonly maxSize: number;
+  readonly #filePath: string | undefined;
+  readonly #table = new Map<string, number>();
+
+  constructor(name: string, options: EmbeddingRegistryOptions) {
+    if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 2) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `registry ${name}: maxSize must be an integer ≥ 2, got ${options.maxSize}`, {
+        details: { field: 'maxSize', registry: name },
+      });
+    }
+    this.name = name;
+    this.maxSize = options.maxSize;
+    this.#filePath = options.filePath;
+    const used = new Set<number>();
+    for (const [key, index] of Object.entries(options.entries ?? {})) {
+      if (key === '' || !Number.isSafeInteger(index) || index < 1 || index >= options.maxSize || used.has(index)) {
+        throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry ${name}: entry '${key}' → ${index} is invalid or duplicated`, {
+          details: { registry: name, key },
+        });
+      }
+      used.add(index);
+      this.#table.set(key, index);
+    }
+  }
+
+  /** Number of stored keys. */
+  get size(): number {
+    return this.#table.size;
+  }
+
+  /** Index of `key`, storing (and persisting) a new key while there is room. */
+  get(key: string): number {
+    if (key === '') return 0;
+    const known = this.#table.get(key);
+    if (known !== undefined) return known;
+    const index = this.#table.size + 1;
+    if (index >= this.maxSize) return stableHash32(key) % this.maxSize;
+    this.#table.set(key, index);
+    if (this.#filePath !== undefined) {
+      try {
+        writeAtomicSync(this.#filePath, JSON.stringify(this.toJSON()));
+      } catch (error) {
+        // Keep memory and disk in step: an index that is not durable is not handed out.
+        this.#table.delete(key);
+        throw new EsperError(ErrorCode.INVALID_STATE, `registry ${this.name}: cannot persist '${key}' to ${this.#filePath}`, {
+          cause: error,
+          details: { registry: this.name, path: this.#filePath },
+        });
+      }
+    }
+    return index;
+  }
+
+  /** Index of `key` if stored, without storing it. */
+  peek(key: string): number | undefined {
+    return this.#table.get(key);
+  }
+
+  /** `{ key: index }` in insertion order. */
+  toJSON(): Record<string, number> {
+    return Object.fromEntries(this.#table);
+  }
+
+  /**
+   * SHA-256 hex of the compact JSON array of `[key, index]` pairs sorted by key (code
+   * point order), with non-ASCII escaped as `\uXXXX` — the bytes Python's
+   * `json.dumps(..., separators=(",", ":"))` gives (reference §6).
+   */
+  digest(): string {
+    const pairs = [...this.#table].sort(([a], [b]) => compareCodePoints(a, b));
+    return createHash('sha256').update(asciiJson(pairs), 'utf8').digest('hex');
+  }
+}
+
+/** Name, file and size of each registry (reference §6 table). */
+export const REGISTRY_SPECS = Object.freeze({
+  seed: { file: 'seed_registry.json', maxSize: 1024 },
+  blueprint: { file: 'blueprint_registry.json', maxSize: 1024 },
+  schedule: { file: 'schedule_registry.json', maxSize: 64 },
+  layerType: { file: 'layer_type_registry.json', maxSize: 1024 },
+  activationType: { file: 'activation_type_registry.json', maxSize: 1024 },
+  optimizerFamily: { file: 'optimizer_family_registry.json', maxSize: 256 },
+  hazardClass: { file: 'hazard_class_registry.json', maxSize: 256 },
+} as const);
+
+/** One of the registries of {@link EmbeddingRegistries}. */
+export type RegistryName = keyof typeof REGISTRY_SPECS;
+
+/** Registry names, in {@link REGISTRY_SPECS} order. */
+export const REGISTRY_NAMES = Object.freeze(Object.keys(REGISTRY_SPECS) as RegistryName[]);
+
+/** Blending schedules pre-seeded in order (linear 1, cosine 2, warmup_hold 3). */
+export const SCHEDULE_SEED = Object.freeze(['linear', 'cosine', 'warmup_hold'] as const);
+
+/** Optimizer families pre-seeded in order (sgd 1 … adagrad 5). */
+export const OPTIMIZER_SEED = Object.freeze(['sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'] as const);
+
+/** The seven registries of Tamiyo and Simic, in one directory or in memory. */
+export class EmbeddingRegistries {
+  readonly seed: EmbeddingRegistry;
+  readonly blueprint: EmbeddingRegistry;
+  readonly schedule: EmbeddingRegistry;
+  readonly layerType: EmbeddingRegistry;
+  readonly activationType: EmbeddingRegistry;
+  readonly optimizerFamily: EmbeddingRegistry;
+  readonly hazardClass: EmbeddingRegistry;
+  /** Directory the files live in; undefined in memory. */
+  readonly directory: string | undefined;
+
+  private constructor(registries: Readonly<Record<RegistryName, EmbeddingRegistry>>, directory: string | undefined) {
+    this.seed = registries.seed;
+    this.blueprint = registries.blueprint;
+    this.schedule = registries.schedule;
+    this.layerType = registries.layerType;
+    this.activationType = registries.activationType;
+    this.optimizerFamily = registries.optimizerFamily;
+    this.hazardClass = registries.hazardClass;
+    this.directory = directory;
+    for (const method of SCHEDULE_SEED) this.schedule.get(method);
+    for (const family of OPTIMIZER_SEED) this.optimizerFamily.get(family);
+  }
+
+  /**
+   * Opens the registry files under `directory`, creating the directory and any missing
+   * file as `{}`. A file that is not a `{ key: index }` JSON object throws
+   * `TAMIYO_GRAPH_INVALID`.
+   */
+  static async open(directory: string): Promise<EmbeddingRegistries> {
+    await mkdir(directory, { recursive: true });
+    const registries = {} as Record<RegistryName, EmbeddingRegistry>;
+    for (const name of REGISTRY_NAMES) {
+      const spec = REGISTRY_SPECS[name];
+      const filePath = path.join(directory, spec.file);
+      const entries = await readEntries(filePath);
+      if (entries === undefined) writeAtomicSync(filePath, '{}');
+      try {
+        registries[name] = new EmbeddingRegistry(name, { maxSize: spec.maxSize, filePath, entries });
+      } catch (error) {
+        throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is invalid`, { cause: error, details: { path: filePath } });
+      }
+    }
+    return new EmbeddingRegistries(registries, directory);
+  }
+
+  /** Registries that are never persisted (tests, dry runs). */
+  static inMemory(): EmbeddingRegistries {
+    const registries = {} as Record<RegistryName, EmbeddingRegistry>;
+    for (const name of REGISTRY_NAMES) registries[name] = new EmbeddingRegistry(name, { maxSize: REGISTRY_SPECS[name].maxSize });
+    return new EmbeddingRegistries(registries, undefined);
+  }
+
+  /** The registry called `name`. */
+  byName(name: RegistryName): EmbeddingRegistry {
+    return this[name];
+  }
+
+  /** `{ name: digest }` of every registry, for checkpoint metadata. */
+  digests(): Record<RegistryName, string> {
+    const out = {} as Record<RegistryName, string>;
+    for (const name of REGISTRY_NAMES) out[name] = this[name].digest();
+    return out;
+  }
+}
+
+/** The stored table, or undefined when the file does not exist. */
+async function readEntries(filePath: string): Promise<Record<string, number> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(filePath, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not valid JSON`, { cause: error, details: { path: filePath } });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'number')) {
+    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not a { key: index } object`, { details: { path: filePath } });
+  }
+  return value as Record<string, number>;
+}
+
+function writeAtomicSync(filePath: string, text: string): void {
+  mkdirSync(path.dirname(filePath), { recursive: true });
+  const temp = `${filePath}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    writeFileSync(temp, text, 'utf8');
+    renameSync(temp, filePath);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+function compareCodePoints(a: string, b: string): number {
+  // UTF-8 byte order equals code point order (Python's str ordering).
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** JSON.stringify with every character outside printable ASCII escaped (Python ensure_ascii). */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -1,0 +1,329 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { SeedLifecycleGate, SeedLifecycleStage } from '../../src/leyline/index.js';
+import {
+  evaluateG0,
+  evaluateG1,
+  evaluateG2,
+  evaluateG3,
+  evaluateG4,
+  evaluateG5,
+  G3_ALPHA_TARGET,
+  G4_MIN_CONTRIBUTION,
+  gateForTransition,
+  type GateResult,
+  type SanityGateInputs,
+  type StabilityGateInputs,
+} from '../../src/kasmina/gates.js';
+
+const G = SeedLifecycleGate;
+const S = SeedLifecycleStage;
+
+/** Every attribute finite (numbers) and stringify-able. */
+function expectWellFormed(result: GateResult, gate: SeedLifecycleGate): void {
+  expect(result.gate).toBe(gate);
+  expect(result.passed).toBe(result.reason === '');
+  for (const [key, value] of Object.entries(result.attributes)) {
+    expect(['string', 'number', 'boolean']).toContain(typeof value);
+    if (typeof value === 'number') expect(Number.isFinite(value), key).toBe(true);
+    expect(typeof String(value)).toBe('string');
+  }
+}
+
+/** The first failing condition's reason, '' if none: the spec, written independently. */
+function firstFailure(checks: ReadonlyArray<[boolean, string]>): string {
+  return checks.find(([failed]) => failed)?.[1] ?? '';
+}
+
+const id = fc.oneof(fc.constant(''), fc.constant('  '), fc.constantFrom('BP001', 'hidden1'));
+const count = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 5 }));
+const anyNumber = fc.oneof(fc.double({ noNaN: false }), fc.constantFrom(0, 1, 0.95, 0.01));
+
+const PASSING_G0: SanityGateInputs = {
+  blueprintId: 'BP009',
+  blueprintKnown: true,
+  siteId: 'hidden1',
+  siteExists: true,
+  siteOccupied: false,
+  siteEmbargoed: false,
+  blueprintFitsSite: true,
+};
+
+const PASSING_G2: StabilityGateInputs = {
+  kernelLatencyMs: 2,
+  latencyBudgetMs: 10,
+  isolationViolations: 0,
+  seedGradNormMean: 0.5,
+  seedGradFinite: true,
+  seedOutputFinite: true,
+  requireActiveGradient: true,
+  maxLossRegression: 0.1,
+};
+
+describe('gate ↔ transition mapping', () => {
+  it('maps each gated move to its gate and leaves culls ungated', () => {
+    expect(gateForTransition(S.SEED_STAGE_DORMANT, S.SEED_STAGE_GERMINATED)).toBe(G.SEED_GATE_G0_SANITY);
+    expect(gateForTransition(S.SEED_STAGE_GERMINATED, S.SEED_STAGE_TRAINING)).toBe(G.SEED_GATE_G1_GRADIENT_HEALTH);
+    expect(gateForTransition(S.SEED_STAGE_TRAINING, S.SEED_STAGE_BLENDING)).toBe(G.SEED_GATE_G2_STABILITY);
+    expect(gateForTransition(S.SEED_STAGE_SHADOWING, S.SEED_STAGE_PROBATIONARY)).toBe(G.SEED_GATE_G2_STABILITY);
+    expect(gateForTransition(S.SEED_STAGE_BLENDING, S.SEED_STAGE_SHADOWING)).toBe(G.SEED_GATE_G3_INTERFACE);
+    expect(gateForTransition(S.SEED_STAGE_PROBATIONARY, S.SEED_STAGE_FOSSILIZED)).toBe(G.SEED_GATE_G4_SYSTEM_IMPACT);
+    expect(gateForTransition(S.SEED_STAGE_RESETTING, S.SEED_STAGE_DORMANT)).toBe(G.SEED_GATE_G5_RESET);
+    expect(gateForTransition(S.SEED_STAGE_TRAINING, S.SEED_STAGE_CULLED)).toBeUndefined();
+  });
+});
+
+describe('G0_SANITY', () => {
+  it('passes a complete germination request with the ids as attributes', () => {
+    const result = evaluateG0(PASSING_G0);
+    expectWellFormed(result, G.SEED_GATE_G0_SANITY);
+    expect(result).toMatchObject({ passed: true, reason: '', attributes: { blueprint_id: 'BP009', site_id: 'hidden1' } });
+  });
+
+  it('refuses an embargoed site (the prototype never enforced the embargo)', () => {
+    expect(evaluateG0({ ...PASSING_G0, siteEmbargoed: true })).toMatchObject({ passed: false, reason: 'site embargoed' });
+  });
+
+  it('reports a blend config error with its text', () => {
+    const result = evaluateG0({ ...PASSING_G0, blendConfigError: 'confidence_gate_missing_logits' });
+    expect(result.reason).toBe('invalid blend config: confidence_gate_missing_logits');
+    expect(result.attributes['blend_config_error']).toBe('confidence_gate_missing_logits');
+  });
+
+  it('passes iff no failure condition holds, reporting the first in order (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          blueprintId: id,
+          blueprintKnown: fc.boolean(),
+          siteId: id,
+          siteExists: fc.boolean(),
+          siteOccupied: fc.boolean(),
+          siteEmbargoed: fc.boolean(),
+          blueprintFitsSite: fc.boolean(),
+          blendConfigError: fc.option(fc.constantFrom('', 'alpha_vec_too_long'), { nil: undefined }),
+        }),
+        (inputs) => {
+          const result = evaluateG0(inputs);
+          expectWellFormed(result, G.SEED_GATE_G0_SANITY);
+          expect(result.reason).toBe(
+            firstFailure([
+              [inputs.blueprintId.trim() === '', 'missing blueprint id'],
+              [!inputs.blueprintKnown, 'unknown blueprint'],
+              [inputs.siteId.trim() === '', 'missing site id'],
+              [!inputs.siteExists, 'unknown site'],
+              [inputs.siteOccupied, 'site occupied'],
+              [inputs.siteEmbargoed, 'site embargoed'],
+              [!inputs.blueprintFitsSite, 'blueprint does not fit site'],
+              [(inputs.blendConfigError ?? '') !== '', `invalid blend config: ${inputs.blendConfigError ?? ''}`],
+            ]),
+          );
+        },
+      ),
+    );
+  });
+});
+
+describe('G1_GRADIENT_HEALTH', () => {
+  it('lets a parameter-free seed through', () => {
+    const result = evaluateG1({ kernelAttached: true, isolationViolations: 0, trainableParameters: 0 });
+    expectWellFormed(result, G.SEED_GATE_G1_GRADIENT_HEALTH);
+    expect(result.passed).toBe(true);
+    expect(result.attributes['trainable_parameters']).toBe(0);
+  });
+
+  it('names the registry conflict', () => {
+    const result = evaluateG1({ kernelAttached: true, isolationViolations: 0, registryConflict: 'BP009/w owned by seed-a', trainableParameters: 10 });
+    expect(result.reason).toBe('parameter registry conflict: BP009/w owned by seed-a');
+  });
+
+  it('passes iff no failure condition holds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          kernelAttached: fc.boolean(),
+          isolationViolations: count,
+          registryConflict: fc.option(fc.constantFrom('', 'shared'), { nil: undefined }),
+          trainableParameters: fc.nat(),
+        }),
+        (inputs) => {
+          const result = evaluateG1(inputs);
+          expectWellFormed(result, G.SEED_GATE_G1_GRADIENT_HEALTH);
+          expect(result.reason).toBe(
+            firstFailure([
+              [!inputs.kernelAttached, 'kernel not attached'],
+              [(inputs.registryConflict ?? '') !== '', `parameter registry conflict: ${inputs.registryConflict ?? ''}`],
+              [inputs.isolationViolations > 0, 'gradient isolation violations present'],
+            ]),
+          );
+        },
+      ),
+    );
+  });
+});
+
+describe('G2_STABILITY', () => {
+  it('fails strictly above the latency budget, not at it', () => {
+    expect(evaluateG2({ ...PASSING_G2, kernelLatencyMs: 10 }).passed).toBe(true);
+    expect(evaluateG2({ ...PASSING_G2, kernelLatencyMs: 10.01 })).toMatchObject({ passed: false, reason: 'latency budget exceeded' });
+  });
+
+  it('requires an active gradient only when asked (TRAINING)', () => {
+    expect(evaluateG2({ ...PASSING_G2, seedGradNormMean: 0 }).reason).toBe('seed gradient inactive');
+    expect(evaluateG2({ ...PASSING_G2, seedGradNormMean: 0, requireActiveGradient: false }).passed).toBe(true);
+  });
+
+  it('checks the loss only with both losses given, and fails a NaN loss', () => {
+    expect(evaluateG2({ ...PASSING_G2, lossNow: 100 }).passed).toBe(true);
+    expect(evaluateG2({ ...PASSING_G2, lossBaseline: 1, lossNow: 1.1 }).passed).toBe(true);
+    const regressed = evaluateG2({ ...PASSING_G2, lossBaseline: 1, lossNow: 1.2 });
+    expect(regressed).toMatchObject({ passed: false, reason: 'loss regressed' });
+    expect(regressed.attributes).toMatchObject({ loss_baseline: 1, loss_now: 1.2 });
+    const nan = evaluateG2({ ...PASSING_G2, lossBaseline: 1, lossNow: Number.NaN });
+    expectWellFormed(nan, G.SEED_GATE_G2_STABILITY);
+    expect(nan.reason).toBe('loss regressed');
+    expect(nan.attributes['loss_now']).toBe('NaN');
+  });
+
+  it('passes iff no failure condition holds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          kernelLatencyMs: fc.oneof(fc.double({ min: 0, max: 50, noNaN: true }), fc.constant(Number.NaN)),
+          latencyBudgetMs: fc.constantFrom(5, 10, 20),
+          isolationViolations: count,
+          seedGradNormMean: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 10, noNaN: true })),
+          seedGradFinite: fc.boolean(),
+          seedOutputFinite: fc.boolean(),
+          requireActiveGradient: fc.boolean(),
+          lossBaseline: fc.option(fc.double({ min: 0, max: 5, noNaN: true }), { nil: undefined }),
+          lossNow: fc.option(fc.oneof(fc.double({ min: 0, max: 8, noNaN: true }), fc.constant(Number.POSITIVE_INFINITY)), { nil: undefined }),
+          maxLossRegression: fc.constantFrom(0, 0.1, 0.5),
+        }),
+        (inputs) => {
+          const result = evaluateG2(inputs);
+          expectWellFormed(result, G.SEED_GATE_G2_STABILITY);
+          const both = inputs.lossBaseline !== undefined && inputs.lossNow !== undefined;
+          expect(result.reason).toBe(
+            firstFailure([
+              [Number.isNaN(inputs.kernelLatencyMs) || inputs.kernelLatencyMs > inputs.latencyBudgetMs, 'latency budget exceeded'],
+              [inputs.isolationViolations > 0, 'gradient isolation violations present'],
+              [!inputs.seedGradFinite, 'non-finite seed gradient'],
+              [!inputs.seedOutputFinite, 'non-finite seed output'],
+              [inputs.requireActiveGradient && inputs.seedGradNormMean === 0, 'seed gradient inactive'],
+              [both && (inputs.lossNow as number) > (inputs.lossBaseline as number) * (1 + inputs.maxLossRegression), 'loss regressed'],
+            ]),
+          );
+        },
+      ),
+    );
+  });
+});
+
+describe('G3_INTERFACE', () => {
+  it('uses 0.95 as the default alpha target', () => {
+    expect(G3_ALPHA_TARGET).toBe(0.95);
+    const base = { alphaTarget: G3_ALPHA_TARGET, outputShapeMatches: true, hostRegistered: true, isolationViolations: 0 };
+    expect(evaluateG3({ ...base, alpha: 0.95 }).passed).toBe(true);
+    expect(evaluateG3({ ...base, alpha: 0.9 }).reason).toBe('alpha below target');
+  });
+
+  it('passes iff no failure condition holds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          alpha: fc.double({ min: 0, max: 1, noNaN: true }),
+          alphaTarget: fc.constantFrom(0.5, 0.95),
+          outputShapeMatches: fc.boolean(),
+          hostRegistered: fc.boolean(),
+          isolationViolations: count,
+        }),
+        (inputs) => {
+          const result = evaluateG3(inputs);
+          expectWellFormed(result, G.SEED_GATE_G3_INTERFACE);
+          expect(result.reason).toBe(
+            firstFailure([
+              [!inputs.hostRegistered, 'host model not registered'],
+              [!inputs.outputShapeMatches, 'interface checks failed'],
+              [inputs.alpha < inputs.alphaTarget, 'alpha below target'],
+              [inputs.isolationViolations > 0, 'gradient isolation violations present'],
+            ]),
+          );
+        },
+      ),
+    );
+  });
+});
+
+describe('G4_SYSTEM_IMPACT', () => {
+  it('fossilizes at ≥ 1 % contribution and carries contribution and threshold', () => {
+    expect(G4_MIN_CONTRIBUTION).toBe(0.01);
+    const base = { minContribution: G4_MIN_CONTRIBUTION, isolationViolations: 0, paused: false };
+    expect(evaluateG4({ ...base, contribution: 0.02 }).passed).toBe(true);
+    const low = evaluateG4({ ...base, contribution: 0.005 });
+    expect(low.reason).toBe('contribution below threshold');
+    expect(low.attributes).toMatchObject({ contribution: 0.005, threshold: 0.01 });
+    expect(evaluateG4(base).reason).toBe('contribution not measured');
+    expect(evaluateG4({ ...base, contribution: Number.NaN }).reason).toBe('contribution not measured');
+  });
+
+  it('passes iff no failure condition holds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          contribution: fc.option(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { nil: undefined }),
+          minContribution: fc.constantFrom(0, 0.01, 0.1),
+          isolationViolations: count,
+          paused: fc.boolean(),
+        }),
+        (inputs) => {
+          const result = evaluateG4(inputs);
+          expectWellFormed(result, G.SEED_GATE_G4_SYSTEM_IMPACT);
+          expect(result.reason).toBe(
+            firstFailure([
+              [inputs.contribution === undefined, 'contribution not measured'],
+              [inputs.paused, 'seed paused'],
+              [inputs.isolationViolations > 0, 'gradient isolation violations present'],
+              [(inputs.contribution ?? 0) < inputs.minContribution, 'contribution below threshold'],
+            ]),
+          );
+        },
+      ),
+    );
+  });
+});
+
+describe('G5_RESET', () => {
+  it('names what is still dirty', () => {
+    const result = evaluateG5({ kernelAttached: true, liveTensors: 3, registryEntries: 0, inflightPrefetches: 1 });
+    expect(result).toMatchObject({ passed: false, reason: 'reset state not clean' });
+    expect(result.attributes['dirty']).toBe('kernel_attached,live_tensors,inflight_prefetches');
+  });
+
+  it('passes iff nothing is left (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({ kernelAttached: fc.boolean(), liveTensors: count, registryEntries: count, inflightPrefetches: count }),
+        (inputs) => {
+          const result = evaluateG5(inputs);
+          expectWellFormed(result, G.SEED_GATE_G5_RESET);
+          const clean = !inputs.kernelAttached && inputs.liveTensors === 0 && inputs.registryEntries === 0 && inputs.inflightPrefetches === 0;
+          expect(result.passed).toBe(clean);
+          expect(result.reason).toBe(clean ? '' : 'reset state not clean');
+        },
+      ),
+    );
+  });
+});
+
+describe('attribute hygiene', () => {
+  it('turns non-finite measurements into text', () => {
+    fc.assert(
+      fc.property(anyNumber, anyNumber, (a, b) => {
+        expectWellFormed(evaluateG2({ ...PASSING_G2, kernelLatencyMs: a, seedGradNormMean: b }), G.SEED_GATE_G2_STABILITY);
+        expectWellFormed(evaluateG3({ alpha: a, alphaTarget: b, outputShapeMatches: true, hostRegistered: true, isolationViolations: 0 }), G.SEED_GATE_G3_INTERFACE);
+        expectWellFormed(evaluateG4({ contribution: a, minContribution: b, isolationViolations: 0, paused: false }), G.SEED_GATE_G4_SYSTEM_IMPACT);
+      }),
+    );
+  });
+});

@@ -1,0 +1,219 @@
+import { create } from '@bufbuild/protobuf';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { KarnCatalog, type SeedModule } from '../../src/karn/index.js';
+import {
+  BlendConfigSchema,
+  BlendMode,
+  CommandSeedOperationSchema,
+  SeedOperation,
+  type SeedSiteDescriptor,
+} from '../../src/leyline/index.js';
+import { initTensorBackend, oneHotFloat, seededRng, tf } from '../../src/tensor/index.js';
+import { mlpHost, type HostModel } from '../../src/tolaria/index.js';
+import { DEFAULT_BLEND_PLAN, resolveBlendPlan } from '../../src/kasmina/blending.js';
+import { SeedSlot } from '../../src/kasmina/seed-slot.js';
+
+const catalog = new KarnCatalog();
+const BATCH = 5;
+
+function caught(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a throw');
+}
+
+function normals(seed: number, shape: number[]): tf.Tensor {
+  const rng = seededRng(seed);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i += 1) values[i] = rng.nextNormal();
+  return tf.tensor(values, shape);
+}
+
+/** A SeedModule stand-in: counts calls, returns whatever `forward` gives. */
+function fakeModule(forward: (x: tf.Tensor) => tf.Tensor, variables: tf.Variable[] = []): SeedModule & { calls: number; disposeCalls: number } {
+  const module = {
+    blueprintId: 'FAKE',
+    family: 'zero_control' as const,
+    variables,
+    calls: 0,
+    disposeCalls: 0,
+    apply(x: tf.Tensor): tf.Tensor {
+      module.calls += 1;
+      return tf.tidy(() => forward(x));
+    },
+    dispose(): void {
+      module.disposeCalls += 1;
+    },
+  };
+  return module;
+}
+
+let host: HostModel;
+let site: SeedSiteDescriptor;
+let inputs: tf.Tensor;
+let labels: tf.Tensor;
+let tensorsAtStart = 0;
+
+beforeAll(async () => {
+  await initTensorBackend();
+  tensorsAtStart = tf.memory().numTensors;
+  host = mlpHost({ inputSize: 6, hidden: [8, 8], numClasses: 3, seed: 1, hostId: 'slot-host' });
+  site = host.descriptor.sites.find((s) => s.siteId === 'hidden1') as SeedSiteDescriptor;
+  inputs = normals(7, [BATCH, 6]);
+  labels = tf.tensor1d([0, 1, 2, 1, 0], 'int32');
+});
+
+afterAll(() => {
+  inputs.dispose();
+  labels.dispose();
+  host.dispose();
+  expect(tf.memory().numTensors).toBe(tensorsAtStart);
+});
+
+function logits(): Float32Array {
+  return tf.tidy(() => Float32Array.from(host.forward(inputs, { training: true }).dataSync()));
+}
+
+function gradients(): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  tf.tidy(() => {
+    const { grads } = tf.variableGrads(
+      () => tf.losses.softmaxCrossEntropy(oneHotFloat(labels, 3), host.forward(inputs, { training: true })) as tf.Scalar,
+      host.trainableVariables(),
+    );
+    for (const [name, g] of Object.entries(grads)) out.set(name, Float32Array.from(g.dataSync()));
+  });
+  return out;
+}
+
+function maxAbs(values: Float32Array | undefined): number {
+  return (values ?? new Float32Array()).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+}
+
+function newSlot(scope: string, plan = DEFAULT_BLEND_PLAN): SeedSlot {
+  const module = catalog.build('BP009', site, { seed: 2, scope });
+  return new SeedSlot({ seedId: `seed-${scope}`, siteId: site.siteId, site, module, plan });
+}
+
+describe('SeedSlot construction', () => {
+  it('rejects a module whose output shape differs from the site, without leaking the probe', () => {
+    const before = tf.memory().numTensors;
+    const module = fakeModule((x) => tf.slice(x, [0, 0], [1, 4]));
+    const error = caught(() => new SeedSlot({ seedId: 's', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN }));
+    expect(isEsperError(error, ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ expected: '[1, 8]', actual: '[1, 4]', siteId: 'hidden1' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(module.disposeCalls).toBe(0);
+  });
+
+  it('reports a module that fails on the probe as a shape mismatch', () => {
+    const module = fakeModule(() => {
+      throw new Error('matMul: inner dimensions differ');
+    });
+    const error = caught(() => new SeedSlot({ seedId: 's', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN }));
+    expect(isEsperError(error, ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH)).toBe(true);
+  });
+
+  it('rejects a CHANNEL plan that does not fit the site and invalid alphas', () => {
+    const slot = newSlot('ctor');
+    try {
+      const wide = create(CommandSeedOperationSchema, { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: 'BP009', siteId: 'x' });
+      const plan = resolveBlendPlan(wide, create(BlendConfigSchema, { mode: BlendMode.CHANNEL, alphaVec: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5] }), {
+        ...site,
+        shape: [16],
+      });
+      expect(isEsperError(caught(() => (slot.plan = plan)), ErrorCode.KASMINA_BLEND_CONFIG_INVALID)).toBe(true);
+      expect(isEsperError(caught(() => (slot.alpha = 1.5)), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+      expect(isEsperError(caught(() => slot.forceAlpha(Number.NaN)), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+      expect(slot.parameterCount).toBe(slot.module.variables.reduce((n, v) => n + v.size, 0));
+      expect(slot.parameterCount).toBeGreaterThan(0);
+    } finally {
+      slot.dispose();
+    }
+  });
+});
+
+describe('SeedSlot on a real host', () => {
+  it('isolated: host logits and host gradients are bit-identical to no hook; seed variables learn', () => {
+    const plainLogits = logits();
+    const plainGrads = gradients();
+    const slot = newSlot('iso');
+    host.attach(site.siteId, slot);
+    try {
+      expect(slot.phase).toBe('isolated');
+      expect(logits()).toEqual(plainLogits);
+      const grads = gradients();
+      for (const v of host.variables) expect(grads.get(v.name), v.name).toEqual(plainGrads.get(v.name));
+      const seedNorm = slot.trainableVariables().reduce((m, v) => Math.max(m, maxAbs(grads.get(v.name))), 0);
+      expect(seedNorm).toBeGreaterThan(0);
+    } finally {
+      host.detach(site.siteId);
+      slot.dispose();
+    }
+  });
+
+  it('blended: changes the logits; forcing alpha 0 restores the host exactly, clearing it restores the blend', () => {
+    const plainLogits = logits();
+    const slot = newSlot('blend');
+    host.attach(site.siteId, slot);
+    try {
+      slot.phase = 'blended';
+      slot.alpha = 0.5;
+      const blended = logits();
+      expect(blended).not.toEqual(plainLogits);
+      slot.forceAlpha(0);
+      expect(slot.effectiveAlpha).toBe(0);
+      expect(logits()).toEqual(plainLogits);
+      slot.forceAlpha(undefined);
+      expect(slot.effectiveAlpha).toBe(0.5);
+      expect(logits()).toEqual(blended);
+      expect(slot.effectiveAlphas()).toBe(0.5);
+    } finally {
+      host.detach(site.siteId);
+      slot.dispose();
+    }
+  });
+
+  it('paused: returns the activation itself, never runs the module, exposes no variables', () => {
+    const module = fakeModule((x) => tf.mul(x, tf.scalar(3)));
+    const slot = new SeedSlot({ seedId: 'p', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN });
+    const callsAfterProbe = module.calls;
+    slot.phase = 'paused';
+    const x = normals(4, [2, 8]);
+    try {
+      expect(slot.apply(x, { training: true })).toBe(x);
+      expect(module.calls).toBe(callsAfterProbe);
+      expect(slot.trainableVariables()).toEqual([]);
+    } finally {
+      x.dispose();
+      slot.dispose();
+    }
+  });
+
+  it('attach, train a step and detach+dispose leaves tf.memory().numTensors where it was before the graft', () => {
+    const before = tf.memory().numTensors;
+    const slot = newSlot('mem');
+    host.attach(site.siteId, slot);
+    slot.phase = 'blended';
+    slot.alpha = 0.3;
+    gradients();
+    logits();
+    host.detach(site.siteId);
+    slot.dispose();
+    slot.dispose();
+    expect(slot.disposed).toBe(true);
+    expect(slot.trainableVariables()).toEqual([]);
+    expect(tf.memory().numTensors).toBe(before);
+    const x = normals(5, [1, 8]);
+    try {
+      expect(isEsperError(caught(() => slot.apply(x, { training: false })), ErrorCode.INVALID_STATE)).toBe(true);
+    } finally {
+      x.dispose();
+    }
+  });
+});
