@@ -17,10 +17,14 @@ import {
   SettingsError,
   formatSettingsIssue,
   isEsperError,
+  redactUrl,
   type EsperSettings,
   type TelemetrySink,
 } from '../core/index.js';
 import { EmergencyLevel, TelemetryLevel, type EmergencySignal, type TelemetryPacket } from '../leyline/index.js';
+import { CommandInbox, type KasminaStats } from '../kasmina/index.js';
+import { openBusFromSettings, type StreamBus } from '../oona/index.js';
+import { KeyRing } from '../security/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import {
   CheckpointStore,
@@ -37,6 +41,7 @@ import {
   type StepReport,
   type TrainingSummary,
 } from '../tolaria/index.js';
+import { openGrowth, type Growth } from './growth.js';
 
 /**
  * Streams the command prints to (the shape of `CliIo` in main.ts, restated here so that
@@ -68,8 +73,15 @@ Options:
   --checkpoint-every <n>   also checkpoint every n steps (default 0: epoch ends only)
   --resume                 continue from the newest checkpoint in --checkpoint-dir
   --run-id <id>            training run id (default: a new id, or the checkpoint's on --resume)
+  --grow                   attach Kasmina: seeds can be grafted at the host's sites
+                           (blueprints are compiled into Urza under settings storage.varDir)
+  --listen                 with --grow: apply signed commands sent by \`esper command\` over
+                           the configured bus (ESPER_OONA_BUS_URL=redis://…)
   --json                   print the summary as one JSON object
   -h, --help               show this help
+
+--grow needs a signing key (ESPER_LEYLINE_SECRET or ESPER_LEYLINE_KEYS): every command is
+verified before Kasmina acts on it.
 `;
 
 /** Parsed `esper train` arguments. */
@@ -88,6 +100,8 @@ export interface TrainArguments {
   readonly checkpointEvery: number;
   readonly resume: boolean;
   readonly runId: string | undefined;
+  readonly grow: boolean;
+  readonly listen: boolean;
   readonly json: boolean;
   readonly help: boolean;
 }
@@ -133,6 +147,8 @@ export function parseTrainArguments(argv: readonly string[]): TrainArguments {
         'checkpoint-every': { type: 'string' },
         resume: { type: 'boolean' },
         'run-id': { type: 'string' },
+        grow: { type: 'boolean' },
+        listen: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -149,6 +165,7 @@ export function parseTrainArguments(argv: readonly string[]): TrainArguments {
   const lr = v.lr === undefined ? 0.002 : Number(v.lr);
   if (!(Number.isFinite(lr) && lr > 0)) throw new UsageError(`--lr must be a number > 0, got '${v.lr}'`);
   if (v['run-id'] !== undefined && v['run-id'].trim().length === 0) throw new UsageError('--run-id must not be blank');
+  if (v.listen === true && v.grow !== true) throw new UsageError('--listen needs --grow');
   return {
     host,
     dataset,
@@ -164,6 +181,8 @@ export function parseTrainArguments(argv: readonly string[]): TrainArguments {
     checkpointEvery: integer('checkpoint-every', v['checkpoint-every'], 0, 0),
     resume: v.resume === true,
     runId: v['run-id'],
+    grow: v.grow === true,
+    listen: v.listen === true,
     json: v.json === true,
     help: v.help === true,
   };
@@ -235,6 +254,9 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
   const worker = new AsyncWorker({ name: 'tolaria-cli', ...settings.core.asyncWorker });
   const host = createHost(args.host, { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: args.seed });
   let trainer: Trainer | undefined;
+  let growth: Growth | undefined;
+  let bus: StreamBus | undefined;
+  let inbox: CommandInbox | undefined;
   try {
     const latest = await store.latest();
     if (args.resume && latest === undefined) {
@@ -248,6 +270,20 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
     const runId = args.runId ?? latest?.checkpoint.header.trainingRunId ?? newRunId();
     const progress = new Progress(io, args.epochs);
     const stepsPerEpoch = Math.ceil(dataset.train.size / args.batchSize);
+    const sink = new StderrEventSink(io, progress);
+    if (args.grow) {
+      if (args.listen && settings.oona.busUrl.startsWith('memory:')) {
+        throw new UsageError('--listen needs a shared bus: set ESPER_OONA_BUS_URL=redis://… (memory:// is in-process)');
+      }
+      const keyRing = KeyRing.fromSettings(settings.security);
+      growth = await openGrowth({ settings, host, trainingRunId: runId, telemetry: sink, keyRing, onProgress: (line) => io.stderr.write(`esper train: ${line}\n`) });
+      if (args.listen) {
+        bus = openBusFromSettings(settings, { keyRing, telemetry: sink });
+        inbox = new CommandInbox({ bus, trainingRunId: runId });
+        await inbox.start();
+        io.stderr.write(`esper train: listening for commands to run ${runId} on ${redactUrl(settings.oona.busUrl)} (group ${inbox.group})\n`);
+      }
+    }
     trainer = new Trainer({
       trainingRunId: runId,
       host,
@@ -262,7 +298,9 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
       executorDeadlineMs: tolaria.kasminaTimeoutMs,
       epochBudgetMs: tolaria.epochBudgetMs,
       hookBudgetMs: tolaria.hookBudgetMs,
-      telemetry: new StderrEventSink(io, progress),
+      telemetry: sink,
+      ...(growth === undefined ? {} : { executor: growth.kasmina }),
+      ...(inbox === undefined ? {} : { controller: inbox }),
       ...(tolaria.emergency.enabled
         ? {
             emergency: {
@@ -296,9 +334,13 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
     }
     const summary = await trainer.run({ signal });
     progress.finish();
-    io.stdout.write(args.json ? `${JSON.stringify(summaryJson(summary, store.path))}\n` : formatSummary(summary, store.path));
+    const seeds = growth?.kasmina.stats();
+    io.stdout.write(args.json ? `${JSON.stringify({ ...summaryJson(summary, store.path), ...(seeds === undefined ? {} : { seeds }) })}\n` : formatSummary(summary, store.path, seeds));
     return summary.state === 'completed' ? 0 : summary.state === 'aborted' ? 130 : 3;
   } finally {
+    await inbox?.stop();
+    await bus?.close();
+    await growth?.close();
     trainer?.dispose();
     host.dispose();
     await worker.close();
@@ -315,7 +357,7 @@ function summaryJson(summary: TrainingSummary, checkpointLog: string): Record<st
   return { ...summary, checkpointLog };
 }
 
-function formatSummary(summary: TrainingSummary, checkpointLog: string): string {
+function formatSummary(summary: TrainingSummary, checkpointLog: string, seeds?: KasminaStats): string {
   const last = summary.lastEpoch;
   const lines = [
     `run          ${summary.trainingRunId} (${summary.state})`,
@@ -328,6 +370,9 @@ function formatSummary(summary: TrainingSummary, checkpointLog: string): string 
         ]),
     `incidents    ${summary.nonFiniteLossTotal} non-finite losses, ${summary.rollbacks.fastHits + summary.rollbacks.fullRestores} rollbacks`,
     `checkpoints  ${summary.checkpointsWritten} written to ${checkpointLog}`,
+    ...(seeds === undefined
+      ? []
+      : [`seeds        ${seeds.seedsFossilized} fossilized, ${seeds.seedsCulled} culled, ${seeds.commandsApplied} commands applied, ${seeds.gateFailures} gate failures`]),
   ];
   return `${lines.join('\n')}\n`;
 }

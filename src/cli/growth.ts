@@ -1,0 +1,126 @@
+/**
+ * Assembles what lets a training run grow, from settings, for the CLI commands: the Urza
+ * library under `storage.*`, every catalog blueprint compiled by Tezzeret's forge for the
+ * host's seed sites (WAL-resumable: a second run only verifies), the kernel fetcher, the
+ * command verifier, and Kasmina bound to the host.
+ */
+import path from 'node:path';
+import type { AsyncWorker, EsperSettings, TelemetrySink } from '../core/index.js';
+import { KarnCatalog } from '../karn/index.js';
+import { KasminaExecutor, KernelCache, KernelFetcher, KeyedLocks, MemoryGovernor, PrefetchCoordinator } from '../kasmina/index.js';
+import type { Bus } from '../oona/index.js';
+import { CommandVerifier, HmacSigner, type KeyRing, NonceLedger } from '../security/index.js';
+import { forgeJobsFor, TezzeretCompiler, TezzeretForge } from '../tezzeret/index.js';
+import type { HostModel } from '../tolaria/index.js';
+import { UrzaLibrary } from '../urza/index.js';
+
+/** What {@link openGrowth} needs. */
+export interface GrowthOptions {
+  readonly settings: EsperSettings;
+  readonly host: HostModel;
+  readonly trainingRunId: string;
+  readonly telemetry: TelemetrySink;
+  /** Key ring commands are verified with. */
+  readonly keyRing: KeyRing;
+  /** Kernels are prefetched over this bus (an Urza prefetch worker must answer). */
+  readonly prefetch?: { readonly bus: Bus; readonly worker: AsyncWorker };
+  /** Called with progress lines while blueprints are compiled. */
+  readonly onProgress?: (line: string) => void;
+}
+
+/** A provisioned Kasmina and what it holds open. */
+export interface Growth {
+  readonly kasmina: KasminaExecutor;
+  readonly library: UrzaLibrary;
+  readonly catalog: KarnCatalog;
+  readonly verifier: CommandVerifier;
+  /** Shuts Kasmina down (final packets) and closes the library. */
+  close(): Promise<void>;
+}
+
+/** Opens Urza, forges missing artifacts for the host's sites, and builds Kasmina. */
+export async function openGrowth(options: GrowthOptions): Promise<Growth> {
+  const { settings, host } = options;
+  const storage = settings.storage;
+  const catalog = new KarnCatalog();
+  const library = await UrzaLibrary.open({
+    rootDir: path.dirname(storage.urzaDatabasePath),
+    dbPath: storage.urzaDatabasePath,
+    artifactDir: storage.urzaArtifactDir,
+    telemetry: options.telemetry,
+  });
+  let prefetch: PrefetchCoordinator | undefined;
+  try {
+    const jobs = forgeJobsFor(catalog, host.descriptor.sites);
+    const started = performance.now();
+    const forge = new TezzeretForge({
+      compiler: new TezzeretCompiler({ catalog, prewarmSamples: 1 }),
+      library,
+      telemetry: options.telemetry,
+      walPath: path.join(storage.varDir, 'tezzeret', 'forge.wal'),
+    });
+    const summary = await forge.run(jobs);
+    options.onProgress?.(
+      `blueprints: ${summary.completed} compiled, ${summary.skipped} already in Urza, ${summary.failed} failed for ${host.descriptor.sites.length} sites (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+    );
+    const security = settings.security;
+    const signer = new HmacSigner(options.keyRing, { freshnessWindowMs: security.freshnessWindowMs });
+    const ledger = new NonceLedger({ ttlSeconds: security.nonceTtlSeconds, maxEntries: security.nonceMaxEntries, sink: options.telemetry, source: 'kasmina' });
+    const verifier = new CommandVerifier({
+      signer,
+      ledger,
+      sink: options.telemetry,
+      source: 'kasmina',
+      maxFreshnessWindowMs: security.freshnessWindowMs,
+      futureSkewMs: security.futureSkewMs,
+    });
+    const k = settings.kasmina;
+    const cache = new KernelCache({ capacity: k.kernelCacheCapacity, ttlSeconds: k.kernelCacheTtlSeconds });
+    const fetcher = new KernelFetcher({
+      source: library,
+      cache,
+      locks: new KeyedLocks(),
+      catalog,
+      latencyBudgetMs: k.kernelLatencyBudgetMs,
+      lockContentionWarnMs: k.lockContentionWarnMs,
+      telemetry: options.telemetry,
+    });
+    if (options.prefetch !== undefined) {
+      prefetch = new PrefetchCoordinator({
+        bus: options.prefetch.bus,
+        worker: options.prefetch.worker,
+        telemetry: options.telemetry,
+        timeoutMs: k.prefetchTimeoutFactor * k.kernelLatencyBudgetMs,
+        consumerGroup: `kasmina-prefetch-${options.trainingRunId}`,
+      });
+      await prefetch.start();
+    }
+    const kasmina = new KasminaExecutor({
+      host,
+      trainingRunId: options.trainingRunId,
+      verifier,
+      catalog,
+      fetcher,
+      telemetry: options.telemetry,
+      settings: k,
+      memory: new MemoryGovernor({ cache, gcEveryEpochs: k.gcEveryEpochs }),
+      ...(prefetch === undefined ? {} : { prefetch }),
+    });
+    const coordinator = prefetch;
+    return {
+      kasmina,
+      library,
+      catalog,
+      verifier,
+      async close() {
+        kasmina.shutdown();
+        await coordinator?.close();
+        await library.close();
+      },
+    };
+  } catch (error) {
+    await prefetch?.close();
+    await library.close();
+    throw error;
+  }
+}
