@@ -4,6 +4,7 @@
  * host's seed sites (WAL-resumable: a second run only verifies), the kernel fetcher, the
  * command verifier, and Kasmina bound to the host.
  */
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { AsyncWorker, EsperSettings, TelemetrySink } from '../core/index.js';
 import { KarnCatalog } from '../karn/index.js';
@@ -53,11 +54,13 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
   try {
     const jobs = forgeJobsFor(catalog, host.descriptor.sites);
     const started = performance.now();
+    const walPath = path.join(storage.varDir, 'tezzeret', 'forge.wal');
+    await mkdir(path.dirname(walPath), { recursive: true });
     const forge = new TezzeretForge({
       compiler: new TezzeretCompiler({ catalog, prewarmSamples: 1 }),
       library,
       telemetry: options.telemetry,
-      walPath: path.join(storage.varDir, 'tezzeret', 'forge.wal'),
+      walPath,
     });
     const summary = await forge.run(jobs);
     options.onProgress?.(

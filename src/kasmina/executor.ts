@@ -17,8 +17,8 @@
  * | GERMINATED → TRAINING | kernel attached (sync fetch or prefetch answer) | G1 gradient health (attached, no parameter overlap, no violations) |
  * | TRAINING → BLENDING | `trainingSteps` active steps | G2 stability (latency, finite and active seed gradient, no violations) |
  * | BLENDING → SHADOWING | `blendingSteps` of the alpha ramp | G3 interface (alpha ≥ 0.95, shape, host registered) |
- * | SHADOWING → PROBATIONARY | `shadowingSteps` at alpha 1 | G2 again (training loss not regressed beyond 10 % of its value at germination) |
- * | PROBATIONARY → FOSSILIZED | `probationSteps` and a contribution measured since | G4 system impact (counterfactual contribution ≥ `minContribution`) |
+ * | SHADOWING → PROBATIONARY | `shadowingSteps` at alpha 1 | G2 again (training-loss EWMA not regressed beyond 10 % of its value at germination) |
+ * | PROBATIONARY → FOSSILIZED | `probationSteps` served and a contribution measured since (decided at that measurement or the first step after) | G4 system impact (counterfactual contribution ≥ `minContribution`) |
  * | any active → CULLED | a failed gate, an isolation violation, CULL/CANCEL/ROLLBACK | — |
  * | CULLED → EMBARGOED → RESETTING | at once; the site stays embargoed `embargoSteps` | — |
  * | RESETTING → DORMANT | embargo over | G5 reset (detached, tensors freed, registry clean, no prefetch) |
@@ -110,7 +110,10 @@ import { SeedSlot } from './seed-slot.js';
 /** Source name of Kasmina's telemetry. */
 export const KASMINA_SOURCE = 'kasmina';
 
-/** Relative rise of the training loss over its value at germination that fails G2 in SHADOWING. */
+/** Smoothing of Kasmina's training-loss EWMA (about the last 20 steps). */
+export const LOSS_EWMA_ALPHA = 0.1;
+
+/** Relative rise of the training-loss EWMA over its value at germination that fails G2 in SHADOWING. */
 export const SHADOWING_MAX_LOSS_REGRESSION = 0.1;
 
 /** Lifecycle settings of {@link KasminaExecutor} (the `kasmina` settings section). */
@@ -180,6 +183,7 @@ interface SeedRecord {
   gradNormCount: number;
   gradFinite: boolean;
   lastGradNorm: number;
+  /** Kasmina's training-loss EWMA when the seed was germinated (G2's baseline in SHADOWING). */
   lossAtGermination: number | undefined;
   lastLoss: number | undefined;
   contribution: number | undefined;
@@ -242,6 +246,8 @@ export class KasminaExecutor implements Executor {
   readonly #embargo = new Map<string, number>();
   readonly #sites: ReadonlyMap<string, SeedSiteDescriptor>;
   #globalEvents: EventInput[] = [];
+  /** EWMA of the training loss over steps (α = {@link LOSS_EWMA_ALPHA}); one batch is too noisy for G2. */
+  #lossEwma: number | undefined;
   #step = 0;
   #epoch = 0;
   #commandsApplied = 0;
@@ -298,6 +304,10 @@ export class KasminaExecutor implements Executor {
     this.#assertOpen();
     this.#step = step;
     this.#epoch = context.epoch;
+    const loss = context.lastStep?.trainingLoss;
+    if (loss !== undefined && Number.isFinite(loss)) {
+      this.#lossEwma = this.#lossEwma === undefined ? loss : this.#lossEwma + LOSS_EWMA_ALPHA * (loss - this.#lossEwma);
+    }
     for (const seed of [...this.#seeds.values()]) {
       await this.#advanceSeed(seed, context);
     }
@@ -360,6 +370,11 @@ export class KasminaExecutor implements Executor {
           stage: stageName(seed.lifecycle.stage),
         },
       });
+      // A seed whose probation is already served is decided on this measurement, not on
+      // the next step's: the last validation of a run must still decide it.
+      if (seed.lifecycle.stage === SeedLifecycleStage.SEED_STAGE_PROBATIONARY && seed.activeSteps >= this.#settings.probationSteps) {
+        this.#decideFossilize(seed);
+      }
     }
     this.#runMemoryGc(context.epoch);
   }
@@ -617,7 +632,7 @@ export class KasminaExecutor implements Executor {
       gradNormCount: 0,
       gradFinite: true,
       lastGradNorm: 0,
-      lossAtGermination: undefined,
+      lossAtGermination: this.#lossEwma,
       lastLoss: undefined,
       contribution: undefined,
       contributionStep: -1,
@@ -743,7 +758,7 @@ export class KasminaExecutor implements Executor {
     const signals = context.lastStep;
     if (signals !== undefined) {
       seed.lastLoss = signals.trainingLoss;
-      if (seed.lossAtGermination === undefined && ACTIVE_STAGES.has(stage)) seed.lossAtGermination = signals.trainingLoss;
+      if (seed.lossAtGermination === undefined && ACTIVE_STAGES.has(stage)) seed.lossAtGermination = this.#lossEwma;
       const norm = signals.hookGradientNorms.get(seed.siteId);
       if (norm !== undefined && seed.slot !== undefined && !seed.paused) {
         seed.lastGradNorm = norm;
@@ -862,7 +877,9 @@ export class KasminaExecutor implements Executor {
       seedOutputFinite: seed.lastLoss === undefined || Number.isFinite(seed.lastLoss),
       requireActiveGradient: training,
       maxLossRegression: SHADOWING_MAX_LOSS_REGRESSION,
-      ...(training || seed.lossAtGermination === undefined || seed.lastLoss === undefined ? {} : { lossBaseline: seed.lossAtGermination, lossNow: seed.lastLoss }),
+      ...(training || seed.lossAtGermination === undefined || this.#lossEwma === undefined
+        ? {}
+        : { lossBaseline: seed.lossAtGermination, lossNow: this.#lossEwma }),
     });
   }
 
