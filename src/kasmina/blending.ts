@@ -91,7 +91,8 @@ export function alphaSchedule(step: number, totalSteps: number, temperature: num
 
 /**
  * Resolves the blend mode and its parameters for a seed at `site`. Mode precedence:
- * `operation.blend_mode` (source OPERATOR), then `blend.mode` (its `mode_source`, POLICY if
+ * `operation.blend_mode` (source: the metadata's `mode_source` when `blend.mode` agrees,
+ * else OPERATOR), then `blend.mode` (its `mode_source`, POLICY if
  * unset), then CONVEX (source DEFAULT); UNSPECIFIED counts as unset.
  *
  * @throws EsperError KASMINA_BLEND_CONFIG_INVALID with `details.reason`:
@@ -105,7 +106,9 @@ export function resolveBlendPlan(operation: CommandSeedOperation, blend: BlendCo
   let source: BlendModeSource;
   if (operation.blendMode !== undefined && operation.blendMode !== BlendMode.UNSPECIFIED) {
     mode = operation.blendMode;
-    source = BlendModeSource.OPERATOR;
+    // The decision metadata says who chose the mode when it agrees with the operation.
+    source =
+      blend !== undefined && blend.mode === mode && blend.modeSource !== BlendModeSource.UNSPECIFIED ? blend.modeSource : BlendModeSource.OPERATOR;
   } else if (blend !== undefined && blend.mode !== BlendMode.UNSPECIFIED) {
     mode = blend.mode;
     source = blend.modeSource === BlendModeSource.UNSPECIFIED ? BlendModeSource.POLICY : blend.modeSource;

@@ -165,6 +165,8 @@ interface SeedRecord {
   readonly site: SeedSiteDescriptor;
   readonly blueprintId: string;
   readonly commandId: string;
+  /** Epoch the seed was germinated in (its age is counted from it). */
+  readonly germinatedEpoch: number;
   readonly lifecycle: SeedLifecycle;
   plan: BlendPlan;
   slot: SeedSlot | undefined;
@@ -323,7 +325,7 @@ export class KasminaExecutor implements Executor {
         blueprintId: seed.blueprintId,
         stage: seed.lifecycle.stage,
         gradientNorm: Number.isFinite(seed.lastGradNorm) ? seed.lastGradNorm : 0,
-        ageEpochs: this.#epoch,
+        ageEpochs: Math.max(0, this.#epoch - seed.germinatedEpoch),
         layerDepth: this.#host.descriptor.sites.findIndex((s) => s.siteId === seed.siteId) + 1,
         metrics: create(SeedMetricsSchema, {
           alpha: seed.alpha,
@@ -615,6 +617,7 @@ export class KasminaExecutor implements Executor {
       site,
       blueprintId: operation.blueprintId,
       commandId: command.commandId,
+      germinatedEpoch: this.#epoch,
       lifecycle: new SeedLifecycle(),
       plan,
       slot: undefined,

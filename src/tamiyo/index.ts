@@ -84,3 +84,43 @@ export {
   type FieldReportPublisherOptions,
   type PublishPassResult,
 } from './field-report-publisher.js';
+export {
+  argmaxFinite,
+  BLEND_HEAD_MODES,
+  decodeOutput,
+  DEFAULT_GNN_CONFIG,
+  gnnConfigFor,
+  POLICY_ACTION_COUNT,
+  PolicyAction,
+  REFERENCE_GNN_SIZES,
+  relationKey,
+  TamiyoGnn,
+  validateGnnConfig,
+  type GnnConfig,
+  type GnnOutput,
+  type GnnSizes,
+  type GnnTensors,
+  type PolicyDecision,
+} from './gnn.js';
+export {
+  architectureOf,
+  configOfArchitecture,
+  loadPolicy,
+  POLICY_ARCHITECTURE_ID,
+  POLICY_ARCHITECTURE_VERSION,
+  policyChecksum,
+  policyDigest,
+  serialisePolicy,
+  type LoadedPolicy,
+  type PolicyMeta,
+} from './policy-weights.js';
+export type { BlendSchedule, PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
+export {
+  HEURISTIC_POLICY_DEFAULTS,
+  HeuristicCullReason,
+  HeuristicPolicy,
+  resolveHeuristicPolicyOptions,
+  type HeuristicPolicyOptions,
+  type HeuristicPolicySnapshot,
+} from './heuristic-policy.js';
+export { BREAKER_RATIONALE, COMMAND_VERSION, CommandBuilder, type CommandBuilderOptions } from './command-builder.js';
