@@ -43,7 +43,7 @@ export interface BlendPlan {
 }
 
 /** How the slot combines host and seed in the current stage. */
-export type BlendPhase = 'isolated' | 'blended';
+export type BlendPhase = 'isolated' | 'blended' | 'fused';
 
 /** Defaults of the blend schedule and the CONFIDENCE gate (reference §2, §10). */
 export const BLEND_DEFAULTS = Object.freeze({
@@ -155,10 +155,10 @@ export function effectiveAlphas(plan: BlendPlan, alpha: number, channels: number
 
 /**
  * The expected ∂y/∂x through the host path for {@link blendActivation}: 1 in the isolated
- * phase and for RESIDUAL, 1 − a for CONVEX and CONFIDENCE, per channel 1 − a_c for CHANNEL.
+ * and fused phases and for RESIDUAL, 1 − a for CONVEX and CONFIDENCE, per channel 1 − a_c for CHANNEL.
  */
 export function hostPathGradientScale(plan: BlendPlan, alpha: number, phase: BlendPhase, channels: number): Float32Array | number {
-  if (phase === 'isolated' || plan.mode === BlendMode.RESIDUAL) return 1;
+  if (phase !== 'blended' || plan.mode === BlendMode.RESIDUAL) return 1;
   const a = effectiveAlphas(plan, alpha, channels);
   if (typeof a === 'number') return 1 - a;
   return a.map((v) => 1 - v);
@@ -171,6 +171,8 @@ export function hostPathGradientScale(plan: BlendPlan, alpha: number, phase: Ble
  * - `isolated` (TRAINING): `x + (s − stopGradient(s))` — forward exactly `x`; the seed gets
  *   the gradient it would get at alpha 1; the host gets none of the seed path's.
  * - RESIDUAL: `x + a·s`; the host path keeps gradient 1.
+ * - `fused` (FOSSILIZED, `seedOut` computed from `x` itself): `x + a·s` in every mode — the
+ *   seed is part of the host.
  * - CONVEX / CONFIDENCE / CHANNEL: `x + a·(s − (x − stopGradient(x)))` — algebraically
  *   `(1−a)·x + a·(stopGradient(x) + s)`, arranged so the forward value rounds exactly like
  *   `x + a·s` (the bracketed `x − stopGradient(x)` is 0 forward, −1 backward): host path
@@ -186,11 +188,11 @@ export function blendActivation(x: tf.Tensor, seedOut: tf.Tensor, alpha: number,
   if (typeof a === 'number') {
     if (a === 0) return x;
     const scale = tf.scalar(a);
-    if (plan.mode === BlendMode.RESIDUAL) return tf.add(x, tf.mul(scale, seedOut));
+    if (plan.mode === BlendMode.RESIDUAL || phase === 'fused') return tf.add(x, tf.mul(scale, seedOut));
     return tf.add(x, tf.mul(scale, takeOver(x, seedOut)));
   }
   if (a.every((v) => v === 0)) return x;
-  return tf.add(x, tf.mul(tf.tensor1d(a), takeOver(x, seedOut)));
+  return tf.add(x, tf.mul(tf.tensor1d(a), phase === 'fused' ? seedOut : takeOver(x, seedOut)));
 }
 
 /** `s − (x − stopGradient(x))`: forward `s`, gradient −1 into the host path. */

@@ -31,7 +31,8 @@
  * through in one call, isolation was never acted on, a fallback kernel replaced failed
  * fetches, hooks leaked on re-attach.
  *
- * Grafting: a seed is a `SeedSlot` hook at its host site. In TRAINING the slot's output
+ * Grafting: a seed is a `SeedSlot` hook at its host site (fused into the host, without the
+ * stop-gradient, once FOSSILIZED). In TRAINING the slot's output
  * equals the host activation exactly while the seed learns from the gradient it would get
  * at alpha 1 (straight-through), and its input is the stop-gradient of the activation, so
  * the host receives none of the seed path's gradient; every `isolationCheckEverySteps`
@@ -897,6 +898,8 @@ export class KasminaExecutor implements Executor {
     });
     if (!this.#recordGate(seed, seed.seedId, g4)) return;
     this.#move(seed, SeedLifecycleStage.SEED_STAGE_FOSSILIZED);
+    // Part of the host from now on: the layers before the site train through it again.
+    if (seed.slot !== undefined) seed.slot.phase = 'fused';
     this.#seedsFossilized += 1;
     seed.events.push({ description: SeedEvent.SEED_FOSSILIZED, attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, site_id: seed.siteId, contribution: (measured ?? 0).toFixed(4) } });
   }

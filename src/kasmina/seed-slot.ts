@@ -12,8 +12,13 @@ import { stopGradient, tf } from '../tensor/index.js';
 import type { SeedSiteHook } from '../tolaria/index.js';
 import { blendActivation, effectiveAlphas, type BlendPlan } from './blending.js';
 
-/** Phase of a slot: TRAINING is `isolated`, BLENDING onwards `blended`, a paused seed `paused`. */
-export type SeedSlotPhase = 'isolated' | 'blended' | 'paused';
+/**
+ * Phase of a slot: TRAINING is `isolated`, BLENDING to PROBATIONARY `blended`, FOSSILIZED
+ * `fused` (the seed is part of the host: its input is no longer behind a stop-gradient and
+ * its delta is added `x + a·s`, so the layers before the site train through it again), a
+ * paused seed `paused`.
+ */
+export type SeedSlotPhase = 'isolated' | 'blended' | 'fused' | 'paused';
 
 /** Options of {@link SeedSlot}. */
 export interface SeedSlotOptions {
@@ -82,7 +87,7 @@ export class SeedSlot implements SeedSiteHook {
   }
 
   set phase(value: SeedSlotPhase) {
-    if (value !== 'isolated' && value !== 'blended' && value !== 'paused') {
+    if (value !== 'isolated' && value !== 'blended' && value !== 'fused' && value !== 'paused') {
       throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown seed slot phase '${String(value)}'`, { details: { field: 'phase', seedId: this.seedId } });
     }
     this.#phase = value;
@@ -126,8 +131,9 @@ export class SeedSlot implements SeedSiteHook {
   }
 
   /**
-   * The site hook. Paused: returns `activation` itself without evaluating the seed.
-   * Otherwise `s = module(stopGradient(activation))` blended per phase and plan. Runs in its
+   * The site hook. Paused: returns `activation` itself without evaluating the seed. Fused:
+   * `activation + a·module(activation)`. Otherwise `s = module(stopGradient(activation))`
+   * blended per phase and plan. Runs in its
    * own `tf.tidy`, so it is safe inside or outside the caller's.
    */
   apply(activation: tf.Tensor, _context: { readonly training: boolean }): tf.Tensor {
@@ -136,7 +142,7 @@ export class SeedSlot implements SeedSiteHook {
     const phase = this.#phase;
     const alpha = this.effectiveAlpha;
     return tf.tidy(() => {
-      const seedOut = this.#module.apply(this.moduleInput(activation));
+      const seedOut = this.#module.apply(phase === 'fused' ? activation : this.moduleInput(activation));
       return blendActivation(activation, seedOut, alpha, this.#plan, phase);
     });
   }

@@ -217,3 +217,35 @@ describe('SeedSlot on a real host', () => {
     }
   });
 });
+
+describe('SeedSlot fused (FOSSILIZED)', () => {
+  it('feeds the module the live activation, so the seed path carries gradient into the host', () => {
+    const init = tf.fill([8, 8], 0.1);
+    const w = tf.variable(init, true, 'fused-test/w');
+    init.dispose();
+    const module = fakeModule((x) => tf.matMul(x as tf.Tensor2D, w), [w]);
+    const slot = new SeedSlot({ seedId: 'f1', siteId: 'hidden1', site, module, plan: DEFAULT_BLEND_PLAN });
+    slot.alpha = 1;
+    const x = normals(3, [BATCH, 8]);
+    const r = normals(4, [BATCH, 8]);
+    const gradThrough = (phase: 'blended' | 'fused'): Float32Array => {
+      slot.phase = phase;
+      return tf.tidy(() => Float32Array.from(tf.grad((a: tf.Tensor) => tf.sum(tf.mul(r, slot.apply(a, { training: true }))))(x).dataSync()));
+    };
+    // CONVEX at alpha 1 while blended: the host path gets no gradient at all.
+    expect(Array.from(gradThrough('blended')).every((g) => g === 0)).toBe(true);
+    // Fused: ∂/∂x of x + s(x) = r + r·Wᵀ, not zero.
+    const fused = gradThrough('fused');
+    const expected = tf.tidy(() => Float32Array.from(tf.add(r, tf.matMul(r as tf.Tensor2D, w, false, true)).dataSync()));
+    fused.forEach((g, i) => expect(g).toBeCloseTo(expected[i] as number, 5));
+    // Forward value is the same in both phases.
+    const forward = (phase: 'blended' | 'fused') => {
+      slot.phase = phase;
+      return tf.tidy(() => Array.from(slot.apply(x, { training: false }).dataSync()));
+    };
+    expect(forward('fused')).toEqual(forward('blended'));
+    x.dispose();
+    r.dispose();
+    w.dispose();
+  });
+});
