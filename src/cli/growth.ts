@@ -12,6 +12,7 @@ import { KasminaExecutor, KernelCache, KernelFetcher, KeyedLocks, MemoryGovernor
 import type { Bus } from '../oona/index.js';
 import { CommandVerifier, HmacSigner, type KeyRing, NonceLedger } from '../security/index.js';
 import { forgeJobsFor, TezzeretCompiler, TezzeretForge } from '../tezzeret/index.js';
+import { UrabraskService } from '../urabrask/index.js';
 import type { HostModel } from '../tolaria/index.js';
 import { UrzaLibrary } from '../urza/index.js';
 
@@ -27,6 +28,11 @@ export interface GrowthOptions {
   readonly prefetch?: { readonly bus: Bus; readonly worker: AsyncWorker };
   /** Called with progress lines while blueprints are compiled. */
   readonly onProgress?: (line: string) => void;
+  /**
+   * Also probe every compiled blueprint that has no safety data sheet yet with Urabrask and
+   * store its signed BSDS and graph metadata in Urza (what Tamiyo reads). @default false
+   */
+  readonly certify?: boolean;
 }
 
 /** A provisioned Kasmina and what it holds open. */
@@ -66,6 +72,21 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
     options.onProgress?.(
       `blueprints: ${summary.completed} compiled, ${summary.skipped} already in Urza, ${summary.failed} failed for ${host.descriptor.sites.length} sites (${((performance.now() - started) / 1000).toFixed(1)} s)`,
     );
+    if (options.certify === true) {
+      const certifier = new UrabraskService({ library, signer: new HmacSigner(options.keyRing) });
+      const certifyStarted = performance.now();
+      let certified = 0;
+      for (const entry of library.list()) {
+        const blueprintId = entry.descriptor.blueprintId;
+        if (library.getBsds(blueprintId) !== undefined) continue;
+        const artifact = library.artifacts(blueprintId)[0];
+        if (artifact === undefined) continue;
+        const loaded = await library.load(blueprintId, artifact.siteKey);
+        await certifier.certify({ descriptor: entry.descriptor, artifactBytes: loaded.bytes, siteKey: artifact.siteKey });
+        certified += 1;
+      }
+      options.onProgress?.(`safety data sheets: ${certified} issued by Urabrask (${((performance.now() - certifyStarted) / 1000).toFixed(1)} s)`);
+    }
     const security = settings.security;
     const signer = new HmacSigner(options.keyRing, { freshnessWindowMs: security.freshnessWindowMs });
     const ledger = new NonceLedger({ ttlSeconds: security.nonceTtlSeconds, maxEntries: security.nonceMaxEntries, sink: options.telemetry, source: 'kasmina' });

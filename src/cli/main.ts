@@ -1,5 +1,5 @@
 /**
- * The `esper` command: `train`, `command`, `--help` and `--version`; subcommands load
+ * The `esper` command: `run`, `train`, `command`, `--help` and `--version`; subcommands load
  * their modules on demand.
  */
 import { readFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ const HELP = `esper — morphogenetic training: neural networks that grow while 
 
 Usage:
   esper [--help | --version]
+  esper run [options]       train a host that grows, against a static baseline (esper run --help)
   esper train [options]     train a host model on a dataset (esper train --help)
   esper command <action>    sign and send a seed command to a running training (esper command --help)
 
@@ -44,6 +45,10 @@ export async function main(
     // Loaded on demand: it pulls in TensorFlow.js, which `--help` and `--version` do not need.
     const { runTrain } = await import('./train.js');
     return runTrain(rest, io);
+  }
+  if (first === 'run') {
+    const { runRun } = await import('./run.js');
+    return runRun(rest, io);
   }
   if (first === 'command') {
     const { runCommand } = await import('./command.js');

@@ -378,7 +378,7 @@ function formatSummary(summary: TrainingSummary, checkpointLog: string, seeds?: 
 }
 
 /** Progress on stderr: a redrawn bar on a TTY, one line per epoch otherwise. */
-class Progress {
+export class Progress {
   readonly #tty: boolean;
   #drawn = false;
   #lastDrawMs = 0;
@@ -425,7 +425,7 @@ class Progress {
 }
 
 /** Prints telemetry events at WARNING and above on stderr. */
-class StderrEventSink implements TelemetrySink {
+export class StderrEventSink implements TelemetrySink {
   constructor(
     private readonly io: TrainIo,
     private readonly progress: Progress,

@@ -124,3 +124,12 @@ export {
   type HeuristicPolicySnapshot,
 } from './heuristic-policy.js';
 export { BREAKER_RATIONALE, COMMAND_VERSION, CommandBuilder, type CommandBuilderOptions } from './command-builder.js';
+export { GnnPolicy, type GnnPolicyOptions } from './gnn-policy.js';
+export {
+  TAMIYO_SOURCE,
+  TamiyoService,
+  type TamiyoDecisionRecord,
+  type TamiyoFieldReports,
+  type TamiyoServiceOptions,
+  type TamiyoStats,
+} from './service.js';
