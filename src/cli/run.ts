@@ -394,7 +394,6 @@ function candidatesOf(growth: Growth, host: HostModel): BlueprintCandidate[] {
 
 function buildPolicy(config: RunConfig, runDir: string): TamiyoPolicy {
   if (config.policy === 'heuristic') return new HeuristicPolicy(RUN_HEURISTIC);
-  void runDir;
   const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(config.seed + 17));
   return new GnnPolicy({
     gnn,
@@ -524,7 +523,6 @@ function seedStories(packets: readonly TelemetryPacket[], kasmina: KasminaExecut
     const story = stories.get(state.seedId);
     if (story !== undefined) story.parameters = Number(state.metrics?.parameterCount ?? 0n);
   }
-  void SeedLifecycleStage;
   return [...stories.values()];
 }
 

@@ -133,3 +133,17 @@ export {
   type TamiyoServiceOptions,
   type TamiyoStats,
 } from './service.js';
+export {
+  buildPolicyUpdate,
+  POLICY_UPDATE_MESSAGE_VERSION,
+  POLICY_UPDATE_VERIFIER_DEFAULTS,
+  PolicySlot,
+  PolicyUpdateEvent,
+  PolicyUpdateMetric,
+  PolicyUpdateRejection,
+  PolicyUpdateVerifier,
+  type BuildPolicyUpdateOptions,
+  type PolicySwapResult,
+  type PolicyUpdateVerification,
+  type PolicyUpdateVerifierOptions,
+} from './policy-updates.js';

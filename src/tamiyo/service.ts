@@ -22,7 +22,7 @@ import {
   type TelemetrySink,
 } from '../core/index.js';
 import {
-  SeedLifecycleStage,
+  type SeedLifecycleStage,
   TelemetryLevel,
   type AdaptationCommand,
   type HostDescriptor,
