@@ -22,7 +22,7 @@ import {
   type TelemetrySink,
 } from '../core/index.js';
 import type { KasminaExecutor } from '../kasmina/index.js';
-import { SeedLifecycleStage, TelemetryLevel, type AdaptationCommand, type SystemStatePacket, type TelemetryPacket } from '../leyline/index.js';
+import { TelemetryLevel, type AdaptationCommand, type SystemStatePacket, type TelemetryPacket } from '../leyline/index.js';
 import { openBusFromSettings } from '../oona/index.js';
 import { HmacSigner, KeyRing } from '../security/index.js';
 import {
@@ -245,7 +245,7 @@ export async function runExperiment(config: RunConfig, settings: EsperSettings, 
     growth = await openGrowth({ settings: runSettings, host, trainingRunId: runId, telemetry: sink, keyRing, certify: true, onProgress: (line) => io.stderr.write(`esper run: ${line}\n`) });
     const candidates = candidatesOf(growth, host);
     store = await FieldReportStore.open(path.join(runDir, 'field-reports.wal'), { telemetry: sink });
-    const policy = buildPolicy(config, runDir);
+    const policy = buildPolicy(config);
     const tamiyo = new TamiyoService({
       policy,
       host: host.descriptor,
@@ -392,7 +392,7 @@ function candidatesOf(growth: Growth, host: HostModel): BlueprintCandidate[] {
     });
 }
 
-function buildPolicy(config: RunConfig, runDir: string): TamiyoPolicy {
+function buildPolicy(config: RunConfig): TamiyoPolicy {
   if (config.policy === 'heuristic') return new HeuristicPolicy(RUN_HEURISTIC);
   const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(config.seed + 17));
   return new GnnPolicy({
