@@ -85,7 +85,7 @@ import {
   type SeedState,
 } from '../leyline/index.js';
 import type { CommandVerifier } from '../security/index.js';
-import { seededRng } from '../tensor/index.js';
+import { seededRng, type tf } from '../tensor/index.js';
 import { siteKeyOf } from '../tezzeret/index.js';
 import type { CallOptions, Executor, ExecutorContext, HostModel, ValidationResult } from '../tolaria/index.js';
 import { alphaSchedule, resolveBlendPlan, type BlendPlan } from './blending.js';
@@ -419,6 +419,16 @@ export class KasminaExecutor implements Executor {
     this.#registry.resetSeeds();
     const nonces = this.#verifier.resetNonces();
     this.#globalEvents.push({ description: SeedEvent.REGISTRY_RESET, level: TelemetryLevel.WARNING, attributes: { nonces_cleared: nonces, registry_entries: this.#registry.entries } });
+  }
+
+  /**
+   * Registers a teacher model's variables (knowledge distillation): a seed that claims one
+   * of them is a registry conflict and fails G1.
+   */
+  registerTeacher(variables: readonly tf.Variable[]): void {
+    this.#registry.registerTeacher(variables);
+    const parameters = variables.reduce((n, v) => n + v.size, 0);
+    this.#globalEvents.push({ description: SeedEvent.TEACHER_REGISTERED, attributes: { variables: variables.length, parameters } });
   }
 
   /** Drops the teacher's parameters and the nonce ledger; cancels inflight prefetches. */

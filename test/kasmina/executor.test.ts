@@ -17,7 +17,7 @@ import {
 } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { HmacSigner, KeyRing, RejectionReason } from '../../src/security/index.js';
-import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
+import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { mlpHost, type ExecutorContext, type HostModel } from '../../src/tolaria/index.js';
 import { kasminaHarness, RING, type KasminaHarness } from './fixtures/harness.js';
 
@@ -239,6 +239,22 @@ describe('Kasmina lifecycle guard rails', () => {
     const failure = h.telemetry.events(SeedEvent.GATE_FAILURE)[0];
     expect(failure?.attributes).toMatchObject({ gate: 'SEED_GATE_G4_SYSTEM_IMPACT', reason: 'contribution below threshold' });
     expect(h.telemetry.events(SeedEvent.SEED_CULLED)).toHaveLength(1);
+  });
+});
+
+describe('Kasmina teacher', () => {
+  it('registers and deregisters a teacher with telemetry (ownership conflicts are covered in registry.test.ts)', async () => {
+    const { h, context } = await setup();
+    const init = tf.zeros([4]);
+    const teacherWeight = tf.variable(init, true, `teacher-${hostCount}/w`);
+    init.dispose();
+    cleanups.push(() => teacherWeight.dispose());
+    h.kasmina.registerTeacher([teacherWeight]);
+    await h.kasmina.advance(1, context(1));
+    expect(h.telemetry.events(SeedEvent.TEACHER_REGISTERED)[0]?.attributes['variables']).toBe('1');
+    h.kasmina.resetTeacher();
+    await h.kasmina.advance(2, context(2));
+    expect(h.telemetry.events(SeedEvent.TEACHER_DEREGISTERED)).toHaveLength(1);
   });
 });
 

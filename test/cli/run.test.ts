@@ -1,0 +1,61 @@
+/**
+ * `esper run` end to end on a small dataset: the grown run, the baseline, the record and
+ * the report, in a temp var dir (Urza, forge WAL and run directory all under it).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runRun, type RunReport } from '../../src/cli/run.js';
+import { loadSettings } from '../../src/core/index.js';
+
+let root: string;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'esper-run-'));
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function capture() {
+  let out = '';
+  let err = '';
+  return {
+    io: { stdout: { write: (s: string) => ((out += s), true) }, stderr: { write: (s: string) => ((err += s), true) } },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+describe('esper run', () => {
+  it('trains the grown run and the baseline, and writes the record and the report', async () => {
+    const config = path.join(root, 'run.json');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(config, JSON.stringify({ dataset: 'spirals', hidden: [16, 16], epochs: 4, batchSize: 32, learningRate: 0.01 }));
+    const settings = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, 'var') } } });
+    const { io, out, err } = capture();
+    const code = await runRun(['--config', config, '--seed', '3', '--json'], io, { settings });
+    expect(err()).toContain('static baseline');
+    expect(code).toBe(0);
+    const report = JSON.parse(out()) as RunReport;
+    expect(report.config).toMatchObject({ dataset: 'spirals', epochs: 4, seed: 3, policy: 'heuristic' });
+    expect(report.grown.steps).toBe(report.baseline?.steps);
+    expect(report.grown.finalAccuracy).toBeGreaterThan(0);
+    expect(report.commands.accepted).toBe(report.commands.issued);
+    expect(report.commands.rejected).toBe(0);
+    const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(record)).toEqual(expect.arrayContaining(['config', 'seed', 'decisions', 'fieldReports', 'epochs', 'commandVerifier']));
+    expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain('static baseline');
+  }, 240_000);
+
+  it('refuses an invalid configuration with exit code 2', async () => {
+    const config = path.join(root, 'bad.json');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(config, JSON.stringify({ epochs: 0, wings: 2 }));
+    const { io, err } = capture();
+    expect(await runRun(['--config', config], io, { settings: loadSettings({ env: {} }) })).toBe(2);
+    expect(err()).toContain('invalid configuration');
+  });
+});
