@@ -147,3 +147,4 @@ export {
   type PolicyUpdateVerification,
   type PolicyUpdateVerifierOptions,
 } from './policy-updates.js';
+export { PolicyUpdateListener, type PolicyUpdateListenerOptions, type PolicyUpdateListenerStats } from './policy-update-listener.js';

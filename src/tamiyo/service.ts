@@ -101,7 +101,7 @@ export class TamiyoService implements Controller {
   readonly #options: TamiyoServiceOptions;
   readonly #clock: Clock;
   #policy: TamiyoPolicy;
-  #pending: { readonly policy: TamiyoPolicy; readonly onLive?: () => void } | undefined;
+  #pending: { readonly policy: TamiyoPolicy; readonly onLive?: () => void; readonly onDiscard?: () => void } | undefined;
   readonly #decisions: TamiyoDecisionRecord[] = [];
   #lastLoss: number | undefined;
   #stats = { decisions: 0, commands: 0, timeouts: 0, policySwaps: 0, fieldReports: 0, lastLatencyMs: 0, latencyMsSum: 0 };
@@ -128,10 +128,12 @@ export class TamiyoService implements Controller {
 
   /**
    * Stages a validated replacement policy; it becomes live at the start of the next
-   * decision (`onLive` runs then). A newer stage replaces an older pending one.
+   * decision (`onLive` runs then). A newer stage replaces an older pending one, whose
+   * `onDiscard` runs (free its resources there).
    */
-  stagePolicy(policy: TamiyoPolicy, onLive?: () => void): void {
-    this.#pending = { policy, ...(onLive === undefined ? {} : { onLive }) };
+  stagePolicy(policy: TamiyoPolicy, onLive?: () => void, onDiscard?: () => void): void {
+    this.#pending?.onDiscard?.();
+    this.#pending = { policy, ...(onLive === undefined ? {} : { onLive }), ...(onDiscard === undefined ? {} : { onDiscard }) };
   }
 
   evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {

@@ -20,6 +20,7 @@ import {
   type AdaptationCommand,
   type SystemStatePacket,
 } from '../../src/leyline/index.js';
+import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { HmacSigner, NonceLedger } from '../../src/security/index.js';
 import {
   architectureOf,
@@ -32,6 +33,7 @@ import {
   gnnConfigFor,
   GRAPH_RELATIONS,
   GraphBuilder,
+  PolicyUpdateListener,
   PolicyUpdateVerifier,
   RiskEngine,
   TamiyoGnn,
@@ -254,5 +256,36 @@ describe('Tamiyo risk and policy updates', () => {
     await tamiyo.evaluateStep(packet(1, 0), { signal: new AbortController().signal });
     expect(tamiyo.policy.version).toBe('v2');
     expect(old.disposed).toBe(true);
+  });
+
+  it('takes policy updates from Oona: a forged one is rejected, a valid one is live at the next decision', async () => {
+    const builder = new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() });
+    const config = gnnConfigFor(GRAPH_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 });
+    const live = new GnnPolicy({ gnn: new TamiyoGnn(config, seededRng(1)), builder, version: 'v1' });
+    const telemetry = new MemoryTelemetrySink();
+    const tamiyo = service(live, telemetry);
+    cleanups.push(() => (tamiyo.policy as GnnPolicy).gnn.dispose());
+    const signer = new HmacSigner(RING);
+    const verifier = new PolicyUpdateVerifier({ signer, ledger: new NonceLedger(), telemetry, expectedArchitecture: architectureOf(config) });
+    const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
+    cleanups.push(() => bus.close());
+    const listener = new PolicyUpdateListener({ bus, service: tamiyo, verifier, builder, group: 'tamiyo-run-loop' });
+    await listener.start();
+    cleanups.push(() => listener.stop());
+
+    const fresh = new TamiyoGnn(config, seededRng(5));
+    const update = buildPolicyUpdate(fresh, { policyId: 'simic-1', trainingRunId: RUN, version: 'v2', signer });
+    fresh.dispose();
+    const forged = { ...update, tamiyoPolicyVersion: 'v3' };
+    await bus.publish(forged);
+    await bus.publish(update);
+    const deadline = Date.now() + 10_000;
+    while (listener.stats().received < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(listener.stats()).toEqual({ received: 2, staged: 1, rejected: 1 });
+    expect(telemetry.events('policy_update_rejected')[0]?.attributes['reason']).toBe('invalid_signature');
+    expect(tamiyo.policy.version).toBe('v1');
+    await tamiyo.evaluateStep(packet(1, 0), { signal: new AbortController().signal });
+    expect(tamiyo.policy.version).toBe('v2');
+    expect(live.gnn.disposed).toBe(true);
   });
 });

@@ -1,0 +1,100 @@
+/**
+ * Receives `PolicyUpdate`s from Oona's policy stream (what Simic publishes), verifies each
+ * with the {@link PolicyUpdateVerifier} (signature, freshness, nonce, architecture,
+ * version, checksum, payload) and stages the new network on the {@link TamiyoService}: it
+ * goes live at the start of the next decision, and the network it replaces is disposed
+ * then. A rejected update is the verifier's `policy_update_rejected` telemetry and changes
+ * nothing; the delivery is acknowledged (retrying a forged or stale update cannot help).
+ */
+import { ErrorCode, EsperError } from '../core/index.js';
+import { BusMessageType, type PolicyUpdate } from '../leyline/index.js';
+import type { Bus, Delivery, Subscription } from '../oona/index.js';
+import { GnnPolicy } from './gnn-policy.js';
+import type { GraphBuilder } from './graph-builder.js';
+import type { PolicyUpdateVerifier } from './policy-updates.js';
+import type { TamiyoService } from './service.js';
+
+/** Options of {@link PolicyUpdateListener}. */
+export interface PolicyUpdateListenerOptions {
+  readonly bus: Bus;
+  readonly service: TamiyoService;
+  readonly verifier: PolicyUpdateVerifier;
+  /** The graph builder the new policy keeps using (normaliser state carries over). */
+  readonly builder: GraphBuilder;
+  /** Consumer group; each Tamiyo instance of a run needs every update. */
+  readonly group: string;
+  /** @default 'tamiyo' */
+  readonly consumer?: string;
+}
+
+/** Counters of {@link PolicyUpdateListener}. */
+export interface PolicyUpdateListenerStats {
+  readonly received: number;
+  readonly staged: number;
+  readonly rejected: number;
+}
+
+/** Stages verified policy updates from the bus on a Tamiyo service. */
+export class PolicyUpdateListener {
+  readonly #options: PolicyUpdateListenerOptions;
+  #subscription: Subscription | undefined;
+  #received = 0;
+  #staged = 0;
+  #rejected = 0;
+
+  constructor(options: PolicyUpdateListenerOptions) {
+    this.#options = options;
+  }
+
+  /** Subscribes; resolves once updates published from now on will be received. */
+  async start(): Promise<void> {
+    if (this.#subscription !== undefined) return;
+    this.#subscription = this.#options.bus.subscribe({
+      group: this.#options.group,
+      consumer: this.#options.consumer ?? 'tamiyo',
+      types: [BusMessageType.POLICY_UPDATE],
+      handler: (delivery) => {
+        this.#receive(delivery);
+      },
+    });
+    await this.#subscription.ready;
+  }
+
+  /** Verifies one update and stages it; returns whether it was staged. */
+  offer(update: PolicyUpdate): boolean {
+    this.#received += 1;
+    const service = this.#options.service;
+    const live = service.policy;
+    if (!(live instanceof GnnPolicy)) {
+      throw new EsperError(ErrorCode.INVALID_STATE, `policy updates need the GNN policy; the live policy is ${live.name}`);
+    }
+    const result = this.#options.verifier.verify(update, live.version);
+    if (!result.ok) {
+      this.#rejected += 1;
+      return false;
+    }
+    const next = new GnnPolicy({ gnn: result.loaded.gnn, builder: this.#options.builder, version: result.loaded.version });
+    service.stagePolicy(
+      next,
+      () => live.gnn.dispose(),
+      () => next.gnn.dispose(),
+    );
+    this.#staged += 1;
+    return true;
+  }
+
+  stats(): PolicyUpdateListenerStats {
+    return { received: this.#received, staged: this.#staged, rejected: this.#rejected };
+  }
+
+  /** Unsubscribes (bounded by the bus's stop timeout). */
+  async stop(): Promise<void> {
+    const subscription = this.#subscription;
+    this.#subscription = undefined;
+    await subscription?.stop();
+  }
+
+  #receive(delivery: Delivery): void {
+    this.offer(delivery.message as PolicyUpdate);
+  }
+}
