@@ -941,3 +941,17 @@ describe('RiskEngine input and option validation', () => {
     });
   });
 });
+
+describe('RiskEngine loss noise floor', () => {
+  it('treats a loss rise inside three deviations of the recent losses as noise, and a larger one as a spike', () => {
+    const e = engine().engine;
+    const noisy = e.evaluate(germinate, inputs({ metrics: { lossDelta: 0.2, lossVolatility: 0.1 } }));
+    expect(eventsNamed(noisy, 'loss_spike')).toEqual([]);
+    expect(noisy.decision.kind).toBe('germinate');
+    expect(noisy.conservativeMode).toBe(false);
+    const spike = e.evaluate(germinate, inputs({ metrics: { lossDelta: 0.2, lossVolatility: 0.05 } }));
+    expect(eventsNamed(spike, 'loss_spike')).toHaveLength(1);
+    expect(spike.reason).toBe(RiskReason.LOSS_SPIKE);
+    expect(spike.conservativeMode).toBe(true);
+  });
+});
