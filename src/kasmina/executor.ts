@@ -157,7 +157,7 @@ export interface KasminaExecutorOptions {
   readonly clock?: Clock;
 }
 
-type SlotPhase = 'isolated' | 'blended' | 'paused';
+type SlotPhase = 'isolated' | 'blended' | 'fused' | 'paused';
 
 /** One seed: its lifecycle and everything measured about it. */
 interface SeedRecord {
@@ -197,6 +197,56 @@ interface SeedRecord {
   events: EventInput[];
   /** Removed after its packet of this step (reset to DORMANT or terminated). */
   retire: boolean;
+}
+
+/** Version of {@link KasminaState}. */
+export const KASMINA_STATE_VERSION = 1;
+
+/** One seed in a {@link KasminaState}. */
+export interface KasminaSeedState {
+  readonly seedId: string;
+  readonly siteId: string;
+  readonly blueprintId: string;
+  readonly commandId: string;
+  readonly germinatedEpoch: number;
+  readonly history: readonly { readonly from: SeedLifecycleStage; readonly to: SeedLifecycleStage; readonly step: number }[];
+  readonly plan: BlendPlan;
+  readonly attached: boolean;
+  readonly phase: SlotPhase;
+  readonly kernelLatencyMs: number;
+  readonly alpha: number;
+  readonly alphaSteps: number;
+  readonly activeSteps: number;
+  readonly paused: boolean;
+  readonly gradNormSum: number;
+  readonly gradNormCount: number;
+  readonly gradFinite: boolean;
+  readonly lastGradNorm: number;
+  readonly lossAtGermination?: number;
+  readonly contribution?: number;
+  readonly contributionStep: number;
+  readonly lastLeak: number;
+  readonly embargoUntilStep: number;
+  readonly violations: number;
+  readonly retire: boolean;
+}
+
+/** Kasmina's checkpointed state (JSON-serialisable; see {@link KasminaExecutor.exportState}). */
+export interface KasminaState {
+  readonly version: number;
+  readonly step: number;
+  readonly epoch: number;
+  readonly lossEwma?: number;
+  readonly embargo: readonly (readonly [string, number])[];
+  readonly counters: {
+    readonly commandsApplied: number;
+    readonly gateFailures: number;
+    readonly illegalTransitions: number;
+    readonly isolationChecks: number;
+    readonly seedsCulled: number;
+    readonly seedsFossilized: number;
+  };
+  readonly seeds: readonly KasminaSeedState[];
 }
 
 /** Counters of {@link KasminaExecutor}. */
@@ -380,6 +430,137 @@ export class KasminaExecutor implements Executor {
       }
     }
     this.#runMemoryGc(context.epoch);
+  }
+
+  // ------------------------------------------------------------------ checkpoints
+
+  /**
+   * Kasmina's state for a Tolaria checkpoint: every seed (lifecycle history, blend plan,
+   * alpha and counters), site embargoes, the loss EWMA and counters. The seeds' weights
+   * are in the checkpoint's weights blob (their variables are hook variables).
+   */
+  exportState(): KasminaState {
+    return {
+      version: KASMINA_STATE_VERSION,
+      step: this.#step,
+      epoch: this.#epoch,
+      ...(this.#lossEwma === undefined ? {} : { lossEwma: this.#lossEwma }),
+      embargo: [...this.#embargo.entries()],
+      counters: {
+        commandsApplied: this.#commandsApplied,
+        gateFailures: this.#gateFailures,
+        illegalTransitions: this.#illegalTransitions,
+        isolationChecks: this.#isolationChecks,
+        seedsCulled: this.#seedsCulled,
+        seedsFossilized: this.#seedsFossilized,
+      },
+      seeds: [...this.#seeds.values()].map((seed) => ({
+        seedId: seed.seedId,
+        siteId: seed.siteId,
+        blueprintId: seed.blueprintId,
+        commandId: seed.commandId,
+        germinatedEpoch: seed.germinatedEpoch,
+        history: seed.lifecycle.history.map((t) => ({ from: t.from, to: t.to, step: t.step })),
+        plan: { ...seed.plan, alphaVec: [...seed.plan.alphaVec] },
+        attached: seed.slot !== undefined,
+        phase: seed.slot?.phase ?? 'isolated',
+        kernelLatencyMs: seed.kernelLatencyMs,
+        alpha: seed.alpha,
+        alphaSteps: seed.alphaSteps,
+        activeSteps: seed.activeSteps,
+        paused: seed.paused,
+        gradNormSum: seed.gradNormSum,
+        gradNormCount: seed.gradNormCount,
+        gradFinite: seed.gradFinite,
+        lastGradNorm: seed.lastGradNorm,
+        ...(seed.lossAtGermination === undefined ? {} : { lossAtGermination: seed.lossAtGermination }),
+        ...(seed.contribution === undefined ? {} : { contribution: seed.contribution }),
+        contributionStep: seed.contributionStep,
+        lastLeak: seed.lastLeak,
+        embargoUntilStep: seed.embargoUntilStep,
+        violations: seed.violations,
+        retire: seed.retire,
+      })),
+    };
+  }
+
+  /**
+   * Restores {@link exportState}'s value on resume: re-fetches each attached seed's kernel
+   * under the same variable scope and attaches it at its site (Tolaria then loads the
+   * weights and optimizer state). A seed that was waiting for a prefetch answer cannot
+   * resume its wait: it is culled (`resume_prefetch_lost`).
+   * @throws EsperError INVALID_STATE when seeds exist already; INVALID_ARGUMENT for state of
+   *   another version or shape; the fetch's errors.
+   */
+  async restoreState(state: unknown, context: ExecutorContext): Promise<void> {
+    this.#assertOpen();
+    if (this.#seeds.size > 0) throw new EsperError(ErrorCode.INVALID_STATE, 'Kasmina restores state only before it holds seeds');
+    const saved = state as KasminaState;
+    if (typeof saved !== 'object' || saved === null || saved.version !== KASMINA_STATE_VERSION || !Array.isArray(saved.seeds)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `not a Kasmina state of version ${KASMINA_STATE_VERSION}`);
+    }
+    this.#step = saved.step;
+    this.#epoch = context.epoch;
+    this.#lossEwma = saved.lossEwma;
+    for (const [site, until] of saved.embargo) this.#embargo.set(site, until);
+    const c = saved.counters;
+    this.#commandsApplied = c.commandsApplied;
+    this.#gateFailures = c.gateFailures;
+    this.#illegalTransitions = c.illegalTransitions;
+    this.#isolationChecks = c.isolationChecks;
+    this.#seedsCulled = c.seedsCulled;
+    this.#seedsFossilized = c.seedsFossilized;
+    for (const s of saved.seeds) {
+      const site = this.#sites.get(s.siteId);
+      if (site === undefined) throw new EsperError(ErrorCode.INVALID_ARGUMENT, `saved seed ${s.seedId} sits at unknown site ${s.siteId}`);
+      const seed: SeedRecord = {
+        seedId: s.seedId,
+        siteId: s.siteId,
+        site,
+        blueprintId: s.blueprintId,
+        commandId: s.commandId,
+        germinatedEpoch: s.germinatedEpoch,
+        lifecycle: SeedLifecycle.replay(s.history),
+        plan: Object.freeze({ ...s.plan, alphaVec: Object.freeze([...s.plan.alphaVec]) }),
+        slot: undefined,
+        prefetch: undefined,
+        prefetchReady: false,
+        prefetchError: undefined,
+        fetching: false,
+        kernelLatencyMs: s.kernelLatencyMs,
+        cacheHit: false,
+        alpha: s.alpha,
+        alphaSteps: s.alphaSteps,
+        activeSteps: s.activeSteps,
+        paused: s.paused,
+        gradNormSum: s.gradNormSum,
+        gradNormCount: s.gradNormCount,
+        gradFinite: s.gradFinite,
+        lastGradNorm: s.lastGradNorm,
+        lossAtGermination: s.lossAtGermination,
+        lastLoss: undefined,
+        contribution: s.contribution,
+        contributionStep: s.contributionStep,
+        lastLeak: s.lastLeak,
+        embargoUntilStep: s.embargoUntilStep,
+        violations: s.violations,
+        events: [],
+        retire: s.retire,
+      };
+      this.#seeds.set(seed.seedId, seed);
+      if (!seed.retire) this.#occupancy.set(seed.siteId, seed.seedId);
+      if (s.attached) {
+        const fetched = await this.#fetcher.fetch(seed.blueprintId, siteKeyOf(site), `kasmina/${seed.seedId}/${seed.commandId}`);
+        this.#registry.registerSeed(seed.seedId, fetched.module.variables);
+        const slot = new SeedSlot({ seedId: seed.seedId, siteId: seed.siteId, site, module: fetched.module, plan: seed.plan });
+        slot.phase = s.phase;
+        slot.alpha = s.alpha;
+        this.#host.attach(seed.siteId, slot);
+        seed.slot = slot;
+      } else if (seed.lifecycle.stage === SeedLifecycleStage.SEED_STAGE_GERMINATED) {
+        this.#cull(seed, 'resume_prefetch_lost');
+      }
+    }
   }
 
   // ------------------------------------------------------------------ operator API

@@ -5,7 +5,10 @@
  */
 export {
   KASMINA_SOURCE,
+  KASMINA_STATE_VERSION,
   KasminaExecutor,
+  type KasminaSeedState,
+  type KasminaState,
   SHADOWING_MAX_LOSS_REGRESSION,
   type KasminaExecutorOptions,
   type KasminaLifecycleSettings,

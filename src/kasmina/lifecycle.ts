@@ -97,6 +97,17 @@ export class SeedLifecycle {
     this.#historyLimit = historyLimit;
   }
 
+  /**
+   * Rebuilds a lifecycle from its recorded transitions (a checkpoint), replaying each
+   * through {@link transition} so an impossible history is refused with
+   * `KASMINA_ILLEGAL_TRANSITION`.
+   */
+  static replay(history: readonly LifecycleTransition[], options: SeedLifecycleOptions = {}): SeedLifecycle {
+    const lifecycle = new SeedLifecycle({ ...options, startStep: options.startStep ?? history[0]?.step ?? 0 });
+    for (const t of history) lifecycle.transition(t.to, t.step);
+    return lifecycle;
+  }
+
   /** The current stage. */
   get stage(): SeedLifecycleStage {
     return this.#stage;

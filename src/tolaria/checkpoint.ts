@@ -55,6 +55,8 @@ export interface CheckpointHeader {
   };
   /** Seed sites that had hooks attached; a resume must attach the same ones first. */
   readonly hookSites: readonly string[];
+  /** The executor's `exportState()` (how it re-attaches those hooks), when it has one. */
+  readonly executor?: unknown;
   /** The trainer's running statistics (loss/gradient EWMAs, epoch accumulators, counters). */
   readonly progress: TrainerProgress;
   /** Wall-clock time the checkpoint was cut, ms since the Unix epoch. */

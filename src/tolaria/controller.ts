@@ -91,4 +91,16 @@ export interface Executor {
    * alpha forced to 0). Optional.
    */
   measureContributions?(baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext): void;
+  /**
+   * The executor's state for a checkpoint (JSON-serialisable): what it needs to re-attach
+   * the hooks it has and continue where it was. Optional; without it a checkpoint written
+   * with hooks attached cannot be resumed.
+   */
+  exportState?(): unknown;
+  /**
+   * Restores {@link exportState}'s value on resume, re-attaching the same hooks with
+   * variables of the same names; Tolaria then loads their weights and optimizer state from
+   * the checkpoint. Optional.
+   */
+  restoreState?(state: unknown, context: ExecutorContext): Promise<void>;
 }

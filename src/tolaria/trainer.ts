@@ -957,6 +957,7 @@ export class Trainer {
     const store = this.#store;
     if (store === undefined) return;
     try {
+      const executorState = this.#executor?.exportState?.();
       const header: CheckpointHeader = {
         trainingRunId: this.options.trainingRunId,
         hostId: this.#host.descriptor.hostId,
@@ -969,6 +970,7 @@ export class Trainer {
           variableNames: this.#optimizer.variables.map((v) => v.name),
         },
         hookSites: [...this.#host.hooks.keys()].sort(),
+        ...(executorState === undefined ? {} : { executor: executorState }),
         progress: this.#progress(),
         createdAtMs: this.options.clock.wallMs(),
       };
@@ -1010,6 +1012,11 @@ export class Trainer {
       });
     if (header.hostId !== this.#host.descriptor.hostId) throw mismatch(`host ${header.hostId}, trainer has ${this.#host.descriptor.hostId}`);
     if (header.optimizer.kind !== this.#optimizer.kind) throw mismatch(`optimizer ${header.optimizer.kind}, trainer has ${this.#optimizer.kind}`);
+    if (resume && header.executor !== undefined) {
+      const restoreState = this.#executor?.restoreState?.bind(this.#executor);
+      if (restoreState === undefined) throw mismatch('it holds executor state, and the trainer has no executor that restores it');
+      await restoreState(header.executor, this.#executorContext(header.cursor.epoch));
+    }
     const sites = [...this.#host.hooks.keys()].sort();
     if (sites.join(',') !== [...header.hookSites].join(',')) throw mismatch(`hooks at [${header.hookSites.join(', ')}], host has [${sites.join(', ')}]`);
     const variables = this.#host.trainableVariables();

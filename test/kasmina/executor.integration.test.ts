@@ -2,12 +2,15 @@
  * Kasmina with real training: MNIST, the MLP host, Tolaria's trainer, a blueprint compiled
  * by Tezzeret and served by Urza, commands signed with the foundation's signer.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AsyncWorker, MemoryTelemetrySink } from '../../src/core/index.js';
 import { buildOperatorCommand, OperatorAction, SeedEvent } from '../../src/kasmina/index.js';
 import { SeedLifecycleStage, TelemetryLevel, type AdaptationCommand, type SystemStatePacket, type TelemetryPacket } from '../../src/leyline/index.js';
 import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { loadDataset, mlpHost, Trainer, type Controller, type Dataset, type EpochReport, type HostModel } from '../../src/tolaria/index.js';
+import { CheckpointStore, loadDataset, mlpHost, Trainer, type Checkpoint, type Controller, type Dataset, type EpochReport, type HostModel } from '../../src/tolaria/index.js';
 import { kasminaHarness, type KasminaHarness } from './fixtures/harness.js';
 
 const RUN = 'run-kasmina';
@@ -208,3 +211,76 @@ describe('Kasmina commands on MNIST', () => {
     expect(rejected[0]?.attributes['reason']).toBe('invalid_signature');
   }, 120_000);
 });
+
+describe('Kasmina checkpoints', () => {
+  it('a run resumed from a checkpoint taken mid-blend continues exactly like the uninterrupted run', async () => {
+    const settings = { trainingSteps: 120, blendingSteps: 40 };
+    const dir = await mkdtemp(path.join(tmpdir(), 'kasmina-ckpt-'));
+    open.push(() => rm(dir, { recursive: true, force: true }));
+    const weights = (host: HostModel) => host.trainableVariables().map((v) => Array.from(v.dataSync()));
+
+    const straight = await run({ epochs: 2, withKasmina: true, settings, script: (h) => new Script().at(1, () => germinate(h)) });
+    const straightWeights = weights(straight.host);
+    const straightState = (straight.harness as KasminaHarness).kasmina.exportSeedStates();
+
+    // Part 1: one epoch, checkpointed at its end (the seed is BLENDING, alpha mid-ramp).
+    const store = await CheckpointStore.open(dir);
+    open.push(() => store.close());
+    const first = await runOn({ epochs: 1, settings, store, script: (h) => new Script().at(1, () => germinate(h)) });
+    expect(first.harness.kasmina.stageOf('seed-1')).toBe(SeedLifecycleStage.SEED_STAGE_BLENDING);
+    first.harness.kasmina.shutdown();
+    first.dispose();
+    // Part 2: a new process's worth of objects, restored from the checkpoint.
+    const latest = await store.latest();
+    expect(latest?.checkpoint.header.executor).toBeDefined();
+    const second = await runOn({ epochs: 2, settings, store, restore: latest?.checkpoint });
+    expect(second.harness.kasmina.exportSeedStates()).toEqual(straightState);
+    expect(weights(second.host)).toEqual(straightWeights);
+    expect(second.epochs.at(-1)?.validationAccuracy).toBe(straight.epochs.at(-1)?.validationAccuracy);
+    second.dispose();
+  }, 180_000);
+});
+
+/** A Kasmina run on a host with a fixed id (checkpoints name their host), optionally checkpointed and resumed. */
+async function runOn(options: {
+  readonly epochs: number;
+  readonly settings: Parameters<typeof kasminaHarness>[0]['settings'];
+  readonly store: CheckpointStore;
+  readonly script?: (h: KasminaHarness) => Script;
+  readonly restore?: Checkpoint | undefined;
+}): Promise<{ harness: KasminaHarness; host: HostModel; epochs: EpochReport[]; dispose(): void }> {
+  const host = mlpHost({ inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: 5, hostId: 'resumable' });
+  const harness = await kasminaHarness({ host, trainingRunId: RUN, ...(options.settings === undefined ? {} : { settings: options.settings }) });
+  open.push(() => harness.close());
+  const worker = new AsyncWorker({ name: 'kasmina-ckpt' });
+  open.push(() => worker.close().then(() => undefined));
+  const epochs: EpochReport[] = [];
+  const trainer = new Trainer({
+    trainingRunId: RUN,
+    worker,
+    controllerDeadlineMs: 10_000,
+    executorDeadlineMs: 10_000,
+    host,
+    dataset,
+    epochs: options.epochs,
+    batchSize: 64,
+    seed: 3,
+    optimizer: { kind: 'adam', learningRate: 0.002 },
+    telemetry: new MemoryTelemetrySink(),
+    executor: harness.kasmina,
+    ...(options.script === undefined ? {} : { controller: options.script(harness) }),
+    checkpoints: { store: options.store, everySteps: 0 },
+    onEpoch: (r) => epochs.push(r),
+  });
+  if (options.restore !== undefined) await trainer.restore(options.restore);
+  await trainer.run();
+  return {
+    harness,
+    host,
+    epochs,
+    dispose() {
+      trainer.dispose();
+      host.dispose();
+    },
+  };
+}
