@@ -86,7 +86,7 @@ interface Loop {
   readonly applied: AdaptationCommand[];
 }
 
-async function loop(policy: TamiyoPolicy, candidates: readonly BlueprintCandidate[] = [], stepBudgetMs = 50): Promise<Loop> {
+async function loop(policy: TamiyoPolicy, candidates: readonly BlueprintCandidate[] = [], stepBudgetMs = 1_000): Promise<Loop> {
   hostCount += 1;
   const host = mlpHost({ inputShape: dataset.inputShape, hidden: [16, 16], numClasses: dataset.numClasses, seed: 1, hostId: `loop${hostCount}` });
   cleanups.push(() => host.dispose());
@@ -144,9 +144,9 @@ const candidate = (blueprintId: string, bsdsBand?: HazardBand): BlueprintCandida
 });
 
 describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
-  it('makes one controller call per step plus one per epoch, and a slow inference becomes a PAUSE (TIMEOUT_INFERENCE, HIGH) without stalling training', async () => {
-    const policy = new ScriptedPolicy(() => ({ kind: DecisionKind.WAIT }), (call) => (call === 7 ? 40 : 0));
-    const { tamiyo, tamiyoTelemetry, applied } = await loop(policy, [], 5);
+  it('makes one controller call per step plus one per epoch, and a slow inference (150 ms against 50) becomes a PAUSE (TIMEOUT_INFERENCE, HIGH) without stalling training', async () => {
+    const policy = new ScriptedPolicy(() => ({ kind: DecisionKind.WAIT }), (call) => (call === 7 ? 150 : 0));
+    const { tamiyo, tamiyoTelemetry, applied } = await loop(policy, [], 50);
     const stepsPerEpoch = Math.ceil(dataset.train.size / 32);
     expect(policy.calls).toBe(2 * stepsPerEpoch + 2);
     expect(tamiyo.stats().timeouts).toBe(1);
