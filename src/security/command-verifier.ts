@@ -1,6 +1,8 @@
 /**
  * Verifies signed adaptation commands before anything acts on them (spec 01 "Canonical
- * bytes and signing", spec 00 §2 "Command security as a struct").
+ * bytes and signing", spec 00 §2 "Command security as a struct"). The checks are the
+ * shared signed-message checks of `signed-message.ts` (policy updates get the same), with
+ * the command's names for stale and future commands.
  *
  * Checks run in a fixed order; the first failure wins and names a distinct reason:
  *
@@ -30,28 +32,28 @@
  * forgotten only once its command is stale — unless the ledger's cap evicts it earlier
  * (counted, WARNING `nonce_ledger_truncated`) or the wall clock steps back.
  */
-import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import {
   buildTelemetryPacket,
-  decodeMessage,
   ErrorCode,
   EsperError,
-  isEsperError,
   systemClock,
   type Clock,
   type MetricInput,
   type TelemetrySink,
 } from '../core/index.js';
-import {
-  AdaptationCommandSchema,
-  canonicalBytes,
-  signedBytesOfEncoding,
-  TelemetryLevel,
-  type AdaptationCommand,
-} from '../leyline/index.js';
+import { AdaptationCommandSchema, TelemetryLevel, type AdaptationCommand } from '../leyline/index.js';
 import { nonceLedgerMetrics, type NonceLedger, type NonceLedgerSnapshot } from './nonce-ledger.js';
 import { SecurityEvent, SecurityMetric, securityMetricName } from './names.js';
-import { SIGNATURE_BYTES, type HmacSigner } from './signer.js';
+import type { HmacSigner } from './signer.js';
+import {
+  checkSignedMessage,
+  clipEchoed as clip,
+  decodeSignedMessage,
+  replayedNonce,
+  SignedMessageFailure,
+  type SignedMessageProblem,
+  type SignedMessageRules,
+} from './signed-message.js';
 
 /** Why a command was rejected, in verification order. */
 export const RejectionReason = {
@@ -82,9 +84,6 @@ export const DEFAULT_FUTURE_SKEW_MS = 5_000;
 
 /** Default number of latency samples kept for percentiles. */
 export const DEFAULT_LATENCY_WINDOW_SIZE = 1024;
-
-/** Longest attribute value copied from a command into telemetry (input is untrusted). */
-const MAX_ATTRIBUTE_CHARS = 128;
 
 /** Options of {@link CommandVerifier}. */
 export interface CommandVerifierOptions {
@@ -140,15 +139,33 @@ export interface CommandVerifierSnapshot {
 
 type Rejection = { readonly reason: RejectionReason; readonly detail: string };
 
+/** The shared checks' failures under the names commands have always used. */
+const REASON_OF: Readonly<Record<SignedMessageFailure, RejectionReason>> = {
+  [SignedMessageFailure.DECODE_FAILED]: RejectionReason.DECODE_FAILED,
+  [SignedMessageFailure.NON_CANONICAL_ENCODING]: RejectionReason.NON_CANONICAL_ENCODING,
+  [SignedMessageFailure.MISSING_SECURITY]: RejectionReason.MISSING_SECURITY,
+  [SignedMessageFailure.UNKNOWN_KEY_ID]: RejectionReason.UNKNOWN_KEY_ID,
+  [SignedMessageFailure.MISSING_SIGNATURE]: RejectionReason.MISSING_SIGNATURE,
+  [SignedMessageFailure.MALFORMED_SIGNATURE]: RejectionReason.MALFORMED_SIGNATURE,
+  [SignedMessageFailure.INVALID_SIGNATURE]: RejectionReason.INVALID_SIGNATURE,
+  [SignedMessageFailure.MISSING_TIMESTAMP]: RejectionReason.MISSING_TIMESTAMP,
+  [SignedMessageFailure.STALE]: RejectionReason.STALE_COMMAND,
+  [SignedMessageFailure.FUTURE]: RejectionReason.FUTURE_COMMAND,
+  [SignedMessageFailure.MISSING_NONCE]: RejectionReason.MISSING_NONCE,
+  [SignedMessageFailure.NONCE_REPLAYED]: RejectionReason.NONCE_REPLAYED,
+};
+
+function rejectionOf(problem: SignedMessageProblem): Rejection {
+  return { reason: REASON_OF[problem.failure], detail: problem.detail };
+}
+
 /** Verifies signed {@link AdaptationCommand}s (see the module doc for the order). */
 export class CommandVerifier {
-  readonly #signer: HmacSigner;
   readonly #ledger: NonceLedger;
   readonly #sink: TelemetrySink;
   readonly #source: string;
   readonly #clock: Clock;
-  readonly #maxFreshnessWindowMs: number;
-  readonly #futureSkewMs: number;
+  readonly #rules: SignedMessageRules;
   readonly #latencyWindowSize: number;
   /** Ring buffer of the last latency samples. */
   readonly #latenciesMs: number[] = [];
@@ -161,28 +178,27 @@ export class CommandVerifier {
   >;
 
   constructor(options: CommandVerifierOptions) {
-    this.#signer = options.signer;
     this.#ledger = options.ledger;
     this.#sink = options.sink;
     this.#source = options.source;
     this.#clock = options.clock ?? systemClock;
-    this.#maxFreshnessWindowMs = options.maxFreshnessWindowMs ?? DEFAULT_MAX_FRESHNESS_WINDOW_MS;
-    this.#futureSkewMs = options.futureSkewMs ?? DEFAULT_FUTURE_SKEW_MS;
+    const maxFreshnessWindowMs = options.maxFreshnessWindowMs ?? DEFAULT_MAX_FRESHNESS_WINDOW_MS;
+    const futureSkewMs = options.futureSkewMs ?? DEFAULT_FUTURE_SKEW_MS;
     this.#latencyWindowSize = options.latencyWindowSize ?? DEFAULT_LATENCY_WINDOW_SIZE;
 
     if (this.#source.length === 0) invalid('source', 'must not be empty');
-    if (!(Number.isFinite(this.#maxFreshnessWindowMs) && this.#maxFreshnessWindowMs > 0)) {
-      invalid('maxFreshnessWindowMs', `must be > 0, got ${this.#maxFreshnessWindowMs}`);
+    if (!(Number.isFinite(maxFreshnessWindowMs) && maxFreshnessWindowMs > 0)) {
+      invalid('maxFreshnessWindowMs', `must be > 0, got ${maxFreshnessWindowMs}`);
     }
-    if (!(Number.isFinite(this.#futureSkewMs) && this.#futureSkewMs >= 0)) {
-      invalid('futureSkewMs', `must be ≥ 0, got ${this.#futureSkewMs}`);
+    if (!(Number.isFinite(futureSkewMs) && futureSkewMs >= 0)) {
+      invalid('futureSkewMs', `must be ≥ 0, got ${futureSkewMs}`);
     }
     if (!(Number.isSafeInteger(this.#latencyWindowSize) && this.#latencyWindowSize >= 1)) {
       invalid('latencyWindowSize', `must be an integer ≥ 1, got ${this.#latencyWindowSize}`);
     }
     // A command stays acceptable from (now - skew) until issued_at + window; the ledger
     // must remember its nonce at least that long, or a replay after the TTL would pass.
-    const acceptableForMs = this.#maxFreshnessWindowMs + this.#futureSkewMs;
+    const acceptableForMs = maxFreshnessWindowMs + futureSkewMs;
     if (this.#ledger.ttlSeconds * 1000 < acceptableForMs) {
       invalid(
         'ledger',
@@ -190,6 +206,7 @@ export class CommandVerifier {
           `futureSkewMs (${acceptableForMs} ms), so replays could pass after the TTL`,
       );
     }
+    this.#rules = { signer: options.signer, ledger: this.#ledger, clock: this.#clock, maxFreshnessWindowMs, futureSkewMs, noun: 'command' };
   }
 
   /**
@@ -208,24 +225,9 @@ export class CommandVerifier {
    */
   verifyEncoded(bytes: Uint8Array): VerificationResult {
     const startedMs = this.#clock.monotonicMs();
-    let command: AdaptationCommand;
-    try {
-      command = decodeMessage(AdaptationCommandSchema, bytes);
-    } catch (error) {
-      const code = isEsperError(error) ? error.code : 'unexpected';
-      return this.#reject(startedMs, undefined, {
-        reason: RejectionReason.DECODE_FAILED,
-        detail: `${code}: ${error instanceof Error ? error.message : String(error)}`,
-      });
-    }
-    const signed = signedBytesOfEncoding(AdaptationCommandSchema, bytes);
-    if (!signed.ok) {
-      return this.#reject(startedMs, command, {
-        reason: RejectionReason.NON_CANONICAL_ENCODING,
-        detail: signed.problem,
-      });
-    }
-    return this.#finish(startedMs, command, this.#check(command, signed.bytes));
+    const decoded = decodeSignedMessage(AdaptationCommandSchema, bytes);
+    if (!decoded.ok) return this.#reject(startedMs, decoded.message, rejectionOf(decoded.problem));
+    return this.#finish(startedMs, decoded.message, this.#check(decoded.message, decoded.signedBytes));
   }
 
   /**
@@ -284,76 +286,16 @@ export class CommandVerifier {
     ];
   }
 
-  /** `signedBytes`: the received bytes with the signature cut out, when there are any. */
+  /**
+   * The shared signed-message checks, then the nonce registered (last, so a rejected
+   * command never consumes one). `signedBytes`: the received bytes with the signature cut
+   * out, when there are any.
+   */
   #check(command: AdaptationCommand, signedBytes?: Uint8Array): Rejection | undefined {
-    const security = command.security;
-    if (security === undefined) {
-      return { reason: RejectionReason.MISSING_SECURITY, detail: 'command has no security block' };
-    }
-    if (!this.#signer.keyRing.has(security.keyId)) {
-      return {
-        reason: RejectionReason.UNKNOWN_KEY_ID,
-        detail: `key id ${JSON.stringify(clip(security.keyId))} is not in the key ring`,
-      };
-    }
-    const signature = security.signature;
-    if (signature.length === 0) {
-      return { reason: RejectionReason.MISSING_SIGNATURE, detail: 'signature is empty' };
-    }
-    if (signature.length !== SIGNATURE_BYTES) {
-      return {
-        reason: RejectionReason.MALFORMED_SIGNATURE,
-        detail: `signature is ${signature.length} bytes; expected ${SIGNATURE_BYTES}`,
-      };
-    }
-    let signed: Uint8Array;
-    try {
-      signed = signedBytes ?? canonicalBytes(AdaptationCommandSchema, command);
-    } catch (error) {
-      // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
-      return {
-        reason: RejectionReason.INVALID_SIGNATURE,
-        detail: `command cannot be encoded: ${error instanceof Error ? error.message : String(error)}`,
-      };
-    }
-    if (!this.#signer.macMatches(security.keyId, signed, signature)) {
-      return {
-        reason: RejectionReason.INVALID_SIGNATURE,
-        detail: `signature does not match under key ${security.keyId}`,
-      };
-    }
-
-    if (security.issuedAt === undefined) {
-      return { reason: RejectionReason.MISSING_TIMESTAMP, detail: 'security.issued_at is unset' };
-    }
-    const ageMs = this.#clock.wallMs() - timestampMs(security.issuedAt);
-    const windowMs =
-      security.freshnessWindow === undefined
-        ? this.#maxFreshnessWindowMs
-        : Math.min(durationMs(security.freshnessWindow), this.#maxFreshnessWindowMs);
-    if (ageMs > windowMs) {
-      return {
-        reason: RejectionReason.STALE_COMMAND,
-        detail: `issued ${ageMs} ms ago; freshness window is ${windowMs} ms`,
-      };
-    }
-    if (-ageMs > this.#futureSkewMs) {
-      return {
-        reason: RejectionReason.FUTURE_COMMAND,
-        detail: `issued ${-ageMs} ms in the future; tolerated skew is ${this.#futureSkewMs} ms`,
-      };
-    }
-
-    if (security.nonce.length === 0) {
-      return { reason: RejectionReason.MISSING_NONCE, detail: 'security.nonce is empty' };
-    }
-    if (!this.#ledger.register(security.nonce)) {
-      return {
-        reason: RejectionReason.NONCE_REPLAYED,
-        detail: `nonce ${JSON.stringify(clip(security.nonce))} was already seen within the TTL`,
-      };
-    }
-    return undefined;
+    const problem = checkSignedMessage(AdaptationCommandSchema, command, this.#rules, signedBytes);
+    if (problem !== undefined) return rejectionOf(problem);
+    const nonce = (command.security as { nonce: string }).nonce;
+    return this.#ledger.register(nonce) ? undefined : rejectionOf(replayedNonce(nonce));
   }
 
   #finish(
@@ -418,9 +360,6 @@ function invalid(field: string, problem: string): never {
   });
 }
 
-function clip(value: string): string {
-  return value.length <= MAX_ATTRIBUTE_CHARS ? value : `${value.slice(0, MAX_ATTRIBUTE_CHARS)}…`;
-}
 
 /** Nearest-rank percentile of ascending `sorted`; 0 when empty. */
 function percentile(sorted: readonly number[], q: number): number {

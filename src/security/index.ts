@@ -32,3 +32,13 @@ export {
   type ResolvedNonceLedgerOptions,
 } from './nonce-ledger.js';
 export { SecurityEvent, SecurityMetric, securityMetricName } from './names.js';
+export {
+  checkSignedMessage,
+  clipEchoed,
+  decodeSignedMessage,
+  MAX_ECHOED_CHARS,
+  replayedNonce,
+  SignedMessageFailure,
+  type SignedMessageProblem,
+  type SignedMessageRules,
+} from './signed-message.js';

@@ -7,7 +7,7 @@
  * a distinct {@link PolicyUpdateRejection}:
  *
  * 1. (`verifyEncoded` only) `decode_failed`, `non_canonical_encoding`;
- * 2. security, mirroring the command verifier (`src/security/command-verifier.ts`):
+ * 2. security — the shared signed-message checks of `src/security/signed-message.ts`:
  *    `missing_security`, `unknown_key_id`, `missing_signature` / `malformed_signature`,
  *    `invalid_signature`, `missing_timestamp`, `stale_update` / `future_update`
  *    (`security.issued_at` against its freshness window), `missing_nonce`,
@@ -35,33 +35,35 @@
  * calls {@link PolicySlot.swapIfPending} between steps.
  */
 import { create } from '@bufbuild/protobuf';
-import { durationMs, timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import {
   buildTelemetryPacket,
-  decodeMessage,
   ErrorCode,
   EsperError,
-  isEsperError,
   systemClock,
   type Clock,
   type MetricInput,
   type TelemetrySink,
 } from '../core/index.js';
 import {
-  canonicalBytes,
   PolicyArchitectureSchema,
   PolicyUpdateSchema,
-  signedBytesOfEncoding,
   TelemetryLevel,
   type PolicyUpdate,
   type PolicyValidationSummary,
 } from '../leyline/index.js';
 import {
+  checkSignedMessage,
+  clipEchoed as clip,
+  decodeSignedMessage,
   DEFAULT_FUTURE_SKEW_MS,
   DEFAULT_MAX_FRESHNESS_WINDOW_MS,
-  SIGNATURE_BYTES,
+  replayedNonce,
+  SignedMessageFailure,
   type HmacSigner,
   type NonceLedger,
+  type SignedMessageProblem,
+  type SignedMessageRules,
   type SignOptions,
 } from '../security/index.js';
 import type { GnnConfig, TamiyoGnn } from './gnn.js';
@@ -152,9 +154,6 @@ export const PolicyUpdateMetric = {
 /** One of {@link PolicyUpdateMetric}. */
 export type PolicyUpdateMetric = (typeof PolicyUpdateMetric)[keyof typeof PolicyUpdateMetric];
 
-/** Longest attribute value copied from an update into telemetry (input is untrusted). */
-const MAX_ATTRIBUTE_CHARS = 128;
-
 /** Options of {@link PolicyUpdateVerifier}. */
 export interface PolicyUpdateVerifierOptions {
   /** Checks signatures; holds the key ring. */
@@ -202,47 +201,65 @@ export interface PolicyUpdateVerifierSnapshot {
 
 type Rejection = { readonly reason: PolicyUpdateRejection; readonly detail: string };
 
+/** The shared signed-message checks' failures under the update's names. */
+const REASON_OF: Readonly<Record<SignedMessageFailure, PolicyUpdateRejection>> = {
+  [SignedMessageFailure.DECODE_FAILED]: PolicyUpdateRejection.DECODE_FAILED,
+  [SignedMessageFailure.NON_CANONICAL_ENCODING]: PolicyUpdateRejection.NON_CANONICAL_ENCODING,
+  [SignedMessageFailure.MISSING_SECURITY]: PolicyUpdateRejection.MISSING_SECURITY,
+  [SignedMessageFailure.UNKNOWN_KEY_ID]: PolicyUpdateRejection.UNKNOWN_KEY_ID,
+  [SignedMessageFailure.MISSING_SIGNATURE]: PolicyUpdateRejection.MISSING_SIGNATURE,
+  [SignedMessageFailure.MALFORMED_SIGNATURE]: PolicyUpdateRejection.MALFORMED_SIGNATURE,
+  [SignedMessageFailure.INVALID_SIGNATURE]: PolicyUpdateRejection.INVALID_SIGNATURE,
+  [SignedMessageFailure.MISSING_TIMESTAMP]: PolicyUpdateRejection.MISSING_TIMESTAMP,
+  [SignedMessageFailure.STALE]: PolicyUpdateRejection.STALE_UPDATE,
+  [SignedMessageFailure.FUTURE]: PolicyUpdateRejection.FUTURE_UPDATE,
+  [SignedMessageFailure.MISSING_NONCE]: PolicyUpdateRejection.MISSING_NONCE,
+  [SignedMessageFailure.NONCE_REPLAYED]: PolicyUpdateRejection.NONCE_REPLAYED,
+};
+
+function rejectionOf(problem: SignedMessageProblem): Rejection {
+  return { reason: REASON_OF[problem.failure], detail: problem.detail };
+}
+
 /** Verifies signed {@link PolicyUpdate}s (see the module doc for the order). */
 export class PolicyUpdateVerifier {
-  readonly #signer: HmacSigner;
   readonly #ledger: NonceLedger;
   readonly #telemetry: TelemetrySink;
   readonly #clock: Clock;
   readonly #expectedArchitecture: string;
   readonly #expectedConfig: GnnConfig;
-  readonly #maxFreshnessWindowMs: number;
-  readonly #futureSkewMs: number;
+  readonly #rules: SignedMessageRules;
   #acceptedTotal = 0;
   readonly #rejections = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<PolicyUpdateRejection, number>;
 
   constructor(options: PolicyUpdateVerifierOptions) {
-    this.#signer = options.signer;
     this.#ledger = options.ledger;
     this.#telemetry = options.telemetry;
     this.#clock = options.clock ?? systemClock;
-    this.#maxFreshnessWindowMs = options.maxFreshnessWindowMs ?? POLICY_UPDATE_VERIFIER_DEFAULTS.maxFreshnessWindowMs;
-    this.#futureSkewMs = options.futureSkewMs ?? POLICY_UPDATE_VERIFIER_DEFAULTS.futureSkewMs;
+    const maxFreshnessWindowMs = options.maxFreshnessWindowMs ?? POLICY_UPDATE_VERIFIER_DEFAULTS.maxFreshnessWindowMs;
+    const futureSkewMs = options.futureSkewMs ?? POLICY_UPDATE_VERIFIER_DEFAULTS.futureSkewMs;
     this.#expectedArchitecture = options.expectedArchitecture;
     try {
       this.#expectedConfig = configOfArchitecture(options.expectedArchitecture);
     } catch (error) {
       invalidOption('expectedArchitecture', `is not an architecture string (${messageOf(error)})`);
     }
-    if (!(Number.isFinite(this.#maxFreshnessWindowMs) && this.#maxFreshnessWindowMs > 0)) {
-      invalidOption('maxFreshnessWindowMs', `must be > 0, got ${this.#maxFreshnessWindowMs}`);
+    if (!(Number.isFinite(maxFreshnessWindowMs) && maxFreshnessWindowMs > 0)) {
+      invalidOption('maxFreshnessWindowMs', `must be > 0, got ${maxFreshnessWindowMs}`);
     }
-    if (!(Number.isFinite(this.#futureSkewMs) && this.#futureSkewMs >= 0)) {
-      invalidOption('futureSkewMs', `must be ≥ 0, got ${this.#futureSkewMs}`);
+    if (!(Number.isFinite(futureSkewMs) && futureSkewMs >= 0)) {
+      invalidOption('futureSkewMs', `must be ≥ 0, got ${futureSkewMs}`);
     }
     // An update stays acceptable for window + skew; a shorter nonce TTL would let a replay
     // through once its nonce is forgotten.
-    const acceptableForMs = this.#maxFreshnessWindowMs + this.#futureSkewMs;
+    const acceptableForMs = maxFreshnessWindowMs + futureSkewMs;
     if (this.#ledger.ttlSeconds * 1000 < acceptableForMs) {
       invalidOption(
         'ledger',
         `nonce TTL ${this.#ledger.ttlSeconds} s is shorter than maxFreshnessWindowMs + futureSkewMs (${acceptableForMs} ms)`,
       );
     }
+    this.#rules = { signer: options.signer, ledger: this.#ledger, clock: this.#clock, maxFreshnessWindowMs, futureSkewMs, noun: 'update' };
   }
 
   /** The architecture string payloads must carry. */
@@ -265,18 +282,9 @@ export class PolicyUpdateVerifier {
    * update's bytes — even one the decoder would normalise — is rejected.
    */
   verifyEncoded(bytes: Uint8Array, currentVersion: string): PolicyUpdateVerification {
-    let update: PolicyUpdate;
-    try {
-      update = decodeMessage(PolicyUpdateSchema, bytes);
-    } catch (error) {
-      const code = isEsperError(error) ? error.code : 'unexpected';
-      return this.#reject(undefined, { reason: PolicyUpdateRejection.DECODE_FAILED, detail: `${code}: ${messageOf(error)}` });
-    }
-    const signed = signedBytesOfEncoding(PolicyUpdateSchema, bytes);
-    if (!signed.ok) {
-      return this.#reject(update, { reason: PolicyUpdateRejection.NON_CANONICAL_ENCODING, detail: signed.problem });
-    }
-    return this.#verify(update, currentVersion, signed.bytes);
+    const decoded = decodeSignedMessage(PolicyUpdateSchema, bytes);
+    if (!decoded.ok) return this.#reject(decoded.message, rejectionOf(decoded.problem));
+    return this.#verify(decoded.message, currentVersion, decoded.signedBytes);
   }
 
   /** Counters by outcome and reason. */
@@ -302,83 +310,19 @@ export class PolicyUpdateVerifier {
   }
 
   #verify(update: PolicyUpdate, currentVersion: string, signedBytes: Uint8Array | undefined): PolicyUpdateVerification {
-    const security = this.#checkSecurity(update, signedBytes);
-    if (security !== undefined) return this.#reject(update, security);
+    const problem = checkSignedMessage(PolicyUpdateSchema, update, this.#rules, signedBytes);
+    if (problem !== undefined) return this.#reject(update, rejectionOf(problem));
     const content = this.#checkContent(update, currentVersion);
     if ('reason' in content) return this.#reject(update, content);
-    // Registered last: a rejected update never consumes its nonce. `has` was checked in
-    // #checkSecurity and nothing ran in between, so this cannot fail; kept as a guard.
+    // Registered last: a rejected update never consumes its nonce. The shared checks saw it
+    // unseen and nothing ran in between, so this cannot fail; kept as a guard.
     const nonce = (update.security as { nonce: string }).nonce;
     if (!this.#ledger.register(nonce)) {
       content.gnn.dispose();
-      return this.#reject(update, replayed(nonce));
+      return this.#reject(update, rejectionOf(replayedNonce(nonce)));
     }
     this.#acceptedTotal += 1;
     return { ok: true, loaded: content, update };
-  }
-
-  /** Step 2 (see module doc): authenticity, freshness and replay. */
-  #checkSecurity(update: PolicyUpdate, signedBytes: Uint8Array | undefined): Rejection | undefined {
-    const security = update.security;
-    if (security === undefined) {
-      return { reason: PolicyUpdateRejection.MISSING_SECURITY, detail: 'update has no security block' };
-    }
-    if (!this.#signer.keyRing.has(security.keyId)) {
-      return {
-        reason: PolicyUpdateRejection.UNKNOWN_KEY_ID,
-        detail: `key id ${JSON.stringify(clip(security.keyId))} is not in the key ring`,
-      };
-    }
-    const signature = security.signature;
-    if (signature.length === 0) {
-      return { reason: PolicyUpdateRejection.MISSING_SIGNATURE, detail: 'signature is empty' };
-    }
-    if (signature.length !== SIGNATURE_BYTES) {
-      return {
-        reason: PolicyUpdateRejection.MALFORMED_SIGNATURE,
-        detail: `signature is ${signature.length} bytes; expected ${SIGNATURE_BYTES}`,
-      };
-    }
-    let signed: Uint8Array;
-    try {
-      signed = signedBytes ?? canonicalBytes(PolicyUpdateSchema, update);
-    } catch (error) {
-      // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
-      return { reason: PolicyUpdateRejection.INVALID_SIGNATURE, detail: `update cannot be encoded: ${messageOf(error)}` };
-    }
-    if (!this.#signer.macMatches(security.keyId, signed, signature)) {
-      return {
-        reason: PolicyUpdateRejection.INVALID_SIGNATURE,
-        detail: `signature does not match under key ${security.keyId}`,
-      };
-    }
-
-    if (security.issuedAt === undefined) {
-      return { reason: PolicyUpdateRejection.MISSING_TIMESTAMP, detail: 'security.issued_at is unset' };
-    }
-    const ageMs = this.#clock.wallMs() - timestampMs(security.issuedAt);
-    const windowMs =
-      security.freshnessWindow === undefined
-        ? this.#maxFreshnessWindowMs
-        : Math.min(durationMs(security.freshnessWindow), this.#maxFreshnessWindowMs);
-    if (ageMs > windowMs) {
-      return {
-        reason: PolicyUpdateRejection.STALE_UPDATE,
-        detail: `issued ${ageMs} ms ago; freshness window is ${windowMs} ms`,
-      };
-    }
-    if (-ageMs > this.#futureSkewMs) {
-      return {
-        reason: PolicyUpdateRejection.FUTURE_UPDATE,
-        detail: `issued ${-ageMs} ms in the future; tolerated skew is ${this.#futureSkewMs} ms`,
-      };
-    }
-
-    if (security.nonce.length === 0) {
-      return { reason: PolicyUpdateRejection.MISSING_NONCE, detail: 'security.nonce is empty' };
-    }
-    if (this.#ledger.has(security.nonce)) return replayed(security.nonce);
-    return undefined;
   }
 
   /** Step 3: architecture, version, checksum, payload, validation. Returns the loaded policy. */
@@ -478,12 +422,6 @@ export class PolicyUpdateVerifier {
   }
 }
 
-function replayed(nonce: string): Rejection {
-  return {
-    reason: PolicyUpdateRejection.NONCE_REPLAYED,
-    detail: `nonce ${JSON.stringify(clip(nonce))} was already seen within the TTL`,
-  };
-}
 
 /** Why a validation summary failed, or undefined when it is absent or passed. */
 function failedValidation(summary: PolicyValidationSummary | undefined): string | undefined {
@@ -731,6 +669,3 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function clip(value: string): string {
-  return value.length <= MAX_ATTRIBUTE_CHARS ? value : `${value.slice(0, MAX_ATTRIBUTE_CHARS)}…`;
-}

@@ -1,0 +1,141 @@
+/**
+ * The checks every signed Leyline message gets before anything acts on it — adaptation
+ * commands (`CommandVerifier`), policy updates (Tamiyo's `PolicyUpdateVerifier`) — in one
+ * fixed order, the first failure winning:
+ *
+ * 1. (encoded input only) `decode_failed` — the bytes do not decode strictly;
+ *    `non_canonical_encoding` — the security block or its signature occurs more than once;
+ * 2. `missing_security`; `unknown_key_id`; `missing_signature` / `malformed_signature` (not
+ *    32 bytes); `invalid_signature` (constant-time compare, over the received bytes with the
+ *    signature cut out when there are any, else over the canonical bytes);
+ * 3. `missing_timestamp`; `stale` / `future` (`security.issued_at` against the message's
+ *    freshness window, capped, and the tolerated clock skew);
+ * 4. `missing_nonce`; `nonce_replayed` (checked, not registered: the caller registers the
+ *    nonce once its own checks passed too, so a rejected message never consumes one).
+ */
+import type { MessageShape } from '@bufbuild/protobuf';
+import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
+import { decodeMessage, isEsperError, type Clock } from '../core/index.js';
+import { canonicalBytes, signedBytesOfEncoding, type SignedMessage, type SignedMessageSchema } from '../leyline/index.js';
+import type { NonceLedger } from './nonce-ledger.js';
+import { SIGNATURE_BYTES, type HmacSigner } from './signer.js';
+
+/** Why a signed message failed the shared checks. */
+export const SignedMessageFailure = {
+  DECODE_FAILED: 'decode_failed',
+  NON_CANONICAL_ENCODING: 'non_canonical_encoding',
+  MISSING_SECURITY: 'missing_security',
+  UNKNOWN_KEY_ID: 'unknown_key_id',
+  MISSING_SIGNATURE: 'missing_signature',
+  MALFORMED_SIGNATURE: 'malformed_signature',
+  INVALID_SIGNATURE: 'invalid_signature',
+  MISSING_TIMESTAMP: 'missing_timestamp',
+  STALE: 'stale',
+  FUTURE: 'future',
+  MISSING_NONCE: 'missing_nonce',
+  NONCE_REPLAYED: 'nonce_replayed',
+} as const;
+
+/** One of the {@link SignedMessageFailure} values. */
+export type SignedMessageFailure = (typeof SignedMessageFailure)[keyof typeof SignedMessageFailure];
+
+/** A failed check: its reason and a human-readable detail. */
+export interface SignedMessageProblem {
+  readonly failure: SignedMessageFailure;
+  readonly detail: string;
+}
+
+/** What the checks need besides the message. */
+export interface SignedMessageRules {
+  readonly signer: HmacSigner;
+  readonly ledger: NonceLedger;
+  readonly clock: Clock;
+  /** Cap on the message's own freshness window, ms. */
+  readonly maxFreshnessWindowMs: number;
+  /** How far in the future `issued_at` may be, ms. */
+  readonly futureSkewMs: number;
+  /** What the message is, for details ("command", "update"). */
+  readonly noun: string;
+}
+
+/** Longest identifier echoed into a detail or a telemetry attribute. */
+export const MAX_ECHOED_CHARS = 128;
+
+/** `value`, cut to {@link MAX_ECHOED_CHARS} characters. */
+export function clipEchoed(value: string): string {
+  return value.length <= MAX_ECHOED_CHARS ? value : `${value.slice(0, MAX_ECHOED_CHARS)}…`;
+}
+
+/** The problem of a replayed nonce (also what a caller reports when registering fails). */
+export function replayedNonce(nonce: string): SignedMessageProblem {
+  return { failure: SignedMessageFailure.NONCE_REPLAYED, detail: `nonce ${JSON.stringify(clipEchoed(nonce))} was already seen within the TTL` };
+}
+
+/**
+ * Decodes `bytes` strictly and cuts the signature out of them (step 1). On success the
+ * decoded message and the bytes the MAC covers; on failure the problem, with the message
+ * when it decoded.
+ */
+export function decodeSignedMessage<Desc extends SignedMessageSchema>(
+  schema: Desc,
+  bytes: Uint8Array,
+):
+  | { readonly ok: true; readonly message: MessageShape<Desc>; readonly signedBytes: Uint8Array }
+  | { readonly ok: false; readonly message?: MessageShape<Desc>; readonly problem: SignedMessageProblem } {
+  let message: MessageShape<Desc>;
+  try {
+    message = decodeMessage(schema, bytes);
+  } catch (error) {
+    const code = isEsperError(error) ? error.code : 'unexpected';
+    return { ok: false, problem: { failure: SignedMessageFailure.DECODE_FAILED, detail: `${code}: ${error instanceof Error ? error.message : String(error)}` } };
+  }
+  const signed = signedBytesOfEncoding(schema, bytes);
+  if (!signed.ok) return { ok: false, message, problem: { failure: SignedMessageFailure.NON_CANONICAL_ENCODING, detail: signed.problem } };
+  return { ok: true, message, signedBytes: signed.bytes };
+}
+
+/**
+ * Steps 2–4 on a decoded message. `signedBytes`: the received bytes with the signature cut
+ * out, when the caller has them. Returns the first problem, or undefined when every check
+ * passed (the nonce is then unseen but not yet registered).
+ */
+export function checkSignedMessage<Desc extends SignedMessageSchema>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+  rules: SignedMessageRules,
+  signedBytes?: Uint8Array,
+): SignedMessageProblem | undefined {
+  const security = (message as SignedMessage).security;
+  if (security === undefined) return { failure: SignedMessageFailure.MISSING_SECURITY, detail: `${rules.noun} has no security block` };
+  if (!rules.signer.keyRing.has(security.keyId)) {
+    return { failure: SignedMessageFailure.UNKNOWN_KEY_ID, detail: `key id ${JSON.stringify(clipEchoed(security.keyId))} is not in the key ring` };
+  }
+  const signature = security.signature;
+  if (signature.length === 0) return { failure: SignedMessageFailure.MISSING_SIGNATURE, detail: 'signature is empty' };
+  if (signature.length !== SIGNATURE_BYTES) {
+    return { failure: SignedMessageFailure.MALFORMED_SIGNATURE, detail: `signature is ${signature.length} bytes; expected ${SIGNATURE_BYTES}` };
+  }
+  let signed: Uint8Array;
+  try {
+    signed = signedBytes ?? canonicalBytes(schema, message);
+  } catch (error) {
+    // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
+    return { failure: SignedMessageFailure.INVALID_SIGNATURE, detail: `${rules.noun} cannot be encoded: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  if (!rules.signer.macMatches(security.keyId, signed, signature)) {
+    return { failure: SignedMessageFailure.INVALID_SIGNATURE, detail: `signature does not match under key ${security.keyId}` };
+  }
+
+  if (security.issuedAt === undefined) return { failure: SignedMessageFailure.MISSING_TIMESTAMP, detail: 'security.issued_at is unset' };
+  const ageMs = rules.clock.wallMs() - timestampMs(security.issuedAt);
+  const windowMs =
+    security.freshnessWindow === undefined ? rules.maxFreshnessWindowMs : Math.min(durationMs(security.freshnessWindow), rules.maxFreshnessWindowMs);
+  if (ageMs > windowMs) return { failure: SignedMessageFailure.STALE, detail: `issued ${ageMs} ms ago; freshness window is ${windowMs} ms` };
+  if (-ageMs > rules.futureSkewMs) {
+    return { failure: SignedMessageFailure.FUTURE, detail: `issued ${-ageMs} ms in the future; tolerated skew is ${rules.futureSkewMs} ms` };
+  }
+
+  if (security.nonce.length === 0) return { failure: SignedMessageFailure.MISSING_NONCE, detail: 'security.nonce is empty' };
+  if (rules.ledger.has(security.nonce)) return replayedNonce(security.nonce);
+  return undefined;
+}
