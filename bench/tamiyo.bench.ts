@@ -68,18 +68,18 @@ import {
   GraphBuilder,
   HeuristicPolicy,
   NODE_TYPES,
+  decisionOfOutput,
   PolicyAction,
+  proposalOfOutput,
   RISK_THRESHOLD_DEFAULTS,
   RiskEngine,
   TamiyoGnn,
   type BlueprintCandidate,
   type BlueprintRiskInfo,
-  type GnnOutput,
   type NodeType,
   type PolicyContext,
   type PolicyDecision,
   type PolicyGraph,
-  type PolicyProposal,
   type ProposedDecision,
   type RiskInputs,
 } from '../src/tamiyo/index.js';
@@ -432,50 +432,6 @@ const riskInfoOf = (candidate: BlueprintCandidate): BlueprintRiskInfo => ({
   risk: candidate.descriptor.risk,
 });
 
-/** The decoded decision as a proposal; mirrors `GnnPolicy.propose` (src/tamiyo/gnn-policy.ts, not exported yet). */
-function proposalOf(decision: PolicyDecision, output: GnnOutput, proposed: ProposedDecision): PolicyProposal {
-  return {
-    decision: proposed,
-    policyVersion: POLICY_VERSION,
-    actionId: proposed.kind === DecisionKind.GERMINATE ? PolicyAction.GERMINATE : decision.actionIndex,
-    valueEstimate: decision.value,
-    riskIndex: decision.riskIndex,
-    blendingIndex: decision.blendIndex,
-    blendMode: decision.blendMode,
-    blendLogits: Array.from(output.blendLogits),
-    schedule: { start: decision.scheduleStart, end: decision.scheduleEnd },
-    ...(decision.siteIndex === undefined ? {} : { seedScore: output.siteScores[decision.siteIndex] ?? 0 }),
-    ...(decision.blueprintIndex === undefined ? {} : { blueprintScore: output.blueprintScores[decision.blueprintIndex] ?? 0 }),
-  };
-}
-
-/** The decoded action as a decision, as `GnnPolicy` maps it. */
-function decodedDecision(decision: PolicyDecision, graph: PolicyGraph, seedNumber: number): ProposedDecision {
-  const risk = { policyRiskScore: decision.riskProbability };
-  switch (decision.action) {
-    case PolicyAction.GERMINATE: {
-      const siteId = decision.siteIndex === undefined ? undefined : graph.nodes.site.ids[decision.siteIndex];
-      const blueprintId = decision.blueprintIndex === undefined ? undefined : graph.nodes.blueprint.ids[decision.blueprintIndex];
-      if (siteId === undefined || blueprintId === undefined) return { kind: DecisionKind.WAIT, ...risk };
-      return { kind: DecisionKind.GERMINATE, siteId, blueprintId, seedId: `${siteId}#g${seedNumber}`, ...risk };
-    }
-    case PolicyAction.CULL: {
-      const seedId = decision.seedIndex === undefined ? undefined : graph.nodes.seed.ids[decision.seedIndex];
-      return seedId === undefined ? { kind: DecisionKind.WAIT, ...risk } : { kind: DecisionKind.CULL, seedId, ...risk };
-    }
-    case PolicyAction.OPTIMIZER:
-      return { kind: DecisionKind.OPTIMIZER, paramDelta: decision.paramDelta, ...risk };
-    case PolicyAction.PAUSE:
-      return { kind: DecisionKind.PAUSE, ...risk };
-    case PolicyAction.BREAKER_OPEN:
-      return { kind: DecisionKind.BREAKER_OPEN, ...risk };
-    case PolicyAction.BREAKER_CLOSE:
-      return { kind: DecisionKind.BREAKER_CLOSE, ...risk };
-    default:
-      return { kind: DecisionKind.WAIT, ...risk };
-  }
-}
-
 /**
  * A GERMINATE at the decoded best site with the best-scoring candidate that fits it and
  * that the risk engine would not hold (risk below `blueprintElevatedRisk`, not quarantined).
@@ -517,8 +473,10 @@ function decide(
   const graph = builder.build({ packet: scenario.packet, host: scenario.host, blueprints: scenario.candidates });
   const output = gnn.forward(graph);
   const decision = decodeOutput(output);
-  const proposed = forceGerminate ? forcedGerminate(decision, output.blueprintScores, scenario, seedNumber) : decodedDecision(decision, graph, seedNumber);
-  const proposal = proposalOf(decision, output, proposed);
+  const proposed = forceGerminate
+    ? forcedGerminate(decision, output.blueprintScores, scenario, seedNumber)
+    : decisionOfOutput(decision, graph, (siteId) => `${siteId}#g${seedNumber}`);
+  const proposal = proposalOfOutput(decision, output, proposed, POLICY_VERSION);
   const assessed = assessCoverage(graph.coverage);
   const candidate = scenario.candidates.find((c) => c.descriptor.blueprintId === proposed.blueprintId);
   const inputs: RiskInputs = {

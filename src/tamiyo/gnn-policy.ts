@@ -4,15 +4,17 @@
  * head's prior, reference §7.2), so a fresh policy is safe; whatever it proposes still goes
  * through the risk engine.
  *
- * The network is held in a slot so a validated policy update can replace it between
- * decisions (`replace`); the old network is disposed.
+ * The network lives in a {@link PolicySlot}: a verified policy update is staged there
+ * (`stage`) and goes live at the start of the next proposal, never inside one; the network
+ * it replaces is disposed.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
-import type { BlendMode } from '../leyline/index.js';
-import { decodeOutput, PolicyAction, type PolicyDecision, type TamiyoGnn } from './gnn.js';
+import { decodeOutput, PolicyAction, type GnnOutput, type PolicyDecision, type TamiyoGnn } from './gnn.js';
 import type { GraphBuilder } from './graph-builder.js';
 import type { FeatureCoverage, PolicyGraph } from './graph-types.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
+import { PolicySlot, type PolicySlotOptions } from './policy-updates.js';
+import type { LoadedPolicy } from './policy-weights.js';
 import { DecisionKind, type ProposedDecision } from './risk-engine.js';
 
 /** Options of {@link GnnPolicy}. */
@@ -21,32 +23,79 @@ export interface GnnPolicyOptions {
   readonly builder: GraphBuilder;
   /** Version stamped on proposals (replaced by policy updates). */
   readonly version: string;
+  /** Telemetry of the swaps (`policy_update_applied`). */
+  readonly slot?: PolicySlotOptions;
+}
+
+/**
+ * The decoded action as a Tamiyo decision: a germinate needs a scored site and blueprint
+ * (`seedIdFor(siteId)` names the new seed), a cull a scored seed; anything unusable is WAIT.
+ */
+export function decisionOfOutput(decoded: PolicyDecision, graph: PolicyGraph, seedIdFor: (siteId: string) => string): ProposedDecision {
+  const risk = { policyRiskScore: decoded.riskProbability };
+  switch (decoded.action) {
+    case PolicyAction.GERMINATE: {
+      const siteId = decoded.siteIndex === undefined ? undefined : graph.nodes.site.ids[decoded.siteIndex];
+      const blueprintId = decoded.blueprintIndex === undefined ? undefined : graph.nodes.blueprint.ids[decoded.blueprintIndex];
+      if (siteId === undefined || blueprintId === undefined) return { kind: DecisionKind.WAIT, ...risk };
+      return { kind: DecisionKind.GERMINATE, siteId, blueprintId, seedId: seedIdFor(siteId), ...risk };
+    }
+    case PolicyAction.CULL: {
+      const seedId = decoded.seedIndex === undefined ? undefined : graph.nodes.seed.ids[decoded.seedIndex];
+      return seedId === undefined ? { kind: DecisionKind.WAIT, ...risk } : { kind: DecisionKind.CULL, seedId, ...risk };
+    }
+    case PolicyAction.OPTIMIZER:
+      return { kind: DecisionKind.OPTIMIZER, paramDelta: decoded.paramDelta, ...risk };
+    case PolicyAction.PAUSE:
+      return { kind: DecisionKind.PAUSE, ...risk };
+    case PolicyAction.BREAKER_OPEN:
+      return { kind: DecisionKind.BREAKER_OPEN, ...risk };
+    case PolicyAction.BREAKER_CLOSE:
+      return { kind: DecisionKind.BREAKER_CLOSE, ...risk };
+    default:
+      return { kind: DecisionKind.WAIT, ...risk };
+  }
+}
+
+/** A proposal carrying `decision` and what the network's heads said about it. */
+export function proposalOfOutput(decoded: PolicyDecision, output: GnnOutput, decision: ProposedDecision, policyVersion: string): PolicyProposal {
+  return {
+    decision,
+    policyVersion,
+    actionId: decision.kind === DecisionKind.GERMINATE ? PolicyAction.GERMINATE : decoded.actionIndex,
+    valueEstimate: decoded.value,
+    riskIndex: decoded.riskIndex,
+    blendingIndex: decoded.blendIndex,
+    blendMode: decoded.blendMode,
+    blendLogits: Array.from(output.blendLogits),
+    schedule: { start: decoded.scheduleStart, end: decoded.scheduleEnd },
+    ...(decoded.siteIndex === undefined ? {} : { seedScore: output.siteScores[decoded.siteIndex] ?? 0 }),
+    ...(decoded.blueprintIndex === undefined ? {} : { blueprintScore: output.blueprintScores[decoded.blueprintIndex] ?? 0 }),
+  };
 }
 
 /** Tamiyo's GNN as a {@link TamiyoPolicy}. */
 export class GnnPolicy implements TamiyoPolicy {
   readonly name = 'gnn';
   readonly #builder: GraphBuilder;
-  #gnn: TamiyoGnn;
-  #version: string;
+  readonly #slot: PolicySlot;
   #lastCoverage: FeatureCoverage | undefined;
   #lastDecision: PolicyDecision | undefined;
   #germinations = 0;
 
   constructor(options: GnnPolicyOptions) {
     if (options.version.trim().length === 0) throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'a GNN policy needs a version');
-    this.#gnn = options.gnn;
+    this.#slot = new PolicySlot({ gnn: options.gnn, version: options.version }, options.slot);
     this.#builder = options.builder;
-    this.#version = options.version;
   }
 
   get version(): string {
-    return this.#version;
+    return this.#slot.current.version;
   }
 
   /** The live network. */
   get gnn(): TamiyoGnn {
-    return this.#gnn;
+    return this.#slot.current.gnn;
   }
 
   /** Coverage of the last graph built (Tamiyo exports it as `tamiyo.gnn.feature_coverage*`). */
@@ -54,63 +103,34 @@ export class GnnPolicy implements TamiyoPolicy {
     return this.#lastCoverage;
   }
 
-  /** Swaps in a new network (validated by the caller) and disposes the old one. */
-  replace(gnn: TamiyoGnn, version: string): void {
-    const old = this.#gnn;
-    this.#gnn = gnn;
-    this.#version = version;
-    if (old !== gnn) old.dispose();
+  /**
+   * Stages a verified policy (taking ownership of its network); it goes live at the start
+   * of the next proposal. A newer stage replaces (and frees) an older pending one.
+   */
+  stage(loaded: Pick<LoadedPolicy, 'gnn' | 'version'>): void {
+    this.#slot.stage(loaded);
   }
 
   propose(context: PolicyContext): PolicyProposal {
+    this.#slot.swapIfPending();
     const graph = this.#builder.build({ packet: context.packet, host: context.host, blueprints: context.candidates });
     this.#lastCoverage = graph.coverage;
-    const output = this.#gnn.forward(graph);
-    const decision = decodeOutput(output);
-    this.#lastDecision = decision;
-    return {
-      decision: this.#decisionOf(decision, graph),
-      policyVersion: this.#version,
-      actionId: decision.actionIndex,
-      valueEstimate: decision.value,
-      riskIndex: decision.riskIndex,
-      blendingIndex: decision.blendIndex,
-      blendMode: decision.blendMode as BlendMode,
-      blendLogits: Array.from(output.blendLogits),
-      schedule: { start: decision.scheduleStart, end: decision.scheduleEnd },
-      ...(decision.siteIndex === undefined ? {} : { seedScore: output.siteScores[decision.siteIndex] ?? 0 }),
-      ...(decision.blueprintIndex === undefined ? {} : { blueprintScore: output.blueprintScores[decision.blueprintIndex] ?? 0 }),
-    };
+    const output = this.gnn.forward(graph);
+    const decoded = decodeOutput(output);
+    this.#lastDecision = decoded;
+    const decision = decisionOfOutput(decoded, graph, (siteId) => {
+      this.#germinations += 1;
+      return `${siteId}#g${this.#germinations}`;
+    });
+    return proposalOfOutput(decoded, output, decision, this.version);
   }
 
   snapshot(): unknown {
-    return { version: this.#version, parameters: this.#gnn.parameterCount, lastAction: this.#lastDecision?.action, germinations: this.#germinations };
+    return { version: this.version, parameters: this.gnn.parameterCount, lastAction: this.#lastDecision?.action, germinations: this.#germinations };
   }
 
-  #decisionOf(decision: PolicyDecision, graph: PolicyGraph): ProposedDecision {
-    const risk = { policyRiskScore: decision.riskProbability };
-    switch (decision.action) {
-      case PolicyAction.GERMINATE: {
-        const siteId = decision.siteIndex === undefined ? undefined : graph.nodes.site.ids[decision.siteIndex];
-        const blueprintId = decision.blueprintIndex === undefined ? undefined : graph.nodes.blueprint.ids[decision.blueprintIndex];
-        if (siteId === undefined || blueprintId === undefined) return { kind: DecisionKind.WAIT, ...risk };
-        this.#germinations += 1;
-        return { kind: DecisionKind.GERMINATE, siteId, blueprintId, seedId: `${siteId}#g${this.#germinations}`, ...risk };
-      }
-      case PolicyAction.CULL: {
-        const seedId = decision.seedIndex === undefined ? undefined : graph.nodes.seed.ids[decision.seedIndex];
-        return seedId === undefined ? { kind: DecisionKind.WAIT, ...risk } : { kind: DecisionKind.CULL, seedId, ...risk };
-      }
-      case PolicyAction.OPTIMIZER:
-        return { kind: DecisionKind.OPTIMIZER, paramDelta: decision.paramDelta, ...risk };
-      case PolicyAction.PAUSE:
-        return { kind: DecisionKind.PAUSE, ...risk };
-      case PolicyAction.BREAKER_OPEN:
-        return { kind: DecisionKind.BREAKER_OPEN, ...risk };
-      case PolicyAction.BREAKER_CLOSE:
-        return { kind: DecisionKind.BREAKER_CLOSE, ...risk };
-      default:
-        return { kind: DecisionKind.WAIT, ...risk };
-    }
+  /** Frees the live network and any staged one. */
+  dispose(): void {
+    this.#slot.dispose();
   }
 }

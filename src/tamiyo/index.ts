@@ -124,7 +124,7 @@ export {
   type HeuristicPolicySnapshot,
 } from './heuristic-policy.js';
 export { BREAKER_RATIONALE, COMMAND_VERSION, CommandBuilder, type CommandBuilderOptions } from './command-builder.js';
-export { GnnPolicy, type GnnPolicyOptions } from './gnn-policy.js';
+export { decisionOfOutput, GnnPolicy, proposalOfOutput, type GnnPolicyOptions } from './gnn-policy.js';
 export {
   TAMIYO_SOURCE,
   TamiyoService,

@@ -1,16 +1,15 @@
 /**
  * Receives `PolicyUpdate`s from Oona's policy stream (what Simic publishes), verifies each
  * with the {@link PolicyUpdateVerifier} (signature, freshness, nonce, architecture,
- * version, checksum, payload) and stages the new network on the {@link TamiyoService}: it
- * goes live at the start of the next decision, and the network it replaces is disposed
- * then. A rejected update is the verifier's `policy_update_rejected` telemetry and changes
+ * version, checksum, payload) and stages the new network on the service's live
+ * {@link GnnPolicy}: it goes live at the start of the next decision, and the network it
+ * replaces is disposed then. A rejected update is the verifier's `policy_update_rejected` telemetry and changes
  * nothing; the delivery is acknowledged (retrying a forged or stale update cannot help).
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 import { BusMessageType, type PolicyUpdate } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { GnnPolicy } from './gnn-policy.js';
-import type { GraphBuilder } from './graph-builder.js';
 import type { PolicyUpdateVerifier } from './policy-updates.js';
 import type { TamiyoService } from './service.js';
 
@@ -19,8 +18,6 @@ export interface PolicyUpdateListenerOptions {
   readonly bus: Bus;
   readonly service: TamiyoService;
   readonly verifier: PolicyUpdateVerifier;
-  /** The graph builder the new policy keeps using (normaliser state carries over). */
-  readonly builder: GraphBuilder;
   /** Consumer group; each Tamiyo instance of a run needs every update. */
   readonly group: string;
   /** @default 'tamiyo' */
@@ -73,12 +70,7 @@ export class PolicyUpdateListener {
       this.#rejected += 1;
       return false;
     }
-    const next = new GnnPolicy({ gnn: result.loaded.gnn, builder: this.#options.builder, version: result.loaded.version });
-    service.stagePolicy(
-      next,
-      () => live.gnn.dispose(),
-      () => next.gnn.dispose(),
-    );
+    live.stage(result.loaded);
     this.#staged += 1;
     return true;
   }

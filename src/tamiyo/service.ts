@@ -11,8 +11,8 @@
  * event. A controller that hangs is Tolaria's deadline's business (`tamiyo_timeout`):
  * training never waits on Tamiyo.
  *
- * Policy hot swap: `stagePolicy` keeps one validated replacement; it goes live at the
- * start of the next decision, never inside one.
+ * Policy hot swap is the policy's (the GNN policy stages verified updates in its slot and
+ * swaps at the start of its next proposal).
  */
 import {
   buildTelemetryPacket,
@@ -90,7 +90,6 @@ export interface TamiyoStats {
   readonly decisions: number;
   readonly commands: number;
   readonly timeouts: number;
-  readonly policySwaps: number;
   readonly fieldReports: number;
   readonly lastLatencyMs: number;
   readonly latencyMsSum: number;
@@ -100,11 +99,10 @@ export interface TamiyoStats {
 export class TamiyoService implements Controller {
   readonly #options: TamiyoServiceOptions;
   readonly #clock: Clock;
-  #policy: TamiyoPolicy;
-  #pending: { readonly policy: TamiyoPolicy; readonly onLive?: () => void; readonly onDiscard?: () => void } | undefined;
+  readonly #policy: TamiyoPolicy;
   readonly #decisions: TamiyoDecisionRecord[] = [];
   #lastLoss: number | undefined;
-  #stats = { decisions: 0, commands: 0, timeouts: 0, policySwaps: 0, fieldReports: 0, lastLatencyMs: 0, latencyMsSum: 0 };
+  #stats = { decisions: 0, commands: 0, timeouts: 0, fieldReports: 0, lastLatencyMs: 0, latencyMsSum: 0 };
 
   constructor(options: TamiyoServiceOptions) {
     this.#options = options;
@@ -124,16 +122,6 @@ export class TamiyoService implements Controller {
 
   stats(): TamiyoStats {
     return { ...this.#stats };
-  }
-
-  /**
-   * Stages a validated replacement policy; it becomes live at the start of the next
-   * decision (`onLive` runs then). A newer stage replaces an older pending one, whose
-   * `onDiscard` runs (free its resources there).
-   */
-  stagePolicy(policy: TamiyoPolicy, onLive?: () => void, onDiscard?: () => void): void {
-    this.#pending?.onDiscard?.();
-    this.#pending = { policy, ...(onLive === undefined ? {} : { onLive }), ...(onDiscard === undefined ? {} : { onDiscard }) };
   }
 
   evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
@@ -157,7 +145,6 @@ export class TamiyoService implements Controller {
   }
 
   #decide(packet: SystemStatePacket, epochBoundary: boolean): AdaptationCommand | undefined {
-    this.#swapIfPending();
     const started = this.#clock.monotonicMs();
     const proposal = this.#policy.propose({ packet, host: this.#options.host, candidates: this.#options.candidates, epochBoundary });
     const latencyMs = this.#clock.monotonicMs() - started;
@@ -187,15 +174,6 @@ export class TamiyoService implements Controller {
     if (proposal.decision.kind !== DecisionKind.WAIT || timedOut) this.#record(packet, epochBoundary, proposal, verdict, timedOut, latencyMs, command);
     this.#emit(packet, proposal, verdict, latencyMs, coverage);
     return command;
-  }
-
-  #swapIfPending(): void {
-    const pending = this.#pending;
-    if (pending === undefined) return;
-    this.#pending = undefined;
-    this.#policy = pending.policy;
-    this.#stats.policySwaps += 1;
-    pending.onLive?.();
   }
 
   #blueprintInfo(proposal: PolicyProposal): BlueprintRiskInfo | undefined {

@@ -227,7 +227,7 @@ describe('Tamiyo risk and policy updates', () => {
     const live = new GnnPolicy({ gnn: new TamiyoGnn(config, seededRng(1)), builder, version: 'v1' });
     const telemetry = new MemoryTelemetrySink();
     const tamiyo = service(live, telemetry);
-    cleanups.push(() => (tamiyo.policy as GnnPolicy).gnn.dispose());
+    cleanups.push(() => live.dispose());
     const clock = new FakeClock({ wallMs: Date.now() });
     const signer = new HmacSigner(RING, { clock });
     const verifier = new PolicyUpdateVerifier({ signer, ledger: new NonceLedger({ clock }), telemetry, clock, expectedArchitecture: architectureOf(config) });
@@ -251,7 +251,7 @@ describe('Tamiyo risk and policy updates', () => {
     expect(accepted.ok).toBe(true);
     if (!accepted.ok) return;
     const old = live.gnn;
-    tamiyo.stagePolicy(new GnnPolicy({ gnn: accepted.loaded.gnn, builder, version: accepted.loaded.version }), () => old.dispose());
+    live.stage(accepted.loaded);
     expect(tamiyo.policy.version).toBe('v1');
     await tamiyo.evaluateStep(packet(1, 0), { signal: new AbortController().signal });
     expect(tamiyo.policy.version).toBe('v2');
@@ -264,12 +264,12 @@ describe('Tamiyo risk and policy updates', () => {
     const live = new GnnPolicy({ gnn: new TamiyoGnn(config, seededRng(1)), builder, version: 'v1' });
     const telemetry = new MemoryTelemetrySink();
     const tamiyo = service(live, telemetry);
-    cleanups.push(() => (tamiyo.policy as GnnPolicy).gnn.dispose());
+    cleanups.push(() => live.dispose());
     const signer = new HmacSigner(RING);
     const verifier = new PolicyUpdateVerifier({ signer, ledger: new NonceLedger(), telemetry, expectedArchitecture: architectureOf(config) });
     const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
     cleanups.push(() => bus.close());
-    const listener = new PolicyUpdateListener({ bus, service: tamiyo, verifier, builder, group: 'tamiyo-run-loop' });
+    const listener = new PolicyUpdateListener({ bus, service: tamiyo, verifier, group: 'tamiyo-run-loop' });
     await listener.start();
     cleanups.push(() => listener.stop());
 
@@ -284,8 +284,9 @@ describe('Tamiyo risk and policy updates', () => {
     expect(listener.stats()).toEqual({ received: 2, staged: 1, rejected: 1 });
     expect(telemetry.events('policy_update_rejected')[0]?.attributes['reason']).toBe('invalid_signature');
     expect(tamiyo.policy.version).toBe('v1');
+    const old = live.gnn;
     await tamiyo.evaluateStep(packet(1, 0), { signal: new AbortController().signal });
     expect(tamiyo.policy.version).toBe('v2');
-    expect(live.gnn.disposed).toBe(true);
+    expect(old.disposed).toBe(true);
   });
 });
