@@ -28,7 +28,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { create } from '@bufbuild/protobuf';
 import { AsyncWorker, ErrorCode, EsperError, MemoryTelemetrySink, systemClock } from '../src/core/index.js';
@@ -60,6 +59,9 @@ import {
   type ValidationResult,
 } from '../src/tolaria/index.js';
 import { UrzaLibrary } from '../src/urza/index.js';
+import { quantile, recordGc, type GcPauses } from './stats.js';
+
+export type { GcPauses } from './stats.js';
 
 const BATCH = 64;
 const INPUT_SIZE = 784;
@@ -143,11 +145,6 @@ function invalid(field: string, expected: string, value: unknown): EsperError {
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
-function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
-}
 const median = (values: readonly number[]): number => quantile(values, 0.5);
 
 /** p50 / p90 / p99 / max of microsecond samples. */
@@ -169,29 +166,6 @@ function latencyUs(samplesMs: readonly number[]): LatencyUs {
   };
 }
 
-/** Garbage-collection pauses observed while a series ran (they explain part of the tail). */
-export interface GcPauses {
-  readonly count: number;
-  readonly totalMs: number;
-  readonly maxMs: number;
-}
-
-/** Starts recording GC pauses; `stop()` ends it and sums them. */
-function recordGc(): { stop(): Promise<GcPauses> } {
-  const entries: PerformanceEntry[] = [];
-  const observer = new PerformanceObserver((list) => entries.push(...list.getEntries()));
-  observer.observe({ entryTypes: ['gc'] });
-  return {
-    async stop() {
-      // GC entries are delivered on a later macrotask, not through takeRecords().
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      entries.push(...observer.takeRecords());
-      observer.disconnect();
-      const durations = entries.map((e) => e.duration);
-      return { count: durations.length, totalMs: round(durations.reduce((a, b) => a + b, 0)), maxMs: round(Math.max(0, ...durations)) };
-    },
-  };
-}
 
 // ---------------------------------------------------------------- fixture
 

@@ -32,7 +32,6 @@
  * times by whole scheduler slices, CPU time is what the operation cost.
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { create } from '@bufbuild/protobuf';
 import { DependencyGuard, ErrorCode, EsperError, MemoryTelemetrySink, systemClock } from '../src/core/index.js';
@@ -86,6 +85,9 @@ import {
 import { describeTensorBackend, initTensorBackend, seededRng } from '../src/tensor/index.js';
 import { Activation, HostBuilder } from '../src/tolaria/index.js';
 import { GRAPH_MONITOR_DEFAULTS, type GraphMetadata } from '../src/urza/index.js';
+import { quantile, recordGc, type GcPauses } from './stats.js';
+
+export type { GcPauses } from './stats.js';
 
 const RUN_ID = 'bench-tamiyo';
 const POLICY_VERSION = 'bench-untrained';
@@ -160,11 +162,6 @@ function invalid(field: string, expected: string, value: unknown): EsperError {
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
-function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
-}
 
 /** Wall p50/p95/max and process-CPU p50/p95/mean of one series, in ms per operation. */
 export interface LatencyMs {
@@ -213,29 +210,6 @@ function timeSeries(count: number, op: () => void, into: Samples | undefined): v
   }
 }
 
-/** Garbage-collection pauses observed while the timed rounds ran (they explain part of the tail). */
-export interface GcPauses {
-  readonly count: number;
-  readonly totalMs: number;
-  readonly maxMs: number;
-}
-
-/** Starts recording GC pauses; `stop()` ends it and sums them. */
-function recordGc(): { stop(): Promise<GcPauses> } {
-  const entries: PerformanceEntry[] = [];
-  const observer = new PerformanceObserver((list) => entries.push(...list.getEntries()));
-  observer.observe({ entryTypes: ['gc'] });
-  return {
-    async stop() {
-      // GC entries are delivered on a later macrotask, not through takeRecords().
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      entries.push(...observer.takeRecords());
-      observer.disconnect();
-      const durations = entries.map((e) => e.duration);
-      return { count: durations.length, totalMs: round(durations.reduce((a, b) => a + b, 0)), maxMs: round(Math.max(0, ...durations)) };
-    },
-  };
-}
 
 // ---------------------------------------------------------------- scenarios
 
@@ -753,7 +727,7 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
     for (const run of runs) sizeSeries(run, gnn, options.warmup, false);
     heuristicSeries(heuristic, options.warmup, true, false);
     heuristicSeries(heuristic, options.warmup, false, false);
-    const gc = recordGc();
+    const gc = recordGc(3);
     let gcPauses: GcPauses;
     try {
       timedRounds(runs, heuristic, gnn, options);

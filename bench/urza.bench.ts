@@ -47,6 +47,7 @@ import { TezzeretCompiler, type CompiledArtifact } from '../src/tezzeret/index.j
 import { UrzaLibrary } from '../src/urza/library.js';
 import { UrzaPrefetchWorker } from '../src/urza/prefetch-worker.js';
 import { UrzaRuntime } from '../src/urza/runtime.js';
+import { quantile } from './stats.js';
 
 /** Compiles per family (median reported). */
 const COMPILE_RUNS = 5;
@@ -78,12 +79,6 @@ function round(value: number, digits = 3): number {
   return Math.round(value * f) / f;
 }
 
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[index] as number;
-}
 
 function mean(values: readonly number[]): number {
   return values.reduce((s, v) => s + v, 0) / values.length;

@@ -1,0 +1,37 @@
+/**
+ * Statistics the benches share: nearest-rank quantiles and the garbage-collection pauses
+ * seen while a series ran.
+ */
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+
+/** Nearest-rank `q`-quantile of `values` (unsorted); NaN when empty. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+/** Garbage-collection pauses observed while a series ran (they explain part of the tail). */
+export interface GcPauses {
+  readonly count: number;
+  readonly totalMs: number;
+  readonly maxMs: number;
+}
+
+/** Starts recording GC pauses; `stop()` ends it and sums them, rounded to `digits`. */
+export function recordGc(digits = 2): { stop(): Promise<GcPauses> } {
+  const entries: PerformanceEntry[] = [];
+  const observer = new PerformanceObserver((list) => entries.push(...list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  const round = (x: number): number => Number(x.toFixed(digits));
+  return {
+    async stop() {
+      // GC entries are delivered on a later macrotask, not through takeRecords().
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      entries.push(...observer.takeRecords());
+      observer.disconnect();
+      const durations = entries.map((e) => e.duration);
+      return { count: durations.length, totalMs: round(durations.reduce((a, b) => a + b, 0)), maxMs: round(Math.max(0, ...durations)) };
+    },
+  };
+}
