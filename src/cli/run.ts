@@ -285,6 +285,7 @@ export async function runExperiment(config: RunConfig, settings: EsperSettings, 
     });
     const grownWallS = (performance.now() - grownStarted) / 1000;
     await tamiyo.finish('run_completed');
+    if (policy instanceof GnnPolicy) policy.dispose();
     const seeds = seedStories(events, growth.kasmina);
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
     const verifier = growth.verifier.snapshot();

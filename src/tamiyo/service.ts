@@ -25,6 +25,7 @@ import {
   type SeedLifecycleStage,
   TelemetryLevel,
   type AdaptationCommand,
+  type FieldReport,
   type HostDescriptor,
   type SystemStatePacket,
 } from '../leyline/index.js';
@@ -125,7 +126,7 @@ export class TamiyoService implements Controller {
   }
 
   evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
-    return Promise.resolve(this.#decide(state, false));
+    return this.#decide(state, false);
   }
 
   async evaluateEpoch(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
@@ -137,14 +138,11 @@ export class TamiyoService implements Controller {
   async finish(reason: string): Promise<void> {
     const reports = this.#options.fieldReports;
     if (reports === undefined) return;
-    for (const report of reports.builder.abort('all', reason)) {
-      await reports.store.append(report);
-      this.#stats.fieldReports += 1;
-    }
+    await this.#store(reports.builder.abort('all', reason));
     await reports.publisher?.publishPending();
   }
 
-  #decide(packet: SystemStatePacket, epochBoundary: boolean): AdaptationCommand | undefined {
+  async #decide(packet: SystemStatePacket, epochBoundary: boolean): Promise<AdaptationCommand | undefined> {
     const started = this.#clock.monotonicMs();
     const proposal = this.#policy.propose({ packet, host: this.#options.host, candidates: this.#options.candidates, epochBoundary });
     const latencyMs = this.#clock.monotonicMs() - started;
@@ -171,8 +169,10 @@ export class TamiyoService implements Controller {
     this.#stats.latencyMsSum += latencyMs;
     if (timedOut) this.#stats.timeouts += 1;
     if (command !== undefined) this.#stats.commands += 1;
-    if (proposal.decision.kind !== DecisionKind.WAIT || timedOut) this.#record(packet, epochBoundary, proposal, verdict, timedOut, latencyMs, command);
     this.#emit(packet, proposal, verdict, latencyMs, coverage);
+    if (proposal.decision.kind !== DecisionKind.WAIT || timedOut) {
+      await this.#store(this.#record(packet, epochBoundary, proposal, verdict, timedOut, latencyMs, command));
+    }
     return command;
   }
 
@@ -198,7 +198,7 @@ export class TamiyoService implements Controller {
     timedOut: boolean,
     latencyMs: number,
     command: AdaptationCommand | undefined,
-  ): void {
+  ): readonly FieldReport[] {
     const d = verdict.decision;
     this.#decisions.push({
       globalStep: Number(packet.globalStep),
@@ -215,8 +215,9 @@ export class TamiyoService implements Controller {
       ...(d.blueprintId === undefined ? {} : { blueprintId: d.blueprintId }),
     });
     const reports = this.#options.fieldReports;
-    if (reports === undefined || command === undefined || proposal.decision.kind === DecisionKind.WAIT) return;
-    const evicted = reports.builder.open(command, {
+    if (reports === undefined || command === undefined || proposal.decision.kind === DecisionKind.WAIT) return [];
+    // Windows evicted to make room (more than the builder's cap open) come back as reports.
+    return reports.builder.open(command, {
       epoch: packet.currentEpoch,
       seedId: d.seedId ?? command.targetSeedId,
       blueprintId: d.blueprintId ?? '',
@@ -228,8 +229,14 @@ export class TamiyoService implements Controller {
         ...(proposal.seedScore === undefined ? {} : { selectedSeedScore: proposal.seedScore }),
       },
     });
-    for (const report of evicted) void reports.store.append(report);
-    this.#stats.fieldReports += evicted.length;
+  }
+
+  /** Appends finished field reports durably and counts them. */
+  async #store(finished: readonly FieldReport[]): Promise<void> {
+    const store = this.#options.fieldReports?.store;
+    if (store === undefined) return;
+    for (const report of finished) await store.append(report);
+    this.#stats.fieldReports += finished.length;
   }
 
   async #observeEpoch(packet: SystemStatePacket): Promise<void> {
@@ -254,8 +261,7 @@ export class TamiyoService implements Controller {
       seedStages: stages,
       contributions,
     });
-    for (const report of finished) await reports.store.append(report);
-    this.#stats.fieldReports += finished.length;
+    await this.#store(finished);
     await reports.publisher?.publishPending();
   }
 
@@ -284,7 +290,6 @@ export class TamiyoService implements Controller {
         clock: this.#clock,
         events,
         metrics,
-        basePriority: undefined,
       }),
     );
   }

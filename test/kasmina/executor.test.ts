@@ -230,7 +230,7 @@ describe('Kasmina lifecycle guard rails', () => {
     expect(h.telemetry.events(SeedEvent.SEED_TERMINATED)).toHaveLength(1);
   });
 
-  it('culls a seed whose contribution is below the threshold (G4) and one that leaks gradient into the host', async () => {
+  it('culls a seed whose counterfactual contribution is below the threshold (G4)', async () => {
     const { h, context } = await setup();
     await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
     await advanceTo(h.kasmina, context, 1, 60);

@@ -162,8 +162,7 @@ describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
     const sites = ['hidden1', 'hidden2'];
     const policy = new ScriptedPolicy((context, call) => {
       if (!context.epochBoundary) return { kind: DecisionKind.WAIT };
-      const blueprintId = call < 100 ? 'BP043' : 'BP001';
-      return { kind: DecisionKind.GERMINATE, blueprintId, siteId: sites[call % 2] as string, seedId: `s${call}` };
+      return { kind: DecisionKind.GERMINATE, blueprintId: 'BP043', siteId: sites[call % 2] as string, seedId: `s${call}` };
     });
     // BP043 is HIGH_RISK (quarantine only); BP001 carries a CRITICAL hazard sheet here.
     const blocked = await loop(policy, [candidate('BP043'), candidate('BP001', HazardBand.CRITICAL)]);
