@@ -22,13 +22,7 @@ import {
   SystemStatePacketSchema,
   type AdaptationCommand,
 } from '../src/leyline/index.js';
-import {
-  buildDecisionMetadata,
-  buildTrainingMetrics,
-  decodeMessage,
-  MemoryTelemetrySink,
-  RecordLog,
-} from '../src/core/index.js';
+import { buildDecisionMetadata, buildTrainingMetrics, decodeMessage, MemoryTelemetrySink, RecordLog } from '../src/core/index.js';
 import { CommandVerifier, HmacSigner, KeyRing, NonceLedger } from '../src/security/index.js';
 
 const BATCHES = 31;

@@ -128,7 +128,8 @@ export function resolveKasminaBenchOptions(options: Partial<KasminaBenchOptions>
   // Three warm-up steps cover the stage moves of the blended series (TRAINING → BLENDING → SHADOWING).
   if (resolved.warmupSteps < 3) throw invalid('warmupSteps', 'an integer ≥ 3', resolved.warmupSteps);
   // Every training run must contain an isolation-check step for its amortised cost.
-  if (resolved.stepsPerRun < ISOLATION_CHECK_EVERY_STEPS) throw invalid('stepsPerRun', `an integer ≥ ${ISOLATION_CHECK_EVERY_STEPS}`, resolved.stepsPerRun);
+  if (resolved.stepsPerRun < ISOLATION_CHECK_EVERY_STEPS)
+    throw invalid('stepsPerRun', `an integer ≥ ${ISOLATION_CHECK_EVERY_STEPS}`, resolved.stepsPerRun);
   if (resolved.seedCounts.some((n) => !Number.isSafeInteger(n) || n < 1 || n > SITES)) {
     throw invalid('seedCounts', `integers in [1, ${SITES}]`, resolved.seedCounts.join(','));
   }
@@ -165,7 +166,6 @@ function latencyUs(samplesMs: readonly number[]): LatencyUs {
     n: samplesMs.length,
   };
 }
-
 
 // ---------------------------------------------------------------- fixture
 
@@ -218,7 +218,8 @@ export async function openKasminaBench(): Promise<KasminaBenchFixture> {
     for (const site of host.descriptor.sites) {
       const siteKey = siteKeyOf(site);
       if (keys.has(siteKey)) continue;
-      if (!catalog.familyOf(BLUEPRINT).fits(site)) throw new EsperError(ErrorCode.INVALID_STATE, `${BLUEPRINT} does not fit site ${site.siteId}`);
+      if (!catalog.familyOf(BLUEPRINT).fits(site))
+        throw new EsperError(ErrorCode.INVALID_STATE, `${BLUEPRINT} does not fit site ${site.siteId}`);
       keys.add(siteKey);
       const compiled = await compiler.compile(catalog.get(BLUEPRINT), catalog.defaultParameters(BLUEPRINT), site, { seed: 11 });
       await library.save({
@@ -266,7 +267,10 @@ export async function openKasminaBench(): Promise<KasminaBenchFixture> {
 }
 
 /** One Kasmina as a real run assembles it (verifier + ledger + fetcher + memory governor), on the real clock. */
-function newKasmina(fixture: KasminaBenchFixture, settings: Partial<KasminaLifecycleSettings>): { kasmina: KasminaExecutor; verifier: CommandVerifier } {
+function newKasmina(
+  fixture: KasminaBenchFixture,
+  settings: Partial<KasminaLifecycleSettings>,
+): { kasmina: KasminaExecutor; verifier: CommandVerifier } {
   const telemetry = new MemoryTelemetrySink(64);
   const ledger = new NonceLedger({ sink: telemetry, source: 'kasmina' });
   const verifier = new CommandVerifier({ signer: fixture.signer, ledger, sink: telemetry, source: 'kasmina' });
@@ -304,7 +308,10 @@ function signed(fixture: KasminaBenchFixture, command: AdaptationCommand): Adapt
 }
 
 const germinateCommand = (fixture: KasminaBenchFixture, seedId: string, siteId: string): AdaptationCommand =>
-  signed(fixture, buildOperatorCommand({ action: OperatorAction.GERMINATE, trainingRunId: RUN_ID, seedId, siteId, blueprintId: BLUEPRINT }));
+  signed(
+    fixture,
+    buildOperatorCommand({ action: OperatorAction.GERMINATE, trainingRunId: RUN_ID, seedId, siteId, blueprintId: BLUEPRINT }),
+  );
 
 // ---------------------------------------------------------------- step series
 
@@ -397,7 +404,8 @@ async function runConfiguration(fixture: KasminaBenchFixture, config: Configurat
       const nowChecks = built?.kasmina.stats().isolationChecks ?? 0;
       const isolationCheck = nowChecks > checks;
       checks = nowChecks;
-      if (r.globalStep > options.warmupSteps) samples.push({ stepMs: r.stepMs, cpuMs: (cpuDelta.user + cpuDelta.system) / 1000, kasminaMs, isolationCheck });
+      if (r.globalStep > options.warmupSteps)
+        samples.push({ stepMs: r.stepMs, cpuMs: (cpuDelta.user + cpuDelta.system) / 1000, kasminaMs, isolationCheck });
       if (samples.length >= options.stepsPerRun) stop.abort();
     },
   });
@@ -407,7 +415,10 @@ async function runConfiguration(fixture: KasminaBenchFixture, config: Configurat
       // The figures are only what they claim if every seed stayed where the series put it.
       const stages = built.kasmina.exportSeedStates().map((s) => s.stage);
       if (stages.length !== config.seeds || stages.some((s) => s !== STAGE_OF_PHASE[config.phase as SeriesPhase])) {
-        throw new EsperError(ErrorCode.INVALID_STATE, `${config.key}: seeds ended in stages ${stages.join(',')}, not all ${STAGE_OF_PHASE[config.phase]}`);
+        throw new EsperError(
+          ErrorCode.INVALID_STATE,
+          `${config.key}: seeds ended in stages ${stages.join(',')}, not all ${STAGE_OF_PHASE[config.phase]}`,
+        );
       }
     }
     if (samples.length < options.stepsPerRun) {
@@ -534,7 +545,13 @@ export async function measureStepOverhead(fixture: KasminaBenchFixture, options:
       },
     ];
   });
-  return { hostStepMs: round(hostStepMs, 3), hostStepCpuMs: round(hostStepCpuMs, 3), bareSamples: bare.length, dormant8: figures(pooled.get('dormant8') ?? []), active };
+  return {
+    hostStepMs: round(hostStepMs, 3),
+    hostStepCpuMs: round(hostStepCpuMs, 3),
+    bareSamples: bare.length,
+    dormant8: figures(pooled.get('dormant8') ?? []),
+    active,
+  };
 }
 
 // ---------------------------------------------------------------- commands
@@ -631,7 +648,9 @@ export async function measureCommandLatency(fixture: KasminaBenchFixture, option
       germinateUs: latencyUs(germinateMs),
       cullUs: latencyUs(cullMs),
       kernelCacheHits: fixture.fetcher.stats().cacheHits - hitsBefore,
-      pauseApplyOverAimPct: round((100 * pauseMs.filter((ms) => ms * 1000 >= KASMINA_AIMS.verifyDispatchP99UsBelow).length) / pauseMs.length),
+      pauseApplyOverAimPct: round(
+        (100 * pauseMs.filter((ms) => ms * 1000 >= KASMINA_AIMS.verifyDispatchP99UsBelow).length) / pauseMs.length,
+      ),
       gc: gcPauses,
     };
   } finally {
@@ -645,10 +664,23 @@ export async function measureCommandLatency(fixture: KasminaBenchFixture, option
 export interface KasminaBenchResult {
   readonly bench: 'kasmina';
   readonly backend: ReturnType<typeof describeTensorBackend>;
-  readonly host: { readonly model: string; readonly sites: number; readonly parameters: number; readonly batch: number; readonly optimizer: 'adam'; readonly blueprint: string };
+  readonly host: {
+    readonly model: string;
+    readonly sites: number;
+    readonly parameters: number;
+    readonly batch: number;
+    readonly optimizer: 'adam';
+    readonly blueprint: string;
+  };
   /** The machine while the bench ran: a loaded machine widens the tails. */
   readonly machine: { readonly cpus: number; readonly loadAvg1mStart: number; readonly loadAvg1mEnd: number };
-  readonly protocol: { readonly warmupSteps: number; readonly stepsPerRun: number; readonly rounds: number; readonly statistic: 'median'; readonly interleaved: true };
+  readonly protocol: {
+    readonly warmupSteps: number;
+    readonly stepsPerRun: number;
+    readonly rounds: number;
+    readonly statistic: 'median';
+    readonly interleaved: true;
+  };
   readonly hostStepMs: number;
   readonly hostStepCpuMs: number;
   readonly dormant8: StepFigures;
@@ -679,7 +711,13 @@ export async function runKasminaBench(partial: Partial<KasminaBenchOptions> = {}
         blueprint: BLUEPRINT,
       },
       machine: { cpus: availableParallelism(), loadAvg1mStart, loadAvg1mEnd: round(loadavg()[0] ?? 0) },
-      protocol: { warmupSteps: options.warmupSteps, stepsPerRun: options.stepsPerRun, rounds: options.rounds, statistic: 'median', interleaved: true },
+      protocol: {
+        warmupSteps: options.warmupSteps,
+        stepsPerRun: options.stepsPerRun,
+        rounds: options.rounds,
+        statistic: 'median',
+        interleaved: true,
+      },
       hostStepMs: steps.hostStepMs,
       hostStepCpuMs: steps.hostStepCpuMs,
       dormant8: steps.dormant8,
@@ -701,7 +739,9 @@ async function main(): Promise<void> {
   const result = await runKasminaBench();
   const log = KASMINA_BENCH_DEFAULTS.log;
   const d = result.dormant8;
-  log(`bare ${result.hostStepMs} ms/step (${result.hostStepCpuMs} CPU ms); dormant8 ${d.overheadPct}% wall, ${d.cpuOverheadPct}% CPU, Kasmina ${d.kasminaUsPerStep} µs/step`);
+  log(
+    `bare ${result.hostStepMs} ms/step (${result.hostStepCpuMs} CPU ms); dormant8 ${d.overheadPct}% wall, ${d.cpuOverheadPct}% CPU, Kasmina ${d.kasminaUsPerStep} µs/step`,
+  );
   for (const a of result.active) log(`${a.seeds} ${a.phase}: ${a.stepMs} ms/step, ratio ${a.ratio} wall, ${a.cpuRatio} CPU`);
   log(`pause apply p50/p99 ${result.commands.pauseApplyUs.p50}/${result.commands.pauseApplyUs.p99} µs`);
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -128,7 +128,13 @@ function codecCost(): { sealUs: number; openUs: number } {
       for (let i = 0; i < perBatch; i += 1) op();
       samples.push(((performance.now() - start) * 1_000) / perBatch);
     }
-    return round(percentile(samples.sort((a, b) => a - b), 0.5), 1);
+    return round(
+      percentile(
+        samples.sort((a, b) => a - b),
+        0.5,
+      ),
+      1,
+    );
   };
   return { sealUs: medianUs(seal), openUs: medianUs(open) };
 }
@@ -260,7 +266,23 @@ async function deleteKeys(prefix: string): Promise<void> {
 async function rawXadd(): Promise<{ requestsPerS: number; p50Ms: number; p99Ms: number; command: string }> {
   const key = `esper-bench:${randomUUID()}:raw`;
   const value = 'x'.repeat(RAW_VALUE_BYTES);
-  const args = ['-h', REDIS_HOST, '-p', String(REDIS_PORT), '-n', String(RAW_REQUESTS), '-P', String(RAW_PIPELINE), '-q', '--csv', 'XADD', key, '*', 'payload', value];
+  const args = [
+    '-h',
+    REDIS_HOST,
+    '-p',
+    String(REDIS_PORT),
+    '-n',
+    String(RAW_REQUESTS),
+    '-P',
+    String(RAW_PIPELINE),
+    '-q',
+    '--csv',
+    'XADD',
+    key,
+    '*',
+    'payload',
+    value,
+  ];
   try {
     const { stdout } = await promisify(execFile)('redis-benchmark', args, { maxBuffer: 16 * 1024 * 1024 });
     const lines = stdout.trim().split('\n');

@@ -145,7 +145,11 @@ export function resolveTamiyoBenchOptions(options: Partial<TamiyoBenchOptions> =
   if (!Number.isSafeInteger(resolved.warmup) || resolved.warmup < 0) throw invalid('warmup', 'an integer ≥ 0', resolved.warmup);
   const inRange = (n: number): boolean => Number.isSafeInteger(n) && n >= MIN_TARGET_NODES && n <= MAX_TARGET_NODES;
   const range = `integers in [${MIN_TARGET_NODES}, ${MAX_TARGET_NODES}]`;
-  if (resolved.targetNodes.length === 0 || !resolved.targetNodes.every(inRange) || new Set(resolved.targetNodes).size !== resolved.targetNodes.length) {
+  if (
+    resolved.targetNodes.length === 0 ||
+    !resolved.targetNodes.every(inRange) ||
+    new Set(resolved.targetNodes).size !== resolved.targetNodes.length
+  ) {
     throw invalid('targetNodes', `distinct ${range}`, resolved.targetNodes.join(','));
   }
   if (!inRange(resolved.heuristicTargetNodes)) throw invalid('heuristicTargetNodes', `one of the ${range}`, resolved.heuristicTargetNodes);
@@ -161,7 +165,6 @@ function invalid(field: string, expected: string, value: unknown): EsperError {
 // ---------------------------------------------------------------- statistics
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
-
 
 /** Wall p50/p95/max and process-CPU p50/p95/mean of one series, in ms per operation. */
 export interface LatencyMs {
@@ -209,7 +212,6 @@ function timeSeries(count: number, op: () => void, into: Samples | undefined): v
     }
   }
 }
-
 
 // ---------------------------------------------------------------- scenarios
 
@@ -397,7 +399,10 @@ const RING = new KeyRing([{ keyId: 'bench', secret: Buffer.from('tamiyo-bench-se
 function newPipeline(): Pipeline {
   const signer = new HmacSigner(RING, { clock: systemClock });
   const guard = new DependencyGuard({ subsystem: 'tamiyo', sink: new MemoryTelemetrySink(16), clock: systemClock, trainingRunId: RUN_ID });
-  return { risk: new RiskEngine({ clock: systemClock }), commands: new CommandBuilder({ trainingRunId: RUN_ID, signer, guard, clock: systemClock }) };
+  return {
+    risk: new RiskEngine({ clock: systemClock }),
+    commands: new CommandBuilder({ trainingRunId: RUN_ID, signer, guard, clock: systemClock }),
+  };
 }
 
 const riskInfoOf = (candidate: BlueprintCandidate): BlueprintRiskInfo => ({
@@ -426,7 +431,13 @@ function forcedGerminate(decision: PolicyDecision, scores: Float32Array, scenari
   const best = argmaxFinite(masked);
   const blueprintId = best === undefined ? undefined : scenario.candidates[best]?.descriptor.blueprintId;
   if (blueprintId === undefined) throw new EsperError(ErrorCode.INVALID_STATE, `no admissible candidate fits site ${site.siteId}`);
-  return { kind: DecisionKind.GERMINATE, siteId: site.siteId, blueprintId, seedId: `${site.siteId}#g${seedNumber}`, policyRiskScore: decision.riskProbability };
+  return {
+    kind: DecisionKind.GERMINATE,
+    siteId: site.siteId,
+    blueprintId,
+    seedId: `${site.siteId}#g${seedNumber}`,
+    policyRiskScore: decision.riskProbability,
+  };
 }
 
 /** What one whole decision produced (for the checks after the series). */
@@ -503,7 +514,13 @@ export interface SizeResult {
 export interface TamiyoBenchResult {
   readonly bench: 'tamiyo';
   readonly backend: ReturnType<typeof describeTensorBackend>;
-  readonly gnn: { readonly hidden: number; readonly gatHidden: number; readonly heads: number; readonly relations: number; readonly parameters: number };
+  readonly gnn: {
+    readonly hidden: number;
+    readonly gatHidden: number;
+    readonly heads: number;
+    readonly relations: number;
+    readonly parameters: number;
+  };
   readonly machine: { readonly cpus: number; readonly loadAvgStart: readonly number[] };
   readonly protocol: {
     readonly warmup: number;
@@ -630,9 +647,13 @@ function heuristicSeries(run: HeuristicRun, count: number, epochBoundary: boolea
       run.packet.currentEpoch = run.epoch;
     }
     let command: AdaptationCommand | undefined;
-    timeSeries(1, () => {
-      command = heuristicDecide(run, epochBoundary);
-    }, timed ? (epochBoundary ? run.decision : run.wait) : undefined);
+    timeSeries(
+      1,
+      () => {
+        command = heuristicDecide(run, epochBoundary);
+      },
+      timed ? (epochBoundary ? run.decision : run.wait) : undefined,
+    );
     if (epochBoundary && !isGerminateCommand(command)) {
       throw new EsperError(ErrorCode.INVALID_STATE, `heuristic epoch ${run.epoch} built no signed GERMINATE command`);
     }
@@ -650,9 +671,13 @@ function sizeSeries(run: SizeRun, gnn: TamiyoGnn, count: number, timed: boolean)
   for (let i = 0; i < count; i += 1) {
     let outcome: DecisionOutcome | undefined;
     run.germinations += 1;
-    timeSeries(1, () => {
-      outcome = decide(scenario, builder, gnn, run.waitPipeline, false, run.germinations);
-    }, timed ? run.decision : undefined);
+    timeSeries(
+      1,
+      () => {
+        outcome = decide(scenario, builder, gnn, run.waitPipeline, false, run.germinations);
+      },
+      timed ? run.decision : undefined,
+    );
     if (timed && outcome !== undefined) {
       if (outcome.decoded === PolicyAction.WAIT) run.decodedWait += 1;
       if (outcome.command !== undefined) run.decisionCommands += 1;
@@ -661,9 +686,13 @@ function sizeSeries(run: SizeRun, gnn: TamiyoGnn, count: number, timed: boolean)
   for (let i = 0; i < count; i += 1) {
     let outcome: DecisionOutcome | undefined;
     run.germinations += 1;
-    timeSeries(1, () => {
-      outcome = decide(scenario, builder, gnn, run.germinatePipeline, true, run.germinations);
-    }, timed ? run.germinate : undefined);
+    timeSeries(
+      1,
+      () => {
+        outcome = decide(scenario, builder, gnn, run.germinatePipeline, true, run.germinations);
+      },
+      timed ? run.germinate : undefined,
+    );
     if (!isGerminateCommand(outcome?.command)) {
       throw new EsperError(ErrorCode.INVALID_STATE, `${scenario.targetNodes}-node forced germinate built no signed GERMINATE command`);
     }
@@ -684,7 +713,9 @@ function timedRounds(runs: readonly SizeRun[], heuristic: HeuristicRun, gnn: Tam
     }
     heuristicSeries(heuristic, options.runsPerRound, true, true);
     heuristicSeries(heuristic, options.runsPerRound, false, true);
-    options.log(`round ${r}/${options.rounds} heuristic: ${quantile(heuristic.decision.wallMs.slice(-options.runsPerRound), 0.5).toFixed(3)} ms (p50)`);
+    options.log(
+      `round ${r}/${options.rounds} heuristic: ${quantile(heuristic.decision.wallMs.slice(-options.runsPerRound), 0.5).toFixed(3)} ms (p50)`,
+    );
   }
 }
 
@@ -735,7 +766,10 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
       gcPauses = await gc.stop();
     }
     const sizes = runs.map((run): SizeResult => {
-      const nodesByType = Object.fromEntries(NODE_TYPES.map((type) => [type, run.graph.nodes[type].ids.length])) as Record<NodeType, number>;
+      const nodesByType = Object.fromEntries(NODE_TYPES.map((type) => [type, run.graph.nodes[type].ids.length])) as Record<
+        NodeType,
+        number
+      >;
       return {
         targetNodes: run.scenario.targetNodes,
         nodes: nodeCountOf(run.graph),
@@ -754,13 +788,29 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
       };
     });
     const at50 = sizes.find((s) => s.targetNodes === 50);
-    const heuristicGraph = newGraphBuilder().build({ packet: heuristic.packet, host: heuristic.scenario.host, blueprints: heuristic.scenario.candidates });
+    const heuristicGraph = newGraphBuilder().build({
+      packet: heuristic.packet,
+      host: heuristic.scenario.host,
+      blueprints: heuristic.scenario.candidates,
+    });
     return {
       bench: 'tamiyo',
       backend: describeTensorBackend(),
-      gnn: { hidden: config.hidden, gatHidden: config.gatHidden, heads: config.heads, relations: config.relations.length, parameters: gnn.parameterCount },
+      gnn: {
+        hidden: config.hidden,
+        gatHidden: config.gatHidden,
+        heads: config.heads,
+        relations: config.relations.length,
+        parameters: gnn.parameterCount,
+      },
       machine: { cpus: availableParallelism(), loadAvgStart },
-      protocol: { warmup: options.warmup, runsPerRound: options.runsPerRound, rounds: options.rounds, interleaved: true, cpu: 'process user+system per op' },
+      protocol: {
+        warmup: options.warmup,
+        runsPerRound: options.runsPerRound,
+        rounds: options.rounds,
+        interleaved: true,
+        cpu: 'process user+system per op',
+      },
       sizes,
       heuristicDecisionMs: latencyOf(heuristic.decision),
       heuristicWaitDecisionMs: latencyOf(heuristic.wait),
@@ -790,7 +840,9 @@ async function main(): Promise<void> {
         `germinate decision p50/p95 ${s.decisionGerminateMs.p50}/${s.decisionGerminateMs.p95} ms`,
     );
   }
-  log(`heuristic decision p50/p95 ${result.heuristicDecisionMs.p50}/${result.heuristicDecisionMs.p95} ms; load ${result.loadAvg.join(' ')}`);
+  log(
+    `heuristic decision p50/p95 ${result.heuristicDecisionMs.p50}/${result.heuristicDecisionMs.p95} ms; load ${result.loadAvg.join(' ')}`,
+  );
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

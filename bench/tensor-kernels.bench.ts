@@ -11,15 +11,7 @@
  * as the reference's "wasm stock" column did; kernels missing on stock wasm report
  * `stockMs: null`.
  */
-import {
-  describeTensorBackend,
-  initTensorBackend,
-  PATCH_GRADIENTS,
-  PATCH_KERNELS,
-  PatchKind,
-  seededRng,
-  tf,
-} from '../src/tensor/index.js';
+import { describeTensorBackend, initTensorBackend, PATCH_GRADIENTS, PATCH_KERNELS, PatchKind, seededRng, tf } from '../src/tensor/index.js';
 
 const WARMUP = 2;
 const MIN_RUNS = 7;
@@ -55,7 +47,10 @@ function timeMs(op: () => tf.Tensor | tf.Tensor[]): number {
 const rng = seededRng(1);
 function randomTensor(shape: number[], dtype: 'float32' | 'int32' = 'float32', max = 1): tf.Tensor {
   const size = shape.reduce((a, b) => a * b, 1);
-  const values = dtype === 'int32' ? Int32Array.from({ length: size }, () => rng.nextInt(max)) : Float32Array.from({ length: size }, () => rng.nextFloat() * 2 - 1);
+  const values =
+    dtype === 'int32'
+      ? Int32Array.from({ length: size }, () => rng.nextInt(max))
+      : Float32Array.from({ length: size }, () => rng.nextFloat() * 2 - 1);
   return tf.tensor(values, shape, dtype);
 }
 
@@ -73,7 +68,9 @@ async function captureRegistrations(): Promise<Registrations> {
   const kernels = new Map(
     PATCH_KERNELS.map((k) => [k.kernelName, { stock: stockKernels.get(k.kernelName), patched: tf.getKernel(k.kernelName, 'wasm') }]),
   );
-  const gradients = new Map(PATCH_GRADIENTS.map((g) => [g.kernelName, { stock: stockGradients.get(g.kernelName), patched: tf.getGradient(g.kernelName) }]));
+  const gradients = new Map(
+    PATCH_GRADIENTS.map((g) => [g.kernelName, { stock: stockGradients.get(g.kernelName), patched: tf.getGradient(g.kernelName) }]),
+  );
   return { kernels, gradients };
 }
 
@@ -101,47 +98,132 @@ interface KernelCase {
 }
 
 function convOut(x: number[], f: number[], s: number, pad: 'same' | 'valid', depthwise = false): number[] {
-  return tf.backend_util.computeConv2DInfo(x as [number, number, number, number], f as [number, number, number, number], s, 1, pad, undefined, depthwise).outShape;
+  return tf.backend_util.computeConv2DInfo(
+    x as [number, number, number, number],
+    f as [number, number, number, number],
+    s,
+    1,
+    pad,
+    undefined,
+    depthwise,
+  ).outShape;
 }
 
 function kernelCases(): KernelCase[] {
   const cases: KernelCase[] = [];
-  const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap) => (): tf.Tensor => tf.engine().runKernel(name, inputs, attrs);
+  const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap) => (): tf.Tensor =>
+    tf.engine().runKernel(name, inputs, attrs);
 
   const a784 = randomTensor([64, 784]);
   const dy256 = randomTensor([64, 256]);
   const w784 = randomTensor([784, 256]);
-  cases.push({ kernel: 'BatchMatMul', shape: 'transposeA [64,784]ᵀ·[64,256] (dense dW)', stockExists: true, run: run('BatchMatMul', { a: a784, b: dy256 }, { transposeA: true, transposeB: false }) });
-  cases.push({ kernel: 'BatchMatMul', shape: 'transposeB [64,256]·[784,256]ᵀ (dense dx)', stockExists: true, run: run('BatchMatMul', { a: dy256, b: w784 }, { transposeA: false, transposeB: true }) });
+  cases.push({
+    kernel: 'BatchMatMul',
+    shape: 'transposeA [64,784]ᵀ·[64,256] (dense dW)',
+    stockExists: true,
+    run: run('BatchMatMul', { a: a784, b: dy256 }, { transposeA: true, transposeB: false }),
+  });
+  cases.push({
+    kernel: 'BatchMatMul',
+    shape: 'transposeB [64,256]·[784,256]ᵀ (dense dx)',
+    stockExists: true,
+    run: run('BatchMatMul', { a: dy256, b: w784 }, { transposeA: false, transposeB: true }),
+  });
   const q = randomTensor([64, 32, 32]);
   const k = randomTensor([64, 32, 32]);
-  cases.push({ kernel: 'BatchMatMul', shape: 'batched q·kᵀ [64,32,32]·[64,32,32]ᵀ (attention)', stockExists: true, run: run('BatchMatMul', { a: q, b: k }, { transposeA: false, transposeB: true }) });
+  cases.push({
+    kernel: 'BatchMatMul',
+    shape: 'batched q·kᵀ [64,32,32]·[64,32,32]ᵀ (attention)',
+    stockExists: true,
+    run: run('BatchMatMul', { a: q, b: k }, { transposeA: false, transposeB: true }),
+  });
   const seq = randomTensor([64, 32, 64]);
   const proj = randomTensor([64, 64]);
-  cases.push({ kernel: 'BatchMatMul', shape: 'shared weight [64,32,64]·[64,64]', stockExists: true, run: run('BatchMatMul', { a: seq, b: proj }, { transposeA: false, transposeB: false }) });
+  cases.push({
+    kernel: 'BatchMatMul',
+    shape: 'shared weight [64,32,64]·[64,64]',
+    stockExists: true,
+    run: run('BatchMatMul', { a: seq, b: proj }, { transposeA: false, transposeB: false }),
+  });
 
   const w3 = randomTensor([3, 3, 32, 64]);
   const dyConv = randomTensor([64, 16, 16, 64]);
-  cases.push({ kernel: 'Conv2DBackpropInput', shape: 'stride 1: dy [64,16,16,64], W [3,3,32,64]', stockExists: true, run: run('Conv2DBackpropInput', { dy: dyConv, filter: w3 }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [64, 16, 16, 32] }) });
-  cases.push({ kernel: 'Conv2DBackpropInput', shape: 'stride 2: dy [64,16,16,64] → x [64,32,32,32]', stockExists: true, run: run('Conv2DBackpropInput', { dy: dyConv, filter: w3 }, { strides: 2, pad: 'same', dataFormat: 'NHWC', inputShape: [64, 32, 32, 32] }) });
+  cases.push({
+    kernel: 'Conv2DBackpropInput',
+    shape: 'stride 1: dy [64,16,16,64], W [3,3,32,64]',
+    stockExists: true,
+    run: run(
+      'Conv2DBackpropInput',
+      { dy: dyConv, filter: w3 },
+      { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [64, 16, 16, 32] },
+    ),
+  });
+  cases.push({
+    kernel: 'Conv2DBackpropInput',
+    shape: 'stride 2: dy [64,16,16,64] → x [64,32,32,32]',
+    stockExists: true,
+    run: run(
+      'Conv2DBackpropInput',
+      { dy: dyConv, filter: w3 },
+      { strides: 2, pad: 'same', dataFormat: 'NHWC', inputShape: [64, 32, 32, 32] },
+    ),
+  });
   const x16 = randomTensor([64, 16, 16, 32]);
-  cases.push({ kernel: 'Conv2DBackpropFilter', shape: 'x [64,16,16,32], dy [64,16,16,64]', stockExists: false, run: run('Conv2DBackpropFilter', { x: x16, dy: dyConv }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 32, 64] }) });
+  cases.push({
+    kernel: 'Conv2DBackpropFilter',
+    shape: 'x [64,16,16,32], dy [64,16,16,64]',
+    stockExists: false,
+    run: run('Conv2DBackpropFilter', { x: x16, dy: dyConv }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 32, 64] }),
+  });
 
   const dw = randomTensor([3, 3, 32, 1]);
   const dyDw = randomTensor(convOut([64, 16, 16, 32], [3, 3, 32, 1], 1, 'same', true));
-  cases.push({ kernel: 'DepthwiseConv2dNativeBackpropInput', shape: 'dy [64,16,16,32], W [3,3,32,1]', stockExists: false, run: run('DepthwiseConv2dNativeBackpropInput', { dy: dyDw, filter: dw }, { strides: 1, dilations: 1, pad: 'same', inputShape: [64, 16, 16, 32] }) });
-  cases.push({ kernel: 'DepthwiseConv2dNativeBackpropFilter', shape: 'x [64,16,16,32], dy [64,16,16,32]', stockExists: false, run: run('DepthwiseConv2dNativeBackpropFilter', { x: x16, dy: dyDw }, { strides: 1, dilations: 1, pad: 'same', filterShape: [3, 3, 32, 1] }) });
+  cases.push({
+    kernel: 'DepthwiseConv2dNativeBackpropInput',
+    shape: 'dy [64,16,16,32], W [3,3,32,1]',
+    stockExists: false,
+    run: run(
+      'DepthwiseConv2dNativeBackpropInput',
+      { dy: dyDw, filter: dw },
+      { strides: 1, dilations: 1, pad: 'same', inputShape: [64, 16, 16, 32] },
+    ),
+  });
+  cases.push({
+    kernel: 'DepthwiseConv2dNativeBackpropFilter',
+    shape: 'x [64,16,16,32], dy [64,16,16,32]',
+    stockExists: false,
+    run: run(
+      'DepthwiseConv2dNativeBackpropFilter',
+      { x: x16, dy: dyDw },
+      { strides: 1, dilations: 1, pad: 'same', filterShape: [3, 3, 32, 1] },
+    ),
+  });
 
   const xPool = randomTensor([64, 32, 32, 32]);
   const yPool = tf.maxPool(xPool as tf.Tensor4D, 2, 2, 'valid');
   const dyPool = randomTensor(yPool.shape);
-  cases.push({ kernel: 'MaxPoolGrad', shape: '[64,32,32,32] 2×2 stride 2', stockExists: true, run: run('MaxPoolGrad', { dy: dyPool, input: xPool, output: yPool }, { filterSize: 2, strides: 2, pad: 'valid' }) });
+  cases.push({
+    kernel: 'MaxPoolGrad',
+    shape: '[64,32,32,32] 2×2 stride 2',
+    stockExists: true,
+    run: run('MaxPoolGrad', { dy: dyPool, input: xPool, output: yPool }, { filterSize: 2, strides: 2, pad: 'valid' }),
+  });
 
   const nodes = randomTensor([1600, 64]);
   const edges = randomTensor([6400], 'int32', 1600);
-  cases.push({ kernel: 'GatherV2', shape: '[1600,64] by 6400 indices', stockExists: true, run: run('GatherV2', { x: nodes, indices: edges }, { axis: 0, batchDims: 0 }) });
+  cases.push({
+    kernel: 'GatherV2',
+    shape: '[1600,64] by 6400 indices',
+    stockExists: true,
+    run: run('GatherV2', { x: nodes, indices: edges }, { axis: 0, batchDims: 0 }),
+  });
   const messages = randomTensor([6400, 64]);
-  cases.push({ kernel: 'UnsortedSegmentSum', shape: '[6400,64] → 1600 segments', stockExists: false, run: run('UnsortedSegmentSum', { x: messages, segmentIds: edges }, { numSegments: 1600 }) });
+  cases.push({
+    kernel: 'UnsortedSegmentSum',
+    shape: '[6400,64] → 1600 segments',
+    stockExists: false,
+    run: run('UnsortedSegmentSum', { x: messages, segmentIds: edges }, { numSegments: 1600 }),
+  });
   cases.push({
     kernel: 'UnsortedSegmentSum (gradient)',
     shape: 'dy [1600,64], 6400 ids',
@@ -153,7 +235,12 @@ function kernelCases(): KernelCase[] {
     },
   });
   const labels = randomTensor([6400], 'int32', 10);
-  cases.push({ kernel: 'OneHot', shape: "6400 labels × 10 (stock int32 vs patched 'float32')", stockExists: true, run: () => tf.oneHot(labels, 10, 1, 0, 'int32') });
+  cases.push({
+    kernel: 'OneHot',
+    shape: "6400 labels × 10 (stock int32 vs patched 'float32')",
+    stockExists: true,
+    run: () => tf.oneHot(labels, 10, 1, 0, 'int32'),
+  });
   return cases;
 }
 
@@ -177,7 +264,14 @@ function modelCases(): ModelCase[] {
     return tf.losses.softmaxCrossEntropy(ymf, tf.add(tf.matMul(h2, w3), b3)) as tf.Scalar;
   };
   // CNN: 32×32×3 → conv3×3×32 same + ReLU → maxpool 2 → conv3×3×64 same + ReLU → maxpool 2 → dense 10.
-  const cnn = [init([3, 3, 3, 32], 0.2), init([32], 0), init([3, 3, 32, 64], 0.06), init([64], 0), init([8 * 8 * 64, 10], 0.02), init([10], 0)];
+  const cnn = [
+    init([3, 3, 3, 32], 0.2),
+    init([32], 0),
+    init([3, 3, 32, 64], 0.06),
+    init([64], 0),
+    init([8 * 8 * 64, 10], 0.02),
+    init([10], 0),
+  ];
   const xc = randomTensor([64, 32, 32, 3]);
   const sgd2 = tf.train.sgd(0.01);
   const cnnLoss = (): tf.Scalar => {
@@ -213,7 +307,9 @@ async function main(): Promise<void> {
       ratio: stockMs === null ? null : round(stockMs / patchedMs, 1),
     };
     kernels.push(row);
-    process.stderr.write(`${c.kernel.padEnd(36)} ${c.shape.padEnd(52)} stock ${String(row.stockMs).padStart(8)} ms  patched ${String(row.patchedMs).padStart(8)} ms  ×${row.ratio ?? '—'}\n`);
+    process.stderr.write(
+      `${c.kernel.padEnd(36)} ${c.shape.padEnd(52)} stock ${String(row.stockMs).padStart(8)} ms  patched ${String(row.patchedMs).padStart(8)} ms  ×${row.ratio ?? '—'}\n`,
+    );
   }
   const models: Record<string, unknown>[] = [];
   for (const m of modelCases()) {

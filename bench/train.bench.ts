@@ -139,8 +139,16 @@ async function measure(name: string, build: (hostId: string) => HostModel, input
   const parameters = host.variables.reduce((n, v) => n + v.size, 0);
   host.dispose();
   bare.dispose();
-  log(`${name}: trainer ${trainer.ms.toFixed(2)} ms/step (n=${trainer.samples}), bare ${raw.ms.toFixed(2)} ms, forward ${forward.ms.toFixed(2)} ms`);
-  return { trainStepMs: round(trainer.ms), rawStepMs: round(raw.ms), forwardMs: round(forward.ms), parameters, trainSamples: trainer.samples };
+  log(
+    `${name}: trainer ${trainer.ms.toFixed(2)} ms/step (n=${trainer.samples}), bare ${raw.ms.toFixed(2)} ms, forward ${forward.ms.toFixed(2)} ms`,
+  );
+  return {
+    trainStepMs: round(trainer.ms),
+    rawStepMs: round(raw.ms),
+    forwardMs: round(forward.ms),
+    parameters,
+    trainSamples: trainer.samples,
+  };
 }
 
 interface AnchorModel {
@@ -165,7 +173,11 @@ function runAnchor(): Anchor {
 async function main(): Promise<void> {
   await initTensorBackend();
   const mlp = await measure('mlp', (hostId) => mlpHost({ inputSize: 784, hidden: [256, 256], numClasses: 10, seed: 1, hostId }), [784]);
-  const cnn = await measure('cnn', (hostId) => cnnHost({ inputShape: [32, 32, 3], channels: [32, 64], numClasses: 10, seed: 1, hostId }), [32, 32, 3]);
+  const cnn = await measure(
+    'cnn',
+    (hostId) => cnnHost({ inputShape: [32, 32, 3], channels: [32, 64], numClasses: 10, seed: 1, hostId }),
+    [32, 32, 3],
+  );
   const anchor = runAnchor();
   const ratios =
     'skipped' in anchor

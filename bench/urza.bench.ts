@@ -38,7 +38,16 @@ import {
   type BusMessage,
   type SeedSiteDescriptor,
 } from '../src/leyline/index.js';
-import type { Bus, BusMetrics, Delivery, PublishOptions, PublishReceipt, RequestOptions, SubscribeOptions, Subscription } from '../src/oona/bus.js';
+import type {
+  Bus,
+  BusMetrics,
+  Delivery,
+  PublishOptions,
+  PublishReceipt,
+  RequestOptions,
+  SubscribeOptions,
+  Subscription,
+} from '../src/oona/bus.js';
 import { MemoryStreamStore } from '../src/oona/memory-stream-store.js';
 import { StreamBus } from '../src/oona/stream-bus.js';
 import { KeyRing } from '../src/security/index.js';
@@ -78,7 +87,6 @@ function round(value: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
-
 
 function mean(values: readonly number[]): number {
   return values.reduce((s, v) => s + v, 0) / values.length;
@@ -173,7 +181,9 @@ async function benchCompile(
       compileMinMs: round(Math.min(...times)),
       prewarmP50Ms: round(first.prewarm.p50Ms),
     };
-    log(`compile ${rep.family} (${rep.blueprintId} @ ${rep.siteKey}): median ${quantile(times, 0.5).toFixed(2)} ms, ${first.bytes.byteLength} bytes`);
+    log(
+      `compile ${rep.family} (${rep.blueprintId} @ ${rep.siteKey}): median ${quantile(times, 0.5).toFixed(2)} ms, ${first.bytes.byteLength} bytes`,
+    );
   }
   return out;
 }
@@ -360,7 +370,9 @@ async function benchPrefetch(
     };
     log(`prefetch warm-up: ${PREFETCH_WARMUP_REQUESTS} requests`);
     await runLanes(PREFETCH_WARMUP_REQUESTS, false);
-    log(`prefetch ${rep.blueprintId} (prewarm ${prewarmPasses}): ${PREFETCH_REQUESTS} requests, concurrency ${PREFETCH_CONCURRENCY}, readiness ${READY_LATENCY_MS} ± ${JITTER_MS} ms`);
+    log(
+      `prefetch ${rep.blueprintId} (prewarm ${prewarmPasses}): ${PREFETCH_REQUESTS} requests, concurrency ${PREFETCH_CONCURRENCY}, readiness ${READY_LATENCY_MS} ± ${JITTER_MS} ms`,
+    );
     await runLanes(PREFETCH_REQUESTS, true);
     const hits = workers.reduce((s, w) => s + w.stats().hits, 0);
     log(`prefetch done: ${samples.length} samples, ${errors} errors, worker hits ${hits}`);
@@ -386,9 +398,24 @@ function prefetchReport(rep: Representative, run: { samples: PrefetchSample[]; e
     overhead_above_slept_delay: summary(samples.map((s) => s.latencyMs - s.sleptMs)),
     overhead_above_nominal_delay: summary(samples.map((s) => s.latencyMs - s.nominalDelayMs)),
     breakdown_p50_ms: {
-      request_leg: round(quantile(samples.map((s) => s.requestLegMs), 0.5)),
-      reply_leg: round(quantile(samples.map((s) => s.replyLegMs), 0.5)),
-      timer_overshoot: round(quantile(samples.map((s) => s.sleptMs - s.nominalDelayMs), 0.5)),
+      request_leg: round(
+        quantile(
+          samples.map((s) => s.requestLegMs),
+          0.5,
+        ),
+      ),
+      reply_leg: round(
+        quantile(
+          samples.map((s) => s.replyLegMs),
+          0.5,
+        ),
+      ),
+      timer_overshoot: round(
+        quantile(
+          samples.map((s) => s.sleptMs - s.nominalDelayMs),
+          0.5,
+        ),
+      ),
     },
   };
 }
@@ -431,7 +458,8 @@ async function main(): Promise<void> {
         cpus: cpus().length,
         load_average_1m_at_start: loadAtStart,
         fetch: {
-          method: 'UrzaRuntime.fetchKernel; cold = first load from a freshly opened library (row + file read + SHA-256 + rebuild, OS page cache warm); warm = cached verified bytes + rebuild',
+          method:
+            'UrzaRuntime.fetchKernel; cold = first load from a freshly opened library (row + file read + SHA-256 + rebuild, OS page cache warm); warm = cached verified bytes + rebuild',
           rounds: FETCH_ROUNDS,
           artifacts: reps.length,
           cold_median_ms: round(quantile(fetch.cold, 0.5)),

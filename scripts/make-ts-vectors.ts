@@ -119,12 +119,7 @@ function sha256(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest());
 }
 
-function vector<Desc extends DescMessage>(
-  name: string,
-  schema: Desc,
-  message: MessageShape<Desc>,
-  description: string,
-): LeylineVector {
+function vector<Desc extends DescMessage>(name: string, schema: Desc, message: MessageShape<Desc>, description: string): LeylineVector {
   const security = (message as { security?: { signature: Uint8Array; keyId: string } }).security;
   const base = { name, type: schema.typeName, hex: hex(toBinary(schema, message)) };
   if (security === undefined) return { ...base, signed: false, description };
@@ -149,8 +144,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
   const signCommand = (
     init: Parameters<typeof create<typeof AdaptationCommandSchema>>[1],
     options?: { nonce: string; keyId: string },
-  ): AdaptationCommand =>
-    signer.sign(AdaptationCommandSchema, create(AdaptationCommandSchema, init), options);
+  ): AdaptationCommand => signer.sign(AdaptationCommandSchema, create(AdaptationCommandSchema, init), options);
   const sign = <Desc extends SignedMessageSchema>(
     schema: Desc,
     message: MessageShape<Desc>,
@@ -250,8 +244,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
         trainingRunId: RUN_ID,
         payload: { case: 'seedOperation', value: { operation: SeedOperation.SEED_OP_CULL } },
       }),
-      'COMMAND_SEED with every proto3 optional field unset (absent on the wire), no metadata, ' +
-        'executionDeadlineMs 0 (omitted).',
+      'COMMAND_SEED with every proto3 optional field unset (absent on the wire), no metadata, ' + 'executionDeadlineMs 0 (omitted).',
     ),
   );
 
@@ -267,8 +260,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
         trainingRunId: RUN_ID,
         payload: { case: 'seedOperation', value: {} },
       }),
-      'Oneof case seedOperation set to an all-default message: encoded as a zero-length field ' +
-        '10, distinct from an unset oneof.',
+      'Oneof case seedOperation set to an all-default message: encoded as a zero-length field ' + '10, distinct from an unset oneof.',
     ),
   );
 
@@ -319,8 +311,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
           },
         },
       }),
-      'COMMAND_CIRCUIT_BREAKER with non-ASCII strings (Latin-1, Greek, CJK, emoji with a ' +
-        'variation selector, astral plane).',
+      'COMMAND_CIRCUIT_BREAKER with non-ASCII strings (Latin-1, Greek, CJK, emoji with a ' + 'variation selector, astral plane).',
     ),
   );
 
@@ -410,15 +401,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
   );
 
   // --- Signed: PolicyUpdate and BSDS ----------------------------------------------------
-  const weights = new Uint8Array([
-    0x00,
-    0x01,
-    0x7f,
-    0x80,
-    0xfe,
-    0xff,
-    ...Buffer.from('weights:tamiyo-gnn', 'utf8'),
-  ]);
+  const weights = new Uint8Array([0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff, ...Buffer.from('weights:tamiyo-gnn', 'utf8')]);
   vectors.push(
     vector(
       'policy-update',
@@ -597,10 +580,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
         observationWindowEpochs: 3,
         issuedAt: timestampFromMs(ISSUED_AT_MS + 3_600_000),
         tamiyoPolicyVersion: 'policy-v3.1',
-        followUpActions: [
-          { actionType: 'rollback', rationale: 'loss rose 12 % after blending' },
-          { actionType: 'reduce_alpha' },
-        ],
+        followUpActions: [{ actionType: 'rollback', rationale: 'loss rose 12 % after blending' }, { actionType: 'reduce_alpha' }],
         notes: 'Regression — see trace 🔎',
         delta: {
           lossDelta: 0.125,
@@ -767,8 +747,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
         attempt: 1,
         messageId: 'msg-0001',
       }),
-      'BusEnvelope whose payload is the encoding of command-seed-optional-defaults (signed ' +
-        'command carried as opaque bytes).',
+      'BusEnvelope whose payload is the encoding of command-seed-optional-defaults (signed ' + 'command carried as opaque bytes).',
     ),
   );
 
@@ -785,8 +764,7 @@ export function buildTypeScriptVectors(): LeylineVector[] {
         attempt: 3,
         messageId: 'msg-0002',
       }),
-      'BusEnvelope on its third delivery attempt carrying the telemetry-packet encoding; empty ' +
-        'correlationId omitted.',
+      'BusEnvelope on its third delivery attempt carrying the telemetry-packet encoding; empty ' + 'correlationId omitted.',
     ),
   );
 
@@ -817,8 +795,7 @@ export function writeTypeScriptVectors(dir: string = TYPESCRIPT_VECTORS_DIR): nu
   return vectors.length;
 }
 
-const invokedDirectly =
-  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
   const written = writeTypeScriptVectors();
   console.log(`wrote ${written} vectors to test/vectors/typescript`);

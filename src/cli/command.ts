@@ -45,7 +45,11 @@ another process), the key ring settings security (ESPER_LEYLINE_SECRET).
 `;
 
 /** Runs `esper command` with the arguments after `command`; returns the exit code. */
-export async function runCommand(argv: readonly string[], io: CommandIo, options: { readonly settings?: EsperSettings } = {}): Promise<number> {
+export async function runCommand(
+  argv: readonly string[],
+  io: CommandIo,
+  options: { readonly settings?: EsperSettings } = {},
+): Promise<number> {
   let values;
   let positionals;
   try {
@@ -110,7 +114,10 @@ export async function runCommand(argv: readonly string[], io: CommandIo, options
       ...(alphaVec === undefined ? {} : { alphaVec }),
     });
     const keyRing = KeyRing.fromSettings(settings.security);
-    const signed = new HmacSigner(keyRing, { freshnessWindowMs: settings.security.freshnessWindowMs }).sign(AdaptationCommandSchema, command);
+    const signed = new HmacSigner(keyRing, { freshnessWindowMs: settings.security.freshnessWindowMs }).sign(
+      AdaptationCommandSchema,
+      command,
+    );
     const discard: TelemetrySink = { emit: () => undefined };
     const bus = openBusFromSettings(settings, { keyRing, telemetry: discard });
     try {

@@ -85,11 +85,18 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
         await certifier.certify({ descriptor: entry.descriptor, artifactBytes: loaded.bytes, siteKey: artifact.siteKey });
         certified += 1;
       }
-      options.onProgress?.(`safety data sheets: ${certified} issued by Urabrask (${((performance.now() - certifyStarted) / 1000).toFixed(1)} s)`);
+      options.onProgress?.(
+        `safety data sheets: ${certified} issued by Urabrask (${((performance.now() - certifyStarted) / 1000).toFixed(1)} s)`,
+      );
     }
     const security = settings.security;
     const signer = new HmacSigner(options.keyRing, { freshnessWindowMs: security.freshnessWindowMs });
-    const ledger = new NonceLedger({ ttlSeconds: security.nonceTtlSeconds, maxEntries: security.nonceMaxEntries, sink: options.telemetry, source: 'kasmina' });
+    const ledger = new NonceLedger({
+      ttlSeconds: security.nonceTtlSeconds,
+      maxEntries: security.nonceMaxEntries,
+      sink: options.telemetry,
+      source: 'kasmina',
+    });
     const verifier = new CommandVerifier({
       signer,
       ledger,

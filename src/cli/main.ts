@@ -19,9 +19,7 @@ Options:
 
 /** Package version, read from package.json next to the compiled tree. */
 export function version(): string {
-  const pkg = JSON.parse(
-    readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-  ) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
@@ -32,10 +30,7 @@ export interface CliIo {
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
-export async function main(
-  argv: readonly string[],
-  io: CliIo = { stdout: process.stdout, stderr: process.stderr },
-): Promise<number> {
+export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
     io.stdout.write(HELP);

@@ -190,7 +190,9 @@ export async function runRun(argv: readonly string[], io: TrainIo, options: RunR
     if (error instanceof SettingsError) {
       io.stderr.write(`esper run: invalid settings\n${error.issues.map((i) => `  ${formatSettingsIssue(i)}`).join('\n')}\n`);
     } else if (error instanceof z.ZodError) {
-      io.stderr.write(`esper run: invalid configuration: ${error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}\n`);
+      io.stderr.write(
+        `esper run: invalid configuration: ${error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}\n`,
+      );
     } else {
       io.stderr.write(`esper run: ${error instanceof Error ? error.message : String(error)}\n`);
     }
@@ -213,7 +215,13 @@ export async function runRun(argv: readonly string[], io: TrainIo, options: RunR
 }
 
 /** The grown run, then the baseline; writes the record and returns the report. */
-export async function runExperiment(config: RunConfig, settings: EsperSettings, io: TrainIo, signal: AbortSignal, outDir?: string): Promise<RunReport> {
+export async function runExperiment(
+  config: RunConfig,
+  settings: EsperSettings,
+  io: TrainIo,
+  signal: AbortSignal,
+  outDir?: string,
+): Promise<RunReport> {
   await initTensorBackend();
   const runId = `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}-${randomBytes(2).toString('hex')}`;
   const runDir = outDir ?? path.join(settings.storage.varDir, 'runs', runId);
@@ -240,9 +248,19 @@ export async function runExperiment(config: RunConfig, settings: EsperSettings, 
   let store: FieldReportStore | undefined;
   const grownEpochs: EpochReport[] = [];
   try {
-    io.stderr.write(`esper run: run ${runId} — ${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${config.policy} policy, seed ${config.seed}\n`);
+    io.stderr.write(
+      `esper run: run ${runId} — ${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${config.policy} policy, seed ${config.seed}\n`,
+    );
     const runSettings: EsperSettings = { ...settings, kasmina: { ...settings.kasmina, ...RUN_LIFECYCLE } };
-    growth = await openGrowth({ settings: runSettings, host, trainingRunId: runId, telemetry: sink, keyRing, certify: true, onProgress: (line) => io.stderr.write(`esper run: ${line}\n`) });
+    growth = await openGrowth({
+      settings: runSettings,
+      host,
+      trainingRunId: runId,
+      telemetry: sink,
+      keyRing,
+      certify: true,
+      onProgress: (line) => io.stderr.write(`esper run: ${line}\n`),
+    });
     const candidates = candidatesOf(growth, host);
     store = await FieldReportStore.open(path.join(runDir, 'field-reports.wal'), { telemetry: sink });
     const policy = buildPolicy(config);
@@ -305,8 +323,23 @@ export async function runExperiment(config: RunConfig, settings: EsperSettings, 
       const staticHost = createHost(config.host, { ...hostOptions, hostId: 'baseline' });
       try {
         const started = performance.now();
-        const base = await train({ runId: `${runId}-baseline`, host: staticHost, dataset, config, worker, progress: new Progress(io, config.epochs), sink, signal, settings });
-        baseline = { finalAccuracy: base.lastEpoch?.validationAccuracy ?? 0, parameters: Number(staticHost.descriptor.parameterCount), steps: base.globalStep, wallS: (performance.now() - started) / 1000 };
+        const base = await train({
+          runId: `${runId}-baseline`,
+          host: staticHost,
+          dataset,
+          config,
+          worker,
+          progress: new Progress(io, config.epochs),
+          sink,
+          signal,
+          settings,
+        });
+        baseline = {
+          finalAccuracy: base.lastEpoch?.validationAccuracy ?? 0,
+          parameters: Number(staticHost.descriptor.parameterCount),
+          steps: base.globalStep,
+          wallS: (performance.now() - started) / 1000,
+        };
       } finally {
         staticHost.dispose();
       }
@@ -319,7 +352,11 @@ export async function runExperiment(config: RunConfig, settings: EsperSettings, 
       ...(baseline === undefined ? {} : { baseline }),
       seeds,
       commands: { issued: tamiyoStats.commands, accepted: verifier.acceptedTotal, rejected: verifier.rejectedTotal },
-      controlPlane: { tamiyoMs: timing.tamiyoMs, kasminaMs: timing.kasminaMs, shareOfStep: trainMs > 0 ? (timing.tamiyoMs + timing.kasminaMs) / trainMs : 0 },
+      controlPlane: {
+        tamiyoMs: timing.tamiyoMs,
+        kasminaMs: timing.kasminaMs,
+        shareOfStep: trainMs > 0 ? (timing.tamiyoMs + timing.kasminaMs) / trainMs : 0,
+      },
       fieldReports: store.reports().length,
       runDir,
     };
@@ -339,11 +376,18 @@ export async function runExperiment(config: RunConfig, settings: EsperSettings, 
         outcome: r.outcome,
         observationWindowEpochs: r.observationWindowEpochs,
         notes: r.notes,
-        delta: r.delta === undefined ? undefined : { lossDelta: r.delta.lossDelta, counterfactualContribution: r.delta.counterfactualContribution },
+        delta:
+          r.delta === undefined
+            ? undefined
+            : { lossDelta: r.delta.lossDelta, counterfactualContribution: r.delta.counterfactualContribution },
       })),
       epochs: { grown: grownEpochs },
       tamiyo: tamiyoStats,
-      commandVerifier: { accepted: verifier.acceptedTotal, rejected: verifier.rejectedTotal, rejectionsByReason: verifier.rejectionsByReason },
+      commandVerifier: {
+        accepted: verifier.acceptedTotal,
+        rejected: verifier.rejectedTotal,
+        rejectionsByReason: verifier.rejectionsByReason,
+      },
       summary: { ...summary },
     };
     await writeFile(path.join(runDir, 'record.json'), `${JSON.stringify(record, jsonReplacer, 2)}\n`);
@@ -363,7 +407,13 @@ export async function runExperiment(config: RunConfig, settings: EsperSettings, 
  * host plateaus is decided within a 12-epoch MNIST run (133 steps per epoch); the
  * `kasmina.*` settings stay the defaults for long runs.
  */
-export const RUN_LIFECYCLE = Object.freeze({ trainingSteps: 60, blendingSteps: 40, shadowingSteps: 20, probationSteps: 20, embargoSteps: 60 });
+export const RUN_LIFECYCLE = Object.freeze({
+  trainingSteps: 60,
+  blendingSteps: 40,
+  shadowingSteps: 20,
+  probationSteps: 20,
+  embargoSteps: 60,
+});
 
 /** The heuristic's pace for `esper run`: germinate once the host has plateaued for 2 epochs, from epoch 3. */
 export const RUN_HEURISTIC = Object.freeze({ minEpochs: 3, stabilizationEpochs: 2, plateauEpochsToGerminate: 2 });
@@ -488,13 +538,26 @@ function timedExecutor(inner: KasminaExecutor, timing: { kasminaMs: number }): E
         timing.kasminaMs += performance.now() - started;
       }
     },
-    measureContributions: (baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext) => inner.measureContributions(baseline, validate, context),
+    measureContributions: (baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext) =>
+      inner.measureContributions(baseline, validate, context),
   };
 }
 
 /** Each seed's germination, fate and contribution, from Kasmina's telemetry. */
 function seedStories(packets: readonly TelemetryPacket[], kasmina: KasminaExecutor): SeedStory[] {
-  const stories = new Map<string, { seedId: string; siteId: string; blueprintId: string; germinatedStep: number; fate: string; fateStep: number; contribution: number | undefined; parameters: number }>();
+  const stories = new Map<
+    string,
+    {
+      seedId: string;
+      siteId: string;
+      blueprintId: string;
+      germinatedStep: number;
+      fate: string;
+      fateStep: number;
+      contribution: number | undefined;
+      parameters: number;
+    }
+  >();
   for (const packet of packets) {
     for (const event of packet.events) {
       const a = event.attributes;
@@ -544,9 +607,13 @@ export function formatReport(report: RunReport): string {
     `| grown | ${pct(report.grown.finalAccuracy)} | ${report.grown.parameters} | ${report.grown.steps} | ${report.grown.wallS.toFixed(1)} s |`,
     ...(report.baseline === undefined
       ? []
-      : [`| static baseline | ${pct(report.baseline.finalAccuracy)} | ${report.baseline.parameters} | ${report.baseline.steps} | ${report.baseline.wallS.toFixed(1)} s |`]),
+      : [
+          `| static baseline | ${pct(report.baseline.finalAccuracy)} | ${report.baseline.parameters} | ${report.baseline.steps} | ${report.baseline.wallS.toFixed(1)} s |`,
+        ]),
     '',
-    report.seeds.length === 0 ? 'No seed was germinated.' : '| seed | site | blueprint | germinated at step | fate | at step | contribution | parameters |',
+    report.seeds.length === 0
+      ? 'No seed was germinated.'
+      : '| seed | site | blueprint | germinated at step | fate | at step | contribution | parameters |',
     ...(report.seeds.length === 0 ? [] : ['|---|---|---|---|---|---|---|---|']),
     ...report.seeds.map(
       (s) =>

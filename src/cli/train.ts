@@ -276,12 +276,21 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
         throw new UsageError('--listen needs a shared bus: set ESPER_OONA_BUS_URL=redis://… (memory:// is in-process)');
       }
       const keyRing = KeyRing.fromSettings(settings.security);
-      growth = await openGrowth({ settings, host, trainingRunId: runId, telemetry: sink, keyRing, onProgress: (line) => io.stderr.write(`esper train: ${line}\n`) });
+      growth = await openGrowth({
+        settings,
+        host,
+        trainingRunId: runId,
+        telemetry: sink,
+        keyRing,
+        onProgress: (line) => io.stderr.write(`esper train: ${line}\n`),
+      });
       if (args.listen) {
         bus = openBusFromSettings(settings, { keyRing, telemetry: sink });
         inbox = new CommandInbox({ bus, trainingRunId: runId });
         await inbox.start();
-        io.stderr.write(`esper train: listening for commands to run ${runId} on ${redactUrl(settings.oona.busUrl)} (group ${inbox.group})\n`);
+        io.stderr.write(
+          `esper train: listening for commands to run ${runId} on ${redactUrl(settings.oona.busUrl)} (group ${inbox.group})\n`,
+        );
       }
     }
     trainer = new Trainer({
@@ -292,7 +301,11 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
       batchSize: args.batchSize,
       seed: args.seed,
       optimizer: { kind: args.optimizer, learningRate: args.lr },
-      lrSchedule: { policy: args.lrSchedule, totalSteps: Math.max(1, args.epochs * stepsPerEpoch - args.warmupSteps), warmupSteps: args.warmupSteps },
+      lrSchedule: {
+        policy: args.lrSchedule,
+        totalSteps: Math.max(1, args.epochs * stepsPerEpoch - args.warmupSteps),
+        warmupSteps: args.warmupSteps,
+      },
       worker,
       controllerDeadlineMs: tolaria.tamiyoTimeoutMs,
       executorDeadlineMs: tolaria.kasminaTimeoutMs,
@@ -330,12 +343,18 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
     );
     if (args.resume && latest !== undefined) {
       await trainer.restore(latest.checkpoint);
-      io.stderr.write(`esper train: resumed from step ${trainer.globalStep} (epoch ${trainer.cursorState.epoch}, example ${trainer.cursorState.position})\n`);
+      io.stderr.write(
+        `esper train: resumed from step ${trainer.globalStep} (epoch ${trainer.cursorState.epoch}, example ${trainer.cursorState.position})\n`,
+      );
     }
     const summary = await trainer.run({ signal });
     progress.finish();
     const seeds = growth?.kasmina.stats();
-    io.stdout.write(args.json ? `${JSON.stringify({ ...summaryJson(summary, store.path), ...(seeds === undefined ? {} : { seeds }) })}\n` : formatSummary(summary, store.path, seeds));
+    io.stdout.write(
+      args.json
+        ? `${JSON.stringify({ ...summaryJson(summary, store.path), ...(seeds === undefined ? {} : { seeds }) })}\n`
+        : formatSummary(summary, store.path, seeds),
+    );
     return summary.state === 'completed' ? 0 : summary.state === 'aborted' ? 130 : 3;
   } finally {
     await inbox?.stop();
@@ -372,7 +391,9 @@ function formatSummary(summary: TrainingSummary, checkpointLog: string, seeds?: 
     `checkpoints  ${summary.checkpointsWritten} written to ${checkpointLog}`,
     ...(seeds === undefined
       ? []
-      : [`seeds        ${seeds.seedsFossilized} fossilized, ${seeds.seedsCulled} culled, ${seeds.commandsApplied} commands applied, ${seeds.gateFailures} gate failures`]),
+      : [
+          `seeds        ${seeds.seedsFossilized} fossilized, ${seeds.seedsCulled} culled, ${seeds.commandsApplied} commands applied, ${seeds.gateFailures} gate failures`,
+        ]),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -441,8 +441,7 @@ export class AsyncWorker implements AsyncDisposable {
    */
   submit<T>(task: AsyncTask<T>, options: AsyncTaskOptions = {}): AsyncTaskHandle<T> {
     if (typeof task !== 'function') throw invalid('task', 'must be a function');
-    const deadlineMs =
-      options.deadlineMs === undefined ? this.options.defaultDeadlineMs : checkDeadline('deadlineMs', options.deadlineMs);
+    const deadlineMs = options.deadlineMs === undefined ? this.options.defaultDeadlineMs : checkDeadline('deadlineMs', options.deadlineMs);
     if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
       throw invalid('name', `must be a non-empty string, got ${describeValue(options.name)}`);
     }
@@ -564,8 +563,7 @@ export class AsyncWorker implements AsyncDisposable {
     if (this.#closing !== undefined) return this.#closing;
     let timeoutMs: number;
     try {
-      timeoutMs =
-        options.timeoutMs === undefined ? this.options.shutdownTimeoutMs : checkTimeout('timeoutMs', options.timeoutMs);
+      timeoutMs = options.timeoutMs === undefined ? this.options.shutdownTimeoutMs : checkTimeout('timeoutMs', options.timeoutMs);
     } catch (error) {
       return Promise.reject(error);
     }

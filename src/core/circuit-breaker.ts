@@ -33,8 +33,7 @@ export const BreakerTransitionReason = {
 } as const;
 
 /** Union of every {@link BreakerTransitionReason} value. */
-export type BreakerTransitionReason =
-  (typeof BreakerTransitionReason)[keyof typeof BreakerTransitionReason];
+export type BreakerTransitionReason = (typeof BreakerTransitionReason)[keyof typeof BreakerTransitionReason];
 
 /** A point-in-time view of a breaker, safe to put in telemetry. */
 export interface CircuitBreakerSnapshot {
@@ -135,9 +134,7 @@ export const CIRCUIT_BREAKER_DEFAULTS = Object.freeze({
 const MAX_REASON_CHARS = 200;
 
 /** Validates `options` and fills in defaults; throws `INVALID_ARGUMENT` naming the field. */
-export function resolveCircuitBreakerOptions(
-  options: CircuitBreakerOptions,
-): ResolvedCircuitBreakerOptions {
+export function resolveCircuitBreakerOptions(options: CircuitBreakerOptions): ResolvedCircuitBreakerOptions {
   if (typeof options.name !== 'string' || options.name.length === 0) {
     throw invalidOption('name', 'a non-empty string', options.name);
   }
@@ -210,10 +207,7 @@ export class CircuitBreaker {
     const now = this.#options.clock.monotonicMs();
     if (this.#state === CircuitBreakerState.CIRCUIT_STATE_OPEN) {
       if (now < this.#openUntilMs) return this.#reject();
-      this.#transition(
-        CircuitBreakerState.CIRCUIT_STATE_HALF_OPEN,
-        BreakerTransitionReason.OPEN_TIMEOUT_ELAPSED,
-      );
+      this.#transition(CircuitBreakerState.CIRCUIT_STATE_HALF_OPEN, BreakerTransitionReason.OPEN_TIMEOUT_ELAPSED);
     }
     if (this.#state === CircuitBreakerState.CIRCUIT_STATE_HALF_OPEN) {
       if (this.#probesInFlight >= this.#options.halfOpenMaxProbes) {
@@ -238,10 +232,7 @@ export class CircuitBreaker {
         this.#releaseProbe();
         this.#successCount += 1;
         if (this.#successCount >= this.#options.successThreshold) {
-          this.#transition(
-            CircuitBreakerState.CIRCUIT_STATE_CLOSED,
-            BreakerTransitionReason.SUCCESS_THRESHOLD,
-          );
+          this.#transition(CircuitBreakerState.CIRCUIT_STATE_CLOSED, BreakerTransitionReason.SUCCESS_THRESHOLD);
         }
         return;
       default:
@@ -300,15 +291,11 @@ export class CircuitBreaker {
       state: this.#state,
       failureCount: this.#failureCount,
       successCount: this.#successCount,
-      ...(this.#state === CircuitBreakerState.CIRCUIT_STATE_OPEN
-        ? { openUntilMs: this.#openUntilMs }
-        : {}),
+      ...(this.#state === CircuitBreakerState.CIRCUIT_STATE_OPEN ? { openUntilMs: this.#openUntilMs } : {}),
       probesInFlight: this.#probesInFlight,
       openedTotal: this.#openedTotal,
       rejectedTotal: this.#rejectedTotal,
-      ...(this.#lastFailureReason === undefined
-        ? {}
-        : { lastFailureReason: this.#lastFailureReason }),
+      ...(this.#lastFailureReason === undefined ? {} : { lastFailureReason: this.#lastFailureReason }),
     };
   }
 
@@ -411,9 +398,7 @@ function requireIntegerAtLeastOne(field: string, value: number): void {
 }
 
 function invalidOption(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(
-    ErrorCode.INVALID_ARGUMENT,
-    `CircuitBreaker option ${field}: expected ${expected}, got ${String(got)}`,
-    { details: { field } },
-  );
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `CircuitBreaker option ${field}: expected ${expected}, got ${String(got)}`, {
+    details: { field },
+  });
 }

@@ -14,12 +14,7 @@
  * against truncation comes from the framing of the carrier (CRC frames in the WAL, the
  * HMAC on bus envelopes), not from protobuf.
  */
-import {
-  fromBinary,
-  toBinary,
-  type DescMessage,
-  type MessageShape,
-} from '@bufbuild/protobuf';
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError } from './errors.js';
 import { CONTRACT_LIMITS } from './limits.js';
 
@@ -37,20 +32,12 @@ const LIST_BOUNDS: Readonly<Record<string, readonly Bound[]>> = {
     { field: 'alphaVec', max: CONTRACT_LIMITS.alphaVecMaxEntries },
     { field: 'policyLogits', max: CONTRACT_LIMITS.policyLogitsMaxEntries },
   ],
-  'esper.leyline.v1.TrainingMetrics': [
-    { field: 'extraMetrics', max: CONTRACT_LIMITS.extraMetricsMaxEntries },
-  ],
-  'esper.leyline.v1.FieldReport': [
-    { field: 'extraMetrics', max: CONTRACT_LIMITS.extraMetricsMaxEntries },
-  ],
+  'esper.leyline.v1.TrainingMetrics': [{ field: 'extraMetrics', max: CONTRACT_LIMITS.extraMetricsMaxEntries }],
+  'esper.leyline.v1.FieldReport': [{ field: 'extraMetrics', max: CONTRACT_LIMITS.extraMetricsMaxEntries }],
 };
 
 /** Decodes `bytes` as a `schema` message, strictly (see module doc). */
-export function decodeMessage<Desc extends DescMessage>(
-  schema: Desc,
-  bytes: Uint8Array,
-  options: DecodeOptions = {},
-): MessageShape<Desc> {
+export function decodeMessage<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array, options: DecodeOptions = {}): MessageShape<Desc> {
   checkSize(schema, bytes, options);
   let message: MessageShape<Desc>;
   try {
@@ -83,11 +70,9 @@ export function encodeMessage<Desc extends DescMessage>(
 function checkSize(schema: DescMessage, bytes: Uint8Array, options: DecodeOptions): void {
   const maxBytes = options.maxBytes ?? CONTRACT_LIMITS.messageMaxBytes;
   if (bytes.length > maxBytes) {
-    throw new EsperError(
-      ErrorCode.MESSAGE_TOO_LARGE,
-      `${schema.typeName}: ${bytes.length} bytes exceeds the ${maxBytes}-byte bound`,
-      { details: { typeName: schema.typeName, bytes: bytes.length, maxBytes } },
-    );
+    throw new EsperError(ErrorCode.MESSAGE_TOO_LARGE, `${schema.typeName}: ${bytes.length} bytes exceeds the ${maxBytes}-byte bound`, {
+      details: { typeName: schema.typeName, bytes: bytes.length, maxBytes },
+    });
   }
 }
 
@@ -120,9 +105,7 @@ function planFor(desc: DescMessage): ValidationPlan {
   }
   const oneofs = desc.oneofs.map((oneof) => ({
     name: oneof.localName,
-    cases: new Map(
-      oneof.fields.flatMap((f) => (f.fieldKind === 'message' ? [[f.localName, f.message] as const] : [])),
-    ),
+    cases: new Map(oneof.fields.flatMap((f) => (f.fieldKind === 'message' ? [[f.localName, f.message] as const] : []))),
   }));
   plan = { bounds: LIST_BOUNDS[desc.typeName] ?? [], messages, collections, oneofs };
   plans.set(desc, plan);
@@ -133,13 +116,7 @@ function planFor(desc: DescMessage): ValidationPlan {
  * Walks a message along its descriptor: rejects unknown fields (when decoding) and
  * enforces the list bounds, at every depth.
  */
-function validateDecoded(
-  desc: DescMessage,
-  message: Record<string, unknown>,
-  path: string,
-  depth: number,
-  producing = false,
-): void {
+function validateDecoded(desc: DescMessage, message: Record<string, unknown>, path: string, depth: number, producing = false): void {
   if (depth > CONTRACT_LIMITS.messageMaxDepth) {
     throw new EsperError(ErrorCode.DECODE_FAILED, `${path}: nesting deeper than allowed`);
   }
@@ -169,9 +146,7 @@ function validateDecoded(
     const value = message[name];
     if (value === undefined) continue;
     const items = map ? Object.values(value as Record<string, unknown>) : (value as unknown[]);
-    items.forEach((item, i) =>
-      validateDecoded(child, item as Record<string, unknown>, `${path}.${name}[${i}]`, depth + 1, producing),
-    );
+    items.forEach((item, i) => validateDecoded(child, item as Record<string, unknown>, `${path}.${name}[${i}]`, depth + 1, producing));
   }
   for (const { name, cases } of plan.oneofs) {
     const selected = message[name] as { case?: string; value?: unknown } | undefined;

@@ -32,19 +32,16 @@ export class ContractChecker {
 
   /** Throws the side's missing-field error about `field`. */
   missing(field: string, message: string): never {
-    const code =
-      this.side === 'consumer' ? ErrorCode.CONTRACT_FIELD_MISSING : ErrorCode.INVALID_ARGUMENT;
+    const code = this.side === 'consumer' ? ErrorCode.CONTRACT_FIELD_MISSING : ErrorCode.INVALID_ARGUMENT;
     throw new EsperError(code, `${field}: ${message}`, { details: { field } });
   }
 
   /** Throws CONTRACT_BOUND_EXCEEDED when a list holds more than `max` entries. */
   listBound(field: string, entries: number, max: number): void {
     if (entries > max) {
-      throw new EsperError(
-        ErrorCode.CONTRACT_BOUND_EXCEEDED,
-        `${field}: ${entries} entries exceeds the bound of ${max}`,
-        { details: { field, entries, max } },
-      );
+      throw new EsperError(ErrorCode.CONTRACT_BOUND_EXCEEDED, `${field}: ${entries} entries exceeds the bound of ${max}`, {
+        details: { field, entries, max },
+      });
     }
   }
 

@@ -166,7 +166,6 @@ export interface DecisionMetadataInput {
   readonly selection?: SelectionContextInput;
 }
 
-
 const FIELD = 'metadata';
 
 /**
@@ -184,8 +183,7 @@ export function buildDecisionMetadata(input: DecisionMetadataInput): DecisionMet
     risk: input.risk === undefined ? undefined : riskMessage(input.risk, check),
     blend: input.blend === undefined ? undefined : blendMessage(input.blend, check),
     coverage: input.coverage === undefined ? undefined : coverageMessage(input.coverage, check),
-    selection:
-      input.selection === undefined ? undefined : selectionMessage(input.selection, check),
+    selection: input.selection === undefined ? undefined : selectionMessage(input.selection, check),
   });
   validateDecisionMetadata(metadata, check);
   return metadata;
@@ -201,11 +199,9 @@ export function buildDecisionMetadata(input: DecisionMetadataInput): DecisionMet
 export function readDecisionMetadata(command: AdaptationCommand): DecisionMetadata {
   const metadata = command.metadata;
   if (metadata === undefined) {
-    throw new EsperError(
-      ErrorCode.CONTRACT_FIELD_MISSING,
-      `command ${JSON.stringify(command.commandId)} carries no decision metadata`,
-      { details: { field: FIELD, commandId: command.commandId } },
-    );
+    throw new EsperError(ErrorCode.CONTRACT_FIELD_MISSING, `command ${JSON.stringify(command.commandId)} carries no decision metadata`, {
+      details: { field: FIELD, commandId: command.commandId },
+    });
   }
   validateDecisionMetadata(metadata, new ContractChecker('consumer'));
   return metadata;
@@ -218,10 +214,7 @@ export function readDecisionMetadata(command: AdaptationCommand): DecisionMetada
  * @throws EsperError INVALID_STATE when the command is already signed; the producer-side
  *   errors of {@link buildDecisionMetadata} when `metadata` breaks a rule.
  */
-export function attachDecisionMetadata(
-  command: AdaptationCommand,
-  metadata: DecisionMetadata,
-): AdaptationCommand {
+export function attachDecisionMetadata(command: AdaptationCommand, metadata: DecisionMetadata): AdaptationCommand {
   if (command.security !== undefined && command.security.signature.length > 0) {
     throw new EsperError(
       ErrorCode.INVALID_STATE,
@@ -312,13 +305,7 @@ function selectionMessage(input: SelectionContextInput, check: ContractChecker):
 
 function validateDecisionMetadata(metadata: DecisionMetadata, check: ContractChecker): void {
   const { policy, risk, blend, coverage, selection } = metadata;
-  if (
-    policy === undefined &&
-    risk === undefined &&
-    blend === undefined &&
-    coverage === undefined &&
-    selection === undefined
-  ) {
+  if (policy === undefined && risk === undefined && blend === undefined && coverage === undefined && selection === undefined) {
     check.missing(FIELD, 'decision metadata has no section set');
   }
   if (policy !== undefined) validatePolicy(policy, check);
@@ -353,10 +340,7 @@ function validateBlend(blend: BlendConfig, check: ContractChecker): void {
   check.range(`${at}.schedule_start`, blend.scheduleStart, 0, 1);
   check.range(`${at}.schedule_end`, blend.scheduleEnd, 0, 1);
   if (blend.scheduleStart > blend.scheduleEnd) {
-    check.invalid(
-      `${at}.schedule_start`,
-      `schedule_start ${blend.scheduleStart} is after schedule_end ${blend.scheduleEnd}`,
-    );
+    check.invalid(`${at}.schedule_start`, `schedule_start ${blend.scheduleStart} is after schedule_end ${blend.scheduleEnd}`);
   }
   check.range(`${at}.alpha_lo`, blend.alphaLo, 0, 1);
   check.range(`${at}.alpha_hi`, blend.alphaHi, 0, 1);
@@ -411,4 +395,3 @@ function validateSelection(selection: SelectionContext, check: ContractChecker):
   check.finite(`${at}.seed_score`, selection.seedScore);
   check.finite(`${at}.blueprint_score`, selection.blueprintScore);
 }
-

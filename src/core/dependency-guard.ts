@@ -154,11 +154,7 @@ export class DependencyGuard {
    * Requires a non-blank id and returns it unchanged (not trimmed: an id is never
    * rewritten on the way through).
    */
-  requireId(
-    value: string | null | undefined,
-    dependencyType: string,
-    details?: ViolationDetails,
-  ): string {
+  requireId(value: string | null | undefined, dependencyType: string, details?: ViolationDetails): string {
     if (value === undefined || value === null || value.length === 0) {
       this.fail({ dependencyType, reason: `missing ${dependencyType}`, details });
     }
@@ -210,10 +206,7 @@ export class DependencyGuard {
   }
 
   /** Requires a configuration condition; dependency type `config`, identifier `key`. */
-  requireConfig(
-    condition: boolean,
-    config: { readonly key: string; readonly reason: string; readonly details?: ViolationDetails },
-  ): void {
+  requireConfig(condition: boolean, config: { readonly key: string; readonly reason: string; readonly details?: ViolationDetails }): void {
     if (condition) return;
     this.fail({
       dependencyType: 'config',
@@ -333,10 +326,7 @@ export const COMMAND_PAYLOAD_CASES = {
  *
  * @throws DependencyViolationError on the first failed check.
  */
-export function validateCommandDependencies(
-  guard: DependencyGuard,
-  command: AdaptationCommand,
-): void {
+export function validateCommandDependencies(guard: DependencyGuard, command: AdaptationCommand): void {
   const commandId = guard.requireId(command.commandId, 'command_id');
   const details = { command_id: commandId };
   guard.requireId(command.trainingRunId, 'training_run_id', details);
@@ -351,10 +341,7 @@ export function validateCommandDependencies(
     });
   }
   const typeName = enumName(CommandTypeSchema.values, type);
-  const seedId =
-    type === CommandType.COMMAND_SEED
-      ? guard.requireId(command.targetSeedId, 'seed_id', details)
-      : undefined;
+  const seedId = type === CommandType.COMMAND_SEED ? guard.requireId(command.targetSeedId, 'seed_id', details) : undefined;
 
   const expected = COMMAND_PAYLOAD_CASES[type as keyof typeof COMMAND_PAYLOAD_CASES];
   const actual = command.payload.case;

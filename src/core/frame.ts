@@ -75,8 +75,7 @@ function tooLarge(payloadBytes: number, maxPayloadBytes: number, offset?: number
     ErrorCode.RECORD_TOO_LARGE,
     `frame payload of ${payloadBytes} bytes${at} exceeds the ${maxPayloadBytes}-byte bound`,
     {
-      details:
-        offset === undefined ? { payloadBytes, maxPayloadBytes } : { payloadBytes, maxPayloadBytes, offset },
+      details: offset === undefined ? { payloadBytes, maxPayloadBytes } : { payloadBytes, maxPayloadBytes, offset },
     },
   );
 }
@@ -134,11 +133,9 @@ export function decodeFrame(bytes: Uint8Array, options: FrameOptions = {}): Uint
     );
   }
   if (bytes.length > end) {
-    throw new EsperError(
-      ErrorCode.DECODE_FAILED,
-      `${bytes.length - end} unexpected bytes after a ${end}-byte frame`,
-      { details: { bytes: bytes.length, frameBytes: end } },
-    );
+    throw new EsperError(ErrorCode.DECODE_FAILED, `${bytes.length - end} unexpected bytes after a ${end}-byte frame`, {
+      details: { bytes: bytes.length, frameBytes: end },
+    });
   }
   const payload = bytes.subarray(FRAME_HEADER_BYTES, end);
   if (crc32c(payload) !== readU32(bytes, 4)) {

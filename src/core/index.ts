@@ -4,13 +4,7 @@
  */
 export { ErrorCode, EsperError, isEsperError, type EsperErrorOptions } from './errors.js';
 export { FakeClock, systemClock, type Clock } from './clock.js';
-export {
-  CRITICAL_EVENTS,
-  ESCALATING_WARNING_EVENTS,
-  effectiveEventLevel,
-  maxPriority,
-  priorityForEvent,
-} from './priority.js';
+export { CRITICAL_EVENTS, ESCALATING_WARNING_EVENTS, effectiveEventLevel, maxPriority, priorityForEvent } from './priority.js';
 export {
   buildMetric,
   buildTelemetryPacket,

@@ -78,9 +78,7 @@ export function priorityForEvent(level: TelemetryLevel, description: string): Me
     case TelemetryLevel.ERROR:
       return MessagePriority.HIGH;
     case TelemetryLevel.WARNING:
-      return ESCALATING_WARNING_EVENTS.has(description)
-        ? MessagePriority.HIGH
-        : MessagePriority.NORMAL;
+      return ESCALATING_WARNING_EVENTS.has(description) ? MessagePriority.HIGH : MessagePriority.NORMAL;
     case TelemetryLevel.INFO:
     case TelemetryLevel.UNSPECIFIED:
       return MessagePriority.NORMAL;

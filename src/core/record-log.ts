@@ -348,25 +348,16 @@ async function findValidFrameInFile(window: FileWindow, from: number): Promise<n
   return -1;
 }
 
-function corruptError(
-  logPath: string,
-  offset: number,
-  defect: FrameDefect | 'truncated',
-  nextValidOffset?: number,
-): EsperError {
+function corruptError(logPath: string, offset: number, defect: FrameDefect | 'truncated', nextValidOffset?: number): EsperError {
   const follow = nextValidOffset === undefined ? '' : `; a valid record follows at offset ${nextValidOffset}`;
-  return new EsperError(
-    ErrorCode.RECORD_LOG_CORRUPT,
-    `record log ${logPath}: corrupt record at offset ${offset} (${defect})${follow}`,
-    {
-      details: {
-        path: logPath,
-        offset,
-        defect,
-        ...(nextValidOffset === undefined ? {} : { nextValidOffset }),
-      },
+  return new EsperError(ErrorCode.RECORD_LOG_CORRUPT, `record log ${logPath}: corrupt record at offset ${offset} (${defect})${follow}`, {
+    details: {
+      path: logPath,
+      offset,
+      defect,
+      ...(nextValidOffset === undefined ? {} : { nextValidOffset }),
     },
-  );
+  });
 }
 
 function tooLargeOnDisk(logPath: string, offset: number, payloadBytes: number, maxRecordBytes: number): EsperError {
@@ -381,12 +372,7 @@ function tooLargeOnDisk(logPath: string, offset: number, payloadBytes: number, m
  * Reads the frames of `[start, end)` of a file that must hold only valid frames (the
  * committed part of a log). Any defect is corruption.
  */
-async function* readCommittedFrames(
-  handle: FileHandle,
-  logPath: string,
-  end: number,
-  maxRecordBytes: number,
-): AsyncGenerator<LogRecord> {
+async function* readCommittedFrames(handle: FileHandle, logPath: string, end: number, maxRecordBytes: number): AsyncGenerator<LogRecord> {
   const window = new FileWindow(handle, end, maxRecordBytes);
   let offset = 0;
   while (offset < end) {

@@ -149,9 +149,7 @@ const setting = {
     return plain(rangeText('integer', options.min, options.max), schema, envSchema, options.default, options);
   },
 
-  number(
-    options: { default: number; min?: number; max?: number; greaterThan?: number } & CommonOptions,
-  ) {
+  number(options: { default: number; min?: number; max?: number; greaterThan?: number } & CommonOptions) {
     let schema = z.number();
     if (options.min !== undefined) schema = schema.min(options.min);
     if (options.greaterThan !== undefined) schema = schema.gt(options.greaterThan);
@@ -191,10 +189,7 @@ const setting = {
   },
 
   /** A closed set of strings. Environment values match case-insensitively. */
-  enum<const V extends readonly [string, ...string[]]>(
-    values: V,
-    options: { default: V[number] } & CommonOptions,
-  ) {
+  enum<const V extends readonly [string, ...string[]]>(values: V, options: { default: V[number] } & CommonOptions) {
     const schema = z.enum(values);
     const envSchema = z
       .string()
@@ -567,10 +562,7 @@ const LEAVES: readonly Leaf[] = (() => {
   return leaves;
 })();
 
-const KNOWN_ENV_VARS: ReadonlySet<string> = new Set([
-  SETTINGS_META_ENV.configFile,
-  ...LEAVES.map((leaf) => leaf.envVar),
-]);
+const KNOWN_ENV_VARS: ReadonlySet<string> = new Set([SETTINGS_META_ENV.configFile, ...LEAVES.map((leaf) => leaf.envVar)]);
 
 /** One settings key, for documentation and `esper config` listings. */
 export interface SettingInfo {
@@ -697,9 +689,7 @@ export function loadSettings(options: LoadSettingsOptions = {}): EsperSettings {
   }
   const overridesLayer = new Map<string, unknown>();
   if (options.overrides !== undefined) {
-    readTree(options.overrides, SETTINGS_DEFINITION, [], overridesLayer, (issue) =>
-      issues.push({ source: 'overrides', ...issue }),
-    );
+    readTree(options.overrides, SETTINGS_DEFINITION, [], overridesLayer, (issue) => issues.push({ source: 'overrides', ...issue }));
   }
   if (issues.length > 0) throw new SettingsError(issues);
 
@@ -709,8 +699,7 @@ export function loadSettings(options: LoadSettingsOptions = {}): EsperSettings {
   for (const leaf of LEAVES) {
     const layer = layers.find((candidate) => candidate.has(leaf.dotted));
     if (layer === undefined && leaf.definition.spec.derived) continue;
-    const value =
-      layer === undefined ? leaf.definition.spec.defaultValue(partial) : layer.get(leaf.dotted);
+    const value = layer === undefined ? leaf.definition.spec.defaultValue(partial) : layer.get(leaf.dotted);
     values.set(leaf.dotted, value);
     setPath(partial, leaf.path, value);
   }
@@ -718,19 +707,13 @@ export function loadSettings(options: LoadSettingsOptions = {}): EsperSettings {
   // result is rebuilt so its keys keep definition order.
   const root: Record<string, unknown> = {};
   for (const leaf of LEAVES) {
-    const value = values.has(leaf.dotted)
-      ? values.get(leaf.dotted)
-      : leaf.definition.spec.defaultValue(partial);
+    const value = values.has(leaf.dotted) ? values.get(leaf.dotted) : leaf.definition.spec.defaultValue(partial);
     setPath(root, leaf.path, value);
   }
   return deepFreeze(root) as EsperSettings;
 }
 
-function readEnvLayer(
-  env: Readonly<Record<string, string | undefined>>,
-  unknownEnv: 'error' | 'ignore',
-  issues: SettingsIssue[],
-): Layer {
+function readEnvLayer(env: Readonly<Record<string, string | undefined>>, unknownEnv: 'error' | 'ignore', issues: SettingsIssue[]): Layer {
   const layer: Layer = new Map();
   for (const leaf of LEAVES) {
     const raw = env[leaf.envVar];
@@ -782,22 +765,14 @@ function readFileLayer(file: string, issues: SettingsIssue[]): Layer {
     issues.push({ source: 'file', key: '', file, message: 'must hold a JSON object' });
     return layer;
   }
-  readTree(json, SETTINGS_DEFINITION, [], layer, (issue) =>
-    issues.push({ source: 'file', file, ...issue }),
-  );
+  readTree(json, SETTINGS_DEFINITION, [], layer, (issue) => issues.push({ source: 'file', file, ...issue }));
   return layer;
 }
 
 type IssueSink = (issue: Omit<SettingsIssue, 'source' | 'file'>) => void;
 
 /** Walks a nested input against the definition: unknown keys, bad groups, bad leaves. */
-function readTree(
-  input: object,
-  group: SettingsGroup,
-  prefix: readonly string[],
-  layer: Layer,
-  report: IssueSink,
-): void {
+function readTree(input: object, group: SettingsGroup, prefix: readonly string[], layer: Layer, report: IssueSink): void {
   const known = new Set(Object.keys(group));
   for (const [key, value] of Object.entries(input)) {
     const path = [...prefix, key];

@@ -81,18 +81,11 @@ type FloatKey = (typeof FLOAT_FIELDS)[number]['key'];
 type ScalarKey = FloatKey | 'optimizerFamily' | 'epochsTotal';
 
 // Compile-time guard: a scalar added to TrainingMetrics in the proto must be added above.
-type UncoveredKey = Exclude<
-  keyof TrainingMetrics,
-  ScalarKey | 'extraMetrics' | '$typeName' | '$unknown'
->;
+type UncoveredKey = Exclude<keyof TrainingMetrics, ScalarKey | 'extraMetrics' | '$typeName' | '$unknown'>;
 const _everyFieldCovered: [UncoveredKey] extends [never] ? true : UncoveredKey = true;
 
 /** Typed field names that extra metrics may not reuse. */
-const RESERVED_EXTRA_NAMES: ReadonlySet<string> = new Set([
-  ...FLOAT_FIELDS.map((f) => f.field),
-  'optimizer_family',
-  'epochs_total',
-]);
+const RESERVED_EXTRA_NAMES: ReadonlySet<string> = new Set([...FLOAT_FIELDS.map((f) => f.field), 'optimizer_family', 'epochs_total']);
 
 const FIELD = 'metrics';
 
@@ -107,7 +100,6 @@ export type TrainingMetricsInput = Partial<Readonly<Pick<TrainingMetrics, Scalar
    */
   readonly extraMetrics?: readonly MetricInput[];
 };
-
 
 /**
  * Builds TrainingMetrics (producer side). Floats are rounded to float32, the precision the
@@ -177,11 +169,7 @@ export function validateExtraMetrics(list: readonly MetricPoint[], field: string
   checkExtraMetrics(list, field, new ContractChecker('consumer'), new Set());
 }
 
-function buildExtraMetricsWith(
-  inputs: readonly MetricInput[],
-  field: string,
-  check: ContractChecker,
-): MetricPoint[] {
+function buildExtraMetricsWith(inputs: readonly MetricInput[], field: string, check: ContractChecker): MetricPoint[] {
   // Bound first: an oversized list fails whole, before any entry is built.
   check.listBound(field, inputs.length, MAX_EXTRA_METRICS);
   const points = inputs.map((input, i) => {
@@ -195,12 +183,7 @@ function buildExtraMetricsWith(
   return points;
 }
 
-function checkExtraMetrics(
-  list: readonly MetricPoint[],
-  field: string,
-  check: ContractChecker,
-  reservedNames: ReadonlySet<string>,
-): void {
+function checkExtraMetrics(list: readonly MetricPoint[], field: string, check: ContractChecker, reservedNames: ReadonlySet<string>): void {
   check.listBound(field, list.length, MAX_EXTRA_METRICS);
   const seen = new Set<string>();
   list.forEach((point, i) => {
@@ -212,10 +195,7 @@ function checkExtraMetrics(
       check.invalid(`${at}.name`, `duplicate metric name ${JSON.stringify(point.name)}`);
     }
     if (reservedNames.has(point.name)) {
-      check.invalid(
-        `${at}.name`,
-        `${JSON.stringify(point.name)} has a typed field; set the field instead`,
-      );
+      check.invalid(`${at}.name`, `${JSON.stringify(point.name)} has a typed field; set the field instead`);
     }
     seen.add(point.name);
   });

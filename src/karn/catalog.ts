@@ -156,9 +156,13 @@ export class KarnCatalog {
     this.#telemetry = options.telemetry;
     for (const entry of options.blueprints ?? DEFAULT_BLUEPRINTS) {
       if (familyById(entry.descriptor.family) === undefined) {
-        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `blueprint ${entry.descriptor.blueprintId} names unknown family '${entry.descriptor.family}'`, {
-          details: { blueprintId: entry.descriptor.blueprintId, field: 'family' },
-        });
+        throw new EsperError(
+          ErrorCode.INVALID_ARGUMENT,
+          `blueprint ${entry.descriptor.blueprintId} names unknown family '${entry.descriptor.family}'`,
+          {
+            details: { blueprintId: entry.descriptor.blueprintId, field: 'family' },
+          },
+        );
       }
       this.#entries.set(entry.descriptor.blueprintId, entry);
     }
@@ -233,7 +237,12 @@ export class KarnCatalog {
       const value = params[name];
       if (value === undefined) throw parameterError(id, name, 'missing', `blueprint ${id}: missing required parameter '${name}'`);
       if (!Number.isFinite(value) || value < bounds.minValue || value > bounds.maxValue) {
-        throw parameterError(id, name, 'out_of_bounds', `blueprint ${id}: parameter '${name}'=${value} outside bounds [${bounds.minValue}, ${bounds.maxValue}]`);
+        throw parameterError(
+          id,
+          name,
+          'out_of_bounds',
+          `blueprint ${id}: parameter '${name}'=${value} outside bounds [${bounds.minValue}, ${bounds.maxValue}]`,
+        );
       }
       out[name] = value;
     }
@@ -248,9 +257,15 @@ export class KarnCatalog {
   select(options: SelectOptions): KarnSelection {
     if (!this.#breaker.allow()) {
       this.#bump(KarnMetric.BREAKER_DENIED);
-      this.#pendingEvents.push({ description: KarnEvent.BREAKER_DENIED, level: TelemetryLevel.WARNING, attributes: { reason: 'breaker_open' } });
+      this.#pendingEvents.push({
+        description: KarnEvent.BREAKER_DENIED,
+        level: TelemetryLevel.WARNING,
+        attributes: { reason: 'breaker_open' },
+      });
       this.#flush();
-      throw new EsperError(ErrorCode.BREAKER_OPEN, 'Karn breaker open; rejecting blueprint selection', { details: { breaker: this.#breaker.name } });
+      throw new EsperError(ErrorCode.BREAKER_OPEN, 'Karn breaker open; rejecting blueprint selection', {
+        details: { breaker: this.#breaker.name },
+      });
     }
     const startMs = this.#clock.monotonicMs();
     let selection: KarnSelection;
@@ -303,9 +318,13 @@ export class KarnCatalog {
     const entry = this.#entry(id);
     const family = this.#family(entry);
     if (!family.fits(site)) {
-      throw new EsperError(ErrorCode.KARN_SITE_UNSUPPORTED, `blueprint ${id} (${family.id}) does not fit site shape [${site.shape.join(', ')}]`, {
-        details: { blueprintId: id, family: family.id, siteKind: site.kind },
-      });
+      throw new EsperError(
+        ErrorCode.KARN_SITE_UNSUPPORTED,
+        `blueprint ${id} (${family.id}) does not fit site shape [${site.shape.join(', ')}]`,
+        {
+          details: { blueprintId: id, family: family.id, siteKind: site.kind },
+        },
+      );
     }
     const params = this.validateParameters(id, options.parameters ?? midpointParameters(entry.descriptor));
     const knobs = resolveKnobs(family.id, family.knobs, entry.toKnobs(params));
@@ -339,7 +358,9 @@ export class KarnCatalog {
       .filter((e) => options.tier === undefined || e.descriptor.tier === options.tier)
       .filter((e) => options.allowQuarantine === true || !e.descriptor.quarantineOnly)
       .filter((e) => this.#family(e).fits(options.site))
-      .sort((a, b) => (a.descriptor.blueprintId < b.descriptor.blueprintId ? -1 : a.descriptor.blueprintId > b.descriptor.blueprintId ? 1 : 0));
+      .sort((a, b) =>
+        a.descriptor.blueprintId < b.descriptor.blueprintId ? -1 : a.descriptor.blueprintId > b.descriptor.blueprintId ? 1 : 0,
+      );
     if (candidates.length === 0) {
       throw new EsperError(ErrorCode.KARN_NO_CANDIDATES, 'no blueprints available for the requested criteria', {
         details: { tier: options.tier ?? 0, siteKind: options.site.kind, allowQuarantine: options.allowQuarantine === true },

@@ -215,7 +215,9 @@ export function assembleModule(
     variables,
     apply(x: tf.Tensor): tf.Tensor {
       if (disposed) {
-        throw new EsperError(ErrorCode.INVALID_STATE, `seed module ${context.scope} is disposed`, { details: { blueprintId: context.blueprintId } });
+        throw new EsperError(ErrorCode.INVALID_STATE, `seed module ${context.scope} is disposed`, {
+          details: { blueprintId: context.blueprintId },
+        });
       }
       return tf.tidy(() => forward(x));
     },

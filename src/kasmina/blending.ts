@@ -18,13 +18,7 @@
  *   with a non-finite output (0·∞ would be NaN).
  */
 import { ErrorCode, EsperError, CONTRACT_LIMITS } from '../core/index.js';
-import {
-  BlendMode,
-  BlendModeSource,
-  type BlendConfig,
-  type CommandSeedOperation,
-  type SeedSiteDescriptor,
-} from '../leyline/index.js';
+import { BlendMode, BlendModeSource, type BlendConfig, type CommandSeedOperation, type SeedSiteDescriptor } from '../leyline/index.js';
 import { stopGradient, tf } from '../tensor/index.js';
 
 /** How a grafted seed's output is mixed into the host. */
@@ -108,7 +102,9 @@ export function resolveBlendPlan(operation: CommandSeedOperation, blend: BlendCo
     mode = operation.blendMode;
     // The decision metadata says who chose the mode when it agrees with the operation.
     source =
-      blend !== undefined && blend.mode === mode && blend.modeSource !== BlendModeSource.UNSPECIFIED ? blend.modeSource : BlendModeSource.OPERATOR;
+      blend !== undefined && blend.mode === mode && blend.modeSource !== BlendModeSource.UNSPECIFIED
+        ? blend.modeSource
+        : BlendModeSource.OPERATOR;
   } else if (blend !== undefined && blend.mode !== BlendMode.UNSPECIFIED) {
     mode = blend.mode;
     source = blend.modeSource === BlendModeSource.UNSPECIFIED ? BlendModeSource.POLICY : blend.modeSource;
@@ -213,11 +209,15 @@ function channelVector(blend: BlendConfig | undefined, site: SeedSiteDescriptor)
   if (bad >= 0) throw invalid('alpha_vec_out_of_range', `alpha_vec[${bad}] = ${vec[bad]} is outside [0, 1]`, { index: bad });
   const channels = site.shape[site.shape.length - 1] ?? 0;
   if (channels < 1 || channels % vec.length !== 0) {
-    throw invalid('alpha_vec_channel_mismatch', `alpha_vec length ${vec.length} does not divide the ${channels} channels of site ${site.siteId}`, {
-      entries: vec.length,
-      channels,
-      siteId: site.siteId,
-    });
+    throw invalid(
+      'alpha_vec_channel_mismatch',
+      `alpha_vec length ${vec.length} does not divide the ${channels} channels of site ${site.siteId}`,
+      {
+        entries: vec.length,
+        channels,
+        siteId: site.siteId,
+      },
+    );
   }
   return [...vec];
 }
@@ -275,7 +275,10 @@ function topTwoMargin(probabilities: readonly number[]): number {
 
 function requireChannelGroups(groups: number, channels: number): void {
   if (groups < 1 || channels < 1 || channels % groups !== 0) {
-    throw invalid('alpha_vec_channel_mismatch', `alpha_vec length ${groups} does not divide ${channels} channels`, { entries: groups, channels });
+    throw invalid('alpha_vec_channel_mismatch', `alpha_vec length ${groups} does not divide ${channels} channels`, {
+      entries: groups,
+      channels,
+    });
   }
 }
 

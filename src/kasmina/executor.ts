@@ -89,16 +89,7 @@ import { seededRng, type tf } from '../tensor/index.js';
 import { siteKeyOf } from '../tezzeret/index.js';
 import type { CallOptions, Executor, ExecutorContext, HostModel, ValidationResult } from '../tolaria/index.js';
 import { alphaSchedule, resolveBlendPlan, type BlendPlan } from './blending.js';
-import {
-  G3_ALPHA_TARGET,
-  evaluateG0,
-  evaluateG1,
-  evaluateG2,
-  evaluateG3,
-  evaluateG4,
-  evaluateG5,
-  type GateResult,
-} from './gates.js';
+import { G3_ALPHA_TARGET, evaluateG0, evaluateG1, evaluateG2, evaluateG3, evaluateG4, evaluateG5, type GateResult } from './gates.js';
 import { checkIsolation, findParameterOverlap, IsolationMonitor } from './isolation.js';
 import type { KernelFetcher } from './kernel-fetcher.js';
 import { gateName, isTransitionAllowed, SeedLifecycle, stageName } from './lifecycle.js';
@@ -326,8 +317,19 @@ export class KasminaExecutor implements Executor {
     this.#sink = options.telemetry;
     this.#settings = options.settings;
     this.#clock = options.clock ?? systemClock;
-    this.#guard = new DependencyGuard({ subsystem: KASMINA_SOURCE, sink: this.#sink, clock: this.#clock, trainingRunId: this.#trainingRunId });
-    this.#fetchBreaker = new CircuitBreaker({ name: 'kasmina.kernel_fetch', failureThreshold: 3, successThreshold: 2, openTimeoutMs: 60_000, clock: this.#clock });
+    this.#guard = new DependencyGuard({
+      subsystem: KASMINA_SOURCE,
+      sink: this.#sink,
+      clock: this.#clock,
+      trainingRunId: this.#trainingRunId,
+    });
+    this.#fetchBreaker = new CircuitBreaker({
+      name: 'kasmina.kernel_fetch',
+      failureThreshold: 3,
+      successThreshold: 2,
+      openTimeoutMs: 60_000,
+      clock: this.#clock,
+    });
     this.#registry.registerHost(this.#host.variables);
     this.#sites = new Map(this.#host.descriptor.sites.map((s) => [s.siteId, s]));
   }
@@ -585,7 +587,9 @@ export class KasminaExecutor implements Executor {
   }
 
   /** Stage history of a seed (`{from, to, step}`), or undefined. */
-  historyOf(seedId: string): readonly { readonly from: SeedLifecycleStage; readonly to: SeedLifecycleStage; readonly step: number }[] | undefined {
+  historyOf(
+    seedId: string,
+  ): readonly { readonly from: SeedLifecycleStage; readonly to: SeedLifecycleStage; readonly step: number }[] | undefined {
     return this.#seeds.get(seedId)?.lifecycle.history;
   }
 
@@ -599,7 +603,11 @@ export class KasminaExecutor implements Executor {
     this.#prefetch?.cancelAll('registry_reset');
     this.#registry.resetSeeds();
     const nonces = this.#verifier.resetNonces();
-    this.#globalEvents.push({ description: SeedEvent.REGISTRY_RESET, level: TelemetryLevel.WARNING, attributes: { nonces_cleared: nonces, registry_entries: this.#registry.entries } });
+    this.#globalEvents.push({
+      description: SeedEvent.REGISTRY_RESET,
+      level: TelemetryLevel.WARNING,
+      attributes: { nonces_cleared: nonces, registry_entries: this.#registry.entries },
+    });
   }
 
   /**
@@ -617,7 +625,11 @@ export class KasminaExecutor implements Executor {
     this.#prefetch?.cancelAll('teacher_reset');
     this.#registry.resetTeacher();
     const nonces = this.#verifier.resetNonces();
-    this.#globalEvents.push({ description: SeedEvent.TEACHER_DEREGISTERED, level: TelemetryLevel.WARNING, attributes: { nonces_cleared: nonces } });
+    this.#globalEvents.push({
+      description: SeedEvent.TEACHER_DEREGISTERED,
+      level: TelemetryLevel.WARNING,
+      attributes: { nonces_cleared: nonces },
+    });
   }
 
   /**
@@ -700,7 +712,11 @@ export class KasminaExecutor implements Executor {
           if (seed !== undefined && ACTIVE_STAGES.has(seed.lifecycle.stage)) {
             this.#cull(seed, `rollback: ${payload.value.reason || 'requested'}`);
           } else {
-            this.#globalEvents.push({ description: SeedEvent.ROLLBACK_FORWARDED, level: TelemetryLevel.WARNING, attributes: { command_id: command.commandId, seed_id: payload.value.seedId, tier: payload.value.tier, owner: 'tolaria' } });
+            this.#globalEvents.push({
+              description: SeedEvent.ROLLBACK_FORWARDED,
+              level: TelemetryLevel.WARNING,
+              attributes: { command_id: command.commandId, seed_id: payload.value.seedId, tier: payload.value.tier, owner: 'tolaria' },
+            });
           }
         }
         return;
@@ -721,7 +737,13 @@ export class KasminaExecutor implements Executor {
     const opName = enumName(SeedOperationSchema.values, operation.operation);
     const event: EventInput = {
       description: SeedEvent.SEED_OPERATION,
-      attributes: { command_id: command.commandId, operation: opName, seed_id: seedId, blueprint_id: operation.blueprintId, site_id: operation.siteId },
+      attributes: {
+        command_id: command.commandId,
+        operation: opName,
+        seed_id: seedId,
+        blueprint_id: operation.blueprintId,
+        site_id: operation.siteId,
+      },
     };
     if (operation.operation === SeedOperation.SEED_OP_GERMINATE) {
       this.#globalEvents.push(event);
@@ -730,8 +752,15 @@ export class KasminaExecutor implements Executor {
     }
     const seed = this.#seeds.get(seedId);
     if (seed === undefined) {
-      this.#globalEvents.push({ ...event, description: SeedEvent.SEED_OPERATION_IGNORED, level: TelemetryLevel.WARNING, attributes: { ...event.attributes, reason: 'unknown seed' } });
-      throw new EsperError(ErrorCode.KASMINA_SEED_NOT_FOUND, `no seed ${seedId} for ${opName}`, { details: { seed_id: seedId, operation: opName } });
+      this.#globalEvents.push({
+        ...event,
+        description: SeedEvent.SEED_OPERATION_IGNORED,
+        level: TelemetryLevel.WARNING,
+        attributes: { ...event.attributes, reason: 'unknown seed' },
+      });
+      throw new EsperError(ErrorCode.KASMINA_SEED_NOT_FOUND, `no seed ${seedId} for ${opName}`, {
+        details: { seed_id: seedId, operation: opName },
+      });
     }
     seed.events.push(event);
     switch (operation.operation) {
@@ -778,7 +807,11 @@ export class KasminaExecutor implements Executor {
         if (!isEsperError(error, ErrorCode.KASMINA_BLEND_CONFIG_INVALID)) throw error;
         blendError = String(error.details?.reason ?? error.message);
         if (blendError === SeedEvent.CONFIDENCE_GATE_MISSING_LOGITS) {
-          this.#globalEvents.push({ description: SeedEvent.CONFIDENCE_GATE_MISSING_LOGITS, level: TelemetryLevel.WARNING, attributes: { seed_id: seedId, command_id: command.commandId } });
+          this.#globalEvents.push({
+            description: SeedEvent.CONFIDENCE_GATE_MISSING_LOGITS,
+            level: TelemetryLevel.WARNING,
+            attributes: { seed_id: seedId, command_id: command.commandId },
+          });
         }
       }
     }
@@ -843,7 +876,12 @@ export class KasminaExecutor implements Executor {
     this.#move(seed, SeedLifecycleStage.SEED_STAGE_GERMINATED);
     seed.events.push({
       description: SeedEvent.BLEND_CONFIG,
-      attributes: { seed_id: seedId, mode: enumName(BlendModeSchema.values, plan.mode), source: plan.source, alpha_vec_len: plan.alphaVec.length },
+      attributes: {
+        seed_id: seedId,
+        mode: enumName(BlendModeSchema.values, plan.mode),
+        source: plan.source,
+        alpha_vec_len: plan.alphaVec.length,
+      },
     });
     if (this.#prefetch !== undefined) {
       const ticket = this.#prefetch.request({ seedId, blueprintId: seed.blueprintId, trainingRunId: this.#trainingRunId });
@@ -866,8 +904,17 @@ export class KasminaExecutor implements Executor {
   /** Fetches the kernel under the breaker and attaches it; on failure the seed fails G1. */
   async #attachKernel(seed: SeedRecord, signal: AbortSignal | undefined): Promise<void> {
     if (!this.#fetchBreaker.allow()) {
-      seed.events.push({ description: SeedEvent.BREAKER_EVENT, level: TelemetryLevel.WARNING, attributes: { seed_id: seed.seedId, action: 'denied', breaker: 'kernel_fetch' } });
-      this.#failGate(seed, { gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH, passed: false, reason: 'kernel fetch breaker open', attributes: { breaker_state: 'OPEN' } });
+      seed.events.push({
+        description: SeedEvent.BREAKER_EVENT,
+        level: TelemetryLevel.WARNING,
+        attributes: { seed_id: seed.seedId, action: 'denied', breaker: 'kernel_fetch' },
+      });
+      this.#failGate(seed, {
+        gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH,
+        passed: false,
+        reason: 'kernel fetch breaker open',
+        attributes: { breaker_state: 'OPEN' },
+      });
       return;
     }
     seed.fetching = true;
@@ -878,8 +925,17 @@ export class KasminaExecutor implements Executor {
       seed.fetching = false;
       this.#fetchBreaker.recordFailure('fetch_error');
       const reason = error instanceof Error ? error.message : String(error);
-      seed.events.push({ description: SeedEvent.KERNEL_FETCH_FAILED, level: TelemetryLevel.ERROR, attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, error: reason } });
-      this.#failGate(seed, { gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH, passed: false, reason: 'kernel not attached', attributes: { error: isEsperError(error) ? error.code : 'unexpected' } });
+      seed.events.push({
+        description: SeedEvent.KERNEL_FETCH_FAILED,
+        level: TelemetryLevel.ERROR,
+        attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, error: reason },
+      });
+      this.#failGate(seed, {
+        gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH,
+        passed: false,
+        reason: 'kernel not attached',
+        attributes: { error: isEsperError(error) ? error.code : 'unexpected' },
+      });
       return;
     }
     seed.fetching = false;
@@ -912,7 +968,12 @@ export class KasminaExecutor implements Executor {
       this.#registry.deregisterSeed(seed.seedId);
       fetched.module.dispose();
       if (!isEsperError(error, ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH)) throw error;
-      this.#failGate(seed, { gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH, passed: false, reason: 'kernel not attached', attributes: { error: error.code } });
+      this.#failGate(seed, {
+        gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH,
+        passed: false,
+        reason: 'kernel not attached',
+        attributes: { error: error.code },
+      });
       return;
     }
     if (registryConflict === undefined && overlap.length === 0) {
@@ -971,7 +1032,12 @@ export class KasminaExecutor implements Executor {
           const reason = seed.prefetchError;
           seed.prefetchError = undefined;
           seed.prefetch = undefined;
-          this.#failGate(seed, { gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH, passed: false, reason: 'kernel not attached', attributes: { prefetch: reason } });
+          this.#failGate(seed, {
+            gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH,
+            passed: false,
+            reason: 'kernel not attached',
+            attributes: { prefetch: reason },
+          });
         } else if (seed.prefetchReady && seed.slot === undefined && !seed.fetching) {
           seed.prefetchReady = false;
           seed.prefetch = undefined;
@@ -1057,7 +1123,13 @@ export class KasminaExecutor implements Executor {
     seed.events.push({
       description: SeedEvent.ISOLATION_VIOLATION,
       level: result.escalate ? TelemetryLevel.CRITICAL : TelemetryLevel.WARNING,
-      attributes: { seed_id: seed.seedId, reason, seed_violations: result.seedViolations, total_violations: result.totalViolations, breaker_open: result.breakerOpen },
+      attributes: {
+        seed_id: seed.seedId,
+        reason,
+        seed_violations: result.seedViolations,
+        total_violations: result.totalViolations,
+        breaker_open: result.breakerOpen,
+      },
     });
   }
 
@@ -1092,7 +1164,10 @@ export class KasminaExecutor implements Executor {
     // Part of the host from now on: the layers before the site train through it again.
     if (seed.slot !== undefined) seed.slot.phase = 'fused';
     this.#seedsFossilized += 1;
-    seed.events.push({ description: SeedEvent.SEED_FOSSILIZED, attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, site_id: seed.siteId, contribution: (measured ?? 0).toFixed(4) } });
+    seed.events.push({
+      description: SeedEvent.SEED_FOSSILIZED,
+      attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, site_id: seed.siteId, contribution: (measured ?? 0).toFixed(4) },
+    });
   }
 
   /**
@@ -1104,7 +1179,11 @@ export class KasminaExecutor implements Executor {
     this.#move(seed, SeedLifecycleStage.SEED_STAGE_CULLED);
     this.#seedsCulled += 1;
     this.#teardown(seed);
-    seed.events.push({ description: SeedEvent.SEED_CULLED, level: TelemetryLevel.WARNING, attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, site_id: seed.siteId, reason } });
+    seed.events.push({
+      description: SeedEvent.SEED_CULLED,
+      level: TelemetryLevel.WARNING,
+      attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, site_id: seed.siteId, reason },
+    });
     seed.embargoUntilStep = this.#step + this.#settings.embargoSteps;
     this.#embargo.set(seed.siteId, seed.embargoUntilStep);
     this.#move(seed, SeedLifecycleStage.SEED_STAGE_EMBARGOED);
@@ -1163,7 +1242,11 @@ export class KasminaExecutor implements Executor {
     }
     seed.paused = true;
     if (seed.slot !== undefined) seed.slot.phase = 'paused';
-    seed.events.push({ description: SeedEvent.SEED_PAUSED, level: TelemetryLevel.WARNING, attributes: { seed_id: seed.seedId, command_id: command.commandId } });
+    seed.events.push({
+      description: SeedEvent.SEED_PAUSED,
+      level: TelemetryLevel.WARNING,
+      attributes: { seed_id: seed.seedId, command_id: command.commandId },
+    });
   }
 
   #resume(seed: SeedRecord): void {
@@ -1180,10 +1263,18 @@ export class KasminaExecutor implements Executor {
     if (state === CircuitBreakerState.CIRCUIT_STATE_OPEN) this.#fetchBreaker.forceOpen(rationale || 'manual');
     else if (state === CircuitBreakerState.CIRCUIT_STATE_CLOSED) this.#fetchBreaker.reset();
     else {
-      this.#globalEvents.push({ description: SeedEvent.BREAKER_EVENT, level: TelemetryLevel.WARNING, attributes: { action: 'invalid', desired_state: state } });
+      this.#globalEvents.push({
+        description: SeedEvent.BREAKER_EVENT,
+        level: TelemetryLevel.WARNING,
+        attributes: { action: 'invalid', desired_state: state },
+      });
       return;
     }
-    this.#globalEvents.push({ description: SeedEvent.BREAKER_EVENT, level: TelemetryLevel.WARNING, attributes: { action: 'forced', breaker: 'kernel_fetch', desired_state: state, reason: rationale || 'manual' } });
+    this.#globalEvents.push({
+      description: SeedEvent.BREAKER_EVENT,
+      level: TelemetryLevel.WARNING,
+      attributes: { action: 'forced', breaker: 'kernel_fetch', desired_state: state, reason: rationale || 'manual' },
+    });
   }
 
   #emergency(level: EmergencyLevel, reason: string): void {
@@ -1197,13 +1288,20 @@ export class KasminaExecutor implements Executor {
         paused += 1;
       }
     }
-    this.#globalEvents.push({ description: SeedEvent.EMERGENCY_CLEANUP, level: TelemetryLevel.CRITICAL, attributes: { level, reason, kernel_cache_cleared: cleared, seeds_paused: paused } });
+    this.#globalEvents.push({
+      description: SeedEvent.EMERGENCY_CLEANUP,
+      level: TelemetryLevel.CRITICAL,
+      attributes: { level, reason, kernel_cache_cleared: cleared, seeds_paused: paused },
+    });
   }
 
   #runMemoryGc(epoch: number): void {
     const result = this.#memory?.onEpoch(epoch);
     if (result?.ran === true) {
-      this.#globalEvents.push({ description: SeedEvent.MEMORY_GC, attributes: { epoch, expired: result.expired, gc_counter: result.gcCounter } });
+      this.#globalEvents.push({
+        description: SeedEvent.MEMORY_GC,
+        attributes: { epoch, expired: result.expired, gc_counter: result.gcCounter },
+      });
     }
   }
 
@@ -1224,7 +1322,10 @@ export class KasminaExecutor implements Executor {
     const from = seed.lifecycle.stage;
     seed.lifecycle.transition(to, this.#step);
     seed.activeSteps = 0;
-    seed.events.push({ description: SeedEvent.STAGE_TRANSITION, attributes: { seed_id: seed.seedId, from: stageName(from), to: stageName(to), step: this.#step } });
+    seed.events.push({
+      description: SeedEvent.STAGE_TRANSITION,
+      attributes: { seed_id: seed.seedId, from: stageName(from), to: stageName(to), step: this.#step },
+    });
   }
 
   /** Throws the typed error (with telemetry) when a command asks for an illegal move. */
@@ -1232,10 +1333,18 @@ export class KasminaExecutor implements Executor {
     const from = seed.lifecycle.stage;
     if (isTransitionAllowed(from, to)) return;
     this.#illegalTransitions += 1;
-    seed.events.push({ description: SeedEvent.ILLEGAL_TRANSITION, level: TelemetryLevel.ERROR, attributes: { seed_id: seed.seedId, from: stageName(from), to: stageName(to) } });
-    throw new EsperError(ErrorCode.KASMINA_ILLEGAL_TRANSITION, `seed ${seed.seedId}: ${stageName(from)} -> ${stageName(to)} is not allowed`, {
-      details: { seed_id: seed.seedId, from: stageName(from), to: stageName(to) },
+    seed.events.push({
+      description: SeedEvent.ILLEGAL_TRANSITION,
+      level: TelemetryLevel.ERROR,
+      attributes: { seed_id: seed.seedId, from: stageName(from), to: stageName(to) },
     });
+    throw new EsperError(
+      ErrorCode.KASMINA_ILLEGAL_TRANSITION,
+      `seed ${seed.seedId}: ${stageName(from)} -> ${stageName(to)} is not allowed`,
+      {
+        details: { seed_id: seed.seedId, from: stageName(from), to: stageName(to) },
+      },
+    );
   }
 
   /**
@@ -1247,11 +1356,21 @@ export class KasminaExecutor implements Executor {
     events.push({
       description: SeedEvent.GATE_EVENT,
       level: result.passed ? TelemetryLevel.INFO : TelemetryLevel.WARNING,
-      attributes: { ...result.attributes, seed_id: seedId, gate: gateName(result.gate), passed: result.passed, ...(result.reason === '' ? {} : { reason: result.reason }) },
+      attributes: {
+        ...result.attributes,
+        seed_id: seedId,
+        gate: gateName(result.gate),
+        passed: result.passed,
+        ...(result.reason === '' ? {} : { reason: result.reason }),
+      },
     });
     if (result.passed) return true;
     this.#gateFailures += 1;
-    events.push({ description: SeedEvent.GATE_FAILURE, level: TelemetryLevel.CRITICAL, attributes: { seed_id: seedId, gate: gateName(result.gate), reason: result.reason } });
+    events.push({
+      description: SeedEvent.GATE_FAILURE,
+      level: TelemetryLevel.CRITICAL,
+      attributes: { seed_id: seedId, gate: gateName(result.gate), reason: result.reason },
+    });
     if (seed !== undefined && cullOnFailure) this.#cull(seed, `${gateName(result.gate)}: ${result.reason}`);
     return false;
   }
@@ -1268,7 +1387,10 @@ export class KasminaExecutor implements Executor {
     for (const seed of [...this.#seeds.values()]) {
       const events: EventInput[] = [
         ...seed.events,
-        { description: SeedEvent.SEED_STAGE, attributes: { seed_id: seed.seedId, stage: stageName(seed.lifecycle.stage), alpha: seed.alpha.toFixed(4) } },
+        {
+          description: SeedEvent.SEED_STAGE,
+          attributes: { seed_id: seed.seedId, stage: stageName(seed.lifecycle.stage), alpha: seed.alpha.toFixed(4) },
+        },
       ];
       seed.events = [];
       const health = seed.violations > 0 ? HealthStatus.UNHEALTHY : seed.paused ? HealthStatus.DEGRADED : HealthStatus.HEALTHY;
@@ -1280,7 +1402,11 @@ export class KasminaExecutor implements Executor {
           clock,
           events,
           metrics: this.#seedMetrics(seed),
-          health: { status: health, summary: stageName(seed.lifecycle.stage), indicators: { seed_id: seed.seedId, step_index: String(this.#step) } },
+          health: {
+            status: health,
+            summary: stageName(seed.lifecycle.stage),
+            indicators: { seed_id: seed.seedId, step_index: String(this.#step) },
+          },
         }),
       );
       this.#packetsEmitted += 1;

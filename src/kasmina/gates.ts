@@ -123,7 +123,10 @@ export function evaluateG1(inputs: GradientHealthGateInputs): GateResult {
   const conflict = inputs.registryConflict ?? '';
   if (!inputs.kernelAttached) return result(G.SEED_GATE_G1_GRADIENT_HEALTH, 'kernel not attached', attributes);
   if (conflict.length > 0) {
-    return result(G.SEED_GATE_G1_GRADIENT_HEALTH, `parameter registry conflict: ${conflict}`, { ...attributes, registry_conflict: conflict });
+    return result(G.SEED_GATE_G1_GRADIENT_HEALTH, `parameter registry conflict: ${conflict}`, {
+      ...attributes,
+      registry_conflict: conflict,
+    });
   }
   if (hasViolations(inputs.isolationViolations)) return result(G.SEED_GATE_G1_GRADIENT_HEALTH, VIOLATIONS, attributes);
   return result(G.SEED_GATE_G1_GRADIENT_HEALTH, '', attributes);

@@ -48,11 +48,7 @@ export class KeyedLocks {
    * handed straight to the next waiter on release (no barging) and released whether `fn`
    * returns or throws (its error propagates).
    */
-  async runExclusive<T>(
-    key: string,
-    fn: () => Promise<T> | T,
-    options: RunExclusiveOptions = {},
-  ): Promise<ExclusiveResult<T>> {
+  async runExclusive<T>(key: string, fn: () => Promise<T> | T, options: RunExclusiveOptions = {}): Promise<ExclusiveResult<T>> {
     const requestedAtMs = this.#clock.monotonicMs();
     await this.#acquire(key, options.signal);
     const waitedMs = this.#clock.monotonicMs() - requestedAtMs;

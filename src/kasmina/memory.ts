@@ -52,9 +52,13 @@ export class MemoryGovernor {
   /** @throws EsperError `INVALID_ARGUMENT` for a bad `gcEveryEpochs`. */
   constructor(options: MemoryGovernorOptions) {
     if (!Number.isSafeInteger(options.gcEveryEpochs) || options.gcEveryEpochs < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `MemoryGovernor gcEveryEpochs: expected an integer ≥ 1, got ${String(options.gcEveryEpochs)}`, {
-        details: { field: 'gcEveryEpochs' },
-      });
+      throw new EsperError(
+        ErrorCode.INVALID_ARGUMENT,
+        `MemoryGovernor gcEveryEpochs: expected an integer ≥ 1, got ${String(options.gcEveryEpochs)}`,
+        {
+          details: { field: 'gcEveryEpochs' },
+        },
+      );
     }
     this.#cache = options.cache;
     this.#gcEveryEpochs = options.gcEveryEpochs;

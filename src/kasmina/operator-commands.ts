@@ -64,7 +64,11 @@ export function buildOperatorCommand(input: OperatorCommandInput): AdaptationCom
     issuedBy: input.issuedBy ?? 'operator',
   };
   const seedCommand = (operation: ReturnType<typeof create<typeof CommandSeedOperationSchema>>): AdaptationCommand =>
-    create(AdaptationCommandSchema, { ...base, commandType: CommandType.COMMAND_SEED, payload: { case: 'seedOperation', value: operation } });
+    create(AdaptationCommandSchema, {
+      ...base,
+      commandType: CommandType.COMMAND_SEED,
+      payload: { case: 'seedOperation', value: operation },
+    });
   switch (input.action) {
     case OperatorAction.GERMINATE: {
       const channel = input.alphaVec !== undefined && input.alphaVec.length > 0;

@@ -16,10 +16,7 @@ import { ErrorCode, EsperError } from '../core/index.js';
 import type { tf } from '../tensor/index.js';
 
 /** The owner of a variable. */
-export type ParameterOwner =
-  | { readonly kind: 'host' }
-  | { readonly kind: 'teacher' }
-  | { readonly kind: 'seed'; readonly seedId: string };
+export type ParameterOwner = { readonly kind: 'host' } | { readonly kind: 'teacher' } | { readonly kind: 'seed'; readonly seedId: string };
 
 /** A point-in-time copy of the registry. Seeds sorted by id, names sorted. */
 export interface ParameterRegistrySnapshot {

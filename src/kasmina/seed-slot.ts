@@ -88,7 +88,9 @@ export class SeedSlot implements SeedSiteHook {
 
   set phase(value: SeedSlotPhase) {
     if (value !== 'isolated' && value !== 'blended' && value !== 'fused' && value !== 'paused') {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown seed slot phase '${String(value)}'`, { details: { field: 'phase', seedId: this.seedId } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown seed slot phase '${String(value)}'`, {
+        details: { field: 'phase', seedId: this.seedId },
+      });
     }
     this.#phase = value;
   }
@@ -175,7 +177,9 @@ export class SeedSlot implements SeedSiteHook {
 
   #checkPlan(plan: BlendPlan): BlendPlan {
     if (plan.mode === BlendMode.UNSPECIFIED) {
-      throw new EsperError(ErrorCode.KASMINA_BLEND_CONFIG_INVALID, 'a blend plan needs a mode', { details: { reason: 'unknown_mode', seedId: this.seedId } });
+      throw new EsperError(ErrorCode.KASMINA_BLEND_CONFIG_INVALID, 'a blend plan needs a mode', {
+        details: { reason: 'unknown_mode', seedId: this.seedId },
+      });
     }
     // Validates CHANNEL plans against this site (throws KASMINA_BLEND_CONFIG_INVALID).
     effectiveAlphas(plan, 0, this.#channels);
@@ -184,7 +188,9 @@ export class SeedSlot implements SeedSiteHook {
 
   #assertLive(operation: string): void {
     if (this.#disposed) {
-      throw new EsperError(ErrorCode.INVALID_STATE, `seed slot ${this.seedId} is disposed (${operation})`, { details: { seedId: this.seedId, siteId: this.siteId } });
+      throw new EsperError(ErrorCode.INVALID_STATE, `seed slot ${this.seedId} is disposed (${operation})`, {
+        details: { seedId: this.seedId, siteId: this.siteId },
+      });
     }
   }
 }
@@ -208,7 +214,12 @@ function probeShape(options: SeedSlotOptions): void {
   if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) throw mismatch(options, expected, actual);
 }
 
-function mismatch(options: SeedSlotOptions, expected: readonly number[], actual: readonly number[] | undefined, cause?: unknown): EsperError {
+function mismatch(
+  options: SeedSlotOptions,
+  expected: readonly number[],
+  actual: readonly number[] | undefined,
+  cause?: unknown,
+): EsperError {
   const got = actual === undefined ? 'an error' : `[${actual.join(', ')}]`;
   return new EsperError(
     ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH,

@@ -19,10 +19,7 @@ import type { PolicyUpdateSchema } from './gen/esper/leyline/v1/policy_pb.js';
 import type { BSDSSchema } from './gen/esper/leyline/v1/blueprint_pb.js';
 
 /** Schemas of the messages that carry a `CommandSecurity` signature. */
-export type SignedMessageSchema =
-  | typeof AdaptationCommandSchema
-  | typeof PolicyUpdateSchema
-  | typeof BSDSSchema;
+export type SignedMessageSchema = typeof AdaptationCommandSchema | typeof PolicyUpdateSchema | typeof BSDSSchema;
 
 /** A message of one of the {@link SignedMessageSchema} types. */
 export type SignedMessage = MessageShape<SignedMessageSchema> & { security?: CommandSecurity };
@@ -36,10 +33,7 @@ const SIGNATURE_FIELD = 1;
  * The bytes a signature covers: the message encoded with `security.signature` empty.
  * The message is left as it was (the signature is blanked only for the encoding).
  */
-export function canonicalBytes<Desc extends DescMessage & SignedMessageSchema>(
-  schema: Desc,
-  message: MessageShape<Desc>,
-): Uint8Array {
+export function canonicalBytes<Desc extends DescMessage & SignedMessageSchema>(schema: Desc, message: MessageShape<Desc>): Uint8Array {
   const security = (message as SignedMessage).security;
   if (security === undefined || security.signature.length === 0) {
     return toBinary(schema, message);
@@ -54,9 +48,7 @@ export function canonicalBytes<Desc extends DescMessage & SignedMessageSchema>(
 }
 
 /** Result of {@link signedBytesOfEncoding}. */
-export type SignedBytesResult =
-  | { readonly ok: true; readonly bytes: Uint8Array }
-  | { readonly ok: false; readonly problem: string };
+export type SignedBytesResult = { readonly ok: true; readonly bytes: Uint8Array } | { readonly ok: false; readonly problem: string };
 
 /** Where one length-delimited field sits in an encoding. */
 interface FieldSpan {
@@ -146,19 +138,12 @@ function findField(bytes: Uint8Array, fieldNo: number): FieldSpan | undefined | 
 /**
  * `head` + security block (tag, new length, `securityParts`) + `tail`, as one buffer.
  */
-function reframeSecurity(
-  bytes: Uint8Array,
-  security: FieldSpan,
-  securityField: number,
-  securityParts: readonly Uint8Array[],
-): Uint8Array {
+function reframeSecurity(bytes: Uint8Array, security: FieldSpan, securityField: number, securityParts: readonly Uint8Array[]): Uint8Array {
   const contentLength = securityParts.reduce((sum, part) => sum + part.length, 0);
   const tag = securityField * 8 + 2;
   const head = bytes.subarray(0, security.start);
   const tail = bytes.subarray(security.end);
-  const out = new Uint8Array(
-    head.length + varintLength(tag) + varintLength(contentLength) + contentLength + tail.length,
-  );
+  const out = new Uint8Array(head.length + varintLength(tag) + varintLength(contentLength) + contentLength + tail.length);
   out.set(head, 0);
   let pos = writeVarint(out, head.length, tag);
   pos = writeVarint(out, pos, contentLength);
@@ -177,10 +162,7 @@ function reframeSecurity(
  * then report what is missing. Fails when the security block or the signature occurs more
  * than once or is malformed.
  */
-export function signedBytesOfEncoding(
-  schema: SignedMessageSchema,
-  bytes: Uint8Array,
-): SignedBytesResult {
+export function signedBytesOfEncoding(schema: SignedMessageSchema, bytes: Uint8Array): SignedBytesResult {
   try {
     const securityField = schema.field.security.number;
     const security = findField(bytes, securityField);
@@ -206,11 +188,7 @@ export function signedBytesOfEncoding(
  * and the signature is field 1), so the result equals `toBinary` of the signed message
  * without encoding it a second time. The inverse of {@link signedBytesOfEncoding}.
  */
-export function encodingWithSignature(
-  schema: SignedMessageSchema,
-  canonical: Uint8Array,
-  signature: Uint8Array,
-): Uint8Array {
+export function encodingWithSignature(schema: SignedMessageSchema, canonical: Uint8Array, signature: Uint8Array): Uint8Array {
   const securityField = schema.field.security.number;
   const security = findField(canonical, securityField);
   if (typeof security === 'string') throw new TypeError(`canonical bytes: ${security}`);
@@ -218,9 +196,5 @@ export function encodingWithSignature(
   const content = canonical.subarray(security.contentStart, security.end);
   const signatureHeader = Uint8Array.of(SIGNATURE_FIELD * 8 + 2, 0, 0, 0, 0, 0);
   const headerLength = writeVarint(signatureHeader, 1, signature.length);
-  return reframeSecurity(canonical, security, securityField, [
-    signatureHeader.subarray(0, headerLength),
-    signature,
-    content,
-  ]);
+  return reframeSecurity(canonical, security, securityField, [signatureHeader.subarray(0, headerLength), signature, content]);
 }

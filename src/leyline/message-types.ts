@@ -16,11 +16,7 @@ import {
   KernelPrefetchRequestSchema,
 } from './gen/esper/leyline/v1/kernel_pb.js';
 import { EmergencySignalSchema } from './gen/esper/leyline/v1/emergency_pb.js';
-import {
-  BenchmarkReportSchema,
-  BSDSFailedSchema,
-  BSDSIssuedSchema,
-} from './gen/esper/leyline/v1/blueprint_pb.js';
+import { BenchmarkReportSchema, BSDSFailedSchema, BSDSIssuedSchema } from './gen/esper/leyline/v1/blueprint_pb.js';
 import { assertNever } from './exhaustive.js';
 
 /** Payload schema per bus message type. */

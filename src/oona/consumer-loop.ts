@@ -24,24 +24,11 @@
  * leaves the rest of its current batch pending; those entries are reclaimed by a consumer
  * of the group once idle for `reclaimIdleMs`. Acknowledgements are sent once per batch.
  */
-import {
-  ErrorCode,
-  EsperError,
-  isEsperError,
-  type Attributes,
-  type CircuitBreaker,
-} from '../core/index.js';
+import { ErrorCode, EsperError, isEsperError, type Attributes, type CircuitBreaker } from '../core/index.js';
 import { BusMessageType, TelemetryLevel } from '../leyline/index.js';
 import type { HmacSigner } from '../security/index.js';
 import type { Delivery, DeliveryHandler, Subscription } from './bus.js';
-import {
-  deadLetterFields,
-  isSignatureReason,
-  openEntry,
-  sealEnvelope,
-  withAttempt,
-  type OpenedEntry,
-} from './envelope.js';
+import { deadLetterFields, isSignatureReason, openEntry, sealEnvelope, withAttempt, type OpenedEntry } from './envelope.js';
 import { KernelGuard } from './kernel-guard.js';
 import { DeadLetterReason, OonaEvent } from './names.js';
 import type { ResolvedStreamBusOptions } from './options.js';
@@ -221,9 +208,7 @@ export class ConsumerLoop implements Subscription {
       this.#stop.abort();
       this.#userSignal?.removeEventListener('abort', this.#onUserAbort);
       if (!this.#isReady) {
-        this.#rejectReady(
-          new EsperError(ErrorCode.OONA_CLOSED, `subscription ${this.group}/${this.consumer} stopped before it was ready`),
-        );
+        this.#rejectReady(new EsperError(ErrorCode.OONA_CLOSED, `subscription ${this.group}/${this.consumer} stopped before it was ready`));
       }
     }
   }
@@ -262,9 +247,7 @@ export class ConsumerLoop implements Subscription {
     if (this.stopping) return [];
     const { store, readCount } = this.#options;
     const list = [...streams];
-    return this.#call(() =>
-      store.readGroup(this.group, this.consumer, list, { count: readCount, blockMs, signal: controller.signal }),
-    );
+    return this.#call(() => store.readGroup(this.group, this.consumer, list, { count: readCount, blockMs, signal: controller.signal }));
   }
 
   async #reclaim(): Promise<void> {
@@ -272,9 +255,7 @@ export class ConsumerLoop implements Subscription {
     let again = false;
     for (const stream of [...this.#streams]) {
       if (this.stopping) return;
-      const claimed = await this.#call(() =>
-        store.autoClaim(stream, this.group, this.consumer, reclaimIdleMs, readCount),
-      );
+      const claimed = await this.#call(() => store.autoClaim(stream, this.group, this.consumer, reclaimIdleMs, readCount));
       if (claimed.length >= readCount) again = true;
       try {
         for (const entry of claimed) {
@@ -379,12 +360,7 @@ export class ConsumerLoop implements Subscription {
     await this.#ack(entry);
   }
 
-  async #deadLetter(
-    entry: StreamEntry,
-    reason: DeadLetterReason,
-    detail: string,
-    opened?: OpenedEntry,
-  ): Promise<void> {
+  async #deadLetter(entry: StreamEntry, reason: DeadLetterReason, detail: string, opened?: OpenedEntry): Promise<void> {
     const { store, streams } = this.#options;
     const fields = deadLetterFields(entry.fields, {
       reason,

@@ -142,9 +142,7 @@ export interface RejectedEntry {
 /** Whether `reason` is a signature problem (CRITICAL `signature_invalid`). */
 export function isSignatureReason(reason: DeadLetterReason): boolean {
   return (
-    reason === DeadLetterReason.MISSING_SIGNATURE ||
-    reason === DeadLetterReason.UNKNOWN_KEY ||
-    reason === DeadLetterReason.BAD_SIGNATURE
+    reason === DeadLetterReason.MISSING_SIGNATURE || reason === DeadLetterReason.UNKNOWN_KEY || reason === DeadLetterReason.BAD_SIGNATURE
   );
 }
 
@@ -210,9 +208,7 @@ export function deadLetterFields(original: EntryFields, info: DeadLetterInfo): E
     if (value !== undefined) fields[name] = value;
   }
   const detail =
-    info.detail.length <= DEAD_LETTER_DETAIL_MAX_CHARS
-      ? info.detail
-      : `${info.detail.slice(0, DEAD_LETTER_DETAIL_MAX_CHARS - 1)}…`;
+    info.detail.length <= DEAD_LETTER_DETAIL_MAX_CHARS ? info.detail : `${info.detail.slice(0, DEAD_LETTER_DETAIL_MAX_CHARS - 1)}…`;
   fields[DeadLetterField.REASON] = utf8.encode(info.reason);
   fields[DeadLetterField.DETAIL] = utf8.encode(detail);
   fields[DeadLetterField.FROM] = utf8.encode(info.from);
@@ -254,4 +250,3 @@ function describe(error: unknown): string {
   if (isEsperError(error)) return `${error.code}: ${error.message}`;
   return error instanceof Error ? error.message : String(error);
 }
-

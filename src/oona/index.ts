@@ -15,14 +15,7 @@ export type {
   SubscribeOptions,
   Subscription,
 } from './bus.js';
-export {
-  DEFAULT_STREAM_NAMES,
-  familyStream,
-  LogicalStream,
-  resolveStreamNames,
-  sheddable,
-  type StreamNames,
-} from './streams.js';
+export { DEFAULT_STREAM_NAMES, familyStream, LogicalStream, resolveStreamNames, sheddable, type StreamNames } from './streams.js';
 export {
   compareEntryIds,
   parseEntryId,
@@ -41,12 +34,7 @@ export {
   type ResolvedRedisStreamStoreOptions,
 } from './redis-stream-store.js';
 export { StreamBus, type StreamBusState } from './stream-bus.js';
-export {
-  resolveStreamBusOptions,
-  STREAM_BUS_DEFAULTS,
-  type ResolvedStreamBusOptions,
-  type StreamBusOptions,
-} from './options.js';
+export { resolveStreamBusOptions, STREAM_BUS_DEFAULTS, type ResolvedStreamBusOptions, type StreamBusOptions } from './options.js';
 export { DeadLetterReason, OONA_SOURCE, OonaEvent, OonaMetric } from './names.js';
 export {
   DeadLetterField,

@@ -93,11 +93,9 @@ export class KernelGuard {
     for (const field of ['freshnessWindowMs', 'cacheSize'] as const) {
       const value = options[field];
       if (!Number.isSafeInteger(value) || value < 1) {
-        throw new EsperError(
-          ErrorCode.INVALID_ARGUMENT,
-          `KernelGuard option ${field}: expected an integer ≥ 1, got ${String(value)}`,
-          { details: { field } },
-        );
+        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `KernelGuard option ${field}: expected an integer ≥ 1, got ${String(value)}`, {
+          details: { field },
+        });
       }
     }
     this.#windowMs = options.freshnessWindowMs;
@@ -124,10 +122,7 @@ export class KernelGuard {
       }
       case BusMessageType.KERNEL_PREFETCH_READY:
       case BusMessageType.KERNEL_PREFETCH_ERROR: {
-        if (
-          message.$typeName !== 'esper.leyline.v1.KernelArtifactReady' &&
-          message.$typeName !== 'esper.leyline.v1.KernelArtifactError'
-        ) {
+        if (message.$typeName !== 'esper.leyline.v1.KernelArtifactReady' && message.$typeName !== 'esper.leyline.v1.KernelArtifactError') {
           return ACCEPTED;
         }
         return this.#remember(this.#answers, message.requestId, input, 0);

@@ -13,15 +13,7 @@
 import { type Clock, ErrorCode, EsperError, systemClock } from '../core/index.js';
 import type { EntryFields, GroupInfo, ReadGroupOptions, StreamEntry, StreamStore } from './stream-store.js';
 import { parseEntryId } from './stream-store.js';
-import {
-  checkCount,
-  checkDurationMs,
-  checkEntryId,
-  checkFields,
-  checkName,
-  checkReadGroup,
-  invalidArgument,
-} from './store-arguments.js';
+import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, invalidArgument } from './store-arguments.js';
 
 /** Options of {@link MemoryStreamStore}. */
 export interface MemoryStreamStoreOptions {
@@ -137,8 +129,7 @@ export class MemoryStreamStore implements StreamStore {
       checkFields(fields);
       const target = this.#streamOrCreate(stream);
       const wallMs = Math.floor(this.#clock.wallMs());
-      const id: Id =
-        wallMs > target.last.ms ? { ms: wallMs, seq: 0 } : { ms: target.last.ms, seq: target.last.seq + 1 };
+      const id: Id = wallMs > target.last.ms ? { ms: wallMs, seq: 0 } : { ms: target.last.ms, seq: target.last.seq + 1 };
       const entry: StoredEntry = { ...id, id: formatId(id), fields: copyFields(fields) };
       target.entries.push(entry);
       target.last = id;
@@ -180,12 +171,7 @@ export class MemoryStreamStore implements StreamStore {
    * @throws EsperError `OONA_NO_GROUP` when a stream or its group does not exist (also when
    *   one is deleted during the wait); `OONA_CLOSED` when called after close.
    */
-  readGroup(
-    group: string,
-    consumer: string,
-    streams: readonly string[],
-    options: ReadGroupOptions,
-  ): Promise<StreamEntry[]> {
+  readGroup(group: string, consumer: string, streams: readonly string[], options: ReadGroupOptions): Promise<StreamEntry[]> {
     if (this.#closed) return Promise.reject(this.#closedError());
     try {
       checkReadGroup(group, consumer, streams, options);

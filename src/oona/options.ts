@@ -134,7 +134,18 @@ type NumericOption = keyof typeof NUMERIC_MINIMUMS;
  */
 export function resolveStreamBusOptions(options: StreamBusOptions): ResolvedStreamBusOptions {
   const { store, keyRing, telemetry } = options;
-  const storeMethods = ['add', 'ensureGroup', 'destroyGroup', 'readGroup', 'ack', 'autoClaim', 'groups', 'length', 'trimBefore', 'close'] as const;
+  const storeMethods = [
+    'add',
+    'ensureGroup',
+    'destroyGroup',
+    'readGroup',
+    'ack',
+    'autoClaim',
+    'groups',
+    'length',
+    'trimBefore',
+    'close',
+  ] as const;
   if (typeof store !== 'object' || store === null || storeMethods.some((m) => typeof store[m] !== 'function')) {
     throw invalidOption('store', 'a StreamStore');
   }

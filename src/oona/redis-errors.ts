@@ -27,15 +27,7 @@ const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /** Redis reply error codes meaning "not now": the same call may succeed later. */
-const TRANSIENT_REPLY_CODES: ReadonlySet<string> = new Set([
-  'LOADING',
-  'BUSY',
-  'TRYAGAIN',
-  'MASTERDOWN',
-  'READONLY',
-  'CLUSTERDOWN',
-  'OOM',
-]);
+const TRANSIENT_REPLY_CODES: ReadonlySet<string> = new Set(['LOADING', 'BUSY', 'TRYAGAIN', 'MASTERDOWN', 'READONLY', 'CLUSTERDOWN', 'OOM']);
 
 /** ioredis's fixed messages for a closed or not-yet-writable connection. */
 const CONNECTION_CLOSED_MESSAGES: readonly string[] = [

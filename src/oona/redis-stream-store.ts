@@ -28,15 +28,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
 import { toStoreError, redisReplyCode } from './redis-errors.js';
 import { ENSURE_GROUP_SCRIPT, TRIM_BEFORE_SCRIPT, type LuaScript } from './redis-scripts.js';
-import {
-  checkCount,
-  checkDurationMs,
-  checkEntryId,
-  checkFields,
-  checkName,
-  checkReadGroup,
-  invalidArgument,
-} from './store-arguments.js';
+import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, invalidArgument } from './store-arguments.js';
 import type { EntryFields, GroupInfo, ReadGroupOptions, StreamEntry, StreamStore } from './stream-store.js';
 
 /** Options of {@link RedisStreamStore}. Give exactly one of `url` and `redis`. */
@@ -297,12 +289,7 @@ export class RedisStreamStore implements StreamStore {
    * @throws EsperError `OONA_NO_GROUP` when a stream or its group is missing (also when
    *   deleted or destroyed during the wait), `OONA_STORE_UNAVAILABLE`, `OONA_CLOSED`.
    */
-  async readGroup(
-    group: string,
-    consumer: string,
-    streams: readonly string[],
-    options: ReadGroupOptions,
-  ): Promise<StreamEntry[]> {
+  async readGroup(group: string, consumer: string, streams: readonly string[], options: ReadGroupOptions): Promise<StreamEntry[]> {
     this.#assertOpen();
     checkReadGroup(group, consumer, streams, options);
     if (options.signal?.aborted === true) return [];
@@ -331,13 +318,7 @@ export class RedisStreamStore implements StreamStore {
    *
    * @throws EsperError `OONA_NO_GROUP` when the stream or group is missing.
    */
-  async autoClaim(
-    stream: string,
-    group: string,
-    consumer: string,
-    minIdleMs: number,
-    count: number,
-  ): Promise<StreamEntry[]> {
+  async autoClaim(stream: string, group: string, consumer: string, minIdleMs: number, count: number): Promise<StreamEntry[]> {
     this.#assertOpen();
     checkName('stream', stream);
     checkName('group', group);
@@ -354,9 +335,7 @@ export class RedisStreamStore implements StreamStore {
       claimed.push(...parseEntries(stream, reply[1], 0));
     } while (cursor !== '0-0' && claimed.length < count);
     if (claimed.length === 0) return [];
-    const details = await Promise.all(
-      claimed.map((entry) => this.#call('XPENDING', [stream, group, entry.id, entry.id, 1])),
-    );
+    const details = await Promise.all(claimed.map((entry) => this.#call('XPENDING', [stream, group, entry.id, entry.id, 1])));
     const result: StreamEntry[] = [];
     claimed.forEach((entry, index) => {
       const row: unknown = (details[index] as unknown[] | undefined)?.[0];
@@ -491,8 +470,7 @@ export class RedisStreamStore implements StreamStore {
       maxRetriesPerRequest,
       connectTimeout: connectTimeoutMs,
       // Never give up reconnecting: the store is long-lived and Redis may restart.
-      retryStrategy: (attempt: number) =>
-        Math.min(reconnectBaseDelayMs * 2 ** Math.max(0, attempt - 1), reconnectMaxDelayMs),
+      retryStrategy: (attempt: number) => Math.min(reconnectBaseDelayMs * 2 ** Math.max(0, attempt - 1), reconnectMaxDelayMs),
     };
   }
 
@@ -518,11 +496,7 @@ export class RedisStreamStore implements StreamStore {
     }
   }
 
-  async #readBlocking(
-    args: readonly Arg[],
-    streams: readonly string[],
-    signal: AbortSignal | undefined,
-  ): Promise<StreamEntry[]> {
+  async #readBlocking(args: readonly Arg[], streams: readonly string[], signal: AbortSignal | undefined): Promise<StreamEntry[]> {
     const connection = this.#acquire();
     const clientId = connection.callBuffer('CLIENT', ['ID']).then(
       (id) => integer(id),
@@ -533,7 +507,10 @@ export class RedisStreamStore implements StreamStore {
     const onAbort = (): void => {
       this.#interrupt(lease).catch((error: unknown) => this.#onError(error as Error));
     };
-    this.#busy.set(lease, read.catch(() => undefined));
+    this.#busy.set(
+      lease,
+      read.catch(() => undefined),
+    );
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return parseReadReply(await read, streams, this.#keyPrefix);
@@ -595,10 +572,7 @@ export class RedisStreamStore implements StreamStore {
 
   #release(lease: Lease): void {
     const keep =
-      !this.#closed &&
-      !lease.broken &&
-      lease.connection.status !== 'end' &&
-      this.#idle.length < this.#options.maxIdleBlockingConnections;
+      !this.#closed && !lease.broken && lease.connection.status !== 'end' && this.#idle.length < this.#options.maxIdleBlockingConnections;
     if (!keep) {
       lease.connection.disconnect();
       this.#forget(lease.connection);

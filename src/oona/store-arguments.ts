@@ -50,12 +50,7 @@ export function checkEntryId(field: string, id: string): void {
 }
 
 /** Checks the arguments of `readGroup`. */
-export function checkReadGroup(
-  group: string,
-  consumer: string,
-  streams: readonly string[],
-  options: ReadGroupOptions,
-): void {
+export function checkReadGroup(group: string, consumer: string, streams: readonly string[], options: ReadGroupOptions): void {
   checkName('group', group);
   checkName('consumer', consumer);
   if (!Array.isArray(streams) || streams.length === 0) throw invalidArgument('streams', 'must list at least one stream');

@@ -43,16 +43,7 @@ import {
   type BusMessage,
 } from '../leyline/index.js';
 import { HmacSigner } from '../security/index.js';
-import type {
-  Bus,
-  BusMetrics,
-  Delivery,
-  PublishOptions,
-  PublishReceipt,
-  RequestOptions,
-  SubscribeOptions,
-  Subscription,
-} from './bus.js';
+import type { Bus, BusMetrics, Delivery, PublishOptions, PublishReceipt, RequestOptions, SubscribeOptions, Subscription } from './bus.js';
 import { ConsumerLoop, describeError, isTransient, type ConsumerHost, type ConsumerStats } from './consumer-loop.js';
 import { buildEnvelope, encodeBusMessage, sealEnvelope, type OpenedEntry } from './envelope.js';
 import { LatencyWindow } from './latency-window.js';
@@ -236,9 +227,7 @@ export class StreamBus implements Bus {
     });
     const fields = sealEnvelope(this.#signer, keyRing.activeKeyId, envelope);
     const shedAllowed =
-      internals.neverShed !== true &&
-      sheddable(type) &&
-      (priority === MessagePriority.LOW || priority === MessagePriority.NORMAL);
+      internals.neverShed !== true && sheddable(type) && (priority === MessagePriority.LOW || priority === MessagePriority.NORMAL);
 
     const backoff = new Backoff(PUBLISH_BACKOFF_INITIAL_MS, PUBLISH_BACKOFF_MAX_MS);
     let lastStoreError: unknown;
@@ -292,11 +281,10 @@ export class StreamBus implements Bus {
         }
         this.#publishFailures += 1;
         if (isEsperError(lastStoreError, ErrorCode.OONA_STORE_UNAVAILABLE)) throw lastStoreError;
-        throw new EsperError(
-          ErrorCode.OONA_STORE_UNAVAILABLE,
-          `publish breaker stayed open for ${deadlineMs} ms`,
-          { cause: lastStoreError, details: { stream, deadlineMs } },
-        );
+        throw new EsperError(ErrorCode.OONA_STORE_UNAVAILABLE, `publish breaker stayed open for ${deadlineMs} ms`, {
+          cause: lastStoreError,
+          details: { stream, deadlineMs },
+        });
       }
       if (!(await delay(Math.min(backoff.next(), remainingMs), signals))) throw abortReason(signals);
     }
@@ -315,9 +303,12 @@ export class StreamBus implements Bus {
   ): Promise<T> {
     if (deadlineAt === undefined) return raceAbort(operation, signals);
     const expired = new AbortController();
-    const timer = setTimeout(() => {
-      expired.abort(new DeadlinePassed(details.stream, details.deadlineMs));
-    }, Math.max(0, deadlineAt - performance.now()));
+    const timer = setTimeout(
+      () => {
+        expired.abort(new DeadlinePassed(details.stream, details.deadlineMs));
+      },
+      Math.max(0, deadlineAt - performance.now()),
+    );
     try {
       return await raceAbort(operation, [...signals, expired.signal]);
     } finally {
@@ -416,11 +407,7 @@ export class StreamBus implements Bus {
   }
 
   /** Publishes `message` with the correlation id and training run id of `to`. */
-  reply(
-    to: Delivery,
-    message: BusMessage,
-    options: Omit<PublishOptions, 'correlationId'> = {},
-  ): Promise<PublishReceipt> {
+  reply(to: Delivery, message: BusMessage, options: Omit<PublishOptions, 'correlationId'> = {}): Promise<PublishReceipt> {
     return this.publish(message, { trainingRunId: to.trainingRunId, ...options, correlationId: to.correlationId });
   }
 
@@ -589,11 +576,7 @@ export class StreamBus implements Bus {
 
   #isAwaitedReply(entry: OpenedEntry): boolean {
     const pending = this.#pendingReplies.get(entry.envelope.correlationId);
-    return (
-      pending !== undefined &&
-      pending.replyType === entry.type &&
-      pending.requestMessageId !== entry.envelope.messageId
-    );
+    return pending !== undefined && pending.replyType === entry.type && pending.requestMessageId !== entry.envelope.messageId;
   }
 
   #priorityOf(message: BusMessage, type: BusMessageType, given: MessagePriority | undefined): MessagePriority {

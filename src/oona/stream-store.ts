@@ -63,12 +63,7 @@ export interface StreamStore {
    * stream, in the order of `streams` and then by id; marks them pending for `consumer`.
    * Waits up to `blockMs` when all are empty.
    */
-  readGroup(
-    group: string,
-    consumer: string,
-    streams: readonly string[],
-    options: ReadGroupOptions,
-  ): Promise<StreamEntry[]>;
+  readGroup(group: string, consumer: string, streams: readonly string[], options: ReadGroupOptions): Promise<StreamEntry[]>;
   /** Acknowledges entries; returns how many were pending. */
   ack(stream: string, group: string, ids: readonly string[]): Promise<number>;
   /**
@@ -76,13 +71,7 @@ export interface StreamStore {
    * (incrementing their delivery count) and returns them. Entries deleted from the stream
    * meanwhile are dropped from the pending list and not returned.
    */
-  autoClaim(
-    stream: string,
-    group: string,
-    consumer: string,
-    minIdleMs: number,
-    count: number,
-  ): Promise<StreamEntry[]>;
+  autoClaim(stream: string, group: string, consumer: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
   /** The stream's groups; empty when the stream or its groups do not exist. */
   groups(stream: string): Promise<GroupInfo[]>;
   /** Entries retained in the stream (XLEN). */

@@ -48,10 +48,7 @@ export const DEFAULT_STREAM_NAMES: StreamNames = Object.freeze({
  * Stream names with `prefix` prepended (tests use a unique prefix each) and any name
  * overridden by `overrides`.
  */
-export function resolveStreamNames(
-  prefix = '',
-  overrides: Partial<Record<LogicalStream, string>> = {},
-): StreamNames {
+export function resolveStreamNames(prefix = '', overrides: Partial<Record<LogicalStream, string>> = {}): StreamNames {
   const names = {} as Record<LogicalStream, string>;
   for (const key of Object.values(LogicalStream)) {
     names[key] = overrides[key] ?? `${prefix}${DEFAULT_STREAM_NAMES[key]}`;

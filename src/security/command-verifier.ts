@@ -172,10 +172,7 @@ export class CommandVerifier {
   #latencyNext = 0;
   #lastLatencyMs = 0;
   #acceptedTotal = 0;
-  readonly #rejections = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<
-    RejectionReason,
-    number
-  >;
+  readonly #rejections = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<RejectionReason, number>;
 
   constructor(options: CommandVerifierOptions) {
     this.#ledger = options.ledger;
@@ -298,11 +295,7 @@ export class CommandVerifier {
     return this.#ledger.register(nonce) ? undefined : rejectionOf(replayedNonce(nonce));
   }
 
-  #finish(
-    startedMs: number,
-    command: AdaptationCommand,
-    rejection: Rejection | undefined,
-  ): VerificationResult {
+  #finish(startedMs: number, command: AdaptationCommand, rejection: Rejection | undefined): VerificationResult {
     if (rejection === undefined) {
       this.#recordLatency(startedMs);
       this.#acceptedTotal += 1;
@@ -311,11 +304,7 @@ export class CommandVerifier {
     return this.#reject(startedMs, command, rejection);
   }
 
-  #reject(
-    startedMs: number,
-    command: AdaptationCommand | undefined,
-    { reason, detail }: Rejection,
-  ): VerificationResult {
+  #reject(startedMs: number, command: AdaptationCommand | undefined, { reason, detail }: Rejection): VerificationResult {
     this.#recordLatency(startedMs);
     this.#rejections[reason] += 1;
     const trainingRunId = clip(command?.trainingRunId ?? '');
@@ -359,7 +348,6 @@ function invalid(field: string, problem: string): never {
     details: { field },
   });
 }
-
 
 /** Nearest-rank percentile of ascending `sorted`; 0 when empty. */
 function percentile(sorted: readonly number[], q: number): number {

@@ -3,13 +3,7 @@
  * verifier. Other subsystems import only from this file.
  */
 export { DEFAULT_KEY_ID, KeyRing, MIN_SECRET_BYTES, type KeyEntry } from './key-ring.js';
-export {
-  DEFAULT_FRESHNESS_WINDOW_MS,
-  HmacSigner,
-  SIGNATURE_BYTES,
-  type HmacSignerOptions,
-  type SignOptions,
-} from './signer.js';
+export { DEFAULT_FRESHNESS_WINDOW_MS, HmacSigner, SIGNATURE_BYTES, type HmacSignerOptions, type SignOptions } from './signer.js';
 export {
   CommandVerifier,
   DEFAULT_FUTURE_SKEW_MS,

@@ -55,26 +55,17 @@ export class KeyRing {
    * comma-separated `id:secret` pairs (first = active), or `leylineSecret` as one key with
    * id `default`. Setting both, or neither, is an error.
    */
-  static fromSettings(security: {
-    readonly leylineSecret?: string | undefined;
-    readonly leylineKeys?: string | undefined;
-  }): KeyRing {
+  static fromSettings(security: { readonly leylineSecret?: string | undefined; readonly leylineKeys?: string | undefined }): KeyRing {
     const keys = security.leylineKeys;
     const secret = security.leylineSecret;
     if (keys !== undefined && keys !== '' && secret !== undefined && secret !== '') {
-      throw new EsperError(
-        ErrorCode.KEY_RING_INVALID,
-        'set either ESPER_LEYLINE_KEYS or ESPER_LEYLINE_SECRET, not both',
-      );
+      throw new EsperError(ErrorCode.KEY_RING_INVALID, 'set either ESPER_LEYLINE_KEYS or ESPER_LEYLINE_SECRET, not both');
     }
     if (keys !== undefined && keys !== '') return KeyRing.parse(keys);
     if (secret !== undefined && secret !== '') {
       return new KeyRing([{ keyId: DEFAULT_KEY_ID, secret: Buffer.from(secret, 'utf8') }]);
     }
-    throw new EsperError(
-      ErrorCode.KEY_RING_INVALID,
-      'no signing key: set ESPER_LEYLINE_SECRET or ESPER_LEYLINE_KEYS (id:secret,...)',
-    );
+    throw new EsperError(ErrorCode.KEY_RING_INVALID, 'no signing key: set ESPER_LEYLINE_SECRET or ESPER_LEYLINE_KEYS (id:secret,...)');
   }
 
   /** Parses `id:secret,id:secret`; secrets are UTF-8 and may contain ':'. */
@@ -86,10 +77,7 @@ export class KeyRing {
       .map((part) => {
         const colon = part.indexOf(':');
         if (colon <= 0 || colon === part.length - 1) {
-          throw new EsperError(
-            ErrorCode.KEY_RING_INVALID,
-            'ESPER_LEYLINE_KEYS entries must look like id:secret',
-          );
+          throw new EsperError(ErrorCode.KEY_RING_INVALID, 'ESPER_LEYLINE_KEYS entries must look like id:secret');
         }
         return {
           keyId: part.slice(0, colon),

@@ -64,9 +64,7 @@ export interface NonceLedgerSnapshot {
 }
 
 /** Applies defaults and validates eagerly, naming the bad field. */
-export function resolveNonceLedgerOptions(
-  options: NonceLedgerOptions = {},
-): ResolvedNonceLedgerOptions {
+export function resolveNonceLedgerOptions(options: NonceLedgerOptions = {}): ResolvedNonceLedgerOptions {
   const ttlSeconds = options.ttlSeconds ?? DEFAULT_NONCE_TTL_SECONDS;
   if (!(Number.isFinite(ttlSeconds) && ttlSeconds > 0)) {
     throw new EsperError(ErrorCode.INVALID_ARGUMENT, `ttlSeconds must be > 0, got ${ttlSeconds}`, {
@@ -75,11 +73,9 @@ export function resolveNonceLedgerOptions(
   }
   const maxEntries = options.maxEntries ?? DEFAULT_NONCE_LEDGER_MAX_ENTRIES;
   if (!(Number.isSafeInteger(maxEntries) && maxEntries >= 1)) {
-    throw new EsperError(
-      ErrorCode.INVALID_ARGUMENT,
-      `maxEntries must be an integer ≥ 1, got ${maxEntries}`,
-      { details: { field: 'maxEntries' } },
-    );
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `maxEntries must be an integer ≥ 1, got ${maxEntries}`, {
+      details: { field: 'maxEntries' },
+    });
   }
   const source = options.source ?? 'security';
   if (source.length === 0) {

@@ -68,7 +68,10 @@ export function clipEchoed(value: string): string {
 
 /** The problem of a replayed nonce (also what a caller reports when registering fails). */
 export function replayedNonce(nonce: string): SignedMessageProblem {
-  return { failure: SignedMessageFailure.NONCE_REPLAYED, detail: `nonce ${JSON.stringify(clipEchoed(nonce))} was already seen within the TTL` };
+  return {
+    failure: SignedMessageFailure.NONCE_REPLAYED,
+    detail: `nonce ${JSON.stringify(clipEchoed(nonce))} was already seen within the TTL`,
+  };
 }
 
 /**
@@ -87,7 +90,13 @@ export function decodeSignedMessage<Desc extends SignedMessageSchema>(
     message = decodeMessage(schema, bytes);
   } catch (error) {
     const code = isEsperError(error) ? error.code : 'unexpected';
-    return { ok: false, problem: { failure: SignedMessageFailure.DECODE_FAILED, detail: `${code}: ${error instanceof Error ? error.message : String(error)}` } };
+    return {
+      ok: false,
+      problem: {
+        failure: SignedMessageFailure.DECODE_FAILED,
+        detail: `${code}: ${error instanceof Error ? error.message : String(error)}`,
+      },
+    };
   }
   const signed = signedBytesOfEncoding(schema, bytes);
   if (!signed.ok) return { ok: false, message, problem: { failure: SignedMessageFailure.NON_CANONICAL_ENCODING, detail: signed.problem } };
@@ -108,19 +117,28 @@ export function checkSignedMessage<Desc extends SignedMessageSchema>(
   const security = (message as SignedMessage).security;
   if (security === undefined) return { failure: SignedMessageFailure.MISSING_SECURITY, detail: `${rules.noun} has no security block` };
   if (!rules.signer.keyRing.has(security.keyId)) {
-    return { failure: SignedMessageFailure.UNKNOWN_KEY_ID, detail: `key id ${JSON.stringify(clipEchoed(security.keyId))} is not in the key ring` };
+    return {
+      failure: SignedMessageFailure.UNKNOWN_KEY_ID,
+      detail: `key id ${JSON.stringify(clipEchoed(security.keyId))} is not in the key ring`,
+    };
   }
   const signature = security.signature;
   if (signature.length === 0) return { failure: SignedMessageFailure.MISSING_SIGNATURE, detail: 'signature is empty' };
   if (signature.length !== SIGNATURE_BYTES) {
-    return { failure: SignedMessageFailure.MALFORMED_SIGNATURE, detail: `signature is ${signature.length} bytes; expected ${SIGNATURE_BYTES}` };
+    return {
+      failure: SignedMessageFailure.MALFORMED_SIGNATURE,
+      detail: `signature is ${signature.length} bytes; expected ${SIGNATURE_BYTES}`,
+    };
   }
   let signed: Uint8Array;
   try {
     signed = signedBytes ?? canonicalBytes(schema, message);
   } catch (error) {
     // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
-    return { failure: SignedMessageFailure.INVALID_SIGNATURE, detail: `${rules.noun} cannot be encoded: ${error instanceof Error ? error.message : String(error)}` };
+    return {
+      failure: SignedMessageFailure.INVALID_SIGNATURE,
+      detail: `${rules.noun} cannot be encoded: ${error instanceof Error ? error.message : String(error)}`,
+    };
   }
   if (!rules.signer.macMatches(security.keyId, signed, signature)) {
     return { failure: SignedMessageFailure.INVALID_SIGNATURE, detail: `signature does not match under key ${security.keyId}` };
@@ -129,10 +147,16 @@ export function checkSignedMessage<Desc extends SignedMessageSchema>(
   if (security.issuedAt === undefined) return { failure: SignedMessageFailure.MISSING_TIMESTAMP, detail: 'security.issued_at is unset' };
   const ageMs = rules.clock.wallMs() - timestampMs(security.issuedAt);
   const windowMs =
-    security.freshnessWindow === undefined ? rules.maxFreshnessWindowMs : Math.min(durationMs(security.freshnessWindow), rules.maxFreshnessWindowMs);
-  if (ageMs > windowMs) return { failure: SignedMessageFailure.STALE, detail: `issued ${ageMs} ms ago; freshness window is ${windowMs} ms` };
+    security.freshnessWindow === undefined
+      ? rules.maxFreshnessWindowMs
+      : Math.min(durationMs(security.freshnessWindow), rules.maxFreshnessWindowMs);
+  if (ageMs > windowMs)
+    return { failure: SignedMessageFailure.STALE, detail: `issued ${ageMs} ms ago; freshness window is ${windowMs} ms` };
   if (-ageMs > rules.futureSkewMs) {
-    return { failure: SignedMessageFailure.FUTURE, detail: `issued ${-ageMs} ms in the future; tolerated skew is ${rules.futureSkewMs} ms` };
+    return {
+      failure: SignedMessageFailure.FUTURE,
+      detail: `issued ${-ageMs} ms in the future; tolerated skew is ${rules.futureSkewMs} ms`,
+    };
   }
 
   if (security.nonce.length === 0) return { failure: SignedMessageFailure.MISSING_NONCE, detail: 'security.nonce is empty' };

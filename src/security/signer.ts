@@ -64,11 +64,7 @@ export class HmacSigner {
    * Returns a signed copy of `message`: security block filled (key id, nonce, issued_at
    * now, freshness window) and signature computed over the canonical bytes.
    */
-  sign<Desc extends SignedMessageSchema>(
-    schema: Desc,
-    message: MessageShape<Desc>,
-    options: SignOptions = {},
-  ): MessageShape<Desc> {
+  sign<Desc extends SignedMessageSchema>(schema: Desc, message: MessageShape<Desc>, options: SignOptions = {}): MessageShape<Desc> {
     return this.#sign(schema, message, options).message;
   }
 

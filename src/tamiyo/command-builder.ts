@@ -202,11 +202,7 @@ function payloadOf(decision: ProposedDecision, proposal: PolicyProposal): Comman
   }
 }
 
-function metadataOf(
-  proposal: PolicyProposal,
-  verdict: RiskVerdict,
-  coverage: CoverageSummaryInput | undefined,
-): DecisionMetadataInput {
+function metadataOf(proposal: PolicyProposal, verdict: RiskVerdict, coverage: CoverageSummaryInput | undefined): DecisionMetadataInput {
   const proposed = proposal.decision;
   const blend = verdict.decision.kind === DecisionKind.GERMINATE ? blendOf(proposal) : undefined;
   const seedId = proposed.seedId ?? '';

@@ -122,6 +122,7 @@ export function assessCoverage(coverage: FeatureCoverage): CoverageAssessment {
     }
   }
   const average = nonZero === 0 ? 0 : sum / nonZero;
-  const level: CoverageLevel = average <= COVERAGE_THRESHOLDS.critical ? 'critical' : average < COVERAGE_THRESHOLDS.degraded ? 'degraded' : 'ok';
+  const level: CoverageLevel =
+    average <= COVERAGE_THRESHOLDS.critical ? 'critical' : average < COVERAGE_THRESHOLDS.degraded ? 'degraded' : 'ok';
   return { average, missingFeatures, level };
 }

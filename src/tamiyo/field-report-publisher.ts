@@ -82,11 +82,9 @@ export interface ResolvedFieldReportPublisherOptions {
 }
 
 function invalidOption(field: string, value: unknown, expected: string): EsperError {
-  return new EsperError(
-    ErrorCode.INVALID_ARGUMENT,
-    `FieldReportPublisherOptions.${field} must be ${expected}, got ${String(value)}`,
-    { details: { field, value: String(value) } },
-  );
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `FieldReportPublisherOptions.${field} must be ${expected}, got ${String(value)}`, {
+    details: { field, value: String(value) },
+  });
 }
 
 /** Applies defaults and validates eagerly, naming the bad field (INVALID_ARGUMENT). */

@@ -395,7 +395,10 @@ export class FieldReportStore implements AsyncDisposable {
    * @throws EsperError TAMIYO_FIELD_REPORT_INVALID for an unknown id; INVALID_STATE when
    *   the report is already published or dropped; INVALID_ARGUMENT for bad numbers.
    */
-  async markRetry(reportId: string, retry: { readonly attempts: number; readonly nextAttemptAtMs: number; readonly lastError: string }): Promise<void> {
+  async markRetry(
+    reportId: string,
+    retry: { readonly attempts: number; readonly nextAttemptAtMs: number; readonly lastError: string },
+  ): Promise<void> {
     const entry = this.#entryFor(reportId);
     this.#checkPending(entry, reportId, 'retried');
     checkAttempts(retry.attempts);
@@ -443,9 +446,13 @@ export class FieldReportStore implements AsyncDisposable {
    */
   async retain(nowMs: number, retentionMs: number = FIELD_REPORT_RETENTION_MS): Promise<FieldReportRetention> {
     if (!Number.isFinite(nowMs) || !Number.isFinite(retentionMs) || retentionMs < 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `retain(nowMs=${nowMs}, retentionMs=${retentionMs}): need finite numbers, retentionMs ≥ 0`, {
-        details: { field: 'retentionMs', nowMs, retentionMs },
-      });
+      throw new EsperError(
+        ErrorCode.INVALID_ARGUMENT,
+        `retain(nowMs=${nowMs}, retentionMs=${retentionMs}): need finite numbers, retentionMs ≥ 0`,
+        {
+          details: { field: 'retentionMs', nowMs, retentionMs },
+        },
+      );
     }
     const cutoffMs = nowMs - retentionMs;
     const droppedIds = new Set<string>();

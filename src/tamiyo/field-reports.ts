@@ -251,11 +251,9 @@ export interface ResolvedFieldReportBuilderOptions {
 }
 
 function invalidOption(field: string, value: unknown, expected: string): EsperError {
-  return new EsperError(
-    ErrorCode.INVALID_ARGUMENT,
-    `FieldReportBuilderOptions.${field} must be ${expected}, got ${String(value)}`,
-    { details: { field, value: String(value) } },
-  );
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `FieldReportBuilderOptions.${field} must be ${expected}, got ${String(value)}`, {
+    details: { field, value: String(value) },
+  });
 }
 
 /** Applies defaults and validates eagerly, naming the bad field (INVALID_ARGUMENT). */
@@ -572,9 +570,7 @@ export class FieldReportBuilder {
    */
   abort(commandId: string | 'all', reason: string): FieldReport[] {
     const targets =
-      commandId === 'all'
-        ? [...this.#windows.values()]
-        : [this.#windows.get(commandId)].filter((w): w is MutableWindow => w !== undefined);
+      commandId === 'all' ? [...this.#windows.values()] : [this.#windows.get(commandId)].filter((w): w is MutableWindow => w !== undefined);
     return targets.map((window) => {
       this.#aborted += 1;
       return this.#close(window, WindowClosure.ABORTED, reason);

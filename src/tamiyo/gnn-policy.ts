@@ -58,7 +58,12 @@ export function decisionOfOutput(decoded: PolicyDecision, graph: PolicyGraph, se
 }
 
 /** A proposal carrying `decision` and what the network's heads said about it. */
-export function proposalOfOutput(decoded: PolicyDecision, output: GnnOutput, decision: ProposedDecision, policyVersion: string): PolicyProposal {
+export function proposalOfOutput(
+  decoded: PolicyDecision,
+  output: GnnOutput,
+  decision: ProposedDecision,
+  policyVersion: string,
+): PolicyProposal {
   return {
     decision,
     policyVersion,
@@ -126,7 +131,12 @@ export class GnnPolicy implements TamiyoPolicy {
   }
 
   snapshot(): unknown {
-    return { version: this.version, parameters: this.gnn.parameterCount, lastAction: this.#lastDecision?.action, germinations: this.#germinations };
+    return {
+      version: this.version,
+      parameters: this.gnn.parameterCount,
+      lastAction: this.#lastDecision?.action,
+      germinations: this.#germinations,
+    };
   }
 
   /** Frees the live network and any staged one. */

@@ -319,7 +319,11 @@ export class TamiyoGnn {
 
   constructor(config: GnnConfig, rng: Rng) {
     validateGnnConfig(config);
-    this.config = Object.freeze({ ...config, relations: Object.freeze([...config.relations]), nodeDims: Object.freeze({ ...config.nodeDims }) });
+    this.config = Object.freeze({
+      ...config,
+      relations: Object.freeze([...config.relations]),
+      nodeDims: Object.freeze({ ...config.nodeDims }),
+    });
     // tfjs requires globally unique variable names; logical names (without the scope) are
     // what checkpoints store.
     this.#scope = `tamiyo-gnn#${nextInstance}`;
@@ -338,7 +342,11 @@ export class TamiyoGnn {
     const { bySrc, byDst } = this.#layout;
     const relationCount = this.config.relations.length;
     for (const type of NODE_TYPES) {
-      this.#add(`encoder/${type}/w`, [nodeDims[type], hidden], initializerValues(Initializer.GLOROT_UNIFORM, [nodeDims[type], hidden], rng));
+      this.#add(
+        `encoder/${type}/w`,
+        [nodeDims[type], hidden],
+        initializerValues(Initializer.GLOROT_UNIFORM, [nodeDims[type], hidden], rng),
+      );
       this.#add(`encoder/${type}/b`, [hidden], filled(hidden, 0));
       this.#add(`encoder/${type}/ln_gamma`, [hidden], filled(hidden, 1));
       this.#add(`encoder/${type}/ln_beta`, [hidden], filled(hidden, 0));
@@ -348,30 +356,60 @@ export class TamiyoGnn {
     for (const layer of [1, 2]) {
       for (const type of NODE_TYPES) {
         const r = bySrc[type].length;
-        if (r > 0) this.#add(`sage${layer}/neigh/${type}`, [hidden, r * hidden], blockColumns(hidden, hidden, r, () => torch([hidden, hidden], hidden)));
+        if (r > 0)
+          this.#add(
+            `sage${layer}/neigh/${type}`,
+            [hidden, r * hidden],
+            blockColumns(hidden, hidden, r, () => torch([hidden, hidden], hidden)),
+          );
       }
       for (const type of NODE_TYPES) {
         const r = byDst[type].length;
-        this.#add(`sage${layer}/root/${type}`, [hidden, hidden], meanOf(r, () => torch([hidden, hidden], hidden)));
-        this.#add(`sage${layer}/bias/${type}`, [hidden], meanOf(r, () => torch([hidden], hidden)));
+        this.#add(
+          `sage${layer}/root/${type}`,
+          [hidden, hidden],
+          meanOf(r, () => torch([hidden, hidden], hidden)),
+        );
+        this.#add(
+          `sage${layer}/bias/${type}`,
+          [hidden],
+          meanOf(r, () => torch([hidden], hidden)),
+        );
       }
     }
     const width = heads * gatHidden;
     for (const layer of [1, 2]) {
       const inWidth = layer === 1 ? hidden : gatHidden;
       // W_dst and W_edge appear only as W_dstᵀ·a_dst and W_edgeᵀ·a_edge: stored folded.
-      const folded = (rows: number): Float32Array => foldAttention(glorot([rows, width]), glorot([heads, gatHidden]), rows, heads, gatHidden);
+      const folded = (rows: number): Float32Array =>
+        foldAttention(glorot([rows, width]), glorot([heads, gatHidden]), rows, heads, gatHidden);
       for (const type of NODE_TYPES) {
         const r = bySrc[type].length;
         if (r === 0) continue;
-        this.#add(`gat${layer}/src/${type}`, [inWidth, r * width], blockColumns(inWidth, width, r, () => glorot([inWidth, width])));
-        this.#add(`gat${layer}/att_src/${type}`, [r, heads, gatHidden], blockRows(r, () => glorot([heads, gatHidden])));
+        this.#add(
+          `gat${layer}/src/${type}`,
+          [inWidth, r * width],
+          blockColumns(inWidth, width, r, () => glorot([inWidth, width])),
+        );
+        this.#add(
+          `gat${layer}/att_src/${type}`,
+          [r, heads, gatHidden],
+          blockRows(r, () => glorot([heads, gatHidden])),
+        );
       }
       for (const type of NODE_TYPES) {
         const r = byDst[type].length;
-        this.#add(`gat${layer}/att_dst/${type}`, [inWidth, r * heads], blockColumns(inWidth, heads, r, () => folded(inWidth)));
+        this.#add(
+          `gat${layer}/att_dst/${type}`,
+          [inWidth, r * heads],
+          blockColumns(inWidth, heads, r, () => folded(inWidth)),
+        );
       }
-      this.#add(`gat${layer}/att_edge`, [EDGE_ATTR_DIM, relationCount * heads], blockColumns(EDGE_ATTR_DIM, heads, relationCount, () => folded(EDGE_ATTR_DIM)));
+      this.#add(
+        `gat${layer}/att_edge`,
+        [EDGE_ATTR_DIM, relationCount * heads],
+        blockColumns(EDGE_ATTR_DIM, heads, relationCount, () => folded(EDGE_ATTR_DIM)),
+      );
       for (const type of NODE_TYPES) this.#add(`gat${layer}/bias/${type}`, [gatHidden], filled(gatHidden, 0));
     }
     const c = gatHidden;
@@ -509,7 +547,8 @@ export class TamiyoGnn {
       if (set === undefined) throw invalid(`node type '${type}' is missing`, { type });
       const n = set.ids.length;
       const dim = this.config.nodeDims[type];
-      if (set.features.length !== n * dim) throw invalid(`'${type}' features have ${set.features.length} values, expected ${n}×${dim}`, { type });
+      if (set.features.length !== n * dim)
+        throw invalid(`'${type}' features have ${set.features.length} values, expected ${n}×${dim}`, { type });
       for (let i = 0; i < set.features.length; i += 1) {
         if (!Number.isFinite(set.features[i])) throw invalid(`'${type}' feature ${i} is not finite`, { type, index: i });
       }
@@ -542,7 +581,8 @@ export class TamiyoGnn {
       for (let e = 0; e < edges; e += 1) {
         const s = set.src[e] as number;
         const d = set.dst[e] as number;
-        if (!(s >= 0 && s < nSrc && d >= 0 && d < nDst)) throw invalid(`relation '${key}' edge ${e} is out of range`, { relation: key, edge: e });
+        if (!(s >= 0 && s < nSrc && d >= 0 && d < nDst))
+          throw invalid(`relation '${key}' edge ${e} is out of range`, { relation: key, edge: e });
       }
       for (let i = 0; i < set.attrs.length; i += 1) {
         if (!Number.isFinite(set.attrs[i])) throw invalid(`relation '${key}' attribute ${i} is not finite`, { relation: key });
@@ -719,9 +759,15 @@ export class TamiyoGnn {
       dstScores.push(tf.reshape(tf.matMul(x, this.#v(`gat${layer}/att_dst/${type}`)), [n * byDst[type].length, heads]));
     }
     const relationCount = this.config.relations.length;
-    const edgeScores = tf.gather(tf.reshape(tf.matMul(edges.attrs, this.#v(`gat${layer}/att_edge`)), [plan.edges * relationCount, heads]), edges.edgeSelect);
+    const edgeScores = tf.gather(
+      tf.reshape(tf.matMul(edges.attrs, this.#v(`gat${layer}/att_edge`)), [plan.edges * relationCount, heads]),
+      edges.edgeSelect,
+    );
     const srcTable = concatRows(values);
-    const raw = tf.add(tf.add(tf.gather(concatRows(srcScores), edges.srcRow), tf.gather(concatRows(dstScores), edges.dstSegment)), edgeScores);
+    const raw = tf.add(
+      tf.add(tf.gather(concatRows(srcScores), edges.srcRow), tf.gather(concatRows(dstScores), edges.dstSegment)),
+      edgeScores,
+    );
     const logits = tf.leakyRelu(raw, LEAKY_RELU_SLOPE) as tf.Tensor2D;
     // Softmax per (dst node, relation) segment, shifted by the segment max (a constant, so
     // gradients are unchanged); tfjs has no segment max, the host computes it.

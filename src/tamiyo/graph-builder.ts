@@ -49,7 +49,15 @@ import {
 import { familyById } from '../karn/index.js';
 import { GRAPH_MONITOR_DEFAULTS, type GraphLayer, type GraphMetadata } from '../urza/index.js';
 import { CoverageRecorder } from './coverage.js';
-import { EDGE_ATTR_DIM, NODE_FEATURE_DIMS, type EdgeSet, type NodeSet, type NodeType, type PolicyGraph, type RelationSpec } from './graph-types.js';
+import {
+  EDGE_ATTR_DIM,
+  NODE_FEATURE_DIMS,
+  type EdgeSet,
+  type NodeSet,
+  type NodeType,
+  type PolicyGraph,
+  type RelationSpec,
+} from './graph-types.js';
 import type { FeatureNormaliser } from './normaliser.js';
 import type { EmbeddingRegistries } from './registries.js';
 
@@ -109,7 +117,9 @@ export function resolveGraphBuilderOptions(options: GraphBuilderOptions): Resolv
   for (const field of ['maxLayers', 'maxActivations', 'maxParameters'] as const) {
     const value = resolved[field];
     if (!Number.isSafeInteger(value) || value < 1 || value > 64) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `graph builder ${field} must be an integer in [1, 64], got ${value}`, { details: { field } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `graph builder ${field} must be an integer in [1, 64], got ${value}`, {
+        details: { field },
+      });
     }
   }
   return resolved;
@@ -285,15 +295,16 @@ const LOG_WIDTH_SCALE = 12;
 const RAW_LIMIT = 1e6;
 
 /** Shape traits of each activation kind Urza names (see urza graph-metadata). */
-const ACTIVATION_TRAITS: Readonly<Record<string, readonly [strength: number, saturating: number, piecewise: number, normalising: number]>> = {
-  linear: [0, 0, 1, 0],
-  relu: [0.5, 0, 1, 0],
-  gelu: [0.6, 0, 0, 0],
-  sigmoid: [0.8, 1, 0, 0],
-  tanh: [0.8, 1, 0, 0],
-  softmax: [1, 1, 0, 1],
-  normalise: [0.3, 0, 0, 1],
-};
+const ACTIVATION_TRAITS: Readonly<Record<string, readonly [strength: number, saturating: number, piecewise: number, normalising: number]>> =
+  {
+    linear: [0, 0, 1, 0],
+    relu: [0.5, 0, 1, 0],
+    gelu: [0.6, 0, 0, 0],
+    sigmoid: [0.8, 1, 0, 0],
+    tanh: [0.8, 1, 0, 0],
+    softmax: [1, 1, 0, 1],
+    normalise: [0.3, 0, 0, 1],
+  };
 
 interface ParameterDescriptor {
   readonly name: string;
@@ -638,9 +649,13 @@ export class GraphBuilder {
       const o = row * dim;
       const { descriptor, graph, bsds } = plan.candidate;
       const paramCount = graph?.parameters.count ?? 0;
-      const quarantined = descriptor.quarantineOnly || plan.candidate.quarantined === true || bsds?.handlingClass === HandlingClass.QUARANTINE;
+      const quarantined =
+        descriptor.quarantineOnly || plan.candidate.quarantined === true || bsds?.handlingClass === HandlingClass.QUARANTINE;
       // Reference §3: computed from the descriptor risk, before any BSDS override.
-      const candidateScore = Math.max(0, 1 - fin(descriptor.risk) + 0.05 * fin(descriptor.stage) + 0.02 * descriptor.allowedParameters.length);
+      const candidateScore = Math.max(
+        0,
+        1 - fin(descriptor.risk) + 0.05 * fin(descriptor.stage) + 0.02 * descriptor.allowedParameters.length,
+      );
       f[o] = registry.get(plan.id) / registry.maxSize;
       f[o + 1] = plan.tierNorm;
       f[o + 2] = plan.risk;
@@ -883,7 +898,8 @@ export class GraphBuilder {
         e('monitoredBy').push(row, s, stage, risk, d);
       }
       if (blendAllowed(seed)) {
-        const target = own !== undefined && own.parameterCount > 0 ? own : defaults !== undefined && defaults.parameterCount > 0 ? defaults : undefined;
+        const target =
+          own !== undefined && own.parameterCount > 0 ? own : defaults !== undefined && defaults.parameterCount > 0 ? defaults : undefined;
         for (let k = 0; k < (target?.parameterCount ?? 0); k += 1) {
           const prow = (target as OwnerGroup).parameterStart + k;
           e('allowed').push(s, prow, 1, 1, stage);
@@ -938,9 +954,18 @@ export class GraphBuilder {
 }
 
 function validateIds(packet: SystemStatePacket, host: HostDescriptor, blueprints: readonly BlueprintCandidate[]): void {
-  unique(packet.seedStates.map((s) => s.seedId), 'seed_id');
-  unique(host.sites.map((s) => s.siteId), 'site_id');
-  unique(blueprints.map((b) => b.descriptor.blueprintId), 'blueprint_id');
+  unique(
+    packet.seedStates.map((s) => s.seedId),
+    'seed_id',
+  );
+  unique(
+    host.sites.map((s) => s.siteId),
+    'site_id',
+  );
+  unique(
+    blueprints.map((b) => b.descriptor.blueprintId),
+    'blueprint_id',
+  );
   for (const { descriptor, graph, bsds } of blueprints) {
     const id = descriptor.blueprintId;
     if (graph !== undefined && graph.blueprintId !== id) {
@@ -972,7 +997,9 @@ function unique(ids: readonly string[], field: string): void {
 function compiledFor(graph: GraphMetadata, site: SeedSiteDescriptor): boolean {
   const compiled = graph.capabilities.compiledSite;
   return (
-    compiled.kind === SeedSiteKind[site.kind] && compiled.shape.length === site.shape.length && compiled.shape.every((d, i) => d === site.shape[i])
+    compiled.kind === SeedSiteKind[site.kind] &&
+    compiled.shape.length === site.shape.length &&
+    compiled.shape.every((d, i) => d === site.shape[i])
   );
 }
 

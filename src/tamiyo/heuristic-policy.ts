@@ -40,12 +40,7 @@
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 import { familyById } from '../karn/index.js';
-import {
-  BlueprintTier,
-  SeedLifecycleStage,
-  type SeedSiteDescriptor,
-  type SystemStatePacket,
-} from '../leyline/index.js';
+import { BlueprintTier, SeedLifecycleStage, type SeedSiteDescriptor, type SystemStatePacket } from '../leyline/index.js';
 import { PolicyAction } from './gnn.js';
 import type { BlueprintCandidate } from './graph-builder.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
@@ -71,18 +66,10 @@ const CULLABLE_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
 ]);
 
 /** Stages on the cull path (CULLED → EMBARGOED → RESETTING → DORMANT). */
-const CULLED_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
-  S.SEED_STAGE_CULLED,
-  S.SEED_STAGE_EMBARGOED,
-  S.SEED_STAGE_RESETTING,
-]);
+const CULLED_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([S.SEED_STAGE_CULLED, S.SEED_STAGE_EMBARGOED, S.SEED_STAGE_RESETTING]);
 
 /** A seed in one of these stages keeps its site busy. */
-const BUSY_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
-  ...LIVE_STAGES,
-  ...CULLED_STAGES,
-  S.SEED_STAGE_FOSSILIZED,
-]);
+const BUSY_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([...LIVE_STAGES, ...CULLED_STAGES, S.SEED_STAGE_FOSSILIZED]);
 
 /** Penalties below this are forgotten (keeps the state small). */
 const PENALTY_FLOOR = 0.01;
@@ -170,12 +157,7 @@ const INTEGER_FIELDS = [
   'embargoEpochs',
 ] as const;
 
-const NUMBER_FIELDS = [
-  'plateauRelativeImprovement',
-  'pruneAccuracyDrop',
-  'penaltyOnCull',
-  'penaltySkipThreshold',
-] as const;
+const NUMBER_FIELDS = ['plateauRelativeImprovement', 'pruneAccuracyDrop', 'penaltyOnCull', 'penaltySkipThreshold'] as const;
 
 /** Merges `options` over the defaults and validates; throws INVALID_ARGUMENT naming the field. */
 export function resolveHeuristicPolicyOptions(options: HeuristicPolicyOptions = {}): ResolvedHeuristicPolicyOptions {
@@ -335,8 +317,7 @@ export class HeuristicPolicy implements TamiyoPolicy {
 
   /** A copy of the internal state. */
   snapshot(): HeuristicPolicySnapshot {
-    const byKey = <T>(entries: Iterable<[string, T]>): [string, T][] =>
-      [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const byKey = <T>(entries: Iterable<[string, T]>): [string, T][] => [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return {
       version: this.version,
       ...(this.#lastEpoch === undefined ? {} : { lastEpoch: this.#lastEpoch }),
@@ -460,12 +441,7 @@ export class HeuristicPolicy implements TamiyoPolicy {
     };
   }
 
-  #cullReason(
-    track: SeedTrack,
-    epoch: number,
-    accuracy: number,
-    o: ResolvedHeuristicPolicyOptions,
-  ): HeuristicCullReason | undefined {
+  #cullReason(track: SeedTrack, epoch: number, accuracy: number, o: ResolvedHeuristicPolicyOptions): HeuristicCullReason | undefined {
     if (track.stage === S.SEED_STAGE_PROBATIONARY && track.contribution !== undefined && track.contribution < 0) {
       return HeuristicCullReason.NEGATIVE_COUNTERFACTUAL;
     }
@@ -573,10 +549,7 @@ function availableCandidates(candidates: readonly BlueprintCandidate[]): Map<str
 }
 
 /** First SAFE candidate of each family (by id) that fits at least one host site. */
-function defaultRotation(
-  offered: ReadonlyMap<string, BlueprintCandidate>,
-  sites: readonly SeedSiteDescriptor[],
-): string[] {
+function defaultRotation(offered: ReadonlyMap<string, BlueprintCandidate>, sites: readonly SeedSiteDescriptor[]): string[] {
   const families = new Set<string>();
   const rotation: string[] = [];
   const ids = [...offered.keys()].sort();

@@ -104,7 +104,9 @@ export class FeatureNormaliser {
       throw new EsperError(ErrorCode.INVALID_ARGUMENT, `normaliser alpha must be in (0, 1], got ${alpha}`, { details: { field: 'alpha' } });
     }
     if (!(varFloor > 0 && Number.isFinite(varFloor))) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `normaliser varFloor must be positive, got ${varFloor}`, { details: { field: 'varFloor' } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `normaliser varFloor must be positive, got ${varFloor}`, {
+        details: { field: 'varFloor' },
+      });
     }
     this.#alpha = alpha;
     this.#varFloor = varFloor;
@@ -224,7 +226,10 @@ export class FeatureNormaliser {
     try {
       return FeatureNormaliser.fromJSON(value, options);
     } catch (error) {
-      throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `normaliser stats file ${filePath} is invalid`, { cause: error, details: { path: filePath } });
+      throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `normaliser stats file ${filePath} is invalid`, {
+        cause: error,
+        details: { path: filePath },
+      });
     }
   }
 }

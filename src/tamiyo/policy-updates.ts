@@ -422,7 +422,6 @@ export class PolicyUpdateVerifier {
   }
 }
 
-
 /** Why a validation summary failed, or undefined when it is absent or passed. */
 function failedValidation(summary: PolicyValidationSummary | undefined): string | undefined {
   if (summary === undefined) return undefined;
@@ -668,4 +667,3 @@ function invalidOption(field: string, problem: string): never {
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
-

@@ -164,7 +164,9 @@ export function encodePolicyBytes(header: PolicyHeader, weights: EncodedWeights)
 /** Serialises `gnn`'s weights with its architecture and `meta.version`. */
 export function serialisePolicy(gnn: TamiyoGnn, meta: PolicyMeta): Uint8Array {
   if (typeof meta.version !== 'string' || meta.version.length === 0 || meta.version.length > MAX_VERSION_CHARS) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `policy version must be 1–${MAX_VERSION_CHARS} chars`, { details: { field: 'version' } });
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `policy version must be 1–${MAX_VERSION_CHARS} chars`, {
+      details: { field: 'version' },
+    });
   }
   const variables = [...gnn.variablesByName()];
   const specs: tf.io.WeightsManifestEntry[] = [];

@@ -180,7 +180,10 @@ export class EmbeddingRegistries {
       try {
         registries[name] = new EmbeddingRegistry(name, { maxSize: spec.maxSize, filePath, entries });
       } catch (error) {
-        throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is invalid`, { cause: error, details: { path: filePath } });
+        throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is invalid`, {
+          cause: error,
+          details: { path: filePath },
+        });
       }
     }
     return new EmbeddingRegistries(registries, directory);
@@ -219,10 +222,15 @@ async function readEntries(filePath: string): Promise<Record<string, number> | u
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not valid JSON`, { cause: error, details: { path: filePath } });
+    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not valid JSON`, {
+      cause: error,
+      details: { path: filePath },
+    });
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'number')) {
-    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not a { key: index } object`, { details: { path: filePath } });
+    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not a { key: index } object`, {
+      details: { path: filePath },
+    });
   }
   return value as Record<string, number>;
 }

@@ -264,8 +264,7 @@ export function resolveRiskEngineOptions(options: RiskEngineOptions = {}): Resol
     clock: options.clock ?? systemClock,
     startConservative: options.startConservative ?? RISK_ENGINE_DEFAULTS.startConservative,
     exitAfterCleanSteps: options.exitAfterCleanSteps ?? RISK_ENGINE_DEFAULTS.exitAfterCleanSteps,
-    breakerFailureThreshold:
-      options.breakerFailureThreshold ?? RISK_ENGINE_DEFAULTS.breakerFailureThreshold,
+    breakerFailureThreshold: options.breakerFailureThreshold ?? RISK_ENGINE_DEFAULTS.breakerFailureThreshold,
     breakerCooldownMs: options.breakerCooldownMs ?? RISK_ENGINE_DEFAULTS.breakerCooldownMs,
     inferenceBudgetMs: options.inferenceBudgetMs,
     metadataBudgetMs: options.metadataBudgetMs,
@@ -507,11 +506,9 @@ export class RiskEngine {
       // §10.6 degraded inputs.
       if (inputs.coverage !== undefined && inputs.coverage.level !== 'ok') {
         const critical = inputs.coverage.level === 'critical';
-        step.event(
-          TamiyoEvent.DEGRADED_INPUTS,
-          critical ? TelemetryLevel.CRITICAL : TelemetryLevel.WARNING,
-          { coverage_avg: inputs.coverage.average.toFixed(3) },
-        );
+        step.event(TamiyoEvent.DEGRADED_INPUTS, critical ? TelemetryLevel.CRITICAL : TelemetryLevel.WARNING, {
+          coverage_avg: inputs.coverage.average.toFixed(3),
+        });
         if (critical) {
           step.fill(RiskReason.DEGRADED_INPUTS);
           step.holdGrowth();
@@ -651,11 +648,7 @@ export class RiskEngine {
       step.holdGrowth();
       step.event(TamiyoEvent.GRAD_CONFLICT_HIGH, TelemetryLevel.WARNING, { rate: m.gradConflictRate.toFixed(3) });
     }
-    if (
-      m.optimizerFamily !== OptimizerFamily.UNSPECIFIED &&
-      m.optimizerLr <= 0 &&
-      m.lossDelta > t.lossWarning
-    ) {
+    if (m.optimizerFamily !== OptimizerFamily.UNSPECIFIED && m.optimizerLr <= 0 && m.lossDelta > t.lossWarning) {
       step.event(TamiyoEvent.OPTIMIZER_HINT, TelemetryLevel.WARNING, {
         lr: m.optimizerLr.toFixed(6),
         loss_delta: m.lossDelta.toFixed(3),
@@ -709,12 +702,7 @@ export class RiskEngine {
    * Counts this step as one call through `breaker`: `allow()` first, so an open breaker
    * whose cooldown elapsed half-opens and this step's outcome is its probe.
    */
-  #recordBreaker(
-    breaker: CircuitBreaker,
-    component: BreakerComponent,
-    failureReason: string | undefined,
-    step: StepState,
-  ): void {
+  #recordBreaker(breaker: CircuitBreaker, component: BreakerComponent, failureReason: string | undefined, step: StepState): void {
     const admitted = breaker.allow();
     if (failureReason === undefined) {
       if (admitted) breaker.recordSuccess();
@@ -767,10 +755,7 @@ export class RiskEngine {
 
   #breakerConfidence(): number {
     const threshold = this.#options.breakerFailureThreshold;
-    return Math.min(
-      breakerConfidence(this.#inference.snapshot(), threshold),
-      breakerConfidence(this.#metadata.snapshot(), threshold),
-    );
+    return Math.min(breakerConfidence(this.#inference.snapshot(), threshold), breakerConfidence(this.#metadata.snapshot(), threshold));
   }
 
   #metrics(blueprint: BlueprintRiskInfo | undefined, timedOut: boolean, confidence: number): MetricInput[] {
@@ -853,10 +838,7 @@ function validate(proposal: ProposedDecision, inputs: RiskInputs): void {
     throw invalid(`param delta must be finite, got ${proposal.paramDelta}`, 'proposal.paramDelta');
   }
   if (!Number.isSafeInteger(inputs.isolationViolations) || inputs.isolationViolations < 0) {
-    throw invalid(
-      `isolation violations must be an integer ≥ 0, got ${inputs.isolationViolations}`,
-      'inputs.isolationViolations',
-    );
+    throw invalid(`isolation violations must be an integer ≥ 0, got ${inputs.isolationViolations}`, 'inputs.isolationViolations');
   }
   const coverage = inputs.coverage;
   if (coverage !== undefined) {

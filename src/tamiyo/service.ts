@@ -14,13 +14,7 @@
  * Policy hot swap is the policy's (the GNN policy stages verified updates in its slot and
  * swaps at the start of its next proposal).
  */
-import {
-  buildTelemetryPacket,
-  systemClock,
-  type Clock,
-  type MetricInput,
-  type TelemetrySink,
-} from '../core/index.js';
+import { buildTelemetryPacket, systemClock, type Clock, type MetricInput, type TelemetrySink } from '../core/index.js';
 import {
   type SeedLifecycleStage,
   TelemetryLevel,
@@ -162,8 +156,14 @@ export class TamiyoService implements Controller {
     // A pause of nothing (the policy chose to wait and a risk rule said pause) changes
     // nothing Kasmina would do, so it is telemetry, not a command — except a timeout,
     // whose PAUSE tells Kasmina (and the field reports) that the controller missed.
-    const idle = proposal.decision.kind === DecisionKind.WAIT && verdict.decision.kind === DecisionKind.PAUSE && verdict.decision.seedId === undefined && !timedOut;
-    const command = idle ? undefined : this.#options.commands.build(proposal, verdict, coverage === undefined ? undefined : coverageSummary(coverage));
+    const idle =
+      proposal.decision.kind === DecisionKind.WAIT &&
+      verdict.decision.kind === DecisionKind.PAUSE &&
+      verdict.decision.seedId === undefined &&
+      !timedOut;
+    const command = idle
+      ? undefined
+      : this.#options.commands.build(proposal, verdict, coverage === undefined ? undefined : coverageSummary(coverage));
     this.#stats.decisions += 1;
     this.#stats.lastLatencyMs = latencyMs;
     this.#stats.latencyMsSum += latencyMs;
@@ -265,12 +265,20 @@ export class TamiyoService implements Controller {
     await reports.publisher?.publishPending();
   }
 
-  #emit(packet: SystemStatePacket, proposal: PolicyProposal, verdict: RiskVerdict, latencyMs: number, coverage: FeatureCoverage | undefined): void {
+  #emit(
+    packet: SystemStatePacket,
+    proposal: PolicyProposal,
+    verdict: RiskVerdict,
+    latencyMs: number,
+    coverage: FeatureCoverage | undefined,
+  ): void {
     const metrics: MetricInput[] = [
       { name: TamiyoMetric.INFERENCE_LATENCY_MS, value: latencyMs, unit: 'ms' },
       { name: TamiyoMetric.CONSERVATIVE_MODE, value: verdict.conservativeMode ? 1 : 0, unit: 'bool' },
       { name: TamiyoMetric.LOSS_DELTA, value: packet.metrics?.lossDelta ?? 0, unit: 'loss' },
-      ...(proposal.valueEstimate === undefined ? [] : [{ name: TamiyoMetric.POLICY_VALUE_ESTIMATE, value: proposal.valueEstimate, unit: 'value' }]),
+      ...(proposal.valueEstimate === undefined
+        ? []
+        : [{ name: TamiyoMetric.POLICY_VALUE_ESTIMATE, value: proposal.valueEstimate, unit: 'value' }]),
       ...verdict.metrics,
       ...(coverage === undefined ? [] : coverageMetrics(coverage)),
     ];

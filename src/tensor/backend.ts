@@ -34,7 +34,13 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
-import { PATCH_GRADIENTS, PATCH_KERNELS, patchKernelsRegistered, registerPatchKernels, unregisterPatchKernels } from './kernels/register-all.js';
+import {
+  PATCH_GRADIENTS,
+  PATCH_KERNELS,
+  patchKernelsRegistered,
+  registerPatchKernels,
+  unregisterPatchKernels,
+} from './kernels/register-all.js';
 
 /** Backends Esper runs tensors on. */
 export const TensorBackendName = {

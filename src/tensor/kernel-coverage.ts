@@ -47,9 +47,6 @@ export function unregisteredKernels(kernelNames: readonly string[], backendName:
 }
 
 /** Kernels `fn` needs that `backendName` lacks (profiled on cpu; see {@link kernelsUsedBy}). */
-export async function findMissingKernels(
-  fn: () => tf.TensorContainer,
-  backendName: string = TensorBackendName.WASM,
-): Promise<string[]> {
+export async function findMissingKernels(fn: () => tf.TensorContainer, backendName: string = TensorBackendName.WASM): Promise<string[]> {
   return unregisteredKernels(await kernelsUsedBy(fn), backendName);
 }

@@ -154,12 +154,18 @@ export function decodeArtifact(bytes: Uint8Array): DecodedArtifact {
   const weightsLength = view.getUint32(16, true);
   const expected = ARTIFACT_PREFIX_BYTES + headerLength + weightsLength;
   if (bytes.byteLength !== expected) {
-    throw artifactInvalid(`artifact is ${bytes.byteLength} bytes, its prefix declares ${expected}`, { bytes: bytes.byteLength, expectedBytes: expected });
+    throw artifactInvalid(`artifact is ${bytes.byteLength} bytes, its prefix declares ${expected}`, {
+      bytes: bytes.byteLength,
+      expectedBytes: expected,
+    });
   }
-  if (crc32c(bytes.subarray(ARTIFACT_PREFIX_BYTES)) !== view.getUint32(20, true)) throw artifactInvalid('artifact checksum (CRC-32C) mismatch');
+  if (crc32c(bytes.subarray(ARTIFACT_PREFIX_BYTES)) !== view.getUint32(20, true))
+    throw artifactInvalid('artifact checksum (CRC-32C) mismatch');
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(ARTIFACT_PREFIX_BYTES, ARTIFACT_PREFIX_BYTES + headerLength)));
+    json = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(ARTIFACT_PREFIX_BYTES, ARTIFACT_PREFIX_BYTES + headerLength)),
+    );
   } catch (error) {
     throw artifactInvalid('artifact header is not valid JSON', {}, error);
   }

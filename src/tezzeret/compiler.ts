@@ -121,7 +121,8 @@ function relativeName(variable: tf.Variable, scope: string): string {
 
 function siteKindName(kind: SeedSiteKind): string {
   const name = SeedSiteKind[kind] as string | undefined;
-  if (name === undefined) throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown site kind ${kind}`, { details: { field: 'site.kind' } });
+  if (name === undefined)
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown site kind ${kind}`, { details: { field: 'site.kind' } });
   return name;
 }
 
@@ -149,7 +150,9 @@ export function loadArtifact(bytes: Uint8Array, options: LoadArtifactOptions = {
   try {
     const family = catalog.familyOf(header.blueprintId).id;
     if (family !== header.family) {
-      throw artifactInvalid(`artifact says family ${header.family}, catalog builds ${header.blueprintId} as ${family}`, { blueprintId: header.blueprintId });
+      throw artifactInvalid(`artifact says family ${header.family}, catalog builds ${header.blueprintId} as ${family}`, {
+        blueprintId: header.blueprintId,
+      });
     }
     const kind = (SeedSiteKind as unknown as Record<string, SeedSiteKind>)[header.site.kind] as SeedSiteKind;
     const site = create(SeedSiteDescriptorSchema, { siteId: `artifact:${header.blueprintId}`, kind, shape: [...header.site.shape] });
@@ -166,7 +169,8 @@ export function loadArtifact(bytes: Uint8Array, options: LoadArtifactOptions = {
       list.length === header.variables.length && list.every((v, i) => describe(v) === describe(header.variables[i] as ArtifactVariable));
     if (!same(rebuilt)) problems.push(`rebuilt variables [${rebuilt.map(describe).join(' ')}] differ from the header`);
     if (!same(encoded.specs)) problems.push(`stored weights [${encoded.specs.map(describe).join(' ')}] differ from the header`);
-    if (problems.length > 0) throw artifactInvalid(`artifact for ${header.blueprintId}: ${problems.join('; ')}`, { blueprintId: header.blueprintId });
+    if (problems.length > 0)
+      throw artifactInvalid(`artifact for ${header.blueprintId}: ${problems.join('; ')}`, { blueprintId: header.blueprintId });
     const tensors = decodeWeights(encoded);
     try {
       module.variables.forEach((v, i) => v.assign(tensors[(header.variables[i] as ArtifactVariable).name] as tf.Tensor));
@@ -202,7 +206,9 @@ export class TezzeretCompiler {
       ['prewarmBatch', this.#prewarmBatch],
     ] as const) {
       if (!Number.isInteger(value) || value < 1) {
-        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `TezzeretCompiler ${field} must be an integer ≥ 1, got ${value}`, { details: { field } });
+        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `TezzeretCompiler ${field} must be an integer ≥ 1, got ${value}`, {
+          details: { field },
+        });
       }
     }
     for (const name of Object.values(TezzeretMetric)) this.#metrics.set(name, 0);
@@ -245,7 +251,12 @@ export class TezzeretCompiler {
     return Object.fromEntries(this.#metrics);
   }
 
-  async #compile(descriptor: BlueprintDescriptor, parameters: BlueprintParameters, site: SeedSiteDescriptor, options: CompileOptions): Promise<CompiledArtifact> {
+  async #compile(
+    descriptor: BlueprintDescriptor,
+    parameters: BlueprintParameters,
+    site: SeedSiteDescriptor,
+    options: CompileOptions,
+  ): Promise<CompiledArtifact> {
     const id = descriptor.blueprintId;
     const family: FamilyId = this.#catalog.familyOf(id).id;
     if (descriptor.family !== family) {
@@ -277,7 +288,11 @@ export class TezzeretCompiler {
         parameters: validated,
         site: { kind, shape: [...site.shape] },
         guard,
-        variables: module.variables.map((v, i) => ({ name: (named[i] as { name: string }).name, shape: [...v.shape], dtype: v.dtype as ArtifactVariable['dtype'] })),
+        variables: module.variables.map((v, i) => ({
+          name: (named[i] as { name: string }).name,
+          shape: [...v.shape],
+          dtype: v.dtype as ArtifactVariable['dtype'],
+        })),
         seed: options.seed,
         compiledAt: new Date(this.#clock.wallMs()).toISOString(),
       };

@@ -111,7 +111,12 @@ export type ForgeStrategy = (typeof ForgeStrategy)[keyof typeof ForgeStrategy];
 /** The slice of {@link TezzeretCompiler} the forge uses. */
 export interface ForgeCompiler {
   readonly catalog: KarnCatalog;
-  compile(descriptor: BlueprintDescriptor, parameters: BlueprintParameters, site: SeedSiteDescriptor, options: CompileOptions): Promise<CompiledArtifact>;
+  compile(
+    descriptor: BlueprintDescriptor,
+    parameters: BlueprintParameters,
+    site: SeedSiteDescriptor,
+    options: CompileOptions,
+  ): Promise<CompiledArtifact>;
 }
 
 /** One forge job: a blueprint compiled for one site. */
@@ -137,10 +142,7 @@ export interface ForgeArtifactStore {
     readonly prewarm: { readonly p50Ms: number; readonly p95Ms: number };
   }): Promise<{ readonly checksum: string; readonly guardDigest: string }>;
   /** Loads and verifies an artifact; throws `URZA_NOT_FOUND` / `URZA_INTEGRITY_FAILURE`. */
-  load(
-    blueprintId: string,
-    siteKey: string,
-  ): Promise<{ readonly record: { readonly checksum: string; readonly guardDigest: string } }>;
+  load(blueprintId: string, siteKey: string): Promise<{ readonly record: { readonly checksum: string; readonly guardDigest: string } }>;
   /** The reference consumers fetch the artifact by (`KernelCatalogUpdate.artifact_ref`). */
   artifactRef(blueprintId: string, siteKey: string): string;
 }
@@ -261,7 +263,9 @@ function reasonOf(error: unknown): string {
 }
 
 function invalid(field: string, value: unknown, expected: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `TezzeretForgeOptions.${field} must be ${expected}, got ${String(value)}`, { details: { field } });
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `TezzeretForgeOptions.${field} must be ${expected}, got ${String(value)}`, {
+    details: { field },
+  });
 }
 
 function sleepMs(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -312,7 +316,8 @@ export class TezzeretForge {
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw invalid('timeoutMs', timeoutMs, 'a finite number > 0');
     if (!(Number.isInteger(maxRetries) && maxRetries >= 0)) throw invalid('maxRetries', maxRetries, 'an integer ≥ 0');
     if (!(Number.isFinite(backoffBaseMs) && backoffBaseMs >= 0)) throw invalid('backoffBaseMs', backoffBaseMs, 'a finite number ≥ 0');
-    if (!(Number.isFinite(backoffMaxMs) && backoffMaxMs >= backoffBaseMs)) throw invalid('backoffMaxMs', backoffMaxMs, 'a finite number ≥ backoffBaseMs');
+    if (!(Number.isFinite(backoffMaxMs) && backoffMaxMs >= backoffBaseMs))
+      throw invalid('backoffMaxMs', backoffMaxMs, 'a finite number ≥ backoffBaseMs');
     if (typeof options.walPath !== 'string' || options.walPath.length === 0) throw invalid('walPath', options.walPath, 'a non-empty path');
     this.#compiler = options.compiler;
     this.#conservative =
@@ -386,7 +391,14 @@ export class TezzeretForge {
           const verified = await this.#verify(job, state.checksum);
           if (verified !== undefined) {
             this.#bump(TezzeretForgeMetric.JOBS_SKIPPED);
-            results.push({ ...identify(job), status: 'skipped', checksum: state.checksum, guardDigest: verified, attempts: 0, resumed: false });
+            results.push({
+              ...identify(job),
+              status: 'skipped',
+              checksum: state.checksum,
+              guardDigest: verified,
+              attempts: 0,
+              resumed: false,
+            });
             continue;
           }
         }
@@ -395,7 +407,13 @@ export class TezzeretForge {
         const { result, stop } = await this.#forgeJob(job, wal, worker, resumed, options.signal);
         if (stop) {
           stoppedByBreaker = true;
-          this.#emit([{ description: TezzeretForgeEvent.BREAKER_OPEN_SKIP, level: TelemetryLevel.WARNING, attributes: { blueprint_id: job.blueprintId, site_key: job.siteKey } }]);
+          this.#emit([
+            {
+              description: TezzeretForgeEvent.BREAKER_OPEN_SKIP,
+              level: TelemetryLevel.WARNING,
+              attributes: { blueprint_id: job.blueprintId, site_key: job.siteKey },
+            },
+          ]);
         }
         results.push(result);
       }
@@ -472,7 +490,12 @@ export class TezzeretForge {
         this.#bump(TezzeretForgeMetric.JOBS_RETRIED);
       }
       await wal.append(encodeRecord({ v: 1, type: 'started', job: key, attempt: attempts, strategy }));
-      this.#emit([{ description: TezzeretForgeEvent.COMPILE_STARTED, attributes: { blueprint_id: job.blueprintId, site_key: job.siteKey, strategy, attempt: attempts } }]);
+      this.#emit([
+        {
+          description: TezzeretForgeEvent.COMPILE_STARTED,
+          attributes: { blueprint_id: job.blueprintId, site_key: job.siteKey, strategy, attempt: attempts },
+        },
+      ]);
       try {
         const descriptor = catalog.get(job.blueprintId);
         const artifact = await this.#compileWithDeadline(job, descriptor, strategy, worker);
@@ -503,7 +526,18 @@ export class TezzeretForge {
           },
         ]);
         await this.#publish(job, record.checksum, artifact);
-        return { result: { ...identify(job), status: 'completed', checksum: record.checksum, guardDigest: record.guardDigest, strategy, attempts, resumed }, stop: false };
+        return {
+          result: {
+            ...identify(job),
+            status: 'completed',
+            checksum: record.checksum,
+            guardDigest: record.guardDigest,
+            strategy,
+            attempts,
+            resumed,
+          },
+          stop: false,
+        };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         lastReason = reasonOf(error);
@@ -514,7 +548,11 @@ export class TezzeretForge {
           this.#conservativeMode = true;
         }
         this.#emit([
-          { description: TezzeretForgeEvent.COMPILE_FAILED, level: TelemetryLevel.WARNING, attributes: { blueprint_id: job.blueprintId, site_key: job.siteKey, strategy, reason: lastReason, attempt: attempts } },
+          {
+            description: TezzeretForgeEvent.COMPILE_FAILED,
+            level: TelemetryLevel.WARNING,
+            attributes: { blueprint_id: job.blueprintId, site_key: job.siteKey, strategy, reason: lastReason, attempt: attempts },
+          },
         ]);
         this.#breaker.recordFailure(lastReason);
         if (!isTransient(error) || attempts > this.#maxRetries) break;
@@ -532,7 +570,12 @@ export class TezzeretForge {
    * at an await; otherwise the measured duration decides once it returns. Either way the
    * compile is allowed to settle before this returns, and a late artifact is discarded.
    */
-  async #compileWithDeadline(job: Required<ForgeJob>, descriptor: BlueprintDescriptor, strategy: ForgeStrategy, worker: AsyncWorker): Promise<CompiledArtifact> {
+  async #compileWithDeadline(
+    job: Required<ForgeJob>,
+    descriptor: BlueprintDescriptor,
+    strategy: ForgeStrategy,
+    worker: AsyncWorker,
+  ): Promise<CompiledArtifact> {
     const compiler = strategy === ForgeStrategy.CONSERVATIVE ? this.#conservative : this.#compiler;
     const deadlineMs = strategy === ForgeStrategy.CONSERVATIVE ? 2 * this.#timeoutMs : this.#timeoutMs;
     const parameters = compiler.catalog.defaultParameters(job.blueprintId);
@@ -572,14 +615,23 @@ export class TezzeretForge {
       await this.#bus.publish(update);
     } catch (error) {
       this.#bump(TezzeretForgeMetric.PUBLISH_FAILED);
-      this.#emit([{ description: 'tezzeret.publish_failed', level: TelemetryLevel.WARNING, attributes: { blueprint_id: job.blueprintId, reason: reasonOf(error) } }]);
+      this.#emit([
+        {
+          description: 'tezzeret.publish_failed',
+          level: TelemetryLevel.WARNING,
+          attributes: { blueprint_id: job.blueprintId, reason: reasonOf(error) },
+        },
+      ]);
     }
   }
 
   #emit(events: readonly EventInput[]): void {
     if (this.#telemetry === undefined) return;
     const metrics = Object.entries(this.metricsSnapshot()).map(([name, value]) => ({ name, value, unit: 'count' }));
-    const level = this.#breaker.state === CircuitBreakerState.CIRCUIT_STATE_OPEN || this.#conservativeMode ? TelemetryLevel.WARNING : TelemetryLevel.INFO;
+    const level =
+      this.#breaker.state === CircuitBreakerState.CIRCUIT_STATE_OPEN || this.#conservativeMode
+        ? TelemetryLevel.WARNING
+        : TelemetryLevel.INFO;
     this.#telemetry.emit(buildTelemetryPacket({ source: TEZZERET_FORGE_SOURCE, metrics, events, level, clock: this.#clock }));
   }
 
@@ -603,10 +655,14 @@ function breakerGauge(state: CircuitBreakerState): number {
 }
 
 function timeoutError(job: Required<ForgeJob>, deadlineMs: number, elapsedMs: number, cause: unknown): EsperError {
-  return new EsperError(ErrorCode.TEZZERET_COMPILE_TIMEOUT, `compile of ${jobKey(job)} took ${elapsedMs.toFixed(1)} ms, over its ${deadlineMs} ms deadline`, {
-    details: { blueprintId: job.blueprintId, siteKey: job.siteKey, deadlineMs },
-    cause,
-  });
+  return new EsperError(
+    ErrorCode.TEZZERET_COMPILE_TIMEOUT,
+    `compile of ${jobKey(job)} took ${elapsedMs.toFixed(1)} ms, over its ${deadlineMs} ms deadline`,
+    {
+      details: { blueprintId: job.blueprintId, siteKey: job.siteKey, deadlineMs },
+      cause,
+    },
+  );
 }
 
 function encodeRecord(record: WalRecord): Uint8Array {
@@ -618,7 +674,10 @@ function decodeRecord(payload: Uint8Array, offset: number): WalRecord {
   try {
     parsed = JSON.parse(decoder.decode(payload));
   } catch (error) {
-    throw new EsperError(ErrorCode.TEZZERET_FORGE_WAL_INVALID, `forge WAL record at byte ${offset} is not JSON`, { details: { offset }, cause: error });
+    throw new EsperError(ErrorCode.TEZZERET_FORGE_WAL_INVALID, `forge WAL record at byte ${offset} is not JSON`, {
+      details: { offset },
+      cause: error,
+    });
   }
   const r = parsed as Partial<Record<string, unknown>>;
   const ok =
@@ -627,7 +686,10 @@ function decodeRecord(payload: Uint8Array, offset: number): WalRecord {
     ((r.type === 'started' && typeof r.attempt === 'number') ||
       (r.type === 'done' && typeof r.checksum === 'string' && typeof r.guardDigest === 'string') ||
       (r.type === 'failed' && typeof r.reason === 'string'));
-  if (!ok) throw new EsperError(ErrorCode.TEZZERET_FORGE_WAL_INVALID, `forge WAL record at byte ${offset} has an unknown shape`, { details: { offset } });
+  if (!ok)
+    throw new EsperError(ErrorCode.TEZZERET_FORGE_WAL_INVALID, `forge WAL record at byte ${offset} has an unknown shape`, {
+      details: { offset },
+    });
   return parsed as WalRecord;
 }
 

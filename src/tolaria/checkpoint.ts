@@ -84,7 +84,11 @@ function corrupt(message: string, details: Record<string, string | number | bool
 }
 
 /** Encodes a checkpoint record payload. */
-export function encodeCheckpoint(header: CheckpointHeader, weights: Uint8Array, optimizerState: Uint8Array): { payload: Uint8Array; sha256: string } {
+export function encodeCheckpoint(
+  header: CheckpointHeader,
+  weights: Uint8Array,
+  optimizerState: Uint8Array,
+): { payload: Uint8Array; sha256: string } {
   const headerBytes = new TextEncoder().encode(
     JSON.stringify({ ...header, weightsBytes: weights.byteLength, optimizerBytes: optimizerState.byteLength }),
   );
@@ -128,7 +132,11 @@ export function decodeCheckpoint(payload: Uint8Array): Checkpoint {
     throw corrupt('header is not valid JSON', {}, error);
   }
   const { weightsBytes, optimizerBytes, ...header } = parsed;
-  if (typeof weightsBytes !== 'number' || typeof optimizerBytes !== 'number' || headerEnd + weightsBytes + optimizerBytes !== body.byteLength) {
+  if (
+    typeof weightsBytes !== 'number' ||
+    typeof optimizerBytes !== 'number' ||
+    headerEnd + weightsBytes + optimizerBytes !== body.byteLength
+  ) {
     throw corrupt('blob lengths do not match the record');
   }
   checkHeader(header);
@@ -219,7 +227,9 @@ export class CheckpointStore {
   static async open(directory: string, options: CheckpointStoreOptions = {}): Promise<CheckpointStore> {
     const keepLast = options.keepLast ?? CHECKPOINT_STORE_DEFAULTS.keepLast;
     if (!Number.isInteger(keepLast) || keepLast < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `keepLast must be an integer ≥ 1, got ${keepLast}`, { details: { field: 'keepLast' } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `keepLast must be an integer ≥ 1, got ${keepLast}`, {
+        details: { field: 'keepLast' },
+      });
     }
     await mkdir(directory, { recursive: true });
     const log = await RecordLog.open(path.join(directory, CHECKPOINT_LOG_FILE), {

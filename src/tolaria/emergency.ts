@@ -120,7 +120,9 @@ export class EmergencyController {
 
   constructor(options: EmergencyControllerOptions) {
     if (typeof options.trainingRunId !== 'string' || options.trainingRunId.trim().length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'emergency controller needs a training run id', { details: { field: 'trainingRunId' } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'emergency controller needs a training run id', {
+        details: { field: 'trainingRunId' },
+      });
     }
     const cap = options.maxRepeatsPerMinute ?? 60;
     if (!Number.isInteger(cap) || cap < 1) {
@@ -150,7 +152,9 @@ export class EmergencyController {
    */
   escalate(level: EmergencyLevel, reason: EmergencyReason, position: EmergencyPosition): EscalationResult {
     if (level < EmergencyLevel.NOTICE || level > EmergencyLevel.HALT || !Number.isInteger(level)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `emergency level must be NOTICE..HALT, got ${level}`, { details: { field: 'level' } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `emergency level must be NOTICE..HALT, got ${level}`, {
+        details: { field: 'level' },
+      });
     }
     const previous = this.#level;
     if (level > this.#level) this.#level = level;

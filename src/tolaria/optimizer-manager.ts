@@ -26,14 +26,7 @@
  * - No mutable optimizer reference is exposed (same finding); callers go through the
  *   manager.
  */
-import {
-  CircuitBreaker,
-  ErrorCode,
-  EsperError,
-  systemClock,
-  type CircuitBreakerSnapshot,
-  type Clock,
-} from '../core/index.js';
+import { CircuitBreaker, ErrorCode, EsperError, systemClock, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
 import { OptimizerFamily } from '../leyline/index.js';
 import { restoreOptimizerState, saveOptimizerState, tf } from '../tensor/index.js';
 
@@ -497,7 +490,9 @@ export class OptimizerManager {
    */
   async #install(
     variables: readonly tf.Variable[],
-    state: Pick<SnapshotData, 'variables' | 'slots' | 'products' | 'iterations'> | Promise<Pick<SnapshotData, 'variables' | 'slots' | 'products' | 'iterations'>>,
+    state:
+      | Pick<SnapshotData, 'variables' | 'slots' | 'products' | 'iterations'>
+      | Promise<Pick<SnapshotData, 'variables' | 'slots' | 'products' | 'iterations'>>,
   ): Promise<void> {
     const source = await state;
     const suffixes = SLOT_SUFFIXES[this.config.kind];

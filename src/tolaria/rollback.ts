@@ -91,7 +91,9 @@ export class FastRollbackCache {
   constructor(options: FastRollbackCacheOptions = {}) {
     const maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
     if (!Number.isInteger(maxBytes) || maxBytes < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `maxBytes must be an integer ≥ 1, got ${maxBytes}`, { details: { field: 'maxBytes' } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `maxBytes must be an integer ≥ 1, got ${maxBytes}`, {
+        details: { field: 'maxBytes' },
+      });
     }
     this.maxBytes = maxBytes;
   }

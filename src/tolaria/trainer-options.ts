@@ -281,7 +281,10 @@ function positive(field: string, value: number): number {
  */
 export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerOptions {
   const d = TRAINER_DEFAULTS;
-  if ((options.controller !== undefined || options.executor !== undefined || options.rollback !== undefined) && options.worker === undefined) {
+  if (
+    (options.controller !== undefined || options.executor !== undefined || options.rollback !== undefined) &&
+    options.worker === undefined
+  ) {
     throw invalid('worker', 'an AsyncWorker when a controller, executor or rollback is configured', undefined);
   }
   const emergency = options.emergency;

@@ -223,7 +223,9 @@ export class Trainer {
     this.#onEpoch = options.onEpoch;
     this.#optimizer = new OptimizerManager(this.#host.trainableVariables(), {
       ...(options.optimizer === undefined ? {} : { config: options.optimizer }),
-      ...(options.optimizerRebuild?.minIntervalSteps === undefined ? {} : { minRebuildIntervalSteps: options.optimizerRebuild.minIntervalSteps }),
+      ...(options.optimizerRebuild?.minIntervalSteps === undefined
+        ? {}
+        : { minRebuildIntervalSteps: options.optimizerRebuild.minIntervalSteps }),
       ...(options.optimizerRebuild?.breakerFailureThreshold === undefined
         ? {}
         : { breakerFailureThreshold: options.optimizerRebuild.breakerFailureThreshold }),
@@ -409,12 +411,18 @@ export class Trainer {
       reason = EmergencyReason.BREAKER_OPEN;
     } else if (acc.hookMsSum > this.options.epochBudgetMs) {
       reason = EmergencyReason.EPOCH_BUDGET;
-      this.#emitEvent(TolariaEvent.EPOCH_BUDGET, TelemetryLevel.WARNING, { latency_ms: acc.hookMsSum.toFixed(2), budget_ms: this.options.epochBudgetMs });
+      this.#emitEvent(TolariaEvent.EPOCH_BUDGET, TelemetryLevel.WARNING, {
+        latency_ms: acc.hookMsSum.toFixed(2),
+        budget_ms: this.options.epochBudgetMs,
+      });
     } else if (acc.failureReason !== '') {
       reason = acc.failureReason;
     } else if (acc.maxHookMs > this.options.hookBudgetMs) {
       reason = EmergencyReason.HOOK_BUDGET;
-      this.#emitEvent(TolariaEvent.HOOK_BUDGET, TelemetryLevel.WARNING, { latency_ms: acc.maxHookMs.toFixed(2), budget_ms: this.options.hookBudgetMs });
+      this.#emitEvent(TolariaEvent.HOOK_BUDGET, TelemetryLevel.WARNING, {
+        latency_ms: acc.maxHookMs.toFixed(2),
+        budget_ms: this.options.hookBudgetMs,
+      });
     }
     if (reason === '') {
       this.#breaker.recordSuccess();
@@ -461,7 +469,13 @@ export class Trainer {
       try {
         const values = tf.tidy(() => {
           const logits = this.#host.forward(batch.inputs, { training: false });
-          const loss = tf.losses.softmaxCrossEntropy(oneHotFloat(batch.labels, this.#dataset.numClasses), logits, undefined, undefined, tf.Reduction.SUM);
+          const loss = tf.losses.softmaxCrossEntropy(
+            oneHotFloat(batch.labels, this.#dataset.numClasses),
+            logits,
+            undefined,
+            undefined,
+            tf.Reduction.SUM,
+          );
           const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels), 'float32'));
           return tf.stack([loss, hits]).dataSync();
         });
@@ -602,7 +616,11 @@ export class Trainer {
         });
         return;
       case 'skipped':
-        this.#emitEvent(TolariaEvent.OPTIMIZER_REBUILD_SKIPPED, TelemetryLevel.INFO, { reason: result.reason, pending: result.pending, step: this.#globalStep });
+        this.#emitEvent(TolariaEvent.OPTIMIZER_REBUILD_SKIPPED, TelemetryLevel.INFO, {
+          reason: result.reason,
+          pending: result.pending,
+          step: this.#globalStep,
+        });
         return;
       case 'failed':
         this.#opt.lastRebuildMs = result.latencyMs;
@@ -645,8 +663,10 @@ export class Trainer {
         }));
         let failure: ComputeResult['failure'];
         if (!Number.isFinite(loss)) failure = { reason: EmergencyReason.NON_FINITE_LOSS, quantity: 'loss', value: loss };
-        else if (!Number.isFinite(gradNorm)) failure = { reason: EmergencyReason.NON_FINITE_LOSS, quantity: 'gradient_norm', value: gradNorm };
-        else if (this.#divergence?.observe(loss) === true) failure = { reason: EmergencyReason.LOSS_EXPLOSION, quantity: 'loss', value: loss };
+        else if (!Number.isFinite(gradNorm))
+          failure = { reason: EmergencyReason.NON_FINITE_LOSS, quantity: 'gradient_norm', value: gradNorm };
+        else if (this.#divergence?.observe(loss) === true)
+          failure = { reason: EmergencyReason.LOSS_EXPLOSION, quantity: 'loss', value: loss };
         if (failure === undefined) this.#optimizer.applyGradients(grads);
         return { loss, correct: stats[1] as number, gradNorm, hostNorm, hookNorms, failure };
       } finally {
@@ -704,7 +724,11 @@ export class Trainer {
     let applyMs = 0;
     const controller = this.#controller;
     if (controller !== undefined && !this.#conservative) {
-      const decision = await this.#callController((s) => controller.evaluateStep(packet, { signal: s }), `tolaria.tamiyo.step-${this.#globalStep}`, signal);
+      const decision = await this.#callController(
+        (s) => controller.evaluateStep(packet, { signal: s }),
+        `tolaria.tamiyo.step-${this.#globalStep}`,
+        signal,
+      );
       tamiyoMs = decision.ok ? decision.latencyMs : 0;
       if (decision.ok && decision.value !== undefined) applyMs = await this.#applyCommand(decision.value, epoch, signal);
     }
@@ -713,7 +737,10 @@ export class Trainer {
     let finalizeMs = 0;
     if (this.#executor !== undefined) {
       const finalizeStarted = clock.monotonicMs();
-      await this.#executor.advance(this.#globalStep, { ...this.#executorContext(epoch), ...(this.#lastStep === undefined ? {} : { lastStep: this.#lastStep }) });
+      await this.#executor.advance(this.#globalStep, {
+        ...this.#executorContext(epoch),
+        ...(this.#lastStep === undefined ? {} : { lastStep: this.#lastStep }),
+      });
       finalizeMs = clock.monotonicMs() - finalizeStarted;
     }
     return { hookMs, tamiyoMs, applyMs, finalizeMs };
@@ -767,7 +794,12 @@ export class Trainer {
       return 0;
     }
     const context = this.#executorContext(epoch);
-    const result = await this.#onWorker((s) => executor.apply(command, context, { signal: s }), `tolaria.kasmina.apply-${command.commandId}`, this.options.executorDeadlineMs, signal);
+    const result = await this.#onWorker(
+      (s) => executor.apply(command, context, { signal: s }),
+      `tolaria.kasmina.apply-${command.commandId}`,
+      this.options.executorDeadlineMs,
+      signal,
+    );
     if (result.error === 'timeout') {
       this.#kasminaTimeouts += 1;
       this.#lastKasminaMissMs = result.latencyMs;
@@ -783,7 +815,11 @@ export class Trainer {
     }
     if (result.error === 'error') {
       // Reference §2.4 9k: an executor error does not enter conservative mode.
-      this.#emitEvent(TolariaEvent.KASMINA_ERROR, TelemetryLevel.WARNING, { step: this.#globalStep, command_id: command.commandId, error: result.message ?? '' });
+      this.#emitEvent(TolariaEvent.KASMINA_ERROR, TelemetryLevel.WARNING, {
+        step: this.#globalStep,
+        command_id: command.commandId,
+        error: result.message ?? '',
+      });
       this.#epochAcc.fail(EmergencyReason.KASMINA_ERROR);
       return 0;
     }
@@ -891,7 +927,10 @@ export class Trainer {
       );
       if (result.ok && result.value === true) {
         this.#rollback.fullRestores += 1;
-        return this.#reportRestore({ tier: 'full', latencyMs: result.latencyMs, budgetMs: rollback.fullDeadlineMs, toStep: this.#globalStep }, fromStep);
+        return this.#reportRestore(
+          { tier: 'full', latencyMs: result.latencyMs, budgetMs: rollback.fullDeadlineMs, toStep: this.#globalStep },
+          fromStep,
+        );
       }
       if (result.error === 'timeout') this.#rollback.deadlineExceeded += 1;
       this.#rollback.failures += 1;
@@ -904,7 +943,10 @@ export class Trainer {
       return undefined;
     }
     this.#rollback.failures += 1;
-    this.#emitEvent(TolariaEvent.ROLLBACK_RESTORE_FAILED, TelemetryLevel.CRITICAL, { tier: 'none', error: 'no snapshot and no checkpoint store' });
+    this.#emitEvent(TolariaEvent.ROLLBACK_RESTORE_FAILED, TelemetryLevel.CRITICAL, {
+      tier: 'none',
+      error: 'no snapshot and no checkpoint store',
+    });
     return undefined;
   }
 
@@ -920,7 +962,11 @@ export class Trainer {
     });
     if (result.latencyMs > result.budgetMs) {
       this.#rollback.deadlineExceeded += 1;
-      this.#emitEvent(TolariaEvent.ROLLBACK_DEADLINE, TelemetryLevel.WARNING, { tier: result.tier, latency_ms: result.latencyMs.toFixed(1), budget_ms: result.budgetMs });
+      this.#emitEvent(TolariaEvent.ROLLBACK_DEADLINE, TelemetryLevel.WARNING, {
+        tier: result.tier,
+        latency_ms: result.latencyMs.toFixed(1),
+        budget_ms: result.budgetMs,
+      });
     }
     return result;
   }
@@ -1010,15 +1056,18 @@ export class Trainer {
         cause,
         details: { sha256: checkpoint.sha256 },
       });
-    if (header.hostId !== this.#host.descriptor.hostId) throw mismatch(`host ${header.hostId}, trainer has ${this.#host.descriptor.hostId}`);
-    if (header.optimizer.kind !== this.#optimizer.kind) throw mismatch(`optimizer ${header.optimizer.kind}, trainer has ${this.#optimizer.kind}`);
+    if (header.hostId !== this.#host.descriptor.hostId)
+      throw mismatch(`host ${header.hostId}, trainer has ${this.#host.descriptor.hostId}`);
+    if (header.optimizer.kind !== this.#optimizer.kind)
+      throw mismatch(`optimizer ${header.optimizer.kind}, trainer has ${this.#optimizer.kind}`);
     if (resume && header.executor !== undefined) {
       const restoreState = this.#executor?.restoreState?.bind(this.#executor);
       if (restoreState === undefined) throw mismatch('it holds executor state, and the trainer has no executor that restores it');
       await restoreState(header.executor, this.#executorContext(header.cursor.epoch));
     }
     const sites = [...this.#host.hooks.keys()].sort();
-    if (sites.join(',') !== [...header.hookSites].join(',')) throw mismatch(`hooks at [${header.hookSites.join(', ')}], host has [${sites.join(', ')}]`);
+    if (sites.join(',') !== [...header.hookSites].join(','))
+      throw mismatch(`hooks at [${header.hookSites.join(', ')}], host has [${sites.join(', ')}]`);
     const variables = this.#host.trainableVariables();
     const byName = new Map(variables.map((v) => [v.name, v]));
     const trained = header.optimizer.variableNames.map((name) => {
@@ -1090,7 +1139,17 @@ export class Trainer {
       : { loss: this.#counters.lastValidationLoss, accuracy: this.#counters.lastValidationAccuracy };
   }
 
-  #packetBase(epoch: number, trainingLoss: number): { trainingRunId: string; experimentName: string; epoch: number; globalStep: number; trainingLoss: number; clock: ResolvedTrainerOptions['clock'] } {
+  #packetBase(
+    epoch: number,
+    trainingLoss: number,
+  ): {
+    trainingRunId: string;
+    experimentName: string;
+    epoch: number;
+    globalStep: number;
+    trainingLoss: number;
+    clock: ResolvedTrainerOptions['clock'];
+  } {
     return {
       trainingRunId: this.options.trainingRunId,
       experimentName: this.options.experimentName,
@@ -1284,7 +1343,9 @@ export class Trainer {
 }
 
 function m(metric: MetricName, value: number, attributes?: Record<string, string | number>): MetricInput {
-  return attributes === undefined ? { name: metric.name, unit: metric.unit, value } : { name: metric.name, unit: metric.unit, value, attributes };
+  return attributes === undefined
+    ? { name: metric.name, unit: metric.unit, value }
+    : { name: metric.name, unit: metric.unit, value, attributes };
 }
 
 function cpuField(percent: number | undefined): { cpuUtilPercent?: number } {
@@ -1296,7 +1357,12 @@ function healthOf(events: readonly EventInput[]): { status: HealthStatus; summar
   const worst = events.reduce((max, e) => Math.max(max, e.level ?? TelemetryLevel.INFO), TelemetryLevel.INFO);
   const first = events.find((e) => (e.level ?? TelemetryLevel.INFO) >= TelemetryLevel.WARNING);
   if (first === undefined) return { status: HealthStatus.HEALTHY, summary: 'stable' };
-  const status = worst >= TelemetryLevel.CRITICAL ? HealthStatus.CRITICAL : worst >= TelemetryLevel.ERROR ? HealthStatus.UNHEALTHY : HealthStatus.DEGRADED;
+  const status =
+    worst >= TelemetryLevel.CRITICAL
+      ? HealthStatus.CRITICAL
+      : worst >= TelemetryLevel.ERROR
+        ? HealthStatus.UNHEALTHY
+        : HealthStatus.DEGRADED;
   return { status, summary: first.description };
 }
 

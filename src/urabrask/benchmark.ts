@@ -136,19 +136,32 @@ export function publishBenchmark(bus: Bus, benchmark: BlueprintBenchmark): Promi
 }
 
 function validate(profiles: readonly BenchmarkProfileSpec[], samples: number, warmup: number): void {
-  if (profiles.length === 0) throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'benchmark needs at least one profile', { details: { field: 'profiles' } });
+  if (profiles.length === 0)
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'benchmark needs at least one profile', { details: { field: 'profiles' } });
   const names = new Set<string>();
   for (const profile of profiles) {
     if (profile.name === '' || names.has(profile.name)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark profile names must be non-empty and unique, got '${profile.name}'`, { details: { field: 'profiles' } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark profile names must be non-empty and unique, got '${profile.name}'`, {
+        details: { field: 'profiles' },
+      });
     }
     names.add(profile.name);
     if (!Number.isInteger(profile.batch) || profile.batch < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark profile ${profile.name} batch must be an integer ≥ 1, got ${profile.batch}`, { details: { field: 'profiles' } });
+      throw new EsperError(
+        ErrorCode.INVALID_ARGUMENT,
+        `benchmark profile ${profile.name} batch must be an integer ≥ 1, got ${profile.batch}`,
+        { details: { field: 'profiles' } },
+      );
     }
   }
-  if (!Number.isInteger(samples) || samples < 1) throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark samples must be an integer ≥ 1, got ${samples}`, { details: { field: 'samples' } });
-  if (!Number.isInteger(warmup) || warmup < 0) throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark warmup must be an integer ≥ 0, got ${warmup}`, { details: { field: 'warmup' } });
+  if (!Number.isInteger(samples) || samples < 1)
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark samples must be an integer ≥ 1, got ${samples}`, {
+      details: { field: 'samples' },
+    });
+  if (!Number.isInteger(warmup) || warmup < 0)
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark warmup must be an integer ≥ 0, got ${warmup}`, {
+      details: { field: 'warmup' },
+    });
 }
 
 /** A fixed standard-normal batch of `shape`. */

@@ -134,17 +134,25 @@ function severity(report: HazardReport, name: keyof HazardMap): number {
  */
 export function assessHazards(descriptor: BlueprintDescriptor, report: HazardReport, options: BsdsOptions = {}): BsdsAssessment {
   if (descriptor.blueprintId !== report.blueprintId) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `hazard report is for ${report.blueprintId}, descriptor is ${descriptor.blueprintId}`, {
-      details: { blueprintId: descriptor.blueprintId },
-    });
+    throw new EsperError(
+      ErrorCode.INVALID_ARGUMENT,
+      `hazard report is for ${report.blueprintId}, descriptor is ${descriptor.blueprintId}`,
+      {
+        details: { blueprintId: descriptor.blueprintId },
+      },
+    );
   }
   const medium = options.mediumThreshold ?? BSDS_DEFAULTS.mediumThreshold;
   const high = options.highThreshold ?? BSDS_DEFAULTS.highThreshold;
   const critical = options.criticalThreshold ?? BSDS_DEFAULTS.criticalThreshold;
   if (!(medium > BAND_CEILING_MARGIN && medium <= high && high <= critical && critical <= 1)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `BSDS thresholds must satisfy 0.01 < medium ≤ high ≤ critical ≤ 1, got ${medium}/${high}/${critical}`, {
-      details: { field: 'thresholds' },
-    });
+    throw new EsperError(
+      ErrorCode.INVALID_ARGUMENT,
+      `BSDS thresholds must satisfy 0.01 < medium ≤ high ≤ critical ≤ 1, got ${medium}/${high}/${critical}`,
+      {
+        details: { field: 'thresholds' },
+      },
+    );
   }
   let measured = 0;
   for (const name of report.fired) measured += (HAZARD_SCORE_ADDITIONS[name][report.hazards[name]] ?? 0) * severity(report, name);
@@ -159,7 +167,13 @@ export function assessHazards(descriptor: BlueprintDescriptor, report: HazardRep
           : HazardBand.LOW;
   const priorRisk = clamp01(Number.isFinite(descriptor.risk) ? descriptor.risk : 0);
   const nextThreshold =
-    hazardBand === HazardBand.LOW ? medium : hazardBand === HazardBand.MEDIUM ? high : hazardBand === HazardBand.HIGH ? critical : undefined;
+    hazardBand === HazardBand.LOW
+      ? medium
+      : hazardBand === HazardBand.MEDIUM
+        ? high
+        : hazardBand === HazardBand.HIGH
+          ? critical
+          : undefined;
   const ceiling = nextThreshold === undefined ? 1 : nextThreshold - BAND_CEILING_MARGIN;
   const riskScore = Math.max(measuredScore, Math.min(priorRisk, ceiling));
   const handlingClass =
@@ -168,7 +182,8 @@ export function assessHazards(descriptor: BlueprintDescriptor, report: HazardRep
       : hazardBand === HazardBand.HIGH || (descriptor.tier !== BlueprintTier.SAFE && priorRisk >= high)
         ? HandlingClass.RESTRICTED
         : HandlingClass.STANDARD;
-  const resourceProfile = report.hazards.memory_watermark === HazardStatus.HIGH ? ResourceProfile.MEMORY_HEAVY : profileFromHint(options.resourceHint);
+  const resourceProfile =
+    report.hazards.memory_watermark === HazardStatus.HIGH ? ResourceProfile.MEMORY_HEAVY : profileFromHint(options.resourceHint);
   const recommendation =
     hazardBand === HazardBand.HIGH || hazardBand === HazardBand.CRITICAL
       ? `${HIGH_HAZARD_RECOMMENDATION} (hazards: ${report.fired.map((name) => `${name}=${report.hazards[name]}`).join(', ')})`

@@ -134,7 +134,9 @@ export const CRUCIBLE_DEFAULTS = {
   seed: 0x0b5d,
 } as const;
 
-type ResolvedCrucibleOptions = { -readonly [K in keyof typeof CRUCIBLE_DEFAULTS]: (typeof CRUCIBLE_DEFAULTS)[K] extends number ? number : readonly number[] };
+type ResolvedCrucibleOptions = {
+  -readonly [K in keyof typeof CRUCIBLE_DEFAULTS]: (typeof CRUCIBLE_DEFAULTS)[K] extends number ? number : readonly number[];
+};
 
 const BYTES_PER_MB = 1024 * 1024;
 let scopeCounter = 0;
@@ -151,18 +153,30 @@ function resolveCrucibleOptions(options: CrucibleOptions): ResolvedCrucibleOptio
     latencySamples: options.latencySamples ?? CRUCIBLE_DEFAULTS.latencySamples,
     seed: options.seed ?? CRUCIBLE_DEFAULTS.seed,
   };
-  for (const field of ['gradExplodeThreshold', 'gradVanishThreshold', 'outputScaleThreshold', 'latencyBudgetMs', 'memoryWatermarkMb'] as const) {
+  for (const field of [
+    'gradExplodeThreshold',
+    'gradVanishThreshold',
+    'outputScaleThreshold',
+    'latencyBudgetMs',
+    'memoryWatermarkMb',
+  ] as const) {
     if (!(resolved[field] > 0) || !Number.isFinite(resolved[field])) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `Crucible ${field} must be a positive finite number, got ${resolved[field]}`, { details: { field } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `Crucible ${field} must be a positive finite number, got ${resolved[field]}`, {
+        details: { field },
+      });
     }
   }
   for (const field of ['probeBatch', 'latencySamples'] as const) {
     if (!Number.isInteger(resolved[field]) || resolved[field] < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `Crucible ${field} must be an integer ≥ 1, got ${resolved[field]}`, { details: { field } });
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `Crucible ${field} must be an integer ≥ 1, got ${resolved[field]}`, {
+        details: { field },
+      });
     }
   }
   if (!resolved.extremeMagnitudes.every((m) => Number.isFinite(m) && m > 0)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'Crucible extremeMagnitudes must be positive finite numbers', { details: { field: 'extremeMagnitudes' } });
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'Crucible extremeMagnitudes must be positive finite numbers', {
+      details: { field: 'extremeMagnitudes' },
+    });
   }
   return resolved;
 }
@@ -248,7 +262,8 @@ export class Crucible {
     return {
       nan_inf: m.nonFiniteOutputs > 0 ? HazardStatus.PRESENT : HazardStatus.OK,
       grad_instability: gradInstability,
-      output_scale: !Number.isFinite(m.outputScaleRatio) || m.outputScaleRatio > o.outputScaleThreshold ? HazardStatus.BLOWUP : HazardStatus.OK,
+      output_scale:
+        !Number.isFinite(m.outputScaleRatio) || m.outputScaleRatio > o.outputScaleThreshold ? HazardStatus.BLOWUP : HazardStatus.OK,
       latency: m.latencyP50Ms > o.latencyBudgetMs ? HazardStatus.SLOW : HazardStatus.OK,
       memory_watermark: m.memoryDeltaBytes > o.memoryWatermarkMb * BYTES_PER_MB ? HazardStatus.HIGH : HazardStatus.OK,
     };

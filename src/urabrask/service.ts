@@ -142,9 +142,13 @@ export class UrabraskService {
     }
     const checksum = sha256Hex(input.artifactBytes);
     if (checksum !== record.checksum) {
-      throw new EsperError(ErrorCode.URZA_INTEGRITY_FAILURE, `artifact bytes (sha256 ${checksum}) differ from the catalogued ${record.checksum}`, {
-        details: { blueprintId, siteKey: input.siteKey, reason: 'checksum_mismatch' },
-      });
+      throw new EsperError(
+        ErrorCode.URZA_INTEGRITY_FAILURE,
+        `artifact bytes (sha256 ${checksum}) differ from the catalogued ${record.checksum}`,
+        {
+          details: { blueprintId, siteKey: input.siteKey, reason: 'checksum_mismatch' },
+        },
+      );
     }
   }
 

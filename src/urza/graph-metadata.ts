@@ -26,14 +26,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError } from '../core/index.js';
-import {
-  BlendMode,
-  HazardBand,
-  SeedSiteDescriptorSchema,
-  SeedSiteKind,
-  type BlueprintDescriptor,
-  type BSDS,
-} from '../leyline/index.js';
+import { BlendMode, HazardBand, SeedSiteDescriptorSchema, SeedSiteKind, type BlueprintDescriptor, type BSDS } from '../leyline/index.js';
 import { familyById, type FamilyId } from '../karn/index.js';
 import type { ArtifactHeader } from '../tezzeret/index.js';
 
@@ -162,10 +155,16 @@ const FAMILY_ACTIVATIONS: Readonly<Record<FamilyId, readonly string[]>> = {
  * Builds the graph metadata of `descriptor`'s artifact from its decoded `header` (see the
  * file comment). Throws `INVALID_ARGUMENT` when the header is of another blueprint.
  */
-export function buildGraphMetadata(descriptor: BlueprintDescriptor, header: ArtifactHeader, options: GraphMetadataOptions = {}): GraphMetadata {
+export function buildGraphMetadata(
+  descriptor: BlueprintDescriptor,
+  header: ArtifactHeader,
+  options: GraphMetadataOptions = {},
+): GraphMetadata {
   const id = descriptor.blueprintId;
   if (header.blueprintId !== id) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `artifact header is for ${header.blueprintId}, descriptor is ${id}`, { details: { blueprintId: id } });
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `artifact header is for ${header.blueprintId}, descriptor is ${id}`, {
+      details: { blueprintId: id },
+    });
   }
   const layers: GraphLayer[] = header.variables.map((v, index) => ({
     layerId: `${id}-L${index}`,
@@ -187,7 +186,9 @@ export function buildGraphMetadata(descriptor: BlueprintDescriptor, header: Arti
   for (let i = 1; i < layers.length; i += 1) adjacency.push([i - 1, i]);
   const bsds = options.bsds;
   if (bsds !== undefined && bsds.blueprintId !== id) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `BSDS is for ${bsds.blueprintId}, descriptor is ${id}`, { details: { blueprintId: id } });
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `BSDS is for ${bsds.blueprintId}, descriptor is ${id}`, {
+      details: { blueprintId: id },
+    });
   }
   return {
     version: GRAPH_METADATA_VERSION,
@@ -213,7 +214,8 @@ function capabilitiesOf(header: ArtifactHeader, bsds: BSDS | undefined): GraphCa
   ];
   const siteKinds = family === undefined ? [] : probes.filter((p) => family.fits(p.site)).map((p) => p.name);
   const sameShape =
-    header.guard.inputShape.length === header.guard.outputShape.length && header.guard.inputShape.every((d, i) => d === header.guard.outputShape[i]);
+    header.guard.inputShape.length === header.guard.outputShape.length &&
+    header.guard.inputShape.every((d, i) => d === header.guard.outputShape[i]);
   const hazardous = bsds !== undefined && (bsds.hazardBand === HazardBand.HIGH || bsds.hazardBand === HazardBand.CRITICAL);
   const modes: BlendMode[] = [BlendMode.CONVEX];
   if (!hazardous) {
@@ -245,7 +247,10 @@ export function parseGraphMetadata(json: string): GraphMetadata {
   try {
     value = JSON.parse(json);
   } catch (error) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata is not valid JSON', { cause: error, details: { field: 'graph_metadata_json' } });
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata is not valid JSON', {
+      cause: error,
+      details: { field: 'graph_metadata_json' },
+    });
   }
   const candidate = value as Partial<GraphMetadata> | null;
   if (
@@ -256,7 +261,9 @@ export function parseGraphMetadata(json: string): GraphMetadata {
     !Array.isArray(candidate.adjacency) ||
     !Array.isArray(candidate.monitors)
   ) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata has an unknown layout', { details: { field: 'graph_metadata_json' } });
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata has an unknown layout', {
+      details: { field: 'graph_metadata_json' },
+    });
   }
   return candidate as GraphMetadata;
 }

@@ -22,11 +22,7 @@ export {
   type UrzaSaveInput,
 } from './library.js';
 export { UrzaEvent, UrzaIntegrityReason, UrzaMetric } from './names.js';
-export {
-  formatUrzaArtifactRef,
-  parseUrzaArtifactRef,
-  type UrzaArtifactRef,
-} from './artifact-ref.js';
+export { formatUrzaArtifactRef, parseUrzaArtifactRef, type UrzaArtifactRef } from './artifact-ref.js';
 export {
   URZA_PREFETCH_WORKER_DEFAULTS,
   UrzaPrefetchMetric,

@@ -176,10 +176,8 @@ export function resolveUrzaLibraryOptions(options: UrzaLibraryOptions): Resolved
     cacheMaxEntries: options.cacheMaxEntries ?? URZA_LIBRARY_DEFAULTS.cacheMaxEntries,
     cacheTtlMs: options.cacheTtlMs ?? URZA_LIBRARY_DEFAULTS.cacheTtlMs,
     slowQueryMs: options.slowQueryMs ?? URZA_LIBRARY_DEFAULTS.slowQueryMs,
-    breakerFailureThreshold:
-      options.breakerFailureThreshold ?? URZA_LIBRARY_DEFAULTS.breakerFailureThreshold,
-    breakerSuccessThreshold:
-      options.breakerSuccessThreshold ?? URZA_LIBRARY_DEFAULTS.breakerSuccessThreshold,
+    breakerFailureThreshold: options.breakerFailureThreshold ?? URZA_LIBRARY_DEFAULTS.breakerFailureThreshold,
+    breakerSuccessThreshold: options.breakerSuccessThreshold ?? URZA_LIBRARY_DEFAULTS.breakerSuccessThreshold,
     breakerOpenTimeoutMs: options.breakerOpenTimeoutMs ?? URZA_LIBRARY_DEFAULTS.breakerOpenTimeoutMs,
     clock: options.clock ?? systemClock,
     telemetry: options.telemetry,
@@ -468,17 +466,13 @@ export class UrzaLibrary {
     this.#cacheMisses += 1;
     const row = this.#read(() =>
       this.#db
-        .prepare<[string, string], ArtifactRow>(
-          'SELECT * FROM artifacts WHERE blueprint_id = ? AND site_key = ?',
-        )
+        .prepare<[string, string], ArtifactRow>('SELECT * FROM artifacts WHERE blueprint_id = ? AND site_key = ?')
         .get(blueprintId, siteKey),
     );
     if (row === undefined) {
-      throw new EsperError(
-        ErrorCode.URZA_NOT_FOUND,
-        `no artifact for blueprint ${blueprintId} at site ${siteKey}`,
-        { details: { blueprintId, siteKey } },
-      );
+      throw new EsperError(ErrorCode.URZA_NOT_FOUND, `no artifact for blueprint ${blueprintId} at site ${siteKey}`, {
+        details: { blueprintId, siteKey },
+      });
     }
     const record = recordFromRow(row);
     const generation = this.#generation;
@@ -496,9 +490,7 @@ export class UrzaLibrary {
   get(blueprintId: string): BlueprintDescriptor | undefined {
     this.#assertRunning('get');
     const row = this.#read(() =>
-      this.#db
-        .prepare<[string], BlueprintRow>('SELECT * FROM blueprints WHERE blueprint_id = ?')
-        .get(blueprintId),
+      this.#db.prepare<[string], BlueprintRow>('SELECT * FROM blueprints WHERE blueprint_id = ?').get(blueprintId),
     );
     return row === undefined ? undefined : fromBinary(BlueprintDescriptorSchema, row.descriptor);
   }
@@ -553,11 +545,7 @@ export class UrzaLibrary {
   artifacts(blueprintId: string): UrzaArtifactRecord[] {
     this.#assertRunning('artifacts');
     const rows = this.#read(() =>
-      this.#db
-        .prepare<[string], ArtifactRow>(
-          'SELECT * FROM artifacts WHERE blueprint_id = ? ORDER BY site_key',
-        )
-        .all(blueprintId),
+      this.#db.prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE blueprint_id = ? ORDER BY site_key').all(blueprintId),
     );
     return rows.map(recordFromRow);
   }
@@ -694,9 +682,7 @@ export class UrzaLibrary {
     };
     const descriptorBytes = Buffer.from(toBinary(BlueprintDescriptorSchema, descriptor));
     const previous = this.#db
-      .prepare<[string, string], { file_name: string }>(
-        'SELECT file_name FROM artifacts WHERE blueprint_id = ? AND site_key = ?',
-      )
+      .prepare<[string, string], { file_name: string }>('SELECT file_name FROM artifacts WHERE blueprint_id = ? AND site_key = ?')
       .get(record.blueprintId, siteKey);
     const commit = this.#db.transaction(() => {
       this.#db
@@ -748,22 +734,14 @@ export class UrzaLibrary {
   async #delete(blueprintId: string, siteKey: string | undefined): Promise<boolean> {
     const files =
       siteKey === undefined
-        ? this.#db
-            .prepare<[string], { file_name: string }>(
-              'SELECT file_name FROM artifacts WHERE blueprint_id = ?',
-            )
-            .all(blueprintId)
+        ? this.#db.prepare<[string], { file_name: string }>('SELECT file_name FROM artifacts WHERE blueprint_id = ?').all(blueprintId)
         : this.#db
-            .prepare<[string, string], { file_name: string }>(
-              'SELECT file_name FROM artifacts WHERE blueprint_id = ? AND site_key = ?',
-            )
+            .prepare<[string, string], { file_name: string }>('SELECT file_name FROM artifacts WHERE blueprint_id = ? AND site_key = ?')
             .all(blueprintId, siteKey);
     const changes =
       siteKey === undefined
         ? this.#db.prepare('DELETE FROM blueprints WHERE blueprint_id = ?').run(blueprintId).changes
-        : this.#db
-            .prepare('DELETE FROM artifacts WHERE blueprint_id = ? AND site_key = ?')
-            .run(blueprintId, siteKey).changes;
+        : this.#db.prepare('DELETE FROM artifacts WHERE blueprint_id = ? AND site_key = ?').run(blueprintId, siteKey).changes;
     this.#generation += 1;
     for (const key of [...this.#cache.keys()]) {
       const entry = this.#cache.get(key);
@@ -794,12 +772,7 @@ export class UrzaLibrary {
     return bytes;
   }
 
-  #integrityFailure(
-    record: UrzaArtifactRecord,
-    reason: UrzaIntegrityReason,
-    actualChecksum: string,
-    cause?: unknown,
-  ): EsperError {
+  #integrityFailure(record: UrzaArtifactRecord, reason: UrzaIntegrityReason, actualChecksum: string, cause?: unknown): EsperError {
     this.#integrityFailures += 1;
     this.#cache.delete(cacheKey(record.blueprintId, record.siteKey));
     const attributes = {
@@ -814,12 +787,8 @@ export class UrzaLibrary {
       buildTelemetryPacket({
         source: 'urza',
         clock: this.#options.clock,
-        events: [
-          { description: UrzaEvent.INTEGRITY_FAILURE, level: TelemetryLevel.CRITICAL, attributes },
-        ],
-        metrics: [
-          { name: UrzaMetric.INTEGRITY_FAILURES, value: this.#integrityFailures, unit: 'count' },
-        ],
+        events: [{ description: UrzaEvent.INTEGRITY_FAILURE, level: TelemetryLevel.CRITICAL, attributes }],
+        metrics: [{ name: UrzaMetric.INTEGRITY_FAILURES, value: this.#integrityFailures, unit: 'count' }],
       }),
     );
     return new EsperError(
@@ -875,9 +844,7 @@ export class UrzaLibrary {
   }
 
   async #removeIfUnreferenced(fileName: string): Promise<void> {
-    const referenced = this.#db
-      .prepare<[string], { n: number }>('SELECT count(*) AS n FROM artifacts WHERE file_name = ?')
-      .get(fileName);
+    const referenced = this.#db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM artifacts WHERE file_name = ?').get(fileName);
     if ((referenced?.n ?? 0) === 0) {
       await rm(path.join(this.#options.artifactDir, fileName), { force: true });
     }
@@ -983,9 +950,7 @@ function validateSaveInput(input: UrzaSaveInput): void {
 }
 
 function invalidArgument(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(
-    ErrorCode.INVALID_ARGUMENT,
-    `UrzaLibrary ${field}: expected ${expected}, got ${String(got)}`,
-    { details: { field } },
-  );
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `UrzaLibrary ${field}: expected ${expected}, got ${String(got)}`, {
+    details: { field },
+  });
 }

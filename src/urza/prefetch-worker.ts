@@ -116,7 +116,8 @@ export interface UrzaPrefetchStats {
 export type UrzaPrefetchWorkerState = 'created' | 'running' | 'closing' | 'closed';
 
 /** The outcome of one request, before it is published. */
-type Answer = { readonly kind: 'ready'; readonly message: KernelArtifactReady } | { readonly kind: 'error'; readonly message: KernelArtifactError };
+type Answer =
+  { readonly kind: 'ready'; readonly message: KernelArtifactReady } | { readonly kind: 'error'; readonly message: KernelArtifactError };
 
 class PrefetchFailure extends Error {
   constructor(
@@ -393,9 +394,7 @@ function messageOf(error: unknown): string {
 }
 
 function invalidOption(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(
-    ErrorCode.INVALID_ARGUMENT,
-    `UrzaPrefetchWorker ${field}: expected ${expected}, got ${String(got)}`,
-    { details: { field } },
-  );
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `UrzaPrefetchWorker ${field}: expected ${expected}, got ${String(got)}`, {
+    details: { field },
+  });
 }

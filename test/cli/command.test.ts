@@ -25,7 +25,11 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function capture(): { io: { stdout: { write(s: string): boolean }; stderr: { write(s: string): boolean } }; out: () => string; err: () => string } {
+function capture(): {
+  io: { stdout: { write(s: string): boolean }; stderr: { write(s: string): boolean } };
+  out: () => string;
+  err: () => string;
+} {
   let out = '';
   let err = '';
   return {
@@ -50,7 +54,10 @@ describe('esper command', () => {
     cleanups.push(() => host.dispose());
     const h = await kasminaHarness({ host, trainingRunId: 'run-op' });
     cleanups.push(() => h.close());
-    const bus: StreamBus = openBusFromSettings(settings, { keyRing: KeyRing.fromSettings(settings.security), telemetry: new MemoryTelemetrySink() });
+    const bus: StreamBus = openBusFromSettings(settings, {
+      keyRing: KeyRing.fromSettings(settings.security),
+      telemetry: new MemoryTelemetrySink(),
+    });
     cleanups.push(async () => {
       await bus.close();
     });
@@ -59,7 +66,11 @@ describe('esper command', () => {
     cleanups.push(() => inbox.stop());
 
     const { io, out, err } = capture();
-    const code = await runCommand(['germinate', '--run', 'run-op', '--seed', 's1', '--site', 'hidden1', '--blueprint', 'BP001', '--json'], io, { settings });
+    const code = await runCommand(
+      ['germinate', '--run', 'run-op', '--seed', 's1', '--site', 'hidden1', '--blueprint', 'BP001', '--json'],
+      io,
+      { settings },
+    );
     expect(err()).toBe('');
     expect(code).toBe(0);
     const receipt = JSON.parse(out()) as { commandId: string; seed: string };

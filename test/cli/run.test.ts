@@ -46,7 +46,9 @@ describe('esper run', () => {
     expect(report.commands.accepted).toBe(report.commands.issued);
     expect(report.commands.rejected).toBe(0);
     const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(record)).toEqual(expect.arrayContaining(['config', 'seed', 'decisions', 'fieldReports', 'epochs', 'commandVerifier']));
+    expect(Object.keys(record)).toEqual(
+      expect.arrayContaining(['config', 'seed', 'decisions', 'fieldReports', 'epochs', 'commandVerifier']),
+    );
     expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain('static baseline');
   }, 240_000);
 

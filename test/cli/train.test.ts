@@ -67,8 +67,20 @@ describe('esper train: runs', () => {
     const base = ['--dataset', 'xor', '--epochs', '2', '--batch-size', '50', '--lr', '0.01', '--checkpoint-dir', dir, '--seed', '3'];
     const first = capture();
     expect(await runTrain([...base, '--json', '--run-id', 'cli-run'], first.io, { settings })).toBe(0);
-    const summary = JSON.parse(first.out.stdout) as { state: string; epochsCompleted: number; globalStep: number; checkpointsWritten: number; trainingRunId: string };
-    expect(summary).toMatchObject({ state: 'completed', epochsCompleted: 2, globalStep: 40, checkpointsWritten: 2, trainingRunId: 'cli-run' });
+    const summary = JSON.parse(first.out.stdout) as {
+      state: string;
+      epochsCompleted: number;
+      globalStep: number;
+      checkpointsWritten: number;
+      trainingRunId: string;
+    };
+    expect(summary).toMatchObject({
+      state: 'completed',
+      epochsCompleted: 2,
+      globalStep: 40,
+      checkpointsWritten: 2,
+      trainingRunId: 'cli-run',
+    });
     expect(first.out.stderr).toMatch(/epoch 1\/2: train loss [\d.]+ acc [\d.]+ % \| validation loss [\d.]+ acc [\d.]+ %/);
     expect(first.out.stderr).not.toContain('\r'); // no progress bar off a TTY
 
@@ -87,7 +99,10 @@ describe('esper train: runs', () => {
     const controller = new AbortController();
     controller.abort();
     const { out, io } = capture();
-    const code = await runTrain(['--dataset', 'moons', '--epochs', '1', '--checkpoint-dir', dir, '--json'], io, { settings, signal: controller.signal });
+    const code = await runTrain(['--dataset', 'moons', '--epochs', '1', '--checkpoint-dir', dir, '--json'], io, {
+      settings,
+      signal: controller.signal,
+    });
     expect(code).toBe(130);
     expect(JSON.parse(out.stdout)).toMatchObject({ state: 'aborted', globalStep: 0, checkpointsWritten: 1 });
   });

@@ -547,10 +547,11 @@ describe('AsyncWorker soak', () => {
           shutdownTimeoutMs + SOAK.timeoutSlackMs,
         );
         expect(worker.state).toBe('stopped');
-        expect(runs.every((run) => run.settled !== undefined), `${where}: a result was left pending by close`).toBe(true);
-        const shutdownCancels = runs.filter(
-          (run) => run.settled?.kind === 'cancelled' && run.settled.error.details.source === 'shutdown',
-        );
+        expect(
+          runs.every((run) => run.settled !== undefined),
+          `${where}: a result was left pending by close`,
+        ).toBe(true);
+        const shutdownCancels = runs.filter((run) => run.settled?.kind === 'cancelled' && run.settled.error.details.source === 'shutdown');
         expect(summary.cancelledQueued + summary.abortedRunning, where).toBe(shutdownCancels.length);
         expect(summary.abandoned, where).toBe(worker.stats().running);
         expect(summary.drained, where).toBe(summary.abandoned === 0);

@@ -234,7 +234,10 @@ describe('AsyncWorker', () => {
       const worker = makeWorker();
       let seen: AbortSignal | undefined;
       const submittedAt = performance.now();
-      const handle = worker.submit(gated(new Promise<never>(() => {}), (signal) => (seen = signal)), { deadlineMs: 40 });
+      const handle = worker.submit(
+        gated(new Promise<never>(() => {}), (signal) => (seen = signal)),
+        { deadlineMs: 40 },
+      );
       const error = await rejectionOf(handle.result);
       const elapsedMs = performance.now() - submittedAt;
       expect(isEsperError(error, ErrorCode.WORKER_TIMEOUT)).toBe(true);

@@ -9,8 +9,7 @@ import { FakeClock } from '../../src/core/clock.js';
 import { ErrorCode, EsperError, isEsperError } from '../../src/core/errors.js';
 import { CircuitBreakerState } from '../../src/leyline/index.js';
 
-const { CIRCUIT_STATE_CLOSED: CLOSED, CIRCUIT_STATE_OPEN: OPEN, CIRCUIT_STATE_HALF_OPEN: HALF_OPEN } =
-  CircuitBreakerState;
+const { CIRCUIT_STATE_CLOSED: CLOSED, CIRCUIT_STATE_OPEN: OPEN, CIRCUIT_STATE_HALF_OPEN: HALF_OPEN } = CircuitBreakerState;
 
 /** A breaker on a fake clock that records every transition as `from→to:reason`. */
 function makeBreaker(options: Partial<CircuitBreakerOptions> = {}) {
@@ -23,8 +22,7 @@ function makeBreaker(options: Partial<CircuitBreakerOptions> = {}) {
     onStateChange: (change) => changes.push(change),
     ...options,
   });
-  const transitions = () =>
-    changes.map((c) => `${CircuitBreakerState[c.from]}→${CircuitBreakerState[c.to]}:${c.reason}`);
+  const transitions = () => changes.map((c) => `${CircuitBreakerState[c.from]}→${CircuitBreakerState[c.to]}:${c.reason}`);
   return { breaker, clock, changes, transitions };
 }
 
@@ -252,10 +250,7 @@ describe('CircuitBreaker transitions', () => {
     expect(breaker.allow()).toBe(true);
     expect(breaker.snapshot()).toMatchObject({ failureCount: 0, openedTotal: 1, rejectedTotal: 1 });
     breaker.reset(); // already closed: no transition reported
-    expect(transitions()).toEqual([
-      'CIRCUIT_STATE_CLOSED→CIRCUIT_STATE_OPEN:forced_open',
-      'CIRCUIT_STATE_OPEN→CIRCUIT_STATE_CLOSED:reset',
-    ]);
+    expect(transitions()).toEqual(['CIRCUIT_STATE_CLOSED→CIRCUIT_STATE_OPEN:forced_open', 'CIRCUIT_STATE_OPEN→CIRCUIT_STATE_CLOSED:reset']);
   });
 
   it('reports transitions with the contract enum and named reasons', () => {

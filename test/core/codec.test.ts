@@ -15,11 +15,7 @@ import {
 import { ALL_MESSAGE_SCHEMAS } from '../support/all-messages.js';
 import { arbitraryMessage } from '../support/arbitrary-message.js';
 
-const DECODE_ERRORS = new Set<string>([
-  ErrorCode.DECODE_FAILED,
-  ErrorCode.MESSAGE_TOO_LARGE,
-  ErrorCode.CONTRACT_BOUND_EXCEEDED,
-]);
+const DECODE_ERRORS = new Set<string>([ErrorCode.DECODE_FAILED, ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.CONTRACT_BOUND_EXCEEDED]);
 
 /** Runs decode and classifies the outcome: a message, or a typed decode error. */
 function decodeOutcome(schema: DescMessage, bytes: Uint8Array): 'message' | 'typed-error' {
@@ -82,9 +78,7 @@ describe('decodeMessage', () => {
 
   it('rejects oversized input before parsing it, and refuses to produce it', () => {
     const bytes = new Uint8Array(CONTRACT_LIMITS.messageMaxBytes + 1);
-    expect(() => decodeMessage(SystemStatePacketSchema, bytes)).toThrow(
-      expect.objectContaining({ code: ErrorCode.MESSAGE_TOO_LARGE }),
-    );
+    expect(() => decodeMessage(SystemStatePacketSchema, bytes)).toThrow(expect.objectContaining({ code: ErrorCode.MESSAGE_TOO_LARGE }));
     expect(() => decodeMessage(SystemStatePacketSchema, new Uint8Array(11), { maxBytes: 10 })).toThrow(
       expect.objectContaining({ code: ErrorCode.MESSAGE_TOO_LARGE }),
     );
@@ -106,20 +100,14 @@ describe('decodeMessage', () => {
     const inner = Uint8Array.from([0x98, 0x06, 0x01]);
     // SystemStatePacket.metrics (field 50, length-delimited) holding the unknown field
     const bytes = Uint8Array.from([0x92, 0x03, inner.length, ...inner]);
-    expect(() => decodeMessage(SystemStatePacketSchema, bytes)).toThrow(
-      expect.objectContaining({ code: ErrorCode.DECODE_FAILED }),
-    );
+    expect(() => decodeMessage(SystemStatePacketSchema, bytes)).toThrow(expect.objectContaining({ code: ErrorCode.DECODE_FAILED }));
   });
 
   it('enforces the alpha_vec and extra_metrics bounds on decode and on encode', () => {
     const blend = create(BlendConfigSchema, { alphaVec: new Array<number>(65).fill(0.5) });
     const bytes = toBinary(BlendConfigSchema, blend);
-    expect(() => decodeMessage(BlendConfigSchema, bytes)).toThrow(
-      expect.objectContaining({ code: ErrorCode.CONTRACT_BOUND_EXCEEDED }),
-    );
-    expect(() => encodeMessage(BlendConfigSchema, blend)).toThrow(
-      expect.objectContaining({ code: ErrorCode.CONTRACT_BOUND_EXCEEDED }),
-    );
+    expect(() => decodeMessage(BlendConfigSchema, bytes)).toThrow(expect.objectContaining({ code: ErrorCode.CONTRACT_BOUND_EXCEEDED }));
+    expect(() => encodeMessage(BlendConfigSchema, blend)).toThrow(expect.objectContaining({ code: ErrorCode.CONTRACT_BOUND_EXCEEDED }));
     const metric = create(MetricPointSchema, { name: 'm', value: 1, unit: 'count' });
     const report = create(FieldReportSchema, { extraMetrics: new Array(9).fill(metric) });
     expect(() => decodeMessage(FieldReportSchema, toBinary(FieldReportSchema, report))).toThrow(

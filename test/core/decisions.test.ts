@@ -118,7 +118,13 @@ describe('buildDecisionMetadata', () => {
   it('sorts group names by code point, as Python does, not by UTF-16 code unit', () => {
     // U+FF5E sorts before U+1F600 by code point, after it by UTF-16 code unit.
     const metadata = buildDecisionMetadata({
-      coverage: { average: 0.5, groups: [{ name: '😀', value: 1 }, { name: '～', value: 0 }] },
+      coverage: {
+        average: 0.5,
+        groups: [
+          { name: '😀', value: 1 },
+          { name: '～', value: 0 },
+        ],
+      },
     });
 
     expect(metadata.coverage?.groups.map((g) => g.name)).toEqual(['～', '😀']);
@@ -149,9 +155,7 @@ describe('buildDecisionMetadata', () => {
 
   it('rejects an alpha_vec over the 64-entry bound with CONTRACT_BOUND_EXCEEDED', () => {
     const alphaVec = Array.from({ length: MAX_ALPHA_VEC_ENTRIES + 1 }, () => 0.5);
-    const error = typedError(() =>
-      buildDecisionMetadata({ blend: { ...FULL_INPUT.blend!, alphaVec } }),
-    );
+    const error = typedError(() => buildDecisionMetadata({ blend: { ...FULL_INPUT.blend!, alphaVec } }));
 
     expect(error.code).toBe(ErrorCode.CONTRACT_BOUND_EXCEEDED);
     expect(error.details).toMatchObject({ field: 'metadata.blend.alpha_vec', entries: 65, max: 64 });
@@ -165,57 +169,29 @@ describe('buildDecisionMetadata', () => {
     ['alpha above 1', { blend: { ...blend, alpha: 1.5 } }, 'metadata.blend.alpha'],
     ['negative alpha', { blend: { ...blend, alpha: -0.1 } }, 'metadata.blend.alpha'],
     ['NaN alpha', { blend: { ...blend, alpha: Number.NaN } }, 'metadata.blend.alpha'],
-    [
-      'schedule_start after schedule_end',
-      { blend: { ...blend, scheduleStart: 0.8, scheduleEnd: 0.2 } },
-      'metadata.blend.schedule_start',
-    ],
+    ['schedule_start after schedule_end', { blend: { ...blend, scheduleStart: 0.8, scheduleEnd: 0.2 } }, 'metadata.blend.schedule_start'],
     ['schedule_end above 1', { blend: { ...blend, scheduleEnd: 2 } }, 'metadata.blend.schedule_end'],
-    [
-      'alpha_lo above alpha_hi',
-      { blend: { ...CONFIDENCE_BLEND, alphaLo: 0.9, alphaHi: 0.1 } },
-      'metadata.blend.alpha_lo',
-    ],
+    ['alpha_lo above alpha_hi', { blend: { ...CONFIDENCE_BLEND, alphaLo: 0.9, alphaHi: 0.1 } }, 'metadata.blend.alpha_lo'],
     ['alpha_hi above 1', { blend: { ...CONFIDENCE_BLEND, alphaHi: 1.1 } }, 'metadata.blend.alpha_hi'],
-    [
-      'an alpha_vec entry outside [0, 1]',
-      { blend: { ...blend, alphaVec: [0.5, 1.2] } },
-      'metadata.blend.alpha_vec[1]',
-    ],
+    ['an alpha_vec entry outside [0, 1]', { blend: { ...blend, alphaVec: [0.5, 1.2] } }, 'metadata.blend.alpha_vec[1]'],
     ['CHANNEL without alpha_vec', { blend: { ...blend, alphaVec: [] } }, 'metadata.blend.alpha_vec'],
-    [
-      'alpha_vec outside CHANNEL mode',
-      { blend: { ...blend, mode: BlendMode.CONVEX } },
-      'metadata.blend.alpha_vec',
-    ],
+    ['alpha_vec outside CHANNEL mode', { blend: { ...blend, mode: BlendMode.CONVEX } }, 'metadata.blend.alpha_vec'],
     ['CONFIDENCE with gate_tau 0', { blend: { ...CONFIDENCE_BLEND, gateTau: 0 } }, 'metadata.blend.gate_tau'],
     ['CONFIDENCE with gate_k 0', { blend: { ...CONFIDENCE_BLEND, gateK: 0 } }, 'metadata.blend.gate_k'],
     ['CONFIDENCE with alpha_hi 0', { blend: { ...CONFIDENCE_BLEND, alphaLo: 0, alphaHi: 0 } }, 'metadata.blend.alpha_hi'],
     ['negative gate_k', { blend: { ...blend, alphaVec: [1], gateK: -1 } }, 'metadata.blend.gate_k'],
     ['an UNSPECIFIED blend mode', { blend: { ...blend, mode: BlendMode.UNSPECIFIED } }, 'metadata.blend.mode'],
-    [
-      'an UNSPECIFIED mode source',
-      { blend: { ...blend, modeSource: BlendModeSource.UNSPECIFIED } },
-      'metadata.blend.mode_source',
-    ],
+    ['an UNSPECIFIED mode source', { blend: { ...blend, modeSource: BlendModeSource.UNSPECIFIED } }, 'metadata.blend.mode_source'],
     ['an undeclared blend mode', { blend: { ...blend, mode: 42 as BlendMode } }, 'metadata.blend.mode'],
     ['an undeclared risk reason', { risk: { reason: 999 as RiskReason } }, 'metadata.risk.reason'],
-    [
-      'breaker_confidence above 1',
-      { risk: { reason: RiskReason.POLICY, breakerConfidence: 3 } },
-      'metadata.risk.breaker_confidence',
-    ],
+    ['breaker_confidence above 1', { risk: { reason: RiskReason.POLICY, breakerConfidence: 3 } }, 'metadata.risk.breaker_confidence'],
     ['an empty policy_version', { policy: { ...policy, policyVersion: '' } }, 'metadata.policy.policy_version'],
     ['a blank policy_version', { policy: { ...policy, policyVersion: '  ' } }, 'metadata.policy.policy_version'],
     ['a fractional action_id', { policy: { ...policy, actionId: 1.5 } }, 'metadata.policy.action_id'],
     ['a negative action_id', { policy: { ...policy, actionId: -1 } }, 'metadata.policy.action_id'],
     ['a risk_score above 1', { policy: { ...policy, riskScore: 1.01 } }, 'metadata.policy.risk_score'],
     ['an infinite value_estimate', { policy: { ...policy, valueEstimate: Infinity } }, 'metadata.policy.value_estimate'],
-    [
-      'a value_estimate beyond the float32 range',
-      { policy: { ...policy, valueEstimate: 1e39 } },
-      'metadata.policy.value_estimate',
-    ],
+    ['a value_estimate beyond the float32 range', { policy: { ...policy, valueEstimate: 1e39 } }, 'metadata.policy.value_estimate'],
     ['a coverage average above 1', { coverage: { ...coverage, average: 1.5 } }, 'metadata.coverage.average'],
     [
       'a coverage group value below 0',
@@ -229,7 +205,15 @@ describe('buildDecisionMetadata', () => {
     ],
     [
       'duplicate coverage group names',
-      { coverage: { average: 0.5, groups: [{ name: 'seed', value: 0.5 }, { name: 'seed', value: 1 }] } },
+      {
+        coverage: {
+          average: 0.5,
+          groups: [
+            { name: 'seed', value: 0.5 },
+            { name: 'seed', value: 1 },
+          ],
+        },
+      },
       'metadata.coverage.groups[1].name',
     ],
     [
@@ -283,9 +267,7 @@ describe('readDecisionMetadata', () => {
   });
 
   it('reports absent sections as undefined', () => {
-    const view = readDecisionMetadata(
-      commandWith(buildDecisionMetadata({ selection: { seedId: 'seed-9' } })),
-    );
+    const view = readDecisionMetadata(commandWith(buildDecisionMetadata({ selection: { seedId: 'seed-9' } })));
 
     expect(view.policy).toBeUndefined();
     expect(view.selection?.seedId).toBe('seed-9');
@@ -327,10 +309,7 @@ describe('readDecisionMetadata', () => {
     const metadata = create(DecisionMetadataSchema, {
       coverage: create(CoverageSummarySchema, {
         average: 0.5,
-        groups: [
-          create(CoverageGroupSchema, { name: 'seed', value: 0.5 }),
-          create(CoverageGroupSchema, { name: 'layer', value: 0.5 }),
-        ],
+        groups: [create(CoverageGroupSchema, { name: 'seed', value: 0.5 }), create(CoverageGroupSchema, { name: 'layer', value: 0.5 })],
       }),
     });
     const error = typedError(() => readDecisionMetadata(commandWith(metadata)));
@@ -392,10 +371,7 @@ describe('attachDecisionMetadata', () => {
 
 describe('buildDecisionMetadata on arbitrary input', () => {
   // Mostly valid values, so that whole inputs often pass, mixed with every kind of bad one.
-  const anyNumber = fc.oneof(
-    fc.double(),
-    fc.constantFrom(Number.NaN, Infinity, -Infinity, -0, 1e39, 1e-50, 3.5e38),
-  );
+  const anyNumber = fc.oneof(fc.double(), fc.constantFrom(Number.NaN, Infinity, -Infinity, -0, 1e39, 1e-50, 3.5e38));
   const unit = fc.oneof({ arbitrary: fc.double({ min: 0, max: 1, noNaN: true }), weight: 8 }, { arbitrary: anyNumber, weight: 1 });
   const real = fc.oneof({ arbitrary: fc.double({ min: -1e6, max: 1e6, noNaN: true }), weight: 8 }, { arbitrary: anyNumber, weight: 1 });
   const positive = fc.oneof({ arbitrary: fc.double({ min: 0.01, max: 10, noNaN: true }), weight: 8 }, { arbitrary: anyNumber, weight: 1 });
@@ -464,9 +440,7 @@ describe('buildDecisionMetadata on arbitrary input', () => {
           metadata = buildDecisionMetadata(value);
         } catch (error) {
           expect(isEsperError(error)).toBe(true);
-          expect([ErrorCode.INVALID_ARGUMENT, ErrorCode.CONTRACT_BOUND_EXCEEDED]).toContain(
-            (error as EsperError).code,
-          );
+          expect([ErrorCode.INVALID_ARGUMENT, ErrorCode.CONTRACT_BOUND_EXCEEDED]).toContain((error as EsperError).code);
           rejected += 1;
           return;
         }

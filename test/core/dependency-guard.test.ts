@@ -73,9 +73,7 @@ describe('DependencyGuard', () => {
   it('throws a typed violation for a missing id and emits one CRITICAL packet', () => {
     const { sink, guard } = setup('run-7');
 
-    const error = violation(() =>
-      guard.requireId('', 'training_run_id', { command_id: 'cmd-1' }),
-    );
+    const error = violation(() => guard.requireId('', 'training_run_id', { command_id: 'cmd-1' }));
 
     expect(isEsperError(error, ErrorCode.DEPENDENCY_VIOLATION)).toBe(true);
     expect(error.subsystem).toBe('kasmina');
@@ -140,10 +138,9 @@ describe('DependencyGuard', () => {
   it('derives a reason when requirePresent is given none', () => {
     const { guard } = setup();
 
-    expect(
-      violation(() => guard.requirePresent(undefined, { dependencyType: 'blueprint', identifier: 'bp-1' }))
-        .reason,
-    ).toBe('missing blueprint bp-1');
+    expect(violation(() => guard.requirePresent(undefined, { dependencyType: 'blueprint', identifier: 'bp-1' })).reason).toBe(
+      'missing blueprint bp-1',
+    );
   });
 
   it('returns a registry entry and reports a missing one as "missing {type} {id}"', () => {
@@ -167,10 +164,14 @@ describe('DependencyGuard', () => {
     let calls = 0;
 
     const error = violation(() =>
-      guard.requireEntry('', () => {
-        calls += 1;
-        return 'x';
-      }, 'blueprint'),
+      guard.requireEntry(
+        '',
+        () => {
+          calls += 1;
+          return 'x';
+        },
+        'blueprint',
+      ),
     );
 
     expect(error.reason).toBe('missing blueprint');
@@ -182,9 +183,13 @@ describe('DependencyGuard', () => {
     const failure = new Error('urza unreachable');
 
     expect(() =>
-      guard.requireEntry('bp-1', () => {
-        throw failure;
-      }, 'blueprint'),
+      guard.requireEntry(
+        'bp-1',
+        () => {
+          throw failure;
+        },
+        'blueprint',
+      ),
     ).toThrow(failure);
     expect(sink.packets).toHaveLength(0);
   });
@@ -195,9 +200,7 @@ describe('DependencyGuard', () => {
     guard.forbidFallback(false, { dependencyType: 'kernel', identifier: 'bp-1' });
     expect(sink.packets).toHaveLength(0);
 
-    const error = violation(() =>
-      guard.forbidFallback(true, { dependencyType: 'kernel', identifier: 'bp-1' }),
-    );
+    const error = violation(() => guard.forbidFallback(true, { dependencyType: 'kernel', identifier: 'bp-1' }));
     expect(error.reason).toBe('fallback kernel for bp-1 is not allowed');
     expect(onlyViolationPacket(sink).events[0]?.attributes).toMatchObject({
       artifact_type: 'kernel',
@@ -209,9 +212,7 @@ describe('DependencyGuard', () => {
     const { sink, guard } = setup();
 
     guard.requireConfig(true, { key: 'ESPER_REDIS_URL', reason: 'unused' });
-    const error = violation(() =>
-      guard.requireConfig(false, { key: 'ESPER_REDIS_URL', reason: 'ESPER_REDIS_URL is not set' }),
-    );
+    const error = violation(() => guard.requireConfig(false, { key: 'ESPER_REDIS_URL', reason: 'ESPER_REDIS_URL is not set' }));
 
     expect(error.dependencyType).toBe('config');
     expect(error.identifier).toBe('ESPER_REDIS_URL');
@@ -269,12 +270,10 @@ describe('DependencyGuard', () => {
   it('refuses to be built without a subsystem or a sink', () => {
     const sink = new MemoryTelemetrySink();
 
-    expect(() => new DependencyGuard({ subsystem: ' ', sink })).toThrow(
+    expect(() => new DependencyGuard({ subsystem: ' ', sink })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    expect(() => new DependencyGuard({ subsystem: 'kasmina', sink: undefined as unknown as TelemetrySink })).toThrow(
       expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
     );
-    expect(
-      () => new DependencyGuard({ subsystem: 'kasmina', sink: undefined as unknown as TelemetrySink }),
-    ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
   });
 });
 
@@ -344,10 +343,7 @@ describe('validateCommandDependencies', () => {
       }),
     ],
     ['a pause command', create(AdaptationCommandSchema, { ...base, commandType: CommandType.COMMAND_PAUSE })],
-    [
-      'a structural pruning command',
-      create(AdaptationCommandSchema, { ...base, commandType: CommandType.COMMAND_STRUCTURAL_PRUNING }),
-    ],
+    ['a structural pruning command', create(AdaptationCommandSchema, { ...base, commandType: CommandType.COMMAND_STRUCTURAL_PRUNING })],
   ];
 
   it.each(validCommands)('accepts %s without telemetry', (_name, command) => {
@@ -359,9 +355,7 @@ describe('validateCommandDependencies', () => {
   });
 
   it('covers every known command type in its payload table', () => {
-    const types = Object.values(CommandType).filter(
-      (v): v is CommandType => typeof v === 'number' && v !== CommandType.COMMAND_UNKNOWN,
-    );
+    const types = Object.values(CommandType).filter((v): v is CommandType => typeof v === 'number' && v !== CommandType.COMMAND_UNKNOWN);
     expect(Object.keys(COMMAND_PAYLOAD_CASES).map(Number).sort()).toEqual(types.sort());
   });
 
@@ -384,12 +378,7 @@ describe('validateCommandDependencies', () => {
       'command_type',
       'command cmd-1 has COMMAND_UNKNOWN command_type',
     ],
-    [
-      'an undeclared command type',
-      seed({ commandType: 99 as CommandType }),
-      'command_type',
-      'command cmd-1 has unknown (99) command_type',
-    ],
+    ['an undeclared command type', seed({ commandType: 99 as CommandType }), 'command_type', 'command cmd-1 has unknown (99) command_type'],
     ['a seed command without target_seed_id', seed({ targetSeedId: '' }), 'seed_id', 'missing seed_id'],
     [
       'a seed command without payload',
@@ -441,22 +430,19 @@ describe('validateCommandDependencies', () => {
     ],
   ];
 
-  it.each(violations)(
-    'rejects %s with one CRITICAL violation',
-    (_name, command, dependencyType, reason) => {
-      const { sink, guard } = setup();
+  it.each(violations)('rejects %s with one CRITICAL violation', (_name, command, dependencyType, reason) => {
+    const { sink, guard } = setup();
 
-      const error = violation(() => validateCommandDependencies(guard, command));
+    const error = violation(() => validateCommandDependencies(guard, command));
 
-      expect(error.dependencyType).toBe(dependencyType);
-      expect(error.reason).toBe(reason);
-      expect(onlyViolationPacket(sink).events[0]?.attributes).toMatchObject({
-        subsystem: 'kasmina',
-        artifact_type: dependencyType,
-        reason,
-      });
-    },
-  );
+    expect(error.dependencyType).toBe(dependencyType);
+    expect(error.reason).toBe(reason);
+    expect(onlyViolationPacket(sink).events[0]?.attributes).toMatchObject({
+      subsystem: 'kasmina',
+      artifact_type: dependencyType,
+      reason,
+    });
+  });
 
   it('names the command and seed in the details of a germinate violation', () => {
     const { guard } = setup();

@@ -87,7 +87,10 @@ describe('encodeFrame / decodeFrame', () => {
   it('rejects every truncation of a frame with FRAME_TRUNCATED', () => {
     const frame = encodeFrame(ascii('field report bytes'));
     for (let length = 0; length < frame.length; length++) {
-      expect(codeOf(() => decodeFrame(frame.subarray(0, length))), `length ${length}`).toBe(ErrorCode.FRAME_TRUNCATED);
+      expect(
+        codeOf(() => decodeFrame(frame.subarray(0, length))),
+        `length ${length}`,
+      ).toBe(ErrorCode.FRAME_TRUNCATED);
     }
   });
 
@@ -104,9 +107,9 @@ describe('encodeFrame / decodeFrame', () => {
   it('rejects a random single-bit flip of a random frame (property)', () => {
     fc.assert(
       fc.property(
-        fc.uint8Array({ maxLength: 512 }).chain((payload) =>
-          fc.tuple(fc.constant(payload), fc.nat({ max: (payload.length + FRAME_HEADER_BYTES) * 8 - 1 })),
-        ),
+        fc
+          .uint8Array({ maxLength: 512 })
+          .chain((payload) => fc.tuple(fc.constant(payload), fc.nat({ max: (payload.length + FRAME_HEADER_BYTES) * 8 - 1 }))),
         ([payload, bit]) => {
           const damaged = encodeFrame(payload);
           damaged[bit >> 3]! ^= 1 << (bit & 7);
@@ -128,9 +131,7 @@ describe('encodeFrame / decodeFrame', () => {
     const frame = encodeFrame(payload);
     expect(codeOf(() => decodeFrame(frame, { maxPayloadBytes: 64 }))).toBe(ErrorCode.RECORD_TOO_LARGE);
     // The bound is checked from the header alone, before any payload is needed.
-    expect(codeOf(() => decodeFrame(frame.subarray(0, FRAME_HEADER_BYTES), { maxPayloadBytes: 64 }))).toBe(
-      ErrorCode.RECORD_TOO_LARGE,
-    );
+    expect(codeOf(() => decodeFrame(frame.subarray(0, FRAME_HEADER_BYTES), { maxPayloadBytes: 64 }))).toBe(ErrorCode.RECORD_TOO_LARGE);
     expect(decodeFrame(encodeFrame(new Uint8Array(64), { maxPayloadBytes: 64 }), { maxPayloadBytes: 64 }).length).toBe(64);
   });
 

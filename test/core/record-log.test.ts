@@ -96,9 +96,7 @@ describe('RecordLog: append and reopen', () => {
 
     const again = await openLog();
     expect(again.recovery).toMatchObject({ createdFile: false, records: 3, bytes: end, truncatedTailBytes: 0 });
-    expect((await again.readAll()).map((r) => [r.offset, text(r.payload)])).toEqual(
-      offsets.map((o, i) => [o, text(payloads[i]!)]),
-    );
+    expect((await again.readAll()).map((r) => [r.offset, text(r.payload)])).toEqual(offsets.map((o, i) => [o, text(payloads[i]!)]));
   });
 
   it('fsyncs once per record in per-record mode', async () => {
@@ -232,9 +230,9 @@ describe('RecordLog: recovery', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 10 }).chain((set) =>
-          fc.tuple(fc.constant(set), fc.nat({ max: layout(set).end })),
-        ),
+        fc
+          .array(fc.uint8Array({ maxLength: 80 }), { maxLength: 10 })
+          .chain((set) => fc.tuple(fc.constant(set), fc.nat({ max: layout(set).end }))),
         async ([set, cut]) => {
           const name = `prop-${run++}.log`;
           await writeFile(path.join(dir, name), concat(set.map((p) => encodeFrame(p))).subarray(0, cut));
@@ -260,9 +258,9 @@ describe('RecordLog: recovery', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.uint8Array({ maxLength: 60 }), { minLength: 1, maxLength: 8 }).chain((set) =>
-          fc.tuple(fc.constant(set), fc.nat({ max: layout(set).end * 8 - 1 })),
-        ),
+        fc
+          .array(fc.uint8Array({ maxLength: 60 }), { minLength: 1, maxLength: 8 })
+          .chain((set) => fc.tuple(fc.constant(set), fc.nat({ max: layout(set).end * 8 - 1 }))),
         async ([set, bit]) => {
           const name = `flip-${run++}.log`;
           const bytes = concat(set.map((p) => encodeFrame(p)));

@@ -164,14 +164,11 @@ describe('loadSettings environment parsing', () => {
     ]);
   });
 
-  it.each(['12abc', '', 'NaN', ' 12', '1.5', '1e3', '0x10', 'Infinity', '9007199254740993'])(
-    'rejects integer text %j',
-    (raw) => {
-      const error = loadError({ env: { ESPER_OONA_KERNEL_NONCE_CACHE_SIZE: raw } });
-      expect(error.issues).toHaveLength(1);
-      expect(error.issues[0]?.message).toBe(`expected integer ≥ 1, got ${JSON.stringify(raw)}`);
-    },
-  );
+  it.each(['12abc', '', 'NaN', ' 12', '1.5', '1e3', '0x10', 'Infinity', '9007199254740993'])('rejects integer text %j', (raw) => {
+    const error = loadError({ env: { ESPER_OONA_KERNEL_NONCE_CACHE_SIZE: raw } });
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]?.message).toBe(`expected integer ≥ 1, got ${JSON.stringify(raw)}`);
+  });
 
   it.each([
     ['0.5', 0.5],
@@ -260,9 +257,7 @@ describe('loadSettings sources and precedence', () => {
     const fromEnv = writeConfig('from-env.json', { nissa: { httpPort: 9201 } });
     const fromOption = writeConfig('from-option.json', { nissa: { httpPort: 9202 } });
     expect(loadSettings({ env: { ESPER_CONFIG_FILE: fromEnv } }).nissa.httpPort).toBe(9201);
-    expect(
-      loadSettings({ env: { ESPER_CONFIG_FILE: fromEnv }, configFile: fromOption }).nissa.httpPort,
-    ).toBe(9202);
+    expect(loadSettings({ env: { ESPER_CONFIG_FILE: fromEnv }, configFile: fromOption }).nissa.httpPort).toBe(9202);
   });
 
   it('reads nested groups from the config file', () => {
@@ -320,9 +315,7 @@ describe('loadSettings sources and precedence', () => {
       },
       { source: 'file', file: configFile, key: 'narset', message: 'unknown setting' },
     ] satisfies SettingsIssue[]);
-    expect(error.message).toContain(
-      `config file ${configFile} at nissa.httpPort: expected integer in [0, 65535], got 70000`,
-    );
+    expect(error.message).toContain(`config file ${configFile} at nissa.httpPort: expected integer in [0, 65535], got 70000`);
   });
 
   it.each([
@@ -340,9 +333,7 @@ describe('loadSettings sources and precedence', () => {
   it('reports a config file that cannot be read', () => {
     const configFile = path.join(dir, 'missing.json');
     const error = loadError({ env: { ESPER_CONFIG_FILE: configFile } });
-    expect(error.issues).toEqual([
-      { source: 'file', file: configFile, key: '', message: 'cannot be read (ENOENT)' },
-    ]);
+    expect(error.issues).toEqual([{ source: 'file', file: configFile, key: '', message: 'cannot be read (ENOENT)' }]);
   });
 
   it('rejects an empty ESPER_CONFIG_FILE', () => {
@@ -428,12 +419,8 @@ describe('secrets and redaction', () => {
     expect(text).not.toContain(PASSWORD);
     expect(redacted['security']).toMatchObject({ leylineSecret: REDACTED, freshnessWindowMs: 60_000 });
     expect((redacted['security'] as Record<string, unknown>)['leylineKeys']).toBeUndefined();
-    expect((redacted['oona'] as Record<string, unknown>)['busUrl']).toBe(
-      `redis://esper:${REDACTED}@10.0.0.5:6379/1`,
-    );
-    expect(redacted['core']).toEqual(
-      JSON.parse(JSON.stringify(settings.core)) as Record<string, unknown>,
-    );
+    expect((redacted['oona'] as Record<string, unknown>)['busUrl']).toBe(`redis://esper:${REDACTED}@10.0.0.5:6379/1`);
+    expect(redacted['core']).toEqual(JSON.parse(JSON.stringify(settings.core)) as Record<string, unknown>);
   });
 
   it('never shows a secret in an error message', () => {
@@ -502,16 +489,11 @@ describe('listSettings', () => {
         .join('_')}`;
       expect(entry.envVar, entry.path).toBe(exceptions.get(entry.path) ?? byRule);
     }
-    expect(settings.find((entry) => entry.path === 'oona.emergencyMaxPerMin')?.envVar).toBe(
-      'ESPER_OONA_EMERGENCY_MAX_PER_MIN',
-    );
+    expect(settings.find((entry) => entry.path === 'oona.emergencyMaxPerMin')?.envVar).toBe('ESPER_OONA_EMERGENCY_MAX_PER_MIN');
   });
 
   it('marks exactly the signing secrets as secret', () => {
-    expect(settings.filter((entry) => entry.secret).map((entry) => entry.path)).toEqual([
-      'security.leylineSecret',
-      'security.leylineKeys',
-    ]);
+    expect(settings.filter((entry) => entry.secret).map((entry) => entry.path)).toEqual(['security.leylineSecret', 'security.leylineKeys']);
   });
 
   it('covers every key of the resolved settings', () => {

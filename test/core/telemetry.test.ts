@@ -3,22 +3,9 @@ import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/core/clock.js';
 import { ErrorCode, EsperError, isEsperError } from '../../src/core/errors.js';
-import {
-  CRITICAL_EVENTS,
-  ESCALATING_WARNING_EVENTS,
-  priorityForEvent,
-} from '../../src/core/priority.js';
-import {
-  buildTelemetryPacket,
-  MemoryTelemetrySink,
-  toAttributeMap,
-} from '../../src/core/telemetry.js';
-import {
-  HealthStatus,
-  MessagePriority,
-  TelemetryLevel,
-  TelemetryPacketSchema,
-} from '../../src/leyline/index.js';
+import { CRITICAL_EVENTS, ESCALATING_WARNING_EVENTS, priorityForEvent } from '../../src/core/priority.js';
+import { buildTelemetryPacket, MemoryTelemetrySink, toAttributeMap } from '../../src/core/telemetry.js';
+import { HealthStatus, MessagePriority, TelemetryLevel, TelemetryPacketSchema } from '../../src/leyline/index.js';
 
 describe('priority table (spec 01)', () => {
   it.each([
@@ -82,9 +69,7 @@ describe('buildTelemetryPacket', () => {
   });
 
   it('honours a LOW base priority for sheddable packets and never lowers an event below its table value', () => {
-    expect(buildTelemetryPacket({ source: 'nissa', basePriority: MessagePriority.LOW }).priority).toBe(
-      MessagePriority.LOW,
-    );
+    expect(buildTelemetryPacket({ source: 'nissa', basePriority: MessagePriority.LOW }).priority).toBe(MessagePriority.LOW);
     const packet = buildTelemetryPacket({
       source: 'nissa',
       basePriority: MessagePriority.LOW,
@@ -95,11 +80,15 @@ describe('buildTelemetryPacket', () => {
 
   it('stores attributes as strings with keys in code-point order, so encoding is deterministic', () => {
     const a = buildTelemetryPacket({
-      source: 's', packetId: 'x', clock,
+      source: 's',
+      packetId: 'x',
+      clock,
       events: [{ description: 'e', attributes: { zeta: 1, alpha: true, mid: 5n } }],
     });
     const b = buildTelemetryPacket({
-      source: 's', packetId: 'x', clock,
+      source: 's',
+      packetId: 'x',
+      clock,
       events: [{ description: 'e', attributes: { mid: 5n, alpha: true, zeta: 1 } }],
     });
     expect(Object.keys(a.events[0]!.attributes)).toEqual(['alpha', 'mid', 'zeta']);

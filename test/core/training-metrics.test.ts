@@ -98,24 +98,17 @@ describe('buildTrainingMetrics', () => {
     ['a value beyond the float32 range', { gradVar: 1e39 }, 'metrics.grad_var'],
     ['a fractional epochs_total', { epochsTotal: 2.5 }, 'metrics.epochs_total'],
     ['an undeclared optimizer family', { optimizerFamily: 77 as OptimizerFamily }, 'metrics.optimizer_family'],
-    [
-      'an extra metric without a name',
-      { extraMetrics: [{ name: '', value: 1, unit: 'ms' }] },
-      'metrics.extra_metrics[0].name',
-    ],
-    [
-      'an extra metric without a unit',
-      { extraMetrics: [{ name: 'x', value: 1, unit: ' ' }] },
-      'metrics.extra_metrics[0].unit',
-    ],
-    [
-      'a NaN extra metric',
-      { extraMetrics: [{ name: 'x', value: Number.NaN, unit: 'ms' }] },
-      'metrics.extra_metrics[0].value',
-    ],
+    ['an extra metric without a name', { extraMetrics: [{ name: '', value: 1, unit: 'ms' }] }, 'metrics.extra_metrics[0].name'],
+    ['an extra metric without a unit', { extraMetrics: [{ name: 'x', value: 1, unit: ' ' }] }, 'metrics.extra_metrics[0].unit'],
+    ['a NaN extra metric', { extraMetrics: [{ name: 'x', value: Number.NaN, unit: 'ms' }] }, 'metrics.extra_metrics[0].value'],
     [
       'duplicate extra metric names',
-      { extraMetrics: [{ name: 'x', value: 1, unit: 'ms' }, { name: 'x', value: 2, unit: 'ms' }] },
+      {
+        extraMetrics: [
+          { name: 'x', value: 1, unit: 'ms' },
+          { name: 'x', value: 2, unit: 'ms' },
+        ],
+      },
       'metrics.extra_metrics[1].name',
     ],
     [
@@ -135,10 +128,7 @@ describe('buildTrainingMetrics', () => {
 
 describe('readTrainingMetrics', () => {
   it('returns the validated metrics the producer built, after the wire', () => {
-    const packet = fromBinary(
-      SystemStatePacketSchema,
-      toBinary(SystemStatePacketSchema, packetWith(buildTrainingMetrics(INPUT))),
-    );
+    const packet = fromBinary(SystemStatePacketSchema, toBinary(SystemStatePacketSchema, packetWith(buildTrainingMetrics(INPUT))));
     const view = readTrainingMetrics(packet);
 
     expect(view.stepLatencyMs).toBe(12.5);
@@ -202,9 +192,7 @@ describe('extra metrics of a FieldReport', () => {
   });
 
   it('lets a FieldReport use names that are typed TrainingMetrics fields', () => {
-    expect(() =>
-      buildExtraMetrics([{ name: 'loss_delta', value: -0.05, unit: 'loss' }], 'field_report.extra_metrics'),
-    ).not.toThrow();
+    expect(() => buildExtraMetrics([{ name: 'loss_delta', value: -0.05, unit: 'loss' }], 'field_report.extra_metrics')).not.toThrow();
   });
 
   it('refuses to build a ninth entry', () => {

@@ -55,7 +55,12 @@ describe('KarnCatalog descriptors', () => {
   });
 
   it('rejects an unknown id with KARN_BLUEPRINT_NOT_FOUND', () => {
-    expect(isEsperError(errorOf(() => catalog.get('BP999')), ErrorCode.KARN_BLUEPRINT_NOT_FOUND)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => catalog.get('BP999')),
+        ErrorCode.KARN_BLUEPRINT_NOT_FOUND,
+      ),
+    ).toBe(true);
   });
 
   it('lists by site: conv-only families are absent at a DENSE site and dense-only ones at a CONV site', () => {
@@ -139,8 +144,18 @@ describe('KarnCatalog.select', () => {
     const clock = new FakeClock();
     const catalog = new KarnCatalog({ telemetry: sink, clock, breakerFailureThreshold: 1, breakerOpenTimeoutMs: 1000 });
     const bad = { tier: BlueprintTier.SAFE, site: DENSE, parameters: { nope: 1 } };
-    expect(isEsperError(errorOf(() => catalog.select(bad)), ErrorCode.KARN_PARAMETER_INVALID)).toBe(true);
-    expect(isEsperError(errorOf(() => catalog.select({ site: DENSE })), ErrorCode.BREAKER_OPEN)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => catalog.select(bad)),
+        ErrorCode.KARN_PARAMETER_INVALID,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => catalog.select({ site: DENSE })),
+        ErrorCode.BREAKER_OPEN,
+      ),
+    ).toBe(true);
     const m = catalog.metricsSnapshot();
     expect(m[KarnMetric.REQUESTS_FAILED]).toBe(1);
     expect(m[KarnMetric.BREAKER_DENIED]).toBe(1);

@@ -52,7 +52,12 @@ function forwardBackward(module: SeedModule, s: SeedSiteDescriptor): GradReport 
     });
     const total = Math.sqrt(perVariable.reduce((a, n) => a + n * n, 0));
     const outputShape = module.apply(x).shape;
-    return { outputShape, gradNorm: total, finite: Number.isFinite(value.dataSync()[0] as number) && perVariable.every(Number.isFinite), perVariable };
+    return {
+      outputShape,
+      gradNorm: total,
+      finite: Number.isFinite(value.dataSync()[0] as number) && perVariable.every(Number.isFinite),
+      perVariable,
+    };
   });
 }
 
@@ -73,7 +78,11 @@ describe('seed-module families', () => {
   });
 
   it('every blueprint fits at least one bench site shape', () => {
-    for (const d of catalog.list()) expect(SITES.some((s) => catalog.familyOf(d.blueprintId).fits(s)), d.blueprintId).toBe(true);
+    for (const d of catalog.list())
+      expect(
+        SITES.some((s) => catalog.familyOf(d.blueprintId).fits(s)),
+        d.blueprintId,
+      ).toBe(true);
   });
 
   for (const descriptor of catalog.list()) {
@@ -135,7 +144,9 @@ describe('seed-module families', () => {
     try {
       const u = forwardBackward(unstable, s).gradNorm;
       const g = forwardBackward(safe, s).gradNorm;
-      console.log(`gradient norm at init: BP043 unstable_feedback ${u.toExponential(3)}, BP009 residual_mlp ${g.toExponential(3)}, ratio ${(u / g).toExponential(3)}`);
+      console.log(
+        `gradient norm at init: BP043 unstable_feedback ${u.toExponential(3)}, BP009 residual_mlp ${g.toExponential(3)}, ratio ${(u / g).toExponential(3)}`,
+      );
       // Documented threshold: two orders of magnitude (expected ~gain^steps = 12.5³ ≈ 2000×).
       expect(u / g).toBeGreaterThanOrEqual(100);
     } finally {

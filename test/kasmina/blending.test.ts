@@ -106,12 +106,18 @@ describe('alphaSchedule', () => {
 describe('resolveBlendPlan', () => {
   it('defaults to CONVEX with source DEFAULT', () => {
     expect(resolveBlendPlan(op(), undefined, site8)).toEqual(DEFAULT_BLEND_PLAN);
-    expect(resolveBlendPlan(op(), blendCfg({ mode: BlendMode.UNSPECIFIED }), site8)).toMatchObject({ mode: BlendMode.CONVEX, source: BlendModeSource.DEFAULT });
+    expect(resolveBlendPlan(op(), blendCfg({ mode: BlendMode.UNSPECIFIED }), site8)).toMatchObject({
+      mode: BlendMode.CONVEX,
+      source: BlendModeSource.DEFAULT,
+    });
   });
 
   it('prefers the operation mode over the decision metadata mode', () => {
     const blend = blendCfg({ mode: BlendMode.CONVEX, modeSource: BlendModeSource.POLICY });
-    expect(resolveBlendPlan(op({ blendMode: BlendMode.RESIDUAL }), blend, site8)).toMatchObject({ mode: BlendMode.RESIDUAL, source: BlendModeSource.OPERATOR });
+    expect(resolveBlendPlan(op({ blendMode: BlendMode.RESIDUAL }), blend, site8)).toMatchObject({
+      mode: BlendMode.RESIDUAL,
+      source: BlendModeSource.OPERATOR,
+    });
     expect(resolveBlendPlan(op(), blend, site8)).toMatchObject({ mode: BlendMode.CONVEX, source: BlendModeSource.POLICY });
     expect(resolveBlendPlan(op({ blendMode: BlendMode.UNSPECIFIED }), blendCfg({ mode: BlendMode.RESIDUAL }), site8)).toMatchObject({
       mode: BlendMode.RESIDUAL,
@@ -133,14 +139,26 @@ describe('resolveBlendPlan', () => {
 
   it('rejects CHANNEL without a vector, with too many entries, or with a length not dividing the channels', () => {
     expectBlendError(() => resolveBlendPlan(op({ blendMode: BlendMode.CHANNEL }), undefined, site8), 'channel_alpha_vec_missing');
-    expectBlendError(() => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CHANNEL, alphaVec: new Array<number>(65).fill(0.5) }), site128), 'alpha_vec_too_long');
-    expectBlendError(() => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CHANNEL, alphaVec: [0.1, 0.2, 0.3] }), site8), 'alpha_vec_channel_mismatch');
-    expectBlendError(() => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CHANNEL, alphaVec: [0.1, 1.5] }), site8), 'alpha_vec_out_of_range');
+    expectBlendError(
+      () => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CHANNEL, alphaVec: new Array<number>(65).fill(0.5) }), site128),
+      'alpha_vec_too_long',
+    );
+    expectBlendError(
+      () => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CHANNEL, alphaVec: [0.1, 0.2, 0.3] }), site8),
+      'alpha_vec_channel_mismatch',
+    );
+    expectBlendError(
+      () => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CHANNEL, alphaVec: [0.1, 1.5] }), site8),
+      'alpha_vec_out_of_range',
+    );
   });
 
   it('rejects CONFIDENCE without at least two policy logits with reason confidence_gate_missing_logits', () => {
     expectBlendError(() => resolveBlendPlan(op({ blendMode: BlendMode.CONFIDENCE }), undefined, site8), 'confidence_gate_missing_logits');
-    expectBlendError(() => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CONFIDENCE, policyLogits: [2] }), site8), 'confidence_gate_missing_logits');
+    expectBlendError(
+      () => resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CONFIDENCE, policyLogits: [2] }), site8),
+      'confidence_gate_missing_logits',
+    );
   });
 
   it('computes the CONFIDENCE gate from the softmax top-2 margin, with defaults k 4 and τ 0.2', () => {
@@ -152,7 +170,11 @@ describe('resolveBlendPlan', () => {
     expect(plan.confidenceGate).toBeCloseTo(sigmoid(4 * (margin - 0.2)), 12);
     expect(plan).toMatchObject({ alphaLo: 0, alphaHi: 1 });
 
-    const tuned = resolveBlendPlan(op(), blendCfg({ mode: BlendMode.CONFIDENCE, policyLogits: logits, gateK: 4, gateTau: 0.1, alphaLo: 0.1, alphaHi: 0.9 }), site8);
+    const tuned = resolveBlendPlan(
+      op(),
+      blendCfg({ mode: BlendMode.CONFIDENCE, policyLogits: logits, gateK: 4, gateTau: 0.1, alphaLo: 0.1, alphaHi: 0.9 }),
+      site8,
+    );
     const gate = sigmoid(4 * (margin - 0.1));
     expect(tuned.confidenceGate).toBeCloseTo(gate, 12);
     expect(effectiveAlphas(tuned, 0.5, 8)).toBeCloseTo(Math.min(0.9, Math.max(0.1, 0.5 * gate)), 12);
@@ -170,7 +192,15 @@ interface GradFacts {
 }
 
 /** y = blend(x, s) with s = w ⊙ stopGradient(x); gradients of Σ r ⊙ y. */
-function run(x: tf.Tensor, w: tf.Variable, r: tf.Tensor, alpha: number, plan: BlendPlan, phase: BlendPhase, seedOut?: (xs: tf.Tensor) => tf.Tensor): GradFacts {
+function run(
+  x: tf.Tensor,
+  w: tf.Variable,
+  r: tf.Tensor,
+  alpha: number,
+  plan: BlendPlan,
+  phase: BlendPhase,
+  seedOut?: (xs: tf.Tensor) => tf.Tensor,
+): GradFacts {
   return tf.tidy(() => {
     const f = (input: tf.Tensor): tf.Tensor => {
       const xs = stopGradient(input);
@@ -178,10 +208,15 @@ function run(x: tf.Tensor, w: tf.Variable, r: tf.Tensor, alpha: number, plan: Bl
       return blendActivation(input, s, alpha, plan, phase);
     };
     const y = f(x).dataSync() as Float32Array;
-    const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(r, f(input))))(x).dataSync() as Float32Array;
+    const dx = tf
+      .grad((input: tf.Tensor) => tf.sum(tf.mul(r, f(input))))(x)
+      .dataSync() as Float32Array;
     // With every effective alpha 0 the seed is off the graph: no gradient reaches w.
     const connected = phase === 'isolated' || f(x) !== x;
-    const dw = connected ? ((tf.variableGrads(() => tf.sum(tf.mul(r, f(x))) as tf.Scalar, [w]).grads[w.name]?.dataSync() ?? new Float32Array()) as Float32Array) : new Float32Array();
+    const dw = connected
+      ? ((tf.variableGrads(() => tf.sum(tf.mul(r, f(x))) as tf.Scalar, [w]).grads[w.name]?.dataSync() ??
+          new Float32Array()) as Float32Array)
+      : new Float32Array();
     return { y: Float32Array.from(y), dx: Float32Array.from(dx), dw: Float32Array.from(dw) };
   });
 }

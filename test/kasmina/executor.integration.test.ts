@@ -8,9 +8,25 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AsyncWorker, MemoryTelemetrySink } from '../../src/core/index.js';
 import { buildOperatorCommand, OperatorAction, SeedEvent } from '../../src/kasmina/index.js';
-import { SeedLifecycleStage, TelemetryLevel, type AdaptationCommand, type SystemStatePacket, type TelemetryPacket } from '../../src/leyline/index.js';
+import {
+  SeedLifecycleStage,
+  TelemetryLevel,
+  type AdaptationCommand,
+  type SystemStatePacket,
+  type TelemetryPacket,
+} from '../../src/leyline/index.js';
 import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { CheckpointStore, loadDataset, mlpHost, Trainer, type Checkpoint, type Controller, type Dataset, type EpochReport, type HostModel } from '../../src/tolaria/index.js';
+import {
+  CheckpointStore,
+  loadDataset,
+  mlpHost,
+  Trainer,
+  type Checkpoint,
+  type Controller,
+  type Dataset,
+  type EpochReport,
+  type HostModel,
+} from '../../src/tolaria/index.js';
 import { kasminaHarness, type KasminaHarness } from './fixtures/harness.js';
 
 const RUN = 'run-kasmina';
@@ -56,7 +72,9 @@ async function run(options: {
 }): Promise<RunResult> {
   hostCount += 1;
   const host = mlpHost({ inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: 5, hostId: `mlp${hostCount}` });
-  const harness = options.withKasmina ? await kasminaHarness({ host, trainingRunId: RUN, ...(options.settings === undefined ? {} : { settings: options.settings }) }) : undefined;
+  const harness = options.withKasmina
+    ? await kasminaHarness({ host, trainingRunId: RUN, ...(options.settings === undefined ? {} : { settings: options.settings }) })
+    : undefined;
   if (harness !== undefined) open.push(() => harness.close());
   const trainerTelemetry = new MemoryTelemetrySink();
   const epochs: EpochReport[] = [];
@@ -94,7 +112,8 @@ const germinate = (h: KasminaHarness, seedId = 'seed-1', siteId = 'hidden1'): Ad
 
 const seedPackets = (packets: readonly TelemetryPacket[], seedId: string): TelemetryPacket[] =>
   packets.filter((p) => p.packetId.startsWith(`kasmina-seed-${seedId}-`));
-const eventsOf = (packets: readonly TelemetryPacket[], description: string) => packets.flatMap((p) => p.events.filter((e) => e.description === description));
+const eventsOf = (packets: readonly TelemetryPacket[], description: string) =>
+  packets.flatMap((p) => p.events.filter((e) => e.description === description));
 
 describe('Kasmina on MNIST', () => {
   it('walks a signed germination through every stage to FOSSILIZED, ramping alpha on schedule, one packet per seed per step', async () => {
@@ -109,7 +128,11 @@ describe('Kasmina on MNIST', () => {
       },
     });
     const h = result.harness as KasminaHarness;
-    const failures = h.telemetry.packets.flatMap((p) => p.events.filter((e) => ['gate_failure', 'stage_transition', 'seed_culled', 'contribution_measured'].includes(e.description)).map((e) => `${e.description} ${JSON.stringify(e.attributes)}`));
+    const failures = h.telemetry.packets.flatMap((p) =>
+      p.events
+        .filter((e) => ['gate_failure', 'stage_transition', 'seed_culled', 'contribution_measured'].includes(e.description))
+        .map((e) => `${e.description} ${JSON.stringify(e.attributes)}`),
+    );
     if (h.kasmina.historyOf('seed-1') === undefined) console.log(failures.join('\n'));
     const history = h.kasmina.historyOf('seed-1')?.map((t) => t.to);
     expect(history).toEqual([
@@ -152,11 +175,15 @@ describe('Kasmina on MNIST', () => {
     // The host's weights are bit-identical, and the seed did learn.
     const weights = (host: HostModel) => host.variables.map((v) => Array.from(v.dataSync()));
     expect(weights(grown.host)).toEqual(weights(bare.host));
-    const norms = seedPackets(h.telemetry.packets, 'seed-1').flatMap((p) => p.metrics.filter((m) => m.name === 'kasmina.seed.gradient_norm').map((m) => m.value));
+    const norms = seedPackets(h.telemetry.packets, 'seed-1').flatMap((p) =>
+      p.metrics.filter((m) => m.name === 'kasmina.seed.gradient_norm').map((m) => m.value),
+    );
     expect(Math.max(...norms)).toBeGreaterThan(0);
     expect(h.kasmina.stats().isolationChecks).toBeGreaterThan(10);
     expect(h.kasmina.stats().isolationViolations).toBe(0);
-    console.log(`[kasmina] validation accuracy bare ${bare.epochs[0]?.validationAccuracy} / with training seed ${grown.epochs[0]?.validationAccuracy}`);
+    console.log(
+      `[kasmina] validation accuracy bare ${bare.epochs[0]?.validationAccuracy} / with training seed ${grown.epochs[0]?.validationAccuracy}`,
+    );
   }, 120_000);
 
   it('after a cull the outputs equal the host without the seed, bit for bit, and the seed tensors are freed', async () => {
@@ -250,7 +277,11 @@ async function runOn(options: {
   readonly restore?: Checkpoint | undefined;
 }): Promise<{ harness: KasminaHarness; host: HostModel; epochs: EpochReport[]; dispose(): void }> {
   const host = mlpHost({ inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: 5, hostId: 'resumable' });
-  const harness = await kasminaHarness({ host, trainingRunId: RUN, ...(options.settings === undefined ? {} : { settings: options.settings }) });
+  const harness = await kasminaHarness({
+    host,
+    trainingRunId: RUN,
+    ...(options.settings === undefined ? {} : { settings: options.settings }),
+  });
   open.push(() => harness.close());
   const worker = new AsyncWorker({ name: 'kasmina-ckpt' });
   open.push(() => worker.close().then(() => undefined));

@@ -33,7 +33,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup(options: Parameters<typeof kasminaHarness>[0] extends infer O ? Partial<O> : never = {}): Promise<{ h: KasminaHarness; host: HostModel; context: (step: number) => ExecutorContext }> {
+async function setup(
+  options: Parameters<typeof kasminaHarness>[0] extends infer O ? Partial<O> : never = {},
+): Promise<{ h: KasminaHarness; host: HostModel; context: (step: number) => ExecutorContext }> {
   hostCount += 1;
   const host = mlpHost({ inputShape: [8], hidden: [16, 16], numClasses: 3, seed: 1, hostId: `small${hostCount}` });
   cleanups.push(() => host.dispose());
@@ -93,8 +95,20 @@ describe('Kasmina command security', () => {
       [RejectionReason.MALFORMED_SIGNATURE, withSecurity((s) => (s.signature = new Uint8Array(5)))],
       [RejectionReason.INVALID_SIGNATURE, other.sign(AdaptationCommandSchema, germinateCommand('seed-d'))],
       [RejectionReason.MISSING_TIMESTAMP, withSecurity((s) => (s.issuedAt = undefined), true)],
-      [RejectionReason.STALE_COMMAND, new HmacSigner(RING, { clock: new FakeClock({ wallMs: Date.now() - 3_600_000 }) }).sign(AdaptationCommandSchema, germinateCommand('seed-e'))],
-      [RejectionReason.FUTURE_COMMAND, new HmacSigner(RING, { clock: new FakeClock({ wallMs: Date.now() + 3_600_000 }) }).sign(AdaptationCommandSchema, germinateCommand('seed-f'))],
+      [
+        RejectionReason.STALE_COMMAND,
+        new HmacSigner(RING, { clock: new FakeClock({ wallMs: Date.now() - 3_600_000 }) }).sign(
+          AdaptationCommandSchema,
+          germinateCommand('seed-e'),
+        ),
+      ],
+      [
+        RejectionReason.FUTURE_COMMAND,
+        new HmacSigner(RING, { clock: new FakeClock({ wallMs: Date.now() + 3_600_000 }) }).sign(
+          AdaptationCommandSchema,
+          germinateCommand('seed-f'),
+        ),
+      ],
       [RejectionReason.MISSING_NONCE, h.signer.sign(AdaptationCommandSchema, germinateCommand('seed-g'), { nonce: '' })],
     ];
     for (const [reason, command] of cases) {
@@ -222,10 +236,15 @@ describe('Kasmina lifecycle guard rails', () => {
     h.kasmina.measureContributions({ loss: 1, accuracy: 0.5 }, () => ({ loss: 1, accuracy: 0.5 }), context(60));
     await advanceTo(h.kasmina, context, 61, 70);
     expect(h.kasmina.stageOf('s1')).toBe(SeedLifecycleStage.SEED_STAGE_FOSSILIZED);
-    await h.kasmina.apply(h.sign(buildOperatorCommand({ action: OperatorAction.CULL, trainingRunId: RUN, seedId: 's1' })), context(70)).catch(() => undefined);
+    await h.kasmina
+      .apply(h.sign(buildOperatorCommand({ action: OperatorAction.CULL, trainingRunId: RUN, seedId: 's1' })), context(70))
+      .catch(() => undefined);
     expect(h.telemetry.events(SeedEvent.ILLEGAL_TRANSITION)).toHaveLength(0); // queued, emitted at the next advance
     await h.kasmina.advance(71, context(71));
-    expect(h.telemetry.events(SeedEvent.ILLEGAL_TRANSITION)[0]?.attributes).toMatchObject({ from: 'SEED_STAGE_FOSSILIZED', to: 'SEED_STAGE_CULLED' });
+    expect(h.telemetry.events(SeedEvent.ILLEGAL_TRANSITION)[0]?.attributes).toMatchObject({
+      from: 'SEED_STAGE_FOSSILIZED',
+      to: 'SEED_STAGE_CULLED',
+    });
     h.kasmina.shutdown();
     expect(h.telemetry.events(SeedEvent.SEED_TERMINATED)).toHaveLength(1);
   });
@@ -262,7 +281,13 @@ describe('Kasmina prefetch', () => {
   it('a prefetch nobody answers raises CRITICAL prefetch_timeout and the seed fails G1; reset cancels inflight prefetches', async () => {
     const clock = new FakeClock({ wallMs: Date.now() });
     const busTelemetry = new MemoryTelemetrySink();
-    const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: busTelemetry, blockMs: 20, reclaimIntervalMs: 50 });
+    const bus = new StreamBus({
+      store: new MemoryStreamStore(),
+      keyRing: RING,
+      telemetry: busTelemetry,
+      blockMs: 20,
+      reclaimIntervalMs: 50,
+    });
     cleanups.push(() => bus.close());
     const worker = new AsyncWorker({ name: 'kasmina-prefetch-test', maxConcurrency: 8 });
     cleanups.push(() => worker.close().then(() => undefined));
@@ -296,4 +321,3 @@ describe('Kasmina prefetch', () => {
     expect(h.telemetry.events(SeedEvent.REGISTRY_RESET)).toHaveLength(1);
   });
 });
-

@@ -133,7 +133,12 @@ describe('G1_GRADIENT_HEALTH', () => {
   });
 
   it('names the registry conflict', () => {
-    const result = evaluateG1({ kernelAttached: true, isolationViolations: 0, registryConflict: 'BP009/w owned by seed-a', trainableParameters: 10 });
+    const result = evaluateG1({
+      kernelAttached: true,
+      isolationViolations: 0,
+      registryConflict: 'BP009/w owned by seed-a',
+      trainableParameters: 10,
+    });
     expect(result.reason).toBe('parameter registry conflict: BP009/w owned by seed-a');
   });
 
@@ -197,7 +202,9 @@ describe('G2_STABILITY', () => {
           seedOutputFinite: fc.boolean(),
           requireActiveGradient: fc.boolean(),
           lossBaseline: fc.option(fc.double({ min: 0, max: 5, noNaN: true }), { nil: undefined }),
-          lossNow: fc.option(fc.oneof(fc.double({ min: 0, max: 8, noNaN: true }), fc.constant(Number.POSITIVE_INFINITY)), { nil: undefined }),
+          lossNow: fc.option(fc.oneof(fc.double({ min: 0, max: 8, noNaN: true }), fc.constant(Number.POSITIVE_INFINITY)), {
+            nil: undefined,
+          }),
           maxLossRegression: fc.constantFrom(0, 0.1, 0.5),
         }),
         (inputs) => {
@@ -307,7 +314,8 @@ describe('G5_RESET', () => {
         (inputs) => {
           const result = evaluateG5(inputs);
           expectWellFormed(result, G.SEED_GATE_G5_RESET);
-          const clean = !inputs.kernelAttached && inputs.liveTensors === 0 && inputs.registryEntries === 0 && inputs.inflightPrefetches === 0;
+          const clean =
+            !inputs.kernelAttached && inputs.liveTensors === 0 && inputs.registryEntries === 0 && inputs.inflightPrefetches === 0;
           expect(result.passed).toBe(clean);
           expect(result.reason).toBe(clean ? '' : 'reset state not clean');
         },
@@ -321,8 +329,14 @@ describe('attribute hygiene', () => {
     fc.assert(
       fc.property(anyNumber, anyNumber, (a, b) => {
         expectWellFormed(evaluateG2({ ...PASSING_G2, kernelLatencyMs: a, seedGradNormMean: b }), G.SEED_GATE_G2_STABILITY);
-        expectWellFormed(evaluateG3({ alpha: a, alphaTarget: b, outputShapeMatches: true, hostRegistered: true, isolationViolations: 0 }), G.SEED_GATE_G3_INTERFACE);
-        expectWellFormed(evaluateG4({ contribution: a, minContribution: b, isolationViolations: 0, paused: false }), G.SEED_GATE_G4_SYSTEM_IMPACT);
+        expectWellFormed(
+          evaluateG3({ alpha: a, alphaTarget: b, outputShapeMatches: true, hostRegistered: true, isolationViolations: 0 }),
+          G.SEED_GATE_G3_INTERFACE,
+        );
+        expectWellFormed(
+          evaluateG4({ contribution: a, minContribution: b, isolationViolations: 0, paused: false }),
+          G.SEED_GATE_G4_SYSTEM_IMPACT,
+        );
       }),
     );
   });

@@ -59,8 +59,22 @@ describe('checkIsolation', () => {
     ['convex dense at 0.4', dense, 'BP009', () => DEFAULT_BLEND_PLAN, 'blended', 0.4],
     ['convex at alpha 1', dense, 'BP009', () => DEFAULT_BLEND_PLAN, 'blended', 1],
     ['residual dense', dense, 'BP009', () => resolveBlendPlan({ ...op, blendMode: BlendMode.RESIDUAL }, undefined, dense), 'blended', 0.7],
-    ['channel conv', conv, 'BP016', () => resolveBlendPlan(op, create(BlendConfigSchema, { mode: BlendMode.CHANNEL, alphaVec: [0.1, 0.5, 0.9] }), conv), 'blended', 0.8],
-    ['confidence dense', dense, 'BP009', () => resolveBlendPlan(op, create(BlendConfigSchema, { mode: BlendMode.CONFIDENCE, policyLogits: [1, 0] }), dense), 'blended', 0.6],
+    [
+      'channel conv',
+      conv,
+      'BP016',
+      () => resolveBlendPlan(op, create(BlendConfigSchema, { mode: BlendMode.CHANNEL, alphaVec: [0.1, 0.5, 0.9] }), conv),
+      'blended',
+      0.8,
+    ],
+    [
+      'confidence dense',
+      dense,
+      'BP009',
+      () => resolveBlendPlan(op, create(BlendConfigSchema, { mode: BlendMode.CONFIDENCE, policyLogits: [1, 0] }), dense),
+      'blended',
+      0.6,
+    ],
     ['paused', dense, 'BP009', () => DEFAULT_BLEND_PLAN, 'paused', 0.5],
   ];
 
@@ -104,7 +118,12 @@ describe('checkIsolation', () => {
   it('rejects a batch below 1', () => {
     const slot = slotAt(dense, 'BP009', DEFAULT_BLEND_PLAN, 'iso-batch');
     try {
-      expect(isEsperError(caught(() => checkIsolation(slot, seededRng(1), 0)), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+      expect(
+        isEsperError(
+          caught(() => checkIsolation(slot, seededRng(1), 0)),
+          ErrorCode.INVALID_ARGUMENT,
+        ),
+      ).toBe(true);
     } finally {
       slot.dispose();
     }
@@ -184,6 +203,11 @@ describe('IsolationMonitor', () => {
 
   it('rejects an empty seed id', () => {
     const monitor = new IsolationMonitor();
-    expect(isEsperError(caught(() => monitor.recordViolation('', 'leak')), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect(
+      isEsperError(
+        caught(() => monitor.recordViolation('', 'leak')),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
   });
 });

@@ -94,7 +94,9 @@ describe('KernelCache', () => {
   });
 
   it('rejects a bad capacity or TTL, naming the field', () => {
-    expect(() => new KernelCache({ capacity: 0 })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT, details: { field: 'capacity' } }));
+    expect(() => new KernelCache({ capacity: 0 })).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT, details: { field: 'capacity' } }),
+    );
     expect(() => new KernelCache({ capacity: 1.5 })).toThrow(expect.objectContaining({ details: { field: 'capacity' } }));
     expect(() => new KernelCache({ ttlSeconds: 0 })).toThrow(expect.objectContaining({ details: { field: 'ttlSeconds' } }));
     expect(() => new KernelCache({ ttlSeconds: Infinity })).toThrow(expect.objectContaining({ details: { field: 'ttlSeconds' } }));

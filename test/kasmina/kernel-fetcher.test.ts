@@ -213,8 +213,7 @@ describe('KernelFetcher', () => {
 
   it('drops cached bytes that cannot be rebuilt (TEZZERET_ARTIFACT_INVALID)', async () => {
     const garbage: KernelSource = {
-      load: () =>
-        Promise.resolve({ bytes: new Uint8Array([1, 2, 3, 4]), record: { checksum: 'x', guardDigest: 'y', siteKey: SITE_KEY } }),
+      load: () => Promise.resolve({ bytes: new Uint8Array([1, 2, 3, 4]), record: { checksum: 'x', guardDigest: 'y', siteKey: SITE_KEY } }),
     };
     const { fetcher, cache } = harness(garbage);
     const error = await errorOf(fetcher.fetch('BP005', SITE_KEY, 'garbage/a'));
@@ -287,9 +286,14 @@ describe('KernelFetcher', () => {
   it('rejects empty ids and scopes, and bad thresholds, naming the field', async () => {
     const library = await savedLibrary();
     const { fetcher } = harness(library);
-    await expect(fetcher.fetch('', SITE_KEY, 's')).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, details: { field: 'blueprintId' } });
+    await expect(fetcher.fetch('', SITE_KEY, 's')).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+      details: { field: 'blueprintId' },
+    });
     await expect(fetcher.fetch('BP005', SITE_KEY, '')).rejects.toMatchObject({ details: { field: 'scope' } });
     expect(() => harness(library, { latencyBudgetMs: 0 })).toThrow(expect.objectContaining({ details: { field: 'latencyBudgetMs' } }));
-    expect(() => harness(library, { lockContentionWarnMs: Number.NaN })).toThrow(expect.objectContaining({ details: { field: 'lockContentionWarnMs' } }));
+    expect(() => harness(library, { lockContentionWarnMs: Number.NaN })).toThrow(
+      expect.objectContaining({ details: { field: 'lockContentionWarnMs' } }),
+    );
   });
 });

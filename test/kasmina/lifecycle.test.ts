@@ -100,7 +100,14 @@ describe('SeedLifecycle', () => {
 
   it('walks the cull path back to DORMANT', () => {
     const lifecycle = new SeedLifecycle();
-    for (const to of [S.SEED_STAGE_GERMINATED, S.SEED_STAGE_TRAINING, S.SEED_STAGE_CULLED, S.SEED_STAGE_EMBARGOED, S.SEED_STAGE_RESETTING, S.SEED_STAGE_DORMANT]) {
+    for (const to of [
+      S.SEED_STAGE_GERMINATED,
+      S.SEED_STAGE_TRAINING,
+      S.SEED_STAGE_CULLED,
+      S.SEED_STAGE_EMBARGOED,
+      S.SEED_STAGE_RESETTING,
+      S.SEED_STAGE_DORMANT,
+    ]) {
       lifecycle.transition(to, 1);
     }
     expect(lifecycle.stage).toBe(S.SEED_STAGE_DORMANT);
@@ -125,10 +132,25 @@ describe('SeedLifecycle', () => {
 
   it('rejects a negative or fractional step with INVALID_ARGUMENT', () => {
     const lifecycle = new SeedLifecycle();
-    expect(isEsperError(caught(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, -1)), ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    expect(isEsperError(caught(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, 1.5)), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect(
+      isEsperError(
+        caught(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, -1)),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        caught(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, 1.5)),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
     expect(lifecycle.stage).toBe(S.SEED_STAGE_DORMANT);
-    expect(isEsperError(caught(() => new SeedLifecycle({ historyLimit: 0 })), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect(
+      isEsperError(
+        caught(() => new SeedLifecycle({ historyLimit: 0 })),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
   });
 
   it('keeps only the most recent transitions and counts the dropped ones', () => {

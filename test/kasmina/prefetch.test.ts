@@ -191,7 +191,12 @@ describe('PrefetchCoordinator', () => {
     const events = telemetry.events(KasminaEvent.PREFETCH_ERROR);
     expect(events).toHaveLength(1);
     expect(events[0]?.level).toBe(TelemetryLevel.WARNING);
-    expect(events[0]?.attributes).toMatchObject({ seed_id: 'seed-0', blueprint_id: 'BP999', request_id: ticket.requestId, code: 'NOT_FOUND' });
+    expect(events[0]?.attributes).toMatchObject({
+      seed_id: 'seed-0',
+      blueprint_id: 'BP999',
+      request_id: ticket.requestId,
+      code: 'NOT_FOUND',
+    });
     expect(telemetry.packets[0]?.trainingRunId).toBe(RUN);
     expect(coordinator.stats()).toMatchObject({ requested: 1, ready: 0, error: 1, inflight: 0 });
   });
@@ -211,14 +216,24 @@ describe('PrefetchCoordinator', () => {
     const events = telemetry.events(KasminaEvent.PREFETCH_TIMEOUT);
     expect(events).toHaveLength(1);
     expect(events[0]?.level).toBe(TelemetryLevel.CRITICAL);
-    expect(events[0]?.attributes).toMatchObject({ request_id: ticket.requestId, seed_id: 'seed-7', blueprint_id: 'BP005', timeout_ms: '150' });
+    expect(events[0]?.attributes).toMatchObject({
+      request_id: ticket.requestId,
+      seed_id: 'seed-7',
+      blueprint_id: 'BP005',
+      timeout_ms: '150',
+    });
     expect(telemetry.packets[0]?.priority).toBe(MessagePriority.CRITICAL);
     expect(coordinator.stats()).toMatchObject({ requested: 1, timeout: 1, inflight: 0 });
     expect(worker.stats().timedOut).toBe(1);
 
     // Urza answers after all: counted as late and ignored.
     await bus.publish(
-      create(KernelArtifactReadySchema, { requestId: ticket.requestId, blueprintId: 'BP005', trainingRunId: RUN, checksum: compiled.checksum }),
+      create(KernelArtifactReadySchema, {
+        requestId: ticket.requestId,
+        blueprintId: 'BP005',
+        trainingRunId: RUN,
+        checksum: compiled.checksum,
+      }),
     );
     await waitFor(() => coordinator.stats().late === 1, 'the late answer to be counted');
     expect(coordinator.stats()).toMatchObject({ ready: 0, timeout: 1, late: 1 });
@@ -228,7 +243,9 @@ describe('PrefetchCoordinator', () => {
   it('counts an answer to an unknown request id as late', async () => {
     const bus = newBus();
     const { coordinator } = await coordinatorOn(bus);
-    await bus.publish(create(KernelArtifactReadySchema, { requestId: `prefetch-${randomUUID()}`, blueprintId: 'BP005', trainingRunId: RUN }));
+    await bus.publish(
+      create(KernelArtifactReadySchema, { requestId: `prefetch-${randomUUID()}`, blueprintId: 'BP005', trainingRunId: RUN }),
+    );
     await waitFor(() => coordinator.stats().late === 1, 'the unknown answer to be counted');
     expect(coordinator.stats()).toMatchObject({ requested: 0, ready: 0, late: 1 });
   });
@@ -316,7 +333,10 @@ describe('PrefetchCoordinator', () => {
     const { coordinator, worker, telemetry } = await coordinatorOn(bus);
     const ticket = coordinator.request({ seedId: 'seed-0', blueprintId: 'BP005', trainingRunId: RUN });
     await worker.close();
-    await expect(ticket.result).rejects.toMatchObject({ code: ErrorCode.KASMINA_PREFETCH_CANCELLED, details: { reason: 'worker_shutdown' } });
+    await expect(ticket.result).rejects.toMatchObject({
+      code: ErrorCode.KASMINA_PREFETCH_CANCELLED,
+      details: { reason: 'worker_shutdown' },
+    });
     expect(telemetry.events(KasminaEvent.PREFETCH_CANCELED)).toHaveLength(1);
     expect(coordinator.stats()).toMatchObject({ canceled: 1, inflight: 0 });
     // A closed worker refuses new waits; nothing is published or tracked.
@@ -334,7 +354,10 @@ describe('PrefetchCoordinator', () => {
     expect(coordinator.close()).toBe(first);
     await first;
     expect(coordinator.state).toBe('closed');
-    await expect(ticket.result).rejects.toMatchObject({ code: ErrorCode.KASMINA_PREFETCH_CANCELLED, details: { reason: 'coordinator_closed' } });
+    await expect(ticket.result).rejects.toMatchObject({
+      code: ErrorCode.KASMINA_PREFETCH_CANCELLED,
+      details: { reason: 'coordinator_closed' },
+    });
     expect(telemetry.events(KasminaEvent.PREFETCH_CANCELED)).toHaveLength(1);
     expect(() => coordinator.request({ seedId: 'seed-0', blueprintId: 'BP005', trainingRunId: RUN })).toThrow(
       expect.objectContaining({ code: ErrorCode.INVALID_STATE }),
@@ -355,23 +378,19 @@ describe('PrefetchCoordinator', () => {
     );
   });
 
-  it(
-    'resolves a request with KernelArtifactReady over real Redis (separate Kasmina and Urza connections)',
-    async () => {
-      const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-      await admin.connect();
-      cleanups.push(() => admin.quit());
-      const streamPrefix = `esper-test:${randomUUID()}:`;
-      cleanups.push(() => deleteKeysWithPrefix(admin, streamPrefix));
-      const urzaBus = newBus(new RedisStreamStore({ url: REDIS_URL }), streamPrefix);
-      const kasminaBus = newBus(new RedisStreamStore({ url: REDIS_URL }), streamPrefix);
-      await urzaWorker(urzaBus);
-      const { coordinator } = await coordinatorOn(kasminaBus, { consumerGroup: `kasmina-prefetch-${RUN}` });
-      const ticket = coordinator.request({ seedId: 'seed-0', blueprintId: 'BP005', trainingRunId: RUN });
-      const ready = await ticket.result;
-      expect(ready).toMatchObject({ requestId: ticket.requestId, blueprintId: 'BP005', trainingRunId: RUN, checksum: compiled.checksum });
-      expect(coordinator.stats()).toMatchObject({ requested: 1, ready: 1, inflight: 0 });
-    },
-    30_000,
-  );
+  it('resolves a request with KernelArtifactReady over real Redis (separate Kasmina and Urza connections)', async () => {
+    const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await admin.connect();
+    cleanups.push(() => admin.quit());
+    const streamPrefix = `esper-test:${randomUUID()}:`;
+    cleanups.push(() => deleteKeysWithPrefix(admin, streamPrefix));
+    const urzaBus = newBus(new RedisStreamStore({ url: REDIS_URL }), streamPrefix);
+    const kasminaBus = newBus(new RedisStreamStore({ url: REDIS_URL }), streamPrefix);
+    await urzaWorker(urzaBus);
+    const { coordinator } = await coordinatorOn(kasminaBus, { consumerGroup: `kasmina-prefetch-${RUN}` });
+    const ticket = coordinator.request({ seedId: 'seed-0', blueprintId: 'BP005', trainingRunId: RUN });
+    const ready = await ticket.result;
+    expect(ready).toMatchObject({ requestId: ticket.requestId, blueprintId: 'BP005', trainingRunId: RUN, checksum: compiled.checksum });
+    expect(coordinator.stats()).toMatchObject({ requested: 1, ready: 1, inflight: 0 });
+  }, 30_000);
 });

@@ -84,7 +84,11 @@ describe('ParameterRegistry', () => {
     registry.registerHost([host]);
     registry.registerTeacher([teacher]);
     expect(conflictOf(() => registry.registerSeed('seed-1', [host]))).toMatchObject({ seed: 'seed-1', owner: 'host', ownerKind: 'host' });
-    expect(conflictOf(() => registry.registerSeed('seed-1', [teacher]))).toMatchObject({ seed: 'seed-1', owner: 'teacher', ownerKind: 'teacher' });
+    expect(conflictOf(() => registry.registerSeed('seed-1', [teacher]))).toMatchObject({
+      seed: 'seed-1',
+      owner: 'teacher',
+      ownerKind: 'teacher',
+    });
     expect(registry.seedIds()).toEqual([]);
     expect(registry.validateUpdate('seed-1', [teacher])).toBe(false);
   });
@@ -108,7 +112,10 @@ describe('ParameterRegistry', () => {
     // tfjs lets the name be reused once the old variable is disposed.
     const rebuilt = variable('registry-test/by-name');
     expect(registry.ownerOf(rebuilt)).toEqual({ kind: 'seed', seedId: 'seed-1' });
-    expect(conflictOf(() => registry.registerSeed('seed-2', [rebuilt]))).toMatchObject({ variable: 'registry-test/by-name', owner: 'seed-1' });
+    expect(conflictOf(() => registry.registerSeed('seed-2', [rebuilt]))).toMatchObject({
+      variable: 'registry-test/by-name',
+      owner: 'seed-1',
+    });
     // The same seed re-registering a rebuilt variable replaces its stale entry.
     registry.registerSeed('seed-1', [rebuilt]);
     expect(registry.entries).toBe(1);

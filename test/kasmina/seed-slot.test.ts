@@ -35,7 +35,10 @@ function normals(seed: number, shape: number[]): tf.Tensor {
 }
 
 /** A SeedModule stand-in: counts calls, returns whatever `forward` gives. */
-function fakeModule(forward: (x: tf.Tensor) => tf.Tensor, variables: tf.Variable[] = []): SeedModule & { calls: number; disposeCalls: number } {
+function fakeModule(
+  forward: (x: tf.Tensor) => tf.Tensor,
+  variables: tf.Variable[] = [],
+): SeedModule & { calls: number; disposeCalls: number } {
   const module = {
     blueprintId: 'FAKE',
     family: 'zero_control' as const,
@@ -106,7 +109,11 @@ describe('SeedSlot construction', () => {
     const module = fakeModule((x) => tf.slice(x, [0, 0], [1, 4]));
     const error = caught(() => new SeedSlot({ seedId: 's', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN }));
     expect(isEsperError(error, ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ expected: '[1, 8]', actual: '[1, 4]', siteId: 'hidden1' });
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({
+      expected: '[1, 8]',
+      actual: '[1, 4]',
+      siteId: 'hidden1',
+    });
     expect(tf.memory().numTensors).toBe(before);
     expect(module.disposeCalls).toBe(0);
   });
@@ -123,13 +130,35 @@ describe('SeedSlot construction', () => {
     const slot = newSlot('ctor');
     try {
       const wide = create(CommandSeedOperationSchema, { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: 'BP009', siteId: 'x' });
-      const plan = resolveBlendPlan(wide, create(BlendConfigSchema, { mode: BlendMode.CHANNEL, alphaVec: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5] }), {
-        ...site,
-        shape: [16],
-      });
-      expect(isEsperError(caught(() => (slot.plan = plan)), ErrorCode.KASMINA_BLEND_CONFIG_INVALID)).toBe(true);
-      expect(isEsperError(caught(() => (slot.alpha = 1.5)), ErrorCode.INVALID_ARGUMENT)).toBe(true);
-      expect(isEsperError(caught(() => slot.forceAlpha(Number.NaN)), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+      const plan = resolveBlendPlan(
+        wide,
+        create(BlendConfigSchema, {
+          mode: BlendMode.CHANNEL,
+          alphaVec: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+        }),
+        {
+          ...site,
+          shape: [16],
+        },
+      );
+      expect(
+        isEsperError(
+          caught(() => (slot.plan = plan)),
+          ErrorCode.KASMINA_BLEND_CONFIG_INVALID,
+        ),
+      ).toBe(true);
+      expect(
+        isEsperError(
+          caught(() => (slot.alpha = 1.5)),
+          ErrorCode.INVALID_ARGUMENT,
+        ),
+      ).toBe(true);
+      expect(
+        isEsperError(
+          caught(() => slot.forceAlpha(Number.NaN)),
+          ErrorCode.INVALID_ARGUMENT,
+        ),
+      ).toBe(true);
       expect(slot.parameterCount).toBe(slot.module.variables.reduce((n, v) => n + v.size, 0));
       expect(slot.parameterCount).toBeGreaterThan(0);
     } finally {
@@ -211,7 +240,12 @@ describe('SeedSlot on a real host', () => {
     expect(tf.memory().numTensors).toBe(before);
     const x = normals(5, [1, 8]);
     try {
-      expect(isEsperError(caught(() => slot.apply(x, { training: false })), ErrorCode.INVALID_STATE)).toBe(true);
+      expect(
+        isEsperError(
+          caught(() => slot.apply(x, { training: false })),
+          ErrorCode.INVALID_STATE,
+        ),
+      ).toBe(true);
     } finally {
       x.dispose();
     }
@@ -230,7 +264,13 @@ describe('SeedSlot fused (FOSSILIZED)', () => {
     const r = normals(4, [BATCH, 8]);
     const gradThrough = (phase: 'blended' | 'fused'): Float32Array => {
       slot.phase = phase;
-      return tf.tidy(() => Float32Array.from(tf.grad((a: tf.Tensor) => tf.sum(tf.mul(r, slot.apply(a, { training: true }))))(x).dataSync()));
+      return tf.tidy(() =>
+        Float32Array.from(
+          tf
+            .grad((a: tf.Tensor) => tf.sum(tf.mul(r, slot.apply(a, { training: true }))))(x)
+            .dataSync(),
+        ),
+      );
     };
     // CONVEX at alpha 1 while blended: the host path gets no gradient at all.
     expect(Array.from(gradThrough('blended')).every((g) => g === 0)).toBe(true);

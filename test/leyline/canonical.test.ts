@@ -46,7 +46,20 @@ describe('canonical bytes', () => {
     const twice = signedBytesOfEncoding(AdaptationCommandSchema, Uint8Array.from([...bytes, ...security]));
     expect(twice).toEqual({ ok: false, problem: 'security: field 17 occurs more than once' });
     // security { signature, nonce, signature }
-    const innerTwice = Uint8Array.from([0x8a, 0x01, 0x47, 0x0a, 0x20, ...new Uint8Array(32), 0x12, 0x01, 0x6e, 0x0a, 0x20, ...new Uint8Array(32)]);
+    const innerTwice = Uint8Array.from([
+      0x8a,
+      0x01,
+      0x47,
+      0x0a,
+      0x20,
+      ...new Uint8Array(32),
+      0x12,
+      0x01,
+      0x6e,
+      0x0a,
+      0x20,
+      ...new Uint8Array(32),
+    ]);
     expect(signedBytesOfEncoding(AdaptationCommandSchema, innerTwice)).toEqual({
       ok: false,
       problem: 'signature: field 1 occurs more than once',

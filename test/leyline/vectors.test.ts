@@ -100,9 +100,7 @@ function expectSignatureVerifies(vector: LeylineVector): void {
   expect(signer.macMatches(security.keyId, canonical, security.signature)).toBe(true);
   expect(signer.macMatches(security.keyId, canonical, flipBit(security.signature, 31))).toBe(false);
   expect(signer.macMatches(security.keyId, flipBit(canonical, 0), security.signature)).toBe(false);
-  expect(signer.macMatches(security.keyId, flipBit(canonical, canonical.length - 1), security.signature)).toBe(
-    false,
-  );
+  expect(signer.macMatches(security.keyId, flipBit(canonical, canonical.length - 1), security.signature)).toBe(false);
   const otherKey = security.keyId === 'vector-test' ? 'vector-test-next' : 'vector-test';
   expect(signer.macMatches(otherKey, canonical, security.signature)).toBe(false);
 }
@@ -182,9 +180,7 @@ describe('TypeScript-made Leyline vectors', () => {
       .sort();
     expect(committed).toEqual(built.map((v) => `${v.name}.json`).sort());
     for (const vector of built) {
-      expect(readFileSync(join(TYPESCRIPT_VECTORS_DIR, `${vector.name}.json`), 'utf8'), vector.name).toBe(
-        renderVector(vector),
-      );
+      expect(readFileSync(join(TYPESCRIPT_VECTORS_DIR, `${vector.name}.json`), 'utf8'), vector.name).toBe(renderVector(vector));
     }
   });
 
@@ -199,14 +195,11 @@ describe('TypeScript-made Leyline vectors', () => {
     },
   );
 
-  it.each(typescriptVectors.map((v) => [v.name, v] as const))(
-    'encodes %s exactly as Python does',
-    (name, vector) => {
-      const python = pythonByName.get(name);
-      expect(python, `no Python vector named ${name}`).toBeDefined();
-      expect(vector.type).toBe(python?.type);
-      expect(vector.hex).toBe(python?.hex);
-      expect(vector.signature_hex).toBe(python?.signature_hex);
-    },
-  );
+  it.each(typescriptVectors.map((v) => [v.name, v] as const))('encodes %s exactly as Python does', (name, vector) => {
+    const python = pythonByName.get(name);
+    expect(python, `no Python vector named ${name}`).toBeDefined();
+    expect(vector.type).toBe(python?.type);
+    expect(vector.hex).toBe(python?.hex);
+    expect(vector.signature_hex).toBe(python?.signature_hex);
+  });
 });

@@ -149,7 +149,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         it(`delivers a ${family} exactly, with its priority, correlation id, run id and attempt 1`, async () => {
           const { bus } = await setup();
           // Built now, so time-stamped messages (kernel requests) are fresh.
-          const sample = everyFamily(RUN)[index] as (ReturnType<typeof everyFamily>)[number];
+          const sample = everyFamily(RUN)[index] as ReturnType<typeof everyFamily>[number];
           const recorder = new Recorder();
           await subscribe(bus, [sample.type], recorder.handler);
           const correlationId = `corr-${uniqueTag()}`;
@@ -157,8 +157,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
           const receipt = await bus.publish(sample.message, { correlationId, trainingRunId: 'run-explicit' });
           const after = Date.now();
 
-          const expectedStream =
-            sample.defaultPriority >= MessagePriority.HIGH ? LogicalStream.EMERGENCY : familyStream(sample.type);
+          const expectedStream = sample.defaultPriority >= MessagePriority.HIGH ? LogicalStream.EMERGENCY : familyStream(sample.type);
           expect(receipt).toMatchObject({
             status: 'published',
             stream: expectedStream,
@@ -256,9 +255,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         ]);
         expect(bus.metrics()).toMatchObject({ handlerFailures: 1, retriesTotal: 1, handledTotal: 1, deadLetterTotal: 0 });
         await waitFor(async () => (await pendingOf(store, streams.normal, GROUP)) === 0, 'nothing pending');
-        await holdsFor(TEST_TIMINGS.reclaimIdleMs + 2 * TEST_TIMINGS.reclaimIntervalMs, () =>
-          expect(attempts).toHaveLength(2),
-        );
+        await holdsFor(TEST_TIMINGS.reclaimIdleMs + 2 * TEST_TIMINGS.reclaimIntervalMs, () => expect(attempts).toHaveLength(2));
       });
 
       it('dead-letters a message with reason handler_failed after maxAttempts and never hands it out again', async () => {
@@ -292,9 +289,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         });
         expect(eventsOf(telemetry, OonaEvent.DEAD_LETTER)).toHaveLength(1);
         await waitFor(async () => (await pendingOf(store, streams.fieldReports, GROUP)) === 0, 'nothing pending');
-        await holdsFor(TEST_TIMINGS.reclaimIdleMs + 2 * TEST_TIMINGS.reclaimIntervalMs, () =>
-          expect(attempts).toHaveLength(3),
-        );
+        await holdsFor(TEST_TIMINGS.reclaimIdleMs + 2 * TEST_TIMINGS.reclaimIntervalMs, () => expect(attempts).toHaveLength(3));
       });
 
       it('acknowledges only after success: a consumer stopped mid-handling leaves the entry pending, another reclaims and handles it, and nothing is handled after the ack', async () => {
@@ -350,9 +345,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
           order.push(d.message as TelemetryPacket);
           if (d.priority !== MessagePriority.CRITICAL) await new Promise((resolve) => setTimeout(resolve, 3));
         });
-        const flood = await Promise.all(
-          Array.from({ length: 500 }, (_, i) => bus.publish(telemetryPacket(RUN, { tag: `flood-${i}` }))),
-        );
+        const flood = await Promise.all(Array.from({ length: 500 }, (_, i) => bus.publish(telemetryPacket(RUN, { tag: `flood-${i}` }))));
         expect(flood.every((r) => r.status === 'published' && r.stream === LogicalStream.TELEMETRY)).toBe(true);
         const critical = telemetryPacket(RUN, { tag: 'critical', level: TelemetryLevel.CRITICAL });
         expect(critical.priority).toBe(MessagePriority.CRITICAL);
@@ -568,11 +561,16 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         const { bus, peer } = await setup();
         const responder = peer();
         const seen: Delivery[] = [];
-        await subscribe(responder, [BusMessageType.KERNEL_PREFETCH_REQUEST], async (d) => {
-          seen.push(d);
-          const request = d.message as KernelPrefetchRequest;
-          await responder.reply(d, kernelArtifactReady(request.trainingRunId, request.requestId));
-        }, { group: 'urza' });
+        await subscribe(
+          responder,
+          [BusMessageType.KERNEL_PREFETCH_REQUEST],
+          async (d) => {
+            seen.push(d);
+            const request = d.message as KernelPrefetchRequest;
+            await responder.reply(d, kernelArtifactReady(request.trainingRunId, request.requestId));
+          },
+          { group: 'urza' },
+        );
         const request = kernelPrefetchRequest('run-rr');
         const reply = await bus.request(request, { replyType: BusMessageType.KERNEL_PREFETCH_READY, timeoutMs: 5_000 });
         expect(seen).toHaveLength(1);
@@ -624,7 +622,10 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         blocked.open();
         await blocking.stop();
         await subscribe(bus, [BusMessageType.FIELD_REPORT], recorder.handler);
-        await waitFor(() => recorder.deliveries.some((d) => (d.message as FieldReport).reportId === 'fr-after'), 'the undelivered entry to be handled after trimming');
+        await waitFor(
+          () => recorder.deliveries.some((d) => (d.message as FieldReport).reportId === 'fr-after'),
+          'the undelivered entry to be handled after trimming',
+        );
         await waitFor(async () => (await pendingOf(store, streams.fieldReports, GROUP)) === 0, 'nothing pending');
         await waitFor(() => Date.now() > lastAt + 5, 'the retention window to pass');
         const again = await bus.housekeeping();

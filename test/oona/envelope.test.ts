@@ -87,7 +87,11 @@ describe('bus entries', () => {
     ['unknown key', (f: Record<string, Uint8Array>) => (f[EntryField.KEY_ID] = new TextEncoder().encode('rogue')), 'unknown_key'],
     ['non-UTF-8 key id', (f: Record<string, Uint8Array>) => (f[EntryField.KEY_ID] = Uint8Array.of(0xff, 0xfe)), 'unknown_key'],
     ['flipped signature bit', (f: Record<string, Uint8Array>) => (f[EntryField.SIGNATURE]![0]! ^= 1), 'bad_signature'],
-    ['short signature', (f: Record<string, Uint8Array>) => (f[EntryField.SIGNATURE] = f[EntryField.SIGNATURE]!.slice(0, 16)), 'bad_signature'],
+    [
+      'short signature',
+      (f: Record<string, Uint8Array>) => (f[EntryField.SIGNATURE] = f[EntryField.SIGNATURE]!.slice(0, 16)),
+      'bad_signature',
+    ],
     ['tampered envelope', (f: Record<string, Uint8Array>) => (f[EntryField.ENVELOPE]![3]! ^= 1), 'bad_signature'],
   ])('rejects an entry with a %s', (_name, tamper, reason) => {
     const fields: Record<string, Uint8Array> = {};

@@ -2,11 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError, MemoryTelemetrySink, systemClock } from '../../src/core/index.js';
 import { KeyRing } from '../../src/security/index.js';
 import { MemoryStreamStore } from '../../src/oona/memory-stream-store.js';
-import {
-  resolveStreamBusOptions,
-  STREAM_BUS_DEFAULTS,
-  type StreamBusOptions,
-} from '../../src/oona/options.js';
+import { resolveStreamBusOptions, STREAM_BUS_DEFAULTS, type StreamBusOptions } from '../../src/oona/options.js';
 import { DEFAULT_STREAM_NAMES } from '../../src/oona/streams.js';
 
 const base = (): StreamBusOptions => ({
@@ -63,11 +59,9 @@ describe('resolveStreamBusOptions', () => {
   });
 
   it('rejects two logical streams sharing one physical name, and unknown stream keys', () => {
-    expect(fieldOf(() => resolveStreamBusOptions({ ...base(), streamNames: { deadLetter: 'oona.normal' } }))).toMatch(
-      /^streamNames\./,
+    expect(fieldOf(() => resolveStreamBusOptions({ ...base(), streamNames: { deadLetter: 'oona.normal' } }))).toMatch(/^streamNames\./);
+    expect(fieldOf(() => resolveStreamBusOptions({ ...base(), streamNames: { bogus: 'x' } as Record<string, string> }))).toBe(
+      'streamNames.bogus',
     );
-    expect(
-      fieldOf(() => resolveStreamBusOptions({ ...base(), streamNames: { bogus: 'x' } as Record<string, string> })),
-    ).toBe('streamNames.bogus');
   });
 });

@@ -62,7 +62,10 @@ afterEach(async () => {
 });
 
 /** A bus on its own store (its own connections), as a separate process would have. */
-function openBus(streamPrefix: string, overrides: Partial<StreamBusOptions> = {}): { bus: StreamBus; telemetry: MemoryTelemetrySink; store: RedisStreamStore } {
+function openBus(
+  streamPrefix: string,
+  overrides: Partial<StreamBusOptions> = {},
+): { bus: StreamBus; telemetry: MemoryTelemetrySink; store: RedisStreamStore } {
   const telemetry = new MemoryTelemetrySink();
   const store = new RedisStreamStore({ url: server.url });
   const bus = new StreamBus({ store, streamPrefix, keyRing: testKeyRing(), telemetry, ...TEST_TIMINGS, ...overrides });
@@ -115,16 +118,15 @@ describe.sequential('StreamBus on a private redis-server (faults)', { timeout: 4
     const handled = new Map<string, number>();
     const ackedAt = new Map<string, number>();
     const afterAck: string[] = [];
-    await bus
-      .subscribe({
-        group: GROUP,
-        consumer: 'rescuer',
-        types: [BusMessageType.FIELD_REPORT],
-        handler: (d: Delivery) => {
-          if (ackedAt.has(d.messageId)) afterAck.push(d.messageId);
-          handled.set(d.messageId, (handled.get(d.messageId) ?? 0) + 1);
-        },
-      }).ready;
+    await bus.subscribe({
+      group: GROUP,
+      consumer: 'rescuer',
+      types: [BusMessageType.FIELD_REPORT],
+      handler: (d: Delivery) => {
+        if (ackedAt.has(d.messageId)) afterAck.push(d.messageId);
+        handled.set(d.messageId, (handled.get(d.messageId) ?? 0) + 1);
+      },
+    }).ready;
     const after: PublishReceipt[] = [];
     for (let i = 0; i < 3; i += 1) after.push(await bus.publish(fieldReport(RUN)));
     const all = [...before, ...after].map((r) => r.messageId);

@@ -13,14 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError } from '../../src/core/errors.js';
 import { RedisStreamStore, resolveRedisStreamStoreOptions } from '../../src/oona/redis-stream-store.js';
 import type { StreamStore } from '../../src/oona/stream-store.js';
-import {
-  body,
-  bodyOf,
-  describeStreamStoreConformance,
-  pollUntil,
-  rejectionOf,
-  uniquePrefix,
-} from './stream-store.conformance.js';
+import { body, bodyOf, describeStreamStoreConformance, pollUntil, rejectionOf, uniquePrefix } from './stream-store.conformance.js';
 
 const REDIS_URL = process.env.ESPER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -180,9 +173,7 @@ describe('RedisStreamStore', () => {
 
   it('maps a refused connection to OONA_STORE_UNAVAILABLE and records the error', async () => {
     const port = await closedPort();
-    const store = track(
-      new RedisStreamStore({ url: `redis://127.0.0.1:${port}`, maxRetriesPerRequest: 1, reconnectMaxDelayMs: 100 }),
-    );
+    const store = track(new RedisStreamStore({ url: `redis://127.0.0.1:${port}`, maxRetriesPerRequest: 1, reconnectMaxDelayMs: 100 }));
     const error = await rejectionOf(store.add('s', body('x')));
     expect(isEsperError(error, ErrorCode.OONA_STORE_UNAVAILABLE)).toBe(true);
     const blocked = await rejectionOf(store.readGroup('g', 'c', ['s'], { count: 1, blockMs: 10_000 }));
@@ -271,11 +262,9 @@ function hasRedisServer(): boolean {
 }
 
 async function startRedisServer(port: number, dir: string): Promise<ChildProcess> {
-  const server = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--save', '', '--dir', dir],
-    { stdio: 'ignore' },
-  );
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--save', '', '--dir', dir], {
+    stdio: 'ignore',
+  });
   const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {

@@ -2,14 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  buildTelemetryPacket,
-  ErrorCode,
-  EsperError,
-  FakeClock,
-  isEsperError,
-  MemoryTelemetrySink,
-} from '../../src/core/index.js';
+import { buildTelemetryPacket, ErrorCode, EsperError, FakeClock, isEsperError, MemoryTelemetrySink } from '../../src/core/index.js';
 import {
   AdaptationCommandSchema,
   BusMessageType,
@@ -28,14 +21,7 @@ import {
 } from '../../src/leyline/index.js';
 import { HmacSigner, KeyRing } from '../../src/security/index.js';
 import type { Delivery, SubscribeOptions, Subscription } from '../../src/oona/bus.js';
-import {
-  buildEnvelope,
-  EntryField,
-  encodeBusMessage,
-  openEntry,
-  readDeadLetter,
-  sealEnvelope,
-} from '../../src/oona/envelope.js';
+import { buildEnvelope, EntryField, encodeBusMessage, openEntry, readDeadLetter, sealEnvelope } from '../../src/oona/envelope.js';
 import { MemoryStreamStore } from '../../src/oona/memory-stream-store.js';
 import { OonaMetric } from '../../src/oona/names.js';
 import type { StreamBusOptions } from '../../src/oona/options.js';
@@ -135,7 +121,13 @@ function fieldReport(id: string = randomUUID()) {
 }
 
 function emergencySignal() {
-  return create(EmergencySignalSchema, { version: 1, level: EmergencyLevel.ELEVATED, reason: 'test', origin: 'test', trainingRunId: 'run-1' });
+  return create(EmergencySignalSchema, {
+    version: 1,
+    level: EmergencyLevel.ELEVATED,
+    reason: 'test',
+    origin: 'test',
+    trainingRunId: 'run-1',
+  });
 }
 
 /** A prefetch request issued at `issuedAtMs` (now by default; `null` leaves issued_at unset). */
@@ -337,7 +329,11 @@ describe('StreamBus back-pressure', () => {
     await store.ensureGroup(names.normal, 'slow', '$');
     for (let i = 0; i < 4; i += 1) await bus.publish(command());
     const read = await store.readGroup('fast', 'f', [names.normal], { count: 10, blockMs: 0 });
-    await store.ack(names.normal, 'fast', read.map((e) => e.id));
+    await store.ack(
+      names.normal,
+      'fast',
+      read.map((e) => e.id),
+    );
     await store.readGroup('slow', 's', [names.normal], { count: 1, blockMs: 0 });
     await bus.publish(command());
     // slow: 1 pending + 3 undelivered before the last publish, counted in after it.
@@ -812,8 +808,7 @@ describe('StreamBus request/reply', () => {
     expect((reply.message as KernelArtifactReady).requestId).toBe('req-1');
     expect(reply.trainingRunId).toBe('run-1');
     expect(reply.correlationId).not.toBe('');
-    const replyGroups = async () =>
-      (await store.groups(names.kernelReady)).filter((g) => g.name.startsWith('reply-')).length;
+    const replyGroups = async () => (await store.groups(names.kernelReady)).filter((g) => g.name.startsWith('reply-')).length;
     expect(await replyGroups()).toBe(1);
     await requester.close();
     expect(await replyGroups()).toBe(0);
@@ -845,9 +840,7 @@ describe('StreamBus request/reply', () => {
     });
     await sub.ready;
     const replies = await Promise.all(
-      ['x', 'y', 'z'].map((id) =>
-        bus.request(kernelRequest(id), { replyType: BusMessageType.KERNEL_PREFETCH_READY, timeoutMs: 5_000 }),
-      ),
+      ['x', 'y', 'z'].map((id) => bus.request(kernelRequest(id), { replyType: BusMessageType.KERNEL_PREFETCH_READY, timeoutMs: 5_000 })),
     );
     expect(replies.map((r) => (r.message as KernelArtifactReady).requestId)).toEqual(['x', 'y', 'z']);
   });
@@ -876,7 +869,11 @@ describe('StreamBus housekeeping', () => {
     await store.ack(names.normal, 'slow', [read[1]!.id]);
     expect((await bus.housekeeping()).normal).toBe(0);
     const rest = await store.readGroup('slow', 's', [names.normal], { count: 10, blockMs: 0 });
-    await store.ack(names.normal, 'slow', rest.map((e) => e.id));
+    await store.ack(
+      names.normal,
+      'slow',
+      rest.map((e) => e.id),
+    );
     expect((await bus.housekeeping()).normal).toBe(4);
   });
 

@@ -121,7 +121,11 @@ export function describeStreamStoreConformance(name: string, target: StreamStore
       it('assigns strictly increasing <ms>-<seq> ids, also for adds within one millisecond', async () => {
         const store = await open();
         const stream = key('ids');
-        const ids = await addAll(store, stream, Array.from({ length: 50 }, (_, i) => `m${i}`));
+        const ids = await addAll(
+          store,
+          stream,
+          Array.from({ length: 50 }, (_, i) => `m${i}`),
+        );
         for (const id of ids) expect(id).toMatch(/^\d+-\d+$/);
         for (let i = 1; i < ids.length; i += 1) {
           expect(compareEntryIds(ids[i - 1] as string, ids[i] as string)).toBeLessThan(0);
@@ -254,9 +258,7 @@ export function describeStreamStoreConformance(name: string, target: StreamStore
         await store.add(stream, body('kept'));
         const controller = new AbortController();
         controller.abort();
-        expect(await store.readGroup('g', 'c', [stream], { count: 1, blockMs: 1_000, signal: controller.signal })).toEqual(
-          [],
-        );
+        expect(await store.readGroup('g', 'c', [stream], { count: 1, blockMs: 1_000, signal: controller.signal })).toEqual([]);
         expect((await groupInfo(store, stream, 'g')).pending).toBe(0);
         const entries = await store.readGroup('g', 'c', [stream], { count: 1, blockMs: 0 });
         expect(entries.map(bodyOf)).toEqual(['kept']);
@@ -307,9 +309,7 @@ export function describeStreamStoreConformance(name: string, target: StreamStore
         const stream = key('s');
         expect(await store.groups(stream)).toEqual([]);
         await store.ensureGroup(stream, 'g', '0');
-        expect(await store.groups(stream)).toEqual([
-          { name: 'g', pending: 0, lag: 0, lastDeliveredId: '0-0', oldestPendingId: undefined },
-        ]);
+        expect(await store.groups(stream)).toEqual([{ name: 'g', pending: 0, lag: 0, lastDeliveredId: '0-0', oldestPendingId: undefined }]);
         const ids = await addAll(store, stream, ['1', '2', '3', '4', '5']);
         expect(await groupInfo(store, stream, 'g')).toEqual({
           name: 'g',
@@ -405,9 +405,7 @@ export function describeStreamStoreConformance(name: string, target: StreamStore
           return entries.length > 0 ? entries : undefined;
         }, 'the entry to become claimable');
         expect(performance.now() - readAt).toBeGreaterThanOrEqual(48);
-        expect(claimed.map((entry) => [entry.stream, entry.id, bodyOf(entry), entry.deliveryCount])).toEqual([
-          [stream, id, 'work', 2],
-        ]);
+        expect(claimed.map((entry) => [entry.stream, entry.id, bodyOf(entry), entry.deliveryCount])).toEqual([[stream, id, 'work', 2]]);
         // Claiming reset the idle time, so a long threshold finds nothing.
         expect(await store.autoClaim(stream, 'g', 'other', 60_000, 10)).toEqual([]);
 

@@ -2,13 +2,7 @@ import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  ErrorCode,
-  FakeClock,
-  isEsperError,
-  MemoryTelemetrySink,
-  type Clock,
-} from '../../src/core/index.js';
+import { ErrorCode, FakeClock, isEsperError, MemoryTelemetrySink, type Clock } from '../../src/core/index.js';
 import {
   AdaptationCommandSchema,
   canonicalBytes,
@@ -119,10 +113,7 @@ describe('CommandVerifier', () => {
 
     it('reports unknown_key_id for a key outside the ring, ahead of the signature check', () => {
       const { verifier, clock } = harness();
-      const stranger = new HmacSigner(
-        new KeyRing([{ keyId: 'k-stranger', secret: Buffer.from('stranger-secret-0123456') }]),
-        { clock },
-      );
+      const stranger = new HmacSigner(new KeyRing([{ keyId: 'k-stranger', secret: Buffer.from('stranger-secret-0123456') }]), { clock });
       const command = stranger.sign(AdaptationCommandSchema, seedCommand());
       expect(rejectedWith(verifier.verify(command))).toBe(RejectionReason.UNKNOWN_KEY_ID);
 
@@ -139,16 +130,13 @@ describe('CommandVerifier', () => {
       expect(rejectedWith(verifier.verify(command))).toBe(RejectionReason.MISSING_SIGNATURE);
     });
 
-    it.each([1, 31, 33, 64, 1 << 20])(
-      'reports malformed_signature for a %i-byte signature',
-      (length) => {
-        const { verifier, signer } = harness();
-        const command = signer.sign(AdaptationCommandSchema, seedCommand());
-        command.security!.signature = new Uint8Array(length).fill(7);
-        const result = verifier.verify(command);
-        expect(rejectedWith(result)).toBe(RejectionReason.MALFORMED_SIGNATURE);
-      },
-    );
+    it.each([1, 31, 33, 64, 1 << 20])('reports malformed_signature for a %i-byte signature', (length) => {
+      const { verifier, signer } = harness();
+      const command = signer.sign(AdaptationCommandSchema, seedCommand());
+      command.security!.signature = new Uint8Array(length).fill(7);
+      const result = verifier.verify(command);
+      expect(rejectedWith(result)).toBe(RejectionReason.MALFORMED_SIGNATURE);
+    });
 
     it('reports invalid_signature for a tampered command, ahead of its missing nonce', () => {
       const { verifier, signer } = harness();
@@ -168,9 +156,7 @@ describe('CommandVerifier', () => {
       const { verifier, signer } = harness();
       const command = signer.sign(AdaptationCommandSchema, seedCommand());
       command.security!.issuedAt = undefined;
-      expect(rejectedWith(verifier.verify(resign(signer, command)))).toBe(
-        RejectionReason.MISSING_TIMESTAMP,
-      );
+      expect(rejectedWith(verifier.verify(resign(signer, command)))).toBe(RejectionReason.MISSING_TIMESTAMP);
     });
 
     it('reports stale_command past the 60 s default window, and accepts at its edge', () => {
@@ -327,9 +313,7 @@ describe('CommandVerifier', () => {
       const command = signer.sign(AdaptationCommandSchema, seedCommand());
       const bytes = toBinary(AdaptationCommandSchema, command);
       const security = toBinary(AdaptationCommandSchema, create(AdaptationCommandSchema, { security: command.security }));
-      expect(rejectedWith(verifier.verifyEncoded(Uint8Array.from([...bytes, ...security])))).toBe(
-        RejectionReason.NON_CANONICAL_ENCODING,
-      );
+      expect(rejectedWith(verifier.verifyEncoded(Uint8Array.from([...bytes, ...security])))).toBe(RejectionReason.NON_CANONICAL_ENCODING);
     });
 
     it('rejects every single-bit flip of a signed command (property)', () => {
@@ -435,11 +419,7 @@ describe('CommandVerifier', () => {
       const accepted = signer.sign(AdaptationCommandSchema, seedCommand());
       verifier.verify(accepted);
       verifier.verify(accepted);
-      expect(sink.packets.map((p) => p.events[0]?.attributes['reason'])).toEqual([
-        'missing_security',
-        'decode_failed',
-        'nonce_replayed',
-      ]);
+      expect(sink.packets.map((p) => p.events[0]?.attributes['reason'])).toEqual(['missing_security', 'decode_failed', 'nonce_replayed']);
       for (const packet of sink.packets) {
         expect(packet.priority).toBe(MessagePriority.CRITICAL);
         expect(packet.events[0]?.level).toBe(TelemetryLevel.CRITICAL);
@@ -468,9 +448,7 @@ describe('CommandVerifier', () => {
         nonce_replayed: 1,
         invalid_signature: 0,
       });
-      expect(Object.keys(snapshot.rejectionsByReason).sort()).toEqual(
-        Object.values(RejectionReason).sort(),
-      );
+      expect(Object.keys(snapshot.rejectionsByReason).sort()).toEqual(Object.values(RejectionReason).sort());
     });
 
     it('reports verification latency over a bounded window', () => {
@@ -517,18 +495,12 @@ describe('CommandVerifier', () => {
       verifier.verify(seedCommand());
       const metrics = verifier.metrics();
       const find = (name: string, attributes?: Record<string, string>) =>
-        metrics.find(
-          (m) =>
-            m.name === name &&
-            JSON.stringify(m.attributes ?? {}) === JSON.stringify(attributes ?? {}),
-        );
+        metrics.find((m) => m.name === name && JSON.stringify(m.attributes ?? {}) === JSON.stringify(attributes ?? {}));
       expect(find('tamiyo.command_verifier.accepted_total')?.value).toBe(1);
-      expect(
-        find('tamiyo.command_verifier.rejections_total', { reason: 'missing_security' })?.value,
-      ).toBe(1);
-      expect(
-        metrics.filter((m) => m.name === 'tamiyo.command_verifier.rejections_total'),
-      ).toHaveLength(Object.values(RejectionReason).length);
+      expect(find('tamiyo.command_verifier.rejections_total', { reason: 'missing_security' })?.value).toBe(1);
+      expect(metrics.filter((m) => m.name === 'tamiyo.command_verifier.rejections_total')).toHaveLength(
+        Object.values(RejectionReason).length,
+      );
       expect(find('tamiyo.command_verifier.validation_latency_ms', { stat: 'p95' })?.unit).toBe('ms');
       expect(find('tamiyo.nonce_ledger.size')?.value).toBe(1);
       expect(find('tamiyo.nonce_ledger.evictions_total')?.value).toBe(0);

@@ -55,9 +55,7 @@ describe('KeyRing', () => {
   });
 
   it('accepts a secret of exactly the minimum length', () => {
-    expect(new KeyRing([{ keyId: 'k1', secret: new Uint8Array(MIN_SECRET_BYTES) }]).keyIds).toEqual([
-      'k1',
-    ]);
+    expect(new KeyRing([{ keyId: 'k1', secret: new Uint8Array(MIN_SECRET_BYTES) }]).keyIds).toEqual(['k1']);
   });
 
   describe('parse', () => {
@@ -70,9 +68,12 @@ describe('KeyRing', () => {
     });
 
     it.each(['nocolon', `:${SECRET_A}`, 'k1:', ''])('refuses %j', (spec) => {
-      expect(isEsperError(keyRingError(() => KeyRing.parse(spec)), ErrorCode.KEY_RING_INVALID)).toBe(
-        true,
-      );
+      expect(
+        isEsperError(
+          keyRingError(() => KeyRing.parse(spec)),
+          ErrorCode.KEY_RING_INVALID,
+        ),
+      ).toBe(true);
     });
   });
 
@@ -99,9 +100,12 @@ describe('KeyRing', () => {
       ['empty values only', { leylineKeys: '', leylineSecret: '' }],
       ['a short secret', { leylineSecret: 'short' }],
     ])('refuses %s', (_label, security) => {
-      expect(isEsperError(keyRingError(() => KeyRing.fromSettings(security)), ErrorCode.KEY_RING_INVALID)).toBe(
-        true,
-      );
+      expect(
+        isEsperError(
+          keyRingError(() => KeyRing.fromSettings(security)),
+          ErrorCode.KEY_RING_INVALID,
+        ),
+      ).toBe(true);
     });
   });
 

@@ -4,20 +4,10 @@ import fc from 'fast-check';
 import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, FakeClock, isEsperError } from '../../src/core/index.js';
-import {
-  AdaptationCommandSchema,
-  BSDSSchema,
-  canonicalBytes,
-  CommandType,
-  PolicyUpdateSchema,
-} from '../../src/leyline/index.js';
+import { AdaptationCommandSchema, BSDSSchema, canonicalBytes, CommandType, PolicyUpdateSchema } from '../../src/leyline/index.js';
 import { KeyRing } from '../../src/security/key-ring.js';
 import { arbitraryMessage } from '../support/arbitrary-message.js';
-import {
-  DEFAULT_FRESHNESS_WINDOW_MS,
-  HmacSigner,
-  SIGNATURE_BYTES,
-} from '../../src/security/signer.js';
+import { DEFAULT_FRESHNESS_WINDOW_MS, HmacSigner, SIGNATURE_BYTES } from '../../src/security/signer.js';
 
 const SECRET_NEW = Buffer.from('new-secret-0123456789abcdef', 'utf8');
 const SECRET_OLD = Buffer.from('old-secret-0123456789abcdef', 'utf8');
@@ -43,9 +33,7 @@ function command() {
 function expectedMac(secret: Uint8Array, signed: ReturnType<typeof command>): Uint8Array {
   const unsigned = clone(AdaptationCommandSchema, signed);
   unsigned.security!.signature = new Uint8Array(0);
-  return new Uint8Array(
-    createHmac('sha256', secret).update(toBinary(AdaptationCommandSchema, unsigned)).digest(),
-  );
+  return new Uint8Array(createHmac('sha256', secret).update(toBinary(AdaptationCommandSchema, unsigned)).digest());
 }
 
 describe('HmacSigner', () => {
@@ -107,10 +95,7 @@ describe('HmacSigner', () => {
 
   it('signs policy updates over their canonical bytes', () => {
     const signer = new HmacSigner(ring(), { clock: new FakeClock() });
-    const update = signer.sign(
-      PolicyUpdateSchema,
-      create(PolicyUpdateSchema, { policyId: 'p-1', payload: Uint8Array.of(1, 2, 3) }),
-    );
+    const update = signer.sign(PolicyUpdateSchema, create(PolicyUpdateSchema, { policyId: 'p-1', payload: Uint8Array.of(1, 2, 3) }));
     const bytes = canonicalBytes(PolicyUpdateSchema, update);
     expect(signer.macMatches('k-new', bytes, update.security!.signature)).toBe(true);
   });

@@ -71,7 +71,11 @@ function valueArbitrary(field: DescField, options: Required<ArbitraryMessageOpti
   }
 }
 
-function arbitraryInit(desc: DescMessage, options: Required<ArbitraryMessageOptions>, depth: number): fc.Arbitrary<Record<string, unknown>> {
+function arbitraryInit(
+  desc: DescMessage,
+  options: Required<ArbitraryMessageOptions>,
+  depth: number,
+): fc.Arbitrary<Record<string, unknown>> {
   if (depth > options.maxDepth) return fc.constant({});
   const parts: Record<string, fc.Arbitrary<unknown>> = {};
   for (const field of desc.fields) {

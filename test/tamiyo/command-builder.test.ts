@@ -142,7 +142,12 @@ describe('CommandBuilder', () => {
     expect(command.issuedAt && timestampMs(command.issuedAt)).toBe(clock.wallMs());
     expect(command.payload.case).toBe('seedOperation');
     const op = command.payload.case === 'seedOperation' ? command.payload.value : undefined;
-    expect(op).toMatchObject({ operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: 'BP005', siteId: 's2', blendMode: BlendMode.RESIDUAL });
+    expect(op).toMatchObject({
+      operation: SeedOperation.SEED_OP_GERMINATE,
+      blueprintId: 'BP005',
+      siteId: 's2',
+      blendMode: BlendMode.RESIDUAL,
+    });
     expect(op?.blendAlpha).toBeUndefined();
 
     const metadata = readDecisionMetadata(command);
@@ -226,7 +231,10 @@ describe('CommandBuilder', () => {
     const command = built(builder.build(p, verdict(p)));
     expect(command.commandType).toBe(CommandType.COMMAND_SEED);
     expect(command.targetSeedId).toBe('s2#1');
-    expect(command.payload).toMatchObject({ case: 'seedOperation', value: { operation: SeedOperation.SEED_OP_CULL, blueprintId: '', siteId: '' } });
+    expect(command.payload).toMatchObject({
+      case: 'seedOperation',
+      value: { operation: SeedOperation.SEED_OP_CULL, blueprintId: '', siteId: '' },
+    });
     expect(command.metadata?.blend).toBeUndefined();
     expect(command.metadata?.selection).toMatchObject({ seedId: 's2#1', blueprintId: 'BP005' });
     expect(verifier.verify(command).ok).toBe(true);
@@ -262,7 +270,12 @@ describe('CommandBuilder', () => {
     expect(bare.payload.case === 'optimizerAdjustment' && bare.payload.value.learningRate).toBeUndefined();
 
     const bad = proposal({ kind: DecisionKind.OPTIMIZER }, { learningRate: Number.NaN });
-    expect(isEsperError(thrown(() => builder.build(bad, verdict(bad))), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect(
+      isEsperError(
+        thrown(() => builder.build(bad, verdict(bad))),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
   });
 
   it('builds CIRCUIT_BREAKER commands for breaker_open and breaker_close', () => {

@@ -67,7 +67,10 @@ class ScriptedPolicy implements TamiyoPolicy {
   readonly name = 'scripted';
   readonly version = 'scripted-1';
   calls = 0;
-  constructor(private readonly script: (context: PolicyContext, call: number) => PolicyProposal['decision'], private readonly delayMs: (call: number) => number = () => 0) {}
+  constructor(
+    private readonly script: (context: PolicyContext, call: number) => PolicyProposal['decision'],
+    private readonly delayMs: (call: number) => number = () => 0,
+  ) {}
   propose(context: PolicyContext): PolicyProposal {
     this.calls += 1;
     const until = performance.now() + this.delayMs(this.calls);
@@ -88,7 +91,13 @@ interface Loop {
 
 async function loop(policy: TamiyoPolicy, candidates: readonly BlueprintCandidate[] = [], stepBudgetMs = 1_000): Promise<Loop> {
   hostCount += 1;
-  const host = mlpHost({ inputShape: dataset.inputShape, hidden: [16, 16], numClasses: dataset.numClasses, seed: 1, hostId: `loop${hostCount}` });
+  const host = mlpHost({
+    inputShape: dataset.inputShape,
+    hidden: [16, 16],
+    numClasses: dataset.numClasses,
+    seed: 1,
+    hostId: `loop${hostCount}`,
+  });
   cleanups.push(() => host.dispose());
   const h = await kasminaHarness({ host, trainingRunId: RUN, blueprints: ['BP001'] });
   cleanups.push(() => h.close());
@@ -98,7 +107,11 @@ async function loop(policy: TamiyoPolicy, candidates: readonly BlueprintCandidat
     host: host.descriptor,
     candidates,
     risk: new RiskEngine(),
-    commands: new CommandBuilder({ trainingRunId: RUN, signer: h.signer, guard: new DependencyGuard({ subsystem: 'tamiyo', sink: tamiyoTelemetry, trainingRunId: RUN }) }),
+    commands: new CommandBuilder({
+      trainingRunId: RUN,
+      signer: h.signer,
+      guard: new DependencyGuard({ subsystem: 'tamiyo', sink: tamiyoTelemetry, trainingRunId: RUN }),
+    }),
     telemetry: tamiyoTelemetry,
     trainingRunId: RUN,
     stepBudgetMs,
@@ -145,7 +158,10 @@ const candidate = (blueprintId: string, bsdsBand?: HazardBand): BlueprintCandida
 
 describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
   it('makes one controller call per step plus one per epoch, and a slow inference (150 ms against 50) becomes a PAUSE (TIMEOUT_INFERENCE, HIGH) without stalling training', async () => {
-    const policy = new ScriptedPolicy(() => ({ kind: DecisionKind.WAIT }), (call) => (call === 7 ? 150 : 0));
+    const policy = new ScriptedPolicy(
+      () => ({ kind: DecisionKind.WAIT }),
+      (call) => (call === 7 ? 150 : 0),
+    );
     const { tamiyo, tamiyoTelemetry, applied } = await loop(policy, [], 50);
     const stepsPerEpoch = Math.ceil(dataset.train.size / 32);
     expect(policy.calls).toBe(2 * stepsPerEpoch + 2);
@@ -166,17 +182,27 @@ describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
     });
     // BP043 is HIGH_RISK (quarantine only); BP001 carries a CRITICAL hazard sheet here.
     const blocked = await loop(policy, [candidate('BP043'), candidate('BP001', HazardBand.CRITICAL)]);
-    const germinations = blocked.applied.filter((c) => c.payload.case === 'seedOperation' && c.payload.value.operation === SeedOperation.SEED_OP_GERMINATE);
+    const germinations = blocked.applied.filter(
+      (c) => c.payload.case === 'seedOperation' && c.payload.value.operation === SeedOperation.SEED_OP_GERMINATE,
+    );
     expect(germinations).toEqual([]);
     expect(blocked.h.kasmina.exportSeedStates()).toEqual([]);
     expect(blocked.tamiyoTelemetry.events('bp_quarantine').length).toBeGreaterThan(0);
 
-    const critical = new ScriptedPolicy((context) => (context.epochBoundary ? { kind: DecisionKind.GERMINATE, blueprintId: 'BP001', siteId: 'hidden1', seedId: 'c1' } : { kind: DecisionKind.WAIT }));
+    const critical = new ScriptedPolicy((context) =>
+      context.epochBoundary
+        ? { kind: DecisionKind.GERMINATE, blueprintId: 'BP001', siteId: 'hidden1', seedId: 'c1' }
+        : { kind: DecisionKind.WAIT },
+    );
     const hazard = await loop(critical, [candidate('BP001', HazardBand.CRITICAL)]);
     expect(hazard.h.kasmina.exportSeedStates()).toEqual([]);
     expect(hazard.tamiyoTelemetry.events('bsds_hazard_critical').length).toBeGreaterThan(0);
 
-    const safe = new ScriptedPolicy((context) => (context.epochBoundary ? { kind: DecisionKind.GERMINATE, blueprintId: 'BP001', siteId: 'hidden1', seedId: 'ok1' } : { kind: DecisionKind.WAIT }));
+    const safe = new ScriptedPolicy((context) =>
+      context.epochBoundary
+        ? { kind: DecisionKind.GERMINATE, blueprintId: 'BP001', siteId: 'hidden1', seedId: 'ok1' }
+        : { kind: DecisionKind.WAIT },
+    );
     const grown = await loop(safe, [candidate('BP001')]);
     expect(grown.h.kasmina.exportSeedStates().map((s) => s.seedId)).toEqual(['ok1']);
     const germinate = grown.applied.find((c) => c.payload.case === 'seedOperation');
@@ -187,7 +213,13 @@ describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
 
 describe('Tamiyo risk and policy updates', () => {
   const packet = (step: number, lossDelta: number): SystemStatePacket =>
-    create(SystemStatePacketSchema, { version: 1, packetId: `p${step}`, globalStep: BigInt(step), trainingRunId: RUN, metrics: create(TrainingMetricsSchema, { lossDelta }) });
+    create(SystemStatePacketSchema, {
+      version: 1,
+      packetId: `p${step}`,
+      globalStep: BigInt(step),
+      trainingRunId: RUN,
+      metrics: create(TrainingMetricsSchema, { lossDelta }),
+    });
 
   function service(policy: TamiyoPolicy, telemetry: MemoryTelemetrySink): TamiyoService {
     const signer = new HmacSigner(RING);
@@ -196,7 +228,11 @@ describe('Tamiyo risk and policy updates', () => {
       host: mlpHost({ inputShape: [2], hidden: [4], numClasses: 2, seed: 1, hostId: `svc${(hostCount += 1)}` }).descriptor,
       candidates: [candidate('BP001')],
       risk: new RiskEngine({ exitAfterCleanSteps: 3 }),
-      commands: new CommandBuilder({ trainingRunId: RUN, signer, guard: new DependencyGuard({ subsystem: 'tamiyo', sink: telemetry, trainingRunId: RUN }) }),
+      commands: new CommandBuilder({
+        trainingRunId: RUN,
+        signer,
+        guard: new DependencyGuard({ subsystem: 'tamiyo', sink: telemetry, trainingRunId: RUN }),
+      }),
       telemetry,
       trainingRunId: RUN,
       stepBudgetMs: 1_000,
@@ -209,10 +245,24 @@ describe('Tamiyo risk and policy updates', () => {
     const tamiyo = service(germinate, telemetry);
     const signal = new AbortController().signal;
     const kinds: (CommandType | undefined)[] = [];
-    for (const [step, delta] of [[1, 0], [2, 0.5], [3, 0], [4, 0], [5, 0], [6, 0]] as const) {
+    for (const [step, delta] of [
+      [1, 0],
+      [2, 0.5],
+      [3, 0],
+      [4, 0],
+      [5, 0],
+      [6, 0],
+    ] as const) {
       kinds.push((await tamiyo.evaluateStep(packet(step, delta), { signal }))?.commandType);
     }
-    expect(kinds).toEqual([CommandType.COMMAND_SEED, CommandType.COMMAND_PAUSE, CommandType.COMMAND_PAUSE, CommandType.COMMAND_PAUSE, CommandType.COMMAND_PAUSE, CommandType.COMMAND_SEED]);
+    expect(kinds).toEqual([
+      CommandType.COMMAND_SEED,
+      CommandType.COMMAND_PAUSE,
+      CommandType.COMMAND_PAUSE,
+      CommandType.COMMAND_PAUSE,
+      CommandType.COMMAND_PAUSE,
+      CommandType.COMMAND_SEED,
+    ]);
     expect(telemetry.events('conservative_entered')).toHaveLength(1);
     expect(telemetry.events('conservative_exited')).toHaveLength(1);
     const exitedAt = telemetry.packets.findIndex((p) => p.events.some((e) => e.description === 'conservative_exited'));
@@ -229,21 +279,42 @@ describe('Tamiyo risk and policy updates', () => {
     cleanups.push(() => live.dispose());
     const clock = new FakeClock({ wallMs: Date.now() });
     const signer = new HmacSigner(RING, { clock });
-    const verifier = new PolicyUpdateVerifier({ signer, ledger: new NonceLedger({ clock }), telemetry, clock, expectedArchitecture: architectureOf(config) });
+    const verifier = new PolicyUpdateVerifier({
+      signer,
+      ledger: new NonceLedger({ clock }),
+      telemetry,
+      clock,
+      expectedArchitecture: architectureOf(config),
+    });
     const candidateGnn = new TamiyoGnn(config, seededRng(2));
     const update = buildPolicyUpdate(candidateGnn, { policyId: 'p', trainingRunId: RUN, version: 'v2', signer });
     candidateGnn.dispose();
 
     // Signed with the right key, but the checksum does not match the payload.
-    const badChecksum = signer.sign(PolicyUpdateSchema, create(PolicyUpdateSchema, { ...update, checksum: new Uint8Array(32), security: undefined }), { nonce: 'bad-checksum' });
-    const forged = buildPolicyUpdate(new TamiyoGnn(config, seededRng(3)), { policyId: 'p', trainingRunId: RUN, version: 'v3', signer: new HmacSigner(RING, { clock }) });
+    const badChecksum = signer.sign(
+      PolicyUpdateSchema,
+      create(PolicyUpdateSchema, { ...update, checksum: new Uint8Array(32), security: undefined }),
+      { nonce: 'bad-checksum' },
+    );
+    const forged = buildPolicyUpdate(new TamiyoGnn(config, seededRng(3)), {
+      policyId: 'p',
+      trainingRunId: RUN,
+      version: 'v3',
+      signer: new HmacSigner(RING, { clock }),
+    });
     const tampered = { ...forged, tamiyoPolicyVersion: 'v9' };
-    for (const [bad, reason] of [[badChecksum, 'checksum_mismatch'], [tampered, 'invalid_signature']] as const) {
+    for (const [bad, reason] of [
+      [badChecksum, 'checksum_mismatch'],
+      [tampered, 'invalid_signature'],
+    ] as const) {
       const result = verifier.verify(bad, tamiyo.policy.version);
       expect(result.ok).toBe(false);
       if (!result.ok) expect(result.reason).toBe(reason);
     }
-    expect(telemetry.events('policy_update_rejected').map((e) => e.attributes['reason'])).toEqual(['checksum_mismatch', 'invalid_signature']);
+    expect(telemetry.events('policy_update_rejected').map((e) => e.attributes['reason'])).toEqual([
+      'checksum_mismatch',
+      'invalid_signature',
+    ]);
     expect(tamiyo.policy.version).toBe('v1');
 
     const accepted = verifier.verify(update, tamiyo.policy.version);
@@ -265,7 +336,12 @@ describe('Tamiyo risk and policy updates', () => {
     const tamiyo = service(live, telemetry);
     cleanups.push(() => live.dispose());
     const signer = new HmacSigner(RING);
-    const verifier = new PolicyUpdateVerifier({ signer, ledger: new NonceLedger(), telemetry, expectedArchitecture: architectureOf(config) });
+    const verifier = new PolicyUpdateVerifier({
+      signer,
+      ledger: new NonceLedger(),
+      telemetry,
+      expectedArchitecture: architectureOf(config),
+    });
     const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
     cleanups.push(() => bus.close());
     const listener = new PolicyUpdateListener({ bus, service: tamiyo, verifier, group: 'tamiyo-run-loop' });

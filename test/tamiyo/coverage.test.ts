@@ -76,7 +76,13 @@ describe('coverageMetrics', () => {
     r.observe('node.seed.stage', true);
     r.observe('node.global.loss', false);
     const summary = coverageSummary(r.finish());
-    expect(summary).toEqual({ average: 0.5, groups: [{ name: 'node.global', value: 0 }, { name: 'node.seed', value: 1 }] });
+    expect(summary).toEqual({
+      average: 0.5,
+      groups: [
+        { name: 'node.global', value: 0 },
+        { name: 'node.seed', value: 1 },
+      ],
+    });
     const metadata = buildDecisionMetadata({ coverage: summary });
     expect(metadata.coverage?.groups.map((g) => g.name)).toEqual(['node.global', 'node.seed']);
   });

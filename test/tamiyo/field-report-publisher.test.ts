@@ -47,13 +47,23 @@ async function memoryBus(): Promise<{ bus: StreamBus; recorder: Recorder }> {
     await store.close();
   });
   const recorder = new Recorder();
-  const subscription = bus.subscribe({ group: 'simic', consumer: 'c1', types: [BusMessageType.FIELD_REPORT], handler: recorder.handler, from: 'all' });
+  const subscription = bus.subscribe({
+    group: 'simic',
+    consumer: 'c1',
+    types: [BusMessageType.FIELD_REPORT],
+    handler: recorder.handler,
+    from: 'all',
+  });
   await subscription.ready;
   return { bus, recorder };
 }
 
 /** A bus whose publish fails with `error` the first `failures` times (Infinity: always). */
-function failingBus(inner: Pick<Bus, 'publish'>, failures: number, error: () => unknown = () => unavailable()): Pick<Bus, 'publish'> & { calls: number } {
+function failingBus(
+  inner: Pick<Bus, 'publish'>,
+  failures: number,
+  error: () => unknown = () => unavailable(),
+): Pick<Bus, 'publish'> & { calls: number } {
   const wrapper = {
     calls: 0,
     publish: (...args: Parameters<Bus['publish']>) => {
@@ -260,7 +270,12 @@ describe('FieldReportPublisher', () => {
   it('rejects bad options naming the field', () => {
     const fake = { pending: () => [], markPublished: async () => {}, markRetry: async () => {}, markDropped: async () => {} };
     const make = (extra: Partial<FieldReportPublisherOptions>) => () =>
-      new FieldReportPublisher({ store: fake, bus: { publish: () => Promise.reject(new Error('unused')) }, telemetry: new MemoryTelemetrySink(), ...extra });
+      new FieldReportPublisher({
+        store: fake,
+        bus: { publish: () => Promise.reject(new Error('unused')) },
+        telemetry: new MemoryTelemetrySink(),
+        ...extra,
+      });
     for (const [field, extra] of [
       ['maxRetries', { maxRetries: -1 }],
       ['retryBaseMs', { retryBaseMs: Number.NaN }],
@@ -291,7 +306,14 @@ describe('FieldReportPublisher over Redis', () => {
     });
     const newBus = (): StreamBus => {
       const store = new RedisStreamStore({ url: REDIS_URL });
-      const bus = new StreamBus({ ...TEST_TIMINGS, store, ownsStore: true, streamPrefix, keyRing: testKeyRing(), telemetry: new MemoryTelemetrySink() });
+      const bus = new StreamBus({
+        ...TEST_TIMINGS,
+        store,
+        ownsStore: true,
+        streamPrefix,
+        keyRing: testKeyRing(),
+        telemetry: new MemoryTelemetrySink(),
+      });
       cleanups.push(() => bus.close());
       return bus;
     };
@@ -312,7 +334,13 @@ describe('FieldReportPublisher over Redis', () => {
     // Simic's consumer on Redis.
     const consumerBus = newBus();
     const recorder = new Recorder();
-    const subscription = consumerBus.subscribe({ group: 'simic', consumer: 'c1', types: [BusMessageType.FIELD_REPORT], handler: recorder.handler, from: 'all' });
+    const subscription = consumerBus.subscribe({
+      group: 'simic',
+      consumer: 'c1',
+      types: [BusMessageType.FIELD_REPORT],
+      handler: recorder.handler,
+      from: 'all',
+    });
     await subscription.ready;
 
     // Process 2: a new store and publisher on the same path.

@@ -153,7 +153,12 @@ describe('FieldReportStore', () => {
     // A dropped report stays dropped; a published one is idempotent; unknown ids are typed errors.
     expect(isEsperError(await rejectionOf(reopened.markPublished(c!.reportId)), ErrorCode.INVALID_STATE)).toBe(true);
     await reopened.markPublished(a!.reportId);
-    expect(isEsperError(await rejectionOf(reopened.markRetry(a!.reportId, { attempts: 1, nextAttemptAtMs: 0, lastError: '' })), ErrorCode.INVALID_STATE)).toBe(true);
+    expect(
+      isEsperError(
+        await rejectionOf(reopened.markRetry(a!.reportId, { attempts: 1, nextAttemptAtMs: 0, lastError: '' })),
+        ErrorCode.INVALID_STATE,
+      ),
+    ).toBe(true);
     expect(isEsperError(await rejectionOf(reopened.markPublished('fr-missing')), ErrorCode.TAMIYO_FIELD_REPORT_INVALID)).toBe(true);
   });
 

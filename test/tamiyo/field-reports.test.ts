@@ -113,7 +113,12 @@ describe('FieldReportBuilder windows', () => {
     expect(builder.stats()).toMatchObject({ open: 0, opened: 1, closed: 1 });
     const events = telemetry.events(FieldReportEvent.SYNTHESISED);
     expect(events).toHaveLength(1);
-    expect(events[0]!.attributes).toMatchObject({ report_id: report!.reportId, command_id: 'cmd-1', closure: 'completed', outcome: 'SUCCESS' });
+    expect(events[0]!.attributes).toMatchObject({
+      report_id: report!.reportId,
+      command_id: 'cmd-1',
+      closure: 'completed',
+      outcome: 'SUCCESS',
+    });
   });
 
   it('opens one window per command and updates every open window each epoch', () => {
@@ -201,7 +206,8 @@ describe('FieldReportBuilder windows', () => {
 
   it('abort closes one window or all of them as ABORTED; an unknown id closes none', () => {
     const { builder } = setup();
-    for (const id of ['a', 'b', 'c']) builder.open(seedCommand(id), { epoch: 0, seedId: 'seed-a', blueprintId: 'bp', reason: RiskReason.POLICY });
+    for (const id of ['a', 'b', 'c'])
+      builder.open(seedCommand(id), { epoch: 0, seedId: 'seed-a', blueprintId: 'bp', reason: RiskReason.POLICY });
     const [one] = builder.abort('b', 'rollback');
     expect(one!.outcome).toBe(FieldReportOutcome.ABORTED);
     expect(one!.notes).toBe('aborted:rollback');
@@ -271,7 +277,13 @@ describe('FieldReportBuilder persistence', () => {
     const a = setup({ windowEpochs: 3 });
     const b = setup({ windowEpochs: 3 });
     for (const { builder } of [a, b]) {
-      builder.open(seedCommand('c1'), { epoch: 0, seedId: 'seed-a', blueprintId: 'bp', reason: RiskReason.POLICY, decisionDelta: { kasminaApplyMs: 1.25 } });
+      builder.open(seedCommand('c1'), {
+        epoch: 0,
+        seedId: 'seed-a',
+        blueprintId: 'bp',
+        reason: RiskReason.POLICY,
+        decisionDelta: { kasminaApplyMs: 1.25 },
+      });
       builder.open(seedCommand('c2', 'seed-b'), { epoch: 1, seedId: 'seed-b', blueprintId: 'bp', reason: RiskReason.POLICY });
       builder.observeEpoch(epoch(0, { lossDelta: 0.25 }));
       builder.observeEpoch(epoch(1, { lossDelta: -1, contributions: new Map([['seed-b', 0.5]]) }));
@@ -289,7 +301,7 @@ describe('FieldReportBuilder persistence', () => {
     expect(restored.stats().open).toBe(0);
   });
 
-  it('rejects a malformed snapshot or another run\'s, naming the field', () => {
+  it("rejects a malformed snapshot or another run's, naming the field", () => {
     const { builder, options } = setup();
     builder.open(seedCommand('c1'), { epoch: 0, seedId: 'seed-a', blueprintId: 'bp', reason: RiskReason.POLICY });
     const good = JSON.parse(JSON.stringify(builder.toJSON())) as { windows: Record<string, unknown>[] };
@@ -300,7 +312,12 @@ describe('FieldReportBuilder persistence', () => {
     expect((error as { details: Record<string, unknown> }).details['field']).toBe('windows[0].lossDeltaSum');
     const otherRun = errorOf(() => FieldReportBuilder.restore(good, { ...options, trainingRunId: 'run-other' }));
     expect(isEsperError(otherRun, ErrorCode.TAMIYO_FIELD_REPORT_INVALID)).toBe(true);
-    expect(isEsperError(errorOf(() => FieldReportBuilder.restore(null, options)), ErrorCode.TAMIYO_FIELD_REPORT_INVALID)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => FieldReportBuilder.restore(null, options)),
+        ErrorCode.TAMIYO_FIELD_REPORT_INVALID,
+      ),
+    ).toBe(true);
   });
 });
 
@@ -308,12 +325,25 @@ describe('FieldReportBuilder input checks', () => {
   it('rejects a command without id, of another run, or whose window is open', () => {
     const { builder } = setup();
     const ctx = { epoch: 0, seedId: 'seed-a', blueprintId: 'bp', reason: RiskReason.POLICY };
-    expect(isEsperError(errorOf(() => builder.open(seedCommand(''), ctx)), ErrorCode.TAMIYO_FIELD_REPORT_INVALID)).toBe(true);
     expect(
-      isEsperError(errorOf(() => builder.open(seedCommand('c', 'seed-a', { runId: 'run-x' }), ctx)), ErrorCode.TAMIYO_FIELD_REPORT_INVALID),
+      isEsperError(
+        errorOf(() => builder.open(seedCommand(''), ctx)),
+        ErrorCode.TAMIYO_FIELD_REPORT_INVALID,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => builder.open(seedCommand('c', 'seed-a', { runId: 'run-x' }), ctx)),
+        ErrorCode.TAMIYO_FIELD_REPORT_INVALID,
+      ),
     ).toBe(true);
     builder.open(seedCommand('c'), ctx);
-    expect(isEsperError(errorOf(() => builder.open(seedCommand('c'), ctx)), ErrorCode.TAMIYO_FIELD_REPORT_INVALID)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => builder.open(seedCommand('c'), ctx)),
+        ErrorCode.TAMIYO_FIELD_REPORT_INVALID,
+      ),
+    ).toBe(true);
     expect(builder.stats().open).toBe(1);
   });
 
@@ -326,11 +356,27 @@ describe('FieldReportBuilder input checks', () => {
     expect((bad as { details: Record<string, unknown> }).details['field']).toBe('observation.lossDelta');
     expect(builder.windows()).toEqual(before);
     const badDelta = errorOf(() =>
-      builder.open(seedCommand('d'), { epoch: 0, seedId: '', blueprintId: '', reason: RiskReason.POLICY, decisionDelta: { riskScore: Infinity } }),
+      builder.open(seedCommand('d'), {
+        epoch: 0,
+        seedId: '',
+        blueprintId: '',
+        reason: RiskReason.POLICY,
+        decisionDelta: { riskScore: Infinity },
+      }),
     );
     expect((badDelta as { details: Record<string, unknown> }).details['field']).toBe('context.decisionDelta.riskScore');
-    expect(isEsperError(errorOf(() => new FieldReportBuilder({ ...options, windowEpochs: 0 })), ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    expect(isEsperError(errorOf(() => new FieldReportBuilder({ ...options, trainingRunId: '' })), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => new FieldReportBuilder({ ...options, windowEpochs: 0 })),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => new FieldReportBuilder({ ...options, trainingRunId: '' })),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
   });
 });
 

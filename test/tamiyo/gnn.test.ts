@@ -120,7 +120,12 @@ describe('TamiyoGnn forward', () => {
       tf.dispose(Object.values(gnn.apply(graph)));
       expect(tf.memory().numTensors).toBe(before);
       const bad = { ...graph, edges: graph.edges.slice(1) };
-      expect(isEsperError(errorOf(() => gnn.forward(bad)), ErrorCode.TAMIYO_GRAPH_INVALID)).toBe(true);
+      expect(
+        isEsperError(
+          errorOf(() => gnn.forward(bad)),
+          ErrorCode.TAMIYO_GRAPH_INVALID,
+        ),
+      ).toBe(true);
       expect(tf.memory().numTensors).toBe(before);
     });
   });
@@ -134,7 +139,12 @@ describe('TamiyoGnn forward', () => {
     gnn.dispose();
     expect(tf.memory().numTensors).toBe(before);
     expect(gnn.disposed).toBe(true);
-    expect(isEsperError(errorOf(() => gnn.forward(graphOfSize(seededRng(1), 10))), ErrorCode.INVALID_STATE)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => gnn.forward(graphOfSize(seededRng(1), 10))),
+        ErrorCode.INVALID_STATE,
+      ),
+    ).toBe(true);
   });
 
   it('handles node types with zero rows (no seeds, sites, blueprints, layers) and scores none', () => {
@@ -379,7 +389,10 @@ function erf(x: number): number {
 }
 const gelu = (x: number): number => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
-function naiveForward(gnn: TamiyoGnn, graph: PolicyGraph): {
+function naiveForward(
+  gnn: TamiyoGnn,
+  graph: PolicyGraph,
+): {
   seedScores: number[];
   siteScores: number[];
   blueprintScores: number[];

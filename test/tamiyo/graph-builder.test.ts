@@ -36,7 +36,14 @@ import {
   type BlueprintCandidate,
   type GraphBuildInput,
 } from '../../src/tamiyo/graph-builder.js';
-import { EDGE_ATTR_DIM, NODE_FEATURE_DIMS, NODE_TYPES, type EdgeSet, type NodeType, type PolicyGraph } from '../../src/tamiyo/graph-types.js';
+import {
+  EDGE_ATTR_DIM,
+  NODE_FEATURE_DIMS,
+  NODE_TYPES,
+  type EdgeSet,
+  type NodeType,
+  type PolicyGraph,
+} from '../../src/tamiyo/graph-types.js';
 import { FeatureNormaliser } from '../../src/tamiyo/normaliser.js';
 import { EmbeddingRegistries } from '../../src/tamiyo/registries.js';
 
@@ -134,7 +141,13 @@ function candidates(): BlueprintCandidate[] {
           ['out/b', [32]],
         ],
         ['softmax', 'relu'],
-        { adjacency: [[0, 2], [2, 1], [3, 4]] },
+        {
+          adjacency: [
+            [0, 2],
+            [2, 1],
+            [3, 4],
+          ],
+        },
       ),
     },
     {
@@ -397,7 +410,12 @@ describe('GraphBuilder structure', () => {
     const tightened: BlueprintCandidate = {
       descriptor: bp009.descriptor,
       graph: { ...bp009.graph!, monitors: metadata(bp009.descriptor, [], [], { monitorFactor: 0.1 }).monitors },
-      bsds: create(BSDSSchema, { blueprintId: 'BP009', riskScore: 0.7, hazardBand: HazardBand.CRITICAL, handlingClass: HandlingClass.QUARANTINE }),
+      bsds: create(BSDSSchema, {
+        blueprintId: 'BP009',
+        riskScore: 0.7,
+        hazardBand: HazardBand.CRITICAL,
+        handlingClass: HandlingClass.QUARANTINE,
+      }),
     };
     const graph = builder.build({ ...input, blueprints: [tightened, ...input.blueprints.slice(1)] });
     const monitors = edges(graph, 'seed', 'monitors', 'layer');
@@ -438,7 +456,18 @@ describe('GraphBuilder structure', () => {
     expect([...byPair.keys()].filter((k) => k.startsWith('BP013'))).toEqual([]);
     expect(byPair.get('BP009@0')).toEqual([1, Math.fround(0.3), Math.fround(1 / 3)]);
     expect(byPair.get('BP002@2')?.[0]).toBe(0.5);
-    expect(row(graph, 'site', 'hidden1')).toEqual([1, 0, Math.fround(Math.log2(33) / 12), 0, 1, Math.fround(4 / 11), Math.fround(0.4), Math.fround(0.02), 1, 0]);
+    expect(row(graph, 'site', 'hidden1')).toEqual([
+      1,
+      0,
+      Math.fround(Math.log2(33) / 12),
+      0,
+      1,
+      Math.fround(4 / 11),
+      Math.fround(0.4),
+      Math.fround(0.02),
+      1,
+      0,
+    ]);
     expect(row(graph, 'site', 'hidden3')).toEqual([1, 0, Math.fround(Math.log2(33) / 12), Math.fround(2 / 3), 0, 0, 0, 0, 0, 1]);
     expect(row(graph, 'blueprint', 'BP013')[11]).toBe(0);
     expect(row(graph, 'blueprint', 'BP009')[11]).toBe(1);
@@ -496,7 +525,13 @@ describe('GraphBuilder coverage', () => {
     expect(c.byGroup.get('node.site')).toBeCloseTo(7 / 8, 12);
     expect(c.byKey.get('node.blueprint.graph')).toBe(0.75);
     expect(c.byKey.get('node.blueprint.bsds')).toBe(0);
-    for (const key of ['edges.layer_connects', 'edges.seed_monitors', 'edges.blueprint_composes', 'edges.layer_activates', 'edges.blueprint_fits']) {
+    for (const key of [
+      'edges.layer_connects',
+      'edges.seed_monitors',
+      'edges.blueprint_composes',
+      'edges.layer_activates',
+      'edges.blueprint_fits',
+    ]) {
       expect(c.byGroup.get(key)).toBe(1);
     }
     expect(c.average).toBeGreaterThan(0.85);
@@ -537,7 +572,15 @@ describe('GraphBuilder normalisation and determinism', () => {
     const before = sparse.normaliser.toJSON();
     sparse.builder.build({ packet: sparsePacket(), host, blueprints: [] });
     const after = sparse.normaliser.toJSON();
-    for (const key of ['loss', 'validation_loss', 'samples_per_s', 'seed_contribution', 'seed_gradient_norm', 'epoch_progress', 'parameter_min']) {
+    for (const key of [
+      'loss',
+      'validation_loss',
+      'samples_per_s',
+      'seed_contribution',
+      'seed_gradient_norm',
+      'epoch_progress',
+      'parameter_min',
+    ]) {
       expect(after[key]).toEqual(before[key]);
     }
     expect(after.global_epoch).not.toEqual(before.global_epoch);
@@ -606,7 +649,12 @@ describe('GraphBuilder input validation', () => {
     expect(isEsperError(duplicate, ErrorCode.TAMIYO_GRAPH_INVALID)).toBe(true);
     expect((duplicate as { details: Record<string, unknown> }).details).toEqual({ field: 'seed_id', index: 1 });
     packet.seedStates[1]!.seedId = '';
-    expect(isEsperError(failure(() => builder.build({ ...fullInput(), packet })), ErrorCode.TAMIYO_GRAPH_INVALID)).toBe(true);
+    expect(
+      isEsperError(
+        failure(() => builder.build({ ...fullInput(), packet })),
+        ErrorCode.TAMIYO_GRAPH_INVALID,
+      ),
+    ).toBe(true);
   });
 
   it('rejects duplicate candidates, duplicate sites, and metadata or BSDS of another blueprint', () => {
@@ -620,7 +668,12 @@ describe('GraphBuilder input validation', () => {
       { ...input, host: create(HostDescriptorSchema, { sites: [host.sites[0]!, host.sites[0]!] }) },
     ];
     for (const bad of cases) {
-      expect(isEsperError(failure(() => builder.build(bad)), ErrorCode.TAMIYO_GRAPH_INVALID)).toBe(true);
+      expect(
+        isEsperError(
+          failure(() => builder.build(bad)),
+          ErrorCode.TAMIYO_GRAPH_INVALID,
+        ),
+      ).toBe(true);
     }
   });
 

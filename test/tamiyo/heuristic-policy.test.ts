@@ -69,12 +69,7 @@ function context(p: SystemStatePacket, epochBoundary = true, candidates = CANDID
 }
 
 /** Feeds `accuracies` as epochs `first..`, with `seeds` in every packet; returns the proposals. */
-function run(
-  policy: HeuristicPolicy,
-  accuracies: readonly number[],
-  seeds: readonly SeedInit[] = [],
-  first = 0,
-): PolicyProposal[] {
+function run(policy: HeuristicPolicy, accuracies: readonly number[], seeds: readonly SeedInit[] = [], first = 0): PolicyProposal[] {
   return accuracies.map((acc, i) => policy.propose(context(packet(first + i, acc, seeds))));
 }
 
@@ -362,7 +357,12 @@ describe('HeuristicPolicy', () => {
         if (live >= (options.maxSeeds ?? 1)) violations.push(`epoch ${epoch}: germinated with ${live} live`);
         const busy = p.seedStates.some((s) => s.siteId === d.siteId && s.stage !== S.SEED_STAGE_DORMANT);
         if (busy) violations.push(`epoch ${epoch}: germinated at busy site ${d.siteId}`);
-        seeds.set(d.seedId as string, { id: d.seedId as string, site: d.siteId as string, bp: d.blueprintId as string, stage: S.SEED_STAGE_GERMINATED });
+        seeds.set(d.seedId as string, {
+          id: d.seedId as string,
+          site: d.siteId as string,
+          bp: d.blueprintId as string,
+          stage: S.SEED_STAGE_GERMINATED,
+        });
       } else if (d.kind === DecisionKind.CULL) {
         const s = seeds.get(d.seedId as string);
         if (s !== undefined) seeds.set(s.id, { ...s, stage: S.SEED_STAGE_EMBARGOED });
@@ -375,7 +375,9 @@ describe('HeuristicPolicy', () => {
     const accuracies = [0.3, 0.4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.47, 0.47, 0.47, 0.47, 0.47, 0.47, 0.47, 0.47, 0.47, 0.47, 0.47];
     const { proposals, violations } = simulate(accuracies, new Set(), {});
     expect(violations).toEqual([]);
-    const acted = proposals.flatMap((p, epoch) => (p.decision.kind === DecisionKind.WAIT ? [] : [[epoch, p.decision.kind, p.decision.seedId]]));
+    const acted = proposals.flatMap((p, epoch) =>
+      p.decision.kind === DecisionKind.WAIT ? [] : [[epoch, p.decision.kind, p.decision.seedId]],
+    );
     expect(acted).toEqual([
       [5, DecisionKind.GERMINATE, 's2#1'], // stabilised after 3 plateau epochs, 6 epochs complete
       [7, DecisionKind.CULL, 's2#1'], // 3-point drop at age 2

@@ -94,27 +94,34 @@ describe('FeatureNormaliser', () => {
 
   it('round-trips its stats through toJSON/fromJSON exactly, so later scores match (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { maxLength: 20 }), fc.double({ min: -10, max: 10, noNaN: true }), (xs, probe) => {
-        const a = new FeatureNormaliser();
-        for (const x of xs) a.normalise('loss', x);
-        const b = FeatureNormaliser.fromJSON(JSON.parse(JSON.stringify(a)));
-        expect(b.toJSON()).toEqual(a.toJSON());
-        expect(b.normalise('loss', probe)).toBe(a.normalise('loss', probe));
-      }),
+      fc.property(
+        fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { maxLength: 20 }),
+        fc.double({ min: -10, max: 10, noNaN: true }),
+        (xs, probe) => {
+          const a = new FeatureNormaliser();
+          for (const x of xs) a.normalise('loss', x);
+          const b = FeatureNormaliser.fromJSON(JSON.parse(JSON.stringify(a)));
+          expect(b.toJSON()).toEqual(a.toJSON());
+          expect(b.normalise('loss', probe)).toBe(a.normalise('loss', probe));
+        },
+      ),
     );
   });
 
   it('saves atomically and loads back identical stats (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom('loss', 'x', 'global_step'), fc.double({ noNaN: true })), { maxLength: 15 }), async (inputs) => {
-        const file = path.join(dir, 'nested', 'gnn_norms.json');
-        const a = new FeatureNormaliser();
-        for (const [key, x] of inputs) a.normalise(key, x);
-        await a.save(file);
-        expect(a.dirty).toBe(false);
-        const b = await FeatureNormaliser.load(file);
-        expect(b.toJSON()).toEqual(a.toJSON());
-      }),
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.constantFrom('loss', 'x', 'global_step'), fc.double({ noNaN: true })), { maxLength: 15 }),
+        async (inputs) => {
+          const file = path.join(dir, 'nested', 'gnn_norms.json');
+          const a = new FeatureNormaliser();
+          for (const [key, x] of inputs) a.normalise(key, x);
+          await a.save(file);
+          expect(a.dirty).toBe(false);
+          const b = await FeatureNormaliser.load(file);
+          expect(b.toJSON()).toEqual(a.toJSON());
+        },
+      ),
       { numRuns: 25 },
     );
     expect((await readdir(path.join(dir, 'nested'))).filter((name) => name.endsWith('.tmp'))).toEqual([]);
@@ -156,6 +163,8 @@ describe('FeatureNormaliser', () => {
     expect((badEntry as { details: Record<string, unknown> }).details.path).toBe(wrongShape);
 
     expect(() => FeatureNormaliser.fromJSON([1, 2])).toThrow(expect.objectContaining({ code: ErrorCode.TAMIYO_GRAPH_INVALID }));
-    expect(() => FeatureNormaliser.fromJSON({ loss: { mean: 0, var: -1 } })).toThrow(expect.objectContaining({ code: ErrorCode.TAMIYO_GRAPH_INVALID }));
+    expect(() => FeatureNormaliser.fromJSON({ loss: { mean: 0, var: -1 } })).toThrow(
+      expect.objectContaining({ code: ErrorCode.TAMIYO_GRAPH_INVALID }),
+    );
   });
 });

@@ -216,7 +216,13 @@ describe('PolicyUpdateVerifier + PolicySlot: accepted update', () => {
   it('accepts the encoded bytes of a signed update (verifyEncoded)', () => {
     const h = harness();
     const gnn = new TamiyoGnn(CONFIG, seededRng(3));
-    const unsigned = buildPolicyUpdate(gnn, { policyId: 'p', trainingRunId: 'run-7', version: 'policy-v3', signer: h.signer, clock: h.clock });
+    const unsigned = buildPolicyUpdate(gnn, {
+      policyId: 'p',
+      trainingRunId: 'run-7',
+      version: 'policy-v3',
+      signer: h.signer,
+      clock: h.clock,
+    });
     gnn.dispose();
     const { bytes } = h.signer.signEncoded(PolicyUpdateSchema, unsigned);
     const result = h.verifier.verifyEncoded(bytes, LIVE_VERSION);
@@ -472,12 +478,27 @@ describe('PolicySlot', () => {
     const h = harness();
     const disposed = new TamiyoGnn(CONFIG, seededRng(5));
     disposed.dispose();
-    expect(isEsperError(errorOf(() => h.slot.stage({ gnn: disposed, version: 'v' })), ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    expect(isEsperError(errorOf(() => h.slot.stage({ gnn: h.slot.current.gnn, version: 'v' })), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => h.slot.stage({ gnn: disposed, version: 'v' })),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => h.slot.stage({ gnn: h.slot.current.gnn, version: 'v' })),
+        ErrorCode.INVALID_ARGUMENT,
+      ),
+    ).toBe(true);
 
     const other = new TamiyoGnn(OTHER_CONFIG, seededRng(5));
     try {
-      expect(isEsperError(errorOf(() => h.slot.stage({ gnn: other, version: 'v' })), ErrorCode.TAMIYO_POLICY_INVALID)).toBe(true);
+      expect(
+        isEsperError(
+          errorOf(() => h.slot.stage({ gnn: other, version: 'v' })),
+          ErrorCode.TAMIYO_POLICY_INVALID,
+        ),
+      ).toBe(true);
       expect(other.disposed).toBe(false); // ownership stays with the caller on a throw
     } finally {
       other.dispose();
@@ -489,8 +510,18 @@ describe('PolicySlot', () => {
     h.slot.dispose();
     h.slot.dispose();
     expect(live.disposed && staged.disposed).toBe(true);
-    expect(isEsperError(errorOf(() => h.slot.swapIfPending()), ErrorCode.INVALID_STATE)).toBe(true);
-    expect(isEsperError(errorOf(() => h.slot.current), ErrorCode.INVALID_STATE)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => h.slot.swapIfPending()),
+        ErrorCode.INVALID_STATE,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => h.slot.current),
+        ErrorCode.INVALID_STATE,
+      ),
+    ).toBe(true);
   });
 });
 
@@ -500,7 +531,11 @@ describe('PolicyUpdateVerifier.verifyEncoded (property)', () => {
     const { bytes } = h.signer.signEncoded(PolicyUpdateSchema, updateFor(h.signer, h.clock));
     const n = bytes.length;
     // Bias towards the small fields before the payload and the security block after it.
-    const index = fc.oneof(fc.integer({ min: 0, max: Math.min(n, 256) - 1 }), fc.integer({ min: Math.max(0, n - 256), max: n - 1 }), fc.integer({ min: 0, max: n - 1 }));
+    const index = fc.oneof(
+      fc.integer({ min: 0, max: Math.min(n, 256) - 1 }),
+      fc.integer({ min: Math.max(0, n - 256), max: n - 1 }),
+      fc.integer({ min: 0, max: n - 1 }),
+    );
     fc.assert(
       fc.property(index, fc.integer({ min: 1, max: 255 }), (at, mask) => {
         const mutated = bytes.slice();

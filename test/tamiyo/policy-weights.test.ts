@@ -61,7 +61,10 @@ interface EsperErrorLike {
 /** Re-frames a policy after editing its decoded weights (digest recomputed: structurally valid). */
 function reframed(bytes: Uint8Array, edit: (weights: EncodedWeights) => EncodedWeights, architecture?: string): Uint8Array {
   const { header, weights } = readPolicyFrame(bytes);
-  return encodePolicyBytes({ architecture: architecture ?? header.architecture, version: header.version }, edit(decodeWeightsFromBytes(weights)));
+  return encodePolicyBytes(
+    { architecture: architecture ?? header.architecture, version: header.version },
+    edit(decodeWeightsFromBytes(weights)),
+  );
 }
 
 describe('serialisePolicy / loadPolicy', () => {
@@ -116,7 +119,12 @@ describe('serialisePolicy / loadPolicy', () => {
   it('refuses an empty version', () => {
     const gnn = new TamiyoGnn(SMALL, seededRng(1));
     try {
-      expect(isEsperError(errorOf(() => serialisePolicy(gnn, { version: '' })), ErrorCode.INVALID_ARGUMENT)).toBe(true);
+      expect(
+        isEsperError(
+          errorOf(() => serialisePolicy(gnn, { version: '' })),
+          ErrorCode.INVALID_ARGUMENT,
+        ),
+      ).toBe(true);
     } finally {
       gnn.dispose();
     }

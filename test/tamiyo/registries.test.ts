@@ -64,7 +64,9 @@ describe('EmbeddingRegistry', () => {
     expect(() => new EmbeddingRegistry('x', { maxSize: 8, entries: { a: 1, b: 1 } })).toThrow(
       expect.objectContaining({ code: ErrorCode.TAMIYO_GRAPH_INVALID }),
     );
-    expect(() => new EmbeddingRegistry('x', { maxSize: 8, entries: { a: 8 } })).toThrow(expect.objectContaining({ code: ErrorCode.TAMIYO_GRAPH_INVALID }));
+    expect(() => new EmbeddingRegistry('x', { maxSize: 8, entries: { a: 8 } })).toThrow(
+      expect.objectContaining({ code: ErrorCode.TAMIYO_GRAPH_INVALID }),
+    );
     expect(() => new EmbeddingRegistry('x', { maxSize: 1 })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
   });
 

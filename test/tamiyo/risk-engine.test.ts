@@ -453,10 +453,7 @@ describe('RiskEngine rules (reference §10.4)', () => {
 describe('RiskEngine precedence', () => {
   it('an overriding reason replaces an earlier filling one', () => {
     const { engine: e } = engine();
-    const verdict = e.evaluate(
-      { ...germinate, policyRiskScore: 0.9 },
-      inputs({ blueprint: blueprint({ quarantined: true }) }),
-    );
+    const verdict = e.evaluate({ ...germinate, policyRiskScore: 0.9 }, inputs({ blueprint: blueprint({ quarantined: true }) }));
     expect(verdict.reason).toBe(RiskReason.BP_QUARANTINE);
     expect(verdict.decision.kind).toBe('pause');
     expect(eventsNamed(verdict, TamiyoEvent.POLICY_RISK_ELEVATED)).toHaveLength(1);
@@ -501,10 +498,7 @@ describe('RiskEngine precedence', () => {
 
   it('"SEED" rules only fire while the decision is still a germinate', () => {
     const { engine: e } = engine();
-    const verdict = e.evaluate(
-      germinate,
-      inputs({ blueprint: blueprint({ risk: 0.6 }), metrics: { kasminaApplyMs: 50, gradVar: 3 } }),
-    );
+    const verdict = e.evaluate(germinate, inputs({ blueprint: blueprint({ risk: 0.6 }), metrics: { kasminaApplyMs: 50, gradVar: 3 } }));
     expect(verdict.reason).toBe(RiskReason.BLUEPRINT_RISK);
     expect(eventsNamed(verdict, TamiyoEvent.KASMINA_APPLY_SLOW)).toHaveLength(1);
     expect(eventsNamed(verdict, TamiyoEvent.GRAD_VARIANCE_HIGH)).toEqual([]);
@@ -544,9 +538,7 @@ describe('RiskEngine timeouts and breakers', () => {
       level: TelemetryLevel.WARNING,
       attributes: { budget_ms: '5.0' },
     });
-    expect(priorityForEvent(timeout?.level ?? TelemetryLevel.UNSPECIFIED, timeout?.description ?? '')).toBe(
-      MessagePriority.HIGH,
-    );
+    expect(priorityForEvent(timeout?.level ?? TelemetryLevel.UNSPECIFIED, timeout?.description ?? '')).toBe(MessagePriority.HIGH);
     // Through the one telemetry builder the packet is HIGH and goes to the sink as such.
     const sink = new MemoryTelemetrySink();
     sink.emit(buildTelemetryPacket({ source: 'tamiyo', events: verdict.events, metrics: verdict.metrics }));
@@ -753,8 +745,11 @@ describe('RiskEngine never germinates a quarantined or CRITICAL-hazard blueprint
     expect(e.conservativeMode).toBe(false);
     const v = e.evaluate({ ...germinate, policyRiskScore: 0.2 }, inputs({ blueprint: blueprint(init) }));
     expect(v.decision.kind).toBe('pause');
-    expect(eventsNamed(v, TamiyoEvent.BSDS_HAZARD_CRITICAL).length + eventsNamed(v, TamiyoEvent.BP_QUARANTINE).length
-      + eventsNamed(v, TamiyoEvent.BSDS_HANDLING_QUARANTINE).length).toBeGreaterThan(0);
+    expect(
+      eventsNamed(v, TamiyoEvent.BSDS_HAZARD_CRITICAL).length +
+        eventsNamed(v, TamiyoEvent.BP_QUARANTINE).length +
+        eventsNamed(v, TamiyoEvent.BSDS_HANDLING_QUARANTINE).length,
+    ).toBeGreaterThan(0);
     expect(v.events.some((ev) => ev.level === TelemetryLevel.CRITICAL)).toBe(true);
   });
 
@@ -766,19 +761,8 @@ describe('RiskEngine never germinates a quarantined or CRITICAL-hazard blueprint
   });
 
   it('property: whatever the inputs and history, a forbidden blueprint is never germinated', () => {
-    const hazard = fc.constantFrom(
-      HazardBand.UNSPECIFIED,
-      HazardBand.LOW,
-      HazardBand.MEDIUM,
-      HazardBand.HIGH,
-      HazardBand.CRITICAL,
-    );
-    const handling = fc.constantFrom(
-      HandlingClass.UNSPECIFIED,
-      HandlingClass.STANDARD,
-      HandlingClass.RESTRICTED,
-      HandlingClass.QUARANTINE,
-    );
+    const hazard = fc.constantFrom(HazardBand.UNSPECIFIED, HazardBand.LOW, HazardBand.MEDIUM, HazardBand.HIGH, HazardBand.CRITICAL);
+    const handling = fc.constantFrom(HandlingClass.UNSPECIFIED, HandlingClass.STANDARD, HandlingClass.RESTRICTED, HandlingClass.QUARANTINE);
     const unit = fc.double({ min: 0, max: 1, noNaN: true });
     const metricsArb = fc.record({
       lossDelta: fc.oneof(fc.double({ min: -1, max: 1, noNaN: true }), fc.constant(Number.NaN)),
@@ -804,10 +788,9 @@ describe('RiskEngine never germinates a quarantined or CRITICAL-hazard blueprint
       quarantined: fc.boolean(),
       quarantineOnly: fc.boolean(),
       bsds: fc.option(fc.record({ hazard, handling, risk: unit }), { nil: undefined }),
-      coverage: fc.option(
-        fc.record({ average: unit, level: fc.constantFrom('ok' as const, 'degraded' as const, 'critical' as const) }),
-        { nil: undefined },
-      ),
+      coverage: fc.option(fc.record({ average: unit, level: fc.constantFrom('ok' as const, 'degraded' as const, 'critical' as const) }), {
+        nil: undefined,
+      }),
       isolationViolations: fc.nat({ max: 2 }),
       metrics: metricsArb,
       advanceMs: fc.nat({ max: 150 }),
@@ -821,9 +804,7 @@ describe('RiskEngine never germinates a quarantined or CRITICAL-hazard blueprint
             risk: s.risk,
             quarantined: s.quarantined,
             quarantineOnly: s.quarantineOnly,
-            ...(s.bsds === undefined
-              ? {}
-              : { hazard: s.bsds.hazard, handling: s.bsds.handling, bsdsRisk: s.bsds.risk }),
+            ...(s.bsds === undefined ? {} : { hazard: s.bsds.hazard, handling: s.bsds.handling, bsdsRisk: s.bsds.risk }),
           });
           const proposal: ProposedDecision = {
             kind: s.kind,
@@ -879,10 +860,7 @@ describe('RiskEngine input and option validation', () => {
     expectInvalid(() => e.evaluate(germinate, inputs({ blueprint: undefined })), 'inputs.blueprint');
     expectInvalid(() => e.evaluate({ ...germinate, blueprintId: '' }, inputs()), 'proposal.blueprintId');
     const other = { ...blueprint(), descriptor: create(BlueprintDescriptorSchema, { blueprintId: 'bp-other' }) };
-    expectInvalid(
-      () => e.evaluate(germinate, inputs({ blueprint: other })),
-      'inputs.blueprint.descriptor.blueprintId',
-    );
+    expectInvalid(() => e.evaluate(germinate, inputs({ blueprint: other })), 'inputs.blueprint.descriptor.blueprintId');
     expect(e.snapshot()).toEqual(before);
   });
 
@@ -900,10 +878,7 @@ describe('RiskEngine input and option validation', () => {
     for (const [proposal, overrides, field] of cases) {
       expectInvalid(() => e.evaluate(proposal, inputs(overrides)), field);
     }
-    expectInvalid(
-      () => e.evaluate({ kind: 'grow' as DecisionKind }, inputs({ blueprint: undefined })),
-      'proposal.kind',
-    );
+    expectInvalid(() => e.evaluate({ kind: 'grow' as DecisionKind }, inputs({ blueprint: undefined })), 'proposal.kind');
   });
 
   it('a germinate needs no blueprint metadata when its inference or metadata lookup timed out', () => {

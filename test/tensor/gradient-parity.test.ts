@@ -94,7 +94,12 @@ function gnnSpec(): GradientParitySpec {
       b2: uniform(rng, [8], -0.1, 0.1),
       wo: uniform(rng, [8, 3], -0.4, 0.4),
     },
-    inputs: { h: uniform(rng, [nodes, 6]), src: ints(rng, [edges], 0, nodes), dst: ints(rng, [edges], 0, nodes), y: ints(rng, [nodes], 0, 3) },
+    inputs: {
+      h: uniform(rng, [nodes, 6]),
+      src: ints(rng, [edges], 0, nodes),
+      dst: ints(rng, [edges], 0, nodes),
+      y: ints(rng, [nodes], 0, 3),
+    },
     loss: (w, d) => {
       // relu(h·Ws + Σ_{edges→v} (h·Wm)[src] + b), twice (reference §1 GNN).
       const layer = (h: tf.Tensor, ws: string, wm: string, b: string): tf.Tensor => {
@@ -134,7 +139,17 @@ function attentionSpec(): GradientParitySpec {
 
 const MODELS: [string, () => GradientParitySpec, readonly string[]][] = [
   ['MLP 20-16-10', mlpSpec, ['BatchMatMul']],
-  ['CNN conv s1 → maxpool → conv s2 → depthwise', cnnSpec, ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']],
+  [
+    'CNN conv s1 → maxpool → conv s2 → depthwise',
+    cnnSpec,
+    [
+      'Conv2DBackpropFilter',
+      'Conv2DBackpropInput',
+      'MaxPoolGrad',
+      'DepthwiseConv2dNativeBackpropFilter',
+      'DepthwiseConv2dNativeBackpropInput',
+    ],
+  ],
   ['GNN 2 message-passing layers', gnnSpec, ['GatherV2', 'UnsortedSegmentSum']],
   ['attention (batched matmul)', attentionSpec, ['BatchMatMul']],
 ];
@@ -180,7 +195,9 @@ describe('gradient parity wasm vs cpu', () => {
         const ws = toTensor(w);
         const f = (a: tf.Tensor, b: tf.Tensor): tf.Scalar =>
           tf.sum(tf.square(broadcast ? tf.matMul(a, b) : tf.reshape(tf.matMul(tf.reshape(a, [15, 8]), b), [3, 5, 6])));
-        return tf.grads(f)([xs, ws]).map((g) => Float32Array.from(g.dataSync()));
+        return tf
+          .grads(f)([xs, ws])
+          .map((g) => Float32Array.from(g.dataSync()));
       });
     const [dx3, dw3] = grads(true);
     const [dx2, dw2] = grads(false);
@@ -195,4 +212,3 @@ describe('gradient parity wasm vs cpu', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
-

@@ -4,7 +4,16 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/index.js';
-import { computeFans, Initializer, initializerValues, initTensor, initTensorBackend, initVariable, seededRng, tf } from '../../src/tensor/index.js';
+import {
+  computeFans,
+  Initializer,
+  initializerValues,
+  initTensor,
+  initTensorBackend,
+  initVariable,
+  seededRng,
+  tf,
+} from '../../src/tensor/index.js';
 
 beforeAll(async () => {
   await initTensorBackend();
@@ -60,6 +69,8 @@ describe('seeded initialisers', () => {
     expect(v.trainable).toBe(true);
     expect(tf.memory().numTensors).toBe(before + 1);
     v.dispose();
-    expect(() => initVariable('', Initializer.ZEROS, [1], seededRng(3))).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    expect(() => initVariable('', Initializer.ZEROS, [1], seededRng(3))).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
+    );
   });
 });

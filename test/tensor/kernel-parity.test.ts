@@ -85,11 +85,56 @@ function convCases(): ConvCase[] {
   }
   fixed.push({ n: 3, h: 7, w: 6, ci: 2, co: 5, kh: 2, kw: 3, strides: [2, 1], pad: 'same' });
   fixed.push({ n: 1, h: 6, w: 6, ci: 4, co: 2, kh: 1, kw: 1, strides: [2, 2], pad: 'valid' });
-  fixed.push({ n: 2, h: 8, w: 7, ci: 3, co: 3, kh: 3, kw: 3, strides: [2, 2], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] });
+  fixed.push({
+    n: 2,
+    h: 8,
+    w: 7,
+    ci: 3,
+    co: 3,
+    kh: 3,
+    kw: 3,
+    strides: [2, 2],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  });
   fixed.push({ n: 2, h: 10, w: 9, ci: 2, co: 3, kh: 5, kw: 4, strides: [3, 2], pad: 'same' });
   // Explicit padding larger than the filter (the input gradient's "full" padding goes negative).
-  fixed.push({ n: 1, h: 5, w: 6, ci: 2, co: 3, kh: 1, kw: 2, strides: [1, 1], pad: [[0, 0], [2, 1], [3, 0], [0, 0]] });
-  fixed.push({ n: 2, h: 6, w: 5, ci: 3, co: 2, kh: 2, kw: 1, strides: [2, 2], pad: [[0, 0], [3, 2], [0, 2], [0, 0]] });
+  fixed.push({
+    n: 1,
+    h: 5,
+    w: 6,
+    ci: 2,
+    co: 3,
+    kh: 1,
+    kw: 2,
+    strides: [1, 1],
+    pad: [
+      [0, 0],
+      [2, 1],
+      [3, 0],
+      [0, 0],
+    ],
+  });
+  fixed.push({
+    n: 2,
+    h: 6,
+    w: 5,
+    ci: 3,
+    co: 2,
+    kh: 2,
+    kw: 1,
+    strides: [2, 2],
+    pad: [
+      [0, 0],
+      [3, 2],
+      [0, 2],
+      [0, 0],
+    ],
+  });
   const random: ConvCase[] = [];
   for (let i = 0; i < 6; i += 1) {
     const kh = 1 + rng.nextInt(4);
@@ -220,7 +265,13 @@ describe('depthwise backprops with dilation > 1', () => {
   ];
 
   /** Runs one kernel on one backend and reads its output back. */
-  const runOn = (backend: 'wasm' | 'cpu', kernel: string, inputs: Record<string, ParityTensor>, attrs: tf.NamedAttrMap, crop?: (t: tf.Tensor) => tf.Tensor) =>
+  const runOn = (
+    backend: 'wasm' | 'cpu',
+    kernel: string,
+    inputs: Record<string, ParityTensor>,
+    attrs: tf.NamedAttrMap,
+    crop?: (t: tf.Tensor) => tf.Tensor,
+  ) =>
     runOnTensorBackend(backend, () =>
       tf.tidy(() => {
         const built = Object.fromEntries(Object.entries(inputs).map(([name, data]) => [name, toTensor(data)]));
@@ -250,8 +301,12 @@ describe('depthwise backprops with dilation > 1', () => {
     const eh = (kh - 1) * dil[0] + 1;
     const ew = (kw - 1) * dil[1] + 1;
     // The gradient of the zero-inserted filter, at the taps the dilated filter has.
-    const reference = await runOn('cpu', kernel, { x, dy }, { strides: [1, 1], pad, dilations: [1, 1], filterShape: [eh, ew, c, m] }, (full) =>
-      tf.stridedSlice(full, [0, 0, 0, 0], [eh, ew, c, m], [dil[0], dil[1], 1, 1]),
+    const reference = await runOn(
+      'cpu',
+      kernel,
+      { x, dy },
+      { strides: [1, 1], pad, dilations: [1, 1], filterShape: [eh, ew, c, m] },
+      (full) => tf.stridedSlice(full, [0, 0, 0, 0], [eh, ew, c, m], [dil[0], dil[1], 1, 1]),
     );
     const error = maxRelativeError(candidate, reference);
     ledger.record(kernel, error);
@@ -348,7 +403,9 @@ describe('UnsortedSegmentSum (missing on stock wasm)', () => {
     ledger.record('UnsortedSegmentSum gradient', worstRelativeError);
     expect(worstRelativeError).toBeLessThanOrEqual(PARITY_TOLERANCE);
     const x = tf.tensor(data.values, [8, 3]);
-    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.unsortedSegmentSum(v, tf.tensor1d(ids, 'int32'), 3), tf.tensor(dy.values, [3, 3]))))(x);
+    const g = tf.grad((v: tf.Tensor) =>
+      tf.sum(tf.mul(tf.unsortedSegmentSum(v, tf.tensor1d(ids, 'int32'), 3), tf.tensor(dy.values, [3, 3]))),
+    )(x);
     const rows = g.arraySync() as number[][];
     const dyRows = Array.from({ length: 3 }, (_, r) => Array.from(dy.values.subarray(r * 3, r * 3 + 3)));
     expect(rows[2]!.every((v) => v === 0)).toBe(true); // id −1

@@ -66,8 +66,14 @@ describe('training steps leave memory flat', () => {
     const model = build();
     const optimizer = xShape.length === 4 ? tf.train.adam(1e-3) : tf.train.momentum(0.01, 0.9);
     const rng = seededRng(11);
-    const x = tf.tensor(Float32Array.from({ length: xShape.reduce((a, b) => a * b, 1) }, () => rng.nextFloat()), [...xShape]);
-    const labels = tf.tensor1d(Int32Array.from({ length: xShape[0] }, () => rng.nextInt(4)), 'int32');
+    const x = tf.tensor(
+      Float32Array.from({ length: xShape.reduce((a, b) => a * b, 1) }, () => rng.nextFloat()),
+      [...xShape],
+    );
+    const labels = tf.tensor1d(
+      Int32Array.from({ length: xShape[0] }, () => rng.nextInt(4)),
+      'int32',
+    );
     const step = (): number => {
       const loss = optimizer.minimize(() => model.loss(x, labels), true, model.variables);
       const value = (loss as tf.Scalar).dataSync()[0] as number;

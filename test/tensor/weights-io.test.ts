@@ -87,9 +87,24 @@ describe('weights round trip', () => {
     const bytes = await saveVariables(vars);
     const flipped = bytes.slice();
     flipped[flipped.length - 1] = (flipped[flipped.length - 1] as number) ^ 0xff;
-    expect(isEsperError(errorOf(() => restoreVariables(vars, flipped)), ErrorCode.TENSOR_WEIGHTS_INVALID)).toBe(true);
-    expect(isEsperError(errorOf(() => decodeWeightsFromBytes(bytes.subarray(0, bytes.length - 4))), ErrorCode.TENSOR_WEIGHTS_INVALID)).toBe(true);
-    expect(isEsperError(errorOf(() => decodeWeightsFromBytes(new Uint8Array(20))), ErrorCode.TENSOR_WEIGHTS_INVALID)).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => restoreVariables(vars, flipped)),
+        ErrorCode.TENSOR_WEIGHTS_INVALID,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => decodeWeightsFromBytes(bytes.subarray(0, bytes.length - 4))),
+        ErrorCode.TENSOR_WEIGHTS_INVALID,
+      ),
+    ).toBe(true);
+    expect(
+      isEsperError(
+        errorOf(() => decodeWeightsFromBytes(new Uint8Array(20))),
+        ErrorCode.TENSOR_WEIGHTS_INVALID,
+      ),
+    ).toBe(true);
     tf.dispose(vars);
   });
 

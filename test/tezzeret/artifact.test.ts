@@ -53,7 +53,9 @@ describe('artifact byte format', () => {
     const view = new DataView(bytes.buffer);
     expect(view.getUint32(8, true)).toBe(ARTIFACT_FORMAT_VERSION);
     const headerLength = view.getUint32(12, true);
-    expect(new TextDecoder().decode(bytes.subarray(ARTIFACT_PREFIX_BYTES, ARTIFACT_PREFIX_BYTES + headerLength))).toBe(canonicalJson(HEADER));
+    expect(new TextDecoder().decode(bytes.subarray(ARTIFACT_PREFIX_BYTES, ARTIFACT_PREFIX_BYTES + headerLength))).toBe(
+      canonicalJson(HEADER),
+    );
     const decoded = decodeArtifact(bytes);
     expect(decoded.header).toEqual(HEADER);
     expect([...decoded.weights]).toEqual([...weights]);
@@ -71,7 +73,12 @@ describe('artifact byte format', () => {
     const extraField = encodeArtifact({ ...HEADER, extra: 1 } as ArtifactHeader, weights);
     const badKind = encodeArtifact({ ...HEADER, site: { kind: 'SIDEWAYS', shape: [4] } }, weights);
     for (const bytes of [badMagic, badVersion, longer, unknownFamily, extraField, badKind]) {
-      expect(isEsperError(errorOf(() => decodeArtifact(bytes)), ErrorCode.TEZZERET_ARTIFACT_INVALID)).toBe(true);
+      expect(
+        isEsperError(
+          errorOf(() => decodeArtifact(bytes)),
+          ErrorCode.TEZZERET_ARTIFACT_INVALID,
+        ),
+      ).toBe(true);
     }
   });
 });

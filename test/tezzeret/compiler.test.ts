@@ -189,8 +189,8 @@ describe('artifact structure and guard digest', () => {
   it('counts compilations and failures in the §2.4 metric names', async () => {
     const counted = new TezzeretCompiler({ catalog, prewarmSamples: 1 });
     await compileDefault('BP001', DENSE, 1, counted);
-    await expect(counted.compile(catalog.get('BP013'), catalog.defaultParameters('BP013'), DENSE, { seed: 1 })).rejects.toSatisfy((e: unknown) =>
-      isEsperError(e, ErrorCode.KARN_SITE_UNSUPPORTED),
+    await expect(counted.compile(catalog.get('BP013'), catalog.defaultParameters('BP013'), DENSE, { seed: 1 })).rejects.toSatisfy(
+      (e: unknown) => isEsperError(e, ErrorCode.KARN_SITE_UNSUPPORTED),
     );
     await expect(counted.compile(catalog.get('BP009'), { depth: 99 }, DENSE, { seed: 1 })).rejects.toSatisfy((e: unknown) =>
       isEsperError(e, ErrorCode.KARN_PARAMETER_INVALID),
@@ -219,7 +219,13 @@ describe('damaged artifacts', () => {
   it('rejects every truncation with TEZZERET_ARTIFACT_INVALID', () => {
     const { bytes } = artifact;
     for (const length of [0, 7, 8, 23, 24, 100, bytes.byteLength >> 1, bytes.byteLength - 1]) {
-      expect(isEsperError(errorOf(() => loadArtifact(bytes.slice(0, length), { catalog })), ErrorCode.TEZZERET_ARTIFACT_INVALID), `length ${length}`).toBe(true);
+      expect(
+        isEsperError(
+          errorOf(() => loadArtifact(bytes.slice(0, length), { catalog })),
+          ErrorCode.TEZZERET_ARTIFACT_INVALID,
+        ),
+        `length ${length}`,
+      ).toBe(true);
     }
   });
 
@@ -232,7 +238,13 @@ describe('damaged artifacts', () => {
     for (const i of positions) {
       const damaged = bytes.slice();
       damaged[i] = (damaged[i] as number) ^ 0x5a;
-      expect(isEsperError(errorOf(() => loadArtifact(damaged, { catalog })), ErrorCode.TEZZERET_ARTIFACT_INVALID), `byte ${i}`).toBe(true);
+      expect(
+        isEsperError(
+          errorOf(() => loadArtifact(damaged, { catalog })),
+          ErrorCode.TEZZERET_ARTIFACT_INVALID,
+        ),
+        `byte ${i}`,
+      ).toBe(true);
     }
   });
 

@@ -128,14 +128,21 @@ describe('TezzeretForge over the 50 default descriptors', () => {
       expect(updates.length).toBe(jobs.length);
       const first = updates.find((u) => u.blueprintId === summary.jobs[0]?.blueprintId);
       expect(first?.checksum).toBe(summary.jobs[0]?.checksum);
-      expect(parseUrzaArtifactRef(first?.artifactRef ?? '')).toEqual({ blueprintId: summary.jobs[0]?.blueprintId, siteKey: summary.jobs[0]?.siteKey });
+      expect(parseUrzaArtifactRef(first?.artifactRef ?? '')).toEqual({
+        blueprintId: summary.jobs[0]?.blueprintId,
+        siteKey: summary.jobs[0]?.siteKey,
+      });
       expect(first?.guardDigest).toMatch(/^[0-9a-f]{64}$/);
       expect(first?.compileMs).toBeGreaterThan(0);
 
       const metrics = forge.metricsSnapshot();
       expect(metrics[TezzeretForgeMetric.JOBS_COMPLETED]).toBe(jobs.length);
       expect(metrics[TezzeretForgeMetric.BREAKER_STATE]).toBe(0);
-      expect(sink.packets.some((p) => p.sourceSubsystem === 'tezzeret' && p.events.some((e) => e.description === TezzeretForgeEvent.COMPILE_SUCCEEDED))).toBe(true);
+      expect(
+        sink.packets.some(
+          (p) => p.sourceSubsystem === 'tezzeret' && p.events.some((e) => e.description === TezzeretForgeEvent.COMPILE_SUCCEEDED),
+        ),
+      ).toBe(true);
 
       const again = await forge.forgeAll(BENCH_SITES);
       expect(again.skipped).toBe(jobs.length);
@@ -195,7 +202,10 @@ function runChild(dir: string, on: 'done' | 'started', at: number): Promise<Chil
 describe('TezzeretForge crash recovery (child process, SIGKILL)', () => {
   const jobs = crashJobs(catalog);
   const rng = seededRng(0xf0a6e);
-  const killPoints = (['done', 'started', 'started'] as const).map((on) => ({ on, k: 1 + Math.floor(rng.nextFloat() * (jobs.length - 2)) }));
+  const killPoints = (['done', 'started', 'started'] as const).map((on) => ({
+    on,
+    k: 1 + Math.floor(rng.nextFloat() * (jobs.length - 2)),
+  }));
 
   for (const [i, { on, k }] of killPoints.entries()) {
     it(`a forge killed at its ${k}-th '${on}' of ${jobs.length} jobs (kill point ${i + 1}) leaves Urza consistent, and the next run redoes only the missing jobs`, async () => {
@@ -213,7 +223,9 @@ describe('TezzeretForge crash recovery (child process, SIGKILL)', () => {
 
         const forge = new TezzeretForge({ compiler, library, walPath: path.join(dir, 'forge.wal') });
         const summary = await forge.run(jobs);
-        console.log(`kill point ${i + 1}: killed after ${outcome.done.length} done / ${outcome.started.length} started; resume skipped ${summary.skipped}, redid ${summary.completed} (resumed ${summary.resumed})`);
+        console.log(
+          `kill point ${i + 1}: killed after ${outcome.done.length} done / ${outcome.started.length} started; resume skipped ${summary.skipped}, redid ${summary.completed} (resumed ${summary.resumed})`,
+        );
         // SIGKILL lands asynchronously: the child prints after its WAL record is durable and
         // keeps working until the signal arrives, so the WAL may hold one more `done` (or one
         // more `started`) than the parent had read. Jobs run one at a time, so at most one
@@ -247,7 +259,14 @@ describe('TezzeretForge retries, breaker and conservative mode', () => {
     const dir = await tempDir();
     const library = await UrzaLibrary.open({ rootDir: path.join(dir, 'urza') });
     const sink = new MemoryTelemetrySink();
-    const forge = new TezzeretForge({ compiler: primary, library, telemetry: sink, walPath: path.join(dir, 'forge.wal'), backoffBaseMs: 1, ...extra });
+    const forge = new TezzeretForge({
+      compiler: primary,
+      library,
+      telemetry: sink,
+      walPath: path.join(dir, 'forge.wal'),
+      backoffBaseMs: 1,
+      ...extra,
+    });
     return { library, sink, forge, dir };
   }
 
@@ -281,7 +300,9 @@ describe('TezzeretForge retries, breaker and conservative mode', () => {
     const terminal: ForgeCompiler = {
       catalog,
       compile: async (descriptor, parameters, site, options) =>
-        descriptor.blueprintId === 'BP001' ? compiler.compile(descriptor, { nonexistent_knob: 1 }, site, options) : compiler.compile(descriptor, parameters, site, options),
+        descriptor.blueprintId === 'BP001'
+          ? compiler.compile(descriptor, { nonexistent_knob: 1 }, site, options)
+          : compiler.compile(descriptor, parameters, site, options),
     };
     const { library, forge } = await harness(terminal, { maxRetries: 3 });
     try {

@@ -14,7 +14,10 @@ const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/train-child.ts');
 const TRAIN_SIZE = 2400;
 const CHECKPOINT_EVERY = 7;
 
-type Line = { step: number; loss: number } | { resumedFrom: number; cursor: { epoch: number; position: number } } | { done: string; globalStep: number };
+type Line =
+  | { step: number; loss: number }
+  | { resumedFrom: number; cursor: { epoch: number; position: number } }
+  | { done: string; globalStep: number };
 
 interface Child {
   readonly process: ChildProcessWithoutNullStreams;
@@ -90,6 +93,8 @@ describe('crash-resume', () => {
     for (const [step, loss] of resumedSteps) expect([step, loss]).toEqual([step, referenceSteps.get(step)]);
     // The killed run agreed with the reference too, up to where it died.
     for (const [step, loss] of crashedSteps) expect(loss).toBe(referenceSteps.get(step));
-    console.info(`[crash-resume] killed after step ${lastSeen}, resumed from checkpoint at step ${header.resumedFrom}, ${resumedSteps.size} identical steps after`);
+    console.info(
+      `[crash-resume] killed after step ${lastSeen}, resumed from checkpoint at step ${header.resumedFrom}, ${resumedSteps.size} identical steps after`,
+    );
   }, 60_000);
 });

@@ -13,7 +13,12 @@ describe('EmergencyController', () => {
     const controller = new EmergencyController({ trainingRunId: 'run-1', sink, clock });
     expect(controller.level).toBe(EmergencyLevel.NOTICE);
     const result = controller.escalate(EmergencyLevel.ELEVATED, EmergencyReason.NON_FINITE_LOSS, at);
-    expect(result).toMatchObject({ requested: EmergencyLevel.ELEVATED, previous: EmergencyLevel.NOTICE, level: EmergencyLevel.ELEVATED, dispatched: true });
+    expect(result).toMatchObject({
+      requested: EmergencyLevel.ELEVATED,
+      previous: EmergencyLevel.NOTICE,
+      level: EmergencyLevel.ELEVATED,
+      dispatched: true,
+    });
     expect(sink.signals).toHaveLength(1);
     const signal = sink.signals[0]!;
     expect(signal).toMatchObject({

@@ -21,7 +21,14 @@ function snapshot(globalStep: number, variable: tf.Variable, optimizerBytes = 0)
       optimizerDisposed = true;
     },
   };
-  const snap = makeSnapshot({ globalStep, cursor: { seed: 0, epoch: 0, position: globalStep }, rng: [1, 2, 3, 4], progress, weights: cloneWeights([variable]), optimizer });
+  const snap = makeSnapshot({
+    globalStep,
+    cursor: { seed: 0, epoch: 0, position: globalStep },
+    rng: [1, 2, 3, 4],
+    progress,
+    weights: cloneWeights([variable]),
+    optimizer,
+  });
   return Object.assign(snap, { disposed: () => optimizerDisposed });
 }
 

@@ -91,7 +91,9 @@ describe('MNIST MLP acceptance', () => {
     expect(full).toMatchObject({ tier: 'full', toStep: summary.globalStep });
     expect(fast!.latencyMs).toBeLessThan(500);
     expect(full!.latencyMs).toBeLessThan(12_000);
-    console.info(`[mnist] rollback: fast ${fast!.latencyMs.toFixed(2)} ms (budget 500 ms), full ${full!.latencyMs.toFixed(1)} ms (budget 12000 ms)`);
+    console.info(
+      `[mnist] rollback: fast ${fast!.latencyMs.toFixed(2)} ms (budget 500 ms), full ${full!.latencyMs.toFixed(1)} ms (budget 12000 ms)`,
+    );
     trainer.dispose();
     await store.close();
   });

@@ -110,7 +110,15 @@ describe('Trainer: loops and packets', () => {
     const epochPackets = telemetry.packets.filter((p) => p.metrics.some((m) => m.name === TolariaMetric.TRAINING_LOSS.name));
     expect(epochPackets).toHaveLength(2);
     const names = new Set(epochPackets[1]!.metrics.map((m) => m.name));
-    for (const expected of [TolariaMetric.TRAINING_LOSS, TolariaMetric.TRAINING_ACCURACY, TolariaMetric.TRAINING_LATENCY_MS, TolariaMetric.SEEDS_ACTIVE, TolariaMetric.VALIDATION_ACCURACY, TolariaMetric.EPOCHS_TOTAL, TolariaMetric.BREAKER_STATE]) {
+    for (const expected of [
+      TolariaMetric.TRAINING_LOSS,
+      TolariaMetric.TRAINING_ACCURACY,
+      TolariaMetric.TRAINING_LATENCY_MS,
+      TolariaMetric.SEEDS_ACTIVE,
+      TolariaMetric.VALIDATION_ACCURACY,
+      TolariaMetric.EPOCHS_TOTAL,
+      TolariaMetric.BREAKER_STATE,
+    ]) {
       expect(names.has(expected.name)).toBe(true);
     }
     expect(telemetry.packets.every((p) => p.metrics.every((m) => m.unit.length > 0))).toBe(true);
@@ -120,7 +128,12 @@ describe('Trainer: loops and packets', () => {
 
   it('hands the controller one typed step packet per step with the measured training metrics', async () => {
     const controller = new ScriptedController();
-    const { trainer } = harness({ controller, worker: worker(), epochs: 1, lrSchedule: { policy: 'cosine', totalSteps: 8, warmupSteps: 2 } });
+    const { trainer } = harness({
+      controller,
+      worker: worker(),
+      epochs: 1,
+      lrSchedule: { policy: 'cosine', totalSteps: 8, warmupSteps: 2 },
+    });
     await trainer.run();
     expect(controller.packets.map((p) => Number(p.globalStep))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     const [first, second] = controller.packets as [SystemStatePacket, SystemStatePacket];
@@ -273,7 +286,12 @@ describe('Trainer: non-finite loss, rollback and emergencies', () => {
     const run = harness({ host: poisoned, rollback: { snapshotEverySteps: 5 }, worker: worker() });
     const summary = await run.trainer.run();
 
-    expect(summary).toMatchObject({ state: 'completed', globalStep: 16, nonFiniteLossTotal: 1, rollbacks: { fastHits: 1, fullRestores: 0, failures: 0 } });
+    expect(summary).toMatchObject({
+      state: 'completed',
+      globalStep: 16,
+      nonFiniteLossTotal: 1,
+      rollbacks: { fastHits: 1, fullRestores: 0, failures: 0 },
+    });
     expect(run.emergency.signals.map((s) => [s.level, s.reason, Number(s.globalStep)])).toEqual([
       [EmergencyLevel.ELEVATED, 'non_finite_loss', 11],
       [EmergencyLevel.ELEVATED, 'non_finite_loss', 16], // the failed epoch, at its end
@@ -313,7 +331,9 @@ describe('Trainer: non-finite loss, rollback and emergencies', () => {
     expect(result!.latencyMs).toBeLessThan(12_000);
     expect(await saveVariables(h.trainableVariables())).toEqual(latest!.checkpoint.weights);
     expect(events(telemetry.packets, TolariaEvent.ROLLBACK_RESTORED).at(-1)?.event.attributes['tier']).toBe('full');
-    console.info(`[rollback] full tier restore (read + verify + load) of the 2-16-16-2 MLP: ${result!.latencyMs.toFixed(2)} ms (budget 12000 ms)`);
+    console.info(
+      `[rollback] full tier restore (read + verify + load) of the 2-16-16-2 MLP: ${result!.latencyMs.toFixed(2)} ms (budget 12000 ms)`,
+    );
   });
 
   it('halts (L4, failed_steps_streak) when rollbacks cannot get past a persistent non-finite loss', async () => {
@@ -351,7 +371,13 @@ describe('Trainer: seeds and the optimizer', () => {
       [5, seedCommand('run-test', 'cmd-3', 'seed-b', SeedOperation.SEED_OP_GERMINATE)],
     ]);
     const controller = new ScriptedController(script);
-    const { trainer, telemetry } = harness({ controller, executor, worker: worker(), epochs: 2, optimizerRebuild: { minIntervalSteps: 4 } });
+    const { trainer, telemetry } = harness({
+      controller,
+      executor,
+      worker: worker(),
+      epochs: 2,
+      optimizerRebuild: { minIntervalSteps: 4 },
+    });
     const summary = await trainer.run();
     expect(summary.state).toBe('completed');
     expect(executor.applied.map((c) => c.commandId)).toEqual(['cmd-1', 'cmd-2', 'cmd-3']);
@@ -382,10 +408,13 @@ describe('Trainer: cancellation and tensors', () => {
     await reference.trainer.run();
     const h = host();
     const controller = new AbortController();
-    const resumed = harness({ host: h, onStep: (r) => {
-      resumed.steps.push(r);
-      if (r.globalStep === 5) controller.abort();
-    } });
+    const resumed = harness({
+      host: h,
+      onStep: (r) => {
+        resumed.steps.push(r);
+        if (r.globalStep === 5) controller.abort();
+      },
+    });
     const first = await resumed.trainer.run({ signal: controller.signal });
     expect(first).toMatchObject({ state: 'aborted', globalStep: 5 });
     expect(resumed.trainer.cursorState).toMatchObject({ epoch: 0, position: 160 });
@@ -399,9 +428,13 @@ describe('Trainer: cancellation and tensors', () => {
     const h = host();
     const baseline = tf.memory().numTensors;
     const stop = new AbortController();
-    const { trainer } = harness({ host: h, epochs: 3, onStep: (r) => {
-      if (r.globalStep === 3) stop.abort();
-    } });
+    const { trainer } = harness({
+      host: h,
+      epochs: 3,
+      onStep: (r) => {
+        if (r.globalStep === 3) stop.abort();
+      },
+    });
     await trainer.run({ signal: stop.signal }); // three steps: the optimizer's slots exist now
     const warm = tf.memory().numTensors;
     const summary = await trainer.run(); // 21 more steps and three validation passes
@@ -420,7 +453,14 @@ describe('Trainer: cancellation and tensors', () => {
     const executor = new GraftingExecutor('hidden2', 16);
     const baseline = tf.memory().numTensors;
     const controller = new ScriptedController(new Map([[3, seedCommand('run-test', 'cmd-1', 'seed-a', SeedOperation.SEED_OP_GERMINATE)]]));
-    const { trainer } = harness({ host: new PoisonedHost(h, new Set([7])), controller, executor, worker: worker(), rollback: { snapshotEverySteps: 2 }, checkpoints: { store, everySteps: 5 } });
+    const { trainer } = harness({
+      host: new PoisonedHost(h, new Set([7])),
+      controller,
+      executor,
+      worker: worker(),
+      rollback: { snapshotEverySteps: 2 },
+      checkpoints: { store, everySteps: 5 },
+    });
     await trainer.run();
     trainer.dispose();
     executor.dispose();

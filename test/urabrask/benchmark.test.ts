@@ -74,7 +74,12 @@ describe('benchmarkArtifact', () => {
   it('rejects no profiles, duplicate names, a zero batch and zero samples', () => {
     const bad = [
       { profiles: [] },
-      { profiles: [{ name: 'a', batch: 1 }, { name: 'a', batch: 2 }] },
+      {
+        profiles: [
+          { name: 'a', batch: 1 },
+          { name: 'a', batch: 2 },
+        ],
+      },
       { profiles: [{ name: 'a', batch: 0 }] },
       { samples: 0 },
     ];
@@ -92,7 +97,13 @@ describe('benchmarkArtifact', () => {
 
 describe('publishBenchmark', () => {
   it('publishes BenchmarkReport on the bus for a subscriber to receive', async () => {
-    const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20, reclaimIntervalMs: 20 });
+    const bus = new StreamBus({
+      store: new MemoryStreamStore(),
+      keyRing: RING,
+      telemetry: new MemoryTelemetrySink(),
+      blockMs: 20,
+      reclaimIntervalMs: 20,
+    });
     const events: BenchmarkReport[] = [];
     try {
       const subscription = bus.subscribe({

@@ -66,7 +66,8 @@ describe('band rule: the band comes from the measurements', () => {
   it('gives every SAFE family representative a LOW band with STANDARD handling, whatever its prior', async () => {
     const representatives = new Map<string, BlueprintDescriptor>();
     for (const descriptor of catalog.list()) {
-      if (descriptor.tier === BlueprintTier.SAFE && !representatives.has(descriptor.family)) representatives.set(descriptor.family, descriptor);
+      if (descriptor.tier === BlueprintTier.SAFE && !representatives.has(descriptor.family))
+        representatives.set(descriptor.family, descriptor);
     }
     expect(representatives.size).toBeGreaterThanOrEqual(12);
     // The self-attention representative BP019 carries the highest SAFE prior (0.5).
@@ -89,7 +90,9 @@ describe('band rule: the band comes from the measurements', () => {
   it('gives the unstable BP043 HIGH or CRITICAL from its measured gradient explosion and output blow-up', () => {
     const bsds = issueBsds(signer, catalog.get('BP043'), unstable.report, { clock });
     const assessment = assessHazards(catalog.get('BP043'), unstable.report);
-    console.log(`${figures(unstable.report, bsds)} prior=${assessment.priorRisk.toFixed(2)} measured=${assessment.measuredScore.toFixed(3)}`);
+    console.log(
+      `${figures(unstable.report, bsds)} prior=${assessment.priorRisk.toFixed(2)} measured=${assessment.measuredScore.toFixed(3)}`,
+    );
     expect(unstable.report.hazards.grad_instability).toBe(HazardStatus.EXPLODE);
     expect(unstable.report.hazards.output_scale).toBe(HazardStatus.BLOWUP);
     expect(assessment.measuredScore).toBeGreaterThanOrEqual(0.7);
@@ -114,7 +117,12 @@ describe('band rule: the band comes from the measurements', () => {
   });
 
   it('lets a non-SAFE prior at the HIGH threshold tighten handling but not the band', () => {
-    const experimental: BlueprintDescriptor = { ...catalog.get('BP009'), tier: BlueprintTier.EXPERIMENTAL, risk: 0.8, quarantineOnly: false };
+    const experimental: BlueprintDescriptor = {
+      ...catalog.get('BP009'),
+      tier: BlueprintTier.EXPERIMENTAL,
+      risk: 0.8,
+      quarantineOnly: false,
+    };
     const assessment = assessHazards(experimental, safe.report);
     expect(assessment.hazardBand).toBe(HazardBand.LOW);
     expect(assessment.handlingClass).toBe(HandlingClass.RESTRICTED);
@@ -140,7 +148,9 @@ describe('BSDS from crucible measurements', () => {
 
   it('gives the unstable BP043 a HIGH or CRITICAL band and RESTRICTED or QUARANTINE handling, naming the fired hazards', () => {
     const bsds = issueBsds(signer, catalog.get('BP043'), unstable.report, { clock });
-    console.log(`[bsds] BP043 risk=${bsds.riskScore.toFixed(3)} band=${HazardBand[bsds.hazardBand]} handling=${HandlingClass[bsds.handlingClass]} rec="${bsds.recommendation}"`);
+    console.log(
+      `[bsds] BP043 risk=${bsds.riskScore.toFixed(3)} band=${HazardBand[bsds.hazardBand]} handling=${HandlingClass[bsds.handlingClass]} rec="${bsds.recommendation}"`,
+    );
     expect(unstable.report.hazards.grad_instability).toBe(HazardStatus.EXPLODE);
     expect([HazardBand.HIGH, HazardBand.CRITICAL]).toContain(bsds.hazardBand);
     expect([HandlingClass.RESTRICTED, HandlingClass.QUARANTINE]).toContain(bsds.handlingClass);
@@ -155,7 +165,9 @@ describe('BSDS from crucible measurements', () => {
     console.log(`[bsds] BP043 without prior risk=${assessment.riskScore.toFixed(3)} band=${HazardBand[assessment.hazardBand]}`);
     expect([HazardBand.HIGH, HazardBand.CRITICAL]).toContain(assessment.hazardBand);
     expect(assessment.riskScore).toBe(assessment.measuredScore);
-    expect(assessment.handlingClass).toBe(assessment.hazardBand === HazardBand.CRITICAL ? HandlingClass.QUARANTINE : HandlingClass.RESTRICTED);
+    expect(assessment.handlingClass).toBe(
+      assessment.hazardBand === HazardBand.CRITICAL ? HandlingClass.QUARANTINE : HandlingClass.RESTRICTED,
+    );
     // The same neutral descriptor with BP009's clean report stays LOW.
     expect(assessHazards({ ...neutral, blueprintId: 'BP009' }, safe.report).hazardBand).toBe(HazardBand.LOW);
   });
@@ -203,7 +215,9 @@ describe('verifyBsds', () => {
   });
 
   it('rejects a sheet signed under another key ring', () => {
-    const other = new HmacSigner(new KeyRing([{ keyId: 'urabrask-2026', secret: new TextEncoder().encode('a-different-secret-000000000') }]));
+    const other = new HmacSigner(
+      new KeyRing([{ keyId: 'urabrask-2026', secret: new TextEncoder().encode('a-different-secret-000000000') }]),
+    );
     expect(verifyBsds(other, issueBsds(signer, catalog.get('BP009'), safe.report))).toBe(false);
   });
 });

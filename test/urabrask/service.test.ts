@@ -41,7 +41,8 @@ beforeAll(async () => {
   await initTensorBackend();
   tensorsBefore = tf.memory().numTensors;
   const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 1 });
-  for (const id of ['BP009', 'BP043']) artifacts.set(id, await compiler.compile(catalog.get(id), catalog.defaultParameters(id), SITE, { seed: 7 }));
+  for (const id of ['BP009', 'BP043'])
+    artifacts.set(id, await compiler.compile(catalog.get(id), catalog.defaultParameters(id), SITE, { seed: 7 }));
 });
 
 afterAll(() => {
@@ -52,9 +53,22 @@ beforeEach(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'urabrask-service-'));
   library = await UrzaLibrary.open({ rootDir: root, clock });
   for (const [id, artifact] of artifacts) {
-    await library.save({ descriptor: catalog.get(id), siteKey: SITE_KEY, artifact: artifact.bytes, guardDigest: artifact.guardDigest, compileMs: 1, prewarm: artifact.prewarm });
+    await library.save({
+      descriptor: catalog.get(id),
+      siteKey: SITE_KEY,
+      artifact: artifact.bytes,
+      guardDigest: artifact.guardDigest,
+      compileMs: 1,
+      prewarm: artifact.prewarm,
+    });
   }
-  bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20, reclaimIntervalMs: 20 });
+  bus = new StreamBus({
+    store: new MemoryStreamStore(),
+    keyRing: RING,
+    telemetry: new MemoryTelemetrySink(),
+    blockMs: 20,
+    reclaimIntervalMs: 20,
+  });
   events = [];
   const subscription = bus.subscribe({
     group: 'tamiyo',
@@ -88,9 +102,15 @@ function service(): UrabraskService {
 describe('UrabraskService.certify', () => {
   it('probes, signs, stores the sheet and graph metadata in Urza, and publishes BSDSIssued', async () => {
     const urabrask = service();
-    const result = await urabrask.certify({ descriptor: catalog.get('BP043'), artifactBytes: artifacts.get('BP043')!.bytes, siteKey: SITE_KEY });
+    const result = await urabrask.certify({
+      descriptor: catalog.get('BP043'),
+      artifactBytes: artifacts.get('BP043')!.bytes,
+      siteKey: SITE_KEY,
+    });
     const m = result.report.measurements;
-    console.log(`[service] BP043 gradNorm=${m.gradNorm.toExponential(3)} outputRatio=${m.outputScaleRatio.toFixed(1)} band=${HazardBand[result.bsds.hazardBand]}`);
+    console.log(
+      `[service] BP043 gradNorm=${m.gradNorm.toExponential(3)} outputRatio=${m.outputScaleRatio.toFixed(1)} band=${HazardBand[result.bsds.hazardBand]}`,
+    );
     expect(result.published).toBe(true);
     expect([HazardBand.HIGH, HazardBand.CRITICAL]).toContain(result.bsds.hazardBand);
     const stored = library.getBsds('BP043');
@@ -108,7 +128,11 @@ describe('UrabraskService.certify', () => {
   });
 
   it('certifies the safe BP009 LOW', async () => {
-    const result = await service().certify({ descriptor: catalog.get('BP009'), artifactBytes: artifacts.get('BP009')!.bytes, siteKey: SITE_KEY });
+    const result = await service().certify({
+      descriptor: catalog.get('BP009'),
+      artifactBytes: artifacts.get('BP009')!.bytes,
+      siteKey: SITE_KEY,
+    });
     expect(result.bsds.hazardBand).toBe(HazardBand.LOW);
     expect(library.getBsds('BP009')?.hazardBand).toBe(HazardBand.LOW);
   });
@@ -117,7 +141,14 @@ describe('UrabraskService.certify', () => {
     // Urza treats artifacts as opaque bytes, so a corrupted artifact can be catalogued.
     const corrupted = Uint8Array.from(artifacts.get('BP009')!.bytes);
     corrupted[corrupted.length - 1] = (corrupted[corrupted.length - 1] as number) ^ 0xff;
-    await library.save({ descriptor: catalog.get('BP009'), siteKey: 'dense:64-corrupt', artifact: corrupted, guardDigest: 'x', compileMs: 1, prewarm: { p50Ms: 0, p95Ms: 0 } });
+    await library.save({
+      descriptor: catalog.get('BP009'),
+      siteKey: 'dense:64-corrupt',
+      artifact: corrupted,
+      guardDigest: 'x',
+      compileMs: 1,
+      prewarm: { p50Ms: 0, p95Ms: 0 },
+    });
     const urabrask = service();
     let caught: unknown;
     try {

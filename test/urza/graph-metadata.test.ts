@@ -14,7 +14,11 @@ const headers = new Map<string, ArtifactHeader>();
 beforeAll(async () => {
   await initTensorBackend();
   const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 1 });
-  for (const [id, site] of [['BP010', DENSE], ['BP009', DENSE], ['BP016', CONV]] as const) {
+  for (const [id, site] of [
+    ['BP010', DENSE],
+    ['BP009', DENSE],
+    ['BP016', CONV],
+  ] as const) {
     const artifact = await compiler.compile(catalog.get(id), catalog.defaultParameters(id), site, { seed: 2 });
     headers.set(id, decodeArtifact(artifact.bytes).header);
   }
@@ -63,6 +67,8 @@ describe('buildGraphMetadata', () => {
     expect(parseGraphMetadata(JSON.stringify(metadata))).toEqual(metadata);
     expect(() => parseGraphMetadata('{"version":99}')).toThrow(/layout/);
     expect(() => buildGraphMetadata(catalog.get('BP010'), headers.get('BP009')!)).toThrow(/BP009/);
-    expect(() => buildGraphMetadata(catalog.get('BP009'), headers.get('BP009')!, { bsds: create(BSDSSchema, { blueprintId: 'BP001' }) })).toThrow(/BP001/);
+    expect(() =>
+      buildGraphMetadata(catalog.get('BP009'), headers.get('BP009')!, { bsds: create(BSDSSchema, { blueprintId: 'BP001' }) }),
+    ).toThrow(/BP001/);
   });
 });

@@ -17,7 +17,10 @@ const SITE = create(SeedSiteDescriptorSchema, { siteId: 'dense-64', kind: SeedSi
 const SITE_KEY = 'dense:64';
 const catalog = new KarnCatalog();
 const clock = new FakeClock();
-const signer = new HmacSigner(new KeyRing([{ keyId: 'urabrask-k1', secret: new TextEncoder().encode('urza-bsds-test-secret-0123456789') }]), { clock });
+const signer = new HmacSigner(
+  new KeyRing([{ keyId: 'urabrask-k1', secret: new TextEncoder().encode('urza-bsds-test-secret-0123456789') }]),
+  { clock },
+);
 let compiled: CompiledArtifact;
 let tensorsBefore = 0;
 let root: string;
@@ -26,7 +29,12 @@ let library: UrzaLibrary;
 beforeAll(async () => {
   await initTensorBackend();
   tensorsBefore = tf.memory().numTensors;
-  compiled = await new TezzeretCompiler({ catalog, prewarmSamples: 1 }).compile(catalog.get('BP043'), catalog.defaultParameters('BP043'), SITE, { seed: 3 });
+  compiled = await new TezzeretCompiler({ catalog, prewarmSamples: 1 }).compile(
+    catalog.get('BP043'),
+    catalog.defaultParameters('BP043'),
+    SITE,
+    { seed: 3 },
+  );
 });
 
 afterAll(() => {

@@ -31,11 +31,7 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function descriptor(
-  id: string,
-  tier: BlueprintTier = BlueprintTier.SAFE,
-  family = 'residual_mlp',
-): BlueprintDescriptor {
+function descriptor(id: string, tier: BlueprintTier = BlueprintTier.SAFE, family = 'residual_mlp'): BlueprintDescriptor {
   return create(BlueprintDescriptorSchema, { blueprintId: id, name: `bp ${id}`, tier, family, risk: 0.5 });
 }
 
@@ -322,8 +318,7 @@ describe('UrzaLibrary', () => {
     for (const [id, tier, family] of inputs) {
       await library.save({ ...saveInput(id, artifact(id)), descriptor: descriptor(id, tier, family) });
     }
-    const ids = (filter: Parameters<UrzaLibrary['list']>[0]): string[] =>
-      library.list(filter).map((entry) => entry.descriptor.blueprintId);
+    const ids = (filter: Parameters<UrzaLibrary['list']>[0]): string[] => library.list(filter).map((entry) => entry.descriptor.blueprintId);
     expect(ids({})).toEqual(['BP040', 'BP041', 'BP042', 'BP043']);
     expect(ids({ tier: BlueprintTier.SAFE })).toEqual(['BP040', 'BP041']);
     expect(ids({ family: 'conv3x3' })).toEqual(['BP041', 'BP042']);
@@ -335,9 +330,7 @@ describe('UrzaLibrary', () => {
     expect(library.get('BP042')?.blueprintId).toBe('BP042');
     expect(ids({ family: 'conv3x3' })).toEqual(['BP042']);
     expect(library.list({ family: 'conv3x3' })[0]?.siteKeys).toEqual([]);
-    expect(await artifactFiles()).toEqual(
-      [sha256Hex(artifact('BP040')), sha256Hex(artifact('BP043'))].map((h) => `${h}.esa`).sort(),
-    );
+    expect(await artifactFiles()).toEqual([sha256Hex(artifact('BP040')), sha256Hex(artifact('BP043'))].map((h) => `${h}.esa`).sort());
     await expectEsperError(library.load('BP041', 'dense:32'), ErrorCode.URZA_NOT_FOUND);
   });
 

@@ -176,13 +176,17 @@ describe('UrzaPrefetchWorker', () => {
     });
     expect(ready.prewarmP50Ms).toBeGreaterThan(0);
     expect(ready.prewarmP95Ms).toBeGreaterThanOrEqual(ready.prewarmP50Ms);
-    console.log(`urza prefetch prewarm (BP005 dense 256, 4 passes): p50 ${ready.prewarmP50Ms.toFixed(3)} ms, p95 ${ready.prewarmP95Ms.toFixed(3)} ms`);
+    console.log(
+      `urza prefetch prewarm (BP005 dense 256, 4 passes): p50 ${ready.prewarmP50Ms.toFixed(3)} ms, p95 ${ready.prewarmP95Ms.toFixed(3)} ms`,
+    );
     expect(worker.stats()).toMatchObject({ hits: 1, misses: 0, errors: 0, invalid: 0 });
 
     // The reference resolves through the runtime to the same artifact.
     const ref = parseUrzaArtifactRef(ready.artifactRef);
     expect(ref).toEqual({ blueprintId: 'BP005', siteKey: SITE_KEY });
-    const fetched = await new UrzaRuntime({ library: harness.library, catalog }).fetchKernel(ref.blueprintId, ref.siteKey, { scope: 'kasmina-seed-0' });
+    const fetched = await new UrzaRuntime({ library: harness.library, catalog }).fetchKernel(ref.blueprintId, ref.siteKey, {
+      scope: 'kasmina-seed-0',
+    });
     fetched.module.dispose();
     expect(fetched.checksum).toBe(ready.checksum);
   });

@@ -10,16 +10,7 @@
  * {@link MAX_ATTENTION_TOKENS} tokens (the score matrix is tokens²).
  */
 import { Initializer, tf } from '../../tensor/index.js';
-import {
-  assembleModule,
-  dense,
-  FamilyId,
-  isConvSite,
-  isDenseSite,
-  knob,
-  MAX_ATTENTION_TOKENS,
-  type FamilyConfig,
-} from '../family.js';
+import { assembleModule, dense, FamilyId, isConvSite, isDenseSite, knob, MAX_ATTENTION_TOKENS, type FamilyConfig } from '../family.js';
 import type { SeedSiteDescriptor } from '../../leyline/index.js';
 
 function tokenLayout(site: SeedSiteDescriptor): { tokens: number; width: number } {
@@ -67,7 +58,10 @@ export const selfAttentionFamily: FamilyConfig = {
           const k = split(dense(rows, wk), n);
           const v = split(dense(rows, wv), n);
           const weights = tf.softmax(tf.mul(tf.matMul(q, k, false, true), tf.scalar(scale)));
-          const mixed = tf.reshape(tf.transpose(tf.reshape(tf.matMul(weights, v), [n, heads, tokens, keyDim]), [0, 2, 1, 3]), [n * tokens, embed]);
+          const mixed = tf.reshape(tf.transpose(tf.reshape(tf.matMul(weights, v), [n, heads, tokens, keyDim]), [0, 2, 1, 3]), [
+            n * tokens,
+            embed,
+          ]);
           s = tf.add(s, tf.reshape(dense(mixed as tf.Tensor2D, wo), [n, tokens, embed]));
         }
         return tf.reshape(dense(tf.reshape(s, [n * tokens, embed]) as tf.Tensor2D, wOut), x.shape);

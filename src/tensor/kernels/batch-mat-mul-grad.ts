@@ -68,6 +68,7 @@ const gradient: GradConfig = {
 /** Registry entry for the broadcast-aware `BatchMatMul` gradient. */
 export const batchMatMulGradPatch: PatchGradientConfig = {
   kernelName: BatchMatMul,
-  answers: "The stock BatchMatMul gradient does not reduce over broadcast batch dims: [B,T,D]·[D,E] cannot train (found here; reference §7.5 'keep matmuls 2-D').",
+  answers:
+    "The stock BatchMatMul gradient does not reduce over broadcast batch dims: [B,T,D]·[D,E] cannot train (found here; reference §7.5 'keep matmuls 2-D').",
   gradient,
 };

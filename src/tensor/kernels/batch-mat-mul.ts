@@ -16,14 +16,7 @@
  * Partially broadcast batch shapes (`[2,1,…]·[1,3,…]`) and non-float32 inputs delegate to
  * the stock kernel.
  */
-import {
-  BatchMatMul,
-  broadcast_util,
-  util,
-  type BatchMatMulAttrs,
-  type KernelFunc,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import { BatchMatMul, broadcast_util, util, type BatchMatMulAttrs, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { PatchKind, type PatchKernelConfig } from './patch-kernel.js';
 import {

@@ -18,12 +18,7 @@
  * The phase path also covers explicit padding larger than the filter (negative "full"
  * padding); only non-float32 inputs delegate to the stock kernel.
  */
-import {
-  Conv2DBackpropInput,
-  type Conv2DBackpropInputAttrs,
-  type KernelFunc,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import { Conv2DBackpropInput, type Conv2DBackpropInputAttrs, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { PatchKind, type PatchKernelConfig } from './patch-kernel.js';
 import {
   asKernelFunc,
@@ -151,7 +146,14 @@ function polyphase(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, inf
       const sub = phaseFilter(backend, filter, rh, rw, sh, sw, rowsAxis.taps, colsAxis.taps);
       let part: TensorInfo | undefined;
       try {
-        part = conv2dExplicit(backend, dy, sub, [1, 1], [1, 1], [rowsAxis.taps - 1, rowsAxis.padAfter, colsAxis.taps - 1, colsAxis.padAfter]);
+        part = conv2dExplicit(
+          backend,
+          dy,
+          sub,
+          [1, 1],
+          [1, 1],
+          [rowsAxis.taps - 1, rowsAxis.padAfter, colsAxis.taps - 1, colsAxis.padAfter],
+        );
         const [, ph, pw] = part.shape as [number, number, number, number];
         // Views after the allocations above.
         const src = heapF32(backend, part);

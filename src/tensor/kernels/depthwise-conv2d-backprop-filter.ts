@@ -31,8 +31,7 @@ import {
 function depthwiseConv2dBackpropFilter({ inputs, attrs, backend }: WasmKernelArgs): TensorInfo {
   const x = inputs['x'] as TensorInfo;
   const dy = inputs['dy'] as TensorInfo;
-  const { strides, dilations, pad, dimRoundingMode, filterShape } =
-    attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;
+  const { strides, dilations, pad, dimRoundingMode, filterShape } = attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;
   const info = conv2dInfo(x.shape, filterShape, strides, dilations, pad, dimRoundingMode, true);
   const [kh, kw, c, m] = filterShape;
   const [n, h, w] = x.shape as [number, number, number, number];

@@ -56,8 +56,7 @@ function create(): KernelFunc {
   return asKernelFunc(({ inputs, attrs, backend }: WasmKernelArgs): TensorInfo => {
     const dy = inputs['dy'] as TensorInfo;
     const filter = inputs['filter'] as TensorInfo;
-    const { strides, dilations, pad, dimRoundingMode, inputShape } =
-      attrs as unknown as DepthwiseConv2dNativeBackpropInputAttrs;
+    const { strides, dilations, pad, dimRoundingMode, inputShape } = attrs as unknown as DepthwiseConv2dNativeBackpropInputAttrs;
     const info = conv2dInfo(inputShape, filter.shape, strides, dilations, pad, dimRoundingMode, true);
     const rows = fullPadding(info.inHeight, info.outHeight, info.strideHeight, info.effectiveFilterHeight, info.padInfo.top);
     const cols = fullPadding(info.inWidth, info.outWidth, info.strideWidth, info.effectiveFilterWidth, info.padInfo.left);

@@ -26,8 +26,8 @@ export function dilateSpatial(backend: BackendWasm, dy: TensorInfo, strideHeight
   const dst = heapF32(backend, out);
   for (let b = 0; b < n; b += 1) {
     for (let r = 0; r < oh; r += 1) {
-      const srcRow = ((b * oh + r) * ow) * c;
-      const dstRow = ((b * lh + r * strideHeight) * lw) * c;
+      const srcRow = (b * oh + r) * ow * c;
+      const dstRow = (b * lh + r * strideHeight) * lw * c;
       for (let q = 0; q < ow; q += 1) {
         const s = srcRow + q * c;
         const d = dstRow + q * strideWidth * c;

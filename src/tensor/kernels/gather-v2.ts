@@ -9,14 +9,7 @@
  * any axis are supported through the same `[batch, outer, dim, slice]` flattening tfjs
  * uses.
  */
-import {
-  backend_util,
-  GatherV2,
-  util,
-  type GatherV2Attrs,
-  type KernelFunc,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import { backend_util, GatherV2, util, type GatherV2Attrs, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { PatchKind, type PatchKernelConfig } from './patch-kernel.js';
 import { asKernelFunc, heap, readIndices, runKernelFunc, type WasmKernelArgs } from './wasm-kernel-utils.js';
 import { ErrorCode, EsperError } from '../../core/index.js';
@@ -34,12 +27,7 @@ function create(stock: KernelFunc | undefined): KernelFunc {
       return runKernelFunc(stock, backend, inputs, attrs, GatherV2);
     }
     const parsedAxis = util.parseAxisParam(axis, x.shape)[0] as number;
-    const info = backend_util.segment_util.collectGatherOpShapeInfo(
-      x as never,
-      indices as never,
-      parsedAxis,
-      batchDims,
-    );
+    const info = backend_util.segment_util.collectGatherOpShapeInfo(x as never, indices as never, parsedAxis, batchDims);
     const { batchSize, outerSize, dimSize, sliceSize, outputShape } = info;
     const indicesSize = util.sizeFromShape(indices.shape);
     const perBatch = indicesSize / batchSize;

@@ -8,13 +8,7 @@
  * of NaN/−∞ routes nothing). Channels are innermost in NHWC, so the loop keeps one running
  * maximum per channel and walks each window once.
  */
-import {
-  backend_util,
-  MaxPoolGrad,
-  type KernelFunc,
-  type MaxPoolGradAttrs,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import { backend_util, MaxPoolGrad, type KernelFunc, type MaxPoolGradAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
 import { PatchKind, type PatchKernelConfig } from './patch-kernel.js';
 import { asKernelFunc, heapF32, runKernelFunc, zeros, type WasmKernelArgs } from './wasm-kernel-utils.js';
 

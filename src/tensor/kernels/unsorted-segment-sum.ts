@@ -8,13 +8,7 @@
  * `[0, numSegments)` are dropped. Sums accumulate in float64 and are rounded once, like the
  * cpu backend's reduction, so results agree with cpu to float32 rounding.
  */
-import {
-  UnsortedSegmentSum,
-  util,
-  type KernelFunc,
-  type TensorInfo,
-  type UnsortedSegmentSumAttrs,
-} from '@tensorflow/tfjs-core';
+import { UnsortedSegmentSum, util, type KernelFunc, type TensorInfo, type UnsortedSegmentSumAttrs } from '@tensorflow/tfjs-core';
 import { PatchKind, type PatchKernelConfig } from './patch-kernel.js';
 import { asKernelFunc, heap, readIndices, type WasmKernelArgs } from './wasm-kernel-utils.js';
 import { ErrorCode, EsperError } from '../../core/index.js';

@@ -46,12 +46,7 @@ export function asKernelFunc(fn: WasmKernelFunc): KernelFunc {
  * Runs the kernel currently registered for `wasm` under `kernelName` (stock, or a patch
  * that does not call itself) and returns its single output.
  */
-export function runWasmKernel(
-  backend: BackendWasm,
-  kernelName: string,
-  inputs: NamedTensorInfoMap,
-  attrs: NamedAttrMap = {},
-): TensorInfo {
+export function runWasmKernel(backend: BackendWasm, kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
   const config = getKernel(kernelName, WASM);
   if (config === undefined) {
     throw new EsperError(ErrorCode.TENSOR_KERNEL_UNSUPPORTED, `Kernel '${kernelName}' is not registered for wasm`, {

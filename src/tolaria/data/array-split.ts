@@ -81,9 +81,13 @@ export class ArraySplit implements DatasetSplit {
 
   private assertIndex(index: number, position: number): void {
     if (!Number.isInteger(index) || index < 0 || index >= this.size) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `dataset split: index ${index} at position ${position} is outside [0, ${this.size})`, {
-        details: { field: 'indices', index, position },
-      });
+      throw new EsperError(
+        ErrorCode.INVALID_ARGUMENT,
+        `dataset split: index ${index} at position ${position} is outside [0, ${this.size})`,
+        {
+          details: { field: 'indices', index, position },
+        },
+      );
     }
   }
 }

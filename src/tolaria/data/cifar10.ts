@@ -26,11 +26,28 @@ export const CIFAR10_IMAGE_BYTES = CIFAR10_IMAGE_SIDE * CIFAR10_IMAGE_SIDE * CIF
 /** Bytes per record: 1 label byte + {@link CIFAR10_IMAGE_BYTES}. */
 export const CIFAR10_RECORD_BYTES = 1 + CIFAR10_IMAGE_BYTES;
 /** Training files, in the order their records are concatenated. */
-export const CIFAR10_TRAIN_FILES: readonly string[] = ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin'];
+export const CIFAR10_TRAIN_FILES: readonly string[] = [
+  'data_batch_1.bin',
+  'data_batch_2.bin',
+  'data_batch_3.bin',
+  'data_batch_4.bin',
+  'data_batch_5.bin',
+];
 /** The test file, used as the validation split. */
 export const CIFAR10_TEST_FILE = 'test_batch.bin';
 /** Class names by label (`batches.meta.txt`). */
-export const CIFAR10_CLASS_NAMES: readonly string[] = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+export const CIFAR10_CLASS_NAMES: readonly string[] = [
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+];
 
 /** Options of {@link loadCifar10}. */
 export interface Cifar10Options {

@@ -182,11 +182,7 @@ export function conv2dSpec(inputShape: readonly number[], options: Conv2dSpecOpt
   assertActivation(activation, name);
   assertPadding(padding, name);
   const [height, width, channels] = inputShape as [number, number, number];
-  const outputShape = [
-    windowedLength(height, kernelSize, strides, padding),
-    windowedLength(width, kernelSize, strides, padding),
-    filters,
-  ];
+  const outputShape = [windowedLength(height, kernelSize, strides, padding), windowedLength(width, kernelSize, strides, padding), filters];
   assertNonEmptyOutput(outputShape, name);
   return {
     name,

@@ -137,7 +137,11 @@ export class HostBuilder {
     assertName(options.hostId, 'hostId');
     const family = options.family ?? 'custom';
     assertName(family, 'family');
-    if (!Array.isArray(options.inputShape) || options.inputShape.length === 0 || !options.inputShape.every((d) => Number.isInteger(d) && d > 0)) {
+    if (
+      !Array.isArray(options.inputShape) ||
+      options.inputShape.length === 0 ||
+      !options.inputShape.every((d) => Number.isInteger(d) && d > 0)
+    ) {
       throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${options.hostId}': inputShape must be non-empty positive integers`, {
         details: { field: 'inputShape' },
       });

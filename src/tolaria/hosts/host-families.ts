@@ -65,11 +65,9 @@ export function createHost<F extends HostFamilyName>(family: F, options: HostFam
 export function createHost(family: string, options: HostFamilyOptions): BlockHost;
 export function createHost(family: string, options: HostFamilyOptions): BlockHost {
   if (!isHostFamilyName(family)) {
-    throw new EsperError(
-      ErrorCode.INVALID_ARGUMENT,
-      `unknown host family '${family}' (known: ${Object.keys(HOST_FAMILIES).join(', ')})`,
-      { details: { field: 'family', family } },
-    );
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown host family '${family}' (known: ${Object.keys(HOST_FAMILIES).join(', ')})`, {
+      details: { field: 'family', family },
+    });
   }
   const definition = HOST_FAMILIES[family] as HostFamilyDefinition<HostFamilyOptions>;
   return definition.create(options);

@@ -34,7 +34,10 @@ export interface MlpHostCommonOptions {
  * (an image-shaped input is flattened by a first `flatten` block).
  */
 export type MlpHostOptions = MlpHostCommonOptions &
-  ({ readonly inputSize: number; readonly inputShape?: undefined } | { readonly inputShape: readonly number[]; readonly inputSize?: undefined });
+  (
+    | { readonly inputSize: number; readonly inputShape?: undefined }
+    | { readonly inputShape: readonly number[]; readonly inputSize?: undefined }
+  );
 
 /** Defaults of {@link MlpHostOptions}. */
 export const MLP_HOST_DEFAULTS = {

@@ -21,12 +21,18 @@ const BATCH = 4;
 function randomInputs(shape: readonly number[], seed: number): tf.Tensor {
   const rng = seededRng(seed);
   const size = BATCH * shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: size }, () => 2 * rng.nextFloat() - 1), [BATCH, ...shape]);
+  return tf.tensor(
+    Float32Array.from({ length: size }, () => 2 * rng.nextFloat() - 1),
+    [BATCH, ...shape],
+  );
 }
 
 function randomLabels(classes: number, seed: number): tf.Tensor1D {
   const rng = seededRng(seed);
-  return tf.tensor1d(Int32Array.from({ length: BATCH }, () => rng.nextInt(classes)), 'int32');
+  return tf.tensor1d(
+    Int32Array.from({ length: BATCH }, () => rng.nextInt(classes)),
+    'int32',
+  );
 }
 
 function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, classes: number): tf.Scalar {
@@ -36,7 +42,10 @@ function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, classes: number): tf
 /** Loss and every trainable variable's gradient, as plain arrays keyed by variable name. */
 function gradients(host: BlockHost, x: tf.Tensor, labels: tf.Tensor): Map<string, Float32Array> {
   const classes = host.descriptor.numClasses;
-  const { value, grads } = tf.variableGrads(() => crossEntropy(host.forward(x, { training: true }), labels, classes), host.trainableVariables());
+  const { value, grads } = tf.variableGrads(
+    () => crossEntropy(host.forward(x, { training: true }), labels, classes),
+    host.trainableVariables(),
+  );
   const out = new Map(Object.entries(grads).map(([name, g]) => [name, Float32Array.from(g.dataSync())]));
   tf.dispose([value, ...Object.values(grads)]);
   return out;
@@ -96,7 +105,8 @@ describe('BlockHost with an MLP', () => {
 
   it('computes the plain block composition when no hook is attached (sites are the identity)', () => {
     const expected = tf.tidy(() => {
-      const dense = (h: tf.Tensor, block: string): tf.Tensor => tf.add(tf.matMul(h, variable(`${block}/kernel`)), variable(`${block}/bias`));
+      const dense = (h: tf.Tensor, block: string): tf.Tensor =>
+        tf.add(tf.matMul(h, variable(`${block}/kernel`)), variable(`${block}/bias`));
       return dense(tf.relu(dense(tf.relu(dense(x, 'hidden1')), 'hidden2')), 'head');
     });
     const actual = tf.tidy(() => host.forward(x, { training: false }));

@@ -40,7 +40,14 @@ describe('cnnHost', () => {
       ['block2', 'pool2', SeedSiteKind.CONV, site2, 3],
     ]);
     expect(d.parameterCount).toBe(BigInt(parameters));
-    expect(host.variables.map((v) => v.name)).toEqual(['cnn/conv1/kernel', 'cnn/conv1/bias', 'cnn/conv2/kernel', 'cnn/conv2/bias', 'cnn/head/kernel', 'cnn/head/bias']);
+    expect(host.variables.map((v) => v.name)).toEqual([
+      'cnn/conv1/kernel',
+      'cnn/conv1/bias',
+      'cnn/conv2/kernel',
+      'cnn/conv2/bias',
+      'cnn/head/kernel',
+      'cnn/head/bias',
+    ]);
     const before = tf.memory().numTensors;
     const x = tf.zeros([2, ...inputShape]);
     const logits = tf.tidy(() => host.forward(x, { training: false }));

@@ -117,7 +117,11 @@ describe('HostBuilder', () => {
     expect(k2.every((v) => Math.abs(v) <= glorotLimit)).toBe(true);
     expect(Math.max(...k2.map(Math.abs))).toBeGreaterThan(0.9 * glorotLimit);
     expect([...b1, ...b2].every((v) => v === 0)).toBe(true);
-    const custom = keep(new HostBuilder({ hostId: 'hb-zero', inputShape: [3], seed: 4 }).dense(2, 'linear', { initializer: Initializer.ZEROS, useBias: false }).build());
+    const custom = keep(
+      new HostBuilder({ hostId: 'hb-zero', inputShape: [3], seed: 4 })
+        .dense(2, 'linear', { initializer: Initializer.ZEROS, useBias: false })
+        .build(),
+    );
     expect(custom.variables.map((v) => v.name)).toEqual(['hb-zero/dense1/kernel']);
     expect(weights(custom)[0]?.every((v) => v === 0)).toBe(true);
   });
@@ -140,7 +144,11 @@ describe('HostBuilder', () => {
       ['site before any block', () => builder().site('s'), ErrorCode.INVALID_STATE],
       ['duplicate site id', () => builder([4]).dense(3).site('s').dense(2).site('s'), ErrorCode.INVALID_ARGUMENT],
       ['two sites after one block', () => builder([4]).dense(3).site('s').site('t'), ErrorCode.INVALID_ARGUMENT],
-      ['duplicate block name', () => builder([4]).dense(3, 'relu', { name: 'x' }).dense(2, 'relu', { name: 'x' }), ErrorCode.INVALID_ARGUMENT],
+      [
+        'duplicate block name',
+        () => builder([4]).dense(3, 'relu', { name: 'x' }).dense(2, 'relu', { name: 'x' }),
+        ErrorCode.INVALID_ARGUMENT,
+      ],
       ['slash in a block name', () => builder([4]).dense(3, 'relu', { name: 'a/b' }), ErrorCode.INVALID_ARGUMENT],
       ['slash in the host id', () => new HostBuilder({ hostId: 'a/b', inputShape: [4], seed: 0 }), ErrorCode.INVALID_ARGUMENT],
       ['negative seed', () => new HostBuilder({ hostId: 'h', inputShape: [4], seed: -1 }), ErrorCode.INVALID_ARGUMENT],

@@ -38,7 +38,8 @@ export class ResidualSeedHook implements SeedSiteHook {
     this.seenShapes.push([...x.shape]);
     this.seenTraining.push(context.training);
     const input = this.mode === 'isolated' ? stopGradient(x) : x;
-    const projected = this.shape.length === 1 ? tf.matMul(input, this.weight) : tf.conv2d(input as tf.Tensor4D, this.weight as tf.Tensor4D, 1, 'same');
+    const projected =
+      this.shape.length === 1 ? tf.matMul(input, this.weight) : tf.conv2d(input as tf.Tensor4D, this.weight as tf.Tensor4D, 1, 'same');
     const delta = tf.mul(tf.scalar(this.alpha), tf.tanh(projected));
     return tf.add(x, this.mode === 'constant' ? stopGradient(delta) : delta);
   }
@@ -56,7 +57,11 @@ export class ResidualSeedHook implements SeedSiteHook {
 export class ShapeBreakingHook implements SeedSiteHook {
   apply(x: tf.Tensor): tf.Tensor {
     const size = x.shape.map((d, i) => (i === x.rank - 1 ? d - 1 : d));
-    return tf.slice(x, x.shape.map(() => 0), size);
+    return tf.slice(
+      x,
+      x.shape.map(() => 0),
+      size,
+    );
   }
 
   trainableVariables(): readonly tf.Variable[] {
