@@ -56,7 +56,8 @@ import {
   type Executor,
   type ExecutorContext,
   type HostModel,
-  type ValidationResult,
+  type ContributionProbe,
+  type ValidationReport,
 } from '../src/tolaria/index.js';
 import { UrzaLibrary } from '../src/urza/index.js';
 import { quantile, recordGc, type GcPauses } from './stats.js';
@@ -336,14 +337,18 @@ class TimedExecutor implements Executor {
     return states;
   }
 
-  async advance(step: number, context: ExecutorContext): Promise<void> {
+  async advance(context: ExecutorContext, options: CallOptions): Promise<void> {
     const started = performance.now();
-    await this.inner.advance(step, context);
+    await this.inner.advance(context, options);
     this.#ms += performance.now() - started;
   }
 
-  measureContributions(baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext): void {
-    this.inner.measureContributions(baseline, validate, context);
+  contributionProbes(): readonly ContributionProbe[] {
+    return this.inner.contributionProbes();
+  }
+
+  recordValidation(report: ValidationReport, context: ExecutorContext, options: CallOptions): Promise<void> {
+    return this.inner.recordValidation(report, context, options);
   }
 
   take(): number {
@@ -426,7 +431,7 @@ async function runConfiguration(fixture: KasminaBenchFixture, config: Configurat
     }
   } finally {
     trainer.dispose();
-    built?.kasmina.shutdown();
+    await built?.kasmina.close();
   }
   if (fixture.host.hooks.size !== 0) throw new EsperError(ErrorCode.INVALID_STATE, `${config.key}: hooks left on the host after shutdown`);
   return samples;
@@ -582,7 +587,7 @@ export async function measureCommandLatency(fixture: KasminaBenchFixture, option
   /** Flushes Kasmina's queued events (untimed) so they do not pile up over thousands of commands. */
   const flush = async (): Promise<void> => {
     step += 1;
-    await kasmina.advance(step, context());
+    await kasmina.advance(context());
   };
   const pause = (i: number): AdaptationCommand =>
     signed(fixture, buildOperatorCommand({ action: OperatorAction.PAUSE, trainingRunId: RUN_ID, seedId: `ghost-${i}` }));
@@ -654,7 +659,7 @@ export async function measureCommandLatency(fixture: KasminaBenchFixture, option
       gc: gcPauses,
     };
   } finally {
-    kasmina.shutdown();
+    await kasmina.close();
   }
 }
 

@@ -144,7 +144,7 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
       catalog,
       verifier,
       async close() {
-        kasmina.shutdown();
+        await kasmina.close();
         await coordinator?.close();
         await library.close();
       },

@@ -22,9 +22,9 @@ import {
   type TelemetrySink,
 } from '../core/index.js';
 import type { KasminaExecutor } from '../kasmina/index.js';
-import { TelemetryLevel, type AdaptationCommand, type SystemStatePacket, type TelemetryPacket } from '../leyline/index.js';
+import { SeedLifecycleStage, TelemetryLevel } from '../leyline/index.js';
 import { openBusFromSettings } from '../oona/index.js';
-import { HmacSigner, KeyRing } from '../security/index.js';
+import { HmacSigner, KeyRing, type CommandVerifier } from '../security/index.js';
 import {
   CommandBuilder,
   EmbeddingRegistries,
@@ -49,14 +49,11 @@ import {
   loadDataset,
   LrSchedulePolicy,
   Trainer,
-  type CallOptions,
   type Controller,
   type EpochReport,
   type Executor,
-  type ExecutorContext,
   type HostModel,
   type TrainingSummary,
-  type ValidationResult,
 } from '../tolaria/index.js';
 import { openGrowth, type Growth } from './growth.js';
 import { Progress, StderrEventSink, type TrainIo } from './train.js';
@@ -128,8 +125,11 @@ export interface SeedStory {
   readonly siteId: string;
   readonly blueprintId: string;
   readonly germinatedStep: number;
+  /** FOSSILIZED, CULLED, or the stage the seed was in when the run ended. */
   readonly fate: string;
   readonly fateStep: number;
+  /** Why it was culled ('' otherwise). */
+  readonly fateReason: string;
   readonly contribution: number | undefined;
   readonly parameters: number;
 }
@@ -229,11 +229,9 @@ export async function runExperiment(
   const dataset = await loadDataset(config.dataset, { layout: config.host === 'cnn' ? 'image' : 'flat', seed: config.seed });
   const keyRing = configuredKeyRing(settings) ?? new KeyRing([{ keyId: 'run', secret: randomBytes(32) }]);
   const progress = new Progress(io, config.epochs);
-  const events: TelemetryPacket[] = [];
   const stderr = new StderrEventSink(io, progress);
   const sink: TelemetrySink = {
     emit(packet) {
-      if (packet.sourceSubsystem === 'kasmina' && packet.events.some((e) => SEED_EVENTS.has(e.description))) events.push(packet);
       // Tamiyo's per-step risk warnings (loss spikes on single batches) would drown the
       // terminal; they are in the telemetry. Its errors and everyone else's warnings show.
       if (packet.sourceSubsystem === 'tamiyo' && packet.level < TelemetryLevel.ERROR) return;
@@ -284,7 +282,6 @@ export async function runExperiment(
       },
       ...(policy instanceof GnnPolicy ? { coverage: () => policy.lastCoverage } : {}),
     });
-    const timing = { tamiyoMs: 0, kasminaMs: 0 };
     const stepsPerEpoch = Math.ceil(dataset.train.size / config.batchSize);
     const grownStarted = performance.now();
     const summary = await train({
@@ -296,15 +293,17 @@ export async function runExperiment(
       progress,
       sink,
       signal,
-      controller: timedController(tamiyo, timing),
-      executor: timedExecutor(growth.kasmina, timing),
+      controller: tamiyo,
+      executor: growth.kasmina,
+      commandVerifier: growth.verifier,
       settings,
       onEpoch: (r) => grownEpochs.push(r),
     });
     const grownWallS = (performance.now() - grownStarted) / 1000;
     await tamiyo.finish('run_completed');
     if (policy instanceof GnnPolicy) policy.dispose();
-    const seeds = seedStories(events, growth.kasmina);
+    await growth.kasmina.close();
+    const seeds = seedStories(growth.kasmina);
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
     const verifier = growth.verifier.snapshot();
     const tamiyoStats = tamiyo.stats();
@@ -353,9 +352,9 @@ export async function runExperiment(
       seeds,
       commands: { issued: tamiyoStats.commands, accepted: verifier.acceptedTotal, rejected: verifier.rejectedTotal },
       controlPlane: {
-        tamiyoMs: timing.tamiyoMs,
-        kasminaMs: timing.kasminaMs,
-        shareOfStep: trainMs > 0 ? (timing.tamiyoMs + timing.kasminaMs) / trainMs : 0,
+        tamiyoMs: summary.controlPlaneMs.controller,
+        kasminaMs: summary.controlPlaneMs.executor,
+        shareOfStep: trainMs > 0 ? (summary.controlPlaneMs.controller + summary.controlPlaneMs.executor) / trainMs : 0,
       },
       fieldReports: store.reports().length,
       runDir,
@@ -418,8 +417,6 @@ export const RUN_LIFECYCLE = Object.freeze({
 /** The heuristic's pace for `esper run`: germinate once the host has plateaued for 2 epochs, from epoch 3. */
 export const RUN_HEURISTIC = Object.freeze({ minEpochs: 3, stabilizationEpochs: 2, plateauEpochsToGerminate: 2 });
 
-const SEED_EVENTS = new Set(['stage_transition', 'contribution_measured', 'seed_fossilized', 'seed_culled', 'kernel_attached']);
-
 function configuredKeyRing(settings: EsperSettings): KeyRing | undefined {
   const { leylineKeys, leylineSecret } = settings.security;
   if ((leylineKeys ?? '') === '' && (leylineSecret ?? '') === '') return undefined;
@@ -465,6 +462,7 @@ interface TrainInput {
   readonly settings: EsperSettings;
   readonly controller?: Controller;
   readonly executor?: Executor;
+  readonly commandVerifier?: CommandVerifier;
   readonly onEpoch?: (r: EpochReport) => void;
 }
 
@@ -488,6 +486,7 @@ async function train(input: TrainInput): Promise<TrainingSummary> {
     telemetry: input.sink,
     ...(input.controller === undefined ? {} : { controller: input.controller }),
     ...(input.executor === undefined ? {} : { executor: input.executor }),
+    ...(input.commandVerifier === undefined ? {} : { commandVerifier: input.commandVerifier }),
     onStep: (r) => input.progress.step(r),
     onEpoch: (r) => {
       input.progress.epoch(r);
@@ -503,91 +502,24 @@ async function train(input: TrainInput): Promise<TrainingSummary> {
   }
 }
 
-/** Times the controller's calls (the control plane's share of a step). */
-function timedController(inner: TamiyoService, timing: { tamiyoMs: number }): Controller {
-  const time = async (call: () => Promise<AdaptationCommand | undefined>): Promise<AdaptationCommand | undefined> => {
-    const started = performance.now();
-    try {
-      return await call();
-    } finally {
-      timing.tamiyoMs += performance.now() - started;
-    }
-  };
-  return {
-    evaluateStep: (state: SystemStatePacket, options: CallOptions) => time(() => inner.evaluateStep(state, options)),
-    evaluateEpoch: (state: SystemStatePacket, options: CallOptions) => time(() => inner.evaluateEpoch(state, options)),
-  };
+/** Each seed's germination, fate and contribution, from Kasmina's own seed histories. */
+function seedStories(kasmina: KasminaExecutor): SeedStory[] {
+  return kasmina.seedReports().map((r) => ({
+    seedId: r.seedId,
+    siteId: r.siteId,
+    blueprintId: r.blueprintId,
+    germinatedStep: r.germinatedStep,
+    fate: stageLabel(r.fate),
+    fateStep: r.fateStep,
+    fateReason: r.fateReason,
+    contribution: r.contribution,
+    parameters: r.parameters,
+  }));
 }
 
-function timedExecutor(inner: KasminaExecutor, timing: { kasminaMs: number }): Executor {
-  return {
-    apply: async (command: AdaptationCommand, context: ExecutorContext, options: CallOptions) => {
-      const started = performance.now();
-      try {
-        await inner.apply(command, context, options);
-      } finally {
-        timing.kasminaMs += performance.now() - started;
-      }
-    },
-    exportSeedStates: () => inner.exportSeedStates(),
-    advance: async (step: number, context: ExecutorContext) => {
-      const started = performance.now();
-      try {
-        await inner.advance(step, context);
-      } finally {
-        timing.kasminaMs += performance.now() - started;
-      }
-    },
-    measureContributions: (baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext) =>
-      inner.measureContributions(baseline, validate, context),
-  };
-}
-
-/** Each seed's germination, fate and contribution, from Kasmina's telemetry. */
-function seedStories(packets: readonly TelemetryPacket[], kasmina: KasminaExecutor): SeedStory[] {
-  const stories = new Map<
-    string,
-    {
-      seedId: string;
-      siteId: string;
-      blueprintId: string;
-      germinatedStep: number;
-      fate: string;
-      fateStep: number;
-      contribution: number | undefined;
-      parameters: number;
-    }
-  >();
-  for (const packet of packets) {
-    for (const event of packet.events) {
-      const a = event.attributes;
-      const seedId = a['seed_id'] ?? '';
-      if (event.description === 'kernel_attached') {
-        stories.set(seedId, {
-          seedId,
-          siteId: a['site_id'] ?? '',
-          blueprintId: a['blueprint_id'] ?? '',
-          germinatedStep: Number(packet.packetId.split('-').at(-1)),
-          fate: 'TRAINING',
-          fateStep: 0,
-          contribution: undefined,
-          parameters: 0,
-        });
-      }
-      const story = stories.get(seedId);
-      if (story === undefined) continue;
-      if (event.description === 'stage_transition') {
-        story.fate = (a['to'] ?? '').replace('SEED_STAGE_', '');
-        story.fateStep = Number(a['step']);
-      }
-      if (event.description === 'contribution_measured') story.contribution = Number(a['contribution']);
-    }
-  }
-  for (const state of kasmina.exportSeedStates()) {
-    const story = stories.get(state.seedId);
-    if (story !== undefined) story.parameters = Number(state.metrics?.parameterCount ?? 0n);
-  }
-  return [...stories.values()];
+/** `SEED_STAGE_CULLED` → `CULLED`. */
+function stageLabel(stage: SeedLifecycleStage): string {
+  return (SeedLifecycleStage[stage] ?? String(stage)).replace('SEED_STAGE_', '');
 }
 
 function jsonReplacer(_key: string, value: unknown): unknown {
@@ -617,7 +549,7 @@ export function formatReport(report: RunReport): string {
     ...(report.seeds.length === 0 ? [] : ['|---|---|---|---|---|---|---|---|']),
     ...report.seeds.map(
       (s) =>
-        `| ${s.seedId} | ${s.siteId} | ${s.blueprintId} | ${s.germinatedStep} | ${s.fate} | ${s.fateStep} | ${s.contribution === undefined ? '—' : `${(s.contribution * 100).toFixed(2)} pts`} | ${s.parameters} |`,
+        `| ${s.seedId} | ${s.siteId} | ${s.blueprintId} | ${s.germinatedStep} | ${s.fate}${s.fateReason === '' ? '' : ` (${s.fateReason})`} | ${s.fateStep} | ${s.contribution === undefined ? '—' : `${(s.contribution * 100).toFixed(2)} pts`} | ${s.parameters} |`,
     ),
     '',
     `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} verified and accepted by Kasmina, ${report.commands.rejected} rejected.`,

@@ -312,7 +312,7 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
       epochBudgetMs: tolaria.epochBudgetMs,
       hookBudgetMs: tolaria.hookBudgetMs,
       telemetry: sink,
-      ...(growth === undefined ? {} : { executor: growth.kasmina }),
+      ...(growth === undefined ? {} : { executor: growth.kasmina, commandVerifier: growth.verifier }),
       ...(inbox === undefined ? {} : { controller: inbox }),
       ...(tolaria.emergency.enabled
         ? {

@@ -322,14 +322,27 @@ export const COMMAND_PAYLOAD_CASES = {
  * 4. COMMAND_SEED: `target_seed_id` non-blank (`seed_id`);
  * 5. payload case matches {@link COMMAND_PAYLOAD_CASES} (`payload`);
  * 6. COMMAND_SEED: `seed_operation.operation` not SEED_OP_UNKNOWN (`payload`), and for
- *    SEED_OP_GERMINATE a non-blank `seed_operation.blueprint_id` (`blueprint_id`).
+ *    SEED_OP_GERMINATE a non-blank `seed_operation.blueprint_id` (`blueprint_id`);
+ * 7. with `expect.trainingRunId`: the command is for that run (`training_run_id`).
  *
  * @throws DependencyViolationError on the first failed check.
  */
-export function validateCommandDependencies(guard: DependencyGuard, command: AdaptationCommand): void {
+export function validateCommandDependencies(
+  guard: DependencyGuard,
+  command: AdaptationCommand,
+  expect: { readonly trainingRunId?: string } = {},
+): void {
   const commandId = guard.requireId(command.commandId, 'command_id');
   const details = { command_id: commandId };
   guard.requireId(command.trainingRunId, 'training_run_id', details);
+  if (expect.trainingRunId !== undefined && command.trainingRunId !== expect.trainingRunId) {
+    guard.fail({
+      dependencyType: 'training_run_id',
+      identifier: command.trainingRunId,
+      reason: `command ${commandId} is for run ${command.trainingRunId}, not ${expect.trainingRunId}`,
+      details,
+    });
+  }
 
   const type = command.commandType;
   if (type === CommandType.COMMAND_UNKNOWN || !Object.hasOwn(COMMAND_PAYLOAD_CASES, type)) {

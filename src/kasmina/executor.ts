@@ -1,52 +1,8 @@
 /**
- * Kasmina, the seed executor (reference prototype-kasmina, prototype-rc1-plan §3.3): turns
- * verified commands into seeds growing inside the host and walks each seed through its
- * gated lifecycle, one step at a time. Implements Tolaria's `Executor`.
- *
- * Command path (`apply`): the foundation's `CommandVerifier` first (a rejection is its
- * CRITICAL `command_rejected` packet and a thrown `COMMAND_REJECTED`), then the dependency
- * guard (ids, payload, this run's `training_run_id`, a blueprint the catalog knows — a
- * `DependencyViolationError` with CRITICAL telemetry; there is no fallback kernel), then a
- * dispatcher over every `CommandType` and `SeedOperation`, reading structured fields only.
- *
- * Lifecycle (`advance`, after every optimizer step), with the gate guarding each move:
- *
- * | from → to | when | gate |
- * |---|---|---|
- * | DORMANT → GERMINATED | GERMINATE command | G0 sanity (blueprint, site free and not embargoed, fits, blend config) |
- * | GERMINATED → TRAINING | kernel attached (sync fetch or prefetch answer) | G1 gradient health (attached, no parameter overlap, no violations) |
- * | TRAINING → BLENDING | `trainingSteps` active steps | G2 stability (latency, finite and active seed gradient, no violations) |
- * | BLENDING → SHADOWING | `blendingSteps` of the alpha ramp | G3 interface (alpha ≥ 0.95, shape, host registered) |
- * | SHADOWING → PROBATIONARY | `shadowingSteps` at alpha 1 | G2 again (training-loss EWMA not regressed beyond 10 % of its value at germination) |
- * | PROBATIONARY → FOSSILIZED | `probationSteps` served and a contribution measured since (decided at that measurement or the first step after) | G4 system impact (counterfactual contribution ≥ `minContribution`) |
- * | any active → CULLED | a failed gate, an isolation violation, CULL/CANCEL/ROLLBACK | — |
- * | CULLED → EMBARGOED → RESETTING | at once; the site stays embargoed `embargoSteps` | — |
- * | RESETTING → DORMANT | embargo over | G5 reset (detached, tensors freed, registry clean, no prefetch) |
- * | FOSSILIZED / DORMANT → TERMINATED | CANCEL on a fossil, or `shutdown()` | — |
- *
- * A failed gate is a CRITICAL `gate_failure` (gate, reason) and culls the seed; an illegal
- * transition (a command asking for one) is a typed `KASMINA_ILLEGAL_TRANSITION` plus an
- * `illegal_transition` event. Prototype quirks fixed: illegal moves were swallowed, the
- * embargo was never enforced, FOSSILIZED/TERMINATED were unreachable, BLENDING was passed
- * through in one call, isolation was never acted on, a fallback kernel replaced failed
- * fetches, hooks leaked on re-attach.
- *
- * Grafting: a seed is a `SeedSlot` hook at its host site (fused into the host, without the
- * stop-gradient, once FOSSILIZED). In TRAINING the slot's output
- * equals the host activation exactly while the seed learns from the gradient it would get
- * at alpha 1 (straight-through), and its input is the stop-gradient of the activation, so
- * the host receives none of the seed path's gradient; every `isolationCheckEverySteps`
- * steps a direct check measures that (a violation culls the seed and feeds the isolation
- * breaker, CRITICAL once open).
- *
- * Counterfactual contribution: after each validation pass Tolaria calls
- * `measureContributions`; every seed in BLENDING or later is measured as the validation
- * accuracy at its current alpha minus the accuracy with its alpha forced to 0 (one extra
- * pass per seed, cached until the next evaluation), exported in `SeedState`, the seed's
- * packets and field reports, and read by G4.
- *
- * Telemetry: exactly one packet per seed per step (`kasmina-seed-<id>-<step>`), plus one
- * global packet per step, priority from the core table.
+ * Kasmina, the seed executor: verified commands in (`apply`), one lifecycle step per
+ * optimizer step (`advance`), counterfactual contributions from Tolaria's validation passes
+ * (`recordValidation`). The lifecycle, its gates and the grafting rules are described in
+ * docs/architecture.md (Kasmina); telemetry names in docs/observability-runbook.md.
  */
 import { create } from '@bufbuild/protobuf';
 import {
@@ -87,11 +43,11 @@ import {
 import type { CommandVerifier } from '../security/index.js';
 import { seededRng, type tf } from '../tensor/index.js';
 import { siteKeyOf } from '../tezzeret/index.js';
-import type { CallOptions, Executor, ExecutorContext, HostModel, ValidationResult } from '../tolaria/index.js';
+import type { CallOptions, ContributionProbe, Executor, ExecutorContext, HostModel, ValidationReport } from '../tolaria/index.js';
 import { alphaSchedule, resolveBlendPlan, type BlendPlan } from './blending.js';
 import { G3_ALPHA_TARGET, evaluateG0, evaluateG1, evaluateG2, evaluateG3, evaluateG4, evaluateG5, type GateResult } from './gates.js';
 import { checkIsolation, findParameterOverlap, IsolationMonitor } from './isolation.js';
-import type { KernelFetcher } from './kernel-fetcher.js';
+import type { FetchedSeedKernel, KernelFetcher } from './kernel-fetcher.js';
 import { gateName, isTransitionAllowed, SeedLifecycle, stageName } from './lifecycle.js';
 import type { MemoryGovernor } from './memory.js';
 import type { PrefetchCoordinator, PrefetchTicket } from './prefetch.js';
@@ -163,11 +119,15 @@ interface SeedRecord {
   plan: BlendPlan;
   slot: SeedSlot | undefined;
   prefetch: PrefetchTicket | undefined;
-  prefetchReady: boolean;
-  prefetchError: string | undefined;
-  fetching: boolean;
+  /** The kernel load started by the prefetch answer, while it runs (off the step). */
+  loading: Promise<void> | undefined;
+  /** What that load gave, grafted (or failed) by the next `advance`. */
+  loaded: KernelLoad | undefined;
   kernelLatencyMs: number;
-  cacheHit: boolean;
+  /** Parameters of the grafted kernel (kept after a cull, for the seed's report). */
+  parameters: number;
+  /** Why the seed was culled ('' unless it was). */
+  cullReason: string;
   alpha: number;
   alphaSteps: number;
   /** Steps counted in the current stage while not paused. */
@@ -190,8 +150,33 @@ interface SeedRecord {
   retire: boolean;
 }
 
+/** Outcome of loading a seed's kernel: the module, or why there is none (G1 fails on it). */
+type KernelLoad =
+  | { readonly ok: true; readonly fetched: FetchedSeedKernel }
+  | { readonly ok: false; readonly reason: string; readonly attributes: Record<string, string> };
+
+/**
+ * One seed's story for run reports: where and when it grew, its fate (FOSSILIZED or CULLED
+ * once decided, else the stage it is in), the cull reason, its last measured contribution
+ * (a fraction of validation accuracy) and its full stage history.
+ */
+export interface SeedReport {
+  readonly seedId: string;
+  readonly siteId: string;
+  readonly blueprintId: string;
+  readonly commandId: string;
+  readonly germinatedStep: number;
+  readonly fate: SeedLifecycleStage;
+  readonly fateStep: number;
+  /** Why the seed was culled; '' for any other fate. */
+  readonly fateReason: string;
+  readonly contribution?: number;
+  readonly parameters: number;
+  readonly history: readonly { readonly from: SeedLifecycleStage; readonly to: SeedLifecycleStage; readonly step: number }[];
+}
+
 /** Version of {@link KasminaState}. */
-export const KASMINA_STATE_VERSION = 1;
+export const KASMINA_STATE_VERSION = 2;
 
 /** One seed in a {@link KasminaState}. */
 export interface KasminaSeedState {
@@ -220,6 +205,8 @@ export interface KasminaSeedState {
   readonly embargoUntilStep: number;
   readonly violations: number;
   readonly retire: boolean;
+  readonly parameters: number;
+  readonly cullReason: string;
 }
 
 /** Kasmina's checkpointed state (JSON-serialisable; see {@link KasminaExecutor.exportState}). */
@@ -238,6 +225,8 @@ export interface KasminaState {
     readonly seedsFossilized: number;
   };
   readonly seeds: readonly KasminaSeedState[];
+  /** Reports of the seeds already retired (reset to DORMANT or terminated). */
+  readonly retired: readonly SeedReport[];
 }
 
 /** Counters of {@link KasminaExecutor}. */
@@ -284,6 +273,8 @@ export class KasminaExecutor implements Executor {
   readonly #isolation = new IsolationMonitor();
   readonly #fetchBreaker: CircuitBreaker;
   readonly #seeds = new Map<string, SeedRecord>();
+  /** Reports of retired seeds, oldest first (the live ones are reported from `#seeds`). */
+  readonly #retired: SeedReport[] = [];
   /** Site id → seed id of the seed occupying it (every stage but a retired DORMANT). */
   readonly #occupancy = new Map<string, string>();
   /** Site id → step until which it is embargoed. */
@@ -302,6 +293,7 @@ export class KasminaExecutor implements Executor {
   #seedsFossilized = 0;
   #packetsEmitted = 0;
   #closed = false;
+  #closePromise: Promise<void> | undefined;
 
   constructor(options: KasminaExecutorOptions) {
     if (options.trainingRunId.trim().length === 0) {
@@ -355,18 +347,17 @@ export class KasminaExecutor implements Executor {
   }
 
   /** Advances every seed by one step and emits this step's packets. */
-  async advance(step: number, context: ExecutorContext): Promise<void> {
+  advance(context: ExecutorContext, _options?: CallOptions): Promise<void> {
     this.#assertOpen();
-    this.#step = step;
+    this.#step = context.globalStep;
     this.#epoch = context.epoch;
     const loss = context.lastStep?.trainingLoss;
     if (loss !== undefined && Number.isFinite(loss)) {
       this.#lossEwma = this.#lossEwma === undefined ? loss : this.#lossEwma + LOSS_EWMA_ALPHA * (loss - this.#lossEwma);
     }
-    for (const seed of [...this.#seeds.values()]) {
-      await this.#advanceSeed(seed, context);
-    }
+    for (const seed of [...this.#seeds.values()]) this.#advanceSeed(seed, context);
     this.#emitPackets();
+    return Promise.resolve();
   }
 
   /** One `SeedState` per seed, for the state packets. */
@@ -395,22 +386,26 @@ export class KasminaExecutor implements Executor {
     );
   }
 
+  /** Every attached, unpaused seed in BLENDING or later: measured after each validation pass. */
+  contributionProbes(): readonly ContributionProbe[] {
+    return [...this.#seeds.values()]
+      .filter((seed) => seed.slot !== undefined && !seed.paused && MEASURED_STAGES.has(seed.lifecycle.stage))
+      .map((seed) => ({ seedId: seed.seedId, siteId: seed.siteId }));
+  }
+
   /**
-   * Measures each seed in BLENDING or later: `baseline.accuracy` (the pass Tolaria just
-   * ran, every seed at its alpha) minus the accuracy with that seed's alpha forced to 0.
+   * Records each probed seed's counterfactual contribution: `baseline.accuracy` (every seed
+   * at its alpha) minus the accuracy with that seed's site bypassed (its alpha at 0). A seed
+   * whose probation is served is decided on this measurement. Runs the epoch's memory GC.
    */
-  measureContributions(baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext): void {
+  recordValidation(report: ValidationReport, context: ExecutorContext, _options?: CallOptions): Promise<void> {
+    this.#assertOpen();
     this.#epoch = context.epoch;
-    for (const seed of this.#seeds.values()) {
-      const slot = seed.slot;
-      if (slot === undefined || seed.paused || !MEASURED_STAGES.has(seed.lifecycle.stage)) continue;
-      slot.forceAlpha(0);
-      let without: ValidationResult;
-      try {
-        without = validate();
-      } finally {
-        slot.forceAlpha(undefined);
-      }
+    const baseline = report.baseline;
+    for (const probe of report.withoutSeed) {
+      const seed = this.#seeds.get(probe.seedId);
+      if (seed?.slot === undefined || seed.siteId !== probe.siteId || !MEASURED_STAGES.has(seed.lifecycle.stage)) continue;
+      const without = probe.validation;
       seed.contribution = baseline.accuracy - without.accuracy;
       seed.contributionStep = context.globalStep;
       seed.events.push({
@@ -432,6 +427,7 @@ export class KasminaExecutor implements Executor {
       }
     }
     this.#runMemoryGc(context.epoch);
+    return Promise.resolve();
   }
 
   // ------------------------------------------------------------------ checkpoints
@@ -482,7 +478,10 @@ export class KasminaExecutor implements Executor {
         embargoUntilStep: seed.embargoUntilStep,
         violations: seed.violations,
         retire: seed.retire,
+        parameters: seed.parameters,
+        cullReason: seed.cullReason,
       })),
+      retired: [...this.#retired],
     };
   }
 
@@ -512,6 +511,7 @@ export class KasminaExecutor implements Executor {
     this.#isolationChecks = c.isolationChecks;
     this.#seedsCulled = c.seedsCulled;
     this.#seedsFossilized = c.seedsFossilized;
+    this.#retired.push(...saved.retired);
     for (const s of saved.seeds) {
       const site = this.#sites.get(s.siteId);
       if (site === undefined) throw new EsperError(ErrorCode.INVALID_ARGUMENT, `saved seed ${s.seedId} sits at unknown site ${s.siteId}`);
@@ -526,11 +526,11 @@ export class KasminaExecutor implements Executor {
         plan: Object.freeze({ ...s.plan, alphaVec: Object.freeze([...s.plan.alphaVec]) }),
         slot: undefined,
         prefetch: undefined,
-        prefetchReady: false,
-        prefetchError: undefined,
-        fetching: false,
+        loading: undefined,
+        loaded: undefined,
         kernelLatencyMs: s.kernelLatencyMs,
-        cacheHit: false,
+        parameters: s.parameters,
+        cullReason: s.cullReason,
         alpha: s.alpha,
         alphaSteps: s.alphaSteps,
         activeSteps: s.activeSteps,
@@ -593,6 +593,11 @@ export class KasminaExecutor implements Executor {
     return this.#seeds.get(seedId)?.lifecycle.history;
   }
 
+  /** Every seed this executor has held, retired ones first, each with its fate. */
+  seedReports(): readonly SeedReport[] {
+    return [...this.#retired, ...[...this.#seeds.values()].map((seed) => this.#reportOf(seed))];
+  }
+
   /**
    * Clears seed ownership in the parameter registry and the nonce ledger, cancelling
    * every inflight prefetch (reference WP-K3 "administrative resets"). Live seeds are
@@ -634,10 +639,19 @@ export class KasminaExecutor implements Executor {
 
   /**
    * Ends the run: fossils and dormant seeds become TERMINATED, active seeds are culled,
-   * prefetches cancelled; emits the final packets. Idempotent.
+   * prefetches cancelled and kernel loads awaited and freed; emits the final packets.
+   * Idempotent (returns the first call's promise).
    */
-  shutdown(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close();
+    return this.#closePromise;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
     this.#prefetch?.cancelAll('shutdown');
     for (const seed of [...this.#seeds.values()]) {
       const stage = seed.lifecycle.stage;
@@ -651,6 +665,8 @@ export class KasminaExecutor implements Executor {
     }
     this.#emitPackets();
     this.#closed = true;
+    // Loads still running settle into culled seeds: their modules are freed as they land.
+    await Promise.allSettled([...this.#seeds.values()].flatMap((seed) => (seed.loading === undefined ? [] : [seed.loading])));
   }
 
   // ------------------------------------------------------------------ command dispatch
@@ -690,45 +706,22 @@ export class KasminaExecutor implements Executor {
       case CommandType.COMMAND_CIRCUIT_BREAKER:
         if (payload.case === 'circuitBreaker') this.#forceBreaker(payload.value.desiredState, payload.value.rationale);
         return;
-      case CommandType.COMMAND_OPTIMIZER:
-        if (payload.case === 'optimizerAdjustment') {
-          const a = payload.value;
-          this.#globalEvents.push({
-            description: SeedEvent.OPTIMIZER_ADJUST,
-            attributes: {
-              command_id: command.commandId,
-              optimizer_id: a.optimizerId,
-              ...(a.learningRate === undefined ? {} : { learning_rate: a.learningRate }),
-              ...(a.momentum === undefined ? {} : { momentum: a.momentum }),
-              ...(a.weightDecay === undefined ? {} : { weight_decay: a.weightDecay }),
-              owner: 'tolaria',
-            },
-          });
-        }
-        return;
-      case CommandType.COMMAND_ROLLBACK:
-        if (payload.case === 'rollback') {
-          const seed = this.#seeds.get(payload.value.seedId);
-          if (seed !== undefined && ACTIVE_STAGES.has(seed.lifecycle.stage)) {
-            this.#cull(seed, `rollback: ${payload.value.reason || 'requested'}`);
-          } else {
-            this.#globalEvents.push({
-              description: SeedEvent.ROLLBACK_FORWARDED,
-              level: TelemetryLevel.WARNING,
-              attributes: { command_id: command.commandId, seed_id: payload.value.seedId, tier: payload.value.tier, owner: 'tolaria' },
-            });
-          }
-        }
-        return;
       case CommandType.COMMAND_EMERGENCY:
         if (payload.case === 'emergency') this.#emergency(payload.value.level, payload.value.reason);
         return;
-      default:
+      default: {
+        // OPTIMIZER and ROLLBACK are Tolaria's; nothing applies STRUCTURAL_PRUNING. A command
+        // Kasmina cannot apply is refused, never acknowledged and dropped.
+        const type = enumName(CommandTypeSchema.values, command.commandType);
         this.#globalEvents.push({
           description: SeedEvent.UNSUPPORTED_COMMAND,
           level: TelemetryLevel.WARNING,
-          attributes: { command_id: command.commandId, command_type: enumName(CommandTypeSchema.values, command.commandType) },
+          attributes: { command_id: command.commandId, command_type: type },
         });
+        throw new EsperError(ErrorCode.COMMAND_NOT_APPLIED, `Kasmina does not apply ${type} (command ${command.commandId})`, {
+          details: { reason: 'unsupported_command', command_id: command.commandId, command_type: type },
+        });
+      }
     }
   }
 
@@ -847,11 +840,11 @@ export class KasminaExecutor implements Executor {
       plan,
       slot: undefined,
       prefetch: undefined,
-      prefetchReady: false,
-      prefetchError: undefined,
-      fetching: false,
+      loading: undefined,
+      loaded: undefined,
       kernelLatencyMs: 0,
-      cacheHit: false,
+      parameters: 0,
+      cullReason: '',
       alpha: 0,
       alphaSteps: 0,
       activeSteps: 0,
@@ -886,43 +879,51 @@ export class KasminaExecutor implements Executor {
     if (this.#prefetch !== undefined) {
       const ticket = this.#prefetch.request({ seedId, blueprintId: seed.blueprintId, trainingRunId: this.#trainingRunId });
       seed.prefetch = ticket;
-      ticket.result.then(
-        () => {
-          seed.prefetchReady = true;
-        },
-        (error: unknown) => {
-          seed.prefetchError = error instanceof Error ? error.message : String(error);
-        },
-      );
+      // The answer starts the kernel load off the step; the next `advance` grafts what it gave.
+      seed.loading = ticket.result
+        .then(
+          () => this.#loadKernel(seed, undefined),
+          (error: unknown): KernelLoad => ({
+            ok: false,
+            reason: 'kernel not attached',
+            attributes: { prefetch: error instanceof Error ? error.message : String(error) },
+          }),
+        )
+        .then((load) => {
+          seed.loading = undefined;
+          seed.prefetch = undefined;
+          if (seed.lifecycle.stage === SeedLifecycleStage.SEED_STAGE_GERMINATED) seed.loaded = load;
+          else if (load.ok) load.fetched.module.dispose();
+        });
       return;
     }
-    await this.#attachKernel(seed, signal);
+    const load = await this.#loadKernel(seed, signal);
+    if (signal?.aborted === true || seed.lifecycle.stage !== SeedLifecycleStage.SEED_STAGE_GERMINATED) {
+      // Culled or abandoned while the fetch ran: the kernel is not needed.
+      if (load.ok) load.fetched.module.dispose();
+      return;
+    }
+    this.#graft(seed, load);
   }
 
   // ------------------------------------------------------------------ grafting
 
-  /** Fetches the kernel under the breaker and attaches it; on failure the seed fails G1. */
-  async #attachKernel(seed: SeedRecord, signal: AbortSignal | undefined): Promise<void> {
+  /** Fetches the seed's kernel under the fetch breaker (I/O: never inside `advance`). */
+  async #loadKernel(seed: SeedRecord, signal: AbortSignal | undefined): Promise<KernelLoad> {
     if (!this.#fetchBreaker.allow()) {
       seed.events.push({
         description: SeedEvent.BREAKER_EVENT,
         level: TelemetryLevel.WARNING,
         attributes: { seed_id: seed.seedId, action: 'denied', breaker: 'kernel_fetch' },
       });
-      this.#failGate(seed, {
-        gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH,
-        passed: false,
-        reason: 'kernel fetch breaker open',
-        attributes: { breaker_state: 'OPEN' },
-      });
-      return;
+      return { ok: false, reason: 'kernel fetch breaker open', attributes: { breaker_state: 'OPEN' } };
     }
-    seed.fetching = true;
-    let fetched;
+    let fetched: FetchedSeedKernel;
     try {
-      fetched = await this.#fetcher.fetch(seed.blueprintId, siteKeyOf(seed.site), `kasmina/${seed.seedId}/${seed.commandId}`);
+      fetched = await this.#fetcher.fetch(seed.blueprintId, siteKeyOf(seed.site), `kasmina/${seed.seedId}/${seed.commandId}`, {
+        ...(signal === undefined ? {} : { signal }),
+      });
     } catch (error) {
-      seed.fetching = false;
       this.#fetchBreaker.recordFailure('fetch_error');
       const reason = error instanceof Error ? error.message : String(error);
       seed.events.push({
@@ -930,25 +931,26 @@ export class KasminaExecutor implements Executor {
         level: TelemetryLevel.ERROR,
         attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, error: reason },
       });
+      return { ok: false, reason: 'kernel not attached', attributes: { error: isEsperError(error) ? error.code : 'unexpected' } };
+    }
+    if (fetched.latencyMs > this.#settings.kernelLatencyBudgetMs) this.#fetchBreaker.recordFailure('latency_budget_exceeded');
+    else this.#fetchBreaker.recordSuccess();
+    return { ok: true, fetched };
+  }
+
+  /** Grafts a loaded kernel at the seed's site (G1), or fails G1 with why it has none. */
+  #graft(seed: SeedRecord, load: KernelLoad): void {
+    if (!load.ok) {
       this.#failGate(seed, {
         gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH,
         passed: false,
-        reason: 'kernel not attached',
-        attributes: { error: isEsperError(error) ? error.code : 'unexpected' },
+        reason: load.reason,
+        attributes: load.attributes,
       });
       return;
     }
-    seed.fetching = false;
-    if (signal?.aborted === true || seed.lifecycle.stage !== SeedLifecycleStage.SEED_STAGE_GERMINATED) {
-      // Culled or abandoned while the fetch ran: the kernel is not needed.
-      fetched.module.dispose();
-      return;
-    }
+    const fetched = load.fetched;
     seed.kernelLatencyMs = fetched.latencyMs;
-    seed.cacheHit = fetched.cacheHit;
-    if (fetched.latencyMs > this.#settings.kernelLatencyBudgetMs) this.#fetchBreaker.recordFailure('latency_budget_exceeded');
-    else this.#fetchBreaker.recordSuccess();
-
     const overlap = findParameterOverlap(fetched.module.variables, this.#host.variables);
     let registryConflict: string | undefined;
     try {
@@ -981,6 +983,7 @@ export class KasminaExecutor implements Executor {
       slot.alpha = 0;
       this.#host.attach(seed.siteId, slot);
       seed.slot = slot;
+      seed.parameters = slot.parameterCount;
     } else {
       slot.dispose();
     }
@@ -1009,7 +1012,7 @@ export class KasminaExecutor implements Executor {
 
   // ------------------------------------------------------------------ lifecycle
 
-  async #advanceSeed(seed: SeedRecord, context: ExecutorContext): Promise<void> {
+  #advanceSeed(seed: SeedRecord, context: ExecutorContext): void {
     const stage = seed.lifecycle.stage;
     const signals = context.lastStep;
     if (signals !== undefined) {
@@ -1028,20 +1031,10 @@ export class KasminaExecutor implements Executor {
     if (seed.paused) return;
     switch (stage) {
       case SeedLifecycleStage.SEED_STAGE_GERMINATED:
-        if (seed.prefetchError !== undefined) {
-          const reason = seed.prefetchError;
-          seed.prefetchError = undefined;
-          seed.prefetch = undefined;
-          this.#failGate(seed, {
-            gate: SeedLifecycleGate.SEED_GATE_G1_GRADIENT_HEALTH,
-            passed: false,
-            reason: 'kernel not attached',
-            attributes: { prefetch: reason },
-          });
-        } else if (seed.prefetchReady && seed.slot === undefined && !seed.fetching) {
-          seed.prefetchReady = false;
-          seed.prefetch = undefined;
-          await this.#attachKernel(seed, undefined);
+        if (seed.loaded !== undefined) {
+          const load = seed.loaded;
+          seed.loaded = undefined;
+          this.#graft(seed, load);
         }
         return;
       case SeedLifecycleStage.SEED_STAGE_TRAINING:
@@ -1177,6 +1170,7 @@ export class KasminaExecutor implements Executor {
   #cull(seed: SeedRecord, reason: string): void {
     if (!ACTIVE_STAGES.has(seed.lifecycle.stage)) return;
     this.#move(seed, SeedLifecycleStage.SEED_STAGE_CULLED);
+    seed.cullReason = reason;
     this.#seedsCulled += 1;
     this.#teardown(seed);
     seed.events.push({
@@ -1195,6 +1189,8 @@ export class KasminaExecutor implements Executor {
       this.#prefetch?.cancel(seed.prefetch.requestId);
       seed.prefetch = undefined;
     }
+    if (seed.loaded?.ok === true) seed.loaded.fetched.module.dispose();
+    seed.loaded = undefined;
     const slot = seed.slot;
     if (slot !== undefined) {
       this.#host.detach(seed.siteId);
@@ -1212,7 +1208,7 @@ export class KasminaExecutor implements Executor {
       kernelAttached: seed.slot !== undefined,
       liveTensors: seed.slot !== undefined && !seed.slot.disposed ? seed.slot.module.variables.length : 0,
       registryEntries: this.#registry.seedIds().includes(seed.seedId) ? 1 : 0,
-      inflightPrefetches: seed.prefetch === undefined ? 0 : 1,
+      inflightPrefetches: seed.prefetch === undefined && seed.loading === undefined ? 0 : 1,
     });
     if (!this.#recordGate(seed, seed.seedId, g5, false)) {
       // Not clean: force the teardown and keep the seed RESETTING until the next step re-checks.
@@ -1366,9 +1362,11 @@ export class KasminaExecutor implements Executor {
     });
     if (result.passed) return true;
     this.#gateFailures += 1;
+    // A failed quality gate is the lifecycle working, not an incident; an unclean reset (G5)
+    // is a leak. Isolation violations carry their own escalating event.
     events.push({
       description: SeedEvent.GATE_FAILURE,
-      level: TelemetryLevel.CRITICAL,
+      level: result.gate === SeedLifecycleGate.SEED_GATE_G5_RESET ? TelemetryLevel.ERROR : TelemetryLevel.WARNING,
       attributes: { seed_id: seedId, gate: gateName(result.gate), reason: result.reason },
     });
     if (seed !== undefined && cullOnFailure) this.#cull(seed, `${gateName(result.gate)}: ${result.reason}`);
@@ -1410,7 +1408,10 @@ export class KasminaExecutor implements Executor {
         }),
       );
       this.#packetsEmitted += 1;
-      if (seed.retire) this.#seeds.delete(seed.seedId);
+      if (seed.retire) {
+        this.#retired.push(this.#reportOf(seed));
+        this.#seeds.delete(seed.seedId);
+      }
     }
     const events = this.#globalEvents;
     this.#globalEvents = [];
@@ -1470,6 +1471,27 @@ export class KasminaExecutor implements Executor {
       ...this.#fetcher.metrics(),
       ...(this.#prefetch?.metrics() ?? []),
     ];
+  }
+
+  #reportOf(seed: SeedRecord): SeedReport {
+    const history = seed.lifecycle.history.map((t) => ({ from: t.from, to: t.to, step: t.step }));
+    const decided =
+      history.find((t) => t.to === SeedLifecycleStage.SEED_STAGE_FOSSILIZED) ??
+      history.find((t) => t.to === SeedLifecycleStage.SEED_STAGE_CULLED) ??
+      history.at(-1);
+    return {
+      seedId: seed.seedId,
+      siteId: seed.siteId,
+      blueprintId: seed.blueprintId,
+      commandId: seed.commandId,
+      germinatedStep: history[0]?.step ?? 0,
+      fate: decided?.to ?? seed.lifecycle.stage,
+      fateStep: decided?.step ?? 0,
+      fateReason: decided?.to === SeedLifecycleStage.SEED_STAGE_CULLED ? seed.cullReason : '',
+      ...(seed.contribution === undefined ? {} : { contribution: seed.contribution }),
+      parameters: seed.parameters,
+      history,
+    };
   }
 
   #assertOpen(): void {

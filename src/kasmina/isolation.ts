@@ -49,7 +49,7 @@ export function checkIsolation(slot: SeedSlot, rng: Rng, batch = 4, tolerance = 
   const xValues = normals(rng, size);
   const rValues = normals(rng, size);
   const phase = slot.phase;
-  const scale = phase === 'paused' ? 1 : hostPathGradientScale(slot.plan, slot.effectiveAlpha, phase, channels);
+  const scale = phase === 'paused' ? 1 : hostPathGradientScale(slot.plan, slot.alpha, phase, channels);
   const [leakNorm, expectedNorm] = tf.tidy(() => {
     const x = tf.tensor(xValues, shape);
     const r = tf.tensor(rValues, shape);

@@ -51,7 +51,6 @@ export class SeedSlot implements SeedSiteHook {
   #plan: BlendPlan;
   #phase: SeedSlotPhase;
   #alpha: number;
-  #forcedAlpha: number | undefined;
   #disposed = false;
 
   /**
@@ -95,28 +94,13 @@ export class SeedSlot implements SeedSiteHook {
     this.#phase = value;
   }
 
-  /** The scheduled alpha in [0, 1] (see {@link effectiveAlpha} for the one in use). */
+  /** The scheduled alpha in [0, 1]. */
   get alpha(): number {
     return this.#alpha;
   }
 
   set alpha(value: number) {
     this.#alpha = checkAlpha('alpha', value);
-  }
-
-  /** The alpha forced for a counterfactual measurement, if any. */
-  get forcedAlpha(): number | undefined {
-    return this.#forcedAlpha;
-  }
-
-  /** The alpha the blend uses: the forced one while set, else {@link alpha}. */
-  get effectiveAlpha(): number {
-    return this.#forcedAlpha ?? this.#alpha;
-  }
-
-  /** Overrides alpha while set (counterfactual: force 0 to measure the host alone); `undefined` clears. */
-  forceAlpha(value: number | undefined): void {
-    this.#forcedAlpha = value === undefined ? undefined : checkAlpha('forcedAlpha', value);
   }
 
   get plan(): BlendPlan {
@@ -142,7 +126,7 @@ export class SeedSlot implements SeedSiteHook {
     this.#assertLive('apply');
     if (this.#phase === 'paused') return activation;
     const phase = this.#phase;
-    const alpha = this.effectiveAlpha;
+    const alpha = this.#alpha;
     return tf.tidy(() => {
       const seedOut = this.#module.apply(phase === 'fused' ? activation : this.moduleInput(activation));
       return blendActivation(activation, seedOut, alpha, this.#plan, phase);
@@ -157,7 +141,7 @@ export class SeedSlot implements SeedSiteHook {
 
   /** Effective alpha(s) for the current state (a vector for CHANNEL), for telemetry. */
   effectiveAlphas(): Float32Array | number {
-    return effectiveAlphas(this.#plan, this.effectiveAlpha, this.#channels);
+    return effectiveAlphas(this.#plan, this.#alpha, this.#channels);
   }
 
   /** Disposes the module. Idempotent. */

@@ -1,15 +1,10 @@
 /**
  * The two collaborators of the training loop (reference prototype-tolaria-oona-nissa-weatherlight
  * §2.2), as interfaces: Tamiyo implements {@link Controller}, Kasmina implements
- * {@link Executor}. Tolaria calls both through the shared AsyncWorker with a deadline
- * counted from submission; a call that misses it is abandoned for that step (its signal
- * aborts) and training goes on without its result.
- *
- * Departures from the prototype's duck-typed call points:
- * - methods are declared, not probed with `hasattr`; only `evaluateEpoch` is optional;
- * - every call receives an `AbortSignal` that fires at its deadline;
- * - the executor's `advance` replaces the prototype's `advance_alpha` per blending seed
- *   plus `finalize_step`: the executor knows its seeds and their stages.
+ * {@link Executor}. Every call goes through the shared AsyncWorker with a deadline counted
+ * from submission; a call that misses it is abandoned for that step (its signal aborts) and
+ * training goes on without its result. Calls go one way, trainer → collaborator: nothing
+ * here calls back into the trainer.
  */
 import type { AdaptationCommand, SeedState, SystemStatePacket } from '../leyline/index.js';
 import type { Rng } from '../tensor/index.js';
@@ -35,12 +30,12 @@ export interface Controller {
   evaluateEpoch?(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined>;
 }
 
-/** What the executor may use while applying a command. */
+/** What the executor may use while applying a command or advancing its seeds. */
 export interface ExecutorContext {
   /** The host being trained: attach or detach seed hooks here. */
   readonly host: HostModel;
   readonly trainingRunId: string;
-  /** 0-based epoch of the step the command follows. */
+  /** 0-based epoch of the step the call follows. */
   readonly epoch: number;
   /** Optimizer steps taken so far. */
   readonly globalStep: number;
@@ -50,9 +45,9 @@ export interface ExecutorContext {
    */
   readonly rng: Rng;
   /**
-   * What the optimizer step just taken measured, for `advance` (absent for `apply` and
-   * before the first step): the step's training loss and, per site with a hook, the norm
-   * of the gradient of that hook's variables (NaN when not finite).
+   * What the optimizer step just taken measured, for `advance` (absent elsewhere): the
+   * step's training loss and, per site with a hook, the norm of the gradient of that
+   * hook's variables (NaN when not finite).
    */
   readonly lastStep?: StepSignals;
 }
@@ -69,28 +64,48 @@ export interface ValidationResult {
   readonly accuracy: number;
 }
 
+/**
+ * A seed the executor wants measured after a validation pass: Tolaria runs one more pass
+ * over the same split with the hook at `siteId` bypassed (the site is the identity, as
+ * with the seed's alpha at 0) and reports the result in {@link ValidationReport}.
+ */
+export interface ContributionProbe {
+  readonly seedId: string;
+  readonly siteId: string;
+}
+
+/** One validation pass and the counterfactual passes served for the executor's probes. */
+export interface ValidationReport {
+  /** The pass with every hook as it is. */
+  readonly baseline: ValidationResult;
+  /** One pass per probe, with that probe's site bypassed. */
+  readonly withoutSeed: readonly { readonly seedId: string; readonly siteId: string; readonly validation: ValidationResult }[];
+}
+
 /** Applies adaptations to the host and runs seed lifecycles (Kasmina). */
 export interface Executor {
   /**
-   * Applies one command. Attaching or detaching hooks on `context.host` takes effect at
-   * the next step (the optimizer is rebuilt then).
+   * Verifies and applies one command the executor owns (every type but OPTIMIZER and
+   * ROLLBACK, which are Tolaria's). Attaching or detaching hooks on `context.host` takes
+   * effect at the next step (the optimizer is rebuilt then).
    */
   apply(command: AdaptationCommand, context: ExecutorContext, options: CallOptions): Promise<void>;
   /** The seeds' current states, for state packets (called every step; keep it cheap). */
   exportSeedStates(): readonly SeedState[];
   /**
-   * Called after every optimizer step (after `apply`): advance alpha schedules and
-   * lifecycle timers. Timed as `kasmina_finalize_ms`.
+   * Called after every optimizer step (after `apply`), with `context.lastStep` set:
+   * advance alpha schedules and lifecycle timers. Timed as `kasmina_finalize_ms`; no I/O
+   * belongs here (kernels are loaded before, off the step).
    */
-  advance(step: number, context: ExecutorContext): Promise<void> | void;
+  advance(context: ExecutorContext, options: CallOptions): Promise<void>;
   /**
-   * Called after each epoch's validation pass, before the epoch packet is built, with the
-   * pass's result and a function that runs another pass over the same split with the
-   * host as it is at the time of the call. The executor uses it to measure what its seeds
-   * contribute (reference esper-2026-anchor §1: counterfactual validation with a seed's
-   * alpha forced to 0). Optional.
+   * The seeds to measure after the next validation pass (reference esper-2026-anchor §1:
+   * counterfactual validation with a seed's alpha forced to 0). Called once per validation
+   * pass; keep it cheap.
    */
-  measureContributions?(baseline: ValidationResult, validate: () => ValidationResult, context: ExecutorContext): void;
+  contributionProbes(): readonly ContributionProbe[];
+  /** Called after every validation pass with its result and the probes' passes. */
+  recordValidation(report: ValidationReport, context: ExecutorContext, options: CallOptions): Promise<void>;
   /**
    * The executor's state for a checkpoint (JSON-serialisable): what it needs to re-attach
    * the hooks it has and continue where it was. Optional; without it a checkpoint written

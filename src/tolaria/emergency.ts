@@ -53,6 +53,7 @@ export const EmergencyReason = {
   EPOCH_BUDGET: 'epoch_budget',
   HOOK_BUDGET: 'hook_budget',
   DEPENDENCY_VIOLATION: 'dependency_violation',
+  COMMAND_REJECTED: 'command_rejected',
 } as const;
 
 /** Union of {@link EmergencyReason} values. */

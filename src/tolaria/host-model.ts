@@ -19,6 +19,13 @@ export interface SeedSiteHook {
   trainableVariables(): readonly tf.Variable[];
 }
 
+/** Options of {@link HostModel.forward}. */
+export interface ForwardOptions {
+  readonly training: boolean;
+  /** Sites whose hook is skipped (the site is the identity), for counterfactual passes. */
+  readonly bypassSites?: ReadonlySet<string>;
+}
+
 /** A host model with seed sites. */
 export interface HostModel {
   /** Architecture, sites and shapes (the contract other subsystems read). */
@@ -27,7 +34,7 @@ export interface HostModel {
    * Logits `[batch, numClasses]` for inputs `[batch, ...inputShape]`. Allocates tensors:
    * call inside `tf.tidy`.
    */
-  forward(inputs: tf.Tensor, options: { readonly training: boolean }): tf.Tensor;
+  forward(inputs: tf.Tensor, options: ForwardOptions): tf.Tensor;
   /** The host's own variables, with stable names (`<host>/<block>/<param>`). */
   readonly variables: readonly tf.Variable[];
   /** Attaches `hook` at `siteId` (throws a typed error for an unknown or occupied site). */

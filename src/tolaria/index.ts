@@ -2,7 +2,7 @@
  * Tolaria: host models, datasets and the trainer. Other subsystems import only from this
  * file.
  */
-export type { HostModel, SeedSiteHook } from './host-model.js';
+export type { ForwardOptions, HostModel, SeedSiteHook } from './host-model.js';
 export type { Batch, Dataset, DatasetSplit, DataCursorState } from './dataset.js';
 export { Activation, BlockKind, type BlockSpec, type HostBlock, type Padding } from './hosts/blocks.js';
 export { BlockHost } from './hosts/block-host.js';
@@ -72,7 +72,16 @@ export {
   type TrainerOptions,
   type TrainerRollbackOptions,
 } from './trainer-options.js';
-export type { CallOptions, Controller, Executor, ExecutorContext, StepSignals, ValidationResult } from './controller.js';
+export type {
+  CallOptions,
+  ContributionProbe,
+  Controller,
+  Executor,
+  ExecutorContext,
+  StepSignals,
+  ValidationReport,
+  ValidationResult,
+} from './controller.js';
 export { OPTIMIZER_DEFAULTS, OptimizerKind, type OptimizerConfig } from './optimizer-manager.js';
 export { LR_SCHEDULE_DEFAULTS, LrSchedulePolicy, type LrScheduleOptions } from './lr-controller.js';
 export { EmergencyReason, type EmergencySink } from './emergency.js';

@@ -139,6 +139,10 @@ export const TolariaEvent = {
   CHECKPOINT_WRITTEN: 'tolaria.checkpoint.written',
   CHECKPOINT_FAILED: 'tolaria.checkpoint.failed',
   CHECKPOINT_RESTORED: 'tolaria.checkpoint.restored',
+  /** An OPTIMIZER or ROLLBACK command Tolaria verified and applied. */
+  COMMAND_APPLIED: 'tolaria.command.applied',
+  /** A command Tolaria did not apply, with its reason (`CommandRefusal`). */
+  COMMAND_NOT_APPLIED: 'tolaria.command.not_applied',
   /** Training stopped at a step boundary because its signal aborted (INFO). */
   TRAINING_ABORTED: 'tolaria.training.aborted',
   /** The epoch had no training samples (ERROR). */

@@ -6,6 +6,7 @@
  */
 import { ErrorCode, EsperError, systemClock, type AsyncWorker, type Clock, type TelemetrySink } from '../core/index.js';
 import type { SystemStatePacket } from '../leyline/index.js';
+import type { CommandVerifier } from '../security/index.js';
 import type { CheckpointStore } from './checkpoint.js';
 import type { Controller, Executor } from './controller.js';
 import type { Dataset } from './dataset.js';
@@ -144,8 +145,14 @@ export interface TrainerOptions {
   };
   /** Tamiyo. Called once per step (and per epoch, if it implements `evaluateEpoch`). */
   readonly controller?: Controller;
-  /** Kasmina. */
+  /** Kasmina: applies every command but OPTIMIZER and ROLLBACK, which are Tolaria's. */
   readonly executor?: Executor;
+  /**
+   * Verifies the commands Tolaria applies itself (OPTIMIZER, ROLLBACK): signature, freshness
+   * and nonce, with the same verifier (and nonce ledger) the executor uses. Without it such a
+   * command is refused (`command_not_applied`, reason `no_verifier`).
+   */
+  readonly commandVerifier?: CommandVerifier;
   /**
    * The shared async worker the controller, executor and full-restore calls run on, with
    * deadlines from submission. Required when a controller, executor or rollback is set.
@@ -157,7 +164,8 @@ export interface TrainerOptions {
    */
   readonly controllerDeadlineMs?: number;
   /**
-   * Deadline of one executor `apply`. Settings: `tolaria.kasminaTimeoutMs`.
+   * Deadline of one executor call (`apply`, `advance`, `recordValidation`). Settings:
+   * `tolaria.kasminaTimeoutMs`.
    * @default 2000
    */
   readonly executorDeadlineMs?: number;

@@ -303,4 +303,6 @@ export interface TrainerProgress {
   readonly divergence: LossDivergenceState;
   readonly epoch: EpochAccumulatorState;
   readonly counters: RunCounters;
+  /** Factor on the schedule's rate set by the last OPTIMIZER command (1 without one). */
+  readonly lrScale: number;
 }

@@ -60,17 +60,22 @@ import {
   type TelemetrySink,
 } from '../core/index.js';
 import {
+  CommandType,
   EmergencyLevel,
   HealthStatus,
+  RollbackTier,
   SeedStateSchema,
   TelemetryLevel,
   type AdaptationCommand,
+  type CommandOptimizerAdjustment,
+  type RollbackRequest,
   type SeedState,
   type SystemStatePacket,
 } from '../leyline/index.js';
+import type { CommandVerifier } from '../security/index.js';
 import { oneHotFloat, restoreVariables, rngFromState, saveVariables, seededRng, tf, type Rng } from '../tensor/index.js';
 import type { Checkpoint, CheckpointHeader, CheckpointStore } from './checkpoint.js';
-import type { Controller, Executor, ExecutorContext, StepSignals } from './controller.js';
+import type { CallOptions, Controller, Executor, ExecutorContext, StepSignals, ValidationReport, ValidationResult } from './controller.js';
 import { DataCursor } from './data/data-cursor.js';
 import type { Batch, DataCursorState, Dataset } from './dataset.js';
 import { EmergencyController, EmergencyReason } from './emergency.js';
@@ -113,6 +118,10 @@ export interface TrainingSummary {
   readonly controllerTimeouts: number;
   readonly executorTimeouts: number;
   readonly checkpointsWritten: number;
+  /** OPTIMIZER/ROLLBACK commands Tolaria refused, and commands with no executor to take them. */
+  readonly commandsRefused: number;
+  /** Wall time of this `run` call spent in controller and executor calls (waits included). */
+  readonly controlPlaneMs: { readonly controller: number; readonly executor: number };
 }
 
 /** Which tier a rollback used, and how long it took. */
@@ -143,6 +152,23 @@ interface CallResult<T> {
 
 const FULL_RESTORE_TASK = 'tolaria.rollback.full_restore';
 
+/** Highest learning rate an OPTIMIZER command may set (a larger one is refused as invalid). */
+export const MAX_COMMANDED_LR = 1;
+
+/** Command types Tolaria applies itself; every other type is the executor's. */
+const TOLARIA_COMMANDS: ReadonlySet<CommandType> = new Set([CommandType.COMMAND_OPTIMIZER, CommandType.COMMAND_ROLLBACK]);
+
+/** Why Tolaria did not apply a command (`tolaria.command.not_applied`, `COMMAND_NOT_APPLIED`). */
+export const CommandRefusal = {
+  NO_EXECUTOR: 'no_executor',
+  NO_VERIFIER: 'no_verifier',
+  REJECTED: 'rejected',
+  INVALID_VALUE: 'invalid_value',
+  UNSUPPORTED_FIELD: 'unsupported_field',
+  ROLLBACK_NOT_CONFIGURED: 'rollback_not_configured',
+  ROLLBACK_FAILED: 'rollback_failed',
+} as const;
+
 /** Trains a host on a dataset with the control loop, checkpoints, rollback and emergencies. */
 export class Trainer {
   /** The resolved options (for logging the configuration once at start). */
@@ -151,6 +177,7 @@ export class Trainer {
   readonly #dataset: Dataset;
   readonly #controller: Controller | undefined;
   readonly #executor: Executor | undefined;
+  readonly #verifier: CommandVerifier | undefined;
   readonly #worker: AsyncWorker | undefined;
   readonly #telemetry: TelemetrySink;
   readonly #stateSink: StatePacketSink | undefined;
@@ -188,12 +215,17 @@ export class Trainer {
   // Latencies of the previous step's hooks, reported in the next step packet.
   #previous = { stepMs: 0, hookMs: 0, tamiyoMs: 0, applyMs: 0, finalizeMs: 0 };
   #tamiyoTimeouts = 0;
+  #commandsRefused = 0;
   #kasminaTimeouts = 0;
   #lastTamiyoMissMs = 0;
   #lastKasminaMissMs = 0;
   #failedStepStreak = 0;
   #failedStepMark = -1;
   #rollback = { fastHits: 0, fastMisses: 0, fullRestores: 0, failures: 0, deadlineExceeded: 0, lastMs: 0, lastTier: '' };
+  /** Factor on the schedule's rate, set by OPTIMIZER commands; part of checkpoints. */
+  #lrScale = 1;
+  /** Time spent in controller and executor calls during the current `run`. */
+  #controlMs = { controller: 0, executor: 0 };
   #checkpoint = { writes: 0, lastMs: 0, lastBytes: 0 };
   #opt = { lastRebuildMs: 0 };
 
@@ -215,6 +247,7 @@ export class Trainer {
     this.#dataset = options.dataset;
     this.#controller = options.controller;
     this.#executor = options.executor;
+    this.#verifier = options.commandVerifier;
     this.#worker = options.worker;
     this.#telemetry = options.telemetry;
     this.#stateSink = options.stateSink;
@@ -318,6 +351,7 @@ export class Trainer {
     }
     const started = this.options.clock.monotonicMs();
     this.#state = 'running';
+    this.#controlMs = { controller: 0, executor: 0 };
     const signal = options.signal;
     try {
       if (this.#cache !== undefined && this.#cache.nearest(this.#globalStep) === undefined) await this.#takeSnapshot();
@@ -367,8 +401,8 @@ export class Trainer {
     }
     const validationStarted = clock.monotonicMs();
     const validation = this.#validate();
-    this.#executor?.measureContributions?.(validation, () => this.#validate(), this.#executorContext(epoch));
     const validationMs = clock.monotonicMs() - validationStarted;
+    await this.#serveValidation(validation, epoch, signal);
     this.#counters.lastValidationLoss = validation.loss;
     this.#counters.lastValidationAccuracy = validation.accuracy;
     this.#counters.epochsTotal += 1;
@@ -454,8 +488,32 @@ export class Trainer {
     return false;
   }
 
+  /**
+   * Hands the epoch's validation to the executor, with one more pass per seed it asked to
+   * measure (that seed's site bypassed), on the worker with the executor's deadline.
+   */
+  async #serveValidation(baseline: ValidationResult, epoch: number, signal: AbortSignal | undefined): Promise<void> {
+    const executor = this.#executor;
+    if (executor === undefined) return;
+    const report: ValidationReport = {
+      baseline,
+      withoutSeed: executor.contributionProbes().map((probe) => ({
+        seedId: probe.seedId,
+        siteId: probe.siteId,
+        validation: this.#validate(new Set([probe.siteId])),
+      })),
+    };
+    const context = this.#executorContext(epoch);
+    await this.#callExecutor(
+      (options) => executor.recordValidation(report, context, options),
+      `tolaria.kasmina.validation-${epoch}`,
+      signal,
+      {},
+    );
+  }
+
   /** Validation pass over the whole validation split, in order, in inference mode. */
-  #validate(): { loss: number; accuracy: number } {
+  #validate(bypassSites?: ReadonlySet<string>): ValidationResult {
     const split = this.#dataset.validation;
     const size = split.size;
     if (size === 0) return { loss: 0, accuracy: 0 };
@@ -468,7 +526,7 @@ export class Trainer {
       const batch = split.batch(indices);
       try {
         const values = tf.tidy(() => {
-          const logits = this.#host.forward(batch.inputs, { training: false });
+          const logits = this.#host.forward(batch.inputs, { training: false, ...(bypassSites === undefined ? {} : { bypassSites }) });
           const loss = tf.losses.softmaxCrossEntropy(
             oneHotFloat(batch.labels, this.#dataset.numClasses),
             logits,
@@ -505,7 +563,7 @@ export class Trainer {
     const clock = this.options.clock;
     const started = clock.monotonicMs();
     const variables = await this.#syncOptimizer();
-    const learningRate = this.#lr.rate(this.#globalStep, epoch);
+    const learningRate = this.#lr.rate(this.#globalStep, epoch) * this.#lrScale;
     if (learningRate !== this.#optimizer.learningRate) this.#optimizer.setLearningRate(learningRate);
 
     const dataStarted = clock.monotonicMs();
@@ -735,13 +793,16 @@ export class Trainer {
     const hookMs = clock.monotonicMs() - hookStarted;
     this.#epochAcc.addHook(hookMs);
     let finalizeMs = 0;
-    if (this.#executor !== undefined) {
-      const finalizeStarted = clock.monotonicMs();
-      await this.#executor.advance(this.#globalStep, {
-        ...this.#executorContext(epoch),
-        ...(this.#lastStep === undefined ? {} : { lastStep: this.#lastStep }),
-      });
-      finalizeMs = clock.monotonicMs() - finalizeStarted;
+    const executor = this.#executor;
+    if (executor !== undefined) {
+      const context = { ...this.#executorContext(epoch), ...(this.#lastStep === undefined ? {} : { lastStep: this.#lastStep }) };
+      const advanced = await this.#callExecutor(
+        (options) => executor.advance(context, options),
+        `tolaria.kasmina.advance-${this.#globalStep}`,
+        signal,
+        {},
+      );
+      finalizeMs = advanced.ok ? advanced.latencyMs : 0;
     }
     return { hookMs, tamiyoMs, applyMs, finalizeMs };
   }
@@ -753,6 +814,7 @@ export class Trainer {
     signal: AbortSignal | undefined,
   ): Promise<CallResult<AdaptationCommand>> {
     const result = await this.#onWorker(call, name, this.options.controllerDeadlineMs, signal);
+    this.#controlMs.controller += result.latencyMs;
     if (result.ok) return result;
     if (result.error === 'timeout') {
       this.#tamiyoTimeouts += 1;
@@ -772,58 +834,178 @@ export class Trainer {
     return result;
   }
 
-  /** Validates a command, then runs the executor's `apply` on the worker with its deadline. Returns its duration. */
+  /**
+   * Applies one command through its owner: OPTIMIZER and ROLLBACK here, every other type
+   * through the executor's `apply` on the worker with its deadline. Returns the time taken.
+   */
   async #applyCommand(command: AdaptationCommand, epoch: number, signal: AbortSignal | undefined): Promise<number> {
+    const started = this.options.clock.monotonicMs();
+    if (TOLARIA_COMMANDS.has(command.commandType)) {
+      await this.#applyOwnCommand(command);
+      return this.options.clock.monotonicMs() - started;
+    }
     const executor = this.#executor;
-    if (executor === undefined) return 0;
-    try {
-      validateCommandDependencies(this.#guard, command);
-      if (command.trainingRunId !== this.options.trainingRunId) {
-        this.#guard.fail({
-          dependencyType: 'training_run_id',
-          identifier: command.trainingRunId,
-          reason: `command ${command.commandId} is for run ${command.trainingRunId}, not ${this.options.trainingRunId}`,
-          details: { command_id: command.commandId },
-        });
-      }
-    } catch (error) {
-      if (!(error instanceof DependencyViolationError)) throw error;
-      // The guard has already emitted the CRITICAL violation packet.
-      this.#epochAcc.fail(EmergencyReason.DEPENDENCY_VIOLATION);
-      this.#enterConservative(EmergencyReason.DEPENDENCY_VIOLATION);
+    if (executor === undefined) {
+      this.#refuse(command, CommandRefusal.NO_EXECUTOR, 'no executor is attached to this run');
       return 0;
     }
     const context = this.#executorContext(epoch);
-    const result = await this.#onWorker(
-      (s) => executor.apply(command, context, { signal: s }),
+    const result = await this.#callExecutor(
+      (options) => executor.apply(command, context, options),
       `tolaria.kasmina.apply-${command.commandId}`,
-      this.options.executorDeadlineMs,
       signal,
+      { command_id: command.commandId },
     );
+    return result.ok ? result.latencyMs : 0;
+  }
+
+  /**
+   * Runs one executor call on the worker with the executor's deadline and accounts for a
+   * miss (`kasmina_timeout`, conservative mode) or an error (`kasmina_error`; reference
+   * §2.4 9k: no conservative mode).
+   */
+  async #callExecutor(
+    call: (options: CallOptions) => Promise<void>,
+    name: string,
+    signal: AbortSignal | undefined,
+    attributes: Record<string, string>,
+  ): Promise<CallResult<void>> {
+    const deadlineMs = this.options.executorDeadlineMs;
+    const result = await this.#onWorker((s) => call({ signal: s }), name, deadlineMs, signal);
+    this.#controlMs.executor += result.latencyMs;
     if (result.error === 'timeout') {
       this.#kasminaTimeouts += 1;
       this.#lastKasminaMissMs = result.latencyMs;
       this.#emitEvent(TolariaEvent.KASMINA_TIMEOUT, TelemetryLevel.WARNING, {
         step: this.#globalStep,
-        command_id: command.commandId,
-        deadline_ms: this.options.executorDeadlineMs,
+        call: name,
+        ...attributes,
+        deadline_ms: deadlineMs,
         elapsed_ms: result.latencyMs.toFixed(1),
       });
       this.#epochAcc.fail(EmergencyReason.KASMINA_TIMEOUT);
       this.#enterConservative(EmergencyReason.KASMINA_TIMEOUT);
-      return 0;
-    }
-    if (result.error === 'error') {
-      // Reference §2.4 9k: an executor error does not enter conservative mode.
+    } else if (result.error === 'error') {
       this.#emitEvent(TolariaEvent.KASMINA_ERROR, TelemetryLevel.WARNING, {
         step: this.#globalStep,
-        command_id: command.commandId,
+        call: name,
+        ...attributes,
         error: result.message ?? '',
       });
       this.#epochAcc.fail(EmergencyReason.KASMINA_ERROR);
-      return 0;
     }
-    return result.latencyMs;
+    return result;
+  }
+
+  /**
+   * OPTIMIZER and ROLLBACK: verified (signature, freshness, nonce) and dependency-checked
+   * here, where they are applied, then applied in full or refused as a whole.
+   */
+  async #applyOwnCommand(command: AdaptationCommand): Promise<void> {
+    const verifier = this.#verifier;
+    if (verifier === undefined) {
+      this.#refuse(command, CommandRefusal.NO_VERIFIER, 'Tolaria has no command verifier');
+      return;
+    }
+    verifier.maintenance();
+    const verdict = verifier.verify(command);
+    if (!verdict.ok) {
+      // The verifier has emitted its CRITICAL command_rejected packet.
+      this.#refuse(command, CommandRefusal.REJECTED, verdict.reason);
+      this.#epochAcc.fail(EmergencyReason.COMMAND_REJECTED);
+      return;
+    }
+    try {
+      validateCommandDependencies(this.#guard, command, { trainingRunId: this.options.trainingRunId });
+    } catch (error) {
+      if (!(error instanceof DependencyViolationError)) throw error;
+      // The guard has already emitted the CRITICAL violation packet.
+      this.#epochAcc.fail(EmergencyReason.DEPENDENCY_VIOLATION);
+      this.#enterConservative(EmergencyReason.DEPENDENCY_VIOLATION);
+      return;
+    }
+    const payload = command.payload;
+    if (payload.case === 'optimizerAdjustment') this.#adjustOptimizer(command, payload.value);
+    else if (payload.case === 'rollback') await this.#rollbackOnCommand(command, payload.value);
+  }
+
+  /**
+   * Sets the learning rate: the schedule is scaled so that the next step runs at the
+   * requested rate and later steps keep the schedule's shape. Every other field of the
+   * adjustment is refused (the optimizers here have no weight decay, and a family change
+   * would need a new optimizer state).
+   */
+  #adjustOptimizer(command: AdaptationCommand, adjustment: CommandOptimizerAdjustment): void {
+    const unsupported = [
+      ...(adjustment.momentum === undefined ? [] : ['momentum']),
+      ...(adjustment.weightDecay === undefined ? [] : ['weight_decay']),
+      ...(adjustment.optimizerFamily === undefined ? [] : ['optimizer_family']),
+    ];
+    if (unsupported.length > 0) {
+      this.#refuse(command, CommandRefusal.UNSUPPORTED_FIELD, `Tolaria does not adjust ${unsupported.join(', ')}`);
+      return;
+    }
+    const rate = adjustment.learningRate;
+    if (rate === undefined || !(Number.isFinite(rate) && rate > 0 && rate <= MAX_COMMANDED_LR)) {
+      this.#refuse(command, CommandRefusal.INVALID_VALUE, `learning_rate must be in (0, ${MAX_COMMANDED_LR}], got ${String(rate)}`);
+      return;
+    }
+    const scheduled = this.#lr.rate(this.#globalStep, this.#cursor.epoch);
+    const previous = scheduled * this.#lrScale;
+    this.#lrScale = rate / scheduled;
+    this.#emitEvent(TolariaEvent.COMMAND_APPLIED, TelemetryLevel.INFO, {
+      command_id: command.commandId,
+      command_type: 'COMMAND_OPTIMIZER',
+      learning_rate: rate,
+      previous_learning_rate: previous,
+      step: this.#globalStep,
+    });
+  }
+
+  /** Restores the training state from the tier the command names (reference §2.6). */
+  async #rollbackOnCommand(command: AdaptationCommand, request: RollbackRequest): Promise<void> {
+    if (this.options.rollback === undefined || this.#cache === undefined) {
+      this.#refuse(command, CommandRefusal.ROLLBACK_NOT_CONFIGURED, 'this run has no rollback configured');
+      return;
+    }
+    if (request.seedId !== '') {
+      this.#refuse(command, CommandRefusal.UNSUPPORTED_FIELD, 'a rollback restores the training state; a seed is removed with SEED CULL');
+      return;
+    }
+    const tier = request.tier === RollbackTier.FULL ? 'full' : request.tier === RollbackTier.FAST ? 'fast' : 'auto';
+    const target = request.targetGlobalStep === 0n ? undefined : Number(request.targetGlobalStep);
+    if (target !== undefined && (tier === 'full' || target > this.#globalStep)) {
+      this.#refuse(
+        command,
+        CommandRefusal.INVALID_VALUE,
+        `target_global_step ${target} needs the fast tier and a step ≤ ${this.#globalStep}`,
+      );
+      return;
+    }
+    const restored = await this.#rollbackNow(tier, target);
+    if (restored === undefined) {
+      this.#refuse(command, CommandRefusal.ROLLBACK_FAILED, `no ${tier === 'auto' ? '' : `${tier} `}restore point could be restored`);
+      return;
+    }
+    this.#emitEvent(TolariaEvent.COMMAND_APPLIED, TelemetryLevel.INFO, {
+      command_id: command.commandId,
+      command_type: 'COMMAND_ROLLBACK',
+      tier: restored.tier,
+      to_step: restored.toStep,
+      reason: request.reason,
+    });
+  }
+
+  /** A command Tolaria did not apply: WARNING telemetry with the reason, and a count. */
+  #refuse(command: AdaptationCommand, reason: (typeof CommandRefusal)[keyof typeof CommandRefusal], detail: string): void {
+    this.#commandsRefused += 1;
+    this.#emitEvent(TolariaEvent.COMMAND_NOT_APPLIED, TelemetryLevel.WARNING, {
+      command_id: command.commandId,
+      command_type: CommandType[command.commandType] ?? String(command.commandType),
+      reason,
+      detail,
+      step: this.#globalStep,
+    });
   }
 
   async #onWorker<T>(
@@ -894,14 +1076,18 @@ export class Trainer {
     return result;
   }
 
-  async #rollbackNow(tier: 'auto' | 'full'): Promise<RollbackResult | undefined> {
+  /**
+   * `auto`: the newest snapshot at or before `atStep`, else the last checkpoint; `fast`:
+   * the snapshot only; `full`: the checkpoint only.
+   */
+  async #rollbackNow(tier: 'auto' | 'fast' | 'full', atStep = this.#globalStep): Promise<RollbackResult | undefined> {
     const rollback = this.options.rollback;
     if (rollback === undefined || this.#cache === undefined) {
       throw new EsperError(ErrorCode.INVALID_STATE, 'rollback is not configured');
     }
     const clock = this.options.clock;
     const fromStep = this.#globalStep;
-    const snapshot = tier === 'full' ? undefined : this.#cache.nearest(this.#globalStep);
+    const snapshot = tier === 'full' ? undefined : this.#cache.nearest(atStep);
     if (snapshot !== undefined) {
       const started = clock.monotonicMs();
       await this.#restoreSnapshot(snapshot);
@@ -910,7 +1096,7 @@ export class Trainer {
       return this.#reportRestore({ tier: 'fast', latencyMs, budgetMs: rollback.fastBudgetMs, toStep: snapshot.globalStep }, fromStep);
     }
     this.#rollback.fastMisses += 1;
-    const store = this.#store;
+    const store = tier === 'fast' ? undefined : this.#store;
     if (store !== undefined) {
       const result = await this.#onWorker(
         async (signal) => {
@@ -945,7 +1131,7 @@ export class Trainer {
     this.#rollback.failures += 1;
     this.#emitEvent(TolariaEvent.ROLLBACK_RESTORE_FAILED, TelemetryLevel.CRITICAL, {
       tier: 'none',
-      error: 'no snapshot and no checkpoint store',
+      error: tier === 'fast' ? `no snapshot at or before step ${atStep}` : 'no snapshot and no checkpoint store',
     });
     return undefined;
   }
@@ -1110,6 +1296,7 @@ export class Trainer {
       divergence: this.#divergence?.state() ?? { window: [], panics: 0 },
       epoch: this.#epochAcc.state,
       counters: { ...this.#counters },
+      lrScale: this.#lrScale,
     };
   }
 
@@ -1124,6 +1311,7 @@ export class Trainer {
     this.#lastLoss = progress.lastLoss;
     this.#divergence?.restore(progress.divergence);
     this.#epochAcc.restore(progress.epoch);
+    this.#lrScale = progress.lrScale;
     if (withCounters) {
       this.#counters = { ...progress.counters };
     } else {
@@ -1338,6 +1526,8 @@ export class Trainer {
       controllerTimeouts: this.#tamiyoTimeouts,
       executorTimeouts: this.#kasminaTimeouts,
       checkpointsWritten: this.#checkpoint.writes,
+      commandsRefused: this.#commandsRefused,
+      controlPlaneMs: { ...this.#controlMs },
     };
   }
 }

@@ -255,7 +255,7 @@ describe('Kasmina checkpoints', () => {
     open.push(() => store.close());
     const first = await runOn({ epochs: 1, settings, store, script: (h) => new Script().at(1, () => germinate(h)) });
     expect(first.harness.kasmina.stageOf('seed-1')).toBe(SeedLifecycleStage.SEED_STAGE_BLENDING);
-    first.harness.kasmina.shutdown();
+    await first.harness.kasmina.close();
     first.dispose();
     // Part 2: a new process's worth of objects, restored from the checkpoint.
     const latest = await store.latest();

@@ -10,6 +10,8 @@ import { buildOperatorCommand, OperatorAction, PrefetchCoordinator, SeedEvent, t
 import {
   AdaptationCommandSchema,
   canonicalBytes,
+  CommandOptimizerAdjustmentSchema,
+  CommandType,
   SeedLifecycleStage,
   TelemetryLevel,
   type AdaptationCommand,
@@ -18,8 +20,9 @@ import {
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { HmacSigner, KeyRing, RejectionReason } from '../../src/security/index.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
-import { mlpHost, type ExecutorContext, type HostModel } from '../../src/tolaria/index.js';
-import { kasminaHarness, RING, type KasminaHarness } from './fixtures/harness.js';
+import { mlpHost, type ExecutorContext, type HostModel, type ValidationReport } from '../../src/tolaria/index.js';
+import { UrzaPrefetchWorker } from '../../src/urza/index.js';
+import { catalog, kasminaHarness, RING, type KasminaHarness } from './fixtures/harness.js';
 
 const RUN = 'run-kasmina';
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -65,8 +68,13 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
+/** A validation report: accuracy `withSeed` with every seed, `withoutSeed` with the seed's site bypassed. */
+function validation(seedId: string, siteId: string, withSeed: number, withoutSeed: number): ValidationReport {
+  return { baseline: { loss: 1, accuracy: withSeed }, withoutSeed: [{ seedId, siteId, validation: { loss: 1, accuracy: withoutSeed } }] };
+}
+
 async function advanceTo(kasmina: KasminaExecutor, context: (step: number) => ExecutorContext, from: number, to: number): Promise<void> {
-  for (let step = from; step <= to; step += 1) await kasmina.advance(step, context(step));
+  for (let step = from; step <= to; step += 1) await kasmina.advance(context(step));
 }
 
 describe('Kasmina command security', () => {
@@ -126,7 +134,7 @@ describe('Kasmina command security', () => {
     expect(rejected.every((e) => e.level === TelemetryLevel.CRITICAL)).toBe(true);
     expect(h.kasmina.exportSeedStates().map((s) => s.seedId)).toEqual(['seed-a']);
     // Accept/reject counters and validation latency are exported on the global packet.
-    await h.kasmina.advance(1, context(1));
+    await h.kasmina.advance(context(1));
     const global = h.telemetry.packets.at(-1);
     expect(global?.packetId).toBe('kasmina-global-1');
     const metric = (name: string, reason?: string) =>
@@ -182,7 +190,7 @@ describe('Kasmina lifecycle guard rails', () => {
     await h.kasmina.apply(h.sign(germinateCommand('s1', 'hidden1')), context(0));
     await h.kasmina.apply(h.sign(germinateCommand('s2', 'hidden1')), context(0));
     await h.kasmina.apply(h.sign(germinateCommand('s3', 'nowhere')), context(0));
-    await h.kasmina.advance(0, context(0));
+    await h.kasmina.advance(context(0));
     const reasons = h.telemetry.events(SeedEvent.GATE_FAILURE).map((e) => e.attributes['reason']);
     expect(reasons).toEqual(['site occupied', 'unknown site']);
     expect(h.telemetry.events(SeedEvent.GATE_FAILURE).every((e) => e.level === TelemetryLevel.CRITICAL)).toBe(true);
@@ -190,7 +198,7 @@ describe('Kasmina lifecycle guard rails', () => {
     await h.kasmina.apply(h.sign(buildOperatorCommand({ action: OperatorAction.CULL, trainingRunId: RUN, seedId: 's1' })), context(0));
     expect(h.kasmina.stageOf('s1')).toBe(SeedLifecycleStage.SEED_STAGE_EMBARGOED);
     await h.kasmina.apply(h.sign(germinateCommand('s4', 'hidden1')), context(1));
-    await h.kasmina.advance(1, context(1));
+    await h.kasmina.advance(context(1));
     expect(h.telemetry.events(SeedEvent.GATE_FAILURE).at(-1)?.attributes['reason']).toBe('site embargoed');
     await advanceTo(h.kasmina, context, 2, 5);
     expect(h.kasmina.stageOf('s1')).toBeUndefined();
@@ -205,7 +213,7 @@ describe('Kasmina lifecycle guard rails', () => {
       h.kasmina.apply(h.sign(buildOperatorCommand({ action: OperatorAction.FOSSILIZE, trainingRunId: RUN, seedId: 's1' })), context(0)),
     );
     expect(isEsperError(error, ErrorCode.KASMINA_ILLEGAL_TRANSITION)).toBe(true);
-    await h.kasmina.advance(1, context(1));
+    await h.kasmina.advance(context(1));
     const illegal = h.telemetry.events(SeedEvent.ILLEGAL_TRANSITION);
     expect(illegal).toHaveLength(1);
     expect(illegal[0]?.attributes).toMatchObject({ from: 'SEED_STAGE_TRAINING', to: 'SEED_STAGE_FOSSILIZED' });
@@ -233,19 +241,19 @@ describe('Kasmina lifecycle guard rails', () => {
     await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
     await advanceTo(h.kasmina, context, 1, 60);
     expect(h.kasmina.stageOf('s1')).toBe(SeedLifecycleStage.SEED_STAGE_PROBATIONARY);
-    h.kasmina.measureContributions({ loss: 1, accuracy: 0.5 }, () => ({ loss: 1, accuracy: 0.5 }), context(60));
+    await h.kasmina.recordValidation(validation('s1', 'hidden1', 0.5, 0.5), context(60));
     await advanceTo(h.kasmina, context, 61, 70);
     expect(h.kasmina.stageOf('s1')).toBe(SeedLifecycleStage.SEED_STAGE_FOSSILIZED);
     await h.kasmina
       .apply(h.sign(buildOperatorCommand({ action: OperatorAction.CULL, trainingRunId: RUN, seedId: 's1' })), context(70))
       .catch(() => undefined);
     expect(h.telemetry.events(SeedEvent.ILLEGAL_TRANSITION)).toHaveLength(0); // queued, emitted at the next advance
-    await h.kasmina.advance(71, context(71));
+    await h.kasmina.advance(context(71));
     expect(h.telemetry.events(SeedEvent.ILLEGAL_TRANSITION)[0]?.attributes).toMatchObject({
       from: 'SEED_STAGE_FOSSILIZED',
       to: 'SEED_STAGE_CULLED',
     });
-    h.kasmina.shutdown();
+    await h.kasmina.close();
     expect(h.telemetry.events(SeedEvent.SEED_TERMINATED)).toHaveLength(1);
   });
 
@@ -253,7 +261,7 @@ describe('Kasmina lifecycle guard rails', () => {
     const { h, context } = await setup();
     await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
     await advanceTo(h.kasmina, context, 1, 60);
-    h.kasmina.measureContributions({ loss: 1, accuracy: 0.5 }, () => ({ loss: 1, accuracy: 0.499 }), context(60));
+    await h.kasmina.recordValidation(validation('s1', 'hidden1', 0.5, 0.499), context(60));
     await advanceTo(h.kasmina, context, 61, 70);
     const failure = h.telemetry.events(SeedEvent.GATE_FAILURE)[0];
     expect(failure?.attributes).toMatchObject({ gate: 'SEED_GATE_G4_SYSTEM_IMPACT', reason: 'contribution below threshold' });
@@ -269,10 +277,10 @@ describe('Kasmina teacher', () => {
     init.dispose();
     cleanups.push(() => teacherWeight.dispose());
     h.kasmina.registerTeacher([teacherWeight]);
-    await h.kasmina.advance(1, context(1));
+    await h.kasmina.advance(context(1));
     expect(h.telemetry.events(SeedEvent.TEACHER_REGISTERED)[0]?.attributes['variables']).toBe('1');
     h.kasmina.resetTeacher();
-    await h.kasmina.advance(2, context(2));
+    await h.kasmina.advance(context(2));
     expect(h.telemetry.events(SeedEvent.TEACHER_DEREGISTERED)).toHaveLength(1);
   });
 });
@@ -302,7 +310,7 @@ describe('Kasmina prefetch', () => {
     let step = 1;
     while (h.kasmina.stageOf('s1') === SeedLifecycleStage.SEED_STAGE_GERMINATED && Date.now() < deadline) {
       await new Promise((resolve) => setImmediate(resolve));
-      await h.kasmina.advance(step, context(step));
+      await h.kasmina.advance(context(step));
       step += 1;
     }
     const timeout = prefetchTelemetry.events('prefetch_timeout');
@@ -317,7 +325,114 @@ describe('Kasmina prefetch', () => {
     h.kasmina.resetRegistry();
     expect(prefetch.stats().inflight).toBe(0);
     expect(prefetchTelemetry.events('prefetch_canceled').length).toBeGreaterThanOrEqual(1);
-    await h.kasmina.advance(step + 1, context(step + 1));
+    await h.kasmina.advance(context(step + 1));
     expect(h.telemetry.events(SeedEvent.REGISTRY_RESET)).toHaveLength(1);
+  });
+});
+
+describe('Kasmina commands it does not own', () => {
+  it('refuses OPTIMIZER, ROLLBACK and STRUCTURAL_PRUNING with COMMAND_NOT_APPLIED (Tolaria owns the first two), creating nothing', async () => {
+    const { h, context } = await setup();
+    const optimizer = create(AdaptationCommandSchema, {
+      version: 1,
+      commandId: 'opt-1',
+      commandType: CommandType.COMMAND_OPTIMIZER,
+      trainingRunId: RUN,
+      payload: { case: 'optimizerAdjustment', value: create(CommandOptimizerAdjustmentSchema, { learningRate: 0.1 }) },
+    });
+    const pruning = create(AdaptationCommandSchema, {
+      version: 1,
+      commandId: 'prune-1',
+      commandType: CommandType.COMMAND_STRUCTURAL_PRUNING,
+      trainingRunId: RUN,
+    });
+    for (const command of [optimizer, pruning]) {
+      const error = await rejection(h.kasmina.apply(h.sign(command), context(0)));
+      expect(isEsperError(error, ErrorCode.COMMAND_NOT_APPLIED)).toBe(true);
+    }
+    await h.kasmina.advance(context(1));
+    expect(h.telemetry.events(SeedEvent.UNSUPPORTED_COMMAND).map((e) => e.attributes['command_type'])).toEqual([
+      'COMMAND_OPTIMIZER',
+      'COMMAND_STRUCTURAL_PRUNING',
+    ]);
+    expect(h.kasmina.exportSeedStates()).toHaveLength(0);
+  });
+});
+
+describe('Kasmina seed reports', () => {
+  it('reports a culled seed as CULLED with its reason and step, after it was reset and retired', async () => {
+    const { h, context } = await setup();
+    await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
+    await advanceTo(h.kasmina, context, 1, 3);
+    await h.kasmina.apply(h.sign(buildOperatorCommand({ action: OperatorAction.CULL, trainingRunId: RUN, seedId: 's1' })), context(3));
+    await advanceTo(h.kasmina, context, 4, 20); // embargo over: reset to DORMANT and retired
+    expect(h.kasmina.stageOf('s1')).toBeUndefined();
+    const [report] = h.kasmina.seedReports();
+    expect(report).toMatchObject({
+      seedId: 's1',
+      siteId: 'hidden1',
+      blueprintId: 'BP001',
+      germinatedStep: 0,
+      fate: SeedLifecycleStage.SEED_STAGE_CULLED,
+      fateStep: 3,
+      fateReason: 'cull_command',
+    });
+    expect(report!.parameters).toBeGreaterThan(0);
+    expect(report!.history.at(-1)?.to).toBe(SeedLifecycleStage.SEED_STAGE_DORMANT);
+    // The quality gate a cull follows is not an incident: gate failures are WARNING.
+    expect(h.telemetry.events(SeedEvent.GATE_FAILURE).every((e) => e.level === TelemetryLevel.WARNING)).toBe(true);
+  });
+
+  it('reports a fossil as FOSSILIZED with its contribution even after close() terminates it', async () => {
+    const { h, context } = await setup({ settings: { minContribution: -1 } });
+    await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
+    await advanceTo(h.kasmina, context, 1, 60);
+    await h.kasmina.recordValidation(validation('s1', 'hidden1', 0.5, 0.42), context(60));
+    await h.kasmina.close();
+    const [report] = h.kasmina.seedReports();
+    expect(report?.fate).toBe(SeedLifecycleStage.SEED_STAGE_FOSSILIZED);
+    expect(report?.contribution).toBeCloseTo(0.08, 12);
+    expect(report?.history.at(-1)?.to).toBe(SeedLifecycleStage.SEED_STAGE_TERMINATED);
+  });
+});
+
+describe('Kasmina kernel loads stay off the step', () => {
+  it('a prefetch answer starts the kernel load; the next advance grafts it without any fetch inside advance', async () => {
+    const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
+    cleanups.push(() => bus.close());
+    const worker = new AsyncWorker({ name: 'kasmina-prefetch-ok', maxConcurrency: 8 });
+    cleanups.push(() => worker.close().then(() => undefined));
+    const prefetch = new PrefetchCoordinator({ bus, worker, telemetry: new MemoryTelemetrySink(), timeoutMs: 10_000 });
+    cleanups.push(() => prefetch.close());
+    await prefetch.start();
+    const { h, host, context } = await setup({ prefetch });
+    const urza = new UrzaPrefetchWorker({ bus, library: h.library, catalog, telemetry: new MemoryTelemetrySink(), prewarmPasses: 1 });
+    cleanups.push(() => urza.close());
+    await urza.start();
+
+    let advancing = false;
+    const fetchesInAdvance: string[] = [];
+    const fetches: string[] = [];
+    const fetch = h.fetcher.fetch.bind(h.fetcher);
+    h.fetcher.fetch = (blueprintId, siteKey, scope, options) => {
+      fetches.push(blueprintId);
+      if (advancing) fetchesInAdvance.push(blueprintId);
+      return fetch(blueprintId, siteKey, scope, options);
+    };
+    await h.kasmina.apply(h.sign(germinateCommand('s1', 'hidden1')), context(0));
+    expect(fetches).toHaveLength(0); // the answer has not come yet
+    const deadline = Date.now() + 10_000;
+    let step = 1;
+    while (h.kasmina.stageOf('s1') === SeedLifecycleStage.SEED_STAGE_GERMINATED && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      advancing = true;
+      await h.kasmina.advance(context(step));
+      advancing = false;
+      step += 1;
+    }
+    expect(h.kasmina.stageOf('s1')).toBe(SeedLifecycleStage.SEED_STAGE_TRAINING);
+    expect(host.hooks.has('hidden1')).toBe(true);
+    expect(fetches).toEqual(['BP001']);
+    expect(fetchesInAdvance).toEqual([]);
   });
 });

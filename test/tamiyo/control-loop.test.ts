@@ -124,8 +124,9 @@ async function loop(policy: TamiyoPolicy, candidates: readonly BlueprintCandidat
       await kasmina.apply(command, ...rest);
     },
     exportSeedStates: () => kasmina.exportSeedStates(),
-    advance: (step: number, context: Parameters<typeof kasmina.advance>[1]) => kasmina.advance(step, context),
-    measureContributions: kasmina.measureContributions.bind(kasmina),
+    advance: kasmina.advance.bind(kasmina),
+    contributionProbes: kasmina.contributionProbes.bind(kasmina),
+    recordValidation: kasmina.recordValidation.bind(kasmina),
   };
   const worker = new AsyncWorker({ name: 'loop' });
   cleanups.push(() => worker.close());

@@ -25,6 +25,7 @@ function header(globalStep: number): CheckpointHeader {
       gradNorm: { mean: 1, variance: 0, count: 10 },
       lastLoss: 0.4,
       divergence: { window: [0.5, 0.4], panics: 0 },
+      lrScale: 1,
       epoch: {
         lossSum: 1,
         samples: 2,

@@ -7,7 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError } from '../../core/index.js';
 import { HostDescriptorSchema, type HostDescriptor, type SeedSiteDescriptor } from '../../leyline/index.js';
 import type { tf } from '../../tensor/index.js';
-import type { HostModel, SeedSiteHook } from '../host-model.js';
+import type { ForwardOptions, HostModel, SeedSiteHook } from '../host-model.js';
 import type { HostBlock } from './blocks.js';
 
 /** Everything a {@link BlockHost} is made of (assembled by `HostBuilder`). */
@@ -80,7 +80,7 @@ export class BlockHost implements HostModel {
     return this.disposed;
   }
 
-  forward(inputs: tf.Tensor, options: { readonly training: boolean }): tf.Tensor {
+  forward(inputs: tf.Tensor, options: ForwardOptions): tf.Tensor {
     this.assertLive('forward');
     if (inputs.rank !== this.inputShape.length + 1 || !sameShape(inputs.shape.slice(1), this.inputShape)) {
       throw new EsperError(
@@ -95,7 +95,7 @@ export class BlockHost implements HostModel {
       x = block.apply(x);
       for (const siteId of this.sitesAfterBlock.get(index) ?? []) {
         const hook = this.hookMap.get(siteId);
-        if (hook === undefined) continue;
+        if (hook === undefined || options.bypassSites?.has(siteId) === true) continue;
         const out = hook.apply(x, context);
         // Checked on every call, not only the first: it is a shape comparison, and a hook
         // may behave differently per batch size or per training flag.
