@@ -28,6 +28,34 @@ export interface Controller {
    * loss and accuracy filled in). Optional.
    */
   evaluateEpoch?(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined>;
+  /**
+   * Told what became of each command it returned, once the command's owner applied or
+   * refused it (operator inboxes acknowledge commands on the bus with it). Optional; must
+   * not throw.
+   */
+  commandOutcome?(outcome: CommandOutcome): void;
+}
+
+/** What became of a command (see {@link CommandOutcome}). */
+export const CommandOutcomeStatus = {
+  APPLIED: 'applied',
+  /** Refused by a security or dependency check: signature, freshness, nonce, ids, run. */
+  REJECTED: 'rejected',
+  /** Its owner could not apply it (unsupported type or field, invalid value, illegal transition, …). */
+  NOT_APPLIED: 'not_applied',
+  /** The owner's call missed its deadline; whether it took effect is unknown. */
+  TIMED_OUT: 'timed_out',
+  /** An unexpected error. */
+  FAILED: 'failed',
+} as const;
+export type CommandOutcomeStatus = (typeof CommandOutcomeStatus)[keyof typeof CommandOutcomeStatus];
+
+/** The fate of one command. */
+export interface CommandOutcome {
+  readonly commandId: string;
+  readonly status: CommandOutcomeStatus;
+  /** Why, for every status but `applied` (then ''): a verifier or refusal reason, or an error code. */
+  readonly reason: string;
 }
 
 /** What the executor may use while applying a command or advancing its seeds. */

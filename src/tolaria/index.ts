@@ -72,8 +72,10 @@ export {
   type TrainerOptions,
   type TrainerRollbackOptions,
 } from './trainer-options.js';
+export { CommandOutcomeStatus } from './controller.js';
 export type {
   CallOptions,
+  CommandOutcome,
   ContributionProbe,
   Controller,
   Executor,

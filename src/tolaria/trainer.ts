@@ -75,7 +75,17 @@ import {
 import type { CommandVerifier } from '../security/index.js';
 import { oneHotFloat, restoreVariables, rngFromState, saveVariables, seededRng, tf, type Rng } from '../tensor/index.js';
 import type { Checkpoint, CheckpointHeader, CheckpointStore } from './checkpoint.js';
-import type { CallOptions, Controller, Executor, ExecutorContext, StepSignals, ValidationReport, ValidationResult } from './controller.js';
+import {
+  CommandOutcomeStatus,
+  type CallOptions,
+  type CommandOutcome,
+  type Controller,
+  type Executor,
+  type ExecutorContext,
+  type StepSignals,
+  type ValidationReport,
+  type ValidationResult,
+} from './controller.js';
 import { DataCursor } from './data/data-cursor.js';
 import type { Batch, DataCursorState, Dataset } from './dataset.js';
 import { EmergencyController, EmergencyReason } from './emergency.js';
@@ -148,6 +158,10 @@ interface CallResult<T> {
   readonly ok: boolean;
   readonly value: T | undefined;
   readonly latencyMs: number;
+  /** Why a call failed: its deadline, cancellation, or an error (`message`, `cause`). */
+  readonly error?: 'timeout' | 'cancelled' | 'error';
+  readonly message?: string;
+  readonly cause?: unknown;
 }
 
 const FULL_RESTORE_TASK = 'tolaria.rollback.full_restore';
@@ -553,7 +567,7 @@ export class Trainer {
     const evaluate = controller.evaluateEpoch.bind(controller);
     const hookStarted = this.options.clock.monotonicMs();
     const decision = await this.#callController((s) => evaluate(state, { signal: s }), `tolaria.tamiyo.epoch-${epoch}`, signal);
-    if (decision.ok && decision.value !== undefined) await this.#applyCommand(decision.value, epoch, signal);
+    if (decision.ok && decision.value !== undefined) await this.#applyCommand(controller, decision.value, epoch, signal);
     this.#epochAcc.addHook(this.options.clock.monotonicMs() - hookStarted);
   }
 
@@ -788,7 +802,7 @@ export class Trainer {
         signal,
       );
       tamiyoMs = decision.ok ? decision.latencyMs : 0;
-      if (decision.ok && decision.value !== undefined) applyMs = await this.#applyCommand(decision.value, epoch, signal);
+      if (decision.ok && decision.value !== undefined) applyMs = await this.#applyCommand(controller, decision.value, epoch, signal);
     }
     const hookMs = clock.monotonicMs() - hookStarted;
     this.#epochAcc.addHook(hookMs);
@@ -812,7 +826,7 @@ export class Trainer {
     call: (signal: AbortSignal) => Promise<AdaptationCommand | undefined>,
     name: string,
     signal: AbortSignal | undefined,
-  ): Promise<CallResult<AdaptationCommand>> {
+  ): Promise<CallResult<AdaptationCommand | undefined>> {
     const result = await this.#onWorker(call, name, this.options.controllerDeadlineMs, signal);
     this.#controlMs.controller += result.latencyMs;
     if (result.ok) return result;
@@ -835,20 +849,26 @@ export class Trainer {
   }
 
   /**
-   * Applies one command through its owner: OPTIMIZER and ROLLBACK here, every other type
-   * through the executor's `apply` on the worker with its deadline. Returns the time taken.
+   * Applies one command through its owner — OPTIMIZER and ROLLBACK here, every other type
+   * through the executor's `apply` on the worker with its deadline — and tells the
+   * controller what became of it. Returns the time taken.
    */
-  async #applyCommand(command: AdaptationCommand, epoch: number, signal: AbortSignal | undefined): Promise<number> {
+  async #applyCommand(controller: Controller, command: AdaptationCommand, epoch: number, signal: AbortSignal | undefined): Promise<number> {
     const started = this.options.clock.monotonicMs();
-    if (TOLARIA_COMMANDS.has(command.commandType)) {
-      await this.#applyOwnCommand(command);
-      return this.options.clock.monotonicMs() - started;
+    const outcome = TOLARIA_COMMANDS.has(command.commandType)
+      ? await this.#applyOwnCommand(command)
+      : await this.#applyExecutorCommand(command, epoch, signal);
+    try {
+      controller.commandOutcome?.(outcome);
+    } catch (error) {
+      this.#emitEvent(TolariaEvent.TAMIYO_ERROR, TelemetryLevel.WARNING, { step: this.#globalStep, error: errorText(error) });
     }
+    return this.options.clock.monotonicMs() - started;
+  }
+
+  async #applyExecutorCommand(command: AdaptationCommand, epoch: number, signal: AbortSignal | undefined): Promise<CommandOutcome> {
     const executor = this.#executor;
-    if (executor === undefined) {
-      this.#refuse(command, CommandRefusal.NO_EXECUTOR, 'no executor is attached to this run');
-      return 0;
-    }
+    if (executor === undefined) return this.#refuse(command, CommandRefusal.NO_EXECUTOR, 'no executor is attached to this run');
     const context = this.#executorContext(epoch);
     const result = await this.#callExecutor(
       (options) => executor.apply(command, context, options),
@@ -856,7 +876,10 @@ export class Trainer {
       signal,
       { command_id: command.commandId },
     );
-    return result.ok ? result.latencyMs : 0;
+    const commandId = command.commandId;
+    if (result.ok) return { commandId, status: CommandOutcomeStatus.APPLIED, reason: '' };
+    if (result.error === 'timeout') return { commandId, status: CommandOutcomeStatus.TIMED_OUT, reason: 'deadline' };
+    return { commandId, ...outcomeOfError(result.cause) };
   }
 
   /**
@@ -901,19 +924,16 @@ export class Trainer {
    * OPTIMIZER and ROLLBACK: verified (signature, freshness, nonce) and dependency-checked
    * here, where they are applied, then applied in full or refused as a whole.
    */
-  async #applyOwnCommand(command: AdaptationCommand): Promise<void> {
+  async #applyOwnCommand(command: AdaptationCommand): Promise<CommandOutcome> {
     const verifier = this.#verifier;
-    if (verifier === undefined) {
-      this.#refuse(command, CommandRefusal.NO_VERIFIER, 'Tolaria has no command verifier');
-      return;
-    }
+    if (verifier === undefined) return this.#refuse(command, CommandRefusal.NO_VERIFIER, 'Tolaria has no command verifier');
     verifier.maintenance();
     const verdict = verifier.verify(command);
     if (!verdict.ok) {
       // The verifier has emitted its CRITICAL command_rejected packet.
       this.#refuse(command, CommandRefusal.REJECTED, verdict.reason);
       this.#epochAcc.fail(EmergencyReason.COMMAND_REJECTED);
-      return;
+      return { commandId: command.commandId, status: CommandOutcomeStatus.REJECTED, reason: verdict.reason };
     }
     try {
       validateCommandDependencies(this.#guard, command, { trainingRunId: this.options.trainingRunId });
@@ -922,11 +942,13 @@ export class Trainer {
       // The guard has already emitted the CRITICAL violation packet.
       this.#epochAcc.fail(EmergencyReason.DEPENDENCY_VIOLATION);
       this.#enterConservative(EmergencyReason.DEPENDENCY_VIOLATION);
-      return;
+      return { commandId: command.commandId, status: CommandOutcomeStatus.REJECTED, reason: EmergencyReason.DEPENDENCY_VIOLATION };
     }
     const payload = command.payload;
-    if (payload.case === 'optimizerAdjustment') this.#adjustOptimizer(command, payload.value);
-    else if (payload.case === 'rollback') await this.#rollbackOnCommand(command, payload.value);
+    if (payload.case === 'optimizerAdjustment') return this.#adjustOptimizer(command, payload.value);
+    if (payload.case === 'rollback') return this.#rollbackOnCommand(command, payload.value);
+    // validateCommandDependencies has checked the payload matches the type.
+    throw new EsperError(ErrorCode.INVALID_STATE, `command ${command.commandId} has no ${CommandType[command.commandType]} payload`);
   }
 
   /**
@@ -935,20 +957,18 @@ export class Trainer {
    * adjustment is refused (the optimizers here have no weight decay, and a family change
    * would need a new optimizer state).
    */
-  #adjustOptimizer(command: AdaptationCommand, adjustment: CommandOptimizerAdjustment): void {
+  #adjustOptimizer(command: AdaptationCommand, adjustment: CommandOptimizerAdjustment): CommandOutcome {
     const unsupported = [
       ...(adjustment.momentum === undefined ? [] : ['momentum']),
       ...(adjustment.weightDecay === undefined ? [] : ['weight_decay']),
       ...(adjustment.optimizerFamily === undefined ? [] : ['optimizer_family']),
     ];
     if (unsupported.length > 0) {
-      this.#refuse(command, CommandRefusal.UNSUPPORTED_FIELD, `Tolaria does not adjust ${unsupported.join(', ')}`);
-      return;
+      return this.#refuse(command, CommandRefusal.UNSUPPORTED_FIELD, `Tolaria does not adjust ${unsupported.join(', ')}`);
     }
     const rate = adjustment.learningRate;
     if (rate === undefined || !(Number.isFinite(rate) && rate > 0 && rate <= MAX_COMMANDED_LR)) {
-      this.#refuse(command, CommandRefusal.INVALID_VALUE, `learning_rate must be in (0, ${MAX_COMMANDED_LR}], got ${String(rate)}`);
-      return;
+      return this.#refuse(command, CommandRefusal.INVALID_VALUE, `learning_rate must be in (0, ${MAX_COMMANDED_LR}], got ${String(rate)}`);
     }
     const scheduled = this.#lr.rate(this.#globalStep, this.#cursor.epoch);
     const previous = scheduled * this.#lrScale;
@@ -960,32 +980,37 @@ export class Trainer {
       previous_learning_rate: previous,
       step: this.#globalStep,
     });
+    return { commandId: command.commandId, status: CommandOutcomeStatus.APPLIED, reason: '' };
   }
 
   /** Restores the training state from the tier the command names (reference §2.6). */
-  async #rollbackOnCommand(command: AdaptationCommand, request: RollbackRequest): Promise<void> {
+  async #rollbackOnCommand(command: AdaptationCommand, request: RollbackRequest): Promise<CommandOutcome> {
     if (this.options.rollback === undefined || this.#cache === undefined) {
-      this.#refuse(command, CommandRefusal.ROLLBACK_NOT_CONFIGURED, 'this run has no rollback configured');
-      return;
+      return this.#refuse(command, CommandRefusal.ROLLBACK_NOT_CONFIGURED, 'this run has no rollback configured');
     }
     if (request.seedId !== '') {
-      this.#refuse(command, CommandRefusal.UNSUPPORTED_FIELD, 'a rollback restores the training state; a seed is removed with SEED CULL');
-      return;
+      return this.#refuse(
+        command,
+        CommandRefusal.UNSUPPORTED_FIELD,
+        'a rollback restores the training state; a seed is removed with SEED CULL',
+      );
     }
     const tier = request.tier === RollbackTier.FULL ? 'full' : request.tier === RollbackTier.FAST ? 'fast' : 'auto';
     const target = request.targetGlobalStep === 0n ? undefined : Number(request.targetGlobalStep);
     if (target !== undefined && (tier === 'full' || target > this.#globalStep)) {
-      this.#refuse(
+      return this.#refuse(
         command,
         CommandRefusal.INVALID_VALUE,
         `target_global_step ${target} needs the fast tier and a step ≤ ${this.#globalStep}`,
       );
-      return;
     }
     const restored = await this.#rollbackNow(tier, target);
     if (restored === undefined) {
-      this.#refuse(command, CommandRefusal.ROLLBACK_FAILED, `no ${tier === 'auto' ? '' : `${tier} `}restore point could be restored`);
-      return;
+      return this.#refuse(
+        command,
+        CommandRefusal.ROLLBACK_FAILED,
+        `no ${tier === 'auto' ? '' : `${tier} `}restore point could be restored`,
+      );
     }
     this.#emitEvent(TolariaEvent.COMMAND_APPLIED, TelemetryLevel.INFO, {
       command_id: command.commandId,
@@ -994,10 +1019,11 @@ export class Trainer {
       to_step: restored.toStep,
       reason: request.reason,
     });
+    return { commandId: command.commandId, status: CommandOutcomeStatus.APPLIED, reason: '' };
   }
 
   /** A command Tolaria did not apply: WARNING telemetry with the reason, and a count. */
-  #refuse(command: AdaptationCommand, reason: (typeof CommandRefusal)[keyof typeof CommandRefusal], detail: string): void {
+  #refuse(command: AdaptationCommand, reason: (typeof CommandRefusal)[keyof typeof CommandRefusal], detail: string): CommandOutcome {
     this.#commandsRefused += 1;
     this.#emitEvent(TolariaEvent.COMMAND_NOT_APPLIED, TelemetryLevel.WARNING, {
       command_id: command.commandId,
@@ -1006,6 +1032,7 @@ export class Trainer {
       detail,
       step: this.#globalStep,
     });
+    return { commandId: command.commandId, status: CommandOutcomeStatus.NOT_APPLIED, reason };
   }
 
   async #onWorker<T>(
@@ -1013,7 +1040,7 @@ export class Trainer {
     name: string,
     deadlineMs: number,
     signal: AbortSignal | undefined,
-  ): Promise<CallResult<T> & { error?: 'timeout' | 'cancelled' | 'error'; message?: string }> {
+  ): Promise<CallResult<T>> {
     const worker = this.#worker as AsyncWorker;
     const started = this.options.clock.monotonicMs();
     try {
@@ -1024,8 +1051,8 @@ export class Trainer {
       const latencyMs = this.options.clock.monotonicMs() - started;
       if (isEsperError(error, ErrorCode.WORKER_TIMEOUT)) return { ok: false, value: undefined, latencyMs, error: 'timeout' };
       if (isEsperError(error, ErrorCode.WORKER_CANCELLED)) return { ok: false, value: undefined, latencyMs, error: 'cancelled' };
-      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      return { ok: false, value: undefined, latencyMs, error: 'error', message };
+      const message = errorText(error);
+      return { ok: false, value: undefined, latencyMs, error: 'error', message, cause: error };
     }
   }
 
@@ -1222,7 +1249,7 @@ export class Trainer {
       this.#emitEvent(TolariaEvent.CHECKPOINT_FAILED, TelemetryLevel.ERROR, {
         trigger,
         global_step: this.#globalStep,
-        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        error: errorText(error),
       });
     }
   }
@@ -1554,6 +1581,24 @@ function healthOf(events: readonly EventInput[]): { status: HealthStatus; summar
         ? HealthStatus.UNHEALTHY
         : HealthStatus.DEGRADED;
   return { status, summary: first.description };
+}
+
+/** The outcome of a command whose owner threw `cause`. */
+function outcomeOfError(cause: unknown): Omit<CommandOutcome, 'commandId'> {
+  if (isEsperError(cause, ErrorCode.COMMAND_REJECTED)) {
+    return { status: CommandOutcomeStatus.REJECTED, reason: String(cause.details?.['reason'] ?? cause.code) };
+  }
+  if (isEsperError(cause, ErrorCode.DEPENDENCY_VIOLATION))
+    return { status: CommandOutcomeStatus.REJECTED, reason: EmergencyReason.DEPENDENCY_VIOLATION };
+  if (isEsperError(cause, ErrorCode.COMMAND_NOT_APPLIED)) {
+    return { status: CommandOutcomeStatus.NOT_APPLIED, reason: String(cause.details?.['reason'] ?? cause.code) };
+  }
+  if (isEsperError(cause)) return { status: CommandOutcomeStatus.NOT_APPLIED, reason: cause.code };
+  return { status: CommandOutcomeStatus.FAILED, reason: errorText(cause) };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 function disposeBatch(batch: Batch): void {

@@ -20,7 +20,7 @@ import {
 } from '../../src/leyline/index.js';
 import { CommandVerifier, HmacSigner, KeyRing, NonceLedger } from '../../src/security/index.js';
 import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import type { Controller, Executor, ExecutorContext } from '../../src/tolaria/controller.js';
+import type { CommandOutcome, Controller, Executor, ExecutorContext } from '../../src/tolaria/controller.js';
 import { spiralsDataset } from '../../src/tolaria/data/synthetic.js';
 import type { Dataset } from '../../src/tolaria/dataset.js';
 import type { HostModel } from '../../src/tolaria/host-model.js';
@@ -253,6 +253,34 @@ describe('Trainer: ROLLBACK commands are Tolaria’s', () => {
       ['seed', 'unsupported_field'],
       ['future', 'invalid_value'],
       ['none', 'rollback_not_configured'],
+    ]);
+  });
+});
+
+describe('Trainer: command outcomes', () => {
+  it('tells the controller what became of each command: applied, not_applied with the reason, rejected, executor outcomes', async () => {
+    const telemetry = new MemoryTelemetrySink();
+    const executor = new GraftingExecutor('hidden2', 16);
+    cleanups.push(() => executor.dispose());
+    const forger = new HmacSigner(new KeyRing([{ keyId: 'k1', secret: Buffer.from('not-the-tolaria-secret-0123456789ab', 'utf8') }]));
+    const controller = script([
+      [1, sign(optimizerCommand('lr', { learningRate: 0.002 }))],
+      [2, sign(optimizerCommand('mom', { learningRate: 0.002, momentum: 0.5 }))],
+      [3, forger.sign(AdaptationCommandSchema, optimizerCommand('forged', { learningRate: 0.002 }))],
+      [4, seedCommand(RUN, 'germ', 'seed-1', SeedOperation.SEED_OP_GERMINATE)],
+    ]);
+    const outcomes: CommandOutcome[] = [];
+    const listening: Controller = {
+      evaluateStep: (state) => controller.evaluateStep(state),
+      commandOutcome: (outcome) => outcomes.push(outcome),
+    };
+    const { trainer } = run({ telemetry, controller: listening, executor, commandVerifier: newVerifier(telemetry) });
+    await trainer.run();
+    expect(outcomes).toEqual([
+      { commandId: 'lr', status: 'applied', reason: '' },
+      { commandId: 'mom', status: 'not_applied', reason: 'unsupported_field' },
+      { commandId: 'forged', status: 'rejected', reason: 'invalid_signature' },
+      { commandId: 'germ', status: 'applied', reason: '' },
     ]);
   });
 });
