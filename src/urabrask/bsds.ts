@@ -38,7 +38,6 @@ import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js
 import {
   BlueprintTier,
   BSDSSchema,
-  canonicalBytes,
   HandlingClass,
   HazardBand,
   Provenance,
@@ -234,14 +233,4 @@ export function buildBsds(descriptor: BlueprintDescriptor, report: HazardReport,
 /** {@link buildBsds}, then signed by `signer` (security block filled, HMAC-SHA256). */
 export function issueBsds(signer: HmacSigner, descriptor: BlueprintDescriptor, report: HazardReport, options: BsdsOptions = {}): BSDS {
   return signer.sign(BSDSSchema, buildBsds(descriptor, report, options));
-}
-
-/**
- * True when `bsds` carries a signature that matches its canonical bytes under the key it
- * names. False when unsigned, the key is unknown, or any signed field changed.
- */
-export function verifyBsds(signer: HmacSigner, bsds: BSDS): boolean {
-  const security = bsds.security;
-  if (security === undefined || security.signature.length === 0) return false;
-  return signer.macMatches(security.keyId, canonicalBytes(BSDSSchema, bsds), security.signature);
 }

@@ -21,7 +21,6 @@ export {
   HAZARD_SCORE_ADDITIONS,
   HIGH_HAZARD_RECOMMENDATION,
   issueBsds,
-  verifyBsds,
   type BsdsAssessment,
   type BsdsOptions,
 } from './bsds.js';

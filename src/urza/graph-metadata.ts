@@ -25,6 +25,7 @@
  *   unless the BSDS band is HIGH or CRITICAL, which restricts blending to CONVEX.
  */
 import { create } from '@bufbuild/protobuf';
+import { z } from 'zod';
 import { ErrorCode, EsperError } from '../core/index.js';
 import { BlendMode, HazardBand, SeedSiteDescriptorSchema, SeedSiteKind, type BlueprintDescriptor, type BSDS } from '../leyline/index.js';
 import { familyById, type FamilyId } from '../karn/index.js';
@@ -241,29 +242,69 @@ function monitorsFor(bsds: BSDS | undefined): GraphMonitor[] {
   ];
 }
 
-/** Parses stored graph metadata JSON; throws `INVALID_ARGUMENT` when it is not an object of this layout. */
+const dims = z.array(z.number().int().nonnegative());
+const finite = z.number().refine(Number.isFinite, 'must be finite');
+const count = z.number().int().nonnegative();
+
+/** The stored layout of {@link GraphMetadata}, checked field by field on every read. */
+const GraphMetadataSchema = z.strictObject({
+  version: z.literal(GRAPH_METADATA_VERSION),
+  blueprintId: z.string().min(1),
+  family: z.string().min(1),
+  layers: z.array(
+    z.strictObject({
+      layerId: z.string().min(1),
+      index: count,
+      name: z.string().min(1),
+      shape: dims,
+      dtype: z.string().min(1),
+      parameterCount: count,
+    }),
+  ),
+  activations: z.array(z.strictObject({ activationId: z.string().min(1), kind: z.string().min(1) })),
+  parameters: z.strictObject({
+    count,
+    bytes: count,
+    allowed: z.array(z.strictObject({ name: z.string().min(1), min: finite, max: finite, span: finite, value: finite.optional() })),
+  }),
+  capabilities: z.strictObject({
+    compiledSite: z.strictObject({ kind: z.string().min(1), shape: dims }),
+    siteKinds: z.array(z.string()),
+    inputShape: dims,
+    outputShape: dims,
+    allowedBlendModes: z.array(z.enum(['CONVEX', 'RESIDUAL', 'CHANNEL', 'CONFIDENCE'])),
+  }),
+  adjacency: z.array(z.tuple([count, count])),
+  monitors: z.array(
+    z.strictObject({
+      metric: z.enum(['gradient_norm', 'output_scale', 'latency_ms']),
+      threshold: finite,
+      source: z.enum(['bsds', 'default']),
+      hazardBand: z.string().min(1).optional(),
+    }),
+  ),
+  source: z.literal('tezzeret'),
+});
+
+/**
+ * Parses stored graph metadata JSON against the current layout.
+ * @throws EsperError `DECODE_FAILED` naming the first bad field when it is not JSON or not
+ *   of this layout.
+ */
 export function parseGraphMetadata(json: string): GraphMetadata {
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch (error) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata is not valid JSON', {
-      cause: error,
-      details: { field: 'graph_metadata_json' },
+    throw new EsperError(ErrorCode.DECODE_FAILED, 'graph metadata is not valid JSON', { cause: error, details: { field: '' } });
+  }
+  const parsed = GraphMetadataSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') ?? '';
+    throw new EsperError(ErrorCode.DECODE_FAILED, `graph metadata is invalid at '${field}': ${issue?.message ?? 'unknown'}`, {
+      details: { field },
     });
   }
-  const candidate = value as Partial<GraphMetadata> | null;
-  if (
-    candidate === null ||
-    typeof candidate !== 'object' ||
-    candidate.version !== GRAPH_METADATA_VERSION ||
-    !Array.isArray(candidate.layers) ||
-    !Array.isArray(candidate.adjacency) ||
-    !Array.isArray(candidate.monitors)
-  ) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata has an unknown layout', {
-      details: { field: 'graph_metadata_json' },
-    });
-  }
-  return candidate as GraphMetadata;
+  return parsed.data;
 }
