@@ -1,28 +1,11 @@
 /**
  * Graph metadata of a compiled blueprint, as Urza stores it for Tamiyo's graph builder
- * (reference prototype-blueprint-pipeline §3.4 and §5).
- *
- * Departures from the prototype, which built one "guard_tensor" layer per guard entry and
- * whose service path dropped adjacency and dict-valued capabilities (§5 [quirk]):
- * - **Layers** come from the artifact header's variables, in header order: one layer per
- *   variable with its name, shape, dtype and parameter count (product of the dims).
- * - **Activations** name the family's nonlinearities (from the family builders in
- *   `src/karn/families/`), one entry per distinct nonlinearity; `linear` for families
- *   without one.
- * - **Adjacency** is kept: ordered `[from, to]` layer-index edges. Derivation: every family
- *   builder creates its variables in the order the forward pass first uses them, and the
- *   header lists them in creation order, so consecutive layers form a sequential chain
- *   `0→1→…→L−1` (empty for L ≤ 1). For branching families (mixture of experts, attention)
- *   the chain is the order of use, not the exact dataflow; it is never shorter than the
- *   prototype's chain fallback.
- * - **Monitors** are kept: what a grafting controller should watch (gradient norm, output
- *   scale, forward latency) with thresholds. Without a BSDS they are the crucible's probe
- *   thresholds (1e3, 100×, 250 ms); with one they are tightened by its hazard band
- *   (LOW ×1, MEDIUM ×½, HIGH ×¼, CRITICAL ×⅒) and carry the band.
- * - **Capabilities** hold the compiled site, the site kinds the family fits, and the allowed
- *   blend modes: CONVEX always; RESIDUAL and CHANNEL when the guard's input and output
- *   shapes match (the seed output then lines up with the host activation); CONFIDENCE too
- *   unless the BSDS band is HIGH or CRITICAL, which restricts blending to CONVEX.
+ * (reference prototype-blueprint-pipeline §3.4, §5). Layers are the artifact header's
+ * variables in header order; every family builder creates its variables in the order its
+ * forward pass first uses them, so consecutive layers form the adjacency chain `0→1→…`
+ * (for branching families the order of use, not the exact dataflow — never less than the
+ * prototype's chain fallback). Monitors start from the crucible's thresholds and are
+ * tightened by a sheet's hazard band; a HIGH or CRITICAL band restricts blending to CONVEX.
  */
 import { create } from '@bufbuild/protobuf';
 import { z } from 'zod';

@@ -3,100 +3,39 @@
  * metadata, over the SQLite catalog (`catalog-db.ts`), the content-addressed artifact files
  * (`artifact-files.ts`) and a cache of verified bytes (`artifact-cache.ts`). Every artifact
  * load checks the file's SHA-256 against its row; every sheet is checked with the injected
- * {@link BsdsVerifier}; anything that fails is an integrity failure, never served. One
+ * `BsdsVerifier` (`sheets.ts`); anything that fails is an integrity failure, never served. One
  * process writes a library root at a time; saves within the process are serialised.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { toBinary } from '@bufbuild/protobuf';
-import { buildTelemetryPacket, CircuitBreaker, decodeMessage, ErrorCode, EsperError, type CircuitBreakerSnapshot } from '../core/index.js';
-import {
-  BlueprintDescriptorSchema,
-  BSDSSchema,
-  TelemetryLevel,
-  type BlueprintDescriptor,
-  type BSDS,
-  type CircuitBreakerState,
-} from '../leyline/index.js';
+import { CircuitBreaker, decodeMessage, ErrorCode, EsperError, type CircuitBreakerSnapshot } from '../core/index.js';
+import { BlueprintDescriptorSchema, type BlueprintDescriptor, type BSDS, type CircuitBreakerState } from '../leyline/index.js';
 import { ArtifactCache } from './artifact-cache.js';
 import { ArtifactFiles, sha256Hex } from './artifact-files.js';
 import { formatUrzaArtifactRef } from './artifact-ref.js';
-import type { BsdsVerifier } from './bsds-verifier.js';
 import { CatalogDb, type ArtifactRow } from './catalog-db.js';
-import { parseGraphMetadata, type GraphMetadata } from './graph-metadata.js';
+import type { GraphMetadata } from './graph-metadata.js';
+import { IntegrityReporter } from './integrity.js';
 import {
-  invalidArgument,
   resolveUrzaLibraryOptions,
   SaveFaults,
   UrzaSaveStep,
   type ResolvedUrzaLibraryOptions,
   type UrzaLibraryOptions,
 } from './library-options.js';
-import { UrzaEvent, UrzaIntegrityReason, UrzaMetric } from './names.js';
+import {
+  recordFromRow,
+  validateSaveInput,
+  type UrzaArtifactRecord,
+  type UrzaBlueprintEntry,
+  type UrzaListFilter,
+  type UrzaLoadResult,
+  type UrzaSaveInput,
+} from './library-records.js';
+import { UrzaIntegrityReason } from './names.js';
+import { plainBytes, SheetStore } from './sheets.js';
 import { storageInvalid, UrzaStorageReason } from './storage-error.js';
-
-/** Measured prewarm latencies of an artifact, in ms. */
-export interface UrzaPrewarm {
-  readonly p50Ms: number;
-  readonly p95Ms: number;
-}
-
-/** Input of {@link UrzaLibrary.save}. */
-export interface UrzaSaveInput {
-  /** The blueprint; its `blueprintId` keys the row. */
-  readonly descriptor: BlueprintDescriptor;
-  /** The site shape the artifact was compiled for (opaque, non-empty). */
-  readonly siteKey: string;
-  /** The artifact bytes (opaque to Urza). Non-empty. */
-  readonly artifact: Uint8Array;
-  /** SHA-256 hex of the artifact's canonical guard spec. */
-  readonly guardDigest: string;
-  /** Compile time, in ms. */
-  readonly compileMs: number;
-  /** Measured prewarm latencies. */
-  readonly prewarm: UrzaPrewarm;
-}
-
-/** The catalog row of one stored artifact. */
-export interface UrzaArtifactRecord {
-  readonly blueprintId: string;
-  readonly siteKey: string;
-  /** File name under the artifact directory: `<checksum>.esa`. */
-  readonly fileName: string;
-  /** SHA-256 hex of the file bytes. */
-  readonly checksum: string;
-  readonly guardDigest: string;
-  readonly sizeBytes: number;
-  readonly compileMs: number;
-  readonly prewarmP50Ms: number;
-  readonly prewarmP95Ms: number;
-  /** Wall time of the save, ms since the epoch. */
-  readonly createdAtMs: number;
-}
-
-/** Result of {@link UrzaLibrary.load}. */
-export interface UrzaLoadResult {
-  /** Verified artifact bytes (a copy the caller owns). */
-  readonly bytes: Uint8Array;
-  readonly record: UrzaArtifactRecord;
-  /** Time the load took, in ms. */
-  readonly fetchMs: number;
-}
-
-/** One blueprint of {@link UrzaLibrary.list}. */
-export interface UrzaBlueprintEntry {
-  readonly descriptor: BlueprintDescriptor;
-  /** Site keys with a stored artifact, sorted. */
-  readonly siteKeys: readonly string[];
-  readonly createdAtMs: number;
-  readonly updatedAtMs: number;
-}
-
-/** Filter of {@link UrzaLibrary.list}; omitted fields match everything. */
-export interface UrzaListFilter {
-  readonly tier?: BlueprintDescriptor['tier'];
-  readonly family?: string;
-}
 
 /** Counters and gauges of an {@link UrzaLibrary}. */
 export interface UrzaLibraryStats {
@@ -124,9 +63,6 @@ export interface UrzaLibraryStats {
 /** Lifecycle of an {@link UrzaLibrary}. */
 export type UrzaLibraryState = 'running' | 'closing' | 'closed';
 
-/** What an integrity failure names (the event's attributes besides `blueprint_id` and `reason`). */
-type IntegrityContext = Readonly<Record<string, string>>;
-
 /**
  * The artifact library. Open with {@link UrzaLibrary.open}; close with {@link close} or
  * `await using`.
@@ -137,11 +73,12 @@ export class UrzaLibrary {
   readonly #files: ArtifactFiles;
   readonly #breaker: CircuitBreaker;
   readonly #cache: ArtifactCache<UrzaArtifactRecord>;
+  readonly #integrity: IntegrityReporter;
+  readonly #sheets: SheetStore;
   #state: UrzaLibraryState = 'running';
   #closePromise: Promise<void> | undefined;
   /** Tail of the save/delete chain: file operations of two saves never interleave. */
   #writeChain: Promise<unknown> = Promise.resolve();
-  #integrityFailures = 0;
   #slowQueries = 0;
   #breakerDenied = 0;
   #saves = 0;
@@ -153,6 +90,14 @@ export class UrzaLibrary {
     this.#db = db;
     this.#files = files;
     this.#cache = new ArtifactCache({ maxEntries: options.cacheMaxEntries, ttlMs: options.cacheTtlMs, clock: options.clock });
+    this.#integrity = new IntegrityReporter(options.telemetry, options.clock);
+    this.#sheets = new SheetStore({
+      db,
+      verifier: options.bsdsVerifier,
+      integrity: this.#integrity,
+      clock: options.clock,
+      read: (query) => this.#read(query),
+    });
     this.#breaker = new CircuitBreaker({
       name: 'urza.library',
       failureThreshold: options.breakerFailureThreshold,
@@ -268,14 +213,7 @@ export class UrzaLibrary {
    */
   saveBsds(blueprintId: string, bsds: BSDS): void {
     this.#assertRunning('saveBsds');
-    const verdict = this.#verifier('saveBsds').verify(bsds);
-    if (!verdict.ok) throw invalidArgument('bsds.security', 'a sheet signed by a key of the ring', verdict.reason);
-    if (bsds.blueprintId !== blueprintId) throw invalidArgument('bsds.blueprintId', blueprintId, bsds.blueprintId);
-    if (this.#db.blueprint(blueprintId) === undefined) throw notCatalogued(blueprintId);
-    if (!this.#db.artifacts(blueprintId).some((row) => row.checksum === bsds.artifactChecksum)) {
-      throw invalidArgument('bsds.artifactChecksum', `the checksum of an artifact of ${blueprintId}`, bsds.artifactChecksum);
-    }
-    this.#setSideColumn(blueprintId, 'bsds', Buffer.from(toBinary(BSDSSchema, bsds)));
+    this.#sheets.saveBsds(blueprintId, bsds);
   }
 
   /**
@@ -283,54 +221,13 @@ export class UrzaLibrary {
    * is decoded strictly and must verify, name `blueprintId`, and describe one of its
    * catalogued artifacts; otherwise the blueprint's sheet is an integrity failure and the
    * blueprint must not be offered (never fall back to the descriptor's risk).
-   * @throws EsperError `URZA_INTEGRITY_FAILURE` (details `blueprintId`, `reason`; counted;
-   *   CRITICAL `integrity_failure` event) for a sheet that fails any check; `INVALID_STATE`
-   *   when the library has no `bsdsVerifier`.
+   * @throws EsperError `URZA_INTEGRITY_FAILURE` (details `blueprintId`, `reason`, `detail`;
+   *   counted; CRITICAL `integrity_failure` event) for a sheet that fails any check;
+   *   `INVALID_STATE` when the library has no `bsdsVerifier`.
    */
   getBsds(blueprintId: string): BSDS | undefined {
     this.#assertRunning('getBsds');
-    const verifier = this.#verifier('getBsds');
-    const blob = this.#read(() => this.#db.sideColumn(blueprintId, 'bsds'));
-    if (blob === undefined || blob === null) return undefined;
-    let bsds: BSDS;
-    try {
-      bsds = decodeMessage(BSDSSchema, plainBytes(blob));
-    } catch (error) {
-      throw this.#integrityFailure(blueprintId, UrzaIntegrityReason.BSDS_UNDECODABLE, 'its safety data sheet does not decode', {}, error);
-    }
-    const verdict = verifier.verify(bsds);
-    if (!verdict.ok) {
-      throw this.#integrityFailure(
-        blueprintId,
-        UrzaIntegrityReason.BSDS_UNVERIFIED,
-        `its safety data sheet fails verification: ${verdict.reason}`,
-        {
-          detail: verdict.reason,
-          key_id: bsds.security?.keyId ?? '',
-        },
-      );
-    }
-    if (bsds.blueprintId !== blueprintId) {
-      throw this.#integrityFailure(
-        blueprintId,
-        UrzaIntegrityReason.BSDS_MISMATCH,
-        `its safety data sheet is of blueprint ${bsds.blueprintId}`,
-        {
-          detail: `sheet of ${bsds.blueprintId}`,
-        },
-      );
-    }
-    if (!this.#db.artifacts(blueprintId).some((row) => row.checksum === bsds.artifactChecksum)) {
-      throw this.#integrityFailure(
-        blueprintId,
-        UrzaIntegrityReason.BSDS_MISMATCH,
-        'its safety data sheet describes an artifact Urza does not hold',
-        {
-          detail: `sheet of artifact ${bsds.artifactChecksum}`,
-        },
-      );
-    }
-    return bsds;
+    return this.#sheets.getBsds(blueprintId);
   }
 
   /**
@@ -340,8 +237,7 @@ export class UrzaLibrary {
    */
   saveGraphMetadata(blueprintId: string, metadata: GraphMetadata): void {
     this.#assertRunning('saveGraphMetadata');
-    if (metadata.blueprintId !== blueprintId) throw invalidArgument('metadata.blueprintId', blueprintId, metadata.blueprintId);
-    this.#setSideColumn(blueprintId, 'graph_metadata_json', JSON.stringify(metadata));
+    this.#sheets.saveGraphMetadata(blueprintId, metadata);
   }
 
   /**
@@ -351,26 +247,7 @@ export class UrzaLibrary {
    */
   getGraphMetadata(blueprintId: string): GraphMetadata | undefined {
     this.#assertRunning('getGraphMetadata');
-    const json = this.#read(() => this.#db.sideColumn(blueprintId, 'graph_metadata_json'));
-    if (json === undefined || json === null) return undefined;
-    let metadata: GraphMetadata;
-    try {
-      metadata = parseGraphMetadata(json);
-    } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
-      throw this.#integrityFailure(blueprintId, UrzaIntegrityReason.GRAPH_METADATA_INVALID, detail, { detail }, error);
-    }
-    if (metadata.blueprintId !== blueprintId) {
-      throw this.#integrityFailure(
-        blueprintId,
-        UrzaIntegrityReason.GRAPH_METADATA_INVALID,
-        `its graph metadata is of ${metadata.blueprintId}`,
-        {
-          detail: `metadata of ${metadata.blueprintId}`,
-        },
-      );
-    }
-    return metadata;
+    return this.#sheets.getGraphMetadata(blueprintId);
   }
 
   /** Catalogued artifact records of `blueprintId`, sorted by site key. */
@@ -413,7 +290,7 @@ export class UrzaLibrary {
       cacheExpired: cache.expired,
       evictions: cache.evictions,
       cacheSize: cache.size,
-      integrityFailures: this.#integrityFailures,
+      integrityFailures: this.#integrity.count,
       slowQueries: this.#slowQueries,
       breakerDenied: this.#breakerDenied,
       breakerOpenTotal: breaker.openedTotal,
@@ -484,7 +361,7 @@ export class UrzaLibrary {
           nowMs,
         });
         this.#db.putArtifact(row);
-        this.#dropStaleSheet(row.blueprint_id, nowMs);
+        this.#sheets.dropStale(row.blueprint_id, nowMs);
         faults.at(UrzaSaveStep.BEFORE_COMMIT);
       });
     } catch (error) {
@@ -506,7 +383,7 @@ export class UrzaLibrary {
     );
     const changes = this.#db.transaction(() => {
       const deleted = this.#db.delete(blueprintId, siteKey);
-      if (siteKey !== undefined) this.#dropStaleSheet(blueprintId, this.#options.clock.wallMs());
+      if (siteKey !== undefined) this.#sheets.dropStale(blueprintId, this.#options.clock.wallMs());
       return deleted;
     });
     this.#cache.invalidate(blueprintId, siteKey);
@@ -514,98 +391,30 @@ export class UrzaLibrary {
     return changes > 0;
   }
 
-  /**
-   * Clears the sheet and graph metadata of `blueprintId` when the sheet describes an artifact
-   * no longer catalogued (replaced or deleted): a sheet must always describe bytes Urza serves.
-   * An undecodable sheet is left for {@link getBsds} to report.
-   */
-  #dropStaleSheet(blueprintId: string, nowMs: number): void {
-    const blob = this.#db.sideColumn(blueprintId, 'bsds');
-    if (blob === undefined || blob === null) return;
-    let checksum: string;
-    try {
-      checksum = decodeMessage(BSDSSchema, blob).artifactChecksum;
-    } catch {
-      return;
-    }
-    if (this.#db.artifacts(blueprintId).some((row) => row.checksum === checksum)) return;
-    this.#db.setSideColumn(blueprintId, 'bsds', null, nowMs);
-    this.#db.setSideColumn(blueprintId, 'graph_metadata_json', null, nowMs);
-  }
-
   async #readVerified(record: UrzaArtifactRecord): Promise<Uint8Array> {
-    const context = { site_key: record.siteKey, expected_checksum: record.checksum, file_name: record.fileName };
     const bytes = await this.#files.read(record.fileName);
-    if (bytes === undefined) {
-      throw this.#integrityFailure(
-        record.blueprintId,
-        UrzaIntegrityReason.MISSING_ARTIFACT,
-        `its artifact at site ${record.siteKey} is missing`,
-        {
-          ...context,
-          actual_checksum: '',
-        },
-      );
-    }
-    const actual = sha256Hex(bytes);
-    if (actual !== record.checksum) {
-      throw this.#integrityFailure(
-        record.blueprintId,
-        UrzaIntegrityReason.CHECKSUM_MISMATCH,
-        `its artifact at site ${record.siteKey} does not match its checksum`,
-        { ...context, actual_checksum: actual },
-      );
-    }
-    return bytes;
+    const actual = bytes === undefined ? '' : sha256Hex(bytes);
+    if (bytes !== undefined && actual === record.checksum) return bytes;
+    const missing = bytes === undefined;
+    throw this.#integrity.fail({
+      blueprintId: record.blueprintId,
+      reason: missing ? UrzaIntegrityReason.MISSING_ARTIFACT : UrzaIntegrityReason.CHECKSUM_MISMATCH,
+      problem: `its artifact at site ${record.siteKey} ${missing ? 'is missing' : 'does not match its checksum'}`,
+      attributes: { site_key: record.siteKey, expected_checksum: record.checksum, actual_checksum: actual, file_name: record.fileName },
+    });
   }
 
   #descriptorOf(blueprintId: string, blob: Buffer): BlueprintDescriptor {
     try {
       return decodeMessage(BlueprintDescriptorSchema, plainBytes(blob));
     } catch (error) {
-      throw this.#integrityFailure(
+      throw this.#integrity.fail({
         blueprintId,
-        UrzaIntegrityReason.DESCRIPTOR_UNDECODABLE,
-        'its stored descriptor does not decode',
-        {},
-        error,
-      );
+        reason: UrzaIntegrityReason.DESCRIPTOR_UNDECODABLE,
+        problem: 'its stored descriptor does not decode',
+        cause: error,
+      });
     }
-  }
-
-  /** Counts the failure, emits one CRITICAL `integrity_failure` event and returns the error to throw. */
-  #integrityFailure(
-    blueprintId: string,
-    reason: UrzaIntegrityReason,
-    problem: string,
-    context: IntegrityContext,
-    cause?: unknown,
-  ): EsperError {
-    this.#integrityFailures += 1;
-    this.#options.telemetry?.emit(
-      buildTelemetryPacket({
-        source: 'urza',
-        clock: this.#options.clock,
-        events: [
-          {
-            description: UrzaEvent.INTEGRITY_FAILURE,
-            level: TelemetryLevel.CRITICAL,
-            attributes: { blueprint_id: blueprintId, reason, ...context },
-          },
-        ],
-        metrics: [{ name: UrzaMetric.INTEGRITY_FAILURES, value: this.#integrityFailures, unit: 'count' }],
-      }),
-    );
-    const siteKey = context['site_key'];
-    return new EsperError(ErrorCode.URZA_INTEGRITY_FAILURE, `blueprint ${blueprintId} failed its integrity check: ${problem} (${reason})`, {
-      cause,
-      details: {
-        blueprintId,
-        reason,
-        ...(siteKey === undefined ? {} : { siteKey }),
-        ...(context['detail'] === undefined ? {} : { detail: context['detail'] }),
-      },
-    });
   }
 
   /** Runs a DB read under the slow-query breaker: a read slower than `slowQueryMs` is a failure. */
@@ -646,66 +455,11 @@ export class UrzaLibrary {
     if (!this.#db.referencesFile(fileName)) await this.#files.remove(fileName);
   }
 
-  #setSideColumn(blueprintId: string, column: 'bsds' | 'graph_metadata_json', value: Buffer | string): void {
-    if (!this.#db.setSideColumn(blueprintId, column, value, this.#options.clock.wallMs())) throw notCatalogued(blueprintId);
-  }
-
-  #verifier(operation: string): BsdsVerifier {
-    const verifier = this.#options.bsdsVerifier;
-    if (verifier === undefined) {
-      throw new EsperError(ErrorCode.INVALID_STATE, `urza library has no bsdsVerifier; cannot ${operation}`, { details: { operation } });
-    }
-    return verifier;
-  }
-
   #assertRunning(operation: string): void {
     if (this.#state !== 'running') {
       throw new EsperError(ErrorCode.INVALID_STATE, `urza library is ${this.#state}; cannot ${operation}`, {
         details: { state: this.#state, operation },
       });
     }
-  }
-}
-
-/** A plain `Uint8Array` view of a SQLite blob, so decoded `bytes` fields are not Node `Buffer`s. */
-function plainBytes(blob: Buffer): Uint8Array {
-  return new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength);
-}
-
-function notCatalogued(blueprintId: string): EsperError {
-  return new EsperError(ErrorCode.URZA_NOT_FOUND, `blueprint ${blueprintId} is not catalogued`, { details: { blueprintId } });
-}
-
-function recordFromRow(row: ArtifactRow): UrzaArtifactRecord {
-  return {
-    blueprintId: row.blueprint_id,
-    siteKey: row.site_key,
-    fileName: row.file_name,
-    checksum: row.checksum,
-    guardDigest: row.guard_digest,
-    sizeBytes: row.size_bytes,
-    compileMs: row.compile_ms,
-    prewarmP50Ms: row.prewarm_p50_ms,
-    prewarmP95Ms: row.prewarm_p95_ms,
-    createdAtMs: row.created_at_ms,
-  };
-}
-
-function validateSaveInput(input: UrzaSaveInput): void {
-  if (input.descriptor.blueprintId.length === 0) {
-    throw invalidArgument('descriptor.blueprintId', 'a non-empty id', input.descriptor.blueprintId);
-  }
-  if (input.siteKey.length === 0 || input.siteKey.includes('\u0000')) {
-    throw invalidArgument('siteKey', 'a non-empty string without NUL', input.siteKey);
-  }
-  if (!(input.artifact instanceof Uint8Array) || input.artifact.byteLength === 0) {
-    throw invalidArgument('artifact', 'non-empty bytes', input.artifact?.byteLength);
-  }
-  for (const [field, value] of [
-    ['compileMs', input.compileMs],
-    ['prewarm.p50Ms', input.prewarm.p50Ms],
-    ['prewarm.p95Ms', input.prewarm.p95Ms],
-  ] as const) {
-    if (!Number.isFinite(value) || value < 0) throw invalidArgument(field, 'a finite number ≥ 0', value);
   }
 }

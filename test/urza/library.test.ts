@@ -14,7 +14,8 @@ import {
   type BlueprintDescriptor,
 } from '../../src/leyline/index.js';
 import { sha256Hex } from '../../src/urza/artifact-files.js';
-import { UrzaLibrary, type UrzaSaveInput } from '../../src/urza/library.js';
+import { UrzaLibrary } from '../../src/urza/library.js';
+import type { UrzaSaveInput } from '../../src/urza/library-records.js';
 import { URZA_SAVE_STEPS, UrzaSaveStep, type UrzaLibraryOptions } from '../../src/urza/library-options.js';
 import { UrzaIntegrityReason } from '../../src/urza/names.js';
 import { UrzaStorageReason } from '../../src/urza/storage-error.js';
