@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { AsyncWorker, EsperSettings, TelemetrySink } from '../core/index.js';
+import { ErrorCode, isEsperError, type AsyncWorker, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { KarnCatalog } from '../karn/index.js';
 import { KasminaExecutor, KernelCache, KernelFetcher, KeyedLocks, MemoryGovernor, PrefetchCoordinator } from '../kasmina/index.js';
 import type { Bus } from '../oona/index.js';
@@ -14,7 +14,7 @@ import { CommandVerifier, HmacSigner, type KeyRing, NonceLedger } from '../secur
 import { forgeJobsFor, TezzeretCompiler, TezzeretForge } from '../tezzeret/index.js';
 import { UrabraskService } from '../urabrask/index.js';
 import type { HostModel } from '../tolaria/index.js';
-import { UrzaLibrary } from '../urza/index.js';
+import { createBsdsVerifier, UrzaLibrary } from '../urza/index.js';
 
 /** What {@link openGrowth} needs. */
 export interface GrowthOptions {
@@ -55,6 +55,7 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
     dbPath: storage.urzaDatabasePath,
     artifactDir: storage.urzaArtifactDir,
     telemetry: options.telemetry,
+    bsdsVerifier: createBsdsVerifier(options.keyRing),
   });
   let prefetch: PrefetchCoordinator | undefined;
   try {
@@ -78,7 +79,7 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
       let certified = 0;
       for (const entry of library.list()) {
         const blueprintId = entry.descriptor.blueprintId;
-        if (library.getBsds(blueprintId) !== undefined) continue;
+        if (hasVerifiedSheet(library, blueprintId)) continue;
         const artifact = library.artifacts(blueprintId)[0];
         if (artifact === undefined) continue;
         const loaded = await library.load(blueprintId, artifact.siteKey);
@@ -152,6 +153,20 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
   } catch (error) {
     await prefetch?.close();
     await library.close();
+    throw error;
+  }
+}
+
+/**
+ * Whether Urza holds a sheet of `blueprintId` that verifies. A sheet that fails (already
+ * reported by Urza as a CRITICAL `integrity_failure`) counts as none, so it is probed and
+ * issued again rather than trusted or silently dropped.
+ */
+function hasVerifiedSheet(library: UrzaLibrary, blueprintId: string): boolean {
+  try {
+    return library.getBsds(blueprintId) !== undefined;
+  } catch (error) {
+    if (isEsperError(error, ErrorCode.URZA_INTEGRITY_FAILURE)) return false;
     throw error;
   }
 }

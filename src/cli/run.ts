@@ -14,6 +14,7 @@ import { z } from 'zod';
 import {
   AsyncWorker,
   DependencyGuard,
+  ErrorCode,
   formatSettingsIssue,
   isEsperError,
   loadSettings,
@@ -22,9 +23,9 @@ import {
   type TelemetrySink,
 } from '../core/index.js';
 import type { KasminaExecutor } from '../kasmina/index.js';
-import { SeedLifecycleStage, TelemetryLevel } from '../leyline/index.js';
+import { SeedLifecycleStage, TelemetryLevel, type BSDS } from '../leyline/index.js';
 import { openBusFromSettings } from '../oona/index.js';
-import { HmacSigner, KeyRing, type CommandVerifier } from '../security/index.js';
+import { HmacSigner, KeyRing, openLocalKeyRing, type CommandVerifier } from '../security/index.js';
 import {
   CommandBuilder,
   EmbeddingRegistries,
@@ -55,6 +56,7 @@ import {
   type HostModel,
   type TrainingSummary,
 } from '../tolaria/index.js';
+import type { GraphMetadata } from '../urza/index.js';
 import { openGrowth, type Growth } from './growth.js';
 import { Progress, StderrEventSink, type TrainIo } from './train.js';
 
@@ -227,7 +229,7 @@ export async function runExperiment(
   const runDir = outDir ?? path.join(settings.storage.varDir, 'runs', runId);
   await mkdir(runDir, { recursive: true });
   const dataset = await loadDataset(config.dataset, { layout: config.host === 'cnn' ? 'image' : 'flat', seed: config.seed });
-  const keyRing = configuredKeyRing(settings) ?? new KeyRing([{ keyId: 'run', secret: randomBytes(32) }]);
+  const keyRing = configuredKeyRing(settings) ?? (await localKeyRing(settings.storage.varDir, io));
   const progress = new Progress(io, config.epochs);
   const stderr = new StderrEventSink(io, progress);
   const sink: TelemetrySink = {
@@ -423,20 +425,37 @@ function configuredKeyRing(settings: EsperSettings): KeyRing | undefined {
   return KeyRing.fromSettings(settings.security);
 }
 
+/** The var dir's local key (created once, said on stderr), so the sheets in Urza verify in later runs. */
+async function localKeyRing(varDir: string, io: TrainIo): Promise<KeyRing> {
+  const local = await openLocalKeyRing(varDir);
+  if (local.created) io.stderr.write(`esper run: no signing key configured; created ${local.path} (mode 0600) for this and later runs\n`);
+  return local.keyRing;
+}
+
 /** Every catalog blueprint compiled for one of the host's sites, with its Urza metadata and BSDS. */
 function candidatesOf(growth: Growth, host: HostModel): BlueprintCandidate[] {
   return growth.catalog
     .list()
     .filter((d) => host.descriptor.sites.some((site) => growth.catalog.familyOf(d.blueprintId).fits(site)))
-    .map((descriptor) => {
-      const graph = growth.library.getGraphMetadata(descriptor.blueprintId);
-      const bsds = growth.library.getBsds(descriptor.blueprintId);
-      return {
-        descriptor,
-        ...(graph === undefined ? {} : { graph }),
-        ...(bsds === undefined ? {} : { bsds }),
-        quarantined: descriptor.quarantineOnly,
-      };
+    .flatMap((descriptor) => {
+      let graph: GraphMetadata | undefined;
+      let bsds: BSDS | undefined;
+      try {
+        graph = growth.library.getGraphMetadata(descriptor.blueprintId);
+        bsds = growth.library.getBsds(descriptor.blueprintId);
+      } catch (error) {
+        // A sheet or metadata that fails its check (Urza reported it CRITICAL) makes the blueprint unavailable.
+        if (isEsperError(error, ErrorCode.URZA_INTEGRITY_FAILURE)) return [];
+        throw error;
+      }
+      return [
+        {
+          descriptor,
+          ...(graph === undefined ? {} : { graph }),
+          ...(bsds === undefined ? {} : { bsds }),
+          quarantined: descriptor.quarantineOnly,
+        },
+      ];
     });
 }
 

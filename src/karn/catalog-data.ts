@@ -1,8 +1,7 @@
 /**
- * The 50 default blueprints BP001–BP050 (reference prototype-blueprint-pipeline §1.1:
- * ids, names, tiers, stages, risks, flags, bounds and descriptions as the prototype has
- * them). Unlike the prototype, where 49 of 50 compiled to one generic MLP, each blueprint
- * names a module family and maps its parameters onto that family's knobs:
+ * The 50 default blueprints BP001–BP050 (ids, names, tiers, stages, risks, flags, bounds and
+ * descriptions as reference prototype-blueprint-pipeline §1.1 has them), each mapped to a
+ * module family — the parameter → knob mapping:
  *
  * | ID | name | family | parameter → knobs (other knobs fixed as shown) |
  * |---|---|---|---|

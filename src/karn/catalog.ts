@@ -1,19 +1,7 @@
 /**
- * The Karn blueprint catalog: descriptors, parameter validation, selection by tier and
- * site under a circuit breaker, and seed-module construction (reference
- * prototype-blueprint-pipeline §1.2).
- *
- * Deliberate deviations from the prototype:
- * - Selection is restricted to blueprints whose family fits the requested site; the
- *   prototype had no notion of sites.
- * - `quarantine_only` blueprints (all HIGH_RISK defaults) are excluded unless
- *   `allowQuarantine` is set; this replaces the prototype's `allow_adversarial` flag, which
- *   keyed on the tier instead of the flag.
- * - Undeclared parameters are rejected (the prototype silently allowed them), and so are
- *   non-finite values.
- * - `karn.breaker.open_total` and `karn.breaker_opened` count transitions into OPEN, not
- *   every observation of OPEN (§1.2 [quirk]).
- * - The conservative "first 10 SAFE" cut is not reproduced; ask for `tier: SAFE` instead.
+ * The Karn blueprint catalog: descriptors, parameter validation, selection by tier and site
+ * under a circuit breaker, and seed-module construction (reference
+ * prototype-blueprint-pipeline §1.2; departures in docs/architecture.md, Karn).
  */
 import { clone } from '@bufbuild/protobuf';
 import { createHash } from 'node:crypto';

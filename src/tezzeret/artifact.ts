@@ -1,25 +1,9 @@
 /**
- * The Tezzeret kernel-artifact byte format: one buffer that holds everything needed to
- * rebuild a compiled seed module, so a single SHA-256 (the artifact checksum) covers it all.
- * (Reference prototype-blueprint-pipeline §2.3 and §10.2 suggest one file with a header and
- * the model; we store Karn family parameters instead of a tfjs LayersModel topology because
- * seed modules are Karn families, not LayersModels.)
- *
- * Layout (all integers unsigned 32-bit little-endian):
- *
- * | offset | bytes | field |
- * |---|---|---|
- * | 0 | 8 | magic, ASCII `ESPR-ART` |
- * | 8 | 4 | format version ({@link ARTIFACT_FORMAT_VERSION}) |
- * | 12 | 4 | header length H in bytes |
- * | 16 | 4 | weights length W in bytes |
- * | 20 | 4 | CRC-32C of the H + W bytes that follow |
- * | 24 | H | header: canonical JSON (sorted keys, no whitespace), UTF-8, see {@link ArtifactHeader} |
- * | 24+H | W | weights: `encodeWeightsToBytes` output (its own magic, specs and CRC-32C) |
- *
- * Weight names in the weights section and in `header.variables` are relative to the
- * module's scope (`dense0/kernel`, not `BP005/dense0/kernel`), so an artifact can be loaded
- * under any scope. The total length must be exactly 24 + H + W.
+ * The Tezzeret kernel-artifact byte format: one buffer holding everything needed to rebuild
+ * a compiled seed module, so one SHA-256 (the artifact checksum) covers it all. Layout,
+ * header fields and the order of checks: docs/artifacts.md. It stores Karn family
+ * parameters and weights rather than a tfjs LayersModel topology, because seed modules are
+ * Karn families (reference prototype-blueprint-pipeline §2.3, §10.2).
  */
 import { z } from 'zod';
 import { createHash } from 'node:crypto';

@@ -1,17 +1,7 @@
 /**
- * The Tezzeret compiler core: blueprint → kernel artifact (format in `artifact.ts`) →
- * loaded seed module (reference prototype-blueprint-pipeline §2.2–§2.4, §10.1–§10.3).
- *
- * Deliberate deviations from the prototype:
- * - The module is the blueprint's own Karn family (§2.3 "Module selection" keyed off the id
- *   and built one of five fixed networks); the artifact stores the family parameters and
- *   trained-or-initial weights, and the loader rebuilds through Karn.
- * - The guard spec is `{inputShape, outputShape, dtype}` at batch 1, hashed as compact
- *   canonical JSON; the prototype hashed a Python-formatted list with strides, so digests
- *   are not comparable with Python-produced ones (§10.3).
- * - There is no compile strategy: tfjs has no ahead-of-time compile, so `compileMs` is the
- *   time to build, trace one forward pass and serialise; prewarm is N timed forward passes
- *   of the *loaded* artifact (the prototype timed one call of the in-memory module).
+ * The Tezzeret compiler: blueprint → kernel artifact (`artifact.ts`) → loaded seed module,
+ * rebuilt through the blueprint's own Karn family (reference prototype-blueprint-pipeline
+ * §2.2–§2.4, §10.1–§10.3; departures in docs/architecture.md, Tezzeret).
  */
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError, isEsperError, systemClock, type Clock } from '../core/index.js';

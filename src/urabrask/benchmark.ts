@@ -1,17 +1,9 @@
 /**
- * Urabrask benchmarks (reference prototype-blueprint-pipeline §6.9, `run_benchmarks`):
- * per-profile p50 / p95 forward latency and throughput of a compiled kernel artifact,
- * reported as a `BlueprintBenchmark` and announced as `BenchmarkReport`.
- *
- * Departures from the prototype:
- * - The artifact itself is loaded (Tezzeret's `loadArtifact`) and timed at its compiled site
- *   shape. The prototype fed fixed 128-feature inputs that did not fit Tezzeret's kernels and
- *   so fell back to a synthetic formula ([quirk]); there is no fallback here — a failure throws.
- * - Profiles carry only a batch size; the feature shape always comes from the artifact.
- * - Percentiles interpolate linearly between order statistics (Tezzeret's `percentile`)
- *   rather than picking `s[n//2]` / `s[int(0.95n)]`.
- * - `device` names the tensor backend (`cpu-wasm-simd`), and `runtime_version` carries the
- *   tfjs-core version where the prototype had `torch_version`.
+ * Urabrask benchmarks (reference prototype-blueprint-pipeline §6.9): p50 / p95 forward
+ * latency and throughput of the artifact itself at its compiled site shape, per batch-size
+ * profile, as a `BlueprintBenchmark` announced as `BenchmarkReport`. Unlike the prototype
+ * there is no synthetic fallback (a failure throws), percentiles interpolate linearly, and
+ * `device` / `runtime_version` name the tfjs backend and version.
  */
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';

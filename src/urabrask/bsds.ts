@@ -1,36 +1,7 @@
 /**
- * Blueprint safety data sheets (BSDS) from crucible measurements (reference
- * prototype-blueprint-pipeline §6.1–§6.4, §6.6), signed with the key ring.
- *
- * Scoring — the band comes from what the probes measured (departs from the prototype's v1
- * battery, §6.4, which started from `descriptor.risk` and added to it, so a SAFE prior of
- * 0.3–0.5 alone banded MEDIUM without any probe firing):
- * - **Measured score** `m = min(1, Σ over fired hazards of addition × severity)`. Additions:
- *   nan_inf 0.6, grad explode 0.4, grad vanish 0.2, output blow-up 0.3, memory high 0.2,
- *   latency slow 0.1 (the prototype added 0.3 for an explosion and had no output-scale or
- *   latency probe). Severity weighs how far the measurement overshot its threshold:
- *   `1 + ½·min(1, log10(measured / threshold))` for explode, blow-up, memory and latency
- *   (1 at the threshold, 1.5 at ten times it or when non-finite), and 1 for nan_inf and
- *   vanish. So an explosion together with an output blow-up scores ≥ 0.7 (HIGH), and ≥ 0.85
- *   (CRITICAL) once both overshoot by ~5×.
- * - **Band from `m` only**: ≥ 0.85 CRITICAL, ≥ 0.60 HIGH, ≥ 0.30 MEDIUM, else LOW. A
- *   blueprint with no fired hazard has `m = 0` and is LOW whatever its tier or prior.
- * - **Prior recorded, bounded by the band**: `risk_score = max(m, min(prior, ceiling))`
- *   where `prior = descriptor.risk` and `ceiling` is just below the next band's threshold
- *   (`threshold − 0.01`; 1 for CRITICAL). The prior thus shows in the score Tamiyo gates on,
- *   but can never lift the band: a clean SAFE blueprint with prior 0.5 scores 0.29, LOW.
- *   {@link BsdsAssessment} keeps `priorRisk` and `measuredScore` separately.
- * - **Handling**: `quarantine_only` or CRITICAL → QUARANTINE; HIGH, or a non-SAFE tier
- *   whose prior reaches the HIGH threshold → RESTRICTED; else STANDARD. The prior and tier
- *   may tighten handling, never the band (the prototype's v1 forced CRITICAL for
- *   `quarantine_only`; here the band reports what was measured).
- * - Resource profile: MEMORY_HEAVY when the memory probe fired, else from the hint
- *   (gpu/cuda, cpu, memory_heavy/mem/memory, io_heavy/io), else MIXED.
- * - Recommendation (HIGH and CRITICAL only): the reference text followed by the fired
- *   hazards, e.g. `Prefer optimizer downgrade; avoid aggressive grafting (hazards:
- *   grad_instability=explode)`, since the BSDS message has no hazards field.
- * - Signing: always (the prototype signed only when enabled and skipped silently without a
- *   secret); the signature is `HmacSigner`'s over the BSDS canonical bytes, in `security`.
+ * Blueprint safety data sheets (BSDS) from crucible measurements, signed with the key ring
+ * (reference prototype-blueprint-pipeline §6.1–§6.4, §6.6). The scoring rule and how it
+ * departs from the prototype: docs/architecture.md (Urabrask).
  */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
@@ -38,7 +9,6 @@ import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js
 import {
   BlueprintTier,
   BSDSSchema,
-  canonicalBytes,
   HandlingClass,
   HazardBand,
   Provenance,
@@ -234,14 +204,4 @@ export function buildBsds(descriptor: BlueprintDescriptor, report: HazardReport,
 /** {@link buildBsds}, then signed by `signer` (security block filled, HMAC-SHA256). */
 export function issueBsds(signer: HmacSigner, descriptor: BlueprintDescriptor, report: HazardReport, options: BsdsOptions = {}): BSDS {
   return signer.sign(BSDSSchema, buildBsds(descriptor, report, options));
-}
-
-/**
- * True when `bsds` carries a signature that matches its canonical bytes under the key it
- * names. False when unsigned, the key is unknown, or any signed field changed.
- */
-export function verifyBsds(signer: HmacSigner, bsds: BSDS): boolean {
-  const security = bsds.security;
-  if (security === undefined || security.signature.length === 0) return false;
-  return signer.macMatches(security.keyId, canonicalBytes(BSDSSchema, bsds), security.signature);
 }

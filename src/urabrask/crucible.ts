@@ -1,26 +1,7 @@
 /**
- * The Urabrask crucible: a hazard battery run on a compiled kernel artifact itself
- * (reference prototype-blueprint-pipeline §6.4). The prototype's v1 battery never loaded the
- * artifact and probed a synthetic 8→16→4 MLP ([quirk]); this one loads the artifact bytes
- * with Tezzeret's `loadArtifact` and measures the blueprint's own module at its compiled
- * site shape, deterministically (seeded inputs).
- *
- * Probes and thresholds:
- * - `nan_inf`: forward passes on extreme inputs (zeros, and a fixed normal batch scaled by
- *   ±1e4 and ±1e8); any non-finite output → `present`. (The prototype's probe computed
- *   `log([-1,0,1])` and ignored the blueprint.)
- * - `grad_instability`: Σ over the module's variables of the L2 norm of the gradient of
- *   `mean((f(x) − y)²)` for normal `x`, `y`; > 1e3 → `explode`, < 1e-8 → `vanish`
- *   (reference thresholds; the prototype summed the same per-parameter norms).
- * - `output_scale`: ‖f(x)‖ / ‖x‖ on the normal batch; > 100 → `blowup`. The reference has
- *   no such probe; 100 is ours: a module whose output is two orders of magnitude above its
- *   input swamps the host activation it is blended into.
- * - `latency`: median of timed forward passes at a small batch; > 250 ms → `slow`. The
- *   reference gives no forward budget (its design-only "30 s safety budget" is for the
- *   whole battery); 250 ms is ours, loose enough for a loaded 2-core wasm machine.
- * - `memory_watermark`: `tf.memory().numBytes` growth during one forward + backward pass,
- *   > 64 MB → `high` (reference `memory_watermark_mb_threshold`); the ratio to the
- *   module's parameter bytes is reported as well.
+ * The Urabrask crucible: the hazard battery run on a compiled kernel artifact itself, at its
+ * compiled site shape, with seeded inputs (reference prototype-blueprint-pipeline §6.4).
+ * Probes, thresholds and where they depart from the reference: docs/architecture.md (Urabrask).
  */
 import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
 import { seededRng, tf } from '../tensor/index.js';

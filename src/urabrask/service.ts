@@ -1,19 +1,7 @@
 /**
- * The Urabrask certification service (reference prototype-blueprint-pipeline §6.5,
- * `produce_bsds_via_crucible`): probe a compiled artifact, issue a signed BSDS from the
- * measurements, store it with the blueprint in Urza, and announce it on Oona.
- *
- * Departures from the prototype:
- * - The artifact probed must be the one Urza serves for `(blueprint, siteKey)`: its SHA-256
- *   is checked against the catalogued record before probing, so a sheet never describes
- *   bytes Urza would not hand out.
- * - The sheet is stored as signed protobuf bytes (`UrzaLibrary.saveBsds`), not as a JSON
- *   mirror plus a separate signature block, and graph metadata is refreshed with monitors
- *   tightened by the new band (`buildGraphMetadata`).
- * - Publishing stays fail-open as in the prototype, but a failed publish is counted and
- *   reported in the result instead of being scheduled and forgotten.
- * - Any failure before the sheet is stored publishes `BSDSFailed { blueprint_id, reason }`
- *   and throws `URABRASK_CERTIFY_FAILED` with the original error as `cause`.
+ * The Urabrask certification service (reference prototype-blueprint-pipeline §6.5): probe
+ * the artifact Urza serves, issue a signed BSDS, store it and refreshed graph metadata in
+ * Urza, announce it on Oona (departures in docs/architecture.md, Urabrask).
  */
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError, isEsperError, systemClock, type Clock } from '../core/index.js';

@@ -1,11 +1,7 @@
 /**
- * The `artifact_ref` Urza puts in `KernelArtifactReady`: a URI naming the catalogued
- * artifact by blueprint and site key, `urza://<blueprintId>/<siteKey>` (both
- * percent-encoded), which the requester passes back to `UrzaRuntime.fetchKernel`.
- *
- * Departure from the prototype (reference prototype-blueprint-pipeline §4.8): the prototype
- * sent the path of Urza's file copy, which is only meaningful on Urza's host and bypasses
- * the checksum check; the URI resolves through the library, which verifies every load.
+ * The `artifact_ref` of `KernelArtifactReady`: `urza://<blueprintId>/<siteKey>` (both
+ * percent-encoded), resolved through the library, which verifies every load — not the path
+ * of a file copy as in the prototype (reference prototype-blueprint-pipeline §4.8).
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 

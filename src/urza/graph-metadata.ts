@@ -1,30 +1,14 @@
 /**
  * Graph metadata of a compiled blueprint, as Urza stores it for Tamiyo's graph builder
- * (reference prototype-blueprint-pipeline §3.4 and §5).
- *
- * Departures from the prototype, which built one "guard_tensor" layer per guard entry and
- * whose service path dropped adjacency and dict-valued capabilities (§5 [quirk]):
- * - **Layers** come from the artifact header's variables, in header order: one layer per
- *   variable with its name, shape, dtype and parameter count (product of the dims).
- * - **Activations** name the family's nonlinearities (from the family builders in
- *   `src/karn/families/`), one entry per distinct nonlinearity; `linear` for families
- *   without one.
- * - **Adjacency** is kept: ordered `[from, to]` layer-index edges. Derivation: every family
- *   builder creates its variables in the order the forward pass first uses them, and the
- *   header lists them in creation order, so consecutive layers form a sequential chain
- *   `0→1→…→L−1` (empty for L ≤ 1). For branching families (mixture of experts, attention)
- *   the chain is the order of use, not the exact dataflow; it is never shorter than the
- *   prototype's chain fallback.
- * - **Monitors** are kept: what a grafting controller should watch (gradient norm, output
- *   scale, forward latency) with thresholds. Without a BSDS they are the crucible's probe
- *   thresholds (1e3, 100×, 250 ms); with one they are tightened by its hazard band
- *   (LOW ×1, MEDIUM ×½, HIGH ×¼, CRITICAL ×⅒) and carry the band.
- * - **Capabilities** hold the compiled site, the site kinds the family fits, and the allowed
- *   blend modes: CONVEX always; RESIDUAL and CHANNEL when the guard's input and output
- *   shapes match (the seed output then lines up with the host activation); CONFIDENCE too
- *   unless the BSDS band is HIGH or CRITICAL, which restricts blending to CONVEX.
+ * (reference prototype-blueprint-pipeline §3.4, §5). Layers are the artifact header's
+ * variables in header order; every family builder creates its variables in the order its
+ * forward pass first uses them, so consecutive layers form the adjacency chain `0→1→…`
+ * (for branching families the order of use, not the exact dataflow — never less than the
+ * prototype's chain fallback). Monitors start from the crucible's thresholds and are
+ * tightened by a sheet's hazard band; a HIGH or CRITICAL band restricts blending to CONVEX.
  */
 import { create } from '@bufbuild/protobuf';
+import { z } from 'zod';
 import { ErrorCode, EsperError } from '../core/index.js';
 import { BlendMode, HazardBand, SeedSiteDescriptorSchema, SeedSiteKind, type BlueprintDescriptor, type BSDS } from '../leyline/index.js';
 import { familyById, type FamilyId } from '../karn/index.js';
@@ -241,29 +225,69 @@ function monitorsFor(bsds: BSDS | undefined): GraphMonitor[] {
   ];
 }
 
-/** Parses stored graph metadata JSON; throws `INVALID_ARGUMENT` when it is not an object of this layout. */
+const dims = z.array(z.number().int().nonnegative());
+const finite = z.number().refine(Number.isFinite, 'must be finite');
+const count = z.number().int().nonnegative();
+
+/** The stored layout of {@link GraphMetadata}, checked field by field on every read. */
+const GraphMetadataSchema = z.strictObject({
+  version: z.literal(GRAPH_METADATA_VERSION),
+  blueprintId: z.string().min(1),
+  family: z.string().min(1),
+  layers: z.array(
+    z.strictObject({
+      layerId: z.string().min(1),
+      index: count,
+      name: z.string().min(1),
+      shape: dims,
+      dtype: z.string().min(1),
+      parameterCount: count,
+    }),
+  ),
+  activations: z.array(z.strictObject({ activationId: z.string().min(1), kind: z.string().min(1) })),
+  parameters: z.strictObject({
+    count,
+    bytes: count,
+    allowed: z.array(z.strictObject({ name: z.string().min(1), min: finite, max: finite, span: finite, value: finite.optional() })),
+  }),
+  capabilities: z.strictObject({
+    compiledSite: z.strictObject({ kind: z.string().min(1), shape: dims }),
+    siteKinds: z.array(z.string()),
+    inputShape: dims,
+    outputShape: dims,
+    allowedBlendModes: z.array(z.enum(['CONVEX', 'RESIDUAL', 'CHANNEL', 'CONFIDENCE'])),
+  }),
+  adjacency: z.array(z.tuple([count, count])),
+  monitors: z.array(
+    z.strictObject({
+      metric: z.enum(['gradient_norm', 'output_scale', 'latency_ms']),
+      threshold: finite,
+      source: z.enum(['bsds', 'default']),
+      hazardBand: z.string().min(1).optional(),
+    }),
+  ),
+  source: z.literal('tezzeret'),
+});
+
+/**
+ * Parses stored graph metadata JSON against the current layout.
+ * @throws EsperError `DECODE_FAILED` naming the first bad field when it is not JSON or not
+ *   of this layout.
+ */
 export function parseGraphMetadata(json: string): GraphMetadata {
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch (error) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata is not valid JSON', {
-      cause: error,
-      details: { field: 'graph_metadata_json' },
+    throw new EsperError(ErrorCode.DECODE_FAILED, 'graph metadata is not valid JSON', { cause: error, details: { field: '' } });
+  }
+  const parsed = GraphMetadataSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') ?? '';
+    throw new EsperError(ErrorCode.DECODE_FAILED, `graph metadata is invalid at '${field}': ${issue?.message ?? 'unknown'}`, {
+      details: { field },
     });
   }
-  const candidate = value as Partial<GraphMetadata> | null;
-  if (
-    candidate === null ||
-    typeof candidate !== 'object' ||
-    candidate.version !== GRAPH_METADATA_VERSION ||
-    !Array.isArray(candidate.layers) ||
-    !Array.isArray(candidate.adjacency) ||
-    !Array.isArray(candidate.monitors)
-  ) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'stored graph metadata has an unknown layout', {
-      details: { field: 'graph_metadata_json' },
-    });
-  }
-  return candidate as GraphMetadata;
+  return parsed.data;
 }

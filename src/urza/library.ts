@@ -1,264 +1,41 @@
 /**
- * Urza's storage core: a SQLite catalog (better-sqlite3, WAL journal) of blueprint
- * descriptors and compiled artifacts, with the artifact bytes in content-addressed files
- * (`<sha256>.esa`) under one directory.
- *
- * Deliberate departures from the prototype (reference prototype-blueprint-pipeline §4.1–§4.5):
- * - No JSON side-WAL: a save writes the file (temp + fsync + rename + directory fsync)
- *   *before* the row commits, so a crash leaves the old state or the new one; the only
- *   debris is an unreferenced file, removed when the library next opens.
- * - The artifact's SHA-256 is checked against its row on every load that reads the file,
- *   and a mismatch or a missing file is refused with a typed error, counted and reported
- *   as a CRITICAL `integrity_failure` event. The cache holds only verified bytes and
- *   re-reads and re-verifies an entry once it expires.
- * - TTL expiry drops the cache entry only; it never deletes rows or artifact files (the
- *   prototype deleted both on expiry, so an idle blueprint silently vanished).
- * - Artifacts are keyed by blueprint *and* site key, so one blueprint compiled for several
- *   site shapes keeps one artifact per shape.
- *
- * One process writes a library root at a time; saves within the process are serialised.
+ * The Urza library: blueprints, their compiled artifacts, safety data sheets and graph
+ * metadata, over the SQLite catalog (`catalog-db.ts`), the content-addressed artifact files
+ * (`artifact-files.ts`) and a cache of verified bytes (`artifact-cache.ts`). Every artifact
+ * load checks the file's SHA-256 against its row; every sheet is checked with the injected
+ * `BsdsVerifier` (`sheets.ts`); anything that fails is an integrity failure, never served. One
+ * process writes a library root at a time; saves within the process are serialised.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import Database from 'better-sqlite3';
-import {
-  buildTelemetryPacket,
-  CircuitBreaker,
-  ErrorCode,
-  EsperError,
-  systemClock,
-  type CircuitBreakerSnapshot,
-  type Clock,
-  type TelemetrySink,
-} from '../core/index.js';
-import {
-  BlueprintDescriptorSchema,
-  BSDSSchema,
-  TelemetryLevel,
-  type BlueprintDescriptor,
-  type BSDS,
-  type CircuitBreakerState,
-} from '../leyline/index.js';
+import { toBinary } from '@bufbuild/protobuf';
+import { CircuitBreaker, decodeMessage, ErrorCode, EsperError, type CircuitBreakerSnapshot } from '../core/index.js';
+import { BlueprintDescriptorSchema, type BlueprintDescriptor, type BSDS, type CircuitBreakerState } from '../leyline/index.js';
+import { ArtifactCache } from './artifact-cache.js';
+import { ArtifactFiles, sha256Hex } from './artifact-files.js';
 import { formatUrzaArtifactRef } from './artifact-ref.js';
-import { parseGraphMetadata, type GraphMetadata } from './graph-metadata.js';
-import { UrzaEvent, UrzaIntegrityReason, UrzaMetric } from './names.js';
-
-/** File extension of a stored artifact. */
-export const URZA_ARTIFACT_EXTENSION = '.esa';
-const TEMP_SUFFIX = '.tmp';
-const SCHEMA_VERSION = 1;
-
-/**
- * The points of a save at which the `faults` hook is called, in order. A hook that throws
- * at a step simulates a crash there: the save stops without cleaning up.
- */
-export const UrzaSaveStep = {
-  /** The temp file is written and fsynced; nothing is renamed yet. */
-  TEMP_WRITTEN: 'temp_written',
-  /** The temp file has its final content-addressed name; the directory is not fsynced. */
-  RENAMED: 'renamed',
-  /** The directory entry is durable; the row is not written. */
-  DIR_SYNCED: 'dir_synced',
-  /** Inside the DB transaction, rows written but not committed. */
-  BEFORE_COMMIT: 'before_commit',
-  /** The row is committed; the superseded artifact file is not removed yet. */
-  COMMITTED: 'committed',
-} as const;
-
-/** Union of {@link UrzaSaveStep} values. */
-export type UrzaSaveStep = (typeof UrzaSaveStep)[keyof typeof UrzaSaveStep];
-
-/** Every save step, in the order a save reaches them. */
-export const URZA_SAVE_STEPS: readonly UrzaSaveStep[] = Object.freeze(Object.values(UrzaSaveStep));
-
-/** Test-only failure injection. Live code never passes it. */
-export interface UrzaFaults {
-  /** Called at each {@link UrzaSaveStep}; throwing simulates a crash at that step. */
-  readonly atSaveStep?: (step: UrzaSaveStep) => void;
-}
-
-/** Options of {@link UrzaLibrary}. */
-export interface UrzaLibraryOptions {
-  /** Root directory; created if missing. Required. */
-  readonly rootDir: string;
-  /**
-   * SQLite database file.
-   * @default `<rootDir>/catalog.db`
-   */
-  readonly dbPath?: string;
-  /**
-   * Directory of artifact files.
-   * @default `<rootDir>/artifacts`
-   */
-  readonly artifactDir?: string;
-  /**
-   * Verified artifacts kept in the LRU cache. Integer ≥ 0 (0 disables the cache).
-   * @default 128
-   */
-  readonly cacheMaxEntries?: number;
-  /**
-   * How long a cached artifact is served before it is re-read and re-verified, in ms.
-   * Finite, ≥ 0.
-   * @default 60000
-   */
-  readonly cacheTtlMs?: number;
-  /**
-   * A DB read slower than this counts as a breaker failure (reference §4.4: 250 ms).
-   * Finite, ≥ 0.
-   * @default 250
-   */
-  readonly slowQueryMs?: number;
-  /**
-   * Consecutive slow or failed reads that open the breaker (reference §4.1).
-   * @default 3
-   */
-  readonly breakerFailureThreshold?: number;
-  /**
-   * Probe successes that close a half-open breaker (reference §4.1).
-   * @default 2
-   */
-  readonly breakerSuccessThreshold?: number;
-  /**
-   * How long an open breaker refuses DB reads, in ms (reference §4.1).
-   * @default 30000
-   */
-  readonly breakerOpenTimeoutMs?: number;
-  /**
-   * Time source for latencies, TTL and timestamps.
-   * @default systemClock
-   */
-  readonly clock?: Clock;
-  /** Receives the CRITICAL `integrity_failure` events. @default none (counted only) */
-  readonly telemetry?: TelemetrySink;
-  /** Failure injection for crash tests only. @default none */
-  readonly faults?: UrzaFaults;
-}
-
-/** {@link UrzaLibraryOptions} after defaults and validation. */
-export interface ResolvedUrzaLibraryOptions {
-  readonly rootDir: string;
-  readonly dbPath: string;
-  readonly artifactDir: string;
-  readonly cacheMaxEntries: number;
-  readonly cacheTtlMs: number;
-  readonly slowQueryMs: number;
-  readonly breakerFailureThreshold: number;
-  readonly breakerSuccessThreshold: number;
-  readonly breakerOpenTimeoutMs: number;
-  readonly clock: Clock;
-  readonly telemetry: TelemetrySink | undefined;
-  readonly faults: UrzaFaults | undefined;
-}
-
-/** Defaults of {@link UrzaLibraryOptions}. */
-export const URZA_LIBRARY_DEFAULTS = Object.freeze({
-  cacheMaxEntries: 128,
-  cacheTtlMs: 60_000,
-  slowQueryMs: 250,
-  breakerFailureThreshold: 3,
-  breakerSuccessThreshold: 2,
-  breakerOpenTimeoutMs: 30_000,
-});
-
-/** Validates `options` and fills in defaults; throws `INVALID_ARGUMENT` naming the field. */
-export function resolveUrzaLibraryOptions(options: UrzaLibraryOptions): ResolvedUrzaLibraryOptions {
-  if (typeof options.rootDir !== 'string' || options.rootDir.length === 0) {
-    throw invalidArgument('rootDir', 'a non-empty path', options.rootDir);
-  }
-  const rootDir = path.resolve(options.rootDir);
-  const resolved: ResolvedUrzaLibraryOptions = {
-    rootDir,
-    dbPath: path.resolve(options.dbPath ?? path.join(rootDir, 'catalog.db')),
-    artifactDir: path.resolve(options.artifactDir ?? path.join(rootDir, 'artifacts')),
-    cacheMaxEntries: options.cacheMaxEntries ?? URZA_LIBRARY_DEFAULTS.cacheMaxEntries,
-    cacheTtlMs: options.cacheTtlMs ?? URZA_LIBRARY_DEFAULTS.cacheTtlMs,
-    slowQueryMs: options.slowQueryMs ?? URZA_LIBRARY_DEFAULTS.slowQueryMs,
-    breakerFailureThreshold: options.breakerFailureThreshold ?? URZA_LIBRARY_DEFAULTS.breakerFailureThreshold,
-    breakerSuccessThreshold: options.breakerSuccessThreshold ?? URZA_LIBRARY_DEFAULTS.breakerSuccessThreshold,
-    breakerOpenTimeoutMs: options.breakerOpenTimeoutMs ?? URZA_LIBRARY_DEFAULTS.breakerOpenTimeoutMs,
-    clock: options.clock ?? systemClock,
-    telemetry: options.telemetry,
-    faults: options.faults,
-  };
-  if (!Number.isSafeInteger(resolved.cacheMaxEntries) || resolved.cacheMaxEntries < 0) {
-    throw invalidArgument('cacheMaxEntries', 'an integer ≥ 0', resolved.cacheMaxEntries);
-  }
-  for (const field of ['cacheTtlMs', 'slowQueryMs', 'breakerOpenTimeoutMs'] as const) {
-    const value = resolved[field];
-    if (!Number.isFinite(value) || value < 0) throw invalidArgument(field, 'a finite number ≥ 0', value);
-  }
-  for (const field of ['breakerFailureThreshold', 'breakerSuccessThreshold'] as const) {
-    const value = resolved[field];
-    if (!Number.isSafeInteger(value) || value < 1) throw invalidArgument(field, 'an integer ≥ 1', value);
-  }
-  return resolved;
-}
-
-/** Measured prewarm latencies of an artifact, in ms. */
-export interface UrzaPrewarm {
-  readonly p50Ms: number;
-  readonly p95Ms: number;
-}
-
-/** Input of {@link UrzaLibrary.save}. */
-export interface UrzaSaveInput {
-  /** The blueprint; its `blueprintId` keys the row. */
-  readonly descriptor: BlueprintDescriptor;
-  /** The site shape the artifact was compiled for (opaque, non-empty). */
-  readonly siteKey: string;
-  /** The artifact bytes (opaque to Urza). Non-empty. */
-  readonly artifact: Uint8Array;
-  /** SHA-256 hex of the artifact's canonical guard spec. */
-  readonly guardDigest: string;
-  /** Compile time, in ms. */
-  readonly compileMs: number;
-  /** Measured prewarm latencies. */
-  readonly prewarm: UrzaPrewarm;
-}
-
-/** The catalog row of one stored artifact. */
-export interface UrzaArtifactRecord {
-  readonly blueprintId: string;
-  readonly siteKey: string;
-  /** File name under the artifact directory: `<checksum>.esa`. */
-  readonly fileName: string;
-  /** SHA-256 hex of the file bytes. */
-  readonly checksum: string;
-  readonly guardDigest: string;
-  readonly sizeBytes: number;
-  readonly compileMs: number;
-  readonly prewarmP50Ms: number;
-  readonly prewarmP95Ms: number;
-  /** Wall time of the save, ms since the epoch. */
-  readonly createdAtMs: number;
-}
-
-/** Result of {@link UrzaLibrary.load}. */
-export interface UrzaLoadResult {
-  /** Verified artifact bytes (a copy the caller owns). */
-  readonly bytes: Uint8Array;
-  readonly record: UrzaArtifactRecord;
-  /** Time the load took, in ms. */
-  readonly fetchMs: number;
-}
-
-/** One blueprint of {@link UrzaLibrary.list}. */
-export interface UrzaBlueprintEntry {
-  readonly descriptor: BlueprintDescriptor;
-  /** Site keys with a stored artifact, sorted. */
-  readonly siteKeys: readonly string[];
-  readonly createdAtMs: number;
-  readonly updatedAtMs: number;
-}
-
-/** Filter of {@link UrzaLibrary.list}; omitted fields match everything. */
-export interface UrzaListFilter {
-  readonly tier?: BlueprintDescriptor['tier'];
-  readonly family?: string;
-}
+import { CatalogDb, type ArtifactRow } from './catalog-db.js';
+import type { GraphMetadata } from './graph-metadata.js';
+import { IntegrityReporter } from './integrity.js';
+import {
+  resolveUrzaLibraryOptions,
+  SaveFaults,
+  UrzaSaveStep,
+  type ResolvedUrzaLibraryOptions,
+  type UrzaLibraryOptions,
+} from './library-options.js';
+import {
+  recordFromRow,
+  validateSaveInput,
+  type UrzaArtifactRecord,
+  type UrzaBlueprintEntry,
+  type UrzaListFilter,
+  type UrzaLoadResult,
+  type UrzaSaveInput,
+} from './library-records.js';
+import { UrzaIntegrityReason } from './names.js';
+import { plainBytes, SheetStore } from './sheets.js';
+import { storageInvalid, UrzaStorageReason } from './storage-error.js';
 
 /** Counters and gauges of an {@link UrzaLibrary}. */
 export interface UrzaLibraryStats {
@@ -269,6 +46,7 @@ export interface UrzaLibraryStats {
   /** Cache entries dropped to stay within `cacheMaxEntries`. */
   readonly evictions: number;
   readonly cacheSize: number;
+  /** Artifacts, descriptors, sheets and graph metadata refused as integrity failures. */
   readonly integrityFailures: number;
   readonly slowQueries: number;
   readonly breakerDenied: number;
@@ -285,89 +63,41 @@ export interface UrzaLibraryStats {
 /** Lifecycle of an {@link UrzaLibrary}. */
 export type UrzaLibraryState = 'running' | 'closing' | 'closed';
 
-interface CacheEntry {
-  readonly bytes: Uint8Array;
-  readonly record: UrzaArtifactRecord;
-  readonly verifiedAtMs: number;
-}
-
-interface ArtifactRow {
-  blueprint_id: string;
-  site_key: string;
-  file_name: string;
-  checksum: string;
-  guard_digest: string;
-  size_bytes: number;
-  compile_ms: number;
-  prewarm_p50_ms: number;
-  prewarm_p95_ms: number;
-  created_at_ms: number;
-}
-
-interface BlueprintRow {
-  blueprint_id: string;
-  descriptor: Buffer;
-  created_at_ms: number;
-  updated_at_ms: number;
-}
-
-const SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS blueprints (
-  blueprint_id TEXT PRIMARY KEY,
-  descriptor BLOB NOT NULL,
-  tier INTEGER NOT NULL,
-  family TEXT NOT NULL,
-  graph_metadata_json TEXT,
-  bsds BLOB,
-  created_at_ms INTEGER NOT NULL,
-  updated_at_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS blueprints_tier_family ON blueprints (tier, family);
-CREATE TABLE IF NOT EXISTS artifacts (
-  blueprint_id TEXT NOT NULL REFERENCES blueprints (blueprint_id) ON DELETE CASCADE,
-  site_key TEXT NOT NULL,
-  file_name TEXT NOT NULL,
-  checksum TEXT NOT NULL,
-  guard_digest TEXT NOT NULL,
-  size_bytes INTEGER NOT NULL,
-  compile_ms REAL NOT NULL,
-  prewarm_p50_ms REAL NOT NULL,
-  prewarm_p95_ms REAL NOT NULL,
-  created_at_ms INTEGER NOT NULL,
-  PRIMARY KEY (blueprint_id, site_key)
-);
-CREATE INDEX IF NOT EXISTS artifacts_file_name ON artifacts (file_name);
-`;
-
 /**
  * The artifact library. Open with {@link UrzaLibrary.open}; close with {@link close} or
  * `await using`.
  */
 export class UrzaLibrary {
   readonly #options: ResolvedUrzaLibraryOptions;
-  readonly #db: Database.Database;
+  readonly #db: CatalogDb;
+  readonly #files: ArtifactFiles;
   readonly #breaker: CircuitBreaker;
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cache: ArtifactCache<UrzaArtifactRecord>;
+  readonly #integrity: IntegrityReporter;
+  readonly #sheets: SheetStore;
   #state: UrzaLibraryState = 'running';
   #closePromise: Promise<void> | undefined;
   /** Tail of the save/delete chain: file operations of two saves never interleave. */
   #writeChain: Promise<unknown> = Promise.resolve();
-  #cacheHits = 0;
-  #cacheMisses = 0;
-  #cacheExpired = 0;
-  #evictions = 0;
-  #integrityFailures = 0;
   #slowQueries = 0;
   #breakerDenied = 0;
   #saves = 0;
   #orphansRemoved = 0;
   #lookupLatencyMs = 0;
-  /** Bumped by every save and delete, so a load racing one does not cache stale bytes. */
-  #generation = 0;
 
-  private constructor(options: ResolvedUrzaLibraryOptions, db: Database.Database) {
+  private constructor(options: ResolvedUrzaLibraryOptions, db: CatalogDb, files: ArtifactFiles) {
     this.#options = options;
     this.#db = db;
+    this.#files = files;
+    this.#cache = new ArtifactCache({ maxEntries: options.cacheMaxEntries, ttlMs: options.cacheTtlMs, clock: options.clock });
+    this.#integrity = new IntegrityReporter(options.telemetry, options.clock);
+    this.#sheets = new SheetStore({
+      db,
+      verifier: options.bsdsVerifier,
+      integrity: this.#integrity,
+      clock: options.clock,
+      read: (query) => this.#read(query),
+    });
     this.#breaker = new CircuitBreaker({
       name: 'urza.library',
       failureThreshold: options.breakerFailureThreshold,
@@ -378,36 +108,35 @@ export class UrzaLibrary {
   }
 
   /**
-   * Opens (creating if needed) the library: directories, schema, WAL journal mode, then
-   * removes temp files and artifact files no row references — the debris of a save that
-   * crashed before its row committed, or after it committed but before the superseded
-   * file was removed.
+   * Opens (creating if needed) the library: the catalog (integrity and schema version
+   * checked), the artifact directory, then removes temp files and artifact files no row
+   * references — the debris of a save that crashed before its row committed, or after it
+   * committed but before the superseded file was removed.
+   * @throws EsperError `URZA_STORAGE_INVALID` naming the database file or artifact directory
+   *   when it is corrupt, unreadable, of another schema version, or missing.
    */
   static async open(options: UrzaLibraryOptions): Promise<UrzaLibrary> {
     const resolved = resolveUrzaLibraryOptions(options);
-    mkdirSync(resolved.rootDir, { recursive: true });
-    mkdirSync(resolved.artifactDir, { recursive: true });
-    mkdirSync(path.dirname(resolved.dbPath), { recursive: true });
-    const db = new Database(resolved.dbPath);
+    for (const dir of [resolved.rootDir, path.dirname(resolved.dbPath)]) {
+      try {
+        await mkdir(dir, { recursive: true });
+      } catch (error) {
+        throw storageInvalid(dir, UrzaStorageReason.UNREADABLE, `cannot be created (${(error as NodeJS.ErrnoException).code ?? 'error'})`, {
+          cause: error,
+        });
+      }
+    }
+    const db = CatalogDb.open(resolved.dbPath);
     try {
-      db.pragma('journal_mode = WAL');
-      // FULL: a save is acknowledged only once its row is durable, not just consistent.
-      db.pragma('synchronous = FULL');
-      db.pragma('foreign_keys = ON');
-      db.exec(SCHEMA_SQL);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      const referenced = db.referencedFiles();
+      const files = await ArtifactFiles.open(resolved.artifactDir, referenced.size > 0);
+      const library = new UrzaLibrary(resolved, db, files);
+      library.#orphansRemoved = await files.sweep(referenced);
+      return library;
     } catch (error) {
       db.close();
       throw error;
     }
-    const library = new UrzaLibrary(resolved, db);
-    try {
-      await library.#removeOrphans();
-    } catch (error) {
-      db.close();
-      throw error;
-    }
-    return library;
   }
 
   /** The resolved options (for logging the configuration once at start). */
@@ -423,14 +152,19 @@ export class UrzaLibrary {
   /**
    * Stores an artifact for `(descriptor.blueprintId, siteKey)` and upserts the descriptor.
    * The file is durable under its content-addressed name before the row commits, so the
-   * catalog never names a file that is not there. Resolves to the committed record.
+   * catalog never names a file that is not there. A sheet (and the graph metadata made with
+   * it) that described the artifact this save replaces is dropped in the same transaction.
+   * Resolves to the committed record.
    */
   async save(input: UrzaSaveInput): Promise<UrzaArtifactRecord> {
     this.#assertRunning('save');
     validateSaveInput(input);
-    const run = this.#writeChain.then(() => this.#save(input));
-    this.#writeChain = run.catch(() => undefined);
-    return run;
+    return this.#serialised(() => this.#save(input));
+  }
+
+  /** The reference an artifact is fetched by: `urza://<blueprintId>/<siteKey>`. */
+  artifactRef(blueprintId: string, siteKey: string): string {
+    return formatUrzaArtifactRef({ blueprintId, siteKey });
   }
 
   /**
@@ -440,83 +174,60 @@ export class UrzaLibrary {
    * @throws EsperError `URZA_NOT_FOUND` when no such artifact is catalogued;
    *   `URZA_INTEGRITY_FAILURE` when the file is missing or its checksum differs (never
    *   served; counted; CRITICAL `integrity_failure` event); `BREAKER_OPEN` when the
-   *   breaker refuses a DB read.
+   *   breaker refuses a DB read; `URZA_STORAGE_INVALID` when a storage file is unusable.
    */
-  /** The reference an artifact is fetched by: `urza://<blueprintId>/<siteKey>`. */
-  artifactRef(blueprintId: string, siteKey: string): string {
-    return formatUrzaArtifactRef({ blueprintId, siteKey });
-  }
-
   async load(blueprintId: string, siteKey: string): Promise<UrzaLoadResult> {
     this.#assertRunning('load');
-    const clock = this.#options.clock;
-    const startMs = clock.monotonicMs();
-    const key = cacheKey(blueprintId, siteKey);
-    const cached = this.#cache.get(key);
-    if (cached !== undefined) {
-      if (clock.monotonicMs() - cached.verifiedAtMs < this.#options.cacheTtlMs) {
-        this.#cache.delete(key);
-        this.#cache.set(key, cached);
-        this.#cacheHits += 1;
-        return this.#loaded(cached.bytes, cached.record, startMs);
-      }
-      this.#cache.delete(key);
-      this.#cacheExpired += 1;
-    }
-    this.#cacheMisses += 1;
-    const row = this.#read(() =>
-      this.#db
-        .prepare<[string, string], ArtifactRow>('SELECT * FROM artifacts WHERE blueprint_id = ? AND site_key = ?')
-        .get(blueprintId, siteKey),
-    );
+    const startMs = this.#options.clock.monotonicMs();
+    const cached = this.#cache.get(blueprintId, siteKey);
+    if (cached !== undefined) return this.#loaded(cached.bytes, cached.record, startMs);
+    const row = this.#read(() => this.#db.artifact(blueprintId, siteKey));
     if (row === undefined) {
       throw new EsperError(ErrorCode.URZA_NOT_FOUND, `no artifact for blueprint ${blueprintId} at site ${siteKey}`, {
         details: { blueprintId, siteKey },
       });
     }
     const record = recordFromRow(row);
-    const generation = this.#generation;
+    const generation = this.#cache.generation;
     const bytes = await this.#readVerified(record);
-    // A save or delete may have replaced the row while the file was read; cache only if
-    // nothing was written meanwhile.
-    const unchanged = generation === this.#generation;
-    if (unchanged && this.#options.cacheMaxEntries > 0 && this.#state === 'running') {
-      this.#cachePut(key, { bytes, record, verifiedAtMs: clock.monotonicMs() });
-    }
+    if (this.#state === 'running') this.#cache.put(blueprintId, siteKey, bytes, record, generation);
     return this.#loaded(bytes, record, startMs);
   }
 
-  /** The stored descriptor of `blueprintId`, or `undefined`. Reads under the breaker. */
+  /**
+   * The stored descriptor of `blueprintId`, or `undefined`. Reads under the breaker.
+   * @throws EsperError `URZA_INTEGRITY_FAILURE` when the stored descriptor does not decode.
+   */
   get(blueprintId: string): BlueprintDescriptor | undefined {
     this.#assertRunning('get');
-    const row = this.#read(() =>
-      this.#db.prepare<[string], BlueprintRow>('SELECT * FROM blueprints WHERE blueprint_id = ?').get(blueprintId),
-    );
-    return row === undefined ? undefined : fromBinary(BlueprintDescriptorSchema, row.descriptor);
+    const row = this.#read(() => this.#db.blueprint(blueprintId));
+    return row === undefined ? undefined : this.#descriptorOf(row.blueprint_id, row.descriptor);
   }
 
   /**
-   * Stores `bsds` (protobuf bytes) with its blueprint, replacing any earlier sheet.
-   * @throws EsperError `INVALID_ARGUMENT` when the sheet is unsigned (no signature in
-   *   `security`) or names another blueprint; `URZA_NOT_FOUND` when the blueprint is not
-   *   catalogued (save an artifact first).
+   * Stores `bsds` with its blueprint, replacing any earlier sheet.
+   * @throws EsperError `INVALID_STATE` when the library has no `bsdsVerifier`;
+   *   `INVALID_ARGUMENT` when the sheet fails verification, names another blueprint, or
+   *   describes an artifact Urza does not hold for it; `URZA_NOT_FOUND` when the blueprint
+   *   is not catalogued (save an artifact first).
    */
   saveBsds(blueprintId: string, bsds: BSDS): void {
     this.#assertRunning('saveBsds');
-    if (bsds.security === undefined || bsds.security.signature.length === 0 || bsds.security.keyId.length === 0) {
-      throw invalidArgument('bsds.security', 'a signed BSDS', 'an unsigned sheet');
-    }
-    if (bsds.blueprintId !== blueprintId) throw invalidArgument('bsds.blueprintId', blueprintId, bsds.blueprintId);
-    this.#updateBlueprintColumn(blueprintId, 'bsds', Buffer.from(toBinary(BSDSSchema, bsds)));
+    this.#sheets.saveBsds(blueprintId, bsds);
   }
 
-  /** The stored BSDS of `blueprintId` (signature intact, verify with `verifyBsds`), or `undefined`. */
+  /**
+   * The stored, verified BSDS of `blueprintId`, or `undefined` when it has none. The sheet
+   * is decoded strictly and must verify, name `blueprintId`, and describe one of its
+   * catalogued artifacts; otherwise the blueprint's sheet is an integrity failure and the
+   * blueprint must not be offered (never fall back to the descriptor's risk).
+   * @throws EsperError `URZA_INTEGRITY_FAILURE` (details `blueprintId`, `reason`, `detail`;
+   *   counted; CRITICAL `integrity_failure` event) for a sheet that fails any check;
+   *   `INVALID_STATE` when the library has no `bsdsVerifier`.
+   */
   getBsds(blueprintId: string): BSDS | undefined {
     this.#assertRunning('getBsds');
-    const row = this.#read(() =>
-      this.#db.prepare<[string], { bsds: Buffer | null }>('SELECT bsds FROM blueprints WHERE blueprint_id = ?').get(blueprintId),
-    );
-    return row?.bsds == null ? undefined : fromBinary(BSDSSchema, row.bsds);
+    return this.#sheets.getBsds(blueprintId);
   }
 
   /**
@@ -526,57 +237,34 @@ export class UrzaLibrary {
    */
   saveGraphMetadata(blueprintId: string, metadata: GraphMetadata): void {
     this.#assertRunning('saveGraphMetadata');
-    if (metadata.blueprintId !== blueprintId) throw invalidArgument('metadata.blueprintId', blueprintId, metadata.blueprintId);
-    this.#updateBlueprintColumn(blueprintId, 'graph_metadata_json', JSON.stringify(metadata));
+    this.#sheets.saveGraphMetadata(blueprintId, metadata);
   }
 
-  /** The stored graph metadata of `blueprintId`, or `undefined`. */
+  /**
+   * The stored graph metadata of `blueprintId`, or `undefined`.
+   * @throws EsperError `URZA_INTEGRITY_FAILURE` (reason `graph_metadata_invalid`) when the
+   *   stored JSON is not of the current layout or names another blueprint.
+   */
   getGraphMetadata(blueprintId: string): GraphMetadata | undefined {
     this.#assertRunning('getGraphMetadata');
-    const row = this.#read(() =>
-      this.#db
-        .prepare<[string], { graph_metadata_json: string | null }>('SELECT graph_metadata_json FROM blueprints WHERE blueprint_id = ?')
-        .get(blueprintId),
-    );
-    return row?.graph_metadata_json == null ? undefined : parseGraphMetadata(row.graph_metadata_json);
+    return this.#sheets.getGraphMetadata(blueprintId);
   }
 
   /** Catalogued artifact records of `blueprintId`, sorted by site key. */
   artifacts(blueprintId: string): UrzaArtifactRecord[] {
     this.#assertRunning('artifacts');
-    const rows = this.#read(() =>
-      this.#db.prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE blueprint_id = ? ORDER BY site_key').all(blueprintId),
-    );
-    return rows.map(recordFromRow);
+    return this.#read(() => this.#db.artifacts(blueprintId)).map(recordFromRow);
   }
 
-  /** Blueprints matching `filter`, sorted by id, with the site keys they have artifacts for. */
+  /**
+   * Blueprints matching `filter`, sorted by id, with the site keys they have artifacts for.
+   * @throws EsperError `URZA_INTEGRITY_FAILURE` naming the first blueprint whose stored descriptor does not decode.
+   */
   list(filter: UrzaListFilter = {}): UrzaBlueprintEntry[] {
     this.#assertRunning('list');
-    const clauses: string[] = [];
-    const params: (string | number)[] = [];
-    if (filter.tier !== undefined) {
-      clauses.push('b.tier = ?');
-      params.push(filter.tier);
-    }
-    if (filter.family !== undefined) {
-      clauses.push('b.family = ?');
-      params.push(filter.family);
-    }
-    const where = clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`;
-    const rows = this.#read(() =>
-      this.#db
-        .prepare<(string | number)[], BlueprintRow & { site_keys: string | null }>(
-          `SELECT b.*, (SELECT group_concat(site_key, char(0)) FROM
-             (SELECT site_key FROM artifacts a WHERE a.blueprint_id = b.blueprint_id ORDER BY site_key)
-           ) AS site_keys
-           FROM blueprints b ${where} ORDER BY b.blueprint_id`,
-        )
-        .all(...params),
-    );
-    return rows.map((row) => ({
-      descriptor: fromBinary(BlueprintDescriptorSchema, row.descriptor),
-      siteKeys: row.site_keys === null ? [] : row.site_keys.split('\u0000'),
+    return this.#read(() => this.#db.list(filter)).map((row) => ({
+      descriptor: this.#descriptorOf(row.blueprint_id, row.descriptor),
+      siteKeys: row.siteKeys,
       createdAtMs: row.created_at_ms,
       updatedAtMs: row.updated_at_ms,
     }));
@@ -589,21 +277,20 @@ export class UrzaLibrary {
    */
   async delete(blueprintId: string, siteKey?: string): Promise<boolean> {
     this.#assertRunning('delete');
-    const run = this.#writeChain.then(() => this.#delete(blueprintId, siteKey));
-    this.#writeChain = run.catch(() => undefined);
-    return run;
+    return this.#serialised(() => this.#delete(blueprintId, siteKey));
   }
 
   /** Counters, gauges and the breaker snapshot. */
   stats(): UrzaLibraryStats {
     const breaker = this.#breaker.snapshot();
+    const cache = this.#cache.stats();
     return {
-      cacheHits: this.#cacheHits,
-      cacheMisses: this.#cacheMisses,
-      cacheExpired: this.#cacheExpired,
-      evictions: this.#evictions,
-      cacheSize: this.#cache.size,
-      integrityFailures: this.#integrityFailures,
+      cacheHits: cache.hits,
+      cacheMisses: cache.misses,
+      cacheExpired: cache.expired,
+      evictions: cache.evictions,
+      cacheSize: cache.size,
+      integrityFailures: this.#integrity.count,
       slowQueries: this.#slowQueries,
       breakerDenied: this.#breakerDenied,
       breakerOpenTotal: breaker.openedTotal,
@@ -640,162 +327,94 @@ export class UrzaLibrary {
     }
   }
 
+  #serialised<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.#writeChain.then(operation);
+    this.#writeChain = run.catch(() => undefined);
+    return run;
+  }
+
   async #save(input: UrzaSaveInput): Promise<UrzaArtifactRecord> {
     const { descriptor, siteKey, artifact } = input;
-    const checksum = sha256Hex(artifact);
-    const fileName = `${checksum}${URZA_ARTIFACT_EXTENSION}`;
-    const dir = this.#options.artifactDir;
-    const finalPath = path.join(dir, fileName);
-    const tempPath = path.join(dir, `.${randomUUID()}${URZA_ARTIFACT_EXTENSION}${TEMP_SUFFIX}`);
-    const injected = { crashed: false };
-    try {
-      const handle = await open(tempPath, 'wx');
-      try {
-        await handle.writeFile(artifact);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      this.#fault(UrzaSaveStep.TEMP_WRITTEN, injected);
-      // Same content ⇒ same name, so replacing an existing file is harmless.
-      await rename(tempPath, finalPath);
-      this.#fault(UrzaSaveStep.RENAMED, injected);
-      await fsyncDirectory(dir);
-      this.#fault(UrzaSaveStep.DIR_SYNCED, injected);
-    } catch (error) {
-      if (!injected.crashed) await rm(tempPath, { force: true });
-      throw error;
-    }
-
+    const faults = new SaveFaults(this.#options.faults?.atSaveStep);
+    const fileName = await this.#files.write(artifact, faults);
     const nowMs = this.#options.clock.wallMs();
-    const record: UrzaArtifactRecord = {
-      blueprintId: descriptor.blueprintId,
-      siteKey,
-      fileName,
-      checksum,
-      guardDigest: input.guardDigest,
-      sizeBytes: artifact.byteLength,
-      compileMs: input.compileMs,
-      prewarmP50Ms: input.prewarm.p50Ms,
-      prewarmP95Ms: input.prewarm.p95Ms,
-      createdAtMs: nowMs,
+    const row: ArtifactRow = {
+      blueprint_id: descriptor.blueprintId,
+      site_key: siteKey,
+      file_name: fileName,
+      checksum: sha256Hex(artifact),
+      guard_digest: input.guardDigest,
+      size_bytes: artifact.byteLength,
+      compile_ms: input.compileMs,
+      prewarm_p50_ms: input.prewarm.p50Ms,
+      prewarm_p95_ms: input.prewarm.p95Ms,
+      created_at_ms: nowMs,
     };
-    const descriptorBytes = Buffer.from(toBinary(BlueprintDescriptorSchema, descriptor));
-    const previous = this.#db
-      .prepare<[string, string], { file_name: string }>('SELECT file_name FROM artifacts WHERE blueprint_id = ? AND site_key = ?')
-      .get(record.blueprintId, siteKey);
-    const commit = this.#db.transaction(() => {
-      this.#db
-        .prepare(
-          `INSERT INTO blueprints (blueprint_id, descriptor, tier, family, created_at_ms, updated_at_ms)
-           VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (blueprint_id) DO UPDATE SET descriptor = excluded.descriptor,
-             tier = excluded.tier, family = excluded.family, updated_at_ms = excluded.updated_at_ms`,
-        )
-        .run(record.blueprintId, descriptorBytes, descriptor.tier, descriptor.family, nowMs, nowMs);
-      this.#db
-        .prepare(
-          `INSERT OR REPLACE INTO artifacts (blueprint_id, site_key, file_name, checksum,
-             guard_digest, size_bytes, compile_ms, prewarm_p50_ms, prewarm_p95_ms, created_at_ms)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          record.blueprintId,
-          siteKey,
-          fileName,
-          checksum,
-          record.guardDigest,
-          record.sizeBytes,
-          record.compileMs,
-          record.prewarmP50Ms,
-          record.prewarmP95Ms,
-          nowMs,
-        );
-      this.#fault(UrzaSaveStep.BEFORE_COMMIT, injected);
-    });
+    const previous = this.#db.artifact(row.blueprint_id, siteKey);
     try {
-      commit();
+      this.#db.transaction(() => {
+        this.#db.upsertBlueprint({
+          blueprintId: row.blueprint_id,
+          descriptor: Buffer.from(toBinary(BlueprintDescriptorSchema, descriptor)),
+          tier: descriptor.tier,
+          family: descriptor.family,
+          nowMs,
+        });
+        this.#db.putArtifact(row);
+        this.#sheets.dropStale(row.blueprint_id, nowMs);
+        faults.at(UrzaSaveStep.BEFORE_COMMIT);
+      });
     } catch (error) {
       // A real DB error (not a simulated crash): drop the file the row would have named,
       // unless another row already shares it.
-      if (!injected.crashed) await this.#removeIfUnreferenced(fileName);
+      if (!faults.crashed) await this.#removeIfUnreferenced(fileName);
       throw error;
     }
-    this.#generation += 1;
-    this.#cache.delete(cacheKey(record.blueprintId, siteKey));
+    this.#cache.invalidate(row.blueprint_id, siteKey);
     this.#saves += 1;
-    this.#fault(UrzaSaveStep.COMMITTED, injected);
-    if (previous !== undefined && previous.file_name !== fileName) {
-      await this.#removeIfUnreferenced(previous.file_name);
-    }
-    return record;
+    faults.at(UrzaSaveStep.COMMITTED);
+    if (previous !== undefined && previous.file_name !== fileName) await this.#removeIfUnreferenced(previous.file_name);
+    return recordFromRow(row);
   }
 
   async #delete(blueprintId: string, siteKey: string | undefined): Promise<boolean> {
-    const files =
-      siteKey === undefined
-        ? this.#db.prepare<[string], { file_name: string }>('SELECT file_name FROM artifacts WHERE blueprint_id = ?').all(blueprintId)
-        : this.#db
-            .prepare<[string, string], { file_name: string }>('SELECT file_name FROM artifacts WHERE blueprint_id = ? AND site_key = ?')
-            .all(blueprintId, siteKey);
-    const changes =
-      siteKey === undefined
-        ? this.#db.prepare('DELETE FROM blueprints WHERE blueprint_id = ?').run(blueprintId).changes
-        : this.#db.prepare('DELETE FROM artifacts WHERE blueprint_id = ? AND site_key = ?').run(blueprintId, siteKey).changes;
-    this.#generation += 1;
-    for (const key of [...this.#cache.keys()]) {
-      const entry = this.#cache.get(key);
-      if (entry?.record.blueprintId === blueprintId && (siteKey === undefined || entry.record.siteKey === siteKey)) {
-        this.#cache.delete(key);
-      }
-    }
-    for (const { file_name } of files) await this.#removeIfUnreferenced(file_name);
+    const files = (siteKey === undefined ? this.#db.artifacts(blueprintId) : [this.#db.artifact(blueprintId, siteKey)]).flatMap((row) =>
+      row === undefined ? [] : [row.file_name],
+    );
+    const changes = this.#db.transaction(() => {
+      const deleted = this.#db.delete(blueprintId, siteKey);
+      if (siteKey !== undefined) this.#sheets.dropStale(blueprintId, this.#options.clock.wallMs());
+      return deleted;
+    });
+    this.#cache.invalidate(blueprintId, siteKey);
+    for (const fileName of files) await this.#removeIfUnreferenced(fileName);
     return changes > 0;
   }
 
   async #readVerified(record: UrzaArtifactRecord): Promise<Uint8Array> {
-    let bytes: Uint8Array;
-    try {
-      const buffer = await readFile(path.join(this.#options.artifactDir, record.fileName));
-      // A plain Uint8Array view: callers get bytes, not Node's Buffer API.
-      bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw this.#integrityFailure(record, UrzaIntegrityReason.MISSING_ARTIFACT, '', error);
-      }
-      throw error;
-    }
-    const actual = sha256Hex(bytes);
-    if (actual !== record.checksum) {
-      throw this.#integrityFailure(record, UrzaIntegrityReason.CHECKSUM_MISMATCH, actual);
-    }
-    return bytes;
+    const bytes = await this.#files.read(record.fileName);
+    const actual = bytes === undefined ? '' : sha256Hex(bytes);
+    if (bytes !== undefined && actual === record.checksum) return bytes;
+    const missing = bytes === undefined;
+    throw this.#integrity.fail({
+      blueprintId: record.blueprintId,
+      reason: missing ? UrzaIntegrityReason.MISSING_ARTIFACT : UrzaIntegrityReason.CHECKSUM_MISMATCH,
+      problem: `its artifact at site ${record.siteKey} ${missing ? 'is missing' : 'does not match its checksum'}`,
+      attributes: { site_key: record.siteKey, expected_checksum: record.checksum, actual_checksum: actual, file_name: record.fileName },
+    });
   }
 
-  #integrityFailure(record: UrzaArtifactRecord, reason: UrzaIntegrityReason, actualChecksum: string, cause?: unknown): EsperError {
-    this.#integrityFailures += 1;
-    this.#cache.delete(cacheKey(record.blueprintId, record.siteKey));
-    const attributes = {
-      blueprint_id: record.blueprintId,
-      site_key: record.siteKey,
-      reason,
-      expected_checksum: record.checksum,
-      actual_checksum: actualChecksum,
-      file_name: record.fileName,
-    };
-    this.#options.telemetry?.emit(
-      buildTelemetryPacket({
-        source: 'urza',
-        clock: this.#options.clock,
-        events: [{ description: UrzaEvent.INTEGRITY_FAILURE, level: TelemetryLevel.CRITICAL, attributes }],
-        metrics: [{ name: UrzaMetric.INTEGRITY_FAILURES, value: this.#integrityFailures, unit: 'count' }],
-      }),
-    );
-    return new EsperError(
-      ErrorCode.URZA_INTEGRITY_FAILURE,
-      `artifact of blueprint ${record.blueprintId} at site ${record.siteKey} failed its integrity check: ${reason}`,
-      { cause, details: { blueprintId: record.blueprintId, siteKey: record.siteKey, reason } },
-    );
+  #descriptorOf(blueprintId: string, blob: Buffer): BlueprintDescriptor {
+    try {
+      return decodeMessage(BlueprintDescriptorSchema, plainBytes(blob));
+    } catch (error) {
+      throw this.#integrity.fail({
+        blueprintId,
+        reason: UrzaIntegrityReason.DESCRIPTOR_UNDECODABLE,
+        problem: 'its stored descriptor does not decode',
+        cause: error,
+      });
+    }
   }
 
   /** Runs a DB read under the slow-query breaker: a read slower than `slowQueryMs` is a failure. */
@@ -832,60 +451,8 @@ export class UrzaLibrary {
     return { bytes: bytes.slice(), record, fetchMs };
   }
 
-  #cachePut(key: string, entry: CacheEntry): void {
-    this.#cache.delete(key);
-    this.#cache.set(key, entry);
-    while (this.#cache.size > this.#options.cacheMaxEntries) {
-      const oldest = this.#cache.keys().next();
-      if (oldest.done === true) break;
-      this.#cache.delete(oldest.value);
-      this.#evictions += 1;
-    }
-  }
-
   async #removeIfUnreferenced(fileName: string): Promise<void> {
-    const referenced = this.#db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM artifacts WHERE file_name = ?').get(fileName);
-    if ((referenced?.n ?? 0) === 0) {
-      await rm(path.join(this.#options.artifactDir, fileName), { force: true });
-    }
-  }
-
-  async #removeOrphans(): Promise<void> {
-    const referenced = new Set(
-      this.#db
-        .prepare<[], { file_name: string }>('SELECT DISTINCT file_name FROM artifacts')
-        .all()
-        .map((row) => row.file_name),
-    );
-    for (const name of await readdir(this.#options.artifactDir)) {
-      const isTemp = name.endsWith(TEMP_SUFFIX);
-      const isOrphan = name.endsWith(URZA_ARTIFACT_EXTENSION) && !referenced.has(name);
-      if (isTemp || isOrphan) {
-        await rm(path.join(this.#options.artifactDir, name), { force: true });
-        this.#orphansRemoved += 1;
-      }
-    }
-  }
-
-  #fault(step: UrzaSaveStep, injected: { crashed: boolean }): void {
-    const hook = this.#options.faults?.atSaveStep;
-    if (hook === undefined) return;
-    try {
-      hook(step);
-    } catch (error) {
-      injected.crashed = true;
-      throw error;
-    }
-  }
-
-  /** One-statement update of a blueprint row's side column (atomic on its own). */
-  #updateBlueprintColumn(blueprintId: string, column: 'bsds' | 'graph_metadata_json', value: Buffer | string): void {
-    const changes = this.#db
-      .prepare(`UPDATE blueprints SET ${column} = ?, updated_at_ms = ? WHERE blueprint_id = ?`)
-      .run(value, this.#options.clock.wallMs(), blueprintId).changes;
-    if (changes === 0) {
-      throw new EsperError(ErrorCode.URZA_NOT_FOUND, `blueprint ${blueprintId} is not catalogued`, { details: { blueprintId } });
-    }
+    if (!this.#db.referencesFile(fileName)) await this.#files.remove(fileName);
   }
 
   #assertRunning(operation: string): void {
@@ -895,62 +462,4 @@ export class UrzaLibrary {
       });
     }
   }
-}
-
-/** SHA-256 of `bytes` as lower-case hex. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-function cacheKey(blueprintId: string, siteKey: string): string {
-  return `${blueprintId}\u0000${siteKey}`;
-}
-
-function recordFromRow(row: ArtifactRow): UrzaArtifactRecord {
-  return {
-    blueprintId: row.blueprint_id,
-    siteKey: row.site_key,
-    fileName: row.file_name,
-    checksum: row.checksum,
-    guardDigest: row.guard_digest,
-    sizeBytes: row.size_bytes,
-    compileMs: row.compile_ms,
-    prewarmP50Ms: row.prewarm_p50_ms,
-    prewarmP95Ms: row.prewarm_p95_ms,
-    createdAtMs: row.created_at_ms,
-  };
-}
-
-async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function validateSaveInput(input: UrzaSaveInput): void {
-  if (input.descriptor.blueprintId.length === 0) {
-    throw invalidArgument('descriptor.blueprintId', 'a non-empty id', input.descriptor.blueprintId);
-  }
-  if (input.siteKey.length === 0 || input.siteKey.includes('\u0000')) {
-    throw invalidArgument('siteKey', 'a non-empty string without NUL', input.siteKey);
-  }
-  if (!(input.artifact instanceof Uint8Array) || input.artifact.byteLength === 0) {
-    throw invalidArgument('artifact', 'non-empty bytes', input.artifact?.byteLength);
-  }
-  for (const [field, value] of [
-    ['compileMs', input.compileMs],
-    ['prewarm.p50Ms', input.prewarm.p50Ms],
-    ['prewarm.p95Ms', input.prewarm.p95Ms],
-  ] as const) {
-    if (!Number.isFinite(value) || value < 0) throw invalidArgument(field, 'a finite number ≥ 0', value);
-  }
-}
-
-function invalidArgument(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `UrzaLibrary ${field}: expected ${expected}, got ${String(got)}`, {
-    details: { field },
-  });
 }

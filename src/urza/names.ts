@@ -28,12 +28,22 @@ export const UrzaEvent = {
 /** Union of {@link UrzaEvent} values. */
 export type UrzaEvent = (typeof UrzaEvent)[keyof typeof UrzaEvent];
 
-/** Why a load was refused as an integrity failure. */
+/** Why stored data was refused as an integrity failure. */
 export const UrzaIntegrityReason = {
-  /** The file's SHA-256 differs from the checksum in its row. */
+  /** The artifact file's SHA-256 differs from the checksum in its row. */
   CHECKSUM_MISMATCH: 'checksum_mismatch',
-  /** The row names a file that does not exist. */
+  /** The row names an artifact file that does not exist. */
   MISSING_ARTIFACT: 'missing_artifact',
+  /** The stored descriptor is not a valid `BlueprintDescriptor` encoding. */
+  DESCRIPTOR_UNDECODABLE: 'descriptor_undecodable',
+  /** The stored safety data sheet is not a valid `BSDS` encoding (e.g. truncated). */
+  BSDS_UNDECODABLE: 'bsds_undecodable',
+  /** The stored sheet fails its signature check (`detail`: unsigned, unknown_key, bad_signature). */
+  BSDS_UNVERIFIED: 'bsds_unverified',
+  /** The stored sheet is validly signed but names another blueprint or an artifact Urza does not hold. */
+  BSDS_MISMATCH: 'bsds_mismatch',
+  /** The stored graph metadata is not valid JSON of the current layout, or names another blueprint. */
+  GRAPH_METADATA_INVALID: 'graph_metadata_invalid',
 } as const;
 
 /** Union of {@link UrzaIntegrityReason} values. */

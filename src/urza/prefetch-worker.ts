@@ -1,30 +1,10 @@
 /**
  * Urza's prefetch worker (reference prototype-blueprint-pipeline §4.8): answers each
- * `KernelPrefetchRequest` on the bus with `KernelArtifactReady` (checksum verified, the
- * artifact loaded and prewarmed here) or `KernelArtifactError` with a code and a reason.
- *
- * Which artifact a request means: the request names a blueprint (and a seed), but Urza
- * keeps one artifact per (blueprint, site key). The site key is resolved in this order:
- * 1. the `siteKeyOf(request)` option, when given and it returns a key (a deployment that
- *    knows which site each seed sits on maps `seed_id` to its site key here);
- * 2. an artifact whose site key equals the request's `seed_id`;
- * 3. the blueprint's only artifact.
- * A blueprint with several artifacts and no way to choose is an `INVALID_REQUEST`
- * (ambiguous), never a guess.
- *
- * Departures from the prototype:
- * - Requests are validated with a {@link DependencyGuard}: a missing `request_id`,
- *   `blueprint_id` or `training_run_id` is a CRITICAL `dependency_guard.violation` and an
- *   `INVALID_REQUEST` answer (the prototype accepted placeholder run ids).
- * - Prewarm is measured here, by loading the verified artifact and timing forward passes,
- *   instead of replaying the compile-time samples from the row.
- * - `artifact_ref` is an `urza://` reference resolved through the library (see
- *   `artifact-ref.ts`), not a file path.
- * - Errors carry a `KernelErrorCode`; the free-text `reason` starts with the prototype's
- *   reason word where there is one (`missing_artifact`, `checksum_mismatch`).
- *
- * Horizontal scaling: every worker subscribes in the same consumer group under its own
- * consumer name, so the bus hands each request to exactly one of them.
+ * `KernelPrefetchRequest` with `KernelArtifactReady` (checksum verified, loaded and
+ * prewarmed here) or `KernelArtifactError` with a code and a reason that starts with the
+ * prototype's reason word. How a request is mapped to one artifact, and the departures from
+ * the prototype: docs/architecture.md (Urza). Every worker subscribes in one consumer group
+ * under its own consumer name, so each request goes to exactly one of them.
  */
 import { randomUUID } from 'node:crypto';
 import { create, isMessage } from '@bufbuild/protobuf';
@@ -53,7 +33,8 @@ import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { tf } from '../tensor/index.js';
 import { decodeArtifact, loadArtifact, percentile } from '../tezzeret/index.js';
 import { formatUrzaArtifactRef } from './artifact-ref.js';
-import type { UrzaArtifactRecord, UrzaLibrary } from './library.js';
+import type { UrzaLibrary } from './library.js';
+import type { UrzaArtifactRecord } from './library-records.js';
 import { UrzaIntegrityReason } from './names.js';
 
 /** Prefetch metric names (reference §4.8: Weatherlight exports them as `urza.prefetch.*`). */

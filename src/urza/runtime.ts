@@ -1,15 +1,7 @@
 /**
- * Urza's runtime loader (reference prototype-blueprint-pipeline §4.6): what Kasmina calls to
- * turn a catalogued artifact into a live seed module.
- *
- * Departures from the prototype:
- * - Artifacts are addressed by blueprint *and* site key (one blueprint may be compiled for
- *   several site shapes), so the call takes both.
- * - The integrity check is the library's: a checksum mismatch or a missing file is refused
- *   there with `URZA_INTEGRITY_FAILURE` (counted, CRITICAL event) and never reaches the
- *   loader. The runtime does not evict or delete the artifact (the prototype did): the bad
- *   file stays for inspection and is replaced by the next save.
- * - Deserialisation is Tezzeret's verified artifact format, not an unpickle.
+ * Urza's runtime loader (reference prototype-blueprint-pipeline §4.6): turns a catalogued
+ * artifact into a live seed module. The integrity check is the library's; a bad file is
+ * refused there and left in place for inspection (the prototype evicted it).
  */
 import { systemClock, type Clock } from '../core/index.js';
 import type { KarnCatalog, SeedModule } from '../karn/index.js';

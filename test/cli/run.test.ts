@@ -8,6 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runRun, type RunReport } from '../../src/cli/run.js';
 import { loadSettings } from '../../src/core/index.js';
+import { openLocalKeyRing } from '../../src/security/index.js';
+import { createBsdsVerifier, UrzaLibrary } from '../../src/urza/index.js';
 
 let root: string;
 
@@ -50,6 +52,17 @@ describe('esper run', () => {
       expect.arrayContaining(['config', 'seed', 'decisions', 'fieldReports', 'epochs', 'commandVerifier']),
     );
     expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain('static baseline');
+    // No key configured: the var dir's local key was created (and said so) and verifies the sheets in Urza for later runs.
+    const local = await openLocalKeyRing(settings.storage.varDir);
+    expect(local.created).toBe(false);
+    expect(err()).toContain(local.path);
+    await using library = await UrzaLibrary.open({
+      rootDir: path.dirname(settings.storage.urzaDatabasePath),
+      dbPath: settings.storage.urzaDatabasePath,
+      artifactDir: settings.storage.urzaArtifactDir,
+      bsdsVerifier: createBsdsVerifier(local.keyRing),
+    });
+    expect(library.list().filter((entry) => library.getBsds(entry.descriptor.blueprintId) !== undefined).length).toBeGreaterThan(0);
   }, 240_000);
 
   it('refuses an invalid configuration with exit code 2', async () => {

@@ -1,7 +1,13 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { inspect } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError, loadSettings } from '../../src/core/index.js';
-import { DEFAULT_KEY_ID, KeyRing, MIN_SECRET_BYTES } from '../../src/security/key-ring.js';
+import { DEFAULT_KEY_ID, KeyRing, LOCAL_KEY_FILE, LOCAL_KEY_ID, MIN_SECRET_BYTES, openLocalKeyRing } from '../../src/security/key-ring.js';
 
 const SECRET_A = 'secret-a-0123456789';
 const SECRET_B = 'secret-b-0123456789';
@@ -122,5 +128,104 @@ describe('KeyRing', () => {
       expect(text).not.toContain(SECRET_A);
       expect(text).not.toContain(SECRET_B);
     }
+  });
+});
+
+describe('openLocalKeyRing', () => {
+  let varDir: string;
+  let keyFile: string;
+
+  beforeEach(async () => {
+    varDir = await mkdtemp(path.join(tmpdir(), 'esper-local-key-'));
+    keyFile = path.join(varDir, LOCAL_KEY_FILE);
+  });
+
+  afterEach(async () => {
+    await rm(varDir, { recursive: true, force: true });
+  });
+
+  const secretOf = (ring: KeyRing): string => Buffer.from(ring.secret(LOCAL_KEY_ID)!).toString('utf8');
+
+  async function keyFileError(): Promise<unknown> {
+    try {
+      await openLocalKeyRing(varDir);
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  }
+
+  async function expectKeyFileError(reason: string): Promise<void> {
+    const error = await keyFileError();
+    expect(isEsperError(error, ErrorCode.KEY_FILE_INVALID), String(error)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ path: keyFile, reason });
+    expect((error as Error).message).toContain(keyFile);
+  }
+
+  it('creates a 0600 key file once under <varDir>/keys and reuses it on the next open', async () => {
+    const first = await openLocalKeyRing(varDir);
+    expect(first).toMatchObject({ path: keyFile, created: true });
+    expect(first.keyRing.keyIds).toEqual([LOCAL_KEY_ID]);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    expect((await stat(path.dirname(keyFile))).mode & 0o077).toBe(0);
+    expect(await readFile(keyFile, 'utf8')).toMatch(/^[0-9a-f]{64}$/);
+
+    const second = await openLocalKeyRing(varDir);
+    expect(second.created).toBe(false);
+    expect(secretOf(second.keyRing)).toBe(secretOf(first.keyRing));
+    // The file's text is the secret: ESPER_LEYLINE_KEYS=local:<contents> is the same ring.
+    expect(secretOf(KeyRing.parse(`local:${await readFile(keyFile, 'utf8')}`))).toBe(secretOf(first.keyRing));
+  });
+
+  it('gives racing first opens in one process the one key that won', async () => {
+    const rings = await Promise.all(Array.from({ length: 8 }, () => openLocalKeyRing(varDir)));
+    expect(new Set(rings.map((r) => secretOf(r.keyRing))).size).toBe(1);
+    expect(rings.filter((r) => r.created)).toHaveLength(1);
+  });
+
+  it('gives two processes started together over one var dir the same key', async () => {
+    const child = path.resolve(import.meta.dirname, 'fixtures/local-key-child.ts');
+    const run = promisify(execFile);
+    const outputs = await Promise.all([0, 1].map(() => run(process.execPath, ['--import', 'tsx', child, varDir], { timeout: 30_000 })));
+    const lines = outputs.map((o) => o.stdout.trim().split(' '));
+    const digest = createHash('sha256')
+      .update(secretOf((await openLocalKeyRing(varDir)).keyRing))
+      .digest('hex');
+    expect(lines.map(([, hash]) => hash)).toEqual([digest, digest]);
+    expect(lines.filter(([created]) => created === 'true')).toHaveLength(1);
+  }, 60_000);
+
+  it('refuses a key file readable by group or others, naming it', async () => {
+    await openLocalKeyRing(varDir);
+    await chmod(keyFile, 0o644);
+    await expectKeyFileError('mode_too_open');
+  });
+
+  it('refuses a truncated key file, naming it', async () => {
+    await openLocalKeyRing(varDir);
+    await truncate(keyFile, 10);
+    await expectKeyFileError('wrong_size');
+  });
+
+  it('refuses a key file of the right size that is not hex', async () => {
+    await mkdir(path.dirname(keyFile), { recursive: true });
+    await writeFile(keyFile, 'z'.repeat(64), { mode: 0o600 });
+    await expectKeyFileError('not_hex');
+  });
+
+  it('refuses a symbolic link or a directory in place of the key file', async () => {
+    const target = path.join(varDir, 'elsewhere.key');
+    await writeFile(target, 'a'.repeat(64), { mode: 0o600 });
+    await mkdir(path.dirname(keyFile), { recursive: true });
+    await symlink(target, keyFile);
+    await expectKeyFileError('not_a_regular_file');
+    await rm(keyFile);
+    await mkdir(keyFile);
+    await expectKeyFileError('not_a_regular_file');
+  });
+
+  it('reports a var dir whose keys directory is a file, naming the key file', async () => {
+    await writeFile(path.join(varDir, 'keys'), 'a file where the keys directory should be');
+    await expectKeyFileError('unreadable');
   });
 });

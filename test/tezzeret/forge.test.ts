@@ -12,15 +12,10 @@ import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { KeyRing } from '../../src/security/index.js';
 import { parseUrzaArtifactRef, UrzaLibrary } from '../../src/urza/index.js';
 import { loadArtifact, TezzeretCompiler } from '../../src/tezzeret/compiler.js';
-import {
-  forgeJobsFor,
-  siteKeyOf,
-  TezzeretForge,
-  TezzeretForgeEvent,
-  TezzeretForgeMetric,
-  type ForgeCompiler,
-  type ForgeRunSummary,
-} from '../../src/tezzeret/forge.js';
+import type { ForgeCompiler } from '../../src/tezzeret/compile-deadline.js';
+import { TezzeretForge, type ForgeRunSummary } from '../../src/tezzeret/forge.js';
+import { forgeJobsFor, siteKeyOf } from '../../src/tezzeret/forge-jobs.js';
+import { TezzeretForgeEvent, TezzeretForgeMetric } from '../../src/tezzeret/names.js';
 import { BENCH_SITES, crashJobs } from './fixtures/forge-jobs.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

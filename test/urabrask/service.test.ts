@@ -19,9 +19,8 @@ import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { HmacSigner, KeyRing } from '../../src/security/index.js';
 import { initTensorBackend, tf } from '../../src/tensor/index.js';
 import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
-import { UrzaLibrary } from '../../src/urza/index.js';
+import { createBsdsVerifier, UrzaLibrary } from '../../src/urza/index.js';
 import { Crucible } from '../../src/urabrask/crucible.js';
-import { verifyBsds } from '../../src/urabrask/bsds.js';
 import { UrabraskService } from '../../src/urabrask/service.js';
 
 const RING = new KeyRing([{ keyId: 'k1', secret: new TextEncoder().encode('urabrask-service-test-secret-012345') }]);
@@ -30,6 +29,7 @@ const SITE_KEY = 'dense:64';
 const catalog = new KarnCatalog();
 const clock = new FakeClock();
 const signer = new HmacSigner(RING, { clock });
+const verifier = createBsdsVerifier(RING);
 const artifacts = new Map<string, CompiledArtifact>();
 let tensorsBefore = 0;
 let root: string;
@@ -51,7 +51,7 @@ afterAll(() => {
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'urabrask-service-'));
-  library = await UrzaLibrary.open({ rootDir: root, clock });
+  library = await UrzaLibrary.open({ rootDir: root, clock, bsdsVerifier: verifier });
   for (const [id, artifact] of artifacts) {
     await library.save({
       descriptor: catalog.get(id),
@@ -114,7 +114,7 @@ describe('UrabraskService.certify', () => {
     expect(result.published).toBe(true);
     expect([HazardBand.HIGH, HazardBand.CRITICAL]).toContain(result.bsds.hazardBand);
     const stored = library.getBsds('BP043');
-    expect(verifyBsds(signer, stored!)).toBe(true);
+    expect(verifier.verify(stored!)).toEqual({ ok: true });
     expect(stored!.artifactChecksum).toBe(artifacts.get('BP043')!.checksum);
     const graph = library.getGraphMetadata('BP043');
     expect(graph!.monitors.every((monitor) => monitor.source === 'bsds')).toBe(true);
@@ -123,7 +123,7 @@ describe('UrabraskService.certify', () => {
     const issued = events[0];
     expect(isMessage(issued, BSDSIssuedSchema)).toBe(true);
     expect((issued as BSDSIssued).bsds?.blueprintId).toBe('BP043');
-    expect(verifyBsds(signer, (issued as BSDSIssued).bsds!)).toBe(true);
+    expect(verifier.verify((issued as BSDSIssued).bsds!)).toEqual({ ok: true });
     expect(urabrask.stats()).toEqual({ issued: 1, failed: 0, publishErrors: 0 });
   });
 
@@ -187,6 +187,6 @@ describe('UrabraskService.certify', () => {
       siteKey: SITE_KEY,
     });
     expect(result.published).toBe(false);
-    expect(verifyBsds(signer, library.getBsds('BP009')!)).toBe(true);
+    expect(verifier.verify(library.getBsds('BP009')!)).toEqual({ ok: true });
   });
 });

@@ -1,9 +1,10 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, FakeClock, isEsperError, MemoryTelemetrySink, type Clock } from '../../src/core/index.js';
+import Database from 'better-sqlite3';
+import { ErrorCode, FakeClock, isEsperError, MemoryTelemetrySink, type Clock, type EsperError } from '../../src/core/index.js';
 import {
   BlueprintDescriptorSchema,
   BlueprintTier,
@@ -12,14 +13,12 @@ import {
   TelemetryLevel,
   type BlueprintDescriptor,
 } from '../../src/leyline/index.js';
-import {
-  sha256Hex,
-  URZA_SAVE_STEPS,
-  UrzaLibrary,
-  UrzaSaveStep,
-  type UrzaLibraryOptions,
-  type UrzaSaveInput,
-} from '../../src/urza/index.js';
+import { sha256Hex } from '../../src/urza/artifact-files.js';
+import { UrzaLibrary } from '../../src/urza/library.js';
+import type { UrzaSaveInput } from '../../src/urza/library-records.js';
+import { URZA_SAVE_STEPS, UrzaSaveStep, type UrzaLibraryOptions } from '../../src/urza/library-options.js';
+import { UrzaIntegrityReason } from '../../src/urza/names.js';
+import { UrzaStorageReason } from '../../src/urza/storage-error.js';
 
 let root: string;
 
@@ -344,6 +343,64 @@ describe('UrzaLibrary', () => {
     await expect(library.save(saveInput('BP050', artifact('late')))).rejects.toThrow(
       expect.objectContaining({ code: ErrorCode.INVALID_STATE }),
     );
+  });
+
+  describe('storage it cannot trust is refused with a typed error naming the file', () => {
+    async function openError(options: Partial<UrzaLibraryOptions> = {}): Promise<EsperError> {
+      try {
+        await (await openLibrary(options)).close();
+      } catch (error) {
+        if (isEsperError(error)) return error;
+        throw error;
+      }
+      throw new Error('the library opened');
+    }
+
+    it('a truncated catalog.db', async () => {
+      {
+        await using library = await openLibrary();
+        for (let i = 0; i < 40; i += 1) await library.save(saveInput(`BP${100 + i}`, artifact(`kernel ${i} ${'x'.repeat(300)}`)));
+      }
+      const dbPath = path.join(root, 'catalog.db');
+      await truncate(dbPath, Math.floor((await stat(dbPath)).size / 2));
+      const error = await openError();
+      expect(error.code).toBe(ErrorCode.URZA_STORAGE_INVALID);
+      expect(error.details).toMatchObject({ path: dbPath, reason: UrzaStorageReason.CORRUPT });
+      expect(error.message).toContain(dbPath);
+    });
+
+    it('a missing artifact directory while the catalog lists artifacts, and a file in its place', async () => {
+      {
+        await using library = await openLibrary();
+        await library.save(saveInput('BP060', artifact('kernel')));
+      }
+      const dir = path.join(root, 'artifacts');
+      await rm(dir, { recursive: true });
+      expect((await openError()).details).toMatchObject({ path: dir, reason: UrzaStorageReason.ARTIFACT_DIR_MISSING });
+      await writeFile(dir, 'a file');
+      expect((await openError()).details).toMatchObject({ path: dir, reason: UrzaStorageReason.UNREADABLE });
+    });
+
+    it('a stored descriptor that does not decode names its blueprint (integrity failure, CRITICAL)', async () => {
+      const telemetry = new MemoryTelemetrySink();
+      {
+        await using library = await openLibrary();
+        await library.save(saveInput('BP061', artifact('kernel')));
+      }
+      const db = new Database(path.join(root, 'catalog.db'));
+      db.prepare("UPDATE blueprints SET descriptor = x'0a05425030' WHERE blueprint_id = 'BP061'").run();
+      db.close();
+      await using library = await openLibrary({ telemetry });
+      for (const read of [() => library.get('BP061'), () => library.list()]) {
+        expect(read).toThrow(
+          expect.objectContaining({
+            code: ErrorCode.URZA_INTEGRITY_FAILURE,
+            details: expect.objectContaining({ blueprintId: 'BP061', reason: UrzaIntegrityReason.DESCRIPTOR_UNDECODABLE }),
+          }),
+        );
+      }
+      expect(telemetry.events('integrity_failure')).toHaveLength(2);
+    });
   });
 
   it('rejects invalid options naming the field', async () => {
