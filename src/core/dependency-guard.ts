@@ -24,6 +24,7 @@ import {
 } from '../leyline/index.js';
 import { systemClock, type Clock } from './clock.js';
 import { ErrorCode, EsperError } from './errors.js';
+import { optionChecks } from './options.js';
 import { buildTelemetryPacket, type TelemetrySink } from './telemetry.js';
 
 /** Event emitted on every violation. CRITICAL whatever its level (spec 01 priority table). */
@@ -134,16 +135,11 @@ export class DependencyGuard {
   #telemetryFailures = 0;
 
   constructor(options: DependencyGuardOptions) {
+    const check = optionChecks('DependencyGuard');
     if (typeof options.subsystem !== 'string' || options.subsystem.trim().length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'dependency guard needs a subsystem', {
-        details: { field: 'subsystem' },
-      });
+      check.fail('subsystem', 'a non-blank string', options.subsystem);
     }
-    if (typeof options.sink?.emit !== 'function') {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'dependency guard needs a telemetry sink', {
-        details: { field: 'sink' },
-      });
-    }
+    if (typeof options.sink?.emit !== 'function') check.fail('sink', 'a TelemetrySink', options.sink);
     this.subsystem = options.subsystem;
     this.#sink = options.sink;
     this.#clock = options.clock ?? systemClock;
