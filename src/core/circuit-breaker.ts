@@ -1,16 +1,8 @@
 /**
- * The shared circuit breaker. Karn, Urza, Oona, Tolaria and its optimizer manager guard
- * calls to a flaky collaborator with it: after `failureThreshold` consecutive failures the
- * breaker opens and refuses calls for `openTimeoutMs`; then it half-opens and lets a few
- * probe calls through; `successThreshold` probe successes close it, one probe failure
- * re-opens it.
- *
- * Deliberate deviations from the prototype (reference prototype-tolaria-oona-nissa-weatherlight
- * §1.2, prototype-blueprint-pipeline §0):
- * - In HALF_OPEN a single failure re-opens the breaker. The prototype zeroed its counters on
- *   entering HALF_OPEN, so re-opening took a full `failureThreshold` of failures.
- * - HALF_OPEN admits at most `halfOpenMaxProbes` calls at a time instead of every caller.
- * - Invalid options are rejected with a typed error naming the field instead of clamped.
+ * The shared circuit breaker: `failureThreshold` consecutive failures open it for
+ * `openTimeoutMs`; then a few probes pass (half-open); `successThreshold` probe successes
+ * close it, one probe failure re-opens it. Departures from the prototype:
+ * docs/architecture.md, Core.
  */
 import { CircuitBreakerState } from '../leyline/index.js';
 import { systemClock, type Clock } from './clock.js';

@@ -1,22 +1,7 @@
 /**
- * The one integrity frame of Esper: every durable record (the WAL of field reports, Urza
- * saves, Tezzeret jobs, Tolaria checkpoints) and anything else that must detect torn or
- * flipped bytes is wrapped in this frame.
- *
- * Layout (all integers unsigned 32-bit little-endian):
- *
- * | bytes  | field          | value                                   |
- * |--------|----------------|-----------------------------------------|
- * | 0..4   | `payloadBytes` | length of the payload                   |
- * | 4..8   | `payloadCrc`   | CRC-32C of the payload                  |
- * | 8..12  | `headerCrc`    | CRC-32C of bytes 0..8 (length + payloadCrc) |
- * | 12..   | payload        | `payloadBytes` bytes                    |
- *
- * The header carries its own checksum so that a damaged length is recognised as damage
- * before it is trusted: with a bare length, a flipped high bit in a middle record would
- * claim the rest of the file and be mistaken for a torn tail, silently dropping every
- * record after it. A run of zero bytes (a file extended but never written, as some file
- * systems leave after a crash) never forms a valid header.
+ * The one integrity frame of Esper: a 12-byte header (payload length, payload CRC-32C,
+ * header CRC-32C) before each payload. Layout and why the header has its own checksum:
+ * docs/record-log.md.
  */
 import { crc32c } from './crc32c.js';
 import { ErrorCode, EsperError } from './errors.js';

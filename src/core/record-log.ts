@@ -159,30 +159,10 @@ export class RecordLog implements AsyncDisposable {
   }
 
   /**
-   * Opens (creating if missing) the log at `logPath` and recovers it:
-   *
-   * 1. deletes a leftover `<path>.rewrite.tmp` (an interrupted rewrite: the log itself is
-   *    still the old, complete file);
-   * 2. scans every frame from the start. Tail rule, shared with `FrameReader`:
-   *    - a frame cut short by the end of the file (inside its header, or inside a payload
-   *      whose checksummed header says it runs past the end) is a **torn tail**;
-   *    - a damaged frame (header or payload checksum fails) with **no valid frame anywhere
-   *      after it** is also a torn tail: a crash in the middle of a write leaves partly
-   *      written pages or zero-filled blocks at the end, and no acknowledged record can
-   *      sit behind them, because appends are acknowledged only after fsync, in order;
-   *    - a damaged frame with **any valid frame after it** is corruption: the open fails
-   *      with RECORD_LOG_CORRUPT, `details.offset` = the damaged frame's offset and
-   *      `details.nextValidOffset` = where valid data resumes. Nothing is skipped or
-   *      truncated; an operator decides (for example cut the file at `offset` with
-   *      `truncate -s`, after saving a copy);
-   *    - a frame whose header checksums but declares more than `maxRecordBytes` fails
-   *      with RECORD_TOO_LARGE (written with a larger bound; reopen with it).
-   *
-   *    Known limit: if the file system persisted a later page of an unacknowledged group
-   *    commit but not an earlier one, the valid frames behind the hole make it look like
-   *    corruption, and the open fails loudly rather than guessing.
-   * 3. physically truncates a torn tail (and fsyncs), so new appends follow the last
-   *    complete record; {@link RecordLog.recovery} says what was cut.
+   * Opens (creating if missing) the log at `logPath` and recovers it by the rules of
+   * docs/record-log.md ("Recovery rules"): deletes a leftover `<path>.rewrite.tmp`, scans
+   * every frame, cuts a torn tail off the file ({@link RecordLog.recovery} says what was
+   * cut) and fails on a damaged record with valid ones after it, skipping nothing.
    *
    * @throws EsperError RECORD_LOG_CORRUPT, RECORD_TOO_LARGE, RECORD_LOG_IO_FAILED
    *   (file-system errors, with the errno in `details.errno`), INVALID_ARGUMENT (options).
