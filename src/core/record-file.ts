@@ -4,6 +4,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { ErrorCode, EsperError, isEsperError } from './errors.js';
+import { errorMessage } from './failure.js';
 import { FRAME_HEADER_BYTES, probeFrame, type FrameDefect, type FrameProbe, type TornTailReason } from './frame.js';
 
 /** One record read back from the log. */
@@ -28,7 +29,7 @@ export function errnoDetails(error: unknown): { errno?: string } {
 /** Wraps a non-Esper error from the file system; Esper errors pass through unchanged. */
 export function asLogError(error: unknown, what: string, logPath: string): unknown {
   if (isEsperError(error)) return error;
-  return ioFailed(`record log ${logPath}: ${what} failed: ${String((error as Error)?.message ?? error)}`, error, {
+  return ioFailed(`record log ${logPath}: ${what} failed: ${errorMessage(error)}`, error, {
     path: logPath,
     ...errnoDetails(error),
   });

@@ -1,19 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ASYNC_WORKER_DEFAULTS, resolveAsyncWorkerOptions } from '../../src/core/async-worker-options.js';
 import { AsyncWorker } from '../../src/core/async-worker.js';
-import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
+import { ErrorCode } from '../../src/core/errors.js';
 import { loadSettings } from '../../src/core/settings.js';
+import { thrownBy } from '../support/thrown.js';
 
 function expectInvalid(fn: () => unknown, field: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(isEsperError(caught, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-  expect((caught as EsperError).details.field).toBe(field);
-  expect((caught as EsperError).message).toContain(field);
+  const error = thrownBy(fn, ErrorCode.INVALID_ARGUMENT);
+  expect(error.details.field).toBe(field);
+  expect(error.message).toContain(field);
 }
 
 describe('resolveAsyncWorkerOptions', () => {

@@ -6,6 +6,7 @@ import type { AsyncWorkerEvent } from '../../src/core/async-worker-types.js';
 import { AsyncWorker, rejectionOutcome } from '../../src/core/async-worker.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
+import { thrownBy } from '../support/thrown.js';
 
 /** A promise with its settle functions exposed, to drive tasks step by step. */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
@@ -40,15 +41,9 @@ async function rejectionOf(promise: Promise<unknown>): Promise<EsperError> {
 }
 
 function expectInvalid(fn: () => unknown, field: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(isEsperError(caught, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-  expect((caught as EsperError).details.field).toBe(field);
-  expect((caught as EsperError).message).toContain(field);
+  const error = thrownBy(fn, ErrorCode.INVALID_ARGUMENT);
+  expect(error.details.field).toBe(field);
+  expect(error.message).toContain(field);
 }
 
 const workers: AsyncWorker[] = [];

@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
+import { ErrorCode, type EsperError } from '../../src/core/errors.js';
 import { parseNumericFlag } from '../../src/core/numeric-text.js';
+import { thrownBy } from '../support/thrown.js';
 
-function flagError(fn: () => unknown): EsperError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isEsperError(error, ErrorCode.FLAG_INVALID)).toBe(true);
-    return error as EsperError;
-  }
-  throw new Error('expected FLAG_INVALID');
-}
+const flagError = (fn: () => unknown): EsperError => thrownBy(fn, ErrorCode.FLAG_INVALID);
 
 describe('parseNumericFlag', () => {
   it.each([

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
+import { ErrorCode, type EsperError } from '../../src/core/errors.js';
 import { invalidOption, MAX_TIMER_MS, optionChecks, rangeText, showValue } from '../../src/core/options.js';
+import { thrownBy } from '../support/thrown.js';
 
 const check = optionChecks('WidgetOptions');
-
-function failure(fn: () => unknown): EsperError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    return error as EsperError;
-  }
-  throw new Error('expected INVALID_ARGUMENT');
-}
+const failure = (fn: () => unknown): EsperError => thrownBy(fn, ErrorCode.INVALID_ARGUMENT);
 
 describe('invalidOption', () => {
   it('names the owner, the field and the value in the message and the details', () => {

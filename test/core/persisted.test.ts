@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ErrorCode, isEsperError } from '../../src/core/errors.js';
 import { parsePersisted, parsePersistedJson, PersistedStateError } from '../../src/core/persisted.js';
+import { thrownBy } from '../support/thrown.js';
 
 const Snapshot = z.strictObject({
   v: z.literal(1),
@@ -13,13 +14,9 @@ const Snapshot = z.strictObject({
 const source = { code: ErrorCode.TAMIYO_FIELD_REPORT_INVALID, what: 'field-report snapshot /var/s.json', details: { path: '/var/s.json' } };
 
 function failure(fn: () => unknown): PersistedStateError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersistedStateError);
-    return error as PersistedStateError;
-  }
-  throw new Error('expected a PersistedStateError');
+  const error = thrownBy(fn, ErrorCode.TAMIYO_FIELD_REPORT_INVALID);
+  expect(error).toBeInstanceOf(PersistedStateError);
+  return error as PersistedStateError;
 }
 
 describe('parsePersisted', () => {

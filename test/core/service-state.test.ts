@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
+import { ErrorCode } from '../../src/core/errors.js';
 import { ServiceState } from '../../src/core/service-state.js';
+import { thrownBy as thrown } from '../support/thrown.js';
 
 type State = 'created' | 'running' | 'closing' | 'closed';
-
-function thrown(fn: () => unknown): EsperError {
-  try {
-    fn();
-  } catch (error) {
-    if (isEsperError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('ServiceState', () => {
   it('starts in its initial state and moves through legal transitions', () => {

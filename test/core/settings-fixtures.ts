@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/errors.js';
+import { ErrorCode } from '../../src/core/errors.js';
 import { SettingsError } from '../../src/core/settings-error.js';
 import { loadSettings, type LoadSettingsOptions } from '../../src/core/settings.js';
+import { thrownBy } from '../support/thrown.js';
 
 export const SECRET = 'correct-horse-battery-staple-42';
 export const PASSWORD = 'p4ssw0rd-never-logged';
@@ -36,14 +37,9 @@ export function writeConfig(name: string, content: unknown): string {
 
 /** Runs `fn`, expecting a `SettingsError`, and returns it. */
 export function settingsError(fn: () => unknown): SettingsError {
-  try {
-    fn();
-  } catch (error) {
-    expect(isEsperError(error, ErrorCode.SETTINGS_INVALID)).toBe(true);
-    expect(error).toBeInstanceOf(SettingsError);
-    return error as SettingsError;
-  }
-  throw new Error('expected a SettingsError');
+  const error = thrownBy(fn, ErrorCode.SETTINGS_INVALID);
+  expect(error).toBeInstanceOf(SettingsError);
+  return error as SettingsError;
 }
 
 /** Runs `loadSettings`, expecting it to fail, and returns the typed error. */
