@@ -52,6 +52,7 @@ export function rejectionOutcome(error: unknown): Exclude<AsyncTaskOutcome, 'com
   );
 }
 
+/** Internal bookkeeping of one task. */
 interface TaskRecord {
   readonly name: string;
   readonly fn: AsyncTask<unknown>;
