@@ -26,6 +26,7 @@ import { MemoryStreamStore } from '../src/oona/memory-stream-store.js';
 import { RedisStreamStore } from '../src/oona/redis-stream-store.js';
 import type { StreamStore } from '../src/oona/stream-store.js';
 import { StreamBus } from '../src/oona/stream-bus.js';
+import { quantile } from './stats.js';
 
 const REDIS_HOST = '127.0.0.1';
 const REDIS_PORT = 6379;
@@ -52,11 +53,6 @@ const AIM_PACED_P99_MS = 5;
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
-function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] as number;
-}
-
 interface LatencyFigures {
   readonly p50Ms: number;
   readonly p99Ms: number;
@@ -64,8 +60,14 @@ interface LatencyFigures {
 }
 
 function summarize(latenciesMs: number[]): LatencyFigures {
-  const sorted = [...latenciesMs].sort((a, b) => a - b);
-  return { p50Ms: round(percentile(sorted, 0.5), 3), p99Ms: round(percentile(sorted, 0.99), 3), maxMs: round(sorted.at(-1) ?? 0, 3) };
+  return {
+    p50Ms: round(quantile(latenciesMs, 0.5), 3),
+    p99Ms: round(quantile(latenciesMs, 0.99), 3),
+    maxMs: round(
+      latenciesMs.reduce((max, x) => Math.max(max, x), 0),
+      3,
+    ),
+  };
 }
 
 /** A telemetry packet of about 1 KB encoded; its packet id carries the sequence number. */
@@ -128,13 +130,7 @@ function codecCost(): { sealUs: number; openUs: number } {
       for (let i = 0; i < perBatch; i += 1) op();
       samples.push(((performance.now() - start) * 1_000) / perBatch);
     }
-    return round(
-      percentile(
-        samples.sort((a, b) => a - b),
-        0.5,
-      ),
-      1,
-    );
+    return round(quantile(samples, 0.5), 1);
   };
   return { sealUs: medianUs(seal), openUs: medianUs(open) };
 }

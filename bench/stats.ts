@@ -1,14 +1,16 @@
 /**
- * Statistics the benches share: nearest-rank quantiles and the garbage-collection pauses
- * seen while a series ran.
+ * Statistics the benches share: quantiles (core's one definition) and the
+ * garbage-collection pauses seen while a series ran.
  */
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { quantile as coreQuantile } from '../src/core/index.js';
 
-/** Nearest-rank `q`-quantile of `values` (unsorted); NaN when empty. */
+/**
+ * The `q`-quantile of `values` in any order, by core's one definition (linear interpolation
+ * between order statistics, as numpy); NaN when empty, so a bench prints `null`.
+ */
 export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+  return coreQuantile(values, q) ?? Number.NaN;
 }
 
 /** Garbage-collection pauses observed while a series ran (they explain part of the tail). */

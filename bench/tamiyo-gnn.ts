@@ -13,6 +13,7 @@ import { DEFAULT_GNN_CONFIG, gnnConfigFor, REFERENCE_GNN_SIZES, TamiyoGnn, type 
 import { serialisePolicy } from '../src/tamiyo/policy-weights.js';
 import { describeTensorBackend, initTensorBackend, seededRng } from '../src/tensor/index.js';
 import { edgeCount, graphOfSize, nodeCount, TEST_RELATIONS } from '../test/tamiyo/fixtures/graphs.js';
+import { quantile } from './stats.js';
 
 const WARMUP = 20;
 const RUNS = 200;
@@ -25,10 +26,6 @@ const CANDIDATES: readonly { name: string; sizes: Partial<GnnSizes> }[] = [
   { name: 'h64-g64-k4', sizes: { hidden: 64, gatHidden: 64, heads: 4 } },
   { name: 'h128-g64-k4', sizes: { hidden: 128, gatHidden: 64, heads: 4 } },
 ];
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
 
 const round = (x: number): number => Math.round(x * 1000) / 1000;
 
@@ -50,12 +47,11 @@ for (const candidate of CANDIDATES) {
       times.push(performance.now() - t0);
     }
     const cpu = process.cpuUsage(cpu0);
-    times.sort((a, b) => a - b);
     const row = {
       nodes: nodeCount(graph),
       edges: edgeCount(graph),
-      p50Ms: round(percentile(times, 0.5)),
-      p95Ms: round(percentile(times, 0.95)),
+      p50Ms: round(quantile(times, 0.5)),
+      p95Ms: round(quantile(times, 0.95)),
       cpuMsPerForward: round((cpu.user + cpu.system) / 1000 / RUNS),
     };
     process.stderr.write(`${candidate.name} ${JSON.stringify(row)}\n`);

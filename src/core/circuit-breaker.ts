@@ -1,20 +1,13 @@
 /**
- * The shared circuit breaker. Karn, Urza, Oona, Tolaria and its optimizer manager guard
- * calls to a flaky collaborator with it: after `failureThreshold` consecutive failures the
- * breaker opens and refuses calls for `openTimeoutMs`; then it half-opens and lets a few
- * probe calls through; `successThreshold` probe successes close it, one probe failure
- * re-opens it.
- *
- * Deliberate deviations from the prototype (reference prototype-tolaria-oona-nissa-weatherlight
- * §1.2, prototype-blueprint-pipeline §0):
- * - In HALF_OPEN a single failure re-opens the breaker. The prototype zeroed its counters on
- *   entering HALF_OPEN, so re-opening took a full `failureThreshold` of failures.
- * - HALF_OPEN admits at most `halfOpenMaxProbes` calls at a time instead of every caller.
- * - Invalid options are rejected with a typed error naming the field instead of clamped.
+ * The shared circuit breaker: `failureThreshold` consecutive failures open it for
+ * `openTimeoutMs`; then a few probes pass (half-open); `successThreshold` probe successes
+ * close it, one probe failure re-opens it. Departures from the prototype:
+ * docs/architecture.md, Core.
  */
 import { CircuitBreakerState } from '../leyline/index.js';
 import { systemClock, type Clock } from './clock.js';
 import { ErrorCode, EsperError, isEsperError } from './errors.js';
+import { optionChecks } from './options.js';
 
 /** Why a breaker changed state. */
 export const BreakerTransitionReason = {
@@ -132,22 +125,16 @@ export const CIRCUIT_BREAKER_DEFAULTS = Object.freeze({
 });
 
 const MAX_REASON_CHARS = 200;
+const check = optionChecks('CircuitBreaker');
 
 /** Validates `options` and fills in defaults; throws `INVALID_ARGUMENT` naming the field. */
 export function resolveCircuitBreakerOptions(options: CircuitBreakerOptions): ResolvedCircuitBreakerOptions {
-  if (typeof options.name !== 'string' || options.name.length === 0) {
-    throw invalidOption('name', 'a non-empty string', options.name);
-  }
-  const failureThreshold = options.failureThreshold ?? CIRCUIT_BREAKER_DEFAULTS.failureThreshold;
-  const successThreshold = options.successThreshold ?? CIRCUIT_BREAKER_DEFAULTS.successThreshold;
-  const openTimeoutMs = options.openTimeoutMs ?? CIRCUIT_BREAKER_DEFAULTS.openTimeoutMs;
-  const halfOpenMaxProbes = options.halfOpenMaxProbes ?? successThreshold;
-  requireIntegerAtLeastOne('failureThreshold', failureThreshold);
-  requireIntegerAtLeastOne('successThreshold', successThreshold);
-  requireIntegerAtLeastOne('halfOpenMaxProbes', halfOpenMaxProbes);
-  if (!Number.isFinite(openTimeoutMs) || openTimeoutMs < 0) {
-    throw invalidOption('openTimeoutMs', 'a finite number ≥ 0', openTimeoutMs);
-  }
+  const d = CIRCUIT_BREAKER_DEFAULTS;
+  check.nonEmptyString('name', options.name);
+  const successThreshold = check.integer('successThreshold', options.successThreshold ?? d.successThreshold, { min: 1 });
+  const failureThreshold = check.integer('failureThreshold', options.failureThreshold ?? d.failureThreshold, { min: 1 });
+  const halfOpenMaxProbes = check.integer('halfOpenMaxProbes', options.halfOpenMaxProbes ?? successThreshold, { min: 1 });
+  const openTimeoutMs = check.nonNegative('openTimeoutMs', options.openTimeoutMs ?? d.openTimeoutMs);
   return {
     name: options.name,
     failureThreshold,
@@ -389,16 +376,4 @@ function describeError(error: unknown): string {
 
 function truncate(text: string): string {
   return text.length <= MAX_REASON_CHARS ? text : `${text.slice(0, MAX_REASON_CHARS - 1)}…`;
-}
-
-function requireIntegerAtLeastOne(field: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw invalidOption(field, 'an integer ≥ 1', value);
-  }
-}
-
-function invalidOption(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `CircuitBreaker option ${field}: expected ${expected}, got ${String(got)}`, {
-    details: { field },
-  });
 }

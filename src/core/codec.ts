@@ -1,18 +1,7 @@
 /**
- * Strict decoding of Leyline messages. Anything that reads bytes from outside the process
- * (bus, WAL, files, HTTP) decodes through {@link decodeMessage}, so malformed input always
- * becomes a typed {@link EsperError} — never a crash, never a half-checked object:
- *
- * - input over the size bound → MESSAGE_TOO_LARGE;
- * - bytes protobuf cannot parse (truncated inside a field, bad wire type, invalid UTF-8)
- *   → DECODE_FAILED;
- * - fields this build does not know → DECODE_FAILED (all processes share one contract
- *   version before 1.0; an unknown field means corruption or a mismatched peer);
- * - contract bounds exceeded (alpha_vec, extra_metrics) → CONTRACT_BOUND_EXCEEDED.
- *
- * A message cut exactly at a field boundary is still a valid protobuf encoding; integrity
- * against truncation comes from the framing of the carrier (CRC frames in the WAL, the
- * HMAC on bus envelopes), not from protobuf.
+ * Strict decoding and bounded encoding of Leyline messages. Everything read from outside
+ * the process decodes through {@link decodeMessage}, so malformed input is always a typed
+ * error (the codes: docs/contracts.md, "Strict decoding").
  */
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError } from './errors.js';

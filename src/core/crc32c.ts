@@ -1,12 +1,7 @@
 /**
- * CRC-32C (Castagnoli; polynomial 0x1EDC6F41, reflected 0x82F63B78, init and final XOR
- * 0xFFFFFFFF), the checksum of iSCSI, ext4, LevelDB and friends. It guards every frame of
- * the durable record file (see `frame.ts`).
- *
- * Table-driven "slicing-by-8" in plain TypeScript: about 1 GB/s on the project's machine,
- * and faster than a native call for the small records the WAL mostly carries (a field
- * report is a few hundred bytes; a N-API call costs more than hashing that). Node's
- * `zlib.crc32` computes the IEEE polynomial, not this one.
+ * CRC-32C (Castagnoli; reflected polynomial 0x82F63B78), the checksum of every record-log
+ * frame. Table-driven slicing-by-8 in plain TypeScript: Node's `zlib.crc32` computes the
+ * IEEE polynomial, and a native call costs more than hashing a small record.
  */
 
 const POLY_REFLECTED = 0x82f63b78;

@@ -1,34 +1,8 @@
 /**
- * Typed decision metadata of an AdaptationCommand (spec 01 "Message decisions";
- * reference rc1 plan §1.3, §1.8, §1.9, §2.5 `esper.core.decisions`).
- *
- * Tamiyo builds a {@link DecisionMetadata} with {@link buildDecisionMetadata} and puts it
- * on the command with {@link attachDecisionMetadata} before signing; Kasmina, Tolaria and
- * Simic read it with {@link readDecisionMetadata}. Both sides run the same checks, so a
- * message one side accepts the other accepts too.
- *
- * Departures from the prototype (reference rc1 plan §2.5, prototype-kasmina §10.5):
- * there is no annotations fallback, nothing is clamped or swapped (an `alpha_lo` above
- * `alpha_hi` is an error, not a swap), and an unknown blend mode is an error instead of
- * a silent CONVEX.
- *
- * Rules enforced on both sides (the error names the field by its proto path):
- * - at least one section is present;
- * - every float is finite; producers round floats to float32 (what the wire carries), so
- *   a built message survives `toBinary`/`fromBinary` unchanged;
- * - `policy.policy_version` is non-empty; `policy.risk_score` ∈ [0, 1];
- * - `risk.reason` is a declared RiskReason; `risk.breaker_confidence` ∈ [0, 1];
- * - `blend.mode` and `blend.mode_source` are declared and not UNSPECIFIED; `alpha`,
- *   `alpha_lo`, `alpha_hi`, `schedule_start`, `schedule_end` ∈ [0, 1] with
- *   `alpha_lo ≤ alpha_hi` and `schedule_start ≤ schedule_end`; `gate_k`, `gate_tau` ≥ 0;
- * - `blend.alpha_vec` holds at most {@link MAX_ALPHA_VEC_ENTRIES} entries, each ∈ [0, 1];
- *   it is required (non-empty) for BLEND_MODE_CHANNEL and refused for every other mode;
- * - BLEND_MODE_CONFIDENCE needs `gate_k > 0`, `gate_tau > 0` and `alpha_hi > 0`: on the
- *   wire zero means "not set", and a zero there pins the gate shut;
- * - `coverage.average` and every group value ∈ [0, 1]; group names are non-blank, unique
- *   and sorted by UTF-8 bytes (producers sort; consumers reject unsorted groups, since
- *   the order is part of the signed bytes);
- * - `selection.seed_id` is non-empty.
+ * Typed decision metadata of an AdaptationCommand (spec 01 "Message decisions"): Tamiyo
+ * builds it with {@link buildDecisionMetadata} and attaches it before signing; Kasmina,
+ * Tolaria and Simic read it with {@link readDecisionMetadata}. Both sides run the same
+ * checks (the rules: docs/architecture.md, Core, "Typed contract helpers").
  */
 import { clone, create } from '@bufbuild/protobuf';
 import {

@@ -1,16 +1,7 @@
 /**
- * Strict dependency checks (spec 00 §2 "Strict dependencies"; reference rc1 plan §2.4).
- *
- * A missing id, a missing registry entry, a fallback nobody allowed or an invalid
- * configuration is never papered over with a placeholder: the {@link DependencyGuard}
- * emits one CRITICAL `dependency_guard.violation` packet through its injected sink and
- * throws a {@link DependencyViolationError}. Callers decide what the failure means for them
- * (Kasmina counts it as a gate failure, Tolaria enters conservative mode, Weatherlight
- * refuses to start); the guard only makes sure nobody proceeds silently.
- *
- * Departure from the prototype (rc1 plan §2.4): the prototype's `DependencyContext` +
- * `ensure_present`/`verify_registry_entry` pair becomes one guard object per subsystem
- * that owns its telemetry, so every violation is reported the same way and counted.
+ * Strict dependency checks (spec 00 §2 "Strict dependencies"): a missing id, registry entry
+ * or unallowed fallback emits one CRITICAL `dependency_guard.violation` packet and throws a
+ * {@link DependencyViolationError}; the caller decides what the failure means for it.
  */
 import {
   AdaptationCommandSchema,
@@ -24,6 +15,7 @@ import {
 } from '../leyline/index.js';
 import { systemClock, type Clock } from './clock.js';
 import { ErrorCode, EsperError } from './errors.js';
+import { optionChecks } from './options.js';
 import { buildTelemetryPacket, type TelemetrySink } from './telemetry.js';
 
 /** Event emitted on every violation. CRITICAL whatever its level (spec 01 priority table). */
@@ -134,16 +126,11 @@ export class DependencyGuard {
   #telemetryFailures = 0;
 
   constructor(options: DependencyGuardOptions) {
+    const check = optionChecks('DependencyGuard');
     if (typeof options.subsystem !== 'string' || options.subsystem.trim().length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'dependency guard needs a subsystem', {
-        details: { field: 'subsystem' },
-      });
+      check.fail('subsystem', 'a non-blank string', options.subsystem);
     }
-    if (typeof options.sink?.emit !== 'function') {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'dependency guard needs a telemetry sink', {
-        details: { field: 'sink' },
-      });
-    }
+    if (typeof options.sink?.emit !== 'function') check.fail('sink', 'a TelemetrySink', options.sink);
     this.subsystem = options.subsystem;
     this.#sink = options.sink;
     this.#clock = options.clock ?? systemClock;

@@ -1,25 +1,11 @@
 /**
- * The one integrity frame of Esper: every durable record (the WAL of field reports, Urza
- * saves, Tezzeret jobs, Tolaria checkpoints) and anything else that must detect torn or
- * flipped bytes is wrapped in this frame.
- *
- * Layout (all integers unsigned 32-bit little-endian):
- *
- * | bytes  | field          | value                                   |
- * |--------|----------------|-----------------------------------------|
- * | 0..4   | `payloadBytes` | length of the payload                   |
- * | 4..8   | `payloadCrc`   | CRC-32C of the payload                  |
- * | 8..12  | `headerCrc`    | CRC-32C of bytes 0..8 (length + payloadCrc) |
- * | 12..   | payload        | `payloadBytes` bytes                    |
- *
- * The header carries its own checksum so that a damaged length is recognised as damage
- * before it is trusted: with a bare length, a flipped high bit in a middle record would
- * claim the rest of the file and be mistaken for a torn tail, silently dropping every
- * record after it. A run of zero bytes (a file extended but never written, as some file
- * systems leave after a crash) never forms a valid header.
+ * The one integrity frame of Esper: a 12-byte header (payload length, payload CRC-32C,
+ * header CRC-32C) before each payload. Layout and why the header has its own checksum:
+ * docs/record-log.md.
  */
 import { crc32c } from './crc32c.js';
 import { ErrorCode, EsperError } from './errors.js';
+import { optionChecks } from './options.js';
 
 /** Size of the frame header, in bytes. */
 export const FRAME_HEADER_BYTES = 12;
@@ -40,17 +26,13 @@ export interface FrameOptions {
   readonly maxPayloadBytes?: number;
 }
 
-/** Validates and returns the effective payload bound of `options`. */
-export function resolveMaxPayloadBytes(options: FrameOptions = {}, field = 'maxPayloadBytes'): number {
+/**
+ * Validates and returns the effective payload bound of `options`; a bad one is
+ * `INVALID_ARGUMENT` naming `owner` and `field` (the caller's names for it).
+ */
+export function resolveMaxPayloadBytes(options: FrameOptions = {}, owner = 'FrameOptions', field = 'maxPayloadBytes'): number {
   const value = options.maxPayloadBytes ?? DEFAULT_MAX_FRAME_PAYLOAD_BYTES;
-  if (!Number.isInteger(value) || value < 0 || value > FRAME_MAX_PAYLOAD_BYTES_LIMIT) {
-    throw new EsperError(
-      ErrorCode.INVALID_ARGUMENT,
-      `${field} must be an integer in [0, ${FRAME_MAX_PAYLOAD_BYTES_LIMIT}], got ${String(value)}`,
-      { details: { field, value: String(value) } },
-    );
-  }
-  return value;
+  return optionChecks(owner).integer(field, value, { min: 0, max: FRAME_MAX_PAYLOAD_BYTES_LIMIT });
 }
 
 /** Total encoded size of a frame carrying `payloadBytes` bytes. */
@@ -277,12 +259,7 @@ export class FrameReader implements Iterable<FrameReadResult> {
     this.#bytes = bytes;
     this.#maxPayloadBytes = resolveMaxPayloadBytes(options);
     const start = options.startOffset ?? 0;
-    if (!Number.isInteger(start) || start < 0 || start > bytes.length) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `startOffset ${start} is outside the ${bytes.length} bytes`, {
-        details: { field: 'startOffset', value: start },
-      });
-    }
-    this.#offset = start;
+    this.#offset = optionChecks('FrameReaderOptions').integer('startOffset', start, { min: 0, max: bytes.length });
   }
 
   /** Offset of the next frame to read (or of the terminal result, once reached). */

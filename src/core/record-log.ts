@@ -1,119 +1,26 @@
 /**
- * The durable record file (spec 00 §2 "Durable field reports", §3.6): an append-only file
- * of frames (see `frame.ts` for the byte layout), each holding one opaque payload —
- * usually a protobuf binary message. Field reports, Urza saves, Tezzeret jobs and Tolaria
- * checkpoints all persist through it.
- *
- * Guarantees:
- * - `append` resolves only after the record's bytes and the file size are on stable
- *   storage (`fdatasync`), either per record or for a whole group commit.
- * - Opening recovers: every complete record is kept; a torn tail (a write interrupted by
- *   a crash) is cut off the file and counted; a damaged record with valid records after
- *   it stops the open with RECORD_LOG_CORRUPT naming its byte offset — never a silent
- *   skip. This departs from the prototype (reference: prototype-tamiyo-simic §12.1),
- *   which stopped reading at the first bad record and ignored the rest.
- * - Retention rewrites the survivors into `<path>.rewrite.tmp`, fsyncs it, renames it over
- *   the log and fsyncs the directory: a crash leaves either the old or the new file, and
- *   the next open deletes a leftover temp file.
- *
- * One process writes a log at a time; nothing here locks the file against a second
- * writer.
+ * The durable record file (spec 00 §2, §3.6): an append-only file of CRC frames, crash-safe
+ * on open, with group commit and atomic retention rewrites. Format, recovery rules and
+ * durability: docs/record-log.md.
  */
 import { constants as fsConstants } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, EsperError, isEsperError } from './errors.js';
+import { closeOnce } from './close.js';
+import { ErrorCode, EsperError } from './errors.js';
+import { encodeFrame, type TornTailReason } from './frame.js';
 import {
-  DEFAULT_MAX_FRAME_PAYLOAD_BYTES,
-  FRAME_HEADER_BYTES,
-  encodeFrame,
-  probeFrame,
-  resolveMaxPayloadBytes,
-  type FrameDefect,
-  type FrameProbe,
-  type TornTailReason,
-} from './frame.js';
-
-/** How appends reach stable storage. */
-export const RecordLogFsync = {
-  /** One write + `fdatasync` per record: simplest, slowest. */
-  PER_RECORD: 'per-record',
-  /** Concurrent appends share one write + `fdatasync` (group commit). */
-  GROUP: 'group',
-} as const;
-
-/** One of {@link RecordLogFsync}. */
-export type RecordLogFsync = (typeof RecordLogFsync)[keyof typeof RecordLogFsync];
-
-/** Options of {@link RecordLog.open}. */
-export interface RecordLogOptions {
-  /**
-   * Durability mode of appends. Both resolve an append only once it is on stable storage;
-   * `group` trades up to `groupCommitMaxDelayMs` of latency for far fewer fsyncs.
-   * @default 'per-record'
-   */
-  readonly fsync?: RecordLogFsync;
-  /**
-   * Group commit: longest an append waits for companions before its batch is written,
-   * in milliseconds, when no write is in flight. Appends that arrive while a batch is
-   * being synced are written right after it, without waiting.
-   * @default 5
-   */
-  readonly groupCommitMaxDelayMs?: number;
-  /**
-   * Group commit: most records written and synced together; a batch that fills up is
-   * written at once.
-   * @default 256
-   */
-  readonly groupCommitMaxRecords?: number;
-  /**
-   * Largest payload of one record, in bytes; bigger appends fail with RECORD_TOO_LARGE,
-   * and a record on disk declaring more stops the open with the same code.
-   * @default 16 MiB
-   */
-  readonly maxRecordBytes?: number;
-}
-
-/** {@link RecordLogOptions} with every default applied. */
-export type ResolvedRecordLogOptions = Required<RecordLogOptions>;
-
-/** Default values of {@link RecordLogOptions}. */
-export const RECORD_LOG_DEFAULTS: ResolvedRecordLogOptions = Object.freeze({
-  fsync: RecordLogFsync.PER_RECORD,
-  groupCommitMaxDelayMs: 5,
-  groupCommitMaxRecords: 256,
-  maxRecordBytes: DEFAULT_MAX_FRAME_PAYLOAD_BYTES,
-});
-
-function invalidOption(field: string, value: unknown, expected: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `RecordLogOptions.${field} must be ${expected}, got ${String(value)}`, {
-    details: { field, value: String(value) },
-  });
-}
-
-/**
- * Merges `options` over {@link RECORD_LOG_DEFAULTS} and validates every field, naming the
- * bad one (INVALID_ARGUMENT). The log is a building block shared by several subsystems, so
- * it reads no environment variables; each owner maps its own settings onto these options.
- */
-export function resolveRecordLogOptions(options: RecordLogOptions = {}): ResolvedRecordLogOptions {
-  const resolved = { ...RECORD_LOG_DEFAULTS, ...stripUndefined(options) };
-  if (resolved.fsync !== RecordLogFsync.PER_RECORD && resolved.fsync !== RecordLogFsync.GROUP) {
-    throw invalidOption('fsync', resolved.fsync, `'per-record' or 'group'`);
-  }
-  if (!Number.isFinite(resolved.groupCommitMaxDelayMs) || resolved.groupCommitMaxDelayMs < 0) {
-    throw invalidOption('groupCommitMaxDelayMs', resolved.groupCommitMaxDelayMs, 'a finite number ≥ 0');
-  }
-  if (!Number.isInteger(resolved.groupCommitMaxRecords) || resolved.groupCommitMaxRecords < 1) {
-    throw invalidOption('groupCommitMaxRecords', resolved.groupCommitMaxRecords, 'an integer ≥ 1');
-  }
-  resolveMaxPayloadBytes({ maxPayloadBytes: resolved.maxRecordBytes }, 'RecordLogOptions.maxRecordBytes');
-  return Object.freeze(resolved);
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
+  asLogError,
+  errnoDetails,
+  ioFailed,
+  readCommittedFrames,
+  scanForRecovery,
+  syncDirectory,
+  writeFully,
+  type LogRecord,
+} from './record-file.js';
+import { RecordLogFsync, resolveRecordLogOptions, type RecordLogOptions, type ResolvedRecordLogOptions } from './record-log-options.js';
+import { ServiceState } from './service-state.js';
 
 /** What {@link RecordLog.open} found and repaired. */
 export interface RecordLogRecovery {
@@ -153,14 +60,6 @@ export interface RecordLogStats {
   readonly rewrites: number;
 }
 
-/** One record read back from the log. */
-export interface LogRecord {
-  /** Byte offset of the record's frame in the file. */
-  readonly offset: number;
-  /** The payload (a private copy). */
-  readonly payload: Uint8Array;
-}
-
 /** Result of {@link RecordLog.append}. */
 export interface AppendResult {
   /**
@@ -196,7 +95,6 @@ export function rewriteTempPath(logPath: string): string {
   return `${logPath}.rewrite.tmp`;
 }
 
-const READ_CHUNK_BYTES = 1 << 20;
 const WRITE_CHUNK_BYTES = 1 << 20;
 
 interface PendingAppend {
@@ -211,219 +109,6 @@ interface Batch {
 }
 
 type Op = { readonly kind: 'commit'; readonly batch: Batch } | { readonly kind: 'task'; readonly run: () => Promise<void> };
-
-function ioFailed(message: string, cause: unknown, details: Record<string, string | number | boolean>): EsperError {
-  return new EsperError(ErrorCode.RECORD_LOG_IO_FAILED, message, { cause, details });
-}
-
-function errnoDetails(error: unknown): { errno?: string } {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? { errno: code } : {};
-}
-
-/** Wraps a non-Esper error from the file system; Esper errors pass through unchanged. */
-function asLogError(error: unknown, what: string, logPath: string): unknown {
-  if (isEsperError(error)) return error;
-  return ioFailed(`record log ${logPath}: ${what} failed: ${String((error as Error)?.message ?? error)}`, error, {
-    path: logPath,
-    ...errnoDetails(error),
-  });
-}
-
-async function readFully(handle: FileHandle, into: Uint8Array, position: number): Promise<number> {
-  let filled = 0;
-  while (filled < into.length) {
-    const { bytesRead } = await handle.read(into, filled, into.length - filled, position + filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return filled;
-}
-
-async function writeFully(handle: FileHandle, buffers: readonly Uint8Array[], position: number): Promise<number> {
-  let pending = buffers.filter((b) => b.length > 0);
-  let at = position;
-  while (pending.length > 0) {
-    const { bytesWritten } = await handle.writev(pending, at);
-    if (bytesWritten <= 0) throw new Error('write made no progress');
-    at += bytesWritten;
-    let skip = bytesWritten;
-    let i = 0;
-    while (i < pending.length && skip >= pending[i]!.length) skip -= pending[i++]!.length;
-    pending = pending.slice(i);
-    if (skip > 0) pending[0] = pending[0]!.subarray(skip);
-  }
-  return at - position;
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** A {@link FrameProbe} with file offsets. */
-type FileProbe =
-  | { readonly kind: 'frame'; readonly payload: Uint8Array; readonly end: number }
-  | { readonly kind: 'incomplete'; readonly part: 'header' | 'payload' }
-  | { readonly kind: 'defect'; readonly defect: FrameDefect; readonly payloadBytes?: number; readonly end?: number };
-
-/**
- * A sliding read window over `[0, limit)` of a file, so frames are checked without
- * loading the whole file. Payload views point into the window; copy what must outlive it.
- */
-class FileWindow {
-  #base = 0;
-  #bytes = new Uint8Array(0);
-  #limit: number;
-
-  constructor(
-    private readonly handle: FileHandle,
-    limit: number,
-    private readonly maxPayloadBytes: number,
-  ) {
-    this.#limit = limit;
-  }
-
-  /** End of the bytes this window reads: the expected length, or less if the file ended first. */
-  get limit(): number {
-    return this.#limit;
-  }
-
-  /** The probe at `pos` if the window already holds enough bytes to decide, else undefined. */
-  probeCached(pos: number): FileProbe | undefined {
-    const at = pos - this.#base;
-    if (at < 0 || at > this.#bytes.length) return undefined;
-    const probe = probeFrame(this.#bytes, at, this.maxPayloadBytes);
-    if (probe.kind === 'incomplete') {
-      // Incomplete within the window is final only if the window reaches the limit.
-      if (this.#base + this.#bytes.length < this.limit && pos + probe.neededBytes <= this.limit) return undefined;
-      return { kind: 'incomplete', part: probe.part };
-    }
-    return this.#absolute(probe, at, pos);
-  }
-
-  /** The probe at `pos`, reading from the file as needed. */
-  async probe(pos: number): Promise<FileProbe> {
-    let need = FRAME_HEADER_BYTES;
-    for (;;) {
-      const cached = this.probeCached(pos);
-      if (cached !== undefined) return cached;
-      await this.#load(pos, need);
-      const probe = probeFrame(this.#bytes, 0, this.maxPayloadBytes);
-      if (probe.kind !== 'incomplete') return this.#absolute(probe, 0, pos);
-      if (pos + probe.neededBytes > this.limit || probe.neededBytes <= need) {
-        return { kind: 'incomplete', part: probe.part };
-      }
-      need = probe.neededBytes;
-    }
-  }
-
-  #absolute(probe: Exclude<FrameProbe, { kind: 'incomplete' }>, at: number, pos: number): FileProbe {
-    if (probe.end === undefined) return probe;
-    return { ...probe, end: probe.end - at + pos };
-  }
-
-  async #load(pos: number, need: number): Promise<void> {
-    const size = Math.min(Math.max(need, READ_CHUNK_BYTES), this.limit - pos);
-    const bytes = new Uint8Array(size);
-    const got = await readFully(this.handle, bytes, pos);
-    this.#base = pos;
-    this.#bytes = bytes.subarray(0, got);
-    // A file shorter than expected (cut under the reader) simply ends early: frames past
-    // the new end probe as incomplete, at their own offsets.
-    if (got < size) this.#limit = pos + got;
-  }
-}
-
-/** First offset ≥ `from` where a valid frame starts, or -1 (see `findValidFrame`). */
-async function findValidFrameInFile(window: FileWindow, from: number): Promise<number> {
-  for (let at = from; at + FRAME_HEADER_BYTES <= window.limit; at++) {
-    const probe = window.probeCached(at) ?? (await window.probe(at));
-    if (probe.kind === 'frame') return at;
-  }
-  return -1;
-}
-
-function corruptError(logPath: string, offset: number, defect: FrameDefect | 'truncated', nextValidOffset?: number): EsperError {
-  const follow = nextValidOffset === undefined ? '' : `; a valid record follows at offset ${nextValidOffset}`;
-  return new EsperError(ErrorCode.RECORD_LOG_CORRUPT, `record log ${logPath}: corrupt record at offset ${offset} (${defect})${follow}`, {
-    details: {
-      path: logPath,
-      offset,
-      defect,
-      ...(nextValidOffset === undefined ? {} : { nextValidOffset }),
-    },
-  });
-}
-
-function tooLargeOnDisk(logPath: string, offset: number, payloadBytes: number, maxRecordBytes: number): EsperError {
-  return new EsperError(
-    ErrorCode.RECORD_TOO_LARGE,
-    `record log ${logPath}: record at offset ${offset} declares ${payloadBytes} bytes, over maxRecordBytes ${maxRecordBytes}`,
-    { details: { path: logPath, offset, payloadBytes, maxRecordBytes } },
-  );
-}
-
-/**
- * Reads the frames of `[start, end)` of a file that must hold only valid frames (the
- * committed part of a log). Any defect is corruption.
- */
-async function* readCommittedFrames(handle: FileHandle, logPath: string, end: number, maxRecordBytes: number): AsyncGenerator<LogRecord> {
-  const window = new FileWindow(handle, end, maxRecordBytes);
-  let offset = 0;
-  while (offset < end) {
-    const probe = window.probeCached(offset) ?? (await window.probe(offset));
-    if (probe.kind === 'frame') {
-      yield { offset, payload: probe.payload.slice() };
-      offset = probe.end;
-    } else if (probe.kind === 'incomplete') {
-      throw corruptError(logPath, offset, 'truncated');
-    } else if (probe.defect === 'length-over-limit') {
-      throw tooLargeOnDisk(logPath, offset, probe.payloadBytes ?? 0, maxRecordBytes);
-    } else {
-      throw corruptError(logPath, offset, probe.defect);
-    }
-  }
-}
-
-interface ScanResult {
-  readonly records: number;
-  readonly validEnd: number;
-  readonly torn?: { readonly offset: number; readonly reason: TornTailReason };
-}
-
-/** Recovery scan: see the tail rule on {@link RecordLog.open}. */
-async function scanForRecovery(handle: FileHandle, logPath: string, size: number, maxRecordBytes: number): Promise<ScanResult> {
-  const window = new FileWindow(handle, size, maxRecordBytes);
-  let offset = 0;
-  let records = 0;
-  while (offset < size) {
-    const probe = window.probeCached(offset) ?? (await window.probe(offset));
-    if (probe.kind === 'frame') {
-      records += 1;
-      offset = probe.end;
-      continue;
-    }
-    if (probe.kind === 'incomplete') {
-      return {
-        records,
-        validEnd: offset,
-        torn: { offset, reason: probe.part === 'header' ? 'header-incomplete' : 'payload-incomplete' },
-      };
-    }
-    if (probe.defect === 'length-over-limit') {
-      throw tooLargeOnDisk(logPath, offset, probe.payloadBytes ?? 0, maxRecordBytes);
-    }
-    const next = await findValidFrameInFile(window, probe.end ?? offset + 1);
-    if (next >= 0) throw corruptError(logPath, offset, probe.defect, next);
-    return { records, validEnd: offset, torn: { offset, reason: probe.defect } };
-  }
-  return { records, validEnd: offset };
-}
 
 /**
  * An append-only, crash-safe file of framed records. Create with {@link RecordLog.open};
@@ -441,10 +126,10 @@ export class RecordLog implements AsyncDisposable {
   #handle: FileHandle;
   #end: number;
   #records: number;
-  #state: RecordLogState = 'open';
+  readonly #state: ServiceState<RecordLogState>;
   /** Set by the first write/fsync failure; outlives the switch to `closing`. */
   #failure: { readonly error: unknown } | undefined;
-  #closePromise: Promise<void> | undefined;
+  readonly #closeOnce = closeOnce(() => this.#close());
 
   readonly #queue: Op[] = [];
   #draining = false;
@@ -464,6 +149,7 @@ export class RecordLog implements AsyncDisposable {
     fsyncsAtOpen: number,
   ) {
     this.#path = logPath;
+    this.#state = new ServiceState<RecordLogState>(`record log ${logPath}`, 'open');
     this.#options = options;
     this.#handle = handle;
     this.#recovery = recovery;
@@ -473,30 +159,10 @@ export class RecordLog implements AsyncDisposable {
   }
 
   /**
-   * Opens (creating if missing) the log at `logPath` and recovers it:
-   *
-   * 1. deletes a leftover `<path>.rewrite.tmp` (an interrupted rewrite: the log itself is
-   *    still the old, complete file);
-   * 2. scans every frame from the start. Tail rule, shared with `FrameReader`:
-   *    - a frame cut short by the end of the file (inside its header, or inside a payload
-   *      whose checksummed header says it runs past the end) is a **torn tail**;
-   *    - a damaged frame (header or payload checksum fails) with **no valid frame anywhere
-   *      after it** is also a torn tail: a crash in the middle of a write leaves partly
-   *      written pages or zero-filled blocks at the end, and no acknowledged record can
-   *      sit behind them, because appends are acknowledged only after fsync, in order;
-   *    - a damaged frame with **any valid frame after it** is corruption: the open fails
-   *      with RECORD_LOG_CORRUPT, `details.offset` = the damaged frame's offset and
-   *      `details.nextValidOffset` = where valid data resumes. Nothing is skipped or
-   *      truncated; an operator decides (for example cut the file at `offset` with
-   *      `truncate -s`, after saving a copy);
-   *    - a frame whose header checksums but declares more than `maxRecordBytes` fails
-   *      with RECORD_TOO_LARGE (written with a larger bound; reopen with it).
-   *
-   *    Known limit: if the file system persisted a later page of an unacknowledged group
-   *    commit but not an earlier one, the valid frames behind the hole make it look like
-   *    corruption, and the open fails loudly rather than guessing.
-   * 3. physically truncates a torn tail (and fsyncs), so new appends follow the last
-   *    complete record; {@link RecordLog.recovery} says what was cut.
+   * Opens (creating if missing) the log at `logPath` and recovers it by the rules of
+   * docs/record-log.md ("Recovery rules"): deletes a leftover `<path>.rewrite.tmp`, scans
+   * every frame, cuts a torn tail off the file ({@link RecordLog.recovery} says what was
+   * cut) and fails on a damaged record with valid ones after it, skipping nothing.
    *
    * @throws EsperError RECORD_LOG_CORRUPT, RECORD_TOO_LARGE, RECORD_LOG_IO_FAILED
    *   (file-system errors, with the errno in `details.errno`), INVALID_ARGUMENT (options).
@@ -569,7 +235,7 @@ export class RecordLog implements AsyncDisposable {
 
   /** Current lifecycle state (see {@link RecordLogState}). */
   get state(): RecordLogState {
-    return this.#state;
+    return this.#state.current;
   }
 
   /** Counters since open. */
@@ -599,8 +265,11 @@ export class RecordLog implements AsyncDisposable {
    *   INVALID_ARGUMENT for a non-`Uint8Array` payload.
    */
   append(payload: Uint8Array): Promise<AppendResult> {
-    const refused = this.#refuseAppend(payload);
-    if (refused !== undefined) return Promise.reject(refused);
+    try {
+      this.#checkAppend(payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const frame = encodeFrame(payload, { maxPayloadBytes: this.#options.maxRecordBytes });
     return new Promise<AppendResult>((resolve, reject) => {
       this.#pendingAppends += 1;
@@ -622,26 +291,26 @@ export class RecordLog implements AsyncDisposable {
     });
   }
 
-  #refuseAppend(payload: Uint8Array): EsperError | undefined {
-    if (this.#state === 'closing' || this.#state === 'closed') {
-      return new EsperError(ErrorCode.RECORD_LOG_CLOSED, `record log ${this.#path} is ${this.#state}`, {
-        details: { path: this.#path, state: this.#state },
-      });
-    }
-    if (this.#failure !== undefined) return this.#failedError();
+  #checkAppend(payload: Uint8Array): void {
+    this.#requireOpen('append');
+    if (this.#failure !== undefined) throw this.#failedError();
     if (!(payload instanceof Uint8Array)) {
-      return new EsperError(ErrorCode.INVALID_ARGUMENT, 'a record payload must be a Uint8Array', {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'a record payload must be a Uint8Array', {
         details: { field: 'payload' },
       });
     }
     if (payload.length > this.#options.maxRecordBytes) {
-      return new EsperError(
+      throw new EsperError(
         ErrorCode.RECORD_TOO_LARGE,
         `record of ${payload.length} bytes exceeds maxRecordBytes ${this.#options.maxRecordBytes}`,
         { details: { path: this.#path, payloadBytes: payload.length, maxRecordBytes: this.#options.maxRecordBytes } },
       );
     }
-    return undefined;
+  }
+
+  /** Refuses `action` once `close()` was called (a `failed` log still reads). */
+  #requireOpen(action: string): void {
+    this.#state.require(['open', 'failed'], action, { code: ErrorCode.RECORD_LOG_CLOSED, details: { path: this.#path } });
   }
 
   #failedError(): EsperError {
@@ -667,11 +336,7 @@ export class RecordLog implements AsyncDisposable {
    */
   async *records(): AsyncGenerator<LogRecord> {
     const snapshot = await this.#runTask(async () => {
-      if (this.#state === 'closing' || this.#state === 'closed') {
-        throw new EsperError(ErrorCode.RECORD_LOG_CLOSED, `record log ${this.#path} is ${this.#state}`, {
-          details: { path: this.#path, state: this.#state },
-        });
-      }
+      this.#requireOpen('read');
       // Opened inside the queue so that no rewrite can swap the file between reading the
       // committed length and opening the handle.
       const handle = await open(this.#path, 'r').catch((error: unknown) => {
@@ -713,11 +378,7 @@ export class RecordLog implements AsyncDisposable {
   }
 
   async #rewrite(keep: (payload: Uint8Array, offset: number) => RewriteDecision): Promise<RewriteResult> {
-    if (this.#state === 'closing' || this.#state === 'closed') {
-      throw new EsperError(ErrorCode.RECORD_LOG_CLOSED, `record log ${this.#path} is ${this.#state}`, {
-        details: { path: this.#path, state: this.#state },
-      });
-    }
+    this.#requireOpen('rewrite');
     if (this.#failure !== undefined) throw this.#failedError();
     const tempPath = rewriteTempPath(this.#path);
     const bytesBefore = this.#end;
@@ -800,12 +461,11 @@ export class RecordLog implements AsyncDisposable {
    * reject with RECORD_LOG_CLOSED.
    */
   close(): Promise<void> {
-    this.#closePromise ??= this.#close();
-    return this.#closePromise;
+    return this.#closeOnce();
   }
 
   async #close(): Promise<void> {
-    this.#state = 'closing';
+    this.#state.set('closing');
     try {
       await this.#runTask(async () => {
         await this.#handle.close();
@@ -813,7 +473,7 @@ export class RecordLog implements AsyncDisposable {
     } catch (error) {
       throw asLogError(error, 'close', this.#path);
     } finally {
-      this.#state = 'closed';
+      this.#state.set('closed');
     }
   }
 
@@ -823,7 +483,7 @@ export class RecordLog implements AsyncDisposable {
   }
 
   #fail(error: unknown): void {
-    if (this.#state === 'open') this.#state = 'failed';
+    if (this.#state.is('open')) this.#state.set('failed');
     this.#failure ??= { error };
   }
 

@@ -21,6 +21,7 @@ import {
 import { systemClock, type Clock } from './clock.js';
 import { compareUtf8 } from './contract-checks.js';
 import { ErrorCode, EsperError } from './errors.js';
+import { optionChecks } from './options.js';
 import { effectiveEventLevel, maxPriority, priorityForEvent } from './priority.js';
 
 /** Attribute values accepted by the builder; stored as strings. */
@@ -175,10 +176,7 @@ export class MemoryTelemetrySink implements TelemetrySink {
 
   /** @param capacity maximum packets kept; the oldest is dropped past it. @default 10_000 */
   constructor(capacity = 10_000) {
-    if (!Number.isInteger(capacity) || capacity < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `capacity must be ≥ 1, got ${capacity}`);
-    }
-    this.#capacity = capacity;
+    this.#capacity = optionChecks('MemoryTelemetrySink').integer('capacity', capacity, { min: 1 });
   }
 
   emit(packet: TelemetryPacket): void {

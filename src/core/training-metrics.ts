@@ -1,29 +1,8 @@
 /**
- * Typed training metrics of a SystemStatePacket (spec 01 "Message decisions"; reference
- * rc1 plan §1.7, §1.9, §2.5 `esper.core.training_metrics`), and the bounded
- * `extra_metrics` list it shares with FieldReport (spec 01 rule 3).
- *
- * Tolaria builds with {@link buildTrainingMetrics}; Tamiyo reads with
- * {@link readTrainingMetrics}. Both sides run the same checks. Departure from the
- * prototype's `pack`/`unpack` draft (rc1 plan §2.5): no legacy map is produced or absorbed.
- *
- * Every typed field is a rate, latency, size or running statistic, so a non-finite value
- * is a producer bug, never a signal: it is rejected, naming the field. (A NaN *loss* is a
- * real signal, but the loss travels in `SystemStatePacket.training_loss`, not here.)
- * Ranges per field:
- *
- * | Rule | Fields |
- * |---|---|
- * | finite | `loss_delta`, `loss_ewma` |
- * | in [0, 100] | `gpu_util_percent` |
- * | ≥ 0 | every other float, including `cpu_util_percent` (per-process CPU exceeds 100 on multi-core hosts) and `grad_conflict_rate` (conflicts/(n−1) can exceed 1) |
- * | uint32 | `epochs_total` |
- * | declared enum value | `optimizer_family` (UNSPECIFIED allowed) |
- *
- * `extra_metrics`: at most {@link MAX_EXTRA_METRICS} entries, order preserved (Simic stacks
- * them positionally), names non-blank and unique, every entry with a unit and a finite
- * value. For TrainingMetrics a name may not repeat a typed field's proto name: a value
- * with a typed slot goes in that slot.
+ * Typed training metrics of a SystemStatePacket and the bounded `extra_metrics` list it
+ * shares with FieldReport (spec 01 rule 3). Tolaria builds with {@link buildTrainingMetrics};
+ * Tamiyo reads with {@link readTrainingMetrics}; both run the same checks (the rules:
+ * docs/architecture.md, Core, "Typed contract helpers").
  */
 import { create } from '@bufbuild/protobuf';
 import {

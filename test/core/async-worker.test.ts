@@ -1,16 +1,12 @@
 import { getEventListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  ASYNC_WORKER_DEFAULTS,
-  AsyncWorker,
-  resolveAsyncWorkerOptions,
-  type AsyncWorkerEvent,
-  type AsyncWorkerOptions,
-} from '../../src/core/async-worker.js';
+import type { AsyncWorkerOptions } from '../../src/core/async-worker-options.js';
+import type { AsyncWorkerEvent } from '../../src/core/async-worker-types.js';
+import { AsyncWorker, rejectionOutcome } from '../../src/core/async-worker.js';
 import { FakeClock } from '../../src/core/clock.js';
-import { loadSettings } from '../../src/core/settings.js';
 import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
+import { thrownBy } from '../support/thrown.js';
 
 /** A promise with its settle functions exposed, to drive tasks step by step. */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
@@ -45,15 +41,9 @@ async function rejectionOf(promise: Promise<unknown>): Promise<EsperError> {
 }
 
 function expectInvalid(fn: () => unknown, field: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(isEsperError(caught, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-  expect((caught as EsperError).details.field).toBe(field);
-  expect((caught as EsperError).message).toContain(field);
+  const error = thrownBy(fn, ErrorCode.INVALID_ARGUMENT);
+  expect(error.details.field).toBe(field);
+  expect(error.message).toContain(field);
 }
 
 const workers: AsyncWorker[] = [];
@@ -65,52 +55,6 @@ function makeWorker(options: AsyncWorkerOptions = {}): AsyncWorker {
 
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((worker) => worker.close()));
-});
-
-describe('resolveAsyncWorkerOptions', () => {
-  it('applies the documented defaults', () => {
-    expect(resolveAsyncWorkerOptions({})).toEqual({
-      name: 'esper-async-worker',
-      maxConcurrency: 4,
-      maxQueueDepth: 1024,
-      defaultDeadlineMs: undefined,
-      shutdownTimeoutMs: 5000,
-    });
-    expect(ASYNC_WORKER_DEFAULTS.maxConcurrency).toBe(4);
-    expect(Object.isFrozen(resolveAsyncWorkerOptions({}))).toBe(true);
-  });
-
-  it('takes the async-worker section of the settings as its options', () => {
-    const settings = loadSettings({
-      env: { ESPER_ASYNC_WORKER_MAX_CONCURRENCY: '7', ESPER_ASYNC_WORKER_DEFAULT_DEADLINE_MS: '250' },
-    });
-    const resolved = resolveAsyncWorkerOptions({ ...settings.core.asyncWorker, maxQueueDepth: 9 });
-    expect(resolved.maxConcurrency).toBe(7);
-    expect(resolved.maxQueueDepth).toBe(9);
-    expect(resolved.defaultDeadlineMs).toBe(250);
-    expect(resolved.shutdownTimeoutMs).toBe(5000);
-  });
-
-  it.each([
-    [{ maxConcurrency: 0 }, 'maxConcurrency'],
-    [{ maxConcurrency: 1.5 }, 'maxConcurrency'],
-    [{ maxConcurrency: Number.NaN }, 'maxConcurrency'],
-    [{ maxQueueDepth: -1 }, 'maxQueueDepth'],
-    [{ maxQueueDepth: 2.5 }, 'maxQueueDepth'],
-    [{ defaultDeadlineMs: 0 }, 'defaultDeadlineMs'],
-    [{ defaultDeadlineMs: -5 }, 'defaultDeadlineMs'],
-    [{ defaultDeadlineMs: 2 ** 31 }, 'defaultDeadlineMs'],
-    [{ shutdownTimeoutMs: -1 }, 'shutdownTimeoutMs'],
-    [{ shutdownTimeoutMs: Infinity }, 'shutdownTimeoutMs'],
-    [{ name: '' }, 'name'],
-  ] as const)('rejects %o with INVALID_ARGUMENT naming %s', (options, field) => {
-    expectInvalid(() => resolveAsyncWorkerOptions(options), field);
-    expectInvalid(() => new AsyncWorker(options), field);
-  });
-
-  it('accepts Infinity as "no default deadline"', () => {
-    expect(resolveAsyncWorkerOptions({ defaultDeadlineMs: Infinity }).defaultDeadlineMs).toBeUndefined();
-  });
 });
 
 describe('AsyncWorker', () => {
@@ -423,8 +367,9 @@ describe('AsyncWorker', () => {
       }
       const stats = worker.stats();
       expect(stats.latencySamples).toBe(100);
-      expect(stats.latencyP50Ms).toBe(50);
-      expect(stats.latencyP95Ms).toBe(95);
+      // The one quantile of core: linear interpolation between order statistics.
+      expect(stats.latencyP50Ms).toBeCloseTo(50.5, 9);
+      expect(stats.latencyP95Ms).toBeCloseTo(95.05, 9);
     });
 
     it('keeps counting when the observer throws', async () => {
@@ -525,5 +470,19 @@ describe('AsyncWorker', () => {
       }
       expect(outer.state).toBe('stopped');
     });
+  });
+});
+
+describe('rejectionOutcome', () => {
+  it('names what a rejected result stands for: timeout, cancel, or the task failing', async () => {
+    const worker = makeWorker();
+    const timedOut = worker.submit(() => new Promise<never>(() => {}), { deadlineMs: 5 });
+    const cancelled = worker.submit(() => new Promise<never>(() => {}));
+    cancelled.cancel();
+    const failed = worker.submit(() => Promise.reject(new Error('boom')));
+    expect(rejectionOutcome(await rejectionOf(timedOut.result))).toBe(timedOut.state);
+    expect(rejectionOutcome(await rejectionOf(cancelled.result))).toBe(cancelled.state);
+    expect(rejectionOutcome(await rejectionOf(failed.result))).toBe(failed.state);
+    expect([timedOut.state, cancelled.state, failed.state]).toEqual(['timed_out', 'cancelled', 'failed']);
   });
 });

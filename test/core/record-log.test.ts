@@ -6,13 +6,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError, type EsperError } from '../../src/core/errors.js';
 import { FRAME_HEADER_BYTES, encodeFrame } from '../../src/core/frame.js';
-import {
-  RECORD_LOG_DEFAULTS,
-  RecordLog,
-  resolveRecordLogOptions,
-  rewriteTempPath,
-  type RecordLogOptions,
-} from '../../src/core/record-log.js';
+import type { RecordLogOptions } from '../../src/core/record-log-options.js';
+import { RecordLog, rewriteTempPath } from '../../src/core/record-log.js';
 
 const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -507,35 +502,7 @@ describe('RecordLog: write failures', () => {
   });
 });
 
-describe('RecordLog: options and open errors', () => {
-  it('resolves defaults', () => {
-    expect(resolveRecordLogOptions()).toEqual(RECORD_LOG_DEFAULTS);
-    expect(RECORD_LOG_DEFAULTS).toEqual({
-      fsync: 'per-record',
-      groupCommitMaxDelayMs: 5,
-      groupCommitMaxRecords: 256,
-      maxRecordBytes: 16 * 1024 * 1024,
-    });
-  });
-
-  it('names the bad field of invalid options', () => {
-    const cases: [RecordLogOptions, string][] = [
-      [{ fsync: 'sometimes' as 'group' }, 'fsync'],
-      [{ groupCommitMaxDelayMs: -1 }, 'groupCommitMaxDelayMs'],
-      [{ groupCommitMaxRecords: 0 }, 'groupCommitMaxRecords'],
-      [{ maxRecordBytes: 2 ** 32 }, 'RecordLogOptions.maxRecordBytes'],
-    ];
-    for (const [options, field] of cases) {
-      try {
-        resolveRecordLogOptions(options);
-        expect.unreachable(field);
-      } catch (error) {
-        expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-        expect((error as EsperError).details.field).toBe(field);
-      }
-    }
-  });
-
+describe('RecordLog: open errors', () => {
   it('wraps file-system failures at open in RECORD_LOG_IO_FAILED with the errno', async () => {
     const error = await rejection(RecordLog.open(path.join(dir, 'missing-dir', 'wal.log')));
     expect(error.code).toBe(ErrorCode.RECORD_LOG_IO_FAILED);
