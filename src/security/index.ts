@@ -21,10 +21,14 @@ export {
   NonceLedger,
   nonceLedgerMetrics,
   resolveNonceLedgerOptions,
+  type DurableNonceLedgerOptions,
   type NonceLedgerOptions,
   type NonceLedgerSnapshot,
   type ResolvedNonceLedgerOptions,
 } from './nonce-ledger.js';
+export type { NonceRecord, NonceStore, NonceStoreLoad } from './nonce-store.js';
+export { FileNonceStore, type FileNonceStoreOptions } from './nonce-file-store.js';
+export { RedisNonceStore, type RedisNonceStoreOptions } from './nonce-redis-store.js';
 export { SecurityEvent, SecurityMetric, securityMetricName } from './names.js';
 export {
   checkSignedMessage,
