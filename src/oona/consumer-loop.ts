@@ -29,6 +29,7 @@ import { BusMessageType, TelemetryLevel } from '../leyline/index.js';
 import type { HmacSigner } from '../security/index.js';
 import type { Delivery, DeliveryHandler, Subscription } from './bus.js';
 import { deadLetterFields, isSignatureReason, openEntry, sealEnvelope, withAttempt, type OpenedEntry } from './envelope.js';
+import { DuplicateGuard } from './duplicate-guard.js';
 import { KernelGuard } from './kernel-guard.js';
 import { DeadLetterReason, OonaEvent } from './names.js';
 import type { ResolvedStreamBusOptions } from './options.js';
@@ -41,6 +42,7 @@ export interface ConsumerStats {
   /** A handler resolved and its entry was acknowledged after `latencyMs` of handling. */
   handled(latencyMs: number): void;
   handlerFailed(): void;
+  duplicateDropped(): void;
   retried(): void;
   deadLettered(reason: DeadLetterReason): void;
   reclaimed(): void;
@@ -91,6 +93,7 @@ export class ConsumerLoop implements Subscription {
   readonly #streams: string[];
   readonly #emergency: string;
   readonly #guard: KernelGuard;
+  readonly #duplicates: DuplicateGuard;
   readonly #stop = new AbortController();
   /** Acknowledgements of finished entries not yet sent, by physical stream. */
   readonly #pendingAcks = new Map<string, string[]>();
@@ -122,6 +125,7 @@ export class ConsumerLoop implements Subscription {
       cacheSize: host.options.kernelNonceCacheSize,
       clock: host.options.clock,
     });
+    this.#duplicates = new DuplicateGuard(host.options.duplicateWindowSize);
     this.ready = new Promise<void>((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
@@ -302,15 +306,23 @@ export class ConsumerLoop implements Subscription {
       return;
     }
     const { envelope } = opened;
-    const verdict = this.#guard.check({
-      type: opened.type,
-      message: opened.message,
-      messageId: envelope.messageId,
-      attempt: envelope.attempt,
-      entryKey: `${entry.stream}\u0000${entry.id}`,
-    });
+    const seen = { messageId: envelope.messageId, attempt: envelope.attempt, entryKey: `${entry.stream}\u0000${entry.id}` };
+    const verdict = this.#guard.check({ type: opened.type, message: opened.message, ...seen });
     if (!verdict.accepted) {
       await this.#deadLetter(entry, verdict.reason, verdict.detail, opened);
+      return;
+    }
+    if (this.#duplicates.isDuplicate(seen)) {
+      await this.#ack(entry);
+      this.#host.stats.duplicateDropped();
+      this.#host.emit(OonaEvent.DUPLICATE_DROPPED, TelemetryLevel.WARNING, {
+        ...this.#where(),
+        message_id: envelope.messageId,
+        message_type: BusMessageType[opened.type] ?? String(opened.type),
+        attempt: envelope.attempt,
+        stream: this.#host.logicalOf(entry.stream),
+        entry_id: entry.id,
+      });
       return;
     }
     const delivery: Delivery = {

@@ -123,6 +123,7 @@ export class StreamBus implements Bus {
   #emergencyDemoted = 0;
   #handledTotal = 0;
   #handlerFailures = 0;
+  #duplicatesDropped = 0;
   #retriesTotal = 0;
   #deadLetterTotal = 0;
   #reclaimedTotal = 0;
@@ -163,6 +164,7 @@ export class StreamBus implements Bus {
         this.#handleLatency.record(latencyMs);
       },
       handlerFailed: () => void (this.#handlerFailures += 1),
+      duplicateDropped: () => void (this.#duplicatesDropped += 1),
       retried: () => void (this.#retriesTotal += 1),
       deadLettered: (reason) => this.#countDeadLetter(reason),
       reclaimed: () => void (this.#reclaimedTotal += 1),
@@ -424,6 +426,7 @@ export class StreamBus implements Bus {
       emergencyDemoted: this.#emergencyDemoted,
       handledTotal: this.#handledTotal,
       handlerFailures: this.#handlerFailures,
+      duplicatesDropped: this.#duplicatesDropped,
       retriesTotal: this.#retriesTotal,
       deadLetterTotal: this.#deadLetterTotal,
       deadLetterByReason: Object.fromEntries(this.#deadLetterByReason),
@@ -452,6 +455,7 @@ export class StreamBus implements Bus {
       { name: OonaMetric.EMERGENCY_TOKENS, value: m.emergencyTokens, unit: 'tokens' },
       count(OonaMetric.HANDLED_TOTAL, m.handledTotal),
       count(OonaMetric.HANDLER_FAILURES, m.handlerFailures),
+      count(OonaMetric.DUPLICATES_DROPPED, m.duplicatesDropped),
       count(OonaMetric.DEAD_LETTER_TOTAL, m.deadLetterTotal),
       count(OonaMetric.RECLAIMED_TOTAL, m.reclaimedTotal),
       count(OonaMetric.RETRIES_TOTAL, m.retriesTotal),
@@ -726,6 +730,7 @@ function startAttributes(options: ResolvedStreamBusOptions): Attributes {
     retention_ms: options.retentionMs,
     kernel_freshness_window_ms: options.kernelFreshnessWindowMs,
     kernel_nonce_cache_size: options.kernelNonceCacheSize,
+    duplicate_window_size: options.duplicateWindowSize,
     breaker_failure_threshold: options.breakerFailureThreshold,
     breaker_open_ms: options.breakerOpenMs,
   };
