@@ -1,28 +1,19 @@
 /**
  * One consumer of one group: the loop behind `StreamBus.subscribe` and the bus's reply
- * channel. Reads the emergency stream first, verifies and decodes every entry, hands
- * accepted messages to the handler one at a time, acknowledges after success, retries or
- * dead-letters after failure, and reclaims entries left pending by dead consumers.
+ * channel. Emergency stream first; every entry verified and decoded, then the kernel
+ * guard and the duplicate window, then the handler, one at a time; acknowledgements once
+ * per batch; retry or dead-letter after a failure; reclaim of entries left pending by dead
+ * consumers. Delivery rules: Oona section of `docs/architecture.md`.
  *
  * Departures from the prototype (reference prototype-tolaria-oona-nissa-weatherlight §3.7):
- * - reclaimed entries are handled (the prototype claimed them and never read them), and an
- *   entry delivered more than `maxAttempts` times goes to dead-letter (`delivery_exhausted`)
- *   instead of circling forever;
- * - entries that fail verification or decoding, and stale or replayed kernel messages, are
- *   dead-lettered with their reason and reported, never dropped silently;
- * - store failures feed the consume breaker; the loop backs off (capped, abortable) and
- *   carries on, and reports what went wrong — it never ends silently.
+ * reclaimed entries are handled (the prototype claimed and never read them), an entry
+ * delivered more than `maxAttempts` times is dead-lettered instead of circling, rejected
+ * entries are dead-lettered with their reason instead of dropped, and store failures back
+ * off and are reported instead of ending the loop silently.
  *
- * Every group reading a stream judges each entry itself: a badly signed entry on the
- * normal stream is dead-lettered once per group that reads it (the `group` field tells
- * them apart). All consumers of one group must subscribe with the same message types:
- * entries of other types are acknowledged and skipped for the whole group.
- *
- * When `stop()` is called the delivery's signal aborts; the loop waits up to
- * `stopTimeoutMs` for the handler in flight (acknowledging it if it succeeds; a handler
- * that throws while stopping leaves its entry pending without spending an attempt) and
- * leaves the rest of its current batch pending; those entries are reclaimed by a consumer
- * of the group once idle for `reclaimIdleMs`. Acknowledgements are sent once per batch.
+ * All consumers of one group must subscribe with the same message types: entries of other
+ * types are acknowledged and skipped for the whole group. On `stop()` the handler in flight
+ * gets up to `stopTimeoutMs`; the rest of the batch stays pending and is reclaimed.
  */
 import { ErrorCode, EsperError, isEsperError, type Attributes, type CircuitBreaker } from '../core/index.js';
 import { BusMessageType, TelemetryLevel } from '../leyline/index.js';
