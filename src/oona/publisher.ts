@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, EsperError, isEsperError, type CircuitBreaker } from '../core/index.js';
 import { BusMessageType, MessagePriority, type BusMessage } from '../leyline/index.js';
 import type { HmacSigner } from '../security/index.js';
-import type { PublishOptions, PublishReceipt } from './bus.js';
+import type { BusMetrics, PublishOptions, PublishReceipt } from './bus.js';
 import { describeError, isTransient } from './consumer-loop.js';
 import { buildEnvelope, encodeBusMessage, sealEnvelope } from './envelope.js';
 import { LatencyWindow } from './latency-window.js';
@@ -52,14 +52,10 @@ export interface PublishInternals {
 }
 
 /** Publish counters of a bus. */
-export interface PublishCounts {
-  readonly publishTotal: number;
-  readonly publishShed: number;
-  readonly publishTimeouts: number;
-  readonly publishFailures: number;
-  readonly emergencyPublished: number;
-  readonly emergencyDemoted: number;
-}
+export type PublishCounts = Pick<
+  BusMetrics,
+  'publishTotal' | 'publishShed' | 'publishTimeouts' | 'publishFailures' | 'emergencyPublished' | 'emergencyDemoted'
+>;
 
 /** Publishes for one `StreamBus` (see module doc). */
 export class Publisher {

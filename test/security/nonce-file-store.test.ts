@@ -4,7 +4,7 @@ import path from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, FakeClock, isEsperError, MemoryTelemetrySink, RecordLog } from '../../src/core/index.js';
+import { ErrorCode, FakeClock, MemoryTelemetrySink, RecordLog } from '../../src/core/index.js';
 import { AdaptationCommandSchema, CommandType, TelemetryLevel } from '../../src/leyline/index.js';
 import { CommandVerifier, FileNonceStore, HmacSigner, KeyRing, NonceLedger, RejectionReason } from '../../src/security/index.js';
 import { encodeNonceRecord } from '../../src/security/nonce-file-store.js';
@@ -24,6 +24,13 @@ afterEach(async () => {
 async function openLedger(clock: FakeClock, sink = new MemoryTelemetrySink(), compactAfterRecords?: number): Promise<NonceLedger> {
   const store = await FileNonceStore.open(file, compactAfterRecords === undefined ? {} : { compactAfterRecords });
   return NonceLedger.open({ store, clock, ttlSeconds: 10, sink, source: 'kasmina' });
+}
+
+/** Opens a ledger on the file, registers `nonces` and closes it again. */
+async function writeNonces(clock: FakeClock, ...nonces: string[]): Promise<void> {
+  const ledger = await openLedger(clock);
+  for (const nonce of nonces) ledger.register(nonce);
+  await ledger.close();
 }
 
 function events(sink: MemoryTelemetrySink): { description: string; level: TelemetryLevel; attributes: Record<string, string> }[] {
@@ -103,10 +110,7 @@ describe('FileNonceStore', () => {
 
   it('recovers the valid prefix of a file whose last append was cut short, with a WARNING naming the file', async () => {
     const clock = new FakeClock();
-    const ledger = await openLedger(clock);
-    ledger.register('n-1');
-    ledger.register('n-2');
-    await ledger.close();
+    await writeNonces(clock, 'n-1', 'n-2');
     const { size } = await stat(file);
     await truncate(file, size - 3);
 
@@ -126,20 +130,11 @@ describe('FileNonceStore', () => {
   });
 
   it('refuses to open a file damaged before its end, naming the file', async () => {
-    const clock = new FakeClock();
-    const ledger = await openLedger(clock);
-    ledger.register('n-1');
-    ledger.register('n-2');
-    await ledger.close();
+    await writeNonces(new FakeClock(), 'n-1', 'n-2');
     const damaged = Uint8Array.from(await readFile(file));
     damaged[12]! ^= 0xff; // inside the first record; the second one is intact
     await writeFile(file, damaged);
-    const error = await FileNonceStore.open(file).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(isEsperError(error, ErrorCode.RECORD_LOG_CORRUPT)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details['path']).toBe(file);
+    await expect(FileNonceStore.open(file)).rejects.toMatchObject({ code: ErrorCode.RECORD_LOG_CORRUPT, details: { path: file } });
   });
 
   it('refuses a checksummed record that is not a nonce record, naming the file and offset', async () => {
@@ -149,12 +144,10 @@ describe('FileNonceStore', () => {
     await log.append(Uint8Array.of(9, 9, 9));
     await log.close();
     const store = await FileNonceStore.open(file);
-    const error = await NonceLedger.open({ store, clock: new FakeClock() }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(isEsperError(error, ErrorCode.NONCE_STORE_CORRUPT)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ path: file });
+    await expect(NonceLedger.open({ store, clock: new FakeClock() })).rejects.toMatchObject({
+      code: ErrorCode.NONCE_STORE_CORRUPT,
+      details: { path: file },
+    });
   });
 
   it('recovers, from a file cut at any byte, exactly the nonces whose records lie before the cut (property)', async () => {
