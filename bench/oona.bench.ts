@@ -1,7 +1,7 @@
 /**
  * Oona benchmark: publish → handle → ack throughput and publish-to-handle latency of ~1 KB
  * signed envelopes (a TelemetryPacket of ~1 KB, protobuf + HMAC-SHA256 on) on StreamBus over
- * RedisStreamStore (127.0.0.1:6379, unique prefix, deleted after) and over
+ * RedisStreamStore (`ESPER_TEST_REDIS_URL` or 127.0.0.1:6379, unique prefix, deleted after) and over
  * MemoryStreamStore; raw XADD throughput from `redis-benchmark` in the same run, and the
  * ratio bus/raw; latency at a paced 1,000 msgs/s. Publisher and consumers share this one
  * process (and its one JS thread), as in the embedded deployment.
@@ -28,9 +28,9 @@ import type { StreamStore } from '../src/oona/stream-store.js';
 import { StreamBus } from '../src/oona/stream-bus.js';
 import { quantile } from './stats.js';
 
-const REDIS_HOST = '127.0.0.1';
-const REDIS_PORT = 6379;
-const REDIS_URL = `redis://${REDIS_HOST}:${REDIS_PORT}`;
+const REDIS_URL = process.env['ESPER_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const REDIS_HOST = new URL(REDIS_URL).hostname;
+const REDIS_PORT = new URL(REDIS_URL).port || '6379';
 
 /** Messages per throughput run, after a warm-up of WARMUP_MESSAGES. */
 const THROUGHPUT_MESSAGES = 20_000;

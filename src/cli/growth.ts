@@ -10,7 +10,7 @@ import { ErrorCode, isEsperError, type AsyncWorker, type EsperSettings, type Tel
 import { KarnCatalog } from '../karn/index.js';
 import { KasminaExecutor, KernelCache, KernelFetcher, KeyedLocks, MemoryGovernor, PrefetchCoordinator } from '../kasmina/index.js';
 import type { Bus } from '../oona/index.js';
-import { CommandVerifier, HmacSigner, type KeyRing, NonceLedger } from '../security/index.js';
+import { CommandVerifier, FileNonceStore, HmacSigner, type KeyRing, NonceLedger } from '../security/index.js';
 import { forgeJobsFor, TezzeretCompiler, TezzeretForge } from '../tezzeret/index.js';
 import { UrabraskService } from '../urabrask/index.js';
 import type { HostModel } from '../tolaria/index.js';
@@ -58,6 +58,7 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
     bsdsVerifier: createBsdsVerifier(options.keyRing),
   });
   let prefetch: PrefetchCoordinator | undefined;
+  let ledger: NonceLedger | undefined;
   try {
     const jobs = forgeJobsFor(catalog, host.descriptor.sites);
     const started = performance.now();
@@ -92,7 +93,10 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
     }
     const security = settings.security;
     const signer = new HmacSigner(options.keyRing, { freshnessWindowMs: security.freshnessWindowMs });
-    const ledger = new NonceLedger({
+    // On disk, so a restarted run still refuses replays of the commands it accepted.
+    const nonceFile = path.join(storage.varDir, 'security', `nonces-kasmina-${encodeURIComponent(options.trainingRunId)}.wal`);
+    ledger = await NonceLedger.open({
+      store: await FileNonceStore.open(nonceFile),
       ttlSeconds: security.nonceTtlSeconds,
       maxEntries: security.nonceMaxEntries,
       sink: options.telemetry,
@@ -139,6 +143,7 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
       ...(prefetch === undefined ? {} : { prefetch }),
     });
     const coordinator = prefetch;
+    const nonces = ledger;
     return {
       kasmina,
       library,
@@ -147,11 +152,13 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
       async close() {
         await kasmina.close();
         await coordinator?.close();
+        await nonces.close();
         await library.close();
       },
     };
   } catch (error) {
     await prefetch?.close();
+    await ledger?.close();
     await library.close();
     throw error;
   }

@@ -1,16 +1,8 @@
 /**
- * Canonical bytes of signed messages (spec 01 "Canonical bytes and signing").
- *
- * A signed message carries a `security: CommandSecurity` field and holds no maps anywhere
- * inside, so its protobuf binary encoding is canonical in every language. The signed
- * bytes are that encoding with `security.signature` emptied.
- *
- * Two ways to get them:
- * - {@link canonicalBytes} encodes an in-memory message (the signer's side);
- * - {@link signedBytesOfEncoding} cuts the signature field out of received bytes (the
- *   verifier's side). Verifying the MAC over the received bytes themselves — rather than
- *   over a re-encoding of what they decode to — means any change to those bytes, even one
- *   the decoder would normalise away (a bool written as 0x03), breaks the signature.
+ * Canonical bytes of signed messages (spec 01 "Canonical bytes and signing"): the
+ * message's binary encoding with `security.signature` empty. The signer MACs
+ * {@link canonicalBytes}; the verifier accepts received bytes only when they are the
+ * canonical encoding ({@link signedBytesIfCanonical}).
  */
 import { type DescMessage, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import type { CommandSecurity } from './gen/esper/leyline/v1/security_pb.js';
@@ -156,37 +148,50 @@ function reframeSecurity(bytes: Uint8Array, security: FieldSpan, securityField: 
 }
 
 /**
- * The signed bytes of an encoded signed message: `bytes` with the signature field cut out
- * of its security block (which is re-framed with the shorter length). When the message
- * has no security block or no signature, that is `bytes` unchanged; the caller's checks
- * then report what is missing. Fails when the security block or the signature occurs more
- * than once or is malformed.
+ * The signed bytes of a received signed message, provided `received` is exactly the
+ * canonical encoding of `message` (what it decoded to) with its signature in place — the
+ * encoding {@link encodingWithSignature} builds. Anything else a decoder would accept for
+ * the same message (fields moved or repeated, non-minimal varints in a tag or length, a
+ * bool written as 0x03, unpacked repeated scalars, trailing fields) is refused, so every
+ * change to the received bytes either changes the message (and breaks the MAC) or is
+ * refused here.
  */
-export function signedBytesOfEncoding(schema: SignedMessageSchema, bytes: Uint8Array): SignedBytesResult {
+export function signedBytesIfCanonical<Desc extends SignedMessageSchema>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+  received: Uint8Array,
+): SignedBytesResult {
+  let canonical: Uint8Array;
+  let expected: Uint8Array;
   try {
-    const securityField = schema.field.security.number;
-    const security = findField(bytes, securityField);
-    if (typeof security === 'string') return { ok: false, problem: `security: ${security}` };
-    if (security === undefined) return { ok: true, bytes };
-    const content = bytes.subarray(security.contentStart, security.end);
-    const signature = findField(content, SIGNATURE_FIELD);
-    if (typeof signature === 'string') return { ok: false, problem: `signature: ${signature}` };
-    if (signature === undefined) return { ok: true, bytes };
-    const stripped = reframeSecurity(bytes, security, securityField, [
-      content.subarray(0, signature.start),
-      content.subarray(signature.end),
-    ]);
-    return { ok: true, bytes: stripped };
+    canonical = canonicalBytes(schema, message);
+    const signature = (message as SignedMessage).security?.signature;
+    expected = signature === undefined || signature.length === 0 ? canonical : encodingWithSignature(schema, canonical, signature);
   } catch (error) {
-    return { ok: false, problem: error instanceof Error ? error.message : String(error) };
+    return { ok: false, problem: `cannot be encoded canonically: ${error instanceof Error ? error.message : String(error)}` };
   }
+  const at = firstDifference(expected, received);
+  if (at !== undefined) {
+    return {
+      ok: false,
+      problem: `bytes differ from the canonical encoding from byte ${at} (${received.length} bytes received, ${expected.length} canonical)`,
+    };
+  }
+  return { ok: true, bytes: canonical };
+}
+
+/** Index of the first byte where `a` and `b` differ (a length difference counts); undefined when equal. */
+function firstDifference(a: Uint8Array, b: Uint8Array): number | undefined {
+  const shorter = Math.min(a.length, b.length);
+  for (let i = 0; i < shorter; i += 1) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? undefined : shorter;
 }
 
 /**
  * The full encoding of a signed message from its canonical bytes and signature: the
  * signature field is put first in the security block (fields are written in number order,
  * and the signature is field 1), so the result equals `toBinary` of the signed message
- * without encoding it a second time. The inverse of {@link signedBytesOfEncoding}.
+ * without encoding it a second time.
  */
 export function encodingWithSignature(schema: SignedMessageSchema, canonical: Uint8Array, signature: Uint8Array): Uint8Array {
   const securityField = schema.field.security.number;

@@ -17,7 +17,7 @@ export * from './gen/esper/leyline/v1/telemetry_pb.js';
 export {
   canonicalBytes,
   encodingWithSignature,
-  signedBytesOfEncoding,
+  signedBytesIfCanonical,
   type SignedBytesResult,
   type SignedMessage,
   type SignedMessageSchema,

@@ -142,6 +142,8 @@ export interface BusMetrics {
   readonly emergencyDemoted: number;
   readonly handledTotal: number;
   readonly handlerFailures: number;
+  /** Copies of already handled messages acknowledged and dropped (duplicate window). */
+  readonly duplicatesDropped: number;
   readonly retriesTotal: number;
   readonly deadLetterTotal: number;
   /** Dead-lettered entries by reason (`handler_failed`, `bad_signature`, `malformed`, ...). */

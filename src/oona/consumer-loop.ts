@@ -1,34 +1,26 @@
 /**
  * One consumer of one group: the loop behind `StreamBus.subscribe` and the bus's reply
- * channel. Reads the emergency stream first, verifies and decodes every entry, hands
- * accepted messages to the handler one at a time, acknowledges after success, retries or
- * dead-letters after failure, and reclaims entries left pending by dead consumers.
+ * channel. Emergency stream first; every entry verified and decoded, then the kernel
+ * guard and the duplicate window, then the handler, one at a time; acknowledgements once
+ * per batch; retry or dead-letter after a failure; reclaim of entries left pending by dead
+ * consumers. Delivery rules: Oona section of `docs/architecture.md`.
  *
  * Departures from the prototype (reference prototype-tolaria-oona-nissa-weatherlight §3.7):
- * - reclaimed entries are handled (the prototype claimed them and never read them), and an
- *   entry delivered more than `maxAttempts` times goes to dead-letter (`delivery_exhausted`)
- *   instead of circling forever;
- * - entries that fail verification or decoding, and stale or replayed kernel messages, are
- *   dead-lettered with their reason and reported, never dropped silently;
- * - store failures feed the consume breaker; the loop backs off (capped, abortable) and
- *   carries on, and reports what went wrong — it never ends silently.
+ * reclaimed entries are handled (the prototype claimed and never read them), an entry
+ * delivered more than `maxAttempts` times is dead-lettered instead of circling, rejected
+ * entries are dead-lettered with their reason instead of dropped, and store failures back
+ * off and are reported instead of ending the loop silently.
  *
- * Every group reading a stream judges each entry itself: a badly signed entry on the
- * normal stream is dead-lettered once per group that reads it (the `group` field tells
- * them apart). All consumers of one group must subscribe with the same message types:
- * entries of other types are acknowledged and skipped for the whole group.
- *
- * When `stop()` is called the delivery's signal aborts; the loop waits up to
- * `stopTimeoutMs` for the handler in flight (acknowledging it if it succeeds; a handler
- * that throws while stopping leaves its entry pending without spending an attempt) and
- * leaves the rest of its current batch pending; those entries are reclaimed by a consumer
- * of the group once idle for `reclaimIdleMs`. Acknowledgements are sent once per batch.
+ * All consumers of one group must subscribe with the same message types: entries of other
+ * types are acknowledged and skipped for the whole group. On `stop()` the handler in flight
+ * gets up to `stopTimeoutMs`; the rest of the batch stays pending and is reclaimed.
  */
 import { ErrorCode, EsperError, isEsperError, type Attributes, type CircuitBreaker } from '../core/index.js';
 import { BusMessageType, TelemetryLevel } from '../leyline/index.js';
 import type { HmacSigner } from '../security/index.js';
 import type { Delivery, DeliveryHandler, Subscription } from './bus.js';
 import { deadLetterFields, isSignatureReason, openEntry, sealEnvelope, withAttempt, type OpenedEntry } from './envelope.js';
+import { DuplicateGuard } from './duplicate-guard.js';
 import { KernelGuard } from './kernel-guard.js';
 import { DeadLetterReason, OonaEvent } from './names.js';
 import type { ResolvedStreamBusOptions } from './options.js';
@@ -41,6 +33,7 @@ export interface ConsumerStats {
   /** A handler resolved and its entry was acknowledged after `latencyMs` of handling. */
   handled(latencyMs: number): void;
   handlerFailed(): void;
+  duplicateDropped(): void;
   retried(): void;
   deadLettered(reason: DeadLetterReason): void;
   reclaimed(): void;
@@ -91,6 +84,7 @@ export class ConsumerLoop implements Subscription {
   readonly #streams: string[];
   readonly #emergency: string;
   readonly #guard: KernelGuard;
+  readonly #duplicates: DuplicateGuard;
   readonly #stop = new AbortController();
   /** Acknowledgements of finished entries not yet sent, by physical stream. */
   readonly #pendingAcks = new Map<string, string[]>();
@@ -122,6 +116,7 @@ export class ConsumerLoop implements Subscription {
       cacheSize: host.options.kernelNonceCacheSize,
       clock: host.options.clock,
     });
+    this.#duplicates = new DuplicateGuard(host.options.duplicateWindowSize);
     this.ready = new Promise<void>((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
@@ -302,15 +297,23 @@ export class ConsumerLoop implements Subscription {
       return;
     }
     const { envelope } = opened;
-    const verdict = this.#guard.check({
-      type: opened.type,
-      message: opened.message,
-      messageId: envelope.messageId,
-      attempt: envelope.attempt,
-      entryKey: `${entry.stream}\u0000${entry.id}`,
-    });
+    const seen = { messageId: envelope.messageId, attempt: envelope.attempt, entryKey: `${entry.stream}\u0000${entry.id}` };
+    const verdict = this.#guard.check({ type: opened.type, message: opened.message, ...seen });
     if (!verdict.accepted) {
       await this.#deadLetter(entry, verdict.reason, verdict.detail, opened);
+      return;
+    }
+    if (this.#duplicates.isDuplicate(seen)) {
+      await this.#ack(entry);
+      this.#host.stats.duplicateDropped();
+      this.#host.emit(OonaEvent.DUPLICATE_DROPPED, TelemetryLevel.WARNING, {
+        ...this.#where(),
+        message_id: envelope.messageId,
+        message_type: BusMessageType[opened.type] ?? String(opened.type),
+        attempt: envelope.attempt,
+        stream: this.#host.logicalOf(entry.stream),
+        entry_id: entry.id,
+      });
       return;
     }
     const delivery: Delivery = {

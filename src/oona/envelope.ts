@@ -1,24 +1,12 @@
 /**
- * Stream entries of Oona: how a Leyline message becomes a signed entry and back.
- *
- * An entry has three fields (reference prototype-tolaria-oona-nissa-weatherlight §3.3,
- * reworked by spec 01 "Message decisions"):
- * - `e`: the BusEnvelope bytes {message_type, payload = the inner message's bytes,
- *   priority, correlation_id, training_run_id, published_at, attempt (1 first),
- *   message_id (stable across retries)};
- * - `s`: the raw 32-byte HMAC-SHA256 of the `e` bytes under the ring's active key;
- * - `k`: that key's id, UTF-8.
- *
- * {@link openEntry} checks an entry in a fixed order, first failure wins, each with its
- * own dead-letter reason: envelope field present (`malformed`) → signature and key id
- * present (`missing_signature`) → key known (`unknown_key`) → signature matches, in
- * constant time (`bad_signature`) → envelope decodes strictly and is complete
- * (`malformed`) → message type known (`unknown_type`) → payload decodes strictly
- * (`malformed`). Nothing is decoded before the signature is checked.
+ * How a Leyline message becomes a signed stream entry (`e` envelope bytes, `s` HMAC, `k`
+ * key id) and back, and the dead-letter entry built from a rejected one. The entry layout
+ * and the order of checks are in the Oona section of `docs/architecture.md` ("Entries");
+ * nothing is decoded before the signature is checked.
  *
  * Departure from the prototype: it signed only when a secret happened to be configured
- * and dropped unsigned or badly signed entries silently. Here every entry is signed and a
- * rejected entry goes to the dead-letter stream with its reason ({@link deadLetterFields}).
+ * and dropped unsigned or badly signed entries silently; here every entry is signed and a
+ * rejected entry is dead-lettered with its reason.
  */
 import { clone, create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';

@@ -1,30 +1,13 @@
 /**
- * Freshness and replay guard for kernel prefetch traffic, applied on consume (reference
- * prototype-tolaria-oona-nissa-weatherlight §3.8):
+ * Freshness and replay guard for kernel prefetch traffic, one per subscription (reference
+ * prototype-tolaria-oona-nissa-weatherlight §3.8): a KERNEL_PREFETCH_REQUEST older than the
+ * freshness window by its `issued_at` (unset counts as stale) is stale; a request, or a
+ * READY/ERROR answer, whose `request_id` this subscription already saw is a replay. Seen
+ * ids live in two FIFO caches of `cacheSize` (requests, answers).
  *
- * - KERNEL_PREFETCH_REQUEST older than the freshness window by its `issued_at` (an unset
- *   `issued_at` counts as stale) is stale; one whose `request_id` was already seen is a
- *   replay;
- * - KERNEL_PREFETCH_READY / KERNEL_PREFETCH_ERROR whose `request_id` was already seen is a
- *   replay;
- * - every other message type passes.
- *
- * Seen request ids are kept in two FIFO caches of at most `cacheSize` entries each
- * (requests, answers); the request cache also forgets ids whose request has gone stale,
- * since a copy of those is rejected as stale anyway.
- *
- * A guard belongs to one subscription. A consumer group sees each entry once, so a second
- * entry with a seen request id within a group is a copy; different groups (Urza's worker
- * and Nissa, say) each see the original once and keep their own guard.
- *
- * Departures from the prototype:
- * - stale and replayed entries are dead-lettered by the bus with reason `kernel_stale` /
- *   `kernel_replay` and counted instead of being dropped silently;
- * - the bus's own retries and reclaims are not replays: a seen request id is accepted
- *   again when it arrives in the same logical message (same envelope `message_id`) with a
- *   higher attempt (a retry) or in the very same entry (a redelivery after a reclaim).
- *   Anything else carrying a seen id — including a byte-for-byte copy of an earlier entry
- *   — is a replay.
+ * Departures from the prototype: stale and replayed entries are dead-lettered
+ * (`kernel_stale`, `kernel_replay`) and counted instead of dropped silently; the bus's own
+ * retries (same message id, higher attempt) and redeliveries of the same entry pass.
  */
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';

@@ -21,6 +21,8 @@ export const OonaEvent = {
   DEAD_LETTER: 'dead_letter',
   /** A stale or replayed kernel message was dead-lettered by the kernel guard. WARNING. */
   KERNEL_MESSAGE_REJECTED: 'kernel_message_rejected',
+  /** A copy of a message this subscription already handled was acknowledged and dropped. WARNING. */
+  DUPLICATE_DROPPED: 'duplicate_dropped',
   /** A consumer loop could not reach the store; it backs off and retries. WARNING, once per outage. */
   STORE_UNAVAILABLE: 'store_unavailable',
   /** A consumer loop hit an unexpected error; it backs off and carries on. ERROR. */
@@ -62,6 +64,8 @@ export const OonaMetric = {
   DEAD_LETTER_BY_REASON: 'oona.dead_letter_by_reason',
   /** Pending entries reclaimed from idle consumers and handled. Counter. */
   RECLAIMED_TOTAL: 'oona.reclaimed_total',
+  /** Copies of already handled messages dropped by the duplicate window. Counter. */
+  DUPLICATES_DROPPED: 'oona.duplicates_dropped',
   /** Messages republished for another attempt after a handler failure. Counter. */
   RETRIES_TOTAL: 'oona.retries_total',
   /** publish() duration in ms, one series per `stat` attribute (p50, p99). */

@@ -47,6 +47,8 @@ export interface StreamBusOptions {
   readonly kernelFreshnessWindowMs?: number;
   /** Request ids remembered by the kernel replay guard. @default 4_096 */
   readonly kernelNonceCacheSize?: number;
+  /** Message ids each subscription remembers to drop copies of handled messages. @default 4_096 */
+  readonly duplicateWindowSize?: number;
   /** Consecutive store failures that open the publish or consume breaker. @default 5 */
   readonly breakerFailureThreshold?: number;
   /** How long an open breaker stays open, in ms. @default 1_000 */
@@ -75,6 +77,7 @@ export const STREAM_BUS_DEFAULTS = Object.freeze({
   retentionMs: 900_000,
   kernelFreshnessWindowMs: 60_000,
   kernelNonceCacheSize: 4_096,
+  duplicateWindowSize: 4_096,
   breakerFailureThreshold: 5,
   breakerOpenMs: 1_000,
   stopTimeoutMs: 10_000,
@@ -102,6 +105,7 @@ export interface ResolvedStreamBusOptions {
   readonly retentionMs: number;
   readonly kernelFreshnessWindowMs: number;
   readonly kernelNonceCacheSize: number;
+  readonly duplicateWindowSize: number;
   readonly breakerFailureThreshold: number;
   readonly breakerOpenMs: number;
   readonly stopTimeoutMs: number;
@@ -121,6 +125,7 @@ const NUMERIC_MINIMUMS = Object.freeze({
   retentionMs: 1,
   kernelFreshnessWindowMs: 1,
   kernelNonceCacheSize: 1,
+  duplicateWindowSize: 1,
   breakerFailureThreshold: 1,
   breakerOpenMs: 0,
   stopTimeoutMs: 0,

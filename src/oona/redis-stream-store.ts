@@ -1,28 +1,14 @@
 /**
- * {@link StreamStore} over Redis 7 Streams with ioredis 5, for the distributed system
- * (spec 00 §5). Every command is binary-safe (`callBuffer`: Buffer arguments, Buffer
- * replies), so field values round-trip as bytes; values are copied both ways.
+ * {@link StreamStore} over Redis 7 Streams with ioredis 5 (binary-safe `callBuffer`; values
+ * copied both ways). One command connection (quit on close unless injected) and a small
+ * pool of duplicates for blocking reads, one per concurrent blocking `readGroup`.
  *
- * Connections:
- * - one command connection (created from `url` and quit on close, or injected and left
- *   open) for everything except blocking reads;
- * - a small pool of duplicates for blocking reads, one per concurrent `readGroup` with
- *   `blockMs` > 0 (a blocked XREADGROUP holds its connection until it returns); at most
- *   `maxIdleBlockingConnections` idle ones are kept.
- *
- * Aborting a blocked read: the store sends `CLIENT UNBLOCK <id>` for the read's connection
- * over the command connection, which ends the XREADGROUP at once as if it had timed out;
- * the connection stays open and goes back to the pool. Only when that cannot work (the
- * read has not reached the server yet, or the command connection is down) is the one
- * duplicate disconnected after a short grace. Chosen over short internal block slices
- * (which delay the abort by up to a slice and cost a round trip per slice) and over always
- * disconnecting (a reconnect per stop, and a lost reply if the entries were being sent).
- *
- * Errors are mapped once, in `toStoreError` (`./redis-errors.ts`): connection failures are
- * `OONA_STORE_UNAVAILABLE` (transient), NOGROUP is `OONA_NO_GROUP`, the rest
- * `OONA_STORE_FAILED`. Commands issued while the connection is down wait in ioredis's
- * offline queue across up to `maxRetriesPerRequest` reconnect attempts (capped exponential
- * backoff), so a Redis restart is ridden out; after that they fail as unavailable.
+ * A blocked read is aborted with `CLIENT UNBLOCK <id>` over the command connection, which
+ * ends it at once and keeps the connection; only when that cannot work (the read has not
+ * reached the server, or the command connection is down) is that duplicate disconnected
+ * after a short grace. Chosen over short block slices (delayed aborts, a round trip per
+ * slice) and over always disconnecting (a reconnect per stop, a reply lost mid-send).
+ * Errors are mapped once, in `redis-errors.ts`.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { ErrorCode, EsperError, isEsperError } from '../core/index.js';

@@ -1,36 +1,13 @@
 /**
- * Verifies signed adaptation commands before anything acts on them (spec 01 "Canonical
- * bytes and signing", spec 00 §2 "Command security as a struct"). The checks are the
- * shared signed-message checks of `signed-message.ts` (policy updates get the same), with
- * the command's names for stale and future commands.
- *
- * Checks run in a fixed order; the first failure wins and names a distinct reason:
- *
- * 1. (`verifyEncoded` only) `decode_failed` — the bytes do not decode strictly;
- * 2. (`verifyEncoded` only) `non_canonical_encoding` — the security block or its
- *    signature occurs more than once, so the signed bytes would be ambiguous;
- * 3. `missing_security`; 4. `unknown_key_id`; 5. `missing_signature` /
- *    `malformed_signature` (not 32 bytes); 6. `invalid_signature` (constant-time compare);
- * 7. `missing_timestamp` (`security.issued_at` unset); 8. `stale_command` /
- *    `future_command`; 9. `missing_nonce`; 10. `nonce_replayed`.
- *
- * The nonce is registered only after every other check passed, so forged, stale or
- * future commands never consume a nonce (a deliberate departure from prototype-kasmina
- * §13.3, which registered it before the timestamp checks).
- *
- * `verifyEncoded` checks the MAC over the received bytes with the signature cut out
- * (`signedBytesOfEncoding`), not over a re-encoding of the decoded command: a byte the
- * decoder would normalise (a bool 0x03 read as `true`, an unpacked repeated field) then
- * breaks the signature, so any change to a signed command's bytes is rejected — without
- * paying for a second encoding.
- *
- * Each rejection emits one CRITICAL `command_rejected` packet (priority CRITICAL) and is
+ * Verifies signed adaptation commands before anything acts on them: the shared checks of
+ * `signed-message.ts` (order and reasons in `docs/contracts.md`), then the nonce
+ * registered. Each rejection emits one CRITICAL `command_rejected` packet and is
  * returned, never thrown.
  *
- * A replay is always refused: the constructor requires the ledger's TTL to cover the
- * longest time a command stays acceptable (window + future skew), so a nonce is
- * forgotten only once its command is stale — unless the ledger's cap evicts it earlier
- * (counted, WARNING `nonce_ledger_truncated`) or the wall clock steps back.
+ * The nonce is registered only after every other check passed, so forged, stale or
+ * future commands never consume one (a departure from prototype-kasmina §13.3). The
+ * constructor requires the ledger's TTL to cover window + future skew, so a nonce is
+ * forgotten only once its command is stale.
  */
 import {
   buildTelemetryPacket,
@@ -217,8 +194,9 @@ export class CommandVerifier {
   }
 
   /**
-   * Decodes `bytes` strictly, then verifies as {@link CommandVerifier.verify} with the MAC
-   * checked over the received bytes (signature cut out). Never throws for bad bytes.
+   * Decodes `bytes` strictly, requires them to be the command's canonical encoding
+   * (`non_canonical_encoding` otherwise), then verifies as {@link CommandVerifier.verify}.
+   * Never throws for bad bytes.
    */
   verifyEncoded(bytes: Uint8Array): VerificationResult {
     const startedMs = this.#clock.monotonicMs();
@@ -285,8 +263,8 @@ export class CommandVerifier {
 
   /**
    * The shared signed-message checks, then the nonce registered (last, so a rejected
-   * command never consumes one). `signedBytes`: the received bytes with the signature cut
-   * out, when there are any.
+   * command never consumes one). `signedBytes`: the canonical bytes of received bytes,
+   * when there are any.
    */
   #check(command: AdaptationCommand, signedBytes?: Uint8Array): Rejection | undefined {
     const problem = checkSignedMessage(AdaptationCommandSchema, command, this.#rules, signedBytes);

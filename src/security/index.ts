@@ -1,36 +1,24 @@
 /**
- * Security: key ring, HMAC signer over canonical bytes, nonce ledger and command
- * verifier. Other subsystems import only from this file.
+ * Security: key ring, HMAC signer over canonical bytes, nonce ledger (and where it is kept)
+ * and command verifier. Other subsystems import only from this file.
  */
 export { DEFAULT_KEY_ID, KeyRing, MIN_SECRET_BYTES, openLocalKeyRing, type KeyEntry, type LocalKeyRing } from './key-ring.js';
-export { DEFAULT_FRESHNESS_WINDOW_MS, HmacSigner, SIGNATURE_BYTES, type HmacSignerOptions, type SignOptions } from './signer.js';
+export { HmacSigner, type SignOptions } from './signer.js';
 export {
   CommandVerifier,
   DEFAULT_FUTURE_SKEW_MS,
-  DEFAULT_LATENCY_WINDOW_SIZE,
   DEFAULT_MAX_FRESHNESS_WINDOW_MS,
   RejectionReason,
-  type CommandVerifierOptions,
-  type CommandVerifierSnapshot,
-  type VerificationLatencySnapshot,
   type VerificationResult,
 } from './command-verifier.js';
-export {
-  DEFAULT_NONCE_LEDGER_MAX_ENTRIES,
-  DEFAULT_NONCE_TTL_SECONDS,
-  NonceLedger,
-  nonceLedgerMetrics,
-  resolveNonceLedgerOptions,
-  type NonceLedgerOptions,
-  type NonceLedgerSnapshot,
-  type ResolvedNonceLedgerOptions,
-} from './nonce-ledger.js';
-export { SecurityEvent, SecurityMetric, securityMetricName } from './names.js';
+export { NonceLedger } from './nonce-ledger.js';
+export type { NonceStore } from './nonce-store.js';
+export { FileNonceStore } from './nonce-file-store.js';
+export { RedisNonceStore } from './nonce-redis-store.js';
 export {
   checkSignedMessage,
   clipEchoed,
   decodeSignedMessage,
-  MAX_ECHOED_CHARS,
   replayedNonce,
   SignedMessageFailure,
   type SignedMessageProblem,

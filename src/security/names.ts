@@ -11,7 +11,16 @@ export const SecurityEvent = {
   COMMAND_REJECTED: 'command_rejected',
   /** The nonce ledger hit its entry cap and evicted its oldest nonces. WARNING. */
   NONCE_LEDGER_TRUNCATED: 'nonce_ledger_truncated',
+  /** Opening a nonce store cut off a torn tail (an append cut short by a crash). WARNING. */
+  NONCE_STORE_RECOVERED: 'nonce_store_recovered',
+  /** A nonce store write failed; the ledger refuses further nonces. CRITICAL. */
+  NONCE_STORE_FAILED: 'nonce_store_failed',
+  /** A nonce accepted here was already in a store shared with another verifier. CRITICAL. */
+  NONCE_STORE_CONFLICT: 'nonce_store_conflict',
 } as const;
+
+/** One of the {@link SecurityEvent} values. */
+export type SecurityEvent = (typeof SecurityEvent)[keyof typeof SecurityEvent];
 
 /** Metric names after the subsystem prefix. */
 export const SecurityMetric = {

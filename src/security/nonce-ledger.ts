@@ -2,13 +2,15 @@
  * Replay protection: a bounded ledger of recently seen nonces (prototype-rc1-plan §2.8).
  *
  * Every nonce lives for the same TTL, so insertion order is expiry order and a `Map`
- * (which iterates in insertion order) doubles as a FIFO: purging expired nonces and
- * evicting the oldest ones both pop from the front, so every operation is O(1) amortised.
+ * doubles as a FIFO: purging and evicting both pop from the front, O(1) amortised.
+ * Departures from the prototype (prototype-kasmina §13.4): the ledger is bounded (oldest
+ * evicted, WARNING `nonce_ledger_truncated`) and expired entries can be purged while idle.
  *
- * Deliberate departures from the prototype (prototype-kasmina §13.4): the ledger is
- * bounded (hard cap, oldest evicted, WARNING `nonce_ledger_truncated`), and expired
- * entries can be purged without a `register` call ({@link NonceLedger.purgeExpired}), so
- * the ledger shrinks while idle.
+ * A ledger opened on a {@link NonceStore} ({@link NonceLedger.open}) starts from what the
+ * store holds and writes every registered nonce through to it, so a restarted verifier
+ * still refuses replays. Decisions stay synchronous and in memory; the write lands
+ * moments later (a crash inside that gap forgets that one nonce), and a store that fails
+ * makes the next `register` throw rather than accept nonces it cannot remember.
  */
 import {
   buildTelemetryPacket,
@@ -21,6 +23,7 @@ import {
 } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import { SecurityEvent, SecurityMetric, securityMetricName } from './names.js';
+import type { NonceStore } from './nonce-store.js';
 
 /** Default nonce lifetime. */
 export const DEFAULT_NONCE_TTL_SECONDS = 300;
@@ -40,6 +43,12 @@ export interface NonceLedgerOptions {
   readonly sink?: TelemetrySink;
   /** Subsystem named in telemetry and metric names. @default 'security' */
   readonly source?: string;
+}
+
+/** Options of {@link NonceLedger.open}: a ledger kept in a {@link NonceStore}. */
+export interface DurableNonceLedgerOptions extends NonceLedgerOptions {
+  /** Where nonces are kept across restarts; closed by {@link NonceLedger.close}. */
+  readonly store: NonceStore;
 }
 
 /** {@link NonceLedgerOptions} with every default applied. */
@@ -100,10 +109,34 @@ export class NonceLedger {
   readonly #expiries = new Map<string, number>();
   #evictionsTotal = 0;
   #purgedTotal = 0;
+  #store: NonceStore | undefined;
+  /** Writes to the store not yet settled. */
+  readonly #pendingWrites = new Set<Promise<void>>();
+  #storeFailure: EsperError | undefined;
+  #closePromise: Promise<void> | undefined;
 
+  /** A ledger in memory only: a restarted verifier forgets every nonce. */
   constructor(options: NonceLedgerOptions = {}) {
     this.#options = resolveNonceLedgerOptions(options);
     this.#ttlMs = this.#options.ttlSeconds * 1000;
+  }
+
+  /**
+   * A ledger that starts from the unexpired nonces in `options.store` and writes every
+   * registered nonce through to it. Emits WARNING `nonce_store_recovered` when the store
+   * cut a torn tail while opening. Closes the store if loading fails.
+   * @throws the store's typed errors (naming its file or key prefix); INVALID_ARGUMENT.
+   */
+  static async open(options: DurableNonceLedgerOptions): Promise<NonceLedger> {
+    const { store } = options;
+    try {
+      const ledger = new NonceLedger(options);
+      await ledger.#restore(store);
+      return ledger;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
   }
 
   /** How long a nonce is remembered, in seconds. */
@@ -127,11 +160,21 @@ export class NonceLedger {
    * expired nonces first; evicts the oldest when the cap is exceeded.
    */
   register(nonce: string): boolean {
+    if (this.#storeFailure !== undefined) throw this.#storeFailure;
     const nowMs = this.#options.clock.monotonicMs();
     this.#purgeUntil(nowMs);
     if (this.#expiries.has(nonce)) return false;
     this.#expiries.set(nonce, nowMs + this.#ttlMs);
     if (this.#expiries.size > this.#options.maxEntries) this.#evictOverflow();
+    const store = this.#store;
+    if (store !== undefined) {
+      const wallMs = this.#options.clock.wallMs();
+      this.#write(
+        store.record({ nonce, expiresAtMs: wallMs + this.#ttlMs }, wallMs).then((fresh) => {
+          if (!fresh) this.#emit(SecurityEvent.NONCE_STORE_CONFLICT, TelemetryLevel.CRITICAL, { location: store.location });
+        }),
+      );
+    }
     return true;
   }
 
@@ -157,7 +200,33 @@ export class NonceLedger {
   clear(): number {
     const size = this.#expiries.size;
     this.#expiries.clear();
+    if (this.#store !== undefined) this.#write(this.#store.clear());
     return size;
+  }
+
+  /**
+   * Resolves once every nonce registered so far is in the store.
+   * @throws EsperError NONCE_STORE_FAILED when a write failed.
+   */
+  async flush(): Promise<void> {
+    await Promise.all([...this.#pendingWrites]);
+    if (this.#storeFailure !== undefined) throw this.#storeFailure;
+  }
+
+  /** Flushes and closes the store (if any). Idempotent: returns the first call's promise. */
+  close(): Promise<void> {
+    this.#closePromise ??= (async () => {
+      try {
+        await this.flush();
+      } finally {
+        await this.#store?.close();
+      }
+    })();
+    return this.#closePromise;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Counters and configuration. */
@@ -187,6 +256,46 @@ export class NonceLedger {
     return purged;
   }
 
+  async #restore(store: NonceStore): Promise<void> {
+    const { clock } = this.#options;
+    const wallMs = clock.wallMs();
+    const loaded = await store.load(wallMs);
+    if (loaded.truncatedTailBytes > 0) {
+      this.#emit(SecurityEvent.NONCE_STORE_RECOVERED, TelemetryLevel.WARNING, {
+        location: store.location,
+        truncated_tail_bytes: loaded.truncatedTailBytes,
+      });
+    }
+    const monotonicMs = clock.monotonicMs();
+    // Oldest first keeps insertion order = expiry order; never longer than one TTL, even
+    // when the wall clock stepped back since the nonce was stored.
+    for (const record of [...loaded.records].sort((a, b) => a.expiresAtMs - b.expiresAtMs)) {
+      const remainingMs = Math.min(record.expiresAtMs - wallMs, this.#ttlMs);
+      if (remainingMs > 0 && !this.#expiries.has(record.nonce)) this.#expiries.set(record.nonce, monotonicMs + remainingMs);
+    }
+    if (this.#expiries.size > this.#options.maxEntries) this.#evictOverflow();
+    this.#store = store;
+  }
+
+  /** Tracks one store write; a failure fails the ledger (see {@link NonceLedger.register}). */
+  #write(write: Promise<unknown>): void {
+    const tracked = write.then(
+      () => undefined,
+      (error: unknown) => {
+        if (this.#storeFailure !== undefined) return;
+        const location = this.#store?.location ?? '';
+        this.#storeFailure = new EsperError(
+          ErrorCode.NONCE_STORE_FAILED,
+          `nonce store ${location} failed; refusing nonces it cannot remember: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error, details: { location } },
+        );
+        this.#emit(SecurityEvent.NONCE_STORE_FAILED, TelemetryLevel.CRITICAL, { location, error: this.#storeFailure.message });
+      },
+    );
+    this.#pendingWrites.add(tracked);
+    void tracked.then(() => this.#pendingWrites.delete(tracked));
+  }
+
   #evictOverflow(): void {
     let evicted = 0;
     for (const nonce of this.#expiries.keys()) {
@@ -195,26 +304,16 @@ export class NonceLedger {
       evicted += 1;
     }
     this.#evictionsTotal += evicted;
+    this.#emit(SecurityEvent.NONCE_LEDGER_TRUNCATED, TelemetryLevel.WARNING, {
+      size: this.#expiries.size,
+      evicted,
+      max_entries: this.#options.maxEntries,
+    });
+  }
+
+  #emit(description: SecurityEvent, level: TelemetryLevel, attributes: Record<string, string | number>): void {
     const { sink, source, clock } = this.#options;
-    if (sink === undefined) return;
-    sink.emit(
-      buildTelemetryPacket({
-        source,
-        clock,
-        events: [
-          {
-            description: SecurityEvent.NONCE_LEDGER_TRUNCATED,
-            level: TelemetryLevel.WARNING,
-            attributes: {
-              size: this.#expiries.size,
-              evicted,
-              max_entries: this.#options.maxEntries,
-            },
-          },
-        ],
-        metrics: this.metrics(),
-      }),
-    );
+    sink?.emit(buildTelemetryPacket({ source, clock, events: [{ description, level, attributes }], metrics: this.metrics() }));
   }
 }
 

@@ -1,22 +1,13 @@
 /**
- * The checks every signed Leyline message gets before anything acts on it — adaptation
- * commands (`CommandVerifier`), policy updates (Tamiyo's `PolicyUpdateVerifier`) — in one
- * fixed order, the first failure winning:
- *
- * 1. (encoded input only) `decode_failed` — the bytes do not decode strictly;
- *    `non_canonical_encoding` — the security block or its signature occurs more than once;
- * 2. `missing_security`; `unknown_key_id`; `missing_signature` / `malformed_signature` (not
- *    32 bytes); `invalid_signature` (constant-time compare, over the received bytes with the
- *    signature cut out when there are any, else over the canonical bytes);
- * 3. `missing_timestamp`; `stale` / `future` (`security.issued_at` against the message's
- *    freshness window, capped, and the tolerated clock skew);
- * 4. `missing_nonce`; `nonce_replayed` (checked, not registered: the caller registers the
- *    nonce once its own checks passed too, so a rejected message never consumes one).
+ * The checks every signed Leyline message gets before anything acts on it (commands,
+ * policy updates), in the order `docs/contracts.md` gives. The nonce is checked here but
+ * registered by the caller once its own checks passed too, so a rejected message never
+ * consumes one.
  */
 import type { MessageShape } from '@bufbuild/protobuf';
 import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { decodeMessage, isEsperError, type Clock } from '../core/index.js';
-import { canonicalBytes, signedBytesOfEncoding, type SignedMessage, type SignedMessageSchema } from '../leyline/index.js';
+import { canonicalBytes, signedBytesIfCanonical, type SignedMessage, type SignedMessageSchema } from '../leyline/index.js';
 import type { NonceLedger } from './nonce-ledger.js';
 import { SIGNATURE_BYTES, type HmacSigner } from './signer.js';
 
@@ -75,9 +66,9 @@ export function replayedNonce(nonce: string): SignedMessageProblem {
 }
 
 /**
- * Decodes `bytes` strictly and cuts the signature out of them (step 1). On success the
- * decoded message and the bytes the MAC covers; on failure the problem, with the message
- * when it decoded.
+ * Step 1: decodes `bytes` strictly and requires them to be the canonical encoding of what
+ * they decoded to. On success the decoded message and the bytes the MAC covers; on failure
+ * the problem, with the message when it decoded.
  */
 export function decodeSignedMessage<Desc extends SignedMessageSchema>(
   schema: Desc,
@@ -98,14 +89,14 @@ export function decodeSignedMessage<Desc extends SignedMessageSchema>(
       },
     };
   }
-  const signed = signedBytesOfEncoding(schema, bytes);
+  const signed = signedBytesIfCanonical(schema, message, bytes);
   if (!signed.ok) return { ok: false, message, problem: { failure: SignedMessageFailure.NON_CANONICAL_ENCODING, detail: signed.problem } };
   return { ok: true, message, signedBytes: signed.bytes };
 }
 
 /**
- * Steps 2–4 on a decoded message. `signedBytes`: the received bytes with the signature cut
- * out, when the caller has them. Returns the first problem, or undefined when every check
+ * Steps 2–4 on a decoded message. `signedBytes`: the canonical bytes from
+ * {@link decodeSignedMessage}, when the caller decoded received bytes. Returns the first problem, or undefined when every check
  * passed (the nonce is then unseen but not yet registered).
  */
 export function checkSignedMessage<Desc extends SignedMessageSchema>(

@@ -13,6 +13,7 @@ import { KeyRing } from '../../src/security/index.js';
 import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
 import { mlpHost, type ExecutorContext } from '../../src/tolaria/index.js';
 import { kasminaHarness } from '../kasmina/fixtures/harness.js';
+import { testRedisUrl } from '../support/redis-url.js';
 
 const SECRET = 'kasmina-test-secret-0123456789abcdef';
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -42,7 +43,7 @@ function capture(): {
 function redisSettings(prefix: string) {
   return loadSettings({
     env: {},
-    overrides: { oona: { busUrl: 'redis://127.0.0.1:6379', streamPrefix: prefix, blockMs: 50 }, security: { leylineKeys: `k1:${SECRET}` } },
+    overrides: { oona: { busUrl: testRedisUrl(), streamPrefix: prefix, blockMs: 50 }, security: { leylineKeys: `k1:${SECRET}` } },
   });
 }
 

@@ -2,7 +2,7 @@
  * The prefetch coordinator over `StreamBus` on `MemoryStreamStore`, answered by a real
  * `UrzaPrefetchWorker` on a real `UrzaLibrary` (ready and error paths) or by nobody
  * (timeout, late answers, cancellation); plus one ready round trip over real Redis
- * (127.0.0.1:6379, unique stream prefix, keys deleted afterwards).
+ * (the test run's Redis, unique stream prefix, keys deleted afterwards).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -35,13 +35,14 @@ import { KeyRing } from '../../src/security/index.js';
 import { initTensorBackend, tf } from '../../src/tensor/index.js';
 import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
 import { UrzaLibrary, UrzaPrefetchWorker } from '../../src/urza/index.js';
-import { deleteKeysWithPrefix } from '../oona/fixtures/redis-server.js';
+import { deleteKeysWithPrefix } from '../support/redis-server.js';
+import { testRedisUrl } from '../support/redis-url.js';
 
 const RING = new KeyRing([{ keyId: 'k1', secret: Buffer.from('kasmina-prefetch-test-secret-0123456789', 'utf8') }]);
 const SITE = create(SeedSiteDescriptorSchema, { siteId: 'dense-256', kind: SeedSiteKind.DENSE, shape: [256] });
 const SITE_KEY = 'dense:256';
 const RUN = 'run-kasmina-prefetch';
-const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 const catalog = new KarnCatalog();
 let compiled: CompiledArtifact;
 let tensorsBefore = 0;

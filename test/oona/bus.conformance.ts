@@ -336,6 +336,53 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
       });
     });
 
+    describe('duplicates', () => {
+      it('hands a byte-identical re-added entry to the handler once, counting and reporting the copy', async () => {
+        const { bus, store, streams, telemetry } = await setup();
+        const recorder = new Recorder();
+        const types = [BusMessageType.FIELD_REPORT, BusMessageType.ADAPTATION_COMMAND, BusMessageType.TELEMETRY];
+        await subscribe(bus, types, recorder.handler);
+        const report = await bus.publish(fieldReport(RUN));
+        const command = await bus.publish(adaptationCommand(RUN));
+        const packet = await bus.publish(telemetryPacket(RUN));
+        await recorder.waitForCount(3);
+        for (const [receipt, stream] of [
+          [report, streams.fieldReports],
+          [command, streams.normal],
+          [packet, streams.telemetry],
+        ] as const) {
+          const original = (await readAll(store, stream)).find((e) => e.id === entryIdOf(receipt));
+          await store.add(stream, original?.fields as EntryFields);
+        }
+        const marker = await bus.publish(fieldReport(RUN));
+        await waitFor(() => recorder.messageIds.includes(marker.messageId), 'the marker');
+        await waitFor(() => bus.metrics().duplicatesDropped + recorder.messageIds.length >= 7, 'the three copies');
+
+        // Each message once (the three streams are read in no fixed order between them).
+        const originals = [report.messageId, command.messageId, packet.messageId].sort();
+        expect(recorder.messageIds).toHaveLength(4);
+        expect(recorder.messageIds.slice(0, 3).sort()).toEqual(originals);
+        expect(bus.metrics()).toMatchObject({ duplicatesDropped: 3, deadLetterTotal: 0, handledTotal: 4 });
+        const dropped = eventsOf(telemetry, OonaEvent.DUPLICATE_DROPPED);
+        expect(dropped.map(({ event }) => event.level)).toEqual([TelemetryLevel.WARNING, TelemetryLevel.WARNING, TelemetryLevel.WARNING]);
+        expect(dropped.map(({ event }) => event.attributes['message_id']).sort()).toEqual(originals);
+        await waitFor(async () => (await pendingOf(store, streams.fieldReports, GROUP)) === 0, 'the copies acknowledged');
+      });
+
+      it('still hands a retry (same message id, higher attempt) and a redelivered entry to the handler', async () => {
+        const { bus } = await setup({ maxAttempts: 3 });
+        const attempts: number[] = [];
+        await subscribe(bus, [BusMessageType.FIELD_REPORT], (d) => {
+          attempts.push(d.attempt);
+          if (d.attempt < 3) throw new Error('fails twice');
+        });
+        await bus.publish(fieldReport(RUN));
+        await waitFor(() => bus.metrics().handledTotal === 1, 'the third attempt');
+        expect(attempts).toEqual([1, 2, 3]);
+        expect(bus.metrics().duplicatesDropped).toBe(0);
+      });
+    });
+
     describe('priority', () => {
       it('handles a CRITICAL packet published during a flood of NORMAL telemetry before the flood drains', async () => {
         const readCount = 16;

@@ -1,6 +1,6 @@
 /**
  * The bus conformance suite on `StreamBus` over `RedisStreamStore`, against the Redis at
- * 127.0.0.1:6379. Each test gets its own store and a unique stream prefix
+ * the test run's Redis. Each test gets its own store and a unique stream prefix
  * (`esper-test:<uuid>:`); every key under it is deleted after the test. Tests run one at a
  * time with an explicit timeout.
  */
@@ -10,9 +10,10 @@ import { afterAll, beforeAll } from 'vitest';
 import { RedisStreamStore } from '../../src/oona/redis-stream-store.js';
 import { StreamBus } from '../../src/oona/stream-bus.js';
 import { describeBusConformance } from './bus.conformance.js';
-import { deleteKeysWithPrefix } from './fixtures/redis-server.js';
+import { deleteKeysWithPrefix } from '../support/redis-server.js';
+import { testRedisUrl } from '../support/redis-url.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 
 let admin: Redis;
 

@@ -31,7 +31,7 @@ import { StreamBus } from '../../src/oona/stream-bus.js';
 import { deadLetters, eventsOf, pendingOf, readAll } from './bus.conformance.js';
 import { TEST_TIMINGS, testKeyRing } from './fixtures/bus-options.js';
 import { fieldReport } from './fixtures/messages.js';
-import { PrivateRedisServer } from './fixtures/redis-server.js';
+import { PrivateRedisServer } from '../support/redis-server.js';
 import { holdsFor, waitFor } from './fixtures/waits.js';
 
 const RUN = 'run-faults';

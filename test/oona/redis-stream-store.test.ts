@@ -1,5 +1,5 @@
 /**
- * RedisStreamStore against the Redis at 127.0.0.1:6379 (`.ci/run` starts it), with a unique
+ * RedisStreamStore against the test run's Redis (`test/support/redis-global-setup.ts`), with a unique
  * key prefix and connection name per test; every key a test creates is deleted after it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,8 +14,9 @@ import { ErrorCode, isEsperError } from '../../src/core/errors.js';
 import { RedisStreamStore, resolveRedisStreamStoreOptions } from '../../src/oona/redis-stream-store.js';
 import type { StreamStore } from '../../src/oona/stream-store.js';
 import { body, bodyOf, describeStreamStoreConformance, pollUntil, rejectionOf, uniquePrefix } from './stream-store.conformance.js';
+import { testRedisUrl } from '../support/redis-url.js';
 
-const REDIS_URL = process.env.ESPER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 
 let admin: Redis;
 const connectionNames = new WeakMap<StreamStore, string>();

@@ -1,399 +1,41 @@
 import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
-import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTelemetryPacket, ErrorCode, EsperError, FakeClock, isEsperError, MemoryTelemetrySink } from '../../src/core/index.js';
+import { ErrorCode, EsperError, FakeClock, isEsperError } from '../../src/core/index.js';
 import {
-  AdaptationCommandSchema,
   BusMessageType,
-  CommandType,
-  EmergencyLevel,
-  EmergencySignalSchema,
-  FieldReportSchema,
-  KernelArtifactReadySchema,
-  KernelPrefetchRequestSchema,
   MessagePriority,
   SystemStatePacketSchema,
   TelemetryLevel,
-  type AdaptationCommand,
   type KernelArtifactReady,
   type KernelPrefetchRequest,
 } from '../../src/leyline/index.js';
-import { HmacSigner, KeyRing } from '../../src/security/index.js';
-import type { Delivery, SubscribeOptions, Subscription } from '../../src/oona/bus.js';
+import { HmacSigner } from '../../src/security/index.js';
+import type { Delivery, Subscription } from '../../src/oona/bus.js';
 import { buildEnvelope, EntryField, encodeBusMessage, openEntry, readDeadLetter, sealEnvelope } from '../../src/oona/envelope.js';
 import { MemoryStreamStore } from '../../src/oona/memory-stream-store.js';
 import { OonaMetric } from '../../src/oona/names.js';
-import type { StreamBusOptions } from '../../src/oona/options.js';
-import { StreamBus } from '../../src/oona/stream-bus.js';
-import type { EntryFields, StreamEntry, StreamStore } from '../../src/oona/stream-store.js';
+import type { EntryFields, StreamStore } from '../../src/oona/stream-store.js';
 
-const RING = new KeyRing([
-  { keyId: 'k1', secret: Buffer.from('bus-test-secret-k1-0123456789', 'utf8') },
-  { keyId: 'k0', secret: Buffer.from('bus-test-secret-k0-0123456789', 'utf8') },
-]);
-const ROGUE = new KeyRing([{ keyId: 'rogue', secret: Buffer.from('rogue-secret-0123456789abcdef', 'utf8') }]);
+import {
+  RING,
+  ROGUE,
+  setup,
+  waitFor,
+  readAll,
+  pendingOf,
+  collect,
+  command,
+  telemetry,
+  fieldReport,
+  kernelRequest,
+  kernelReady,
+  commandId,
+  rejectionOf,
+  closeBuses,
+} from './fixtures/stream-bus-harness.js';
 
-const buses: StreamBus[] = [];
-
-afterEach(async () => {
-  await Promise.allSettled(buses.splice(0).map((bus) => bus.close()));
-});
-
-interface Harness {
-  readonly bus: StreamBus;
-  readonly store: StreamStore;
-  readonly sink: MemoryTelemetrySink;
-  readonly names: StreamBus['options']['streams'];
-}
-
-function setup(overrides: Partial<StreamBusOptions> = {}): Harness {
-  const store = overrides.store ?? new MemoryStreamStore();
-  const sink = new MemoryTelemetrySink();
-  const bus = new StreamBus({
-    store,
-    keyRing: RING,
-    telemetry: sink,
-    blockMs: 20,
-    reclaimIntervalMs: 20,
-    ...overrides,
-  });
-  buses.push(bus);
-  return { bus, store, sink, names: bus.options.streams };
-}
-
-/** Polls `condition` every few ms until it holds; fails after `timeoutMs`. */
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** Every retained entry of `stream`, read through a throwaway group. */
-async function readAll(store: StreamStore, stream: string): Promise<StreamEntry[]> {
-  const group = `inspect-${randomUUID()}`;
-  await store.ensureGroup(stream, group, '0');
-  try {
-    return await store.readGroup(group, 'inspector', [stream], { count: 100_000, blockMs: 0 });
-  } finally {
-    await store.destroyGroup(stream, group);
-  }
-}
-
-async function pendingOf(store: StreamStore, stream: string, group: string): Promise<number> {
-  return (await store.groups(stream)).find((g) => g.name === group)?.pending ?? -1;
-}
-
-function collect(
-  bus: StreamBus,
-  options: Partial<SubscribeOptions> & Pick<SubscribeOptions, 'types'>,
-): { got: Delivery[]; sub: Subscription } {
-  const got: Delivery[] = [];
-  const sub = bus.subscribe({
-    group: 'g',
-    consumer: 'c',
-    handler: (delivery) => {
-      got.push(delivery);
-    },
-    ...options,
-  });
-  return { got, sub };
-}
-
-function command(id: string = randomUUID()): AdaptationCommand {
-  return create(AdaptationCommandSchema, {
-    version: 1,
-    commandId: id,
-    commandType: CommandType.COMMAND_SEED,
-    targetSeedId: 'seed-1',
-    trainingRunId: 'run-1',
-  });
-}
-
-function telemetry(basePriority = MessagePriority.NORMAL) {
-  return buildTelemetryPacket({ source: 'test', trainingRunId: 'run-1', basePriority });
-}
-
-function fieldReport(id: string = randomUUID()) {
-  return create(FieldReportSchema, { version: 1, reportId: id, commandId: 'cmd', trainingRunId: 'run-1', seedId: 's', blueprintId: 'bp' });
-}
-
-function emergencySignal() {
-  return create(EmergencySignalSchema, {
-    version: 1,
-    level: EmergencyLevel.ELEVATED,
-    reason: 'test',
-    origin: 'test',
-    trainingRunId: 'run-1',
-  });
-}
-
-/** A prefetch request issued at `issuedAtMs` (now by default; `null` leaves issued_at unset). */
-function kernelRequest(requestId: string, issuedAtMs: number | null = Date.now()): KernelPrefetchRequest {
-  return create(KernelPrefetchRequestSchema, {
-    requestId,
-    blueprintId: 'bp-1',
-    trainingRunId: 'run-1',
-    ...(issuedAtMs === null ? {} : { issuedAt: timestampFromMs(issuedAtMs) }),
-  });
-}
-
-function kernelReady(requestId: string): KernelArtifactReady {
-  return create(KernelArtifactReadySchema, { requestId, blueprintId: 'bp-1', trainingRunId: 'run-1' });
-}
-
-function commandId(delivery: Delivery): string {
-  return (delivery.message as AdaptationCommand).commandId;
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-describe('StreamBus publish routing', () => {
-  it('routes by priority: HIGH/CRITICAL to emergency, the rest to the family stream', async () => {
-    const { bus, store, names } = setup();
-    const cases = [
-      [command(), {}, 'normal', MessagePriority.NORMAL],
-      [command(), { priority: MessagePriority.LOW }, 'normal', MessagePriority.LOW],
-      [command(), { priority: MessagePriority.CRITICAL }, 'emergency', MessagePriority.CRITICAL],
-      [telemetry(), {}, 'telemetry', MessagePriority.NORMAL],
-      [telemetry(MessagePriority.HIGH), {}, 'emergency', MessagePriority.HIGH],
-      [telemetry(MessagePriority.CRITICAL), {}, 'emergency', MessagePriority.CRITICAL],
-      [fieldReport(), {}, 'fieldReports', MessagePriority.NORMAL],
-      [kernelRequest('r'), {}, 'kernelRequests', MessagePriority.NORMAL],
-      [kernelReady('r'), {}, 'kernelReady', MessagePriority.NORMAL],
-      [emergencySignal(), {}, 'emergency', MessagePriority.CRITICAL],
-    ] as const;
-    for (const [message, options, stream, priority] of cases) {
-      const receipt = await bus.publish(message, options);
-      expect(receipt, `${message.$typeName} → ${stream}`).toMatchObject({ status: 'published', stream, priority, demoted: false });
-    }
-    expect(await store.length(names.normal)).toBe(2);
-    expect(await store.length(names.emergency)).toBe(4);
-    expect(await store.length(names.telemetry)).toBe(1);
-    expect(bus.metrics()).toMatchObject({ publishTotal: 10, emergencyPublished: 4 });
-  });
-
-  it('treats a telemetry packet without priority as NORMAL', async () => {
-    const { bus } = setup();
-    const packet = telemetry();
-    packet.priority = MessagePriority.UNSPECIFIED;
-    expect(await bus.publish(packet)).toMatchObject({ stream: 'telemetry', priority: MessagePriority.NORMAL });
-  });
-
-  it('delivers the envelope metadata with the message', async () => {
-    const { bus } = setup();
-    const { got, sub } = collect(bus, { types: [BusMessageType.ADAPTATION_COMMAND] });
-    await sub.ready;
-    const sent = command('c-1');
-    const before = Date.now();
-    const receipt = await bus.publish(sent, { correlationId: 'corr-1', priority: MessagePriority.HIGH });
-    await waitFor(() => got.length === 1, 'the delivery');
-    const delivery = got[0]!;
-    expect(delivery).toMatchObject({
-      type: BusMessageType.ADAPTATION_COMMAND,
-      priority: MessagePriority.HIGH,
-      correlationId: 'corr-1',
-      trainingRunId: 'run-1',
-      attempt: 1,
-      stream: 'emergency',
-      messageId: receipt.messageId,
-    });
-    expect(delivery.message).toEqual(sent);
-    expect(delivery.publishedAtMs).toBeGreaterThanOrEqual(before);
-    expect(receipt.status === 'published' && delivery.entryId === receipt.entryId).toBe(true);
-  });
-
-  it('rejects a message that is not a bus message with OONA_INVALID_MESSAGE', async () => {
-    const { bus } = setup();
-    const error = await rejectionOf(bus.publish({ $typeName: 'esper.leyline.v1.Nope' } as never));
-    expect(isEsperError(error, ErrorCode.OONA_INVALID_MESSAGE)).toBe(true);
-  });
-});
-
-describe('StreamBus emergency budget', () => {
-  it('demotes HIGH over the budget to its family stream (counted) and never CRITICAL', async () => {
-    const clock = new FakeClock();
-    const { bus } = setup({ clock, emergencyMaxPerMin: 2 });
-    const high = { priority: MessagePriority.HIGH };
-    expect(await bus.publish(command(), high)).toMatchObject({ stream: 'emergency', demoted: false });
-    expect(await bus.publish(telemetry(MessagePriority.HIGH))).toMatchObject({ stream: 'emergency', demoted: false });
-    expect(await bus.publish(command(), high)).toMatchObject({ stream: 'normal', demoted: true });
-    expect(await bus.publish(telemetry(MessagePriority.HIGH))).toMatchObject({ stream: 'telemetry', demoted: true });
-    for (let i = 0; i < 5; i += 1) {
-      expect(await bus.publish(command(), { priority: MessagePriority.CRITICAL })).toMatchObject({
-        stream: 'emergency',
-        demoted: false,
-      });
-    }
-    // An emergency signal's family stream is the emergency stream: nowhere to demote it to.
-    expect(await bus.publish(emergencySignal(), high)).toMatchObject({ stream: 'emergency', demoted: false });
-    clock.advance(30_000);
-    expect(await bus.publish(command(), high)).toMatchObject({ stream: 'emergency', demoted: false });
-    expect(bus.metrics()).toMatchObject({ emergencyDemoted: 2, emergencyPublished: 9 });
-  });
-});
-
-describe('StreamBus back-pressure', () => {
-  it('sheds LOW/NORMAL telemetry on a backlogged stream, counted and without an event', async () => {
-    const { bus, sink } = setup({ maxBacklog: 3, depthRefreshMs: 0 });
-    for (let i = 0; i < 3; i += 1) expect((await bus.publish(telemetry())).status).toBe('published');
-    expect(await bus.publish(telemetry())).toMatchObject({ status: 'shed', stream: 'telemetry' });
-    expect(await bus.publish(telemetry(MessagePriority.LOW))).toMatchObject({ status: 'shed', stream: 'telemetry' });
-    expect(bus.metrics()).toMatchObject({ publishShed: 2, publishTotal: 3 });
-    expect(sink.packets.flatMap((p) => p.events.map((e) => e.description))).toEqual(['bus_started']);
-  });
-
-  it('never sheds a field report or a command: it waits, then fails with OONA_PUBLISH_TIMEOUT', async () => {
-    const { bus, store, names } = setup({ maxBacklog: 3, depthRefreshMs: 0 });
-    for (let i = 0; i < 3; i += 1) {
-      await bus.publish(fieldReport());
-      await bus.publish(command());
-    }
-    const started = performance.now();
-    const report = await rejectionOf(bus.publish(fieldReport(), { deadlineMs: 60 }));
-    expect(performance.now() - started).toBeGreaterThanOrEqual(55);
-    expect(isEsperError(report, ErrorCode.OONA_PUBLISH_TIMEOUT)).toBe(true);
-    const cmd = await rejectionOf(bus.publish(command(), { deadlineMs: 30 }));
-    expect(isEsperError(cmd, ErrorCode.OONA_PUBLISH_TIMEOUT)).toBe(true);
-    expect(await store.length(names.fieldReports)).toBe(3);
-    expect(await store.length(names.normal)).toBe(3);
-    expect(bus.metrics()).toMatchObject({ publishTimeouts: 2, publishShed: 0 });
-  });
-
-  it('waits for HIGH telemetry demoted onto a backlogged stream instead of shedding it', async () => {
-    const { bus } = setup({ maxBacklog: 1, depthRefreshMs: 0, emergencyMaxPerMin: 1, clock: new FakeClock() });
-    await bus.publish(telemetry(MessagePriority.HIGH));
-    await bus.publish(telemetry());
-    const error = await rejectionOf(bus.publish(telemetry(MessagePriority.HIGH), { deadlineMs: 20 }));
-    expect(isEsperError(error, ErrorCode.OONA_PUBLISH_TIMEOUT)).toBe(true);
-  });
-
-  it('completes a waiting publish once a consumer drains the backlog within the deadline', async () => {
-    const { bus, store, names } = setup({ maxBacklog: 2, depthRefreshMs: 0 });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const entered: string[] = [];
-    const handled: string[] = [];
-    const sub = bus.subscribe({
-      group: 'g',
-      consumer: 'c',
-      types: [BusMessageType.ADAPTATION_COMMAND],
-      handler: async (delivery) => {
-        entered.push(commandId(delivery));
-        await gate;
-        handled.push(commandId(delivery));
-      },
-    });
-    try {
-      await sub.ready;
-      await bus.publish(command('a'));
-      await bus.publish(command('b'));
-      await waitFor(() => entered.length === 1, 'the first handler running');
-      const group = (await store.groups(names.normal)).find((g) => g.name === 'g');
-      expect((group?.lag ?? 0) + (group?.pending ?? 0)).toBe(2);
-      let settled = false;
-      const waiting = bus.publish(command('c'), { deadlineMs: 5_000 }).finally(() => (settled = true));
-      await new Promise((resolve) => setTimeout(resolve, 30));
-      expect(settled).toBe(false);
-      release();
-      expect(await waiting).toMatchObject({ status: 'published', stream: 'normal' });
-      await waitFor(() => handled.length === 3, 'all three handled');
-      expect(handled).toEqual(['a', 'b', 'c']);
-    } finally {
-      release();
-    }
-  });
-
-  it('gives up a waiting publish when its signal aborts', async () => {
-    const { bus } = setup({ maxBacklog: 1, depthRefreshMs: 0 });
-    await bus.publish(command());
-    const controller = new AbortController();
-    const waiting = rejectionOf(bus.publish(command(), { deadlineMs: 60_000, signal: controller.signal }));
-    const reason = new Error('caller gave up');
-    controller.abort(reason);
-    expect(await waiting).toBe(reason);
-  });
-
-  it('measures depth as the slowest group’s lag plus pending', async () => {
-    const { bus, store, names } = setup({ depthRefreshMs: 0 });
-    await store.ensureGroup(names.normal, 'fast', '$');
-    await store.ensureGroup(names.normal, 'slow', '$');
-    for (let i = 0; i < 4; i += 1) await bus.publish(command());
-    const read = await store.readGroup('fast', 'f', [names.normal], { count: 10, blockMs: 0 });
-    await store.ack(
-      names.normal,
-      'fast',
-      read.map((e) => e.id),
-    );
-    await store.readGroup('slow', 's', [names.normal], { count: 1, blockMs: 0 });
-    await bus.publish(command());
-    // slow: 1 pending + 3 undelivered before the last publish, counted in after it.
-    expect(bus.metrics().depth.normal).toBe(5);
-  });
-});
-
-/** A store whose chosen operations fail with OONA_STORE_UNAVAILABLE a number of times. */
-class FlakyStore implements StreamStore {
-  readonly inner = new MemoryStreamStore();
-  failing = new Set<string>();
-  failuresLeft = Number.POSITIVE_INFINITY;
-
-  #gate(operation: string): void {
-    if (this.failing.has(operation) && this.failuresLeft > 0) {
-      this.failuresLeft -= 1;
-      throw new EsperError(ErrorCode.OONA_STORE_UNAVAILABLE, `${operation}: connection refused`);
-    }
-  }
-
-  async add(stream: string, fields: EntryFields) {
-    this.#gate('add');
-    return this.inner.add(stream, fields);
-  }
-  async ensureGroup(stream: string, group: string, start: '$' | '0') {
-    this.#gate('ensureGroup');
-    return this.inner.ensureGroup(stream, group, start);
-  }
-  async destroyGroup(stream: string, group: string) {
-    return this.inner.destroyGroup(stream, group);
-  }
-  async readGroup(...args: Parameters<StreamStore['readGroup']>) {
-    this.#gate('readGroup');
-    return this.inner.readGroup(...args);
-  }
-  async ack(stream: string, group: string, ids: readonly string[]) {
-    this.#gate('ack');
-    return this.inner.ack(stream, group, ids);
-  }
-  async autoClaim(...args: Parameters<StreamStore['autoClaim']>) {
-    this.#gate('autoClaim');
-    return this.inner.autoClaim(...args);
-  }
-  async groups(stream: string) {
-    this.#gate('groups');
-    return this.inner.groups(stream);
-  }
-  async length(stream: string) {
-    return this.inner.length(stream);
-  }
-  async trimBefore(stream: string, minId: string) {
-    return this.inner.trimBefore(stream, minId);
-  }
-  async deleteStreams(streams: readonly string[]) {
-    return this.inner.deleteStreams(streams);
-  }
-  async close() {
-    return this.inner.close();
-  }
-}
+afterEach(closeBuses);
 
 describe('StreamBus store outages', () => {
   it('retries a publish through a short outage', async () => {
@@ -1028,3 +670,57 @@ describe('StreamBus metrics', () => {
     expect(sink.events('bus_started')).toHaveLength(1);
   });
 });
+
+/** A store whose chosen operations fail with OONA_STORE_UNAVAILABLE a number of times. */
+class FlakyStore implements StreamStore {
+  readonly inner = new MemoryStreamStore();
+  failing = new Set<string>();
+  failuresLeft = Number.POSITIVE_INFINITY;
+
+  #gate(operation: string): void {
+    if (this.failing.has(operation) && this.failuresLeft > 0) {
+      this.failuresLeft -= 1;
+      throw new EsperError(ErrorCode.OONA_STORE_UNAVAILABLE, `${operation}: connection refused`);
+    }
+  }
+
+  async add(stream: string, fields: EntryFields) {
+    this.#gate('add');
+    return this.inner.add(stream, fields);
+  }
+  async ensureGroup(stream: string, group: string, start: '$' | '0') {
+    this.#gate('ensureGroup');
+    return this.inner.ensureGroup(stream, group, start);
+  }
+  async destroyGroup(stream: string, group: string) {
+    return this.inner.destroyGroup(stream, group);
+  }
+  async readGroup(...args: Parameters<StreamStore['readGroup']>) {
+    this.#gate('readGroup');
+    return this.inner.readGroup(...args);
+  }
+  async ack(stream: string, group: string, ids: readonly string[]) {
+    this.#gate('ack');
+    return this.inner.ack(stream, group, ids);
+  }
+  async autoClaim(...args: Parameters<StreamStore['autoClaim']>) {
+    this.#gate('autoClaim');
+    return this.inner.autoClaim(...args);
+  }
+  async groups(stream: string) {
+    this.#gate('groups');
+    return this.inner.groups(stream);
+  }
+  async length(stream: string) {
+    return this.inner.length(stream);
+  }
+  async trimBefore(stream: string, minId: string) {
+    return this.inner.trimBefore(stream, minId);
+  }
+  async deleteStreams(streams: readonly string[]) {
+    return this.inner.deleteStreams(streams);
+  }
+  async close() {
+    return this.inner.close();
+  }
+}

@@ -22,6 +22,7 @@ import { KeyRing } from '../../src/security/key-ring.js';
 import { NonceLedger } from '../../src/security/nonce-ledger.js';
 import { HmacSigner } from '../../src/security/signer.js';
 import { arbitraryMessage } from '../support/arbitrary-message.js';
+import { padVarint, readFields, reframe, reframingArbitrary, withValue, writeFields, type WireField } from '../support/wire.js';
 
 /** The plain-object init form of a command. */
 type CommandInit = Exclude<MessageInitShape<typeof AdaptationCommandSchema>, AdaptationCommand>;
@@ -296,8 +297,8 @@ describe('CommandVerifier', () => {
       expect(at).toBeGreaterThanOrEqual(0);
       const tampered = Uint8Array.from(bytes);
       tampered[at + 3] = 0x03;
-      // The MAC covers the received bytes, not a re-encoding of what they decode to.
-      expect(rejectedWith(verifier.verifyEncoded(tampered))).toBe(RejectionReason.INVALID_SIGNATURE);
+      // Received bytes must be the canonical encoding of what they decode to.
+      expect(rejectedWith(verifier.verifyEncoded(tampered))).toBe(RejectionReason.NON_CANONICAL_ENCODING);
       expect(verifier.verify(create(AdaptationCommandSchema, command)).ok).toBe(true);
     });
 
@@ -305,7 +306,100 @@ describe('CommandVerifier', () => {
       const { verifier, signer } = harness();
       const bytes = toBinary(AdaptationCommandSchema, signer.sign(AdaptationCommandSchema, seedCommand()));
       const repeated = Uint8Array.from([...bytes, 0x08, 0x01]); // version = 1, again
-      expect(rejectedWith(verifier.verifyEncoded(repeated))).toBe(RejectionReason.INVALID_SIGNATURE);
+      expect(rejectedWith(verifier.verifyEncoded(repeated))).toBe(RejectionReason.NON_CANONICAL_ENCODING);
+    });
+
+    describe('canonical framing', () => {
+      const SECURITY = AdaptationCommandSchema.field.security.number;
+
+      /** A signed command's bytes, with the security block's fields handed to `edit`. */
+      function reframedSecurity(edit: (fields: WireField[]) => WireField[]): { bytes: Uint8Array; reframed: Uint8Array; h: Harness } {
+        const h = harness();
+        const bytes = toBinary(AdaptationCommandSchema, h.signer.sign(AdaptationCommandSchema, seedCommand()));
+        const fields = readFields(bytes);
+        const at = fields.findIndex((f) => f.number === SECURITY);
+        fields[at] = withValue(fields[at]!, writeFields(edit(readFields(fields[at]!.value))));
+        return { bytes, reframed: writeFields(fields), h };
+      }
+
+      function expectRejected(h: Harness, bytes: Uint8Array, reason: RejectionReason): void {
+        const result = h.verifier.verifyEncoded(bytes);
+        expect(rejectedWith(result)).toBe(reason);
+        const events = h.sink.packets.flatMap((p) => p.events);
+        expect(events).toHaveLength(1);
+        expect(events[0]).toMatchObject({ description: 'command_rejected', level: TelemetryLevel.CRITICAL, attributes: { reason } });
+        expect(h.sink.packets[0]!.priority).toBe(MessagePriority.CRITICAL);
+      }
+
+      it('rejects a command whose signature field was moved to the end of the security block', () => {
+        const { reframed, h } = reframedSecurity((fields) => [...fields.slice(1), fields[0]!]);
+        expectRejected(h, reframed, RejectionReason.NON_CANONICAL_ENCODING);
+      });
+
+      it('rejects a non-minimal varint in the security block tag', () => {
+        const h = harness();
+        const bytes = toBinary(AdaptationCommandSchema, h.signer.sign(AdaptationCommandSchema, seedCommand()));
+        const fields = readFields(bytes).map((f) => (f.number === SECURITY ? { ...f, tag: padVarint(f.tag) } : f));
+        expectRejected(h, writeFields(fields), RejectionReason.NON_CANONICAL_ENCODING);
+      });
+
+      it('rejects a non-minimal varint in the security block length', () => {
+        const h = harness();
+        const bytes = toBinary(AdaptationCommandSchema, h.signer.sign(AdaptationCommandSchema, seedCommand()));
+        const fields = readFields(bytes).map((f) => (f.number === SECURITY ? { ...f, length: padVarint(f.length!) } : f));
+        expectRejected(h, writeFields(fields), RejectionReason.NON_CANONICAL_ENCODING);
+      });
+
+      it('rejects a non-minimal varint in the signature tag or length', () => {
+        for (const part of ['tag', 'length'] as const) {
+          const { reframed, h } = reframedSecurity(([signature, ...rest]) => [
+            { ...signature!, [part]: padVarint(signature![part]!) },
+            ...rest,
+          ]);
+          expectRejected(h, reframed, RejectionReason.NON_CANONICAL_ENCODING);
+        }
+      });
+
+      it('rejects a duplicated security field (nonce written twice)', () => {
+        const { reframed, h } = reframedSecurity((fields) => [...fields, fields.find((f) => f.number === 2)!]);
+        expectRejected(h, reframed, RejectionReason.NON_CANONICAL_ENCODING);
+      });
+
+      it('rejects trailing bytes: a repeated field, or bytes that do not decode', () => {
+        const h = harness();
+        const bytes = toBinary(AdaptationCommandSchema, h.signer.sign(AdaptationCommandSchema, seedCommand()));
+        const commandId = writeFields(readFields(bytes).filter((f) => f.number === 2));
+        expectRejected(h, Uint8Array.from([...bytes, ...commandId]), RejectionReason.NON_CANONICAL_ENCODING);
+        const other = harness();
+        expectRejected(other, Uint8Array.from([...bytes, 0x00]), RejectionReason.DECODE_FAILED);
+      });
+
+      it('rejects any single-byte change of a signed command (property)', () => {
+        fc.assert(
+          fc.property(commandArbitrary, fc.nat(), fc.integer({ min: 1, max: 255 }), (fields, at, xor) => {
+            const { signer, clock } = harness();
+            const bytes = toBinary(AdaptationCommandSchema, signer.sign(AdaptationCommandSchema, fields));
+            const changed = Uint8Array.from(bytes);
+            changed[at % bytes.length]! ^= xor;
+            expect(harness({}, clock).verifier.verifyEncoded(changed).ok).toBe(false);
+          }),
+          { numRuns: 300 },
+        );
+      });
+
+      it('rejects any re-framing of a signed command, at the top level or inside the security block (property)', () => {
+        fc.assert(
+          fc.property(commandArbitrary, reframingArbitrary, fc.boolean(), (fields, reframing, inSecurity) => {
+            const { signer, clock } = harness();
+            const bytes = toBinary(AdaptationCommandSchema, signer.sign(AdaptationCommandSchema, fields));
+            const reframed = reframe(bytes, reframing, inSecurity ? SECURITY : undefined);
+            fc.pre(!equalBytes(reframed, bytes));
+            const result = harness({}, clock).verifier.verifyEncoded(reframed);
+            expect(result.ok).toBe(false);
+          }),
+          { numRuns: 500 },
+        );
+      });
     });
 
     it('reports non_canonical_encoding when the security block occurs twice', () => {
@@ -567,6 +661,10 @@ describe('CommandVerifier', () => {
     });
   });
 });
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
 
 function indexOf(haystack: Uint8Array, needle: readonly number[]): number {
   outer: for (let i = 0; i + needle.length <= haystack.length; i += 1) {

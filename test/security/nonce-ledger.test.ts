@@ -7,6 +7,7 @@ import {
   NonceLedger,
   resolveNonceLedgerOptions,
 } from '../../src/security/nonce-ledger.js';
+import type { NonceStore } from '../../src/security/nonce-store.js';
 
 describe('NonceLedger', () => {
   it('defaults to the reference TTL of 300 s and cap of 10,000 entries', () => {
@@ -175,5 +176,46 @@ describe('NonceLedger', () => {
     }
     expect(isEsperError(caught, ErrorCode.INVALID_ARGUMENT)).toBe(true);
     expect((caught as { details: Record<string, unknown> }).details['field']).toBe(field);
+  });
+
+  describe('with a store', () => {
+    /** A store whose writes fail after `okWrites` successful ones (unit-test fake). */
+    function failingStore(okWrites: number): NonceStore & { closed: boolean } {
+      let writes = 0;
+      return {
+        location: 'test-store',
+        closed: false,
+        load: () => Promise.resolve({ records: [{ nonce: 'stored', expiresAtMs: Date.UTC(2026, 0, 1) + 5_000 }], truncatedTailBytes: 0 }),
+        record: () => (writes++ < okWrites ? Promise.resolve(true) : Promise.reject(new Error('disk full'))),
+        clear: () => Promise.resolve(),
+        close() {
+          this.closed = true;
+          return Promise.resolve();
+        },
+      };
+    }
+
+    it('starts from the stored nonces, never for longer than its TTL', async () => {
+      const clock = new FakeClock();
+      const ledger = await NonceLedger.open({ store: failingStore(1), clock, ttlSeconds: 2 });
+      expect(ledger.has('stored')).toBe(true);
+      clock.advance(2_000);
+      expect(ledger.has('stored')).toBe(false);
+    });
+
+    it('reports a failed write CRITICAL and refuses further nonces with NONCE_STORE_FAILED', async () => {
+      const sink = new MemoryTelemetrySink();
+      const store = failingStore(1);
+      const ledger = await NonceLedger.open({ store, clock: new FakeClock(), sink });
+      expect(ledger.register('a')).toBe(true);
+      expect(ledger.register('b')).toBe(true);
+      await expect(ledger.flush()).rejects.toMatchObject({ code: ErrorCode.NONCE_STORE_FAILED });
+      expect(sink.packets.flatMap((p) => p.events)).toEqual([
+        expect.objectContaining({ description: 'nonce_store_failed', level: TelemetryLevel.CRITICAL }),
+      ]);
+      expect(() => ledger.register('c')).toThrow(expect.objectContaining({ code: ErrorCode.NONCE_STORE_FAILED }) as Error);
+      await expect(ledger.close()).rejects.toMatchObject({ code: ErrorCode.NONCE_STORE_FAILED });
+      expect(store.closed).toBe(true);
+    });
   });
 });

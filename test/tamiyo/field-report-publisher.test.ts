@@ -1,6 +1,6 @@
 /**
  * FieldReportPublisher over a real StreamBus (MemoryStreamStore; one test on the Redis at
- * 127.0.0.1:6379 with a unique stream prefix, cleaned up): publish and mark published,
+ * the test run's Redis with a unique stream prefix, cleaned up): publish and mark published,
  * retries with clock-driven backoff, drop after the last retry, terminal errors, and
  * restarts that neither re-publish acknowledged reports nor forget retry counts.
  */
@@ -17,9 +17,10 @@ import { FieldReportPublisher, type FieldReportPublisherOptions } from '../../sr
 import { FieldReportDelivery, FieldReportStore } from '../../src/tamiyo/field-report-store.js';
 import { FieldReportEvent, FieldReportMetric } from '../../src/tamiyo/field-reports.js';
 import { TEST_TIMINGS, testKeyRing } from '../oona/fixtures/bus-options.js';
-import { deleteKeysWithPrefix } from '../oona/fixtures/redis-server.js';
+import { deleteKeysWithPrefix } from '../support/redis-server.js';
 import { Recorder } from '../oona/fixtures/waits.js';
 import { sampleReport } from './fixtures/field-report-samples.js';
+import { testRedisUrl } from '../support/redis-url.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -294,7 +295,7 @@ describe('FieldReportPublisher', () => {
 });
 
 describe('FieldReportPublisher over Redis', () => {
-  const REDIS_URL = 'redis://127.0.0.1:6379';
+  const REDIS_URL = testRedisUrl();
 
   it('delivers reports written before a restart to a Redis consumer, each exactly once', async () => {
     const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });

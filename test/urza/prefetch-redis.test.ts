@@ -1,5 +1,5 @@
 /**
- * The Urza prefetch round trip over `StreamBus` on `RedisStreamStore` (127.0.0.1:6379), as
+ * The Urza prefetch round trip over `StreamBus` on `RedisStreamStore` (the test run's Redis), as
  * two processes would run it: a "Kasmina" bus and an "Urza" bus, each on its own Redis
  * connection, sharing a unique stream prefix (`esper-test:<uuid>:`) whose keys are all
  * deleted after each test. Kasmina asks with `bus.request`, waiting on the reply type it
@@ -37,9 +37,10 @@ import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/inde
 import { parseUrzaArtifactRef } from '../../src/urza/artifact-ref.js';
 import { UrzaLibrary } from '../../src/urza/library.js';
 import { UrzaPrefetchWorker } from '../../src/urza/prefetch-worker.js';
-import { deleteKeysWithPrefix } from '../oona/fixtures/redis-server.js';
+import { deleteKeysWithPrefix } from '../support/redis-server.js';
+import { testRedisUrl } from '../support/redis-url.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 const TEST_TIMEOUT_MS = 30_000;
 const REPLY_TIMEOUT_MS = 10_000;
 const RING = new KeyRing([{ keyId: 'k1', secret: Buffer.from('urza-prefetch-redis-secret-0123456789', 'utf8') }]);

@@ -1,0 +1,332 @@
+/**
+ * The publish side of `StreamBus`. The priority (given, the telemetry packet's own,
+ * CRITICAL for emergency signals, else NORMAL) picks the stream: HIGH and CRITICAL the
+ * emergency stream, HIGH over the emergency budget demoted to its family stream, CRITICAL
+ * never. At `maxBacklog` LOW/NORMAL telemetry is shed (counted); every other publish waits,
+ * up to its deadline, for the backlog to drain or the store to come back, then fails with a
+ * typed error — never a receipt for a message that was not stored.
+ *
+ * Departures from the prototype (reference prototype-tolaria-oona-nissa-weatherlight §3.6):
+ * no sticky "conservative mode"; back-pressure makes the publisher wait instead of dropping
+ * a command, field report, policy update or kernel message; the budget demotes HIGH instead
+ * of dropping it; a shed does not trip the publish breaker, only store failures do.
+ */
+import { randomUUID } from 'node:crypto';
+import { ErrorCode, EsperError, isEsperError, type CircuitBreaker } from '../core/index.js';
+import { BusMessageType, MessagePriority, type BusMessage } from '../leyline/index.js';
+import type { HmacSigner } from '../security/index.js';
+import type { BusMetrics, PublishOptions, PublishReceipt } from './bus.js';
+import { describeError, isTransient } from './consumer-loop.js';
+import { buildEnvelope, encodeBusMessage, sealEnvelope } from './envelope.js';
+import { LatencyWindow } from './latency-window.js';
+import type { ResolvedStreamBusOptions } from './options.js';
+import { familyStream, LogicalStream, sheddable } from './streams.js';
+import { TokenBucket } from './token-bucket.js';
+import { abortReason, Backoff, delay, firstAborted, raceAbort } from './waits.js';
+
+/** First and largest wait between publish attempts under back-pressure or outage, in ms. */
+const PUBLISH_BACKOFF_INITIAL_MS = 5;
+const PUBLISH_BACKOFF_MAX_MS = 200;
+
+interface DepthReading {
+  readonly depth: number;
+  /** `performance.now()` of the reading. */
+  readonly readAtMs: number;
+}
+
+/** A publish attempt cut short by the publish deadline (the store did not answer in time). */
+class DeadlinePassed extends EsperError {
+  constructor(stream: LogicalStream, deadlineMs: number) {
+    super(ErrorCode.OONA_STORE_UNAVAILABLE, `the store did not answer within the ${deadlineMs} ms publish deadline`, {
+      details: { stream, deadlineMs },
+    });
+  }
+}
+
+/** Internal knobs of one publish. */
+export interface PublishInternals {
+  readonly messageId?: string;
+  /** Requests are never shed: a shed request could only time out. */
+  readonly neverShed?: boolean;
+  readonly signals?: readonly AbortSignal[];
+}
+
+/** Publish counters of a bus. */
+export type PublishCounts = Pick<
+  BusMetrics,
+  'publishTotal' | 'publishShed' | 'publishTimeouts' | 'publishFailures' | 'emergencyPublished' | 'emergencyDemoted'
+>;
+
+/** Publishes for one `StreamBus` (see module doc). */
+export class Publisher {
+  readonly #options: ResolvedStreamBusOptions;
+  readonly #signer: HmacSigner;
+  readonly #publishBreaker: CircuitBreaker;
+  readonly #closing: AbortSignal;
+  readonly #bucket: TokenBucket;
+  readonly #publishLatency = new LatencyWindow();
+  readonly #depth = new Map<string, DepthReading>();
+  readonly #depthRefresh = new Map<string, Promise<number>>();
+  #publishTotal = 0;
+  #publishShed = 0;
+  #publishTimeouts = 0;
+  #publishFailures = 0;
+  #emergencyPublished = 0;
+  #emergencyDemoted = 0;
+
+  /** `closing` aborts every waiting publish when the bus closes. */
+  constructor(options: ResolvedStreamBusOptions, signer: HmacSigner, publishBreaker: CircuitBreaker, closing: AbortSignal) {
+    this.#options = options;
+    this.#signer = signer;
+    this.#publishBreaker = publishBreaker;
+    this.#closing = closing;
+    this.#bucket = new TokenBucket({ perMinute: options.emergencyMaxPerMin, clock: options.clock });
+  }
+
+  /** Counters so far. */
+  counts(): PublishCounts {
+    return {
+      publishTotal: this.#publishTotal,
+      publishShed: this.#publishShed,
+      publishTimeouts: this.#publishTimeouts,
+      publishFailures: this.#publishFailures,
+      emergencyPublished: this.#emergencyPublished,
+      emergencyDemoted: this.#emergencyDemoted,
+    };
+  }
+
+  /** publish() latency over recent samples. */
+  get latency(): LatencyWindow {
+    return this.#publishLatency;
+  }
+
+  /** Tokens left in the emergency budget. */
+  get emergencyTokens(): number {
+    return this.#bucket.tokens;
+  }
+
+  /** The cached depth readings, by physical stream. */
+  depths(): ReadonlyMap<string, number> {
+    return new Map([...this.#depth].map(([physical, reading]) => [physical, reading.depth]));
+  }
+
+  /** Drops the cached depth of `physical` (after trimming it). */
+  forgetDepth(physical: string): void {
+    this.#depth.delete(physical);
+  }
+
+  /**
+   * Publishes one message (see the module doc).
+   * @throws see `StreamBus.publish`.
+   */
+  async publish(message: BusMessage, options: PublishOptions, internals: PublishInternals = {}): Promise<PublishReceipt> {
+    const { clock, maxBacklog, streams, store, keyRing } = this.#options;
+    const startedMs = clock.monotonicMs();
+    const deadlineMs = options.deadlineMs ?? this.#options.publishDeadlineMs;
+    if (!Number.isFinite(deadlineMs) || deadlineMs < 0) {
+      throw invalidArgument('deadlineMs', `must be a finite number ≥ 0, got ${deadlineMs}`);
+    }
+    const signals = [options.signal, this.#closing, ...(internals.signals ?? [])];
+    const aborted = firstAborted(signals);
+    if (aborted !== undefined) throw aborted.reason;
+    const deadlineAt = performance.now() + deadlineMs;
+
+    const { type, payload } = encodeChecked(message);
+    const priority = this.#priorityOf(message, type, options.priority);
+    const { stream, demoted } = this.#route(type, priority);
+    const physical = streams[stream];
+    const messageId = internals.messageId ?? randomUUID();
+    const envelope = buildEnvelope({
+      type,
+      payload,
+      priority,
+      correlationId: options.correlationId ?? '',
+      trainingRunId: options.trainingRunId ?? ownTrainingRunId(message),
+      publishedAtMs: clock.wallMs(),
+      attempt: 1,
+      messageId,
+    });
+    const fields = sealEnvelope(this.#signer, keyRing.activeKeyId, envelope);
+    const shedAllowed =
+      internals.neverShed !== true && sheddable(type) && (priority === MessagePriority.LOW || priority === MessagePriority.NORMAL);
+
+    const backoff = new Backoff(PUBLISH_BACKOFF_INITIAL_MS, PUBLISH_BACKOFF_MAX_MS);
+    let lastStoreError: unknown;
+    // What held the last attempt that finished back: the backlog or the store.
+    let backlogged = false;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        // A store call can sit in the client's offline queue across reconnects for longer
+        // than the deadline, so each attempt is bounded by what is left of it (a deadline
+        // of 0 still gets its one attempt). An attempt given up on may still land: the
+        // caller then sees a typed failure for a message that was stored — never a
+        // receipt for one that was not.
+        const bound = deadlineMs === 0 && attempt === 0 ? undefined : deadlineAt;
+        const entryId = await this.#withinDeadline(
+          (async () => {
+            const depth = await this.#depthOf(physical);
+            if (depth >= maxBacklog) return undefined;
+            return this.#publishBreaker.run(() => store.add(physical, fields));
+          })(),
+          bound,
+          signals,
+          { stream, deadlineMs },
+        );
+        if (entryId !== undefined) {
+          this.#noteAdded(physical);
+          this.#publishTotal += 1;
+          if (stream === LogicalStream.EMERGENCY) this.#emergencyPublished += 1;
+          this.#publishLatency.record(clock.monotonicMs() - startedMs);
+          return { status: 'published', stream, entryId, messageId, priority, demoted };
+        }
+        if (shedAllowed) {
+          this.#publishShed += 1;
+          return { status: 'shed', stream, messageId };
+        }
+        backlogged = true;
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        // An attempt cut short by the deadline says nothing new about the backlog.
+        if (!(error instanceof DeadlinePassed) || lastStoreError === undefined) lastStoreError = error;
+        if (!(error instanceof DeadlinePassed)) backlogged = false;
+      }
+      const remainingMs = deadlineAt - performance.now();
+      if (remainingMs <= 0) {
+        if (backlogged) {
+          this.#publishTimeouts += 1;
+          throw new EsperError(
+            ErrorCode.OONA_PUBLISH_TIMEOUT,
+            `stream ${physical} stayed at or above maxBacklog ${maxBacklog} for ${deadlineMs} ms`,
+            { details: { stream, maxBacklog, deadlineMs, messageType: BusMessageType[type] ?? type } },
+          );
+        }
+        this.#publishFailures += 1;
+        if (isEsperError(lastStoreError, ErrorCode.OONA_STORE_UNAVAILABLE)) throw lastStoreError;
+        throw new EsperError(ErrorCode.OONA_STORE_UNAVAILABLE, `publish breaker stayed open for ${deadlineMs} ms`, {
+          cause: lastStoreError,
+          details: { stream, deadlineMs },
+        });
+      }
+      if (!(await delay(Math.min(backoff.next(), remainingMs), signals))) throw abortReason(signals);
+    }
+  }
+
+  /**
+   * Settles like `operation`, or rejects with {@link DeadlinePassed} once `deadlineAt`
+   * (a `performance.now()` time; `undefined` for no bound) passes, or with the reason of the
+   * first of `signals` to abort. `operation` keeps running either way.
+   */
+  async #withinDeadline<T>(
+    operation: Promise<T>,
+    deadlineAt: number | undefined,
+    signals: readonly (AbortSignal | undefined)[],
+    details: { readonly stream: LogicalStream; readonly deadlineMs: number },
+  ): Promise<T> {
+    if (deadlineAt === undefined) return raceAbort(operation, signals);
+    const expired = new AbortController();
+    const timer = setTimeout(
+      () => {
+        expired.abort(new DeadlinePassed(details.stream, details.deadlineMs));
+      },
+      Math.max(0, deadlineAt - performance.now()),
+    );
+    try {
+      return await raceAbort(operation, [...signals, expired.signal]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #priorityOf(message: BusMessage, type: BusMessageType, given: MessagePriority | undefined): MessagePriority {
+    if (given !== undefined && given !== MessagePriority.UNSPECIFIED) {
+      if (MessagePriority[given] === undefined) throw invalidArgument('priority', `unknown priority ${String(given)}`);
+      return given;
+    }
+    if (message.$typeName === 'esper.leyline.v1.TelemetryPacket') {
+      const own = message.priority;
+      return own === MessagePriority.UNSPECIFIED || MessagePriority[own] === undefined ? MessagePriority.NORMAL : own;
+    }
+    return type === BusMessageType.EMERGENCY_SIGNAL ? MessagePriority.CRITICAL : MessagePriority.NORMAL;
+  }
+
+  /**
+   * HIGH and CRITICAL take a token and go to the emergency stream; HIGH without a token is
+   * demoted to its family stream (an emergency signal's family stream is the emergency
+   * stream itself, so it stays there); CRITICAL goes whether or not a token was left.
+   */
+  #route(type: BusMessageType, priority: MessagePriority): { stream: LogicalStream; demoted: boolean } {
+    const family = familyStream(type);
+    if (priority === MessagePriority.CRITICAL) {
+      this.#bucket.tryTake();
+      return { stream: LogicalStream.EMERGENCY, demoted: false };
+    }
+    if (priority === MessagePriority.HIGH) {
+      if (this.#bucket.tryTake() || family === LogicalStream.EMERGENCY) {
+        return { stream: LogicalStream.EMERGENCY, demoted: false };
+      }
+      this.#emergencyDemoted += 1;
+      return { stream: family, demoted: true };
+    }
+    return { stream: family, demoted: false };
+  }
+
+  /** The stream's depth, from a reading at most `depthRefreshMs` old. */
+  #depthOf(physical: string): Promise<number> {
+    const reading = this.#depth.get(physical);
+    if (reading !== undefined && performance.now() - reading.readAtMs < this.#options.depthRefreshMs) {
+      return Promise.resolve(reading.depth);
+    }
+    let refresh = this.#depthRefresh.get(physical);
+    if (refresh === undefined) {
+      refresh = this.#readDepth(physical).finally(() => this.#depthRefresh.delete(physical));
+      this.#depthRefresh.set(physical, refresh);
+    }
+    return refresh;
+  }
+
+  /** max over groups of (lag + pending), or the length when lag is unknown or no group exists. */
+  async #readDepth(physical: string): Promise<number> {
+    const { store } = this.#options;
+    const depth = await this.#publishBreaker.run(async () => {
+      const groups = await store.groups(physical);
+      let length: number | undefined;
+      const lengthOnce = async (): Promise<number> => (length ??= await store.length(physical));
+      if (groups.length === 0) return lengthOnce();
+      let deepest = 0;
+      for (const group of groups) {
+        const backlog = group.lag === undefined ? await lengthOnce() : group.lag + group.pending;
+        deepest = Math.max(deepest, backlog);
+      }
+      return deepest;
+    });
+    this.#depth.set(physical, { depth, readAtMs: performance.now() });
+    return depth;
+  }
+
+  /** Counts a publish into the cached depth, so a burst sees its own backlog grow. */
+  #noteAdded(physical: string): void {
+    const reading = this.#depth.get(physical);
+    if (reading !== undefined) this.#depth.set(physical, { depth: reading.depth + 1, readAtMs: reading.readAtMs });
+  }
+}
+
+/** The message's type and payload bytes; a non-bus message is a typed error. */
+function encodeChecked(message: BusMessage): ReturnType<typeof encodeBusMessage> {
+  try {
+    return encodeBusMessage(message);
+  } catch (error) {
+    if (isEsperError(error)) throw error;
+    throw new EsperError(ErrorCode.OONA_INVALID_MESSAGE, `not a bus message: ${describeError(error)}`, { cause: error });
+  }
+}
+
+/** The message's own `trainingRunId` field, when it has one. */
+function ownTrainingRunId(message: BusMessage): string {
+  const value = (message as { trainingRunId?: unknown }).trainingRunId;
+  return typeof value === 'string' ? value : '';
+}
+
+/** INVALID_ARGUMENT naming `field`. */
+export function invalidArgument(field: string, message: string): EsperError {
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} ${message}`, { details: { field } });
+}
