@@ -59,7 +59,8 @@ export {
   type Cifar10Options,
 } from './data/cifar10.js';
 export { DATASET_NAMES, isDatasetName, loadDataset, type DatasetName, type LoadDatasetOptions } from './data/datasets.js';
-export { Trainer, type RollbackResult, type TrainerState, type TrainingSummary } from './trainer.js';
+export { Trainer, type TrainerState, type TrainingSummary } from './trainer.js';
+export type { RollbackResult } from './recovery.js';
 export {
   resolveTrainerOptions,
   TRAINER_DEFAULTS,

@@ -16,10 +16,11 @@
  * after Tamiyo returned, so those fields describe the *previous* step here).
  */
 import os from 'node:os';
-import { create } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
 import { buildTrainingMetrics, type Clock, type TrainingMetricsInput } from '../core/index.js';
 import {
   HardwareContextSchema,
+  SeedStateSchema,
   SystemStatePacketSchema,
   type HardwareContext,
   type SeedState,
@@ -82,6 +83,25 @@ export function buildStepState(input: StatePacketInput): SystemStatePacket {
 /** The packet of one finished epoch, with the host's hardware context. */
 export function buildEpochState(input: StatePacketInput & { readonly cpuUtilPercent?: number }): SystemStatePacket {
   return build(input, epochPacketId(input.trainingRunId, input.epoch), hardwareContext(input.cpuUtilPercent));
+}
+
+/**
+ * The executor's seed states, with the gradient norm measured by the trainer for seeds
+ * whose site has a hook (copies; the executor's are not touched).
+ */
+export function withGradientNorms(
+  seeds: readonly SeedState[],
+  hookNorms: readonly { readonly siteId: string; readonly norm: number }[] = [],
+): SeedState[] {
+  if (hookNorms.length === 0) return [...seeds];
+  const bySite = new Map(hookNorms.map((h) => [h.siteId, h.norm]));
+  return seeds.map((seed) => {
+    const norm = bySite.get(seed.siteId);
+    if (norm === undefined) return seed;
+    const copy = clone(SeedStateSchema, seed);
+    copy.gradientNorm = norm;
+    return copy;
+  });
 }
 
 const GIB = 1024 ** 3;
