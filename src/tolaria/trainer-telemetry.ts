@@ -114,7 +114,10 @@ export interface EpochMetricsInput {
   readonly globalStep: number;
   readonly lrScheduleEnabled: boolean;
   readonly learningRate: number;
-  readonly optimizer: OptimizerManagerStats;
+  readonly optimizer: Pick<
+    OptimizerManagerStats,
+    'rebuildsTotal' | 'rebuildFailuresTotal' | 'rebuildSkippedTotal' | 'lastRebuildLatencyMs'
+  >;
   /** The control calls' deadline-miss metrics. */
   readonly control: readonly MetricInput[];
   readonly cpuUtilPercent: number | undefined;

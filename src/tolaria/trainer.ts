@@ -355,6 +355,8 @@ export class Trainer {
     this.#lastEpoch = report;
     this.#emitEpochTelemetry(epoch, report, validationMs, epochCpu.sample());
     await this.#recovery.afterEpoch();
+    // The epoch-end checkpoint's event, which would otherwise wait for a next step (and be lost after the last epoch).
+    this.#telemetry.flush();
     this.#onEpoch?.(report);
     return halted ? 'halted' : 'completed';
   }
