@@ -6,7 +6,7 @@
 import { type DependencyGuard, ErrorCode, EsperError, type AsyncWorker, type Clock, type MetricInput } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import { restoreVariables, saveVariables } from '../tensor/index.js';
-import type { Checkpoint, CheckpointHeader, CheckpointStore } from './checkpoint.js';
+import type { Checkpoint, CheckpointHeader, CheckpointStore, DiscardedCheckpoint } from './checkpoint.js';
 import { callOnWorker, errorText } from './control-calls.js';
 import type { Executor, ExecutorContext } from './controller.js';
 import type { HostModel } from './host-model.js';
@@ -65,6 +65,8 @@ export class Recovery {
   readonly #cache: FastRollbackCache | undefined;
   #rollback = { fastHits: 0, fastMisses: 0, fullRestores: 0, failures: 0, deadlineExceeded: 0, lastMs: 0, lastTier: '' };
   #checkpoint = { writes: 0, lastMs: 0, lastBytes: 0 };
+  /** Discarded records already reported. */
+  readonly #reported = new Set<string>();
 
   constructor(options: RecoveryOptions) {
     this.#o = options;
@@ -127,6 +129,7 @@ export class Recovery {
           // Past the deadline nothing is applied: the caller has already given up.
           if (signal.aborted) return false;
           await this.applyCheckpoint(latest.checkpoint, false);
+          this.reportDiscarded(latest.discarded);
           return true;
         },
         { name: FULL_RESTORE_TASK, deadlineMs: rollback.fullDeadlineMs, signal: undefined },
@@ -282,6 +285,28 @@ export class Recovery {
     // Snapshots of the abandoned timeline must not be restored later.
     this.#cache?.clear();
     if (this.#cache !== undefined && !resume) await this.#takeSnapshot();
+  }
+
+  /**
+   * Tells the operator which checkpoint records were passed over to reach the one now in
+   * place (WARNING `tolaria.checkpoint.discarded`, once per record).
+   */
+  reportDiscarded(discarded: readonly DiscardedCheckpoint[]): void {
+    for (const d of discarded) {
+      const key = `${d.file}:${d.record}:${d.offset}:${d.reason}`;
+      if (this.#reported.has(key)) continue;
+      this.#reported.add(key);
+      this.#o.events.event(TolariaEvent.CHECKPOINT_DISCARDED, TelemetryLevel.WARNING, {
+        file: d.file,
+        record: d.record,
+        offset: d.offset,
+        bytes: d.bytes,
+        reason: d.reason,
+        detail: d.detail,
+        ...(d.claimedStep === undefined ? {} : { claimed_step: d.claimedStep }),
+        restored_step: this.#o.state.globalStep,
+      });
+    }
   }
 
   stats(): RecoveryStats {

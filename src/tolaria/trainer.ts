@@ -11,7 +11,7 @@
  */
 import { DependencyGuard, ErrorCode, EsperError } from '../core/index.js';
 import { TelemetryLevel, type SeedState } from '../leyline/index.js';
-import type { Checkpoint } from './checkpoint.js';
+import type { Checkpoint, DiscardedCheckpoint } from './checkpoint.js';
 import { CommandOwner } from './commands.js';
 import { ControlCalls } from './control-calls.js';
 import { ControlLoop, type HookTimings } from './control-loop.js';
@@ -223,13 +223,15 @@ export class Trainer {
   /**
    * Restores a checkpoint before `run` (resume). The checkpoint must belong to this run
    * (`training_run_id`, checked by the dependency guard), this host, and the hooks now
-   * attached.
+   * attached. `discarded` (from `CheckpointStore.latest`) is reported as WARNING
+   * `tolaria.checkpoint.discarded` events.
    * @throws DependencyViolationError for another run's checkpoint; EsperError
    *   TOLARIA_CHECKPOINT_MISMATCH when it does not fit the host or optimizer
    */
-  async restore(checkpoint: Checkpoint): Promise<void> {
+  async restore(checkpoint: Checkpoint, options: { readonly discarded?: readonly DiscardedCheckpoint[] } = {}): Promise<void> {
     this.#requireIdle('restore a checkpoint');
     await this.#recovery.applyCheckpoint(checkpoint, true);
+    this.#recovery.reportDiscarded(options.discarded ?? []);
     const cursor = this.#state.cursor;
     this.#telemetry.event(TolariaEvent.CHECKPOINT_RESTORED, TelemetryLevel.INFO, {
       global_step: this.#state.globalStep,

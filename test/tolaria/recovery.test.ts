@@ -3,10 +3,13 @@
  * non-finite loss, the full tier from the last checkpoint, and the checks a resumed
  * checkpoint must pass.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DependencyViolationError, ErrorCode } from '../../src/core/index.js';
 import { EmergencyLevel, MessagePriority, TelemetryLevel } from '../../src/leyline/index.js';
 import { saveVariables, tf } from '../../src/tensor/index.js';
+import { CheckpointStore } from '../../src/tolaria/checkpoint.js';
 import type { HostModel } from '../../src/tolaria/host-model.js';
 import { TolariaEvent } from '../../src/tolaria/names.js';
 import { PoisonedHost } from './fixtures/fakes.js';
@@ -74,6 +77,29 @@ describe('Recovery: rollback tiers', () => {
 });
 
 describe('Recovery: checkpoints', () => {
+  it('resumes past a damaged last checkpoint from the previous one and reports what it discarded (WARNING, once)', async () => {
+    const store = await kit.store();
+    const h = kit.host();
+    await kit.trainer({ host: h, checkpoints: { store } }).trainer.run(); // checkpoints at steps 8 and 16
+    await store.close();
+    const bytes = await readFile(store.path);
+    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x01;
+    await writeFile(store.path, bytes);
+    const reopened = await CheckpointStore.open(path.dirname(store.path));
+    kit.defer(() => reopened.close());
+    const latest = (await reopened.latest())!;
+    const { trainer, telemetry } = kit.trainer({ host: h, checkpoints: { store: reopened }, rollback: {}, worker: kit.worker() });
+    await trainer.restore(latest.checkpoint, { discarded: latest.discarded });
+    expect(trainer.globalStep).toBe(8);
+    const [discarded] = telemetry.events(TolariaEvent.CHECKPOINT_DISCARDED);
+    expect(discarded?.level).toBe(TelemetryLevel.WARNING);
+    expect(discarded?.attributes).toMatchObject({ file: reopened.path, record: '2', reason: 'crc', restored_step: '8' });
+    // A full restore reads the same log: the same discarded record is not reported again.
+    await trainer.rollback({ tier: 'full' });
+    expect(telemetry.events(TolariaEvent.CHECKPOINT_DISCARDED)).toHaveLength(1);
+    expect(telemetry.events(TolariaEvent.ROLLBACK_RESTORED).at(-1)?.attributes).toMatchObject({ tier: 'full', to_step: '8' });
+  });
+
   it("refuses to resume another run's checkpoint (dependency guard) and one that does not fit the host", async () => {
     const store = await kit.store();
     const first = kit.trainer({ epochs: 1, checkpoints: { store } });
