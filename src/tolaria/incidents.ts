@@ -112,23 +112,19 @@ export class Incidents {
   judgeEpoch(epoch: number): boolean {
     const { state, events, calls, options } = this.#o;
     const acc = state.epoch.state;
+    const overBudget = (event: string, latencyMs: number, budgetMs: number): void =>
+      events.event(event, TelemetryLevel.WARNING, { latency_ms: latencyMs.toFixed(2), budget_ms: budgetMs });
     let reason = '';
     if (!this.#breaker.allow()) {
       reason = EmergencyReason.BREAKER_OPEN;
     } else if (acc.hookMsSum > options.epochBudgetMs) {
       reason = EmergencyReason.EPOCH_BUDGET;
-      events.event(TolariaEvent.EPOCH_BUDGET, TelemetryLevel.WARNING, {
-        latency_ms: acc.hookMsSum.toFixed(2),
-        budget_ms: options.epochBudgetMs,
-      });
+      overBudget(TolariaEvent.EPOCH_BUDGET, acc.hookMsSum, options.epochBudgetMs);
     } else if (acc.failureReason !== '') {
       reason = acc.failureReason;
     } else if (acc.maxHookMs > options.hookBudgetMs) {
       reason = EmergencyReason.HOOK_BUDGET;
-      events.event(TolariaEvent.HOOK_BUDGET, TelemetryLevel.WARNING, {
-        latency_ms: acc.maxHookMs.toFixed(2),
-        budget_ms: options.hookBudgetMs,
-      });
+      overBudget(TolariaEvent.HOOK_BUDGET, acc.maxHookMs, options.hookBudgetMs);
     }
     const counters = state.counters;
     if (reason === '') {

@@ -158,6 +158,15 @@ describe('checkpoint headers (zod)', () => {
   });
 });
 
+/** Appends a record of `step` that frames correctly (valid CRC) but fails its SHA-256. */
+async function appendTamperedRecord(step: number): Promise<void> {
+  const log = await RecordLog.open(path.join(dir, CHECKPOINT_LOG_FILE));
+  const { payload } = encodeCheckpoint(header(step), weights(64), weights(16));
+  payload[payload.length - 1] = (payload[payload.length - 1] as number) ^ 1;
+  await log.append(payload);
+  await log.close();
+}
+
 describe('CheckpointStore', () => {
   it('keeps only the last N checkpoints and returns the newest', async () => {
     const store = await CheckpointStore.open(dir, { keepLast: 2 });
@@ -181,11 +190,7 @@ describe('CheckpointStore', () => {
     const store = await CheckpointStore.open(dir);
     await store.write(header(10), weights(64), weights(16));
     await store.close();
-    const log = await RecordLog.open(path.join(dir, CHECKPOINT_LOG_FILE));
-    const { payload } = encodeCheckpoint(header(20), weights(64), weights(16));
-    payload[payload.length - 1] = (payload[payload.length - 1] as number) ^ 1;
-    await log.append(payload);
-    await log.close();
+    await appendTamperedRecord(20);
     const reopened = await CheckpointStore.open(dir);
     const latest = await reopened.latest();
     expect(latest?.checkpoint.header.globalStep).toBe(10);
@@ -238,11 +243,7 @@ describe('CheckpointStore', () => {
   });
 
   it('refuses a log in which no record verifies with a typed error naming the file', async () => {
-    const log = await RecordLog.open(path.join(dir, CHECKPOINT_LOG_FILE));
-    const { payload } = encodeCheckpoint(header(20), weights(64), weights(16));
-    payload[payload.length - 1] = (payload[payload.length - 1] as number) ^ 1;
-    await log.append(payload);
-    await log.close();
+    await appendTamperedRecord(20);
     const store = await CheckpointStore.open(dir);
     const error = await store.latest().catch((e: unknown) => e);
     expect(isEsperError(error, ErrorCode.TOLARIA_CHECKPOINT_CORRUPT)).toBe(true);
