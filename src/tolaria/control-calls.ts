@@ -168,6 +168,7 @@ export class ControlCalls {
     return result;
   }
 
+  /** Deadline misses and control-plane time. */
   stats(): ControlCallStats {
     return {
       controllerTimeouts: this.#timeouts.controller,

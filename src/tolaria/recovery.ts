@@ -309,6 +309,7 @@ export class Recovery {
     }
   }
 
+  /** Rollbacks by tier and checkpoints written. */
   stats(): RecoveryStats {
     const r = this.#rollback;
     return {

@@ -15,6 +15,7 @@ export type EventAttributes = Record<string, string | number | boolean>;
 
 /** Where the parts of the trainer raise events. */
 export interface TrainerEvents {
+  /** Queues an event for the next packet. */
   event(description: string, level: TelemetryLevel, attributes: EventAttributes): void;
 }
 
@@ -60,6 +61,7 @@ export class TrainerTelemetry implements TrainerEvents {
     this.#stepMetrics = options.stepMetrics;
   }
 
+  /** Queues an event for the next packet. */
   event(description: string, level: TelemetryLevel, attributes: EventAttributes): void {
     this.#events.push({ description, level, attributes });
   }
