@@ -8,6 +8,7 @@
  * Ctrl-C is left to Node's default handling.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -288,6 +289,10 @@ async function openCheckpoints(args: TrainArguments, settings: EsperSettings): P
     return { store, runId, latest };
   }
   const directory = args.resume.includes('/') ? args.resume : runCheckpointDir(settings, args.resume);
+  // Opening would create the directory; a mistyped run must not leave one behind.
+  if (!existsSync(directory)) {
+    throw new EsperError(ErrorCode.TOLARIA_CHECKPOINT_NOT_FOUND, `no checkpoints to resume from: ${directory} does not exist`);
+  }
   const store = await CheckpointStore.open(directory);
   try {
     const latest = await store.latest();

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -123,6 +124,14 @@ describe('esper train: runs', () => {
     expect(code).toBe(130);
     expect(JSON.parse(out.stdout)).toMatchObject({ state: 'aborted', globalStep: 0, checkpointsWritten: 1 });
     expect(out.stderr).toContain(`esper train: continue with --resume ${dir}`);
+  });
+
+  it('reports --resume of an unknown run as an error naming the directory, and creates nothing', async () => {
+    const { out, io } = capture();
+    expect(await runTrain(['--dataset', 'xor', '--resume', 'no-such-run'], io, { settings: varSettings() })).toBe(1);
+    const missing = path.join(dir, 'runs', 'no-such-run', 'checkpoints');
+    expect(out.stderr).toContain(`no checkpoints to resume from: ${missing} does not exist [ESPER_TOLARIA_CHECKPOINT_NOT_FOUND]`);
+    expect(existsSync(path.join(dir, 'runs'))).toBe(false);
   });
 
   it('reports --resume without a checkpoint as an error naming the file', async () => {
