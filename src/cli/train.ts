@@ -1,13 +1,15 @@
 /**
  * `esper train`: trains a host model on a dataset with Tolaria — progress on stderr
  * (a redrawn bar on a TTY, one line per epoch otherwise), a summary on stdout, durable
- * checkpoints, and `--resume` from the newest one. Defaults come from `loadSettings()`
- * (`settings.tolaria`) where a setting exists.
+ * checkpoints per run (`<storage.varDir>/runs/<run id>/checkpoints`), and `--resume <run>`
+ * from the newest one. The trainer is configured from `settings.tolaria` by `createTrainer`.
  *
  * Ctrl-C stops at the next step boundary, writes a checkpoint and exits 130; a second
  * Ctrl-C is left to Node's default handling.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   AsyncWorker,
@@ -29,16 +31,21 @@ import { initTensorBackend } from '../tensor/index.js';
 import {
   CheckpointStore,
   createHost,
+  createTrainer,
   DATASET_NAMES,
+  describeDiscarded,
   HOST_FAMILIES,
   isDatasetName,
   isHostFamilyName,
+  isPathSafeRunId,
   loadDataset,
   LrSchedulePolicy,
   OptimizerKind,
-  Trainer,
+  runCheckpointDir,
   type EpochReport,
+  type LatestCheckpoint,
   type StepReport,
+  type Trainer,
   type TrainingSummary,
 } from '../tolaria/index.js';
 import { openGrowth, type Growth } from './growth.js';
@@ -69,10 +76,13 @@ Options:
   --lr-schedule <policy>   constant | cosine | step (default cosine over the whole run)
   --warmup-steps <n>       linear warm-up steps (default 0)
   --seed <n>               seed of initialisation and data order (default 0)
-  --checkpoint-dir <dir>   checkpoint log directory (default settings tolaria.checkpointDir)
+  --checkpoint-dir <dir>   checkpoint log directory of a new run
+                           (default <storage.varDir>/runs/<run id>/checkpoints)
   --checkpoint-every <n>   also checkpoint every n steps (default 0: epoch ends only)
-  --resume                 continue from the newest checkpoint in --checkpoint-dir
-  --run-id <id>            training run id (default: a new id, or the checkpoint's on --resume)
+  --resume <run|dir>       continue run <run> from its newest checkpoint, or the run whose
+                           checkpoints are in <dir> (a value with a '/' is a directory)
+  --run-id <id>            training run id: letters, digits, '.', '_', '-'
+                           (default: a new id, or the checkpoint's on --resume)
   --grow                   attach Kasmina: seeds can be grafted at the host's sites
                            (blueprints are compiled into Urza under settings storage.varDir)
   --listen                 with --grow: apply signed commands sent by \`esper command\` over
@@ -98,7 +108,8 @@ export interface TrainArguments {
   readonly seed: number;
   readonly checkpointDir: string | undefined;
   readonly checkpointEvery: number;
-  readonly resume: boolean;
+  /** The run, or the checkpoint directory (a value with a '/'), to resume. */
+  readonly resume: string | undefined;
   readonly runId: string | undefined;
   readonly grow: boolean;
   readonly listen: boolean;
@@ -145,7 +156,7 @@ export function parseTrainArguments(argv: readonly string[]): TrainArguments {
         seed: { type: 'string' },
         'checkpoint-dir': { type: 'string' },
         'checkpoint-every': { type: 'string' },
-        resume: { type: 'boolean' },
+        resume: { type: 'string' },
         'run-id': { type: 'string' },
         grow: { type: 'boolean' },
         listen: { type: 'boolean' },
@@ -164,7 +175,15 @@ export function parseTrainArguments(argv: readonly string[]): TrainArguments {
   if (dataset === 'cifar10' && v['data-dir'] === undefined && v.help !== true) throw new UsageError('--dataset cifar10 needs --data-dir');
   const lr = v.lr === undefined ? 0.002 : Number(v.lr);
   if (!(Number.isFinite(lr) && lr > 0)) throw new UsageError(`--lr must be a number > 0, got '${v.lr}'`);
-  if (v['run-id'] !== undefined && v['run-id'].trim().length === 0) throw new UsageError('--run-id must not be blank');
+  if (v['run-id'] !== undefined && !isPathSafeRunId(v['run-id'])) {
+    throw new UsageError(`--run-id must be letters, digits, '.', '_' or '-' (not first), got '${v['run-id']}'`);
+  }
+  if (v.resume !== undefined && !v.resume.includes('/') && !isPathSafeRunId(v.resume)) {
+    throw new UsageError(`--resume needs a run id, or a checkpoint directory with a '/' (e.g. ./dir), got '${v.resume}'`);
+  }
+  if (v.resume !== undefined && v['checkpoint-dir'] !== undefined) {
+    throw new UsageError('--checkpoint-dir names the directory of a new run; to resume from a directory, pass it to --resume');
+  }
   if (v.listen === true && v.grow !== true) throw new UsageError('--listen needs --grow');
   return {
     host,
@@ -179,7 +198,7 @@ export function parseTrainArguments(argv: readonly string[]): TrainArguments {
     seed: integer('seed', v.seed, 0, 0),
     checkpointDir: v['checkpoint-dir'],
     checkpointEvery: integer('checkpoint-every', v['checkpoint-every'], 0, 0),
-    resume: v.resume === true,
+    resume: v.resume,
     runId: v['run-id'],
     grow: v.grow === true,
     listen: v.listen === true,
@@ -241,16 +260,59 @@ export async function runTrain(argv: readonly string[], io: TrainIo, options: Ru
   }
 }
 
+/** Where a run's checkpoints are, and what the directory already holds. */
+interface Checkpoints {
+  readonly store: CheckpointStore;
+  readonly runId: string;
+  readonly latest: LatestCheckpoint | undefined;
+}
+
+/**
+ * Opens the run's checkpoint log: a new run's own (empty) directory, or on `--resume` the
+ * named run's directory, whose newest valid checkpoint must exist.
+ */
+async function openCheckpoints(args: TrainArguments, settings: EsperSettings): Promise<Checkpoints> {
+  if (args.resume === undefined) {
+    const runId = args.runId ?? newRunId();
+    const store = await CheckpointStore.open(args.checkpointDir ?? runCheckpointDir(settings, runId));
+    const latest = await store.latest().catch(async (error: unknown) => {
+      await store.close();
+      throw error;
+    });
+    if (latest !== undefined) {
+      const owner = latest.checkpoint.header.trainingRunId;
+      await store.close();
+      throw new UsageError(
+        `${store.path} already holds checkpoints of run ${owner}; resume it with --resume ${owner}, or start with another --run-id`,
+      );
+    }
+    return { store, runId, latest };
+  }
+  const directory = args.resume.includes('/') ? args.resume : runCheckpointDir(settings, args.resume);
+  // Opening would create the directory; a mistyped run must not leave one behind.
+  if (!existsSync(directory)) {
+    throw new EsperError(ErrorCode.TOLARIA_CHECKPOINT_NOT_FOUND, `no checkpoints to resume from: ${directory} does not exist`);
+  }
+  const store = await CheckpointStore.open(directory);
+  try {
+    const latest = await store.latest();
+    if (latest === undefined) throw new EsperError(ErrorCode.TOLARIA_CHECKPOINT_NOT_FOUND, `no checkpoint to resume from in ${store.path}`);
+    // Another --run-id than the checkpoint's is refused by the trainer's dependency guard.
+    return { store, runId: args.runId ?? latest.checkpoint.header.trainingRunId, latest };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
 async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo, signal: AbortSignal): Promise<number> {
-  const tolaria = settings.tolaria;
   await initTensorBackend();
   const dataset = await loadDataset(args.dataset, {
     layout: args.host === 'cnn' ? 'image' : 'flat',
     seed: args.seed,
     ...(args.dataDir === undefined ? {} : { directory: args.dataDir }),
   });
-  const checkpointDir = args.checkpointDir ?? tolaria.checkpointDir;
-  const store = await CheckpointStore.open(checkpointDir);
+  const { store, runId, latest } = await openCheckpoints(args, settings);
   const worker = new AsyncWorker({ name: 'tolaria-cli', ...settings.core.asyncWorker });
   const host = createHost(args.host, { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: args.seed });
   let trainer: Trainer | undefined;
@@ -258,16 +320,6 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
   let bus: StreamBus | undefined;
   let inbox: CommandInbox | undefined;
   try {
-    const latest = await store.latest();
-    if (args.resume && latest === undefined) {
-      throw new EsperError(ErrorCode.TOLARIA_CHECKPOINT_NOT_FOUND, `no checkpoint to resume from in ${store.path}`);
-    }
-    if (!args.resume && latest !== undefined) {
-      throw new UsageError(
-        `${store.path} already holds checkpoints of run ${latest.checkpoint.header.trainingRunId}; pass --resume, or another --checkpoint-dir`,
-      );
-    }
-    const runId = args.runId ?? latest?.checkpoint.header.trainingRunId ?? newRunId();
     const progress = new Progress(io, args.epochs);
     const stepsPerEpoch = Math.ceil(dataset.train.size / args.batchSize);
     const sink = new StderrEventSink(io, progress);
@@ -293,7 +345,7 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
         );
       }
     }
-    trainer = new Trainer({
+    trainer = createTrainer(settings, {
       trainingRunId: runId,
       host,
       dataset,
@@ -307,31 +359,10 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
         warmupSteps: args.warmupSteps,
       },
       worker,
-      controllerDeadlineMs: tolaria.tamiyoTimeoutMs,
-      executorDeadlineMs: tolaria.kasminaTimeoutMs,
-      epochBudgetMs: tolaria.epochBudgetMs,
-      hookBudgetMs: tolaria.hookBudgetMs,
       telemetry: sink,
       ...(growth === undefined ? {} : { executor: growth.kasmina, commandVerifier: growth.verifier }),
       ...(inbox === undefined ? {} : { controller: inbox }),
-      ...(tolaria.emergency.enabled
-        ? {
-            emergency: {
-              sink: new StderrEmergencySink(io, progress),
-              failedEpochsToHalt: tolaria.emergency.l4FailedEpochs,
-              maxRepeatsPerMinute: tolaria.emergency.bypassMaxPerMin,
-            },
-          }
-        : {}),
-      ...(tolaria.rollback.enabled
-        ? {
-            rollback: {
-              snapshotEverySteps: tolaria.rollback.snapshotSteps,
-              fastCacheMaxMb: tolaria.rollback.fastCacheMaxMb,
-              fullDeadlineMs: tolaria.rollback.deadlineMs,
-            },
-          }
-        : {}),
+      emergencySink: new StderrEmergencySink(io, progress),
       checkpoints: { store, everySteps: args.checkpointEvery },
       onStep: (r) => progress.step(r),
       onEpoch: (r) => progress.epoch(r),
@@ -341,8 +372,13 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
         `(${dataset.train.size} train / ${dataset.validation.size} validation), ${args.epochs} epoch${args.epochs === 1 ? '' : 's'} × ${stepsPerEpoch} steps, ` +
         `${args.optimizer} lr ${args.lr} ${args.lrSchedule}, checkpoints in ${store.path}\n`,
     );
-    if (args.resume && latest !== undefined) {
-      await trainer.restore(latest.checkpoint);
+    if (latest !== undefined) {
+      await trainer.restore(latest.checkpoint, { discarded: latest.discarded });
+      for (const discarded of latest.discarded) {
+        io.stderr.write(
+          `esper train: discarded ${describeDiscarded(discarded)}; resuming from the checkpoint of step ${trainer.globalStep}\n`,
+        );
+      }
       io.stderr.write(
         `esper train: resumed from step ${trainer.globalStep} (epoch ${trainer.cursorState.epoch}, example ${trainer.cursorState.position})\n`,
       );
@@ -355,6 +391,10 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
         ? `${JSON.stringify({ ...summaryJson(summary, store.path), ...(seeds === undefined ? {} : { seeds }) })}\n`
         : formatSummary(summary, store.path, seeds),
     );
+    if (summary.state !== 'completed') {
+      const resume = args.checkpointDir === undefined && args.resume?.includes('/') !== true ? runId : path.dirname(store.path);
+      io.stderr.write(`esper train: continue with --resume ${resume}\n`);
+    }
     return summary.state === 'completed' ? 0 : summary.state === 'aborted' ? 130 : 3;
   } finally {
     await inbox?.stop();

@@ -150,8 +150,6 @@ export const SETTINGS_DEFINITION = {
     epochBudgetMs: setting.number({ default: 250, greaterThan: 0 }),
     /** Budget of the per-step hooks. @default 50 */
     hookBudgetMs: setting.number({ default: 50, greaterThan: 0 }),
-    /** Training checkpoints. @default "<storage.varDir>/tolaria/checkpoints" */
-    checkpointDir: setting.varPath('tolaria/checkpoints'),
     /** Two-tier rollback (in-memory fast cache, then checkpoint restore). */
     rollback: {
       /** Whether rollback is armed. @default false */

@@ -1,39 +1,16 @@
 /**
- * Training checkpoints (reference prototype-tolaria-oona-nissa-weatherlight §2.14): the
- * weights of the host and its hooks, the optimizer state, the trainer's RNG and data
- * cursor, the epoch and step, and the trainer's running statistics — everything a resumed
- * run needs to continue bit-identically.
- *
- * Each checkpoint is one record of a {@link RecordLog} (the write-ahead log of
- * `checkpoints.wal` in the checkpoint directory): appended with a per-record `fdatasync`,
- * framed with a CRC32C by the log, and carrying its own SHA-256 over the payload, so a
- * record that the log's framing accepts but whose contents were damaged is still refused.
- * After each write the log is rewritten to keep the last `keepLast` checkpoints. Resume
- * takes the newest record that decodes and verifies.
- *
- * Record payload (little-endian):
- *
- * | Bytes | Content |
- * |---|---|
- * | 0–3 | magic `"ESPC"` |
- * | 4–7 | u32 format version (1) |
- * | 8–39 | SHA-256 of the body (bytes 40…) |
- * | 40–43 | u32 header length `h` |
- * | 44… | header JSON (UTF-8, {@link CheckpointHeader}), then the weights blob, then the optimizer blob |
- *
- * The blobs are `src/tensor` weights blobs (`saveVariables`, `saveOptimizerState`), each
- * with its own CRC32C. Departures from the prototype: one checksummed log instead of a
- * pickle file per epoch plus a `wal.json` pointer; retention (the prototype never deleted
- * a checkpoint); the RNG, cursor and statistics are saved (the prototype saved only model,
- * optimizer and epoch, so its resumes were not reproducible).
+ * Training checkpoints: each is one record of the `checkpoints.wal` {@link RecordLog} of a
+ * checkpoint directory, carrying its own SHA-256 and a header read back through a zod
+ * schema. The record layout is in `docs/architecture.md` § Tolaria.
  */
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, EsperError, RecordLog, systemClock, type Clock } from '../core/index.js';
+import { z } from 'zod';
+import { ErrorCode, EsperError, isEsperError, RecordLog, systemClock, type Clock, type TornTailReason } from '../core/index.js';
 import type { RngState } from '../tensor/index.js';
 import type { DataCursorState } from './dataset.js';
-import type { OptimizerKind } from './optimizer-manager.js';
+import { OptimizerKind } from './optimizer-manager.js';
 import type { TrainerProgress } from './trainer-stats.js';
 
 /** Everything a checkpoint records besides the two tensor blobs. JSON-serialisable. */
@@ -79,9 +56,91 @@ const FORMAT_VERSION = 1;
 const DIGEST_BYTES = 32;
 const PREFIX_BYTES = 8 + DIGEST_BYTES;
 
-function corrupt(message: string, details: Record<string, string | number | boolean> = {}, cause?: unknown): EsperError {
-  return new EsperError(ErrorCode.TOLARIA_CHECKPOINT_CORRUPT, `checkpoint ${message}`, { details, cause });
+/** Where a checkpoint record was read from, for error messages. */
+export interface CheckpointSource {
+  readonly file: string;
+  /** Byte offset of the record's frame in the file. */
+  readonly offset: number;
 }
+
+/** Why a checkpoint record was not used. */
+export const CheckpointDiscardReason = {
+  /** The file ended inside the record (a crash mid-write, or a truncated copy). */
+  TRUNCATED: 'truncated',
+  /** The record log's CRC-32C of the frame failed: its bytes changed on disk. */
+  CRC: 'crc',
+  /** The frame was intact but the checkpoint's SHA-256 does not match its contents. */
+  SHA256: 'sha256',
+  /** The contents verify but do not parse: bad magic, version, layout or header. */
+  MALFORMED: 'malformed',
+} as const;
+
+/** Union of {@link CheckpointDiscardReason} values. */
+export type CheckpointDiscardReason = (typeof CheckpointDiscardReason)[keyof typeof CheckpointDiscardReason];
+
+function corrupt(
+  source: CheckpointSource | undefined,
+  reason: CheckpointDiscardReason,
+  message: string,
+  details: Record<string, string | number | boolean> = {},
+  cause?: unknown,
+): EsperError {
+  const where = source === undefined ? 'checkpoint' : `checkpoint record at offset ${source.offset} of ${source.file}`;
+  return new EsperError(ErrorCode.TOLARIA_CHECKPOINT_CORRUPT, `${where}: ${message}`, {
+    details: { ...(source === undefined ? {} : { file: source.file, offset: source.offset }), reason, problem: message, ...details },
+    cause,
+  });
+}
+
+const count = z.number().int().nonnegative();
+const uint32 = z.number().int().min(0).max(0xffff_ffff);
+const ewma = z.strictObject({ mean: z.number(), variance: z.number().nonnegative(), count });
+
+/** The header of a checkpoint record as it is stored (with the two blob lengths). */
+const StoredHeaderSchema = z.strictObject({
+  trainingRunId: z.string().min(1),
+  hostId: z.string().min(1),
+  globalStep: count,
+  cursor: z.strictObject({ seed: count, epoch: count, position: count }),
+  rng: z.tuple([uint32, uint32, uint32, uint32]),
+  optimizer: z.strictObject({
+    kind: z.enum(Object.values(OptimizerKind) as [OptimizerKind, ...OptimizerKind[]]),
+    learningRate: z.number().positive(),
+    variableNames: z.array(z.string().min(1)),
+  }),
+  hookSites: z.array(z.string().min(1)),
+  executor: z.unknown().optional(),
+  progress: z.strictObject({
+    loss: ewma,
+    gradNorm: ewma,
+    lastLoss: z.number().nullable(),
+    divergence: z.strictObject({ window: z.array(z.number()), panics: count }),
+    epoch: z.strictObject({
+      lossSum: z.number(),
+      samples: count,
+      correct: z.number().nonnegative(),
+      gradNormSum: z.number(),
+      steps: count,
+      hookMsSum: z.number(),
+      maxHookMs: z.number(),
+      lastHookMs: z.number(),
+      trainMsSum: z.number(),
+      failureReason: z.string(),
+    }),
+    counters: z.strictObject({
+      epochsTotal: count,
+      epochsFailed: count,
+      failedEpochStreak: count,
+      nonFiniteLossTotal: count,
+      lastValidationLoss: z.number(),
+      lastValidationAccuracy: z.number(),
+    }),
+    lrScale: z.number().positive(),
+  }),
+  createdAtMs: z.number(),
+  weightsBytes: count,
+  optimizerBytes: count,
+});
 
 /** Encodes a checkpoint record payload. */
 export function encodeCheckpoint(
@@ -109,60 +168,61 @@ export function encodeCheckpoint(
   return { payload, sha256: digest.toString('hex') };
 }
 
-/**
- * Decodes and verifies a checkpoint record payload.
- * @throws EsperError TOLARIA_CHECKPOINT_CORRUPT on a bad magic, version, digest or layout
- */
-export function decodeCheckpoint(payload: Uint8Array): Checkpoint {
-  if (payload.byteLength < PREFIX_BYTES + 4) throw corrupt('is truncated', { bytes: payload.byteLength });
+/** The header JSON of a payload, unverified; undefined when it cannot be read. */
+function rawHeader(payload: Uint8Array): unknown {
+  if (payload.byteLength < PREFIX_BYTES + 4) return undefined;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  if (view.getUint32(0, true) !== MAGIC) throw corrupt('has a bad magic number');
+  const end = PREFIX_BYTES + 4 + view.getUint32(PREFIX_BYTES, true);
+  if (end > payload.byteLength) return undefined;
+  try {
+    return JSON.parse(new TextDecoder().decode(payload.subarray(PREFIX_BYTES + 4, end))) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Decodes and verifies a checkpoint record payload; `source` names it in errors.
+ * @throws EsperError TOLARIA_CHECKPOINT_CORRUPT (`details.reason` `sha256` or `malformed`)
+ *   on a bad magic, version, digest, layout or header, naming the file and what is wrong
+ */
+export function decodeCheckpoint(payload: Uint8Array, source?: CheckpointSource): Checkpoint {
+  const malformed = (message: string, details?: Record<string, string | number>, cause?: unknown): EsperError =>
+    corrupt(source, CheckpointDiscardReason.MALFORMED, message, details, cause);
+  if (payload.byteLength < PREFIX_BYTES + 4) throw malformed('is truncated', { bytes: payload.byteLength });
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  if (view.getUint32(0, true) !== MAGIC) throw malformed('has a bad magic number');
   const version = view.getUint32(4, true);
-  if (version !== FORMAT_VERSION) throw corrupt(`has unsupported format version ${version}`, { version });
+  if (version !== FORMAT_VERSION) throw malformed(`has unsupported format version ${version}`, { version });
   const body = payload.subarray(PREFIX_BYTES);
   const digest = createHash('sha256').update(body).digest();
-  if (!digest.equals(payload.subarray(8, PREFIX_BYTES))) throw corrupt('SHA-256 does not match its contents');
-  const headerLength = view.getUint32(PREFIX_BYTES, true);
-  const headerEnd = 4 + headerLength;
-  if (headerEnd > body.byteLength) throw corrupt('header is truncated');
-  let parsed: CheckpointHeader & { weightsBytes?: unknown; optimizerBytes?: unknown };
+  if (!digest.equals(payload.subarray(8, PREFIX_BYTES))) {
+    throw corrupt(source, CheckpointDiscardReason.SHA256, 'SHA-256 does not match its contents');
+  }
+  const headerEnd = 4 + view.getUint32(PREFIX_BYTES, true);
+  if (headerEnd > body.byteLength) throw malformed('header is truncated');
+  let json: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(body.subarray(4, headerEnd))) as typeof parsed;
+    json = JSON.parse(new TextDecoder().decode(body.subarray(4, headerEnd)));
   } catch (error) {
-    throw corrupt('header is not valid JSON', {}, error);
+    throw malformed('header is not valid JSON', {}, error);
   }
-  const { weightsBytes, optimizerBytes, ...header } = parsed;
-  if (
-    typeof weightsBytes !== 'number' ||
-    typeof optimizerBytes !== 'number' ||
-    headerEnd + weightsBytes + optimizerBytes !== body.byteLength
-  ) {
-    throw corrupt('blob lengths do not match the record');
+  const parsed = StoredHeaderSchema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.slice(0, 3).map((i) => `${['header', ...i.path.map(String)].join('.')}: ${i.message}`);
+    throw malformed(`header is malformed: ${issues.join('; ')}`, {
+      field: ['header', ...(parsed.error.issues[0]?.path ?? []).map(String)].join('.'),
+    });
   }
-  checkHeader(header);
+  const { weightsBytes, optimizerBytes, ...header } = parsed.data;
+  if (headerEnd + weightsBytes + optimizerBytes !== body.byteLength) throw malformed('blob lengths do not match the record');
+  const checked: CheckpointHeader = header;
   return {
-    header,
+    header: checked,
     weights: body.slice(headerEnd, headerEnd + weightsBytes),
     optimizerState: body.slice(headerEnd + weightsBytes),
     sha256: digest.toString('hex'),
   };
-}
-
-function checkHeader(header: CheckpointHeader): void {
-  const ok =
-    typeof header.trainingRunId === 'string' &&
-    typeof header.hostId === 'string' &&
-    Number.isSafeInteger(header.globalStep) &&
-    typeof header.cursor === 'object' &&
-    header.cursor !== null &&
-    Array.isArray(header.rng) &&
-    typeof header.optimizer === 'object' &&
-    header.optimizer !== null &&
-    Array.isArray(header.optimizer.variableNames) &&
-    Array.isArray(header.hookSites) &&
-    typeof header.progress === 'object' &&
-    header.progress !== null;
-  if (!ok) throw corrupt('header lacks required fields');
 }
 
 /** Options of {@link CheckpointStore.open}. */
@@ -200,11 +260,43 @@ export interface CheckpointWriteResult {
   readonly kept: number;
 }
 
+/** A checkpoint record that was not used, and why. */
+export interface DiscardedCheckpoint {
+  /** The checkpoint log. */
+  readonly file: string;
+  /** 1-based position of the record in the log. */
+  readonly record: number;
+  /** Byte offset of its frame in the file (as it was when the log was opened). */
+  readonly offset: number;
+  readonly bytes: number;
+  readonly reason: CheckpointDiscardReason;
+  /** What exactly was wrong. */
+  readonly detail: string;
+  /** The global step its header claims, when the header can still be read (not trusted). */
+  readonly claimedStep?: number;
+}
+
 /** What {@link CheckpointStore.latest} found. */
 export interface LatestCheckpoint {
   readonly checkpoint: Checkpoint;
-  /** Newer records that failed to decode or verify and were passed over. */
-  readonly skippedInvalid: number;
+  /**
+   * Newer records that were passed over, and the damaged tail cut off when the log was
+   * opened (until the next write), in file order. The caller tells the operator.
+   */
+  readonly discarded: readonly DiscardedCheckpoint[];
+}
+
+const TORN_TAIL_REASONS: Record<TornTailReason, { reason: CheckpointDiscardReason; detail: string }> = {
+  'header-incomplete': { reason: CheckpointDiscardReason.TRUNCATED, detail: 'the file ends inside the record header' },
+  'payload-incomplete': { reason: CheckpointDiscardReason.TRUNCATED, detail: 'the file ends inside the record' },
+  'header-checksum': { reason: CheckpointDiscardReason.CRC, detail: 'the CRC-32C of the record header does not match' },
+  'payload-checksum': { reason: CheckpointDiscardReason.CRC, detail: 'the CRC-32C of the record does not match' },
+};
+
+/** One line for an operator: which record, where, and why it was not used. */
+export function describeDiscarded(d: DiscardedCheckpoint): string {
+  const step = d.claimedStep === undefined ? '' : `, claims step ${d.claimedStep}`;
+  return `checkpoint record ${d.record} at offset ${d.offset} of ${d.file} (${d.bytes} bytes${step}): ${d.reason} — ${d.detail}`;
 }
 
 /** The durable checkpoint log of one checkpoint directory. One writer at a time. */
@@ -212,16 +304,28 @@ export class CheckpointStore {
   readonly #log: RecordLog;
   readonly #keepLast: number;
   readonly #clock: Clock;
+  /** The damaged tail the log cut off at open; forgotten at the first write. */
+  #tornTail: DiscardedCheckpoint | undefined;
 
   private constructor(log: RecordLog, keepLast: number, clock: Clock) {
     this.#log = log;
     this.#keepLast = keepLast;
     this.#clock = clock;
+    const recovery = log.recovery;
+    if (recovery.truncatedTailBytes > 0 && recovery.tornTailReason !== undefined) {
+      this.#tornTail = {
+        file: log.path,
+        record: recovery.records + 1,
+        offset: recovery.tornTailOffset ?? recovery.bytes,
+        bytes: recovery.truncatedTailBytes,
+        ...TORN_TAIL_REASONS[recovery.tornTailReason],
+      };
+    }
   }
 
   /**
-   * Opens (creating) `<directory>/checkpoints.wal`. A torn last record (a crash mid-write)
-   * is cut off by the log's recovery.
+   * Opens (creating) `<directory>/checkpoints.wal`. A damaged or torn last record is cut
+   * off by the log's recovery and reported by {@link latest}.
    * @throws EsperError RECORD_LOG_CORRUPT / RECORD_LOG_IO_FAILED from the log, INVALID_ARGUMENT
    */
   static async open(directory: string, options: CheckpointStoreOptions = {}): Promise<CheckpointStore> {
@@ -249,6 +353,7 @@ export class CheckpointStore {
     const started = this.#clock.monotonicMs();
     const { payload, sha256 } = encodeCheckpoint(header, weights, optimizerState);
     await this.#log.append(payload);
+    this.#tornTail = undefined;
     const records = this.#log.stats().records;
     let kept = records;
     if (records > this.#keepLast) {
@@ -260,18 +365,40 @@ export class CheckpointStore {
     return { sha256, bytes: payload.byteLength, latencyMs: this.#clock.monotonicMs() - started, kept };
   }
 
-  /** The newest checkpoint that verifies, or undefined when there is none. */
+  /**
+   * The newest checkpoint that verifies, with what was passed over to reach it; undefined
+   * when the log holds nothing at all.
+   * @throws EsperError TOLARIA_CHECKPOINT_CORRUPT naming the file when it held records
+   *   and none of them verifies
+   */
   async latest(): Promise<LatestCheckpoint | undefined> {
     const records = await this.#log.readAll();
-    let skippedInvalid = 0;
+    const discarded: DiscardedCheckpoint[] = this.#tornTail === undefined ? [] : [this.#tornTail];
     for (let i = records.length - 1; i >= 0; i -= 1) {
+      const record = records[i] as { offset: number; payload: Uint8Array };
       try {
-        return { checkpoint: decodeCheckpoint((records[i] as { payload: Uint8Array }).payload), skippedInvalid };
-      } catch {
-        skippedInvalid += 1;
+        return { checkpoint: decodeCheckpoint(record.payload, { file: this.path, offset: record.offset }), discarded };
+      } catch (error) {
+        if (!isEsperError(error, ErrorCode.TOLARIA_CHECKPOINT_CORRUPT)) throw error;
+        const claimed = rawHeader(record.payload);
+        const claimedStep = typeof claimed === 'object' && claimed !== null ? (claimed as { globalStep?: unknown }).globalStep : undefined;
+        discarded.unshift({
+          file: this.path,
+          record: i + 1,
+          offset: record.offset,
+          bytes: record.payload.byteLength,
+          reason: error.details?.['reason'] as CheckpointDiscardReason,
+          detail: String(error.details?.['problem']),
+          ...(Number.isSafeInteger(claimedStep) ? { claimedStep: claimedStep as number } : {}),
+        });
       }
     }
-    return undefined;
+    if (discarded.length === 0) return undefined;
+    throw new EsperError(
+      ErrorCode.TOLARIA_CHECKPOINT_CORRUPT,
+      `no valid checkpoint in ${this.path}: ${discarded.map((d) => `record ${d.record} (${d.reason})`).join(', ')} discarded`,
+      { details: { file: this.path, discarded: discarded.length } },
+    );
   }
 
   /** Checkpoints in the log (valid or not). */

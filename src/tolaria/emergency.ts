@@ -1,31 +1,11 @@
 /**
  * Tolaria's emergency protocol (reference prototype-tolaria-oona-nissa-weatherlight §2.13):
  * a level that rises with trouble, and an {@link EmergencySignal} dispatched through an
- * injected sink on every trigger.
- *
- * Triggers and levels:
- *
- * | Trigger | Level | Reason | Source |
- * |---|---|---|---|
- * | failed epoch (controller/executor timeout or error, epoch or hook budget) | L2 ELEVATED | the failure reason | reference §2.3 step 5 |
- * | a step's loss is NaN/±Inf | L2 ELEVATED | `non_finite_loss` | reference "any failed epoch except breaker_open", applied at the step |
- * | a step's loss explodes | L2 ELEVATED | `loss_explosion` | same |
- * | an epoch fails while the trainer's breaker is open | L3 CONSERVATIVE | `breaker_open` | reference §2.3 step 5 |
- * | consecutive failed steps (rollbacks that did not get past the failure) ≥ threshold | L4 HALT | `failed_steps_streak` | this implementation, the step analogue of the epoch streak |
- * | no rollback tier could restore, or the full restore overran its deadline | L4 HALT | `rollback_deadline` | reference §2.3 (`L4_ON_ROLLBACK_DEADLINE`) |
- * | failed-epoch streak ≥ threshold | L4 HALT | `failed_epochs_streak` | reference §2.3 step 10 |
- *
- * Non-finite loss and loss explosion are not triggers in the prototype (its step loop
- * never looked at the loss value); the later Python version panics on NaN/Inf loss and on
- * statistical divergence (esper-2026-anchor §4 "Governor"), so they are added here at the
- * prototype's level for a failed step, L2.
- *
- * Departures (prototype-rc1-plan §3.1.0 "emergency.py" findings and §2.13 quirks): the
- * signal is dispatched on the failed-epoch-streak halt too; a successful epoch resets the
- * level to NOTICE (the prototype's level never came down); requested levels are checked
- * against `EmergencyLevel`; and dispatch is synchronous through the sink (the sink queues
- * or publishes; it must not throw), so nothing waits in a trainer-side queue for a later
- * `publish_history`.
+ * injected sink on every trigger; the triggers are listed in `docs/architecture.md`
+ * § Tolaria. Departures (prototype-rc1-plan §3.1.0, §2.13 quirks): a non-finite loss and a
+ * loss explosion are L2 triggers (the later Governor, esper-2026-anchor §4); the
+ * failed-epoch-streak halt dispatches a signal too; a successful epoch resets the level to
+ * NOTICE; requested levels are checked; dispatch is synchronous through the sink.
  */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';

@@ -1,26 +1,10 @@
 /**
- * The learning-rate controller (reference prototype-tolaria-oona-nissa-weatherlight §2.10):
- * a schedule maps (global step, epoch) to a learning rate, optionally behind a linear
- * warm-up. It is a pure function of its position, so a resumed run needs no schedule
- * state in its checkpoint.
- *
- * | Policy | Rate at global step `t`, epoch `e` | Clock |
- * |---|---|---|
- * | `constant` | `base` | — |
- * | `cosine` | `min + (base − min)·½·(1 + cos(π·min(t, T)/T))`, `T = totalSteps` | steps |
- * | `step` | `base·gamma^⌊e / stepSizeEpochs⌋` | epochs |
- *
- * With `warmupSteps = W > 0`, steps `t < W` run at `base·max(warmupStartFactor, (t+1)/W)`
- * and the schedule then continues from `t − W`.
- *
- * Departures from the prototype, following its review findings (prototype-rc1-plan §3.1.0,
- * "lr_controller.py"):
- * - an unknown policy is an error, not a silently disabled controller;
- * - the warm-up floor is an option (`warmupStartFactor`), not a hard-coded 10 %;
- * - the rate is computed *before* each step for that step, so warm-up governs the very
- *   first step (the prototype applied it after the step, so step 1 ran at the base rate);
- * - cosine anneals to `minLr` and stays there after `totalSteps` (the flat tail is the
- *   documented end of the schedule, not a clamp artefact).
+ * The learning-rate schedule (reference prototype-tolaria-oona-nissa-weatherlight §2.10):
+ * a pure function of (global step, epoch), optionally behind a linear warm-up, so a
+ * checkpoint needs no schedule state. Policies and formulas: `docs/architecture.md`
+ * § Tolaria. Departures (prototype-rc1-plan §3.1.0 "lr_controller.py"): an unknown policy
+ * is an error; the warm-up floor is an option (`warmupStartFactor`); the rate is computed
+ * before each step, so warm-up governs the first step; cosine anneals to `minLr` and stays.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 

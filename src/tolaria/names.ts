@@ -139,6 +139,8 @@ export const TolariaEvent = {
   CHECKPOINT_WRITTEN: 'tolaria.checkpoint.written',
   CHECKPOINT_FAILED: 'tolaria.checkpoint.failed',
   CHECKPOINT_RESTORED: 'tolaria.checkpoint.restored',
+  /** A checkpoint record passed over on resume or restore: truncated, CRC, SHA-256 or malformed (WARNING). */
+  CHECKPOINT_DISCARDED: 'tolaria.checkpoint.discarded',
   /** An OPTIMIZER or ROLLBACK command Tolaria verified and applied. */
   COMMAND_APPLIED: 'tolaria.command.applied',
   /** A command Tolaria did not apply, with its reason (`CommandRefusal`). */

@@ -1,30 +1,13 @@
 /**
  * The optimizer manager (reference prototype-tolaria-oona-nissa-weatherlight §2.11): owns
- * the tfjs optimizer (SGD, momentum or Adam from `tf.train`), the list of variables it
- * trains, and its rebuild when seed hooks attach or detach.
- *
- * tfjs optimizers keep their slot variables (Adam's `m`/`v`, momentum's accumulation) **by
- * position** in the variable list they are handed, so the list cannot simply change under
- * them. A rebuild makes a fresh optimizer for the new list and moves every surviving
- * variable's slots across (matched by variable identity), with zero slots for new
- * variables — exactly what the optimizer would have created lazily — and the iteration
- * count and Adam's running β products kept, so an unchanged variable sees the same update
- * as before the rebuild.
- *
- * Rebuild-storm guard (reference §2.11): a rebuild within `minRebuildIntervalSteps` of the
- * previous one is skipped and counted, and rebuild failures feed a circuit breaker that,
- * once open, refuses rebuilds for `rebuildBackoffMs`. Deliberate departures:
- * - The guard can defer only *growth*. While deferred, new variables are not trained (as
- *   parameters missing from a torch optimizer's groups are not) and the rebuild runs at
- *   the first allowed step. A variable that *disappeared* (hook detached and disposed)
- *   cannot stay in a tfjs optimizer, so its removal always rebuilds (`forced`); if that
- *   rebuild is refused or fails, training cannot continue correctly and
- *   `TOLARIA_OPTIMIZER_REBUILD_FAILED` is thrown.
- * - Per-variable state is carried across a rebuild (the prototype re-created the optimizer
- *   from `defaults` and silently ignored a failed `load_state_dict`, a finding of
- *   prototype-rc1-plan §3.1.0).
- * - No mutable optimizer reference is exposed (same finding); callers go through the
- *   manager.
+ * the tfjs optimizer, the variables it trains, and its rebuild when seed hooks attach or
+ * detach. tfjs keeps slots by position, so a rebuild moves every surviving variable's slots
+ * to a fresh optimizer (matched by identity; zero slots for new ones; iteration count and
+ * Adam's β products kept) behind a rebuild-storm guard (`docs/architecture.md` § Tolaria).
+ * Departures (prototype-rc1-plan §3.1.0): only growth can be deferred — a removed variable
+ * cannot stay in a tfjs optimizer, so a removal always rebuilds or throws
+ * `TOLARIA_OPTIMIZER_REBUILD_FAILED`; per-variable state is carried across a rebuild (the
+ * prototype ignored a failed `load_state_dict`); no mutable optimizer reference is exposed.
  */
 import { CircuitBreaker, ErrorCode, EsperError, systemClock, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
 import { OptimizerFamily } from '../leyline/index.js';

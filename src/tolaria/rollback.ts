@@ -1,17 +1,9 @@
 /**
  * The fast tier of Tolaria's two-tier rollback (reference prototype-tolaria-oona-nissa-weatherlight
- * §2.12): in-memory snapshots of the training state — weights of the host and its hooks,
- * optimizer state, data cursor, RNG and running statistics — taken every few steps and at
- * every epoch end, in a byte-capped cache. The full tier restores the last checkpoint
- * (see `checkpoint.ts`); the trainer runs the two in order.
- *
- * Snapshots are tensor clones: tfjs tensors are immutable and `Variable.assign` swaps the
- * buffer, so a clone shares the buffer until the variable moves on and costs no copy —
- * ~0.3 ms for the 270k-parameter MLP against ~16 ms to encode the same state to bytes.
- *
- * Departures from the prototype's `FastRollbackCache`: replacing a snapshot of the same
- * step frees the old one and its bytes (the prototype double-counted them, a [quirk]);
- * eviction is oldest-first, since rollbacks always want the newest snapshot ≤ a step.
+ * §2.12): in-memory snapshots of the training state in a byte-capped cache. Snapshots are
+ * tensor clones, which share buffers copy-on-assign (~0.3 ms for the 270k-parameter MLP
+ * against ~16 ms to encode it). Departures: replacing a snapshot of the same step frees
+ * the old one (the prototype double-counted its bytes); eviction is oldest-first.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 import { tf, type RngState } from '../tensor/index.js';

@@ -1,25 +1,18 @@
 /**
  * Tolaria's {@link SystemStatePacket}s (reference prototype-tolaria-oona-nissa-weatherlight
- * §2.6): one per optimizer step, handed to the controller, and one per epoch, published.
- * Metrics travel in the typed `TrainingMetrics` (spec 01), built by the core
- * `buildTrainingMetrics`, with only what the trainer measures; a field it cannot measure
- * on this machine (GPU memory and utilisation, host-to-device copy time, gradient
- * conflict rate without micro-batch aggregation) stays at its proto default.
- *
- * Departures from the prototype (reference §2.6 quirks): `global_step` is the real step
- * count (the prototype's epoch packet put the epoch index there); the epoch packet's
- * `validation_*` fields hold a real validation pass (the prototype copied the training
- * accuracy and forced 1.0 on its completion packet, and there is no completion packet);
- * a step packet carries the latest validation results and the step's own loss; no
- * placeholder run id or experiment name; and the packet handed to the controller is never
- * mutated after the call (the prototype wrote the hook latencies into the same object
- * after Tamiyo returned, so those fields describe the *previous* step here).
+ * §2.6): one per step for the controller, one per epoch published, with the typed
+ * `TrainingMetrics` holding only what is measured (GPU fields and gradient conflict stay
+ * at their defaults). Departures (§2.6 quirks): `global_step` is the real step count; the
+ * epoch packet's `validation_*` is a real validation pass and there is no completion
+ * packet; no placeholder ids; the packet handed to the controller is never mutated, so
+ * its hook latencies describe the *previous* step.
  */
 import os from 'node:os';
-import { create } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
 import { buildTrainingMetrics, type Clock, type TrainingMetricsInput } from '../core/index.js';
 import {
   HardwareContextSchema,
+  SeedStateSchema,
   SystemStatePacketSchema,
   type HardwareContext,
   type SeedState,
@@ -82,6 +75,25 @@ export function buildStepState(input: StatePacketInput): SystemStatePacket {
 /** The packet of one finished epoch, with the host's hardware context. */
 export function buildEpochState(input: StatePacketInput & { readonly cpuUtilPercent?: number }): SystemStatePacket {
   return build(input, epochPacketId(input.trainingRunId, input.epoch), hardwareContext(input.cpuUtilPercent));
+}
+
+/**
+ * The executor's seed states, with the gradient norm measured by the trainer for seeds
+ * whose site has a hook (copies; the executor's are not touched).
+ */
+export function withGradientNorms(
+  seeds: readonly SeedState[],
+  hookNorms: readonly { readonly siteId: string; readonly norm: number }[] = [],
+): SeedState[] {
+  if (hookNorms.length === 0) return [...seeds];
+  const bySite = new Map(hookNorms.map((h) => [h.siteId, h.norm]));
+  return seeds.map((seed) => {
+    const norm = bySite.get(seed.siteId);
+    if (norm === undefined) return seed;
+    const copy = clone(SeedStateSchema, seed);
+    copy.gradientNorm = norm;
+    return copy;
+  });
 }
 
 const GIB = 1024 ** 3;

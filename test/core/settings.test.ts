@@ -66,7 +66,7 @@ describe('loadSettings defaults', () => {
       urzaDatabasePath: '/srv/esper/urza/catalog.db',
       urzaArtifactDir: '/mnt/artifacts',
     });
-    expect(settings.tolaria.checkpointDir).toBe('/srv/esper/tolaria/checkpoints');
+    expect(settings.tamiyo.fieldReportWalPath).toBe('/srv/esper/tamiyo/field-reports.wal');
   });
 });
 

@@ -1,12 +1,11 @@
 /**
- * Commands Tolaria owns (OPTIMIZER, ROLLBACK: verified, dependency-checked and applied
- * here, or refused as a whole) and the one-way executor protocol (advance and the
- * validation report on the worker with the executor's deadline, contribution probes served
- * by the trainer).
+ * Who applies a command (`commands.ts`): OPTIMIZER and ROLLBACK are Tolaria's — verified,
+ * dependency-checked and applied here, or refused as a whole; every other type goes to the
+ * executor as it is; the controller hears each command's outcome.
  */
 import { create } from '@bufbuild/protobuf';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AsyncWorker, MemoryTelemetrySink } from '../../src/core/index.js';
+import { describe, expect, it } from 'vitest';
+import { DependencyViolationError, EsperError, ErrorCode, MemoryTelemetrySink } from '../../src/core/index.js';
 import {
   AdaptationCommandSchema,
   CommandOptimizerAdjustmentSchema,
@@ -16,71 +15,24 @@ import {
   SeedOperation,
   TelemetryLevel,
   type AdaptationCommand,
-  type SystemStatePacket,
 } from '../../src/leyline/index.js';
 import { CommandVerifier, HmacSigner, KeyRing, NonceLedger } from '../../src/security/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import type { CommandOutcome, Controller, Executor, ExecutorContext } from '../../src/tolaria/controller.js';
-import { spiralsDataset } from '../../src/tolaria/data/synthetic.js';
-import type { Dataset } from '../../src/tolaria/dataset.js';
-import type { HostModel } from '../../src/tolaria/host-model.js';
-import { mlpHost } from '../../src/tolaria/hosts/mlp-host.js';
+import { outcomeOfError } from '../../src/tolaria/commands.js';
+import type { CommandOutcome, Controller } from '../../src/tolaria/controller.js';
 import { TolariaEvent } from '../../src/tolaria/names.js';
-import { Trainer } from '../../src/tolaria/trainer.js';
-import type { StepReport, TrainerOptions } from '../../src/tolaria/trainer-options.js';
+import type { TrainerOptions } from '../../src/tolaria/trainer-options.js';
 import { GraftingExecutor, ScriptedController, seedCommand } from './fixtures/fakes.js';
+import { trainerKit } from './fixtures/trainer-kit.js';
 
 const RUN = 'run-commands';
 const RING = new KeyRing([{ keyId: 'k1', secret: Buffer.from('tolaria-commands-secret-0123456789ab', 'utf8') }]);
 const signer = new HmacSigner(RING);
 
-let dataset: Dataset;
-beforeAll(async () => {
-  await initTensorBackend();
-  dataset = spiralsDataset({ seed: 5, trainSize: 256, validationSize: 64 });
-});
-
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-let hostCounter = 0;
-function newHost(): HostModel {
-  hostCounter += 1;
-  const h = mlpHost({ inputSize: 2, hidden: [16, 16], numClasses: 2, seed: 1, hostId: `cmd${hostCounter}` });
-  cleanups.push(() => h.dispose());
-  return h;
-}
-
-function newWorker(): AsyncWorker {
-  const w = new AsyncWorker({ name: 'tolaria-commands-test', shutdownTimeoutMs: 100 });
-  cleanups.push(() => w.close());
-  return w;
-}
+const kit = trainerKit({ trainingRunId: RUN, hostPrefix: 'cmd', epochs: 1, withWorker: true });
+const run = (overrides: Partial<TrainerOptions>) => kit.trainer(overrides);
 
 function newVerifier(telemetry: MemoryTelemetrySink): CommandVerifier {
   return new CommandVerifier({ signer, ledger: new NonceLedger({ ttlSeconds: 600 }), sink: telemetry, source: 'tolaria' });
-}
-
-function run(overrides: Partial<TrainerOptions>): { trainer: Trainer; telemetry: MemoryTelemetrySink; steps: StepReport[] } {
-  const telemetry = (overrides.telemetry as MemoryTelemetrySink | undefined) ?? new MemoryTelemetrySink();
-  const steps: StepReport[] = [];
-  const trainer = new Trainer({
-    trainingRunId: RUN,
-    host: newHost(),
-    dataset,
-    epochs: 1,
-    batchSize: 32,
-    seed: 9,
-    optimizer: { kind: 'adam', learningRate: 0.01 },
-    worker: newWorker(),
-    telemetry,
-    onStep: (r) => steps.push(r),
-    ...overrides,
-  });
-  cleanups.push(() => trainer.dispose());
-  return { trainer, telemetry, steps };
 }
 
 function optimizerCommand(id: string, fields: { learningRate?: number; momentum?: number }, runId = RUN): AdaptationCommand {
@@ -103,20 +55,6 @@ function rollbackCommand(id: string, fields: { tier?: RollbackTier; seedId?: str
     issuedBy: 'test',
     payload: { case: 'rollback', value: create(RollbackRequestSchema, { reason: 'test', ...fields }) },
   });
-}
-
-/** Validation accuracy of `host` over the whole split, in one pass. */
-function accuracyOf(host: HostModel): number {
-  const split = dataset.validation;
-  const batch = split.batch(Int32Array.from({ length: split.size }, (_, i) => i));
-  try {
-    return tf.tidy(() => {
-      const logits = host.forward(batch.inputs, { training: false });
-      return (tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels), 'float32')).dataSync()[0] as number) / split.size;
-    });
-  } finally {
-    tf.dispose([batch.inputs, batch.labels]);
-  }
 }
 
 const sign = (command: AdaptationCommand): AdaptationCommand => signer.sign(AdaptationCommandSchema, command);
@@ -261,7 +199,7 @@ describe('Trainer: command outcomes', () => {
   it('tells the controller what became of each command: applied, not_applied with the reason, rejected, executor outcomes', async () => {
     const telemetry = new MemoryTelemetrySink();
     const executor = new GraftingExecutor('hidden2', 16);
-    cleanups.push(() => executor.dispose());
+    kit.defer(() => executor.dispose());
     const forger = new HmacSigner(new KeyRing([{ keyId: 'k1', secret: Buffer.from('not-the-tolaria-secret-0123456789ab', 'utf8') }]));
     const controller = script([
       [1, sign(optimizerCommand('lr', { learningRate: 0.002 }))],
@@ -285,60 +223,41 @@ describe('Trainer: command outcomes', () => {
   });
 });
 
-describe('Trainer: the executor protocol goes one way', () => {
-  it('serves contribution probes: one pass per probe with that site bypassed, reported once per validation', async () => {
-    const executor = new GraftingExecutor('hidden2', 16);
-    cleanups.push(() => executor.dispose());
-    const host = newHost();
-    const { trainer } = run({
-      host,
-      epochs: 2,
-      executor,
-      controller: script([[2, seedCommand(RUN, 'germ', 'seed-1', SeedOperation.SEED_OP_GERMINATE)]]),
-    });
+describe('Trainer: commands for the executor', () => {
+  it('hands executor commands to the executor as they are: it checks them where it applies them, not Tolaria', async () => {
+    const executor = new GraftingExecutor('hidden1', 16);
+    kit.defer(() => executor.dispose());
+    const controller = new ScriptedController(new Map([[2, seedCommand('other-run', 'cmd-1', 'seed-a', SeedOperation.SEED_OP_GERMINATE)]]));
+    const { trainer, telemetry } = kit.trainer({ controller, executor, worker: kit.worker(), epochs: 1 });
     await trainer.run();
-    expect(executor.validations).toHaveLength(2);
-    const last = executor.validations[1]!;
-    expect(last.withoutSeed.map((p) => [p.seedId, p.siteId])).toEqual([['seed-1', 'hidden2']]);
-    // The last report was measured on the final weights: with the hook, and as if it were detached.
-    expect(last.baseline.accuracy).toBe(accuracyOf(host));
-    const hook = host.detach('hidden2')!;
-    try {
-      expect(last.withoutSeed[0]!.validation.accuracy).toBe(accuracyOf(host));
-      expect(last.withoutSeed[0]!.validation.accuracy).not.toBe(last.baseline.accuracy);
-    } finally {
-      host.attach('hidden2', hook);
-    }
+    expect(executor.applied.map((c) => c.commandId)).toEqual(['cmd-1']);
+    expect(telemetry.events('dependency_guard.violation')).toHaveLength(0);
   });
-
-  it('puts advance on the executor deadline: a slow advance is a kasmina_timeout and conservative mode, never a stalled run', async () => {
-    let advances = 0;
-    const slow: Executor = {
-      apply: () => Promise.resolve(),
-      exportSeedStates: () => [],
-      advance: (_context: ExecutorContext, options) =>
-        new Promise((resolve) => {
-          advances += 1;
-          options.signal.addEventListener('abort', () => resolve(), { once: true });
-        }),
-      contributionProbes: () => [],
-      recordValidation: () => Promise.resolve(),
-    };
-    const controller: Controller = { evaluateStep: (_state: SystemStatePacket) => Promise.resolve(undefined) };
-    const { trainer, telemetry, steps } = run({ executor: slow, controller, executorDeadlineMs: 20 });
-    const summary = await trainer.run();
-    expect(summary.state).toBe('completed');
-    expect(steps).toHaveLength(8);
-    expect(advances).toBe(8);
-    expect(summary.executorTimeouts).toBe(8);
-    expect(eventsOf(telemetry, TolariaEvent.KASMINA_TIMEOUT)[0]?.attributes['call']).toBe('tolaria.kasmina.advance-1');
-    expect(eventsOf(telemetry, TolariaEvent.CONSERVATIVE_MODE_ENTERED)).toHaveLength(1);
-  });
-
   it('refuses executor commands when no executor is attached', async () => {
     const { trainer, telemetry } = run({ controller: script([[2, seedCommand(RUN, 'germ', 'seed-1', SeedOperation.SEED_OP_GERMINATE)]]) });
     const summary = await trainer.run();
     expect(summary.commandsRefused).toBe(1);
     expect(eventsOf(telemetry, TolariaEvent.COMMAND_NOT_APPLIED)[0]?.attributes['reason']).toBe('no_executor');
+  });
+});
+
+describe('outcomeOfError', () => {
+  it('maps what an owner threw to the outcome the controller hears', () => {
+    const rejected = new EsperError(ErrorCode.COMMAND_REJECTED, 'bad', { details: { reason: 'stale' } });
+    const notApplied = new EsperError(ErrorCode.COMMAND_NOT_APPLIED, 'no', { details: { reason: 'illegal_transition' } });
+    const violation = new DependencyViolationError({
+      subsystem: 'kasmina',
+      dependencyType: 'seed_id',
+      identifier: undefined,
+      reason: 'missing',
+    });
+    expect(outcomeOfError(rejected)).toEqual({ status: 'rejected', reason: 'stale' });
+    expect(outcomeOfError(notApplied)).toEqual({ status: 'not_applied', reason: 'illegal_transition' });
+    expect(outcomeOfError(violation)).toEqual({ status: 'rejected', reason: 'dependency_violation' });
+    expect(outcomeOfError(new EsperError(ErrorCode.INVALID_STATE, 'x'))).toEqual({
+      status: 'not_applied',
+      reason: ErrorCode.INVALID_STATE,
+    });
+    expect(outcomeOfError(new TypeError('boom'))).toEqual({ status: 'failed', reason: 'TypeError: boom' });
   });
 });

@@ -1,0 +1,176 @@
+/**
+ * The tensor work of a step and of a validation pass. A training step runs inside one
+ * `tf.tidy` with a single read-back (loss, correct count, squared gradient norms of the
+ * host and of each hook); a non-finite loss or gradient, or a loss explosion, fails the
+ * step before the update, so bad gradients never reach the weights or the optimizer state.
+ */
+import { ErrorCode, EsperError } from '../core/index.js';
+import { TelemetryLevel } from '../leyline/index.js';
+import { oneHotFloat, tf } from '../tensor/index.js';
+import type { ValidationResult } from './controller.js';
+import type { Batch, Dataset } from './dataset.js';
+import { EmergencyReason } from './emergency.js';
+import type { HostModel } from './host-model.js';
+import { TolariaEvent } from './names.js';
+import type { OptimizerManager, OptimizerSyncResult } from './optimizer-manager.js';
+import type { TrainerEvents } from './trainer-telemetry.js';
+import type { LossDivergenceDetector } from './trainer-stats.js';
+
+/** Why a step failed: what was not finite or exploded, and its value. (A type literal, so `tf.tidy` may return it.) */
+export type StepFailure = {
+  readonly reason: typeof EmergencyReason.NON_FINITE_LOSS | typeof EmergencyReason.LOSS_EXPLOSION;
+  readonly quantity: 'loss' | 'gradient_norm';
+  readonly value: number;
+};
+
+/** What one training step measured. */
+export interface StepResult {
+  readonly loss: number;
+  readonly correct: number;
+  /** Global L2 norm of every gradient (host and hooks). */
+  readonly gradNorm: number;
+  readonly hostNorm: number;
+  readonly hookNorms: readonly { readonly siteId: string; readonly norm: number; readonly params: number }[];
+  /** Set when the step failed; then no update was applied. */
+  readonly failure: StepFailure | undefined;
+}
+
+/** Forward, loss, gradients, one read-back, and the update if the step is sound. */
+export function computeStep(input: {
+  readonly host: HostModel;
+  readonly numClasses: number;
+  readonly batch: Batch;
+  readonly variables: readonly tf.Variable[];
+  readonly optimizer: OptimizerManager;
+  readonly divergence: LossDivergenceDetector | undefined;
+}): StepResult {
+  const { host, batch, variables } = input;
+  const hooks = [...host.hooks.entries()].map(([siteId, hook]) => ({ siteId, variables: new Set(hook.trainableVariables()) }));
+  return tf.tidy(() => {
+    let correct: tf.Tensor | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = host.forward(batch.inputs, { training: true });
+      // Kept past variableGrads' internal tidy; disposed below.
+      correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels), 'float32')));
+      return tf.losses.softmaxCrossEntropy(oneHotFloat(batch.labels, input.numClasses), logits) as tf.Scalar;
+    }, [...variables]);
+    try {
+      const squared = (list: readonly tf.Variable[]): tf.Tensor => {
+        const parts = list.flatMap((v) => {
+          const g = grads[v.name];
+          return g === undefined ? [] : [tf.sum(tf.square(g))];
+        });
+        return parts.length === 0 ? tf.scalar(0) : tf.addN(parts);
+      };
+      const hostVariables = variables.filter((v) => !hooks.some((h) => h.variables.has(v)));
+      const groups = [squared(hostVariables), ...hooks.map((h) => squared([...h.variables]))];
+      const stats = tf.concat([tf.reshape(value, [1]), tf.reshape(correct as tf.Tensor, [1]), tf.stack(groups)]).dataSync();
+      const loss = stats[0] as number;
+      const totalSquared = Array.from(stats.subarray(2)).reduce((a, b) => a + b, 0);
+      const gradNorm = Math.sqrt(totalSquared);
+      const hostNorm = Math.sqrt(stats[2] as number);
+      const hookNorms = hooks.map((h, i) => ({
+        siteId: h.siteId,
+        norm: Math.sqrt(stats[3 + i] as number),
+        params: [...h.variables].reduce((n, v) => n + v.size, 0),
+      }));
+      let failure: StepFailure | undefined;
+      if (!Number.isFinite(loss)) failure = { reason: EmergencyReason.NON_FINITE_LOSS, quantity: 'loss', value: loss };
+      else if (!Number.isFinite(gradNorm))
+        failure = { reason: EmergencyReason.NON_FINITE_LOSS, quantity: 'gradient_norm', value: gradNorm };
+      else if (input.divergence?.observe(loss) === true)
+        failure = { reason: EmergencyReason.LOSS_EXPLOSION, quantity: 'loss', value: loss };
+      if (failure === undefined) input.optimizer.applyGradients(grads);
+      return { loss, correct: stats[1] as number, gradNorm, hostNorm, hookNorms, failure };
+    } finally {
+      correct?.dispose();
+    }
+  });
+}
+
+/**
+ * Loss and accuracy over the whole validation split, in order, in inference mode; with
+ * `bypassSites`, those sites act as the identity (a seed's counterfactual pass).
+ */
+export function validate(host: HostModel, dataset: Dataset, batchSize: number, bypassSites?: ReadonlySet<string>): ValidationResult {
+  const split = dataset.validation;
+  const size = split.size;
+  if (size === 0) return { loss: 0, accuracy: 0 };
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < size; start += batchSize) {
+    const end = Math.min(size, start + batchSize);
+    const indices = new Int32Array(end - start);
+    for (let i = 0; i < indices.length; i += 1) indices[i] = start + i;
+    const batch = split.batch(indices);
+    try {
+      const values = tf.tidy(() => {
+        const logits = host.forward(batch.inputs, { training: false, ...(bypassSites === undefined ? {} : { bypassSites }) });
+        const loss = tf.losses.softmaxCrossEntropy(
+          oneHotFloat(batch.labels, dataset.numClasses),
+          logits,
+          undefined,
+          undefined,
+          tf.Reduction.SUM,
+        );
+        const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels), 'float32'));
+        return tf.stack([loss, hits]).dataSync();
+      });
+      lossSum += values[0] as number;
+      correct += values[1] as number;
+    } finally {
+      disposeBatch(batch);
+    }
+  }
+  return { loss: lossSum / size, accuracy: correct / size };
+}
+
+/**
+ * Brings the optimizer in line with the host's trainable variables (hooks attached or
+ * detached since the last step), reports a rebuild, skip or failure, and returns the list
+ * to differentiate. Repeats if a late executor call changed the hooks during the await.
+ * @throws EsperError INVALID_STATE when the variables keep changing
+ */
+export async function syncOptimizer(
+  host: HostModel,
+  optimizer: OptimizerManager,
+  globalStep: number,
+  events: TrainerEvents,
+): Promise<tf.Variable[]> {
+  for (let attempt = 0; ; attempt += 1) {
+    const variables = host.trainableVariables();
+    reportSync(await optimizer.sync(variables, globalStep), globalStep, events);
+    const now = host.trainableVariables();
+    if (now.length === variables.length && now.every((v, i) => v === variables[i])) return now;
+    if (attempt >= 3) {
+      throw new EsperError(ErrorCode.INVALID_STATE, 'the host kept changing its trainable variables while the optimizer synced');
+    }
+  }
+}
+
+function reportSync(result: OptimizerSyncResult, step: number, events: TrainerEvents): void {
+  switch (result.outcome) {
+    case 'unchanged':
+      return;
+    case 'rebuilt':
+      events.event(TolariaEvent.OPTIMIZER_REBUILT, TelemetryLevel.INFO, {
+        added: result.added,
+        removed: result.removed,
+        forced: result.forced,
+        latency_ms: result.latencyMs.toFixed(3),
+        step,
+      });
+      return;
+    case 'skipped':
+      events.event(TolariaEvent.OPTIMIZER_REBUILD_SKIPPED, TelemetryLevel.INFO, { reason: result.reason, pending: result.pending, step });
+      return;
+    case 'failed':
+      events.event(TolariaEvent.OPTIMIZER_REBUILD_FAILED, TelemetryLevel.ERROR, { error: result.error, step });
+      return;
+  }
+}
+
+/** Frees a batch's tensors. */
+export function disposeBatch(batch: Batch): void {
+  tf.dispose([batch.inputs, batch.labels]);
+}
