@@ -25,6 +25,7 @@ import type { KasminaExecutor } from '../kasmina/index.js';
 import { TelemetryLevel, type AdaptationCommand, type SystemStatePacket, type TelemetryPacket } from '../leyline/index.js';
 import { openBusFromSettings } from '../oona/index.js';
 import { HmacSigner, KeyRing } from '../security/index.js';
+import { verifyBsds } from '../urabrask/index.js';
 import {
   CommandBuilder,
   EmbeddingRegistries,
@@ -246,6 +247,7 @@ export async function runExperiment(
   const bus = openBusFromSettings({ oona: { ...settings.oona, busUrl: 'memory://' } }, { keyRing, telemetry: sink });
   let growth: Growth | undefined;
   let store: FieldReportStore | undefined;
+  let tamiyo: TamiyoService | undefined;
   const grownEpochs: EpochReport[] = [];
   try {
     io.stderr.write(
@@ -264,10 +266,14 @@ export async function runExperiment(
     const candidates = candidatesOf(growth, host);
     store = await FieldReportStore.open(path.join(runDir, 'field-reports.wal'), { telemetry: sink });
     const policy = buildPolicy(config);
-    const tamiyo = new TamiyoService({
+    const bsdsSigner = new HmacSigner(keyRing);
+    tamiyo = new TamiyoService({
       policy,
       host: host.descriptor,
       candidates,
+      bsdsVerifier: {
+        verify: (bsds) => (verifyBsds(bsdsSigner, bsds) ? { ok: true } : { ok: false, reason: 'signature does not verify' }),
+      },
       risk: new RiskEngine({ startConservative: settings.tamiyo.conservativeMode }),
       commands: new CommandBuilder({
         trainingRunId: runId,
@@ -302,8 +308,9 @@ export async function runExperiment(
       onEpoch: (r) => grownEpochs.push(r),
     });
     const grownWallS = (performance.now() - grownStarted) / 1000;
-    await tamiyo.finish('run_completed');
-    if (policy instanceof GnnPolicy) policy.dispose();
+    // The record reads the policy before Tamiyo closes and frees it.
+    const policyRecord = { name: policy.name, version: policy.version, state: policy.snapshot?.() };
+    await tamiyo.close('run_completed');
     const seeds = seedStories(events, growth.kasmina);
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
     const verifier = growth.verifier.snapshot();
@@ -367,7 +374,7 @@ export async function runExperiment(
       trainingRunId: runId,
       stepsPerEpoch,
       decisions: tamiyo.decisions,
-      policy: { name: policy.name, version: policy.version, state: policy.snapshot?.() },
+      policy: policyRecord,
       fieldReports: store.reports().map((r) => ({
         reportId: r.reportId,
         commandId: r.commandId,
@@ -394,6 +401,8 @@ export async function runExperiment(
     await writeFile(path.join(runDir, 'report.md'), formatReport(report));
     return report;
   } finally {
+    // A no-op after a completed run; after a failure, closing must not hide the failure.
+    await tamiyo?.close('run_failed').catch((error: unknown) => io.stderr.write(`esper run: closing Tamiyo failed: ${String(error)}\n`));
     await growth?.close();
     await store?.close();
     await bus.close();

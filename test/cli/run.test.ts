@@ -52,6 +52,27 @@ describe('esper run', () => {
     expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain('static baseline');
   }, 240_000);
 
+  it.each(['heuristic', 'gnn'] as const)(
+    '--policy %s runs to a clean exit with a report and a record',
+    async (policy) => {
+      const config = path.join(root, `tiny-${policy}.json`);
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(config, JSON.stringify({ dataset: 'spirals', hidden: [8], epochs: 2, batchSize: 64 }));
+      const settings = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, `var-${policy}`) } } });
+      const { io, out, err } = capture();
+      const code = await runRun(['--config', config, '--policy', policy, '--json'], io, { settings });
+      expect(err()).not.toMatch(/esper run: .*\[ESPER_/);
+      expect(code).toBe(0);
+      const report = JSON.parse(out()) as RunReport;
+      expect(report.config.policy).toBe(policy);
+      expect(report.baseline?.steps).toBe(report.grown.steps);
+      const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as { policy: { name: string } };
+      expect(record.policy.name).toBe(policy);
+      expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain(`${policy} policy`);
+    },
+    240_000,
+  );
+
   it('refuses an invalid configuration with exit code 2', async () => {
     const config = path.join(root, 'bad.json');
     const { writeFile } = await import('node:fs/promises');
