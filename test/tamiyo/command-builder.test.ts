@@ -34,6 +34,7 @@ import { DecisionKind, toId, type ProposedDecision } from '../../src/tamiyo/deci
 import { PolicyAction } from '../../src/tamiyo/gnn-config.js';
 import type { PolicyProposal } from '../../src/tamiyo/policy.js';
 import { RiskEngine, type RiskVerdict } from '../../src/tamiyo/risk-engine.js';
+import { errorOf as thrown } from './fixtures/errors.js';
 
 const RUN = 'run-42';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -93,15 +94,6 @@ const GERMINATE: ProposedDecision = {
 function built(command: AdaptationCommand | undefined): AdaptationCommand {
   if (command === undefined) throw new Error('expected a command');
   return command;
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('CommandBuilder', () => {

@@ -3,17 +3,9 @@ import { ErrorCode, isEsperError, MemoryTelemetrySink } from '../../src/core/ind
 import { RiskReason } from '../../src/leyline/index.js';
 import { FieldReportBuilder, type FieldReportBuilderOptions } from '../../src/tamiyo/field-reports.js';
 import { RUN_ID, seedCommand } from './fixtures/field-report-samples.js';
+import { errorOf } from './fixtures/errors.js';
 
 const options: FieldReportBuilderOptions = { trainingRunId: RUN_ID, policyVersion: () => 'v1', telemetry: new MemoryTelemetrySink() };
-
-function errorOf(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 function snapshot(): { windows: Record<string, unknown>[] } & Record<string, unknown> {
   const builder = new FieldReportBuilder(options);

@@ -3,6 +3,28 @@ import { describe, expect, it } from 'vitest';
 import { CommandType, FieldReportOutcome, RiskReason, SeedLifecycleStage } from '../../src/leyline/index.js';
 import { buildReport, classifyOutcome, wasCulled, WindowClosure, type ClosedWindow } from '../../src/tamiyo/field-report-window.js';
 
+/** A window as it closes, but for the fields each test sets. */
+const base: Omit<ClosedWindow, 'closure' | 'reason' | 'commandType' | 'lossDeltaSum' | 'hasCritical'> = {
+  commandId: 'c',
+  seedId: 's',
+  blueprintId: 'b',
+  policyVersion: 'p',
+  startEpoch: 0,
+  targetEpochs: 3,
+  openedAtMs: 0,
+  epochsObserved: 1,
+  lastEpoch: 0,
+  lossDeltaMin: null,
+  lossDeltaMax: null,
+  hookLatencySumMs: 0,
+  hookLatencySamples: 0,
+  firstValidationAccuracy: null,
+  lastValidationAccuracy: null,
+  seedStage: SeedLifecycleStage.SEED_STAGE_UNKNOWN,
+  contribution: null,
+  decisionDelta: {},
+};
+
 describe('classifyOutcome', () => {
   const closures = Object.values(WindowClosure);
   const reasons = [RiskReason.POLICY, RiskReason.TIMEOUT_INFERENCE, RiskReason.LOSS_SPIKE, RiskReason.UNSPECIFIED];
@@ -13,26 +35,6 @@ describe('classifyOutcome', () => {
     lossDeltaSum: fc.double({ min: -10, max: 10, noNaN: true }),
     hasCritical: fc.boolean(),
   });
-  const base: Omit<ClosedWindow, 'closure' | 'reason' | 'commandType' | 'lossDeltaSum' | 'hasCritical'> = {
-    commandId: 'c',
-    seedId: 's',
-    blueprintId: 'b',
-    policyVersion: 'p',
-    startEpoch: 0,
-    targetEpochs: 3,
-    openedAtMs: 0,
-    epochsObserved: 1,
-    lastEpoch: 0,
-    lossDeltaMin: null,
-    lossDeltaMax: null,
-    hookLatencySumMs: 0,
-    hookLatencySamples: 0,
-    firstValidationAccuracy: null,
-    lastValidationAccuracy: null,
-    seedStage: SeedLifecycleStage.SEED_STAGE_UNKNOWN,
-    contribution: null,
-    decisionDelta: {},
-  };
 
   it('follows the documented rules for every combination', () => {
     fc.assert(
@@ -69,29 +71,12 @@ describe('wasCulled', () => {
 
 describe('buildReport', () => {
   const window: ClosedWindow = {
-    commandId: 'c',
-    commandType: CommandType.COMMAND_SEED,
-    seedId: 's',
-    blueprintId: 'b',
-    reason: RiskReason.UNSPECIFIED,
-    policyVersion: 'p',
-    startEpoch: 0,
-    targetEpochs: 3,
-    openedAtMs: 0,
-    epochsObserved: 1,
-    lastEpoch: 0,
-    lossDeltaSum: -0.5,
-    lossDeltaMin: -0.5,
-    lossDeltaMax: -0.5,
-    hookLatencySumMs: 0,
-    hookLatencySamples: 0,
-    firstValidationAccuracy: 0.5,
-    lastValidationAccuracy: 0.5,
-    hasCritical: false,
-    seedStage: SeedLifecycleStage.SEED_STAGE_BLENDING,
-    contribution: null,
-    decisionDelta: {},
+    ...base,
     closure: WindowClosure.COMPLETED,
+    reason: RiskReason.UNSPECIFIED,
+    commandType: CommandType.COMMAND_SEED,
+    lossDeltaSum: -0.5,
+    hasCritical: false,
   };
 
   it('carries the contribution as a fraction when measured, and leaves it unset (not 0) when not', () => {

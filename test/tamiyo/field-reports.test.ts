@@ -17,6 +17,7 @@ import {
 import { FieldReportBuilder, type EpochObservation, type FieldReportBuilderOptions } from '../../src/tamiyo/field-reports.js';
 import { FieldReportEvent } from '../../src/tamiyo/names.js';
 import { RUN_ID, seedCommand } from './fixtures/field-report-samples.js';
+import { errorOf } from './fixtures/errors.js';
 
 function setup(overrides: Partial<FieldReportBuilderOptions> = {}): {
   builder: FieldReportBuilder;
@@ -41,15 +42,6 @@ function epoch(n: number, overrides: Partial<EpochObservation> = {}): EpochObser
     contributions: new Map(),
     ...overrides,
   };
-}
-
-function errorOf(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('FieldReportBuilder windows', () => {

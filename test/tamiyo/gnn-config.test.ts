@@ -3,17 +3,9 @@ import { ErrorCode, isEsperError } from '../../src/core/index.js';
 import { DEFAULT_GNN_CONFIG, gnnConfigFor, validateGnnConfig, type GnnConfig } from '../../src/tamiyo/gnn-config.js';
 import type { RelationSpec } from '../../src/tamiyo/graph-types.js';
 import { TEST_RELATIONS } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 });
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('GNN config', () => {
   it('rejects configs that name the bad field', () => {

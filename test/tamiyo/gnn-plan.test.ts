@@ -5,18 +5,10 @@ import { planForward, relationLayout } from '../../src/tamiyo/gnn-plan.js';
 import { EDGE_ATTR_DIM, type PolicyGraph } from '../../src/tamiyo/graph-types.js';
 import { seededRng } from '../../src/tensor/index.js';
 import { countsForSize, graphOfSize, randomGraph, TEST_RELATIONS } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 });
 const LAYOUT = relationLayout(SMALL.relations);
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('planForward', () => {
   it('lays out every node type-major (global first) and every edge of every relation', () => {

@@ -11,6 +11,7 @@ import { TamiyoGnn } from '../../src/tamiyo/gnn.js';
 import { EDGE_ATTR_DIM, NODE_TYPES, type NodeType, type PolicyGraph, type RelationSpec } from '../../src/tamiyo/graph-types.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { countsForSize, graphOfSize, randomGraph, TEST_RELATIONS, type NodeCounts } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 /** Small sizes keep the naive reference and the test fast. */
 const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 });
@@ -18,15 +19,6 @@ const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 }
 beforeAll(async () => {
   await initTensorBackend();
 });
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 function withGnn<T>(config: GnnConfig, seed: number, body: (gnn: TamiyoGnn) => T): T {
   const gnn = new TamiyoGnn(config, seededRng(seed));

@@ -7,6 +7,7 @@ import { PolicyUpdateEvent, PolicyUpdateMetric } from '../../src/tamiyo/names.js
 import { PolicySlot } from '../../src/tamiyo/policy-slot.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { TEST_RELATIONS } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 const CONFIG = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 8, heads: 2 });
 const OTHER_CONFIG = gnnConfigFor(TEST_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 });
@@ -28,15 +29,6 @@ function slot(): { slot: PolicySlot; telemetry: MemoryTelemetrySink } {
   const made = new PolicySlot({ gnn: new TamiyoGnn(CONFIG, seededRng(1)), version: 'v1' }, { telemetry });
   slots.push(made);
   return { slot: made, telemetry };
-}
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('PolicySlot', () => {

@@ -31,6 +31,7 @@ import {
 import { architectureOf, policyDigest } from '../../src/tamiyo/policy-weights.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { graphOfSize, TEST_RELATIONS } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 const CONFIG = gnnConfigFor(TEST_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 });
 const OTHER_CONFIG = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 8, heads: 2 });
@@ -481,12 +482,3 @@ describe('PolicyUpdateVerifier.verifyEncoded (property)', () => {
     expect(reasonOf(h.verifier.verifyEncoded(bytes, LIVE_VERSION))).toBe('accepted');
   });
 });
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}

@@ -21,21 +21,13 @@ import {
 } from '../../src/tamiyo/policy-weights.js';
 import { decodeWeightsFromBytes, initTensorBackend, seededRng, tf, type EncodedWeights } from '../../src/tensor/index.js';
 import { graphOfSize, TEST_RELATIONS } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 });
 
 beforeAll(async () => {
   await initTensorBackend();
 });
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 function serialised(config: GnnConfig = SMALL, seed = 1, version = 'policy-v1'): Uint8Array {
   const gnn = new TamiyoGnn(config, seededRng(seed));

@@ -36,6 +36,7 @@ import type { PolicyContext, PolicyProposal, TamiyoPolicy } from '../../src/tami
 import { RiskEngine } from '../../src/tamiyo/risk-engine.js';
 import { TamiyoService, type TamiyoServiceOptions } from '../../src/tamiyo/service.js';
 import { hmacBsdsVerifier, signedSheet } from './fixtures/bsds.js';
+import { errorOf as thrown } from './fixtures/errors.js';
 
 const RUN = 'run-service';
 const RING = new KeyRing([{ keyId: 'urabrask-k1', secret: Buffer.from('tamiyo-service-test-secret-0123456789', 'utf8') }]);
@@ -137,15 +138,6 @@ function packet(step: number, epoch: number, seeds: readonly SeedInit[] = [], lo
       }),
     ),
   });
-}
-
-function thrown(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('TamiyoService safety data sheets', () => {
