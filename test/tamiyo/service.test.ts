@@ -168,6 +168,12 @@ describe('TamiyoService safety data sheets', () => {
     expect(() => service(new ScriptedPolicy(), { candidates: [candidate('BP001')] })).not.toThrow();
   });
 
+  it('refuses a host site with a blank id', () => {
+    const blank = { ...host.descriptor, sites: [create(SeedSiteDescriptorSchema, { siteId: ' ', kind: SeedSiteKind.DENSE, shape: [4] })] };
+    const error = thrown(() => service(new ScriptedPolicy(), { host: blank }));
+    expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+  });
+
   it('with real HMAC signatures: a sheet edited after signing (or signed with an unknown key) is never germinated', async () => {
     // Signed as CRITICAL / QUARANTINE, then edited to LOW / STANDARD with the old signature kept.
     const signed = candidate('BP002', { hazard: HazardBand.CRITICAL, handling: HandlingClass.QUARANTINE });
