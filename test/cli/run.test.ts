@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runRun, type RunReport } from '../../src/cli/run.js';
+import { RunConfigSchema, runRun, type RunReport } from '../../src/cli/run.js';
 import { loadSettings } from '../../src/core/index.js';
 
 let root: string;
@@ -52,7 +52,7 @@ describe('esper run', () => {
     expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain('static baseline');
   }, 240_000);
 
-  it.each(['heuristic', 'gnn'] as const)(
+  it.each(RunConfigSchema.shape.policy.options)(
     '--policy %s runs to a clean exit with a report and a record',
     async (policy) => {
       const config = path.join(root, `tiny-${policy}.json`);
