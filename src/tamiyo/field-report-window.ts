@@ -52,7 +52,7 @@ export const WindowClosure = {
   COMPLETED: 'completed',
   /** Its seed reached FOSSILIZED. */
   FOSSILIZED: 'fossilized',
-  /** Its seed was culled (CULLED or past it, or DORMANT again after being live). */
+  /** Its seed was culled (CULLED or past it, or gone / DORMANT again after being held). */
   CULLED: 'culled',
   /** `abort()`: the run stopped, an operator culled the seed, a rollback, ... */
   ABORTED: 'aborted',
@@ -130,11 +130,14 @@ const HELD_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
 ]);
 
 /**
- * Whether a seed seen at `previous` and now at `current` has been culled: a culled stage,
- * or DORMANT again after being held (the whole cull path passed between two packets).
+ * Whether a seed seen at `previous` and now at `current` (undefined: no longer in the
+ * packet) has been culled: a culled stage, or — after being held — DORMANT again or gone.
+ * Kasmina drops a reset seed from its export, so a cull whose whole path (culled, embargo,
+ * reset) passes between two epoch packets shows only as the seed's absence.
  */
-export function wasCulled(previous: SeedLifecycleStage, current: SeedLifecycleStage): boolean {
-  return CULLED_STAGES.has(current) || (current === SeedLifecycleStage.SEED_STAGE_DORMANT && HELD_STAGES.has(previous));
+export function wasCulled(previous: SeedLifecycleStage, current: SeedLifecycleStage | undefined): boolean {
+  if (current !== undefined && CULLED_STAGES.has(current)) return true;
+  return (current === undefined || current === SeedLifecycleStage.SEED_STAGE_DORMANT) && HELD_STAGES.has(previous);
 }
 
 /** Decision reasons that mark the decision as a reaction to harm (reference §12.2 rule 2). */

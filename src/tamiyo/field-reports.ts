@@ -129,7 +129,7 @@ export interface EpochObservation {
   readonly hookLatencyMs: number;
   /** Whether any CRITICAL event happened in the epoch. */
   readonly critical: boolean;
-  /** Lifecycle stage of each live seed. */
+  /** Lifecycle stage of every seed in the epoch's packet (a seed Kasmina has reset is not there). */
   readonly seedStages: ReadonlyMap<string, SeedLifecycleStage>;
   /** Kasmina's latest counterfactual contribution (a fraction) of each measured seed. */
   readonly contributions: ReadonlyMap<string, number>;
@@ -334,7 +334,7 @@ export class FieldReportBuilder {
    * Feeds one epoch summary to every open window and returns the reports of the windows
    * it closed, oldest window first. A window ignores epochs before its start and epochs it
    * has already seen (so replaying an epoch after a restore counts it once); it closes
-   * when its seed reaches FOSSILIZED or a culled stage, when it has observed
+   * when its seed reaches FOSSILIZED or is culled ({@link wasCulled}), when it has observed
    * `windowEpochs` epochs, or when `epoch` is at or past its last epoch.
    *
    * @throws EsperError INVALID_ARGUMENT for a bad epoch or a non-finite number (nothing
@@ -365,10 +365,8 @@ export class FieldReportBuilder {
       let culled = false;
       if (window.seedId.length > 0) {
         const stage = observation.seedStages.get(window.seedId);
-        if (stage !== undefined) {
-          culled = wasCulled(window.seedStage, stage);
-          window.seedStage = stage;
-        }
+        culled = wasCulled(window.seedStage, stage);
+        if (stage !== undefined) window.seedStage = stage;
         const contribution = observation.contributions.get(window.seedId);
         if (contribution !== undefined) window.contribution = contribution;
       }

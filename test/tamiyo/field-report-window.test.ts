@@ -57,7 +57,7 @@ describe('classifyOutcome', () => {
 
 describe('wasCulled', () => {
   const S = SeedLifecycleStage;
-  it('is true for a culled stage, and for DORMANT after a held stage only', () => {
+  it('is true for a culled stage, and for DORMANT or gone after a held stage only', () => {
     for (const stage of [S.SEED_STAGE_CULLED, S.SEED_STAGE_EMBARGOED, S.SEED_STAGE_RESETTING, S.SEED_STAGE_TERMINATED]) {
       expect(wasCulled(S.SEED_STAGE_UNKNOWN, stage)).toBe(true);
     }
@@ -66,6 +66,9 @@ describe('wasCulled', () => {
     expect(wasCulled(S.SEED_STAGE_UNKNOWN, S.SEED_STAGE_DORMANT)).toBe(false);
     expect(wasCulled(S.SEED_STAGE_DORMANT, S.SEED_STAGE_DORMANT)).toBe(false);
     expect(wasCulled(S.SEED_STAGE_TRAINING, S.SEED_STAGE_BLENDING)).toBe(false);
+    // Gone from the packet: Kasmina dropped it after its reset.
+    expect(wasCulled(S.SEED_STAGE_PROBATIONARY, undefined)).toBe(true);
+    expect(wasCulled(S.SEED_STAGE_UNKNOWN, undefined)).toBe(false);
   });
 });
 
