@@ -9,7 +9,8 @@
  *   npx tsx bench/tamiyo-gnn.ts
  */
 import { CONTRACT_LIMITS } from '../src/core/index.js';
-import { DEFAULT_GNN_CONFIG, gnnConfigFor, REFERENCE_GNN_SIZES, TamiyoGnn, type GnnSizes } from '../src/tamiyo/gnn.js';
+import { DEFAULT_GNN_CONFIG, gnnConfigFor, REFERENCE_GNN_SIZES, type GnnSizes } from '../src/tamiyo/gnn-config.js';
+import { TamiyoGnn } from '../src/tamiyo/gnn.js';
 import { serialisePolicy } from '../src/tamiyo/policy-weights.js';
 import { describeTensorBackend, initTensorBackend, seededRng } from '../src/tensor/index.js';
 import { edgeCount, graphOfSize, nodeCount, TEST_RELATIONS } from '../test/tamiyo/fixtures/graphs.js';

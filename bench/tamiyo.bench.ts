@@ -81,6 +81,7 @@ import {
   type PolicyGraph,
   type ProposedDecision,
   type RiskInputs,
+  toId,
 } from '../src/tamiyo/index.js';
 import { describeTensorBackend, initTensorBackend, seededRng } from '../src/tensor/index.js';
 import { Activation, HostBuilder } from '../src/tolaria/index.js';
@@ -433,9 +434,9 @@ function forcedGerminate(decision: PolicyDecision, scores: Float32Array, scenari
   if (blueprintId === undefined) throw new EsperError(ErrorCode.INVALID_STATE, `no admissible candidate fits site ${site.siteId}`);
   return {
     kind: DecisionKind.GERMINATE,
-    siteId: site.siteId,
-    blueprintId,
-    seedId: `${site.siteId}#g${seedNumber}`,
+    siteId: toId(site.siteId, 'site id'),
+    blueprintId: toId(blueprintId, 'blueprint id'),
+    seedId: toId(`${site.siteId}#g${seedNumber}`, 'seed id'),
     policyRiskScore: decision.riskProbability,
   };
 }
@@ -467,7 +468,6 @@ function decide(
   const inputs: RiskInputs = {
     packet: scenario.packet,
     timedOut: false,
-    metadataTimedOut: false,
     coverage: { average: assessed.average, level: assessed.level },
     isolationViolations: 0,
     ...(candidate === undefined ? {} : { blueprint: riskInfoOf(candidate) }),
@@ -630,7 +630,6 @@ function heuristicDecide(run: HeuristicRun, epochBoundary: boolean): AdaptationC
   const inputs: RiskInputs = {
     packet,
     timedOut: false,
-    metadataTimedOut: false,
     isolationViolations: 0,
     ...(candidate === undefined ? {} : { blueprint: riskInfoOf(candidate) }),
   };

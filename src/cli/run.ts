@@ -56,7 +56,7 @@ import {
   type HostModel,
   type TrainingSummary,
 } from '../tolaria/index.js';
-import type { GraphMetadata } from '../urza/index.js';
+import { createBsdsVerifier, type GraphMetadata } from '../urza/index.js';
 import { openGrowth, type Growth } from './growth.js';
 import { Progress, StderrEventSink, type TrainIo } from './train.js';
 
@@ -246,6 +246,7 @@ export async function runExperiment(
   const bus = openBusFromSettings({ oona: { ...settings.oona, busUrl: 'memory://' } }, { keyRing, telemetry: sink });
   let growth: Growth | undefined;
   let store: FieldReportStore | undefined;
+  let tamiyo: TamiyoService | undefined;
   const grownEpochs: EpochReport[] = [];
   try {
     io.stderr.write(
@@ -264,10 +265,11 @@ export async function runExperiment(
     const candidates = candidatesOf(growth, host);
     store = await FieldReportStore.open(path.join(runDir, 'field-reports.wal'), { telemetry: sink });
     const policy = buildPolicy(config);
-    const tamiyo = new TamiyoService({
+    tamiyo = new TamiyoService({
       policy,
       host: host.descriptor,
       candidates,
+      bsdsVerifier: createBsdsVerifier(keyRing),
       risk: new RiskEngine({ startConservative: settings.tamiyo.conservativeMode }),
       commands: new CommandBuilder({
         trainingRunId: runId,
@@ -302,8 +304,9 @@ export async function runExperiment(
       onEpoch: (r) => grownEpochs.push(r),
     });
     const grownWallS = (performance.now() - grownStarted) / 1000;
-    await tamiyo.finish('run_completed');
-    if (policy instanceof GnnPolicy) policy.dispose();
+    // The record reads the policy before Tamiyo closes and frees it.
+    const policyRecord = { name: policy.name, version: policy.version, state: policy.snapshot?.() };
+    await tamiyo.close('run_completed');
     await growth.kasmina.close();
     const seeds = seedStories(growth.kasmina);
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
@@ -368,7 +371,7 @@ export async function runExperiment(
       trainingRunId: runId,
       stepsPerEpoch,
       decisions: tamiyo.decisions,
-      policy: { name: policy.name, version: policy.version, state: policy.snapshot?.() },
+      policy: policyRecord,
       fieldReports: store.reports().map((r) => ({
         reportId: r.reportId,
         commandId: r.commandId,
@@ -395,6 +398,8 @@ export async function runExperiment(
     await writeFile(path.join(runDir, 'report.md'), formatReport(report));
     return report;
   } finally {
+    // A no-op after a completed run; after a failure, closing must not hide the failure.
+    await tamiyo?.close('run_failed').catch((error: unknown) => io.stderr.write(`esper run: closing Tamiyo failed: ${String(error)}\n`));
     await growth?.close();
     await store?.close();
     await bus.close();

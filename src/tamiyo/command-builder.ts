@@ -1,24 +1,10 @@
 /**
  * Turns a policy proposal and its risk verdict into a signed `AdaptationCommand`
- * (reference prototype-tamiyo-simic §8.3, with the RC1 contract of spec 01): every field
- * comes from structured data, the decision record travels as typed `DecisionMetadata`,
- * the command's ids are checked by the dependency guard before anything is signed, and the
- * signer fills `CommandSecurity` (nonce = command id, issued_at, freshness window, key id).
- *
- * | verdict decision | command |
- * |---|---|
- * | wait | none (`undefined`) |
- * | germinate | COMMAND_SEED, target seed, `seed_operation` GERMINATE + blueprint + site (+ blend_mode when proposed) |
- * | cull | COMMAND_SEED, target seed, `seed_operation` CULL |
- * | pause | COMMAND_PAUSE (target seed when given) |
- * | optimizer | COMMAND_OPTIMIZER (`learning_rate` when the proposal set one) |
- * | breaker_open / breaker_close | COMMAND_CIRCUIT_BREAKER OPEN / CLOSED, rationale `policy_action` |
- *
- * Departures from the prototype (§8.3, §8.4): no placeholder ids ("seed-1", "bp-demo") —
- * a missing one is a `DependencyViolationError` with CRITICAL telemetry; unused actions do
- * not fall back to a pause; the optimizer command carries an absolute learning rate, not
- * an `lr_delta` annotation (the delta stays in `PolicyMetadata.param_delta`); the blend
- * config is built whenever a germinate names a mode (no feature flag).
+ * (reference prototype-tamiyo-simic §8.3, with the RC1 contract of spec 01). Commands are
+ * valid by construction: the decision types carry every id a command needs, the command id
+ * is generated and the run id is checked once, at construction; Kasmina checks the
+ * command's dependencies where it applies it. The verdict → command table is in
+ * docs/architecture.md (Tamiyo).
  */
 import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
@@ -28,7 +14,6 @@ import {
   ErrorCode,
   EsperError,
   systemClock,
-  validateCommandDependencies,
   type BlendConfigInput,
   type Clock,
   type CoverageSummaryInput,
@@ -49,7 +34,8 @@ import {
 } from '../leyline/index.js';
 import type { HmacSigner } from '../security/index.js';
 import type { PolicyProposal } from './policy.js';
-import { DecisionKind, type ProposedDecision, type RiskVerdict } from './risk-engine.js';
+import { DecisionKind, type ProposedDecision } from './decision.js';
+import type { RiskVerdict } from './risk-engine.js';
 
 /** Contract version of the commands Tamiyo builds. */
 export const COMMAND_VERSION = 1;
@@ -69,7 +55,7 @@ export interface CommandBuilderOptions {
   readonly trainingRunId: string;
   /** Signs every built command. */
   readonly signer: HmacSigner;
-  /** Checks every command's ids and payload before signing. */
+  /** Checks the run id at construction (CRITICAL `dependency_guard.violation` when blank). */
   readonly guard: DependencyGuard;
   /** `issued_by` of every command. @default 'tamiyo' */
   readonly issuedBy?: string;
@@ -81,14 +67,12 @@ export interface CommandBuilderOptions {
 export class CommandBuilder {
   readonly #trainingRunId: string;
   readonly #signer: HmacSigner;
-  readonly #guard: DependencyGuard;
   readonly #issuedBy: string;
   readonly #clock: Clock;
 
   /** @throws DependencyViolationError when `trainingRunId` is blank (CRITICAL telemetry). */
   constructor(options: CommandBuilderOptions) {
-    this.#guard = options.guard;
-    this.#trainingRunId = this.#guard.requireId(options.trainingRunId, 'training_run_id');
+    this.#trainingRunId = options.guard.requireId(options.trainingRunId, 'training_run_id');
     this.#signer = options.signer;
     this.#issuedBy = options.issuedBy ?? 'tamiyo';
     if (this.#issuedBy.trim().length === 0) {
@@ -103,9 +87,6 @@ export class CommandBuilder {
    * The signed command carrying out `verdict.decision`, or `undefined` for a wait.
    * `verdict` must be the risk engine's verdict on `proposal.decision`.
    *
-   * @throws DependencyViolationError when an id the command needs is missing (run, seed,
-   *   blueprint, site); nothing is signed and the guard emits CRITICAL
-   *   `dependency_guard.violation`.
    * @throws EsperError INVALID_ARGUMENT when the verdict is for another proposal, or the
    *   proposal breaks a metadata rule (non-finite score, CONFIDENCE without ≥ 2 logits, …).
    */
@@ -127,7 +108,6 @@ export class CommandBuilder {
       ...payloadOf(decision, proposal),
       metadata: buildDecisionMetadata(metadataOf(proposal, verdict, coverage)),
     });
-    validateCommandDependencies(this.#guard, command);
     return this.#signer.sign(AdaptationCommandSchema, command);
   }
 }
@@ -140,13 +120,13 @@ function payloadOf(decision: ProposedDecision, proposal: PolicyProposal): Comman
     case DecisionKind.GERMINATE:
       return {
         commandType: CommandType.COMMAND_SEED,
-        targetSeedId,
+        targetSeedId: decision.seedId,
         payload: {
           case: 'seedOperation',
           value: create(CommandSeedOperationSchema, {
             operation: SeedOperation.SEED_OP_GERMINATE,
-            blueprintId: decision.blueprintId ?? '',
-            siteId: decision.siteId ?? '',
+            blueprintId: decision.blueprintId,
+            siteId: decision.siteId,
             ...(proposal.blendMode === undefined ? {} : { blendMode: proposal.blendMode }),
           }),
         },
@@ -154,7 +134,7 @@ function payloadOf(decision: ProposedDecision, proposal: PolicyProposal): Comman
     case DecisionKind.CULL:
       return {
         commandType: CommandType.COMMAND_SEED,
-        targetSeedId,
+        targetSeedId: decision.seedId,
         payload: { case: 'seedOperation', value: create(CommandSeedOperationSchema, { operation: SeedOperation.SEED_OP_CULL }) },
       };
     case DecisionKind.PAUSE:
@@ -194,8 +174,8 @@ function payloadOf(decision: ProposedDecision, proposal: PolicyProposal): Comman
     case DecisionKind.WAIT:
       throw new EsperError(ErrorCode.INVALID_STATE, 'a wait has no command');
     default: {
-      const unknown: never = decision.kind;
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown decision kind ${String(unknown)}`, {
+      const unknown: never = decision;
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown decision kind ${String((unknown as ProposedDecision).kind)}`, {
         details: { field: 'decision.kind' },
       });
     }

@@ -1,27 +1,9 @@
 /**
- * Publishes stored field reports to Oona's field-report stream with retries and exponential
- * backoff (reference prototype-tamiyo-simic §12.5), recording every outcome durably in the
- * store: published, a scheduled retry (attempt count and due time), or dropped.
- *
- * Time is the injected clock's: a pass attempts the reports whose retry is due and returns
- * when the next one will be, so the owner schedules passes (and tests advance a
- * `FakeClock`) — no sleeps here.
- *
- * Departures from the prototype (reference §12.5 ⚠):
- * - retry counts and drops live in the store's status log, so they survive a restart and a
- *   dropped report never comes back;
- * - the first retry waits `retryBaseMs`, then ×`retryMultiplier` per further failure
- *   (2000, 4000, 8000 ms by default; the reference formula base·mult^max(1,n) contradicts
- *   its own "2000 ms for the first retry");
- * - only transient failures (store unavailable or failing, publish timeout, unknown
- *   errors) are retried; a terminal one (the message itself is invalid or too large) drops
- *   the report at once;
- * - a transient failure ends the pass: the reports behind it are not attempted and keep
- *   their retry budget, so an outage costs one report's attempts per backoff cycle instead
- *   of every report's;
- * - a drop is an ERROR event (priority HIGH), not WARNING: unlike the prototype's it is
- *   permanent, and Simic learns nothing from the report unless an operator republishes it
- *   from the WAL; it is not CRITICAL because the report itself is still on disk.
+ * Publishes stored field reports to Oona with retries and exponential backoff (reference
+ * prototype-tamiyo-simic §12.5), recording every outcome durably in the store: published,
+ * a scheduled retry, or dropped. A pass attempts the reports whose retry is due (by the
+ * injected clock) and returns when the next one will be, so the owner schedules passes —
+ * no sleeps here. Retry and drop rules: docs/architecture.md (Tamiyo).
  */
 import {
   buildTelemetryPacket,
@@ -36,7 +18,7 @@ import {
 import { FieldReportOutcome, HealthStatus, TelemetryLevel, type FieldReport } from '../leyline/index.js';
 import type { Bus } from '../oona/index.js';
 import type { FieldReportStore } from './field-report-store.js';
-import { FIELD_REPORT_SOURCE, FieldReportEvent, FieldReportMetric } from './field-reports.js';
+import { FieldReportEvent, FieldReportMetric, TAMIYO_TELEMETRY_SOURCE } from './names.js';
 
 /** The slice of the store a publisher needs. */
 export type FieldReportOutbox = Pick<FieldReportStore, 'pending' | 'markPublished' | 'markRetry' | 'markDropped'>;
@@ -308,7 +290,7 @@ export class FieldReportPublisher {
   #emitEvent(description: FieldReportEvent, level: TelemetryLevel, attributes: Record<string, string | number>): void {
     this.options.telemetry.emit(
       buildTelemetryPacket({
-        source: FIELD_REPORT_SOURCE,
+        source: TAMIYO_TELEMETRY_SOURCE,
         trainingRunId: this.options.trainingRunId,
         clock: this.options.clock,
         level,
@@ -321,7 +303,7 @@ export class FieldReportPublisher {
   #emitSummary(): void {
     this.options.telemetry.emit(
       buildTelemetryPacket({
-        source: FIELD_REPORT_SOURCE,
+        source: TAMIYO_TELEMETRY_SOURCE,
         trainingRunId: this.options.trainingRunId,
         clock: this.options.clock,
         metrics: this.metrics().counters,

@@ -1,26 +1,13 @@
 /**
- * The durable field-report store (spec 00 §2 "Durable field reports"; reference
- * prototype-tamiyo-simic §12.1, §12.5), over core's `RecordLog`.
- *
- * Two logs, both CRC-framed `RecordLog`s:
- * - the **report log** (`path`): one FieldReport protobuf per record, nothing else, so
- *   Simic reads it with the frame table of docs/record-log.md and the FieldReport schema;
- * - the **status log** (`<path>.status` by default): one small JSON record per delivery
- *   change of a report — `{"v":1,"id":…,"s":"retry"|"published"|"dropped","a":attempts,
- *   "n":nextAttemptAtMs,"e":lastError}`. The last record of an id wins. It replaces the
- *   prototype's rewritten JSON sidecar, so retry counts, acks and drops survive a restart
- *   and a dropped report stays dropped (reference §12.5 ⚠, §17.5).
- *
- * A status record is written only after its report is durable, so a crash between the two
- * leaves a report without status (pending, published again: at-least-once), never a status
- * without a report. Retention rewrites the report log first and then compacts the status
- * log to the last record of each retained report; a crash between the two leaves orphan
- * status records, which are ignored at open and dropped by the next compaction.
- *
- * Departure from the prototype (reference §12.1): retention runs when the owner calls
- * `retain`, not after every append (one full rewrite per append is O(n²) I/O).
+ * The durable field-report store over core's `RecordLog` (spec 00 §2 "Durable field
+ * reports"; reference §12.1, §12.5): a report log of FieldReport protobuf records (what
+ * Simic reads) and a status log of JSON delivery records — `{"v":1,"id","s":"retry" |
+ * "published" | "dropped","a":attempts,"n":nextAttemptAtMs,"e":lastError}`, the last
+ * record of an id wins. A status is written only after its report is durable; retention
+ * (when the owner calls `retain`) rewrites the report log, then compacts the status log.
  */
 import { timestampMs } from '@bufbuild/protobuf/wkt';
+import { z } from 'zod';
 import {
   buildTelemetryPacket,
   decodeMessage,
@@ -35,9 +22,10 @@ import {
   type Clock,
   type RecordLogRecovery,
   type TelemetrySink,
+  parsePersistedJson,
 } from '../core/index.js';
 import { FieldReportSchema, HealthStatus, TelemetryLevel, type FieldReport } from '../leyline/index.js';
-import { FIELD_REPORT_SOURCE, FieldReportEvent } from './field-reports.js';
+import { FieldReportEvent, TAMIYO_TELEMETRY_SOURCE } from './names.js';
 
 /** Default retention of field reports: 24 h (reference §12.1). */
 export const FIELD_REPORT_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -153,7 +141,6 @@ interface StatusRecord {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
 
 function encodeStatus(record: StatusRecord): Uint8Array {
   return encoder.encode(
@@ -161,27 +148,22 @@ function encodeStatus(record: StatusRecord): Uint8Array {
   );
 }
 
+const StatusRecordSchema = z.strictObject({
+  v: z.literal(1),
+  id: z.string().min(1),
+  s: z.enum(['retry', 'published', 'dropped']),
+  a: z.number().int().min(0),
+  n: z.number().finite(),
+  e: z.string(),
+});
+
 function decodeStatus(payload: Uint8Array, logPath: string, offset: number): StatusRecord {
-  const bad = (why: string, cause?: unknown): EsperError =>
-    new EsperError(ErrorCode.TAMIYO_FIELD_REPORT_INVALID, `field-report status log ${logPath}: record at offset ${offset} ${why}`, {
-      cause,
-      details: { path: logPath, offset },
-    });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(decoder.decode(payload));
-  } catch (error) {
-    throw bad('is not JSON', error);
-  }
-  const r = raw as Record<string, unknown> | null;
-  if (typeof r !== 'object' || r === null || r['v'] !== 1) throw bad('has no version 1');
-  const { id, s, a, n, e } = r;
-  if (typeof id !== 'string' || id.length === 0) throw bad('has no report id');
-  if (s !== 'retry' && s !== 'published' && s !== 'dropped') throw bad(`has an unknown state ${String(s)}`);
-  if (typeof a !== 'number' || !Number.isInteger(a) || a < 0) throw bad('has a bad attempt count');
-  if (typeof n !== 'number' || !Number.isFinite(n)) throw bad('has a bad next-attempt time');
-  if (typeof e !== 'string') throw bad('has a bad error text');
-  return { id, kind: s, attempts: a, nextAttemptAtMs: n, lastError: e };
+  const r = parsePersistedJson(StatusRecordSchema, payload, {
+    what: `field-report status log ${logPath}, record at offset ${offset},`,
+    details: { path: logPath, offset },
+    code: ErrorCode.TAMIYO_FIELD_REPORT_INVALID,
+  });
+  return { id: r.id, kind: r.s, attempts: r.a, nextAttemptAtMs: r.n, lastError: r.e };
 }
 
 function statusOf(record: StatusRecord): FieldReportStatus {
@@ -288,7 +270,7 @@ export class FieldReportStore implements AsyncDisposable {
     if (reportLog.truncatedTailBytes === 0 && statusLog.truncatedTailBytes === 0) return;
     options.telemetry.emit(
       buildTelemetryPacket({
-        source: FIELD_REPORT_SOURCE,
+        source: TAMIYO_TELEMETRY_SOURCE,
         clock: options.clock ?? systemClock,
         level: TelemetryLevel.WARNING,
         events: [

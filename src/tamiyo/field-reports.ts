@@ -1,216 +1,33 @@
 /**
  * Field reports: every Tamiyo decision becomes one FieldReport from which Simic learns
- * (reference prototype-tamiyo-simic §12.2–§12.4; spec 00 §2 "Durable field reports";
- * spec 01: typed `FieldReportDelta`, `extra_metrics` ≤ 8, no metrics map).
- *
- * A decision opens one observation window keyed by its command id; each epoch summary
- * updates every open window; a window closes after `windowEpochs` epochs, early when its
- * seed fossilizes or is culled, or explicitly through `abort`. Closing classifies the
- * outcome ({@link classifyOutcome}) and builds the report.
- *
- * Departures from the prototype (reference §12.4, §17.5):
- * - one window per command, not one per step, capped at `maxOpenWindows` (the oldest is
- *   closed early, as `evicted`, when a new one would exceed the cap) and closed at the
- *   latest once an epoch at or past its last epoch is observed;
- * - the report id is final when the report is built (`fr-<trainingRunId>-<uuid>`), before
- *   anyone appends it; ids never collide;
- * - ABORTED is produced (explicit `abort`);
- * - `observation_window_epochs` is the number of epochs actually observed, so an early
- *   close says how much evidence the outcome rests on.
+ * (reference prototype-tamiyo-simic §12.2–§12.4; spec 01: typed `FieldReportDelta`,
+ * `extra_metrics` ≤ 8). A decision opens one observation window keyed by its command id;
+ * each epoch summary updates every open window; a window closes after `windowEpochs`
+ * epochs, early when its seed fossilizes or is culled, or through `abort`. Departures
+ * from the prototype: docs/architecture.md (Tamiyo).
  */
-import { randomUUID } from 'node:crypto';
-import { create } from '@bufbuild/protobuf';
-import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { buildTelemetryPacket, ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import {
-  buildExtraMetrics,
-  buildTelemetryPacket,
-  ErrorCode,
-  EsperError,
-  systemClock,
-  type Clock,
-  type MetricInput,
-  type TelemetrySink,
-} from '../core/index.js';
-import {
-  CommandType,
-  FieldReportDeltaSchema,
   FieldReportOutcome,
-  FieldReportSchema,
   HealthStatus,
-  RiskReason,
   SeedLifecycleStage,
   TelemetryLevel,
   type AdaptationCommand,
   type FieldReport,
-  type FieldReportDelta,
+  type RiskReason,
 } from '../leyline/index.js';
-
-/** Telemetry source of every field-report packet. */
-export const FIELD_REPORT_SOURCE = 'tamiyo';
-
-/** Event names of the field-report lifecycle (reference §11.2, §11.3). */
-export const FieldReportEvent = {
-  /** INFO: a window closed and its report was built. */
-  SYNTHESISED: 'field_report_synthesised',
-  /** WARNING: the oldest window was closed early because the cap was reached. */
-  WINDOW_EVICTED: 'field_report_window_evicted',
-  /** WARNING: a publish failed and a retry is scheduled. */
-  RETRY: 'field_report_retry',
-  /** ERROR: a report was given up after its last retry (or a terminal publish error). */
-  DROPPED: 'field_report_dropped',
-  /** WARNING: the store cut a torn tail off a log when it opened. */
-  STORE_RECOVERED: 'field_report_store_recovered',
-  /** Summary of one publish pass (health summary, reference §11.3). */
-  PUBLISH_SUMMARY: 'field_report_publish_summary',
-} as const;
-
-/** One of {@link FieldReportEvent}. */
-export type FieldReportEvent = (typeof FieldReportEvent)[keyof typeof FieldReportEvent];
-
-/** Metric names of the field-report lifecycle (reference §11.3; Nissa maps `total`). */
-export const FieldReportMetric = {
-  PUBLISHED_TOTAL: 'tamiyo.field_reports.published_total',
-  RETRIES_TOTAL: 'tamiyo.field_reports.retries_total',
-  DROPPED_TOTAL: 'tamiyo.field_reports.dropped_total',
-  PENDING_TOTAL: 'tamiyo.field_reports.pending_total',
-  /** Published reports by `outcome` attribute; Nissa exposes it as `esper_field_reports_total`. */
-  TOTAL: 'tamiyo.field_reports.total',
-} as const;
-
-/** The numeric slots of {@link FieldReportDelta}. */
-export type FieldReportDeltaField = Exclude<keyof FieldReportDelta, '$typeName' | '$unknown'>;
-
-/** Any subset of the delta's slots; an omitted slot is 0. */
-export type FieldReportDeltaInput = Partial<Readonly<Record<FieldReportDeltaField, number>>>;
-
-/** Every delta slot, in field-number order. */
-const DELTA_FIELDS = [
-  'lossDelta',
-  'paramDelta',
-  'riskIndex',
-  'riskScore',
-  'tamiyoLatencyMs',
-  'hookLatencyMs',
-  'kasminaApplyMs',
-  'kasminaFinalizeMs',
-  'valueEstimate',
-  'blendingIndex',
-  'selectedSeedScore',
-  'scheduleStart',
-  'scheduleEnd',
-  'blueprintRisk',
-  'counterfactualContribution',
-] as const satisfies readonly FieldReportDeltaField[];
-
-// Compile-time guard: a slot added to FieldReportDelta in the proto must be listed above.
-type UnlistedDeltaField = Exclude<FieldReportDeltaField, (typeof DELTA_FIELDS)[number]>;
-const _everyDeltaFieldListed: [UnlistedDeltaField] extends [never] ? true : UnlistedDeltaField = true;
-
-/** Why a window closed. */
-export const WindowClosure = {
-  /** `windowEpochs` epochs observed (or an epoch at/after its last one). */
-  COMPLETED: 'completed',
-  /** Its seed reached FOSSILIZED. */
-  FOSSILIZED: 'fossilized',
-  /** Its seed was culled (CULLED, or already past it: EMBARGOED, RESETTING, TERMINATED). */
-  CULLED: 'culled',
-  /** `abort()`: the run stopped, an operator culled the seed, a rollback, ... */
-  ABORTED: 'aborted',
-  /** Closed early to keep the open windows under `maxOpenWindows`. */
-  EVICTED: 'evicted',
-} as const;
-
-/** One of {@link WindowClosure}. */
-export type WindowClosure = (typeof WindowClosure)[keyof typeof WindowClosure];
-
-/**
- * An open observation window: plain JSON-safe data (no infinities; "no sample" is `null`),
- * so {@link FieldReportBuilder.toJSON} can persist it and `restore` read it back.
- */
-export interface ObservationWindowState {
-  readonly commandId: string;
-  readonly commandType: CommandType;
-  /** Seed the decision targeted; empty for decisions without one (optimizer, pause). */
-  readonly seedId: string;
-  readonly blueprintId: string;
-  /** The risk engine's reason for the decision. */
-  readonly reason: RiskReason;
-  /** Policy version that made the decision (read at `open`). */
-  readonly policyVersion: string;
-  /** Epoch of the decision; it is the window's first epoch. */
-  readonly startEpoch: number;
-  readonly targetEpochs: number;
-  /** Wall ms when the window opened. */
-  readonly openedAtMs: number;
-  readonly epochsObserved: number;
-  readonly lastEpoch: number | null;
-  readonly lossDeltaSum: number;
-  readonly lossDeltaMin: number | null;
-  readonly lossDeltaMax: number | null;
-  /** Sum and count of positive hook latencies, in ms. */
-  readonly hookLatencySumMs: number;
-  readonly hookLatencySamples: number;
-  readonly firstValidationAccuracy: number | null;
-  readonly lastValidationAccuracy: number | null;
-  readonly hasCritical: boolean;
-  /** Last observed lifecycle stage of the seed (UNKNOWN until seen). */
-  readonly seedStage: SeedLifecycleStage;
-  /** Last observed counterfactual contribution of the seed, if any. */
-  readonly contribution: number | null;
-  /** Delta slots known at decision time (policy metadata, latencies, blueprint risk). */
-  readonly decisionDelta: FieldReportDeltaInput;
-}
-
-/** A window as it closes: what {@link classifyOutcome} reads. */
-export interface ClosedWindow extends ObservationWindowState {
-  readonly closure: WindowClosure;
-  /** Why it was aborted, for ABORTED. */
-  readonly abortReason?: string;
-}
-
-/** Decision reasons that mark the decision as a reaction to harm (reference §12.2 rule 2). */
-const REGRESSION_REASONS: ReadonlySet<RiskReason> = new Set([
-  RiskReason.BP_QUARANTINE,
-  RiskReason.LOSS_SPIKE,
-  RiskReason.ISOLATION_VIOLATION,
-  RiskReason.HOOK_BUDGET,
-]);
-
-/** Decision reasons of a decision that was never acted on (reference §12.2 rule 1). */
-const TIMEOUT_REASONS: ReadonlySet<RiskReason> = new Set([RiskReason.TIMEOUT_INFERENCE, RiskReason.TIMEOUT_URZA]);
-
-/**
- * The outcome of a closed window. First match wins:
- *
- * | # | condition | outcome | source |
- * |---|---|---|---|
- * | 1 | closed by `abort` | ABORTED | brief; the prototype never produced it |
- * | 2 | decision reason is a timeout (inference/Urza) | NEUTRAL | §12.2 rule 1 |
- * | 3 | seed FOSSILIZED | SUCCESS | kept for good after passing every gate |
- * | 4 | any CRITICAL event in the window | REGRESSION | §12.3 |
- * | 5 | decision reason bp_quarantine / loss_spike / isolation_violation / hook_budget | REGRESSION | §12.2 rule 2 |
- * | 6 | Σ loss_delta > 0 | REGRESSION | §12.3 (covers "culled with loss up") |
- * | 7 | seed culled | NEUTRAL | culled without a loss increase |
- * | 8 | a PAUSE command | NEUTRAL | §12.2 rule 3, widened to every pause |
- * | 9 | Σ loss_delta < 0 | SUCCESS | §12.3 |
- * | 10 | otherwise (incl. no epoch observed) | NEUTRAL | |
- *
- * Departure: the prototype's per-decision rule 4 ("otherwise SUCCESS", which counted
- * no-candidate and latency pauses as successes) is replaced by the loss evidence of rules
- * 6–10.
- */
-export function classifyOutcome(window: ClosedWindow): FieldReportOutcome {
-  if (window.closure === WindowClosure.ABORTED) return FieldReportOutcome.ABORTED;
-  if (TIMEOUT_REASONS.has(window.reason)) return FieldReportOutcome.NEUTRAL;
-  if (window.closure === WindowClosure.FOSSILIZED) return FieldReportOutcome.SUCCESS;
-  if (window.hasCritical) return FieldReportOutcome.REGRESSION;
-  if (REGRESSION_REASONS.has(window.reason)) return FieldReportOutcome.REGRESSION;
-  if (window.lossDeltaSum > 0) return FieldReportOutcome.REGRESSION;
-  if (window.closure === WindowClosure.CULLED) return FieldReportOutcome.NEUTRAL;
-  if (window.commandType === CommandType.COMMAND_PAUSE) return FieldReportOutcome.NEUTRAL;
-  if (window.lossDeltaSum < 0) return FieldReportOutcome.SUCCESS;
-  return FieldReportOutcome.NEUTRAL;
-}
+import { parseWindowsSnapshot, type FieldReportBuilderSnapshot } from './field-report-snapshot.js';
+import {
+  buildReport,
+  DELTA_FIELDS,
+  wasCulled,
+  WindowClosure,
+  type ClosedWindow,
+  type FieldReportDeltaField,
+  type FieldReportDeltaInput,
+  type ObservationWindowState,
+} from './field-report-window.js';
+import { FieldReportEvent, TAMIYO_TELEMETRY_SOURCE } from './names.js';
 
 /** Options of {@link FieldReportBuilder}. */
 export interface FieldReportBuilderOptions {
@@ -287,6 +104,13 @@ export interface DecisionContext {
   /** Blueprint the decision concerns; '' when none. */
   readonly blueprintId: string;
   readonly reason: RiskReason;
+  /** Stage of the seed in the decision's packet, when it is there. @default UNKNOWN */
+  readonly seedStage?: SeedLifecycleStage;
+  /**
+   * Kasmina's latest counterfactual contribution of the seed in the decision's packet
+   * (`SeedMetrics.counterfactual_contribution`, a fraction), when measured.
+   */
+  readonly contribution?: number;
   /**
    * Delta slots known at decision time. Slots not given are taken from the command's
    * DecisionMetadata (param_delta, value_estimate, risk_score, risk_index, blending_index,
@@ -305,9 +129,9 @@ export interface EpochObservation {
   readonly hookLatencyMs: number;
   /** Whether any CRITICAL event happened in the epoch. */
   readonly critical: boolean;
-  /** Lifecycle stage of each live seed. */
+  /** Lifecycle stage of every seed in the epoch's packet (a seed Kasmina has reset is not there). */
   readonly seedStages: ReadonlyMap<string, SeedLifecycleStage>;
-  /** Counterfactual contribution (accuracy with − without) of each seed measured. */
+  /** Kasmina's latest counterfactual contribution (a fraction) of each measured seed. */
   readonly contributions: ReadonlyMap<string, number>;
 }
 
@@ -320,21 +144,7 @@ export interface FieldReportBuilderStats {
   readonly aborted: number;
 }
 
-/** The persisted form of a builder's open windows ({@link FieldReportBuilder.toJSON}). */
-export interface FieldReportBuilderSnapshot {
-  readonly version: 1;
-  readonly trainingRunId: string;
-  readonly windows: readonly ObservationWindowState[];
-}
-
 type MutableWindow = { -readonly [K in keyof ObservationWindowState]: ObservationWindowState[K] };
-
-const TERMINAL_CULLED_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
-  SeedLifecycleStage.SEED_STAGE_CULLED,
-  SeedLifecycleStage.SEED_STAGE_EMBARGOED,
-  SeedLifecycleStage.SEED_STAGE_RESETTING,
-  SeedLifecycleStage.SEED_STAGE_TERMINATED,
-]);
 
 function invalidReport(message: string, details: Readonly<Record<string, string | number | boolean>>): EsperError {
   return new EsperError(ErrorCode.TAMIYO_FIELD_REPORT_INVALID, message, { details });
@@ -415,12 +225,13 @@ export class FieldReportBuilder {
    * possibly parsed back from JSON). More windows than `maxOpenWindows` are accepted; the
    * oldest are evicted by the next `open`.
    *
+   * @param source Where the snapshot was read from (a file path), named in errors.
    * @throws EsperError TAMIYO_FIELD_REPORT_INVALID when the snapshot is malformed or belongs
-   *   to another run (`details.field` names the bad field).
+   *   to another run (`details.path` is `source`, `details.field` the bad field).
    */
-  static restore(snapshot: unknown, options: FieldReportBuilderOptions): FieldReportBuilder {
+  static restore(snapshot: unknown, options: FieldReportBuilderOptions, source = 'snapshot'): FieldReportBuilder {
     const builder = new FieldReportBuilder(options);
-    for (const window of parseSnapshot(snapshot, builder.options.trainingRunId)) {
+    for (const window of parseWindowsSnapshot(snapshot, builder.options.trainingRunId, source)) {
       builder.#windows.set(window.commandId, window);
     }
     return builder;
@@ -511,8 +322,8 @@ export class FieldReportBuilder {
       firstValidationAccuracy: null,
       lastValidationAccuracy: null,
       hasCritical: false,
-      seedStage: SeedLifecycleStage.SEED_STAGE_UNKNOWN,
-      contribution: null,
+      seedStage: context.seedStage ?? SeedLifecycleStage.SEED_STAGE_UNKNOWN,
+      contribution: context.contribution === undefined ? null : checkFinite('context.contribution', context.contribution),
       decisionDelta,
     });
     this.#opened += 1;
@@ -523,7 +334,7 @@ export class FieldReportBuilder {
    * Feeds one epoch summary to every open window and returns the reports of the windows
    * it closed, oldest window first. A window ignores epochs before its start and epochs it
    * has already seen (so replaying an epoch after a restore counts it once); it closes
-   * when its seed reaches FOSSILIZED or a culled stage, when it has observed
+   * when its seed reaches FOSSILIZED or is culled ({@link wasCulled}), when it has observed
    * `windowEpochs` epochs, or when `epoch` is at or past its last epoch.
    *
    * @throws EsperError INVALID_ARGUMENT for a bad epoch or a non-finite number (nothing
@@ -551,13 +362,15 @@ export class FieldReportBuilder {
       window.firstValidationAccuracy ??= accuracy;
       window.lastValidationAccuracy = accuracy;
       window.hasCritical ||= observation.critical;
+      let culled = false;
       if (window.seedId.length > 0) {
         const stage = observation.seedStages.get(window.seedId);
+        culled = wasCulled(window.seedStage, stage);
         if (stage !== undefined) window.seedStage = stage;
         const contribution = observation.contributions.get(window.seedId);
         if (contribution !== undefined) window.contribution = contribution;
       }
-      const closure = this.#closureAfterEpoch(window, epoch);
+      const closure = this.#closureAfterEpoch(window, epoch, culled);
       if (closure !== undefined) reports.push(this.#close(window, closure));
     }
     return reports;
@@ -577,9 +390,9 @@ export class FieldReportBuilder {
     });
   }
 
-  #closureAfterEpoch(window: MutableWindow, epoch: number): WindowClosure | undefined {
+  #closureAfterEpoch(window: MutableWindow, epoch: number, culled: boolean): WindowClosure | undefined {
     if (window.seedStage === SeedLifecycleStage.SEED_STAGE_FOSSILIZED) return WindowClosure.FOSSILIZED;
-    if (TERMINAL_CULLED_STAGES.has(window.seedStage)) return WindowClosure.CULLED;
+    if (culled) return WindowClosure.CULLED;
     if (window.epochsObserved >= window.targetEpochs) return WindowClosure.COMPLETED;
     if (epoch >= window.startEpoch + window.targetEpochs - 1) return WindowClosure.COMPLETED;
     return undefined;
@@ -603,7 +416,7 @@ export class FieldReportBuilder {
   #emit(description: FieldReportEvent, level: TelemetryLevel, attributes: Record<string, string | number>): void {
     this.options.telemetry.emit(
       buildTelemetryPacket({
-        source: FIELD_REPORT_SOURCE,
+        source: TAMIYO_TELEMETRY_SOURCE,
         trainingRunId: this.options.trainingRunId,
         clock: this.options.clock,
         level,
@@ -615,169 +428,4 @@ export class FieldReportBuilder {
       }),
     );
   }
-}
-
-/** A new, unique report id for `trainingRunId`. */
-export function newFieldReportId(trainingRunId: string): string {
-  return `fr-${trainingRunId}-${randomUUID()}`;
-}
-
-function notesOf(window: ClosedWindow): string {
-  switch (window.closure) {
-    case WindowClosure.ABORTED:
-      return `aborted:${window.abortReason ?? ''}`;
-    case WindowClosure.COMPLETED:
-      return 'window_completed';
-    case WindowClosure.FOSSILIZED:
-      return 'seed_fossilized';
-    case WindowClosure.CULLED:
-      return 'seed_culled';
-    case WindowClosure.EVICTED:
-      return 'window_evicted';
-  }
-}
-
-/**
- * The report of a closed window: decision-time delta slots overlaid with what the window
- * observed (Σ loss_delta, mean positive hook latency, last counterfactual contribution),
- * floats rounded to float32 as the wire carries them, and up to three extra metrics
- * (loss_delta_min/max, validation_accuracy_delta) when observed.
- */
-function buildReport(window: ClosedWindow, trainingRunId: string, nowMs: number): FieldReport {
-  const slots: Partial<Record<FieldReportDeltaField, number>> = { ...window.decisionDelta };
-  slots.lossDelta = window.lossDeltaSum;
-  if (window.hookLatencySamples > 0) slots.hookLatencyMs = window.hookLatencySumMs / window.hookLatencySamples;
-  if (window.contribution !== null) slots.counterfactualContribution = window.contribution;
-  const delta = create(FieldReportDeltaSchema);
-  for (const key of DELTA_FIELDS) delta[key] = Math.fround(slots[key] ?? 0);
-
-  const extras: MetricInput[] = [];
-  if (window.lossDeltaMin !== null) extras.push({ name: 'loss_delta_min', value: window.lossDeltaMin, unit: 'loss' });
-  if (window.lossDeltaMax !== null) extras.push({ name: 'loss_delta_max', value: window.lossDeltaMax, unit: 'loss' });
-  if (window.firstValidationAccuracy !== null && window.lastValidationAccuracy !== null) {
-    extras.push({
-      name: 'validation_accuracy_delta',
-      value: window.lastValidationAccuracy - window.firstValidationAccuracy,
-      unit: 'ratio',
-    });
-  }
-
-  return create(FieldReportSchema, {
-    version: 1,
-    reportId: newFieldReportId(trainingRunId),
-    commandId: window.commandId,
-    trainingRunId,
-    seedId: window.seedId,
-    blueprintId: window.blueprintId,
-    outcome: classifyOutcome(window),
-    observationWindowEpochs: window.epochsObserved,
-    issuedAt: timestampFromMs(nowMs),
-    tamiyoPolicyVersion: window.policyVersion,
-    notes: notesOf(window),
-    delta,
-    extraMetrics: buildExtraMetrics(extras, 'field_report.extra_metrics').map((point) => {
-      point.value = Math.fround(point.value);
-      return point;
-    }),
-  });
-}
-
-// ---------------------------------------------------------------------------------------
-// Snapshot parsing (restore)
-
-class SnapshotReader {
-  constructor(private readonly path: string) {}
-
-  fail(field: string, expected: string, value: unknown): never {
-    throw invalidReport(`field-report windows snapshot: ${this.path}${field} must be ${expected}`, {
-      field: `${this.path}${field}`,
-      value: String(value),
-    });
-  }
-
-  record(value: unknown, field: string): Record<string, unknown> {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(field, 'an object', value);
-    return value as Record<string, unknown>;
-  }
-
-  string(obj: Record<string, unknown>, field: string, nonEmpty = false): string {
-    const value = obj[field];
-    if (typeof value !== 'string' || (nonEmpty && value.length === 0)) {
-      this.fail(field, nonEmpty ? 'a non-empty string' : 'a string', value);
-    }
-    return value;
-  }
-
-  integer(obj: Record<string, unknown>, field: string, min = 0): number {
-    const value = obj[field];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) this.fail(field, `an integer ≥ ${min}`, value);
-    return value;
-  }
-
-  finite(obj: Record<string, unknown>, field: string): number {
-    const value = obj[field];
-    if (typeof value !== 'number' || !Number.isFinite(value)) this.fail(field, 'a finite number', value);
-    return value;
-  }
-
-  nullableFinite(obj: Record<string, unknown>, field: string): number | null {
-    return obj[field] === null ? null : this.finite(obj, field);
-  }
-
-  nullableInteger(obj: Record<string, unknown>, field: string): number | null {
-    return obj[field] === null ? null : this.integer(obj, field);
-  }
-
-  boolean(obj: Record<string, unknown>, field: string): boolean {
-    const value = obj[field];
-    if (typeof value !== 'boolean') this.fail(field, 'a boolean', value);
-    return value;
-  }
-}
-
-function parseSnapshot(snapshot: unknown, trainingRunId: string): MutableWindow[] {
-  const top: SnapshotReader = new SnapshotReader('');
-  const root = top.record(snapshot, 'snapshot');
-  if (root['version'] !== 1) top.fail('version', '1', root['version']);
-  if (top.string(root, 'trainingRunId') !== trainingRunId) top.fail('trainingRunId', JSON.stringify(trainingRunId), root['trainingRunId']);
-  const windows = root['windows'];
-  if (!Array.isArray(windows)) top.fail('windows', 'an array', windows);
-  const seen = new Set<string>();
-  return (windows as unknown[]).map((raw, i) => {
-    const r: SnapshotReader = new SnapshotReader(`windows[${i}].`);
-    const w = r.record(raw, '');
-    const commandId = r.string(w, 'commandId', true);
-    if (seen.has(commandId)) r.fail('commandId', 'unique', commandId);
-    seen.add(commandId);
-    const deltaRaw = r.record(w['decisionDelta'], 'decisionDelta');
-    const decisionDelta: Partial<Record<FieldReportDeltaField, number>> = {};
-    for (const key of Object.keys(deltaRaw)) {
-      if (!(DELTA_FIELDS as readonly string[]).includes(key)) r.fail(`decisionDelta.${key}`, 'a FieldReportDelta slot', key);
-      decisionDelta[key as FieldReportDeltaField] = r.finite(deltaRaw, key);
-    }
-    return {
-      commandId,
-      commandType: r.integer(w, 'commandType') as CommandType,
-      seedId: r.string(w, 'seedId'),
-      blueprintId: r.string(w, 'blueprintId'),
-      reason: r.integer(w, 'reason') as RiskReason,
-      policyVersion: r.string(w, 'policyVersion'),
-      startEpoch: r.integer(w, 'startEpoch'),
-      targetEpochs: r.integer(w, 'targetEpochs', 1),
-      openedAtMs: r.finite(w, 'openedAtMs'),
-      epochsObserved: r.integer(w, 'epochsObserved'),
-      lastEpoch: r.nullableInteger(w, 'lastEpoch'),
-      lossDeltaSum: r.finite(w, 'lossDeltaSum'),
-      lossDeltaMin: r.nullableFinite(w, 'lossDeltaMin'),
-      lossDeltaMax: r.nullableFinite(w, 'lossDeltaMax'),
-      hookLatencySumMs: r.finite(w, 'hookLatencySumMs'),
-      hookLatencySamples: r.integer(w, 'hookLatencySamples'),
-      firstValidationAccuracy: r.nullableFinite(w, 'firstValidationAccuracy'),
-      lastValidationAccuracy: r.nullableFinite(w, 'lastValidationAccuracy'),
-      hasCritical: r.boolean(w, 'hasCritical'),
-      seedStage: r.integer(w, 'seedStage') as SeedLifecycleStage,
-      contribution: r.nullableFinite(w, 'contribution'),
-      decisionDelta,
-    };
-  });
 }

@@ -9,13 +9,15 @@
  * it replaces is disposed.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
-import { decodeOutput, PolicyAction, type GnnOutput, type PolicyDecision, type TamiyoGnn } from './gnn.js';
+import { PolicyAction } from './gnn-config.js';
+import { decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
+import type { TamiyoGnn } from './gnn.js';
 import type { GraphBuilder } from './graph-builder.js';
 import type { FeatureCoverage, PolicyGraph } from './graph-types.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
-import { PolicySlot, type PolicySlotOptions } from './policy-updates.js';
+import { PolicySlot, type PolicySlotOptions } from './policy-slot.js';
 import type { LoadedPolicy } from './policy-weights.js';
-import { DecisionKind, type ProposedDecision } from './risk-engine.js';
+import { DecisionKind, toId, type ProposedDecision } from './decision.js';
 
 /** Options of {@link GnnPolicy}. */
 export interface GnnPolicyOptions {
@@ -30,6 +32,7 @@ export interface GnnPolicyOptions {
 /**
  * The decoded action as a Tamiyo decision: a germinate needs a scored site and blueprint
  * (`seedIdFor(siteId)` names the new seed), a cull a scored seed; anything unusable is WAIT.
+ * Node ids are non-blank (the graph builder refuses blank ones).
  */
 export function decisionOfOutput(decoded: PolicyDecision, graph: PolicyGraph, seedIdFor: (siteId: string) => string): ProposedDecision {
   const risk = { policyRiskScore: decoded.riskProbability };
@@ -38,11 +41,19 @@ export function decisionOfOutput(decoded: PolicyDecision, graph: PolicyGraph, se
       const siteId = decoded.siteIndex === undefined ? undefined : graph.nodes.site.ids[decoded.siteIndex];
       const blueprintId = decoded.blueprintIndex === undefined ? undefined : graph.nodes.blueprint.ids[decoded.blueprintIndex];
       if (siteId === undefined || blueprintId === undefined) return { kind: DecisionKind.WAIT, ...risk };
-      return { kind: DecisionKind.GERMINATE, siteId, blueprintId, seedId: seedIdFor(siteId), ...risk };
+      return {
+        kind: DecisionKind.GERMINATE,
+        siteId: toId(siteId, 'site id'),
+        blueprintId: toId(blueprintId, 'blueprint id'),
+        seedId: toId(seedIdFor(siteId), 'seed id'),
+        ...risk,
+      };
     }
     case PolicyAction.CULL: {
       const seedId = decoded.seedIndex === undefined ? undefined : graph.nodes.seed.ids[decoded.seedIndex];
-      return seedId === undefined ? { kind: DecisionKind.WAIT, ...risk } : { kind: DecisionKind.CULL, seedId, ...risk };
+      return seedId === undefined
+        ? { kind: DecisionKind.WAIT, ...risk }
+        : { kind: DecisionKind.CULL, seedId: toId(seedId, 'seed id'), ...risk };
     }
     case PolicyAction.OPTIMIZER:
       return { kind: DecisionKind.OPTIMIZER, paramDelta: decoded.paramDelta, ...risk };

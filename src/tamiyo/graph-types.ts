@@ -1,16 +1,9 @@
 /**
- * The heterogeneous graph Tamiyo's policy reads (reference prototype-tamiyo-simic §5, §7):
- * typed node sets with dense float32 features, and typed relations between them. The graph
- * builder (`graph-builder.ts`) produces it from a `SystemStatePacket`, the host's
- * descriptor and the candidate blueprints; the policy (`policy.ts`) consumes it without
- * knowing how features were chosen — it reads the node dims and relations from here.
- *
- * Departure from the prototype: besides its six node types there is a `site` node per host
- * seed site (where a seed can grow), and one `blueprint` node per candidate blueprint
- * (the prototype had one, keyed by the packet id). The policy scores site and blueprint
- * nodes to choose where to germinate and what.
+ * The heterogeneous graph Tamiyo's GNN reads (reference prototype-tamiyo-simic §5, §7):
+ * typed node sets with dense float32 features and typed relations between them, built by
+ * `graph-builder.ts`. Besides the prototype's six node types there is one `site` node per
+ * host seed site and one `blueprint` node per candidate.
  */
-
 /** Node types, in the order every per-type structure lists them. */
 export const NODE_TYPES = ['global', 'seed', 'site', 'blueprint', 'layer', 'activation', 'parameter'] as const;
 

@@ -1,50 +1,22 @@
 /**
  * Tamiyo's rule-based baseline policy (anchor §1 "Tamiyo heuristic controller"): waits for
- * the host to stabilise, germinates one seed at a time from a blueprint rotation when
- * validation accuracy plateaus, and culls seeds that do not pay their way.
+ * the host's validation accuracy to plateau, germinates one seed at a time from a
+ * blueprint rotation, and culls seeds that do not pay their way. The rules, their order
+ * and the departures from the anchor are in docs/architecture.md (Tamiyo); the option
+ * defaults in `heuristic-options.ts`.
  *
- * Rules, evaluated on epoch-boundary calls only (per-step calls always propose WAIT):
- * - **Plateau and stabilisation.** An epoch is a plateau epoch when validation accuracy
- *   improved by less than `plateauRelativeImprovement` (3 %) relative to the previous
- *   epoch. `stabilizationEpochs` (3) consecutive plateau epochs latch "stabilised" for the
- *   rest of the run.
- * - **Cull** (checked first; one seed per call) a seed in TRAINING…PROBATIONARY when, in
- *   this order: it is PROBATIONARY with a negative measured `counterfactual_contribution`;
- *   or it is ≥ `minPruneAgeEpochs` old and accuracy fell ≥ `pruneAccuracyDrop` (0.02, i.e.
- *   2 points) below its value at germination; or it is that old and accuracy has not beaten
- *   its best since germination for `pruneAfterEpochs` (5) epochs. Ties: lowest seed id.
- * - **Germinate** when stabilised, after ≥ `plateauEpochsToGerminate` (3) consecutive
- *   plateau epochs, once ≥ `minEpochs` (5) epochs are complete, with fewer than `maxSeeds`
- *   (1) live seeds (GERMINATED…PROBATIONARY). Site: the deepest free site (highest
- *   `depth`, then host order); a site is busy while a seed there is live, FOSSILIZED,
- *   CULLED, EMBARGOED or RESETTING, and for `embargoEpochs` (5) epochs after one of its
- *   seeds was culled. Blueprint: the next in the rotation that is offered, fits the site
- *   and carries a penalty ≤ `penaltySkipThreshold` (3.0). The plateau count restarts.
- * - **Penalties.** Each culled seed (by this policy or by Kasmina's gates, seen as CULLED,
- *   EMBARGOED, RESETTING, or DORMANT after being live) adds `penaltyOnCull` (2.0) to its
- *   blueprint, once per seed; penalties decay ×`penaltyDecayPerEpoch` (0.5) per epoch and
- *   are forgotten below 0.01.
- * - **Fossilization** is Kasmina's G4 gate (counterfactual ≥ 1 %); the heuristic never
- *   proposes it, it records each seed's latest contribution (see {@link snapshot}).
- *
- * `current_epoch` is Tolaria's 0-based index, so epoch `e`'s packet completes `e + 1`
- * epochs. An epoch packet whose epoch is not after the last evaluated one (a repeat, or a
- * rewind after a restore) proposes WAIT and changes nothing. Deterministic: the same
- * packets give the same proposals; seed ids are `<siteId>#<n>`, `n` counting germinations
- * and skipping ids already present.
- *
- * Departures from the anchor's heuristic: accuracy (not loss) drives the latch, as the
- * controller reads `validation_accuracy`; the default rotation is derived from the
- * catalog (first SAFE blueprint of each family, by id, fitting some host site) instead of
- * the fixed conv_light/conv_heavy/attention/norm/depthwise names, which this catalog lacks.
+ * Epoch-boundary calls only decide (per-step calls propose WAIT); an epoch packet that is
+ * not after the last evaluated one (a repeat, or a rewind after a restore) proposes WAIT
+ * and changes nothing. Deterministic: the same packets give the same proposals; seed ids
+ * are `<siteId>#<n>`, `n` counting germinations and skipping ids already present.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
 import { familyById } from '../karn/index.js';
 import { BlueprintTier, SeedLifecycleStage, type SeedSiteDescriptor, type SystemStatePacket } from '../leyline/index.js';
-import { PolicyAction } from './gnn.js';
-import type { BlueprintCandidate } from './graph-builder.js';
+import { PolicyAction } from './gnn-config.js';
+import type { BlueprintCandidate } from './candidates.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
-import { DecisionKind } from './risk-engine.js';
+import { DecisionKind, idOrUndefined, toId } from './decision.js';
+import { resolveHeuristicPolicyOptions, type HeuristicPolicyOptions, type ResolvedHeuristicPolicyOptions } from './heuristic-options.js';
 
 const S = SeedLifecycleStage;
 
@@ -76,135 +48,6 @@ const PENALTY_FLOOR = 0.01;
 
 /** Accuracies travel as float32; comparisons against thresholds allow this much. */
 const FLOAT32_TOLERANCE = 1e-6;
-
-/** Options of {@link HeuristicPolicy}; defaults from the anchor (§1). */
-export interface HeuristicPolicyOptions {
-  /** Version stamped on proposals. @default 'heuristic-v1' */
-  readonly version?: string;
-  /** Relative epoch-on-epoch accuracy improvement below which an epoch is a plateau epoch. @default 0.03 */
-  readonly plateauRelativeImprovement?: number;
-  /** Consecutive plateau epochs that latch "stabilised". @default 3 */
-  readonly stabilizationEpochs?: number;
-  /** Consecutive plateau epochs before a germination. @default 3 */
-  readonly plateauEpochsToGerminate?: number;
-  /** Completed epochs before the first germination. @default 5 */
-  readonly minEpochs?: number;
-  /** Live seeds at a time (sequential growth). @default 1 */
-  readonly maxSeeds?: number;
-  /** Epochs without beating the best accuracy since germination that cull a seed. @default 5 */
-  readonly pruneAfterEpochs?: number;
-  /** Accuracy drop below the value at germination that culls a seed (fraction; 0.02 = 2 points). @default 0.02 */
-  readonly pruneAccuracyDrop?: number;
-  /** Youngest seed (epochs since germination) the accuracy rules may cull. @default 2 */
-  readonly minPruneAgeEpochs?: number;
-  /** Epochs a site stays closed to germination after one of its seeds is culled. @default 5 */
-  readonly embargoEpochs?: number;
-  /** Penalty added to a blueprint per culled seed. @default 2.0 */
-  readonly penaltyOnCull?: number;
-  /** Factor applied to every penalty per epoch, in [0, 1]. @default 0.5 */
-  readonly penaltyDecayPerEpoch?: number;
-  /** Blueprints whose penalty exceeds this are skipped. @default 3.0 */
-  readonly penaltySkipThreshold?: number;
-  /**
-   * Blueprint ids in rotation order (each used only while offered as a candidate).
-   * @default the first SAFE, non-quarantined candidate of each family (by id) that fits a host site
-   */
-  readonly rotation?: readonly string[];
-}
-
-/** {@link HeuristicPolicyOptions} after defaults and validation. */
-export interface ResolvedHeuristicPolicyOptions {
-  readonly version: string;
-  readonly plateauRelativeImprovement: number;
-  readonly stabilizationEpochs: number;
-  readonly plateauEpochsToGerminate: number;
-  readonly minEpochs: number;
-  readonly maxSeeds: number;
-  readonly pruneAfterEpochs: number;
-  readonly pruneAccuracyDrop: number;
-  readonly minPruneAgeEpochs: number;
-  readonly embargoEpochs: number;
-  readonly penaltyOnCull: number;
-  readonly penaltyDecayPerEpoch: number;
-  readonly penaltySkipThreshold: number;
-  /** Undefined: derived from the candidates on each germination. */
-  readonly rotation: readonly string[] | undefined;
-}
-
-/** Defaults of {@link HeuristicPolicyOptions} (anchor §1 "Tamiyo heuristic controller"). */
-export const HEURISTIC_POLICY_DEFAULTS = Object.freeze({
-  version: 'heuristic-v1',
-  plateauRelativeImprovement: 0.03,
-  stabilizationEpochs: 3,
-  plateauEpochsToGerminate: 3,
-  minEpochs: 5,
-  maxSeeds: 1,
-  pruneAfterEpochs: 5,
-  pruneAccuracyDrop: 0.02,
-  minPruneAgeEpochs: 2,
-  embargoEpochs: 5,
-  penaltyOnCull: 2.0,
-  penaltyDecayPerEpoch: 0.5,
-  penaltySkipThreshold: 3.0,
-});
-
-const INTEGER_FIELDS = [
-  'stabilizationEpochs',
-  'plateauEpochsToGerminate',
-  'minEpochs',
-  'pruneAfterEpochs',
-  'minPruneAgeEpochs',
-  'embargoEpochs',
-] as const;
-
-const NUMBER_FIELDS = ['plateauRelativeImprovement', 'pruneAccuracyDrop', 'penaltyOnCull', 'penaltySkipThreshold'] as const;
-
-/** Merges `options` over the defaults and validates; throws INVALID_ARGUMENT naming the field. */
-export function resolveHeuristicPolicyOptions(options: HeuristicPolicyOptions = {}): ResolvedHeuristicPolicyOptions {
-  const d = HEURISTIC_POLICY_DEFAULTS;
-  const resolved: ResolvedHeuristicPolicyOptions = {
-    version: options.version ?? d.version,
-    plateauRelativeImprovement: options.plateauRelativeImprovement ?? d.plateauRelativeImprovement,
-    stabilizationEpochs: options.stabilizationEpochs ?? d.stabilizationEpochs,
-    plateauEpochsToGerminate: options.plateauEpochsToGerminate ?? d.plateauEpochsToGerminate,
-    minEpochs: options.minEpochs ?? d.minEpochs,
-    maxSeeds: options.maxSeeds ?? d.maxSeeds,
-    pruneAfterEpochs: options.pruneAfterEpochs ?? d.pruneAfterEpochs,
-    pruneAccuracyDrop: options.pruneAccuracyDrop ?? d.pruneAccuracyDrop,
-    minPruneAgeEpochs: options.minPruneAgeEpochs ?? d.minPruneAgeEpochs,
-    embargoEpochs: options.embargoEpochs ?? d.embargoEpochs,
-    penaltyOnCull: options.penaltyOnCull ?? d.penaltyOnCull,
-    penaltyDecayPerEpoch: options.penaltyDecayPerEpoch ?? d.penaltyDecayPerEpoch,
-    penaltySkipThreshold: options.penaltySkipThreshold ?? d.penaltySkipThreshold,
-    rotation: options.rotation === undefined ? undefined : Object.freeze([...options.rotation]),
-  };
-  if (resolved.version.trim().length === 0) throw invalidOption('version', 'expected a non-blank string');
-  for (const field of INTEGER_FIELDS) {
-    if (!Number.isSafeInteger(resolved[field]) || resolved[field] < 0) {
-      throw invalidOption(field, `expected an integer ≥ 0, got ${resolved[field]}`);
-    }
-  }
-  if (!Number.isSafeInteger(resolved.maxSeeds) || resolved.maxSeeds < 1) {
-    throw invalidOption('maxSeeds', `expected an integer ≥ 1, got ${resolved.maxSeeds}`);
-  }
-  for (const field of NUMBER_FIELDS) {
-    if (!Number.isFinite(resolved[field]) || resolved[field] < 0) {
-      throw invalidOption(field, `expected a finite number ≥ 0, got ${resolved[field]}`);
-    }
-  }
-  const decay = resolved.penaltyDecayPerEpoch;
-  if (!(decay >= 0 && decay <= 1)) throw invalidOption('penaltyDecayPerEpoch', `expected a number in [0, 1], got ${decay}`);
-  if (resolved.rotation !== undefined) {
-    if (resolved.rotation.length === 0) throw invalidOption('rotation', 'expected at least one blueprint id');
-    const seen = new Set<string>();
-    for (const id of resolved.rotation) {
-      if (id.trim().length === 0) throw invalidOption('rotation', 'blueprint ids must be non-blank');
-      if (seen.has(id)) throw invalidOption('rotation', `duplicate blueprint id ${id}`);
-      seen.add(id);
-    }
-  }
-  return Object.freeze(resolved);
-}
 
 /** Why a seed is culled, most severe first. */
 export const HeuristicCullReason = {
@@ -366,7 +209,7 @@ export class HeuristicPolicy implements TamiyoPolicy {
       this.#seeds.delete(id);
     }
     for (const state of packet.seedStates) {
-      if (state.seedId.length === 0) continue;
+      if (state.seedId.trim().length === 0) continue;
       let track = this.#seeds.get(state.seedId);
       if (track === undefined) {
         // Retired seeds are of no interest unless they were being followed.
@@ -433,8 +276,15 @@ export class HeuristicPolicy implements TamiyoPolicy {
     if (chosen === undefined) return undefined;
     const { track, reason } = chosen;
     this.#penalise(track, epoch);
+    const siteId = idOrUndefined(track.siteId);
+    const blueprintId = idOrUndefined(track.blueprintId);
     return {
-      decision: { kind: DecisionKind.CULL, seedId: track.seedId, siteId: track.siteId, blueprintId: track.blueprintId },
+      decision: {
+        kind: DecisionKind.CULL,
+        seedId: toId(track.seedId, 'seed id'),
+        ...(siteId === undefined ? {} : { siteId }),
+        ...(blueprintId === undefined ? {} : { blueprintId }),
+      },
       policyVersion: this.version,
       actionId: PolicyAction.CULL,
       notes: `cull ${track.seedId} (${reason})`,
@@ -509,7 +359,12 @@ export class HeuristicPolicy implements TamiyoPolicy {
     const plateau = this.#plateauEpochs;
     this.#plateauEpochs = 0;
     return {
-      decision: { kind: DecisionKind.GERMINATE, seedId, siteId: site.siteId, blueprintId },
+      decision: {
+        kind: DecisionKind.GERMINATE,
+        seedId: toId(seedId, 'seed id'),
+        siteId: toId(site.siteId, 'site id'),
+        blueprintId: toId(blueprintId, 'blueprint id'),
+      },
       policyVersion: this.version,
       actionId: PolicyAction.GERMINATE,
       notes: `germinate ${blueprintId} at ${site.siteId} after ${plateau} plateau epochs`,
@@ -566,10 +421,4 @@ function defaultRotation(offered: ReadonlyMap<string, BlueprintCandidate>, sites
 
 function fits(candidate: BlueprintCandidate, site: SeedSiteDescriptor): boolean {
   return familyById(candidate.descriptor.family)?.fits(site) === true;
-}
-
-function invalidOption(field: string, problem: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `HeuristicPolicy option ${field}: ${problem}`, {
-    details: { field },
-  });
 }

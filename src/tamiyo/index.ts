@@ -1,150 +1,46 @@
 /**
- * Tamiyo: the controller — graph builder, GNN and heuristic policies, risk engine, field
- * reports. Other subsystems import only from this file.
+ * Tamiyo: the controller — policies, risk engine, command builder, field reports and
+ * policy updates. Other subsystems, the CLI and the benches import only from this file.
  */
 export {
-  EDGE_ATTR_DIM,
-  NODE_FEATURE_DIMS,
-  NODE_TYPES,
-  type EdgeSet,
-  type FeatureCoverage,
-  type NodeSet,
-  type NodeType,
-  type PolicyGraph,
-  type RelationSpec,
-} from './graph-types.js';
-export {
-  GRAPH_BUILDER_DEFAULTS,
-  GRAPH_RELATIONS,
-  GraphBuilder,
-  resolveGraphBuilderOptions,
-  type BlueprintCandidate,
-  type GraphBuilderOptions,
-  type GraphBuildInput,
-} from './graph-builder.js';
-export { FEATURE_NORMALISER_DEFAULTS, FeatureNormaliser, NORMALISER_PRIORS, type FeatureNormaliserOptions } from './normaliser.js';
-export { EmbeddingRegistries, EmbeddingRegistry, REGISTRY_NAMES, stableHash32, type RegistryName } from './registries.js';
-export {
-  assessCoverage,
-  COVERAGE_THRESHOLDS,
-  CoverageRecorder,
-  coverageMetrics,
-  coverageSummary,
-  FEATURE_COVERAGE_METRIC,
-  featureCoverageGroupMetric,
-  type CoverageAssessment,
-  type CoverageLevel,
-} from './coverage.js';
-export {
-  BreakerAction,
-  BreakerComponent,
-  breakerConfidence,
-  CONSERVATIVE_EXIT_REASON,
-  DecisionKind,
-  resolveRiskEngineOptions,
-  RISK_ENGINE_DEFAULTS,
-  RISK_THRESHOLD_DEFAULTS,
-  RiskEngine,
-  type BlueprintRiskInfo,
-  type CoverageInfo,
-  type ProposedDecision,
-  type RiskEngineOptions,
-  type RiskEngineSnapshot,
-  type RiskInputs,
-  type RiskThresholds,
-  type RiskVerdict,
-} from './risk-engine.js';
-export { featureCoverageMetric, TAMIYO_TELEMETRY_SOURCE, TamiyoEvent, TamiyoMetric } from './names.js';
-export {
-  classifyOutcome,
-  FIELD_REPORT_BUILDER_DEFAULTS,
-  FIELD_REPORT_SOURCE,
-  FieldReportBuilder,
-  FieldReportEvent,
-  FieldReportMetric,
-  newFieldReportId,
-  WindowClosure,
-  type DecisionContext,
-  type EpochObservation,
-  type FieldReportBuilderOptions,
-  type FieldReportBuilderSnapshot,
-} from './field-reports.js';
-export {
-  FIELD_REPORT_RETENTION_MS,
-  FieldReportDelivery,
-  FieldReportStore,
-  type FieldReportStatus,
-  type FieldReportStoreOptions,
-  type PendingFieldReport,
-} from './field-report-store.js';
-export {
-  FIELD_REPORT_PUBLISHER_DEFAULTS,
-  FieldReportPublisher,
-  type FieldReportPublisherMetrics,
-  type FieldReportPublisherOptions,
-  type PublishPassResult,
-} from './field-report-publisher.js';
-export {
-  argmaxFinite,
-  BLEND_HEAD_MODES,
-  decodeOutput,
-  DEFAULT_GNN_CONFIG,
-  gnnConfigFor,
-  POLICY_ACTION_COUNT,
-  PolicyAction,
-  REFERENCE_GNN_SIZES,
-  relationKey,
-  TamiyoGnn,
-  validateGnnConfig,
-  type GnnConfig,
-  type GnnOutput,
-  type GnnSizes,
-  type GnnTensors,
-  type PolicyDecision,
-} from './gnn.js';
-export {
-  architectureOf,
-  configOfArchitecture,
-  loadPolicy,
-  POLICY_ARCHITECTURE_ID,
-  POLICY_ARCHITECTURE_VERSION,
-  policyChecksum,
-  policyDigest,
-  serialisePolicy,
-  type LoadedPolicy,
-  type PolicyMeta,
-} from './policy-weights.js';
-export type { BlendSchedule, PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
-export {
-  HEURISTIC_POLICY_DEFAULTS,
-  HeuristicCullReason,
-  HeuristicPolicy,
-  resolveHeuristicPolicyOptions,
-  type HeuristicPolicyOptions,
-  type HeuristicPolicySnapshot,
-} from './heuristic-policy.js';
-export { BREAKER_RATIONALE, COMMAND_VERSION, CommandBuilder, type CommandBuilderOptions } from './command-builder.js';
-export { decisionOfOutput, GnnPolicy, proposalOfOutput, type GnnPolicyOptions } from './gnn-policy.js';
-export {
-  TAMIYO_SOURCE,
+  TAMIYO_CLOSE_REASON,
   TamiyoService,
   type TamiyoDecisionRecord,
   type TamiyoFieldReports,
   type TamiyoServiceOptions,
   type TamiyoStats,
 } from './service.js';
+export type { BlueprintCandidate, BsdsVerification, BsdsVerifier, RejectedCandidate } from './candidates.js';
+export { DecisionKind, toId, type Id, type ProposedDecision } from './decision.js';
+export type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
+export { HeuristicPolicy } from './heuristic-policy.js';
+export type { HeuristicPolicyOptions } from './heuristic-options.js';
+export { decisionOfOutput, GnnPolicy, proposalOfOutput, type GnnPolicyOptions } from './gnn-policy.js';
+export { TamiyoGnn } from './gnn.js';
+export { DEFAULT_GNN_CONFIG, gnnConfigFor, PolicyAction, type GnnConfig } from './gnn-config.js';
+export { argmaxFinite, decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
+export { GraphBuilder, type GraphBuilderOptions } from './graph-builder.js';
+export { GRAPH_RELATIONS } from './graph-relations.js';
+export { NODE_TYPES, type NodeType, type PolicyGraph } from './graph-types.js';
+export { FeatureNormaliser } from './normaliser.js';
+export { EmbeddingRegistries } from './registries.js';
+export { assessCoverage, coverageSummary } from './coverage.js';
+export { RiskEngine, type RiskEngineOptions, type RiskVerdict } from './risk-engine.js';
+export { RISK_THRESHOLD_DEFAULTS, type BlueprintRiskInfo, type RiskInputs } from './risk-rules/rule.js';
+export { CommandBuilder, type CommandBuilderOptions } from './command-builder.js';
+export { FieldReportBuilder, type FieldReportBuilderOptions } from './field-reports.js';
+export { FieldReportStore, type FieldReportStoreOptions } from './field-report-store.js';
+export { FieldReportPublisher, type FieldReportPublisherOptions } from './field-report-publisher.js';
+export { architectureOf, loadPolicy, serialisePolicy, type LoadedPolicy } from './policy-weights.js';
+export { buildPolicyUpdate, type BuildPolicyUpdateOptions } from './policy-update-builder.js';
+export { PolicyUpdateVerifier, type PolicyUpdateVerification, type PolicyUpdateVerifierOptions } from './policy-update-verifier.js';
+export { PolicyUpdateListener, type PolicyUpdateListenerOptions } from './policy-update-listener.js';
 export {
-  buildPolicyUpdate,
-  POLICY_UPDATE_MESSAGE_VERSION,
-  POLICY_UPDATE_VERIFIER_DEFAULTS,
-  PolicySlot,
+  FieldReportEvent,
+  FieldReportMetric,
   PolicyUpdateEvent,
   PolicyUpdateMetric,
-  PolicyUpdateRejection,
-  PolicyUpdateVerifier,
-  type BuildPolicyUpdateOptions,
-  type PolicySwapResult,
-  type PolicyUpdateVerification,
-  type PolicyUpdateVerifierOptions,
-} from './policy-updates.js';
-export { PolicyUpdateListener, type PolicyUpdateListenerOptions, type PolicyUpdateListenerStats } from './policy-update-listener.js';
+  TAMIYO_TELEMETRY_SOURCE,
+  TamiyoEvent,
+  TamiyoMetric,
+} from './names.js';

@@ -37,9 +37,7 @@ export const TamiyoMetric = {
   SELECTION_SEED_SCORE: 'tamiyo.selection.seed_score',
   SELECTION_BLUEPRINT_INDEX: 'tamiyo.selection.blueprint_index',
   BREAKER_INFERENCE_STATE: 'tamiyo.breaker.inference_state',
-  BREAKER_METADATA_STATE: 'tamiyo.breaker.metadata_state',
   BREAKER_INFERENCE_FAILURES: 'tamiyo.breaker.inference_failures',
-  BREAKER_METADATA_FAILURES: 'tamiyo.breaker.metadata_failures',
   BLUEPRINT_RISK: 'tamiyo.blueprint.risk',
   BSDS_RISK: 'tamiyo.bsds.risk',
   /** HazardBand enum value of the blueprint's safety data sheet. */
@@ -50,10 +48,6 @@ export const TamiyoMetric = {
   BSDS_HAZARD_HIGH_SIGNAL: 'tamiyo.bsds.hazard_high_signal',
   /** Derived by Nissa from `tamiyo.blueprint.risk`; Tamiyo does not emit it. */
   BSDS_ELEVATED_RISK_FLAG: 'tamiyo.bsds.elevated_risk_flag',
-  FIELD_REPORTS_PUBLISHED_TOTAL: 'tamiyo.field_reports.published_total',
-  FIELD_REPORTS_RETRIES_TOTAL: 'tamiyo.field_reports.retries_total',
-  FIELD_REPORTS_DROPPED_TOTAL: 'tamiyo.field_reports.dropped_total',
-  FIELD_REPORTS_PENDING_TOTAL: 'tamiyo.field_reports.pending_total',
 } as const;
 
 /** Union of {@link TamiyoMetric} values. */
@@ -71,7 +65,6 @@ export const TamiyoEvent = {
   POLICY_RISK_ELEVATED: 'policy_risk_elevated',
   PAUSE_TRIGGERED: 'pause_triggered',
   TIMEOUT_INFERENCE: 'timeout_inference',
-  TIMEOUT_URZA: 'timeout_urza',
   BREAKER_EVENT: 'breaker_event',
   CONSERVATIVE_ENTERED: 'conservative_entered',
   CONSERVATIVE_EXITED: 'conservative_exited',
@@ -90,18 +83,75 @@ export const TamiyoEvent = {
   ISOLATION_VIOLATIONS: 'isolation_violations',
   LOSS_VOLATILITY_HIGH: 'loss_volatility_high',
   GRAD_VARIANCE_HIGH: 'grad_variance_high',
-  GRAD_CONFLICT_HIGH: 'grad_conflict_high',
   OPTIMIZER_HINT: 'optimizer_hint',
-  DEVICE_PRESSURE_HIGH: 'device_pressure_high',
   CPU_PRESSURE_HIGH: 'cpu_pressure_high',
   DEGRADED_INPUTS: 'degraded_inputs',
   COMPILE_DISABLED_CPU: 'compile_disabled_cpu',
   COMPILE_DISABLED: 'compile_disabled',
-  FIELD_REPORT_SYNTHESISED: 'field_report_synthesised',
-  FIELD_REPORT_RETRY: 'field_report_retry',
-  FIELD_REPORT_DROP: 'field_report_drop',
   POLICY_UPDATE_REJECTED: 'policy_update_rejected',
+  /** CRITICAL: a candidate's safety data sheet failed verification; the blueprint is never germinated. */
+  INTEGRITY_FAILURE: 'integrity_failure',
 } as const;
 
 /** Union of {@link TamiyoEvent} values. */
 export type TamiyoEvent = (typeof TamiyoEvent)[keyof typeof TamiyoEvent];
+
+/** Event names of the field-report lifecycle (reference §11.2, §11.3). */
+export const FieldReportEvent = {
+  /** INFO: a window closed and its report was built. */
+  SYNTHESISED: 'field_report_synthesised',
+  /** WARNING: the oldest window was closed early because the cap was reached. */
+  WINDOW_EVICTED: 'field_report_window_evicted',
+  /** WARNING: a publish failed and a retry is scheduled. */
+  RETRY: 'field_report_retry',
+  /** ERROR: a report was given up after its last retry (or a terminal publish error). */
+  DROPPED: 'field_report_dropped',
+  /** WARNING: the store cut a torn tail off a log when it opened. */
+  STORE_RECOVERED: 'field_report_store_recovered',
+  /** Summary of one publish pass (health summary, reference §11.3). */
+  PUBLISH_SUMMARY: 'field_report_publish_summary',
+} as const;
+
+/** One of {@link FieldReportEvent}. */
+export type FieldReportEvent = (typeof FieldReportEvent)[keyof typeof FieldReportEvent];
+
+/** Metric names of the field-report lifecycle (reference §11.3; Nissa maps `total`). */
+export const FieldReportMetric = {
+  PUBLISHED_TOTAL: 'tamiyo.field_reports.published_total',
+  RETRIES_TOTAL: 'tamiyo.field_reports.retries_total',
+  DROPPED_TOTAL: 'tamiyo.field_reports.dropped_total',
+  PENDING_TOTAL: 'tamiyo.field_reports.pending_total',
+  /** Published reports by `outcome` attribute; Nissa exposes it as `esper_field_reports_total`. */
+  TOTAL: 'tamiyo.field_reports.total',
+} as const;
+
+/** One of {@link FieldReportMetric}. */
+export type FieldReportMetric = (typeof FieldReportMetric)[keyof typeof FieldReportMetric];
+
+/** Event descriptions of policy updates. */
+export const PolicyUpdateEvent = {
+  /** An update failed verification. CRITICAL (security reasons) or ERROR (content). */
+  REJECTED: TamiyoEvent.POLICY_UPDATE_REJECTED,
+  /** A staged policy went live. INFO. */
+  APPLIED: 'policy_update_applied',
+} as const;
+
+/** One of {@link PolicyUpdateEvent}. */
+export type PolicyUpdateEvent = (typeof PolicyUpdateEvent)[keyof typeof PolicyUpdateEvent];
+
+/** Metric names of policy updates. */
+export const PolicyUpdateMetric = {
+  /** Updates that passed verification. Counter. */
+  ACCEPTED_TOTAL: 'tamiyo.policy_update.accepted_total',
+  /** Rejected updates, one series per `reason` attribute. Counter. */
+  REJECTED_TOTAL: 'tamiyo.policy_update.rejected_total',
+  /** Staged policies that went live. Counter. */
+  SWAPS_TOTAL: 'tamiyo.policy_update.swaps_total',
+  /** Staged policies replaced by a newer stage before going live. Counter. */
+  SUPERSEDED_TOTAL: 'tamiyo.policy_update.superseded_total',
+  /** 1 while a staged policy waits for the next swap, else 0. Gauge. */
+  PENDING: 'tamiyo.policy_update.pending',
+} as const;
+
+/** One of {@link PolicyUpdateMetric}. */
+export type PolicyUpdateMetric = (typeof PolicyUpdateMetric)[keyof typeof PolicyUpdateMetric];

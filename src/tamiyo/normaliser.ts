@@ -1,24 +1,15 @@
 /**
  * EWMA z-score normaliser of graph features (reference prototype-tamiyo-simic §4): one
  * running (mean, var) pair per feature key, updated then scored on every observation, and
- * persisted as `{ key: { mean, var } }` JSON.
- *
- * Departures from the prototype (§4 ⚠, §17.3):
- * - {@link FeatureNormaliser.absent} does not update the running stats; the prototype fed
- *   absent features through as 0, pulling every mean toward 0 on sparse packets.
- * - Priors of log-scaled inputs are in log units (`global_step`, `layer_parameter_count`,
- *   `activation_cost`); the prototype fed log values against raw-unit priors.
- * - Feature families do not share keys: seeds use `seed_gradient_norm`, not the global
- *   `gradient_norm` (the graph builder also stopped feeding packet losses per blueprint).
- * - A corrupt stats file is a typed error (`TAMIYO_GRAPH_INVALID`), not silently ignored;
- *   a missing file still means "start from the priors". Saving is atomic (temp + rename).
- * - Non-finite inputs are scored as absent, and finite inputs are clamped to ±1e9 so that
- *   δ² stays finite: every output is finite.
+ * persisted atomically as `{ key: { mean, var } }` JSON. Absent features are scored 0
+ * without touching the stats; non-finite inputs count as absent. Departures from the
+ * prototype: docs/architecture.md (Tamiyo).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, EsperError } from '../core/index.js';
+import { z } from 'zod';
+import { ErrorCode, EsperError, parsePersisted, parsePersistedJson } from '../core/index.js';
 
 /** Running statistics of one key. */
 export interface NormaliserStats {
@@ -168,21 +159,24 @@ export class FeatureNormaliser {
 
   /**
    * Builds a normaliser from priors overlaid with `value` (`{ key: { mean, var | std } }`,
-   * the prototype's format). Throws `TAMIYO_GRAPH_INVALID` naming the bad key.
+   * the prototype's format).
+   * @param source Where `value` was read from, named in errors. @default 'value'
+   * @throws EsperError TAMIYO_GRAPH_INVALID naming the source and the bad key.
    */
-  static fromJSON(value: unknown, options: FeatureNormaliserOptions = {}): FeatureNormaliser {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw invalid('normaliser stats must be an object of { mean, var } entries', '$');
-    }
+  static fromJSON(value: unknown, options: FeatureNormaliserOptions = {}, source = 'value'): FeatureNormaliser {
+    const stats = parsePersisted(StatsFileSchema, value, {
+      what: `normaliser stats ${source}`,
+      details: { path: source },
+      code: ErrorCode.TAMIYO_GRAPH_INVALID,
+    });
+    return FeatureNormaliser.#fromStats(stats, options);
+  }
+
+  static #fromStats(stats: z.output<typeof StatsFileSchema>, options: FeatureNormaliserOptions): FeatureNormaliser {
     const normaliser = new FeatureNormaliser(options);
-    for (const [key, entry] of Object.entries(value as Record<string, unknown>)) {
-      if (entry === null || typeof entry !== 'object') throw invalid(`normaliser stats '${key}' is not an object`, key);
-      const { mean, var: variance, std } = entry as { mean?: unknown; var?: unknown; std?: unknown };
-      const v = typeof variance === 'number' ? variance : typeof std === 'number' ? std * std : Number.NaN;
-      if (typeof mean !== 'number' || !Number.isFinite(mean) || !Number.isFinite(v) || v < 0) {
-        throw invalid(`normaliser stats '${key}' needs a finite mean and a finite non-negative var (or std)`, key);
-      }
-      normaliser.#stats.set(key, { mean, var: Math.max(normaliser.#varFloor, v) });
+    for (const [key, entry] of Object.entries(stats)) {
+      const variance = entry.var ?? (entry.std as number) ** 2;
+      normaliser.#stats.set(key, { mean: entry.mean, var: Math.max(normaliser.#varFloor, variance) });
     }
     return normaliser;
   }
@@ -204,7 +198,7 @@ export class FeatureNormaliser {
 
   /**
    * Loads stats saved by {@link save}; a missing file gives a normaliser at its priors.
-   * Throws `TAMIYO_GRAPH_INVALID` when the file is not valid stats JSON.
+   * @throws EsperError TAMIYO_GRAPH_INVALID naming the file when it is not valid stats JSON.
    */
   static async load(filePath: string, options: FeatureNormaliserOptions = {}): Promise<FeatureNormaliser> {
     let text: string;
@@ -214,29 +208,25 @@ export class FeatureNormaliser {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new FeatureNormaliser(options);
       throw error;
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `normaliser stats file ${filePath} is not valid JSON`, {
-        cause: error,
-        details: { path: filePath },
-      });
-    }
-    try {
-      return FeatureNormaliser.fromJSON(value, options);
-    } catch (error) {
-      throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `normaliser stats file ${filePath} is invalid`, {
-        cause: error,
-        details: { path: filePath },
-      });
-    }
+    const stats = parsePersistedJson(StatsFileSchema, text, {
+      what: `normaliser stats file ${filePath}`,
+      details: { path: filePath },
+      code: ErrorCode.TAMIYO_GRAPH_INVALID,
+    });
+    return FeatureNormaliser.#fromStats(stats, options);
   }
 }
 
-function invalid(message: string, key: string): EsperError {
-  return new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, message, { details: { key } });
-}
+const finite = z.number().finite();
+
+/** One key's stats on disk: a mean and a variance (or the prototype's std). */
+const StatsEntrySchema = z
+  .object({ mean: finite, var: finite.min(0).optional(), std: finite.optional() })
+  .refine((entry) => entry.var !== undefined || (entry.std !== undefined && Number.isFinite(entry.std ** 2)), {
+    message: 'needs a finite non-negative var (or a finite std)',
+  });
+
+const StatsFileSchema = z.record(z.string(), StatsEntrySchema);
 
 /** Writes `text` to `filePath` through a temp file in the same directory and a rename. */
 async function writeAtomic(filePath: string, text: string): Promise<void> {

@@ -1,16 +1,15 @@
 /**
  * Receives `PolicyUpdate`s from Oona's policy stream (what Simic publishes), verifies each
- * with the {@link PolicyUpdateVerifier} (signature, freshness, nonce, architecture,
- * version, checksum, payload) and stages the new network on the service's live
- * {@link GnnPolicy}: it goes live at the start of the next decision, and the network it
- * replaces is disposed then. A rejected update is the verifier's `policy_update_rejected` telemetry and changes
- * nothing; the delivery is acknowledged (retrying a forged or stale update cannot help).
+ * and stages the new network on the service's live {@link GnnPolicy}; it goes live at the
+ * start of the next decision. A rejected update is the verifier's `policy_update_rejected`
+ * telemetry and changes nothing; the delivery is acknowledged (retrying a forged or stale
+ * update cannot help).
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 import { BusMessageType, type PolicyUpdate } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { GnnPolicy } from './gnn-policy.js';
-import type { PolicyUpdateVerifier } from './policy-updates.js';
+import type { PolicyUpdateVerifier } from './policy-update-verifier.js';
 import type { TamiyoService } from './service.js';
 
 /** Options of {@link PolicyUpdateListener}. */
@@ -32,12 +31,13 @@ export interface PolicyUpdateListenerStats {
 }
 
 /** Stages verified policy updates from the bus on a Tamiyo service. */
-export class PolicyUpdateListener {
+export class PolicyUpdateListener implements AsyncDisposable {
   readonly #options: PolicyUpdateListenerOptions;
   #subscription: Subscription | undefined;
   #received = 0;
   #staged = 0;
   #rejected = 0;
+  #closePromise: Promise<void> | undefined;
 
   constructor(options: PolicyUpdateListenerOptions) {
     this.#options = options;
@@ -45,6 +45,7 @@ export class PolicyUpdateListener {
 
   /** Subscribes; resolves once updates published from now on will be received. */
   async start(): Promise<void> {
+    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'PolicyUpdateListener is closed');
     if (this.#subscription !== undefined) return;
     this.#subscription = this.#options.bus.subscribe({
       group: this.#options.group,
@@ -79,11 +80,19 @@ export class PolicyUpdateListener {
     return { received: this.#received, staged: this.#staged, rejected: this.#rejected };
   }
 
-  /** Unsubscribes (bounded by the bus's stop timeout). */
-  async stop(): Promise<void> {
-    const subscription = this.#subscription;
-    this.#subscription = undefined;
-    await subscription?.stop();
+  /** Unsubscribes (bounded by the bus's stop timeout). Idempotent: returns the first call's promise. */
+  close(): Promise<void> {
+    this.#closePromise ??= (async () => {
+      const subscription = this.#subscription;
+      this.#subscription = undefined;
+      await subscription?.stop();
+    })();
+    return this.#closePromise;
+  }
+
+  /** Same as {@link PolicyUpdateListener.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   #receive(delivery: Delivery): void {

@@ -1,30 +1,22 @@
 /**
- * Policy weights on the wire: the bytes of `PolicyUpdate.payload` (Simic → Tamiyo) and of
- * policy checkpoints. Self-describing, so a loader can refuse a payload that does not fit
- * before touching the live policy (reference prototype-tamiyo-simic §8.6, §13).
- *
- * Byte format (little-endian), format version 1:
+ * Policy weights on the wire: the bytes of `PolicyUpdate.payload` and of policy
+ * checkpoints, self-describing so a loader refuses a payload that does not fit before
+ * touching the live policy (reference prototype-tamiyo-simic §8.6, §13). Format 1,
+ * little-endian:
  *
  *     "ESPL" · u32 format version · u32 header bytes · header JSON
  *            · u32 weights bytes · weights blob · SHA-256 of everything before it (32 bytes)
  *
- * - header JSON: `{"architecture": architectureOf(config), "version": "<policy version>"}`;
- * - weights blob: `tensor/weights-io` `encodeWeightsToBytes` (its own magic, specs with
- *   name/shape/dtype per variable, crc32c over the data), variables under their logical
- *   names (`TamiyoGnn.variablesByName`), float32.
- *
- * The trailing digest makes every flipped or missing byte a `TAMIYO_POLICY_INVALID`
- * instead of a silently different policy; `PolicyUpdate.checksum` is
- * {@link policyDigest} of the whole payload, checked by the caller against the message.
- *
- * Departure from the reference (§8.6): no registry digests in the metadata (our
- * embedding registries are not files re-read at load time), extra variables are an error
- * rather than ignored, and loading is strict.
+ * The header is `{"architecture": architectureOf(config), "version": …}`; the blob is
+ * `tensor/weights-io`'s, variables under their logical names, float32. Any flipped or
+ * missing byte is `TAMIYO_POLICY_INVALID`.
  */
 import { createHash } from 'node:crypto';
-import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { z } from 'zod';
+import { ErrorCode, EsperError, parsePersistedJson } from '../core/index.js';
 import { decodeWeights, decodeWeightsFromBytes, encodeWeightsToBytes, seededRng, tf, type EncodedWeights } from '../tensor/index.js';
-import { TamiyoGnn, validateGnnConfig, type GnnConfig } from './gnn.js';
+import { validateGnnConfig, type GnnConfig } from './gnn-config.js';
+import { TamiyoGnn } from './gnn.js';
 import { NODE_TYPES, type NodeType } from './graph-types.js';
 
 /** `PolicyArchitecture.id` of the GNN policy. */
@@ -61,8 +53,11 @@ export interface LoadedPolicy {
   readonly checksum: string;
 }
 
-function invalid(message: string, details: Record<string, string | number> = {}, cause?: unknown): EsperError {
-  return new EsperError(ErrorCode.TAMIYO_POLICY_INVALID, `policy weights: ${message}`, { details, cause });
+function invalid(source: string, message: string, details: Record<string, string | number> = {}, cause?: unknown): EsperError {
+  return new EsperError(ErrorCode.TAMIYO_POLICY_INVALID, `policy weights ${source}: ${message}`, {
+    details: { ...details, path: source },
+    cause,
+  });
 }
 
 /** SHA-256 of `bytes` (the `PolicyUpdate.checksum` of a payload). */
@@ -110,34 +105,50 @@ export function architectureOf(config: GnnConfig): string {
   });
 }
 
-/** Parses an architecture string back into a validated config (`TAMIYO_POLICY_INVALID` if it is not one). */
-export function configOfArchitecture(architecture: string): GnnConfig {
-  let parsed: { id?: unknown; version?: unknown; config?: Partial<GnnConfig> };
+const int = z.number().int();
+
+/** The architecture string's JSON: id, version and the config's fields. */
+const ArchitectureSchema = z.strictObject({
+  id: z.literal(POLICY_ARCHITECTURE_ID),
+  version: z.literal(POLICY_ARCHITECTURE_VERSION),
+  config: z.strictObject({
+    relations: z.array(z.strictObject({ src: z.enum(NODE_TYPES), name: z.string(), dst: z.enum(NODE_TYPES) })),
+    nodeDims: z.strictObject(Object.fromEntries(NODE_TYPES.map((t) => [t, int])) as Record<NodeType, typeof int>),
+    hidden: int,
+    gatHidden: int,
+    heads: int,
+    actionClasses: int,
+    blendClasses: int,
+    riskClasses: int,
+    paramVector: int,
+    scheduleOutputs: int,
+  }),
+});
+
+/** The header JSON of a serialised policy. */
+const HeaderSchema = z.strictObject({
+  architecture: z.string(),
+  version: z.string().min(1).max(MAX_VERSION_CHARS),
+});
+
+/**
+ * Parses an architecture string back into a validated config.
+ * @param source Where the string was read from, named in errors. @default 'architecture'
+ * @throws EsperError TAMIYO_POLICY_INVALID when it is not one (or not in canonical form).
+ */
+export function configOfArchitecture(architecture: string, source = 'architecture'): GnnConfig {
+  const { config } = parsePersistedJson(ArchitectureSchema, architecture, {
+    what: `policy architecture of ${source}`,
+    details: { path: source },
+    code: ErrorCode.TAMIYO_POLICY_INVALID,
+  });
   try {
-    parsed = JSON.parse(architecture) as typeof parsed;
-  } catch (error) {
-    throw invalid('architecture is not JSON', {}, error);
-  }
-  if (parsed?.id !== POLICY_ARCHITECTURE_ID || parsed.version !== POLICY_ARCHITECTURE_VERSION) {
-    throw invalid(`unsupported architecture ${String(parsed?.id)} v${String(parsed?.version)}`, {
-      expectedId: POLICY_ARCHITECTURE_ID,
-      expectedVersion: POLICY_ARCHITECTURE_VERSION,
-    });
-  }
-  const config = parsed.config as GnnConfig;
-  try {
-    if (typeof config !== 'object' || config === null) throw invalid('architecture has no config');
     validateGnnConfig(config);
   } catch (error) {
-    if (isEsperError(error, ErrorCode.TAMIYO_POLICY_INVALID)) throw error;
-    throw invalid('architecture config is invalid', {}, error);
+    throw invalid(source, 'architecture config is invalid', {}, error);
   }
-  const normalised: GnnConfig = {
-    ...config,
-    relations: config.relations.map((r) => ({ src: r.src as NodeType, name: r.name, dst: r.dst as NodeType })),
-  };
-  if (architectureOf(normalised) !== architecture) throw invalid('architecture is not in canonical form');
-  return normalised;
+  if (architectureOf(config) !== architecture) throw invalid(source, 'architecture is not in canonical form');
+  return config;
 }
 
 /**
@@ -181,55 +192,59 @@ export function serialisePolicy(gnn: TamiyoGnn, meta: PolicyMeta): Uint8Array {
   return encodePolicyBytes({ architecture: architectureOf(gnn.config), version: meta.version }, { specs, data });
 }
 
-/** Splits and verifies the frame; returns the header and the weights blob. */
-export function readPolicyFrame(bytes: Uint8Array): { header: PolicyHeader; weights: Uint8Array } {
-  if (!(bytes instanceof Uint8Array)) throw invalid('payload is not bytes');
-  if (bytes.byteLength < FRAME_BYTES) throw invalid('payload is truncated', { bytes: bytes.byteLength });
-  if (!MAGIC.every((b, i) => bytes[i] === b)) throw invalid('not a Tamiyo policy (bad magic)');
+/**
+ * Splits and verifies the frame; returns the header and the weights blob.
+ * @param source Where the bytes came from (a file, an update's payload), named in errors. @default 'payload'
+ * @throws EsperError TAMIYO_POLICY_INVALID on a bad magic, truncation, corruption or header.
+ */
+export function readPolicyFrame(bytes: Uint8Array, source = 'payload'): { header: PolicyHeader; weights: Uint8Array } {
+  if (!(bytes instanceof Uint8Array)) throw invalid(source, 'is not bytes');
+  if (bytes.byteLength < FRAME_BYTES) throw invalid(source, 'is truncated', { bytes: bytes.byteLength });
+  if (!MAGIC.every((b, i) => bytes[i] === b)) throw invalid(source, 'is not a Tamiyo policy (bad magic)');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const format = view.getUint32(4, true);
-  if (format !== FORMAT_VERSION) throw invalid(`unsupported format version ${format}`, { format });
+  if (format !== FORMAT_VERSION) throw invalid(source, `has unsupported format version ${format}`, { format });
   const headerBytes = view.getUint32(8, true);
-  if (12 + headerBytes + 4 + DIGEST_BYTES > bytes.byteLength) throw invalid('payload is truncated (header)', { bytes: bytes.byteLength });
+  if (12 + headerBytes + 4 + DIGEST_BYTES > bytes.byteLength) throw invalid(source, 'is truncated (header)', { bytes: bytes.byteLength });
   const weightsAt = 12 + headerBytes;
   const weightsBytes = view.getUint32(weightsAt, true);
   const body = weightsAt + 4 + weightsBytes;
   if (body + DIGEST_BYTES !== bytes.byteLength) {
-    throw invalid(`payload is ${bytes.byteLength} bytes, its frame says ${body + DIGEST_BYTES}`, { bytes: bytes.byteLength });
+    throw invalid(source, `is ${bytes.byteLength} bytes, its frame says ${body + DIGEST_BYTES}`, { bytes: bytes.byteLength });
   }
   const digest = policyDigest(bytes.subarray(0, body));
-  if (!digest.every((b, i) => bytes[body + i] === b)) throw invalid('payload digest mismatch (corrupted)');
-  let header: Partial<PolicyHeader>;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(12, weightsAt))) as Partial<PolicyHeader>;
-  } catch (error) {
-    throw invalid('header is not valid JSON', {}, error);
-  }
-  if (typeof header?.architecture !== 'string' || typeof header.version !== 'string') throw invalid('header lacks architecture or version');
-  return { header: { architecture: header.architecture, version: header.version }, weights: bytes.subarray(weightsAt + 4, body) };
+  if (!digest.every((b, i) => bytes[body + i] === b)) throw invalid(source, 'digest mismatch (corrupted)');
+  const header = parsePersistedJson(HeaderSchema, bytes.subarray(12, weightsAt), {
+    what: `policy weights header of ${source}`,
+    details: { path: source },
+    code: ErrorCode.TAMIYO_POLICY_INVALID,
+  });
+  return { header, weights: bytes.subarray(weightsAt + 4, body) };
 }
 
 /**
- * Reads a policy written by {@link serialisePolicy} into a fresh {@link TamiyoGnn}. Throws
- * `TAMIYO_POLICY_INVALID` on a bad magic, truncation or corruption, an architecture that
- * differs from `expectedConfig`'s, a missing, extra or misshapen variable, or a non-finite
- * weight; nothing is left allocated then.
+ * Reads a policy written by {@link serialisePolicy} into a fresh {@link TamiyoGnn}; nothing
+ * is left allocated when it throws.
+ * @param source Where the bytes came from, named in errors. @default 'payload'
+ * @throws EsperError TAMIYO_POLICY_INVALID on a bad magic, truncation or corruption, an
+ *   architecture that differs from `expectedConfig`'s, a missing, extra or misshapen
+ *   variable, or a non-finite weight.
  */
-export function loadPolicy(bytes: Uint8Array, expectedConfig?: GnnConfig): LoadedPolicy {
-  const { header, weights } = readPolicyFrame(bytes);
+export function loadPolicy(bytes: Uint8Array, expectedConfig?: GnnConfig, source = 'payload'): LoadedPolicy {
+  const { header, weights } = readPolicyFrame(bytes, source);
   if (expectedConfig !== undefined && architectureOf(expectedConfig) !== header.architecture) {
-    throw invalid('architecture mismatch', { version: header.version });
+    throw invalid(source, 'architecture mismatch', { version: header.version });
   }
-  const config = configOfArchitecture(header.architecture);
+  const config = configOfArchitecture(header.architecture, source);
   let encoded: EncodedWeights;
   try {
     encoded = decodeWeightsFromBytes(weights);
   } catch (error) {
-    throw invalid('weights blob is invalid', {}, error);
+    throw invalid(source, 'weights blob is invalid', {}, error);
   }
   const gnn = new TamiyoGnn(config, seededRng(0));
   try {
-    restoreByName(gnn, encoded);
+    restoreByName(gnn, encoded, source);
   } catch (error) {
     gnn.dispose();
     throw error;
@@ -237,7 +252,7 @@ export function loadPolicy(bytes: Uint8Array, expectedConfig?: GnnConfig): Loade
   return { gnn, version: header.version, architecture: header.architecture, checksum: policyChecksum(bytes) };
 }
 
-function restoreByName(gnn: TamiyoGnn, encoded: EncodedWeights): void {
+function restoreByName(gnn: TamiyoGnn, encoded: EncodedWeights, source: string): void {
   const variables = gnn.variablesByName();
   const problems: string[] = [];
   const seen = new Set<string>();
@@ -252,13 +267,13 @@ function restoreByName(gnn: TamiyoGnn, encoded: EncodedWeights): void {
   }
   for (const name of variables.keys()) if (!seen.has(name)) problems.push(`missing '${name}'`);
   if (problems.length > 0) {
-    throw invalid(`weights do not fit the architecture: ${problems.slice(0, 5).join('; ')}`, { problems: problems.length });
+    throw invalid(source, `weights do not fit the architecture: ${problems.slice(0, 5).join('; ')}`, { problems: problems.length });
   }
   const { data } = encoded;
   const aligned = data.byteOffset % 4 === 0 ? data : data.slice();
   const floats = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
   for (let i = 0; i < floats.length; i += 1) {
-    if (!Number.isFinite(floats[i])) throw invalid(`weight ${i} is not finite`, { index: i });
+    if (!Number.isFinite(floats[i])) throw invalid(source, `weight ${i} is not finite`, { index: i });
   }
   const tensors = decodeWeights(encoded);
   try {

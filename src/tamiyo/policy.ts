@@ -1,15 +1,11 @@
 /**
  * The one interface Tamiyo's policies implement (the learned GNN policy and the rule-based
- * heuristic): a policy reads one {@link PolicyContext} and proposes one decision. The
- * proposal then goes through the risk engine (`RiskEngine.evaluate`) and the
- * `CommandBuilder`, which turns the verdict into a signed `AdaptationCommand`.
- *
- * A proposal carries structured data only; every field maps onto a typed field of the
- * command or its `DecisionMetadata` (spec 01: no annotations).
+ * heuristic). A proposal carries structured data only; every field maps onto a typed field
+ * of the command or its `DecisionMetadata` (spec 01: no annotations).
  */
 import type { BlendMode, HostDescriptor, SystemStatePacket } from '../leyline/index.js';
-import type { BlueprintCandidate } from './graph-builder.js';
-import type { ProposedDecision } from './risk-engine.js';
+import type { BlueprintCandidate } from './candidates.js';
+import type { ProposedDecision } from './decision.js';
 
 /** Everything a policy sees on one call. */
 export interface PolicyContext {
@@ -76,4 +72,6 @@ export interface TamiyoPolicy {
   propose(context: PolicyContext): PolicyProposal;
   /** The policy's internal state, for the run record. */
   snapshot?(): unknown;
+  /** Frees the policy's tensor memory; the service that owns the policy calls it once, on close. */
+  dispose?(): void;
 }

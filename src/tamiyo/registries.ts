@@ -1,27 +1,16 @@
 /**
- * Embedding registries: stable small-integer ids for categorical graph inputs (seed and
- * blueprint ids, layer roles, activation kinds, schedules, optimizer families, hazard
- * classes), shared by Tamiyo and Simic (reference prototype-tamiyo-simic §6).
- *
- * Semantics (§6): "" → 0; a known key → its index; a new key gets `size + 1` (indices start
- * at 1) and is persisted at once; when that index would reach `maxSize` the key maps to
- * `hash(key) % maxSize` and is not stored.
- *
- * Departures from the prototype:
- * - The overflow hash is stable: the first 4 bytes (big-endian) of blake2s256 over the
- *   UTF-8 key; Python's `hash` is salted per process (§6 ⚠, §17.8).
- * - Tamiyo and Simic use one directory ({@link EmbeddingRegistries.open}); the prototype
- *   split them between `var/tamiyo/` and `var/simic/` (§6 ⚠).
- * - Files are written atomically (temp + rename); a corrupt file is a typed error.
- *
- * `get` persists synchronously because it runs inside the synchronous graph build; new
- * keys are rare (once per distinct key), so the cost is paid a handful of times per run.
+ * Embedding registries: stable small-integer ids for categorical graph inputs, shared by
+ * Tamiyo and Simic in one directory (reference prototype-tamiyo-simic §6): "" → 0, a known
+ * key → its index, a new key → `size + 1`, persisted at once (atomically, synchronously:
+ * `get` runs inside the synchronous graph build, and new keys are rare); once indices
+ * would reach `maxSize`, a key maps to a stable hash (blake2s) modulo `maxSize`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, EsperError } from '../core/index.js';
+import { z } from 'zod';
+import { ErrorCode, EsperError, parsePersisted, parsePersistedJson } from '../core/index.js';
 
 /** Stable 32-bit hash of `key`: blake2s256 over its UTF-8 bytes, first 4 bytes big-endian. */
 export function stableHash32(key: string): number {
@@ -34,8 +23,8 @@ export interface EmbeddingRegistryOptions {
   readonly maxSize: number;
   /** JSON file the table persists to; in memory only when absent. @default none */
   readonly filePath?: string;
-  /** Initial `{ key: index }` table (as loaded from `filePath`). @default {} */
-  readonly entries?: Readonly<Record<string, number>>;
+  /** Initial `{ key: index }` table (as loaded from `filePath`): keys non-empty, indices in [1, maxSize) and unique. @default {} */
+  readonly entries?: unknown;
 }
 
 /** A key → index table; see the module comment. */
@@ -55,16 +44,13 @@ export class EmbeddingRegistry {
     this.name = name;
     this.maxSize = options.maxSize;
     this.#filePath = options.filePath;
-    const used = new Set<number>();
-    for (const [key, index] of Object.entries(options.entries ?? {})) {
-      if (key === '' || !Number.isSafeInteger(index) || index < 1 || index >= options.maxSize || used.has(index)) {
-        throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry ${name}: entry '${key}' → ${index} is invalid or duplicated`, {
-          details: { registry: name, key },
-        });
-      }
-      used.add(index);
-      this.#table.set(key, index);
-    }
+    const file = options.filePath;
+    const entries = parsePersisted(entriesSchema(options.maxSize), options.entries === undefined ? {} : options.entries, {
+      what: file === undefined ? `registry ${name} entries` : `registry file ${file}`,
+      details: { registry: name, ...(file === undefined ? {} : { path: file }) },
+      code: ErrorCode.TAMIYO_GRAPH_INVALID,
+    });
+    for (const [key, index] of Object.entries(entries)) this.#table.set(key, index);
   }
 
   /** Number of stored keys. */
@@ -166,8 +152,9 @@ export class EmbeddingRegistries {
 
   /**
    * Opens the registry files under `directory`, creating the directory and any missing
-   * file as `{}`. A file that is not a `{ key: index }` JSON object throws
-   * `TAMIYO_GRAPH_INVALID`.
+   * file as `{}`.
+   * @throws EsperError TAMIYO_GRAPH_INVALID naming the file when it is not a `{ key: index }`
+   *   JSON object with indices in [1, maxSize) and unique.
    */
   static async open(directory: string): Promise<EmbeddingRegistries> {
     await mkdir(directory, { recursive: true });
@@ -177,14 +164,7 @@ export class EmbeddingRegistries {
       const filePath = path.join(directory, spec.file);
       const entries = await readEntries(filePath);
       if (entries === undefined) writeAtomicSync(filePath, '{}');
-      try {
-        registries[name] = new EmbeddingRegistry(name, { maxSize: spec.maxSize, filePath, entries });
-      } catch (error) {
-        throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is invalid`, {
-          cause: error,
-          details: { path: filePath },
-        });
-      }
+      registries[name] = new EmbeddingRegistry(name, { maxSize: spec.maxSize, filePath, entries });
     }
     return new EmbeddingRegistries(registries, directory);
   }
@@ -209,8 +189,29 @@ export class EmbeddingRegistries {
   }
 }
 
-/** The stored table, or undefined when the file does not exist. */
-async function readEntries(filePath: string): Promise<Record<string, number> | undefined> {
+/** `{ key: index }` with non-empty keys and unique indices in [1, maxSize). */
+function entriesSchema(maxSize: number) {
+  return z
+    .record(
+      z.string().min(1),
+      z
+        .number()
+        .int()
+        .min(1)
+        .max(maxSize - 1),
+    )
+    .superRefine((entries, ctx) => {
+      const used = new Map<number, string>();
+      for (const [key, index] of Object.entries(entries)) {
+        const other = used.get(index);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `index ${index} is also '${other}'` });
+        used.set(index, key);
+      }
+    });
+}
+
+/** The stored JSON, or undefined when the file does not exist. */
+async function readEntries(filePath: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(filePath, 'utf8');
@@ -218,21 +219,11 @@ async function readEntries(filePath: string): Promise<Record<string, number> | u
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not valid JSON`, {
-      cause: error,
-      details: { path: filePath },
-    });
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'number')) {
-    throw new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `registry file ${filePath} is not a { key: index } object`, {
-      details: { path: filePath },
-    });
-  }
-  return value as Record<string, number>;
+  return parsePersistedJson(z.unknown(), text, {
+    what: `registry file ${filePath}`,
+    details: { path: filePath },
+    code: ErrorCode.TAMIYO_GRAPH_INVALID,
+  });
 }
 
 function writeAtomicSync(filePath: string, text: string): void {

@@ -1,42 +1,40 @@
 /**
- * Tamiyo as Tolaria's `Controller` (reference prototype-tamiyo-simic §2): for each state
- * packet, the policy proposes, the risk engine rules, the command builder turns the verdict
- * into a signed, structured command (or nothing for WAIT), and every non-WAIT proposal
- * opens a field-report window that closes on the seed's fate or after its epochs.
- *
- * Timeouts: JavaScript cannot interrupt a synchronous inference, so the budget
- * (`tamiyo.stepTimeoutMs`) is checked when it returns: a late proposal is discarded (the
- * prototype let a late worker overwrite the step's state) and the risk engine turns the
- * step into a PAUSE with RISK_REASON_TIMEOUT_INFERENCE and the HIGH `timeout_inference`
- * event. A controller that hangs is Tolaria's deadline's business (`tamiyo_timeout`):
- * training never waits on Tamiyo.
- *
- * Policy hot swap is the policy's (the GNN policy stages verified updates in its slot and
- * swaps at the start of its next proposal).
+ * Tamiyo as Tolaria's `Controller`: for each state packet the policy proposes, the risk
+ * engine rules, the command builder signs the verdict (or nothing for a wait), and every
+ * non-WAIT proposal opens a field-report window. The service owns its policy and frees it
+ * on {@link TamiyoService.close}. Inference budgets and windows: docs/architecture.md (Tamiyo).
  */
-import { buildTelemetryPacket, systemClock, type Clock, type MetricInput, type TelemetrySink } from '../core/index.js';
 import {
-  type SeedLifecycleStage,
+  buildTelemetryPacket,
+  ErrorCode,
+  EsperError,
+  systemClock,
+  type Clock,
+  type EventInput,
+  type MetricInput,
+  type TelemetrySink,
+} from '../core/index.js';
+import {
   TelemetryLevel,
   type AdaptationCommand,
   type FieldReport,
   type HostDescriptor,
+  type SeedLifecycleStage,
   type SystemStatePacket,
 } from '../leyline/index.js';
 import type { CallOptions, Controller } from '../tolaria/index.js';
+import { admitCandidates, type BlueprintCandidate, type BsdsVerifier, type RejectedCandidate } from './candidates.js';
 import type { CommandBuilder } from './command-builder.js';
 import { assessCoverage, coverageMetrics, coverageSummary } from './coverage.js';
+import { DecisionKind } from './decision.js';
 import type { FieldReportPublisher } from './field-report-publisher.js';
 import type { FieldReportStore } from './field-report-store.js';
 import type { FieldReportBuilder } from './field-reports.js';
-import type { BlueprintCandidate } from './graph-builder.js';
 import type { FeatureCoverage } from './graph-types.js';
-import { TamiyoMetric } from './names.js';
+import { TAMIYO_TELEMETRY_SOURCE, TamiyoMetric } from './names.js';
 import type { PolicyProposal, TamiyoPolicy } from './policy.js';
-import { DecisionKind, type BlueprintRiskInfo, type RiskEngine, type RiskVerdict } from './risk-engine.js';
-
-/** Source of Tamiyo's telemetry. */
-export const TAMIYO_SOURCE = 'tamiyo';
+import type { RiskEngine, RiskVerdict } from './risk-engine.js';
+import type { BlueprintRiskInfo } from './risk-rules/rule.js';
 
 /** Field-report plumbing of {@link TamiyoService}. */
 export interface TamiyoFieldReports {
@@ -48,10 +46,13 @@ export interface TamiyoFieldReports {
 
 /** Options of {@link TamiyoService}. */
 export interface TamiyoServiceOptions {
+  /** The policy; the service owns it from now on and frees it on close. */
   readonly policy: TamiyoPolicy;
   readonly host: HostDescriptor;
   /** Blueprints the policy may germinate, with their Urza metadata and safety sheets. */
   readonly candidates: readonly BlueprintCandidate[];
+  /** Verifies every candidate's safety data sheet; required when any candidate carries one. */
+  readonly bsdsVerifier?: BsdsVerifier;
   readonly risk: RiskEngine;
   readonly commands: CommandBuilder;
   readonly telemetry: TelemetrySink;
@@ -90,24 +91,61 @@ export interface TamiyoStats {
   readonly latencyMsSum: number;
 }
 
+/** Reason of the windows {@link TamiyoService.close} aborts when none is given. */
+export const TAMIYO_CLOSE_REASON = 'tamiyo_closed';
+
 /** Tamiyo: decides what grows. */
-export class TamiyoService implements Controller {
+export class TamiyoService implements Controller, AsyncDisposable {
   readonly #options: TamiyoServiceOptions;
   readonly #clock: Clock;
   readonly #policy: TamiyoPolicy;
+  readonly #candidates: readonly BlueprintCandidate[];
+  readonly #rejected: readonly RejectedCandidate[];
   readonly #decisions: TamiyoDecisionRecord[] = [];
   #lastLoss: number | undefined;
+  /** A CRITICAL event was raised since the last epoch observation. */
+  #criticalSinceEpoch = false;
+  #closePromise: Promise<void> | undefined;
   #stats = { decisions: 0, commands: 0, timeouts: 0, fieldReports: 0, lastLatencyMs: 0, latencyMsSum: 0 };
 
+  /**
+   * @throws EsperError INVALID_ARGUMENT for a blank host site id, a blank or duplicate
+   *   blueprint id, or a candidate sheet without `bsdsVerifier`.
+   */
   constructor(options: TamiyoServiceOptions) {
     this.#options = options;
     this.#policy = options.policy;
     this.#clock = options.clock ?? systemClock;
+    for (const [index, site] of options.host.sites.entries()) {
+      if (site.siteId.trim().length === 0) {
+        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host site #${index} has a blank site id`, {
+          details: { field: `host.sites[${index}].siteId` },
+        });
+      }
+    }
+    const admitted = admitCandidates(options.candidates, {
+      verifier: options.bsdsVerifier,
+      telemetry: options.telemetry,
+      trainingRunId: options.trainingRunId,
+      clock: this.#clock,
+    });
+    this.#candidates = admitted.accepted;
+    this.#rejected = admitted.rejected;
   }
 
   /** The live policy. */
   get policy(): TamiyoPolicy {
     return this.#policy;
+  }
+
+  /** The candidates the policy sees: those whose sheets verified (or that carry none). */
+  get candidates(): readonly BlueprintCandidate[] {
+    return this.#candidates;
+  }
+
+  /** Candidates left out because their safety data sheet failed verification. */
+  get rejectedCandidates(): readonly RejectedCandidate[] {
+    return this.#rejected;
   }
 
   /** Decisions taken so far (non-WAIT ones and every timeout), oldest first. */
@@ -119,26 +157,48 @@ export class TamiyoService implements Controller {
     return { ...this.#stats };
   }
 
-  evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
+  async evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
+    this.#assertOpen();
     return this.#decide(state, false);
   }
 
   async evaluateEpoch(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
+    this.#assertOpen();
     await this.#observeEpoch(state);
     return this.#decide(state, true);
   }
 
-  /** Closes every open field-report window as ABORTED and stores it (end of a run). */
-  async finish(reason: string): Promise<void> {
-    const reports = this.#options.fieldReports;
-    if (reports === undefined) return;
-    await this.#store(reports.builder.abort('all', reason));
-    await reports.publisher?.publishPending();
+  /**
+   * Closes every open field-report window as ABORTED with `reason`, stores and publishes
+   * them, then frees the policy. Idempotent (returns the first call's promise); the policy
+   * is freed even when storing fails.
+   */
+  close(reason: string = TAMIYO_CLOSE_REASON): Promise<void> {
+    this.#closePromise ??= (async () => {
+      try {
+        const reports = this.#options.fieldReports;
+        if (reports === undefined) return;
+        await this.#store(reports.builder.abort('all', reason));
+        await reports.publisher?.publishPending();
+      } finally {
+        this.#policy.dispose?.();
+      }
+    })();
+    return this.#closePromise;
+  }
+
+  /** Same as {@link TamiyoService.close} with the default reason. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'TamiyoService is closed');
   }
 
   async #decide(packet: SystemStatePacket, epochBoundary: boolean): Promise<AdaptationCommand | undefined> {
     const started = this.#clock.monotonicMs();
-    const proposal = this.#policy.propose({ packet, host: this.#options.host, candidates: this.#options.candidates, epochBoundary });
+    const proposal = this.#policy.propose({ packet, host: this.#options.host, candidates: this.#candidates, epochBoundary });
     const latencyMs = this.#clock.monotonicMs() - started;
     const timedOut = latencyMs > this.#options.stepBudgetMs;
     const coverage = this.#options.coverage?.();
@@ -148,7 +208,6 @@ export class TamiyoService implements Controller {
     const verdict = this.#options.risk.evaluate(proposal.decision, {
       packet,
       timedOut,
-      metadataTimedOut: false,
       ...(blueprint === undefined ? {} : { blueprint }),
       ...(assessed === undefined ? {} : { coverage: { average: assessed.average, level: assessed.level } }),
       isolationViolations,
@@ -169,7 +228,8 @@ export class TamiyoService implements Controller {
     this.#stats.latencyMsSum += latencyMs;
     if (timedOut) this.#stats.timeouts += 1;
     if (command !== undefined) this.#stats.commands += 1;
-    this.#emit(packet, proposal, verdict, latencyMs, coverage);
+    const events = this.#emit(packet, proposal, verdict, latencyMs, coverage);
+    if (events.some((e) => e.level === TelemetryLevel.CRITICAL)) this.#criticalSinceEpoch = true;
     if (proposal.decision.kind !== DecisionKind.WAIT || timedOut) {
       await this.#store(this.#record(packet, epochBoundary, proposal, verdict, timedOut, latencyMs, command));
     }
@@ -177,9 +237,9 @@ export class TamiyoService implements Controller {
   }
 
   #blueprintInfo(proposal: PolicyProposal): BlueprintRiskInfo | undefined {
-    const id = proposal.decision.blueprintId;
-    if (proposal.decision.kind !== DecisionKind.GERMINATE || id === undefined) return undefined;
-    const candidate = this.#options.candidates.find((c) => c.descriptor.blueprintId === id);
+    const decision = proposal.decision;
+    if (decision.kind !== DecisionKind.GERMINATE) return undefined;
+    const candidate = this.#candidates.find((c) => c.descriptor.blueprintId === decision.blueprintId);
     if (candidate === undefined) return undefined;
     const bsdsRisk = candidate.bsds?.riskScore ?? 0;
     return {
@@ -216,12 +276,17 @@ export class TamiyoService implements Controller {
     });
     const reports = this.#options.fieldReports;
     if (reports === undefined || command === undefined || proposal.decision.kind === DecisionKind.WAIT) return [];
+    const seedId = d.seedId ?? command.targetSeedId;
+    const seed = packet.seedStates.find((s) => s.seedId === seedId);
+    const contribution = seed?.metrics?.counterfactualContribution;
     // Windows evicted to make room (more than the builder's cap open) come back as reports.
     return reports.builder.open(command, {
       epoch: packet.currentEpoch,
-      seedId: d.seedId ?? command.targetSeedId,
+      seedId,
       blueprintId: d.blueprintId ?? '',
       reason: verdict.reason,
+      ...(seed === undefined ? {} : { seedStage: seed.stage }),
+      ...(contribution === undefined ? {} : { contribution }),
       decisionDelta: {
         ...(proposal.valueEstimate === undefined ? {} : { valueEstimate: proposal.valueEstimate }),
         tamiyoLatencyMs: latencyMs,
@@ -244,6 +309,8 @@ export class TamiyoService implements Controller {
     const loss = packet.validationLoss;
     const lossDelta = this.#lastLoss === undefined ? 0 : loss - this.#lastLoss;
     this.#lastLoss = loss;
+    const critical = this.#criticalSinceEpoch;
+    this.#criticalSinceEpoch = false;
     if (reports === undefined) return;
     const stages = new Map<string, SeedLifecycleStage>();
     const contributions = new Map<string, number>();
@@ -257,7 +324,7 @@ export class TamiyoService implements Controller {
       lossDelta,
       validationAccuracy: packet.validationAccuracy,
       hookLatencyMs: packet.metrics?.hookLatencyMs ?? 0,
-      critical: false,
+      critical,
       seedStages: stages,
       contributions,
     });
@@ -265,13 +332,14 @@ export class TamiyoService implements Controller {
     await reports.publisher?.publishPending();
   }
 
+  /** Emits the decision's telemetry packet; returns its events. */
   #emit(
     packet: SystemStatePacket,
     proposal: PolicyProposal,
     verdict: RiskVerdict,
     latencyMs: number,
     coverage: FeatureCoverage | undefined,
-  ): void {
+  ): readonly EventInput[] {
     const metrics: MetricInput[] = [
       { name: TamiyoMetric.INFERENCE_LATENCY_MS, value: latencyMs, unit: 'ms' },
       { name: TamiyoMetric.CONSERVATIVE_MODE, value: verdict.conservativeMode ? 1 : 0, unit: 'bool' },
@@ -292,7 +360,7 @@ export class TamiyoService implements Controller {
     }
     this.#options.telemetry.emit(
       buildTelemetryPacket({
-        source: TAMIYO_SOURCE,
+        source: TAMIYO_TELEMETRY_SOURCE,
         trainingRunId: this.#options.trainingRunId,
         packetId: `tamiyo-${packet.packetId || String(packet.globalStep)}`,
         clock: this.#clock,
@@ -300,5 +368,6 @@ export class TamiyoService implements Controller {
         metrics,
       }),
     );
+    return events;
   }
 }

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runRun, type RunReport } from '../../src/cli/run.js';
+import { RunConfigSchema, runRun, type RunReport } from '../../src/cli/run.js';
 import { loadSettings } from '../../src/core/index.js';
 import { openLocalKeyRing } from '../../src/security/index.js';
 import { createBsdsVerifier, UrzaLibrary } from '../../src/urza/index.js';
@@ -64,6 +64,27 @@ describe('esper run', () => {
     });
     expect(library.list().filter((entry) => library.getBsds(entry.descriptor.blueprintId) !== undefined).length).toBeGreaterThan(0);
   }, 240_000);
+
+  it.each(RunConfigSchema.shape.policy.options)(
+    '--policy %s runs to a clean exit with a report and a record',
+    async (policy) => {
+      const config = path.join(root, `tiny-${policy}.json`);
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(config, JSON.stringify({ dataset: 'spirals', hidden: [8], epochs: 2, batchSize: 64 }));
+      const settings = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, `var-${policy}`) } } });
+      const { io, out, err } = capture();
+      const code = await runRun(['--config', config, '--policy', policy, '--json'], io, { settings });
+      expect(err()).not.toMatch(/esper run: .*\[ESPER_/);
+      expect(code).toBe(0);
+      const report = JSON.parse(out()) as RunReport;
+      expect(report.config.policy).toBe(policy);
+      expect(report.baseline?.steps).toBe(report.grown.steps);
+      const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as { policy: { name: string } };
+      expect(record.policy.name).toBe(policy);
+      expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain(`${policy} policy`);
+    },
+    240_000,
+  );
 
   it('refuses an invalid configuration with exit code 2', async () => {
     const config = path.join(root, 'bad.json');

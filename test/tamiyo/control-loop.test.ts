@@ -8,7 +8,6 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AsyncWorker, DependencyGuard, FakeClock, MemoryTelemetrySink } from '../../src/core/index.js';
 import { KarnCatalog } from '../../src/karn/index.js';
 import {
-  BSDSSchema,
   CommandType,
   HazardBand,
   MessagePriority,
@@ -42,10 +41,12 @@ import {
   type PolicyContext,
   type PolicyProposal,
   type TamiyoPolicy,
+  toId,
 } from '../../src/tamiyo/index.js';
 import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
 import { loadDataset, mlpHost, Trainer, type Dataset, type HostModel } from '../../src/tolaria/index.js';
 import { kasminaHarness, RING, type KasminaHarness } from '../kasmina/fixtures/harness.js';
+import { hmacBsdsVerifier, signedSheet } from './fixtures/bsds.js';
 
 const RUN = 'run-loop';
 const catalog = new KarnCatalog();
@@ -106,6 +107,7 @@ async function loop(policy: TamiyoPolicy, candidates: readonly BlueprintCandidat
     policy,
     host: host.descriptor,
     candidates,
+    bsdsVerifier: hmacBsdsVerifier(RING),
     risk: new RiskEngine(),
     commands: new CommandBuilder({
       trainingRunId: RUN,
@@ -148,14 +150,17 @@ async function loop(policy: TamiyoPolicy, candidates: readonly BlueprintCandidat
   });
   cleanups.push(() => trainer.dispose());
   await trainer.run();
+  await tamiyo.close();
   return { host, h, tamiyo, tamiyoTelemetry, applied };
 }
 
 const candidate = (blueprintId: string, bsdsBand?: HazardBand): BlueprintCandidate => ({
   descriptor: catalog.get(blueprintId),
-  ...(bsdsBand === undefined ? {} : { bsds: create(BSDSSchema, { blueprintId, riskScore: 0.9, hazardBand: bsdsBand }) }),
+  ...(bsdsBand === undefined ? {} : { bsds: signedSheet(RING, { blueprintId, riskScore: 0.9, hazardBand: bsdsBand }) }),
   quarantined: catalog.get(blueprintId).quarantineOnly,
 });
+
+const id = (value: string) => toId(value, 'id');
 
 describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
   it('makes one controller call per step plus one per epoch, and a slow inference (150 ms against 50) becomes a PAUSE (TIMEOUT_INFERENCE, HIGH) without stalling training', async () => {
@@ -179,7 +184,7 @@ describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
     const sites = ['hidden1', 'hidden2'];
     const policy = new ScriptedPolicy((context, call) => {
       if (!context.epochBoundary) return { kind: DecisionKind.WAIT };
-      return { kind: DecisionKind.GERMINATE, blueprintId: 'BP043', siteId: sites[call % 2] as string, seedId: `s${call}` };
+      return { kind: DecisionKind.GERMINATE, blueprintId: id('BP043'), siteId: id(sites[call % 2] as string), seedId: id(`s${call}`) };
     });
     // BP043 is HIGH_RISK (quarantine only); BP001 carries a CRITICAL hazard sheet here.
     const blocked = await loop(policy, [candidate('BP043'), candidate('BP001', HazardBand.CRITICAL)]);
@@ -192,7 +197,7 @@ describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
 
     const critical = new ScriptedPolicy((context) =>
       context.epochBoundary
-        ? { kind: DecisionKind.GERMINATE, blueprintId: 'BP001', siteId: 'hidden1', seedId: 'c1' }
+        ? { kind: DecisionKind.GERMINATE, blueprintId: id('BP001'), siteId: id('hidden1'), seedId: id('c1') }
         : { kind: DecisionKind.WAIT },
     );
     const hazard = await loop(critical, [candidate('BP001', HazardBand.CRITICAL)]);
@@ -201,7 +206,7 @@ describe('Tamiyo ↔ Tolaria ↔ Kasmina', () => {
 
     const safe = new ScriptedPolicy((context) =>
       context.epochBoundary
-        ? { kind: DecisionKind.GERMINATE, blueprintId: 'BP001', siteId: 'hidden1', seedId: 'ok1' }
+        ? { kind: DecisionKind.GERMINATE, blueprintId: id('BP001'), siteId: id('hidden1'), seedId: id('ok1') }
         : { kind: DecisionKind.WAIT },
     );
     const grown = await loop(safe, [candidate('BP001')]);
@@ -228,6 +233,7 @@ describe('Tamiyo risk and policy updates', () => {
       policy,
       host: mlpHost({ inputShape: [2], hidden: [4], numClasses: 2, seed: 1, hostId: `svc${(hostCount += 1)}` }).descriptor,
       candidates: [candidate('BP001')],
+      bsdsVerifier: hmacBsdsVerifier(RING),
       risk: new RiskEngine({ exitAfterCleanSteps: 3 }),
       commands: new CommandBuilder({
         trainingRunId: RUN,
@@ -242,7 +248,12 @@ describe('Tamiyo risk and policy updates', () => {
 
   it('a loss spike enters conservative mode, which blocks growth and exits only after three clean steps', async () => {
     const telemetry = new MemoryTelemetrySink();
-    const germinate = new ScriptedPolicy(() => ({ kind: DecisionKind.GERMINATE, blueprintId: 'BP001', siteId: 'hidden1', seedId: 'x' }));
+    const germinate = new ScriptedPolicy(() => ({
+      kind: DecisionKind.GERMINATE,
+      blueprintId: id('BP001'),
+      siteId: id('hidden1'),
+      seedId: id('x'),
+    }));
     const tamiyo = service(germinate, telemetry);
     const signal = new AbortController().signal;
     const kinds: (CommandType | undefined)[] = [];
@@ -277,7 +288,7 @@ describe('Tamiyo risk and policy updates', () => {
     const live = new GnnPolicy({ gnn: new TamiyoGnn(config, seededRng(1)), builder, version: 'v1' });
     const telemetry = new MemoryTelemetrySink();
     const tamiyo = service(live, telemetry);
-    cleanups.push(() => live.dispose());
+    cleanups.push(() => tamiyo.close());
     const clock = new FakeClock({ wallMs: Date.now() });
     const signer = new HmacSigner(RING, { clock });
     const verifier = new PolicyUpdateVerifier({
@@ -335,7 +346,7 @@ describe('Tamiyo risk and policy updates', () => {
     const live = new GnnPolicy({ gnn: new TamiyoGnn(config, seededRng(1)), builder, version: 'v1' });
     const telemetry = new MemoryTelemetrySink();
     const tamiyo = service(live, telemetry);
-    cleanups.push(() => live.dispose());
+    cleanups.push(() => tamiyo.close());
     const signer = new HmacSigner(RING);
     const verifier = new PolicyUpdateVerifier({
       signer,
@@ -347,7 +358,7 @@ describe('Tamiyo risk and policy updates', () => {
     cleanups.push(() => bus.close());
     const listener = new PolicyUpdateListener({ bus, service: tamiyo, verifier, group: 'tamiyo-run-loop' });
     await listener.start();
-    cleanups.push(() => listener.stop());
+    cleanups.push(() => listener.close());
 
     const fresh = new TamiyoGnn(config, seededRng(5));
     const update = buildPolicyUpdate(fresh, { policyId: 'simic-1', trainingRunId: RUN, version: 'v2', signer });

@@ -15,7 +15,7 @@ import { BusMessageType, TelemetryLevel, type FieldReport } from '../../src/leyl
 import { MemoryStreamStore, RedisStreamStore, StreamBus, type Bus } from '../../src/oona/index.js';
 import { FieldReportPublisher, type FieldReportPublisherOptions } from '../../src/tamiyo/field-report-publisher.js';
 import { FieldReportDelivery, FieldReportStore } from '../../src/tamiyo/field-report-store.js';
-import { FieldReportEvent, FieldReportMetric } from '../../src/tamiyo/field-reports.js';
+import { FieldReportEvent, FieldReportMetric } from '../../src/tamiyo/names.js';
 import { TEST_TIMINGS, testKeyRing } from '../oona/fixtures/bus-options.js';
 import { deleteKeysWithPrefix } from '../support/redis-server.js';
 import { Recorder } from '../oona/fixtures/waits.js';

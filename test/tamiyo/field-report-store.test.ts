@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, FakeClock, isEsperError, MemoryTelemetrySink, RecordLog } from '../../src/core/index.js';
 import { TelemetryLevel } from '../../src/leyline/index.js';
 import { FieldReportDelivery, FieldReportStore } from '../../src/tamiyo/field-report-store.js';
-import { FieldReportEvent } from '../../src/tamiyo/field-reports.js';
+import { FieldReportEvent } from '../../src/tamiyo/names.js';
 import { sampleReport } from './fixtures/field-report-samples.js';
 
 const dirs: string[] = [];
@@ -181,6 +181,25 @@ describe('FieldReportStore', () => {
     await log2.append(new Uint8Array([0xff, 0xff, 0xff]));
     await log2.close();
     expect(isEsperError(await rejectionOf(FieldReportStore.open(file)), ErrorCode.TAMIYO_FIELD_REPORT_INVALID)).toBe(true);
+  });
+
+  it.each([
+    ['a mistyped attempt count', { v: 1, id: 'fr-x', s: 'retry', a: 'two', n: 0, e: '' }, '$.a'],
+    ['an unknown delivery state', { v: 1, id: 'fr-x', s: 'lost', a: 0, n: 0, e: '' }, '$.s'],
+    ['another record version', { v: 2, id: 'fr-x', s: 'retry', a: 0, n: 0, e: '' }, '$.v'],
+    ['an extra field', { v: 1, id: 'fr-x', s: 'retry', a: 0, n: 0, e: '', x: 1 }, '$'],
+  ])('refuses a status record with %s, naming the file, the offset and the field', async (_what, record, paths) => {
+    const file = await tempPath();
+    const store = await open(file);
+    await store.append(sampleReport(0));
+    await store.close();
+    const log = await RecordLog.open(`${file}.status`);
+    await log.append(new TextEncoder().encode(JSON.stringify(record)));
+    await log.close();
+    const error = await rejectionOf(FieldReportStore.open(file));
+    expect(isEsperError(error, ErrorCode.TAMIYO_FIELD_REPORT_INVALID)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ path: `${file}.status`, offset: 0, paths });
+    expect((error as Error).message).toContain(`${file}.status`);
   });
 
   it('close is idempotent and later appends fail with RECORD_LOG_CLOSED', async () => {

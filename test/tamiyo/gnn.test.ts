@@ -3,23 +3,15 @@
  * and relations, graph/config validation, decoding, gradients, and agreement with a naive
  * per-relation implementation of reference §7.2 written in plain JS (float64).
  */
-import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError } from '../../src/core/index.js';
-import { BlendMode } from '../../src/leyline/index.js';
-import {
-  decodeOutput,
-  DEFAULT_GNN_CONFIG,
-  gnnConfigFor,
-  PolicyAction,
-  relationKey,
-  TamiyoGnn,
-  type GnnConfig,
-  type GnnOutput,
-} from '../../src/tamiyo/gnn.js';
+import { gnnConfigFor, PolicyAction, relationKey, type GnnConfig } from '../../src/tamiyo/gnn-config.js';
+import { decodeOutput, type GnnOutput } from '../../src/tamiyo/gnn-output.js';
+import { TamiyoGnn } from '../../src/tamiyo/gnn.js';
 import { EDGE_ATTR_DIM, NODE_TYPES, type NodeType, type PolicyGraph, type RelationSpec } from '../../src/tamiyo/graph-types.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { countsForSize, graphOfSize, randomGraph, TEST_RELATIONS, type NodeCounts } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 /** Small sizes keep the naive reference and the test fast. */
 const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 });
@@ -27,15 +19,6 @@ const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 }
 beforeAll(async () => {
   await initTensorBackend();
 });
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 function withGnn<T>(config: GnnConfig, seed: number, body: (gnn: TamiyoGnn) => T): T {
   const gnn = new TamiyoGnn(config, seededRng(seed));
@@ -242,135 +225,6 @@ describe('TamiyoGnn forward', () => {
       tf.dispose([value, ...Object.values(grads)]);
       expect(tf.memory().numTensors).toBe(before);
     });
-  });
-});
-
-describe('TamiyoGnn validation', () => {
-  const graph = graphOfSize(seededRng(77), 20);
-  const reject = (mutated: unknown): void => {
-    withGnn(SMALL, 1, (gnn) => {
-      const error = errorOf(() => gnn.forward(mutated as PolicyGraph));
-      expect(isEsperError(error, ErrorCode.TAMIYO_GRAPH_INVALID)).toBe(true);
-    });
-  };
-
-  it('rejects a graph without exactly one global node', () => {
-    reject(randomGraph(seededRng(1), { ...countsForSize(10), global: 2 }));
-    reject(randomGraph(seededRng(1), { ...countsForSize(10), global: 0 }));
-  });
-
-  it('rejects missing, unknown and duplicated relations', () => {
-    reject({ ...graph, edges: graph.edges.slice(1) });
-    reject({ ...graph, edges: [...graph.edges, { ...graph.edges[0], relation: { src: 'seed', name: 'other', dst: 'seed' } }] });
-    reject({ ...graph, edges: [...graph.edges, graph.edges[0]] });
-  });
-
-  it('rejects out-of-range edges, mismatched lengths, wrong feature widths and non-finite values', () => {
-    const edges0 = graph.edges[0];
-    if (edges0 === undefined) throw new Error('fixture has no relations');
-    const withEdges = (patch: object): unknown => ({ ...graph, edges: [{ ...edges0, ...patch }, ...graph.edges.slice(1)] });
-    reject(withEdges({ src: Int32Array.of(0), dst: Int32Array.of(999), attrs: new Float32Array(EDGE_ATTR_DIM) }));
-    reject(withEdges({ src: Int32Array.of(-1), dst: Int32Array.of(0), attrs: new Float32Array(EDGE_ATTR_DIM) }));
-    reject(withEdges({ src: Int32Array.of(0), dst: Int32Array.of(0), attrs: new Float32Array(1) }));
-    reject(withEdges({ src: Int32Array.of(0), dst: Int32Array.of(0), attrs: Float32Array.of(0, Number.NaN, 0) }));
-    const seed = graph.nodes.seed;
-    reject({ ...graph, nodes: { ...graph.nodes, seed: { ids: seed.ids, features: seed.features.subarray(1) } } });
-    const nan = Float32Array.from(seed.features);
-    nan[3] = Number.POSITIVE_INFINITY;
-    reject({ ...graph, nodes: { ...graph.nodes, seed: { ids: seed.ids, features: nan } } });
-  });
-
-  it('rejects configs that name the bad field', () => {
-    const bad = (config: GnnConfig, field: string): void => {
-      const error = errorOf(() => new TamiyoGnn(config, seededRng(1)));
-      expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-      expect((error as { details: Record<string, unknown> }).details.field).toBe(field);
-    };
-    bad({ ...SMALL, hidden: 0 }, 'hidden');
-    bad({ ...SMALL, heads: 1.5 }, 'heads');
-    bad({ ...SMALL, actionClasses: 4 }, 'actionClasses');
-    bad({ ...SMALL, blendClasses: 5 }, 'blendClasses');
-    bad({ ...SMALL, nodeDims: { ...SMALL.nodeDims, seed: 0 } }, 'nodeDims.seed');
-    bad({ ...SMALL, relations: [...TEST_RELATIONS, TEST_RELATIONS[0] as RelationSpec] }, 'relations');
-    bad({ ...SMALL, relations: TEST_RELATIONS.filter((r) => r.dst !== 'site') }, 'relations');
-    bad({ ...SMALL, relations: [...TEST_RELATIONS, { src: 'seed', name: 'a/b', dst: 'seed' }] }, 'relations');
-  });
-
-  it('defaults to the sizes chosen by measurement and the 32/4/5/4/2 heads', () => {
-    expect(DEFAULT_GNN_CONFIG).toMatchObject({ hidden: 64, gatHidden: 32, heads: 4, actionClasses: 32, blendClasses: 4, riskClasses: 5 });
-  });
-});
-
-describe('decodeOutput', () => {
-  const base = (patch: Partial<GnnOutput> = {}): GnnOutput => ({
-    actionLogits: new Float32Array(32),
-    paramVector: Float32Array.of(0.25, 0, 0, 0),
-    blendLogits: Float32Array.of(0, 0, 3, 0),
-    schedule: Float32Array.of(0.5, -0.5),
-    riskLogits: Float32Array.of(0, 0, 0, 0, 0),
-    value: 1.5,
-    breakerLogits: Float32Array.of(0, 0),
-    seedScores: Float32Array.of(0.1, 2.5, 0.4),
-    siteScores: Float32Array.of(1, 1),
-    blueprintScores: new Float32Array(0),
-    ...patch,
-  });
-
-  it('decodes actions, with reserved indices falling back to WAIT', () => {
-    const logits = new Float32Array(32);
-    logits[PolicyAction.GERMINATE] = 2;
-    expect(decodeOutput(base({ actionLogits: logits })).action).toBe(PolicyAction.GERMINATE);
-    const reserved = new Float32Array(32);
-    reserved[17] = 5;
-    const decision = decodeOutput(base({ actionLogits: reserved }));
-    expect(decision.action).toBe(PolicyAction.WAIT);
-    expect(decision.actionIndex).toBe(17);
-  });
-
-  it('picks the blend mode, risk class with its probability, best nodes (first max wins) and none for empty types', () => {
-    const decision = decodeOutput(base());
-    expect(decision.blendIndex).toBe(2);
-    expect(decision.blendMode).toBe(BlendMode.CHANNEL);
-    expect(decision.riskIndex).toBe(0);
-    expect(decision.riskProbability).toBeCloseTo(0.2, 6);
-    expect(decision.seedIndex).toBe(1);
-    expect(decision.siteIndex).toBe(0);
-    expect(decision.blueprintIndex).toBeUndefined();
-    expect(decision.paramDelta).toBeCloseTo(0.25, 6);
-    expect(decision.value).toBe(1.5);
-    expect(decision.breakerOpenScore).toBeCloseTo(0.5, 6);
-  });
-
-  it('maps the schedule per §8.2: (tanh+1)/2, clamped, swapped when end < start', () => {
-    const decision = decodeOutput(base());
-    expect(decision.scheduleStart).toBeCloseTo(0.25, 6);
-    expect(decision.scheduleEnd).toBeCloseTo(0.75, 6);
-    const clamped = decodeOutput(base({ schedule: Float32Array.of(3, Number.NaN) }));
-    expect([clamped.scheduleStart, clamped.scheduleEnd]).toEqual([0, 1]);
-  });
-
-  it('skips non-finite node scores', () => {
-    expect(decodeOutput(base({ seedScores: Float32Array.of(Number.NaN, -1, 3, Number.POSITIVE_INFINITY) })).seedIndex).toBe(2);
-    expect(decodeOutput(base({ seedScores: Float32Array.of(Number.NaN) })).seedIndex).toBeUndefined();
-  });
-
-  it('always yields a defined action, an ordered schedule in [0, 1] and a risk probability in [1/5, 1]', () => {
-    const floats = (n: number) => fc.float32Array({ minLength: n, maxLength: n, noNaN: false });
-    fc.assert(
-      fc.property(floats(32), floats(2), floats(5), fc.float32Array({ maxLength: 6 }), (actions, schedule, risk, seeds) => {
-        const d = decodeOutput(base({ actionLogits: actions, schedule, riskLogits: risk, seedScores: seeds }));
-        expect(Object.values(PolicyAction)).toContain(d.action);
-        expect(d.scheduleStart).toBeGreaterThanOrEqual(0);
-        expect(d.scheduleEnd).toBeLessThanOrEqual(1);
-        expect(d.scheduleStart).toBeLessThanOrEqual(d.scheduleEnd);
-        if (risk.every((x) => Number.isFinite(x))) {
-          expect(d.riskProbability).toBeGreaterThanOrEqual(0.2 - 1e-6);
-          expect(d.riskProbability).toBeLessThanOrEqual(1);
-        }
-        if (d.seedIndex !== undefined) expect(seeds[d.seedIndex]).toBe(Math.max(...[...seeds].filter((x) => Number.isFinite(x))));
-      }),
-      { numRuns: 200 },
-    );
   });
 });
 

@@ -160,7 +160,15 @@ describe('FeatureNormaliser', () => {
     await writeFile(wrongShape, JSON.stringify({ loss: { mean: 'a', var: 1 } }), 'utf8');
     const badEntry = await rejection(FeatureNormaliser.load(wrongShape));
     expect(isEsperError(badEntry, ErrorCode.TAMIYO_GRAPH_INVALID)).toBe(true);
-    expect((badEntry as { details: Record<string, unknown> }).details.path).toBe(wrongShape);
+    expect((badEntry as { details: Record<string, unknown> }).details).toMatchObject({ path: wrongShape, paths: '$.loss.mean' });
+    expect((badEntry as Error).message).toContain(wrongShape);
+
+    const nullFile = path.join(dir, 'null.json');
+    await writeFile(nullFile, 'null', 'utf8');
+    expect(((await rejection(FeatureNormaliser.load(nullFile))) as { details: Record<string, unknown> }).details).toMatchObject({
+      path: nullFile,
+      paths: '$',
+    });
 
     expect(() => FeatureNormaliser.fromJSON([1, 2])).toThrow(expect.objectContaining({ code: ErrorCode.TAMIYO_GRAPH_INVALID }));
     expect(() => FeatureNormaliser.fromJSON({ loss: { mean: 0, var: -1 } })).toThrow(

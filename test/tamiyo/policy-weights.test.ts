@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CONTRACT_LIMITS, ErrorCode, isEsperError } from '../../src/core/index.js';
-import { gnnConfigFor, TamiyoGnn, type GnnConfig } from '../../src/tamiyo/gnn.js';
+import { gnnConfigFor, type GnnConfig } from '../../src/tamiyo/gnn-config.js';
+import { TamiyoGnn } from '../../src/tamiyo/gnn.js';
 import {
   architectureOf,
   configOfArchitecture,
@@ -20,21 +21,13 @@ import {
 } from '../../src/tamiyo/policy-weights.js';
 import { decodeWeightsFromBytes, initTensorBackend, seededRng, tf, type EncodedWeights } from '../../src/tensor/index.js';
 import { graphOfSize, TEST_RELATIONS } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 });
 
 beforeAll(async () => {
   await initTensorBackend();
 });
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 function serialised(config: GnnConfig = SMALL, seed = 1, version = 'policy-v1'): Uint8Array {
   const gnn = new TamiyoGnn(config, seededRng(seed));
@@ -177,9 +170,36 @@ describe('loadPolicy rejects', () => {
   it('an unknown architecture id or an invalid config in the header', () => {
     const bytes = serialised();
     const foreign = architectureOf(SMALL).replace(`"id":"${POLICY_ARCHITECTURE_ID}"`, '"id":"other"');
-    expect(expectRejected(reframed(bytes, (w) => w, foreign)).message).toMatch(/unsupported architecture/);
+    expect((expectRejected(reframed(bytes, (w) => w, foreign)) as unknown as { details: Record<string, unknown> }).details['paths']).toBe(
+      '$.id',
+    );
     const broken = architectureOf(SMALL).replace('"hidden":8', '"hidden":-8');
     expectRejected(reframed(bytes, (w) => w, broken));
+  });
+
+  it('a mistyped header or architecture field, naming the source and the field', () => {
+    const bytes = serialised();
+    const { header, weights } = readPolicyFrame(bytes);
+    const numericVersion = encodePolicyBytes({ ...header, version: 42 as unknown as string }, decodeWeightsFromBytes(weights));
+    const error = errorOf(() => loadPolicy(numericVersion, undefined, '/var/tamiyo/policies/p.espl'));
+    expect(isEsperError(error, ErrorCode.TAMIYO_POLICY_INVALID)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({
+      path: '/var/tamiyo/policies/p.espl',
+      paths: '$.version',
+    });
+    expect((error as Error).message).toContain('/var/tamiyo/policies/p.espl');
+    const stringHeads = architectureOf(SMALL).replace('"heads":2', '"heads":"2"');
+    const mistyped = errorOf(() =>
+      loadPolicy(
+        reframed(bytes, (w) => w, stringHeads),
+        undefined,
+        'update u1 payload',
+      ),
+    );
+    expect((mistyped as { details: Record<string, unknown> }).details).toMatchObject({
+      path: 'update u1 payload',
+      paths: '$.config.heads',
+    });
   });
 
   it('a missing variable', () => {

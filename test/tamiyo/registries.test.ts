@@ -124,6 +124,28 @@ describe('EmbeddingRegistries', () => {
     expect((caught as { details: Record<string, unknown> }).details.path).toBe(file);
 
     await writeFile(file, '{"BP001": 1, "BP002": 1}', 'utf8');
-    await expect(EmbeddingRegistries.open(dir)).rejects.toMatchObject({ code: ErrorCode.TAMIYO_GRAPH_INVALID });
+    await expect(EmbeddingRegistries.open(dir)).rejects.toMatchObject({
+      code: ErrorCode.TAMIYO_GRAPH_INVALID,
+      details: { path: file, paths: '$.BP002' },
+    });
+  });
+
+  it.each([
+    ['a mistyped index', '{"BP001": "1"}', '$.BP001'],
+    ['a fractional index', '{"BP001": 1.5}', '$.BP001'],
+    ['an index beyond maxSize', '{"BP001": 5000}', '$.BP001'],
+    ['null', 'null', '$'],
+    ['text that is not JSON', '{"BP001": ', '$'],
+  ])('rejects a registry file holding %s, naming the file and the field', async (_what, text, field) => {
+    const file = path.join(dir, 'blueprint_registry.json');
+    await writeFile(file, text, 'utf8');
+    const error = await EmbeddingRegistries.open(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isEsperError(error, ErrorCode.TAMIYO_GRAPH_INVALID)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details['path']).toBe(file);
+    expect((error as { details: Record<string, unknown> }).details['paths']).toBe(field);
+    expect((error as Error).message).toContain(file);
   });
 });

@@ -1,41 +1,19 @@
 /**
- * Policy updates from Simic: verify a signed `PolicyUpdate`, then hot-swap the GNN it
- * carries between steps (reference prototype-tamiyo-simic §13, §15.6; spec 00 §4
- * "Learning loop").
- *
- * {@link PolicyUpdateVerifier} checks in a fixed order; the first failure wins and names
- * a distinct {@link PolicyUpdateRejection}:
+ * Verifies a signed `PolicyUpdate` from Simic (reference prototype-tamiyo-simic §13, §15.6;
+ * spec 00 §4 "Learning loop"). Checks run in a fixed order and the first failure wins,
+ * each a distinct {@link PolicyUpdateRejection}:
  *
  * 1. (`verifyEncoded` only) `decode_failed`, `non_canonical_encoding`;
- * 2. security — the shared signed-message checks of `src/security/signed-message.ts`:
- *    `missing_security`, `unknown_key_id`, `missing_signature` / `malformed_signature`,
- *    `invalid_signature`, `missing_timestamp`, `stale_update` / `future_update`
- *    (`security.issued_at` against its freshness window), `missing_nonce`,
- *    `nonce_replayed`;
- * 3. content: `architecture_mismatch` (the `architecture` message's id/version), then
- *    `missing_version` / `version_not_newer` (`tamiyo_policy_version` empty or equal to
- *    the live version), `checksum_mismatch` (`checksum` ≠ SHA-256 of `payload`),
- *    `invalid_payload` (the weights frame does not read or load; a payload whose header
- *    names another GNN config is `architecture_mismatch`, read before any tensor is
- *    allocated), `validation_failed` (a validation summary that failed, or lists a
- *    failed check).
+ * 2. security — the shared signed-message checks of `src/security/signed-message.ts`
+ *    (key, signature, freshness, nonce);
+ * 3. content: `architecture_mismatch`, `missing_version` / `version_not_newer`,
+ *    `checksum_mismatch`, `invalid_payload` (a payload whose header names another GNN config
+ *    is `architecture_mismatch`, read before any tensor is allocated), `validation_failed`.
  *
- * The nonce is checked at step 2 but registered only once every check passed (as the
- * command verifier does), so a rejected update never consumes one.
- *
- * Each rejection emits one `policy_update_rejected` event — CRITICAL for the security
- * reasons, ERROR (priority HIGH) for the content reasons — and is returned, never thrown.
- *
- * Departures from the reference (§13): updates are always verified (there is no
- * `TAMIYO_VERIFY_UPDATES` switch) and signed; "newer" means "different from the live
- * version" (version labels are opaque strings); an empty payload is `invalid_payload`
- * rather than a metadata-only update; the rejection event is ERROR/CRITICAL, not WARNING.
- *
- * {@link PolicySlot} holds the live GNN and at most one verified replacement; the service
- * calls {@link PolicySlot.swapIfPending} between steps.
+ * The nonce is registered only once every check passed, so a rejected update never
+ * consumes one. Each rejection emits one `policy_update_rejected` event — CRITICAL for the
+ * security reasons, ERROR for the content reasons — and is returned, never thrown.
  */
-import { create } from '@bufbuild/protobuf';
-import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import {
   buildTelemetryPacket,
   ErrorCode,
@@ -45,13 +23,7 @@ import {
   type MetricInput,
   type TelemetrySink,
 } from '../core/index.js';
-import {
-  PolicyArchitectureSchema,
-  PolicyUpdateSchema,
-  TelemetryLevel,
-  type PolicyUpdate,
-  type PolicyValidationSummary,
-} from '../leyline/index.js';
+import { PolicyUpdateSchema, TelemetryLevel, type PolicyUpdate, type PolicyValidationSummary } from '../leyline/index.js';
 import {
   checkSignedMessage,
   clipEchoed as clip,
@@ -64,24 +36,18 @@ import {
   type NonceLedger,
   type SignedMessageProblem,
   type SignedMessageRules,
-  type SignOptions,
 } from '../security/index.js';
-import type { GnnConfig, TamiyoGnn } from './gnn.js';
-import { TAMIYO_TELEMETRY_SOURCE, TamiyoEvent } from './names.js';
+import type { GnnConfig } from './gnn-config.js';
+import { PolicyUpdateEvent, PolicyUpdateMetric, TAMIYO_TELEMETRY_SOURCE } from './names.js';
 import {
-  architectureOf,
   configOfArchitecture,
   loadPolicy,
   POLICY_ARCHITECTURE_ID,
   POLICY_ARCHITECTURE_VERSION,
   policyDigest,
   readPolicyFrame,
-  serialisePolicy,
   type LoadedPolicy,
 } from './policy-weights.js';
-
-/** `PolicyUpdate.version` (message schema version) written by {@link buildPolicyUpdate}. */
-export const POLICY_UPDATE_MESSAGE_VERSION = 1;
 
 /** Why an update was rejected, in verification order. */
 export const PolicyUpdateRejection = {
@@ -125,34 +91,6 @@ const SECURITY_REASONS: ReadonlySet<PolicyUpdateRejection> = new Set([
   PolicyUpdateRejection.MISSING_NONCE,
   PolicyUpdateRejection.NONCE_REPLAYED,
 ]);
-
-/** Event descriptions of policy updates. */
-export const PolicyUpdateEvent = {
-  /** An update failed verification. CRITICAL (security reasons) or ERROR (content). */
-  REJECTED: TamiyoEvent.POLICY_UPDATE_REJECTED,
-  /** A staged policy went live. INFO. */
-  APPLIED: 'policy_update_applied',
-} as const;
-
-/** One of {@link PolicyUpdateEvent}. */
-export type PolicyUpdateEvent = (typeof PolicyUpdateEvent)[keyof typeof PolicyUpdateEvent];
-
-/** Metric names of policy updates. */
-export const PolicyUpdateMetric = {
-  /** Updates that passed verification. Counter. */
-  ACCEPTED_TOTAL: 'tamiyo.policy_update.accepted_total',
-  /** Rejected updates, one series per `reason` attribute. Counter. */
-  REJECTED_TOTAL: 'tamiyo.policy_update.rejected_total',
-  /** Staged policies that went live. Counter. */
-  SWAPS_TOTAL: 'tamiyo.policy_update.swaps_total',
-  /** Staged policies replaced by a newer stage before going live. Counter. */
-  SUPERSEDED_TOTAL: 'tamiyo.policy_update.superseded_total',
-  /** 1 while a staged policy waits for the next swap, else 0. Gauge. */
-  PENDING: 'tamiyo.policy_update.pending',
-} as const;
-
-/** One of {@link PolicyUpdateMetric}. */
-export type PolicyUpdateMetric = (typeof PolicyUpdateMetric)[keyof typeof PolicyUpdateMetric];
 
 /** Options of {@link PolicyUpdateVerifier}. */
 export interface PolicyUpdateVerifierOptions {
@@ -360,9 +298,10 @@ export class PolicyUpdateVerifier {
     }
 
     // The header first: a payload for another config is refused before any tensor exists.
+    const source = `policy update ${JSON.stringify(clip(update.policyId))} payload`;
     let header: { readonly architecture: string; readonly version: string };
     try {
-      header = readPolicyFrame(payload).header;
+      header = readPolicyFrame(payload, source).header;
     } catch (error) {
       return { reason: PolicyUpdateRejection.INVALID_PAYLOAD, detail: messageOf(error) };
     }
@@ -381,7 +320,7 @@ export class PolicyUpdateVerifier {
     let loaded: LoadedPolicy;
     try {
       // loadPolicy leaves nothing allocated when it throws.
-      loaded = loadPolicy(payload, this.#expectedConfig);
+      loaded = loadPolicy(payload, this.#expectedConfig, source);
     } catch (error) {
       return { reason: PolicyUpdateRejection.INVALID_PAYLOAD, detail: messageOf(error) };
     }
@@ -430,228 +369,6 @@ function failedValidation(summary: PolicyValidationSummary | undefined): string 
   const checks = failedChecks.length === 0 ? '' : `; failed checks: ${failedChecks.slice(0, 8).join(', ')}`;
   // A "passed" summary that lists a failed check contradicts itself; refuse it too.
   return `${summary.passed ? 'validation summary is inconsistent' : 'validation failed'}${checks}`;
-}
-
-/** A policy that is live or waiting to go live. */
-export interface SlotPolicy {
-  readonly gnn: TamiyoGnn;
-  /** The policy version label (`tamiyo_policy_version` of the update that brought it). */
-  readonly version: string;
-}
-
-/** Result of {@link PolicySlot.swapIfPending}; `from === to` when nothing was pending. */
-export interface PolicySwapResult {
-  readonly swapped: boolean;
-  readonly from: string;
-  readonly to: string;
-}
-
-/** Options of {@link PolicySlot}. */
-export interface PolicySlotOptions {
-  /** Receives the INFO `policy_update_applied` packet of each swap. @default none */
-  readonly telemetry?: TelemetrySink;
-  /** @default systemClock */
-  readonly clock?: Clock;
-  /** Run id stamped on telemetry packets. @default '' */
-  readonly trainingRunId?: string;
-}
-
-/** Counters of a {@link PolicySlot}. */
-export interface PolicySlotSnapshot {
-  readonly version: string;
-  /** Version of the staged policy, if one waits. */
-  readonly pendingVersion: string | undefined;
-  readonly swapsTotal: number;
-  readonly supersededTotal: number;
-}
-
-/**
- * The hot-swap holder: the live policy and at most one staged replacement. The slot owns
- * both GNNs and disposes them when they are replaced or on {@link PolicySlot.dispose}.
- *
- * Atomicity comes from the call discipline: inference is synchronous, and the service
- * calls {@link PolicySlot.swapIfPending} between steps, so no forward sees a half-swapped
- * policy. Read {@link PolicySlot.current} at the start of each step and do not keep its
- * `gnn` across a swap — the old model is disposed by the swap.
- */
-export class PolicySlot {
-  #current: SlotPolicy;
-  #pending: SlotPolicy | undefined;
-  readonly #architecture: string;
-  readonly #telemetry: TelemetrySink | undefined;
-  readonly #clock: Clock;
-  readonly #trainingRunId: string;
-  #swapsTotal = 0;
-  #supersededTotal = 0;
-  #disposed = false;
-
-  /** Takes ownership of `initial.gnn`. */
-  constructor(initial: SlotPolicy, options: PolicySlotOptions = {}) {
-    if (initial.gnn.disposed) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'PolicySlot initial gnn is disposed', { details: { field: 'initial' } });
-    }
-    if (initial.version.length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'PolicySlot initial version must not be empty', { details: { field: 'version' } });
-    }
-    this.#current = { gnn: initial.gnn, version: initial.version };
-    this.#architecture = architectureOf(initial.gnn.config);
-    this.#telemetry = options.telemetry;
-    this.#clock = options.clock ?? systemClock;
-    this.#trainingRunId = options.trainingRunId ?? '';
-  }
-
-  /** The live policy. */
-  get current(): SlotPolicy {
-    this.#assertLive();
-    return this.#current;
-  }
-
-  /** The staged policy's version, if one waits for the next swap. */
-  get pendingVersion(): string | undefined {
-    return this.#pending?.version;
-  }
-
-  /** The architecture string every staged policy must have (the initial policy's). */
-  get architecture(): string {
-    return this.#architecture;
-  }
-
-  /**
-   * Stages a verified policy for the next {@link PolicySlot.swapIfPending}, taking
-   * ownership of `loaded.gnn`. A policy already staged is disposed and replaced (only the
-   * newest waits). Throws — leaving ownership with the caller — when the slot is disposed
-   * (`INVALID_STATE`), the GNN is disposed or already held by the slot
-   * (`INVALID_ARGUMENT`), or its architecture differs (`TAMIYO_POLICY_INVALID`).
-   */
-  stage(loaded: Pick<LoadedPolicy, 'gnn' | 'version'>): void {
-    this.#assertLive();
-    const { gnn, version } = loaded;
-    if (gnn.disposed) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'cannot stage a disposed policy', { details: { version } });
-    }
-    if (gnn === this.#current.gnn || gnn === this.#pending?.gnn) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'policy is already held by the slot', { details: { version } });
-    }
-    if (architectureOf(gnn.config) !== this.#architecture) {
-      throw new EsperError(ErrorCode.TAMIYO_POLICY_INVALID, 'staged policy has a different architecture than the live one', {
-        details: { version },
-      });
-    }
-    const superseded = this.#pending;
-    this.#pending = { gnn, version };
-    if (superseded !== undefined) {
-      this.#supersededTotal += 1;
-      superseded.gnn.dispose();
-    }
-  }
-
-  /**
-   * Makes the staged policy live, if there is one, and disposes the one it replaces. Call
-   * between steps; the next forward uses the new weights.
-   */
-  swapIfPending(): PolicySwapResult {
-    this.#assertLive();
-    const next = this.#pending;
-    const previous = this.#current;
-    if (next === undefined) return { swapped: false, from: previous.version, to: previous.version };
-    this.#current = next;
-    this.#pending = undefined;
-    this.#swapsTotal += 1;
-    previous.gnn.dispose();
-    this.#telemetry?.emit(
-      buildTelemetryPacket({
-        source: TAMIYO_TELEMETRY_SOURCE,
-        clock: this.#clock,
-        trainingRunId: this.#trainingRunId,
-        events: [
-          {
-            description: PolicyUpdateEvent.APPLIED,
-            level: TelemetryLevel.INFO,
-            attributes: { from: previous.version, to: next.version },
-          },
-        ],
-      }),
-    );
-    return { swapped: true, from: previous.version, to: next.version };
-  }
-
-  /** Counters and versions. */
-  snapshot(): PolicySlotSnapshot {
-    return {
-      version: this.#current.version,
-      pendingVersion: this.#pending?.version,
-      swapsTotal: this.#swapsTotal,
-      supersededTotal: this.#supersededTotal,
-    };
-  }
-
-  /** `tamiyo.policy_update.{swaps_total, superseded_total, pending}`. */
-  metrics(): MetricInput[] {
-    return [
-      { name: PolicyUpdateMetric.SWAPS_TOTAL, value: this.#swapsTotal, unit: 'count' },
-      { name: PolicyUpdateMetric.SUPERSEDED_TOTAL, value: this.#supersededTotal, unit: 'count' },
-      { name: PolicyUpdateMetric.PENDING, value: this.#pending === undefined ? 0 : 1, unit: 'count' },
-    ];
-  }
-
-  /** Whether {@link PolicySlot.dispose} ran. */
-  get disposed(): boolean {
-    return this.#disposed;
-  }
-
-  /** Disposes the live and the staged policy. Idempotent. */
-  dispose(): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.#pending?.gnn.dispose();
-    this.#pending = undefined;
-    this.#current.gnn.dispose();
-  }
-
-  #assertLive(): void {
-    if (this.#disposed) throw new EsperError(ErrorCode.INVALID_STATE, 'PolicySlot is disposed');
-  }
-}
-
-/** Options of {@link buildPolicyUpdate}. */
-export interface BuildPolicyUpdateOptions {
-  readonly policyId: string;
-  readonly trainingRunId: string;
-  /** `tamiyo_policy_version` and the payload's version label. */
-  readonly version: string;
-  readonly signer: HmacSigner;
-  /** The validator's verdict to ship with the weights. @default none */
-  readonly validation?: PolicyValidationSummary;
-  /** Stamps `issued_at`. @default systemClock */
-  readonly clock?: Clock;
-  /** Nonce and key id of the signature. @default a random nonce, the ring's active key */
-  readonly sign?: SignOptions;
-}
-
-/**
- * A signed {@link PolicyUpdate} carrying `gnn`'s weights (what Simic emits, reference
- * §15.6): architecture id/version, payload from {@link serialisePolicy}, checksum
- * {@link policyDigest} of it, then signed over the canonical bytes.
- */
-export function buildPolicyUpdate(gnn: TamiyoGnn, options: BuildPolicyUpdateOptions): PolicyUpdate {
-  for (const field of ['policyId', 'trainingRunId'] as const) {
-    if (options[field].length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `buildPolicyUpdate ${field} must not be empty`, { details: { field } });
-    }
-  }
-  const payload = serialisePolicy(gnn, { version: options.version });
-  const update = create(PolicyUpdateSchema, {
-    version: POLICY_UPDATE_MESSAGE_VERSION,
-    policyId: options.policyId,
-    trainingRunId: options.trainingRunId,
-    issuedAt: timestampFromMs((options.clock ?? systemClock).wallMs()),
-    tamiyoPolicyVersion: options.version,
-    payload,
-    architecture: create(PolicyArchitectureSchema, { id: POLICY_ARCHITECTURE_ID, version: POLICY_ARCHITECTURE_VERSION }),
-    checksum: policyDigest(payload),
-    ...(options.validation === undefined ? {} : { validation: options.validation }),
-  });
-  return options.signer.sign(PolicyUpdateSchema, update, options.sign);
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -2,8 +2,7 @@
  * Policy updates: a signed update verifies and, staged and swapped, changes the live
  * GNN's outputs; every rejection names its reason, emits one `policy_update_rejected`
  * packet at the right priority and leaves the live policy bit-identical and no tensors
- * behind; the slot keeps only the newest staged policy; and no single flipped byte of a
- * signed encoded update is ever accepted.
+ * behind; and no single flipped byte of a signed encoded update is ever accepted.
  */
 import { clone, create } from '@bufbuild/protobuf';
 import fc from 'fast-check';
@@ -17,20 +16,22 @@ import {
   type PolicyUpdate,
 } from '../../src/leyline/index.js';
 import { HmacSigner, KeyRing, NonceLedger } from '../../src/security/index.js';
-import { gnnConfigFor, TamiyoGnn, type GnnConfig, type GnnOutput } from '../../src/tamiyo/gnn.js';
-import { architectureOf, policyDigest } from '../../src/tamiyo/policy-weights.js';
+import { gnnConfigFor, type GnnConfig } from '../../src/tamiyo/gnn-config.js';
+import type { GnnOutput } from '../../src/tamiyo/gnn-output.js';
+import { TamiyoGnn } from '../../src/tamiyo/gnn.js';
+import { PolicyUpdateEvent, PolicyUpdateMetric } from '../../src/tamiyo/names.js';
+import { PolicySlot } from '../../src/tamiyo/policy-slot.js';
+import { buildPolicyUpdate } from '../../src/tamiyo/policy-update-builder.js';
 import {
-  buildPolicyUpdate,
-  PolicySlot,
-  PolicyUpdateEvent,
-  PolicyUpdateMetric,
   PolicyUpdateRejection,
   PolicyUpdateVerifier,
   type PolicyUpdateVerification,
   type PolicyUpdateVerifierOptions,
-} from '../../src/tamiyo/policy-updates.js';
+} from '../../src/tamiyo/policy-update-verifier.js';
+import { architectureOf, policyDigest } from '../../src/tamiyo/policy-weights.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { graphOfSize, TEST_RELATIONS } from './fixtures/graphs.js';
+import { errorOf } from './fixtures/errors.js';
 
 const CONFIG = gnnConfigFor(TEST_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 });
 const OTHER_CONFIG = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 8, heads: 2 });
@@ -454,77 +455,6 @@ describe('PolicyUpdateVerifier options', () => {
   });
 });
 
-describe('PolicySlot', () => {
-  it('keeps only the newest staged policy and disposes the one it replaces', () => {
-    const h = harness();
-    const modelTensors = tf.memory().numTensors - tensorsAtStart; // the live model's
-    const v2 = h.verifier.verify(updateFor(h.signer, h.clock, { seed: 2, version: 'policy-v2' }), LIVE_VERSION);
-    const v3 = h.verifier.verify(updateFor(h.signer, h.clock, { seed: 3, version: 'policy-v3' }), LIVE_VERSION);
-    if (!v2.ok || !v3.ok) throw new Error('expected both updates to verify');
-
-    h.slot.stage(v2.loaded);
-    h.slot.stage(v3.loaded);
-    expect(v2.loaded.gnn.disposed).toBe(true);
-    expect(h.slot.pendingVersion).toBe('policy-v3');
-    expect(tf.memory().numTensors).toBe(tensorsAtStart + 2 * modelTensors); // live + v3
-
-    expect(h.slot.swapIfPending()).toEqual({ swapped: true, from: LIVE_VERSION, to: 'policy-v3' });
-    expect(liveOutputs(h.slot)).toEqual(outputsOfSeed(3));
-    expect(h.slot.snapshot()).toMatchObject({ swapsTotal: 1, supersededTotal: 1, pendingVersion: undefined });
-    expect(h.slot.metrics()).toContainEqual({ name: PolicyUpdateMetric.SUPERSEDED_TOTAL, value: 1, unit: 'count' });
-  });
-
-  it('refuses a disposed, already-held or differently shaped policy, and any call after dispose', () => {
-    const h = harness();
-    const disposed = new TamiyoGnn(CONFIG, seededRng(5));
-    disposed.dispose();
-    expect(
-      isEsperError(
-        errorOf(() => h.slot.stage({ gnn: disposed, version: 'v' })),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
-    expect(
-      isEsperError(
-        errorOf(() => h.slot.stage({ gnn: h.slot.current.gnn, version: 'v' })),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
-
-    const other = new TamiyoGnn(OTHER_CONFIG, seededRng(5));
-    try {
-      expect(
-        isEsperError(
-          errorOf(() => h.slot.stage({ gnn: other, version: 'v' })),
-          ErrorCode.TAMIYO_POLICY_INVALID,
-        ),
-      ).toBe(true);
-      expect(other.disposed).toBe(false); // ownership stays with the caller on a throw
-    } finally {
-      other.dispose();
-    }
-
-    const staged = new TamiyoGnn(CONFIG, seededRng(6));
-    h.slot.stage({ gnn: staged, version: 'policy-v6' });
-    const live = h.slot.current.gnn;
-    h.slot.dispose();
-    h.slot.dispose();
-    expect(live.disposed && staged.disposed).toBe(true);
-    expect(
-      isEsperError(
-        errorOf(() => h.slot.swapIfPending()),
-        ErrorCode.INVALID_STATE,
-      ),
-    ).toBe(true);
-    expect(
-      isEsperError(
-        errorOf(() => h.slot.current),
-        ErrorCode.INVALID_STATE,
-      ),
-    ).toBe(true);
-  });
-});
-
 describe('PolicyUpdateVerifier.verifyEncoded (property)', () => {
   it('never accepts a signed encoded update with any single byte flipped', () => {
     const h = harness();
@@ -552,12 +482,3 @@ describe('PolicyUpdateVerifier.verifyEncoded (property)', () => {
     expect(reasonOf(h.verifier.verifyEncoded(bytes, LIVE_VERSION))).toBe('accepted');
   });
 });
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}

@@ -1,0 +1,150 @@
+/** The GNN's outputs (graph-level heads and per-node scores) and their decoding into a decision (reference §8.2). */
+import { BlendMode } from '../leyline/index.js';
+import type { tf } from '../tensor/index.js';
+import { BLEND_HEAD_MODES, POLICY_ACTION_COUNT, PolicyAction } from './gnn-config.js';
+
+/** Plain outputs of one forward pass (batch of one graph). */
+export interface GnnOutput {
+  /** `[actionClasses]` (see {@link PolicyAction}). */
+  readonly actionLogits: Float32Array;
+  /** `[paramVector]`, tanh; element 0 is the optimizer delta. */
+  readonly paramVector: Float32Array;
+  /** `[blendClasses]`, in {@link BLEND_HEAD_MODES} order. */
+  readonly blendLogits: Float32Array;
+  /** `[scheduleOutputs]`, tanh; (start, end) before §8.2 mapping. */
+  readonly schedule: Float32Array;
+  /** `[riskClasses]`. */
+  readonly riskLogits: Float32Array;
+  /** Value estimate. */
+  readonly value: number;
+  /** `[2]`: open, close. */
+  readonly breakerLogits: Float32Array;
+  /** One score per `seed` node, in node order. */
+  readonly seedScores: Float32Array;
+  /** One score per `site` node. */
+  readonly siteScores: Float32Array;
+  /** One score per `blueprint` node. */
+  readonly blueprintScores: Float32Array;
+}
+
+/** The same outputs as tensors (for training); the caller owns them. */
+export interface GnnTensors {
+  readonly actionLogits: tf.Tensor1D;
+  readonly paramVector: tf.Tensor1D;
+  readonly blendLogits: tf.Tensor1D;
+  readonly schedule: tf.Tensor1D;
+  readonly riskLogits: tf.Tensor1D;
+  readonly value: tf.Tensor1D;
+  readonly breakerLogits: tf.Tensor1D;
+  readonly seedScores: tf.Tensor1D;
+  readonly siteScores: tf.Tensor1D;
+  readonly blueprintScores: tf.Tensor1D;
+}
+
+/** Output tensors in the order `forward` reads them back. */
+export const TENSOR_OUTPUT_KEYS = [
+  'actionLogits',
+  'paramVector',
+  'blendLogits',
+  'schedule',
+  'riskLogits',
+  'value',
+  'breakerLogits',
+  'seedScores',
+  'siteScores',
+  'blueprintScores',
+] as const satisfies readonly (keyof GnnTensors)[];
+
+/** What the policy decided, decoded from a {@link GnnOutput} (reference §8.2). */
+export interface PolicyDecision {
+  /** The chosen action; reserved indices decode to WAIT. */
+  readonly action: PolicyAction;
+  /** The raw argmax of the action logits (may be a reserved index). */
+  readonly actionIndex: number;
+  /** Softmax probability of `actionIndex`. */
+  readonly actionProbability: number;
+  /** `paramVector[0]`: the optimizer delta (tanh, in [−1, 1]). */
+  readonly paramDelta: number;
+  /** The whole param vector. */
+  readonly paramVector: Float32Array;
+  /** Argmax of the blend logits. */
+  readonly blendIndex: number;
+  /** The leyline blend mode of `blendIndex`. */
+  readonly blendMode: BlendMode;
+  /** Argmax of the risk logits. */
+  readonly riskIndex: number;
+  /** Softmax probability of `riskIndex` (so in [1/riskClasses, 1]). */
+  readonly riskProbability: number;
+  /** Schedule start, fraction of the blending window in [0, 1]. */
+  readonly scheduleStart: number;
+  /** Schedule end, in [scheduleStart, 1]. */
+  readonly scheduleEnd: number;
+  /** Value estimate. */
+  readonly value: number;
+  /** sigmoid(breaker open logit). */
+  readonly breakerOpenScore: number;
+  /** sigmoid(breaker close logit). */
+  readonly breakerCloseScore: number;
+  /** Best `seed` node row, or undefined when there are no (finitely scored) seeds. */
+  readonly seedIndex: number | undefined;
+  /** Best `site` node row, or undefined. */
+  readonly siteIndex: number | undefined;
+  /** Best `blueprint` node row, or undefined. */
+  readonly blueprintIndex: number | undefined;
+}
+
+/** Index of the first maximum among finite values; undefined when there is none. */
+export function argmaxFinite(values: ArrayLike<number>): number | undefined {
+  let best: number | undefined;
+  let bestValue = -Infinity;
+  for (let i = 0; i < values.length; i += 1) {
+    const v = values[i] as number;
+    if (!Number.isFinite(v)) continue;
+    if (best === undefined || v > bestValue) {
+      best = i;
+      bestValue = v;
+    }
+  }
+  return best;
+}
+
+function softmaxAt(logits: ArrayLike<number>, index: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i += 1) max = Math.max(max, logits[i] as number);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i += 1) sum += Math.exp((logits[i] as number) - max);
+  return Math.exp((logits[index] as number) - max) / sum;
+}
+
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0);
+
+/** Decodes outputs into a decision: argmaxes, probabilities, §8.2 schedule, best nodes. */
+export function decodeOutput(output: GnnOutput): PolicyDecision {
+  const actionIndex = argmaxFinite(output.actionLogits) ?? PolicyAction.WAIT;
+  const action = actionIndex < POLICY_ACTION_COUNT ? (actionIndex as PolicyAction) : PolicyAction.WAIT;
+  const blendIndex = argmaxFinite(output.blendLogits) ?? 0;
+  const riskIndex = argmaxFinite(output.riskLogits) ?? 0;
+  let start = clamp01(((output.schedule[0] ?? -1) + 1) / 2);
+  let end = clamp01(((output.schedule[1] ?? -1) + 1) / 2);
+  if (end < start) [start, end] = [end, start];
+  return {
+    action,
+    actionIndex,
+    actionProbability: softmaxAt(output.actionLogits, actionIndex),
+    paramDelta: output.paramVector[0] ?? 0,
+    paramVector: output.paramVector,
+    blendIndex,
+    blendMode: BLEND_HEAD_MODES[blendIndex] ?? BlendMode.CONVEX,
+    riskIndex,
+    riskProbability: softmaxAt(output.riskLogits, riskIndex),
+    scheduleStart: start,
+    scheduleEnd: end,
+    value: output.value,
+    breakerOpenScore: sigmoid(output.breakerLogits[0] ?? 0),
+    breakerCloseScore: sigmoid(output.breakerLogits[1] ?? 0),
+    seedIndex: argmaxFinite(output.seedScores),
+    siteIndex: argmaxFinite(output.siteScores),
+    blueprintIndex: argmaxFinite(output.blueprintScores),
+  };
+}

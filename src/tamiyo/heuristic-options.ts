@@ -1,0 +1,137 @@
+/** Options of the heuristic policy, their defaults (anchor §1) and their validation. */
+import { ErrorCode, EsperError } from '../core/index.js';
+
+/** Options of {@link HeuristicPolicy}; defaults from the anchor (§1). */
+export interface HeuristicPolicyOptions {
+  /** Version stamped on proposals. @default 'heuristic-v1' */
+  readonly version?: string;
+  /** Relative epoch-on-epoch accuracy improvement below which an epoch is a plateau epoch. @default 0.03 */
+  readonly plateauRelativeImprovement?: number;
+  /** Consecutive plateau epochs that latch "stabilised". @default 3 */
+  readonly stabilizationEpochs?: number;
+  /** Consecutive plateau epochs before a germination. @default 3 */
+  readonly plateauEpochsToGerminate?: number;
+  /** Completed epochs before the first germination. @default 5 */
+  readonly minEpochs?: number;
+  /** Live seeds at a time (sequential growth). @default 1 */
+  readonly maxSeeds?: number;
+  /** Epochs without beating the best accuracy since germination that cull a seed. @default 5 */
+  readonly pruneAfterEpochs?: number;
+  /** Accuracy drop below the value at germination that culls a seed (fraction; 0.02 = 2 points). @default 0.02 */
+  readonly pruneAccuracyDrop?: number;
+  /** Youngest seed (epochs since germination) the accuracy rules may cull. @default 2 */
+  readonly minPruneAgeEpochs?: number;
+  /** Epochs a site stays closed to germination after one of its seeds is culled. @default 5 */
+  readonly embargoEpochs?: number;
+  /** Penalty added to a blueprint per culled seed. @default 2.0 */
+  readonly penaltyOnCull?: number;
+  /** Factor applied to every penalty per epoch, in [0, 1]. @default 0.5 */
+  readonly penaltyDecayPerEpoch?: number;
+  /** Blueprints whose penalty exceeds this are skipped. @default 3.0 */
+  readonly penaltySkipThreshold?: number;
+  /**
+   * Blueprint ids in rotation order (each used only while offered as a candidate).
+   * @default the first SAFE, non-quarantined candidate of each family (by id) that fits a host site
+   */
+  readonly rotation?: readonly string[];
+}
+
+/** {@link HeuristicPolicyOptions} after defaults and validation. */
+export interface ResolvedHeuristicPolicyOptions {
+  readonly version: string;
+  readonly plateauRelativeImprovement: number;
+  readonly stabilizationEpochs: number;
+  readonly plateauEpochsToGerminate: number;
+  readonly minEpochs: number;
+  readonly maxSeeds: number;
+  readonly pruneAfterEpochs: number;
+  readonly pruneAccuracyDrop: number;
+  readonly minPruneAgeEpochs: number;
+  readonly embargoEpochs: number;
+  readonly penaltyOnCull: number;
+  readonly penaltyDecayPerEpoch: number;
+  readonly penaltySkipThreshold: number;
+  /** Undefined: derived from the candidates on each germination. */
+  readonly rotation: readonly string[] | undefined;
+}
+
+/** Defaults of {@link HeuristicPolicyOptions} (anchor §1 "Tamiyo heuristic controller"). */
+export const HEURISTIC_POLICY_DEFAULTS = Object.freeze({
+  version: 'heuristic-v1',
+  plateauRelativeImprovement: 0.03,
+  stabilizationEpochs: 3,
+  plateauEpochsToGerminate: 3,
+  minEpochs: 5,
+  maxSeeds: 1,
+  pruneAfterEpochs: 5,
+  pruneAccuracyDrop: 0.02,
+  minPruneAgeEpochs: 2,
+  embargoEpochs: 5,
+  penaltyOnCull: 2.0,
+  penaltyDecayPerEpoch: 0.5,
+  penaltySkipThreshold: 3.0,
+});
+
+const INTEGER_FIELDS = [
+  'stabilizationEpochs',
+  'plateauEpochsToGerminate',
+  'minEpochs',
+  'pruneAfterEpochs',
+  'minPruneAgeEpochs',
+  'embargoEpochs',
+] as const;
+
+const NUMBER_FIELDS = ['plateauRelativeImprovement', 'pruneAccuracyDrop', 'penaltyOnCull', 'penaltySkipThreshold'] as const;
+
+/** Merges `options` over the defaults and validates; throws INVALID_ARGUMENT naming the field. */
+export function resolveHeuristicPolicyOptions(options: HeuristicPolicyOptions = {}): ResolvedHeuristicPolicyOptions {
+  const d = HEURISTIC_POLICY_DEFAULTS;
+  const resolved: ResolvedHeuristicPolicyOptions = {
+    version: options.version ?? d.version,
+    plateauRelativeImprovement: options.plateauRelativeImprovement ?? d.plateauRelativeImprovement,
+    stabilizationEpochs: options.stabilizationEpochs ?? d.stabilizationEpochs,
+    plateauEpochsToGerminate: options.plateauEpochsToGerminate ?? d.plateauEpochsToGerminate,
+    minEpochs: options.minEpochs ?? d.minEpochs,
+    maxSeeds: options.maxSeeds ?? d.maxSeeds,
+    pruneAfterEpochs: options.pruneAfterEpochs ?? d.pruneAfterEpochs,
+    pruneAccuracyDrop: options.pruneAccuracyDrop ?? d.pruneAccuracyDrop,
+    minPruneAgeEpochs: options.minPruneAgeEpochs ?? d.minPruneAgeEpochs,
+    embargoEpochs: options.embargoEpochs ?? d.embargoEpochs,
+    penaltyOnCull: options.penaltyOnCull ?? d.penaltyOnCull,
+    penaltyDecayPerEpoch: options.penaltyDecayPerEpoch ?? d.penaltyDecayPerEpoch,
+    penaltySkipThreshold: options.penaltySkipThreshold ?? d.penaltySkipThreshold,
+    rotation: options.rotation === undefined ? undefined : Object.freeze([...options.rotation]),
+  };
+  if (resolved.version.trim().length === 0) throw invalidOption('version', 'expected a non-blank string');
+  for (const field of INTEGER_FIELDS) {
+    if (!Number.isSafeInteger(resolved[field]) || resolved[field] < 0) {
+      throw invalidOption(field, `expected an integer ≥ 0, got ${resolved[field]}`);
+    }
+  }
+  if (!Number.isSafeInteger(resolved.maxSeeds) || resolved.maxSeeds < 1) {
+    throw invalidOption('maxSeeds', `expected an integer ≥ 1, got ${resolved.maxSeeds}`);
+  }
+  for (const field of NUMBER_FIELDS) {
+    if (!Number.isFinite(resolved[field]) || resolved[field] < 0) {
+      throw invalidOption(field, `expected a finite number ≥ 0, got ${resolved[field]}`);
+    }
+  }
+  const decay = resolved.penaltyDecayPerEpoch;
+  if (!(decay >= 0 && decay <= 1)) throw invalidOption('penaltyDecayPerEpoch', `expected a number in [0, 1], got ${decay}`);
+  if (resolved.rotation !== undefined) {
+    if (resolved.rotation.length === 0) throw invalidOption('rotation', 'expected at least one blueprint id');
+    const seen = new Set<string>();
+    for (const id of resolved.rotation) {
+      if (id.trim().length === 0) throw invalidOption('rotation', 'blueprint ids must be non-blank');
+      if (seen.has(id)) throw invalidOption('rotation', `duplicate blueprint id ${id}`);
+      seen.add(id);
+    }
+  }
+  return Object.freeze(resolved);
+}
+
+function invalidOption(field: string, problem: string): EsperError {
+  return new EsperError(ErrorCode.INVALID_ARGUMENT, `HeuristicPolicy option ${field}: ${problem}`, {
+    details: { field },
+  });
+}
