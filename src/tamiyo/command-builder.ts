@@ -140,19 +140,21 @@ function payloadOf(decision: ProposedDecision, proposal: PolicyProposal): Comman
     case DecisionKind.PAUSE:
       return { commandType: CommandType.COMMAND_PAUSE, targetSeedId, payload: { case: undefined } };
     case DecisionKind.OPTIMIZER: {
+      // An adjustment that changes nothing would be refused by Tolaria: the policy must say what to set.
       const rate = proposal.learningRate;
-      if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
-        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `learning rate must be finite and > 0, got ${rate}`, {
-          details: { field: 'learningRate' },
-        });
+      if (rate === undefined || !(Number.isFinite(rate) && rate > 0)) {
+        throw new EsperError(
+          ErrorCode.INVALID_ARGUMENT,
+          `an optimizer decision needs a learning rate that is finite and > 0, got ${rate}`,
+          {
+            details: { field: 'learningRate' },
+          },
+        );
       }
       return {
         commandType: CommandType.COMMAND_OPTIMIZER,
         targetSeedId,
-        payload: {
-          case: 'optimizerAdjustment',
-          value: create(CommandOptimizerAdjustmentSchema, rate === undefined ? {} : { learningRate: rate }),
-        },
+        payload: { case: 'optimizerAdjustment', value: create(CommandOptimizerAdjustmentSchema, { learningRate: rate }) },
       };
     }
     case DecisionKind.BREAKER_OPEN:

@@ -9,6 +9,7 @@
  * it replaces is disposed.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
+import { MAX_COMMANDED_LR } from '../tolaria/index.js';
 import { PolicyAction } from './gnn-config.js';
 import { decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
 import type { TamiyoGnn } from './gnn.js';
@@ -66,6 +67,21 @@ export function decisionOfOutput(decoded: PolicyDecision, graph: PolicyGraph, se
     default:
       return { kind: DecisionKind.WAIT, ...risk };
   }
+}
+
+/**
+ * The rate an optimizer decision asks for: the current rate times 2^delta, the delta
+ * clamped to [−1, 1] (at most halve or double per decision), capped at the most Tolaria
+ * accepts ({@link MAX_COMMANDED_LR}). Undefined without a usable current rate.
+ */
+export function commandedLearningRate(currentLr: number | undefined, paramDelta: number): number | undefined {
+  if (currentLr === undefined || !(Number.isFinite(currentLr) && currentLr > 0) || !Number.isFinite(paramDelta)) return undefined;
+  const delta = Math.min(1, Math.max(-1, paramDelta));
+  return Math.min(MAX_COMMANDED_LR, currentLr * 2 ** delta);
+}
+
+function riskOf(decision: ProposedDecision): Pick<ProposedDecision, 'policyRiskScore'> {
+  return decision.policyRiskScore === undefined ? {} : { policyRiskScore: decision.policyRiskScore };
 }
 
 /** A proposal carrying `decision` and what the network's heads said about it. */
@@ -138,7 +154,12 @@ export class GnnPolicy implements TamiyoPolicy {
       this.#germinations += 1;
       return `${siteId}#g${this.#germinations}`;
     });
-    return proposalOfOutput(decoded, output, decision, this.version);
+    if (decision.kind !== DecisionKind.OPTIMIZER) return proposalOfOutput(decoded, output, decision, this.version);
+    // An optimizer decision asks for an absolute rate: the packet's rate scaled by the delta.
+    const learningRate = commandedLearningRate(context.packet.metrics?.optimizerLr, decoded.paramDelta);
+    if (learningRate === undefined)
+      return proposalOfOutput(decoded, output, { kind: DecisionKind.WAIT, ...riskOf(decision) }, this.version);
+    return { ...proposalOfOutput(decoded, output, decision, this.version), learningRate };
   }
 
   snapshot(): unknown {

@@ -54,8 +54,8 @@ export interface PolicyProposal {
   /**
    * Absolute learning rate an `optimizer` decision asks for
    * (`CommandOptimizerAdjustment.learning_rate`), derived by the policy from
-   * `decision.paramDelta` and the packet's `optimizer_lr`. Unset: the command carries no
-   * learning rate and the delta travels only in `PolicyMetadata.param_delta`.
+   * `decision.paramDelta` and the packet's `optimizer_lr`. Required for `optimizer`
+   * decisions: an adjustment that sets nothing is never built.
    */
   readonly learningRate?: number;
   /** Human-readable reason, for logs and the run record; never parsed. */

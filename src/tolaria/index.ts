@@ -43,3 +43,4 @@ export type {
   ValidationReport,
   ValidationResult,
 } from './controller.js';
+export { MAX_COMMANDED_LR } from './commands.js';

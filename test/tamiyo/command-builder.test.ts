@@ -264,17 +264,18 @@ describe('CommandBuilder', () => {
     expect(command.metadata?.policy).toMatchObject({ actionId: PolicyAction.OPTIMIZER, paramDelta: -0.5 });
     expect(verifier.verify(command).ok).toBe(true);
 
-    const noRate = proposal({ kind: DecisionKind.OPTIMIZER, paramDelta: 0.25 });
-    const bare = built(builder.build(noRate, verdict(noRate)));
-    expect(bare.payload.case === 'optimizerAdjustment' && bare.payload.value.learningRate).toBeUndefined();
-
-    const bad = proposal({ kind: DecisionKind.OPTIMIZER }, { learningRate: Number.NaN });
-    expect(
-      isEsperError(
-        thrown(() => builder.build(bad, verdict(bad))),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
+    // An adjustment that sets nothing is never built (Tolaria would refuse it as a whole).
+    for (const bad of [
+      proposal({ kind: DecisionKind.OPTIMIZER, paramDelta: 0.25 }),
+      proposal({ kind: DecisionKind.OPTIMIZER }, { learningRate: Number.NaN }),
+    ]) {
+      expect(
+        isEsperError(
+          thrown(() => builder.build(bad, verdict(bad))),
+          ErrorCode.INVALID_ARGUMENT,
+        ),
+      ).toBe(true);
+    }
   });
 
   it('builds CIRCUIT_BREAKER commands for breaker_open and breaker_close', () => {
@@ -359,7 +360,7 @@ describe('CommandBuilder', () => {
         blueprintScore: unit,
         learningRate: fc.double({ min: 1e-6, max: 1, noNaN: true }),
       },
-      { requiredKeys: [] },
+      { requiredKeys: ['learningRate'] },
     );
     fc.assert(
       fc.property(decisionArb, shaping, extras, (decision, shape, fields) => {
