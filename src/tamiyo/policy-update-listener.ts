@@ -83,7 +83,7 @@ export class PolicyUpdateListener {
   async stop(): Promise<void> {
     const subscription = this.#subscription;
     this.#subscription = undefined;
-    await subscription?.stop();
+    await subscription?.close();
   }
 
   #receive(delivery: Delivery): void {

@@ -223,7 +223,7 @@ export class UrzaPrefetchWorker {
   async #close(): Promise<void> {
     this.#state = 'closing';
     try {
-      await this.#subscription?.stop();
+      await this.#subscription?.close();
     } finally {
       this.#state = 'closed';
     }
