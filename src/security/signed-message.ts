@@ -6,7 +6,7 @@
  */
 import type { MessageShape } from '@bufbuild/protobuf';
 import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
-import { decodeMessage, isEsperError, type Clock } from '../core/index.js';
+import { decodeMessage, errorMessage, isEsperError, type Clock } from '../core/index.js';
 import { canonicalBytes, signedBytesIfCanonical, type SignedMessage, type SignedMessageSchema } from '../leyline/index.js';
 import type { NonceLedger } from './nonce-ledger.js';
 import { SIGNATURE_BYTES, type HmacSigner } from './signer.js';
@@ -85,7 +85,7 @@ export function decodeSignedMessage<Desc extends SignedMessageSchema>(
       ok: false,
       problem: {
         failure: SignedMessageFailure.DECODE_FAILED,
-        detail: `${code}: ${error instanceof Error ? error.message : String(error)}`,
+        detail: `${code}: ${errorMessage(error)}`,
       },
     };
   }
@@ -128,7 +128,7 @@ export function checkSignedMessage<Desc extends SignedMessageSchema>(
     // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
     return {
       failure: SignedMessageFailure.INVALID_SIGNATURE,
-      detail: `${rules.noun} cannot be encoded: ${error instanceof Error ? error.message : String(error)}`,
+      detail: `${rules.noun} cannot be encoded: ${errorMessage(error)}`,
     };
   }
   if (!rules.signer.macMatches(security.keyId, signed, signature)) {
