@@ -12,7 +12,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { closeOnce, ErrorCode, EsperError, optionChecks, RecordLog, RecordLogFsync } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks, RecordLog, RecordLogFsync } from '../core/index.js';
 import type { NonceRecord, NonceStore, NonceStoreLoad } from './nonce-store.js';
 
 /** Default number of records the log must hold before expired ones are compacted away. */
@@ -59,7 +59,6 @@ export class FileNonceStore implements NonceStore {
   /** Expiry of every record in the file, in file order. */
   #expiries: number[] = [];
   #compacting: Promise<void> | undefined;
-  readonly #close = closeOnce(() => this.#log.close());
 
   private constructor(log: RecordLog, compactAfterRecords: number) {
     this.#log = log;
@@ -136,14 +135,14 @@ export class FileNonceStore implements NonceStore {
     await this.#log.rewrite(() => false);
   }
 
-  /** Closes the file. Idempotent: every call returns the first call's promise. */
+  /** Closes the file. Idempotent (the record log's close returns its first call's promise). */
   close(): Promise<void> {
-    return this.#close();
+    return this.#log.close();
   }
 
   /** `await using` support: same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.#close();
+    return this.#log.close();
   }
 
   async #rewrite(nowWallMs: number): Promise<void> {

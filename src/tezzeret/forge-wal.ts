@@ -82,8 +82,13 @@ export class ForgeWal {
     });
   }
 
-  /** Closes the file. */
+  /** Closes the file. Idempotent (the record log's close). */
   close(): Promise<void> {
+    return this.#log.close();
+  }
+
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
     return this.#log.close();
   }
 
