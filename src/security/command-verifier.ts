@@ -27,6 +27,7 @@ import {
   clipEchoed as clip,
   decodeSignedMessage,
   replayedNonce,
+  resolveSignedMessageRules,
   SignedMessageFailure,
   type SignedMessageProblem,
   type SignedMessageRules,
@@ -52,12 +53,6 @@ export const RejectionReason = {
 export type RejectionReason = (typeof RejectionReason)[keyof typeof RejectionReason];
 
 const REASONS: readonly RejectionReason[] = Object.values(RejectionReason);
-
-/** Default and cap of the freshness window. */
-export const DEFAULT_MAX_FRESHNESS_WINDOW_MS = 60_000;
-
-/** Default tolerated clock skew for commands issued in the future. */
-export const DEFAULT_FUTURE_SKEW_MS = 5_000;
 
 /** Default number of latency samples kept for the quantiles. */
 export const DEFAULT_LATENCY_WINDOW_SIZE = 1024;
@@ -155,23 +150,17 @@ export class CommandVerifier {
     this.#clock = options.clock ?? systemClock;
     const check = optionChecks('CommandVerifier');
     check.nonEmptyString('source', this.#source);
-    const maxFreshnessWindowMs = check.positive('maxFreshnessWindowMs', options.maxFreshnessWindowMs ?? DEFAULT_MAX_FRESHNESS_WINDOW_MS);
-    const futureSkewMs = check.nonNegative('futureSkewMs', options.futureSkewMs ?? DEFAULT_FUTURE_SKEW_MS);
     this.#latenciesMs = new SampleWindow(
       check.integer('latencyWindowSize', options.latencyWindowSize ?? DEFAULT_LATENCY_WINDOW_SIZE, { min: 1 }),
     );
-    // A command stays acceptable from (now - skew) until issued_at + window; the ledger
-    // must remember its nonce at least that long, or a replay after the TTL would pass.
-    const acceptableForMs = maxFreshnessWindowMs + futureSkewMs;
-    if (this.#ledger.ttlSeconds * 1000 < acceptableForMs) {
-      check.fail(
-        'ledger',
-        `a nonce ledger whose TTL covers maxFreshnessWindowMs + futureSkewMs (${acceptableForMs} ms), ` +
-          'so no replay passes after the TTL',
-        `a TTL of ${this.#ledger.ttlSeconds} s`,
-      );
-    }
-    this.#rules = { signer: options.signer, ledger: this.#ledger, clock: this.#clock, maxFreshnessWindowMs, futureSkewMs, noun: 'command' };
+    this.#rules = resolveSignedMessageRules('CommandVerifier', {
+      signer: options.signer,
+      ledger: this.#ledger,
+      clock: this.#clock,
+      maxFreshnessWindowMs: options.maxFreshnessWindowMs,
+      futureSkewMs: options.futureSkewMs,
+      noun: 'command',
+    });
   }
 
   /**
