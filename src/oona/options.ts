@@ -2,7 +2,7 @@
  * Options of `StreamBus`, with their defaults in one place ({@link STREAM_BUS_DEFAULTS}).
  * The Oona section of `EsperSettings` maps onto these.
  */
-import { MAX_TIMER_MS, optionChecks, systemClock, type Clock, type NumericRange, type TelemetrySink } from '../core/index.js';
+import { MAX_TIMER_MS, optionChecks, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import type { KeyRing } from '../security/index.js';
 import type { StreamStore } from './stream-store.js';
 import { LogicalStream, resolveStreamNames, type StreamNames } from './streams.js';
@@ -111,30 +111,30 @@ export interface ResolvedStreamBusOptions {
   readonly stopTimeoutMs: number;
 }
 
-/**
- * Bounds of each numeric option (all are integers); the ones that become a timer are
- * bounded by `MAX_TIMER_MS`.
- */
-const NUMERIC_RANGES = Object.freeze({
-  maxAttempts: { min: 1 },
-  readCount: { min: 1 },
-  blockMs: { min: 0, max: MAX_TIMER_MS },
-  reclaimIdleMs: { min: 0 },
-  reclaimIntervalMs: { min: 1 },
-  emergencyMaxPerMin: { min: 1 },
-  maxBacklog: { min: 1 },
-  depthRefreshMs: { min: 0 },
-  publishDeadlineMs: { min: 0, max: MAX_TIMER_MS },
-  retentionMs: { min: 1 },
-  kernelFreshnessWindowMs: { min: 1 },
-  kernelNonceCacheSize: { min: 1 },
-  duplicateWindowSize: { min: 1 },
-  breakerFailureThreshold: { min: 1 },
-  breakerOpenMs: { min: 0 },
-  stopTimeoutMs: { min: 0, max: MAX_TIMER_MS },
-} satisfies Partial<Record<keyof StreamBusOptions, NumericRange>>);
+/** Lower bound of each numeric option (all are integers). */
+const NUMERIC_MINIMUMS = Object.freeze({
+  maxAttempts: 1,
+  readCount: 1,
+  blockMs: 0,
+  reclaimIdleMs: 0,
+  reclaimIntervalMs: 1,
+  emergencyMaxPerMin: 1,
+  maxBacklog: 1,
+  depthRefreshMs: 0,
+  publishDeadlineMs: 0,
+  retentionMs: 1,
+  kernelFreshnessWindowMs: 1,
+  kernelNonceCacheSize: 1,
+  duplicateWindowSize: 1,
+  breakerFailureThreshold: 1,
+  breakerOpenMs: 0,
+  stopTimeoutMs: 0,
+} satisfies Partial<Record<keyof StreamBusOptions, number>>);
 
-type NumericOption = keyof typeof NUMERIC_RANGES;
+/** The numeric options that become a timer, so are bounded by `MAX_TIMER_MS`. */
+const TIMER_OPTIONS: ReadonlySet<string> = new Set(['blockMs', 'publishDeadlineMs', 'stopTimeoutMs']);
+
+type NumericOption = keyof typeof NUMERIC_MINIMUMS;
 
 const STORE_METHODS = [
   'add',
@@ -185,8 +185,13 @@ export function resolveStreamBusOptions(options: StreamBusOptions): ResolvedStre
     byName.set(name, key);
   }
   const numbers = {} as Record<NumericOption, number>;
-  for (const field of Object.keys(NUMERIC_RANGES) as NumericOption[]) {
-    numbers[field] = check.integer(field, options[field] ?? STREAM_BUS_DEFAULTS[field], NUMERIC_RANGES[field]);
+  for (const field of Object.keys(NUMERIC_MINIMUMS) as NumericOption[]) {
+    const min = NUMERIC_MINIMUMS[field];
+    numbers[field] = check.integer(
+      field,
+      options[field] ?? STREAM_BUS_DEFAULTS[field],
+      TIMER_OPTIONS.has(field) ? { min, max: MAX_TIMER_MS } : { min },
+    );
   }
   return Object.freeze({ store, ownsStore, keyRing, telemetry, streamPrefix, streams, clock, ...numbers });
 }

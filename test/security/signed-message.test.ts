@@ -1,6 +1,6 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, FakeClock, isEsperError } from '../../src/core/index.js';
+import { ErrorCode, FakeClock } from '../../src/core/index.js';
 import { AdaptationCommandSchema, PolicyUpdateSchema, type SignedMessageSchema } from '../../src/leyline/index.js';
 import {
   DEFAULT_FUTURE_SKEW_MS,
@@ -12,6 +12,7 @@ import {
   SignedMessageFailure,
 } from '../../src/security/index.js';
 import { decodeSignedMessage } from '../../src/security/signed-message.js';
+import { thrownBy } from '../support/thrown.js';
 import { padVarint, readFields, withValue, writeFields } from '../support/wire.js';
 
 const signer = new HmacSigner(new KeyRing([{ keyId: 'k', secret: Buffer.from('signed-message-test-secret-0001') }]), {
@@ -79,13 +80,8 @@ describe('resolveSignedMessageRules', () => {
     [{ futureSkewMs: -1 }, 'futureSkewMs'],
     [{ maxFreshnessWindowMs: 300_000 }, 'ledger'],
   ])('refuses %j naming the field and the owner', (overrides, field) => {
-    let caught: unknown;
-    try {
-      resolveSignedMessageRules('Verifier', { ...base, ledger: new NonceLedger({ clock, ttlSeconds: 300 }), ...overrides });
-    } catch (error) {
-      caught = error;
-    }
-    expect(isEsperError(caught, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    expect((caught as { details: Record<string, unknown> }).details).toMatchObject({ owner: 'Verifier', field });
+    const ledger = new NonceLedger({ clock, ttlSeconds: 300 });
+    const error = thrownBy(() => resolveSignedMessageRules('Verifier', { ...base, ledger, ...overrides }), ErrorCode.INVALID_ARGUMENT);
+    expect(error.details).toMatchObject({ owner: 'Verifier', field });
   });
 });
