@@ -12,17 +12,13 @@
  * `stockMs: null`.
  */
 import { describeTensorBackend, initTensorBackend, PATCH_GRADIENTS, PATCH_KERNELS, PatchKind, seededRng, tf } from '../src/tensor/index.js';
+import { quantile } from './stats.js';
 
 const WARMUP = 2;
 const MIN_RUNS = 7;
 const MIN_MS = 1500;
 
 type Mode = 'stock' | 'patched';
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
@@ -41,7 +37,7 @@ function timeMs(op: () => tf.Tensor | tf.Tensor[]): number {
   const samples: number[] = [];
   const begin = performance.now();
   while (samples.length < MIN_RUNS || (performance.now() - begin < MIN_MS && samples.length < 50)) samples.push(once());
-  return median(samples);
+  return quantile(samples, 0.5);
 }
 
 const rng = seededRng(1);

@@ -281,6 +281,10 @@ class SimulatedReadinessBus implements Bus {
   close(): Promise<void> {
     return this.#inner.close();
   }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#inner.close();
+  }
 }
 
 interface PrefetchSample {

@@ -13,7 +13,7 @@ export type CleanupStep = (() => unknown) | false | null | undefined;
  * with an `AggregateError` of every failure, in step order, when several did.
  *
  * ```ts
- * await runCleanup('stream bus', [() => loop.stop(), ownsStore && (() => store.close())]);
+ * await runCleanup('stream bus', [() => loop.close(), ownsStore && (() => store.close())]);
  * ```
  */
 export async function runCleanup(what: string, steps: Iterable<CleanupStep>): Promise<void> {

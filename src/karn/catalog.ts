@@ -10,6 +10,7 @@ import {
   CIRCUIT_BREAKER_DEFAULTS,
   CircuitBreaker,
   ErrorCode,
+  errorLabel,
   EsperError,
   isEsperError,
   systemClock,
@@ -273,7 +274,7 @@ export class KarnCatalog {
       this.#pendingEvents.push({
         description: KarnEvent.SELECTION_FAILED,
         level: TelemetryLevel.WARNING,
-        attributes: { error: isEsperError(error) ? error.code : error instanceof Error ? error.name : 'unknown' },
+        attributes: { error: errorLabel(error) },
       });
       this.#flush();
       throw error;

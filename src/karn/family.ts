@@ -4,7 +4,7 @@
  * (see `catalog-data.ts`). Families replace the prototype's single generic MLP (reference
  * prototype-blueprint-pipeline §1.1 "[quirk] every default compiles to the same MLP").
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks } from '../core/index.js';
 import { SeedSiteKind, type SeedSiteDescriptor } from '../leyline/index.js';
 import { Initializer, initVariable, tf, type Rng } from '../tensor/index.js';
 
@@ -110,22 +110,15 @@ export function channelsOf(site: SeedSiteDescriptor): number {
  * Throws `INVALID_ARGUMENT` naming the knob.
  */
 export function resolveKnobs(family: FamilyId, specs: readonly KnobSpec[], knobs: Knobs): Knobs {
+  const check = optionChecks(`family ${family}`);
   const known = new Set(specs.map((s) => s.name));
   for (const name of Object.keys(knobs)) {
-    if (!known.has(name)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `family ${family} has no knob '${name}'`, { details: { family, knob: name } });
-    }
+    if (!known.has(name)) check.fail(name, `one of its knobs (${[...known].join(', ')})`, knobs[name]);
   }
   const out: Record<string, number> = {};
   for (const spec of specs) {
     const raw = knobs[spec.name] ?? spec.defaultValue;
-    const value = spec.integer === true ? Math.round(raw) : raw;
-    if (!Number.isFinite(value) || value < spec.min || value > spec.max) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `family ${family} knob '${spec.name}'=${raw} outside [${spec.min}, ${spec.max}]`, {
-        details: { family, knob: spec.name },
-      });
-    }
-    out[spec.name] = value;
+    out[spec.name] = check.number(spec.name, spec.integer === true ? Math.round(raw) : raw, { min: spec.min, max: spec.max });
   }
   return out;
 }

@@ -106,7 +106,7 @@ export class CommandInbox implements Controller {
   async stop(): Promise<void> {
     const subscription = this.#subscription;
     this.#subscription = undefined;
-    await subscription?.stop();
+    await subscription?.close();
     this.#queue.length = 0;
   }
 

@@ -352,7 +352,7 @@ export class PrefetchCoordinator {
     try {
       this.cancelAll('coordinator_closed');
       const subscription = this.#subscription;
-      if (subscription !== undefined) await withBound(subscription.stop(), this.#closeTimeoutMs);
+      if (subscription !== undefined) await withBound(subscription.close(), this.#closeTimeoutMs);
     } finally {
       this.#state = 'closed';
     }

@@ -1,10 +1,20 @@
 /**
- * A bus's metrics as metric points named by {@link OonaMetric}, with units, for Nissa.
+ * A bus's metrics as metric points named by {@link OonaMetric}, with units, for Nissa, and
+ * the latency summaries they carry.
  */
-import type { Attributes, MetricInput } from '../core/index.js';
+import type { Attributes, MetricInput, SampleWindow } from '../core/index.js';
 import { CircuitBreakerState } from '../leyline/index.js';
-import type { BusMetrics } from './bus.js';
+import type { BusMetrics, LatencySummary } from './bus.js';
 import { OonaMetric } from './names.js';
+
+/** Latency samples each window keeps (publish, handle). */
+export const LATENCY_WINDOW_SAMPLES = 1024;
+
+/** p50 and p99 of `window` (core's one quantile), in ms; 0 with no samples. */
+export function latencySummary(window: SampleWindow): LatencySummary {
+  const [p50Ms = 0, p99Ms = 0] = window.quantiles([0.5, 0.99]);
+  return { p50Ms, p99Ms, samples: window.size };
+}
 
 /** The points of `m`: counters, per-reason and per-stream series, latency stats. */
 export function busMetricPoints(m: BusMetrics): MetricInput[] {

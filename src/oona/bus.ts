@@ -31,7 +31,7 @@ export interface PublishOptions {
   readonly correlationId?: string;
   /**
    * How long a never-shed publish may wait for back-pressure or an unreachable store to
-   * clear, in ms. @default the bus's `publishDeadlineMs`
+   * clear, in ms, at most `MAX_TIMER_MS`. @default the bus's `publishDeadlineMs`
    */
   readonly deadlineMs?: number;
   readonly signal?: AbortSignal;
@@ -72,7 +72,7 @@ export interface Delivery<M extends BusMessage = BusMessage> {
   /** Logical and physical stream, and the entry id it was read from. */
   readonly stream: LogicalStream;
   readonly entryId: string;
-  /** Aborted when the subscription stops. */
+  /** Aborted when the subscription closes. */
   readonly signal: AbortSignal;
 }
 
@@ -93,7 +93,7 @@ export interface SubscribeOptions {
    * everything still retained (`'all'`). @default 'new'
    */
   readonly from?: 'new' | 'all';
-  /** Stops the subscription (equivalent to `Subscription.stop()`). */
+  /** Closes the subscription (as `Subscription.close()` does). */
   readonly signal?: AbortSignal;
 }
 
@@ -102,21 +102,24 @@ export interface Subscription {
   /**
    * Resolves once the consumer group exists on every stream the subscription reads, so
    * nothing published afterwards is missed. Rejects with `OONA_CLOSED` when the
-   * subscription is stopped before that (nobody has to await it).
+   * subscription is closed before that (nobody has to await it).
    */
   readonly ready: Promise<void>;
   /**
    * Stops reading, lets the handler in flight finish (its message is then acknowledged
-   * or retried as usual), and resolves. Idempotent.
+   * or retried as usual), and resolves. Idempotent: every call returns the first call's
+   * promise.
    */
-  stop(): Promise<void>;
+  close(): Promise<void>;
+  /** `await using` support: same as {@link Subscription.close}. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Options of {@link Bus.request}. */
 export interface RequestOptions extends Omit<PublishOptions, 'correlationId'> {
   /** Message type of the expected reply. */
   readonly replyType: BusMessageType;
-  /** How long to wait for the reply, in ms, counted from the call. */
+  /** How long to wait for the reply, in ms, counted from the call; at most `MAX_TIMER_MS`. */
   readonly timeoutMs: number;
 }
 
@@ -179,6 +182,8 @@ export interface Bus {
    * Returns trimmed counts per logical stream.
    */
   housekeeping(): Promise<Partial<Record<LogicalStream, number>>>;
-  /** Stops every subscription, then releases what the bus created. Idempotent. */
+  /** Closes every subscription, then releases what the bus created. Idempotent. */
   close(): Promise<void>;
+  /** `await using` support: same as {@link Bus.close}. */
+  [Symbol.asyncDispose](): Promise<void>;
 }

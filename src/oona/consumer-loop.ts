@@ -12,10 +12,10 @@
  * off and are reported instead of ending the loop silently.
  *
  * All consumers of one group must subscribe with the same message types: entries of other
- * types are acknowledged and skipped for the whole group. On `stop()` the handler in flight
+ * types are acknowledged and skipped for the whole group. On `close()` the handler in flight
  * gets up to `stopTimeoutMs`; the rest of the batch stays pending and is reclaimed.
  */
-import { ErrorCode, EsperError, isEsperError, type Attributes, type CircuitBreaker } from '../core/index.js';
+import { closeOnce, describeError, ErrorCode, EsperError, isEsperError, type Attributes, type CircuitBreaker } from '../core/index.js';
 import { BusMessageType, TelemetryLevel } from '../leyline/index.js';
 import type { HmacSigner } from '../security/index.js';
 import type { Delivery, DeliveryHandler, Subscription } from './bus.js';
@@ -62,7 +62,7 @@ export interface ConsumerLoopOptions {
   /** Whether this loop handles a verified entry; others are acknowledged and skipped. */
   readonly accepts: (entry: OpenedEntry) => boolean;
   readonly handler: DeliveryHandler;
-  /** Stops the loop like `stop()`. */
+  /** Closes the loop like `close()`. */
   readonly signal?: AbortSignal;
 }
 
@@ -90,7 +90,7 @@ export class ConsumerLoop implements Subscription {
   readonly #pendingAcks = new Map<string, string[]>();
   readonly #backoff = new Backoff(STORE_BACKOFF_INITIAL_MS, STORE_BACKOFF_MAX_MS);
   readonly #userSignal: AbortSignal | undefined;
-  readonly #onUserAbort = (): void => void this.stop();
+  readonly #onUserAbort = (): void => void this.close();
   #readController = new AbortController();
   #start: '$' | '0';
   #needsSetup = true;
@@ -99,7 +99,7 @@ export class ConsumerLoop implements Subscription {
   #rejectReady!: (error: Error) => void;
   #nextReclaimAt = 0;
   #inOutage = false;
-  #stopPromise: Promise<void> | undefined;
+  readonly #close = closeOnce(() => this.#closeLoop());
 
   constructor(host: ConsumerHost, options: ConsumerLoopOptions) {
     this.#host = host;
@@ -140,25 +140,39 @@ export class ConsumerLoop implements Subscription {
     return this.#streams;
   }
 
-  /** Whether `stop()` was called or the loop ended. */
-  get stopping(): boolean {
+  /** Whether `close()` was called or the loop ended. */
+  get closing(): boolean {
     return this.#stop.signal.aborted;
   }
 
-  stop(): Promise<void> {
-    if (this.#stopPromise === undefined) {
-      this.#stop.abort();
-      this.#readController.abort();
-      // Bounded: a handler that ignores its signal cannot hold `close()` forever; its
-      // entry stays pending and is reclaimed (at-least-once).
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.#options.stopTimeoutMs);
-        timer.unref();
-      });
-      this.#stopPromise = Promise.race([this.done, timeout]).finally(() => clearTimeout(timer));
+  /**
+   * Stops reading and waits up to `stopTimeoutMs` for the handler in flight. Idempotent:
+   * every call returns the first call's promise.
+   */
+  close(): Promise<void> {
+    return this.#close();
+  }
+
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
+  }
+
+  async #closeLoop(): Promise<void> {
+    this.#stop.abort();
+    this.#readController.abort();
+    // Bounded: a handler that ignores its signal cannot hold the bus's `close()` forever;
+    // its entry stays pending and is reclaimed (at-least-once).
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#options.stopTimeoutMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.done, timeout]);
+    } finally {
+      clearTimeout(timer);
     }
-    return this.#stopPromise;
   }
 
   /**
@@ -176,13 +190,13 @@ export class ConsumerLoop implements Subscription {
 
   async #run(): Promise<void> {
     try {
-      while (!this.stopping) {
+      while (!this.closing) {
         try {
           if (this.#needsSetup) await this.#setup();
           await this.#iterate();
           this.#recovered();
         } catch (error) {
-          if (this.stopping) {
+          if (this.closing) {
             // The entry in hand stays pending and is reclaimed later; say why if unexpected.
             if (!isTransient(error) && !isEsperError(error, ErrorCode.OONA_CLOSED)) this.#reportFailure(error);
             return;
@@ -221,7 +235,7 @@ export class ConsumerLoop implements Subscription {
 
   async #iterate(): Promise<void> {
     if (performance.now() >= this.#nextReclaimAt) await this.#reclaim();
-    if (this.stopping) return;
+    if (this.closing) return;
     if (this.#streams.length > 1) {
       const urgent = await this.#read([this.#emergency], 0);
       if (urgent.length > 0) {
@@ -239,7 +253,7 @@ export class ConsumerLoop implements Subscription {
   async #read(streams: readonly string[], blockMs: number): Promise<StreamEntry[]> {
     const controller = new AbortController();
     this.#readController = controller;
-    if (this.stopping) return [];
+    if (this.closing) return [];
     const { store, readCount } = this.#options;
     const list = [...streams];
     return this.#call(() => store.readGroup(this.group, this.consumer, list, { count: readCount, blockMs, signal: controller.signal }));
@@ -249,12 +263,12 @@ export class ConsumerLoop implements Subscription {
     const { store, reclaimIdleMs, readCount, reclaimIntervalMs } = this.#options;
     let again = false;
     for (const stream of [...this.#streams]) {
-      if (this.stopping) return;
+      if (this.closing) return;
       const claimed = await this.#call(() => store.autoClaim(stream, this.group, this.consumer, reclaimIdleMs, readCount));
       if (claimed.length >= readCount) again = true;
       try {
         for (const entry of claimed) {
-          if (this.stopping) return;
+          if (this.closing) return;
           this.#host.stats.reclaimed();
           await this.#handle(entry);
         }
@@ -269,7 +283,7 @@ export class ConsumerLoop implements Subscription {
   async #handleAll(entries: readonly StreamEntry[]): Promise<void> {
     try {
       for (const entry of entries) {
-        if (this.stopping) return;
+        if (this.closing) return;
         await this.#handle(entry);
       }
     } finally {
@@ -334,7 +348,7 @@ export class ConsumerLoop implements Subscription {
     try {
       await this.#handler(delivery);
     } catch (error) {
-      if (this.stopping) {
+      if (this.closing) {
         // Most likely the handler gave up because the subscription is stopping (its
         // signal aborted): leave the entry pending, unacknowledged and without a spent
         // attempt; it is redelivered by reclaim.
@@ -428,12 +442,12 @@ export class ConsumerLoop implements Subscription {
 
   /**
    * A write that must land for the entry in hand (retry copy, dead-letter, ack): retried
-   * through store outages with backoff while the loop runs; after `stop()` it gets one
+   * through store outages with backoff while the loop runs; after `close()` it gets one
    * last try, and on failure the entry stays pending and is reclaimed later.
    */
   async #durable<T>(operation: () => Promise<T>): Promise<T> {
     for (;;) {
-      const lastTry = this.stopping;
+      const lastTry = this.closing;
       try {
         const result = await this.#call(operation);
         this.#recovered();
@@ -485,11 +499,4 @@ export class ConsumerLoop implements Subscription {
 /** Store errors a loop waits out: the store is unreachable or the breaker is open. */
 export function isTransient(error: unknown): boolean {
   return isEsperError(error, ErrorCode.OONA_STORE_UNAVAILABLE) || isEsperError(error, ErrorCode.BREAKER_OPEN);
-}
-
-/** A short description of a thrown value (code and message for typed errors). */
-export function describeError(error: unknown): string {
-  if (isEsperError(error)) return `${error.code}: ${error.message}`;
-  if (error instanceof Error) return error.message;
-  return String(error);
 }

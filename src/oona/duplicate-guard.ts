@@ -7,7 +7,7 @@
  * (at-least-once) pass. What a copy does past the window is the table in
  * `docs/architecture.md` (Oona, "Duplicates").
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 
 /** One delivery as the guard sees it. */
 export interface DuplicateGuardInput {
@@ -32,12 +32,7 @@ export class DuplicateGuard {
 
   /** @param windowSize message ids remembered, integer ≥ 1 */
   constructor(windowSize: number) {
-    if (!Number.isSafeInteger(windowSize) || windowSize < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `DuplicateGuard windowSize: expected an integer ≥ 1, got ${String(windowSize)}`, {
-        details: { field: 'windowSize' },
-      });
-    }
-    this.#windowSize = windowSize;
+    this.#windowSize = optionChecks('DuplicateGuard').integer('windowSize', windowSize, { min: 1 });
   }
 
   /** Message ids remembered now. */

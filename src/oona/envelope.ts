@@ -10,7 +10,7 @@
  */
 import { clone, create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
-import { CONTRACT_LIMITS, decodeMessage, encodeMessage, isEsperError } from '../core/index.js';
+import { CONTRACT_LIMITS, decodeMessage, describeError, encodeMessage } from '../core/index.js';
 import {
   BusEnvelopeSchema,
   busMessageTypeOf,
@@ -157,7 +157,7 @@ export function openEntry(signer: HmacSigner, fields: EntryFields): OpenedEntry 
   try {
     envelope = decodeMessage(BusEnvelopeSchema, bytes, { maxBytes: ENVELOPE_MAX_BYTES });
   } catch (error) {
-    return reject(DeadLetterReason.MALFORMED, `envelope: ${describe(error)}`);
+    return reject(DeadLetterReason.MALFORMED, `envelope: ${describeError(error)}`);
   }
   if (envelope.attempt < 1) return reject(DeadLetterReason.MALFORMED, `envelope attempt ${envelope.attempt} < 1`);
   if (envelope.messageId.length === 0) return reject(DeadLetterReason.MALFORMED, 'envelope has no message_id');
@@ -168,7 +168,7 @@ export function openEntry(signer: HmacSigner, fields: EntryFields): OpenedEntry 
   try {
     message = decodeMessage(schema, envelope.payload) as BusMessage;
   } catch (error) {
-    return reject(DeadLetterReason.MALFORMED, `payload (${schema.typeName}): ${describe(error)}`);
+    return reject(DeadLetterReason.MALFORMED, `payload (${schema.typeName}): ${describeError(error)}`);
   }
   const publishedAtMs = envelope.publishedAt === undefined ? 0 : timestampMs(envelope.publishedAt);
   return { ok: true, envelope, type, message, publishedAtMs };
@@ -232,9 +232,4 @@ const lenientUtf8 = new TextDecoder('utf-8');
 
 function reject(reason: DeadLetterReason, detail: string): RejectedEntry {
   return { ok: false, reason, detail };
-}
-
-function describe(error: unknown): string {
-  if (isEsperError(error)) return `${error.code}: ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
 }

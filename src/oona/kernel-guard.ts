@@ -10,7 +10,7 @@
  * retries (same message id, higher attempt) and redeliveries of the same entry pass.
  */
 import { timestampMs } from '@bufbuild/protobuf/wkt';
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, systemClock, type Clock } from '../core/index.js';
 import { BusMessageType, type BusMessage } from '../leyline/index.js';
 import { DeadLetterReason } from './names.js';
 
@@ -73,16 +73,9 @@ export class KernelGuard {
   #replayRejected = 0;
 
   constructor(options: KernelGuardOptions) {
-    for (const field of ['freshnessWindowMs', 'cacheSize'] as const) {
-      const value = options[field];
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `KernelGuard option ${field}: expected an integer ≥ 1, got ${String(value)}`, {
-          details: { field },
-        });
-      }
-    }
-    this.#windowMs = options.freshnessWindowMs;
-    this.#cacheSize = options.cacheSize;
+    const check = optionChecks('KernelGuard');
+    this.#windowMs = check.integer('freshnessWindowMs', options.freshnessWindowMs, { min: 1 });
+    this.#cacheSize = check.integer('cacheSize', options.cacheSize, { min: 1 });
     this.#clock = options.clock ?? systemClock;
   }
 

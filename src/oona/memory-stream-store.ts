@@ -10,10 +10,10 @@
  * `blockMs` waits use real timers. Field bytes are copied on the way in and on the way out,
  * so neither producers nor consumers can change stored data.
  */
-import { type Clock, ErrorCode, EsperError, systemClock } from '../core/index.js';
+import { closeOnce, type Clock, ErrorCode, EsperError, systemClock } from '../core/index.js';
 import type { EntryFields, GroupInfo, ReadGroupOptions, StreamEntry, StreamStore } from './stream-store.js';
 import { parseEntryId } from './stream-store.js';
-import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, invalidArgument } from './store-arguments.js';
+import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, checkStart } from './store-arguments.js';
 
 /** Options of {@link MemoryStreamStore}. */
 export interface MemoryStreamStoreOptions {
@@ -116,7 +116,11 @@ export class MemoryStreamStore implements StreamStore {
   /** Blocked readers, oldest first (served first, like Redis). */
   readonly #waiters = new Set<Waiter>();
   #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #close = closeOnce(async () => {
+    this.#closed = true;
+    for (const waiter of [...this.#waiters]) waiter.settle({ entries: [] });
+    this.#streams.clear();
+  });
 
   constructor(options: MemoryStreamStoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -143,7 +147,7 @@ export class MemoryStreamStore implements StreamStore {
     return this.#run(() => {
       checkName('stream', stream);
       checkName('group', group);
-      if (start !== '$' && start !== '0') throw invalidArgument('start', `must be '$' or '0'`);
+      checkStart(start);
       const target = this.#streamOrCreate(stream);
       if (target.groups.has(group)) return;
       target.groups.set(group, { lastDelivered: start === '$' ? target.last : ZERO_ID, pending: new Map() });
@@ -298,19 +302,17 @@ export class MemoryStreamStore implements StreamStore {
     });
   }
 
-  /** Resolves every blocked reader with `[]`; later calls throw `OONA_CLOSED`. Idempotent. */
+  /**
+   * Resolves every blocked reader with `[]`; later calls throw `OONA_CLOSED`. Idempotent:
+   * every call returns the first call's promise.
+   */
   close(): Promise<void> {
-    if (this.#closing === undefined) {
-      this.#closed = true;
-      for (const waiter of [...this.#waiters]) waiter.settle({ entries: [] });
-      this.#streams.clear();
-      this.#closing = Promise.resolve();
-    }
-    return this.#closing;
+    return this.#close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 
   /** Runs a synchronous operation as a promise, refusing it after close. */

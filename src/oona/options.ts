@@ -2,7 +2,7 @@
  * Options of `StreamBus`, with their defaults in one place ({@link STREAM_BUS_DEFAULTS}).
  * The Oona section of `EsperSettings` maps onto these.
  */
-import { ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
+import { MAX_TIMER_MS, optionChecks, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import type { KeyRing } from '../security/index.js';
 import type { StreamStore } from './stream-store.js';
 import { LogicalStream, resolveStreamNames, type StreamNames } from './streams.js';
@@ -131,75 +131,67 @@ const NUMERIC_MINIMUMS = Object.freeze({
   stopTimeoutMs: 0,
 } satisfies Partial<Record<keyof StreamBusOptions, number>>);
 
+/** The numeric options that become a timer, so are bounded by `MAX_TIMER_MS`. */
+const TIMER_OPTIONS: ReadonlySet<string> = new Set(['blockMs', 'publishDeadlineMs', 'stopTimeoutMs']);
+
 type NumericOption = keyof typeof NUMERIC_MINIMUMS;
+
+const STORE_METHODS = [
+  'add',
+  'ensureGroup',
+  'destroyGroup',
+  'readGroup',
+  'ack',
+  'autoClaim',
+  'groups',
+  'length',
+  'trimBefore',
+  'close',
+] as const;
 
 /**
  * Fills in {@link STREAM_BUS_DEFAULTS} and validates every option eagerly; throws
  * `INVALID_ARGUMENT` naming the bad field (`details.field`).
  */
 export function resolveStreamBusOptions(options: StreamBusOptions): ResolvedStreamBusOptions {
+  const check = optionChecks('StreamBus');
   const { store, keyRing, telemetry } = options;
-  const storeMethods = [
-    'add',
-    'ensureGroup',
-    'destroyGroup',
-    'readGroup',
-    'ack',
-    'autoClaim',
-    'groups',
-    'length',
-    'trimBefore',
-    'close',
-  ] as const;
-  if (typeof store !== 'object' || store === null || storeMethods.some((m) => typeof store[m] !== 'function')) {
-    throw invalidOption('store', 'a StreamStore');
+  if (typeof store !== 'object' || store === null || STORE_METHODS.some((m) => typeof store[m] !== 'function')) {
+    check.fail('store', 'a StreamStore', store);
   }
   if (typeof keyRing !== 'object' || keyRing === null || typeof keyRing.activeKeyId !== 'string' || typeof keyRing.has !== 'function') {
-    throw invalidOption('keyRing', 'a KeyRing');
+    check.fail('keyRing', 'a KeyRing', keyRing);
   }
   if (typeof telemetry !== 'object' || telemetry === null || typeof telemetry.emit !== 'function') {
-    throw invalidOption('telemetry', 'a TelemetrySink');
+    check.fail('telemetry', 'a TelemetrySink', telemetry);
   }
   const clock = options.clock ?? systemClock;
-  if (typeof clock.monotonicMs !== 'function' || typeof clock.wallMs !== 'function') {
-    throw invalidOption('clock', 'a Clock');
-  }
+  if (typeof clock.monotonicMs !== 'function' || typeof clock.wallMs !== 'function') check.fail('clock', 'a Clock', clock);
   const ownsStore = options.ownsStore ?? STREAM_BUS_DEFAULTS.ownsStore;
-  if (typeof ownsStore !== 'boolean') throw invalidOption('ownsStore', 'a boolean', ownsStore);
+  if (typeof ownsStore !== 'boolean') check.fail('ownsStore', 'a boolean', ownsStore);
   const streamPrefix = options.streamPrefix ?? STREAM_BUS_DEFAULTS.streamPrefix;
-  if (typeof streamPrefix !== 'string') throw invalidOption('streamPrefix', 'a string', streamPrefix);
+  if (typeof streamPrefix !== 'string') check.fail('streamPrefix', 'a string', streamPrefix);
   const overrides = options.streamNames ?? {};
   const logicalNames = new Set<string>(Object.values(LogicalStream));
   for (const [key, name] of Object.entries(overrides)) {
-    if (!logicalNames.has(key)) throw invalidOption(`streamNames.${key}`, 'a logical stream key');
-    if (typeof name !== 'string' || name.length === 0) {
-      throw invalidOption(`streamNames.${key}`, 'a non-empty string', name);
-    }
+    if (!logicalNames.has(key)) check.fail(`streamNames.${key}`, 'a logical stream key', key);
+    check.nonEmptyString(`streamNames.${key}`, name);
   }
   const streams = resolveStreamNames(streamPrefix, overrides);
   const byName = new Map<string, string>();
   for (const [key, name] of Object.entries(streams)) {
     const other = byName.get(name);
-    if (other !== undefined) {
-      throw invalidOption(`streamNames.${key}`, `a name distinct from streamNames.${other}`, name);
-    }
+    if (other !== undefined) check.fail(`streamNames.${key}`, `a name distinct from streamNames.${other}`, name);
     byName.set(name, key);
   }
   const numbers = {} as Record<NumericOption, number>;
   for (const field of Object.keys(NUMERIC_MINIMUMS) as NumericOption[]) {
-    const value = options[field] ?? STREAM_BUS_DEFAULTS[field];
     const min = NUMERIC_MINIMUMS[field];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-      throw invalidOption(field, `an integer ≥ ${min}`, value);
-    }
-    numbers[field] = value;
+    numbers[field] = check.integer(
+      field,
+      options[field] ?? STREAM_BUS_DEFAULTS[field],
+      TIMER_OPTIONS.has(field) ? { min, max: MAX_TIMER_MS } : { min },
+    );
   }
   return Object.freeze({ store, ownsStore, keyRing, telemetry, streamPrefix, streams, clock, ...numbers });
-}
-
-function invalidOption(field: string, expected: string, ...got: unknown[]): EsperError {
-  const shown = got.length > 0 ? `, got ${JSON.stringify(got[0]) ?? String(got[0])}` : '';
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `StreamBus option ${field}: expected ${expected}${shown}`, {
-    details: { field },
-  });
 }

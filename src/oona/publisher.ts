@@ -12,17 +12,29 @@
  * of dropping it; a shed does not trip the publish breaker, only store failures do.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, EsperError, isEsperError, type CircuitBreaker } from '../core/index.js';
+import {
+  describeError,
+  ErrorCode,
+  EsperError,
+  isEsperError,
+  MAX_TIMER_MS,
+  optionChecks,
+  SampleWindow,
+  type CircuitBreaker,
+} from '../core/index.js';
 import { BusMessageType, MessagePriority, type BusMessage } from '../leyline/index.js';
 import type { HmacSigner } from '../security/index.js';
-import type { BusMetrics, PublishOptions, PublishReceipt } from './bus.js';
-import { describeError, isTransient } from './consumer-loop.js';
+import type { BusMetrics, LatencySummary, PublishOptions, PublishReceipt } from './bus.js';
+import { LATENCY_WINDOW_SAMPLES, latencySummary } from './bus-metrics.js';
+import { isTransient } from './consumer-loop.js';
 import { buildEnvelope, encodeBusMessage, sealEnvelope } from './envelope.js';
-import { LatencyWindow } from './latency-window.js';
 import type { ResolvedStreamBusOptions } from './options.js';
 import { familyStream, LogicalStream, sheddable } from './streams.js';
 import { TokenBucket } from './token-bucket.js';
 import { abortReason, Backoff, delay, firstAborted, raceAbort } from './waits.js';
+
+/** Checks of the per-call publish options. */
+const check = optionChecks('publish');
 
 /** First and largest wait between publish attempts under back-pressure or outage, in ms. */
 const PUBLISH_BACKOFF_INITIAL_MS = 5;
@@ -64,7 +76,7 @@ export class Publisher {
   readonly #publishBreaker: CircuitBreaker;
   readonly #closing: AbortSignal;
   readonly #bucket: TokenBucket;
-  readonly #publishLatency = new LatencyWindow();
+  readonly #publishLatency = new SampleWindow(LATENCY_WINDOW_SAMPLES);
   readonly #depth = new Map<string, DepthReading>();
   readonly #depthRefresh = new Map<string, Promise<number>>();
   #publishTotal = 0;
@@ -96,8 +108,8 @@ export class Publisher {
   }
 
   /** publish() latency over recent samples. */
-  get latency(): LatencyWindow {
-    return this.#publishLatency;
+  latency(): LatencySummary {
+    return latencySummary(this.#publishLatency);
   }
 
   /** Tokens left in the emergency budget. */
@@ -123,9 +135,7 @@ export class Publisher {
     const { clock, maxBacklog, streams, store, keyRing } = this.#options;
     const startedMs = clock.monotonicMs();
     const deadlineMs = options.deadlineMs ?? this.#options.publishDeadlineMs;
-    if (!Number.isFinite(deadlineMs) || deadlineMs < 0) {
-      throw invalidArgument('deadlineMs', `must be a finite number ≥ 0, got ${deadlineMs}`);
-    }
+    check.number('deadlineMs', deadlineMs, { min: 0, max: MAX_TIMER_MS });
     const signals = [options.signal, this.#closing, ...(internals.signals ?? [])];
     const aborted = firstAborted(signals);
     if (aborted !== undefined) throw aborted.reason;
@@ -176,7 +186,7 @@ export class Publisher {
           this.#noteAdded(physical);
           this.#publishTotal += 1;
           if (stream === LogicalStream.EMERGENCY) this.#emergencyPublished += 1;
-          this.#publishLatency.record(clock.monotonicMs() - startedMs);
+          this.#publishLatency.record(Math.max(0, clock.monotonicMs() - startedMs));
           return { status: 'published', stream, entryId, messageId, priority, demoted };
         }
         if (shedAllowed) {
@@ -239,7 +249,7 @@ export class Publisher {
 
   #priorityOf(message: BusMessage, type: BusMessageType, given: MessagePriority | undefined): MessagePriority {
     if (given !== undefined && given !== MessagePriority.UNSPECIFIED) {
-      if (MessagePriority[given] === undefined) throw invalidArgument('priority', `unknown priority ${String(given)}`);
+      if (MessagePriority[given] === undefined) check.fail('priority', 'a MessagePriority', given);
       return given;
     }
     if (message.$typeName === 'esper.leyline.v1.TelemetryPacket') {
@@ -324,9 +334,4 @@ function encodeChecked(message: BusMessage): ReturnType<typeof encodeBusMessage>
 function ownTrainingRunId(message: BusMessage): string {
   const value = (message as { trainingRunId?: unknown }).trainingRunId;
   return typeof value === 'string' ? value : '';
-}
-
-/** INVALID_ARGUMENT naming `field`. */
-export function invalidArgument(field: string, message: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} ${message}`, { details: { field } });
 }

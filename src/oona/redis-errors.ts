@@ -10,7 +10,7 @@
  * - `OONA_STORE_FAILED` (terminal: retrying the same call will fail the same way) —
  *   every other server reply error (`WRONGTYPE`, `ERR ...`) and anything unrecognised.
  */
-import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { errorMessage, ErrorCode, EsperError, isEsperError } from '../core/index.js';
 
 /** Socket error codes meaning "the server cannot be reached right now". */
 const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
@@ -58,7 +58,7 @@ function isUnreachable(error: Error): boolean {
  */
 export function toStoreError(error: unknown, command: string): EsperError {
   if (isEsperError(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const replyCode = redisReplyCode(error);
   if (replyCode !== undefined) {
     const details = { command, redisCode: replyCode };

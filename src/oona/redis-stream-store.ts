@@ -11,10 +11,10 @@
  * Errors are mapped once, in `redis-errors.ts`.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { closeOnce, ErrorCode, EsperError, isEsperError, MAX_TIMER_MS, optionChecks, redactUrl, runCleanup } from '../core/index.js';
 import { toStoreError, redisReplyCode } from './redis-errors.js';
 import { ENSURE_GROUP_SCRIPT, TRIM_BEFORE_SCRIPT, type LuaScript } from './redis-scripts.js';
-import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, invalidArgument } from './store-arguments.js';
+import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, checkStart } from './store-arguments.js';
 import type { EntryFields, GroupInfo, ReadGroupOptions, StreamEntry, StreamStore } from './stream-store.js';
 
 /** Options of {@link RedisStreamStore}. Give exactly one of `url` and `redis`. */
@@ -67,41 +67,43 @@ export interface ResolvedRedisStreamStoreOptions {
   readonly maxIdleBlockingConnections: number;
 }
 
-function nonNegativeInteger(field: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw invalidArgument(field, `must be a non-negative integer, got ${value}`);
-  return value;
-}
-
 /**
  * Applies {@link REDIS_STREAM_STORE_DEFAULTS} and validates eagerly.
  *
- * @throws EsperError `INVALID_ARGUMENT` naming the bad field.
+ * @throws EsperError `INVALID_ARGUMENT` naming the bad field (a URL is shown redacted).
  */
 export function resolveRedisStreamStoreOptions(options: RedisStreamStoreOptions): ResolvedRedisStreamStoreOptions {
+  const check = optionChecks('RedisStreamStore');
   const { url, redis } = options;
-  if ((url === undefined) === (redis === undefined)) throw invalidArgument('url', 'or redis must be given, not both');
-  if (url !== undefined && !/^rediss?:\/\//.test(url)) throw invalidArgument('url', 'must start with redis:// or rediss://');
+  if ((url === undefined) === (redis === undefined)) {
+    check.fail('url', 'given exactly when redis is not', url === undefined ? url : redactUrl(url));
+  }
+  if (url !== undefined && !/^rediss?:\/\//.test(url)) check.fail('url', 'a redis:// or rediss:// URL', redactUrl(url));
   const d = REDIS_STREAM_STORE_DEFAULTS;
   const connectionName = options.connectionName ?? d.connectionName;
-  if (!/^[!-~]+$/.test(connectionName)) throw invalidArgument('connectionName', 'must be printable ASCII without spaces');
+  if (typeof connectionName !== 'string' || !/^[!-~]+$/.test(connectionName)) {
+    check.fail('connectionName', 'printable ASCII without spaces', connectionName);
+  }
+  const nonNegativeInteger = (field: 'maxRetriesPerRequest' | 'connectTimeoutMs' | 'maxIdleBlockingConnections', max?: number): number =>
+    check.integer(field, options[field] ?? d[field], max === undefined ? { min: 0 } : { min: 0, max });
+  // A zero delay would spin reconnecting while Redis is down.
+  const reconnectBaseDelayMs = check.integer('reconnectBaseDelayMs', options.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs, {
+    min: 1,
+    max: MAX_TIMER_MS,
+  });
   const resolved: ResolvedRedisStreamStoreOptions = {
     url,
     redis,
     connectionName,
-    maxRetriesPerRequest: nonNegativeInteger('maxRetriesPerRequest', options.maxRetriesPerRequest ?? d.maxRetriesPerRequest),
-    reconnectBaseDelayMs: nonNegativeInteger('reconnectBaseDelayMs', options.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs),
-    reconnectMaxDelayMs: nonNegativeInteger('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
-    connectTimeoutMs: nonNegativeInteger('connectTimeoutMs', options.connectTimeoutMs ?? d.connectTimeoutMs),
-    maxIdleBlockingConnections: nonNegativeInteger(
-      'maxIdleBlockingConnections',
-      options.maxIdleBlockingConnections ?? d.maxIdleBlockingConnections,
-    ),
+    maxRetriesPerRequest: nonNegativeInteger('maxRetriesPerRequest'),
+    reconnectBaseDelayMs,
+    reconnectMaxDelayMs: check.integer('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs, {
+      min: reconnectBaseDelayMs,
+      max: MAX_TIMER_MS,
+    }),
+    connectTimeoutMs: nonNegativeInteger('connectTimeoutMs', MAX_TIMER_MS),
+    maxIdleBlockingConnections: nonNegativeInteger('maxIdleBlockingConnections'),
   };
-  // A zero delay would spin reconnecting while Redis is down.
-  if (resolved.reconnectBaseDelayMs < 1) throw invalidArgument('reconnectBaseDelayMs', 'must be at least 1');
-  if (resolved.reconnectMaxDelayMs < resolved.reconnectBaseDelayMs) {
-    throw invalidArgument('reconnectMaxDelayMs', 'must be at least reconnectBaseDelayMs');
-  }
   return Object.freeze(resolved);
 }
 
@@ -199,7 +201,7 @@ export class RedisStreamStore implements StreamStore {
   #connectionErrorCount = 0;
   #lastConnectionError: Error | undefined;
   #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #close = closeOnce(() => this.#closeConnections());
 
   /** @throws EsperError `INVALID_ARGUMENT` for bad options. */
   constructor(options: RedisStreamStoreOptions) {
@@ -247,7 +249,7 @@ export class RedisStreamStore implements StreamStore {
     this.#assertOpen();
     checkName('stream', stream);
     checkName('group', group);
-    if (start !== '$' && start !== '0') throw invalidArgument('start', `must be '$' or '0'`);
+    checkStart(start);
     await this.#script(ENSURE_GROUP_SCRIPT, stream, [group, start], 'XGROUP CREATE');
   }
 
@@ -403,27 +405,33 @@ export class RedisStreamStore implements StreamStore {
    * calls throw `OONA_CLOSED`. Idempotent.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
+    return this.#close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 
-  async #close(): Promise<void> {
+  #closeConnections(): Promise<void> {
     this.#closed = true;
-    const reads = [...this.#busy.values()];
-    for (const lease of this.#busy.keys()) this.#breakLease(lease);
-    await Promise.allSettled(reads);
-    for (const connection of this.#duplicates) {
-      connection.disconnect();
-      connection.off('error', this.#onError);
-    }
-    this.#duplicates.clear();
-    this.#idle.length = 0;
-    if (this.#ownsMain) await this.#quit(this.#main);
-    this.#main.off('error', this.#onError);
+    return runCleanup('Redis stream store', [
+      () => {
+        const reads = [...this.#busy.values()];
+        for (const lease of this.#busy.keys()) this.#breakLease(lease);
+        return Promise.allSettled(reads);
+      },
+      () => {
+        for (const connection of this.#duplicates) {
+          connection.disconnect();
+          connection.off('error', this.#onError);
+        }
+        this.#duplicates.clear();
+        this.#idle.length = 0;
+      },
+      this.#ownsMain && (() => this.#quit(this.#main)),
+      () => this.#main.off('error', this.#onError),
+    ]);
   }
 
   async #quit(connection: Redis): Promise<void> {

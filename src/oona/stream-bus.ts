@@ -14,20 +14,26 @@ import { setMaxListeners } from 'node:events';
 import {
   buildTelemetryPacket,
   CircuitBreaker,
+  closeOnce,
   ErrorCode,
   EsperError,
   isEsperError,
+  MAX_TIMER_MS,
+  optionChecks,
+  runCleanup,
+  SampleWindow,
+  ServiceState,
   type Attributes,
   type MetricInput,
+  type OptionChecks,
 } from '../core/index.js';
 import { BusMessageType, CircuitBreakerState, schemaForBusMessageType, TelemetryLevel, type BusMessage } from '../leyline/index.js';
 import { HmacSigner } from '../security/index.js';
 import type { Bus, BusMetrics, Delivery, PublishOptions, PublishReceipt, RequestOptions, SubscribeOptions, Subscription } from './bus.js';
 import { ConsumerLoop, type ConsumerHost, type ConsumerStats } from './consumer-loop.js';
 import type { OpenedEntry } from './envelope.js';
-import { busMetricPoints, breakerStateName } from './bus-metrics.js';
-import { LatencyWindow } from './latency-window.js';
-import { invalidArgument, Publisher } from './publisher.js';
+import { busMetricPoints, breakerStateName, LATENCY_WINDOW_SAMPLES, latencySummary } from './bus-metrics.js';
+import { Publisher } from './publisher.js';
 import { OONA_SOURCE, OonaEvent, type DeadLetterReason } from './names.js';
 import { resolveStreamBusOptions, type ResolvedStreamBusOptions, type StreamBusOptions } from './options.js';
 import { compareEntryIds } from './stream-store.js';
@@ -36,6 +42,9 @@ import { raceAbort } from './waits.js';
 
 /** Lifecycle of a {@link StreamBus}: `running` until `close()`, then `closing`, `closed`. */
 export type StreamBusState = 'running' | 'closing' | 'closed';
+
+const subscribeCheck: OptionChecks = optionChecks('subscribe');
+const requestCheck: OptionChecks = optionChecks('request');
 
 /** Consumer name of the bus's reply channel within its own `reply-<uuid>` group. */
 const REPLY_CONSUMER = 'reply';
@@ -56,15 +65,15 @@ export class StreamBus implements Bus {
   readonly #publishBreaker: CircuitBreaker;
   readonly #consumeBreaker: CircuitBreaker;
   readonly #publisher: Publisher;
-  readonly #handleLatency = new LatencyWindow();
+  readonly #handleLatency = new SampleWindow(LATENCY_WINDOW_SAMPLES);
   readonly #loops = new Set<ConsumerLoop>();
   readonly #pendingReplies = new Map<string, PendingReply>();
   readonly #closing = new AbortController();
   readonly #deadLetterByReason = new Map<string, number>();
   readonly #host: ConsumerHost;
   #reply: { readonly group: string; readonly loop: ConsumerLoop } | undefined;
-  #state: StreamBusState = 'running';
-  #closePromise: Promise<void> | undefined;
+  readonly #state = new ServiceState<StreamBusState>('stream bus', 'running');
+  readonly #close = closeOnce(() => this.#closeSteps());
   #handledTotal = 0;
   #handlerFailures = 0;
   #duplicatesDropped = 0;
@@ -105,7 +114,7 @@ export class StreamBus implements Bus {
     const stats: ConsumerStats = {
       handled: (latencyMs) => {
         this.#handledTotal += 1;
-        this.#handleLatency.record(latencyMs);
+        this.#handleLatency.record(Math.max(0, latencyMs));
       },
       handlerFailed: () => void (this.#handlerFailures += 1),
       duplicateDropped: () => void (this.#duplicatesDropped += 1),
@@ -126,7 +135,7 @@ export class StreamBus implements Bus {
 
   /** `running`, `closing` (after `close()` was called) or `closed`. */
   get state(): StreamBusState {
-    return this.#state;
+    return this.#state.current;
   }
 
   /**
@@ -140,7 +149,7 @@ export class StreamBus implements Bus {
    *   when aborted.
    */
   async publish(message: BusMessage, options: PublishOptions = {}): Promise<PublishReceipt> {
-    this.#assertRunning();
+    this.#assertRunning('publish');
     return this.#publisher.publish(message, options);
   }
 
@@ -151,21 +160,16 @@ export class StreamBus implements Bus {
    * @throws EsperError `OONA_CLOSED` after `close()`; `INVALID_ARGUMENT` for bad options.
    */
   subscribe(options: SubscribeOptions): Subscription {
-    this.#assertRunning();
+    this.#assertRunning('subscribe');
     const { group, consumer, types, handler } = options;
-    if (typeof group !== 'string' || group.length === 0) throw invalidArgument('group', 'must be a non-empty string');
-    if (typeof consumer !== 'string' || consumer.length === 0) {
-      throw invalidArgument('consumer', 'must be a non-empty string');
-    }
-    if (!Array.isArray(types) || types.length === 0) throw invalidArgument('types', 'must list at least one type');
+    subscribeCheck.nonEmptyString('group', group);
+    subscribeCheck.nonEmptyString('consumer', consumer);
+    if (!Array.isArray(types) || types.length === 0) subscribeCheck.fail('types', 'a non-empty list of message types', types);
     for (const type of types) {
-      if (schemaForBusMessageType(type) === undefined) {
-        throw invalidArgument('types', `holds unknown message type ${String(type)}`);
-      }
+      if (schemaForBusMessageType(type) === undefined) subscribeCheck.fail('types', 'a list of known message types', type);
     }
-    if (typeof handler !== 'function') throw invalidArgument('handler', 'must be a function');
-    const from = options.from ?? 'new';
-    if (from !== 'new' && from !== 'all') throw invalidArgument('from', `must be 'new' or 'all'`);
+    subscribeCheck.func('handler', handler);
+    const from = subscribeCheck.oneOf('from', options.from ?? 'new', ['new', 'all'] as const);
     const accepted = new Set<BusMessageType>(types);
     const logical = new Set<LogicalStream>(types.map(familyStream));
     logical.delete(LogicalStream.EMERGENCY);
@@ -184,7 +188,8 @@ export class StreamBus implements Bus {
       handler,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    return Object.freeze({ ready: loop.ready, stop: () => loop.stop() });
+    const close = (): Promise<void> => loop.close();
+    return Object.freeze({ ready: loop.ready, close, [Symbol.asyncDispose]: close });
   }
 
   /**
@@ -197,14 +202,10 @@ export class StreamBus implements Bus {
    *   `OONA_CLOSED` when the bus closes first; anything `publish` throws.
    */
   async request(message: BusMessage, options: RequestOptions): Promise<Delivery> {
-    this.#assertRunning();
+    this.#assertRunning('request');
     const { replyType, timeoutMs } = options;
-    if (schemaForBusMessageType(replyType) === undefined) {
-      throw invalidArgument('replyType', `must be a known message type, got ${String(replyType)}`);
-    }
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw invalidArgument('timeoutMs', `must be a finite number ≥ 0, got ${timeoutMs}`);
-    }
+    if (schemaForBusMessageType(replyType) === undefined) requestCheck.fail('replyType', 'a known message type', replyType);
+    requestCheck.number('timeoutMs', timeoutMs, { min: 0, max: MAX_TIMER_MS });
     const timeout = new AbortController();
     const timer = setTimeout(() => {
       timeout.abort(
@@ -253,8 +254,8 @@ export class StreamBus implements Bus {
       deadLetterByReason: Object.fromEntries(this.#deadLetterByReason),
       reclaimedTotal: this.#reclaimedTotal,
       depth,
-      publishLatency: this.#publisher.latency.summary(),
-      handleLatency: this.#handleLatency.summary(),
+      publishLatency: this.#publisher.latency(),
+      handleLatency: latencySummary(this.#handleLatency),
       emergencyTokens: this.#publisher.emergencyTokens,
       publishBreaker: breakerStateName(this.#publishBreaker.state),
       consumeBreaker: breakerStateName(this.#consumeBreaker.state),
@@ -274,7 +275,7 @@ export class StreamBus implements Bus {
    * @throws EsperError `OONA_CLOSED` after `close()`; the store's errors.
    */
   async housekeeping(): Promise<Partial<Record<LogicalStream, number>>> {
-    this.#assertRunning();
+    this.#assertRunning('run housekeeping');
     const { store, streams, clock, retentionMs } = this.options;
     const cutoff = `${Math.max(0, Math.floor(clock.wallMs() - retentionMs))}-0`;
     const trimmed: Partial<Record<LogicalStream, number>> = {};
@@ -302,39 +303,37 @@ export class StreamBus implements Bus {
    * promise.
    */
   close(): Promise<void> {
-    this.#closePromise ??= this.#close();
-    return this.#closePromise;
+    return this.#close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 
-  async #close(): Promise<void> {
-    this.#state = 'closing';
+  async #closeSteps(): Promise<void> {
+    this.#state.set('closing');
     this.#closing.abort(new EsperError(ErrorCode.OONA_CLOSED, 'the bus is closed'));
-    const errors: unknown[] = [];
-    await Promise.all([...this.#loops].map((loop) => loop.stop()));
+    const { store, ownsStore } = this.options;
+    try {
+      await runCleanup('stream bus', [
+        () => Promise.all([...this.#loops].map((loop) => loop.close())),
+        () => this.#destroyReplyGroup(),
+        ownsStore && (() => store.close()),
+      ]);
+    } finally {
+      this.#state.set('closed');
+    }
+  }
+
+  /** Destroys the reply channel's group on every stream it reads (once its loop stopped). */
+  #destroyReplyGroup(): Promise<void> {
     const reply = this.#reply;
-    if (reply !== undefined) {
-      for (const stream of reply.loop.streams) {
-        try {
-          await this.options.store.destroyGroup(stream, reply.group);
-        } catch (error) {
-          errors.push(error);
-        }
-      }
-    }
-    if (this.options.ownsStore) {
-      try {
-        await this.options.store.close();
-      } catch (error) {
-        errors.push(error);
-      }
-    }
-    this.#state = 'closed';
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, 'closing the bus failed in several steps');
+    if (reply === undefined) return Promise.resolve();
+    return runCleanup(
+      'reply group',
+      reply.loop.streams.map((stream) => () => this.options.store.destroyGroup(stream, reply.group)),
+    );
   }
 
   #startLoop(options: ConstructorParameters<typeof ConsumerLoop>[1]): ConsumerLoop {
@@ -384,8 +383,8 @@ export class StreamBus implements Bus {
     return logical;
   }
 
-  #assertRunning(): void {
-    if (this.#state !== 'running') throw new EsperError(ErrorCode.OONA_CLOSED, 'the bus is closed');
+  #assertRunning(action: string): void {
+    this.#state.require('running', action, { code: ErrorCode.OONA_CLOSED });
   }
 
   #emit(description: OonaEvent, level: TelemetryLevel, attributes: Attributes): void {

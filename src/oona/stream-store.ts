@@ -80,8 +80,10 @@ export interface StreamStore {
   trimBefore(stream: string, minId: string): Promise<number>;
   /** Deletes whole streams (test cleanup). */
   deleteStreams(streams: readonly string[]): Promise<void>;
-  /** Releases connections the store created. Idempotent. */
+  /** Releases connections the store created. Idempotent: every call returns the first call's promise. */
   close(): Promise<void>;
+  /** `await using` support: same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Parses a Redis entry id into its two parts. */

@@ -7,7 +7,7 @@
  * bucket only answers; the bus demotes HIGH without a token to its family stream and lets
  * CRITICAL through whether or not a token was left.
  */
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, systemClock, type Clock } from '../core/index.js';
 
 /** Options of {@link TokenBucket}. */
 export interface TokenBucketOptions {
@@ -27,15 +27,8 @@ export class TokenBucket {
   #updatedAtMs: number;
 
   constructor(options: TokenBucketOptions) {
-    if (!Number.isSafeInteger(options.perMinute) || options.perMinute < 1) {
-      throw new EsperError(
-        ErrorCode.INVALID_ARGUMENT,
-        `TokenBucket option perMinute: expected an integer ≥ 1, got ${String(options.perMinute)}`,
-        { details: { field: 'perMinute' } },
-      );
-    }
-    this.capacity = options.perMinute;
-    this.#refillPerMs = options.perMinute / 60_000;
+    this.capacity = optionChecks('TokenBucket').integer('perMinute', options.perMinute, { min: 1 });
+    this.#refillPerMs = this.capacity / 60_000;
     this.#clock = options.clock ?? systemClock;
     this.#tokens = this.capacity;
     this.#updatedAtMs = this.#clock.monotonicMs();

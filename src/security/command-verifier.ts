@@ -11,8 +11,8 @@
  */
 import {
   buildTelemetryPacket,
-  ErrorCode,
-  EsperError,
+  optionChecks,
+  SampleWindow,
   systemClock,
   type Clock,
   type MetricInput,
@@ -27,6 +27,7 @@ import {
   clipEchoed as clip,
   decodeSignedMessage,
   replayedNonce,
+  resolveSignedMessageRules,
   SignedMessageFailure,
   type SignedMessageProblem,
   type SignedMessageRules,
@@ -53,13 +54,7 @@ export type RejectionReason = (typeof RejectionReason)[keyof typeof RejectionRea
 
 const REASONS: readonly RejectionReason[] = Object.values(RejectionReason);
 
-/** Default and cap of the freshness window. */
-export const DEFAULT_MAX_FRESHNESS_WINDOW_MS = 60_000;
-
-/** Default tolerated clock skew for commands issued in the future. */
-export const DEFAULT_FUTURE_SKEW_MS = 5_000;
-
-/** Default number of latency samples kept for percentiles. */
+/** Default number of latency samples kept for the quantiles. */
 export const DEFAULT_LATENCY_WINDOW_SIZE = 1024;
 
 /** Options of {@link CommandVerifier}. */
@@ -99,7 +94,7 @@ export interface VerificationLatencySnapshot {
   readonly lastMs: number;
   readonly p50Ms: number;
   readonly p95Ms: number;
-  /** Samples the percentiles are computed over (bounded by the window size). */
+  /** Samples the quantiles are computed over (bounded by the window size). */
   readonly samples: number;
 }
 
@@ -143,10 +138,7 @@ export class CommandVerifier {
   readonly #source: string;
   readonly #clock: Clock;
   readonly #rules: SignedMessageRules;
-  readonly #latencyWindowSize: number;
-  /** Ring buffer of the last latency samples. */
-  readonly #latenciesMs: number[] = [];
-  #latencyNext = 0;
+  readonly #latenciesMs: SampleWindow;
   #lastLatencyMs = 0;
   #acceptedTotal = 0;
   readonly #rejections = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<RejectionReason, number>;
@@ -156,31 +148,19 @@ export class CommandVerifier {
     this.#sink = options.sink;
     this.#source = options.source;
     this.#clock = options.clock ?? systemClock;
-    const maxFreshnessWindowMs = options.maxFreshnessWindowMs ?? DEFAULT_MAX_FRESHNESS_WINDOW_MS;
-    const futureSkewMs = options.futureSkewMs ?? DEFAULT_FUTURE_SKEW_MS;
-    this.#latencyWindowSize = options.latencyWindowSize ?? DEFAULT_LATENCY_WINDOW_SIZE;
-
-    if (this.#source.length === 0) invalid('source', 'must not be empty');
-    if (!(Number.isFinite(maxFreshnessWindowMs) && maxFreshnessWindowMs > 0)) {
-      invalid('maxFreshnessWindowMs', `must be > 0, got ${maxFreshnessWindowMs}`);
-    }
-    if (!(Number.isFinite(futureSkewMs) && futureSkewMs >= 0)) {
-      invalid('futureSkewMs', `must be ≥ 0, got ${futureSkewMs}`);
-    }
-    if (!(Number.isSafeInteger(this.#latencyWindowSize) && this.#latencyWindowSize >= 1)) {
-      invalid('latencyWindowSize', `must be an integer ≥ 1, got ${this.#latencyWindowSize}`);
-    }
-    // A command stays acceptable from (now - skew) until issued_at + window; the ledger
-    // must remember its nonce at least that long, or a replay after the TTL would pass.
-    const acceptableForMs = maxFreshnessWindowMs + futureSkewMs;
-    if (this.#ledger.ttlSeconds * 1000 < acceptableForMs) {
-      invalid(
-        'ledger',
-        `nonce TTL ${this.#ledger.ttlSeconds} s is shorter than maxFreshnessWindowMs + ` +
-          `futureSkewMs (${acceptableForMs} ms), so replays could pass after the TTL`,
-      );
-    }
-    this.#rules = { signer: options.signer, ledger: this.#ledger, clock: this.#clock, maxFreshnessWindowMs, futureSkewMs, noun: 'command' };
+    const check = optionChecks('CommandVerifier');
+    check.nonEmptyString('source', this.#source);
+    this.#latenciesMs = new SampleWindow(
+      check.integer('latencyWindowSize', options.latencyWindowSize ?? DEFAULT_LATENCY_WINDOW_SIZE, { min: 1 }),
+    );
+    this.#rules = resolveSignedMessageRules('CommandVerifier', {
+      signer: options.signer,
+      ledger: this.#ledger,
+      clock: this.#clock,
+      maxFreshnessWindowMs: options.maxFreshnessWindowMs,
+      futureSkewMs: options.futureSkewMs,
+      noun: 'command',
+    });
   }
 
   /**
@@ -221,16 +201,16 @@ export class CommandVerifier {
 
   /** Counters, latency and the ledger's snapshot. */
   snapshot(): CommandVerifierSnapshot {
-    const sorted = [...this.#latenciesMs].sort((a, b) => a - b);
+    const [p50Ms = 0, p95Ms = 0] = this.#latenciesMs.quantiles([0.5, 0.95]);
     return {
       acceptedTotal: this.#acceptedTotal,
       rejectedTotal: REASONS.reduce((sum, r) => sum + this.#rejections[r], 0),
       rejectionsByReason: { ...this.#rejections },
       latency: {
         lastMs: this.#lastLatencyMs,
-        p50Ms: percentile(sorted, 0.5),
-        p95Ms: percentile(sorted, 0.95),
-        samples: sorted.length,
+        p50Ms,
+        p95Ms,
+        samples: this.#latenciesMs.size,
       },
       ledger: this.#ledger.snapshot(),
     };
@@ -312,24 +292,6 @@ export class CommandVerifier {
   #recordLatency(startedMs: number): void {
     const latencyMs = this.#clock.monotonicMs() - startedMs;
     this.#lastLatencyMs = latencyMs;
-    if (this.#latenciesMs.length < this.#latencyWindowSize) {
-      this.#latenciesMs.push(latencyMs);
-    } else {
-      this.#latenciesMs[this.#latencyNext] = latencyMs;
-    }
-    this.#latencyNext = (this.#latencyNext + 1) % this.#latencyWindowSize;
+    this.#latenciesMs.record(latencyMs);
   }
-}
-
-function invalid(field: string, problem: string): never {
-  throw new EsperError(ErrorCode.INVALID_ARGUMENT, `CommandVerifier ${field} ${problem}`, {
-    details: { field },
-  });
-}
-
-/** Nearest-rank percentile of ascending `sorted`; 0 when empty. */
-function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[rank] as number;
 }

@@ -4,13 +4,7 @@
  */
 export { DEFAULT_KEY_ID, KeyRing, MIN_SECRET_BYTES, openLocalKeyRing, type KeyEntry, type LocalKeyRing } from './key-ring.js';
 export { HmacSigner, type SignOptions } from './signer.js';
-export {
-  CommandVerifier,
-  DEFAULT_FUTURE_SKEW_MS,
-  DEFAULT_MAX_FRESHNESS_WINDOW_MS,
-  RejectionReason,
-  type VerificationResult,
-} from './command-verifier.js';
+export { CommandVerifier, RejectionReason, type VerificationResult } from './command-verifier.js';
 export { NonceLedger } from './nonce-ledger.js';
 export type { NonceStore } from './nonce-store.js';
 export { FileNonceStore } from './nonce-file-store.js';
@@ -19,8 +13,12 @@ export {
   checkSignedMessage,
   clipEchoed,
   decodeSignedMessage,
+  DEFAULT_FUTURE_SKEW_MS,
+  DEFAULT_MAX_FRESHNESS_WINDOW_MS,
   replayedNonce,
+  resolveSignedMessageRules,
   SignedMessageFailure,
   type SignedMessageProblem,
   type SignedMessageRules,
+  type SignedMessageRulesOptions,
 } from './signed-message.js';

@@ -12,7 +12,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, EsperError, RecordLog, RecordLogFsync } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks, RecordLog, RecordLogFsync } from '../core/index.js';
 import type { NonceRecord, NonceStore, NonceStoreLoad } from './nonce-store.js';
 
 /** Default number of records the log must hold before expired ones are compacted away. */
@@ -59,7 +59,6 @@ export class FileNonceStore implements NonceStore {
   /** Expiry of every record in the file, in file order. */
   #expiries: number[] = [];
   #compacting: Promise<void> | undefined;
-  #closePromise: Promise<void> | undefined;
 
   private constructor(log: RecordLog, compactAfterRecords: number) {
     this.#log = log;
@@ -72,12 +71,11 @@ export class FileNonceStore implements NonceStore {
    *   file); INVALID_ARGUMENT for bad options.
    */
   static async open(filePath: string, options: FileNonceStoreOptions = {}): Promise<FileNonceStore> {
-    const compactAfterRecords = options.compactAfterRecords ?? DEFAULT_NONCE_COMPACT_AFTER_RECORDS;
-    if (!(Number.isSafeInteger(compactAfterRecords) && compactAfterRecords >= 1)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `compactAfterRecords must be an integer ≥ 1, got ${compactAfterRecords}`, {
-        details: { field: 'compactAfterRecords' },
-      });
-    }
+    const compactAfterRecords = optionChecks('FileNonceStore').integer(
+      'compactAfterRecords',
+      options.compactAfterRecords ?? DEFAULT_NONCE_COMPACT_AFTER_RECORDS,
+      { min: 1 },
+    );
     await mkdir(path.dirname(path.resolve(filePath)), { recursive: true });
     return new FileNonceStore(await RecordLog.open(filePath, { fsync: RecordLogFsync.GROUP }), compactAfterRecords);
   }
@@ -137,9 +135,14 @@ export class FileNonceStore implements NonceStore {
     await this.#log.rewrite(() => false);
   }
 
+  /** Closes the file. Idempotent (the record log's close returns its first call's promise). */
   close(): Promise<void> {
-    this.#closePromise ??= this.#log.close();
-    return this.#closePromise;
+    return this.#log.close();
+  }
+
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#log.close();
   }
 
   async #rewrite(nowWallMs: number): Promise<void> {

@@ -14,8 +14,12 @@
  */
 import {
   buildTelemetryPacket,
+  closeOnce,
   ErrorCode,
+  errorMessage,
   EsperError,
+  optionChecks,
+  runCleanup,
   systemClock,
   type Clock,
   type MetricInput,
@@ -74,30 +78,13 @@ export interface NonceLedgerSnapshot {
 
 /** Applies defaults and validates eagerly, naming the bad field. */
 export function resolveNonceLedgerOptions(options: NonceLedgerOptions = {}): ResolvedNonceLedgerOptions {
-  const ttlSeconds = options.ttlSeconds ?? DEFAULT_NONCE_TTL_SECONDS;
-  if (!(Number.isFinite(ttlSeconds) && ttlSeconds > 0)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `ttlSeconds must be > 0, got ${ttlSeconds}`, {
-      details: { field: 'ttlSeconds' },
-    });
-  }
-  const maxEntries = options.maxEntries ?? DEFAULT_NONCE_LEDGER_MAX_ENTRIES;
-  if (!(Number.isSafeInteger(maxEntries) && maxEntries >= 1)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `maxEntries must be an integer ≥ 1, got ${maxEntries}`, {
-      details: { field: 'maxEntries' },
-    });
-  }
-  const source = options.source ?? 'security';
-  if (source.length === 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'source must not be empty', {
-      details: { field: 'source' },
-    });
-  }
+  const check = optionChecks('NonceLedger');
   return {
-    ttlSeconds,
-    maxEntries,
+    ttlSeconds: check.positive('ttlSeconds', options.ttlSeconds ?? DEFAULT_NONCE_TTL_SECONDS),
+    maxEntries: check.integer('maxEntries', options.maxEntries ?? DEFAULT_NONCE_LEDGER_MAX_ENTRIES, { min: 1 }),
     clock: options.clock ?? systemClock,
     sink: options.sink,
-    source,
+    source: check.nonEmptyString('source', options.source ?? 'security'),
   };
 }
 
@@ -113,7 +100,7 @@ export class NonceLedger {
   /** Writes to the store not yet settled. */
   readonly #pendingWrites = new Set<Promise<void>>();
   #storeFailure: EsperError | undefined;
-  #closePromise: Promise<void> | undefined;
+  readonly #close = closeOnce(() => runCleanup('nonce ledger', [() => this.flush(), () => this.#store?.close()]));
 
   /** A ledger in memory only: a restarted verifier forgets every nonce. */
   constructor(options: NonceLedgerOptions = {}) {
@@ -213,20 +200,17 @@ export class NonceLedger {
     if (this.#storeFailure !== undefined) throw this.#storeFailure;
   }
 
-  /** Flushes and closes the store (if any). Idempotent: returns the first call's promise. */
+  /**
+   * Flushes and closes the store (if any), even when the flush fails. Idempotent: returns
+   * the first call's promise.
+   */
   close(): Promise<void> {
-    this.#closePromise ??= (async () => {
-      try {
-        await this.flush();
-      } finally {
-        await this.#store?.close();
-      }
-    })();
-    return this.#closePromise;
+    return this.#close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 
   /** Counters and configuration. */
@@ -286,7 +270,7 @@ export class NonceLedger {
         const location = this.#store?.location ?? '';
         this.#storeFailure = new EsperError(
           ErrorCode.NONCE_STORE_FAILED,
-          `nonce store ${location} failed; refusing nonces it cannot remember: ${error instanceof Error ? error.message : String(error)}`,
+          `nonce store ${location} failed; refusing nonces it cannot remember: ${errorMessage(error)}`,
           { cause: error, details: { location } },
         );
         this.#emit(SecurityEvent.NONCE_STORE_FAILED, TelemetryLevel.CRITICAL, { location, error: this.#storeFailure.message });

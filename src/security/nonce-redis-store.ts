@@ -5,7 +5,7 @@
  * (`record` resolves false). The client is injected and never quit here.
  */
 import type { Redis } from 'ioredis';
-import { ErrorCode, EsperError } from '../core/index.js';
+import { ErrorCode, errorMessage, EsperError, optionChecks } from '../core/index.js';
 import type { NonceRecord, NonceStore, NonceStoreLoad } from './nonce-store.js';
 
 /** Options of {@link RedisNonceStore}. */
@@ -27,13 +27,8 @@ export class RedisNonceStore implements NonceStore {
   readonly #prefix: string;
 
   constructor(options: RedisNonceStoreOptions) {
-    if (typeof options.keyPrefix !== 'string' || options.keyPrefix.length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'RedisNonceStore keyPrefix must be a non-empty string', {
-        details: { field: 'keyPrefix' },
-      });
-    }
     this.#redis = options.redis;
-    this.#prefix = options.keyPrefix;
+    this.#prefix = optionChecks('RedisNonceStore').nonEmptyString('keyPrefix', options.keyPrefix);
   }
 
   get location(): string {
@@ -71,6 +66,11 @@ export class RedisNonceStore implements NonceStore {
     return Promise.resolve();
   }
 
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   async #keyBatches(): Promise<string[][]> {
     const batches: string[][] = [];
     let cursor = '0';
@@ -86,7 +86,7 @@ export class RedisNonceStore implements NonceStore {
     try {
       return await operation();
     } catch (error) {
-      throw new EsperError(ErrorCode.NONCE_STORE_FAILED, `nonce store (${this.location}) failed: ${(error as Error).message}`, {
+      throw new EsperError(ErrorCode.NONCE_STORE_FAILED, `nonce store (${this.location}) failed: ${errorMessage(error)}`, {
         cause: error,
         details: { keyPrefix: this.#prefix },
       });

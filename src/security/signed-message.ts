@@ -6,7 +6,7 @@
  */
 import type { MessageShape } from '@bufbuild/protobuf';
 import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
-import { decodeMessage, isEsperError, type Clock } from '../core/index.js';
+import { decodeMessage, errorMessage, isEsperError, optionChecks, type Clock } from '../core/index.js';
 import { canonicalBytes, signedBytesIfCanonical, type SignedMessage, type SignedMessageSchema } from '../leyline/index.js';
 import type { NonceLedger } from './nonce-ledger.js';
 import { SIGNATURE_BYTES, type HmacSigner } from './signer.js';
@@ -49,6 +49,48 @@ export interface SignedMessageRules {
   readonly noun: string;
 }
 
+/** Default and cap of the freshness window, in ms. */
+export const DEFAULT_MAX_FRESHNESS_WINDOW_MS = 60_000;
+
+/** Default tolerated clock skew for messages issued in the future, in ms. */
+export const DEFAULT_FUTURE_SKEW_MS = 5_000;
+
+/** What a verifier of signed messages passes to {@link resolveSignedMessageRules}. */
+export interface SignedMessageRulesOptions {
+  readonly signer: HmacSigner;
+  /** Its TTL must cover `maxFreshnessWindowMs + futureSkewMs`. */
+  readonly ledger: NonceLedger;
+  readonly clock: Clock;
+  /** @default 60_000 */
+  readonly maxFreshnessWindowMs?: number | undefined;
+  /** @default 5_000 */
+  readonly futureSkewMs?: number | undefined;
+  readonly noun: string;
+}
+
+/**
+ * The rules of a verifier named `owner`, options checked: the freshness window > 0, the
+ * skew ≥ 0, and a ledger that remembers a nonce for as long as its message stays
+ * acceptable (from now − skew until `issued_at` + window), or a replay would pass once the
+ * nonce is forgotten.
+ * @throws EsperError `INVALID_ARGUMENT` naming the field (`ledger` for a short TTL)
+ */
+export function resolveSignedMessageRules(owner: string, options: SignedMessageRulesOptions): SignedMessageRules {
+  const check = optionChecks(owner);
+  const maxFreshnessWindowMs = check.positive('maxFreshnessWindowMs', options.maxFreshnessWindowMs ?? DEFAULT_MAX_FRESHNESS_WINDOW_MS);
+  const futureSkewMs = check.nonNegative('futureSkewMs', options.futureSkewMs ?? DEFAULT_FUTURE_SKEW_MS);
+  const acceptableForMs = maxFreshnessWindowMs + futureSkewMs;
+  const { signer, ledger, clock, noun } = options;
+  if (ledger.ttlSeconds * 1000 < acceptableForMs) {
+    check.fail(
+      'ledger',
+      `a nonce ledger whose TTL covers maxFreshnessWindowMs + futureSkewMs (${acceptableForMs} ms)`,
+      `a TTL of ${ledger.ttlSeconds} s`,
+    );
+  }
+  return { signer, ledger, clock, maxFreshnessWindowMs, futureSkewMs, noun };
+}
+
 /** Longest identifier echoed into a detail or a telemetry attribute. */
 export const MAX_ECHOED_CHARS = 128;
 
@@ -85,7 +127,7 @@ export function decodeSignedMessage<Desc extends SignedMessageSchema>(
       ok: false,
       problem: {
         failure: SignedMessageFailure.DECODE_FAILED,
-        detail: `${code}: ${error instanceof Error ? error.message : String(error)}`,
+        detail: `${code}: ${errorMessage(error)}`,
       },
     };
   }
@@ -128,7 +170,7 @@ export function checkSignedMessage<Desc extends SignedMessageSchema>(
     // Only a hand-built object can fail to encode, and then it cannot carry a valid MAC.
     return {
       failure: SignedMessageFailure.INVALID_SIGNATURE,
-      detail: `${rules.noun} cannot be encoded: ${error instanceof Error ? error.message : String(error)}`,
+      detail: `${rules.noun} cannot be encoded: ${errorMessage(error)}`,
     };
   }
   if (!rules.signer.macMatches(security.keyId, signed, signature)) {

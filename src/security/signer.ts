@@ -13,7 +13,7 @@ import {
   type SignedMessage,
   type SignedMessageSchema,
 } from '../leyline/index.js';
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks, systemClock, type Clock } from '../core/index.js';
 import type { KeyRing } from './key-ring.js';
 
 /** Length of a raw HMAC-SHA256. */
@@ -49,10 +49,13 @@ export class HmacSigner {
     this.#ring = ring;
     this.#keys = new Map(ring.keyIds.map((id) => [id, createSecretKey(ring.secret(id) as Uint8Array)]));
     this.#clock = options.clock ?? systemClock;
-    this.#freshnessWindowMs = options.freshnessWindowMs ?? DEFAULT_FRESHNESS_WINDOW_MS;
-    if (!(this.#freshnessWindowMs > 0) || !Number.isSafeInteger(this.#freshnessWindowMs)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'freshnessWindowMs must be a positive integer');
-    }
+    this.#freshnessWindowMs = optionChecks('HmacSigner').integer(
+      'freshnessWindowMs',
+      options.freshnessWindowMs ?? DEFAULT_FRESHNESS_WINDOW_MS,
+      {
+        min: 1,
+      },
+    );
   }
 
   /** The key ring this signer uses. */

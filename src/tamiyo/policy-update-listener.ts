@@ -85,7 +85,7 @@ export class PolicyUpdateListener implements AsyncDisposable {
     this.#closePromise ??= (async () => {
       const subscription = this.#subscription;
       this.#subscription = undefined;
-      await subscription?.stop();
+      await subscription?.close();
     })();
     return this.#closePromise;
   }

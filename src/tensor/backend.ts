@@ -33,7 +33,7 @@ import '@tensorflow/tfjs-layers';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { ErrorCode, EsperError, isEsperError, optionChecks } from '../core/index.js';
 import {
   PATCH_GRADIENTS,
   PATCH_KERNELS,
@@ -102,18 +102,10 @@ export interface TensorBackendDescription {
  * environment variables: process settings are read by core's settings module only.)
  */
 export function resolveTensorBackendOptions(options: TensorBackendOptions = {}): ResolvedTensorBackendOptions {
-  const backend = options.backend ?? TENSOR_BACKEND_DEFAULTS.backend;
-  if (backend !== TensorBackendName.WASM && backend !== TensorBackendName.CPU) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `tensor backend: 'backend' must be 'wasm' or 'cpu', got '${String(backend)}'`, {
-      details: { field: 'backend' },
-    });
-  }
+  const check = optionChecks('tensor backend');
+  const backend = check.oneOf('backend', options.backend ?? TENSOR_BACKEND_DEFAULTS.backend, Object.values(TensorBackendName));
   const patchKernels = options.patchKernels ?? TENSOR_BACKEND_DEFAULTS.patchKernels;
-  if (typeof patchKernels !== 'boolean') {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, "tensor backend: 'patchKernels' must be a boolean", {
-      details: { field: 'patchKernels' },
-    });
-  }
+  if (typeof patchKernels !== 'boolean') check.fail('patchKernels', 'a boolean', patchKernels);
   return { backend, patchKernels };
 }
 

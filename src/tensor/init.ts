@@ -4,7 +4,7 @@
  * once, so initialisation does not depend on the active backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 import type { Rng } from './rng.js';
 
 /** Initialiser names (Keras / PyTorch conventions noted per entry). */
@@ -45,10 +45,8 @@ export function computeFans(shape: readonly number[]): Fans {
 
 /** Fills a fresh float32 array for `shape` with the named initialiser. */
 export function initializerValues(kind: Initializer, shape: readonly number[], rng: Rng): Float32Array {
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `initializer: bad shape [${shape.join(',')}]`, { details: { field: 'shape' } });
-    }
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    optionChecks('initializer').fail('shape', 'a list of integers ≥ 0', `[${shape.join(',')}]`);
   }
   const size = shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(size);
@@ -68,7 +66,7 @@ export function initializerValues(kind: Initializer, shape: readonly number[], r
       return fillNormal(out, Math.sqrt(1 / Math.max(1, fanIn)), rng);
     default: {
       const never: never = kind;
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown initializer '${String(never)}'`, { details: { field: 'kind' } });
+      return optionChecks('initializer').fail('kind', 'an Initializer', never);
     }
   }
 }
@@ -94,9 +92,7 @@ export function initTensor(kind: Initializer, shape: readonly number[], rng: Rng
  * (see `weights-io.ts`).
  */
 export function initVariable(name: string, kind: Initializer, shape: readonly number[], rng: Rng, trainable = true): tf.Variable {
-  if (name.length === 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'initVariable: a stable, non-empty name is required', { details: { field: 'name' } });
-  }
+  optionChecks('initVariable').nonEmptyString('name', name);
   const init = initTensor(kind, shape, rng);
   try {
     return tf.variable(init, trainable, name);

@@ -8,13 +8,14 @@
  * shows up in one pass.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { errorMessage } from '../core/index.js';
 import { runOnTensorBackend, TensorBackendName } from './backend.js';
 
 const NOT_REGISTERED = /Kernel '([^']+)' not registered for backend '([^']+)'/;
 
 /** The kernel name in a tfjs "not registered" error, if `error` is one. */
 export function missingKernelFromError(error: unknown): string | undefined {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   return NOT_REGISTERED.exec(message)?.[1];
 }
 

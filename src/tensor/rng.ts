@@ -17,7 +17,7 @@
  * Box–Muller (`Math.log`, `Math.cos`), which are deterministic for a given Node build —
  * bit-identical across runs on one machine, not guaranteed across JS engines.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks, type OptionChecks } from '../core/index.js';
 
 /** The generator's state: four uint32 words (never all zero). */
 export type RngState = readonly [number, number, number, number];
@@ -47,6 +47,8 @@ export interface Rng {
 }
 
 const UINT32 = 2 ** 32;
+
+const check: OptionChecks = optionChecks('Rng');
 
 /** splitmix32 step: returns [next state, output]. */
 function splitmix32(state: number): [number, number] {
@@ -101,9 +103,7 @@ class Xoshiro128StarStar implements Rng {
   }
 
   nextInt(maxExclusive: number): number {
-    if (!Number.isInteger(maxExclusive) || maxExclusive < 1 || maxExclusive > UINT32) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `nextInt: maxExclusive must be an integer in [1, 2^32], got ${maxExclusive}`);
-    }
+    check.integer('maxExclusive', maxExclusive, { min: 1, max: UINT32 });
     // Rejection sampling: draws at or above the largest multiple of maxExclusive are biased.
     const limit = UINT32 - (UINT32 % maxExclusive);
     for (;;) {
@@ -155,11 +155,7 @@ class Xoshiro128StarStar implements Rng {
 }
 
 function assertSeed(seed: number, field: string): void {
-  if (!Number.isSafeInteger(seed) || seed < 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must be a non-negative safe integer, got ${seed}`, {
-      details: { field },
-    });
-  }
+  check.integer(field, seed, { min: 0 });
 }
 
 /**
@@ -178,10 +174,6 @@ export function rngFromState(state: RngState): Rng {
     state.length === 4 &&
     state.every((w) => Number.isInteger(w) && w >= 0 && w < UINT32) &&
     state.some((w) => w !== 0);
-  if (!valid) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'RNG state must be four uint32 words, not all zero', {
-      details: { field: 'state' },
-    });
-  }
+  if (!valid) check.fail('state', 'four uint32 words, not all zero', state);
   return new Xoshiro128StarStar(state);
 }

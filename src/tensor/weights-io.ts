@@ -23,7 +23,8 @@
  * alone recomputes them with `pow`, off in the last bit).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { crc32c, ErrorCode, EsperError } from '../core/index.js';
+import { z } from 'zod';
+import { crc32c, ErrorCode, EsperError, parsePersistedJson } from '../core/index.js';
 
 /** A tensor with its name (tfjs-core uses this shape but does not export the type). */
 export interface NamedTensor {
@@ -42,6 +43,21 @@ export interface EncodedWeights {
 const MAGIC = 0x57505345; // "ESPW" read as little-endian u32
 const FORMAT_VERSION = 1;
 const PREFIX_BYTES = 12;
+
+/** Bytes per element of each dtype a weights blob may hold. */
+const BYTES_PER_ELEMENT = { float32: 4, int32: 4, bool: 1 } as const;
+
+/** The header of a weights blob, checked field by field on every read. */
+const WeightsHeaderSchema = z.strictObject({
+  specs: z.array(
+    z.strictObject({
+      name: z.string(),
+      shape: z.array(z.number().int().nonnegative()),
+      dtype: z.enum(['float32', 'int32', 'bool']),
+    }),
+  ),
+  crc32c: z.number().int().nonnegative(),
+});
 
 function invalid(message: string, details: Record<string, string | number | boolean> = {}, cause?: unknown): EsperError {
   return new EsperError(ErrorCode.TENSOR_WEIGHTS_INVALID, message, { details, cause });
@@ -95,29 +111,17 @@ export function decodeWeightsFromBytes(bytes: Uint8Array): EncodedWeights {
   if (version !== FORMAT_VERSION) throw invalid(`unsupported weights format version ${version}`, { version });
   const headerBytes = view.getUint32(8, true);
   if (PREFIX_BYTES + headerBytes > bytes.byteLength) throw invalid('weights header is truncated');
-  let header: { specs?: unknown; crc32c?: unknown };
-  try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes))) as typeof header;
-  } catch (error) {
-    throw invalid('weights header is not valid JSON', {}, error);
-  }
-  if (!Array.isArray(header.specs) || typeof header.crc32c !== 'number') throw invalid('weights header lacks specs or checksum');
+  const header = parsePersistedJson(WeightsHeaderSchema, bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes), {
+    code: ErrorCode.TENSOR_WEIGHTS_INVALID,
+    what: 'weights header',
+  });
   const data = bytes.slice(PREFIX_BYTES + headerBytes);
-  const expectedBytes = (header.specs as tf.io.WeightsManifestEntry[]).reduce(
-    (sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * bytesPerElement(spec.dtype),
-    0,
-  );
+  const expectedBytes = header.specs.reduce((sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[spec.dtype], 0);
   if (data.byteLength !== expectedBytes) {
     throw invalid(`weights data is ${data.byteLength} bytes, specs need ${expectedBytes}`, { bytes: data.byteLength, expectedBytes });
   }
   if (crc32c(data) !== header.crc32c) throw invalid('weights data checksum mismatch');
-  return { specs: header.specs as tf.io.WeightsManifestEntry[], data };
-}
-
-function bytesPerElement(dtype: string): number {
-  if (dtype === 'float32' || dtype === 'int32') return 4;
-  if (dtype === 'bool') return 1;
-  throw invalid(`unsupported weight dtype '${dtype}'`, { dtype });
+  return { specs: header.specs, data };
 }
 
 /** Encodes variables by their (stable) names into one checksummed buffer. */

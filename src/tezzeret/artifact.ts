@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { crc32c, ErrorCode, EsperError } from '../core/index.js';
+import { crc32c, ErrorCode, EsperError, parsePersistedJson } from '../core/index.js';
 import { SeedSiteKind } from '../leyline/index.js';
 import { FamilyId } from '../karn/index.js';
 
@@ -124,7 +124,8 @@ export function encodeArtifact(header: ArtifactHeader, weights: Uint8Array): Uin
 
 /**
  * Parses and verifies an artifact buffer: magic, version, lengths, CRC-32C and the header
- * schema. Throws `TEZZERET_ARTIFACT_INVALID`. The weights section is returned unparsed.
+ * schema. Throws `TEZZERET_ARTIFACT_INVALID` (a `PersistedStateError` listing every bad path
+ * when the header does not fit its schema). The weights section is returned unparsed.
  */
 export function decodeArtifact(bytes: Uint8Array): DecodedArtifact {
   if (bytes.byteLength < ARTIFACT_PREFIX_BYTES) throw artifactInvalid('artifact is truncated (no prefix)', { bytes: bytes.byteLength });
@@ -145,20 +146,9 @@ export function decodeArtifact(bytes: Uint8Array): DecodedArtifact {
   }
   if (crc32c(bytes.subarray(ARTIFACT_PREFIX_BYTES)) !== view.getUint32(20, true))
     throw artifactInvalid('artifact checksum (CRC-32C) mismatch');
-  let json: unknown;
-  try {
-    json = JSON.parse(
-      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(ARTIFACT_PREFIX_BYTES, ARTIFACT_PREFIX_BYTES + headerLength)),
-    );
-  } catch (error) {
-    throw artifactInvalid('artifact header is not valid JSON', {}, error);
-  }
-  const parsed = HeaderSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw artifactInvalid(`artifact header is invalid at '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'unknown'}`, {
-      field: issue?.path.join('.') ?? '',
-    });
-  }
-  return { header: parsed.data, weights: bytes.slice(ARTIFACT_PREFIX_BYTES + headerLength) };
+  const header = parsePersistedJson(HeaderSchema, bytes.subarray(ARTIFACT_PREFIX_BYTES, ARTIFACT_PREFIX_BYTES + headerLength), {
+    code: ErrorCode.TEZZERET_ARTIFACT_INVALID,
+    what: 'artifact header',
+  });
+  return { header, weights: bytes.slice(ARTIFACT_PREFIX_BYTES + headerLength) };
 }

@@ -4,7 +4,7 @@
  * §2.2–§2.4, §10.1–§10.3; departures in docs/architecture.md, Tezzeret).
  */
 import { create } from '@bufbuild/protobuf';
-import { ErrorCode, EsperError, isEsperError, systemClock, type Clock } from '../core/index.js';
+import { ErrorCode, EsperError, isEsperError, optionChecks, quantile, systemClock, type Clock } from '../core/index.js';
 import { SeedSiteDescriptorSchema, SeedSiteKind, type BlueprintDescriptor, type SeedSiteDescriptor } from '../leyline/index.js';
 import { decodeWeights, decodeWeightsFromBytes, encodeWeights, encodeWeightsToBytes, seededRng, tf } from '../tensor/index.js';
 import { KarnCatalog, type BlueprintParameters, type FamilyId, type SeedModule } from '../karn/index.js';
@@ -40,9 +40,9 @@ export interface CompileOptions {
 
 /** Prewarm timings of the loaded artifact. */
 export interface PrewarmTimings {
-  /** Median of the samples (linear interpolation), in milliseconds. */
+  /** Median of the samples (core quantile: linear interpolation), in milliseconds. */
   readonly p50Ms: number;
-  /** 95th percentile (linear interpolation), in milliseconds. */
+  /** 0.95-quantile of the samples (linear interpolation), in milliseconds. */
   readonly p95Ms: number;
   /** Each pass's duration, in milliseconds, in run order. */
   readonly samples: readonly number[];
@@ -89,16 +89,12 @@ function privateScope(purpose: string, blueprintId: string): string {
   return `tezzeret-${purpose}-${scopeCounter}/${blueprintId}`;
 }
 
-/** `q`-quantile of `values` by linear interpolation between order statistics (reference §4.8). */
-export function percentile(values: readonly number[], q: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  const position = (sorted.length - 1) * q;
-  const low = Math.floor(position);
-  const high = Math.ceil(position);
-  const a = sorted[low] as number;
-  const b = sorted[high] as number;
-  return a + (b - a) * (position - low);
+/**
+ * The p50 and p95 of prewarm `samples` (ms, in run order) by core's quantile, the
+ * definition of reference §4.8; 0 with no samples.
+ */
+export function prewarmTimings(samples: readonly number[]): PrewarmTimings {
+  return { p50Ms: quantile(samples, 0.5) ?? 0, p95Ms: quantile(samples, 0.95) ?? 0, samples };
 }
 
 function relativeName(variable: tf.Variable, scope: string): string {
@@ -111,9 +107,7 @@ function relativeName(variable: tf.Variable, scope: string): string {
 
 function siteKindName(kind: SeedSiteKind): string {
   const name = SeedSiteKind[kind] as string | undefined;
-  if (name === undefined)
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown site kind ${kind}`, { details: { field: 'site.kind' } });
-  return name;
+  return name ?? optionChecks('TezzeretCompiler.compile').fail('site.kind', 'a declared SeedSiteKind', kind);
 }
 
 /**
@@ -189,18 +183,9 @@ export class TezzeretCompiler {
   constructor(options: TezzeretCompilerOptions = {}) {
     this.#catalog = options.catalog ?? defaultCatalog();
     this.#clock = options.clock ?? systemClock;
-    this.#prewarmSamples = options.prewarmSamples ?? COMPILER_DEFAULTS.prewarmSamples;
-    this.#prewarmBatch = options.prewarmBatch ?? COMPILER_DEFAULTS.prewarmBatch;
-    for (const [field, value] of [
-      ['prewarmSamples', this.#prewarmSamples],
-      ['prewarmBatch', this.#prewarmBatch],
-    ] as const) {
-      if (!Number.isInteger(value) || value < 1) {
-        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `TezzeretCompiler ${field} must be an integer ≥ 1, got ${value}`, {
-          details: { field },
-        });
-      }
-    }
+    const check = optionChecks('TezzeretCompiler');
+    this.#prewarmSamples = check.integer('prewarmSamples', options.prewarmSamples ?? COMPILER_DEFAULTS.prewarmSamples, { min: 1 });
+    this.#prewarmBatch = check.integer('prewarmBatch', options.prewarmBatch ?? COMPILER_DEFAULTS.prewarmBatch, { min: 1 });
     for (const name of Object.values(TezzeretMetric)) this.#metrics.set(name, 0);
   }
 
@@ -317,7 +302,7 @@ export class TezzeretCompiler {
       x.dispose();
       loaded.dispose();
     }
-    return { p50Ms: percentile(samples, 0.5), p95Ms: percentile(samples, 0.95), samples };
+    return prewarmTimings(samples);
   }
 
   #bump(metric: TezzeretMetric): void {

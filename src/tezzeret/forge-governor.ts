@@ -3,7 +3,7 @@
  * circuit breaker over compile attempts, and conservative mode (entered after a timeout or
  * when the breaker opens, left after the next success).
  */
-import { CircuitBreaker, ErrorCode, isEsperError, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
+import { CircuitBreaker, ErrorCode, errorLabel, isEsperError, reasonOf, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
 import { CircuitBreakerState } from '../leyline/index.js';
 import { ForgeStrategy } from './forge-wal.js';
 
@@ -18,10 +18,8 @@ const TERMINAL_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /** The reason recorded for a failed attempt: `timeout`, an error code, or an error class name. */
-export function reasonOf(error: unknown): string {
-  if (isEsperError(error, ErrorCode.TEZZERET_COMPILE_TIMEOUT)) return TIMEOUT_REASON;
-  if (isEsperError(error)) return error.code;
-  return error instanceof Error ? error.name : typeof error;
+export function failureReason(error: unknown): string {
+  return reasonOf(error, { [ErrorCode.TEZZERET_COMPILE_TIMEOUT]: TIMEOUT_REASON }, errorLabel);
 }
 
 /** Options of {@link ForgeGovernor} (validated by the forge). */
@@ -101,7 +99,7 @@ export class ForgeGovernor {
    * terminal or the job has used its retries.
    */
   failed(error: unknown, attempt: number): number | undefined {
-    const reason = reasonOf(error);
+    const reason = failureReason(error);
     this.#consecutiveFailures += 1;
     if (reason === TIMEOUT_REASON) this.#conservative = true;
     this.#breaker.recordFailure(reason);

@@ -1,10 +1,11 @@
 /**
  * The forge's job WAL: a core `RecordLog` of JSON records — `started` before a compile,
  * `done` (with the artifact checksum) after Urza committed it, `failed` when a job gives up.
- * Each record is checked against its zod schema when read; a bad one names the file and offset.
+ * Each record is checked against its zod schema when read (`parsePersistedJson`); a bad one
+ * names the file, the offset and every bad path.
  */
 import { z } from 'zod';
-import { ErrorCode, EsperError, RecordLog } from '../core/index.js';
+import { ErrorCode, parsePersistedJson, RecordLog } from '../core/index.js';
 
 /** Compile strategies of the forge. */
 export const ForgeStrategy = { STANDARD: 'standard', CONSERVATIVE: 'conservative' } as const;
@@ -33,7 +34,6 @@ export type ForgeJobState =
   { readonly type: 'started' } | { readonly type: 'done'; readonly checksum: string } | { readonly type: 'failed' };
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** The job WAL of one forge run. */
 export class ForgeWal {
@@ -55,8 +55,8 @@ export class ForgeWal {
 
   /**
    * Each job's last record.
-   * @throws EsperError `TEZZERET_FORGE_WAL_INVALID` naming the file and offset of a record
-   *   that is not JSON or not of the record schema.
+   * @throws PersistedStateError `TEZZERET_FORGE_WAL_INVALID` naming the file and offset of a
+   *   record that is not UTF-8 JSON or not of the record schema (`details` `{ path, offset }`).
    */
   async states(): Promise<Map<string, ForgeJobState>> {
     const states = new Map<string, ForgeJobState>();
@@ -82,31 +82,21 @@ export class ForgeWal {
     });
   }
 
-  /** Closes the file. */
+  /** Closes the file. Idempotent (the record log's close). */
   close(): Promise<void> {
     return this.#log.close();
   }
 
-  #decode(payload: Uint8Array, offset: number): ForgeWalRecord {
-    let json: unknown;
-    try {
-      json = JSON.parse(decoder.decode(payload));
-    } catch (error) {
-      throw this.#invalid(offset, 'is not JSON', '', error);
-    }
-    const parsed = WalRecordSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const field = issue?.path.join('.') ?? '';
-      throw this.#invalid(offset, `is invalid at '${field}': ${issue?.message ?? 'unknown'}`, field);
-    }
-    return parsed.data;
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#log.close();
   }
 
-  #invalid(offset: number, problem: string, field: string, cause?: unknown): EsperError {
-    return new EsperError(ErrorCode.TEZZERET_FORGE_WAL_INVALID, `forge WAL ${this.path}: record at byte ${offset} ${problem}`, {
-      details: { path: this.path, offset, field },
-      ...(cause === undefined ? {} : { cause }),
+  #decode(payload: Uint8Array, offset: number): ForgeWalRecord {
+    return parsePersistedJson(WalRecordSchema, payload, {
+      code: ErrorCode.TEZZERET_FORGE_WAL_INVALID,
+      what: `forge WAL ${this.path}: record at byte ${offset}`,
+      details: { path: this.path, offset },
     });
   }
 }

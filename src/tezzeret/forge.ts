@@ -12,6 +12,9 @@ import {
   ErrorCode,
   EsperError,
   isEsperError,
+  MAX_TIMER_MS,
+  optionChecks,
+  runCleanup,
   systemClock,
   type Clock,
   type EventInput,
@@ -27,7 +30,7 @@ import {
 import type { Bus } from '../oona/index.js';
 import { compileWithDeadline, type ForgeCompiler } from './compile-deadline.js';
 import { TezzeretCompiler, type CompiledArtifact } from './compiler.js';
-import { backoff, ForgeGovernor, reasonOf } from './forge-governor.js';
+import { backoff, failureReason, ForgeGovernor } from './forge-governor.js';
 import { defaultJobSeed, forgeJobsFor, jobKey, resolveJob, type ForgeJob, type ResolvedForgeJob } from './forge-jobs.js';
 import { ForgeStrategy, ForgeWal } from './forge-wal.js';
 import { TezzeretForgeEvent, TezzeretForgeMetric } from './names.js';
@@ -70,7 +73,7 @@ export interface TezzeretForgeOptions {
   readonly telemetry?: TelemetrySink;
   /** Path of the job WAL; its directory is created. */
   readonly walPath: string;
-  /** Deadline of one compile attempt, in milliseconds (doubled in conservative mode). @default 60000 */
+  /** Deadline of one compile attempt, in milliseconds (doubled in conservative mode), at most `MAX_TIMER_MS / 2`. @default 60000 */
   readonly timeoutMs?: number;
   /** Further attempts of a job after a transient failure. @default 2 */
   readonly maxRetries?: number;
@@ -150,18 +153,20 @@ export class TezzeretForge {
   #running = false;
 
   constructor(options: TezzeretForgeOptions) {
-    const timeoutMs = options.timeoutMs ?? TEZZERET_FORGE_DEFAULTS.timeoutMs;
-    const maxRetries = options.maxRetries ?? TEZZERET_FORGE_DEFAULTS.maxRetries;
-    const backoffBaseMs = options.backoffBaseMs ?? TEZZERET_FORGE_DEFAULTS.backoffBaseMs;
-    const backoffMaxMs = options.backoffMaxMs ?? TEZZERET_FORGE_DEFAULTS.backoffMaxMs;
+    const check = optionChecks('TezzeretForge');
+    // Doubled in conservative mode, and a deadline timer either way.
+    const timeoutMs = check.number('timeoutMs', options.timeoutMs ?? TEZZERET_FORGE_DEFAULTS.timeoutMs, {
+      greaterThan: 0,
+      max: Math.floor(MAX_TIMER_MS / 2),
+    });
+    const maxRetries = check.integer('maxRetries', options.maxRetries ?? TEZZERET_FORGE_DEFAULTS.maxRetries, { min: 0 });
+    const backoffBaseMs = check.nonNegative('backoffBaseMs', options.backoffBaseMs ?? TEZZERET_FORGE_DEFAULTS.backoffBaseMs);
+    const backoffMaxMs = check.number('backoffMaxMs', options.backoffMaxMs ?? TEZZERET_FORGE_DEFAULTS.backoffMaxMs, {
+      min: backoffBaseMs,
+      max: MAX_TIMER_MS,
+    });
     const openMs = options.breakerOpenTimeoutMs ?? Math.min(TEZZERET_FORGE_DEFAULTS.breakerOpenTimeoutMsCap, 2 * timeoutMs);
-    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw invalid('timeoutMs', timeoutMs, 'a finite number > 0');
-    if (!(Number.isInteger(maxRetries) && maxRetries >= 0)) throw invalid('maxRetries', maxRetries, 'an integer ≥ 0');
-    if (!(Number.isFinite(backoffBaseMs) && backoffBaseMs >= 0)) throw invalid('backoffBaseMs', backoffBaseMs, 'a finite number ≥ 0');
-    if (!(Number.isFinite(backoffMaxMs) && backoffMaxMs >= backoffBaseMs)) {
-      throw invalid('backoffMaxMs', backoffMaxMs, 'a finite number ≥ backoffBaseMs');
-    }
-    if (typeof options.walPath !== 'string' || options.walPath.length === 0) throw invalid('walPath', options.walPath, 'a non-empty path');
+    check.nonEmptyString('walPath', options.walPath);
     this.#compiler = options.compiler;
     this.#conservative =
       options.conservativeCompiler ?? new TezzeretCompiler({ catalog: options.compiler.catalog, prewarmSamples: 1, prewarmBatch: 1 });
@@ -269,8 +274,7 @@ export class TezzeretForge {
       };
     } finally {
       this.#running = false;
-      await worker.close();
-      await wal.close();
+      await runCleanup('forge run', [() => worker.close(), () => wal.close()]);
     }
   }
 
@@ -346,7 +350,7 @@ export class TezzeretForge {
         return { result, stop: false };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        lastReason = reasonOf(error);
+        lastReason = failureReason(error);
         this.#bump(TezzeretForgeMetric.FAILED_ATTEMPTS);
         if (isEsperError(error, ErrorCode.TEZZERET_COMPILE_TIMEOUT)) this.#bump(TezzeretForgeMetric.TIMED_OUT);
         const retryAfterMs = this.#governor.failed(error, attempts);
@@ -415,7 +419,7 @@ export class TezzeretForge {
         {
           description: TezzeretForgeEvent.PUBLISH_FAILED,
           level: TelemetryLevel.WARNING,
-          attributes: { blueprint_id: job.blueprintId, reason: reasonOf(error) },
+          attributes: { blueprint_id: job.blueprintId, reason: failureReason(error) },
         },
       ]);
     }
@@ -445,10 +449,4 @@ function breakerGauge(state: CircuitBreakerState): number {
   if (state === CircuitBreakerState.CIRCUIT_STATE_OPEN) return 2;
   if (state === CircuitBreakerState.CIRCUIT_STATE_HALF_OPEN) return 1;
   return 0;
-}
-
-function invalid(field: string, value: unknown, expected: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `TezzeretForgeOptions.${field} must be ${expected}, got ${String(value)}`, {
-    details: { field },
-  });
 }

@@ -6,7 +6,7 @@
  * `device` / `runtime_version` name the tfjs backend and version.
  */
 import { create } from '@bufbuild/protobuf';
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, quantileOfSorted, systemClock, type Clock } from '../core/index.js';
 import {
   BenchmarkReportSchema,
   BlueprintBenchmarkProfileSchema,
@@ -16,7 +16,7 @@ import {
 } from '../leyline/index.js';
 import type { Bus, PublishReceipt } from '../oona/index.js';
 import { describeTensorBackend, seededRng, tf } from '../tensor/index.js';
-import { decodeArtifact, loadArtifact, percentile } from '../tezzeret/index.js';
+import { decodeArtifact, loadArtifact } from '../tezzeret/index.js';
 import type { KarnCatalog } from '../karn/index.js';
 
 /** Version written to `BlueprintBenchmark.version` (reference: 1). */
@@ -98,13 +98,14 @@ export function benchmarkArtifact(artifactBytes: Uint8Array, options: BenchmarkO
       } finally {
         x.dispose();
       }
-      const p50 = percentile(timesMs, 0.5);
+      const sorted = Float64Array.from(timesMs).sort();
+      const p50 = quantileOfSorted(sorted, 0.5) ?? 0;
       measured.push(
         create(BlueprintBenchmarkProfileSchema, {
           name: profile.name,
           // The fields are float32 on the wire: round here so the message equals its decoded copy.
           p50LatencyMs: Math.fround(p50),
-          p95LatencyMs: Math.fround(percentile(timesMs, 0.95)),
+          p95LatencyMs: Math.fround(quantileOfSorted(sorted, 0.95) ?? 0),
           throughputSamplesPerS: Math.fround(p50 > 0 ? profile.batch / (p50 / 1000) : 0),
         }),
       );
@@ -128,32 +129,16 @@ export function publishBenchmark(bus: Bus, benchmark: BlueprintBenchmark): Promi
 }
 
 function validate(profiles: readonly BenchmarkProfileSpec[], samples: number, warmup: number): void {
-  if (profiles.length === 0)
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'benchmark needs at least one profile', { details: { field: 'profiles' } });
+  const check = optionChecks('benchmarkArtifact');
+  if (profiles.length === 0) check.fail('profiles', 'a non-empty list', profiles);
   const names = new Set<string>();
-  for (const profile of profiles) {
-    if (profile.name === '' || names.has(profile.name)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark profile names must be non-empty and unique, got '${profile.name}'`, {
-        details: { field: 'profiles' },
-      });
-    }
+  for (const [i, profile] of profiles.entries()) {
+    if (profile.name === '' || names.has(profile.name)) check.fail(`profiles[${i}].name`, 'a non-empty, unique name', profile.name);
     names.add(profile.name);
-    if (!Number.isInteger(profile.batch) || profile.batch < 1) {
-      throw new EsperError(
-        ErrorCode.INVALID_ARGUMENT,
-        `benchmark profile ${profile.name} batch must be an integer ≥ 1, got ${profile.batch}`,
-        { details: { field: 'profiles' } },
-      );
-    }
+    check.integer(`profiles[${i}].batch`, profile.batch, { min: 1 });
   }
-  if (!Number.isInteger(samples) || samples < 1)
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark samples must be an integer ≥ 1, got ${samples}`, {
-      details: { field: 'samples' },
-    });
-  if (!Number.isInteger(warmup) || warmup < 0)
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `benchmark warmup must be an integer ≥ 0, got ${warmup}`, {
-      details: { field: 'warmup' },
-    });
+  check.integer('samples', samples, { min: 1 });
+  check.integer('warmup', warmup, { min: 0 });
 }
 
 /** A fixed standard-normal batch of `shape`. */

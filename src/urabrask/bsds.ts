@@ -5,7 +5,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks, systemClock, type Clock } from '../core/index.js';
 import {
   BlueprintTier,
   BSDSSchema,
@@ -116,12 +116,10 @@ export function assessHazards(descriptor: BlueprintDescriptor, report: HazardRep
   const high = options.highThreshold ?? BSDS_DEFAULTS.highThreshold;
   const critical = options.criticalThreshold ?? BSDS_DEFAULTS.criticalThreshold;
   if (!(medium > BAND_CEILING_MARGIN && medium <= high && high <= critical && critical <= 1)) {
-    throw new EsperError(
-      ErrorCode.INVALID_ARGUMENT,
-      `BSDS thresholds must satisfy 0.01 < medium ≤ high ≤ critical ≤ 1, got ${medium}/${high}/${critical}`,
-      {
-        details: { field: 'thresholds' },
-      },
+    optionChecks('BsdsOptions').fail(
+      'thresholds',
+      `medium/high/critical with ${BAND_CEILING_MARGIN} < medium ≤ high ≤ critical ≤ 1`,
+      `${medium}/${high}/${critical}`,
     );
   }
   let measured = 0;

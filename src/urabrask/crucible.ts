@@ -3,9 +3,9 @@
  * compiled site shape, with seeded inputs (reference prototype-blueprint-pipeline §6.4).
  * Probes, thresholds and where they depart from the reference: docs/architecture.md (Urabrask).
  */
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, quantile, systemClock, type Clock } from '../core/index.js';
 import { seededRng, tf } from '../tensor/index.js';
-import { decodeArtifact, loadArtifact, percentile, sha256Hex } from '../tezzeret/index.js';
+import { decodeArtifact, loadArtifact, sha256Hex } from '../tezzeret/index.js';
 import type { KarnCatalog, SeedModule } from '../karn/index.js';
 
 /** Status of each hazard the crucible probes (names as in reference §6.4 where it has them). */
@@ -123,43 +123,23 @@ const BYTES_PER_MB = 1024 * 1024;
 let scopeCounter = 0;
 
 function resolveCrucibleOptions(options: CrucibleOptions): ResolvedCrucibleOptions {
-  const resolved: ResolvedCrucibleOptions = {
-    gradExplodeThreshold: options.gradExplodeThreshold ?? CRUCIBLE_DEFAULTS.gradExplodeThreshold,
-    gradVanishThreshold: options.gradVanishThreshold ?? CRUCIBLE_DEFAULTS.gradVanishThreshold,
-    outputScaleThreshold: options.outputScaleThreshold ?? CRUCIBLE_DEFAULTS.outputScaleThreshold,
-    latencyBudgetMs: options.latencyBudgetMs ?? CRUCIBLE_DEFAULTS.latencyBudgetMs,
-    memoryWatermarkMb: options.memoryWatermarkMb ?? CRUCIBLE_DEFAULTS.memoryWatermarkMb,
-    extremeMagnitudes: [...(options.extremeMagnitudes ?? CRUCIBLE_DEFAULTS.extremeMagnitudes)],
-    probeBatch: options.probeBatch ?? CRUCIBLE_DEFAULTS.probeBatch,
-    latencySamples: options.latencySamples ?? CRUCIBLE_DEFAULTS.latencySamples,
-    seed: options.seed ?? CRUCIBLE_DEFAULTS.seed,
+  const check = optionChecks('Crucible');
+  const d = CRUCIBLE_DEFAULTS;
+  const extremeMagnitudes = [...(options.extremeMagnitudes ?? d.extremeMagnitudes)];
+  if (!extremeMagnitudes.every((m) => Number.isFinite(m) && m > 0)) {
+    check.fail('extremeMagnitudes', 'a list of finite numbers > 0', extremeMagnitudes);
+  }
+  return {
+    gradExplodeThreshold: check.positive('gradExplodeThreshold', options.gradExplodeThreshold ?? d.gradExplodeThreshold),
+    gradVanishThreshold: check.positive('gradVanishThreshold', options.gradVanishThreshold ?? d.gradVanishThreshold),
+    outputScaleThreshold: check.positive('outputScaleThreshold', options.outputScaleThreshold ?? d.outputScaleThreshold),
+    latencyBudgetMs: check.positive('latencyBudgetMs', options.latencyBudgetMs ?? d.latencyBudgetMs),
+    memoryWatermarkMb: check.positive('memoryWatermarkMb', options.memoryWatermarkMb ?? d.memoryWatermarkMb),
+    extremeMagnitudes,
+    probeBatch: check.integer('probeBatch', options.probeBatch ?? d.probeBatch, { min: 1 }),
+    latencySamples: check.integer('latencySamples', options.latencySamples ?? d.latencySamples, { min: 1 }),
+    seed: options.seed ?? d.seed,
   };
-  for (const field of [
-    'gradExplodeThreshold',
-    'gradVanishThreshold',
-    'outputScaleThreshold',
-    'latencyBudgetMs',
-    'memoryWatermarkMb',
-  ] as const) {
-    if (!(resolved[field] > 0) || !Number.isFinite(resolved[field])) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `Crucible ${field} must be a positive finite number, got ${resolved[field]}`, {
-        details: { field },
-      });
-    }
-  }
-  for (const field of ['probeBatch', 'latencySamples'] as const) {
-    if (!Number.isInteger(resolved[field]) || resolved[field] < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `Crucible ${field} must be an integer ≥ 1, got ${resolved[field]}`, {
-        details: { field },
-      });
-    }
-  }
-  if (!resolved.extremeMagnitudes.every((m) => Number.isFinite(m) && m > 0)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'Crucible extremeMagnitudes must be positive finite numbers', {
-      details: { field: 'extremeMagnitudes' },
-    });
-  }
-  return resolved;
 }
 
 /**
@@ -278,7 +258,7 @@ export class Crucible {
     } finally {
       x.dispose();
     }
-    return percentile(samples, 0.5);
+    return quantile(samples, 0.5) ?? 0;
   }
 }
 

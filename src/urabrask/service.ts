@@ -4,7 +4,7 @@
  * Urza, announce it on Oona (departures in docs/architecture.md, Urabrask).
  */
 import { create } from '@bufbuild/protobuf';
-import { ErrorCode, EsperError, isEsperError, systemClock, type Clock } from '../core/index.js';
+import { describeError, ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
 import { BSDSFailedSchema, BSDSIssuedSchema, type BlueprintDescriptor, type BSDS } from '../leyline/index.js';
 import type { Bus } from '../oona/index.js';
 import type { HmacSigner } from '../security/index.js';
@@ -103,7 +103,7 @@ export class UrabraskService {
       this.#library.saveGraphMetadata(blueprintId, graphMetadata);
     } catch (error) {
       this.#failed += 1;
-      const reason = isEsperError(error) ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
+      const reason = describeError(error);
       await this.#publish(create(BSDSFailedSchema, { blueprintId, reason }));
       throw new EsperError(ErrorCode.URABRASK_CERTIFY_FAILED, `certifying ${blueprintId} at ${input.siteKey} failed: ${reason}`, {
         cause: error,

@@ -9,7 +9,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { z } from 'zod';
-import { ErrorCode, EsperError } from '../core/index.js';
+import { ErrorCode, EsperError, parsePersistedJson } from '../core/index.js';
 import { BlendMode, HazardBand, SeedSiteDescriptorSchema, SeedSiteKind, type BlueprintDescriptor, type BSDS } from '../leyline/index.js';
 import { familyById, type FamilyId } from '../karn/index.js';
 import type { ArtifactHeader } from '../tezzeret/index.js';
@@ -271,23 +271,9 @@ const GraphMetadataSchema = z.strictObject({
 
 /**
  * Parses stored graph metadata JSON against the current layout.
- * @throws EsperError `DECODE_FAILED` naming the first bad field when it is not JSON or not
- *   of this layout.
+ * @throws PersistedStateError `DECODE_FAILED` naming every bad path when it is not JSON or
+ *   not of this layout.
  */
 export function parseGraphMetadata(json: string): GraphMetadata {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch (error) {
-    throw new EsperError(ErrorCode.DECODE_FAILED, 'graph metadata is not valid JSON', { cause: error, details: { field: '' } });
-  }
-  const parsed = GraphMetadataSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') ?? '';
-    throw new EsperError(ErrorCode.DECODE_FAILED, `graph metadata is invalid at '${field}': ${issue?.message ?? 'unknown'}`, {
-      details: { field },
-    });
-  }
-  return parsed.data;
+  return parsePersistedJson(GraphMetadataSchema, json, { code: ErrorCode.DECODE_FAILED, what: 'graph metadata' });
 }

@@ -1,6 +1,6 @@
 /** Options, defaults and crash-test fault points of the Urza library. */
 import path from 'node:path';
-import { ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
+import { optionChecks, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import type { BsdsVerifier } from './bsds-verifier.js';
 
 /**
@@ -150,42 +150,26 @@ export const URZA_LIBRARY_DEFAULTS = Object.freeze({
 
 /** Validates `options` and fills in defaults; throws `INVALID_ARGUMENT` naming the field. */
 export function resolveUrzaLibraryOptions(options: UrzaLibraryOptions): ResolvedUrzaLibraryOptions {
-  if (typeof options.rootDir !== 'string' || options.rootDir.length === 0) {
-    throw invalidArgument('rootDir', 'a non-empty path', options.rootDir);
-  }
-  const rootDir = path.resolve(options.rootDir);
-  const resolved: ResolvedUrzaLibraryOptions = {
+  const check = optionChecks('UrzaLibrary');
+  const d = URZA_LIBRARY_DEFAULTS;
+  const rootDir = path.resolve(check.nonEmptyString('rootDir', options.rootDir));
+  return {
     rootDir,
     dbPath: path.resolve(options.dbPath ?? path.join(rootDir, 'catalog.db')),
     artifactDir: path.resolve(options.artifactDir ?? path.join(rootDir, 'artifacts')),
     bsdsVerifier: options.bsdsVerifier,
-    cacheMaxEntries: options.cacheMaxEntries ?? URZA_LIBRARY_DEFAULTS.cacheMaxEntries,
-    cacheTtlMs: options.cacheTtlMs ?? URZA_LIBRARY_DEFAULTS.cacheTtlMs,
-    slowQueryMs: options.slowQueryMs ?? URZA_LIBRARY_DEFAULTS.slowQueryMs,
-    breakerFailureThreshold: options.breakerFailureThreshold ?? URZA_LIBRARY_DEFAULTS.breakerFailureThreshold,
-    breakerSuccessThreshold: options.breakerSuccessThreshold ?? URZA_LIBRARY_DEFAULTS.breakerSuccessThreshold,
-    breakerOpenTimeoutMs: options.breakerOpenTimeoutMs ?? URZA_LIBRARY_DEFAULTS.breakerOpenTimeoutMs,
+    cacheMaxEntries: check.integer('cacheMaxEntries', options.cacheMaxEntries ?? d.cacheMaxEntries, { min: 0 }),
+    cacheTtlMs: check.nonNegative('cacheTtlMs', options.cacheTtlMs ?? d.cacheTtlMs),
+    slowQueryMs: check.nonNegative('slowQueryMs', options.slowQueryMs ?? d.slowQueryMs),
+    breakerFailureThreshold: check.integer('breakerFailureThreshold', options.breakerFailureThreshold ?? d.breakerFailureThreshold, {
+      min: 1,
+    }),
+    breakerSuccessThreshold: check.integer('breakerSuccessThreshold', options.breakerSuccessThreshold ?? d.breakerSuccessThreshold, {
+      min: 1,
+    }),
+    breakerOpenTimeoutMs: check.nonNegative('breakerOpenTimeoutMs', options.breakerOpenTimeoutMs ?? d.breakerOpenTimeoutMs),
     clock: options.clock ?? systemClock,
     telemetry: options.telemetry,
     faults: options.faults,
   };
-  if (!Number.isSafeInteger(resolved.cacheMaxEntries) || resolved.cacheMaxEntries < 0) {
-    throw invalidArgument('cacheMaxEntries', 'an integer ≥ 0', resolved.cacheMaxEntries);
-  }
-  for (const field of ['cacheTtlMs', 'slowQueryMs', 'breakerOpenTimeoutMs'] as const) {
-    const value = resolved[field];
-    if (!Number.isFinite(value) || value < 0) throw invalidArgument(field, 'a finite number ≥ 0', value);
-  }
-  for (const field of ['breakerFailureThreshold', 'breakerSuccessThreshold'] as const) {
-    const value = resolved[field];
-    if (!Number.isSafeInteger(value) || value < 1) throw invalidArgument(field, 'an integer ≥ 1', value);
-  }
-  return resolved;
-}
-
-/** `INVALID_ARGUMENT` naming the field of the library call or option. */
-export function invalidArgument(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `UrzaLibrary ${field}: expected ${expected}, got ${String(got)}`, {
-    details: { field },
-  });
 }

@@ -1,7 +1,7 @@
 /** The records `UrzaLibrary` takes and returns, and their checks. */
 import type { BlueprintDescriptor } from '../leyline/index.js';
 import type { ArtifactRow } from './catalog-db.js';
-import { invalidArgument } from './library-options.js';
+import { optionChecks } from '../core/index.js';
 
 /** Measured prewarm latencies of an artifact, in ms. */
 export interface UrzaPrewarm {
@@ -84,20 +84,14 @@ export function recordFromRow(row: ArtifactRow): UrzaArtifactRecord {
 
 /** Throws `INVALID_ARGUMENT` naming the first bad field of a save. */
 export function validateSaveInput(input: UrzaSaveInput): void {
-  if (input.descriptor.blueprintId.length === 0) {
-    throw invalidArgument('descriptor.blueprintId', 'a non-empty id', input.descriptor.blueprintId);
-  }
-  if (input.siteKey.length === 0 || input.siteKey.includes('\u0000')) {
-    throw invalidArgument('siteKey', 'a non-empty string without NUL', input.siteKey);
-  }
+  const check = optionChecks('UrzaLibrary.save');
+  check.nonEmptyString('descriptor.blueprintId', input.descriptor.blueprintId);
+  if (input.siteKey.length === 0 || input.siteKey.includes('\u0000'))
+    check.fail('siteKey', 'a non-empty string without NUL', input.siteKey);
   if (!(input.artifact instanceof Uint8Array) || input.artifact.byteLength === 0) {
-    throw invalidArgument('artifact', 'non-empty bytes', input.artifact?.byteLength);
+    check.fail('artifact', 'non-empty bytes', input.artifact?.byteLength);
   }
-  for (const [field, value] of [
-    ['compileMs', input.compileMs],
-    ['prewarm.p50Ms', input.prewarm.p50Ms],
-    ['prewarm.p95Ms', input.prewarm.p95Ms],
-  ] as const) {
-    if (!Number.isFinite(value) || value < 0) throw invalidArgument(field, 'a finite number ≥ 0', value);
-  }
+  check.nonNegative('compileMs', input.compileMs);
+  check.nonNegative('prewarm.p50Ms', input.prewarm.p50Ms);
+  check.nonNegative('prewarm.p95Ms', input.prewarm.p95Ms);
 }

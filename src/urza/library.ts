@@ -9,7 +9,17 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { toBinary } from '@bufbuild/protobuf';
-import { CircuitBreaker, decodeMessage, ErrorCode, EsperError, type CircuitBreakerSnapshot } from '../core/index.js';
+import {
+  CircuitBreaker,
+  closeOnce,
+  decodeMessage,
+  ErrorCode,
+  errorMessage,
+  EsperError,
+  runCleanup,
+  ServiceState,
+  type CircuitBreakerSnapshot,
+} from '../core/index.js';
 import { BlueprintDescriptorSchema, type BlueprintDescriptor, type BSDS, type CircuitBreakerState } from '../leyline/index.js';
 import { ArtifactCache } from './artifact-cache.js';
 import { ArtifactFiles, sha256Hex } from './artifact-files.js';
@@ -75,8 +85,8 @@ export class UrzaLibrary {
   readonly #cache: ArtifactCache<UrzaArtifactRecord>;
   readonly #integrity: IntegrityReporter;
   readonly #sheets: SheetStore;
-  #state: UrzaLibraryState = 'running';
-  #closePromise: Promise<void> | undefined;
+  readonly #state = new ServiceState<UrzaLibraryState>('urza library', 'running');
+  readonly #close = closeOnce(() => this.#closeCatalog());
   /** Tail of the save/delete chain: file operations of two saves never interleave. */
   #writeChain: Promise<unknown> = Promise.resolve();
   #slowQueries = 0;
@@ -146,7 +156,7 @@ export class UrzaLibrary {
 
   /** `running` until {@link close} is called. */
   get state(): UrzaLibraryState {
-    return this.#state;
+    return this.#state.current;
   }
 
   /**
@@ -157,7 +167,7 @@ export class UrzaLibrary {
    * Resolves to the committed record.
    */
   async save(input: UrzaSaveInput): Promise<UrzaArtifactRecord> {
-    this.#assertRunning('save');
+    this.#state.require('running', 'save');
     validateSaveInput(input);
     return this.#serialised(() => this.#save(input));
   }
@@ -177,7 +187,7 @@ export class UrzaLibrary {
    *   breaker refuses a DB read; `URZA_STORAGE_INVALID` when a storage file is unusable.
    */
   async load(blueprintId: string, siteKey: string): Promise<UrzaLoadResult> {
-    this.#assertRunning('load');
+    this.#state.require('running', 'load');
     const startMs = this.#options.clock.monotonicMs();
     const cached = this.#cache.get(blueprintId, siteKey);
     if (cached !== undefined) return this.#loaded(cached.bytes, cached.record, startMs);
@@ -190,7 +200,7 @@ export class UrzaLibrary {
     const record = recordFromRow(row);
     const generation = this.#cache.generation;
     const bytes = await this.#readVerified(record);
-    if (this.#state === 'running') this.#cache.put(blueprintId, siteKey, bytes, record, generation);
+    if (this.#state.is('running')) this.#cache.put(blueprintId, siteKey, bytes, record, generation);
     return this.#loaded(bytes, record, startMs);
   }
 
@@ -199,7 +209,7 @@ export class UrzaLibrary {
    * @throws EsperError `URZA_INTEGRITY_FAILURE` when the stored descriptor does not decode.
    */
   get(blueprintId: string): BlueprintDescriptor | undefined {
-    this.#assertRunning('get');
+    this.#state.require('running', 'get');
     const row = this.#read(() => this.#db.blueprint(blueprintId));
     return row === undefined ? undefined : this.#descriptorOf(row.blueprint_id, row.descriptor);
   }
@@ -212,7 +222,7 @@ export class UrzaLibrary {
    *   is not catalogued (save an artifact first).
    */
   saveBsds(blueprintId: string, bsds: BSDS): void {
-    this.#assertRunning('saveBsds');
+    this.#state.require('running', 'saveBsds');
     this.#sheets.saveBsds(blueprintId, bsds);
   }
 
@@ -226,7 +236,7 @@ export class UrzaLibrary {
    *   `INVALID_STATE` when the library has no `bsdsVerifier`.
    */
   getBsds(blueprintId: string): BSDS | undefined {
-    this.#assertRunning('getBsds');
+    this.#state.require('running', 'getBsds');
     return this.#sheets.getBsds(blueprintId);
   }
 
@@ -236,7 +246,7 @@ export class UrzaLibrary {
    *   when the blueprint is not catalogued.
    */
   saveGraphMetadata(blueprintId: string, metadata: GraphMetadata): void {
-    this.#assertRunning('saveGraphMetadata');
+    this.#state.require('running', 'saveGraphMetadata');
     this.#sheets.saveGraphMetadata(blueprintId, metadata);
   }
 
@@ -246,13 +256,13 @@ export class UrzaLibrary {
    *   stored JSON is not of the current layout or names another blueprint.
    */
   getGraphMetadata(blueprintId: string): GraphMetadata | undefined {
-    this.#assertRunning('getGraphMetadata');
+    this.#state.require('running', 'getGraphMetadata');
     return this.#sheets.getGraphMetadata(blueprintId);
   }
 
   /** Catalogued artifact records of `blueprintId`, sorted by site key. */
   artifacts(blueprintId: string): UrzaArtifactRecord[] {
-    this.#assertRunning('artifacts');
+    this.#state.require('running', 'artifacts');
     return this.#read(() => this.#db.artifacts(blueprintId)).map(recordFromRow);
   }
 
@@ -261,7 +271,7 @@ export class UrzaLibrary {
    * @throws EsperError `URZA_INTEGRITY_FAILURE` naming the first blueprint whose stored descriptor does not decode.
    */
   list(filter: UrzaListFilter = {}): UrzaBlueprintEntry[] {
-    this.#assertRunning('list');
+    this.#state.require('running', 'list');
     return this.#read(() => this.#db.list(filter)).map((row) => ({
       descriptor: this.#descriptorOf(row.blueprint_id, row.descriptor),
       siteKeys: row.siteKeys,
@@ -276,7 +286,7 @@ export class UrzaLibrary {
    * was catalogued.
    */
   async delete(blueprintId: string, siteKey?: string): Promise<boolean> {
-    this.#assertRunning('delete');
+    this.#state.require('running', 'delete');
     return this.#serialised(() => this.#delete(blueprintId, siteKey));
   }
 
@@ -307,23 +317,20 @@ export class UrzaLibrary {
    * closes the database. Idempotent: every call returns the first call's promise.
    */
   close(): Promise<void> {
-    this.#closePromise ??= this.#close();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** `await using` support: same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#close();
   }
 
-  async #close(): Promise<void> {
-    this.#state = 'closing';
+  async #closeCatalog(): Promise<void> {
+    this.#state.set('closing');
     try {
-      await this.#writeChain;
+      await runCleanup('urza library', [() => this.#writeChain, () => this.#cache.clear(), () => this.#db.close()]);
     } finally {
-      this.#cache.clear();
-      this.#db.close();
-      this.#state = 'closed';
+      this.#state.set('closed');
     }
   }
 
@@ -431,7 +438,7 @@ export class UrzaLibrary {
     try {
       result = query();
     } catch (error) {
-      this.#breaker.recordFailure(error instanceof Error ? error.message : String(error));
+      this.#breaker.recordFailure(errorMessage(error));
       throw error;
     }
     const elapsedMs = clock.monotonicMs() - startMs;
@@ -453,13 +460,5 @@ export class UrzaLibrary {
 
   async #removeIfUnreferenced(fileName: string): Promise<void> {
     if (!this.#db.referencesFile(fileName)) await this.#files.remove(fileName);
-  }
-
-  #assertRunning(operation: string): void {
-    if (this.#state !== 'running') {
-      throw new EsperError(ErrorCode.INVALID_STATE, `urza library is ${this.#state}; cannot ${operation}`, {
-        details: { state: this.#state, operation },
-      });
-    }
   }
 }

@@ -9,11 +9,14 @@
 import { randomUUID } from 'node:crypto';
 import { create, isMessage } from '@bufbuild/protobuf';
 import {
+  closeOnce,
   DependencyGuard,
   DependencyViolationError,
   ErrorCode,
-  EsperError,
+  errorMessage,
   isEsperError,
+  optionChecks,
+  ServiceState,
   systemClock,
   type Clock,
   type TelemetrySink,
@@ -31,7 +34,7 @@ import {
 } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { tf } from '../tensor/index.js';
-import { decodeArtifact, loadArtifact, percentile } from '../tezzeret/index.js';
+import { decodeArtifact, loadArtifact, prewarmTimings } from '../tezzeret/index.js';
 import { formatUrzaArtifactRef } from './artifact-ref.js';
 import type { UrzaLibrary } from './library.js';
 import type { UrzaArtifactRecord } from './library-records.js';
@@ -121,9 +124,9 @@ export class UrzaPrefetchWorker {
   readonly #prewarmPasses: number;
   readonly #prewarmBatch: number;
   readonly #siteKeyOf: ((request: KernelPrefetchRequest) => string | undefined) | undefined;
-  #state: UrzaPrefetchWorkerState = 'created';
+  readonly #state = new ServiceState<UrzaPrefetchWorkerState>('urza prefetch worker', 'created');
+  readonly #close = closeOnce(() => this.#closeSubscription());
   #subscription: Subscription | undefined;
-  #closePromise: Promise<void> | undefined;
   #scopeCounter = 0;
   #hits = 0;
   #misses = 0;
@@ -137,23 +140,12 @@ export class UrzaPrefetchWorker {
     this.#catalog = options.catalog;
     this.#clock = options.clock ?? systemClock;
     this.#guard = new DependencyGuard({ subsystem: 'urza', sink: options.telemetry, clock: this.#clock });
-    this.#group = options.group ?? URZA_PREFETCH_WORKER_DEFAULTS.group;
-    this.#consumer = options.consumer ?? `urza-prefetch-${randomUUID().slice(0, 8)}`;
-    this.#prewarmPasses = options.prewarmPasses ?? URZA_PREFETCH_WORKER_DEFAULTS.prewarmPasses;
-    this.#prewarmBatch = options.prewarmBatch ?? URZA_PREFETCH_WORKER_DEFAULTS.prewarmBatch;
+    const check = optionChecks('UrzaPrefetchWorker');
+    this.#group = check.nonEmptyString('group', options.group ?? URZA_PREFETCH_WORKER_DEFAULTS.group);
+    this.#consumer = check.nonEmptyString('consumer', options.consumer ?? `urza-prefetch-${randomUUID().slice(0, 8)}`);
+    this.#prewarmPasses = check.integer('prewarmPasses', options.prewarmPasses ?? URZA_PREFETCH_WORKER_DEFAULTS.prewarmPasses, { min: 1 });
+    this.#prewarmBatch = check.integer('prewarmBatch', options.prewarmBatch ?? URZA_PREFETCH_WORKER_DEFAULTS.prewarmBatch, { min: 1 });
     this.#siteKeyOf = options.siteKeyOf;
-    for (const [field, value] of [
-      ['group', this.#group],
-      ['consumer', this.#consumer],
-    ] as const) {
-      if (value.length === 0) throw invalidOption(field, 'a non-empty string', value);
-    }
-    for (const [field, value] of [
-      ['prewarmPasses', this.#prewarmPasses],
-      ['prewarmBatch', this.#prewarmBatch],
-    ] as const) {
-      if (!Number.isSafeInteger(value) || value < 1) throw invalidOption(field, 'an integer ≥ 1', value);
-    }
   }
 
   /** The consumer name this worker reads under. */
@@ -163,7 +155,7 @@ export class UrzaPrefetchWorker {
 
   /** See {@link UrzaPrefetchWorkerState}. */
   get state(): UrzaPrefetchWorkerState {
-    return this.#state;
+    return this.#state.current;
   }
 
   /**
@@ -172,12 +164,7 @@ export class UrzaPrefetchWorker {
    * @throws EsperError `INVALID_STATE` unless the worker is `created`.
    */
   async start(): Promise<void> {
-    if (this.#state !== 'created') {
-      throw new EsperError(ErrorCode.INVALID_STATE, `urza prefetch worker is ${this.#state}; cannot start`, {
-        details: { state: this.#state },
-      });
-    }
-    this.#state = 'running';
+    this.#state.transition('created', 'running', 'start');
     this.#subscription = this.#bus.subscribe({
       group: this.#group,
       consumer: this.#consumer,
@@ -211,21 +198,20 @@ export class UrzaPrefetchWorker {
    * Idempotent: every call returns the first call's promise.
    */
   close(): Promise<void> {
-    this.#closePromise ??= this.#close();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** `await using` support: same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#close();
   }
 
-  async #close(): Promise<void> {
-    this.#state = 'closing';
+  async #closeSubscription(): Promise<void> {
+    this.#state.set('closing');
     try {
-      await this.#subscription?.stop();
+      await this.#subscription?.close();
     } finally {
-      this.#state = 'closed';
+      this.#state.set('closed');
     }
   }
 
@@ -284,7 +270,7 @@ export class UrzaPrefetchWorker {
       }
       throw error;
     }
-    const prewarm = this.#prewarm(loaded.bytes, record);
+    const prewarm = prewarmTimings(this.#prewarm(loaded.bytes, record));
     return create(KernelArtifactReadySchema, {
       requestId: request.requestId,
       blueprintId: request.blueprintId,
@@ -292,8 +278,8 @@ export class UrzaPrefetchWorker {
       artifactRef: formatUrzaArtifactRef(record),
       checksum: loaded.record.checksum,
       guardDigest: loaded.record.guardDigest,
-      prewarmP50Ms: percentile(prewarm, 0.5),
-      prewarmP95Ms: percentile(prewarm, 0.95),
+      prewarmP50Ms: prewarm.p50Ms,
+      prewarmP95Ms: prewarm.p95Ms,
     });
   }
 
@@ -341,7 +327,7 @@ export class UrzaPrefetchWorker {
         ...(this.#catalog === undefined ? {} : { catalog: this.#catalog }),
       });
     } catch (error) {
-      throw new PrefetchFailure(KernelErrorCode.LOAD_FAILED, `load_failed: ${messageOf(error)}`);
+      throw new PrefetchFailure(KernelErrorCode.LOAD_FAILED, `load_failed: ${errorMessage(error)}`);
     }
     try {
       const samples: number[] = [];
@@ -355,7 +341,7 @@ export class UrzaPrefetchWorker {
       });
       return samples;
     } catch (error) {
-      throw new PrefetchFailure(KernelErrorCode.LOAD_FAILED, `prewarm_failed: ${messageOf(error)}`);
+      throw new PrefetchFailure(KernelErrorCode.LOAD_FAILED, `prewarm_failed: ${errorMessage(error)}`);
     } finally {
       module.dispose();
     }
@@ -367,15 +353,5 @@ function toFailure(error: unknown): PrefetchFailure {
   if (error instanceof DependencyViolationError) {
     return new PrefetchFailure(KernelErrorCode.INVALID_REQUEST, `invalid_request: ${error.reason}`);
   }
-  return new PrefetchFailure(KernelErrorCode.INTERNAL, `internal: ${messageOf(error)}`);
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function invalidOption(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `UrzaPrefetchWorker ${field}: expected ${expected}, got ${String(got)}`, {
-    details: { field },
-  });
+  return new PrefetchFailure(KernelErrorCode.INTERNAL, `internal: ${errorMessage(error)}`);
 }

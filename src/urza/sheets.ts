@@ -5,13 +5,12 @@
  * check, is an integrity failure — never served, never replaced by "no sheet".
  */
 import { toBinary } from '@bufbuild/protobuf';
-import { decodeMessage, ErrorCode, EsperError, type Clock } from '../core/index.js';
+import { decodeMessage, errorMessage, ErrorCode, EsperError, optionChecks, type Clock } from '../core/index.js';
 import { BSDSSchema, type BSDS } from '../leyline/index.js';
 import type { BsdsVerifier } from './bsds-verifier.js';
 import type { BlueprintSideColumn, CatalogDb } from './catalog-db.js';
 import { parseGraphMetadata, type GraphMetadata } from './graph-metadata.js';
 import type { IntegrityReporter } from './integrity.js';
-import { invalidArgument } from './library-options.js';
 import { UrzaIntegrityReason } from './names.js';
 
 /** What {@link SheetStore} works on; `read` runs a DB read under the library's breaker. */
@@ -34,12 +33,13 @@ export class SheetStore {
   /** See `UrzaLibrary.saveBsds`. */
   saveBsds(blueprintId: string, bsds: BSDS): void {
     const { db } = this.#context;
+    const check = optionChecks('UrzaLibrary.saveBsds');
     const verdict = this.#verifier('saveBsds').verify(bsds);
-    if (!verdict.ok) throw invalidArgument('bsds.security', 'a sheet signed by a key of the ring', verdict.reason);
-    if (bsds.blueprintId !== blueprintId) throw invalidArgument('bsds.blueprintId', blueprintId, bsds.blueprintId);
+    if (!verdict.ok) check.fail('bsds.security', 'a sheet signed by a key of the ring', verdict.reason);
+    if (bsds.blueprintId !== blueprintId) check.fail('bsds.blueprintId', blueprintId, bsds.blueprintId);
     if (db.blueprint(blueprintId) === undefined) throw notCatalogued(blueprintId);
     if (!this.#describesCatalogued(blueprintId, bsds.artifactChecksum)) {
-      throw invalidArgument('bsds.artifactChecksum', `the checksum of an artifact of ${blueprintId}`, bsds.artifactChecksum);
+      check.fail('bsds.artifactChecksum', `the checksum of an artifact of ${blueprintId}`, bsds.artifactChecksum);
     }
     this.#set(blueprintId, 'bsds', Buffer.from(toBinary(BSDSSchema, bsds)));
   }
@@ -78,7 +78,9 @@ export class SheetStore {
 
   /** See `UrzaLibrary.saveGraphMetadata`. */
   saveGraphMetadata(blueprintId: string, metadata: GraphMetadata): void {
-    if (metadata.blueprintId !== blueprintId) throw invalidArgument('metadata.blueprintId', blueprintId, metadata.blueprintId);
+    if (metadata.blueprintId !== blueprintId) {
+      optionChecks('UrzaLibrary.saveGraphMetadata').fail('metadata.blueprintId', blueprintId, metadata.blueprintId);
+    }
     this.#set(blueprintId, 'graph_metadata_json', JSON.stringify(metadata));
   }
 
@@ -90,7 +92,7 @@ export class SheetStore {
     try {
       metadata = parseGraphMetadata(json);
     } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
+      const detail = errorMessage(error);
       throw this.#context.integrity.fail({
         blueprintId,
         reason: UrzaIntegrityReason.GRAPH_METADATA_INVALID,

@@ -307,7 +307,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         );
         const receipt = await bus.publish(fieldReport(RUN));
         await waitFor(() => first.length === 1, 'the first consumer to start handling');
-        const stopping = stuck.stop();
+        const stopping = stuck.close();
         expect(await pendingOf(store, streams.fieldReports, GROUP)).toBe(1);
 
         const second: { delivery: Delivery; atMs: number }[] = [];
@@ -452,7 +452,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
 
       it('sheds LOW/NORMAL telemetry (counted) while HIGH/CRITICAL telemetry still goes through', async () => {
         const { bus } = await setup({ maxBacklog, depthRefreshMs: 0 });
-        await (await subscribe(bus, [BusMessageType.TELEMETRY], () => undefined)).stop();
+        await (await subscribe(bus, [BusMessageType.TELEMETRY], () => undefined)).close();
         const accepted = [];
         for (let i = 0; i < maxBacklog; i += 1) accepted.push(await bus.publish(telemetryPacket(RUN)));
         expect(accepted.every((r) => r.status === 'published')).toBe(true);
@@ -470,7 +470,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
 
       it('never sheds field reports or commands: they wait for their deadline and fail with OONA_PUBLISH_TIMEOUT', async () => {
         const { bus } = await setup({ maxBacklog, depthRefreshMs: 0 });
-        await (await subscribe(bus, [BusMessageType.FIELD_REPORT, BusMessageType.ADAPTATION_COMMAND], () => undefined)).stop();
+        await (await subscribe(bus, [BusMessageType.FIELD_REPORT, BusMessageType.ADAPTATION_COMMAND], () => undefined)).close();
         for (let i = 0; i < maxBacklog; i += 1) {
           expect((await bus.publish(fieldReport(RUN))).status).toBe('published');
           expect((await bus.publish(adaptationCommand(RUN))).status).toBe('published');
@@ -488,7 +488,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
       it('lets a waiting field report through once a consumer drains the backlog, and loses nothing it accepted', async () => {
         const { bus } = await setup({ maxBacklog, depthRefreshMs: 0 });
         const types = [BusMessageType.TELEMETRY, BusMessageType.FIELD_REPORT, BusMessageType.ADAPTATION_COMMAND];
-        await (await subscribe(bus, types, () => undefined)).stop();
+        await (await subscribe(bus, types, () => undefined)).close();
         const receipts = [];
         for (let i = 0; i < maxBacklog + 3; i += 1) receipts.push(await bus.publish(telemetryPacket(RUN)));
         for (let i = 0; i < maxBacklog; i += 1) {
@@ -667,7 +667,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         expect(await store.length(streams.deadLetter)).toBe(1);
 
         blocked.open();
-        await blocking.stop();
+        await blocking.close();
         await subscribe(bus, [BusMessageType.FIELD_REPORT], recorder.handler);
         await waitFor(
           () => recorder.deliveries.some((d) => (d.message as FieldReport).reportId === 'fr-after'),
@@ -745,7 +745,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
 
       it('reports per-stream depth of undelivered and unacknowledged entries', async () => {
         const { bus, store, streams } = await setup({ depthRefreshMs: 0 });
-        await (await subscribe(bus, [BusMessageType.FIELD_REPORT], () => undefined)).stop();
+        await (await subscribe(bus, [BusMessageType.FIELD_REPORT], () => undefined)).close();
         for (let i = 0; i < 4; i += 1) await bus.publish(fieldReport(RUN));
         expect(bus.metrics().depth[LogicalStream.FIELD_REPORTS]).toBeGreaterThanOrEqual(3);
         const recorder = new Recorder();
@@ -807,7 +807,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
 
       it('aborts a publish waiting under back-pressure with OONA_CLOSED', async () => {
         const { bus } = await setup({ maxBacklog: 1, depthRefreshMs: 0 });
-        await (await subscribe(bus, [BusMessageType.FIELD_REPORT], () => undefined)).stop();
+        await (await subscribe(bus, [BusMessageType.FIELD_REPORT], () => undefined)).close();
         await bus.publish(fieldReport(RUN));
         const waiting = rejectionOf(bus.publish(fieldReport(RUN), { deadlineMs: 10_000 }));
         await holdsFor(50, () => undefined);
@@ -830,7 +830,7 @@ export function describeBusConformance(name: string, makeBus: MakeBus, options: 
         await bus.publish(fieldReport(RUN));
         await recorder.waitForCount(1);
         controller.abort();
-        await subscription.stop();
+        await subscription.close();
         await bus.publish(fieldReport(RUN));
         await holdsFor(2 * TEST_TIMINGS.blockMs, () => expect(recorder.deliveries).toHaveLength(1));
       });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError, MemoryTelemetrySink, systemClock } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, MAX_TIMER_MS, MemoryTelemetrySink, systemClock } from '../../src/core/index.js';
 import { KeyRing } from '../../src/security/index.js';
 import { MemoryStreamStore } from '../../src/oona/memory-stream-store.js';
 import { resolveStreamBusOptions, STREAM_BUS_DEFAULTS, type StreamBusOptions } from '../../src/oona/options.js';
@@ -48,6 +48,8 @@ describe('resolveStreamBusOptions', () => {
     ['kernelNonceCacheSize', 0],
     ['breakerFailureThreshold', 0],
     ['breakerOpenMs', -1],
+    ['stopTimeoutMs', MAX_TIMER_MS + 1],
+    ['publishDeadlineMs', MAX_TIMER_MS + 1],
   ] as const)('rejects %s = %s naming the field', (field, value) => {
     expect(fieldOf(() => resolveStreamBusOptions({ ...base(), [field]: value }))).toBe(field);
   });

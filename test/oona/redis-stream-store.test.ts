@@ -11,10 +11,12 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError } from '../../src/core/errors.js';
+import { MAX_TIMER_MS } from '../../src/core/index.js';
 import { RedisStreamStore, resolveRedisStreamStoreOptions } from '../../src/oona/redis-stream-store.js';
 import type { StreamStore } from '../../src/oona/stream-store.js';
 import { body, bodyOf, describeStreamStoreConformance, pollUntil, rejectionOf, uniquePrefix } from './stream-store.conformance.js';
 import { testRedisUrl } from '../support/redis-url.js';
+import { thrownBy } from '../support/thrown.js';
 
 const REDIS_URL = testRedisUrl();
 
@@ -111,6 +113,22 @@ describe('RedisStreamStore', () => {
       maxRetriesPerRequest: 4,
       maxIdleBlockingConnections: 4,
     });
+  });
+
+  it('names a bad url without echoing its password, and bounds the reconnect delays', () => {
+    const secret = 'hunter2-secret';
+    for (const [options, field] of [
+      [{ url: `http://user:${secret}@localhost:6379` }, 'url'],
+      [{ url: REDIS_URL, redis: admin }, 'url'],
+      [{ url: REDIS_URL, reconnectBaseDelayMs: 0 }, 'reconnectBaseDelayMs'],
+      [{ url: REDIS_URL, reconnectBaseDelayMs: 100, reconnectMaxDelayMs: 50 }, 'reconnectMaxDelayMs'],
+      [{ url: REDIS_URL, connectTimeoutMs: MAX_TIMER_MS + 1 }, 'connectTimeoutMs'],
+    ] as const) {
+      const error = thrownBy(() => resolveRedisStreamStoreOptions(options), ErrorCode.INVALID_ARGUMENT);
+      expect(error.details['field']).toBe(field);
+      expect(error.message).not.toContain(secret);
+      expect(JSON.stringify(error.details)).not.toContain(secret);
+    }
   });
 
   it('quits the connections it created from a url on close', async () => {

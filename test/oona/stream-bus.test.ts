@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, EsperError, FakeClock, isEsperError } from '../../src/core/index.js';
+import { ErrorCode, EsperError, FakeClock, isEsperError, MAX_TIMER_MS } from '../../src/core/index.js';
 import {
   BusMessageType,
   MessagePriority,
@@ -223,12 +223,12 @@ describe('StreamBus reclaim', () => {
       types: [BusMessageType.ADAPTATION_COMMAND],
       handler: (delivery) => {
         handled.push(`a:${commandId(delivery)}`);
-        void first.stop();
+        void first.close();
       },
     });
     await first.ready;
     await waitFor(() => handled.length === 1, 'a handling its first entry');
-    await first.stop();
+    await first.close();
     expect(handled).toEqual(['a:m1']);
     expect(await pendingOf(store, names.normal, 'g')).toBe(2);
     const second = bus.subscribe({
@@ -262,7 +262,7 @@ describe('StreamBus reclaim', () => {
 });
 
 describe('StreamBus stopping and acknowledgement batching', () => {
-  it('returns from stop() after stopTimeoutMs when a handler never settles, leaving its entry to be reclaimed', async () => {
+  it('returns from close() after stopTimeoutMs when a handler never settles, leaving its entry to be reclaimed', async () => {
     const { bus, store, names } = setup({ reclaimIdleMs: 50, stopTimeoutMs: 100 });
     await bus.publish(command('stuck'));
     let started = false;
@@ -278,7 +278,7 @@ describe('StreamBus stopping and acknowledgement batching', () => {
     });
     await waitFor(() => started, 'the handler started');
     const before = performance.now();
-    await stuck.stop();
+    await stuck.close();
     expect(performance.now() - before).toBeLessThan(1_000);
     expect(await pendingOf(store, names.normal, 'g')).toBe(1);
     const { got, sub } = collect(bus, { consumer: 'b', types: [BusMessageType.ADAPTATION_COMMAND] });
@@ -288,7 +288,7 @@ describe('StreamBus stopping and acknowledgement batching', () => {
     expect(got[0]!.attempt).toBe(1);
   });
 
-  it('leaves an entry pending without spending an attempt when its handler fails because of stop()', async () => {
+  it('leaves an entry pending without spending an attempt when its handler fails because of close()', async () => {
     const { bus, store, names } = setup({ reclaimIdleMs: 60_000 });
     await bus.publish(command('aborted'));
     let started = false;
@@ -304,7 +304,7 @@ describe('StreamBus stopping and acknowledgement batching', () => {
         }),
     });
     await waitFor(() => started, 'the handler started');
-    await sub.stop();
+    await sub.close();
     expect(await pendingOf(store, names.normal, 'g')).toBe(1);
     expect(bus.metrics().retriesTotal).toBe(0);
     expect(bus.metrics().handlerFailures).toBe(0);
@@ -467,6 +467,19 @@ describe('StreamBus request/reply', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(75);
   });
 
+  it('refuses a request timeout or publish deadline no Node timer can hold, naming the field', async () => {
+    const { bus } = setup();
+    const tooLong = MAX_TIMER_MS + 1;
+    for (const [call, field] of [
+      [() => bus.request(kernelRequest('far'), { replyType: BusMessageType.KERNEL_PREFETCH_READY, timeoutMs: tooLong }), 'timeoutMs'],
+      [() => bus.publish(command(), { deadlineMs: tooLong }), 'deadlineMs'],
+    ] as const) {
+      const error = await rejectionOf(call());
+      expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+      expect((error as EsperError).details['field']).toBe(field);
+    }
+  });
+
   it('ignores replies for other correlation ids and answers concurrent requests separately', async () => {
     const { bus } = setup();
     const sub = bus.subscribe({
@@ -597,12 +610,12 @@ describe('StreamBus lifecycle', () => {
     expect(isEsperError(await waiting, ErrorCode.OONA_CLOSED)).toBe(true);
   });
 
-  it('stops a subscription through stop() idempotently and through its signal', async () => {
+  it('closes a subscription through close() idempotently and through its signal', async () => {
     const { bus, store, names } = setup();
     const { sub } = collect(bus, { types: [BusMessageType.ADAPTATION_COMMAND] });
     await sub.ready;
-    expect(sub.stop()).toBe(sub.stop());
-    await sub.stop();
+    expect(sub.close()).toBe(sub.close());
+    await sub.close();
     const controller = new AbortController();
     const { got, sub: viaSignal } = collect(bus, {
       group: 'g2',
@@ -611,11 +624,21 @@ describe('StreamBus lifecycle', () => {
     });
     await viaSignal.ready;
     controller.abort();
-    await viaSignal.stop();
+    await viaSignal.close();
     await bus.publish(command());
     const groups = await store.groups(names.normal);
     expect(groups.find((g) => g.name === 'g2')).toMatchObject({ lag: 1, pending: 0 });
     expect(got).toHaveLength(0);
+  });
+
+  it('closes a subscription at the end of its `await using` scope', async () => {
+    const { bus, store, names } = setup();
+    {
+      await using sub = collect(bus, { group: 'scoped', types: [BusMessageType.ADAPTATION_COMMAND] }).sub;
+      await sub.ready;
+    }
+    await bus.publish(command());
+    expect((await store.groups(names.normal)).find((g) => g.name === 'scoped')).toMatchObject({ lag: 1, pending: 0 });
   });
 
   it('validates subscribe options naming the field', () => {
@@ -721,6 +744,9 @@ class FlakyStore implements StreamStore {
     return this.inner.deleteStreams(streams);
   }
   async close() {
+    return this.inner.close();
+  }
+  async [Symbol.asyncDispose]() {
     return this.inner.close();
   }
 }

@@ -1,9 +1,18 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { FakeClock } from '../../src/core/index.js';
+import { ErrorCode, FakeClock } from '../../src/core/index.js';
 import { AdaptationCommandSchema, PolicyUpdateSchema, type SignedMessageSchema } from '../../src/leyline/index.js';
-import { HmacSigner, KeyRing, SignedMessageFailure } from '../../src/security/index.js';
+import {
+  DEFAULT_FUTURE_SKEW_MS,
+  DEFAULT_MAX_FRESHNESS_WINDOW_MS,
+  HmacSigner,
+  KeyRing,
+  NonceLedger,
+  resolveSignedMessageRules,
+  SignedMessageFailure,
+} from '../../src/security/index.js';
 import { decodeSignedMessage } from '../../src/security/signed-message.js';
+import { thrownBy } from '../support/thrown.js';
 import { padVarint, readFields, withValue, writeFields } from '../support/wire.js';
 
 const signer = new HmacSigner(new KeyRing([{ keyId: 'k', secret: Buffer.from('signed-message-test-secret-0001') }]), {
@@ -50,4 +59,29 @@ describe('decodeSignedMessage', () => {
       }
     });
   }
+});
+
+describe('resolveSignedMessageRules', () => {
+  const clock = new FakeClock();
+  const base = { signer, clock, noun: 'command' };
+
+  it('fills the default window and skew', () => {
+    const ledger = new NonceLedger({ clock });
+    expect(resolveSignedMessageRules('Verifier', { ...base, ledger })).toMatchObject({
+      maxFreshnessWindowMs: DEFAULT_MAX_FRESHNESS_WINDOW_MS,
+      futureSkewMs: DEFAULT_FUTURE_SKEW_MS,
+      ledger,
+      noun: 'command',
+    });
+  });
+
+  it.each([
+    [{ maxFreshnessWindowMs: 0 }, 'maxFreshnessWindowMs'],
+    [{ futureSkewMs: -1 }, 'futureSkewMs'],
+    [{ maxFreshnessWindowMs: 300_000 }, 'ledger'],
+  ])('refuses %j naming the field and the owner', (overrides, field) => {
+    const ledger = new NonceLedger({ clock, ttlSeconds: 300 });
+    const error = thrownBy(() => resolveSignedMessageRules('Verifier', { ...base, ledger, ...overrides }), ErrorCode.INVALID_ARGUMENT);
+    expect(error.details).toMatchObject({ owner: 'Verifier', field });
+  });
 });

@@ -3,7 +3,7 @@
  * checksummed buffer; corruption, shape drift and reordered optimizer slots are refused.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, type PersistedStateError } from '../../src/core/index.js';
 import {
   decodeWeights,
   decodeWeightsFromBytes,
@@ -106,6 +106,29 @@ describe('weights round trip', () => {
       ),
     ).toBe(true);
     tf.dispose(vars);
+  });
+
+  it('refuses a blob whose header specs are malformed with a typed error naming the path', () => {
+    const blob = (header: unknown): Uint8Array => {
+      const json = new TextEncoder().encode(JSON.stringify(header));
+      const out = new Uint8Array(12 + json.byteLength);
+      const view = new DataView(out.buffer);
+      view.setUint32(0, 0x57505345, true);
+      view.setUint32(4, 1, true);
+      view.setUint32(8, json.byteLength, true);
+      out.set(json, 12);
+      return out;
+    };
+    for (const [header, path] of [
+      [{ specs: [{ name: 'w', shape: 'x', dtype: 'float32' }], crc32c: 0 }, '$.specs[0].shape'],
+      [{ specs: [{ name: 'w', shape: [2], dtype: 'string' }], crc32c: 0 }, '$.specs[0].dtype'],
+      [{ specs: [] }, '$.crc32c'],
+      ['not an object', '$'],
+    ] as const) {
+      const error = errorOf(() => decodeWeightsFromBytes(blob(header)));
+      expect(isEsperError(error, ErrorCode.TENSOR_WEIGHTS_INVALID), JSON.stringify(header)).toBe(true);
+      expect((error as PersistedStateError).issues.map((issue) => issue.path)).toEqual([path]);
+    }
   });
 
   it('refuses a blob whose names or shapes do not fit, assigning nothing', async () => {

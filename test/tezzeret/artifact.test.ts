@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, type PersistedStateError } from '../../src/core/index.js';
 import {
   ARTIFACT_FORMAT_VERSION,
   ARTIFACT_PREFIX_BYTES,
@@ -80,5 +80,9 @@ describe('artifact byte format', () => {
         ),
       ).toBe(true);
     }
+    const paths = (bytes: Uint8Array): string[] => (errorOf(() => decodeArtifact(bytes)) as PersistedStateError).issues.map((i) => i.path);
+    expect(paths(unknownFamily)).toEqual(['$.family']);
+    expect(paths(extraField)).toEqual(['$']);
+    expect(paths(badKind)).toEqual(['$.site.kind']);
   });
 });

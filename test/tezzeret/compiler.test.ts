@@ -5,7 +5,8 @@ import { SeedSiteDescriptorSchema, SeedSiteKind, type SeedSiteDescriptor } from 
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { KarnCatalog, type SeedModule } from '../../src/karn/index.js';
 import { decodeArtifact } from '../../src/tezzeret/artifact.js';
-import { loadArtifact, percentile, TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/compiler.js';
+import { quantile } from '../../src/core/index.js';
+import { loadArtifact, TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/compiler.js';
 import { TezzeretMetric } from '../../src/tezzeret/names.js';
 
 const site = (kind: SeedSiteKind, shape: number[]): SeedSiteDescriptor =>
@@ -114,7 +115,7 @@ describe('all 50 default blueprints', () => {
       family,
       compiles: ms.length,
       meanCompileMs: Number((ms.reduce((a, b) => a + b, 0) / ms.length).toFixed(2)),
-      medianPrewarmP50Ms: Number(percentile(prewarmP50ByFamily.get(family) ?? [], 0.5).toFixed(3)),
+      medianPrewarmP50Ms: Number((quantile(prewarmP50ByFamily.get(family) ?? [], 0.5) ?? 0).toFixed(3)),
     }));
     console.log(`tezzeret compile timings (wasm, prewarm batch 2):\n${JSON.stringify(rows, null, 1)}`);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, EsperError, FakeClock } from '../../src/core/index.js';
-import { backoff, ForgeGovernor, reasonOf } from '../../src/tezzeret/forge-governor.js';
+import { backoff, failureReason, ForgeGovernor } from '../../src/tezzeret/forge-governor.js';
 
 function governor(opened: string[] = [], overrides: Partial<ConstructorParameters<typeof ForgeGovernor>[0]> = {}) {
   return new ForgeGovernor({
@@ -50,7 +50,7 @@ describe('ForgeGovernor', () => {
   });
 
   it('names a failure by timeout, error code or class', () => {
-    expect([timeout, new EsperError(ErrorCode.KARN_SITE_UNSUPPORTED, 'x'), new RangeError('x'), 'text'].map(reasonOf)).toEqual([
+    expect([timeout, new EsperError(ErrorCode.KARN_SITE_UNSUPPORTED, 'x'), new RangeError('x'), 'text'].map(failureReason)).toEqual([
       'timeout',
       ErrorCode.KARN_SITE_UNSUPPORTED,
       'RangeError',

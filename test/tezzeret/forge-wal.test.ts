@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError, RecordLog } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, type PersistedStateError, RecordLog } from '../../src/core/index.js';
 import { ForgeWal, type ForgeWalRecord } from '../../src/tezzeret/forge-wal.js';
 
 let dir: string;
@@ -50,12 +50,12 @@ describe('ForgeWal', () => {
   });
 
   it.each([
-    ['not JSON', '{"v":1,', ''],
-    ['an unknown record type', '{"v":1,"type":"paused","job":"BP001@dense:8"}', 'type'],
-    ['a done record without a checksum', '{"v":1,"type":"done","job":"BP001@dense:8","guardDigest":"g"}', 'checksum'],
-    ['a started record with an unknown strategy', '{"v":1,"type":"started","job":"j","attempt":1,"strategy":"reckless"}', 'strategy'],
-    ['another version', '{"v":2,"type":"failed","job":"j","reason":"x"}', 'v'],
-  ])('names the file and offset of a record that is %s', async (_label, payload, field) => {
+    ['not JSON', '{"v":1,', '$'],
+    ['an unknown record type', '{"v":1,"type":"paused","job":"BP001@dense:8"}', '$.type'],
+    ['a done record without a checksum', '{"v":1,"type":"done","job":"BP001@dense:8","guardDigest":"g"}', '$.checksum'],
+    ['a started record with an unknown strategy', '{"v":1,"type":"started","job":"j","attempt":1,"strategy":"reckless"}', '$.strategy'],
+    ['another version', '{"v":2,"type":"failed","job":"j","reason":"x"}', '$.v'],
+  ])('names the file, offset and path of a record that is %s', async (_label, payload, path) => {
     const [, offset] = await appendRaw(['{"v":1,"type":"failed","job":"ok","reason":"x"}', payload]);
     const wal = await ForgeWal.open(walPath);
     let caught: unknown;
@@ -66,7 +66,8 @@ describe('ForgeWal', () => {
     }
     await wal.close();
     expect(isEsperError(caught, ErrorCode.TEZZERET_FORGE_WAL_INVALID), String(caught)).toBe(true);
-    expect((caught as { details: Record<string, unknown> }).details).toEqual({ path: walPath, offset, field });
+    expect((caught as PersistedStateError).details).toMatchObject({ path: walPath, offset });
+    expect((caught as PersistedStateError).issues.map((issue) => issue.path)).toEqual([path]);
     expect((caught as Error).message).toContain(walPath);
   });
 

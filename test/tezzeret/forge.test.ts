@@ -147,7 +147,7 @@ describe('TezzeretForge over the 50 default descriptors', () => {
       await wal.close();
       cleanDigests = digestsOf(summary);
     } finally {
-      await sub.stop();
+      await sub.close();
       await bus.close();
       await library.close();
     }

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, type PersistedStateError } from '../../src/core/index.js';
 import { BSDSSchema, HazardBand, SeedSiteDescriptorSchema, SeedSiteKind } from '../../src/leyline/index.js';
 import { KarnCatalog } from '../../src/karn/index.js';
 import { initTensorBackend } from '../../src/tensor/index.js';
@@ -74,7 +74,7 @@ describe('buildGraphMetadata', () => {
     ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
   });
 
-  it('names the first field of stored metadata that breaks the layout', () => {
+  it('names every path of stored metadata that breaks the layout', () => {
     const json = JSON.stringify(buildGraphMetadata(catalog.get('BP009'), headers.get('BP009')!));
     const failure = (text: string): unknown => {
       try {
@@ -84,17 +84,17 @@ describe('buildGraphMetadata', () => {
       }
       return undefined;
     };
-    for (const [text, field] of [
-      ['{"version":1,', ''],
-      [json.replace('"version":1', '"version":99'), 'version'],
-      [json.replace('"source":"tezzeret"', '"source":"elsewhere"'), 'source'],
-      [json.replace(/"threshold":[0-9.e+]+/, '"threshold":"high"'), 'monitors.0.threshold'],
-      [json.replace('"adjacency":[', '"adjacency":[[0,"x"],'), 'adjacency.0.1'],
-      [json.replace('"family":', '"extra":1,"family":'), ''],
+    for (const [text, path] of [
+      ['{"version":1,', '$'],
+      [json.replace('"version":1', '"version":99'), '$.version'],
+      [json.replace('"source":"tezzeret"', '"source":"elsewhere"'), '$.source'],
+      [json.replace(/"threshold":[0-9.e+]+/, '"threshold":"high"'), '$.monitors[0].threshold'],
+      [json.replace('"adjacency":[', '"adjacency":[[0,"x"],'), '$.adjacency[0][1]'],
+      [json.replace('"family":', '"extra":1,"family":'), '$'],
     ] as const) {
       const error = failure(text);
       expect(isEsperError(error, ErrorCode.DECODE_FAILED), text.slice(0, 40)).toBe(true);
-      expect((error as { details: Record<string, unknown> }).details['field']).toBe(field);
+      expect((error as PersistedStateError).issues.map((issue) => issue.path)).toEqual([path]);
     }
   });
 });

@@ -22,8 +22,6 @@ import {
   KernelArtifactReadySchema,
   KernelErrorCode,
   KernelPrefetchRequestSchema,
-  SeedSiteDescriptorSchema,
-  SeedSiteKind,
   TelemetryLevel,
   type KernelArtifactError,
   type KernelArtifactReady,
@@ -32,10 +30,11 @@ import {
 import { RedisStreamStore } from '../../src/oona/redis-stream-store.js';
 import { StreamBus } from '../../src/oona/stream-bus.js';
 import { KeyRing } from '../../src/security/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
+import { tf } from '../../src/tensor/index.js';
+import { type CompiledArtifact } from '../../src/tezzeret/index.js';
 import { parseUrzaArtifactRef } from '../../src/urza/artifact-ref.js';
 import { UrzaLibrary } from '../../src/urza/library.js';
+import { bp005Save, compileBp005, SITE_KEY } from './fixtures/bp005-artifact.js';
 import { UrzaPrefetchWorker } from '../../src/urza/prefetch-worker.js';
 import { deleteKeysWithPrefix } from '../support/redis-server.js';
 import { testRedisUrl } from '../support/redis-url.js';
@@ -44,8 +43,6 @@ const REDIS_URL = testRedisUrl();
 const TEST_TIMEOUT_MS = 30_000;
 const REPLY_TIMEOUT_MS = 10_000;
 const RING = new KeyRing([{ keyId: 'k1', secret: Buffer.from('urza-prefetch-redis-secret-0123456789', 'utf8') }]);
-const SITE = create(SeedSiteDescriptorSchema, { siteId: 'dense-256', kind: SeedSiteKind.DENSE, shape: [256] });
-const SITE_KEY = 'dense:256';
 const catalog = new KarnCatalog();
 
 let admin: Redis;
@@ -64,9 +61,7 @@ interface Harness {
 beforeAll(async () => {
   admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await admin.connect();
-  await initTensorBackend();
-  const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 2 });
-  compiled = await compiler.compile(catalog.get('BP005'), catalog.defaultParameters('BP005'), SITE, { seed: 5 });
+  compiled = await compileBp005(catalog);
   tensorsBefore = tf.memory().numTensors;
 });
 
@@ -114,14 +109,7 @@ async function setup(): Promise<Harness> {
   const libraryTelemetry = new MemoryTelemetrySink();
   const library = await UrzaLibrary.open({ rootDir: root, telemetry: libraryTelemetry });
   cleanups.push(() => library.close());
-  await library.save({
-    descriptor: catalog.get('BP005'),
-    siteKey: SITE_KEY,
-    artifact: compiled.bytes,
-    guardDigest: compiled.guardDigest,
-    compileMs: compiled.compileMs,
-    prewarm: compiled.prewarm,
-  });
+  await library.save(bp005Save(catalog, compiled));
   const urza = redisBus(streamPrefix);
   const kasmina = redisBus(streamPrefix);
   const worker = new UrzaPrefetchWorker({ bus: urza, library, catalog, telemetry: new MemoryTelemetrySink(), prewarmPasses: 3 });

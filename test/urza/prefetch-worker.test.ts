@@ -12,8 +12,6 @@ import {
   KernelArtifactReadySchema,
   KernelErrorCode,
   KernelPrefetchRequestSchema,
-  SeedSiteDescriptorSchema,
-  SeedSiteKind,
   TelemetryLevel,
   type KernelArtifactError,
   type KernelArtifactReady,
@@ -23,16 +21,15 @@ import { KarnCatalog } from '../../src/karn/index.js';
 import { MemoryStreamStore } from '../../src/oona/memory-stream-store.js';
 import { StreamBus } from '../../src/oona/stream-bus.js';
 import { KeyRing } from '../../src/security/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
+import { tf } from '../../src/tensor/index.js';
+import { type CompiledArtifact } from '../../src/tezzeret/index.js';
 import { parseUrzaArtifactRef } from '../../src/urza/artifact-ref.js';
 import { UrzaLibrary } from '../../src/urza/library.js';
+import { bp005Save, compileBp005, SITE_KEY } from './fixtures/bp005-artifact.js';
 import { UrzaPrefetchWorker } from '../../src/urza/prefetch-worker.js';
 import { UrzaRuntime } from '../../src/urza/runtime.js';
 
 const RING = new KeyRing([{ keyId: 'k1', secret: Buffer.from('urza-prefetch-test-secret-0123456789', 'utf8') }]);
-const SITE = create(SeedSiteDescriptorSchema, { siteId: 'dense-256', kind: SeedSiteKind.DENSE, shape: [256] });
-const SITE_KEY = 'dense:256';
 const catalog = new KarnCatalog();
 let compiled: CompiledArtifact;
 let tensorsBefore = 0;
@@ -52,9 +49,7 @@ const cleanups: (() => Promise<void>)[] = [];
 let root: string;
 
 beforeAll(async () => {
-  await initTensorBackend();
-  const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 2 });
-  compiled = await compiler.compile(catalog.get('BP005'), catalog.defaultParameters('BP005'), SITE, { seed: 5 });
+  compiled = await compileBp005(catalog);
   tensorsBefore = tf.memory().numTensors;
 });
 
@@ -77,14 +72,7 @@ async function setup(): Promise<Harness> {
   const workerTelemetry = new MemoryTelemetrySink();
   const library = await UrzaLibrary.open({ rootDir: root, telemetry: libraryTelemetry });
   cleanups.push(() => library.close());
-  await library.save({
-    descriptor: catalog.get('BP005'),
-    siteKey: SITE_KEY,
-    artifact: compiled.bytes,
-    guardDigest: compiled.guardDigest,
-    compileMs: compiled.compileMs,
-    prewarm: compiled.prewarm,
-  });
+  await library.save(bp005Save(catalog, compiled));
   const bus = new StreamBus({
     store: new MemoryStreamStore(),
     keyRing: RING,
@@ -234,14 +222,7 @@ describe('UrzaPrefetchWorker', () => {
 
   it('refuses to guess between several site artifacts unless the seed names one', async () => {
     const harness = await setup();
-    await harness.library.save({
-      descriptor: catalog.get('BP005'),
-      siteKey: 'dense:256:b',
-      artifact: compiled.bytes,
-      guardDigest: compiled.guardDigest,
-      compileMs: compiled.compileMs,
-      prewarm: compiled.prewarm,
-    });
+    await harness.library.save(bp005Save(catalog, compiled, 'dense:256:b'));
     await harness.worker();
     const ambiguous = asError(await ask(harness, { seedId: 'seed-0' }));
     expect(ambiguous.code).toBe(KernelErrorCode.INVALID_REQUEST);

@@ -1,28 +1,24 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { create } from '@bufbuild/protobuf';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError, MemoryTelemetrySink } from '../../src/core/index.js';
-import { SeedSiteDescriptorSchema, SeedSiteKind, TelemetryLevel } from '../../src/leyline/index.js';
+import { TelemetryLevel } from '../../src/leyline/index.js';
 import { KarnCatalog } from '../../src/karn/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { loadArtifact, TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
+import { tf } from '../../src/tensor/index.js';
+import { loadArtifact, type CompiledArtifact } from '../../src/tezzeret/index.js';
 import { UrzaLibrary } from '../../src/urza/library.js';
+import { bp005Save, compileBp005, SITE_KEY } from './fixtures/bp005-artifact.js';
 import { UrzaRuntime } from '../../src/urza/runtime.js';
 import { formatUrzaArtifactRef, parseUrzaArtifactRef } from '../../src/urza/artifact-ref.js';
 
-const SITE = create(SeedSiteDescriptorSchema, { siteId: 'dense-256', kind: SeedSiteKind.DENSE, shape: [256] });
-const SITE_KEY = 'dense:256';
 const catalog = new KarnCatalog();
 let compiled: CompiledArtifact;
 let root: string;
 let tensorsBefore = 0;
 
 beforeAll(async () => {
-  await initTensorBackend();
-  const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 2 });
-  compiled = await compiler.compile(catalog.get('BP005'), catalog.defaultParameters('BP005'), SITE, { seed: 5 });
+  compiled = await compileBp005(catalog);
   tensorsBefore = tf.memory().numTensors;
 });
 
@@ -40,14 +36,7 @@ afterEach(async () => {
 
 async function saved(telemetry?: MemoryTelemetrySink): Promise<UrzaLibrary> {
   const library = await UrzaLibrary.open({ rootDir: root, ...(telemetry === undefined ? {} : { telemetry }) });
-  await library.save({
-    descriptor: catalog.get('BP005'),
-    siteKey: SITE_KEY,
-    artifact: compiled.bytes,
-    guardDigest: compiled.guardDigest,
-    compileMs: compiled.compileMs,
-    prewarm: compiled.prewarm,
-  });
+  await library.save(bp005Save(catalog, compiled));
   return library;
 }
 
