@@ -409,6 +409,9 @@ export class Trainer {
     if (this.#cursor.epochEnded || this.#cursor.position === 0) this.#epochAcc.reset();
     while (!(this.#cursor.epoch === epoch && this.#cursor.epochEnded)) {
       if (signal?.aborted === true) return 'aborted';
+      // A step resolves through microtasks only: without this turn of the event loop, bus I/O
+      // (operator commands in, acknowledgements and telemetry out) would wait for the epoch's end.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const outcome = await this.#step(epoch, signal);
       if (outcome === 'halted') return 'halted';
       if (this.#cursor.epoch < epoch && !this.#cursor.epochEnded) return 'rewound';
@@ -1590,10 +1593,8 @@ function outcomeOfError(cause: unknown): Omit<CommandOutcome, 'commandId'> {
   }
   if (isEsperError(cause, ErrorCode.DEPENDENCY_VIOLATION))
     return { status: CommandOutcomeStatus.REJECTED, reason: EmergencyReason.DEPENDENCY_VIOLATION };
-  if (isEsperError(cause, ErrorCode.COMMAND_NOT_APPLIED)) {
-    return { status: CommandOutcomeStatus.NOT_APPLIED, reason: String(cause.details?.['reason'] ?? cause.code) };
-  }
-  if (isEsperError(cause)) return { status: CommandOutcomeStatus.NOT_APPLIED, reason: cause.code };
+  // A refusal's `details.reason` says why (`unsupported_command`, `SEED_GATE_G0_SANITY: site occupied`, …).
+  if (isEsperError(cause)) return { status: CommandOutcomeStatus.NOT_APPLIED, reason: String(cause.details?.['reason'] ?? cause.code) };
   return { status: CommandOutcomeStatus.FAILED, reason: errorText(cause) };
 }
 
