@@ -1,13 +1,10 @@
 /**
- * The operator's path to a run: adaptation commands published on Oona (by `esper command`,
- * or any issuer holding the key) are queued here and handed to the training loop as if a
- * controller had decided them, one per step, so they take the one authoritative path
- * (their owner verifies, checks and applies them at a step boundary). Every command handed
- * out is acknowledged on the bus with its fate, as a reply to its message; a command still
- * queued when the inbox closes is acknowledged RUN_ENDED.
- *
- * Each run reads the command stream in its own consumer group (`kasmina-<training_run_id>`),
- * so each run sees every command; commands for other runs are counted and left to their run.
+ * The operator's path to a run: commands published on Oona (by `esper command`) are queued
+ * and handed to the training loop one per step, as a controller's would be, so their owner
+ * verifies and applies them at a step boundary. Each one handed out is acknowledged on the
+ * bus with its fate (a `CommandAck` replying to its message); one still queued when the inbox
+ * closes is acknowledged RUN_ENDED. Each run reads in its own consumer group
+ * (`kasmina-<training_run_id>`); commands for other runs are left to them.
  */
 import { create } from '@bufbuild/protobuf';
 import { buildTelemetryPacket, ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';

@@ -1,17 +1,11 @@
 /**
  * Gradient isolation: a direct check that a slot leaks no seed gradient into the host, and
- * the per-seed violation monitor with its circuit breaker. (Shared parameters are the
- * parameter registry's to refuse, by identity and by name.)
- *
- * Deliberate deviations from the prototype (reference prototype-kasmina §11):
- * - The check measures ∂y/∂x of the slot on a random probe against the host-path gradient
- *   the blend mode promises, instead of sampled dot products between parameter gradients
- *   (§11.1), which only caught shared parameter objects and never raised a violation.
- * - The isolation breaker half-opens and closes again (§11.3, §17.5): every recorded
- *   outcome first asks the breaker to `allow()`, which moves an OPEN breaker past its window
- *   to HALF_OPEN.
- * - `total` is the sum over tracked seeds, so clearing a culled seed clears its share
- *   (§17.10: the prototype's global count never went down).
+ * the per-seed violation monitor with its breaker (shared parameters are the parameter
+ * registry's to refuse). Departures from the prototype (reference prototype-kasmina §11):
+ * the check measures ∂y/∂x of the slot on a random probe against the host-path gradient the
+ * blend mode promises (§11.1's sampled dot products never raised a violation); the breaker
+ * half-opens and closes again (§17.5); clearing a culled seed clears its share of the total
+ * (§17.10).
  */
 import { CircuitBreaker, ErrorCode, EsperError, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
 import { CircuitBreakerState } from '../leyline/index.js';
