@@ -89,8 +89,8 @@ export interface SeedFate {
   retire: boolean;
 }
 
-/** One seed held by the executor. */
-export interface Seed {
+/** Who a seed is: fixed at germination. */
+export interface SeedIdentity {
   readonly seedId: string;
   readonly siteId: string;
   readonly site: SeedSiteDescriptor;
@@ -99,6 +99,10 @@ export interface Seed {
   readonly commandId: string;
   /** Epoch the seed was germinated in (its age is counted from it). */
   readonly germinatedEpoch: number;
+}
+
+/** One seed held by the executor. */
+export interface Seed extends SeedIdentity {
   readonly lifecycle: SeedLifecycle;
   readonly kernel: SeedKernel;
   readonly blend: SeedBlend;
@@ -112,13 +116,7 @@ export interface Seed {
 }
 
 /** What a new seed is made from. */
-export interface NewSeedInput {
-  readonly seedId: string;
-  readonly siteId: string;
-  readonly site: SeedSiteDescriptor;
-  readonly blueprintId: string;
-  readonly commandId: string;
-  readonly germinatedEpoch: number;
+export interface NewSeedInput extends SeedIdentity {
   readonly plan: BlendPlan;
   readonly lossAtGermination: number | undefined;
   /** A restored seed's lifecycle. @default a new one, in DORMANT */

@@ -15,6 +15,7 @@ import { buildOperatorCommand, OperatorAction } from '../../src/kasmina/index.js
 import { AdaptationCommandSchema, BusMessageType, CommandAckStatus } from '../../src/leyline/index.js';
 import { openBusFromSettings } from '../../src/oona/index.js';
 import { HmacSigner, KeyRing } from '../../src/security/index.js';
+import { waitFor } from '../oona/fixtures/waits.js';
 
 const SECRET = 'kasmina-test-secret-0123456789abcdef';
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -52,15 +53,6 @@ function redisSettings(prefix: string, options: { varDir?: string } = {}): Esper
   });
 }
 
-/** Polls `condition` every 20 ms until it holds or `timeoutMs` passes. */
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('esper command', () => {
   it('is acknowledged by a listening run: an applied germinate exits 0, a forged command is REJECTED, a refused germinate exits 3', async () => {
     const prefix = `test-cmd-${randomUUID().slice(0, 8)}:`;
@@ -78,7 +70,7 @@ describe('esper command', () => {
       stop.abort();
       await training;
     });
-    await until(() => train.err().includes('listening for commands'), 60_000, 'the run to listen');
+    await waitFor(() => train.err().includes('listening for commands'), 'the run to listen', 60_000);
 
     const applied = capture();
     const code = await runCommand(

@@ -4,7 +4,7 @@
  * does not own, illegal transitions, pause and resume, the breaker and emergency commands.
  */
 import { clone, create } from '@bufbuild/protobuf';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DependencyViolationError, ErrorCode, FakeClock, isEsperError } from '../../src/core/index.js';
 import { buildOperatorCommand, OperatorAction, SeedEvent } from '../../src/kasmina/index.js';
 import {
@@ -21,19 +21,11 @@ import {
   type CommandSecurity,
 } from '../../src/leyline/index.js';
 import { HmacSigner, KeyRing, RejectionReason } from '../../src/security/index.js';
-import { initTensorBackend } from '../../src/tensor/index.js';
 import { RING } from './fixtures/harness.js';
-import { advanceTo, germinateCommand, rejection, RUN, seedCommand, setup } from './fixtures/setup.js';
+import { rejectionOf } from '../oona/fixtures/waits.js';
+import { advanceTo, germinateCommand, RUN, seedCommand, setup, useCleanups } from './fixtures/setup.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 describe('Kasmina command security', () => {
   it('rejects every verifier reason with a typed error and CRITICAL command_rejected, creating no seed', async () => {
@@ -78,13 +70,13 @@ describe('Kasmina command security', () => {
       [RejectionReason.MISSING_NONCE, h.signer.sign(AdaptationCommandSchema, germinateCommand('seed-g'), { nonce: '' })],
     ];
     for (const [reason, command] of cases) {
-      const error = await rejection(h.kasmina.apply(command, context(0)));
+      const error = await rejectionOf(h.kasmina.apply(command, context(0)));
       expect(isEsperError(error, ErrorCode.COMMAND_REJECTED), reason).toBe(true);
       expect((error as { details?: Record<string, unknown> }).details?.['reason']).toBe(reason);
     }
     // A replay of an accepted command.
     await h.kasmina.apply(signed, context(0));
-    const replay = await rejection(h.kasmina.apply(signed, context(0)));
+    const replay = await rejectionOf(h.kasmina.apply(signed, context(0)));
     expect((replay as { details?: Record<string, unknown> }).details?.['reason']).toBe(RejectionReason.NONCE_REPLAYED);
 
     const rejected = h.telemetry.events('command_rejected');
@@ -129,7 +121,7 @@ describe('Kasmina command security', () => {
       [unknownBlueprint, 'blueprint_id'],
       [noSite, 'site_id'],
     ] as const) {
-      const error = await rejection(h.kasmina.apply(command, context(0)));
+      const error = await rejectionOf(h.kasmina.apply(command, context(0)));
       expect(error).toBeInstanceOf(DependencyViolationError);
       expect((error as DependencyViolationError).dependencyType).toBe(dependency);
     }
@@ -145,7 +137,7 @@ describe('Kasmina command security', () => {
 describe('Kasmina G0 on a germination', () => {
   /** Applies `command` and returns the KASMINA_GATE_FAILED it must throw. */
   async function refused(promise: Promise<unknown>): Promise<{ gate: unknown; gate_reason: unknown; reason: unknown }> {
-    const error = await rejection(promise);
+    const error = await rejectionOf(promise);
     expect(isEsperError(error, ErrorCode.KASMINA_GATE_FAILED)).toBe(true);
     return (error as { details: { gate: unknown; gate_reason: unknown; reason: unknown } }).details;
   }
@@ -220,7 +212,7 @@ describe('Kasmina seed commands', () => {
   it('turns an illegal transition into KASMINA_ILLEGAL_TRANSITION and an illegal_transition event', async () => {
     const { h, context } = await setup(cleanups);
     await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
-    const error = await rejection(h.kasmina.apply(h.sign(seedCommand(OperatorAction.FOSSILIZE, 's1')), context(0)));
+    const error = await rejectionOf(h.kasmina.apply(h.sign(seedCommand(OperatorAction.FOSSILIZE, 's1')), context(0)));
     expect(isEsperError(error, ErrorCode.KASMINA_ILLEGAL_TRANSITION)).toBe(true);
     expect((error as { details: Record<string, unknown> }).details['reason']).toBe(
       'illegal transition SEED_STAGE_TRAINING -> SEED_STAGE_FOSSILIZED',
@@ -235,7 +227,7 @@ describe('Kasmina seed commands', () => {
 
   it('refuses a command for an unknown seed with KASMINA_SEED_NOT_FOUND', async () => {
     const { h, context } = await setup(cleanups);
-    const error = await rejection(h.kasmina.apply(h.sign(seedCommand(OperatorAction.CULL, 'ghost')), context(0)));
+    const error = await rejectionOf(h.kasmina.apply(h.sign(seedCommand(OperatorAction.CULL, 'ghost')), context(0)));
     expect(isEsperError(error, ErrorCode.KASMINA_SEED_NOT_FOUND)).toBe(true);
     await h.kasmina.advance(context(1));
     expect(h.telemetry.events(SeedEvent.SEED_OPERATION_IGNORED)[0]?.attributes['reason']).toBe('unknown seed');
@@ -307,7 +299,7 @@ describe('Kasmina commands it does not own', () => {
       trainingRunId: RUN,
     });
     for (const command of [optimizer, pruning]) {
-      const error = await rejection(h.kasmina.apply(h.sign(command), context(0)));
+      const error = await rejectionOf(h.kasmina.apply(h.sign(command), context(0)));
       expect(isEsperError(error, ErrorCode.COMMAND_NOT_APPLIED)).toBe(true);
     }
     await h.kasmina.advance(context(1));

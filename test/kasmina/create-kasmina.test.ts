@@ -2,27 +2,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AsyncWorker, ErrorCode, isEsperError, loadSettings, MemoryTelemetrySink } from '../../src/core/index.js';
 import { createKasmina, KasminaMetric, type KasminaDeps } from '../../src/kasmina/index.js';
 import { AdaptationCommandSchema, SeedLifecycleStage, type AdaptationCommand } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { CommandVerifier, HmacSigner, NonceLedger } from '../../src/security/index.js';
-import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
+import { seededRng } from '../../src/tensor/index.js';
 import { mlpHost } from '../../src/tolaria/index.js';
 import { UrzaLibrary } from '../../src/urza/index.js';
 import { catalog, provision, RING } from './fixtures/harness.js';
-import { germinateCommand, rejection, RUN } from './fixtures/setup.js';
+import { rejectionOf } from '../oona/fixtures/waits.js';
+import { germinateCommand, RUN, useCleanups } from './fixtures/setup.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 const sign = (signer: HmacSigner, command: AdaptationCommand): AdaptationCommand => signer.sign(AdaptationCommandSchema, command);
 
@@ -90,14 +83,14 @@ describe('createKasmina', () => {
 
   it('refuses settings a part cannot use, with a typed error naming the field, and leaves nothing started', async () => {
     const { deps: d } = await deps();
-    const error = await rejection(createKasmina({ ...loadSettings({ env: {} }).kasmina, kernelCacheCapacity: 0 }, d));
+    const error = await rejectionOf(createKasmina({ ...loadSettings({ env: {} }).kasmina, kernelCacheCapacity: 0 }, d));
     expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
     expect((error as { details: Record<string, unknown> }).details['field']).toBe('capacity');
     const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
     cleanups.push(() => bus.close());
     const worker = new AsyncWorker({ name: 'create-kasmina-bad', maxConcurrency: 4 });
     cleanups.push(() => worker.close());
-    const noRun = await rejection(
+    const noRun = await rejectionOf(
       createKasmina(loadSettings({ env: {} }).kasmina, { ...d, trainingRunId: ' ', prefetch: { bus, worker } }),
     );
     expect(isEsperError(noRun, ErrorCode.INVALID_ARGUMENT)).toBe(true);

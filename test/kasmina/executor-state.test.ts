@@ -3,25 +3,18 @@
  * kept), the training-loss EWMA, and a checkpoint's state restored — or refused with
  * KASMINA_STATE_INVALID naming what is wrong.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError } from '../../src/core/index.js';
 import { OperatorAction, SeedEvent, type KasminaState } from '../../src/kasmina/index.js';
 import { ExecutorState, LOSS_EWMA_ALPHA } from '../../src/kasmina/executor-state.js';
 import { SeedLifecycleStage, TelemetryLevel } from '../../src/leyline/index.js';
-import { initTensorBackend } from '../../src/tensor/index.js';
 import { mlpHost } from '../../src/tolaria/index.js';
 import { FAST_LIFECYCLE } from './fixtures/harness.js';
-import { advanceTo, germinateCommand, rejection, seedCommand, setup, validation } from './fixtures/setup.js';
+import { SAMPLE_STATE } from './fixtures/state.js';
+import { rejectionOf } from '../oona/fixtures/waits.js';
+import { advanceTo, germinateCommand, seedCommand, setup, useCleanups, validation } from './fixtures/setup.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 describe('Kasmina seed reports', () => {
   it('reports a culled seed as CULLED with its reason and step, after it was reset and retired', async () => {
@@ -118,7 +111,7 @@ describe('Kasmina state restored from a checkpoint', () => {
       [{ ...saved, extra: true }, '$'],
     ];
     for (const [state, path] of cases) {
-      const error = await rejection(h.kasmina.restoreState(state, context(0)));
+      const error = await rejectionOf(h.kasmina.restoreState(state, context(0)));
       expect(isEsperError(error, ErrorCode.KASMINA_STATE_INVALID), path).toBe(true);
       expect(String((error as { details: Record<string, unknown> }).details['paths']).split(','), path).toContain(path);
       expect((error as Error).message, path).toContain(path);
@@ -131,7 +124,7 @@ describe('Kasmina state restored from a checkpoint', () => {
     const saved = await blendingState();
     const { h, context } = await setup(cleanups);
     await h.kasmina.apply(h.sign(germinateCommand('s9', 'hidden2')), context(0));
-    const error = await rejection(h.kasmina.restoreState(saved, context(0)));
+    const error = await rejectionOf(h.kasmina.restoreState(saved, context(0)));
     expect(isEsperError(error, ErrorCode.INVALID_STATE)).toBe(true);
   });
 
@@ -139,30 +132,19 @@ describe('Kasmina state restored from a checkpoint', () => {
     const host = mlpHost({ inputShape: [8], hidden: [16, 16], numClasses: 3, seed: 1, hostId: 'restore-wait' });
     cleanups.push(() => host.dispose());
     const { h, context } = await setup(cleanups, { host });
+    const sample = SAMPLE_STATE.seeds[0]!;
     const waiting: KasminaState = {
-      version: 3,
+      ...SAMPLE_STATE,
       step: 4,
-      epoch: 0,
       embargo: [],
-      counters: { commandsApplied: 1, gateFailures: 0, illegalTransitions: 0, isolationChecks: 0, seedsCulled: 0, seedsFossilized: 0 },
+      retired: [],
       seeds: [
         {
-          seedId: 's1',
-          siteId: 'hidden1',
-          blueprintId: 'BP001',
-          commandId: 'c1',
-          germinatedEpoch: 0,
+          ...sample,
           history: [{ from: SeedLifecycleStage.SEED_STAGE_DORMANT, to: SeedLifecycleStage.SEED_STAGE_GERMINATED, step: 3 }],
-          kernel: { attached: false, phase: 'isolated', latencyMs: 0, parameters: 0 },
-          blend: { plan: { mode: 1, source: 3, alphaVec: [], alphaLo: 0, alphaHi: 1 }, alpha: 0, steps: 0 },
-          progress: { activeSteps: 0, paused: false },
-          gradients: { sum: 0, count: 0, finite: true, last: 0 },
-          contribution: { step: -1 },
-          isolation: { violations: 0, lastLeak: 0 },
-          fate: { cullReason: '', embargoUntilStep: 0, retire: false },
+          kernel: { ...sample.kernel, attached: false },
         },
       ],
-      retired: [],
     };
     await h.kasmina.restoreState(waiting, context(4));
     expect(h.kasmina.seedReports()[0]).toMatchObject({ fate: SeedLifecycleStage.SEED_STAGE_CULLED, fateReason: 'resume_prefetch_lost' });

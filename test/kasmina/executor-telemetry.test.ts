@@ -1,19 +1,10 @@
 /** The executor's packets: one per seed per step, then one global packet; seeds retired after their last packet. */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OperatorAction, SeedEvent, SeedMetric } from '../../src/kasmina/index.js';
 import { HealthStatus, SeedLifecycleStage } from '../../src/leyline/index.js';
-import { initTensorBackend } from '../../src/tensor/index.js';
-import { germinateCommand, seedCommand, setup } from './fixtures/setup.js';
+import { germinateCommand, seedCommand, setup, useCleanups } from './fixtures/setup.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 describe('ExecutorTelemetry', () => {
   it('emits one packet per seed per step with its metrics, then the global packet; a reset seed gets its last packet and is retired', async () => {

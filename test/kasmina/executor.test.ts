@@ -2,23 +2,16 @@
  * The executor as Tolaria sees it, on a small real host (no training loop): the calls of the
  * `Executor` interface, the operator API (teacher, registry reset, stats) and `close()`.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError } from '../../src/core/index.js';
 import { OperatorAction, SeedEvent } from '../../src/kasmina/index.js';
 import { SeedLifecycleStage, TelemetryLevel } from '../../src/leyline/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
+import { tf } from '../../src/tensor/index.js';
 import { FAST_LIFECYCLE } from './fixtures/harness.js';
-import { advanceTo, germinateCommand, rejection, seedCommand, setup, validation } from './fixtures/setup.js';
+import { rejectionOf } from '../oona/fixtures/waits.js';
+import { advanceTo, germinateCommand, seedCommand, setup, useCleanups, validation } from './fixtures/setup.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 describe('KasminaExecutor', () => {
   it('names for measurement only grafted, unpaused seeds in BLENDING or later, and records their contribution', async () => {
@@ -76,15 +69,15 @@ describe('KasminaExecutor', () => {
     expect(host.hooks.size).toBe(0);
     expect(h.kasmina.seedReports()[0]?.fateReason).toBe('shutdown');
     expect(h.telemetry.packets.at(-1)?.packetId).toBe('kasmina-global-0');
-    const error = await rejection(Promise.resolve().then(() => h.kasmina.advance(context(1))));
+    const error = await rejectionOf(Promise.resolve().then(() => h.kasmina.advance(context(1))));
     expect(isEsperError(error, ErrorCode.INVALID_STATE)).toBe(true);
   });
 
   it('counts commands applied, not commands refused', async () => {
     const { h, context } = await setup(cleanups);
     await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
-    await rejection(h.kasmina.apply(h.sign(germinateCommand('s2', 'hidden1')), context(0)));
-    await rejection(h.kasmina.apply(h.sign(seedCommand(OperatorAction.CULL, 'ghost')), context(0)));
+    await rejectionOf(h.kasmina.apply(h.sign(germinateCommand('s2', 'hidden1')), context(0)));
+    await rejectionOf(h.kasmina.apply(h.sign(seedCommand(OperatorAction.CULL, 'ghost')), context(0)));
     expect(h.kasmina.stats()).toMatchObject({ commandsApplied: 1, gateFailures: 1 });
   });
 });

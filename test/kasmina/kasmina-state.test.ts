@@ -2,56 +2,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError } from '../../src/core/index.js';
-import { KASMINA_STATE_VERSION, parseKasminaState, type KasminaState } from '../../src/kasmina/kasmina-state.js';
-import { BlendMode, BlendModeSource, SeedLifecycleStage as S } from '../../src/leyline/index.js';
-
-const STATE: KasminaState = {
-  version: KASMINA_STATE_VERSION,
-  step: 40,
-  epoch: 1,
-  lossEwma: 0.42,
-  embargo: [['hidden2', 45]],
-  counters: { commandsApplied: 3, gateFailures: 1, illegalTransitions: 0, isolationChecks: 6, seedsCulled: 1, seedsFossilized: 0 },
-  seeds: [
-    {
-      seedId: 's1',
-      siteId: 'hidden1',
-      blueprintId: 'BP001',
-      commandId: 'c1',
-      germinatedEpoch: 0,
-      history: [
-        { from: S.SEED_STAGE_DORMANT, to: S.SEED_STAGE_GERMINATED, step: 0 },
-        { from: S.SEED_STAGE_GERMINATED, to: S.SEED_STAGE_TRAINING, step: 0 },
-        { from: S.SEED_STAGE_TRAINING, to: S.SEED_STAGE_BLENDING, step: 20 },
-      ],
-      kernel: { attached: true, phase: 'blended', latencyMs: 3.5, parameters: 272 },
-      blend: {
-        plan: { mode: BlendMode.CHANNEL, source: BlendModeSource.OPERATOR, alphaVec: [0.5, 1], alphaLo: 0, alphaHi: 1 },
-        alpha: 0.25,
-        steps: 20,
-      },
-      progress: { activeSteps: 20, paused: false, lossAtGermination: 0.5 },
-      gradients: { sum: 10, count: 20, finite: false, last: null },
-      contribution: { value: 0.02, step: 30 },
-      isolation: { violations: 0, lastLeak: 1e-9 },
-      fate: { cullReason: '', embargoUntilStep: 0, retire: false },
-    },
-  ],
-  retired: [
-    {
-      seedId: 's0',
-      siteId: 'hidden2',
-      blueprintId: 'BP002',
-      commandId: 'c0',
-      germinatedStep: 1,
-      fate: S.SEED_STAGE_CULLED,
-      fateStep: 5,
-      fateReason: 'cull_command',
-      parameters: 64,
-      history: [{ from: S.SEED_STAGE_DORMANT, to: S.SEED_STAGE_GERMINATED, step: 1 }],
-    },
-  ],
-};
+import { parseKasminaState } from '../../src/kasmina/kasmina-state.js';
+import { BlendMode } from '../../src/leyline/index.js';
+import { SAMPLE_STATE as STATE } from './fixtures/state.js';
 
 /** Every leaf of `value` with its path in the error's notation (`$.seeds[0].blend.alpha`). */
 function leaves(value: unknown, path = '$'): { path: string; value: unknown; keys: (string | number)[] }[] {

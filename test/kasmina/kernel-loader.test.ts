@@ -2,25 +2,16 @@
  * How kernels reach seeds: fetched at once under the kernel-fetch breaker, or requested from
  * Urza over Oona and fetched when the answer comes — never inside `advance`.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AsyncWorker, FakeClock, MemoryTelemetrySink } from '../../src/core/index.js';
 import { KasminaMetric, SeedEvent } from '../../src/kasmina/index.js';
 import { SeedLifecycleStage, TelemetryLevel } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
-import { initTensorBackend } from '../../src/tensor/index.js';
 import { UrzaPrefetchWorker } from '../../src/urza/index.js';
 import { catalog, RING, type KasminaHarness } from './fixtures/harness.js';
-import { germinateCommand, setup } from './fixtures/setup.js';
+import { germinateCommand, setup, useCleanups } from './fixtures/setup.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 /** `kasmina.prefetch.inflight` on the last global packet. */
 function inflight(h: KasminaHarness): number | undefined {

@@ -4,7 +4,7 @@
  * fate and reason — and the lifecycle's ends (FOSSILIZED, TERMINATED).
  */
 import { create } from '@bufbuild/protobuf';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AsyncWorker, FakeClock, MemoryTelemetrySink, type EventInput } from '../../src/core/index.js';
 import { KarnCatalog, type SeedModule } from '../../src/karn/index.js';
 import { OperatorAction, SeedEvent } from '../../src/kasmina/index.js';
@@ -25,21 +25,14 @@ import {
   type TelemetryEvent,
 } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
+import { tf } from '../../src/tensor/index.js';
 import { mlpHost, type HostModel } from '../../src/tolaria/index.js';
 import { UrzaPrefetchWorker } from '../../src/urza/index.js';
 import { catalog, FAST_LIFECYCLE, RING, type KasminaHarness } from './fixtures/harness.js';
-import { advanceTo, germinateCommand, rejection, RUN, seedCommand, setup, validation } from './fixtures/setup.js';
+import { rejectionOf } from '../oona/fixtures/waits.js';
+import { advanceTo, germinateCommand, RUN, seedCommand, setup, useCleanups, validation } from './fixtures/setup.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 /** Every module the harness fetches from now on goes through `change`. */
 function patchModules(h: KasminaHarness, change: (module: SeedModule) => SeedModule): void {
@@ -305,7 +298,7 @@ describe('G4 system impact (PROBATIONARY → FOSSILIZED)', () => {
     await advanceTo(h.kasmina, context, probationary + 1, probationary + FAST_LIFECYCLE.probationSteps);
     expect(h.kasmina.stageOf('s1')).toBe(SeedLifecycleStage.SEED_STAGE_FOSSILIZED);
     expect((host.hooks.get('hidden1') as SeedSlot).phase).toBe('fused');
-    await rejection(h.kasmina.apply(h.sign(seedCommand(OperatorAction.CULL, 's1')), context(70)));
+    await rejectionOf(h.kasmina.apply(h.sign(seedCommand(OperatorAction.CULL, 's1')), context(70)));
     await h.kasmina.advance(context(71));
     expect(h.telemetry.events(SeedEvent.ILLEGAL_TRANSITION)[0]?.attributes).toMatchObject({
       from: 'SEED_STAGE_FOSSILIZED',
