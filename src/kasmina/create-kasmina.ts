@@ -4,8 +4,7 @@
  * fetcher, memory governor and (optionally) prefetch coordinator, and one `close()` for all
  * of it.
  */
-import type { AsyncWorker, Clock, EsperSettings, TelemetrySink } from '../core/index.js';
-import { systemClock } from '../core/index.js';
+import { systemClock, type AsyncWorker, type Clock, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import type { KarnCatalog } from '../karn/index.js';
 import type { Bus } from '../oona/index.js';
 import type { CommandVerifier } from '../security/index.js';

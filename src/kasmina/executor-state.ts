@@ -6,7 +6,7 @@
 import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
 import { SeedLifecycleStage, type SeedSiteDescriptor } from '../leyline/index.js';
 import { KASMINA_STATE_VERSION, parseKasminaState, type KasminaSeedState, type KasminaState } from './kasmina-state.js';
-import { SeedLifecycle } from './lifecycle.js';
+import { SeedLifecycle, type LifecycleTransition } from './lifecycle.js';
 import { newSeed, type Seed } from './seed.js';
 import type { SeedSlotPhase } from './seed-slot.js';
 
@@ -14,13 +14,6 @@ const Stage = SeedLifecycleStage;
 
 /** Smoothing of Kasmina's training-loss EWMA (about the last 20 steps). */
 export const LOSS_EWMA_ALPHA = 0.1;
-
-/** One recorded stage move. */
-export interface StageMove {
-  readonly from: SeedLifecycleStage;
-  readonly to: SeedLifecycleStage;
-  readonly step: number;
-}
 
 /**
  * One seed's story for run reports: where and when it grew, its fate (FOSSILIZED or CULLED
@@ -39,7 +32,7 @@ export interface SeedReport {
   readonly fateReason: string;
   readonly contribution?: number;
   readonly parameters: number;
-  readonly history: readonly StageMove[];
+  readonly history: readonly LifecycleTransition[];
 }
 
 /** Counters of the executor that a checkpoint keeps. */

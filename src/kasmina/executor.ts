@@ -7,19 +7,18 @@
  */
 import { DependencyGuard, ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import type { KarnCatalog } from '../karn/index.js';
-import { SeedLifecycleStage, TelemetryLevel, type SeedSiteDescriptor, type SeedState } from '../leyline/index.js';
+import { SeedLifecycleStage, TelemetryLevel, type AdaptationCommand, type SeedSiteDescriptor, type SeedState } from '../leyline/index.js';
 import type { CommandVerifier } from '../security/index.js';
 import type { tf } from '../tensor/index.js';
-import type { AdaptationCommand } from '../leyline/index.js';
 import type { CallOptions, ContributionProbe, Executor, ExecutorContext, HostModel, ValidationReport } from '../tolaria/index.js';
 import { CommandDispatcher } from './command-dispatch.js';
-import { ExecutorState, MEASURED_STAGES, type SeedReport, type StageMove } from './executor-state.js';
+import { ExecutorState, MEASURED_STAGES, type SeedReport } from './executor-state.js';
 import { ExecutorTelemetry, KASMINA_SOURCE, seedStateOf } from './executor-telemetry.js';
 import { IsolationMonitor } from './isolation.js';
 import type { KasminaState } from './kasmina-state.js';
 import type { KernelFetcher } from './kernel-fetcher.js';
 import { KernelLoader } from './kernel-loader.js';
-import { stageName } from './lifecycle.js';
+import { stageName, type LifecycleTransition } from './lifecycle.js';
 import type { MemoryGovernor } from './memory.js';
 import type { PrefetchCoordinator } from './prefetch.js';
 import { ParameterRegistry } from './registry.js';
@@ -241,7 +240,7 @@ export class KasminaExecutor implements Executor {
   }
 
   /** Stage history of a live seed, or undefined. */
-  historyOf(seedId: string): readonly StageMove[] | undefined {
+  historyOf(seedId: string): readonly LifecycleTransition[] | undefined {
     return this.#state.seeds.get(seedId)?.lifecycle.history;
   }
 

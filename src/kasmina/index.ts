@@ -4,7 +4,8 @@
  */
 export { createKasmina, type Kasmina, type KasminaDeps, type KasminaSettings } from './create-kasmina.js';
 export { KasminaExecutor, type KasminaExecutorOptions, type KasminaStats } from './executor.js';
-export type { SeedReport, StageMove } from './executor-state.js';
+export type { SeedReport } from './executor-state.js';
+export type { LifecycleTransition } from './lifecycle.js';
 export { KASMINA_STATE_VERSION, type KasminaState } from './kasmina-state.js';
 export type { KasminaLifecycleSettings } from './seed-driver.js';
 export type { FetchedSeedKernel, KernelFetcher, KernelSource } from './kernel-fetcher.js';

@@ -4,10 +4,9 @@
  * gates G1–G5, and culls, resets, pauses or terminates seeds. The lifecycle table and what
  * each gate measures: docs/architecture.md (Kasmina).
  */
-import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { ErrorCode, EsperError, isEsperError, type EsperSettings } from '../core/index.js';
 import { SeedLifecycleGate, SeedLifecycleStage, TelemetryLevel } from '../leyline/index.js';
 import { seededRng } from '../tensor/index.js';
-import type { EsperSettings } from '../core/index.js';
 import type { HostModel, StepSignals } from '../tolaria/index.js';
 import { alphaSchedule } from './blending.js';
 import { ACTIVE_STAGES, type ExecutorState } from './executor-state.js';
