@@ -30,16 +30,14 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { create } from '@bufbuild/protobuf';
-import { AsyncWorker, ErrorCode, EsperError, MemoryTelemetrySink, systemClock } from '../src/core/index.js';
+import { AsyncWorker, ErrorCode, EsperError, loadSettings, MemoryTelemetrySink, systemClock } from '../src/core/index.js';
 import { KarnCatalog } from '../src/karn/index.js';
 import {
   buildOperatorCommand,
-  KasminaExecutor,
-  KernelCache,
-  KernelFetcher,
-  KeyedLocks,
-  MemoryGovernor,
+  createKasmina,
   OperatorAction,
+  type Kasmina,
+  type KasminaExecutor,
   type KasminaLifecycleSettings,
 } from '../src/kasmina/index.js';
 import { AdaptationCommandSchema, SeedLifecycleStage, type AdaptationCommand, type SeedState } from '../src/leyline/index.js';
@@ -176,8 +174,8 @@ export interface KasminaBenchFixture {
   readonly dataset: Dataset;
   readonly catalog: KarnCatalog;
   readonly signer: HmacSigner;
-  readonly fetcher: KernelFetcher;
-  readonly cache: KernelCache;
+  /** The Urza library the kernels are served from. */
+  readonly library: UrzaLibrary;
   readonly worker: AsyncWorker;
   close(): Promise<void>;
 }
@@ -239,24 +237,12 @@ export async function openKasminaBench(): Promise<KasminaBenchFixture> {
     await rm(root, { recursive: true, force: true });
     throw error;
   }
-  const cache = new KernelCache({ capacity: 8, ttlSeconds: 3600 });
-  const fetcher = new KernelFetcher({
-    source: library,
-    cache,
-    locks: new KeyedLocks({}),
-    catalog,
-    latencyBudgetMs: 5_000,
-    lockContentionWarnMs: 100,
-    telemetry: new MemoryTelemetrySink(16),
-    trainingRunId: RUN_ID,
-  });
   return {
     host,
     dataset: randomDataset(BATCH * 25),
     catalog,
     signer: new HmacSigner(RING),
-    fetcher,
-    cache,
+    library,
     worker,
     async close() {
       host.dispose();
@@ -267,22 +253,17 @@ export async function openKasminaBench(): Promise<KasminaBenchFixture> {
   };
 }
 
-/** One Kasmina as a real run assembles it (verifier + ledger + fetcher + memory governor), on the real clock. */
-function newKasmina(
+/** One Kasmina as a real run builds it (`createKasmina`: fetcher, cache, memory governor; verifier + ledger), on the real clock. */
+async function newKasmina(
   fixture: KasminaBenchFixture,
   settings: Partial<KasminaLifecycleSettings>,
-): { kasmina: KasminaExecutor; verifier: CommandVerifier } {
+): Promise<{ built: Kasmina; kasmina: KasminaExecutor; verifier: CommandVerifier }> {
   const telemetry = new MemoryTelemetrySink(64);
   const ledger = new NonceLedger({ sink: telemetry, source: 'kasmina' });
   const verifier = new CommandVerifier({ signer: fixture.signer, ledger, sink: telemetry, source: 'kasmina' });
-  const kasmina = new KasminaExecutor({
-    host: fixture.host,
-    trainingRunId: RUN_ID,
-    verifier,
-    catalog: fixture.catalog,
-    fetcher: fixture.fetcher,
-    telemetry,
-    settings: {
+  const built = await createKasmina(
+    {
+      ...loadSettings({ env: {} }).kasmina,
       kernelLatencyBudgetMs: 5_000,
       trainingSteps: FOREVER,
       blendingSteps: FOREVER,
@@ -292,12 +273,21 @@ function newKasmina(
       minContribution: 0.01,
       embargoSteps: 5,
       isolationCheckEverySteps: ISOLATION_CHECK_EVERY_STEPS,
+      kernelCacheCapacity: 8,
+      kernelCacheTtlSeconds: 3600,
       ...settings,
     },
-    memory: new MemoryGovernor({ cache: fixture.cache, gcEveryEpochs: 10 }),
-    clock: systemClock,
-  });
-  return { kasmina, verifier };
+    {
+      host: fixture.host,
+      trainingRunId: RUN_ID,
+      telemetry,
+      catalog: fixture.catalog,
+      kernels: fixture.library,
+      verifier,
+      clock: systemClock,
+    },
+  );
+  return { built, kasmina: built.executor, verifier };
 }
 
 function contextOf(fixture: KasminaBenchFixture, globalStep: number): ExecutorContext {
@@ -383,7 +373,7 @@ const STAGE_OF_PHASE: Readonly<Record<SeriesPhase, SeedLifecycleStage>> = {
 /** One trainer run of `config`: germinates its seeds, trains warm-up + timed steps, tears down. */
 async function runConfiguration(fixture: KasminaBenchFixture, config: Configuration, options: KasminaBenchOptions): Promise<StepSample[]> {
   const settings: Partial<KasminaLifecycleSettings> = config.phase === 'blended' ? { trainingSteps: 1, blendingSteps: 1 } : {};
-  const built = config.kasmina ? newKasmina(fixture, settings) : undefined;
+  const built = config.kasmina ? await newKasmina(fixture, settings) : undefined;
   const timed = built === undefined ? undefined : new TimedExecutor(built.kasmina);
   for (let i = 1; i <= config.seeds; i += 1) {
     await built?.kasmina.apply(germinateCommand(fixture, `seed-${i}`, `s${i}`), contextOf(fixture, 0));
@@ -431,7 +421,7 @@ async function runConfiguration(fixture: KasminaBenchFixture, config: Configurat
     }
   } finally {
     trainer.dispose();
-    await built?.kasmina.close();
+    await built?.built.close();
   }
   if (fixture.host.hooks.size !== 0) throw new EsperError(ErrorCode.INVALID_STATE, `${config.key}: hooks left on the host after shutdown`);
   return samples;
@@ -581,7 +571,7 @@ export interface CommandLatency {
 
 /** p50/p99 of command verify + dispatch and of a graft/teardown pair, on the real clock. */
 export async function measureCommandLatency(fixture: KasminaBenchFixture, options: KasminaBenchOptions): Promise<CommandLatency> {
-  const { kasmina, verifier } = newKasmina(fixture, { embargoSteps: 0 });
+  const { built, kasmina, verifier } = await newKasmina(fixture, { embargoSteps: 0 });
   let step = 0;
   const context = (): ExecutorContext => contextOf(fixture, step);
   /** Flushes Kasmina's queued events (untimed) so they do not pile up over thousands of commands. */
@@ -622,7 +612,7 @@ export async function measureCommandLatency(fixture: KasminaBenchFixture, option
     options.log(`commands: ${options.germinatePairs} GERMINATE + CULL pairs…`);
     const germinateMs: number[] = [];
     const cullMs: number[] = [];
-    const hitsBefore = fixture.fetcher.stats().cacheHits;
+    const hitsBefore = built.fetcher.stats().cacheHits;
     const warmupPairs = 3;
     for (let i = 0; i < warmupPairs + options.germinatePairs; i += 1) {
       const seedId = `pair-${i}`;
@@ -652,14 +642,14 @@ export async function measureCommandLatency(fixture: KasminaBenchFixture, option
       germinateCullUs: latencyUs(germinateMs.map((g, i) => g + (cullMs[i] as number))),
       germinateUs: latencyUs(germinateMs),
       cullUs: latencyUs(cullMs),
-      kernelCacheHits: fixture.fetcher.stats().cacheHits - hitsBefore,
+      kernelCacheHits: built.fetcher.stats().cacheHits - hitsBefore,
       pauseApplyOverAimPct: round(
         (100 * pauseMs.filter((ms) => ms * 1000 >= KASMINA_AIMS.verifyDispatchP99UsBelow).length) / pauseMs.length,
       ),
       gc: gcPauses,
     };
   } finally {
-    await kasmina.close();
+    await built.close();
   }
 }
 

@@ -1,14 +1,14 @@
 /**
  * Assembles what lets a training run grow, from settings, for the CLI commands: the Urza
  * library under `storage.*`, every catalog blueprint compiled by Tezzeret's forge for the
- * host's seed sites (WAL-resumable: a second run only verifies), the kernel fetcher, the
- * command verifier, and Kasmina bound to the host.
+ * host's seed sites (WAL-resumable: a second run only verifies), the command verifier, and
+ * Kasmina (`createKasmina`) bound to the host.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, isEsperError, type AsyncWorker, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { KarnCatalog } from '../karn/index.js';
-import { KasminaExecutor, KernelCache, KernelFetcher, KeyedLocks, MemoryGovernor, PrefetchCoordinator } from '../kasmina/index.js';
+import { createKasmina, type KasminaExecutor } from '../kasmina/index.js';
 import type { Bus } from '../oona/index.js';
 import { CommandVerifier, FileNonceStore, HmacSigner, type KeyRing, NonceLedger } from '../security/index.js';
 import { forgeJobsFor, TezzeretCompiler, TezzeretForge } from '../tezzeret/index.js';
@@ -57,7 +57,6 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
     telemetry: options.telemetry,
     bsdsVerifier: createBsdsVerifier(options.keyRing),
   });
-  let prefetch: PrefetchCoordinator | undefined;
   let ledger: NonceLedger | undefined;
   try {
     const jobs = forgeJobsFor(catalog, host.descriptor.sites);
@@ -110,54 +109,28 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
       maxFreshnessWindowMs: security.freshnessWindowMs,
       futureSkewMs: security.futureSkewMs,
     });
-    const k = settings.kasmina;
-    const cache = new KernelCache({ capacity: k.kernelCacheCapacity, ttlSeconds: k.kernelCacheTtlSeconds });
-    const fetcher = new KernelFetcher({
-      source: library,
-      cache,
-      locks: new KeyedLocks(),
-      catalog,
-      latencyBudgetMs: k.kernelLatencyBudgetMs,
-      lockContentionWarnMs: k.lockContentionWarnMs,
-      telemetry: options.telemetry,
-    });
-    if (options.prefetch !== undefined) {
-      prefetch = new PrefetchCoordinator({
-        bus: options.prefetch.bus,
-        worker: options.prefetch.worker,
-        telemetry: options.telemetry,
-        timeoutMs: k.prefetchTimeoutFactor * k.kernelLatencyBudgetMs,
-        consumerGroup: `kasmina-prefetch-${options.trainingRunId}`,
-      });
-      await prefetch.start();
-    }
-    const kasmina = new KasminaExecutor({
+    const kasmina = await createKasmina(settings.kasmina, {
       host,
       trainingRunId: options.trainingRunId,
-      verifier,
-      catalog,
-      fetcher,
       telemetry: options.telemetry,
-      settings: k,
-      memory: new MemoryGovernor({ cache, gcEveryEpochs: k.gcEveryEpochs }),
-      ...(prefetch === undefined ? {} : { prefetch }),
+      catalog,
+      kernels: library,
+      verifier,
+      ...(options.prefetch === undefined ? {} : { prefetch: options.prefetch }),
     });
-    const coordinator = prefetch;
     const nonces = ledger;
     return {
-      kasmina,
+      kasmina: kasmina.executor,
       library,
       catalog,
       verifier,
       async close() {
         await kasmina.close();
-        await coordinator?.close();
         await nonces.close();
         await library.close();
       },
     };
   } catch (error) {
-    await prefetch?.close();
     await ledger?.close();
     await library.close();
     throw error;

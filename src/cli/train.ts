@@ -338,7 +338,7 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
       });
       if (args.listen) {
         bus = openBusFromSettings(settings, { keyRing, telemetry: sink });
-        inbox = new CommandInbox({ bus, trainingRunId: runId });
+        inbox = new CommandInbox({ bus, trainingRunId: runId, telemetry: sink });
         await inbox.start();
         io.stderr.write(
           `esper train: listening for commands to run ${runId} on ${redactUrl(settings.oona.busUrl)} (group ${inbox.group})\n`,
@@ -397,7 +397,7 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
     }
     return summary.state === 'completed' ? 0 : summary.state === 'aborted' ? 130 : 3;
   } finally {
-    await inbox?.stop();
+    await inbox?.close();
     await bus?.close();
     await growth?.close();
     trainer?.dispose();

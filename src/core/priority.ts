@@ -14,12 +14,13 @@ import { MessagePriority, TelemetryLevel } from '../leyline/index.js';
 
 /**
  * Events that are CRITICAL whatever level their producer gives them: the guard rails
- * whose firing an operator must see at once.
+ * whose firing an operator must see at once. (Not `gate_failure`, which spec 01 lists: a
+ * failed quality gate is the lifecycle working, so Kasmina sets its level — WARNING, ERROR
+ * for an unclean reset.)
  */
 export const CRITICAL_EVENTS: ReadonlySet<string> = new Set([
   'command_rejected',
   'dependency_guard.violation',
-  'gate_failure',
   'prefetch_timeout',
   'integrity_failure',
   'signature_invalid',

@@ -1,21 +1,11 @@
 /**
- * Alpha blending of a seed into its host site (reference prototype-kasmina §10). The seed
- * module returns a *delta* `s` computed from `stopGradient(x)`; the site continues with
- * `x + a·s`, and the blend mode decides how much of the host path's gradient survives.
- *
- * Deliberate deviations from the prototype:
- * - The mode is resolved once from typed contract fields ({@link resolveBlendPlan}) and bad
- *   configs throw `KASMINA_BLEND_CONFIG_INVALID` instead of silently becoming CONVEX
- *   (§10.5, §17.8).
- * - CONFIDENCE gates alpha by the top-2 margin of the controller's `policy_logits`, not of
- *   the seed output read as logits (§10.3), and alpha 0 stays 0 (the prototype clamped it up
- *   to `alpha_lo`).
- * - CHANNEL blends over the last axis (channels-last tensors) and lets one `alpha_vec` entry
- *   cover a group of channels, so a site wider than 64 channels can be blended per group.
- * - The host path keeps its gradient (scaled by 1 − a in CONVEX); the prototype detached the
- *   host branch entirely, which starves the layers below the site.
- * - With every effective alpha 0 the output *is* `x`: the seed cannot perturb the host, even
- *   with a non-finite output (0·∞ would be NaN).
+ * Alpha blending of a seed into its host site (reference prototype-kasmina §10): the seed
+ * module returns a delta `s` from `stopGradient(x)`, the site continues with `x + a·s`, and
+ * the blend mode decides how much of the host path's gradient survives (modes and the
+ * schedule: docs/architecture.md, Kasmina). Departures from the prototype: bad configs throw
+ * `KASMINA_BLEND_CONFIG_INVALID` instead of becoming CONVEX (§10.5, §17.8); CONFIDENCE gates
+ * by the controller's `policy_logits` (§10.3); the host path keeps its gradient; with every
+ * effective alpha 0 the output is `x` itself.
  */
 import { ErrorCode, EsperError, CONTRACT_LIMITS } from '../core/index.js';
 import { BlendMode, BlendModeSource, type BlendConfig, type CommandSeedOperation, type SeedSiteDescriptor } from '../leyline/index.js';
@@ -69,8 +59,7 @@ export const DEFAULT_BLEND_PLAN: BlendPlan = Object.freeze({
  * Departure from the prototype (reference §10.1), whose raw logistic never reached 1
  * inside BLENDING (0.993 at step 20 of 20 with temperature 2, only 0.93 with temperature
  * 3) and then jumped to 1 on entering SHADOWING: here the schedule's end is the blend's
- * end whatever the temperature, so G3's "alpha ≥ 0.95" fails only for a ramp that was cut
- * short, and the step into SHADOWING is continuous.
+ * end whatever the temperature, and the step into SHADOWING is continuous.
  */
 export function alphaSchedule(step: number, totalSteps: number, temperature: number): number {
   if (totalSteps <= 0) return 1;

@@ -1,30 +1,39 @@
 /**
- * The operator's path to Kasmina: adaptation commands published on Oona (by
- * `esper command`, or any other issuer holding the key) are queued here and handed to the
- * training loop as if a controller had decided them, one per step. It implements Tolaria's
- * `Controller`, so commands take the one authoritative path — Tolaria's dependency check,
- * then Kasmina's verifier, guard and dispatcher — and are applied at a step boundary,
- * never in the middle of a forward pass.
- *
- * Every training run reads the command stream in its own consumer group
- * (`kasmina-<training_run_id>`), so each run sees every command; commands for other runs
- * are acknowledged and counted, not applied. Nothing is verified here: a forged command
- * reaches Kasmina's verifier and is rejected there with CRITICAL telemetry.
+ * The operator's path to a run: commands published on Oona (by `esper command`) are queued
+ * and handed to the training loop one per step, as a controller's would be, so their owner
+ * verifies and applies them at a step boundary. Each one handed out is acknowledged on the
+ * bus with its fate (a `CommandAck` replying to its message); one still queued when the inbox
+ * closes is acknowledged RUN_ENDED. Each run reads in its own consumer group
+ * (`kasmina-<training_run_id>`); commands for other runs are left to them.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
-import { BusMessageType, type AdaptationCommand, type SystemStatePacket } from '../leyline/index.js';
+import { create } from '@bufbuild/protobuf';
+import { buildTelemetryPacket, ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
+import {
+  BusMessageType,
+  CommandAckSchema,
+  CommandAckStatus,
+  TelemetryLevel,
+  type AdaptationCommand,
+  type SystemStatePacket,
+} from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
-import type { CallOptions, Controller } from '../tolaria/index.js';
+import { CommandOutcomeStatus, type CallOptions, type CommandOutcome, type Controller } from '../tolaria/index.js';
+import { KasminaEvent } from './names.js';
 
 /** Options of {@link CommandInbox}. */
 export interface CommandInboxOptions {
+  /** Commands are read from it and acknowledged on it; not closed here. */
   readonly bus: Bus;
   /** Only commands for this run are queued. */
   readonly trainingRunId: string;
+  /** Receives WARNING `command_ack_failed` when an acknowledgement cannot be published. */
+  readonly telemetry: TelemetrySink;
   /** Consumer name within the run's group. @default 'kasmina' */
   readonly consumer?: string;
   /** Queued commands beyond this are refused (the delivery is retried later). @default 1024 */
   readonly maxQueued?: number;
+  /** @default systemClock */
+  readonly clock?: Clock;
 }
 
 /** Counters of {@link CommandInbox}. */
@@ -33,20 +42,44 @@ export interface CommandInboxStats {
   readonly otherRuns: number;
   readonly delivered: number;
   readonly queued: number;
+  /** Acknowledgements published. */
+  readonly acknowledged: number;
 }
 
-/** Queues commands from Oona and hands them out one per training step. */
+const ACK_STATUS: Readonly<Record<CommandOutcomeStatus, CommandAckStatus>> = {
+  [CommandOutcomeStatus.APPLIED]: CommandAckStatus.APPLIED,
+  [CommandOutcomeStatus.REJECTED]: CommandAckStatus.REJECTED,
+  [CommandOutcomeStatus.NOT_APPLIED]: CommandAckStatus.NOT_APPLIED,
+  [CommandOutcomeStatus.TIMED_OUT]: CommandAckStatus.TIMED_OUT,
+  [CommandOutcomeStatus.FAILED]: CommandAckStatus.FAILED,
+};
+
+/** A received command and the bus message it came in (the acknowledgement replies to it). */
+interface Received {
+  readonly command: AdaptationCommand;
+  readonly delivery: Delivery;
+}
+
+/** Queues commands from Oona, hands them out one per training step, and acknowledges each. */
 export class CommandInbox implements Controller {
   readonly #bus: Bus;
   readonly #trainingRunId: string;
+  readonly #telemetry: TelemetrySink;
   readonly #consumer: string;
   readonly #maxQueued: number;
-  readonly #queue: AdaptationCommand[] = [];
+  readonly #clock: Clock;
+  readonly #queue: Received[] = [];
+  /** Handed to the trainer, awaiting their outcome. */
+  readonly #handed: Received[] = [];
   readonly #waiters = new Set<() => void>();
+  readonly #publishing = new Set<Promise<void>>();
   #subscription: Subscription | undefined;
+  #globalStep = 0n;
   #received = 0;
   #otherRuns = 0;
   #delivered = 0;
+  #acknowledged = 0;
+  #closePromise: Promise<void> | undefined;
 
   constructor(options: CommandInboxOptions) {
     if (options.trainingRunId.trim().length === 0) {
@@ -54,8 +87,10 @@ export class CommandInbox implements Controller {
     }
     this.#bus = options.bus;
     this.#trainingRunId = options.trainingRunId;
+    this.#telemetry = options.telemetry;
     this.#consumer = options.consumer ?? 'kasmina';
     this.#maxQueued = options.maxQueued ?? 1024;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Consumer group of this run. */
@@ -65,6 +100,7 @@ export class CommandInbox implements Controller {
 
   /** Subscribes; resolves once commands published from now on will be received. */
   async start(): Promise<void> {
+    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'the command inbox is closed');
     if (this.#subscription !== undefined) return;
     this.#subscription = this.#bus.subscribe({
       group: this.group,
@@ -76,10 +112,21 @@ export class CommandInbox implements Controller {
   }
 
   /** The next queued command for this run, if any (Tolaria's per-step controller call). */
-  evaluateStep(_state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
+  evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
+    this.#globalStep = state.globalStep;
     const next = this.#queue.shift();
-    if (next !== undefined) this.#delivered += 1;
-    return Promise.resolve(next);
+    if (next === undefined) return Promise.resolve(undefined);
+    this.#delivered += 1;
+    this.#handed.push(next);
+    return Promise.resolve(next.command);
+  }
+
+  /** Acknowledges a command handed out by {@link evaluateStep} with its fate. */
+  commandOutcome(outcome: CommandOutcome): void {
+    const index = this.#handed.findIndex((r) => r.command.commandId === outcome.commandId);
+    if (index < 0) return;
+    const [received] = this.#handed.splice(index, 1);
+    this.#acknowledge(received as Received, ACK_STATUS[outcome.status], outcome.reason);
   }
 
   /** Resolves when at least `count` commands have been received in total (tests, tools). */
@@ -99,15 +146,42 @@ export class CommandInbox implements Controller {
   }
 
   stats(): CommandInboxStats {
-    return { received: this.#received, otherRuns: this.#otherRuns, delivered: this.#delivered, queued: this.#queue.length };
+    return {
+      received: this.#received,
+      otherRuns: this.#otherRuns,
+      delivered: this.#delivered,
+      queued: this.#queue.length,
+      acknowledged: this.#acknowledged,
+    };
   }
 
-  /** Unsubscribes (bounded by the bus's stop timeout). Queued commands are dropped. */
-  async stop(): Promise<void> {
+  /**
+   * Unsubscribes (bounded by the bus's stop timeout), acknowledges every command not yet
+   * applied RUN_ENDED, and waits for the acknowledgements to be published. Idempotent (the
+   * first call's promise).
+   */
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close();
+    return this.#closePromise;
+  }
+
+  /** `await using` support: same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
     const subscription = this.#subscription;
     this.#subscription = undefined;
-    await subscription?.close();
-    this.#queue.length = 0;
+    try {
+      await subscription?.close();
+    } finally {
+      for (const received of [...this.#handed.splice(0), ...this.#queue.splice(0)]) {
+        this.#acknowledge(received, CommandAckStatus.RUN_ENDED, 'the run ended before the command was applied');
+      }
+      for (const wake of [...this.#waiters]) wake();
+      await Promise.allSettled([...this.#publishing]);
+    }
   }
 
   #receive(delivery: Delivery): void {
@@ -119,8 +193,50 @@ export class CommandInbox implements Controller {
     if (this.#queue.length >= this.#maxQueued) {
       throw new EsperError(ErrorCode.WORKER_QUEUE_FULL, `command inbox full (${this.#maxQueued}); retry later`);
     }
-    this.#queue.push(command);
+    this.#queue.push({ command, delivery });
     this.#received += 1;
     for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Publishes the acknowledgement as a reply to the command's message; a failure is reported, never thrown. */
+  #acknowledge(received: Received, status: CommandAckStatus, reason: string): void {
+    const { command, delivery } = received;
+    const ack = create(CommandAckSchema, {
+      commandId: command.commandId,
+      trainingRunId: this.#trainingRunId,
+      status,
+      reason,
+      globalStep: this.#globalStep,
+      issuedBy: command.issuedBy,
+    });
+    const publishing = this.#bus
+      .reply(delivery, ack)
+      .then(() => {
+        this.#acknowledged += 1;
+      })
+      .catch((error: unknown) => {
+        this.#telemetry.emit(
+          buildTelemetryPacket({
+            source: 'kasmina',
+            trainingRunId: this.#trainingRunId,
+            clock: this.#clock,
+            events: [
+              {
+                description: KasminaEvent.COMMAND_ACK_FAILED,
+                level: TelemetryLevel.WARNING,
+                attributes: {
+                  command_id: command.commandId,
+                  status: CommandAckStatus[status] ?? String(status),
+                  error: error instanceof Error ? error.message : String(error),
+                },
+              },
+            ],
+          }),
+        );
+      })
+      .finally(() => {
+        this.#publishing.delete(publishing);
+      });
+    this.#publishing.add(publishing);
   }
 }

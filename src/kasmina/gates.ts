@@ -1,25 +1,9 @@
 /**
- * The lifecycle gates G0–G5: pure evaluators, one per gate. Each takes a record of facts the
- * executor gathered and returns a {@link GateResult}; the first failing check wins. Gates
- * neither throw nor emit telemetry.
- *
- * Gate ↔ transition mapping (ours; see {@link gateForTransition}):
- * - G0_SANITY          DORMANT → GERMINATED
- * - G1_GRADIENT_HEALTH GERMINATED → TRAINING
- * - G2_STABILITY       TRAINING → BLENDING, and again SHADOWING → PROBATIONARY at full alpha
- * - G3_INTERFACE       BLENDING → SHADOWING
- * - G4_SYSTEM_IMPACT   PROBATIONARY → FOSSILIZED (fossilize vs cull)
- * - G5_RESET           RESETTING → DORMANT
- *
- * Deviations from the prototype (reference prototype-kasmina §5.2):
- * - G0 checks the site (known, free, not embargoed, fitting) and the blend config; the
- *   prototype only checked ids and parameters, and never enforced the embargo (§17.2).
- * - G2 judges gradients, outputs and loss, not only kernel latency.
- * - G3 requires alpha at its target (the 2026 anchor's G3, alpha ≥ 0.95).
- * - G4 is a counterfactual-contribution test (anchor §1, "G5 ≥ 1%") instead of a
- *   performance-status string check.
- * - G5 names what is dirty instead of a bare "not clean".
- * - Non-finite measurements fail the check they feed (latency, loss), never pass it.
+ * The lifecycle gates G0–G5: pure evaluators, one per gate. Each takes the facts the seed
+ * driver measured and returns a {@link GateResult}; the first failing check wins. Gates
+ * neither throw nor emit telemetry. Which gate guards which move, and what each measures:
+ * docs/architecture.md (Kasmina, lifecycle table). Non-finite measurements fail the check
+ * they feed, never pass it.
  */
 import { SeedLifecycleGate, SeedLifecycleStage } from '../leyline/index.js';
 
@@ -36,13 +20,10 @@ export interface GateResult {
   readonly attributes: Readonly<Record<string, GateAttributeValue>>;
 }
 
-/** Alpha a seed must reach in BLENDING before G3 lets it shadow (2026 anchor §1). */
-export const G3_ALPHA_TARGET = 0.95;
-
 /** Smallest counterfactual contribution (accuracy points, 0.01 = 1 %) that G4 fossilizes. */
 export const G4_MIN_CONTRIBUTION = 0.01;
 
-/** Largest relative loss increase G2 tolerates over the baseline (0.10 = 10 %). */
+/** Largest relative rise of the training-loss EWMA over its value at germination that G2 tolerates in SHADOWING (0.10 = 10 %). */
 export const G2_MAX_LOSS_REGRESSION = 0.1;
 
 const G = SeedLifecycleGate;
@@ -62,14 +43,17 @@ export function gateForTransition(from: SeedLifecycleStage, to: SeedLifecycleSta
 
 // --- G0 --------------------------------------------------------------------------------
 
-/** Facts for G0_SANITY (DORMANT → GERMINATED). */
+/**
+ * Facts for G0_SANITY (DORMANT → GERMINATED). Ids and the blueprint's presence in the
+ * catalog are the dependency guard's, checked before the command is dispatched.
+ */
 export interface SanityGateInputs {
   readonly blueprintId: string;
-  /** The blueprint is in the catalog. */
-  readonly blueprintKnown: boolean;
   readonly siteId: string;
   /** The host has a site with this id. */
   readonly siteExists: boolean;
+  /** A live seed already carries this seed id. */
+  readonly seedIdInUse: boolean;
   /** Another seed is grafted at the site. */
   readonly siteOccupied: boolean;
   /** The site is under an embargo after a cull. */
@@ -80,17 +64,13 @@ export interface SanityGateInputs {
   readonly blendConfigError?: string;
 }
 
-/** G0: ids present, blueprint and site known, site free and not embargoed, blend config valid. */
+/** G0: site known, seed id free, site free and not embargoed, blueprint fits, blend config valid. */
 export function evaluateG0(inputs: SanityGateInputs): GateResult {
-  const blueprintId = inputs.blueprintId.trim();
-  const siteId = inputs.siteId.trim();
-  const attributes = { blueprint_id: blueprintId, site_id: siteId };
+  const attributes = { blueprint_id: inputs.blueprintId, site_id: inputs.siteId };
   const fail = (reason: string, extra: Record<string, GateAttributeValue> = {}): GateResult =>
     result(G.SEED_GATE_G0_SANITY, reason, { ...attributes, ...extra });
-  if (blueprintId.length === 0) return fail('missing blueprint id');
-  if (!inputs.blueprintKnown) return fail('unknown blueprint');
-  if (siteId.length === 0) return fail('missing site id');
   if (!inputs.siteExists) return fail('unknown site');
+  if (inputs.seedIdInUse) return fail('seed id in use');
   if (inputs.siteOccupied) return fail('site occupied');
   if (inputs.siteEmbargoed) return fail('site embargoed');
   if (!inputs.blueprintFitsSite) return fail('blueprint does not fit site');
@@ -101,34 +81,35 @@ export function evaluateG0(inputs: SanityGateInputs): GateResult {
 
 // --- G1 --------------------------------------------------------------------------------
 
-/** Facts for G1_GRADIENT_HEALTH (GERMINATED → TRAINING). */
+/** Facts for G1_GRADIENT_HEALTH (GERMINATED → TRAINING; then at every isolation check). */
 export interface GradientHealthGateInputs {
-  /** The seed module is built and grafted at its site. */
+  /** The seed module was built and grafted at its site. */
   readonly kernelAttached: boolean;
-  /** Isolation violations recorded for the seed. */
-  readonly isolationViolations: number;
+  /** Why it was not (fetch error code, open breaker, shape mismatch, ...). */
+  readonly kernelError?: string;
   /** Why the parameter registry refused the seed's variables, if it did. */
   readonly registryConflict?: string;
+  /** Isolation violations measured for the seed (gradient leaking into the host). */
+  readonly isolationViolations: number;
   /** Trainable parameter count (reported only: a parameter-free seed may still train). */
   readonly trainableParameters: number;
 }
 
-/** G1: kernel attached, no registry conflict, no isolation violations. */
+/** G1: no registry conflict, kernel attached, no isolation violations. */
 export function evaluateG1(inputs: GradientHealthGateInputs): GateResult {
   const attributes: Record<string, GateAttributeValue> = {
     kernel_attached: inputs.kernelAttached,
     violations: finiteOrText(inputs.isolationViolations),
     trainable_parameters: finiteOrText(inputs.trainableParameters),
   };
+  const kernelError = inputs.kernelError ?? '';
+  if (kernelError.length > 0) attributes['kernel_error'] = kernelError;
   const conflict = inputs.registryConflict ?? '';
-  if (!inputs.kernelAttached) return result(G.SEED_GATE_G1_GRADIENT_HEALTH, 'kernel not attached', attributes);
-  if (conflict.length > 0) {
-    return result(G.SEED_GATE_G1_GRADIENT_HEALTH, `parameter registry conflict: ${conflict}`, {
-      ...attributes,
-      registry_conflict: conflict,
-    });
-  }
-  if (hasViolations(inputs.isolationViolations)) return result(G.SEED_GATE_G1_GRADIENT_HEALTH, VIOLATIONS, attributes);
+  if (conflict.length > 0) attributes['registry_conflict'] = conflict;
+  const fail = (reason: string): GateResult => result(G.SEED_GATE_G1_GRADIENT_HEALTH, reason, attributes);
+  if (conflict.length > 0) return fail(`parameter registry conflict: ${conflict}`);
+  if (!inputs.kernelAttached) return fail('kernel not attached');
+  if (hasViolations(inputs.isolationViolations)) return fail('gradient isolation violations present');
   return result(G.SEED_GATE_G1_GRADIENT_HEALTH, '', attributes);
 }
 
@@ -136,31 +117,30 @@ export function evaluateG1(inputs: GradientHealthGateInputs): GateResult {
 
 /** Facts for G2_STABILITY (TRAINING → BLENDING; SHADOWING → PROBATIONARY). */
 export interface StabilityGateInputs {
-  /** Measured seed forward latency, in milliseconds. */
+  /** Latency of the fetch that loaded the seed's kernel (lock wait + load + rebuild), in ms. */
   readonly kernelLatencyMs: number;
   readonly latencyBudgetMs: number;
-  readonly isolationViolations: number;
+  /** The seed module's output on a probe batch of the site's shape was finite. */
+  readonly seedOutputFinite: boolean;
+  /** Every seed gradient norm the steps reported in the stage was finite. */
+  readonly seedGradFinite: boolean;
   /** Mean seed gradient norm over the stage. */
   readonly seedGradNormMean: number;
-  /** Every seed gradient seen in the stage was finite. */
-  readonly seedGradFinite: boolean;
-  /** Every seed output seen in the stage was finite. */
-  readonly seedOutputFinite: boolean;
-  /** Fail when the seed never received a gradient (TRAINING only; alpha is 1 later). */
+  /** Fail when the seed never received a gradient (TRAINING only). */
   readonly requireActiveGradient: boolean;
-  /** Loss when the stage began; the loss check runs only with both losses given. */
+  /** Loss when the seed was germinated; the loss check runs only with both losses given. */
   readonly lossBaseline?: number;
   readonly lossNow?: number;
-  /** Largest tolerated relative loss increase, e.g. 0.10. */
+  /** Largest tolerated relative loss increase, e.g. {@link G2_MAX_LOSS_REGRESSION}. */
   readonly maxLossRegression: number;
 }
 
-/** G2: within latency budget, isolated, finite, learning, not regressing the loss. */
+/** G2: within latency budget, finite output and gradient, learning, not regressing the loss. */
 export function evaluateG2(inputs: StabilityGateInputs): GateResult {
   const attributes: Record<string, GateAttributeValue> = {
     latency_ms: finiteOrText(inputs.kernelLatencyMs),
     budget_ms: finiteOrText(inputs.latencyBudgetMs),
-    violations: finiteOrText(inputs.isolationViolations),
+    seed_output_finite: inputs.seedOutputFinite,
     seed_grad_norm_mean: finiteOrText(inputs.seedGradNormMean),
   };
   const lossChecked = inputs.lossBaseline !== undefined && inputs.lossNow !== undefined;
@@ -174,43 +154,37 @@ export function evaluateG2(inputs: StabilityGateInputs): GateResult {
   const fail = (reason: string): GateResult => result(G.SEED_GATE_G2_STABILITY, reason, attributes);
   // `!(a <= b)` rather than `a > b`: a NaN measurement fails.
   if (!(inputs.kernelLatencyMs <= inputs.latencyBudgetMs)) return fail('latency budget exceeded');
-  if (hasViolations(inputs.isolationViolations)) return fail(VIOLATIONS);
-  if (!inputs.seedGradFinite) return fail('non-finite seed gradient');
   if (!inputs.seedOutputFinite) return fail('non-finite seed output');
-  if (inputs.requireActiveGradient && inputs.seedGradNormMean === 0) return fail('seed gradient inactive');
+  if (!inputs.seedGradFinite) return fail('non-finite seed gradient');
+  if (inputs.requireActiveGradient && !(inputs.seedGradNormMean > 0)) return fail('seed gradient inactive');
   if (lossChecked && !((inputs.lossNow as number) <= lossLimit)) return fail('loss regressed');
   return result(G.SEED_GATE_G2_STABILITY, '', attributes);
 }
 
 // --- G3 --------------------------------------------------------------------------------
 
-/** Facts for G3_INTERFACE (BLENDING → SHADOWING). */
+/** Facts for G3_INTERFACE (BLENDING → SHADOWING, once the alpha ramp has reached 1). */
 export interface InterfaceGateInputs {
-  /** Current blend alpha. */
-  readonly alpha: number;
-  /** Alpha the blend must reach; {@link G3_ALPHA_TARGET} by default. */
-  readonly alphaTarget: number;
-  /** The seed's output shape equals the site's activation shape. */
-  readonly outputShapeMatches: boolean;
-  /** A host model with variables is registered with the executor. */
-  readonly hostRegistered: boolean;
-  readonly isolationViolations: number;
+  /** Host variables the parameter registry does not hold as host-owned. */
+  readonly unregisteredHostVariables: number;
+  /** Shape of the probe batch (the site's activation shape with a batch axis). */
+  readonly expectedShape: readonly number[];
+  /** Shape the seed module returned for it. */
+  readonly outputShape: readonly number[];
 }
 
-/** G3: host registered, interface intact, alpha at target, no isolation violations. */
+/** G3: every host variable host-owned, the seed's output shaped like the site's activation. */
 export function evaluateG3(inputs: InterfaceGateInputs): GateResult {
   const attributes: Record<string, GateAttributeValue> = {
-    alpha: finiteOrText(inputs.alpha),
-    alpha_target: finiteOrText(inputs.alphaTarget),
-    output_shape_matches: inputs.outputShapeMatches,
-    host_registered: inputs.hostRegistered,
-    violations: finiteOrText(inputs.isolationViolations),
+    unregistered_host_variables: finiteOrText(inputs.unregisteredHostVariables),
+    expected_shape: `[${inputs.expectedShape.join(',')}]`,
+    output_shape: `[${inputs.outputShape.join(',')}]`,
   };
   const fail = (reason: string): GateResult => result(G.SEED_GATE_G3_INTERFACE, reason, attributes);
-  if (!inputs.hostRegistered) return fail('host model not registered');
-  if (!inputs.outputShapeMatches) return fail('interface checks failed');
-  if (!(inputs.alpha >= inputs.alphaTarget)) return fail('alpha below target');
-  if (hasViolations(inputs.isolationViolations)) return fail(VIOLATIONS);
+  if (!(inputs.unregisteredHostVariables <= 0)) return fail('host model not registered');
+  const shapeMatches =
+    inputs.outputShape.length === inputs.expectedShape.length && inputs.outputShape.every((d, i) => d === inputs.expectedShape[i]);
+  if (!shapeMatches) return fail('seed output shape mismatch');
   return result(G.SEED_GATE_G3_INTERFACE, '', attributes);
 }
 
@@ -219,22 +193,20 @@ export function evaluateG3(inputs: InterfaceGateInputs): GateResult {
 /** Facts for G4_SYSTEM_IMPACT (PROBATIONARY → FOSSILIZED). */
 export interface SystemImpactGateInputs {
   /**
-   * Counterfactual contribution: validation accuracy with the seed minus with its alpha
-   * forced to 0 (fractions, 0.01 = 1 point). Undefined when not measured.
+   * Counterfactual contribution measured in PROBATIONARY: validation accuracy with the seed
+   * minus with its site bypassed (fractions, 0.01 = 1 point). Undefined when not measured.
    */
   readonly contribution?: number;
   /** Smallest contribution that fossilizes; {@link G4_MIN_CONTRIBUTION} by default. */
   readonly minContribution: number;
-  readonly isolationViolations: number;
   /** The seed is paused (its contribution is not live). */
   readonly paused: boolean;
 }
 
-/** G4: contribution measured, seed live, isolated, contribution ≥ threshold. */
+/** G4: contribution measured, seed live, contribution ≥ threshold. */
 export function evaluateG4(inputs: SystemImpactGateInputs): GateResult {
   const attributes: Record<string, GateAttributeValue> = {
     threshold: finiteOrText(inputs.minContribution),
-    violations: finiteOrText(inputs.isolationViolations),
     paused: inputs.paused,
   };
   const contribution = inputs.contribution;
@@ -242,25 +214,25 @@ export function evaluateG4(inputs: SystemImpactGateInputs): GateResult {
   const fail = (reason: string): GateResult => result(G.SEED_GATE_G4_SYSTEM_IMPACT, reason, attributes);
   if (contribution === undefined || !Number.isFinite(contribution)) return fail('contribution not measured');
   if (inputs.paused) return fail('seed paused');
-  if (hasViolations(inputs.isolationViolations)) return fail(VIOLATIONS);
   if (!(contribution >= inputs.minContribution)) return fail('contribution below threshold');
   return result(G.SEED_GATE_G4_SYSTEM_IMPACT, '', attributes);
 }
 
 // --- G5 --------------------------------------------------------------------------------
 
-/** Facts for G5_RESET (RESETTING → DORMANT). */
+/** Facts for G5_RESET (RESETTING → DORMANT), measured on the host, the registry and the loads. */
 export interface ResetGateInputs {
+  /** The host still holds the seed's hook at its site. */
   readonly kernelAttached: boolean;
-  /** Seed tensors not yet disposed. */
+  /** Variables of the seed's module not yet disposed. */
   readonly liveTensors: number;
   /** Parameter-registry entries still owned by the seed. */
   readonly registryEntries: number;
-  /** Kernel prefetches still outstanding for the seed. */
+  /** Kernel prefetches or loads still outstanding for the seed. */
   readonly inflightPrefetches: number;
 }
 
-/** G5: nothing of the seed is left (kernel, tensors, registry entries, prefetches). */
+/** G5: nothing of the seed is left (hook, tensors, registry entries, prefetches and loads). */
 export function evaluateG5(inputs: ResetGateInputs): GateResult {
   const attributes: Record<string, GateAttributeValue> = {
     kernel_attached: inputs.kernelAttached,
@@ -278,8 +250,6 @@ export function evaluateG5(inputs: ResetGateInputs): GateResult {
 }
 
 // --- helpers ---------------------------------------------------------------------------
-
-const VIOLATIONS = 'gradient isolation violations present';
 
 /** Counts as violated unless the count is a number ≤ 0 (NaN counts as violated). */
 function hasViolations(count: number): boolean {

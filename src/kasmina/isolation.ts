@@ -1,23 +1,17 @@
 /**
- * Gradient isolation: a direct check that a slot leaks no seed gradient into the host, a
- * parameter-overlap check, and the per-seed violation monitor with its circuit breaker.
- *
- * Deliberate deviations from the prototype (reference prototype-kasmina §11):
- * - The check measures ∂y/∂x of the slot on a random probe against the host-path gradient
- *   the blend mode promises, instead of sampled dot products between parameter gradients
- *   (§11.1), which only caught shared parameter objects and never raised a violation.
- * - Overlap is by identity *or* by variable name (tfjs variables are global by name).
- * - The isolation breaker half-opens and closes again (§11.3, §17.5): every recorded
- *   outcome first asks the breaker to `allow()`, which moves an OPEN breaker past its window
- *   to HALF_OPEN.
- * - `total` is the sum over tracked seeds, so clearing a culled seed clears its share
- *   (§17.10: the prototype's global count never went down).
+ * Gradient isolation: a direct check that a slot leaks no seed gradient into the host, and
+ * the per-seed violation monitor with its breaker (shared parameters are the parameter
+ * registry's to refuse). Departures from the prototype (reference prototype-kasmina §11):
+ * the check measures ∂y/∂x of the slot on a random probe against the host-path gradient the
+ * blend mode promises (§11.1's sampled dot products never raised a violation); the breaker
+ * half-opens and closes again (§17.5); clearing a culled seed clears its share of the total
+ * (§17.10).
  */
 import { CircuitBreaker, ErrorCode, EsperError, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
 import { CircuitBreakerState } from '../leyline/index.js';
 import { tf, type Rng } from '../tensor/index.js';
 import { hostPathGradientScale } from './blending.js';
-import type { SeedSlot } from './seed-slot.js';
+import { normalSamples, type SeedSlot } from './seed-slot.js';
 
 /** Default relative leak tolerated by {@link checkIsolation}. */
 export const ISOLATION_TOLERANCE = 1e-5;
@@ -46,8 +40,8 @@ export function checkIsolation(slot: SeedSlot, rng: Rng, batch = 4, tolerance = 
   const shape = [batch, ...slot.site.shape];
   const size = shape.reduce((a, b) => a * b, 1);
   const channels = slot.site.shape[slot.site.shape.length - 1] ?? 1;
-  const xValues = normals(rng, size);
-  const rValues = normals(rng, size);
+  const xValues = normalSamples(rng, size);
+  const rValues = normalSamples(rng, size);
   const phase = slot.phase;
   const scale = phase === 'paused' ? 1 : hostPathGradientScale(slot.plan, slot.alpha, phase, channels);
   const [leakNorm, expectedNorm] = tf.tidy(() => {
@@ -61,20 +55,6 @@ export function checkIsolation(slot: SeedSlot, rng: Rng, batch = 4, tolerance = 
   });
   const relativeLeak = leakNorm / Math.max(expectedNorm, 1e-12);
   return { passed: relativeLeak <= tolerance, leakNorm, relativeLeak, tolerance, phase };
-}
-
-/**
- * Names of seed variables shared with the host, by identity or by name (sorted, unique).
- * Any entry means the seed could train the host's weights directly.
- */
-export function findParameterOverlap(seedVariables: readonly tf.Variable[], hostVariables: readonly tf.Variable[]): string[] {
-  const hostSet = new Set<tf.Variable>(hostVariables);
-  const hostNames = new Set(hostVariables.map((v) => v.name));
-  const shared = new Set<string>();
-  for (const v of seedVariables) {
-    if (hostSet.has(v) || hostNames.has(v.name)) shared.add(v.name);
-  }
-  return [...shared].sort();
 }
 
 /** Options of {@link IsolationMonitor}. */
@@ -186,10 +166,4 @@ function requireSeedId(seedId: string): void {
   if (typeof seedId !== 'string' || seedId.length === 0) {
     throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'seedId must be a non-empty string', { details: { field: 'seedId' } });
   }
-}
-
-function normals(rng: Rng, size: number): Float32Array {
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i += 1) out[i] = rng.nextNormal();
-  return out;
 }

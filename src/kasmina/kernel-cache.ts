@@ -1,16 +1,8 @@
 /**
- * Kasmina's kernel cache: an LRU + TTL map of *verified artifact bytes* keyed by
- * `(blueprintId, siteKey)`.
- *
- * Departures from the prototype (reference prototype-kasmina §9.1/§9.2, §17 items 7 and 12):
- * - it holds bytes, never live modules: the prototype handed the same module (and so the
- *   same parameter tensors) to every seed of a blueprint; here each seed rebuilds its own
- *   module from the bytes;
- * - it is keyed by blueprint *and* site key, like Urza's artifacts;
- * - one cache with both a capacity and a TTL replaces the GPU LRU + TTL pair, and nothing
- *   (no teacher) lives in it that must not expire;
- * - `clear()` keeps the counters (they only grow, as metrics counters should); the
- *   prototype's TTL cache reset them.
+ * Kasmina's kernel cache: an LRU + TTL map of verified artifact bytes keyed by
+ * `(blueprintId, siteKey)`. Departures from the prototype (reference prototype-kasmina
+ * §9.1–§9.2, §17 items 7 and 12): it holds bytes, never live modules; one cache with a
+ * capacity and a TTL replaces the GPU LRU + TTL pair; `clear()` keeps the counters.
  */
 import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
 

@@ -1,15 +1,10 @@
 /**
- * Kernel acquisition for one seed (reference prototype-kasmina §7.1 steps 7–8, §9.1; rc1
- * plan WP-K4): under the blueprint's lock, look the verified artifact bytes up in the
- * {@link KernelCache}, else load them from the {@link KernelSource} (Urza verifies the
- * checksum) and cache them; then rebuild a fresh module for the seed from the bytes.
- *
- * Departures from the prototype:
- * - no fallback kernel, ever: a failed load propagates as the source's typed error
- *   (`URZA_NOT_FOUND`, `URZA_INTEGRITY_FAILURE`, ...) and the executor fails the seed;
- * - the cache holds bytes, so two seeds of one blueprint get distinct modules with distinct
- *   variables (the prototype shared one module between them, §17 item 7);
- * - a cache hit still reports its real latency (lock wait + rebuild), not 0.
+ * Kernel acquisition for one seed (reference prototype-kasmina §7.1, §9.1): under the
+ * blueprint's lock, the verified artifact bytes from the {@link KernelCache} or the
+ * {@link KernelSource} (which verifies the checksum), then a fresh module rebuilt from them.
+ * Departures from the prototype: no fallback kernel (a failed load is the source's typed
+ * error); two seeds of a blueprint never share a module (§17 item 7); a cache hit reports
+ * its real latency.
  */
 import {
   buildTelemetryPacket,

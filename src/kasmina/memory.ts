@@ -1,14 +1,8 @@
 /**
  * Kasmina's memory governance over the kernel cache (reference prototype-kasmina §9.3):
- * per-command cleanup of expired entries, a periodic sweep every `gcEveryEpochs` epochs,
- * and an emergency clear.
- *
- * Departures from the prototype:
- * - there is no teacher entry in a TTL cache to preserve (§17 item 12: the teacher expired
- *   after 300 s); the teacher lives in the parameter registry and with its owner;
- * - no telemetry cache: packets are the sink's business;
- * - there is no language GC to run (JavaScript's is not ours to trigger); tensors are
- *   freed by their owners' `dispose()`, so the sweep is the cache's.
+ * expired entries swept on every command and every `gcEveryEpochs` epochs, everything on an
+ * emergency. Tensors are freed by their owners' `dispose()`, so the sweep is the cache's;
+ * there is no teacher entry to keep (§17 item 12).
  */
 import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
 import type { KernelCache } from './kernel-cache.js';

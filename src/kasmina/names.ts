@@ -36,6 +36,8 @@ export const KasminaEvent = {
   PREFETCH_TIMEOUT: 'prefetch_timeout',
   /** INFO: an outstanding prefetch was cancelled (seed retired, reset, shutdown). */
   PREFETCH_CANCELED: 'prefetch_canceled',
+  /** WARNING: a command's acknowledgement could not be published (its issuer will time out). */
+  COMMAND_ACK_FAILED: 'command_ack_failed',
 } as const;
 
 /** Union of {@link KasminaEvent} values. */

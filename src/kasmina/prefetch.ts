@@ -1,25 +1,11 @@
 /**
- * Kasmina's prefetch coordinator (reference prototype-kasmina §16, §7.3; rc1 plan WP-K4):
- * publishes `KernelPrefetchRequest`s for Urza's prefetch worker and turns each answer —
- * `KernelArtifactReady`, `KernelArtifactError`, or none before the deadline — into the
- * settlement of that request's promise.
- *
- * Every outstanding request waits as one task on the shared {@link AsyncWorker}, with the
- * deadline `timeoutMs` (≈ 2× the kernel latency budget) counted from the request.
- *
- * Departures from the prototype:
- * - `training_run_id`, `blueprint_id` and `seed_id` are required (a
- *   {@link DependencyGuard} violation otherwise); no "prototype" default, and the seed id is
- *   sent, so Urza can pick the seed's site artifact;
- * - outstanding requests are tracked: a deadline rejects with `KASMINA_PREFETCH_TIMEOUT`
- *   and a CRITICAL `prefetch_timeout`; cancellation (seed retired, reset, shutdown) rejects
- *   with `KASMINA_PREFETCH_CANCELLED` and an INFO `prefetch_canceled`; answers that arrive
- *   afterwards, or for unknown ids, are counted as `late` and ignored;
- * - the request's promise is the result channel, instead of callbacks into the manager.
- *
- * Every coordinator must see every answer (answers name a request id, not a consumer), so
- * its consumer group is its own; the default is unique per coordinator. Under Redis, pass a
- * stable group per trainer process (e.g. `kasmina-prefetch-<training run id>`).
+ * Kasmina's prefetch coordinator (reference prototype-kasmina §16, rc1 plan WP-K4): publishes
+ * `KernelPrefetchRequest`s for Urza's prefetch worker and settles each request's promise with
+ * the answer, a CRITICAL `prefetch_timeout` past its deadline (one task on the shared
+ * AsyncWorker each), or a cancellation. Departures from the prototype: every id is required
+ * (dependency guard), and the promise replaces callbacks into the manager. Every coordinator
+ * must see every answer, so its consumer group is its own (`createKasmina` names it after the
+ * run).
  */
 import { randomUUID } from 'node:crypto';
 import { create, isMessage } from '@bufbuild/protobuf';

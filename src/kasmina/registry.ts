@@ -1,16 +1,8 @@
 /**
- * Who owns which trainable variable: the host, the teacher, or one seed. Tolaria builds its
- * per-seed gradient masks from {@link ParameterRegistry.ownerOf}; Kasmina refuses to graft
- * a seed whose variables someone else already owns.
- *
- * Departures from the prototype (reference prototype-kasmina §8.2):
- * - ownership is tracked by variable identity *and* by variable name (tfjs variable names
- *   are global to the engine), so a rebuilt variable under a taken name is caught too;
- * - registration is atomic: a conflict records nothing (the prototype kept the parameters
- *   processed before the throw);
- * - host and teacher variables are owned like seed variables, so a seed can never claim
- *   one (the prototype did not check teacher parameters at registration and left the host
- *   check to a later overlap scan).
+ * Who owns which trainable variable: the host, the teacher, or one seed (reference
+ * prototype-kasmina §8.2). Departures from the prototype: ownership by identity and by name
+ * (tfjs names are global), atomic registration (a conflict records nothing), and host and
+ * teacher variables owned like a seed's, so a seed can never claim one.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 import type { tf } from '../tensor/index.js';

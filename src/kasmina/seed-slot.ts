@@ -8,7 +8,7 @@
 import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
 import { BlendMode, type SeedSiteDescriptor } from '../leyline/index.js';
 import type { SeedModule } from '../karn/index.js';
-import { stopGradient, tf } from '../tensor/index.js';
+import { stopGradient, tf, type Rng } from '../tensor/index.js';
 import type { SeedSiteHook } from '../tolaria/index.js';
 import { blendActivation, effectiveAlphas, type BlendPlan } from './blending.js';
 
@@ -19,6 +19,19 @@ import { blendActivation, effectiveAlphas, type BlendPlan } from './blending.js'
  * paused seed `paused`.
  */
 export type SeedSlotPhase = 'isolated' | 'blended' | 'fused' | 'paused';
+
+/** Batch size of {@link SeedSlot.probe} (the graft's shape check uses 1). */
+export const PROBE_BATCH = 4;
+
+/** What the seed module returned for a probe batch (see {@link SeedSlot.probe}). */
+export interface ModuleProbe {
+  /** Shape of the probe batch: `[batch, ...site.shape]`. */
+  readonly inputShape: readonly number[];
+  /** Shape of the module's output; `[]` when the module threw. */
+  readonly outputShape: readonly number[];
+  /** Every output value is finite (false when the module threw). */
+  readonly finite: boolean;
+}
 
 /** Options of {@link SeedSlot}. */
 export interface SeedSlotOptions {
@@ -144,6 +157,29 @@ export class SeedSlot implements SeedSiteHook {
     return effectiveAlphas(this.#plan, this.#alpha, this.#channels);
   }
 
+  /**
+   * Runs the module alone on a batch `[batch, ...site.shape]` of standard normals drawn from
+   * `rng` and reports the shape it returned and whether every value was finite (G2 and G3
+   * read this). Leaves no tensors behind.
+   */
+  probe(rng: Rng, batch = PROBE_BATCH): ModuleProbe {
+    this.#assertLive('probe');
+    const inputShape = [batch, ...this.site.shape];
+    const input = normalSamples(
+      rng,
+      inputShape.reduce((a, b) => a * b, 1),
+    );
+    try {
+      return tf.tidy(() => {
+        const out = this.#module.apply(tf.tensor(input, inputShape));
+        return { inputShape, outputShape: [...out.shape], finite: out.dataSync().every((v) => Number.isFinite(v)) };
+      });
+    } catch (error) {
+      if (isEsperError(error)) throw error;
+      return { inputShape, outputShape: [], finite: false };
+    }
+  }
+
   /** Disposes the module. Idempotent. */
   dispose(): void {
     if (this.#disposed) return;
@@ -177,6 +213,13 @@ export class SeedSlot implements SeedSiteHook {
       });
     }
   }
+}
+
+/** `size` standard normal samples from `rng`. */
+export function normalSamples(rng: Rng, size: number): Float32Array {
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i += 1) out[i] = rng.nextNormal();
+  return out;
 }
 
 function checkAlpha(field: string, value: number): number {

@@ -61,6 +61,7 @@ export function familyStream(type: BusMessageType): LogicalStream {
   switch (type) {
     case BusMessageType.SYSTEM_STATE:
     case BusMessageType.ADAPTATION_COMMAND:
+    case BusMessageType.COMMAND_ACK:
     case BusMessageType.BSDS_ISSUED:
     case BusMessageType.BSDS_FAILED:
     case BusMessageType.BENCHMARK_REPORT:

@@ -105,11 +105,18 @@ export class CommandOwner {
       `tolaria.kasmina.apply-${command.commandId}`,
       signal,
       { command_id: command.commandId },
+      (cause) => outcomeOfError(cause).status !== CommandOutcomeStatus.FAILED,
     );
     const commandId = command.commandId;
     if (result.ok) return { commandId, status: CommandOutcomeStatus.APPLIED, reason: '' };
     if (result.error === 'timeout') return { commandId, status: CommandOutcomeStatus.TIMED_OUT, reason: 'deadline' };
-    return { commandId, ...outcomeOfError(result.cause) };
+    const outcome = { commandId, ...outcomeOfError(result.cause) };
+    // A refusal is the executor working, not failing: reported like Tolaria's own refusals.
+    // A rejection (security or dependency check) fails the epoch like Tolaria's own do; the
+    // executor has emitted its CRITICAL packet.
+    if (outcome.status === CommandOutcomeStatus.NOT_APPLIED) this.#reportRefusal(command, outcome.reason, result.message ?? '');
+    else if (outcome.status === CommandOutcomeStatus.REJECTED) this.#o.state.epoch.fail(EmergencyReason.COMMAND_REJECTED);
+    return outcome;
   }
 
   async #applyOwn(command: AdaptationCommand): Promise<CommandOutcome> {
@@ -212,6 +219,12 @@ export class CommandOwner {
 
   /** A command Tolaria did not apply: WARNING telemetry with the reason, and a count. */
   #refuse(command: AdaptationCommand, reason: CommandRefusal, detail: string): CommandOutcome {
+    this.#reportRefusal(command, reason, detail);
+    return { commandId: command.commandId, status: CommandOutcomeStatus.NOT_APPLIED, reason };
+  }
+
+  /** WARNING `tolaria.command.not_applied` with the reason, and a count. */
+  #reportRefusal(command: AdaptationCommand, reason: string, detail: string): void {
     this.#refused += 1;
     this.#o.events.event(TolariaEvent.COMMAND_NOT_APPLIED, TelemetryLevel.WARNING, {
       command_id: command.commandId,
@@ -220,7 +233,6 @@ export class CommandOwner {
       detail,
       step: this.#o.state.globalStep,
     });
-    return { commandId: command.commandId, status: CommandOutcomeStatus.NOT_APPLIED, reason };
   }
 }
 
@@ -231,9 +243,7 @@ export function outcomeOfError(cause: unknown): Omit<CommandOutcome, 'commandId'
   }
   if (isEsperError(cause, ErrorCode.DEPENDENCY_VIOLATION))
     return { status: CommandOutcomeStatus.REJECTED, reason: EmergencyReason.DEPENDENCY_VIOLATION };
-  if (isEsperError(cause, ErrorCode.COMMAND_NOT_APPLIED)) {
-    return { status: CommandOutcomeStatus.NOT_APPLIED, reason: String(cause.details?.['reason'] ?? cause.code) };
-  }
-  if (isEsperError(cause)) return { status: CommandOutcomeStatus.NOT_APPLIED, reason: cause.code };
+  // A refusal's `details.reason` says why (`unsupported_command`, `SEED_GATE_G0_SANITY: site occupied`, …).
+  if (isEsperError(cause)) return { status: CommandOutcomeStatus.NOT_APPLIED, reason: String(cause.details?.['reason'] ?? cause.code) };
   return { status: CommandOutcomeStatus.FAILED, reason: errorText(cause) };
 }

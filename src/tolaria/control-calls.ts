@@ -134,12 +134,17 @@ export class ControlCalls {
     return result;
   }
 
-  /** Runs an executor call; reports a miss (`kasmina_timeout`, conservative mode) or an error (`tolaria.kasmina_error`). */
+  /**
+   * Runs an executor call; reports a miss (`kasmina_timeout`, conservative mode) or an error
+   * (`tolaria.kasmina_error`, the epoch fails). An error `isRefusal` accepts is the caller's
+   * to report: the executor refused something, it did not fail.
+   */
   async executor(
     call: (options: CallOptions) => Promise<void>,
     name: string,
     signal: AbortSignal | undefined,
     attributes: Record<string, string>,
+    isRefusal: (cause: unknown) => boolean = () => false,
   ): Promise<CallResult<void>> {
     const o = this.#o;
     const result = await this.#onWorker((s) => call({ signal: s }), name, o.executorDeadlineMs, signal);
@@ -156,7 +161,7 @@ export class ControlCalls {
       });
       o.state.epoch.fail(EmergencyReason.KASMINA_TIMEOUT);
       this.enterConservative(EmergencyReason.KASMINA_TIMEOUT);
-    } else if (result.error === 'error') {
+    } else if (result.error === 'error' && !isRefusal(result.cause)) {
       o.events.event(TolariaEvent.KASMINA_ERROR, TelemetryLevel.WARNING, {
         step: o.state.globalStep,
         call: name,

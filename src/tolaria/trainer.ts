@@ -315,6 +315,9 @@ export class Trainer {
     if (state.cursor.epochEnded || state.cursor.position === 0) state.epoch.reset();
     while (!(state.cursor.epoch === epoch && state.cursor.epochEnded)) {
       if (signal?.aborted === true) return 'aborted';
+      // A step resolves through microtasks only: without this turn of the event loop, bus I/O
+      // (operator commands in, acknowledgements and telemetry out) would wait for the epoch's end.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const outcome = await this.#step(epoch, signal);
       if (outcome === 'halted') return 'halted';
       if (state.cursor.epoch < epoch && !state.cursor.epochEnded) return 'rewound';

@@ -1,26 +1,25 @@
 /**
- * The operator path: `esper command` signs a seed command and publishes it on Redis; a
- * training run's `CommandInbox` receives it and Kasmina verifies and applies it.
+ * The operator path over real Redis: `esper command` signs a seed command, publishes it and
+ * waits for the acknowledgement of the run it names — here an in-process
+ * `esper train --grow --listen` — and exits by what became of it.
  */
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runCommand } from '../../src/cli/command.js';
-import { loadSettings, MemoryTelemetrySink } from '../../src/core/index.js';
-import { CommandInbox } from '../../src/kasmina/index.js';
-import { SeedLifecycleStage, type SystemStatePacket } from '../../src/leyline/index.js';
-import { openBusFromSettings, type StreamBus } from '../../src/oona/index.js';
-import { KeyRing } from '../../src/security/index.js';
-import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
-import { mlpHost, type ExecutorContext } from '../../src/tolaria/index.js';
-import { kasminaHarness } from '../kasmina/fixtures/harness.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { COMMAND_HELP, CommandExit, runCommand } from '../../src/cli/command.js';
+import { runTrain } from '../../src/cli/train.js';
+import { loadSettings, MemoryTelemetrySink, type EsperSettings } from '../../src/core/index.js';
+import { buildOperatorCommand, OperatorAction } from '../../src/kasmina/index.js';
+import { AdaptationCommandSchema, BusMessageType, CommandAckStatus } from '../../src/leyline/index.js';
+import { openBusFromSettings } from '../../src/oona/index.js';
+import { HmacSigner, KeyRing } from '../../src/security/index.js';
+import { waitFor } from '../oona/fixtures/waits.js';
 import { testRedisUrl } from '../support/redis-url.js';
 
 const SECRET = 'kasmina-test-secret-0123456789abcdef';
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-});
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -40,67 +39,112 @@ function capture(): {
   };
 }
 
-function redisSettings(prefix: string) {
+function redisSettings(prefix: string, options: { varDir?: string } = {}): EsperSettings {
   return loadSettings({
     env: {},
-    overrides: { oona: { busUrl: testRedisUrl(), streamPrefix: prefix, blockMs: 50 }, security: { leylineKeys: `k1:${SECRET}` } },
+    overrides: {
+      oona: { busUrl: testRedisUrl(), streamPrefix: prefix, blockMs: 50 },
+      security: { leylineKeys: `k1:${SECRET}` },
+      // A loaded machine must not push the run into conservative mode (no controller calls).
+      tolaria: { hookBudgetMs: 60_000, epochBudgetMs: 600_000 },
+      // Seeds stay in TRAINING: the site stays occupied while the test runs.
+      kasmina: { trainingSteps: 1_000_000 },
+      ...(options.varDir === undefined ? {} : { storage: { varDir: options.varDir } }),
+    },
   });
 }
 
 describe('esper command', () => {
-  it('signs a germinate, publishes it on Redis, and the run applies it through Kasmina', async () => {
+  it('is acknowledged by a listening run: an applied germinate exits 0, a forged command is REJECTED, a refused germinate exits 3', async () => {
     const prefix = `test-cmd-${randomUUID().slice(0, 8)}:`;
-    const settings = redisSettings(prefix);
-    const host = mlpHost({ inputShape: [8], hidden: [16, 16], numClasses: 3, seed: 1, hostId: 'cmd-host' });
-    cleanups.push(() => host.dispose());
-    const h = await kasminaHarness({ host, trainingRunId: 'run-op' });
-    cleanups.push(() => h.close());
-    const bus: StreamBus = openBusFromSettings(settings, {
-      keyRing: KeyRing.fromSettings(settings.security),
-      telemetry: new MemoryTelemetrySink(),
+    const varDir = await mkdtemp(path.join(tmpdir(), 'esper-command-'));
+    cleanups.push(() => rm(varDir, { recursive: true, force: true }));
+    const settings = redisSettings(prefix, { varDir });
+    const run = `run-${randomUUID().slice(0, 8)}`;
+    const stop = new AbortController();
+    const train = capture();
+    const training = runTrain(['--grow', '--listen', '--epochs', '50', '--run-id', run, '--json'], train.io, {
+      settings,
+      signal: stop.signal,
     });
     cleanups.push(async () => {
-      await bus.close();
+      stop.abort();
+      await training;
     });
-    const inbox = new CommandInbox({ bus, trainingRunId: 'run-op' });
-    await inbox.start();
-    cleanups.push(() => inbox.stop());
+    await waitFor(() => train.err().includes('listening for commands'), 'the run to listen', 60_000);
 
-    const { io, out, err } = capture();
+    const applied = capture();
     const code = await runCommand(
-      ['germinate', '--run', 'run-op', '--seed', 's1', '--site', 'hidden1', '--blueprint', 'BP001', '--json'],
-      io,
+      ['germinate', '--run', run, '--seed', 's1', '--site', 'hidden1', '--blueprint', 'BP001', '--timeout', '60', '--json'],
+      applied.io,
       { settings },
     );
-    expect(err()).toBe('');
-    expect(code).toBe(0);
-    const receipt = JSON.parse(out()) as { commandId: string; seed: string };
-    expect(receipt.seed).toBe('s1');
-    // A command for another run is acknowledged, not queued.
-    await runCommand(['pause', '--run', 'run-other', '--seed', 's1'], capture().io, { settings });
+    expect(applied.err()).toBe('');
+    expect(code).toBe(CommandExit.APPLIED);
+    expect(JSON.parse(applied.out())).toMatchObject({ action: 'germinate', run, seed: 's1', status: 'APPLIED', reason: '' });
 
-    const deadline = AbortSignal.timeout(10_000);
-    await inbox.waitForReceived(1, deadline);
-    const command = await inbox.evaluateStep({} as SystemStatePacket, { signal: deadline });
-    expect(command?.commandId).toBe(receipt.commandId);
-    const context: ExecutorContext = { host, trainingRunId: 'run-op', epoch: 0, globalStep: 0, rng: seededRng(1) };
-    await h.kasmina.apply(command!, context);
-    expect(h.kasmina.stageOf('s1')).toBe(SeedLifecycleStage.SEED_STAGE_TRAINING);
-    expect(host.hooks.has('hidden1')).toBe(true);
-    expect(inbox.stats().queued).toBe(0);
+    // Forged: published with the bus key, but signed with a key the run does not hold (same key id).
+    const keyRing = KeyRing.fromSettings(settings.security);
+    const bus = openBusFromSettings(settings, { keyRing, telemetry: new MemoryTelemetrySink() });
+    cleanups.push(() => bus.close());
+    const forger = new HmacSigner(new KeyRing([{ keyId: 'k1', secret: Buffer.from('a-forger-secret-0123456789abcdefgh', 'utf8') }]));
+    const forged = forger.sign(
+      AdaptationCommandSchema,
+      buildOperatorCommand({ action: OperatorAction.PAUSE, trainingRunId: run, seedId: 's1' }),
+    );
+    const reply = await bus.request(forged, { replyType: BusMessageType.COMMAND_ACK, timeoutMs: 60_000 });
+    expect(reply.message).toMatchObject({ commandId: forged.commandId, status: CommandAckStatus.REJECTED, reason: 'invalid_signature' });
+
+    // A germinate G0 refuses (the site is taken) is acknowledged NOT_APPLIED with the gate and its reason.
+    const occupied = capture();
+    const occupiedCode = await runCommand(
+      ['germinate', '--run', run, '--seed', 's2', '--site', 'hidden1', '--blueprint', 'BP001', '--timeout', '60'],
+      occupied.io,
+      { settings },
+    );
+    expect(occupiedCode).toBe(CommandExit.NOT_APPLIED);
+    expect(occupied.err()).toContain('NOT_APPLIED — SEED_GATE_G0_SANITY: site occupied');
+
+    stop.abort();
+    expect(await training).toBe(130);
+    const summary = JSON.parse(train.out()) as { seeds: { commandsApplied: number } };
+    expect(summary.seeds.commandsApplied).toBe(1);
+  }, 180_000);
+
+  it('exits 4 after its timeout when no trainer listens, saying so', async () => {
+    const settings = redisSettings(`test-cmd-${randomUUID().slice(0, 8)}:`);
+    const { io, err } = capture();
+    const started = Date.now();
+    const code = await runCommand(['cull', '--run', 'nobody', '--seed', 's1', '--timeout', '0.5'], io, { settings });
+    expect(code).toBe(CommandExit.NO_ACK);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    expect(err()).toContain('no acknowledgement came within 0.5 s: no trainer may be listening');
   });
 
-  it('refuses a memory bus, a missing action or a bad flag with exit code 2', async () => {
+  it('refuses a memory bus, a missing action, bad flags and a bad timeout with exit code 2', async () => {
     const memory = loadSettings({ env: {}, overrides: { security: { leylineKeys: `k1:${SECRET}` } } });
     const a = capture();
-    expect(await runCommand(['cull', '--run', 'r', '--seed', 's'], a.io, { settings: memory })).toBe(2);
+    expect(await runCommand(['cull', '--run', 'r', '--seed', 's'], a.io, { settings: memory })).toBe(CommandExit.USAGE);
     expect(a.err()).toContain('memory://');
-    const b = capture();
-    expect(await runCommand(['--run', 'r'], b.io, { settings: memory })).toBe(2);
-    const c = capture();
-    expect(await runCommand(['germinate', '--blend', 'sideways'], c.io, { settings: memory })).toBe(2);
+    expect(await runCommand(['--run', 'r'], capture().io, { settings: memory })).toBe(CommandExit.USAGE);
+    expect(await runCommand(['germinate', '--blend', 'sideways'], capture().io, { settings: memory })).toBe(CommandExit.USAGE);
+    for (const timeout of ['0', '-1', '', '1e1', 'soon']) {
+      const c = capture();
+      expect(await runCommand(['cull', '--run', 'r', '--seed', 's', '--timeout', timeout], c.io, { settings: memory }), timeout).toBe(
+        CommandExit.USAGE,
+      );
+      expect(c.err()).toContain('--timeout');
+    }
     const d = capture();
-    expect(await runCommand(['germinate', '--run', 'r', '--seed', 's'], d.io, { settings: redisSettings('x:') })).toBe(1);
+    expect(await runCommand(['germinate', '--run', 'r', '--seed', 's'], d.io, { settings: redisSettings('x:') })).toBe(CommandExit.ERROR);
     expect(d.err()).toMatch(/germinate needs a (blueprint|site) id/);
+  });
+
+  it('shows a real site of the default host in its help', async () => {
+    const { io, out } = capture();
+    expect(await runCommand(['--help'], io)).toBe(0);
+    expect(out()).toBe(COMMAND_HELP);
+    expect(COMMAND_HELP).toContain('e.g. hidden1');
+    expect(COMMAND_HELP).not.toContain('mlp/h1');
   });
 });

@@ -19,7 +19,8 @@ describe('priority table (spec 01)', () => {
     [TelemetryLevel.CRITICAL, 'halt', MessagePriority.CRITICAL],
     [TelemetryLevel.INFO, 'command_rejected', MessagePriority.CRITICAL],
     [TelemetryLevel.ERROR, 'dependency_guard.violation', MessagePriority.CRITICAL],
-    [TelemetryLevel.WARNING, 'gate_failure', MessagePriority.CRITICAL],
+    [TelemetryLevel.WARNING, 'gate_failure', MessagePriority.NORMAL],
+    [TelemetryLevel.ERROR, 'gate_failure', MessagePriority.HIGH],
     [TelemetryLevel.WARNING, 'prefetch_timeout', MessagePriority.CRITICAL],
   ])('maps level %i event %s to priority %i', (level, description, priority) => {
     expect(priorityForEvent(level, description)).toBe(priority);
@@ -58,7 +59,7 @@ describe('buildTelemetryPacket', () => {
       events: [
         { description: 'seed_blending' },
         { description: 'hook_budget', level: TelemetryLevel.WARNING },
-        { description: 'gate_failure', level: TelemetryLevel.WARNING, eventId: 'custom-id' },
+        { description: 'prefetch_timeout', level: TelemetryLevel.WARNING, eventId: 'custom-id' },
       ],
     });
     expect(packet.priority).toBe(MessagePriority.CRITICAL);

@@ -8,7 +8,6 @@ import {
   evaluateG3,
   evaluateG4,
   evaluateG5,
-  G3_ALPHA_TARGET,
   G4_MIN_CONTRIBUTION,
   gateForTransition,
   type GateResult,
@@ -35,15 +34,14 @@ function firstFailure(checks: ReadonlyArray<[boolean, string]>): string {
   return checks.find(([failed]) => failed)?.[1] ?? '';
 }
 
-const id = fc.oneof(fc.constant(''), fc.constant('  '), fc.constantFrom('BP001', 'hidden1'));
 const count = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 5 }));
 const anyNumber = fc.oneof(fc.double({ noNaN: false }), fc.constantFrom(0, 1, 0.95, 0.01));
 
 const PASSING_G0: SanityGateInputs = {
   blueprintId: 'BP009',
-  blueprintKnown: true,
   siteId: 'hidden1',
   siteExists: true,
+  seedIdInUse: false,
   siteOccupied: false,
   siteEmbargoed: false,
   blueprintFitsSite: true,
@@ -52,7 +50,6 @@ const PASSING_G0: SanityGateInputs = {
 const PASSING_G2: StabilityGateInputs = {
   kernelLatencyMs: 2,
   latencyBudgetMs: 10,
-  isolationViolations: 0,
   seedGradNormMean: 0.5,
   seedGradFinite: true,
   seedOutputFinite: true,
@@ -94,10 +91,10 @@ describe('G0_SANITY', () => {
     fc.assert(
       fc.property(
         fc.record({
-          blueprintId: id,
-          blueprintKnown: fc.boolean(),
-          siteId: id,
+          blueprintId: fc.constantFrom('BP001', 'BP009'),
+          siteId: fc.constantFrom('hidden1', 'nowhere'),
           siteExists: fc.boolean(),
+          seedIdInUse: fc.boolean(),
           siteOccupied: fc.boolean(),
           siteEmbargoed: fc.boolean(),
           blueprintFitsSite: fc.boolean(),
@@ -108,10 +105,8 @@ describe('G0_SANITY', () => {
           expectWellFormed(result, G.SEED_GATE_G0_SANITY);
           expect(result.reason).toBe(
             firstFailure([
-              [inputs.blueprintId.trim() === '', 'missing blueprint id'],
-              [!inputs.blueprintKnown, 'unknown blueprint'],
-              [inputs.siteId.trim() === '', 'missing site id'],
               [!inputs.siteExists, 'unknown site'],
+              [inputs.seedIdInUse, 'seed id in use'],
               [inputs.siteOccupied, 'site occupied'],
               [inputs.siteEmbargoed, 'site embargoed'],
               [!inputs.blueprintFitsSite, 'blueprint does not fit site'],
@@ -132,14 +127,23 @@ describe('G1_GRADIENT_HEALTH', () => {
     expect(result.attributes['trainable_parameters']).toBe(0);
   });
 
-  it('names the registry conflict', () => {
+  it('names the registry conflict, and why a kernel is not attached', () => {
     const result = evaluateG1({
-      kernelAttached: true,
+      kernelAttached: false,
       isolationViolations: 0,
       registryConflict: 'BP009/w owned by seed-a',
       trainableParameters: 10,
     });
     expect(result.reason).toBe('parameter registry conflict: BP009/w owned by seed-a');
+    expect(result.attributes['registry_conflict']).toBe('BP009/w owned by seed-a');
+    const missing = evaluateG1({
+      kernelAttached: false,
+      kernelError: 'kernel fetch failed: ESPER_URZA_NOT_FOUND',
+      isolationViolations: 0,
+      trainableParameters: 0,
+    });
+    expect(missing.reason).toBe('kernel not attached');
+    expect(missing.attributes['kernel_error']).toBe('kernel fetch failed: ESPER_URZA_NOT_FOUND');
   });
 
   it('passes iff no failure condition holds (property)', () => {
@@ -156,8 +160,8 @@ describe('G1_GRADIENT_HEALTH', () => {
           expectWellFormed(result, G.SEED_GATE_G1_GRADIENT_HEALTH);
           expect(result.reason).toBe(
             firstFailure([
-              [!inputs.kernelAttached, 'kernel not attached'],
               [(inputs.registryConflict ?? '') !== '', `parameter registry conflict: ${inputs.registryConflict ?? ''}`],
+              [!inputs.kernelAttached, 'kernel not attached'],
               [inputs.isolationViolations > 0, 'gradient isolation violations present'],
             ]),
           );
@@ -196,7 +200,6 @@ describe('G2_STABILITY', () => {
         fc.record({
           kernelLatencyMs: fc.oneof(fc.double({ min: 0, max: 50, noNaN: true }), fc.constant(Number.NaN)),
           latencyBudgetMs: fc.constantFrom(5, 10, 20),
-          isolationViolations: count,
           seedGradNormMean: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 10, noNaN: true })),
           seedGradFinite: fc.boolean(),
           seedOutputFinite: fc.boolean(),
@@ -214,9 +217,8 @@ describe('G2_STABILITY', () => {
           expect(result.reason).toBe(
             firstFailure([
               [Number.isNaN(inputs.kernelLatencyMs) || inputs.kernelLatencyMs > inputs.latencyBudgetMs, 'latency budget exceeded'],
-              [inputs.isolationViolations > 0, 'gradient isolation violations present'],
-              [!inputs.seedGradFinite, 'non-finite seed gradient'],
               [!inputs.seedOutputFinite, 'non-finite seed output'],
+              [!inputs.seedGradFinite, 'non-finite seed gradient'],
               [inputs.requireActiveGradient && inputs.seedGradNormMean === 0, 'seed gradient inactive'],
               [both && (inputs.lossNow as number) > (inputs.lossBaseline as number) * (1 + inputs.maxLossRegression), 'loss regressed'],
             ]),
@@ -228,36 +230,29 @@ describe('G2_STABILITY', () => {
 });
 
 describe('G3_INTERFACE', () => {
-  it('uses 0.95 as the default alpha target', () => {
-    expect(G3_ALPHA_TARGET).toBe(0.95);
-    const base = { alphaTarget: G3_ALPHA_TARGET, outputShapeMatches: true, hostRegistered: true, isolationViolations: 0 };
-    expect(evaluateG3({ ...base, alpha: 0.95 }).passed).toBe(true);
-    expect(evaluateG3({ ...base, alpha: 0.9 }).reason).toBe('alpha below target');
+  it('fails an unregistered host variable, then an output shaped unlike the probe, naming both shapes', () => {
+    const base = { unregisteredHostVariables: 0, expectedShape: [4, 16], outputShape: [4, 16] };
+    expect(evaluateG3(base).passed).toBe(true);
+    expect(evaluateG3({ ...base, unregisteredHostVariables: 1 }).reason).toBe('host model not registered');
+    const wrong = evaluateG3({ ...base, outputShape: [1, 16] });
+    expect(wrong.reason).toBe('seed output shape mismatch');
+    expect(wrong.attributes).toMatchObject({ expected_shape: '[4,16]', output_shape: '[1,16]' });
+    expect(evaluateG3({ ...base, outputShape: [] }).reason).toBe('seed output shape mismatch');
   });
 
   it('passes iff no failure condition holds (property)', () => {
+    const shape = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 0, maxLength: 3 });
     fc.assert(
-      fc.property(
-        fc.record({
-          alpha: fc.double({ min: 0, max: 1, noNaN: true }),
-          alphaTarget: fc.constantFrom(0.5, 0.95),
-          outputShapeMatches: fc.boolean(),
-          hostRegistered: fc.boolean(),
-          isolationViolations: count,
-        }),
-        (inputs) => {
-          const result = evaluateG3(inputs);
-          expectWellFormed(result, G.SEED_GATE_G3_INTERFACE);
-          expect(result.reason).toBe(
-            firstFailure([
-              [!inputs.hostRegistered, 'host model not registered'],
-              [!inputs.outputShapeMatches, 'interface checks failed'],
-              [inputs.alpha < inputs.alphaTarget, 'alpha below target'],
-              [inputs.isolationViolations > 0, 'gradient isolation violations present'],
-            ]),
-          );
-        },
-      ),
+      fc.property(fc.record({ unregisteredHostVariables: count, expectedShape: shape, outputShape: shape }), (inputs) => {
+        const result = evaluateG3(inputs);
+        expectWellFormed(result, G.SEED_GATE_G3_INTERFACE);
+        expect(result.reason).toBe(
+          firstFailure([
+            [inputs.unregisteredHostVariables > 0, 'host model not registered'],
+            [JSON.stringify(inputs.outputShape) !== JSON.stringify(inputs.expectedShape), 'seed output shape mismatch'],
+          ]),
+        );
+      }),
     );
   });
 });
@@ -265,7 +260,7 @@ describe('G3_INTERFACE', () => {
 describe('G4_SYSTEM_IMPACT', () => {
   it('fossilizes at ≥ 1 % contribution and carries contribution and threshold', () => {
     expect(G4_MIN_CONTRIBUTION).toBe(0.01);
-    const base = { minContribution: G4_MIN_CONTRIBUTION, isolationViolations: 0, paused: false };
+    const base = { minContribution: G4_MIN_CONTRIBUTION, paused: false };
     expect(evaluateG4({ ...base, contribution: 0.02 }).passed).toBe(true);
     const low = evaluateG4({ ...base, contribution: 0.005 });
     expect(low.reason).toBe('contribution below threshold');
@@ -280,7 +275,6 @@ describe('G4_SYSTEM_IMPACT', () => {
         fc.record({
           contribution: fc.option(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { nil: undefined }),
           minContribution: fc.constantFrom(0, 0.01, 0.1),
-          isolationViolations: count,
           paused: fc.boolean(),
         }),
         (inputs) => {
@@ -290,7 +284,6 @@ describe('G4_SYSTEM_IMPACT', () => {
             firstFailure([
               [inputs.contribution === undefined, 'contribution not measured'],
               [inputs.paused, 'seed paused'],
-              [inputs.isolationViolations > 0, 'gradient isolation violations present'],
               [(inputs.contribution ?? 0) < inputs.minContribution, 'contribution below threshold'],
             ]),
           );
@@ -329,14 +322,8 @@ describe('attribute hygiene', () => {
     fc.assert(
       fc.property(anyNumber, anyNumber, (a, b) => {
         expectWellFormed(evaluateG2({ ...PASSING_G2, kernelLatencyMs: a, seedGradNormMean: b }), G.SEED_GATE_G2_STABILITY);
-        expectWellFormed(
-          evaluateG3({ alpha: a, alphaTarget: b, outputShapeMatches: true, hostRegistered: true, isolationViolations: 0 }),
-          G.SEED_GATE_G3_INTERFACE,
-        );
-        expectWellFormed(
-          evaluateG4({ contribution: a, minContribution: b, isolationViolations: 0, paused: false }),
-          G.SEED_GATE_G4_SYSTEM_IMPACT,
-        );
+        expectWellFormed(evaluateG3({ unregisteredHostVariables: a, expectedShape: [1], outputShape: [1] }), G.SEED_GATE_G3_INTERFACE);
+        expectWellFormed(evaluateG4({ contribution: a, minContribution: b, paused: false }), G.SEED_GATE_G4_SYSTEM_IMPACT);
       }),
     );
   });

@@ -14,7 +14,7 @@ import {
 } from '../../src/leyline/index.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { DEFAULT_BLEND_PLAN, resolveBlendPlan, type BlendPlan } from '../../src/kasmina/blending.js';
-import { checkIsolation, findParameterOverlap, ISOLATION_TOLERANCE, IsolationMonitor } from '../../src/kasmina/isolation.js';
+import { checkIsolation, ISOLATION_TOLERANCE, IsolationMonitor } from '../../src/kasmina/isolation.js';
 import { SeedSlot } from '../../src/kasmina/seed-slot.js';
 
 const catalog = new KarnCatalog();
@@ -126,26 +126,6 @@ describe('checkIsolation', () => {
       ).toBe(true);
     } finally {
       slot.dispose();
-    }
-  });
-});
-
-describe('findParameterOverlap', () => {
-  it('finds variables shared by identity or by name, and nothing for distinct ones', () => {
-    const variable = (name: string): tf.Variable => tf.tidy(() => tf.variable(tf.zeros([2]), true, name));
-    const a = variable('overlap/host/a');
-    const b = variable('overlap/host/b');
-    const c = variable('overlap/seed/c');
-    try {
-      // A stand-in with a host variable's name (tfjs forbids two live variables of one name).
-      const sameName = { name: 'overlap/host/b' } as tf.Variable;
-      expect(findParameterOverlap([c, a, sameName], [a, b])).toEqual(['overlap/host/a', 'overlap/host/b']);
-      expect(findParameterOverlap([c], [a, b])).toEqual([]);
-      expect(findParameterOverlap([], [a])).toEqual([]);
-    } finally {
-      a.dispose();
-      b.dispose();
-      c.dispose();
     }
   });
 });

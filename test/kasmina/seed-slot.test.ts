@@ -163,6 +163,34 @@ describe('SeedSlot construction', () => {
   });
 });
 
+describe('SeedSlot.probe', () => {
+  it("reports the module's output shape and finiteness on a seeded batch of the site shape, leaving no tensors", () => {
+    const slot = newSlot('probe-ok');
+    try {
+      const before = tf.memory().numTensors;
+      expect(slot.probe(seededRng(1))).toEqual({ inputShape: [4, 8], outputShape: [4, 8], finite: true });
+      expect(slot.probe(seededRng(1), 2).inputShape).toEqual([2, 8]);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      slot.dispose();
+    }
+  });
+
+  it('measures a NaN output, a batch-dependent shape and a module that throws', () => {
+    const slot = (forward: (x: tf.Tensor) => tf.Tensor): SeedSlot =>
+      new SeedSlot({ seedId: 's', siteId: site.siteId, site, module: fakeModule(forward), plan: DEFAULT_BLEND_PLAN });
+    expect(slot((x) => tf.mul(x, tf.scalar(Number.NaN))).probe(seededRng(1)).finite).toBe(false);
+    expect(slot((x) => tf.slice(x, [0, 0], [1, -1])).probe(seededRng(1)).outputShape).toEqual([1, 8]);
+    let calls = 0;
+    const flaky = slot((x) => {
+      calls += 1;
+      if (calls > 1) throw new Error('broke after the graft');
+      return tf.clone(x);
+    });
+    expect(flaky.probe(seededRng(1))).toEqual({ inputShape: [4, 8], outputShape: [], finite: false });
+  });
+});
+
 describe('SeedSlot on a real host', () => {
   it('isolated: host logits and host gradients are bit-identical to no hook; seed variables learn', () => {
     const plainLogits = logits();

@@ -18,7 +18,7 @@ import {
 } from '../../src/leyline/index.js';
 import { CommandVerifier, HmacSigner, KeyRing, NonceLedger } from '../../src/security/index.js';
 import { outcomeOfError } from '../../src/tolaria/commands.js';
-import type { CommandOutcome, Controller } from '../../src/tolaria/controller.js';
+import type { CommandOutcome, Controller, Executor } from '../../src/tolaria/controller.js';
 import { TolariaEvent } from '../../src/tolaria/names.js';
 import type { TrainerOptions } from '../../src/tolaria/trainer-options.js';
 import { GraftingExecutor, ScriptedController, seedCommand } from './fixtures/fakes.js';
@@ -233,6 +233,32 @@ describe('Trainer: commands for the executor', () => {
     expect(executor.applied.map((c) => c.commandId)).toEqual(['cmd-1']);
     expect(telemetry.events('dependency_guard.violation')).toHaveLength(0);
   });
+  it('a refusal by the executor is reported and does not fail the epoch; an unexpected executor error does', async () => {
+    const throwing = (error: Error): Executor => ({
+      apply: () => Promise.reject(error),
+      exportSeedStates: () => [],
+      advance: () => Promise.resolve(),
+      contributionProbes: () => [],
+      recordValidation: () => Promise.resolve(),
+    });
+    const command = seedCommand(RUN, 'germ', 'seed-1', SeedOperation.SEED_OP_GERMINATE);
+    const refusal = new EsperError(ErrorCode.KASMINA_GATE_FAILED, 'G0', { details: { reason: 'SEED_GATE_G0_SANITY: site occupied' } });
+    const refused = run({ controller: script([[2, command]]), executor: throwing(refusal) });
+    const refusedSummary = await refused.trainer.run();
+    expect(refusedSummary.lastEpoch?.failureReason).toBe('');
+    expect(refusedSummary.commandsRefused).toBe(1);
+    expect(eventsOf(refused.telemetry, TolariaEvent.COMMAND_NOT_APPLIED)[0]?.attributes).toMatchObject({
+      command_id: 'germ',
+      reason: 'SEED_GATE_G0_SANITY: site occupied',
+    });
+    expect(eventsOf(refused.telemetry, TolariaEvent.KASMINA_ERROR)).toHaveLength(0);
+
+    const broken = run({ controller: script([[2, command]]), executor: throwing(new TypeError('boom')) });
+    const brokenSummary = await broken.trainer.run();
+    expect(brokenSummary.lastEpoch?.failureReason).toBe('kasmina_error');
+    expect(eventsOf(broken.telemetry, TolariaEvent.KASMINA_ERROR)[0]?.attributes['error']).toBe('TypeError: boom');
+  });
+
   it('refuses executor commands when no executor is attached', async () => {
     const { trainer, telemetry } = run({ controller: script([[2, seedCommand(RUN, 'germ', 'seed-1', SeedOperation.SEED_OP_GERMINATE)]]) });
     const summary = await trainer.run();
