@@ -219,7 +219,7 @@ async function loadContents(options: FashionMnistOptions): Promise<DatasetCacheC
 /**
  * Loads Fashion-MNIST with the fixed {@link FASHION_MNIST_SPLIT}: inputs float32 in [0, 1]
  * (bytes scaled by 1/255 when a batch is built), labels int32 0…9. The first load decodes
- * the package (≈ 3 s) and writes the cache; later loads read the cache (≈ 0.1 s). Throws
+ * the package (≈ 3 s) and writes the cache; later loads read the cache (≈ 0.2 s). Throws
  * TOLARIA_DATASET_NOT_FOUND when the package is missing (and no valid cache exists),
  * TOLARIA_DATASET_CORRUPT when its files are malformed.
  */
