@@ -58,14 +58,6 @@ export {
   loadCifar10,
   type Cifar10Options,
 } from './data/cifar10.js';
-export {
-  FASHION_MNIST_CLASS_NAMES,
-  FASHION_MNIST_IMAGE_SIZE,
-  FASHION_MNIST_PACKAGE,
-  FASHION_MNIST_SPLIT,
-  loadFashionMnist,
-  type FashionMnistOptions,
-} from './data/fashion-mnist.js';
 export { DATASET_NAMES, isDatasetName, loadDataset, type DatasetName, type LoadDatasetOptions } from './data/datasets.js';
 export { Trainer, type RollbackResult, type TrainerState, type TrainingSummary } from './trainer.js';
 export {
