@@ -133,6 +133,10 @@ export const TolariaEvent = {
   ROLLBACK_DEADLINE: 'rollback_deadline',
   /** No tier could restore (CRITICAL). */
   ROLLBACK_RESTORE_FAILED: 'tolaria.rollback.restore_failed',
+  /** A dataset's byte cache failed verification and was rebuilt; attributes `file`, `reason` (WARNING). */
+  DATASET_CACHE_REBUILT: 'tolaria.dataset.cache_rebuilt',
+  /** A dataset's byte cache could not be written (the load goes on); attributes `file`, `error` (WARNING). */
+  DATASET_CACHE_WRITE_FAILED: 'tolaria.dataset.cache_write_failed',
   OPTIMIZER_REBUILT: 'tolaria.opt.rebuilt',
   OPTIMIZER_REBUILD_SKIPPED: 'tolaria.opt.rebuild_skipped',
   OPTIMIZER_REBUILD_FAILED: 'tolaria.opt.rebuild_failed',

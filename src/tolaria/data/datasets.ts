@@ -2,14 +2,15 @@
  * Datasets by name, so callers (the CLI, experiment configs) choose one with a string:
  * `await loadDataset('mnist', { layout: 'image' })`.
  */
-import { ErrorCode, EsperError } from '../../core/index.js';
+import { ErrorCode, EsperError, type TelemetrySink } from '../../core/index.js';
 import type { Dataset } from '../dataset.js';
 import { loadCifar10 } from './cifar10.js';
+import { loadFashionMnist } from './fashion-mnist.js';
 import { loadMnist, type MnistLayout } from './mnist.js';
 import { moonsDataset, spiralsDataset, xorDataset, type SyntheticOptions } from './synthetic.js';
 
 /** Names {@link loadDataset} accepts. */
-export const DATASET_NAMES = ['mnist', 'cifar10', 'xor', 'spirals', 'moons'] as const;
+export const DATASET_NAMES = ['mnist', 'fashion-mnist', 'cifar10', 'xor', 'spirals', 'moons'] as const;
 
 /** Union of {@link DATASET_NAMES}. */
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -17,12 +18,19 @@ export type DatasetName = (typeof DATASET_NAMES)[number];
 /** Options of {@link loadDataset}; each dataset reads the fields that concern it. */
 export interface LoadDatasetOptions extends Partial<SyntheticOptions> {
   /**
-   * MNIST input layout.
+   * MNIST and Fashion-MNIST input layout.
    * @default 'flat'
    */
   readonly layout?: MnistLayout;
   /** CIFAR-10: directory of the binary batch files (required for `cifar10`). */
   readonly directory?: string;
+  /**
+   * Fashion-MNIST: directory of its decoded byte cache (`<storage.varDir>/datasets`).
+   * @default './var/datasets'
+   */
+  readonly cacheDirectory?: string;
+  /** Fashion-MNIST: receives the WARNING packets of a rebuilt or unwritable cache. */
+  readonly telemetry?: TelemetrySink;
 }
 
 /** Whether `name` is a known dataset. */
@@ -32,7 +40,8 @@ export function isDatasetName(name: string): name is DatasetName {
 
 /**
  * Loads the named dataset. Synthetic tasks use `seed` (default 0), `trainSize`,
- * `validationSize` and `noise`; MNIST uses `layout`; CIFAR-10 needs `directory`.
+ * `validationSize` and `noise`; MNIST uses `layout`; Fashion-MNIST `layout`, `cacheDirectory`
+ * and `telemetry`; CIFAR-10 needs `directory`.
  */
 export async function loadDataset(name: string, options: LoadDatasetOptions = {}): Promise<Dataset> {
   if (!isDatasetName(name)) {
@@ -44,6 +53,8 @@ export async function loadDataset(name: string, options: LoadDatasetOptions = {}
   switch (name) {
     case 'mnist':
       return loadMnist(options.layout === undefined ? {} : { layout: options.layout });
+    case 'fashion-mnist':
+      return loadFashionMnist({ layout: options.layout, cacheDirectory: options.cacheDirectory, telemetry: options.telemetry });
     case 'cifar10':
       if (options.directory === undefined) {
         throw new EsperError(ErrorCode.INVALID_ARGUMENT, "dataset 'cifar10' needs a directory", { details: { field: 'directory' } });
