@@ -28,6 +28,15 @@ const LAYERS: Readonly<Record<string, number>> = {
   cli: 6,
 };
 
+/** A source file longer than this holds more than one job (issue 11, "smaller rooms"). */
+const MAX_SOURCE_LINES = 600;
+
+/** Files exempt from the limit: data tables whose rows belong together. */
+const DATA_TABLES: ReadonlySet<string> = new Set([
+  // The 50 prototype blueprint descriptors and their parameter → knob mapping.
+  'karn/catalog-data.ts',
+]);
+
 interface Graph {
   /** file (relative to src, posix) → imported files (relative to src, posix). */
   readonly edges: ReadonlyMap<string, readonly string[]>;
@@ -171,6 +180,15 @@ describe('source layout (spec 00 §7)', () => {
 
   it('has no import cycle between subsystems', () => {
     expect(cycles(subsystemEdges(graph))).toEqual([]);
+  });
+
+  it('keeps every source file under the size limit (generated code and the listed data tables excepted)', () => {
+    const oversized = listSources(SRC)
+      .map((file) => ({ file: path.relative(SRC, file).split(path.sep).join('/'), lines: readFileSync(file, 'utf8').split('\n').length }))
+      .filter(({ file, lines }) => lines > MAX_SOURCE_LINES && !DATA_TABLES.has(file))
+      .map(({ file, lines }) => `${file}: ${lines} lines`);
+    expect(oversized).toEqual([]);
+    for (const table of DATA_TABLES) expect(graph.edges.has(table), `${table} is listed but gone`).toBe(true);
   });
 
   it('gives every subsystem folder an index.ts', () => {
