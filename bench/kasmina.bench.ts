@@ -30,7 +30,16 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { create } from '@bufbuild/protobuf';
-import { AsyncWorker, ErrorCode, EsperError, loadSettings, MemoryTelemetrySink, systemClock } from '../src/core/index.js';
+import {
+  AsyncWorker,
+  ErrorCode,
+  EsperError,
+  loadSettings,
+  MemoryTelemetrySink,
+  optionChecks,
+  runCleanup,
+  systemClock,
+} from '../src/core/index.js';
 import { KarnCatalog } from '../src/karn/index.js';
 import {
   buildOperatorCommand,
@@ -117,28 +126,19 @@ export const KASMINA_BENCH_DEFAULTS: KasminaBenchOptions = {
 /** Merges `options` over the defaults and validates them, naming the bad field. */
 export function resolveKasminaBenchOptions(options: Partial<KasminaBenchOptions> = {}): KasminaBenchOptions {
   const resolved = { ...KASMINA_BENCH_DEFAULTS, ...options };
-  const positive = ['stepsPerRun', 'rounds', 'pauseCommands', 'verifyCommands', 'germinatePairs'] as const;
-  for (const field of positive) {
-    if (!Number.isSafeInteger(resolved[field]) || resolved[field] < 1) throw invalid(field, 'an integer ≥ 1', resolved[field]);
+  const check = optionChecks('KasminaBenchOptions');
+  for (const field of ['rounds', 'pauseCommands', 'verifyCommands', 'germinatePairs'] as const) {
+    check.integer(field, resolved[field], { min: 1 });
   }
-  for (const field of ['warmupSteps', 'commandWarmup'] as const) {
-    if (!Number.isSafeInteger(resolved[field]) || resolved[field] < 0) throw invalid(field, 'an integer ≥ 0', resolved[field]);
-  }
+  check.integer('commandWarmup', resolved.commandWarmup, { min: 0 });
   // Three warm-up steps cover the stage moves of the blended series (TRAINING → BLENDING → SHADOWING).
-  if (resolved.warmupSteps < 3) throw invalid('warmupSteps', 'an integer ≥ 3', resolved.warmupSteps);
+  check.integer('warmupSteps', resolved.warmupSteps, { min: 3 });
   // Every training run must contain an isolation-check step for its amortised cost.
-  if (resolved.stepsPerRun < ISOLATION_CHECK_EVERY_STEPS)
-    throw invalid('stepsPerRun', `an integer ≥ ${ISOLATION_CHECK_EVERY_STEPS}`, resolved.stepsPerRun);
+  check.integer('stepsPerRun', resolved.stepsPerRun, { min: ISOLATION_CHECK_EVERY_STEPS });
   if (resolved.seedCounts.some((n) => !Number.isSafeInteger(n) || n < 1 || n > SITES)) {
-    throw invalid('seedCounts', `integers in [1, ${SITES}]`, resolved.seedCounts.join(','));
+    check.fail('seedCounts', `integers in [1, ${SITES}]`, resolved.seedCounts.join(','));
   }
   return resolved;
-}
-
-function invalid(field: string, expected: string, value: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `kasmina bench option ${field} must be ${expected}, got ${String(value)}`, {
-    details: { field },
-  });
 }
 
 // ---------------------------------------------------------------- statistics
@@ -211,6 +211,13 @@ export async function openKasminaBench(): Promise<KasminaBenchFixture> {
   const library = await UrzaLibrary.open({ rootDir: path.join(root, 'urza') });
   const host = buildHost();
   const worker = new AsyncWorker({ name: 'kasmina-bench' });
+  const close = (): Promise<void> =>
+    runCleanup('kasmina bench', [
+      () => host.dispose(),
+      () => worker.close(),
+      () => library.close(),
+      () => rm(root, { recursive: true, force: true }),
+    ]);
   try {
     const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 1 });
     const keys = new Set<string>();
@@ -231,10 +238,7 @@ export async function openKasminaBench(): Promise<KasminaBenchFixture> {
       });
     }
   } catch (error) {
-    host.dispose();
-    await worker.close();
-    await library.close();
-    await rm(root, { recursive: true, force: true });
+    await close();
     throw error;
   }
   return {
@@ -244,12 +248,7 @@ export async function openKasminaBench(): Promise<KasminaBenchFixture> {
     signer: new HmacSigner(RING),
     library,
     worker,
-    async close() {
-      host.dispose();
-      await worker.close();
-      await library.close();
-      await rm(root, { recursive: true, force: true });
-    },
+    close,
   };
 }
 

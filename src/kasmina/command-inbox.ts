@@ -7,7 +7,18 @@
  * (`kasmina-<training_run_id>`); commands for other runs are left to them.
  */
 import { create } from '@bufbuild/protobuf';
-import { buildTelemetryPacket, ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
+import {
+  buildTelemetryPacket,
+  closeOnce,
+  ErrorCode,
+  errorMessage,
+  EsperError,
+  optionChecks,
+  ServiceState,
+  systemClock,
+  type Clock,
+  type TelemetrySink,
+} from '../core/index.js';
 import {
   BusMessageType,
   CommandAckSchema,
@@ -24,17 +35,23 @@ import { KasminaEvent } from './names.js';
 export interface CommandInboxOptions {
   /** Commands are read from it and acknowledged on it; not closed here. */
   readonly bus: Bus;
-  /** Only commands for this run are queued. */
+  /** Only commands for this run are queued. Not blank. */
   readonly trainingRunId: string;
   /** Receives WARNING `command_ack_failed` when an acknowledgement cannot be published. */
   readonly telemetry: TelemetrySink;
   /** Consumer name within the run's group. @default 'kasmina' */
   readonly consumer?: string;
-  /** Queued commands beyond this are refused (the delivery is retried later). @default 1024 */
+  /** Queued commands beyond this are refused (the delivery is retried later). Integer ≥ 1. @default 1024 */
   readonly maxQueued?: number;
   /** @default systemClock */
   readonly clock?: Clock;
 }
+
+/** Defaults of {@link CommandInboxOptions}. */
+export const COMMAND_INBOX_DEFAULTS = Object.freeze({ consumer: 'kasmina', maxQueued: 1_024 });
+
+/** Lifecycle of a {@link CommandInbox}: `running` from `start()`, `closing` from `close()` until it is done. */
+export type CommandInboxState = 'created' | 'running' | 'closing' | 'closed';
 
 /** Counters of {@link CommandInbox}. */
 export interface CommandInboxStats {
@@ -79,18 +96,26 @@ export class CommandInbox implements Controller {
   #otherRuns = 0;
   #delivered = 0;
   #acknowledged = 0;
-  #closePromise: Promise<void> | undefined;
+  readonly #state = new ServiceState<CommandInboxState>('kasmina command inbox', 'created');
+  readonly #close = closeOnce(() => this.#unsubscribeAndAcknowledge());
 
+  /** @throws EsperError `INVALID_ARGUMENT` naming a bad option. */
   constructor(options: CommandInboxOptions) {
-    if (options.trainingRunId.trim().length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'a command inbox needs a training_run_id');
+    const check = optionChecks('CommandInbox');
+    if (typeof options.trainingRunId !== 'string' || options.trainingRunId.trim().length === 0) {
+      check.fail('trainingRunId', 'a non-blank string', options.trainingRunId);
     }
     this.#bus = options.bus;
     this.#trainingRunId = options.trainingRunId;
     this.#telemetry = options.telemetry;
-    this.#consumer = options.consumer ?? 'kasmina';
-    this.#maxQueued = options.maxQueued ?? 1024;
+    this.#consumer = check.nonEmptyString('consumer', options.consumer ?? COMMAND_INBOX_DEFAULTS.consumer);
+    this.#maxQueued = check.integer('maxQueued', options.maxQueued ?? COMMAND_INBOX_DEFAULTS.maxQueued, { min: 1 });
     this.#clock = options.clock ?? systemClock;
+  }
+
+  /** See {@link CommandInboxState}. */
+  get state(): CommandInboxState {
+    return this.#state.current;
   }
 
   /** Consumer group of this run. */
@@ -98,10 +123,14 @@ export class CommandInbox implements Controller {
     return `kasmina-${this.#trainingRunId}`;
   }
 
-  /** Subscribes; resolves once commands published from now on will be received. */
+  /**
+   * Subscribes; resolves once commands published from now on will be received. A second
+   * call while running does nothing.
+   * @throws EsperError `INVALID_STATE` once closing or closed.
+   */
   async start(): Promise<void> {
-    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'the command inbox is closed');
-    if (this.#subscription !== undefined) return;
+    if (this.#state.is('running')) return;
+    this.#state.transition('created', 'running', 'start');
     this.#subscription = this.#bus.subscribe({
       group: this.group,
       consumer: this.#consumer,
@@ -145,6 +174,7 @@ export class CommandInbox implements Controller {
     }
   }
 
+  /** Counters so far. */
   stats(): CommandInboxStats {
     return {
       received: this.#received,
@@ -161,16 +191,16 @@ export class CommandInbox implements Controller {
    * first call's promise).
    */
   close(): Promise<void> {
-    this.#closePromise ??= this.#close();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** `await using` support: same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#close();
   }
 
-  async #close(): Promise<void> {
+  async #unsubscribeAndAcknowledge(): Promise<void> {
+    this.#state.set('closing');
     const subscription = this.#subscription;
     this.#subscription = undefined;
     try {
@@ -181,6 +211,7 @@ export class CommandInbox implements Controller {
       }
       for (const wake of [...this.#waiters]) wake();
       await Promise.allSettled([...this.#publishing]);
+      this.#state.set('closed');
     }
   }
 
@@ -227,7 +258,7 @@ export class CommandInbox implements Controller {
                 attributes: {
                   command_id: command.commandId,
                   status: CommandAckStatus[status] ?? String(status),
-                  error: error instanceof Error ? error.message : String(error),
+                  error: errorMessage(error),
                 },
               },
             ],

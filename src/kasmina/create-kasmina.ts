@@ -4,7 +4,7 @@
  * fetcher, memory governor and (optionally) prefetch coordinator, and one `close()` for all
  * of it.
  */
-import { systemClock, type AsyncWorker, type Clock, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { closeOnce, runCleanup, systemClock, type AsyncWorker, type Clock, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import type { KarnCatalog } from '../karn/index.js';
 import type { Bus } from '../oona/index.js';
 import type { CommandVerifier } from '../security/index.js';
@@ -50,7 +50,8 @@ export interface Kasmina extends AsyncDisposable {
   /**
    * Closes what {@link createKasmina} created, in reverse order: the executor (final
    * packets, seeds terminated or culled), the prefetch coordinator, the kernel cache. Every
-   * step runs even if one fails. Idempotent (the first call's promise).
+   * step runs even if one fails; it rejects with the failure, or an `AggregateError` of all
+   * of them when several failed. Idempotent (the first call's promise).
    */
   close(): Promise<void>;
 }
@@ -105,27 +106,12 @@ export async function createKasmina(settings: KasminaSettings, deps: KasminaDeps
       ...(prefetch === undefined ? {} : { prefetch }),
     });
     const coordinator = prefetch;
-    let closing: Promise<void> | undefined;
-    const close = (): Promise<void> => {
-      closing ??= closeInOrder([() => executor.close(), () => coordinator?.close(), () => cache.clear()]);
-      return closing;
-    };
+    const close = closeOnce(() =>
+      runCleanup('kasmina', [() => executor.close(), coordinator !== undefined && (() => coordinator.close()), () => cache.clear()]),
+    );
     return { executor, fetcher, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await prefetch?.close();
     throw error;
   }
-}
-
-/** Runs every step in order even if one fails; rejects with the first failure once all ran. */
-async function closeInOrder(steps: readonly (() => unknown)[]): Promise<void> {
-  const failures: unknown[] = [];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (error) {
-      failures.push(error);
-    }
-  }
-  if (failures.length > 0) throw failures[0];
 }

@@ -3,9 +3,15 @@
  * which site, the site embargoes, the training-loss EWMA, the step and its counters — and
  * how all of it is exported to a checkpoint, restored from one, and told as seed reports.
  */
-import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { ErrorCode, EsperError, isEsperError, PersistedStateError, type PersistedIssue } from '../core/index.js';
 import { SeedLifecycleStage, type SeedSiteDescriptor } from '../leyline/index.js';
-import { KASMINA_STATE_VERSION, parseKasminaState, type KasminaSeedState, type KasminaState } from './kasmina-state.js';
+import {
+  KASMINA_STATE_SOURCE,
+  KASMINA_STATE_VERSION,
+  parseKasminaState,
+  type KasminaSeedState,
+  type KasminaState,
+} from './kasmina-state.js';
 import { SeedLifecycle, type LifecycleTransition } from './lifecycle.js';
 import { newSeed, type Seed } from './seed.js';
 import type { SeedSlotPhase } from './seed-slot.js';
@@ -129,8 +135,9 @@ export class ExecutorState {
   /**
    * Loads a checkpointed state into this (empty) one and returns the restored seeds; their
    * kernels are the caller's to re-attach. Nothing changes when it throws.
-   * @throws EsperError `KASMINA_STATE_INVALID` for a value that does not fit the schema, a
-   *   seed at a site the host does not have, or an impossible stage history;
+   * @throws PersistedStateError `KASMINA_STATE_INVALID` naming every bad path: a value that
+   *   does not fit the schema, or else every seed at a site the host does not have and every
+   *   impossible stage history;
    *   `INVALID_STATE` when seeds are held already.
    */
   restore(value: unknown, sites: ReadonlyMap<string, SeedSiteDescriptor>, epoch: number): RestoredSeed[] {
@@ -138,18 +145,21 @@ export class ExecutorState {
       throw new EsperError(ErrorCode.INVALID_STATE, 'Kasmina restores state only before it holds seeds');
     }
     const saved = parseKasminaState(value);
-    const restored = saved.seeds.map((s, index): RestoredSeed => {
+    const issues: PersistedIssue[] = [];
+    const restored = saved.seeds.flatMap((s, index): RestoredSeed[] => {
       const site = sites.get(s.siteId);
-      if (site === undefined) throw stateInvalid(`$.seeds[${index}].siteId`, `the host has no site ${s.siteId}`);
+      if (site === undefined) issues.push({ path: `$.seeds[${index}].siteId`, message: `the host has no site ${s.siteId}` });
       let lifecycle: SeedLifecycle;
       try {
         lifecycle = SeedLifecycle.replay(s.history);
       } catch (error) {
         if (!isEsperError(error, ErrorCode.KASMINA_ILLEGAL_TRANSITION)) throw error;
-        throw stateInvalid(`$.seeds[${index}].history`, error.message);
+        issues.push({ path: `$.seeds[${index}].history`, message: error.message });
+        return [];
       }
-      return { seed: restoreSeed(s, site, lifecycle), attached: s.kernel.attached, phase: s.kernel.phase };
+      return site === undefined ? [] : [{ seed: restoreSeed(s, site, lifecycle), attached: s.kernel.attached, phase: s.kernel.phase }];
     });
+    if (issues.length > 0) throw new PersistedStateError(KASMINA_STATE_SOURCE, issues);
     this.step = saved.step;
     this.epoch = epoch;
     this.#lossEwma = saved.lossEwma;
@@ -170,12 +180,6 @@ export interface RestoredSeed {
   /** It was grafted: its kernel must be re-fetched and re-attached. */
   readonly attached: boolean;
   readonly phase: SeedSlotPhase;
-}
-
-function stateInvalid(path: string, problem: string): EsperError {
-  return new EsperError(ErrorCode.KASMINA_STATE_INVALID, `Kasmina state is invalid: ${path}: ${problem}`, {
-    details: { paths: path, issueCount: 1 },
-  });
 }
 
 /** The report of one seed as it stands. */

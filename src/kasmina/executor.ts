@@ -5,7 +5,7 @@
  * state holds the seeds and the checkpointed state, the executor telemetry emits the
  * packets. The lifecycle, its gates and the grafting rules: docs/architecture.md (Kasmina).
  */
-import { DependencyGuard, ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
+import { closeOnce, DependencyGuard, optionChecks, ServiceState, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import type { KarnCatalog } from '../karn/index.js';
 import { SeedLifecycleStage, TelemetryLevel, type AdaptationCommand, type SeedSiteDescriptor, type SeedState } from '../leyline/index.js';
 import type { CommandVerifier } from '../security/index.js';
@@ -22,7 +22,7 @@ import { stageName, type LifecycleTransition } from './lifecycle.js';
 import type { MemoryGovernor } from './memory.js';
 import type { PrefetchCoordinator } from './prefetch.js';
 import { ParameterRegistry } from './registry.js';
-import { SeedDriver, type KasminaLifecycleSettings } from './seed-driver.js';
+import { resolveLifecycleSettings, SeedDriver, type KasminaLifecycleSettings } from './seed-driver.js';
 import { SeedEvent } from './seed-events.js';
 import { SeedSlot } from './seed-slot.js';
 
@@ -30,7 +30,7 @@ import { SeedSlot } from './seed-slot.js';
 export interface KasminaExecutorOptions {
   /** The host seeds grow in; its variables are registered as host-owned. Required. */
   readonly host: HostModel;
-  /** Commands for any other run are dependency violations. Required. */
+  /** Commands for any other run are dependency violations. Required, not blank. */
   readonly trainingRunId: string;
   /** Verifies every command before anything acts on it. Required. */
   readonly verifier: CommandVerifier;
@@ -40,6 +40,7 @@ export interface KasminaExecutorOptions {
   readonly fetcher: KernelFetcher;
   /** Receives every packet. Required. */
   readonly telemetry: TelemetrySink;
+  /** Stage lengths, budgets and thresholds (checked: `INVALID_ARGUMENT` names a bad one). Required. */
   readonly settings: KasminaLifecycleSettings;
   /** Asks Urza over Oona for each kernel before fetching it; without it, `apply` fetches at once. */
   readonly prefetch?: PrefetchCoordinator;
@@ -48,6 +49,13 @@ export interface KasminaExecutorOptions {
   /** @default systemClock */
   readonly clock?: Clock;
 }
+
+/**
+ * Lifecycle of a {@link KasminaExecutor}: `running` from construction; `closing` from
+ * `close()` until kernel loads still in flight have settled, then `closed`. Only `running`
+ * takes calls.
+ */
+export type KasminaExecutorState = 'running' | 'closing' | 'closed';
 
 /** Counters of {@link KasminaExecutor}. */
 export interface KasminaStats {
@@ -77,30 +85,32 @@ export class KasminaExecutor implements Executor {
   readonly #loader: KernelLoader;
   readonly #driver: SeedDriver;
   readonly #dispatcher: CommandDispatcher;
-  #closed = false;
-  #closePromise: Promise<void> | undefined;
+  readonly #lifecycle = new ServiceState<KasminaExecutorState>('kasmina executor', 'running');
+  readonly #close = closeOnce(() => this.#retireSeeds());
 
+  /** @throws EsperError `INVALID_ARGUMENT` for a blank `trainingRunId` or a bad setting. */
   constructor(options: KasminaExecutorOptions) {
-    if (options.trainingRunId.trim().length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'Kasmina needs a training_run_id');
+    if (typeof options.trainingRunId !== 'string' || options.trainingRunId.trim().length === 0) {
+      optionChecks('KasminaExecutor').fail('trainingRunId', 'a non-blank string', options.trainingRunId);
     }
+    const settings = resolveLifecycleSettings(options.settings);
     const clock = options.clock ?? systemClock;
     this.#host = options.host;
     this.#verifier = options.verifier;
     this.#prefetch = options.prefetch;
     this.#memory = options.memory;
-    this.#settings = options.settings;
+    this.#settings = settings;
     this.#sites = new Map(options.host.descriptor.sites.map((s) => [s.siteId, s]));
     this.#registry.registerHost(options.host.variables);
     this.#telemetry = new ExecutorTelemetry({ sink: options.telemetry, trainingRunId: options.trainingRunId, clock });
-    this.#loader = new KernelLoader({ fetcher: options.fetcher, latencyBudgetMs: options.settings.kernelLatencyBudgetMs, clock });
+    this.#loader = new KernelLoader({ fetcher: options.fetcher, latencyBudgetMs: settings.kernelLatencyBudgetMs, clock });
     this.#driver = new SeedDriver({
       host: options.host,
       registry: this.#registry,
       isolation: this.#isolation,
       state: this.#state,
       telemetry: this.#telemetry,
-      settings: options.settings,
+      settings,
       prefetch: options.prefetch,
       createSlot: (slotOptions) => new SeedSlot(slotOptions),
     });
@@ -119,17 +129,22 @@ export class KasminaExecutor implements Executor {
     });
   }
 
+  /** See {@link KasminaExecutorState}. */
+  get state(): KasminaExecutorState {
+    return this.#lifecycle.current;
+  }
+
   // ------------------------------------------------------------------ Executor
 
   /** Verifies, guards and applies one command (errors: {@link CommandDispatcher.apply}). */
   apply(command: AdaptationCommand, context: ExecutorContext, options?: CallOptions): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.require('running', 'apply');
     return this.#dispatcher.apply(command, context.globalStep, context.epoch, options?.signal);
   }
 
   /** Advances every seed by one step and emits this step's packets. */
   advance(context: ExecutorContext, _options?: CallOptions): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.require('running', 'advance');
     const state = this.#state;
     state.step = context.globalStep;
     state.epoch = context.epoch;
@@ -161,7 +176,7 @@ export class KasminaExecutor implements Executor {
    * is served is decided on this measurement. Runs the epoch's memory GC.
    */
   recordValidation(report: ValidationReport, context: ExecutorContext, _options?: CallOptions): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.require('running', 'recordValidation');
     this.#state.epoch = context.epoch;
     const baseline = report.baseline;
     for (const probe of report.withoutSeed) {
@@ -220,7 +235,7 @@ export class KasminaExecutor implements Executor {
    *   `INVALID_STATE` when seeds exist already; the fetch's errors.
    */
   async restoreState(state: unknown, context: ExecutorContext): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.require('running', 'restoreState');
     for (const { seed, attached, phase } of this.#state.restore(state, this.#sites, context.epoch)) {
       if (attached) this.#driver.reattach(seed, await this.#loader.fetch(seed), phase);
       else if (seed.lifecycle.stage === SeedLifecycleStage.SEED_STAGE_GERMINATED) this.#driver.cull(seed, 'resume_prefetch_lost');
@@ -291,16 +306,16 @@ export class KasminaExecutor implements Executor {
    * Idempotent (returns the first call's promise).
    */
   close(): Promise<void> {
-    this.#closePromise ??= this.#close();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** `await using` support: same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#close();
   }
 
-  async #close(): Promise<void> {
+  async #retireSeeds(): Promise<void> {
+    this.#lifecycle.set('closing');
     this.#prefetch?.cancelAll('shutdown');
     for (const seed of this.#state.live()) {
       const stage = seed.lifecycle.stage;
@@ -312,9 +327,9 @@ export class KasminaExecutor implements Executor {
     }
     const loading = this.#state.live().flatMap((seed) => (seed.kernel.loading === undefined ? [] : [seed.kernel.loading]));
     this.#emitPackets();
-    this.#closed = true;
     // Loads still running settle into culled seeds: their modules are freed as they land.
     await Promise.allSettled(loading);
+    this.#lifecycle.set('closed');
   }
 
   #emitPackets(): void {
@@ -323,9 +338,5 @@ export class KasminaExecutor implements Executor {
       registryEntries: this.#registry.entries,
       metrics: [...this.#loader.metrics(), ...this.#verifier.metrics(), ...(this.#prefetch?.metrics() ?? [])],
     });
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new EsperError(ErrorCode.INVALID_STATE, 'Kasmina is closed');
   }
 }

@@ -7,7 +7,7 @@
  * half-opens and closes again (§17.5); clearing a culled seed clears its share of the total
  * (§17.10).
  */
-import { CircuitBreaker, ErrorCode, EsperError, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
+import { CircuitBreaker, optionChecks, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
 import { CircuitBreakerState } from '../leyline/index.js';
 import { tf, type Rng } from '../tensor/index.js';
 import { hostPathGradientScale } from './blending.js';
@@ -15,6 +15,8 @@ import { normalSamples, type SeedSlot } from './seed-slot.js';
 
 /** Default relative leak tolerated by {@link checkIsolation}. */
 export const ISOLATION_TOLERANCE = 1e-5;
+
+const seedIdCheck = optionChecks('IsolationMonitor');
 
 /** Result of {@link checkIsolation}. */
 export interface IsolationCheck {
@@ -34,9 +36,7 @@ export interface IsolationCheck {
  * slot's phase, plan and effective alpha). Leaves no tensors behind.
  */
 export function checkIsolation(slot: SeedSlot, rng: Rng, batch = 4, tolerance = ISOLATION_TOLERANCE): IsolationCheck {
-  if (!Number.isInteger(batch) || batch < 1) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `batch must be an integer ≥ 1, got ${batch}`, { details: { field: 'batch' } });
-  }
+  optionChecks('checkIsolation').integer('batch', batch, { min: 1 });
   const shape = [batch, ...slot.site.shape];
   const size = shape.reduce((a, b) => a * b, 1);
   const channels = slot.site.shape[slot.site.shape.length - 1] ?? 1;
@@ -104,7 +104,7 @@ export class IsolationMonitor {
 
   /** Records one violation for `seedId` and feeds the breaker a failure. */
   recordViolation(seedId: string, reason: string): ViolationRecord {
-    requireSeedId(seedId);
+    seedIdCheck.nonEmptyString('seedId', seedId);
     const seedViolations = (this.#counts.get(seedId) ?? 0) + 1;
     this.#counts.set(seedId, seedViolations);
     this.#recordedTotal += 1;
@@ -118,7 +118,7 @@ export class IsolationMonitor {
 
   /** Records a clean isolation check for `seedId` (a success, when the breaker lets one through). */
   recordPass(seedId: string): void {
-    requireSeedId(seedId);
+    seedIdCheck.nonEmptyString('seedId', seedId);
     if (this.#breaker.allow()) this.#breaker.recordSuccess();
   }
 
@@ -159,11 +159,5 @@ export class IsolationMonitor {
     this.#counts.clear();
     this.#recordedTotal = 0;
     this.#breaker.reset();
-  }
-}
-
-function requireSeedId(seedId: string): void {
-  if (typeof seedId !== 'string' || seedId.length === 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'seedId must be a non-empty string', { details: { field: 'seedId' } });
   }
 }

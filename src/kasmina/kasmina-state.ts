@@ -4,7 +4,7 @@
  * fit is an `ESPER_KASMINA_STATE_INVALID` error listing every bad path.
  */
 import { z } from 'zod';
-import { CONTRACT_LIMITS, ErrorCode, EsperError } from '../core/index.js';
+import { CONTRACT_LIMITS, ErrorCode, parsePersisted, type PersistedSource } from '../core/index.js';
 import { BlendMode, BlendModeSource, SeedLifecycleStage } from '../leyline/index.js';
 
 /** Version of {@link KasminaState}; another version is refused. */
@@ -92,22 +92,14 @@ export type KasminaState = z.infer<typeof KasminaStateSchema>;
 /** One seed in a {@link KasminaState}. */
 export type KasminaSeedState = KasminaState['seeds'][number];
 
+/** What {@link parseKasminaState} reads, for its errors: the code and the name `Kasmina state`. */
+export const KASMINA_STATE_SOURCE: PersistedSource = Object.freeze({ code: ErrorCode.KASMINA_STATE_INVALID, what: 'Kasmina state' });
+
 /**
  * `value` as a {@link KasminaState}.
- * @throws EsperError `KASMINA_STATE_INVALID` naming every bad path (`details.paths`) and,
- *   in the message, what is wrong there.
+ * @throws PersistedStateError `KASMINA_STATE_INVALID` naming every bad path (`issues`,
+ *   `details.paths`) and, in the message, what is wrong there.
  */
 export function parseKasminaState(value: unknown): KasminaState {
-  const parsed = KasminaStateSchema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((issue) => ({ path: pathText(issue.path), message: issue.message }));
-  throw new EsperError(
-    ErrorCode.KASMINA_STATE_INVALID,
-    `Kasmina state is invalid: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
-    { cause: parsed.error, details: { paths: issues.map((issue) => issue.path).join(','), issueCount: issues.length } },
-  );
-}
-
-function pathText(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : `${text}.${String(key)}`), '$');
+  return parsePersisted(KasminaStateSchema, value, KASMINA_STATE_SOURCE);
 }

@@ -4,7 +4,7 @@
  * §9.1–§9.2, §17 items 7 and 12): it holds bytes, never live modules; one cache with a
  * capacity and a TTL replaces the GPU LRU + TTL pair; `clear()` keeps the counters.
  */
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, systemClock, type Clock } from '../core/index.js';
 
 /** One cached artifact. `bytes` are shared with the cache: read them, never write them. */
 export interface KernelCacheEntry {
@@ -79,12 +79,9 @@ export class KernelCache {
 
   /** @throws EsperError `INVALID_ARGUMENT` naming the bad option. */
   constructor(options: KernelCacheOptions = {}) {
-    const capacity = options.capacity ?? KERNEL_CACHE_DEFAULTS.capacity;
-    const ttlSeconds = options.ttlSeconds ?? KERNEL_CACHE_DEFAULTS.ttlSeconds;
-    if (!Number.isSafeInteger(capacity) || capacity < 1) throw invalid('capacity', 'an integer ≥ 1', capacity);
-    if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) throw invalid('ttlSeconds', 'a finite number > 0', ttlSeconds);
-    this.#capacity = capacity;
-    this.#ttlMs = ttlSeconds * 1000;
+    const check = optionChecks('KernelCache');
+    this.#capacity = check.integer('capacity', options.capacity ?? KERNEL_CACHE_DEFAULTS.capacity, { min: 1 });
+    this.#ttlMs = check.positive('ttlSeconds', options.ttlSeconds ?? KERNEL_CACHE_DEFAULTS.ttlSeconds) * 1000;
     this.#clock = options.clock ?? systemClock;
   }
 
@@ -197,10 +194,4 @@ export class KernelCache {
 
 function cacheKey(blueprintId: string, siteKey: string): string {
   return `${blueprintId}\u0000${siteKey}`;
-}
-
-function invalid(field: string, expected: string, got: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `KernelCache ${field}: expected ${expected}, got ${String(got)}`, {
-    details: { field },
-  });
 }

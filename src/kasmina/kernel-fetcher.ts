@@ -9,8 +9,8 @@
 import {
   buildTelemetryPacket,
   ErrorCode,
-  EsperError,
   isEsperError,
+  optionChecks,
   systemClock,
   type Clock,
   type MetricInput,
@@ -104,6 +104,7 @@ export interface KernelFetcherStats {
 }
 
 const SOURCE = 'kasmina';
+const fetchCheck = optionChecks('KernelFetcher.fetch');
 
 /** Fetches seed kernels through the cache and the per-blueprint locks. */
 export class KernelFetcher {
@@ -126,21 +127,14 @@ export class KernelFetcher {
 
   /** @throws EsperError `INVALID_ARGUMENT` naming a bad budget or threshold. */
   constructor(options: KernelFetcherOptions) {
-    for (const field of ['latencyBudgetMs', 'lockContentionWarnMs'] as const) {
-      const value = options[field];
-      if (!Number.isFinite(value) || value <= 0) {
-        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `KernelFetcher ${field}: expected a finite number > 0, got ${String(value)}`, {
-          details: { field },
-        });
-      }
-    }
+    const check = optionChecks('KernelFetcher');
     this.#source = options.source;
     this.#cache = options.cache;
     this.#locks = options.locks;
     this.#catalog = options.catalog;
     this.#clock = options.clock ?? systemClock;
-    this.#latencyBudgetMs = options.latencyBudgetMs;
-    this.#lockContentionWarnMs = options.lockContentionWarnMs;
+    this.#latencyBudgetMs = check.positive('latencyBudgetMs', options.latencyBudgetMs);
+    this.#lockContentionWarnMs = check.positive('lockContentionWarnMs', options.lockContentionWarnMs);
     this.#telemetry = options.telemetry;
     this.#trainingRunId = options.trainingRunId ?? '';
   }
@@ -154,15 +148,9 @@ export class KernelFetcher {
    *   dropped from the cache); the signal's reason when aborted while waiting for the lock.
    */
   async fetch(blueprintId: string, siteKey: string, scope: string, options: KernelFetchOptions = {}): Promise<FetchedSeedKernel> {
-    for (const [field, value] of [
-      ['blueprintId', blueprintId],
-      ['siteKey', siteKey],
-      ['scope', scope],
-    ] as const) {
-      if (value.length === 0) {
-        throw new EsperError(ErrorCode.INVALID_ARGUMENT, `KernelFetcher.fetch ${field} must not be empty`, { details: { field } });
-      }
-    }
+    fetchCheck.nonEmptyString('blueprintId', blueprintId);
+    fetchCheck.nonEmptyString('siteKey', siteKey);
+    fetchCheck.nonEmptyString('scope', scope);
     const startMs = this.#clock.monotonicMs();
     try {
       const { value, waitedMs } = await this.#locks.runExclusive(blueprintId, () => this.#bytesOf(blueprintId, siteKey), options);

@@ -4,7 +4,7 @@
  * same fetch; the next `advance` grafts what the load gave. There is no fallback kernel: a
  * load that fails fails the seed's G1.
  */
-import { CircuitBreaker, isEsperError, type Clock, type MetricInput } from '../core/index.js';
+import { CircuitBreaker, errorLabel, errorMessage, type Clock, type MetricInput } from '../core/index.js';
 import { CircuitBreakerState, SeedLifecycleStage, TelemetryLevel } from '../leyline/index.js';
 import { siteKeyOf } from '../tezzeret/index.js';
 import type { FetchedSeedKernel, KernelFetcher } from './kernel-fetcher.js';
@@ -56,9 +56,9 @@ export class KernelLoader {
       seed.events.push({
         description: SeedEvent.KERNEL_FETCH_FAILED,
         level: TelemetryLevel.ERROR,
-        attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, error: error instanceof Error ? error.message : String(error) },
+        attributes: { seed_id: seed.seedId, blueprint_id: seed.blueprintId, error: errorMessage(error) },
       });
-      return { ok: false, error: `kernel fetch failed: ${errorCode(error)}` };
+      return { ok: false, error: `kernel fetch failed: ${errorLabel(error)}` };
     }
     if (fetched.latencyMs > this.#latencyBudgetMs) this.#breaker.recordFailure('latency_budget_exceeded');
     else this.#breaker.recordSuccess();
@@ -95,7 +95,7 @@ export class KernelLoader {
         },
         (error: unknown): KernelLoad => {
           kernel.prefetch = undefined;
-          return { ok: false, error: `kernel prefetch failed: ${errorCode(error)}` };
+          return { ok: false, error: `kernel prefetch failed: ${errorLabel(error)}` };
         },
       )
       .then((load) => {
@@ -120,8 +120,4 @@ export class KernelLoader {
       ...this.#fetcher.metrics(),
     ];
   }
-}
-
-function errorCode(error: unknown): string {
-  return isEsperError(error) ? error.code : 'unexpected error';
 }

@@ -6,7 +6,7 @@
  * Deliberate deviation from the prototype (§4.3, §17.1): an illegal move, including a move
  * to the current stage, throws `KASMINA_ILLEGAL_TRANSITION` instead of being swallowed.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks } from '../core/index.js';
 import { SeedLifecycleGate, SeedLifecycleStage } from '../leyline/index.js';
 
 const S = SeedLifecycleStage;
@@ -76,6 +76,8 @@ export interface SeedLifecycleOptions {
 /** Defaults of {@link SeedLifecycleOptions}. */
 export const SEED_LIFECYCLE_DEFAULTS = Object.freeze({ startStep: 0, historyLimit: 64 });
 
+const transitionCheck = optionChecks('SeedLifecycle.transition');
+
 /** One seed's position in the lifecycle. Starts at DORMANT (reference §4.1). */
 export class SeedLifecycle {
   #stage: SeedLifecycleStage = SeedLifecycleStage.SEED_STAGE_DORMANT;
@@ -85,16 +87,9 @@ export class SeedLifecycle {
   #droppedHistory = 0;
 
   constructor(options: SeedLifecycleOptions = {}) {
-    const startStep = options.startStep ?? SEED_LIFECYCLE_DEFAULTS.startStep;
-    requireStep('startStep', startStep);
-    const historyLimit = options.historyLimit ?? SEED_LIFECYCLE_DEFAULTS.historyLimit;
-    if (!Number.isInteger(historyLimit) || historyLimit < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `historyLimit must be an integer ≥ 1, got ${historyLimit}`, {
-        details: { field: 'historyLimit' },
-      });
-    }
-    this.#enteredAtStep = startStep;
-    this.#historyLimit = historyLimit;
+    const check = optionChecks('SeedLifecycle');
+    this.#enteredAtStep = check.integer('startStep', options.startStep ?? SEED_LIFECYCLE_DEFAULTS.startStep, { min: 0 });
+    this.#historyLimit = check.integer('historyLimit', options.historyLimit ?? SEED_LIFECYCLE_DEFAULTS.historyLimit, { min: 1 });
   }
 
   /**
@@ -144,7 +139,7 @@ export class SeedLifecycle {
    * does not allow, including staying put; the stage is then unchanged.
    */
   transition(to: SeedLifecycleStage, step: number): LifecycleTransition {
-    requireStep('step', step);
+    transitionCheck.integer('step', step, { min: 0 });
     const from = this.#stage;
     if (!isTransitionAllowed(from, to)) {
       throw new EsperError(ErrorCode.KASMINA_ILLEGAL_TRANSITION, `transition ${stageName(from)} -> ${stageName(to)} not allowed`, {
@@ -160,11 +155,5 @@ export class SeedLifecycle {
       this.#droppedHistory += 1;
     }
     return record;
-  }
-}
-
-function requireStep(field: string, step: number): void {
-  if (!Number.isSafeInteger(step) || step < 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must be a non-negative integer, got ${step}`, { details: { field } });
   }
 }

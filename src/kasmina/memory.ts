@@ -4,8 +4,10 @@
  * emergency. Tensors are freed by their owners' `dispose()`, so the sweep is the cache's;
  * there is no teacher entry to keep (§17 item 12).
  */
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, systemClock, type Clock } from '../core/index.js';
 import type { KernelCache } from './kernel-cache.js';
+
+const onEpochCheck = optionChecks('MemoryGovernor.onEpoch');
 
 /** Options of {@link MemoryGovernor}. */
 export interface MemoryGovernorOptions {
@@ -45,17 +47,8 @@ export class MemoryGovernor {
 
   /** @throws EsperError `INVALID_ARGUMENT` for a bad `gcEveryEpochs`. */
   constructor(options: MemoryGovernorOptions) {
-    if (!Number.isSafeInteger(options.gcEveryEpochs) || options.gcEveryEpochs < 1) {
-      throw new EsperError(
-        ErrorCode.INVALID_ARGUMENT,
-        `MemoryGovernor gcEveryEpochs: expected an integer ≥ 1, got ${String(options.gcEveryEpochs)}`,
-        {
-          details: { field: 'gcEveryEpochs' },
-        },
-      );
-    }
     this.#cache = options.cache;
-    this.#gcEveryEpochs = options.gcEveryEpochs;
+    this.#gcEveryEpochs = optionChecks('MemoryGovernor').integer('gcEveryEpochs', options.gcEveryEpochs, { min: 1 });
     this.#clock = options.clock ?? systemClock;
   }
 
@@ -65,11 +58,7 @@ export class MemoryGovernor {
    * @throws EsperError `INVALID_ARGUMENT` for a negative or non-integer epoch.
    */
   onEpoch(epoch: number): MemoryGcResult {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `epoch must be a non-negative integer, got ${String(epoch)}`, {
-        details: { field: 'epoch' },
-      });
-    }
+    onEpochCheck.integer('epoch', epoch, { min: 0 });
     if (epoch < this.#lastGcEpoch) this.#lastGcEpoch = epoch;
     if (epoch - this.#lastGcEpoch < this.#gcEveryEpochs) {
       return { ran: false, expired: 0, gcCounter: this.#gcCounter, epoch };

@@ -12,10 +12,17 @@ import { create, isMessage } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import {
   buildTelemetryPacket,
+  closeOnce,
   DependencyGuard,
   ErrorCode,
+  errorMessage,
   EsperError,
   isEsperError,
+  MAX_TIMER_MS,
+  optionChecks,
+  rejectionOutcome,
+  SampleWindow,
+  ServiceState,
   systemClock,
   type AsyncTaskHandle,
   type AsyncWorker,
@@ -59,7 +66,7 @@ export interface PrefetchCoordinatorOptions {
   /** Receives prefetch events and dependency-guard violations. Required. */
   readonly telemetry: TelemetrySink;
   /**
-   * Deadline of one request, in ms from `request()`:
+   * Deadline of one request, in ms from `request()`, > 0 and ≤ `MAX_TIMER_MS`:
    * `settings.kasmina.prefetchTimeoutFactor × settings.kasmina.kernelLatencyBudgetMs`.
    */
   readonly timeoutMs: number;
@@ -71,12 +78,14 @@ export interface PrefetchCoordinatorOptions {
   readonly consumerGroup?: string;
   /** Consumer name within the group. @default `kasmina-prefetch-<random>` */
   readonly consumerName?: string;
-  /** Longest wait, in ms, for the subscription to stop in `close()`. @default 5000 */
+  /** Longest wait, in ms, for the subscription to stop in `close()` (≤ `MAX_TIMER_MS`). @default 5000 */
   readonly closeTimeoutMs?: number;
+  /** Ready answers whose latency `stats()` and `metrics()` summarise (the last ones). @default 1024 */
+  readonly latencyWindowSize?: number;
 }
 
 /** Defaults of {@link PrefetchCoordinatorOptions}. */
-export const PREFETCH_COORDINATOR_DEFAULTS = Object.freeze({ source: 'kasmina', closeTimeoutMs: 5_000 });
+export const PREFETCH_COORDINATOR_DEFAULTS = Object.freeze({ source: 'kasmina', closeTimeoutMs: 5_000, latencyWindowSize: 1_024 });
 
 /** What a request is for. Every field is required and non-blank. */
 export interface PrefetchRequestInput {
@@ -114,8 +123,10 @@ export interface PrefetchStats {
   readonly inflight: number;
   /** Request → ready latency of the last ready answer, in ms (0 before one). */
   readonly lastLatencyMs: number;
-  /** Mean request → ready latency, in ms (0 before one). */
-  readonly avgLatencyMs: number;
+  /** Median request → ready latency over the last `latencyWindowSize` ready answers, in ms (0 before one). */
+  readonly p50LatencyMs: number;
+  /** 95th percentile of the same window, in ms (0 before one). */
+  readonly p95LatencyMs: number;
 }
 
 interface Deferred<T> {
@@ -153,42 +164,34 @@ export class PrefetchCoordinator {
   readonly #closeTimeoutMs: number;
   readonly #guard: DependencyGuard;
   readonly #outstanding = new Map<string, Outstanding>();
-  #state: PrefetchCoordinatorState = 'created';
+  readonly #state = new ServiceState<PrefetchCoordinatorState>('kasmina prefetch coordinator', 'created');
+  readonly #close = closeOnce(() => this.#cancelAndUnsubscribe());
   #subscription: Subscription | undefined;
-  #closePromise: Promise<void> | undefined;
   readonly #counts: Record<PrefetchStatus, number> = { requested: 0, ready: 0, error: 0, timeout: 0, canceled: 0, late: 0 };
+  readonly #latenciesMs: SampleWindow;
   #lastLatencyMs = 0;
-  #latencySumMs = 0;
 
   /** @throws EsperError `INVALID_ARGUMENT` naming a bad option. */
   constructor(options: PrefetchCoordinatorOptions) {
+    const check = optionChecks('PrefetchCoordinator');
+    const d = PREFETCH_COORDINATOR_DEFAULTS;
     const suffix = randomUUID().slice(0, 8);
     this.#bus = options.bus;
     this.#worker = options.worker;
     this.#telemetry = options.telemetry;
     this.#clock = options.clock ?? systemClock;
-    this.#timeoutMs = options.timeoutMs;
-    this.#source = options.source ?? PREFETCH_COORDINATOR_DEFAULTS.source;
-    this.#group = options.consumerGroup ?? `kasmina-prefetch-${suffix}`;
-    this.#consumer = options.consumerName ?? `kasmina-prefetch-${suffix}`;
-    this.#closeTimeoutMs = options.closeTimeoutMs ?? PREFETCH_COORDINATOR_DEFAULTS.closeTimeoutMs;
-    if (!Number.isFinite(this.#timeoutMs) || this.#timeoutMs <= 0) invalid('timeoutMs', 'a finite number > 0', this.#timeoutMs);
-    if (!Number.isFinite(this.#closeTimeoutMs) || this.#closeTimeoutMs < 0) {
-      invalid('closeTimeoutMs', 'a finite number ≥ 0', this.#closeTimeoutMs);
-    }
-    for (const [field, value] of [
-      ['source', this.#source],
-      ['consumerGroup', this.#group],
-      ['consumerName', this.#consumer],
-    ] as const) {
-      if (value.length === 0) invalid(field, 'a non-empty string', value);
-    }
+    this.#timeoutMs = check.number('timeoutMs', options.timeoutMs, { greaterThan: 0, max: MAX_TIMER_MS });
+    this.#source = check.nonEmptyString('source', options.source ?? d.source);
+    this.#group = check.nonEmptyString('consumerGroup', options.consumerGroup ?? `kasmina-prefetch-${suffix}`);
+    this.#consumer = check.nonEmptyString('consumerName', options.consumerName ?? `kasmina-prefetch-${suffix}`);
+    this.#closeTimeoutMs = check.number('closeTimeoutMs', options.closeTimeoutMs ?? d.closeTimeoutMs, { min: 0, max: MAX_TIMER_MS });
+    this.#latenciesMs = new SampleWindow(check.integer('latencyWindowSize', options.latencyWindowSize ?? d.latencyWindowSize, { min: 1 }));
     this.#guard = new DependencyGuard({ subsystem: this.#source, sink: this.#telemetry, clock: this.#clock });
   }
 
   /** See {@link PrefetchCoordinatorState}. */
   get state(): PrefetchCoordinatorState {
-    return this.#state;
+    return this.#state.current;
   }
 
   /** The consumer group answers are read in. */
@@ -202,12 +205,7 @@ export class PrefetchCoordinator {
    * @throws EsperError `INVALID_STATE` unless `created`; the bus's error if subscribing fails.
    */
   async start(): Promise<void> {
-    if (this.#state !== 'created') {
-      throw new EsperError(ErrorCode.INVALID_STATE, `prefetch coordinator is ${this.#state}; cannot start`, {
-        details: { state: this.#state },
-      });
-    }
-    this.#state = 'starting';
+    this.#state.transition('created', 'starting', 'start');
     const subscription = this.#bus.subscribe({
       group: this.#group,
       consumer: this.#consumer,
@@ -217,7 +215,7 @@ export class PrefetchCoordinator {
     this.#subscription = subscription;
     await subscription.ready;
     // close() may have run while the group was being created.
-    if (this.#state === 'starting') this.#state = 'running';
+    if (this.#state.is('starting')) this.#state.set('running');
   }
 
   /**
@@ -232,11 +230,7 @@ export class PrefetchCoordinator {
     this.#guard.requireId(input.trainingRunId, 'training_run_id', details);
     this.#guard.requireId(input.blueprintId, 'blueprint_id', details);
     this.#guard.requireId(input.seedId, 'seed_id', details);
-    if (this.#state !== 'running') {
-      throw new EsperError(ErrorCode.INVALID_STATE, `prefetch coordinator is ${this.#state}; cannot request`, {
-        details: { state: this.#state },
-      });
-    }
+    this.#state.require('running', 'request');
     const record: Outstanding = {
       requestId: `prefetch-${randomUUID()}`,
       seedId: input.seedId,
@@ -289,17 +283,13 @@ export class PrefetchCoordinator {
 
   /** Counters and gauges. */
   stats(): PrefetchStats {
-    return {
-      ...this.#counts,
-      inflight: this.#outstanding.size,
-      lastLatencyMs: this.#lastLatencyMs,
-      avgLatencyMs: this.#counts.ready === 0 ? 0 : this.#latencySumMs / this.#counts.ready,
-    };
+    const [p50LatencyMs = 0, p95LatencyMs = 0] = this.#latenciesMs.quantiles([0.5, 0.95]);
+    return { ...this.#counts, inflight: this.#outstanding.size, lastLatencyMs: this.#lastLatencyMs, p50LatencyMs, p95LatencyMs };
   }
 
   /**
    * `kasmina.prefetch.requests_total{status}` for every status, `kasmina.prefetch.inflight`,
-   * and `kasmina.prefetch.latency_ms{stat=last|avg}` once a request was ready.
+   * and `kasmina.prefetch.latency_ms{stat=last|p50|p95}` once a request was ready.
    */
   metrics(): MetricInput[] {
     const stats = this.stats();
@@ -313,7 +303,8 @@ export class PrefetchCoordinator {
     if (stats.ready > 0) {
       metrics.push(
         { name: KasminaMetric.PREFETCH_LATENCY_MS, value: stats.lastLatencyMs, unit: 'ms', attributes: { stat: 'last' } },
-        { name: KasminaMetric.PREFETCH_LATENCY_MS, value: stats.avgLatencyMs, unit: 'ms', attributes: { stat: 'avg' } },
+        { name: KasminaMetric.PREFETCH_LATENCY_MS, value: stats.p50LatencyMs, unit: 'ms', attributes: { stat: 'p50' } },
+        { name: KasminaMetric.PREFETCH_LATENCY_MS, value: stats.p95LatencyMs, unit: 'ms', attributes: { stat: 'p95' } },
       );
     }
     return metrics;
@@ -324,23 +315,22 @@ export class PrefetchCoordinator {
    * waiting at most `closeTimeoutMs`. Idempotent: every call returns the first call's promise.
    */
   close(): Promise<void> {
-    this.#closePromise ??= this.#close();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** `await using` support: same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#close();
   }
 
-  async #close(): Promise<void> {
-    this.#state = 'closing';
+  async #cancelAndUnsubscribe(): Promise<void> {
+    this.#state.set('closing');
     try {
       this.cancelAll('coordinator_closed');
       const subscription = this.#subscription;
       if (subscription !== undefined) await withBound(subscription.close(), this.#closeTimeoutMs);
     } finally {
-      this.#state = 'closed';
+      this.#state.set('closed');
     }
   }
 
@@ -375,7 +365,7 @@ export class PrefetchCoordinator {
     }
     const latencyMs = this.#clock.monotonicMs() - record.requestedAtMs;
     this.#lastLatencyMs = latencyMs;
-    this.#latencySumMs += latencyMs;
+    this.#latenciesMs.record(latencyMs);
     this.#finish(record, PrefetchStatus.READY);
     record.answer.resolve(message);
     record.result.resolve(message);
@@ -401,13 +391,18 @@ export class PrefetchCoordinator {
 
   #onTaskRejected(record: Outstanding, error: unknown): void {
     if (record.outcome !== undefined) return;
-    if (isEsperError(error, ErrorCode.WORKER_TIMEOUT)) {
-      this.#timeout(record);
-    } else if (isEsperError(error, ErrorCode.WORKER_CANCELLED)) {
-      // Cancelled by the worker itself (its close()); our own cancels record first.
-      this.#cancelled(record, `worker_${String(error.details['source'] ?? 'cancelled')}`);
-    } else {
-      this.#fail(record, 'internal', KernelErrorCode.INTERNAL, error);
+    switch (rejectionOutcome(error)) {
+      case 'timed_out':
+        this.#timeout(record);
+        break;
+      case 'cancelled': {
+        // Cancelled by the worker itself (its close()); our own cancels record first.
+        const source = isEsperError(error) ? error.details['source'] : undefined;
+        this.#cancelled(record, `worker_${String(source ?? 'cancelled')}`);
+        break;
+      }
+      case 'failed':
+        this.#fail(record, 'internal', KernelErrorCode.INTERNAL, error);
     }
   }
 
@@ -441,7 +436,7 @@ export class PrefetchCoordinator {
   #fail(record: Outstanding, reason: string, code: KernelErrorCode, cause?: unknown): void {
     if (record.outcome !== undefined) return;
     const codeName = KernelErrorCode[code] ?? String(code);
-    const fullReason = cause === undefined ? reason : `${reason}: ${cause instanceof Error ? cause.message : String(cause)}`;
+    const fullReason = cause === undefined ? reason : `${reason}: ${errorMessage(cause)}`;
     const error = new EsperError(
       ErrorCode.KASMINA_PREFETCH_FAILED,
       `prefetch ${record.requestId} of blueprint ${record.blueprintId} for seed ${record.seedId} failed (${codeName}): ${fullReason}`,
@@ -540,10 +535,4 @@ async function withBound(work: Promise<void>, timeoutMs: number): Promise<void> 
   } finally {
     clearTimeout(timer);
   }
-}
-
-function invalid(field: string, expected: string, got: unknown): never {
-  throw new EsperError(ErrorCode.INVALID_ARGUMENT, `PrefetchCoordinator ${field}: expected ${expected}, got ${String(got)}`, {
-    details: { field },
-  });
 }

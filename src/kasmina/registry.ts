@@ -4,7 +4,7 @@
  * (tfjs names are global), atomic registration (a conflict records nothing), and host and
  * teacher variables owned like a seed's, so a seed can never claim one.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks } from '../core/index.js';
 import type { tf } from '../tensor/index.js';
 
 /** The owner of a variable. */
@@ -64,9 +64,7 @@ export class ParameterRegistry {
    *   the teacher or another seed.
    */
   registerSeed(seedId: string, variables: readonly tf.Variable[]): void {
-    if (seedId.length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'seed id must not be empty', { details: { field: 'seedId' } });
-    }
+    optionChecks('ParameterRegistry.registerSeed').nonEmptyString('seedId', seedId);
     this.#register({ kind: 'seed', seedId }, variables);
   }
 

@@ -4,7 +4,7 @@
  * gates G1–G5, and culls, resets, pauses or terminates seeds. The lifecycle table and what
  * each gate measures: docs/architecture.md (Kasmina).
  */
-import { ErrorCode, EsperError, isEsperError, type EsperSettings } from '../core/index.js';
+import { describeError, ErrorCode, EsperError, isEsperError, optionChecks, type EsperSettings } from '../core/index.js';
 import { SeedLifecycleGate, SeedLifecycleStage, TelemetryLevel } from '../leyline/index.js';
 import { seededRng } from '../tensor/index.js';
 import type { HostModel, StepSignals } from '../tolaria/index.js';
@@ -33,6 +33,28 @@ export type KasminaLifecycleSettings = Pick<
   | 'embargoSteps'
   | 'isolationCheckEverySteps'
 >;
+
+/**
+ * `settings` checked field by field (the ranges of the `kasmina` settings section), so that
+ * settings not read through `loadSettings` fail at construction rather than misbehave — an
+ * `isolationCheckEverySteps` of 0 would switch the isolation checks off.
+ * @throws EsperError `INVALID_ARGUMENT` naming the first bad field.
+ */
+export function resolveLifecycleSettings(settings: KasminaLifecycleSettings): KasminaLifecycleSettings {
+  const check = optionChecks('KasminaLifecycleSettings');
+  const steps = (field: keyof KasminaLifecycleSettings, min: number): number => check.integer(field, settings[field], { min });
+  return {
+    kernelLatencyBudgetMs: check.positive('kernelLatencyBudgetMs', settings.kernelLatencyBudgetMs),
+    trainingSteps: steps('trainingSteps', 1),
+    blendingSteps: steps('blendingSteps', 1),
+    alphaTemperature: check.positive('alphaTemperature', settings.alphaTemperature),
+    shadowingSteps: steps('shadowingSteps', 1),
+    probationSteps: steps('probationSteps', 1),
+    minContribution: check.number('minContribution', settings.minContribution, { min: -1, max: 1 }),
+    embargoSteps: steps('embargoSteps', 0),
+    isolationCheckEverySteps: steps('isolationCheckEverySteps', 1),
+  };
+}
 
 /** What the driver works with. */
 export interface SeedDriverOptions {
@@ -83,7 +105,7 @@ export class SeedDriver {
       this.#o.registry.deregisterSeed(seed.seedId);
       module.dispose();
       if (!isEsperError(error, ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH)) throw error;
-      this.#gateG1(seed, { kernelAttached: false, kernelError: `${error.code}: ${error.message}` });
+      this.#gateG1(seed, { kernelAttached: false, kernelError: describeError(error) });
       return;
     }
     this.#o.host.attach(seed.siteId, slot);

@@ -5,7 +5,7 @@
  * Replaces the prototype's manager-level `blend(host, seed, seed_id)` (reference
  * prototype-kasmina §10.2), which defaulted an unknown seed to alpha 1.
  */
-import { ErrorCode, EsperError, isEsperError } from '../core/index.js';
+import { ErrorCode, EsperError, isEsperError, optionChecks, ServiceState } from '../core/index.js';
 import { BlendMode, type SeedSiteDescriptor } from '../leyline/index.js';
 import type { SeedModule } from '../karn/index.js';
 import { stopGradient, tf, type Rng } from '../tensor/index.js';
@@ -19,6 +19,9 @@ import { blendActivation, effectiveAlphas, type BlendPlan } from './blending.js'
  * paused seed `paused`.
  */
 export type SeedSlotPhase = 'isolated' | 'blended' | 'fused' | 'paused';
+
+const PHASES: readonly SeedSlotPhase[] = ['isolated', 'blended', 'fused', 'paused'];
+const check = optionChecks('SeedSlot');
 
 /** Batch size of {@link SeedSlot.probe} (the graft's shape check uses 1). */
 export const PROBE_BATCH = 4;
@@ -64,7 +67,7 @@ export class SeedSlot implements SeedSiteHook {
   #plan: BlendPlan;
   #phase: SeedSlotPhase;
   #alpha: number;
-  #disposed = false;
+  readonly #life: ServiceState<'live' | 'disposed'>;
 
   /**
    * Probes the module with a zero batch `[1, ...site.shape]`. Throws
@@ -75,12 +78,13 @@ export class SeedSlot implements SeedSiteHook {
   constructor(options: SeedSlotOptions) {
     this.seedId = options.seedId;
     this.siteId = options.siteId;
+    this.#life = new ServiceState(`seed slot ${options.seedId}`, 'live');
     this.site = options.site;
     this.#module = options.module;
     this.#channels = options.site.shape[options.site.shape.length - 1] ?? 0;
     this.#plan = this.#checkPlan(options.plan);
-    this.#phase = options.phase ?? 'isolated';
-    this.#alpha = checkAlpha('alpha', options.alpha ?? 0);
+    this.#phase = check.oneOf('phase', options.phase ?? 'isolated', PHASES);
+    this.#alpha = check.number('alpha', options.alpha ?? 0, { min: 0, max: 1 });
     probeShape(options);
   }
 
@@ -99,12 +103,7 @@ export class SeedSlot implements SeedSiteHook {
   }
 
   set phase(value: SeedSlotPhase) {
-    if (value !== 'isolated' && value !== 'blended' && value !== 'fused' && value !== 'paused') {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown seed slot phase '${String(value)}'`, {
-        details: { field: 'phase', seedId: this.seedId },
-      });
-    }
-    this.#phase = value;
+    this.#phase = check.oneOf('phase', value, PHASES);
   }
 
   /** The scheduled alpha in [0, 1]. */
@@ -113,7 +112,7 @@ export class SeedSlot implements SeedSiteHook {
   }
 
   set alpha(value: number) {
-    this.#alpha = checkAlpha('alpha', value);
+    this.#alpha = check.number('alpha', value, { min: 0, max: 1 });
   }
 
   get plan(): BlendPlan {
@@ -126,7 +125,7 @@ export class SeedSlot implements SeedSiteHook {
   }
 
   get disposed(): boolean {
-    return this.#disposed;
+    return this.#life.is('disposed');
   }
 
   /**
@@ -148,7 +147,7 @@ export class SeedSlot implements SeedSiteHook {
 
   /** The module's variables; none while paused or disposed (the optimizer leaves them alone). */
   trainableVariables(): readonly tf.Variable[] {
-    if (this.#disposed || this.#phase === 'paused') return [];
+    if (this.disposed || this.#phase === 'paused') return [];
     return this.#module.variables;
   }
 
@@ -182,8 +181,8 @@ export class SeedSlot implements SeedSiteHook {
 
   /** Disposes the module. Idempotent. */
   dispose(): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
+    if (this.disposed) return;
+    this.#life.set('disposed');
     this.#module.dispose();
   }
 
@@ -207,11 +206,7 @@ export class SeedSlot implements SeedSiteHook {
   }
 
   #assertLive(operation: string): void {
-    if (this.#disposed) {
-      throw new EsperError(ErrorCode.INVALID_STATE, `seed slot ${this.seedId} is disposed (${operation})`, {
-        details: { seedId: this.seedId, siteId: this.siteId },
-      });
-    }
+    this.#life.require('live', operation, { details: { seedId: this.seedId, siteId: this.siteId } });
   }
 }
 
@@ -220,13 +215,6 @@ export function normalSamples(rng: Rng, size: number): Float32Array {
   const out = new Float32Array(size);
   for (let i = 0; i < size; i += 1) out[i] = rng.nextNormal();
   return out;
-}
-
-function checkAlpha(field: string, value: number): number {
-  if (!(value >= 0 && value <= 1)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must be in [0, 1], got ${value}`, { details: { field } });
-  }
-  return value;
 }
 
 function probeShape(options: SeedSlotOptions): void {

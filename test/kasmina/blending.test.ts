@@ -1,6 +1,6 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode } from '../../src/core/index.js';
 import {
   BlendConfigSchema,
   BlendMode,
@@ -12,7 +12,7 @@ import {
   type BlendConfig,
   type CommandSeedOperation,
 } from '../../src/leyline/index.js';
-import { initTensorBackend, seededRng, stopGradient, tf } from '../../src/tensor/index.js';
+import { stopGradient, tf } from '../../src/tensor/index.js';
 import {
   alphaSchedule,
   blendActivation,
@@ -23,6 +23,8 @@ import {
   type BlendPhase,
   type BlendPlan,
 } from '../../src/kasmina/blending.js';
+import { thrownBy } from '../support/thrown.js';
+import { normals, useTensorBackend } from './fixtures/hooks.js';
 
 const site8 = create(SeedSiteDescriptorSchema, { siteId: 'hidden1', kind: SeedSiteKind.DENSE, shape: [8] });
 const site128 = create(SeedSiteDescriptorSchema, { siteId: 'wide', kind: SeedSiteKind.DENSE, shape: [128] });
@@ -32,39 +34,13 @@ const op = (fields: Partial<CommandSeedOperation> = {}): CommandSeedOperation =>
   create(CommandSeedOperationSchema, { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: 'BP009', siteId: 'hidden1', ...fields });
 const blendCfg = (fields: MessageInitShape<typeof BlendConfigSchema>): BlendConfig => create(BlendConfigSchema, fields);
 
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
-
 function expectBlendError(fn: () => unknown, reason: string): void {
-  const error = caught(fn);
-  expect(isEsperError(error, ErrorCode.KASMINA_BLEND_CONFIG_INVALID)).toBe(true);
-  expect((error as { details: Record<string, unknown> }).details['reason']).toBe(reason);
-}
-
-function normals(seed: number, shape: number[]): tf.Tensor {
-  const rng = seededRng(seed);
-  const size = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i += 1) values[i] = rng.nextNormal();
-  return tf.tensor(values, shape);
+  expect(thrownBy(fn, ErrorCode.KASMINA_BLEND_CONFIG_INVALID).details['reason']).toBe(reason);
 }
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
-let tensorsBefore = 0;
-beforeAll(async () => {
-  await initTensorBackend();
-  tensorsBefore = tf.memory().numTensors;
-});
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(tensorsBefore);
-});
+useTensorBackend({ leakCheck: true });
 
 describe('alphaSchedule', () => {
   it('is the reference logistic (total 20, temperature 2) rescaled to run from exactly 0 to exactly 1', () => {

@@ -23,8 +23,10 @@ import {
 import { HmacSigner, KeyRing, RejectionReason } from '../../src/security/index.js';
 import { RING } from './fixtures/harness.js';
 import { rejectionOf } from '../oona/fixtures/waits.js';
-import { advanceTo, germinateCommand, RUN, seedCommand, setup, useCleanups } from './fixtures/setup.js';
+import { advanceTo, germinateCommand, RUN, seedCommand, setup } from './fixtures/setup.js';
+import { useCleanups, useTensorBackend } from './fixtures/hooks.js';
 
+useTensorBackend();
 const cleanups = useCleanups();
 
 describe('Kasmina command security', () => {

@@ -4,9 +4,9 @@
  * and a WARNING when an acknowledgement cannot be published.
  */
 import { create } from '@bufbuild/protobuf';
-import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryTelemetrySink } from '../../src/core/index.js';
-import { buildOperatorCommand, CommandInbox, KasminaEvent, OperatorAction } from '../../src/kasmina/index.js';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, MemoryTelemetrySink } from '../../src/core/index.js';
+import { buildOperatorCommand, CommandInbox, KasminaEvent, OperatorAction, type CommandInboxOptions } from '../../src/kasmina/index.js';
 import {
   BusMessageType,
   CommandAckStatus,
@@ -17,14 +17,12 @@ import {
 } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { CommandOutcomeStatus } from '../../src/tolaria/index.js';
+import { thrownBy } from '../support/thrown.js';
 import { RING } from './fixtures/harness.js';
+import { useCleanups } from './fixtures/hooks.js';
 
 const RUN = 'run-inbox';
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 async function open(): Promise<{ bus: StreamBus; inbox: CommandInbox; telemetry: MemoryTelemetrySink }> {
   const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
@@ -115,11 +113,27 @@ describe('CommandInbox', () => {
     await inbox.evaluateStep(state(3), options);
     const closing = inbox.close();
     expect(inbox.close()).toBe(closing);
+    expect(inbox[Symbol.asyncDispose]()).toBe(closing);
     await closing;
     const [h, q] = await Promise.all(acks);
     expect([h?.status, q?.status]).toEqual([CommandAckStatus.RUN_ENDED, CommandAckStatus.RUN_ENDED]);
     expect(q?.globalStep).toBe(3n);
     expect(inbox.stats().acknowledged).toBe(2);
+    expect(inbox.state).toBe('closed');
+    await expect(inbox.start()).rejects.toMatchObject({ code: ErrorCode.INVALID_STATE });
+  });
+
+  it('refuses a blank run id, an empty consumer and a queue bound below 1, naming the field', () => {
+    const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
+    cleanups.push(() => bus.close());
+    const telemetry = new MemoryTelemetrySink();
+    const fieldOf = (options: Partial<CommandInboxOptions>): unknown =>
+      thrownBy(() => new CommandInbox({ bus, trainingRunId: RUN, telemetry, ...options }), ErrorCode.INVALID_ARGUMENT).details['field'];
+    expect(fieldOf({ trainingRunId: ' ' })).toBe('trainingRunId');
+    expect(fieldOf({ consumer: '' })).toBe('consumer');
+    // A bound of 0 would refuse every command; NaN would never refuse one.
+    expect(fieldOf({ maxQueued: 0 })).toBe('maxQueued');
+    expect(fieldOf({ maxQueued: Number.NaN })).toBe('maxQueued');
   });
 
   it('reports WARNING command_ack_failed when the acknowledgement cannot be published, without throwing', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AsyncWorker, ErrorCode, isEsperError, loadSettings, MemoryTelemetrySink } from '../../src/core/index.js';
-import { createKasmina, KasminaMetric, type KasminaDeps } from '../../src/kasmina/index.js';
+import { createKasmina, KasminaMetric, type KasminaDeps, type KasminaSettings } from '../../src/kasmina/index.js';
 import { AdaptationCommandSchema, SeedLifecycleStage, type AdaptationCommand } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { CommandVerifier, HmacSigner, NonceLedger } from '../../src/security/index.js';
@@ -13,8 +13,10 @@ import { mlpHost } from '../../src/tolaria/index.js';
 import { UrzaLibrary } from '../../src/urza/index.js';
 import { catalog, provision, RING } from './fixtures/harness.js';
 import { rejectionOf } from '../oona/fixtures/waits.js';
-import { germinateCommand, RUN, useCleanups } from './fixtures/setup.js';
+import { germinateCommand, RUN } from './fixtures/setup.js';
+import { useCleanups, useTensorBackend } from './fixtures/hooks.js';
 
+useTensorBackend();
 const cleanups = useCleanups();
 
 const sign = (signer: HmacSigner, command: AdaptationCommand): AdaptationCommand => signer.sign(AdaptationCommandSchema, command);
@@ -83,9 +85,17 @@ describe('createKasmina', () => {
 
   it('refuses settings a part cannot use, with a typed error naming the field, and leaves nothing started', async () => {
     const { deps: d } = await deps();
-    const error = await rejectionOf(createKasmina({ ...loadSettings({ env: {} }).kasmina, kernelCacheCapacity: 0 }, d));
-    expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details['field']).toBe('capacity');
+    const fieldOf = async (settings: Partial<KasminaSettings>): Promise<unknown> => {
+      const error = await rejectionOf(createKasmina({ ...loadSettings({ env: {} }).kasmina, ...settings }, d));
+      expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+      return (error as { details: Record<string, unknown> }).details['field'];
+    };
+    expect(await fieldOf({ kernelCacheCapacity: 0 })).toBe('capacity');
+    // Lifecycle settings not read through loadSettings are checked too: a cadence of 0 would switch isolation checks off.
+    expect(await fieldOf({ isolationCheckEverySteps: 0 })).toBe('isolationCheckEverySteps');
+    expect(await fieldOf({ trainingSteps: 1.5 })).toBe('trainingSteps');
+    expect(await fieldOf({ minContribution: Number.NaN })).toBe('minContribution');
+    expect(d.host.hooks.size).toBe(0);
     const bus = new StreamBus({ store: new MemoryStreamStore(), keyRing: RING, telemetry: new MemoryTelemetrySink(), blockMs: 20 });
     cleanups.push(() => bus.close());
     const worker = new AsyncWorker({ name: 'create-kasmina-bad', maxConcurrency: 4 });

@@ -4,7 +4,7 @@
  * KASMINA_STATE_INVALID naming what is wrong.
  */
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, PersistedStateError } from '../../src/core/index.js';
 import { OperatorAction, SeedEvent, type KasminaState } from '../../src/kasmina/index.js';
 import { ExecutorState, LOSS_EWMA_ALPHA } from '../../src/kasmina/executor-state.js';
 import { SeedLifecycleStage, TelemetryLevel } from '../../src/leyline/index.js';
@@ -12,8 +12,10 @@ import { mlpHost } from '../../src/tolaria/index.js';
 import { FAST_LIFECYCLE } from './fixtures/harness.js';
 import { SAMPLE_STATE } from './fixtures/state.js';
 import { rejectionOf } from '../oona/fixtures/waits.js';
-import { advanceTo, germinateCommand, seedCommand, setup, useCleanups, validation } from './fixtures/setup.js';
+import { advanceTo, germinateCommand, seedCommand, setup, validation } from './fixtures/setup.js';
+import { useCleanups, useTensorBackend } from './fixtures/hooks.js';
 
+useTensorBackend();
 const cleanups = useCleanups();
 
 describe('Kasmina seed reports', () => {
@@ -116,6 +118,26 @@ describe('Kasmina state restored from a checkpoint', () => {
       expect(String((error as { details: Record<string, unknown> }).details['paths']).split(','), path).toContain(path);
       expect((error as Error).message, path).toContain(path);
     }
+    expect(h.kasmina.seedReports()).toEqual([]);
+    expect(host.hooks.size).toBe(0);
+  });
+
+  it('names every seed that cannot be restored at once: a site the host lacks, an impossible history', async () => {
+    const saved = await blendingState();
+    const { h, host, context } = await setup(cleanups);
+    const seed = saved.seeds[0]!;
+    const seeds = [
+      { ...seed, siteId: 'nowhere' },
+      {
+        ...seed,
+        seedId: 's2',
+        history: [{ from: SeedLifecycleStage.SEED_STAGE_DORMANT, to: SeedLifecycleStage.SEED_STAGE_BLENDING, step: 0 }],
+      },
+    ];
+    const error = await rejectionOf(h.kasmina.restoreState({ ...saved, seeds }, context(0)));
+    expect(error).toBeInstanceOf(PersistedStateError);
+    expect(isEsperError(error, ErrorCode.KASMINA_STATE_INVALID)).toBe(true);
+    expect((error as PersistedStateError).issues.map((issue) => issue.path)).toEqual(['$.seeds[0].siteId', '$.seeds[1].history']);
     expect(h.kasmina.seedReports()).toEqual([]);
     expect(host.hooks.size).toBe(0);
   });

@@ -2,8 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { OperatorAction, SeedEvent, SeedMetric } from '../../src/kasmina/index.js';
 import { HealthStatus, SeedLifecycleStage } from '../../src/leyline/index.js';
-import { germinateCommand, seedCommand, setup, useCleanups } from './fixtures/setup.js';
+import { germinateCommand, seedCommand, setup } from './fixtures/setup.js';
+import { useCleanups, useTensorBackend } from './fixtures/hooks.js';
 
+useTensorBackend();
 const cleanups = useCleanups();
 
 describe('ExecutorTelemetry', () => {

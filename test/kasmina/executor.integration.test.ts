@@ -26,6 +26,7 @@ import {
   type Dataset,
   type EpochReport,
   type HostModel,
+  type TrainerOptions,
 } from '../../src/tolaria/index.js';
 import { kasminaHarness, type KasminaHarness } from './fixtures/harness.js';
 
@@ -63,6 +64,27 @@ afterAll(async () => {
   for (const close of open.splice(0).reverse()) await close();
 });
 
+/** What every trainer here shares — MNIST, batch 64, seed 3, Adam 0.002, 10 s deadlines — on its own worker (closed after the file). */
+function trainerBase(
+  workerName: string,
+): Pick<
+  TrainerOptions,
+  'trainingRunId' | 'worker' | 'controllerDeadlineMs' | 'executorDeadlineMs' | 'dataset' | 'batchSize' | 'seed' | 'optimizer'
+> {
+  const worker = new AsyncWorker({ name: workerName });
+  open.push(() => worker.close().then(() => undefined));
+  return {
+    trainingRunId: RUN,
+    worker,
+    controllerDeadlineMs: 10_000,
+    executorDeadlineMs: 10_000,
+    dataset,
+    batchSize: 64,
+    seed: 3,
+    optimizer: { kind: 'adam', learningRate: 0.002 },
+  };
+}
+
 async function run(options: {
   readonly epochs: number;
   readonly withKasmina: boolean;
@@ -79,19 +101,10 @@ async function run(options: {
   const trainerTelemetry = new MemoryTelemetrySink();
   const epochs: EpochReport[] = [];
   let stepsRun = 0;
-  const worker = new AsyncWorker({ name: 'kasmina-test' });
-  open.push(() => worker.close().then(() => undefined));
   const trainer = new Trainer({
-    trainingRunId: RUN,
-    worker,
-    controllerDeadlineMs: 10_000,
-    executorDeadlineMs: 10_000,
+    ...trainerBase('kasmina-test'),
     host,
-    dataset,
     epochs: options.epochs,
-    batchSize: 64,
-    seed: 3,
-    optimizer: { kind: 'adam', learningRate: 0.002 },
     telemetry: trainerTelemetry,
     ...(harness === undefined ? {} : { executor: harness.kasmina }),
     ...(harness === undefined || options.script === undefined ? {} : { controller: options.script(harness) }),
@@ -283,20 +296,11 @@ async function runOn(options: {
     ...(options.settings === undefined ? {} : { settings: options.settings }),
   });
   open.push(() => harness.close());
-  const worker = new AsyncWorker({ name: 'kasmina-ckpt' });
-  open.push(() => worker.close().then(() => undefined));
   const epochs: EpochReport[] = [];
   const trainer = new Trainer({
-    trainingRunId: RUN,
-    worker,
-    controllerDeadlineMs: 10_000,
-    executorDeadlineMs: 10_000,
+    ...trainerBase('kasmina-ckpt'),
     host,
-    dataset,
     epochs: options.epochs,
-    batchSize: 64,
-    seed: 3,
-    optimizer: { kind: 'adam', learningRate: 0.002 },
     telemetry: new MemoryTelemetrySink(),
     executor: harness.kasmina,
     ...(options.script === undefined ? {} : { controller: options.script(harness) }),

@@ -9,8 +9,10 @@ import { SeedLifecycleStage, TelemetryLevel } from '../../src/leyline/index.js';
 import { tf } from '../../src/tensor/index.js';
 import { FAST_LIFECYCLE } from './fixtures/harness.js';
 import { rejectionOf } from '../oona/fixtures/waits.js';
-import { advanceTo, germinateCommand, seedCommand, setup, useCleanups, validation } from './fixtures/setup.js';
+import { advanceTo, germinateCommand, seedCommand, setup, validation } from './fixtures/setup.js';
+import { useCleanups, useTensorBackend } from './fixtures/hooks.js';
 
+useTensorBackend();
 const cleanups = useCleanups();
 
 describe('KasminaExecutor', () => {
@@ -62,10 +64,12 @@ describe('KasminaExecutor', () => {
   it('close() culls active seeds, emits the final packets, returns its first promise, and refuses later calls', async () => {
     const { h, host, context } = await setup(cleanups);
     await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
+    expect(h.kasmina.state).toBe('running');
     const first = h.kasmina.close();
     expect(h.kasmina.close()).toBe(first);
-    await h.kasmina[Symbol.asyncDispose]();
+    expect(h.kasmina[Symbol.asyncDispose]()).toBe(first);
     await first;
+    expect(h.kasmina.state).toBe('closed');
     expect(host.hooks.size).toBe(0);
     expect(h.kasmina.seedReports()[0]?.fateReason).toBe('shutdown');
     expect(h.telemetry.packets.at(-1)?.packetId).toBe('kasmina-global-0');

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, FakeClock, isEsperError } from '../../src/core/index.js';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, FakeClock } from '../../src/core/index.js';
 import { KarnCatalog } from '../../src/karn/index.js';
 import {
   BlendConfigSchema,
@@ -12,10 +12,12 @@ import {
   SeedSiteKind,
   type SeedSiteDescriptor,
 } from '../../src/leyline/index.js';
-import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
+import { seededRng, tf } from '../../src/tensor/index.js';
 import { DEFAULT_BLEND_PLAN, resolveBlendPlan, type BlendPlan } from '../../src/kasmina/blending.js';
 import { checkIsolation, ISOLATION_TOLERANCE, IsolationMonitor } from '../../src/kasmina/isolation.js';
 import { SeedSlot } from '../../src/kasmina/seed-slot.js';
+import { thrownBy } from '../support/thrown.js';
+import { useTensorBackend } from './fixtures/hooks.js';
 
 const catalog = new KarnCatalog();
 const dense = create(SeedSiteDescriptorSchema, { siteId: 'hidden1', kind: SeedSiteKind.DENSE, shape: [8] });
@@ -29,23 +31,7 @@ class LeakySlot extends SeedSlot {
   }
 }
 
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
-
-let tensorsAtStart = 0;
-beforeAll(async () => {
-  await initTensorBackend();
-  tensorsAtStart = tf.memory().numTensors;
-});
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(tensorsAtStart);
-});
+useTensorBackend({ leakCheck: true });
 
 function slotAt(site: SeedSiteDescriptor, blueprintId: string, plan: BlendPlan, scope: string, leaky = false): SeedSlot {
   const module = catalog.build(blueprintId, site, { seed: 3, scope });
@@ -118,12 +104,7 @@ describe('checkIsolation', () => {
   it('rejects a batch below 1', () => {
     const slot = slotAt(dense, 'BP009', DEFAULT_BLEND_PLAN, 'iso-batch');
     try {
-      expect(
-        isEsperError(
-          caught(() => checkIsolation(slot, seededRng(1), 0)),
-          ErrorCode.INVALID_ARGUMENT,
-        ),
-      ).toBe(true);
+      thrownBy(() => checkIsolation(slot, seededRng(1), 0), ErrorCode.INVALID_ARGUMENT);
     } finally {
       slot.dispose();
     }
@@ -183,11 +164,6 @@ describe('IsolationMonitor', () => {
 
   it('rejects an empty seed id', () => {
     const monitor = new IsolationMonitor();
-    expect(
-      isEsperError(
-        caught(() => monitor.recordViolation('', 'leak')),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
+    thrownBy(() => monitor.recordViolation('', 'leak'), ErrorCode.INVALID_ARGUMENT);
   });
 });

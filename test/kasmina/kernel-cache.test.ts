@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, FakeClock } from '../../src/core/index.js';
-import { KernelCache } from '../../src/kasmina/kernel-cache.js';
+import { KernelCache, type KernelCacheOptions } from '../../src/kasmina/kernel-cache.js';
+import { thrownBy } from '../support/thrown.js';
 
 function artifact(tag: number): { bytes: Uint8Array; checksum: string; guardDigest: string } {
   return { bytes: new Uint8Array([tag, tag + 1, tag + 2]), checksum: `sum-${tag}`, guardDigest: `guard-${tag}` };
@@ -94,12 +95,12 @@ describe('KernelCache', () => {
   });
 
   it('rejects a bad capacity or TTL, naming the field', () => {
-    expect(() => new KernelCache({ capacity: 0 })).toThrow(
-      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT, details: { field: 'capacity' } }),
-    );
-    expect(() => new KernelCache({ capacity: 1.5 })).toThrow(expect.objectContaining({ details: { field: 'capacity' } }));
-    expect(() => new KernelCache({ ttlSeconds: 0 })).toThrow(expect.objectContaining({ details: { field: 'ttlSeconds' } }));
-    expect(() => new KernelCache({ ttlSeconds: Infinity })).toThrow(expect.objectContaining({ details: { field: 'ttlSeconds' } }));
+    const fieldOf = (options: KernelCacheOptions): unknown =>
+      thrownBy(() => new KernelCache(options), ErrorCode.INVALID_ARGUMENT).details['field'];
+    expect(fieldOf({ capacity: 0 })).toBe('capacity');
+    expect(fieldOf({ capacity: 1.5 })).toBe('capacity');
+    expect(fieldOf({ ttlSeconds: 0 })).toBe('ttlSeconds');
+    expect(fieldOf({ ttlSeconds: Infinity })).toBe('ttlSeconds');
   });
 
   it('never exceeds capacity and keeps hits + misses equal to lookups (property)', () => {

@@ -1,61 +1,20 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { create } from '@bufbuild/protobuf';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, FakeClock, isEsperError, MemoryTelemetrySink, type MetricInput } from '../../src/core/index.js';
-import { KarnCatalog } from '../../src/karn/index.js';
 import { KernelCache } from '../../src/kasmina/kernel-cache.js';
 import { KernelFetcher, type KernelFetcherOptions, type KernelSource } from '../../src/kasmina/kernel-fetcher.js';
 import { KeyedLocks } from '../../src/kasmina/locks.js';
 import { KasminaEvent, KasminaMetric } from '../../src/kasmina/names.js';
-import { MessagePriority, SeedSiteDescriptorSchema, SeedSiteKind, TelemetryLevel } from '../../src/leyline/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
-import { UrzaLibrary } from '../../src/urza/index.js';
+import { MessagePriority, TelemetryLevel } from '../../src/leyline/index.js';
+import { tf } from '../../src/tensor/index.js';
+import { rejectionOf } from '../oona/fixtures/waits.js';
+import { thrownBy } from '../support/thrown.js';
+import { SITE_KEY } from '../urza/fixtures/bp005-artifact.js';
+import { useBp005Artifact } from './fixtures/hooks.js';
 
-const SITE = create(SeedSiteDescriptorSchema, { siteId: 'dense-256', kind: SeedSiteKind.DENSE, shape: [256] });
-const SITE_KEY = 'dense:256';
-const catalog = new KarnCatalog();
-let compiled: CompiledArtifact;
-let root: string;
-let tensorsBefore = 0;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-  const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 2 });
-  compiled = await compiler.compile(catalog.get('BP005'), catalog.defaultParameters('BP005'), SITE, { seed: 5 });
-  tensorsBefore = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  // Every module a test fetched was disposed.
-  expect(tf.memory().numTensors).toBe(tensorsBefore);
-});
-
-beforeEach(async () => {
-  root = await mkdtemp(path.join(tmpdir(), 'kasmina-fetcher-'));
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  await rm(root, { recursive: true, force: true });
-});
-
-async function savedLibrary(telemetry?: MemoryTelemetrySink): Promise<UrzaLibrary> {
-  const library = await UrzaLibrary.open({ rootDir: root, ...(telemetry === undefined ? {} : { telemetry }) });
-  cleanups.push(() => library.close());
-  await library.save({
-    descriptor: catalog.get('BP005'),
-    siteKey: SITE_KEY,
-    artifact: compiled.bytes,
-    guardDigest: compiled.guardDigest,
-    compileMs: compiled.compileMs,
-    prewarm: compiled.prewarm,
-  });
-  return library;
-}
+const bp005 = useBp005Artifact();
+const { catalog } = bp005;
 
 interface Harness {
   readonly fetcher: KernelFetcher;
@@ -116,28 +75,19 @@ function metric(metrics: MetricInput[], name: string, stat?: string): number | u
   return metrics.find((m) => m.name === name && (stat === undefined || m.attributes?.['stat'] === stat))?.value;
 }
 
-async function errorOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
 function outputOf(module: { apply(x: tf.Tensor): tf.Tensor }): Float32Array {
   return tf.tidy(() => module.apply(tf.ones([2, 256])).dataSync() as Float32Array);
 }
 
 describe('KernelFetcher', () => {
   it('accepts an UrzaLibrary as its KernelSource', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const source: KernelSource = library;
     expect(typeof source.load).toBe('function');
   });
 
   it('gives two seeds of one blueprint distinct modules with distinct variables; the second is a cache hit', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const { fetcher, cache } = harness(library);
     const first = await fetcher.fetch('BP005', SITE_KEY, 'kasmina/seed-a');
     const second = await fetcher.fetch('BP005', SITE_KEY, 'kasmina/seed-b');
@@ -153,7 +103,12 @@ describe('KernelFetcher', () => {
       // Same artifact, same weights.
       expect(outputOf(second.module)).toEqual(outputOf(first.module));
       for (const fetched of [first, second]) {
-        expect(fetched).toMatchObject({ checksum: compiled.checksum, guardDigest: compiled.guardDigest, waitedMs: 0, overBudget: false });
+        expect(fetched).toMatchObject({
+          checksum: bp005.compiled.checksum,
+          guardDigest: bp005.compiled.guardDigest,
+          waitedMs: 0,
+          overBudget: false,
+        });
       }
       // Training one seed never moves the other's weights.
       const trained = first.module.variables[0] as tf.Variable;
@@ -168,7 +123,7 @@ describe('KernelFetcher', () => {
   });
 
   it('reports the cache and fetch metrics by their reference names', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const { fetcher } = harness(library);
     expect(metric(fetcher.metrics(), KasminaMetric.KERNEL_FETCH_LATENCY_MS)).toBeUndefined();
     const a = await fetcher.fetch('BP005', SITE_KEY, 'metrics/a');
@@ -187,14 +142,14 @@ describe('KernelFetcher', () => {
 
   it('refuses a corrupt artifact with URZA_INTEGRITY_FAILURE and caches nothing', async () => {
     const libraryTelemetry = new MemoryTelemetrySink();
-    const library = await savedLibrary(libraryTelemetry);
-    const file = path.join(library.options.artifactDir, `${compiled.checksum}.esa`);
+    const library = await bp005.library(libraryTelemetry);
+    const file = path.join(library.options.artifactDir, `${bp005.compiled.checksum}.esa`);
     const bytes = await readFile(file);
     bytes[40] = (bytes[40] ?? 0) ^ 0x10;
     await writeFile(file, bytes);
 
     const { fetcher, cache } = harness(library);
-    const error = await errorOf(fetcher.fetch('BP005', SITE_KEY, 'corrupt/a'));
+    const error = await rejectionOf(fetcher.fetch('BP005', SITE_KEY, 'corrupt/a'));
     expect(isEsperError(error, ErrorCode.URZA_INTEGRITY_FAILURE)).toBe(true);
     expect(cache.size).toBe(0);
     expect(fetcher.stats()).toMatchObject({ fetched: 0, failed: 1 });
@@ -204,9 +159,9 @@ describe('KernelFetcher', () => {
   });
 
   it('propagates URZA_NOT_FOUND for an unknown blueprint, with no fallback kernel', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const { fetcher, cache } = harness(library);
-    const error = await errorOf(fetcher.fetch('BP999', SITE_KEY, 'missing/a'));
+    const error = await rejectionOf(fetcher.fetch('BP999', SITE_KEY, 'missing/a'));
     expect(isEsperError(error, ErrorCode.URZA_NOT_FOUND)).toBe(true);
     expect(cache.size).toBe(0);
   });
@@ -216,13 +171,13 @@ describe('KernelFetcher', () => {
       load: () => Promise.resolve({ bytes: new Uint8Array([1, 2, 3, 4]), record: { checksum: 'x', guardDigest: 'y', siteKey: SITE_KEY } }),
     };
     const { fetcher, cache } = harness(garbage);
-    const error = await errorOf(fetcher.fetch('BP005', SITE_KEY, 'garbage/a'));
+    const error = await rejectionOf(fetcher.fetch('BP005', SITE_KEY, 'garbage/a'));
     expect(isEsperError(error, ErrorCode.TEZZERET_ARTIFACT_INVALID)).toBe(true);
     expect(cache.size).toBe(0);
   });
 
   it('loads once under contention and raises a HIGH-priority WARNING cache_lock_contention for a long wait', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const clock = new FakeClock();
     const source = new GatedSource(library);
     const { fetcher, telemetry } = harness(source, { clock });
@@ -251,7 +206,7 @@ describe('KernelFetcher', () => {
   });
 
   it('stays quiet for a lock wait at or under the threshold', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const clock = new FakeClock();
     const source = new GatedSource(library);
     const { fetcher, telemetry } = harness(source, { clock });
@@ -266,7 +221,7 @@ describe('KernelFetcher', () => {
   });
 
   it('reloads from the source once the cached bytes expire, and flags a fetch over its budget', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const clock = new FakeClock();
     const source = new GatedSource(library);
     const { fetcher } = harness(source, { clock, cache: new KernelCache({ ttlSeconds: 1, clock }) });
@@ -284,16 +239,16 @@ describe('KernelFetcher', () => {
   });
 
   it('rejects empty ids and scopes, and bad thresholds, naming the field', async () => {
-    const library = await savedLibrary();
+    const library = await bp005.library();
     const { fetcher } = harness(library);
     await expect(fetcher.fetch('', SITE_KEY, 's')).rejects.toMatchObject({
       code: ErrorCode.INVALID_ARGUMENT,
       details: { field: 'blueprintId' },
     });
     await expect(fetcher.fetch('BP005', SITE_KEY, '')).rejects.toMatchObject({ details: { field: 'scope' } });
-    expect(() => harness(library, { latencyBudgetMs: 0 })).toThrow(expect.objectContaining({ details: { field: 'latencyBudgetMs' } }));
-    expect(() => harness(library, { lockContentionWarnMs: Number.NaN })).toThrow(
-      expect.objectContaining({ details: { field: 'lockContentionWarnMs' } }),
-    );
+    expect(thrownBy(() => harness(library, { latencyBudgetMs: 0 }), ErrorCode.INVALID_ARGUMENT).details).toMatchObject({
+      field: 'latencyBudgetMs',
+    });
+    expect(thrownBy(() => harness(library, { lockContentionWarnMs: Number.NaN })).details).toMatchObject({ field: 'lockContentionWarnMs' });
   });
 });

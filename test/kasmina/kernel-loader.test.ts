@@ -9,8 +9,10 @@ import { SeedLifecycleStage, TelemetryLevel } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { UrzaPrefetchWorker } from '../../src/urza/index.js';
 import { catalog, RING, type KasminaHarness } from './fixtures/harness.js';
-import { germinateCommand, setup, useCleanups } from './fixtures/setup.js';
+import { germinateCommand, setup } from './fixtures/setup.js';
+import { useCleanups, useTensorBackend } from './fixtures/hooks.js';
 
+useTensorBackend();
 const cleanups = useCleanups();
 
 /** `kasmina.prefetch.inflight` on the last global packet. */

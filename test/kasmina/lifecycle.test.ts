@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode } from '../../src/core/index.js';
 import { SeedLifecycleGate, SeedLifecycleStage } from '../../src/leyline/index.js';
 import {
   allowedNext,
@@ -9,6 +9,7 @@ import {
   SeedLifecycle,
   stageName,
 } from '../../src/kasmina/lifecycle.js';
+import { thrownBy } from '../support/thrown.js';
 
 const S = SeedLifecycleStage;
 const ALL_STAGES = Object.values(S).filter((v): v is SeedLifecycleStage => typeof v === 'number');
@@ -28,15 +29,6 @@ const EXPECTED: ReadonlyArray<[SeedLifecycleStage, SeedLifecycleStage[]]> = [
   [S.SEED_STAGE_RESETTING, [S.SEED_STAGE_DORMANT]],
   [S.SEED_STAGE_TERMINATED, []],
 ];
-
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('lifecycle transition table', () => {
   it('matches the reference table for every pair of stages', () => {
@@ -116,41 +108,24 @@ describe('SeedLifecycle', () => {
 
   it('throws KASMINA_ILLEGAL_TRANSITION with stage names for an illegal move and stays put', () => {
     const lifecycle = new SeedLifecycle();
-    const error = caught(() => lifecycle.transition(S.SEED_STAGE_SHADOWING, 3));
-    expect(isEsperError(error, ErrorCode.KASMINA_ILLEGAL_TRANSITION)).toBe(true);
-    expect((error as { details: unknown }).details).toEqual({ from: 'SEED_STAGE_DORMANT', to: 'SEED_STAGE_SHADOWING' });
+    const error = thrownBy(() => lifecycle.transition(S.SEED_STAGE_SHADOWING, 3), ErrorCode.KASMINA_ILLEGAL_TRANSITION);
+    expect(error.details).toEqual({ from: 'SEED_STAGE_DORMANT', to: 'SEED_STAGE_SHADOWING' });
     expect(lifecycle.stage).toBe(S.SEED_STAGE_DORMANT);
     expect(lifecycle.history).toEqual([]);
   });
 
   it('rejects a move to the current stage (the prototype ignored it)', () => {
     const lifecycle = new SeedLifecycle();
-    const error = caught(() => lifecycle.transition(S.SEED_STAGE_DORMANT, 1));
-    expect(isEsperError(error, ErrorCode.KASMINA_ILLEGAL_TRANSITION)).toBe(true);
-    expect((error as { details: unknown }).details).toEqual({ from: 'SEED_STAGE_DORMANT', to: 'SEED_STAGE_DORMANT' });
+    const error = thrownBy(() => lifecycle.transition(S.SEED_STAGE_DORMANT, 1), ErrorCode.KASMINA_ILLEGAL_TRANSITION);
+    expect(error.details).toEqual({ from: 'SEED_STAGE_DORMANT', to: 'SEED_STAGE_DORMANT' });
   });
 
   it('rejects a negative or fractional step with INVALID_ARGUMENT', () => {
     const lifecycle = new SeedLifecycle();
-    expect(
-      isEsperError(
-        caught(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, -1)),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
-    expect(
-      isEsperError(
-        caught(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, 1.5)),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
+    thrownBy(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, -1), ErrorCode.INVALID_ARGUMENT);
+    thrownBy(() => lifecycle.transition(S.SEED_STAGE_GERMINATED, 1.5), ErrorCode.INVALID_ARGUMENT);
     expect(lifecycle.stage).toBe(S.SEED_STAGE_DORMANT);
-    expect(
-      isEsperError(
-        caught(() => new SeedLifecycle({ historyLimit: 0 })),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
+    thrownBy(() => new SeedLifecycle({ historyLimit: 0 }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('keeps only the most recent transitions and counts the dropped ones', () => {

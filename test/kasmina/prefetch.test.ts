@@ -5,72 +5,37 @@
  * (the test run's Redis, unique stream prefix, keys deleted afterwards).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AsyncWorker,
   DependencyGuardEvent,
   DependencyViolationError,
   ErrorCode,
   isEsperError,
+  MAX_TIMER_MS,
+  type EsperError,
   MemoryTelemetrySink,
   type MetricInput,
 } from '../../src/core/index.js';
-import { KarnCatalog } from '../../src/karn/index.js';
 import { KasminaEvent, KasminaMetric } from '../../src/kasmina/names.js';
-import { PrefetchCoordinator, type PrefetchCoordinatorOptions } from '../../src/kasmina/prefetch.js';
-import {
-  KernelArtifactReadySchema,
-  MessagePriority,
-  SeedSiteDescriptorSchema,
-  SeedSiteKind,
-  TelemetryLevel,
-} from '../../src/leyline/index.js';
+import { PrefetchCoordinator, type PrefetchCoordinatorOptions, type PrefetchTicket } from '../../src/kasmina/prefetch.js';
+import { KernelArtifactReadySchema, MessagePriority, TelemetryLevel } from '../../src/leyline/index.js';
 import { MemoryStreamStore, RedisStreamStore, StreamBus, type StreamStore } from '../../src/oona/index.js';
 import { KeyRing } from '../../src/security/index.js';
-import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/index.js';
-import { UrzaLibrary, UrzaPrefetchWorker } from '../../src/urza/index.js';
+import { UrzaPrefetchWorker } from '../../src/urza/index.js';
+import { rejectionOf, waitFor } from '../oona/fixtures/waits.js';
 import { deleteKeysWithPrefix } from '../support/redis-server.js';
 import { testRedisUrl } from '../support/redis-url.js';
+import { thrownBy } from '../support/thrown.js';
+import { useBp005Artifact } from './fixtures/hooks.js';
 
 const RING = new KeyRing([{ keyId: 'k1', secret: Buffer.from('kasmina-prefetch-test-secret-0123456789', 'utf8') }]);
-const SITE = create(SeedSiteDescriptorSchema, { siteId: 'dense-256', kind: SeedSiteKind.DENSE, shape: [256] });
-const SITE_KEY = 'dense:256';
 const RUN = 'run-kasmina-prefetch';
 const REDIS_URL = testRedisUrl();
-const catalog = new KarnCatalog();
-let compiled: CompiledArtifact;
-let tensorsBefore = 0;
-const cleanups: (() => Promise<unknown> | void)[] = [];
-
-beforeAll(async () => {
-  await initTensorBackend();
-  const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 2 });
-  compiled = await compiler.compile(catalog.get('BP005'), catalog.defaultParameters('BP005'), SITE, { seed: 5 });
-  tensorsBefore = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(tensorsBefore);
-});
-
-afterEach(async () => {
-  // Reverse order of creation; every step runs even if one fails.
-  const failures: unknown[] = [];
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      failures.push(error);
-    }
-  }
-  if (failures.length > 0) throw failures[0];
-});
+const bp005 = useBp005Artifact();
+const { catalog, cleanups } = bp005;
 
 function newBus(store: StreamStore = new MemoryStreamStore(), streamPrefix = ''): StreamBus {
   const bus = new StreamBus({
@@ -87,24 +52,9 @@ function newBus(store: StreamStore = new MemoryStreamStore(), streamPrefix = '')
   return bus;
 }
 
-async function library(): Promise<UrzaLibrary> {
-  const root = await mkdtemp(path.join(tmpdir(), 'kasmina-prefetch-'));
-  cleanups.push(() => rm(root, { recursive: true, force: true }));
-  const lib = await UrzaLibrary.open({ rootDir: root });
-  cleanups.push(() => lib.close());
-  await lib.save({
-    descriptor: catalog.get('BP005'),
-    siteKey: SITE_KEY,
-    artifact: compiled.bytes,
-    guardDigest: compiled.guardDigest,
-    compileMs: compiled.compileMs,
-    prewarm: compiled.prewarm,
-  });
-  return lib;
-}
-
 async function urzaWorker(bus: StreamBus): Promise<UrzaPrefetchWorker> {
-  const worker = new UrzaPrefetchWorker({ bus, library: await library(), catalog, telemetry: new MemoryTelemetrySink(), prewarmPasses: 2 });
+  const library = await bp005.library();
+  const worker = new UrzaPrefetchWorker({ bus, library, catalog, telemetry: new MemoryTelemetrySink(), prewarmPasses: 2 });
   cleanups.push(() => worker.close());
   await worker.start();
   return worker;
@@ -126,21 +76,26 @@ async function coordinatorOn(bus: StreamBus, overrides: Partial<PrefetchCoordina
   return { coordinator, worker, telemetry };
 }
 
-async function errorOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
+/** The details of the rejection of `ticket`, checked to be a `code` error naming the request, the seed and the blueprint. */
+async function rejectionDetails(
+  ticket: PrefetchTicket,
+  code: ErrorCode,
+  seedId: string,
+  blueprintId: string,
+): Promise<Record<string, unknown>> {
+  const error = await rejectionOf(ticket.result);
+  expect(isEsperError(error, code)).toBe(true);
+  const details = (error as EsperError).details;
+  expect(details).toMatchObject({ request_id: ticket.requestId, seed_id: seedId, blueprint_id: blueprintId });
+  return details;
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+/** The attributes of the one `description` event, checked to be at `level`. */
+function onlyEvent(telemetry: MemoryTelemetrySink, description: string, level: TelemetryLevel): Record<string, string> {
+  const events = telemetry.events(description);
+  expect(events).toHaveLength(1);
+  expect(events[0]?.level).toBe(level);
+  return events[0]?.attributes ?? {};
 }
 
 function metric(metrics: MetricInput[], name: string, key?: string, value?: string): number | undefined {
@@ -160,8 +115,8 @@ describe('PrefetchCoordinator', () => {
       requestId: ticket.requestId,
       blueprintId: 'BP005',
       trainingRunId: RUN,
-      checksum: compiled.checksum,
-      guardDigest: compiled.guardDigest,
+      checksum: bp005.compiled.checksum,
+      guardDigest: bp005.compiled.guardDigest,
     });
     expect(coordinator.stats()).toMatchObject({ requested: 1, ready: 1, error: 0, timeout: 0, canceled: 0, late: 0, inflight: 0 });
     const metrics = coordinator.metrics();
@@ -169,8 +124,12 @@ describe('PrefetchCoordinator', () => {
     expect(metric(metrics, KasminaMetric.PREFETCH_REQUESTS_TOTAL, 'status', 'ready')).toBe(1);
     expect(metric(metrics, KasminaMetric.PREFETCH_REQUESTS_TOTAL, 'status', 'timeout')).toBe(0);
     expect(metric(metrics, KasminaMetric.PREFETCH_INFLIGHT)).toBe(0);
-    expect(metric(metrics, KasminaMetric.PREFETCH_LATENCY_MS, 'stat', 'last')).toBeGreaterThan(0);
-    expect(metric(metrics, KasminaMetric.PREFETCH_LATENCY_MS, 'stat', 'avg')).toBeGreaterThan(0);
+    const latency = (stat: string): number | undefined => metric(metrics, KasminaMetric.PREFETCH_LATENCY_MS, 'stat', stat);
+    expect(latency('last')).toBeGreaterThan(0);
+    // One ready answer: every quantile of the window is its latency.
+    expect(latency('p50')).toBe(latency('last'));
+    expect(latency('p95')).toBe(latency('last'));
+    expect(coordinator.stats()).toMatchObject({ p50LatencyMs: latency('last'), p95LatencyMs: latency('last') });
     // The wait ran as a task on the shared worker and completed there.
     await waitFor(() => worker.stats().completed === 1, 'the worker task to complete');
   });
@@ -180,19 +139,10 @@ describe('PrefetchCoordinator', () => {
     await urzaWorker(bus);
     const { coordinator, telemetry } = await coordinatorOn(bus);
     const ticket = coordinator.request({ seedId: 'seed-0', blueprintId: 'BP999', trainingRunId: RUN });
-    const error = await errorOf(ticket.result);
-    expect(isEsperError(error, ErrorCode.KASMINA_PREFETCH_FAILED)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details).toMatchObject({
-      request_id: ticket.requestId,
-      seed_id: 'seed-0',
-      blueprint_id: 'BP999',
-      code: 'NOT_FOUND',
-    });
-    expect(String((error as { details: Record<string, unknown> }).details['reason'])).toMatch(/^missing_artifact: /);
-    const events = telemetry.events(KasminaEvent.PREFETCH_ERROR);
-    expect(events).toHaveLength(1);
-    expect(events[0]?.level).toBe(TelemetryLevel.WARNING);
-    expect(events[0]?.attributes).toMatchObject({
+    const details = await rejectionDetails(ticket, ErrorCode.KASMINA_PREFETCH_FAILED, 'seed-0', 'BP999');
+    expect(details['code']).toBe('NOT_FOUND');
+    expect(String(details['reason'])).toMatch(/^missing_artifact: /);
+    expect(onlyEvent(telemetry, KasminaEvent.PREFETCH_ERROR, TelemetryLevel.WARNING)).toMatchObject({
       seed_id: 'seed-0',
       blueprint_id: 'BP999',
       request_id: ticket.requestId,
@@ -206,18 +156,9 @@ describe('PrefetchCoordinator', () => {
     const bus = newBus();
     const { coordinator, telemetry, worker } = await coordinatorOn(bus, { timeoutMs: 150 });
     const ticket = coordinator.request({ seedId: 'seed-7', blueprintId: 'BP005', trainingRunId: RUN });
-    const error = await errorOf(ticket.result);
-    expect(isEsperError(error, ErrorCode.KASMINA_PREFETCH_TIMEOUT)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details).toMatchObject({
-      request_id: ticket.requestId,
-      seed_id: 'seed-7',
-      blueprint_id: 'BP005',
-      timeout_ms: 150,
-    });
-    const events = telemetry.events(KasminaEvent.PREFETCH_TIMEOUT);
-    expect(events).toHaveLength(1);
-    expect(events[0]?.level).toBe(TelemetryLevel.CRITICAL);
-    expect(events[0]?.attributes).toMatchObject({
+    const details = await rejectionDetails(ticket, ErrorCode.KASMINA_PREFETCH_TIMEOUT, 'seed-7', 'BP005');
+    expect(details['timeout_ms']).toBe(150);
+    expect(onlyEvent(telemetry, KasminaEvent.PREFETCH_TIMEOUT, TelemetryLevel.CRITICAL)).toMatchObject({
       request_id: ticket.requestId,
       seed_id: 'seed-7',
       blueprint_id: 'BP005',
@@ -233,7 +174,7 @@ describe('PrefetchCoordinator', () => {
         requestId: ticket.requestId,
         blueprintId: 'BP005',
         trainingRunId: RUN,
-        checksum: compiled.checksum,
+        checksum: bp005.compiled.checksum,
       }),
     );
     await waitFor(() => coordinator.stats().late === 1, 'the late answer to be counted');
@@ -262,10 +203,12 @@ describe('PrefetchCoordinator', () => {
 
     expect(coordinator.cancelSeed('seed-a')).toBe(2);
     expect(coordinator.stats().inflight).toBe(2);
-    for (const ticket of [a1, a2]) {
-      const error = await errorOf(ticket.result);
-      expect(isEsperError(error, ErrorCode.KASMINA_PREFETCH_CANCELLED)).toBe(true);
-      expect((error as { details: Record<string, unknown> }).details).toMatchObject({ seed_id: 'seed-a', reason: 'seed_retired' });
+    for (const [ticket, blueprintId] of [
+      [a1, 'BP005'],
+      [a2, 'BP006'],
+    ] as const) {
+      const details = await rejectionDetails(ticket, ErrorCode.KASMINA_PREFETCH_CANCELLED, 'seed-a', blueprintId);
+      expect(details['reason']).toBe('seed_retired');
     }
 
     expect(coordinator.cancel(b.requestId, 'operator')).toBe(true);
@@ -366,17 +309,21 @@ describe('PrefetchCoordinator', () => {
     await expect(coordinator.start()).rejects.toMatchObject({ code: ErrorCode.INVALID_STATE });
   });
 
-  it('rejects bad options, naming the field', () => {
+  it('rejects bad options, naming the field, and deadlines a timer cannot hold', () => {
     const bus = newBus();
     const worker = new AsyncWorker();
     cleanups.push(() => worker.close());
     const telemetry = new MemoryTelemetrySink();
-    expect(() => new PrefetchCoordinator({ bus, worker, telemetry, timeoutMs: 0 })).toThrow(
-      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT, details: { field: 'timeoutMs' } }),
-    );
-    expect(() => new PrefetchCoordinator({ bus, worker, telemetry, timeoutMs: 100, consumerGroup: '' })).toThrow(
-      expect.objectContaining({ details: { field: 'consumerGroup' } }),
-    );
+    const fieldOf = (options: Partial<PrefetchCoordinatorOptions>): unknown =>
+      thrownBy(() => new PrefetchCoordinator({ bus, worker, telemetry, timeoutMs: 100, ...options }), ErrorCode.INVALID_ARGUMENT).details[
+        'field'
+      ];
+    expect(fieldOf({ timeoutMs: 0 })).toBe('timeoutMs');
+    // Longer than a Node timer holds: it would fire after 1 ms.
+    expect(fieldOf({ timeoutMs: MAX_TIMER_MS + 1 })).toBe('timeoutMs');
+    expect(fieldOf({ closeTimeoutMs: MAX_TIMER_MS + 1 })).toBe('closeTimeoutMs');
+    expect(fieldOf({ consumerGroup: '' })).toBe('consumerGroup');
+    expect(fieldOf({ latencyWindowSize: 0 })).toBe('latencyWindowSize');
   });
 
   it('resolves a request with KernelArtifactReady over real Redis (separate Kasmina and Urza connections)', async () => {
@@ -391,7 +338,12 @@ describe('PrefetchCoordinator', () => {
     const { coordinator } = await coordinatorOn(kasminaBus, { consumerGroup: `kasmina-prefetch-${RUN}` });
     const ticket = coordinator.request({ seedId: 'seed-0', blueprintId: 'BP005', trainingRunId: RUN });
     const ready = await ticket.result;
-    expect(ready).toMatchObject({ requestId: ticket.requestId, blueprintId: 'BP005', trainingRunId: RUN, checksum: compiled.checksum });
+    expect(ready).toMatchObject({
+      requestId: ticket.requestId,
+      blueprintId: 'BP005',
+      trainingRunId: RUN,
+      checksum: bp005.compiled.checksum,
+    });
     expect(coordinator.stats()).toMatchObject({ requested: 1, ready: 1, inflight: 0 });
   }, 30_000);
 });

@@ -30,8 +30,10 @@ import { mlpHost, type HostModel } from '../../src/tolaria/index.js';
 import { UrzaPrefetchWorker } from '../../src/urza/index.js';
 import { catalog, FAST_LIFECYCLE, RING, type KasminaHarness } from './fixtures/harness.js';
 import { rejectionOf } from '../oona/fixtures/waits.js';
-import { advanceTo, germinateCommand, RUN, seedCommand, setup, useCleanups, validation } from './fixtures/setup.js';
+import { advanceTo, germinateCommand, RUN, seedCommand, setup, validation } from './fixtures/setup.js';
+import { useCleanups, useTensorBackend } from './fixtures/hooks.js';
 
+useTensorBackend();
 const cleanups = useCleanups();
 
 /** Every module the harness fetches from now on goes through `change`. */

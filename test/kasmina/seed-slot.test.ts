@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode } from '../../src/core/index.js';
 import { KarnCatalog, type SeedModule } from '../../src/karn/index.js';
 import {
   BlendConfigSchema,
@@ -9,30 +9,15 @@ import {
   SeedOperation,
   type SeedSiteDescriptor,
 } from '../../src/leyline/index.js';
-import { initTensorBackend, oneHotFloat, seededRng, tf } from '../../src/tensor/index.js';
+import { oneHotFloat, seededRng, tf } from '../../src/tensor/index.js';
 import { mlpHost, type HostModel } from '../../src/tolaria/index.js';
 import { DEFAULT_BLEND_PLAN, resolveBlendPlan } from '../../src/kasmina/blending.js';
 import { SeedSlot } from '../../src/kasmina/seed-slot.js';
+import { thrownBy } from '../support/thrown.js';
+import { normals, useTensorBackend } from './fixtures/hooks.js';
 
 const catalog = new KarnCatalog();
 const BATCH = 5;
-
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
-
-function normals(seed: number, shape: number[]): tf.Tensor {
-  const rng = seededRng(seed);
-  const size = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i += 1) values[i] = rng.nextNormal();
-  return tf.tensor(values, shape);
-}
 
 /** A SeedModule stand-in: counts calls, returns whatever `forward` gives. */
 function fakeModule(
@@ -60,11 +45,9 @@ let host: HostModel;
 let site: SeedSiteDescriptor;
 let inputs: tf.Tensor;
 let labels: tf.Tensor;
-let tensorsAtStart = 0;
+useTensorBackend({ leakCheck: true });
 
-beforeAll(async () => {
-  await initTensorBackend();
-  tensorsAtStart = tf.memory().numTensors;
+beforeAll(() => {
   host = mlpHost({ inputSize: 6, hidden: [8, 8], numClasses: 3, seed: 1, hostId: 'slot-host' });
   site = host.descriptor.sites.find((s) => s.siteId === 'hidden1') as SeedSiteDescriptor;
   inputs = normals(7, [BATCH, 6]);
@@ -75,7 +58,6 @@ afterAll(() => {
   inputs.dispose();
   labels.dispose();
   host.dispose();
-  expect(tf.memory().numTensors).toBe(tensorsAtStart);
 });
 
 function logits(bypassSites?: ReadonlySet<string>): Float32Array {
@@ -109,9 +91,11 @@ describe('SeedSlot construction', () => {
   it('rejects a module whose output shape differs from the site, without leaking the probe', () => {
     const before = tf.memory().numTensors;
     const module = fakeModule((x) => tf.slice(x, [0, 0], [1, 4]));
-    const error = caught(() => new SeedSlot({ seedId: 's', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN }));
-    expect(isEsperError(error, ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details).toMatchObject({
+    const error = thrownBy(
+      () => new SeedSlot({ seedId: 's', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN }),
+      ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH,
+    );
+    expect(error.details).toMatchObject({
       expected: '[1, 8]',
       actual: '[1, 4]',
       siteId: 'hidden1',
@@ -124,8 +108,10 @@ describe('SeedSlot construction', () => {
     const module = fakeModule(() => {
       throw new Error('matMul: inner dimensions differ');
     });
-    const error = caught(() => new SeedSlot({ seedId: 's', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN }));
-    expect(isEsperError(error, ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH)).toBe(true);
+    thrownBy(
+      () => new SeedSlot({ seedId: 's', siteId: site.siteId, site, module, plan: DEFAULT_BLEND_PLAN }),
+      ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH,
+    );
   });
 
   it('rejects a CHANNEL plan that does not fit the site and invalid alphas', () => {
@@ -143,18 +129,8 @@ describe('SeedSlot construction', () => {
           shape: [16],
         },
       );
-      expect(
-        isEsperError(
-          caught(() => (slot.plan = plan)),
-          ErrorCode.KASMINA_BLEND_CONFIG_INVALID,
-        ),
-      ).toBe(true);
-      expect(
-        isEsperError(
-          caught(() => (slot.alpha = 1.5)),
-          ErrorCode.INVALID_ARGUMENT,
-        ),
-      ).toBe(true);
+      thrownBy(() => (slot.plan = plan), ErrorCode.KASMINA_BLEND_CONFIG_INVALID);
+      thrownBy(() => (slot.alpha = 1.5), ErrorCode.INVALID_ARGUMENT);
       expect(slot.parameterCount).toBe(slot.module.variables.reduce((n, v) => n + v.size, 0));
       expect(slot.parameterCount).toBeGreaterThan(0);
     } finally {
@@ -261,12 +237,7 @@ describe('SeedSlot on a real host', () => {
     expect(tf.memory().numTensors).toBe(before);
     const x = normals(5, [1, 8]);
     try {
-      expect(
-        isEsperError(
-          caught(() => slot.apply(x, { training: false })),
-          ErrorCode.INVALID_STATE,
-        ),
-      ).toBe(true);
+      thrownBy(() => slot.apply(x, { training: false }), ErrorCode.INVALID_STATE);
     } finally {
       x.dispose();
     }
