@@ -128,7 +128,7 @@ describe('esper command', () => {
     expect(a.err()).toContain('memory://');
     expect(await runCommand(['--run', 'r'], capture().io, { settings: memory })).toBe(CommandExit.USAGE);
     expect(await runCommand(['germinate', '--blend', 'sideways'], capture().io, { settings: memory })).toBe(CommandExit.USAGE);
-    for (const timeout of ['0', '-1', '', '1e1', 'soon']) {
+    for (const timeout of ['0', '-1', '', '0x3', 'soon']) {
       const c = capture();
       expect(await runCommand(['cull', '--run', 'r', '--seed', 's', '--timeout', timeout], c.io, { settings: memory }), timeout).toBe(
         CommandExit.USAGE,
@@ -136,7 +136,7 @@ describe('esper command', () => {
       expect(c.err()).toContain('--timeout');
     }
     const d = capture();
-    expect(await runCommand(['germinate', '--run', 'r', '--seed', 's'], d.io, { settings: redisSettings('x:') })).toBe(CommandExit.ERROR);
+    expect(await runCommand(['germinate', '--run', 'r', '--seed', 's'], d.io, { settings: redisSettings('x:') })).toBe(CommandExit.USAGE);
     expect(d.err()).toMatch(/germinate needs a (blueprint|site) id/);
   });
 

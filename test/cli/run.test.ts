@@ -92,6 +92,7 @@ describe('esper run', () => {
     await writeFile(config, JSON.stringify({ epochs: 0, wings: 2 }));
     const { io, err } = capture();
     expect(await runRun(['--config', config], io, { settings: loadSettings({ env: {} }) })).toBe(2);
-    expect(err()).toContain('invalid configuration');
+    expect(err()).toContain(`config file ${config} at epochs`);
+    expect(err()).toContain('unknown key(s) wings');
   });
 });
