@@ -15,6 +15,8 @@ import { buildOperatorCommand, OperatorAction } from '../../src/kasmina/index.js
 import { AdaptationCommandSchema, BusMessageType, CommandAckStatus } from '../../src/leyline/index.js';
 import { openBusFromSettings } from '../../src/oona/index.js';
 import { HmacSigner, KeyRing } from '../../src/security/index.js';
+import { initTensorBackend } from '../../src/tensor/index.js';
+import { createHost } from '../../src/tolaria/index.js';
 import { waitFor } from '../oona/fixtures/waits.js';
 import { testRedisUrl } from '../support/redis-url.js';
 
@@ -144,7 +146,16 @@ describe('esper command', () => {
     const { io, out } = capture();
     expect(await runCommand(['--help'], io)).toBe(0);
     expect(out()).toBe(COMMAND_HELP);
-    expect(COMMAND_HELP).toContain('e.g. hidden1');
+    const example = /--site <id> +.*e\.g\. (\S+)/.exec(COMMAND_HELP)?.[1];
+    expect(example).toBe('hidden1');
     expect(COMMAND_HELP).not.toContain('mlp/h1');
+    // The example is a site of the default host (esper train's MLP on MNIST).
+    await initTensorBackend();
+    const host = createHost('mlp', { inputShape: [784], numClasses: 10, seed: 0 });
+    try {
+      expect(host.descriptor.sites.map((site) => site.siteId)).toContain(example);
+    } finally {
+      host.dispose();
+    }
   });
 });
