@@ -117,8 +117,12 @@ export const TRAIN_COMMAND: CommandSpec<typeof TRAIN_FLAGS> = {
 verified before Kasmina acts on it.
 
 Exit codes: 0 done; 1 training failed; 2 bad flags, settings or key ring (nothing started);
-130 stopped by SIGINT or SIGTERM (a checkpoint is written; a second signal exits at once).`,
+3 halted by the emergency protocol; 130 stopped by SIGINT or SIGTERM (a checkpoint is
+written; a second signal exits at once).`,
 };
+
+/** Exit code of a run halted by the emergency protocol (beyond the shared {@link ExitCode}s). */
+export const TRAIN_HALTED = 3;
 
 /** Usage of `esper train`. */
 export const TRAIN_HELP = helpText(TRAIN_COMMAND);
@@ -359,7 +363,7 @@ async function train(
       const resume = args.checkpointDir === undefined && args.resume?.includes('/') !== true ? runId : path.dirname(store.path);
       io.stderr.write(`esper train: continue with --resume ${resume}\n`);
     }
-    return summary.state === 'completed' ? ExitCode.OK : summary.state === 'aborted' ? ExitCode.INTERRUPTED : ExitCode.FAILURE;
+    return summary.state === 'completed' ? ExitCode.OK : summary.state === 'aborted' ? ExitCode.INTERRUPTED : TRAIN_HALTED;
   } finally {
     await runCleanup('esper train', [
       inbox !== undefined && (() => inbox?.close()),
