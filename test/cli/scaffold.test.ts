@@ -50,7 +50,7 @@ describe('CLI scaffold', () => {
     const help = helpText(spec);
     expect(help).toContain('Usage:\n  esper demo [options]');
     expect(help).toMatch(/--epochs <n> +epochs \(default 2\)/);
-    expect(help).toMatch(/--mode <mode> +mode \(a \| b\)/);
+    expect(help).toMatch(/--mode <mode> +mode: a \| b/);
     expect(help).toMatch(/-h, --help +show this help/);
   });
 });
