@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, isEsperError, type AsyncWorker, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { closeOnce, ErrorCode, isEsperError, runCleanup, type AsyncWorker, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { KarnCatalog } from '../karn/index.js';
 import { createKasmina, type KasminaExecutor } from '../kasmina/index.js';
 import type { Bus } from '../oona/index.js';
@@ -41,8 +41,9 @@ export interface Growth {
   readonly library: UrzaLibrary;
   readonly catalog: KarnCatalog;
   readonly verifier: CommandVerifier;
-  /** Shuts Kasmina down (final packets) and closes the library. */
+  /** Shuts Kasmina down (final packets), then the nonce ledger and the library; idempotent. */
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Opens Urza, forges missing artifacts for the host's sites, and builds Kasmina. */
@@ -119,20 +120,14 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
       ...(options.prefetch === undefined ? {} : { prefetch: options.prefetch }),
     });
     const nonces = ledger;
-    return {
-      kasmina: kasmina.executor,
-      library,
-      catalog,
-      verifier,
-      async close() {
-        await kasmina.close();
-        await nonces.close();
-        await library.close();
-      },
-    };
+    const close = closeOnce(() => runCleanup('growth', [() => kasmina.close(), () => nonces.close(), () => library.close()]));
+    return { kasmina: kasmina.executor, library, catalog, verifier, close, [Symbol.asyncDispose]: close };
   } catch (error) {
-    await ledger?.close();
-    await library.close();
+    const opened = ledger;
+    // The opening failure must stay visible; a failed cleanup is reported with it, not instead of it.
+    await runCleanup('growth', [opened !== undefined && (() => opened.close()), () => library.close()]).catch((cleanup: unknown) => {
+      throw new AggregateError([error, cleanup], `opening growth failed, and so did closing what was opened`);
+    });
     throw error;
   }
 }

@@ -3,6 +3,9 @@
  * their modules on demand.
  */
 import { readFileSync } from 'node:fs';
+import { ExitCode, type CliIo } from './scaffold.js';
+
+export type { CliIo };
 
 const HELP = `esper — morphogenetic training: neural networks that grow while they train
 
@@ -15,7 +18,12 @@ Usage:
 Options:
   -h, --help      show this help
   -V, --version   print the version
+
+Exit codes (every command): 0 done; 1 runtime failure; 2 bad flags, config, settings or
+key ring (nothing started); 130 stopped by SIGINT or SIGTERM. esper command adds 3 and 4.
 `;
+
+const USAGE = 'Usage: esper <run|train|command> [options] (esper --help)';
 
 /** Package version, read from package.json next to the compiled tree. */
 export function version(): string {
@@ -23,18 +31,12 @@ export function version(): string {
   return pkg.version;
 }
 
-/** Writable streams the CLI prints to (injected by tests). */
-export interface CliIo {
-  readonly stdout: { write(chunk: string): unknown };
-  readonly stderr: { write(chunk: string): unknown };
-}
-
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
     io.stdout.write(HELP);
-    return 0;
+    return ExitCode.OK;
   }
   if (first === 'train') {
     // Loaded on demand: it pulls in TensorFlow.js, which `--help` and `--version` do not need.
@@ -51,12 +53,12 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   }
   if (first === '-V' || first === '--version') {
     if (rest.length > 0) {
-      io.stderr.write(`esper: --version takes no arguments\n`);
-      return 2;
+      io.stderr.write(`esper: --version takes no arguments\n${USAGE}\n`);
+      return ExitCode.USAGE;
     }
     io.stdout.write(`${version()}\n`);
-    return 0;
+    return ExitCode.OK;
   }
-  io.stderr.write(`esper: unknown command or option '${first}'\n\n${HELP}`);
-  return 2;
+  io.stderr.write(`esper: unknown command or option '${first}'\n${USAGE}\n`);
+  return ExitCode.USAGE;
 }

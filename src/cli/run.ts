@@ -4,26 +4,26 @@
  * then a static baseline with the same step budget, a run record and a short report.
  *
  * The default host is deliberately small (MLP 32-32 on MNIST) so that growth has headroom
- * to show; `--config` takes a JSON file with any of {@link RunConfig}'s fields.
+ * to show; `--config` takes a JSON file with any of {@link RunConfig}'s fields. Flags,
+ * config, settings, key ring and run directory are all checked before any work starts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { z } from 'zod';
 import {
   AsyncWorker,
   DependencyGuard,
+  describeError,
   ErrorCode,
-  formatSettingsIssue,
   isEsperError,
   loadSettings,
-  SettingsError,
+  runCleanup,
   type EsperSettings,
   type TelemetrySink,
 } from '../core/index.js';
 import type { KasminaExecutor } from '../kasmina/index.js';
-import { SeedLifecycleStage, TelemetryLevel, type BSDS } from '../leyline/index.js';
+import { TelemetryLevel, type BSDS } from '../leyline/index.js';
 import { openBusFromSettings } from '../oona/index.js';
 import { HmacSigner, KeyRing, openLocalKeyRing, type CommandVerifier } from '../security/index.js';
 import {
@@ -47,9 +47,9 @@ import {
 import { initTensorBackend, seededRng } from '../tensor/index.js';
 import {
   createHost,
+  createTrainer,
   loadDataset,
   LrSchedulePolicy,
-  Trainer,
   type Controller,
   type EpochReport,
   type Executor,
@@ -58,178 +58,105 @@ import {
 } from '../tolaria/index.js';
 import { createBsdsVerifier, type GraphMetadata } from '../urza/index.js';
 import { openGrowth, type Growth } from './growth.js';
-import { Progress, StderrEventSink, type TrainIo } from './train.js';
+import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
+import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RunConfig } from './run-config.js';
+import { buildRecord, formatReport, recordJson, stageLabel, type RunReport, type SeedStory } from './run-report.js';
+import { ExitCode, logSettings, parseCommandLine, reportFailure, UsageError, withInterrupts, type CliIo } from './scaffold.js';
 
-/** What `esper run` runs; every field has a default (see {@link DEFAULT_RUN_CONFIG}). */
-export const RunConfigSchema = z
-  .object({
-    dataset: z.enum(['mnist', 'xor', 'spirals', 'moons']),
-    host: z.enum(['mlp', 'cnn']),
-    /** MLP hidden widths. */
-    hidden: z.array(z.number().int().min(1)).min(1).max(8),
-    epochs: z.number().int().min(1).max(1000),
-    batchSize: z.number().int().min(1),
-    learningRate: z.number().positive(),
-    seed: z.number().int().min(0),
-    /** Controller: the heuristic baseline or the (untrained unless updated) GNN. */
-    policy: z.enum(['heuristic', 'gnn']),
-    /** Also train the static baseline with the same step budget. */
-    baseline: z.boolean(),
-  })
-  .strict();
-
-/** Configuration of one `esper run`. */
-export type RunConfig = z.infer<typeof RunConfigSchema>;
-
-export const DEFAULT_RUN_CONFIG: RunConfig = Object.freeze({
-  dataset: 'mnist',
-  host: 'mlp',
-  hidden: [32, 32],
-  epochs: 12,
-  batchSize: 64,
-  learningRate: 0.002,
-  seed: 0,
-  policy: 'heuristic',
-  baseline: true,
-});
-
-/** Usage of `esper run`. */
-export const RUN_HELP = `esper run — train a host that grows: Tolaria + Tamiyo + Kasmina in one process
-
-Usage:
-  esper run [options]
-
-Options:
-  --config <file>     JSON file with any of: dataset, host, hidden, epochs, batchSize,
-                      learningRate, seed, policy (heuristic | gnn), baseline
-  --seed <n>          seed of initialisation, data order and decisions (default 0)
-  --epochs <n>        epochs of the grown run and of the baseline (default 12)
-  --policy <name>     heuristic (default) | gnn
-  --no-baseline       skip the static baseline
-  --out <dir>         run directory (default <storage.varDir>/runs/<run id>)
-  --json              print the report as one JSON object
-  -h, --help          show this help
-
-Writes record.json (config, seed, commands, field reports, metrics) and report.md to the
-run directory. Commands are signed with ESPER_LEYLINE_SECRET/KEYS when set, else with a
-key generated for this run.
-`;
+export { DEFAULT_RUN_CONFIG, RUN_HELP, RunConfigSchema, type RunConfig } from './run-config.js';
+export { formatReport, type RunReport, type SeedStory } from './run-report.js';
 
 /** Options of {@link runRun} beyond the arguments (tests inject these). */
 export interface RunRunOptions {
+  /** Stops the run at the next step boundary. @default SIGINT/SIGTERM */
   readonly signal?: AbortSignal;
+  /** Settings to use. @default loadSettings() */
   readonly settings?: EsperSettings;
 }
 
-/** One seed's story, for the report. */
-export interface SeedStory {
-  readonly seedId: string;
-  readonly siteId: string;
-  readonly blueprintId: string;
-  readonly germinatedStep: number;
-  /** FOSSILIZED, CULLED, or the stage the seed was in when the run ended. */
-  readonly fate: string;
-  readonly fateStep: number;
-  /** Why it was culled ('' otherwise). */
-  readonly fateReason: string;
-  readonly contribution: number | undefined;
-  readonly parameters: number;
-}
-
-/** What `esper run` reports (also the `report` section of record.json). */
-export interface RunReport {
+/** A run whose flags, config, settings, key ring and directory have all been checked. */
+export interface PreparedRun {
   readonly runId: string;
   readonly config: RunConfig;
-  readonly grown: { readonly finalAccuracy: number; readonly parameters: number; readonly steps: number; readonly wallS: number };
-  readonly baseline?: { readonly finalAccuracy: number; readonly parameters: number; readonly steps: number; readonly wallS: number };
-  readonly seeds: readonly SeedStory[];
-  readonly commands: { readonly issued: number; readonly accepted: number; readonly rejected: number };
-  readonly controlPlane: { readonly tamiyoMs: number; readonly kasminaMs: number; readonly shareOfStep: number };
-  readonly fieldReports: number;
+  readonly settings: EsperSettings;
+  readonly keyRing: KeyRing;
   readonly runDir: string;
 }
 
 /** Runs `esper run` with the arguments after `run`; returns the exit code. */
-export async function runRun(argv: readonly string[], io: TrainIo, options: RunRunOptions = {}): Promise<number> {
-  let values;
+export async function runRun(argv: readonly string[], io: CliIo, options: RunRunOptions = {}): Promise<number> {
+  let prepared: PreparedRun;
+  let json: boolean;
   try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string' },
-        seed: { type: 'string' },
-        epochs: { type: 'string' },
-        policy: { type: 'string' },
-        'no-baseline': { type: 'boolean' },
-        out: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    io.stderr.write(`esper run: ${(error as Error).message}\n\n${RUN_HELP}`);
-    return 2;
-  }
-  if (values.help === true) {
-    io.stdout.write(RUN_HELP);
-    return 0;
-  }
-  let config: RunConfig;
-  let settings: EsperSettings;
-  try {
-    const fromFile = values.config === undefined ? {} : (JSON.parse(await readFile(values.config, 'utf8')) as unknown);
-    const flags = {
-      ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
-      ...(values.epochs === undefined ? {} : { epochs: Number(values.epochs) }),
-      ...(values.policy === undefined ? {} : { policy: values.policy }),
-      ...(values['no-baseline'] === true ? { baseline: false } : {}),
-    };
-    config = RunConfigSchema.parse({ ...DEFAULT_RUN_CONFIG, ...(fromFile as object), ...flags });
-    settings = options.settings ?? loadSettings();
-  } catch (error) {
-    if (error instanceof SettingsError) {
-      io.stderr.write(`esper run: invalid settings\n${error.issues.map((i) => `  ${formatSettingsIssue(i)}`).join('\n')}\n`);
-    } else if (error instanceof z.ZodError) {
-      io.stderr.write(
-        `esper run: invalid configuration: ${error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}\n`,
-      );
-    } else {
-      io.stderr.write(`esper run: ${error instanceof Error ? error.message : String(error)}\n`);
+    const { values, help } = parseCommandLine(RUN_COMMAND, argv);
+    if (help) {
+      io.stdout.write(RUN_HELP);
+      return ExitCode.OK;
     }
-    return 2;
-  }
-  const own = new AbortController();
-  const onSignal = (): void => own.abort();
-  if (options.signal === undefined) process.once('SIGINT', onSignal);
-  try {
-    const report = await runExperiment(config, settings, io, options.signal ?? own.signal, values.out);
-    io.stdout.write(values.json === true ? `${JSON.stringify(report)}\n` : formatReport(report));
-    return 0;
+    json = values.json;
+    const config = resolveRunConfig(values);
+    const settings = options.settings ?? loadSettings();
+    logSettings(io, RUN_COMMAND.name, settings);
+    const keyRing = configuredKeyRing(settings) ?? (await localKeyRing(settings.storage.varDir, io));
+    const runId = newRunId();
+    const runDir = await prepareRunDir(values.out, settings, runId);
+    prepared = { runId, config, settings, keyRing, runDir };
   } catch (error) {
-    const code = isEsperError(error) ? ` [${error.code}]` : '';
-    io.stderr.write(`esper run: ${error instanceof Error ? error.message : String(error)}${code}\n`);
-    return 1;
-  } finally {
-    process.removeListener('SIGINT', onSignal);
+    return reportFailure(io, RUN_COMMAND, error);
+  }
+  try {
+    const report = await withInterrupts(io, RUN_COMMAND.name, options.signal, (signal) => runExperiment(prepared, io, signal));
+    io.stdout.write(json ? `${JSON.stringify(report)}\n` : formatReport(report));
+    return report.interrupted ? ExitCode.INTERRUPTED : ExitCode.OK;
+  } catch (error) {
+    return reportFailure(io, RUN_COMMAND, error);
   }
 }
 
+function newRunId(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return `run-${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+/** What a file-system error says about a path, in words. */
+function pathProblem(error: unknown): string {
+  switch ((error as NodeJS.ErrnoException | null)?.code) {
+    case 'ENOTDIR':
+    case 'EEXIST':
+      return 'a file is in the way (not a directory)';
+    case 'ENOENT':
+      return 'its parent does not exist';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'read-only file system';
+    default:
+      return describeError(error);
+  }
+}
+
+/**
+ * Creates the run directory (`--out`, else `<storage.varDir>/runs/<run id>`) and checks it
+ * is writable, before any work starts.
+ * @throws UsageError naming the path
+ */
+async function prepareRunDir(out: string | undefined, settings: EsperSettings, runId: string): Promise<string> {
+  const dir = out ?? path.join(settings.storage.varDir, 'runs', runId);
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (error) {
+    const what = out === undefined ? `run directory ${dir} (under storage.varDir)` : `--out ${dir}`;
+    throw new UsageError(`${what} cannot be used: ${pathProblem(error)}`, { cause: error });
+  }
+  return dir;
+}
+
 /** The grown run, then the baseline; writes the record and returns the report. */
-export async function runExperiment(
-  config: RunConfig,
-  settings: EsperSettings,
-  io: TrainIo,
-  signal: AbortSignal,
-  outDir?: string,
-): Promise<RunReport> {
+export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: AbortSignal): Promise<RunReport> {
+  const { runId, config, settings, keyRing, runDir } = prepared;
   await initTensorBackend();
-  const runId = `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}-${randomBytes(2).toString('hex')}`;
-  const runDir = outDir ?? path.join(settings.storage.varDir, 'runs', runId);
-  await mkdir(runDir, { recursive: true });
-  const dataset = await loadDataset(config.dataset, { layout: config.host === 'cnn' ? 'image' : 'flat', seed: config.seed });
-  const keyRing = configuredKeyRing(settings) ?? (await localKeyRing(settings.storage.varDir, io));
   const progress = new Progress(io, config.epochs);
   const stderr = new StderrEventSink(io, progress);
   const sink: TelemetrySink = {
@@ -240,6 +167,12 @@ export async function runExperiment(
       stderr.emit(packet);
     },
   };
+  const dataset = await loadDataset(config.dataset, {
+    layout: config.host === 'cnn' ? 'image' : 'flat',
+    seed: config.seed,
+    cacheDirectory: path.join(settings.storage.varDir, 'datasets'),
+    telemetry: sink,
+  });
   const hostOptions = { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: config.seed, hidden: config.hidden };
   const host = createHost(config.host, { ...hostOptions, hostId: 'grown' });
   const worker = new AsyncWorker({ name: 'esper-run', ...settings.core.asyncWorker });
@@ -248,6 +181,7 @@ export async function runExperiment(
   let store: FieldReportStore | undefined;
   let tamiyo: TamiyoService | undefined;
   const grownEpochs: EpochReport[] = [];
+  let failed = true;
   try {
     io.stderr.write(
       `esper run: run ${runId} — ${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${config.policy} policy, seed ${config.seed}\n`,
@@ -294,6 +228,7 @@ export async function runExperiment(
       dataset,
       config,
       worker,
+      io,
       progress,
       sink,
       signal,
@@ -321,8 +256,9 @@ export async function runExperiment(
     await growth.close();
     growth = undefined;
 
+    const interrupted = summary.state === 'aborted' || signal.aborted;
     let baseline: RunReport['baseline'];
-    if (config.baseline && !signal.aborted) {
+    if (config.baseline && !interrupted) {
       io.stderr.write(`esper run: static baseline (same host, seed and step budget, no growth)\n`);
       const staticHost = createHost(config.host, { ...hostOptions, hostId: 'baseline' });
       try {
@@ -333,6 +269,7 @@ export async function runExperiment(
           dataset,
           config,
           worker,
+          io,
           progress: new Progress(io, config.epochs),
           sink,
           signal,
@@ -352,6 +289,7 @@ export async function runExperiment(
     const report: RunReport = {
       runId,
       config,
+      interrupted,
       grown,
       ...(baseline === undefined ? {} : { baseline }),
       seeds,
@@ -364,47 +302,42 @@ export async function runExperiment(
       fieldReports: store.reports().length,
       runDir,
     };
-    const record = {
+    const record = buildRecord({
       report,
-      config,
-      seed: config.seed,
-      trainingRunId: runId,
       stepsPerEpoch,
       decisions: tamiyo.decisions,
       policy: policyRecord,
-      fieldReports: store.reports().map((r) => ({
-        reportId: r.reportId,
-        commandId: r.commandId,
-        seedId: r.seedId,
-        blueprintId: r.blueprintId,
-        outcome: r.outcome,
-        observationWindowEpochs: r.observationWindowEpochs,
-        notes: r.notes,
-        delta:
-          r.delta === undefined
-            ? undefined
-            : { lossDelta: r.delta.lossDelta, counterfactualContribution: r.delta.counterfactualContribution },
-      })),
-      epochs: { grown: grownEpochs },
+      fieldReports: store.reports(),
+      grownEpochs,
       tamiyo: tamiyoStats,
       commandVerifier: {
         accepted: verifier.acceptedTotal,
         rejected: verifier.rejectedTotal,
         rejectionsByReason: verifier.rejectionsByReason,
       },
-      summary: { ...summary },
-    };
-    await writeFile(path.join(runDir, 'record.json'), `${JSON.stringify(record, jsonReplacer, 2)}\n`);
+      summary,
+    });
+    await writeFile(path.join(runDir, 'record.json'), recordJson(record));
     await writeFile(path.join(runDir, 'report.md'), formatReport(report));
+    failed = false;
     return report;
   } finally {
-    // A no-op after a completed run; after a failure, closing must not hide the failure.
-    await tamiyo?.close('run_failed').catch((error: unknown) => io.stderr.write(`esper run: closing Tamiyo failed: ${String(error)}\n`));
-    await growth?.close();
-    await store?.close();
-    await bus.close();
-    await worker.close();
-    host.dispose();
+    // After a completed run Tamiyo and Kasmina are closed already (no-ops here); after a
+    // failure, a failed cleanup is said but must not hide the failure.
+    const tamiyoOpen = tamiyo;
+    const growthOpen = growth;
+    const storeOpen = store;
+    await runCleanup('esper run', [
+      tamiyoOpen !== undefined && (() => tamiyoOpen.close('run_failed')),
+      growthOpen !== undefined && (() => growthOpen.close()),
+      storeOpen !== undefined && (() => storeOpen.close()),
+      () => bus.close(),
+      () => worker.close(),
+      () => host.dispose(),
+    ]).catch((error: unknown) => {
+      if (!failed) throw error;
+      io.stderr.write(`esper run: cleanup after the failure also failed: ${describeError(error)}\n`);
+    });
   }
 }
 
@@ -431,7 +364,7 @@ function configuredKeyRing(settings: EsperSettings): KeyRing | undefined {
 }
 
 /** The var dir's local key (created once, said on stderr), so the sheets in Urza verify in later runs. */
-async function localKeyRing(varDir: string, io: TrainIo): Promise<KeyRing> {
+async function localKeyRing(varDir: string, io: CliIo): Promise<KeyRing> {
   const local = await openLocalKeyRing(varDir);
   if (local.created) io.stderr.write(`esper run: no signing key configured; created ${local.path} (mode 0600) for this and later runs\n`);
   return local.keyRing;
@@ -480,6 +413,7 @@ interface TrainInput {
   readonly dataset: Awaited<ReturnType<typeof loadDataset>>;
   readonly config: RunConfig;
   readonly worker: AsyncWorker;
+  readonly io: CliIo;
   readonly progress: Progress;
   readonly sink: TelemetrySink;
   readonly signal: AbortSignal;
@@ -490,10 +424,11 @@ interface TrainInput {
   readonly onEpoch?: (r: EpochReport) => void;
 }
 
+/** One training of `esper run` (grown or baseline), built by Tolaria's `createTrainer` from the settings. */
 async function train(input: TrainInput): Promise<TrainingSummary> {
   const { config, dataset, settings } = input;
   const stepsPerEpoch = Math.ceil(dataset.train.size / config.batchSize);
-  const trainer = new Trainer({
+  const trainer = createTrainer(settings, {
     trainingRunId: input.runId,
     host: input.host,
     dataset,
@@ -503,11 +438,8 @@ async function train(input: TrainInput): Promise<TrainingSummary> {
     optimizer: { kind: 'adam', learningRate: config.learningRate },
     lrSchedule: { policy: LrSchedulePolicy.COSINE, totalSteps: Math.max(1, config.epochs * stepsPerEpoch), warmupSteps: 0 },
     worker: input.worker,
-    controllerDeadlineMs: settings.tolaria.tamiyoTimeoutMs,
-    executorDeadlineMs: settings.tolaria.kasminaTimeoutMs,
-    epochBudgetMs: settings.tolaria.epochBudgetMs,
-    hookBudgetMs: settings.tolaria.hookBudgetMs,
     telemetry: input.sink,
+    emergencySink: new StderrEmergencySink(input.io, input.progress),
     ...(input.controller === undefined ? {} : { controller: input.controller }),
     ...(input.executor === undefined ? {} : { executor: input.executor }),
     ...(input.commandVerifier === undefined ? {} : { commandVerifier: input.commandVerifier }),
@@ -539,47 +471,4 @@ function seedStories(kasmina: KasminaExecutor): SeedStory[] {
     contribution: r.contribution,
     parameters: r.parameters,
   }));
-}
-
-/** `SEED_STAGE_CULLED` → `CULLED`. */
-function stageLabel(stage: SeedLifecycleStage): string {
-  return (SeedLifecycleStage[stage] ?? String(stage)).replace('SEED_STAGE_', '');
-}
-
-function jsonReplacer(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? Number(value) : value;
-}
-
-/** The human-readable report. */
-export function formatReport(report: RunReport): string {
-  const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;
-  const lines = [
-    `# esper run ${report.runId}`,
-    '',
-    `${report.config.host} ${report.config.hidden.join('-')} on ${report.config.dataset}, ${report.config.epochs} epochs, ${report.config.policy} policy, seed ${report.config.seed}`,
-    '',
-    '| | final validation accuracy | parameters | steps | wall |',
-    '|---|---|---|---|---|',
-    `| grown | ${pct(report.grown.finalAccuracy)} | ${report.grown.parameters} | ${report.grown.steps} | ${report.grown.wallS.toFixed(1)} s |`,
-    ...(report.baseline === undefined
-      ? []
-      : [
-          `| static baseline | ${pct(report.baseline.finalAccuracy)} | ${report.baseline.parameters} | ${report.baseline.steps} | ${report.baseline.wallS.toFixed(1)} s |`,
-        ]),
-    '',
-    report.seeds.length === 0
-      ? 'No seed was germinated.'
-      : '| seed | site | blueprint | germinated at step | fate | at step | contribution | parameters |',
-    ...(report.seeds.length === 0 ? [] : ['|---|---|---|---|---|---|---|---|']),
-    ...report.seeds.map(
-      (s) =>
-        `| ${s.seedId} | ${s.siteId} | ${s.blueprintId} | ${s.germinatedStep} | ${s.fate}${s.fateReason === '' ? '' : ` (${s.fateReason})`} | ${s.fateStep} | ${s.contribution === undefined ? '—' : `${(s.contribution * 100).toFixed(2)} pts`} | ${s.parameters} |`,
-    ),
-    '',
-    `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} verified and accepted by Kasmina, ${report.commands.rejected} rejected.`,
-    `Control plane: Tamiyo ${report.controlPlane.tamiyoMs.toFixed(0)} ms, Kasmina ${report.controlPlane.kasminaMs.toFixed(0)} ms — ${(report.controlPlane.shareOfStep * 100).toFixed(1)} % of the grown run's training time.`,
-    `Field reports: ${report.fieldReports} (record in ${report.runDir}).`,
-    '',
-  ];
-  return lines.join('\n');
 }

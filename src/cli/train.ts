@@ -1,29 +1,17 @@
 /**
  * `esper train`: trains a host model on a dataset with Tolaria — progress on stderr
- * (a redrawn bar on a TTY, one line per epoch otherwise), a summary on stdout, durable
- * checkpoints per run (`<storage.varDir>/runs/<run id>/checkpoints`), and `--resume <run>`
- * from the newest one. The trainer is configured from `settings.tolaria` by `createTrainer`.
+ * (a redrawn bar on a TTY, a line every ~2 s within an epoch and one per epoch otherwise), a
+ * summary on stdout, durable checkpoints per run (`<storage.varDir>/runs/<run id>/checkpoints`),
+ * and `--resume <run>` from the newest one. The trainer is configured from `settings.tolaria`
+ * by `createTrainer`.
  *
- * Ctrl-C stops at the next step boundary, writes a checkpoint and exits 130; a second
- * Ctrl-C is left to Node's default handling.
+ * SIGINT or SIGTERM stops at the next step boundary, writes a checkpoint and exits 130; a
+ * second signal exits at once.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import {
-  AsyncWorker,
-  ErrorCode,
-  EsperError,
-  loadSettings,
-  SettingsError,
-  formatSettingsIssue,
-  isEsperError,
-  redactUrl,
-  type EsperSettings,
-  type TelemetrySink,
-} from '../core/index.js';
-import { EmergencyLevel, TelemetryLevel, type EmergencySignal, type TelemetryPacket } from '../leyline/index.js';
+import { AsyncWorker, ErrorCode, EsperError, loadSettings, redactUrl, runCleanup, type EsperSettings } from '../core/index.js';
 import { CommandInbox, type KasminaStats } from '../kasmina/index.js';
 import { openBusFromSettings, type StreamBus } from '../oona/index.js';
 import { KeyRing } from '../security/index.js';
@@ -35,69 +23,109 @@ import {
   DATASET_NAMES,
   describeDiscarded,
   HOST_FAMILIES,
-  isDatasetName,
-  isHostFamilyName,
   isPathSafeRunId,
   loadDataset,
   LrSchedulePolicy,
   OptimizerKind,
   runCheckpointDir,
-  type EpochReport,
+  type DatasetName,
+  type HostFamilyName,
   type LatestCheckpoint,
-  type StepReport,
   type Trainer,
   type TrainingSummary,
 } from '../tolaria/index.js';
+import { DATASETS_HELP } from './datasets-help.js';
 import { openGrowth, type Growth } from './growth.js';
+import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
+import {
+  ExitCode,
+  helpText,
+  logSettings,
+  parseCommandLine,
+  reportFailure,
+  UsageError,
+  withInterrupts,
+  type CliIo,
+  type CommandSpec,
+  type FlagSpec,
+} from './scaffold.js';
 
-/**
- * Streams the command prints to (the shape of `CliIo` in main.ts, restated here so that
- * this module, which main.ts loads on demand, does not import main.ts back).
- */
-export interface TrainIo {
-  readonly stdout: { write(chunk: string): unknown };
-  readonly stderr: { write(chunk: string): unknown };
-}
+/** Streams the command prints to. */
+export type TrainIo = CliIo;
 
-/** Usage of `esper train`. */
-export const TRAIN_HELP = `esper train — train a host model on a dataset
+export { UsageError };
 
-Usage:
-  esper train [options]
+/** The flags of `esper train`, declared once: parsing, defaults and help come from here. */
+export const TRAIN_FLAGS = {
+  host: { kind: 'string', value: '<family>', help: 'host model', choices: Object.keys(HOST_FAMILIES), default: 'mlp' },
+  dataset: { kind: 'string', value: '<name>', help: 'dataset', choices: DATASET_NAMES, default: 'mnist' },
+  'data-dir': { kind: 'string', value: '<dir>', help: 'directory of the CIFAR-10 binary batch files (cifar10 only)' },
+  epochs: { kind: 'integer', value: '<n>', help: 'epochs to train', min: 1, default: 2 },
+  'batch-size': { kind: 'integer', value: '<n>', help: 'examples per step', min: 1, default: 64 },
+  optimizer: { kind: 'string', value: '<kind>', help: 'optimizer', choices: Object.values(OptimizerKind), default: OptimizerKind.ADAM },
+  lr: { kind: 'number', value: '<rate>', help: 'base learning rate', greaterThan: 0, default: 0.002 },
+  'lr-schedule': {
+    kind: 'string',
+    value: '<policy>',
+    help: 'learning-rate schedule',
+    choices: Object.values(LrSchedulePolicy),
+    default: LrSchedulePolicy.COSINE,
+  },
+  'warmup-steps': { kind: 'integer', value: '<n>', help: 'linear warm-up steps', min: 0, default: 0 },
+  seed: { kind: 'integer', value: '<n>', help: 'seed of initialisation and data order', min: 0, default: 0 },
+  'checkpoint-dir': {
+    kind: 'string',
+    value: '<dir>',
+    help: 'checkpoint log directory of a new run\n(default <storage.varDir>/runs/<run id>/checkpoints)',
+  },
+  'checkpoint-every': { kind: 'integer', value: '<n>', help: 'also checkpoint every n steps; 0: at epoch ends only', min: 0, default: 0 },
+  resume: {
+    kind: 'string',
+    value: '<run|dir>',
+    help: "continue run <run> from its newest checkpoint, or the run whose\ncheckpoints are in <dir> (a value with a '/' is a directory)",
+  },
+  'run-id': {
+    kind: 'string',
+    value: '<id>',
+    help: "training run id: letters, digits, '.', '_', '-'\n(default: a new id, or the checkpoint's on --resume)",
+  },
+  grow: {
+    kind: 'boolean',
+    help: "attach Kasmina: seeds can be grafted at the host's sites\n(blueprints are compiled into Urza under settings storage.varDir)",
+  },
+  listen: {
+    kind: 'boolean',
+    help: 'with --grow: apply signed commands sent by `esper command` over\nthe configured bus (ESPER_OONA_BUS_URL=redis://…)',
+  },
+  json: { kind: 'boolean', help: 'print the summary as one JSON object' },
+} as const satisfies Readonly<Record<string, FlagSpec>>;
 
-Options:
-  --host <family>          host model: ${Object.keys(HOST_FAMILIES).join(' | ')} (default mlp)
-  --dataset <name>         ${DATASET_NAMES.join(' | ')} (default mnist)
-  --data-dir <dir>         directory of the CIFAR-10 binary batch files (cifar10 only)
-  --epochs <n>             epochs to train (default 2)
-  --batch-size <n>         examples per step (default 64)
-  --optimizer <kind>       sgd | momentum | adam (default adam)
-  --lr <rate>              base learning rate (default 0.002)
-  --lr-schedule <policy>   constant | cosine | step (default cosine over the whole run)
-  --warmup-steps <n>       linear warm-up steps (default 0)
-  --seed <n>               seed of initialisation and data order (default 0)
-  --checkpoint-dir <dir>   checkpoint log directory of a new run
-                           (default <storage.varDir>/runs/<run id>/checkpoints)
-  --checkpoint-every <n>   also checkpoint every n steps (default 0: epoch ends only)
-  --resume <run|dir>       continue run <run> from its newest checkpoint, or the run whose
-                           checkpoints are in <dir> (a value with a '/' is a directory)
-  --run-id <id>            training run id: letters, digits, '.', '_', '-'
-                           (default: a new id, or the checkpoint's on --resume)
-  --grow                   attach Kasmina: seeds can be grafted at the host's sites
-                           (blueprints are compiled into Urza under settings storage.varDir)
-  --listen                 with --grow: apply signed commands sent by \`esper command\` over
-                           the configured bus (ESPER_OONA_BUS_URL=redis://…)
-  --json                   print the summary as one JSON object
-  -h, --help               show this help
+/** The declaration of `esper train`. */
+export const TRAIN_COMMAND: CommandSpec<typeof TRAIN_FLAGS> = {
+  name: 'esper train',
+  summary: 'train a host model on a dataset',
+  synopsis: '[options]',
+  flags: TRAIN_FLAGS,
+  notes: `${DATASETS_HELP}; cifar10 needs --data-dir.
 
 --grow needs a signing key (ESPER_LEYLINE_SECRET or ESPER_LEYLINE_KEYS): every command is
 verified before Kasmina acts on it.
-`;
+
+Exit codes: 0 done; 1 training failed; 2 bad flags, settings or key ring (nothing started);
+3 halted by the emergency protocol; 130 stopped by SIGINT or SIGTERM (a checkpoint is
+written; a second signal exits at once).`,
+};
+
+/** Exit code of a run halted by the emergency protocol (beyond the shared {@link ExitCode}s). */
+export const TRAIN_HALTED = 3;
+
+/** Usage of `esper train`. */
+export const TRAIN_HELP = helpText(TRAIN_COMMAND);
 
 /** Parsed `esper train` arguments. */
 export interface TrainArguments {
-  readonly host: string;
-  readonly dataset: string;
+  readonly host: HostFamilyName;
+  readonly dataset: DatasetName;
   readonly dataDir: string | undefined;
   readonly epochs: number;
   readonly batchSize: number;
@@ -117,93 +145,41 @@ export interface TrainArguments {
   readonly help: boolean;
 }
 
-/** A bad command line; the message is shown with the usage. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
-function integer(flag: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < min) throw new UsageError(`--${flag} must be an integer ≥ ${min}, got '${text}'`);
-  return value;
-}
-
-function oneOf<T extends string>(flag: string, text: string | undefined, fallback: T, allowed: readonly T[]): T {
-  if (text === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(text)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got '${text}'`);
-  return text as T;
-}
-
-/** Parses the arguments after `train`. @throws UsageError */
+/** Parses the arguments after `train`, with the cross-flag rules. @throws UsageError */
 export function parseTrainArguments(argv: readonly string[]): TrainArguments {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        host: { type: 'string' },
-        dataset: { type: 'string' },
-        'data-dir': { type: 'string' },
-        epochs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        optimizer: { type: 'string' },
-        lr: { type: 'string' },
-        'lr-schedule': { type: 'string' },
-        'warmup-steps': { type: 'string' },
-        seed: { type: 'string' },
-        'checkpoint-dir': { type: 'string' },
-        'checkpoint-every': { type: 'string' },
-        resume: { type: 'string' },
-        'run-id': { type: 'string' },
-        grow: { type: 'boolean' },
-        listen: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
+  const { values: v, help } = parseCommandLine(TRAIN_COMMAND, argv);
+  if (!help) {
+    if (v.dataset === 'cifar10' && v['data-dir'] === undefined) throw new UsageError('--dataset cifar10 needs --data-dir');
+    if (v['run-id'] !== undefined && !isPathSafeRunId(v['run-id'])) {
+      throw new UsageError(`--run-id must be letters, digits, '.', '_' or '-' (not first), got '${v['run-id']}'`);
+    }
+    if (v.resume !== undefined && !v.resume.includes('/') && !isPathSafeRunId(v.resume)) {
+      throw new UsageError(`--resume needs a run id, or a checkpoint directory with a '/' (e.g. ./dir), got '${v.resume}'`);
+    }
+    if (v.resume !== undefined && v['checkpoint-dir'] !== undefined) {
+      throw new UsageError('--checkpoint-dir names the directory of a new run; to resume from a directory, pass it to --resume');
+    }
+    if (v.listen && !v.grow) throw new UsageError('--listen needs --grow');
   }
-  const v = parsed.values;
-  const host = v.host ?? 'mlp';
-  if (!isHostFamilyName(host)) throw new UsageError(`--host must be one of ${Object.keys(HOST_FAMILIES).join(', ')}, got '${host}'`);
-  const dataset = v.dataset ?? 'mnist';
-  if (!isDatasetName(dataset)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got '${dataset}'`);
-  if (dataset === 'cifar10' && v['data-dir'] === undefined && v.help !== true) throw new UsageError('--dataset cifar10 needs --data-dir');
-  const lr = v.lr === undefined ? 0.002 : Number(v.lr);
-  if (!(Number.isFinite(lr) && lr > 0)) throw new UsageError(`--lr must be a number > 0, got '${v.lr}'`);
-  if (v['run-id'] !== undefined && !isPathSafeRunId(v['run-id'])) {
-    throw new UsageError(`--run-id must be letters, digits, '.', '_' or '-' (not first), got '${v['run-id']}'`);
-  }
-  if (v.resume !== undefined && !v.resume.includes('/') && !isPathSafeRunId(v.resume)) {
-    throw new UsageError(`--resume needs a run id, or a checkpoint directory with a '/' (e.g. ./dir), got '${v.resume}'`);
-  }
-  if (v.resume !== undefined && v['checkpoint-dir'] !== undefined) {
-    throw new UsageError('--checkpoint-dir names the directory of a new run; to resume from a directory, pass it to --resume');
-  }
-  if (v.listen === true && v.grow !== true) throw new UsageError('--listen needs --grow');
   return {
-    host,
-    dataset,
+    host: v.host as HostFamilyName,
+    dataset: v.dataset as DatasetName,
     dataDir: v['data-dir'],
-    epochs: integer('epochs', v.epochs, 2, 1),
-    batchSize: integer('batch-size', v['batch-size'], 64, 1),
-    optimizer: oneOf('optimizer', v.optimizer, OptimizerKind.ADAM, Object.values(OptimizerKind)),
-    lr,
-    lrSchedule: oneOf('lr-schedule', v['lr-schedule'], LrSchedulePolicy.COSINE, Object.values(LrSchedulePolicy)),
-    warmupSteps: integer('warmup-steps', v['warmup-steps'], 0, 0),
-    seed: integer('seed', v.seed, 0, 0),
+    epochs: v.epochs,
+    batchSize: v['batch-size'],
+    optimizer: v.optimizer as OptimizerKind,
+    lr: v.lr,
+    lrSchedule: v['lr-schedule'] as LrSchedulePolicy,
+    warmupSteps: v['warmup-steps'],
+    seed: v.seed,
     checkpointDir: v['checkpoint-dir'],
-    checkpointEvery: integer('checkpoint-every', v['checkpoint-every'], 0, 0),
+    checkpointEvery: v['checkpoint-every'],
     resume: v.resume,
     runId: v['run-id'],
-    grow: v.grow === true,
-    listen: v.listen === true,
-    json: v.json === true,
-    help: v.help === true,
+    grow: v.grow,
+    listen: v.listen,
+    json: v.json,
+    help,
   };
 }
 
@@ -218,45 +194,28 @@ export interface RunTrainOptions {
 /** Runs `esper train` with the arguments after `train`; returns the exit code. */
 export async function runTrain(argv: readonly string[], io: TrainIo, options: RunTrainOptions = {}): Promise<number> {
   let args: TrainArguments;
+  let settings: EsperSettings;
+  let keyRing: KeyRing | undefined;
   try {
     args = parseTrainArguments(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    io.stderr.write(`esper train: ${error.message}\n\n${TRAIN_HELP}`);
-    return 2;
-  }
-  if (args.help) {
-    io.stdout.write(TRAIN_HELP);
-    return 0;
-  }
-  let settings: EsperSettings;
-  try {
-    settings = options.settings ?? loadSettings();
-  } catch (error) {
-    if (!(error instanceof SettingsError)) throw error;
-    io.stderr.write(`esper train: invalid settings\n${error.issues.map((i) => `  ${formatSettingsIssue(i)}`).join('\n')}\n`);
-    return 2;
-  }
-  const own = new AbortController();
-  const onSignal = (): void => own.abort();
-  if (options.signal === undefined) {
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  }
-  const signal = options.signal ?? own.signal;
-  try {
-    return await train(args, settings, io, signal);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`esper train: ${error.message}\n`);
-      return 2;
+    if (args.help) {
+      io.stdout.write(TRAIN_HELP);
+      return ExitCode.OK;
     }
-    const code = isEsperError(error) ? ` [${error.code}]` : '';
-    io.stderr.write(`esper train: ${error instanceof Error ? error.message : String(error)}${code}\n`);
-    return 1;
-  } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    settings = options.settings ?? loadSettings();
+    if (args.listen && settings.oona.busUrl.startsWith('memory:')) {
+      throw new UsageError('--listen needs a shared bus: set ESPER_OONA_BUS_URL=redis://… (memory:// is in-process)');
+    }
+    // Checked before any work: a bad key ring is a settings error (exit 2), not a failed run.
+    if (args.grow) keyRing = KeyRing.fromSettings(settings.security);
+  } catch (error) {
+    return reportFailure(io, TRAIN_COMMAND, error);
+  }
+  logSettings(io, TRAIN_COMMAND.name, settings);
+  try {
+    return await withInterrupts(io, TRAIN_COMMAND.name, options.signal, (signal) => train(args, settings, keyRing, io, signal));
+  } catch (error) {
+    return reportFailure(io, TRAIN_COMMAND, error);
   }
 }
 
@@ -305,11 +264,21 @@ async function openCheckpoints(args: TrainArguments, settings: EsperSettings): P
   }
 }
 
-async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo, signal: AbortSignal): Promise<number> {
+async function train(
+  args: TrainArguments,
+  settings: EsperSettings,
+  keyRing: KeyRing | undefined,
+  io: TrainIo,
+  signal: AbortSignal,
+): Promise<number> {
   await initTensorBackend();
+  const progress = new Progress(io, args.epochs);
+  const sink = new StderrEventSink(io, progress);
   const dataset = await loadDataset(args.dataset, {
     layout: args.host === 'cnn' ? 'image' : 'flat',
     seed: args.seed,
+    cacheDirectory: path.join(settings.storage.varDir, 'datasets'),
+    telemetry: sink,
     ...(args.dataDir === undefined ? {} : { directory: args.dataDir }),
   });
   const { store, runId, latest } = await openCheckpoints(args, settings);
@@ -320,14 +289,8 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
   let bus: StreamBus | undefined;
   let inbox: CommandInbox | undefined;
   try {
-    const progress = new Progress(io, args.epochs);
     const stepsPerEpoch = Math.ceil(dataset.train.size / args.batchSize);
-    const sink = new StderrEventSink(io, progress);
-    if (args.grow) {
-      if (args.listen && settings.oona.busUrl.startsWith('memory:')) {
-        throw new UsageError('--listen needs a shared bus: set ESPER_OONA_BUS_URL=redis://… (memory:// is in-process)');
-      }
-      const keyRing = KeyRing.fromSettings(settings.security);
+    if (keyRing !== undefined) {
       growth = await openGrowth({
         settings,
         host,
@@ -395,15 +358,17 @@ async function train(args: TrainArguments, settings: EsperSettings, io: TrainIo,
       const resume = args.checkpointDir === undefined && args.resume?.includes('/') !== true ? runId : path.dirname(store.path);
       io.stderr.write(`esper train: continue with --resume ${resume}\n`);
     }
-    return summary.state === 'completed' ? 0 : summary.state === 'aborted' ? 130 : 3;
+    return summary.state === 'completed' ? ExitCode.OK : summary.state === 'aborted' ? ExitCode.INTERRUPTED : TRAIN_HALTED;
   } finally {
-    await inbox?.close();
-    await bus?.close();
-    await growth?.close();
-    trainer?.dispose();
-    host.dispose();
-    await worker.close();
-    await store.close();
+    await runCleanup('esper train', [
+      inbox !== undefined && (() => inbox?.close()),
+      bus !== undefined && (() => bus?.close()),
+      growth !== undefined && (() => growth?.close()),
+      () => trainer?.dispose(),
+      () => host.dispose(),
+      () => worker.close(),
+      () => store.close(),
+    ]);
   }
 }
 
@@ -436,83 +401,4 @@ function formatSummary(summary: TrainingSummary, checkpointLog: string, seeds?: 
         ]),
   ];
   return `${lines.join('\n')}\n`;
-}
-
-/** Progress on stderr: a redrawn bar on a TTY, one line per epoch otherwise. */
-export class Progress {
-  readonly #tty: boolean;
-  #drawn = false;
-  #lastDrawMs = 0;
-
-  constructor(
-    private readonly io: TrainIo,
-    private readonly epochs: number,
-  ) {
-    this.#tty = (io.stderr as { isTTY?: boolean }).isTTY === true;
-  }
-
-  step(r: StepReport): void {
-    if (!this.#tty) return;
-    const now = Date.now();
-    if (r.stepInEpoch !== r.stepsPerEpoch && now - this.#lastDrawMs < 100) return;
-    this.#lastDrawMs = now;
-    const width = 24;
-    const filled = Math.round((r.stepInEpoch / r.stepsPerEpoch) * width);
-    const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-    this.io.stderr.write(
-      `\r\x1b[2Kepoch ${r.epoch + 1}/${this.epochs} [${bar}] ${r.stepInEpoch}/${r.stepsPerEpoch} loss ${r.loss.toFixed(4)} lr ${r.learningRate.toExponential(2)} ${r.stepMs.toFixed(1)} ms/step`,
-    );
-    this.#drawn = true;
-  }
-
-  epoch(r: EpochReport): void {
-    this.clear();
-    this.io.stderr.write(
-      `epoch ${r.epoch + 1}/${this.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(r.trainAccuracy * 100).toFixed(2)} % | ` +
-        `validation loss ${r.validationLoss.toFixed(4)} acc ${(r.validationAccuracy * 100).toFixed(2)} % | ${(r.durationMs / 1000).toFixed(1)} s` +
-        `${r.failureReason === '' ? '' : ` | failed: ${r.failureReason}`}\n`,
-    );
-  }
-
-  /** Clears the bar so a line can be printed. */
-  clear(): void {
-    if (this.#drawn) this.io.stderr.write('\r\x1b[2K');
-    this.#drawn = false;
-  }
-
-  finish(): void {
-    this.clear();
-  }
-}
-
-/** Prints telemetry events at WARNING and above on stderr. */
-export class StderrEventSink implements TelemetrySink {
-  constructor(
-    private readonly io: TrainIo,
-    private readonly progress: Progress,
-  ) {}
-
-  emit(packet: TelemetryPacket): void {
-    for (const event of packet.events) {
-      if (event.level < TelemetryLevel.WARNING) continue;
-      this.progress.clear();
-      const attributes = Object.entries(event.attributes)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ');
-      this.io.stderr.write(`! ${TelemetryLevel[event.level]} ${event.description} ${attributes}\n`);
-    }
-  }
-}
-
-/** Prints emergency signals on stderr. */
-class StderrEmergencySink {
-  constructor(
-    private readonly io: TrainIo,
-    private readonly progress: Progress,
-  ) {}
-
-  emit(signal: EmergencySignal): void {
-    this.progress.clear();
-    this.io.stderr.write(`! emergency ${EmergencyLevel[signal.level]} ${signal.reason} at step ${signal.globalStep}\n`);
-  }
 }

@@ -15,6 +15,8 @@ import { buildOperatorCommand, OperatorAction } from '../../src/kasmina/index.js
 import { AdaptationCommandSchema, BusMessageType, CommandAckStatus } from '../../src/leyline/index.js';
 import { openBusFromSettings } from '../../src/oona/index.js';
 import { HmacSigner, KeyRing } from '../../src/security/index.js';
+import { initTensorBackend } from '../../src/tensor/index.js';
+import { createHost } from '../../src/tolaria/index.js';
 import { waitFor } from '../oona/fixtures/waits.js';
 import { testRedisUrl } from '../support/redis-url.js';
 
@@ -128,7 +130,7 @@ describe('esper command', () => {
     expect(a.err()).toContain('memory://');
     expect(await runCommand(['--run', 'r'], capture().io, { settings: memory })).toBe(CommandExit.USAGE);
     expect(await runCommand(['germinate', '--blend', 'sideways'], capture().io, { settings: memory })).toBe(CommandExit.USAGE);
-    for (const timeout of ['0', '-1', '', '1e1', 'soon']) {
+    for (const timeout of ['0', '-1', '', '0x3', 'soon']) {
       const c = capture();
       expect(await runCommand(['cull', '--run', 'r', '--seed', 's', '--timeout', timeout], c.io, { settings: memory }), timeout).toBe(
         CommandExit.USAGE,
@@ -136,7 +138,7 @@ describe('esper command', () => {
       expect(c.err()).toContain('--timeout');
     }
     const d = capture();
-    expect(await runCommand(['germinate', '--run', 'r', '--seed', 's'], d.io, { settings: redisSettings('x:') })).toBe(CommandExit.ERROR);
+    expect(await runCommand(['germinate', '--run', 'r', '--seed', 's'], d.io, { settings: redisSettings('x:') })).toBe(CommandExit.USAGE);
     expect(d.err()).toMatch(/germinate needs a (blueprint|site) id/);
   });
 
@@ -144,7 +146,16 @@ describe('esper command', () => {
     const { io, out } = capture();
     expect(await runCommand(['--help'], io)).toBe(0);
     expect(out()).toBe(COMMAND_HELP);
-    expect(COMMAND_HELP).toContain('e.g. hidden1');
+    const example = /--site <id> +.*e\.g\. (\S+)/.exec(COMMAND_HELP)?.[1];
+    expect(example).toBe('hidden1');
     expect(COMMAND_HELP).not.toContain('mlp/h1');
+    // The example is a site of the default host (esper train's MLP on MNIST).
+    await initTensorBackend();
+    const host = createHost('mlp', { inputShape: [784], numClasses: 10, seed: 0 });
+    try {
+      expect(host.descriptor.sites.map((site) => site.siteId)).toContain(example);
+    } finally {
+      host.dispose();
+    }
   });
 });

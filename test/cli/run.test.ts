@@ -31,27 +31,58 @@ function capture() {
   };
 }
 
+/**
+ * Budgets far above anything a loaded 2-core machine needs, so that the decisions of the
+ * run (which depend on wall-clock budgets: Tolaria's hook and epoch budgets, Tamiyo's step
+ * budget, Kasmina's kernel latency) cannot change under CPU load.
+ */
+const GENEROUS_BUDGETS = {
+  tolaria: { tamiyoTimeoutMs: 120_000, kasminaTimeoutMs: 120_000, epochBudgetMs: 600_000, hookBudgetMs: 60_000 },
+  tamiyo: { stepTimeoutMs: 60_000, metadataTimeoutMs: 60_000 },
+  kasmina: { kernelLatencyBudgetMs: 60_000 },
+} as const;
+
 describe('esper run', () => {
-  it('trains the grown run and the baseline, and writes the record and the report', async () => {
+  it('grows and decides a seed, trains the baseline, and writes the record (enums by name, epochs from 1) and the report', async () => {
     const config = path.join(root, 'run.json');
     const { writeFile } = await import('node:fs/promises');
-    await writeFile(config, JSON.stringify({ dataset: 'spirals', hidden: [16, 16], epochs: 4, batchSize: 32, learningRate: 0.01 }));
-    const settings = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, 'var') } } });
+    await writeFile(config, JSON.stringify({ dataset: 'spirals', hidden: [16, 16], epochs: 12, batchSize: 32, learningRate: 0.01 }));
+    const settings = loadSettings({ env: {}, overrides: { ...GENEROUS_BUDGETS, storage: { varDir: path.join(root, 'var') } } });
     const { io, out, err } = capture();
     const code = await runRun(['--config', config, '--seed', '3', '--json'], io, { settings });
     expect(err()).toContain('static baseline');
     expect(code).toBe(0);
     const report = JSON.parse(out()) as RunReport;
-    expect(report.config).toMatchObject({ dataset: 'spirals', epochs: 4, seed: 3, policy: 'heuristic' });
+    expect(report.config).toMatchObject({ dataset: 'spirals', epochs: 12, seed: 3, policy: 'heuristic' });
+    expect(report.interrupted).toBe(false);
     expect(report.grown.steps).toBe(report.baseline?.steps);
     expect(report.grown.finalAccuracy).toBeGreaterThan(0);
+    // A seed grew, and the lifecycle decided it (not the end of the run).
+    const decided = report.seeds.filter((s) => s.fate === 'FOSSILIZED' || (s.fate === 'CULLED' && s.fateReason !== 'shutdown'));
+    expect(decided.length).toBeGreaterThanOrEqual(1);
+    expect(decided[0]?.fateStep).toBeGreaterThan(decided[0]?.germinatedStep ?? Infinity);
+    expect(report.commands.accepted).toBeGreaterThanOrEqual(1);
     expect(report.commands.accepted).toBe(report.commands.issued);
     expect(report.commands.rejected).toBe(0);
-    const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as Record<string, unknown>;
+    const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as {
+      interrupted: boolean;
+      report: RunReport;
+      epochs: { grown: { epoch: number }[] };
+      decisions: { epoch: number; reason: unknown }[];
+      summary: { lastEpoch: { epoch: number } };
+    };
     expect(Object.keys(record)).toEqual(
       expect.arrayContaining(['config', 'seed', 'decisions', 'fieldReports', 'epochs', 'commandVerifier']),
     );
-    expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain('static baseline');
+    expect(record.interrupted).toBe(false);
+    expect(record.report.seeds.map((s) => s.fate)).toEqual(report.seeds.map((s) => s.fate));
+    expect(record.epochs.grown.map((e) => e.epoch)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(record.summary.lastEpoch.epoch).toBe(12);
+    expect(record.decisions.every((d) => typeof d.reason === 'string' && d.epoch >= 1 && d.epoch <= 12)).toBe(true);
+    const markdown = await readFile(path.join(report.runDir, 'report.md'), 'utf8');
+    expect(markdown).toContain('static baseline');
+    expect(markdown).toContain(decided[0]?.fate);
+    expect(markdown).not.toContain('Interrupted');
     // No key configured: the var dir's local key was created (and said so) and verifies the sheets in Urza for later runs.
     const local = await openLocalKeyRing(settings.storage.varDir);
     expect(local.created).toBe(false);
@@ -92,6 +123,7 @@ describe('esper run', () => {
     await writeFile(config, JSON.stringify({ epochs: 0, wings: 2 }));
     const { io, err } = capture();
     expect(await runRun(['--config', config], io, { settings: loadSettings({ env: {} }) })).toBe(2);
-    expect(err()).toContain('invalid configuration');
+    expect(err()).toContain(`config file ${config} at epochs`);
+    expect(err()).toContain('unknown key(s) wings');
   });
 });

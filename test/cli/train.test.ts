@@ -6,15 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/index.js';
 import { parseTrainArguments, runTrain, UsageError } from '../../src/cli/train.js';
 import { loadSettings } from '../../src/core/index.js';
-
-function capture() {
-  const out = { stdout: '', stderr: '' };
-  const io = {
-    stdout: { write: (chunk: string) => (out.stdout += chunk) },
-    stderr: { write: (chunk: string) => (out.stderr += chunk) },
-  };
-  return { out, io };
-}
+import { capture } from './fixtures/capture.js';
 
 const settings = loadSettings({ env: {} });
 let dir: string;

@@ -1,0 +1,127 @@
+/**
+ * What `esper run` runs: {@link RunConfig} (defaults → `--config` file → flags), its flags
+ * declared once, and the checks made before any work starts.
+ */
+import { z } from 'zod';
+import { readConfigFile, SettingsError } from '../core/index.js';
+import { DATASETS_HELP } from './datasets-help.js';
+import { helpText, type CommandSpec, type FlagSpec, type FlagValues } from './scaffold.js';
+
+/** Datasets `esper run` trains on. */
+export const RUN_DATASETS = ['mnist', 'fashion-mnist', 'xor', 'spirals', 'moons'] as const;
+
+/** What `esper run` runs; every field has a default (see {@link DEFAULT_RUN_CONFIG}). */
+export const RunConfigSchema = z
+  .object({
+    dataset: z.enum(RUN_DATASETS),
+    host: z.enum(['mlp', 'cnn']),
+    /** MLP hidden widths. */
+    hidden: z.array(z.number().int().min(1)).min(1).max(8),
+    epochs: z.number().int().min(1).max(1000),
+    batchSize: z.number().int().min(1),
+    learningRate: z.number().positive(),
+    seed: z.number().int().min(0),
+    /** Controller: the heuristic baseline or the (untrained unless updated) GNN. */
+    policy: z.enum(['heuristic', 'gnn']),
+    /** Also train the static baseline with the same step budget. */
+    baseline: z.boolean(),
+  })
+  .strict();
+
+/** Configuration of one `esper run`. */
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+
+export const DEFAULT_RUN_CONFIG: RunConfig = Object.freeze({
+  dataset: 'mnist',
+  host: 'mlp',
+  hidden: [32, 32],
+  epochs: 12,
+  batchSize: 64,
+  learningRate: 0.002,
+  seed: 0,
+  policy: 'heuristic',
+  baseline: true,
+});
+
+/** The flags of `esper run`; a flag wins over the config file, which wins over the defaults. */
+export const RUN_FLAGS = {
+  config: {
+    kind: 'string',
+    value: '<file>',
+    help: 'JSON object with any of: dataset, host, hidden, epochs, batchSize,\nlearningRate, seed, policy, baseline',
+  },
+  dataset: { kind: 'string', value: '<name>', help: 'dataset', choices: RUN_DATASETS, defaultText: DEFAULT_RUN_CONFIG.dataset },
+  seed: {
+    kind: 'integer',
+    value: '<n>',
+    help: 'seed of initialisation, data order and decisions',
+    min: 0,
+    defaultText: String(DEFAULT_RUN_CONFIG.seed),
+  },
+  epochs: {
+    kind: 'integer',
+    value: '<n>',
+    help: 'epochs of the grown run and of the baseline',
+    min: 1,
+    max: 1000,
+    defaultText: String(DEFAULT_RUN_CONFIG.epochs),
+  },
+  policy: {
+    kind: 'string',
+    value: '<name>',
+    help: 'controller',
+    choices: RunConfigSchema.shape.policy.options,
+    defaultText: DEFAULT_RUN_CONFIG.policy,
+  },
+  'no-baseline': { kind: 'boolean', help: 'skip the static baseline' },
+  out: { kind: 'string', value: '<dir>', help: 'run directory (default <storage.varDir>/runs/<run id>)' },
+  json: { kind: 'boolean', help: 'print the report as one JSON object' },
+} as const satisfies Readonly<Record<string, FlagSpec>>;
+
+/** The declaration of `esper run`. */
+export const RUN_COMMAND: CommandSpec<typeof RUN_FLAGS> = {
+  name: 'esper run',
+  summary: 'train a host that grows: Tolaria + Tamiyo + Kasmina in one process',
+  synopsis: '[options]',
+  flags: RUN_FLAGS,
+  notes: `${DATASETS_HELP}.
+
+Writes record.json (config, seed, commands, field reports, metrics) and report.md to the
+run directory. Commands are signed with ESPER_LEYLINE_SECRET/KEYS when set, else with the
+var dir's local key (created once).
+
+Exit codes: 0 done; 1 the run failed; 2 bad flags, config file, settings or key ring
+(nothing started); 130 stopped by SIGINT or SIGTERM (what exists is written and marked
+interrupted; a second signal exits at once).`,
+};
+
+/** Usage of `esper run`. */
+export const RUN_HELP = helpText(RUN_COMMAND);
+
+/**
+ * The run's configuration: defaults, then the `--config` file (core `readConfigFile`: it
+ * must exist and hold a JSON object), then the flags, checked as a whole.
+ * @throws SettingsError naming the file and each bad key
+ */
+export function resolveRunConfig(values: FlagValues<typeof RUN_FLAGS>): RunConfig {
+  const file = values.config;
+  const fromFile = file === undefined ? {} : readConfigFile(file);
+  const flags = {
+    ...(values.dataset === undefined ? {} : { dataset: values.dataset }),
+    ...(values.seed === undefined ? {} : { seed: values.seed }),
+    ...(values.epochs === undefined ? {} : { epochs: values.epochs }),
+    ...(values.policy === undefined ? {} : { policy: values.policy }),
+    ...(values['no-baseline'] ? { baseline: false } : {}),
+  };
+  const parsed = RunConfigSchema.safeParse({ ...DEFAULT_RUN_CONFIG, ...fromFile, ...flags });
+  if (parsed.success) return parsed.data;
+  // Flags are checked by their declaration, so what is left came from the file.
+  throw new SettingsError(
+    parsed.error.issues.map((issue) => ({
+      source: 'file',
+      file: file ?? '(none)',
+      key: issue.path.join('.'),
+      message: issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message,
+    })),
+  );
+}

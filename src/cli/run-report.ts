@@ -1,0 +1,150 @@
+/**
+ * What `esper run` writes: the report (stdout and report.md) and record.json. Enums are
+ * written by name (`FOSSILIZED`, `SUCCESS`, `POLICY`), never as bare numbers, and epochs are
+ * counted from 1, as the progress lines count them.
+ */
+import { FieldReportOutcome, RiskReason, SeedLifecycleStage } from '../leyline/index.js';
+import type { FieldReport } from '../leyline/index.js';
+import type { TamiyoDecisionRecord, TamiyoStats } from '../tamiyo/index.js';
+import type { EpochReport, TrainingSummary } from '../tolaria/index.js';
+import { datasetNote } from './datasets-help.js';
+import type { RunConfig } from './run-config.js';
+
+/** One seed's story, for the report. */
+export interface SeedStory {
+  readonly seedId: string;
+  readonly siteId: string;
+  readonly blueprintId: string;
+  readonly germinatedStep: number;
+  /** FOSSILIZED, CULLED, or the stage the seed was in when the run ended. */
+  readonly fate: string;
+  readonly fateStep: number;
+  /** Why it was culled ('' otherwise). */
+  readonly fateReason: string;
+  readonly contribution: number | undefined;
+  readonly parameters: number;
+}
+
+/** One trained model's figures. */
+export interface RunFigures {
+  readonly finalAccuracy: number;
+  readonly parameters: number;
+  readonly steps: number;
+  readonly wallS: number;
+}
+
+/** What `esper run` reports (also the `report` section of record.json). */
+export interface RunReport {
+  readonly runId: string;
+  readonly config: RunConfig;
+  /** Stopped by SIGINT/SIGTERM: the grown run ended early and the baseline was not trained. */
+  readonly interrupted: boolean;
+  readonly grown: RunFigures;
+  readonly baseline?: RunFigures;
+  readonly seeds: readonly SeedStory[];
+  readonly commands: { readonly issued: number; readonly accepted: number; readonly rejected: number };
+  readonly controlPlane: { readonly tamiyoMs: number; readonly kasminaMs: number; readonly shareOfStep: number };
+  readonly fieldReports: number;
+  readonly runDir: string;
+}
+
+/** `SEED_STAGE_CULLED` → `CULLED`. */
+export function stageLabel(stage: SeedLifecycleStage): string {
+  return (SeedLifecycleStage[stage] ?? String(stage)).replace('SEED_STAGE_', '');
+}
+
+function enumName(names: Record<number, string>, value: number): string {
+  return names[value] ?? `UNKNOWN_${value}`;
+}
+
+/** An epoch report with its epoch counted from 1. */
+function epochFromOne(r: EpochReport): EpochReport {
+  return { ...r, epoch: r.epoch + 1 };
+}
+
+/** Everything record.json holds besides the report. */
+export interface RecordInput {
+  readonly report: RunReport;
+  readonly stepsPerEpoch: number;
+  readonly decisions: readonly TamiyoDecisionRecord[];
+  readonly policy: { readonly name: string; readonly version: string; readonly state: unknown };
+  readonly fieldReports: readonly FieldReport[];
+  readonly grownEpochs: readonly EpochReport[];
+  readonly tamiyo: TamiyoStats;
+  readonly commandVerifier: { readonly accepted: number; readonly rejected: number; readonly rejectionsByReason: unknown };
+  readonly summary: TrainingSummary;
+}
+
+/** The object written to record.json. */
+export function buildRecord(input: RecordInput): Record<string, unknown> {
+  const { report, summary } = input;
+  return {
+    report,
+    interrupted: report.interrupted,
+    config: report.config,
+    seed: report.config.seed,
+    trainingRunId: report.runId,
+    stepsPerEpoch: input.stepsPerEpoch,
+    decisions: input.decisions.map((d) => ({ ...d, epoch: d.epoch + 1, reason: enumName(RiskReason, d.reason) })),
+    policy: input.policy,
+    fieldReports: input.fieldReports.map((r) => ({
+      reportId: r.reportId,
+      commandId: r.commandId,
+      seedId: r.seedId,
+      blueprintId: r.blueprintId,
+      outcome: enumName(FieldReportOutcome, r.outcome),
+      observationWindowEpochs: r.observationWindowEpochs,
+      notes: r.notes,
+      delta:
+        r.delta === undefined
+          ? undefined
+          : { lossDelta: r.delta.lossDelta, counterfactualContribution: r.delta.counterfactualContribution },
+    })),
+    epochs: { grown: input.grownEpochs.map(epochFromOne) },
+    tamiyo: input.tamiyo,
+    commandVerifier: input.commandVerifier,
+    summary: { ...summary, lastEpoch: summary.lastEpoch === undefined ? undefined : epochFromOne(summary.lastEpoch) },
+  };
+}
+
+/** JSON of record.json: bigints as numbers. */
+export function recordJson(record: Record<string, unknown>): string {
+  return `${JSON.stringify(record, (_key, value: unknown) => (typeof value === 'bigint' ? Number(value) : value), 2)}\n`;
+}
+
+/** The human-readable report. */
+export function formatReport(report: RunReport): string {
+  const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;
+  const row = (name: string, f: RunFigures): string =>
+    `| ${name} | ${pct(f.finalAccuracy)} | ${f.parameters} | ${f.steps} | ${f.wallS.toFixed(1)} s |`;
+  const { config } = report;
+  const lines = [
+    `# esper run ${report.runId}`,
+    '',
+    `${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${config.policy} policy, seed ${config.seed}`,
+    `Data: ${datasetNote(config.dataset)}.`,
+    ...(report.interrupted
+      ? ['', `**Interrupted** (SIGINT/SIGTERM) at step ${report.grown.steps}: the grown run stopped early; no static baseline was trained.`]
+      : []),
+    '',
+    '| | final validation accuracy | parameters | steps | wall |',
+    '|---|---|---|---|---|',
+    row('grown', report.grown),
+    ...(report.baseline === undefined ? [] : [row('static baseline', report.baseline)]),
+    '',
+    report.seeds.length === 0
+      ? 'No seed was germinated.'
+      : '| seed | site | blueprint | germinated at step | fate | at step | contribution | parameters |',
+    ...(report.seeds.length === 0 ? [] : ['|---|---|---|---|---|---|---|---|']),
+    ...report.seeds.map(
+      (s) =>
+        `| ${s.seedId} | ${s.siteId} | ${s.blueprintId} | ${s.germinatedStep} | ${s.fate}${s.fateReason === '' ? '' : ` (${s.fateReason})`} | ${s.fateStep} | ${s.contribution === undefined ? '—' : `${(s.contribution * 100).toFixed(2)} pts`} | ${s.parameters} |`,
+    ),
+    '',
+    `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} verified and accepted by Kasmina, ${report.commands.rejected} rejected.`,
+    `Control plane: Tamiyo ${report.controlPlane.tamiyoMs.toFixed(0)} ms, Kasmina ${report.controlPlane.kasminaMs.toFixed(0)} ms — ${(report.controlPlane.shareOfStep * 100).toFixed(1)} % of the grown run's training time.`,
+    `Field reports: ${report.fieldReports} (record in ${report.runDir}).`,
+    '',
+  ];
+  return lines.join('\n');
+}
