@@ -7,7 +7,16 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ErrorCode, EsperError, isEsperError, RecordLog, systemClock, type Clock, type TornTailReason } from '../core/index.js';
+import {
+  ErrorCode,
+  EsperError,
+  isEsperError,
+  optionChecks,
+  RecordLog,
+  systemClock,
+  type Clock,
+  type TornTailReason,
+} from '../core/index.js';
 import type { RngState } from '../tensor/index.js';
 import type { DataCursorState } from './dataset.js';
 import { OptimizerKind } from './optimizer-manager.js';
@@ -329,12 +338,9 @@ export class CheckpointStore {
    * @throws EsperError RECORD_LOG_CORRUPT / RECORD_LOG_IO_FAILED from the log, INVALID_ARGUMENT
    */
   static async open(directory: string, options: CheckpointStoreOptions = {}): Promise<CheckpointStore> {
-    const keepLast = options.keepLast ?? CHECKPOINT_STORE_DEFAULTS.keepLast;
-    if (!Number.isInteger(keepLast) || keepLast < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `keepLast must be an integer ≥ 1, got ${keepLast}`, {
-        details: { field: 'keepLast' },
-      });
-    }
+    const keepLast = optionChecks('CheckpointStoreOptions').integer('keepLast', options.keepLast ?? CHECKPOINT_STORE_DEFAULTS.keepLast, {
+      min: 1,
+    });
     await mkdir(directory, { recursive: true });
     const log = await RecordLog.open(path.join(directory, CHECKPOINT_LOG_FILE), {
       fsync: 'per-record',
