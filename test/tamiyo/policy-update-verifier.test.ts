@@ -438,6 +438,27 @@ describe('PolicyUpdateVerifier options', () => {
         }),
     );
     expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ owner: 'PolicyUpdateVerifier', field: 'ledger' });
+  });
+
+  it.each([
+    ['maxFreshnessWindowMs', { maxFreshnessWindowMs: 0 }],
+    ['futureSkewMs', { futureSkewMs: -1 }],
+  ])('refuses a bad %s through the shared signed-message rules', (field, options) => {
+    const clock = new FakeClock();
+    const error = errorOf(
+      () =>
+        new PolicyUpdateVerifier({
+          signer: new HmacSigner(new KeyRing([{ keyId: 'simic', secret: SECRET }]), { clock }),
+          ledger: new NonceLedger({ clock }),
+          telemetry: new MemoryTelemetrySink(),
+          clock,
+          expectedArchitecture: architectureOf(CONFIG),
+          ...options,
+        }),
+    );
+    expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ owner: 'PolicyUpdateVerifier', field });
   });
 
   it('refuses an expectedArchitecture that is not an architecture string', () => {
@@ -452,6 +473,7 @@ describe('PolicyUpdateVerifier options', () => {
         }),
     );
     expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details['field']).toBe('expectedArchitecture');
   });
 });
 
