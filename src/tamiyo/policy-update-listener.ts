@@ -5,7 +5,7 @@
  * telemetry and changes nothing; the delivery is acknowledged (retrying a forged or stale
  * update cannot help).
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { closeOnce, ErrorCode, EsperError } from '../core/index.js';
 import { BusMessageType, type PolicyUpdate } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { GnnPolicy } from './gnn-policy.js';
@@ -37,7 +37,13 @@ export class PolicyUpdateListener implements AsyncDisposable {
   #received = 0;
   #staged = 0;
   #rejected = 0;
-  #closePromise: Promise<void> | undefined;
+  #closed = false;
+  readonly #close = closeOnce(async () => {
+    this.#closed = true;
+    const subscription = this.#subscription;
+    this.#subscription = undefined;
+    await subscription?.close();
+  });
 
   constructor(options: PolicyUpdateListenerOptions) {
     this.#options = options;
@@ -45,7 +51,7 @@ export class PolicyUpdateListener implements AsyncDisposable {
 
   /** Subscribes; resolves once updates published from now on will be received. */
   async start(): Promise<void> {
-    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'PolicyUpdateListener is closed');
+    if (this.#closed) throw new EsperError(ErrorCode.INVALID_STATE, 'PolicyUpdateListener is closed');
     if (this.#subscription !== undefined) return;
     this.#subscription = this.#options.bus.subscribe({
       group: this.#options.group,
@@ -82,17 +88,12 @@ export class PolicyUpdateListener implements AsyncDisposable {
 
   /** Unsubscribes (bounded by the bus's stop timeout). Idempotent: returns the first call's promise. */
   close(): Promise<void> {
-    this.#closePromise ??= (async () => {
-      const subscription = this.#subscription;
-      this.#subscription = undefined;
-      await subscription?.close();
-    })();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** Same as {@link PolicyUpdateListener.close}. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 
   #receive(delivery: Delivery): void {

@@ -6,8 +6,10 @@
  */
 import {
   buildTelemetryPacket,
+  closeOnce,
   ErrorCode,
   EsperError,
+  runCleanup,
   systemClock,
   type Clock,
   type EventInput,
@@ -105,7 +107,20 @@ export class TamiyoService implements Controller, AsyncDisposable {
   #lastLoss: number | undefined;
   /** A CRITICAL event was raised since the last epoch observation. */
   #criticalSinceEpoch = false;
-  #closePromise: Promise<void> | undefined;
+  #closed = false;
+  readonly #close = closeOnce(async (reason: string) => {
+    this.#closed = true;
+    const reports = this.#options.fieldReports;
+    // The policy is freed even when storing or publishing the aborted reports fails.
+    await runCleanup('tamiyo service', [
+      reports !== undefined &&
+        (async () => {
+          await this.#store(reports.builder.abort('all', reason));
+          await reports.publisher?.publishPending();
+        }),
+      () => this.#policy.dispose?.(),
+    ]);
+  });
   #stats = { decisions: 0, commands: 0, timeouts: 0, fieldReports: 0, lastLatencyMs: 0, latencyMsSum: 0 };
 
   /**
@@ -174,26 +189,16 @@ export class TamiyoService implements Controller, AsyncDisposable {
    * is freed even when storing fails.
    */
   close(reason: string = TAMIYO_CLOSE_REASON): Promise<void> {
-    this.#closePromise ??= (async () => {
-      try {
-        const reports = this.#options.fieldReports;
-        if (reports === undefined) return;
-        await this.#store(reports.builder.abort('all', reason));
-        await reports.publisher?.publishPending();
-      } finally {
-        this.#policy.dispose?.();
-      }
-    })();
-    return this.#closePromise;
+    return this.#close(reason);
   }
 
   /** Same as {@link TamiyoService.close} with the default reason. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close(TAMIYO_CLOSE_REASON);
   }
 
   #assertOpen(): void {
-    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'TamiyoService is closed');
+    if (this.#closed) throw new EsperError(ErrorCode.INVALID_STATE, 'TamiyoService is closed');
   }
 
   async #decide(packet: SystemStatePacket, epochBoundary: boolean): Promise<AdaptationCommand | undefined> {

@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import {
+  closeOnce,
   ErrorCode,
   EsperError,
   isEsperError,
@@ -311,6 +312,7 @@ export function describeDiscarded(d: DiscardedCheckpoint): string {
 /** The durable checkpoint log of one checkpoint directory. One writer at a time. */
 export class CheckpointStore {
   readonly #log: RecordLog;
+  readonly #close = closeOnce(() => this.#log.close());
   readonly #keepLast: number;
   readonly #clock: Clock;
   /** The damaged tail the log cut off at open; forgotten at the first write. */
@@ -412,12 +414,13 @@ export class CheckpointStore {
     return this.#log.stats().records;
   }
 
-  /** Closes the log. Idempotent. */
+  /** Closes the log. Idempotent (returns the first call's promise). */
   close(): Promise<void> {
-    return this.#log.close();
+    return this.#close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /** Same as {@link CheckpointStore.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 }

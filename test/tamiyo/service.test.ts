@@ -275,4 +275,17 @@ describe('TamiyoService close', () => {
     );
     expect(isEsperError(error, ErrorCode.INVALID_STATE)).toBe(true);
   });
+
+  it('frees the policy even when storing the aborted reports fails, and rejects with that failure', async () => {
+    const policy = new ScriptedPolicy(() => ({ kind: DecisionKind.PAUSE }));
+    const { tamiyo, store } = await withReports(policy);
+    await tamiyo.evaluateEpoch(packet(10, 0), { signal: SIGNAL });
+    await store.close();
+    const error = await tamiyo.close().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isEsperError(error)).toBe(true);
+    expect(policy.disposed).toBe(1);
+  });
 });
