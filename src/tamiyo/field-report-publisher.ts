@@ -7,6 +7,7 @@
  */
 import {
   buildTelemetryPacket,
+  describeError,
   ErrorCode,
   EsperError,
   isEsperError,
@@ -126,11 +127,6 @@ function isTransient(error: unknown): boolean {
   return !isEsperError(error) || TRANSIENT_CODES.has(error.code);
 }
 
-function describe(error: unknown): string {
-  if (isEsperError(error)) return `${error.code}: ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Publishes pending field reports (see module doc). */
 export class FieldReportPublisher {
   readonly options: ResolvedFieldReportPublisherOptions;
@@ -233,7 +229,7 @@ export class FieldReportPublisher {
         });
       }
       const attempts = status.attempts + 1;
-      const lastError = describe(failure.error);
+      const lastError = describeError(failure.error);
       const transient = isTransient(failure.error);
       if (transient && attempts <= this.options.maxRetries) {
         const delayMs = this.options.retryBaseMs * this.options.retryMultiplier ** (attempts - 1);

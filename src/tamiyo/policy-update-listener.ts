@@ -5,7 +5,7 @@
  * telemetry and changes nothing; the delivery is acknowledged (retrying a forged or stale
  * update cannot help).
  */
-import { closeOnce, ErrorCode, EsperError } from '../core/index.js';
+import { closeOnce, ErrorCode, EsperError, ServiceState } from '../core/index.js';
 import { BusMessageType, type PolicyUpdate } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { GnnPolicy } from './gnn-policy.js';
@@ -30,6 +30,9 @@ export interface PolicyUpdateListenerStats {
   readonly rejected: number;
 }
 
+/** States of a {@link PolicyUpdateListener}: `start` once, `close` for good. */
+export type PolicyUpdateListenerState = 'created' | 'running' | 'closed';
+
 /** Stages verified policy updates from the bus on a Tamiyo service. */
 export class PolicyUpdateListener implements AsyncDisposable {
   readonly #options: PolicyUpdateListenerOptions;
@@ -37,9 +40,9 @@ export class PolicyUpdateListener implements AsyncDisposable {
   #received = 0;
   #staged = 0;
   #rejected = 0;
-  #closed = false;
+  readonly #state = new ServiceState<PolicyUpdateListenerState>('policy update listener', 'created');
   readonly #close = closeOnce(async () => {
-    this.#closed = true;
+    this.#state.set('closed');
     const subscription = this.#subscription;
     this.#subscription = undefined;
     await subscription?.close();
@@ -51,16 +54,22 @@ export class PolicyUpdateListener implements AsyncDisposable {
 
   /** Subscribes; resolves once updates published from now on will be received. */
   async start(): Promise<void> {
-    if (this.#closed) throw new EsperError(ErrorCode.INVALID_STATE, 'PolicyUpdateListener is closed');
-    if (this.#subscription !== undefined) return;
-    this.#subscription = this.#options.bus.subscribe({
-      group: this.#options.group,
-      consumer: this.#options.consumer ?? 'tamiyo',
-      types: [BusMessageType.POLICY_UPDATE],
-      handler: (delivery) => {
-        this.#receive(delivery);
-      },
-    });
+    if (this.#state.is('running')) return;
+    this.#state.transition('created', 'running', 'start');
+    try {
+      this.#subscription = this.#options.bus.subscribe({
+        group: this.#options.group,
+        consumer: this.#options.consumer ?? 'tamiyo',
+        types: [BusMessageType.POLICY_UPDATE],
+        handler: (delivery) => {
+          this.#receive(delivery);
+        },
+      });
+    } catch (error) {
+      // Not subscribed: a later start may try again.
+      this.#state.set('created');
+      throw error;
+    }
     await this.#subscription.ready;
   }
 
@@ -80,6 +89,11 @@ export class PolicyUpdateListener implements AsyncDisposable {
     live.stage(result.loaded);
     this.#staged += 1;
     return true;
+  }
+
+  /** Where the listener is in its lifecycle. */
+  get state(): PolicyUpdateListenerState {
+    return this.#state.current;
   }
 
   stats(): PolicyUpdateListenerStats {

@@ -11,6 +11,8 @@
  */
 import {
   CircuitBreaker,
+  errorLabel,
+  errorMessage,
   ErrorCode,
   EsperError,
   optionChecks,
@@ -320,10 +322,10 @@ export class OptimizerManager {
     } catch (error) {
       this.#lastRebuildLatencyMs = this.#clock.monotonicMs() - started;
       this.#rebuildFailuresTotal += 1;
-      this.#breaker.recordFailure(error instanceof Error ? error.name : 'error');
+      this.#breaker.recordFailure(errorLabel(error));
       if (forced) throw this.#rebuildError('the rebuild failed', error, removed);
       this.#pendingVariables = added;
-      return { outcome: 'failed', latencyMs: this.#lastRebuildLatencyMs, error: error instanceof Error ? error.message : String(error) };
+      return { outcome: 'failed', latencyMs: this.#lastRebuildLatencyMs, error: errorMessage(error) };
     }
     this.#breaker.recordSuccess();
     this.#lastRebuildLatencyMs = this.#clock.monotonicMs() - started;

@@ -263,11 +263,13 @@ describe('TamiyoService close', () => {
     const policy = new ScriptedPolicy(() => ({ kind: DecisionKind.PAUSE }));
     const { tamiyo, store } = await withReports(policy);
     await tamiyo.evaluateEpoch(packet(10, 0), { signal: SIGNAL });
+    expect(tamiyo.state).toBe('running');
     const first = tamiyo.close('run_completed');
     expect(tamiyo.close()).toBe(first);
     await first;
     await tamiyo[Symbol.asyncDispose]();
     expect(policy.disposed).toBe(1);
+    expect(tamiyo.state).toBe('closed');
     expect(store.reports().map((r) => [r.outcome, r.notes])).toEqual([[FieldReportOutcome.ABORTED, 'aborted:run_completed']]);
     const error = await tamiyo.evaluateStep(packet(11, 0), { signal: SIGNAL }).then(
       () => undefined,
