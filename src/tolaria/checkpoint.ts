@@ -13,6 +13,8 @@ import {
   EsperError,
   isEsperError,
   optionChecks,
+  parsePersistedJson,
+  PersistedStateError,
   RecordLog,
   systemClock,
   type Clock,
@@ -178,14 +180,18 @@ export function encodeCheckpoint(
   return { payload, sha256: digest.toString('hex') };
 }
 
-/** The header JSON of a payload, unverified; undefined when it cannot be read. */
-function rawHeader(payload: Uint8Array): unknown {
+/** What a discarded record's header claims to be, read without verification. */
+const ClaimedHeaderSchema = z.object({ globalStep: count });
+
+/** The step a payload's header claims, unverified; undefined when it cannot be read. */
+function claimedStepOf(payload: Uint8Array): number | undefined {
   if (payload.byteLength < PREFIX_BYTES + 4) return undefined;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const end = PREFIX_BYTES + 4 + view.getUint32(PREFIX_BYTES, true);
   if (end > payload.byteLength) return undefined;
   try {
-    return JSON.parse(new TextDecoder().decode(payload.subarray(PREFIX_BYTES + 4, end))) as unknown;
+    const source = { code: ErrorCode.TOLARIA_CHECKPOINT_CORRUPT, what: 'checkpoint header' };
+    return parsePersistedJson(ClaimedHeaderSchema, payload.subarray(PREFIX_BYTES + 4, end), source).globalStep;
   } catch {
     return undefined;
   }
@@ -211,20 +217,18 @@ export function decodeCheckpoint(payload: Uint8Array, source?: CheckpointSource)
   }
   const headerEnd = 4 + view.getUint32(PREFIX_BYTES, true);
   if (headerEnd > body.byteLength) throw malformed('header is truncated');
-  let json: unknown;
+  let stored: z.output<typeof StoredHeaderSchema>;
   try {
-    json = JSON.parse(new TextDecoder().decode(body.subarray(4, headerEnd)));
-  } catch (error) {
-    throw malformed('header is not valid JSON', {}, error);
-  }
-  const parsed = StoredHeaderSchema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 3).map((i) => `${['header', ...i.path.map(String)].join('.')}: ${i.message}`);
-    throw malformed(`header is malformed: ${issues.join('; ')}`, {
-      field: ['header', ...(parsed.error.issues[0]?.path ?? []).map(String)].join('.'),
+    stored = parsePersistedJson(StoredHeaderSchema, body.subarray(4, headerEnd), {
+      code: ErrorCode.TOLARIA_CHECKPOINT_CORRUPT,
+      what: 'header',
     });
+  } catch (error) {
+    if (!(error instanceof PersistedStateError)) throw error;
+    // `details.field` is the first bad path (`$.globalStep`; `$` for the JSON as a whole).
+    throw malformed(error.message, { field: error.issues[0]?.path ?? '$' }, error);
   }
-  const { weightsBytes, optimizerBytes, ...header } = parsed.data;
+  const { weightsBytes, optimizerBytes, ...header } = stored;
   if (headerEnd + weightsBytes + optimizerBytes !== body.byteLength) throw malformed('blob lengths do not match the record');
   const checked: CheckpointHeader = header;
   return {
@@ -388,8 +392,7 @@ export class CheckpointStore {
         return { checkpoint: decodeCheckpoint(record.payload, { file: this.path, offset: record.offset }), discarded };
       } catch (error) {
         if (!isEsperError(error, ErrorCode.TOLARIA_CHECKPOINT_CORRUPT)) throw error;
-        const claimed = rawHeader(record.payload);
-        const claimedStep = typeof claimed === 'object' && claimed !== null ? (claimed as { globalStep?: unknown }).globalStep : undefined;
+        const claimedStep = claimedStepOf(record.payload);
         discarded.unshift({
           file: this.path,
           record: i + 1,
@@ -397,7 +400,7 @@ export class CheckpointStore {
           bytes: record.payload.byteLength,
           reason: error.details?.['reason'] as CheckpointDiscardReason,
           detail: String(error.details?.['problem']),
-          ...(Number.isSafeInteger(claimedStep) ? { claimedStep: claimedStep as number } : {}),
+          ...(claimedStep === undefined ? {} : { claimedStep }),
         });
       }
     }
