@@ -19,6 +19,7 @@ import {
   type CoverageSummaryInput,
   type DecisionMetadataInput,
   type DependencyGuard,
+  optionChecks,
 } from '../core/index.js';
 import {
   AdaptationCommandSchema,
@@ -75,11 +76,7 @@ export class CommandBuilder {
     this.#trainingRunId = options.guard.requireId(options.trainingRunId, 'training_run_id');
     this.#signer = options.signer;
     this.#issuedBy = options.issuedBy ?? 'tamiyo';
-    if (this.#issuedBy.trim().length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'CommandBuilder option issuedBy must be non-blank', {
-        details: { field: 'issuedBy' },
-      });
-    }
+    if (this.#issuedBy.trim().length === 0) optionChecks('CommandBuilderOptions').fail('issuedBy', 'a non-blank string', this.#issuedBy);
     this.#clock = options.clock ?? systemClock;
   }
 

@@ -3,23 +3,21 @@
  * a command needs: a germinate names its seed, site and blueprint, a cull its seed, and an
  * {@link Id} cannot be blank, so the command builder needs no dependency check of its own.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 
 declare const idBrand: unique symbol;
 
 /** A non-blank seed, site or blueprint id; made by {@link toId}. */
 export type Id = string & { readonly [idBrand]: true };
 
+const idCheck = optionChecks('toId');
+
 /**
  * `value` as an {@link Id}.
  * @throws EsperError INVALID_ARGUMENT naming `field` when `value` is empty or blank.
  */
 export function toId(value: string, field: string): Id {
-  if (value.trim().length === 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must be a non-blank id, got ${JSON.stringify(value)}`, {
-      details: { field },
-    });
-  }
+  if (value.trim().length === 0) idCheck.fail(field, 'a non-blank id', value);
   return value as Id;
 }
 

@@ -7,9 +7,11 @@
  */
 import {
   buildTelemetryPacket,
+  describeError,
   ErrorCode,
   EsperError,
   isEsperError,
+  optionChecks,
   systemClock,
   type Clock,
   type MetricInput,
@@ -63,26 +65,15 @@ export interface ResolvedFieldReportPublisherOptions {
   readonly trainingRunId: string;
 }
 
-function invalidOption(field: string, value: unknown, expected: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `FieldReportPublisherOptions.${field} must be ${expected}, got ${String(value)}`, {
-    details: { field, value: String(value) },
-  });
-}
-
 /** Applies defaults and validates eagerly, naming the bad field (INVALID_ARGUMENT). */
 export function resolveFieldReportPublisherOptions(options: FieldReportPublisherOptions): ResolvedFieldReportPublisherOptions {
-  const retryBaseMs = options.retryBaseMs ?? FIELD_REPORT_PUBLISHER_DEFAULTS.retryBaseMs;
-  const retryMultiplier = options.retryMultiplier ?? FIELD_REPORT_PUBLISHER_DEFAULTS.retryMultiplier;
-  const maxRetries = options.maxRetries ?? FIELD_REPORT_PUBLISHER_DEFAULTS.maxRetries;
-  if (!Number.isFinite(retryBaseMs) || retryBaseMs < 0) throw invalidOption('retryBaseMs', retryBaseMs, 'a finite number ≥ 0');
-  if (!Number.isFinite(retryMultiplier) || retryMultiplier < 1) {
-    throw invalidOption('retryMultiplier', retryMultiplier, 'a finite number ≥ 1');
-  }
-  if (!Number.isInteger(maxRetries) || maxRetries < 0) throw invalidOption('maxRetries', maxRetries, 'an integer ≥ 0');
-  const deadline = options.publishDeadlineMs;
-  if (deadline !== undefined && (!Number.isFinite(deadline) || deadline < 0)) {
-    throw invalidOption('publishDeadlineMs', deadline, 'a finite number ≥ 0');
-  }
+  const check = optionChecks('FieldReportPublisherOptions');
+  const retryBaseMs = check.nonNegative('retryBaseMs', options.retryBaseMs ?? FIELD_REPORT_PUBLISHER_DEFAULTS.retryBaseMs);
+  const retryMultiplier = check.number('retryMultiplier', options.retryMultiplier ?? FIELD_REPORT_PUBLISHER_DEFAULTS.retryMultiplier, {
+    min: 1,
+  });
+  const maxRetries = check.integer('maxRetries', options.maxRetries ?? FIELD_REPORT_PUBLISHER_DEFAULTS.maxRetries, { min: 0 });
+  const deadline = options.publishDeadlineMs === undefined ? undefined : check.nonNegative('publishDeadlineMs', options.publishDeadlineMs);
   return Object.freeze({
     store: options.store,
     bus: options.bus,
@@ -134,11 +125,6 @@ const TRANSIENT_CODES: ReadonlySet<string> = new Set([
 function isTransient(error: unknown): boolean {
   // Unknown (non-Esper) errors come from below the adapter edge: treat them as transient.
   return !isEsperError(error) || TRANSIENT_CODES.has(error.code);
-}
-
-function describe(error: unknown): string {
-  if (isEsperError(error)) return `${error.code}: ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Publishes pending field reports (see module doc). */
@@ -243,7 +229,7 @@ export class FieldReportPublisher {
         });
       }
       const attempts = status.attempts + 1;
-      const lastError = describe(failure.error);
+      const lastError = describeError(failure.error);
       const transient = isTransient(failure.error);
       if (transient && attempts <= this.options.maxRetries) {
         const delayMs = this.options.retryBaseMs * this.options.retryMultiplier ** (attempts - 1);

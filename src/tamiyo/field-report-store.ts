@@ -10,13 +10,16 @@ import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { z } from 'zod';
 import {
   buildTelemetryPacket,
+  closeOnce,
   decodeMessage,
   encodeMessage,
   ErrorCode,
   EsperError,
   isEsperError,
+  optionChecks,
   RecordLog,
   RecordLogFsync,
+  runCleanup,
   systemClock,
   validateExtraMetrics,
   type Clock,
@@ -198,7 +201,7 @@ export class FieldReportStore implements AsyncDisposable {
   /** Ids accepted by `append` whose record is not yet durable. */
   readonly #inFlight = new Set<string>();
   #retentionRuns = 0;
-  #closePromise: Promise<void> | undefined;
+  readonly #close = closeOnce(() => runCleanup('field report store', [() => this.#reportLog.close(), () => this.#statusLog.close()]));
 
   private constructor(reportLog: RecordLog, statusLog: RecordLog, entries: Map<string, Entry>, recovery: FieldReportStoreRecovery) {
     this.#reportLog = reportLog;
@@ -258,8 +261,11 @@ export class FieldReportStore implements AsyncDisposable {
       store.#reportRecovery(options);
       return store;
     } catch (error) {
-      await reportLog.close().catch(() => undefined);
-      await statusLog?.close().catch(() => undefined);
+      // The open failure is what the caller needs to see; a close failure after it is not.
+      const opened = statusLog;
+      await runCleanup('field report store', [() => reportLog.close(), opened !== undefined && (() => opened.close())]).catch(
+        () => undefined,
+      );
       throw error;
     }
   }
@@ -383,12 +389,9 @@ export class FieldReportStore implements AsyncDisposable {
   ): Promise<void> {
     const entry = this.#entryFor(reportId);
     this.#checkPending(entry, reportId, 'retried');
-    checkAttempts(retry.attempts);
-    if (!Number.isFinite(retry.nextAttemptAtMs)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `nextAttemptAtMs must be finite, got ${retry.nextAttemptAtMs}`, {
-        details: { field: 'nextAttemptAtMs' },
-      });
-    }
+    const check = optionChecks('FieldReportStore.markRetry');
+    check.integer('attempts', retry.attempts, { min: 0 });
+    check.number('nextAttemptAtMs', retry.nextAttemptAtMs);
     await this.#writeStatus(entry, {
       id: reportId,
       kind: 'retry',
@@ -408,7 +411,7 @@ export class FieldReportStore implements AsyncDisposable {
     const entry = this.#entryFor(reportId);
     if (entry.status.delivery === FieldReportDelivery.DROPPED) return;
     this.#checkPending(entry, reportId, 'dropped');
-    checkAttempts(drop.attempts);
+    optionChecks('FieldReportStore.markDropped').integer('attempts', drop.attempts, { min: 0 });
     await this.#writeStatus(entry, {
       id: reportId,
       kind: 'dropped',
@@ -427,15 +430,9 @@ export class FieldReportStore implements AsyncDisposable {
    *   RecordLog's errors.
    */
   async retain(nowMs: number, retentionMs: number = FIELD_REPORT_RETENTION_MS): Promise<FieldReportRetention> {
-    if (!Number.isFinite(nowMs) || !Number.isFinite(retentionMs) || retentionMs < 0) {
-      throw new EsperError(
-        ErrorCode.INVALID_ARGUMENT,
-        `retain(nowMs=${nowMs}, retentionMs=${retentionMs}): need finite numbers, retentionMs ≥ 0`,
-        {
-          details: { field: 'retentionMs', nowMs, retentionMs },
-        },
-      );
-    }
+    const check = optionChecks('FieldReportStore.retain');
+    check.number('nowMs', nowMs);
+    check.nonNegative('retentionMs', retentionMs);
     const cutoffMs = nowMs - retentionMs;
     const droppedIds = new Set<string>();
     const result = await this.#reportLog.rewrite((payload, offset) => {
@@ -487,20 +484,16 @@ export class FieldReportStore implements AsyncDisposable {
 
   /**
    * Flushes pending appends and closes both logs. Idempotent (returns the first call's
-   * promise); both logs are closed even if one fails, and the first error is thrown.
+   * promise); both logs are closed even if one fails (`runCleanup`: one failure is thrown
+   * as is, two as an `AggregateError`).
    */
   close(): Promise<void> {
-    this.#closePromise ??= (async () => {
-      const results = await Promise.allSettled([this.#reportLog.close(), this.#statusLog.close()]);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
-    })();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** Same as {@link FieldReportStore.close}. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 
   #entryFor(reportId: string): Entry {
@@ -530,14 +523,6 @@ export class FieldReportStore implements AsyncDisposable {
   async #writeStatus(entry: Entry, record: StatusRecord): Promise<void> {
     await this.#statusLog.append(encodeStatus(record));
     entry.status = statusOf(record);
-  }
-}
-
-function checkAttempts(attempts: number): void {
-  if (!Number.isInteger(attempts) || attempts < 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `attempts must be an integer ≥ 0, got ${attempts}`, {
-      details: { field: 'attempts' },
-    });
   }
 }
 

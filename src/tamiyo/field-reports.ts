@@ -6,7 +6,7 @@
  * epochs, early when its seed fossilizes or is culled, or through `abort`. Departures
  * from the prototype: docs/architecture.md (Tamiyo).
  */
-import { buildTelemetryPacket, ErrorCode, EsperError, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
+import { buildTelemetryPacket, ErrorCode, EsperError, optionChecks, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import {
   FieldReportOutcome,
   HealthStatus,
@@ -67,24 +67,17 @@ export interface ResolvedFieldReportBuilderOptions {
   readonly clock: Clock;
 }
 
-function invalidOption(field: string, value: unknown, expected: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `FieldReportBuilderOptions.${field} must be ${expected}, got ${String(value)}`, {
-    details: { field, value: String(value) },
-  });
-}
-
 /** Applies defaults and validates eagerly, naming the bad field (INVALID_ARGUMENT). */
 export function resolveFieldReportBuilderOptions(options: FieldReportBuilderOptions): ResolvedFieldReportBuilderOptions {
-  const windowEpochs = options.windowEpochs ?? FIELD_REPORT_BUILDER_DEFAULTS.windowEpochs;
-  const maxOpenWindows = options.maxOpenWindows ?? FIELD_REPORT_BUILDER_DEFAULTS.maxOpenWindows;
+  const check = optionChecks('FieldReportBuilderOptions');
   if (typeof options.trainingRunId !== 'string' || options.trainingRunId.trim().length === 0) {
-    throw invalidOption('trainingRunId', options.trainingRunId, 'a non-empty string');
+    check.fail('trainingRunId', 'a non-blank string', options.trainingRunId);
   }
-  if (typeof options.policyVersion !== 'function') throw invalidOption('policyVersion', options.policyVersion, 'a function');
-  if (!Number.isInteger(windowEpochs) || windowEpochs < 1) throw invalidOption('windowEpochs', windowEpochs, 'an integer ≥ 1');
-  if (!Number.isInteger(maxOpenWindows) || maxOpenWindows < 1) {
-    throw invalidOption('maxOpenWindows', maxOpenWindows, 'an integer ≥ 1');
-  }
+  check.func('policyVersion', options.policyVersion);
+  const windowEpochs = check.integer('windowEpochs', options.windowEpochs ?? FIELD_REPORT_BUILDER_DEFAULTS.windowEpochs, { min: 1 });
+  const maxOpenWindows = check.integer('maxOpenWindows', options.maxOpenWindows ?? FIELD_REPORT_BUILDER_DEFAULTS.maxOpenWindows, {
+    min: 1,
+  });
   return Object.freeze({
     trainingRunId: options.trainingRunId,
     policyVersion: options.policyVersion,
@@ -150,22 +143,15 @@ function invalidReport(message: string, details: Readonly<Record<string, string 
   return new EsperError(ErrorCode.TAMIYO_FIELD_REPORT_INVALID, message, { details });
 }
 
+/** Checks of the numbers given to the builder's methods (INVALID_ARGUMENT naming the field). */
+const inputCheck = optionChecks('FieldReportBuilder');
+
 function checkFinite(field: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must be a finite number, got ${String(value)}`, {
-      details: { field, value: String(value) },
-    });
-  }
-  return value;
+  return inputCheck.number(field, value);
 }
 
 function checkEpoch(field: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must be an integer ≥ 0, got ${String(value)}`, {
-      details: { field, value: String(value) },
-    });
-  }
-  return value;
+  return inputCheck.integer(field, value, { min: 0 });
 }
 
 /** The delta slots a command's DecisionMetadata carries. */

@@ -1,5 +1,5 @@
 /** The GNN policy's action space and architecture config (reference prototype-tamiyo-simic §7.1, §8.1). */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 import { BlendMode } from '../leyline/index.js';
 import { NODE_FEATURE_DIMS, NODE_TYPES, type NodeType, type RelationSpec } from './graph-types.js';
 
@@ -96,42 +96,43 @@ export function relationKey(relation: RelationSpec): string {
   return `${relation.src}-${relation.name}-${relation.dst}`;
 }
 
-function badConfig(message: string, field: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `gnn config: ${message}`, { details: { field } });
-}
+/** Largest width or count a config may name. */
+const MAX_CONFIG_DIM = 1 << 16;
 
 /** Throws `INVALID_ARGUMENT` naming the first bad field of `config`. */
 export function validateGnnConfig(config: GnnConfig): void {
+  const check = optionChecks('GnnConfig');
   const positive = (value: unknown, field: string, min = 1): void => {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 1 << 16) {
-      throw badConfig(`${field} must be an integer ≥ ${min}, got ${String(value)}`, field);
-    }
+    check.integer(field, value, { min, max: MAX_CONFIG_DIM });
   };
   positive(config.hidden, 'hidden');
   positive(config.gatHidden, 'gatHidden');
   positive(config.heads, 'heads');
   positive(config.actionClasses, 'actionClasses', POLICY_ACTION_COUNT);
   positive(config.blendClasses, 'blendClasses');
-  if (config.blendClasses > BLEND_HEAD_MODES.length) throw badConfig(`blendClasses must be ≤ ${BLEND_HEAD_MODES.length}`, 'blendClasses');
+  check.integer('blendClasses', config.blendClasses, { min: 1, max: BLEND_HEAD_MODES.length });
   positive(config.riskClasses, 'riskClasses');
   positive(config.paramVector, 'paramVector');
   positive(config.scheduleOutputs, 'scheduleOutputs', 2);
-  if (typeof config.nodeDims !== 'object' || config.nodeDims === null) throw badConfig('nodeDims missing', 'nodeDims');
+  if (typeof config.nodeDims !== 'object' || config.nodeDims === null) check.fail('nodeDims', 'an object', config.nodeDims);
   for (const type of NODE_TYPES) positive(config.nodeDims[type], `nodeDims.${type}`);
-  if (Object.keys(config.nodeDims).length !== NODE_TYPES.length) throw badConfig('nodeDims has unknown node types', 'nodeDims');
-  if (!Array.isArray(config.relations)) throw badConfig('relations must be an array', 'relations');
+  if (Object.keys(config.nodeDims).length !== NODE_TYPES.length)
+    check.fail('nodeDims', `keyed by the node types ${NODE_TYPES.join(', ')} only`, config.nodeDims);
+  if (!Array.isArray(config.relations)) check.fail('relations', 'an array', config.relations);
   const keys = new Set<string>();
   const types = new Set<string>(NODE_TYPES);
   const dsts = new Set<NodeType>();
   for (const r of config.relations) {
-    if (typeof r?.name !== 'string' || !RELATION_NAME.test(r.name)) throw badConfig(`bad relation name '${String(r?.name)}'`, 'relations');
-    if (!types.has(r.src) || !types.has(r.dst)) throw badConfig(`relation '${r.name}' has an unknown node type`, 'relations');
+    if (typeof r?.name !== 'string' || !RELATION_NAME.test(r.name))
+      check.fail('relations', `relation names matching ${String(RELATION_NAME)}`, r?.name);
+    if (!types.has(r.src) || !types.has(r.dst))
+      check.fail('relations', 'relations between known node types', `${r.src}-${r.name}-${r.dst}`);
     const key = relationKey(r);
-    if (keys.has(key)) throw badConfig(`duplicate relation '${key}'`, 'relations');
+    if (keys.has(key)) check.fail('relations', 'distinct relations', key);
     keys.add(key);
     dsts.add(r.dst);
   }
   for (const type of NODE_TYPES) {
-    if (!dsts.has(type)) throw badConfig(`node type '${type}' is the dst of no relation`, 'relations');
+    if (!dsts.has(type)) check.fail('relations', 'relations into every node type', `none into ${type}`);
   }
 }

@@ -8,7 +8,7 @@
  * (`stage`) and goes live at the start of the next proposal, never inside one; the network
  * it replaces is disposed.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 import { MAX_COMMANDED_LR } from '../tolaria/index.js';
 import { PolicyAction } from './gnn-config.js';
 import { decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
@@ -116,7 +116,7 @@ export class GnnPolicy implements TamiyoPolicy {
   #germinations = 0;
 
   constructor(options: GnnPolicyOptions) {
-    if (options.version.trim().length === 0) throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'a GNN policy needs a version');
+    if (options.version.trim().length === 0) optionChecks('GnnPolicyOptions').fail('version', 'a non-blank string', options.version);
     this.#slot = new PolicySlot({ gnn: options.gnn, version: options.version }, options.slot);
     this.#builder = options.builder;
   }

@@ -5,7 +5,7 @@
  * candidate in `graph-plan.ts`, relations in `graph-relations.ts`; the departures from the
  * prototype are listed in docs/architecture.md (Tamiyo).
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks } from '../core/index.js';
 import type { HostDescriptor, SystemStatePacket } from '../leyline/index.js';
 import type { BlueprintCandidate } from './candidates.js';
 import { CoverageRecorder } from './coverage.js';
@@ -61,14 +61,8 @@ export function resolveGraphBuilderOptions(options: GraphBuilderOptions): Resolv
     maxActivations: options.maxActivations ?? GRAPH_BUILDER_DEFAULTS.maxActivations,
     maxParameters: options.maxParameters ?? GRAPH_BUILDER_DEFAULTS.maxParameters,
   };
-  for (const field of ['maxLayers', 'maxActivations', 'maxParameters'] as const) {
-    const value = resolved[field];
-    if (!Number.isSafeInteger(value) || value < 1 || value > 64) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `graph builder ${field} must be an integer in [1, 64], got ${value}`, {
-        details: { field },
-      });
-    }
-  }
+  const check = optionChecks('GraphBuilderOptions');
+  for (const field of ['maxLayers', 'maxActivations', 'maxParameters'] as const) check.integer(field, resolved[field], { min: 1, max: 64 });
   return resolved;
 }
 

@@ -1,5 +1,5 @@
 /** Options of the heuristic policy, their defaults (anchor §1) and their validation. */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 
 /** Options of {@link HeuristicPolicy}; defaults from the anchor (§1). */
 export interface HeuristicPolicyOptions {
@@ -102,36 +102,20 @@ export function resolveHeuristicPolicyOptions(options: HeuristicPolicyOptions = 
     penaltySkipThreshold: options.penaltySkipThreshold ?? d.penaltySkipThreshold,
     rotation: options.rotation === undefined ? undefined : Object.freeze([...options.rotation]),
   };
-  if (resolved.version.trim().length === 0) throw invalidOption('version', 'expected a non-blank string');
-  for (const field of INTEGER_FIELDS) {
-    if (!Number.isSafeInteger(resolved[field]) || resolved[field] < 0) {
-      throw invalidOption(field, `expected an integer ≥ 0, got ${resolved[field]}`);
-    }
-  }
-  if (!Number.isSafeInteger(resolved.maxSeeds) || resolved.maxSeeds < 1) {
-    throw invalidOption('maxSeeds', `expected an integer ≥ 1, got ${resolved.maxSeeds}`);
-  }
-  for (const field of NUMBER_FIELDS) {
-    if (!Number.isFinite(resolved[field]) || resolved[field] < 0) {
-      throw invalidOption(field, `expected a finite number ≥ 0, got ${resolved[field]}`);
-    }
-  }
-  const decay = resolved.penaltyDecayPerEpoch;
-  if (!(decay >= 0 && decay <= 1)) throw invalidOption('penaltyDecayPerEpoch', `expected a number in [0, 1], got ${decay}`);
+  const check = optionChecks('HeuristicPolicyOptions');
+  if (resolved.version.trim().length === 0) check.fail('version', 'a non-blank string', resolved.version);
+  for (const field of INTEGER_FIELDS) check.integer(field, resolved[field], { min: 0 });
+  check.integer('maxSeeds', resolved.maxSeeds, { min: 1 });
+  for (const field of NUMBER_FIELDS) check.nonNegative(field, resolved[field]);
+  check.number('penaltyDecayPerEpoch', resolved.penaltyDecayPerEpoch, { min: 0, max: 1 });
   if (resolved.rotation !== undefined) {
-    if (resolved.rotation.length === 0) throw invalidOption('rotation', 'expected at least one blueprint id');
+    if (resolved.rotation.length === 0) check.fail('rotation', 'at least one blueprint id', resolved.rotation);
     const seen = new Set<string>();
     for (const id of resolved.rotation) {
-      if (id.trim().length === 0) throw invalidOption('rotation', 'blueprint ids must be non-blank');
-      if (seen.has(id)) throw invalidOption('rotation', `duplicate blueprint id ${id}`);
+      if (id.trim().length === 0) check.fail('rotation', 'non-blank blueprint ids', id);
+      if (seen.has(id)) check.fail('rotation', 'distinct blueprint ids', id);
       seen.add(id);
     }
   }
   return Object.freeze(resolved);
-}
-
-function invalidOption(field: string, problem: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `HeuristicPolicy option ${field}: ${problem}`, {
-    details: { field },
-  });
 }

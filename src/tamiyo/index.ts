@@ -8,6 +8,7 @@ export {
   type TamiyoDecisionRecord,
   type TamiyoFieldReports,
   type TamiyoServiceOptions,
+  type TamiyoServiceState,
   type TamiyoStats,
 } from './service.js';
 export type { BlueprintCandidate, BsdsVerification, BsdsVerifier, RejectedCandidate } from './candidates.js';
@@ -34,7 +35,7 @@ export { FieldReportPublisher, type FieldReportPublisherOptions } from './field-
 export { architectureOf, loadPolicy, serialisePolicy, type LoadedPolicy } from './policy-weights.js';
 export { buildPolicyUpdate, type BuildPolicyUpdateOptions } from './policy-update-builder.js';
 export { PolicyUpdateVerifier, type PolicyUpdateVerification, type PolicyUpdateVerifierOptions } from './policy-update-verifier.js';
-export { PolicyUpdateListener, type PolicyUpdateListenerOptions } from './policy-update-listener.js';
+export { PolicyUpdateListener, type PolicyUpdateListenerOptions, type PolicyUpdateListenerState } from './policy-update-listener.js';
 export {
   FieldReportEvent,
   FieldReportMetric,

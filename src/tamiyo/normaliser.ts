@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ErrorCode, EsperError, parsePersisted, parsePersistedJson } from '../core/index.js';
+import { ErrorCode, optionChecks, parsePersisted, parsePersistedJson } from '../core/index.js';
 
 /** Running statistics of one key. */
 export interface NormaliserStats {
@@ -89,16 +89,9 @@ export class FeatureNormaliser {
   #dirty = false;
 
   constructor(options: FeatureNormaliserOptions = {}) {
-    const alpha = options.alpha ?? FEATURE_NORMALISER_DEFAULTS.alpha;
-    const varFloor = options.varFloor ?? FEATURE_NORMALISER_DEFAULTS.varFloor;
-    if (!(alpha > 0 && alpha <= 1)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `normaliser alpha must be in (0, 1], got ${alpha}`, { details: { field: 'alpha' } });
-    }
-    if (!(varFloor > 0 && Number.isFinite(varFloor))) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `normaliser varFloor must be positive, got ${varFloor}`, {
-        details: { field: 'varFloor' },
-      });
-    }
+    const check = optionChecks('FeatureNormaliserOptions');
+    const alpha = check.number('alpha', options.alpha ?? FEATURE_NORMALISER_DEFAULTS.alpha, { greaterThan: 0, max: 1 });
+    const varFloor = check.positive('varFloor', options.varFloor ?? FEATURE_NORMALISER_DEFAULTS.varFloor);
     this.#alpha = alpha;
     this.#varFloor = varFloor;
     for (const [key, prior] of Object.entries(options.priors ?? NORMALISER_PRIORS)) {

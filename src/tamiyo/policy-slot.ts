@@ -10,6 +10,7 @@ import {
   type Clock,
   type MetricInput,
   type TelemetrySink,
+  optionChecks,
 } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import type { TamiyoGnn } from './gnn.js';
@@ -74,9 +75,7 @@ export class PolicySlot {
     if (initial.gnn.disposed) {
       throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'PolicySlot initial gnn is disposed', { details: { field: 'initial' } });
     }
-    if (initial.version.length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'PolicySlot initial version must not be empty', { details: { field: 'version' } });
-    }
+    optionChecks('PolicySlot').nonEmptyString('version', initial.version);
     this.#current = { gnn: initial.gnn, version: initial.version };
     this.#architecture = architectureOf(initial.gnn.config);
     this.#telemetry = options.telemetry;

@@ -1,7 +1,7 @@
 /** Building a signed `PolicyUpdate` that carries a GNN's weights (what Simic emits, reference §15.6). */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, systemClock, type Clock } from '../core/index.js';
 import { PolicyArchitectureSchema, PolicyUpdateSchema, type PolicyUpdate, type PolicyValidationSummary } from '../leyline/index.js';
 import type { HmacSigner, SignOptions } from '../security/index.js';
 import type { TamiyoGnn } from './gnn.js';
@@ -31,11 +31,8 @@ export interface BuildPolicyUpdateOptions {
  * {@link policyDigest} of it, then signed over the canonical bytes.
  */
 export function buildPolicyUpdate(gnn: TamiyoGnn, options: BuildPolicyUpdateOptions): PolicyUpdate {
-  for (const field of ['policyId', 'trainingRunId'] as const) {
-    if (options[field].length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `buildPolicyUpdate ${field} must not be empty`, { details: { field } });
-    }
-  }
+  const check = optionChecks('BuildPolicyUpdateOptions');
+  for (const field of ['policyId', 'trainingRunId'] as const) check.nonEmptyString(field, options[field]);
   const payload = serialisePolicy(gnn, { version: options.version });
   const update = create(PolicyUpdateSchema, {
     version: POLICY_UPDATE_MESSAGE_VERSION,

@@ -5,7 +5,7 @@
  * telemetry and changes nothing; the delivery is acknowledged (retrying a forged or stale
  * update cannot help).
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { closeOnce, ErrorCode, EsperError, ServiceState } from '../core/index.js';
 import { BusMessageType, type PolicyUpdate } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { GnnPolicy } from './gnn-policy.js';
@@ -30,6 +30,9 @@ export interface PolicyUpdateListenerStats {
   readonly rejected: number;
 }
 
+/** States of a {@link PolicyUpdateListener}: `start` once, `close` for good. */
+export type PolicyUpdateListenerState = 'created' | 'running' | 'closed';
+
 /** Stages verified policy updates from the bus on a Tamiyo service. */
 export class PolicyUpdateListener implements AsyncDisposable {
   readonly #options: PolicyUpdateListenerOptions;
@@ -37,7 +40,13 @@ export class PolicyUpdateListener implements AsyncDisposable {
   #received = 0;
   #staged = 0;
   #rejected = 0;
-  #closePromise: Promise<void> | undefined;
+  readonly #state = new ServiceState<PolicyUpdateListenerState>('policy update listener', 'created');
+  readonly #close = closeOnce(async () => {
+    this.#state.set('closed');
+    const subscription = this.#subscription;
+    this.#subscription = undefined;
+    await subscription?.close();
+  });
 
   constructor(options: PolicyUpdateListenerOptions) {
     this.#options = options;
@@ -45,16 +54,22 @@ export class PolicyUpdateListener implements AsyncDisposable {
 
   /** Subscribes; resolves once updates published from now on will be received. */
   async start(): Promise<void> {
-    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'PolicyUpdateListener is closed');
-    if (this.#subscription !== undefined) return;
-    this.#subscription = this.#options.bus.subscribe({
-      group: this.#options.group,
-      consumer: this.#options.consumer ?? 'tamiyo',
-      types: [BusMessageType.POLICY_UPDATE],
-      handler: (delivery) => {
-        this.#receive(delivery);
-      },
-    });
+    if (this.#state.is('running')) return;
+    this.#state.transition('created', 'running', 'start');
+    try {
+      this.#subscription = this.#options.bus.subscribe({
+        group: this.#options.group,
+        consumer: this.#options.consumer ?? 'tamiyo',
+        types: [BusMessageType.POLICY_UPDATE],
+        handler: (delivery) => {
+          this.#receive(delivery);
+        },
+      });
+    } catch (error) {
+      // Not subscribed: a later start may try again.
+      this.#state.set('created');
+      throw error;
+    }
     await this.#subscription.ready;
   }
 
@@ -76,23 +91,23 @@ export class PolicyUpdateListener implements AsyncDisposable {
     return true;
   }
 
+  /** Where the listener is in its lifecycle. */
+  get state(): PolicyUpdateListenerState {
+    return this.#state.current;
+  }
+
   stats(): PolicyUpdateListenerStats {
     return { received: this.#received, staged: this.#staged, rejected: this.#rejected };
   }
 
   /** Unsubscribes (bounded by the bus's stop timeout). Idempotent: returns the first call's promise. */
   close(): Promise<void> {
-    this.#closePromise ??= (async () => {
-      const subscription = this.#subscription;
-      this.#subscription = undefined;
-      await subscription?.close();
-    })();
-    return this.#closePromise;
+    return this.#close();
   }
 
   /** Same as {@link PolicyUpdateListener.close}. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 
   #receive(delivery: Delivery): void {

@@ -16,8 +16,8 @@
  */
 import {
   buildTelemetryPacket,
-  ErrorCode,
-  EsperError,
+  errorMessage,
+  invalidOption,
   systemClock,
   type Clock,
   type MetricInput,
@@ -28,9 +28,8 @@ import {
   checkSignedMessage,
   clipEchoed as clip,
   decodeSignedMessage,
-  DEFAULT_FUTURE_SKEW_MS,
-  DEFAULT_MAX_FRESHNESS_WINDOW_MS,
   replayedNonce,
+  resolveSignedMessageRules,
   SignedMessageFailure,
   type HmacSigner,
   type NonceLedger,
@@ -114,12 +113,6 @@ export interface PolicyUpdateVerifierOptions {
   readonly futureSkewMs?: number;
 }
 
-/** Defaults of {@link PolicyUpdateVerifierOptions} (the command verifier's). */
-export const POLICY_UPDATE_VERIFIER_DEFAULTS = Object.freeze({
-  maxFreshnessWindowMs: DEFAULT_MAX_FRESHNESS_WINDOW_MS,
-  futureSkewMs: DEFAULT_FUTURE_SKEW_MS,
-});
-
 /**
  * Result of a verification. On success the caller owns `loaded.gnn` (stage it in a
  * {@link PolicySlot} or dispose it).
@@ -174,30 +167,27 @@ export class PolicyUpdateVerifier {
     this.#ledger = options.ledger;
     this.#telemetry = options.telemetry;
     this.#clock = options.clock ?? systemClock;
-    const maxFreshnessWindowMs = options.maxFreshnessWindowMs ?? POLICY_UPDATE_VERIFIER_DEFAULTS.maxFreshnessWindowMs;
-    const futureSkewMs = options.futureSkewMs ?? POLICY_UPDATE_VERIFIER_DEFAULTS.futureSkewMs;
     this.#expectedArchitecture = options.expectedArchitecture;
     try {
       this.#expectedConfig = configOfArchitecture(options.expectedArchitecture);
     } catch (error) {
-      invalidOption('expectedArchitecture', `is not an architecture string (${messageOf(error)})`);
-    }
-    if (!(Number.isFinite(maxFreshnessWindowMs) && maxFreshnessWindowMs > 0)) {
-      invalidOption('maxFreshnessWindowMs', `must be > 0, got ${maxFreshnessWindowMs}`);
-    }
-    if (!(Number.isFinite(futureSkewMs) && futureSkewMs >= 0)) {
-      invalidOption('futureSkewMs', `must be ≥ 0, got ${futureSkewMs}`);
-    }
-    // An update stays acceptable for window + skew; a shorter nonce TTL would let a replay
-    // through once its nonce is forgotten.
-    const acceptableForMs = maxFreshnessWindowMs + futureSkewMs;
-    if (this.#ledger.ttlSeconds * 1000 < acceptableForMs) {
-      invalidOption(
-        'ledger',
-        `nonce TTL ${this.#ledger.ttlSeconds} s is shorter than maxFreshnessWindowMs + futureSkewMs (${acceptableForMs} ms)`,
+      throw invalidOption(
+        'PolicyUpdateVerifier',
+        'expectedArchitecture',
+        `an architecture string (${errorMessage(error)})`,
+        options.expectedArchitecture,
       );
     }
-    this.#rules = { signer: options.signer, ledger: this.#ledger, clock: this.#clock, maxFreshnessWindowMs, futureSkewMs, noun: 'update' };
+    // The freshness window > 0, the skew ≥ 0 and a nonce TTL covering window + skew, checked
+    // by the same rules as the command verifier's.
+    this.#rules = resolveSignedMessageRules('PolicyUpdateVerifier', {
+      signer: options.signer,
+      ledger: this.#ledger,
+      clock: this.#clock,
+      maxFreshnessWindowMs: options.maxFreshnessWindowMs,
+      futureSkewMs: options.futureSkewMs,
+      noun: 'update',
+    });
   }
 
   /** The architecture string payloads must carry. */
@@ -303,7 +293,7 @@ export class PolicyUpdateVerifier {
     try {
       header = readPolicyFrame(payload, source).header;
     } catch (error) {
-      return { reason: PolicyUpdateRejection.INVALID_PAYLOAD, detail: messageOf(error) };
+      return { reason: PolicyUpdateRejection.INVALID_PAYLOAD, detail: errorMessage(error) };
     }
     if (header.architecture !== this.#expectedArchitecture) {
       return {
@@ -322,7 +312,7 @@ export class PolicyUpdateVerifier {
       // loadPolicy leaves nothing allocated when it throws.
       loaded = loadPolicy(payload, this.#expectedConfig, source);
     } catch (error) {
-      return { reason: PolicyUpdateRejection.INVALID_PAYLOAD, detail: messageOf(error) };
+      return { reason: PolicyUpdateRejection.INVALID_PAYLOAD, detail: errorMessage(error) };
     }
 
     const failed = failedValidation(update.validation);
@@ -375,12 +365,4 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function invalidOption(field: string, problem: string): never {
-  throw new EsperError(ErrorCode.INVALID_ARGUMENT, `PolicyUpdateVerifier ${field} ${problem}`, { details: { field } });
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCode, EsperError, parsePersistedJson } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks, parsePersistedJson } from '../core/index.js';
 import { decodeWeights, decodeWeightsFromBytes, encodeWeightsToBytes, seededRng, tf, type EncodedWeights } from '../tensor/index.js';
 import { validateGnnConfig, type GnnConfig } from './gnn-config.js';
 import { TamiyoGnn } from './gnn.js';
@@ -175,9 +175,7 @@ export function encodePolicyBytes(header: PolicyHeader, weights: EncodedWeights)
 /** Serialises `gnn`'s weights with its architecture and `meta.version`. */
 export function serialisePolicy(gnn: TamiyoGnn, meta: PolicyMeta): Uint8Array {
   if (typeof meta.version !== 'string' || meta.version.length === 0 || meta.version.length > MAX_VERSION_CHARS) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `policy version must be 1–${MAX_VERSION_CHARS} chars`, {
-      details: { field: 'version' },
-    });
+    optionChecks('serialisePolicy').fail('version', `a string of 1–${MAX_VERSION_CHARS} characters`, meta.version);
   }
   const variables = [...gnn.variablesByName()];
   const specs: tf.io.WeightsManifestEntry[] = [];

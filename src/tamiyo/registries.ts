@@ -10,7 +10,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ErrorCode, EsperError, parsePersisted, parsePersistedJson } from '../core/index.js';
+import { ErrorCode, EsperError, optionChecks, parsePersisted, parsePersistedJson } from '../core/index.js';
 
 /** Stable 32-bit hash of `key`: blake2s256 over its UTF-8 bytes, first 4 bytes big-endian. */
 export function stableHash32(key: string): number {
@@ -36,11 +36,7 @@ export class EmbeddingRegistry {
   readonly #table = new Map<string, number>();
 
   constructor(name: string, options: EmbeddingRegistryOptions) {
-    if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 2) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `registry ${name}: maxSize must be an integer ≥ 2, got ${options.maxSize}`, {
-        details: { field: 'maxSize', registry: name },
-      });
-    }
+    optionChecks(`EmbeddingRegistry ${name}`).integer('maxSize', options.maxSize, { min: 2 });
     this.name = name;
     this.maxSize = options.maxSize;
     this.#filePath = options.filePath;

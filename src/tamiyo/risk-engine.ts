@@ -7,14 +7,14 @@
  */
 import {
   CircuitBreaker,
-  ErrorCode,
-  EsperError,
+  optionChecks,
   systemClock,
   type CircuitBreakerSnapshot,
   type CircuitBreakerStateChange,
   type Clock,
   type EventInput,
   type MetricInput,
+  type OptionChecks,
 } from '../core/index.js';
 import { CircuitBreakerState, HandlingClass, HazardBand, type RiskReason, TelemetryLevel } from '../leyline/index.js';
 import { DECISION_KINDS, DecisionKind, type ProposedDecision } from './decision.js';
@@ -117,16 +117,11 @@ export function resolveRiskEngineOptions(options: RiskEngineOptions = {}): Resol
     thresholds: Object.freeze({ ...RISK_THRESHOLD_DEFAULTS, ...options.thresholds }),
     rules: options.rules ?? RISK_RULES,
   };
-  for (const field of ['exitAfterCleanSteps', 'breakerFailureThreshold'] as const) {
-    if (!Number.isSafeInteger(resolved[field]) || resolved[field] < 1) {
-      throw invalid(`RiskEngine option ${field}: expected an integer ≥ 1, got ${resolved[field]}`, field);
-    }
-  }
-  requireNonNegative('breakerCooldownMs', resolved.breakerCooldownMs);
-  if (resolved.inferenceBudgetMs !== undefined) requireNonNegative('inferenceBudgetMs', resolved.inferenceBudgetMs);
-  for (const [name, value] of Object.entries(resolved.thresholds)) {
-    requireNonNegative(`thresholds.${name}`, value as number);
-  }
+  const check = optionChecks('RiskEngineOptions');
+  for (const field of ['exitAfterCleanSteps', 'breakerFailureThreshold'] as const) check.integer(field, resolved[field], { min: 1 });
+  check.nonNegative('breakerCooldownMs', resolved.breakerCooldownMs);
+  if (resolved.inferenceBudgetMs !== undefined) check.nonNegative('inferenceBudgetMs', resolved.inferenceBudgetMs);
+  for (const [name, value] of Object.entries(resolved.thresholds)) check.nonNegative(`thresholds.${name}`, value);
   return resolved;
 }
 
@@ -367,51 +362,30 @@ export class RiskEngine {
   }
 }
 
+/** Checks of what one evaluation is given (INVALID_ARGUMENT naming the field). */
+const inputCheck: OptionChecks = optionChecks('RiskEngine.evaluate');
+
 function validate(proposal: ProposedDecision, inputs: RiskInputs): void {
-  if (!DECISION_KINDS.has(proposal.kind)) {
-    throw invalid(`unknown decision kind ${String(proposal.kind)}`, 'proposal.kind');
-  }
-  const score = proposal.policyRiskScore;
-  if (score !== undefined && !(Number.isFinite(score) && score >= 0 && score <= 1)) {
-    throw invalid(`policy risk score must be in [0, 1], got ${score}`, 'proposal.policyRiskScore');
-  }
-  if (proposal.paramDelta !== undefined && !Number.isFinite(proposal.paramDelta)) {
-    throw invalid(`param delta must be finite, got ${proposal.paramDelta}`, 'proposal.paramDelta');
-  }
-  if (!Number.isSafeInteger(inputs.isolationViolations) || inputs.isolationViolations < 0) {
-    throw invalid(`isolation violations must be an integer ≥ 0, got ${inputs.isolationViolations}`, 'inputs.isolationViolations');
-  }
+  if (!DECISION_KINDS.has(proposal.kind)) inputCheck.fail('proposal.kind', 'a known decision kind', proposal.kind);
+  const unit = { min: 0, max: 1 };
+  if (proposal.policyRiskScore !== undefined) inputCheck.number('proposal.policyRiskScore', proposal.policyRiskScore, unit);
+  if (proposal.paramDelta !== undefined) inputCheck.number('proposal.paramDelta', proposal.paramDelta);
+  inputCheck.integer('inputs.isolationViolations', inputs.isolationViolations, { min: 0 });
   const coverage = inputs.coverage;
   if (coverage !== undefined) {
-    if (!(Number.isFinite(coverage.average) && coverage.average >= 0 && coverage.average <= 1)) {
-      throw invalid(`coverage average must be in [0, 1], got ${coverage.average}`, 'inputs.coverage.average');
-    }
-    if (!['ok', 'degraded', 'critical'].includes(coverage.level)) {
-      throw invalid(`unknown coverage level ${String(coverage.level)}`, 'inputs.coverage.level');
-    }
+    inputCheck.number('inputs.coverage.average', coverage.average, unit);
+    inputCheck.oneOf('inputs.coverage.level', coverage.level, ['ok', 'degraded', 'critical']);
   }
   const blueprint = inputs.blueprint;
-  if (blueprint !== undefined && !(Number.isFinite(blueprint.risk) && blueprint.risk >= 0 && blueprint.risk <= 1)) {
-    throw invalid(`blueprint risk must be in [0, 1], got ${blueprint.risk}`, 'inputs.blueprint.risk');
-  }
+  if (blueprint !== undefined) inputCheck.number('inputs.blueprint.risk', blueprint.risk, unit);
   if (proposal.kind !== DecisionKind.GERMINATE || inputs.timedOut) return;
-  if (blueprint === undefined) {
-    throw invalid(`germinate of ${proposal.blueprintId} without its blueprint metadata`, 'inputs.blueprint');
-  }
+  if (blueprint === undefined)
+    inputCheck.fail('inputs.blueprint', `the metadata of the germinated blueprint ${proposal.blueprintId}`, blueprint);
   if (blueprint.descriptor.blueprintId !== proposal.blueprintId) {
-    throw invalid(
-      `blueprint metadata is for ${blueprint.descriptor.blueprintId}, the proposal germinates ${proposal.blueprintId}`,
+    inputCheck.fail(
       'inputs.blueprint.descriptor.blueprintId',
+      `the germinated blueprint ${proposal.blueprintId}`,
+      blueprint.descriptor.blueprintId,
     );
   }
-}
-
-function requireNonNegative(field: string, value: number): void {
-  if (!(Number.isFinite(value) && value >= 0)) {
-    throw invalid(`RiskEngine option ${field}: expected a finite number ≥ 0, got ${value}`, field);
-  }
-}
-
-function invalid(message: string, field: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, message, { details: { field } });
 }

@@ -6,8 +6,11 @@
  */
 import {
   buildTelemetryPacket,
+  closeOnce,
   ErrorCode,
   EsperError,
+  runCleanup,
+  ServiceState,
   systemClock,
   type Clock,
   type EventInput,
@@ -94,6 +97,9 @@ export interface TamiyoStats {
 /** Reason of the windows {@link TamiyoService.close} aborts when none is given. */
 export const TAMIYO_CLOSE_REASON = 'tamiyo_closed';
 
+/** States of a {@link TamiyoService}: decisions only while `running`. */
+export type TamiyoServiceState = 'running' | 'closing' | 'closed';
+
 /** Tamiyo: decides what grows. */
 export class TamiyoService implements Controller, AsyncDisposable {
   readonly #options: TamiyoServiceOptions;
@@ -105,7 +111,24 @@ export class TamiyoService implements Controller, AsyncDisposable {
   #lastLoss: number | undefined;
   /** A CRITICAL event was raised since the last epoch observation. */
   #criticalSinceEpoch = false;
-  #closePromise: Promise<void> | undefined;
+  readonly #state = new ServiceState<TamiyoServiceState>('tamiyo service', 'running');
+  readonly #close = closeOnce(async (reason: string) => {
+    this.#state.set('closing');
+    const reports = this.#options.fieldReports;
+    try {
+      // The policy is freed even when storing or publishing the aborted reports fails.
+      await runCleanup('tamiyo service', [
+        reports !== undefined &&
+          (async () => {
+            await this.#store(reports.builder.abort('all', reason));
+            await reports.publisher?.publishPending();
+          }),
+        () => this.#policy.dispose?.(),
+      ]);
+    } finally {
+      this.#state.set('closed');
+    }
+  });
   #stats = { decisions: 0, commands: 0, timeouts: 0, fieldReports: 0, lastLatencyMs: 0, latencyMsSum: 0 };
 
   /**
@@ -133,6 +156,11 @@ export class TamiyoService implements Controller, AsyncDisposable {
     this.#rejected = admitted.rejected;
   }
 
+  /** `running` until {@link TamiyoService.close}, then `closing` and `closed`. */
+  get state(): TamiyoServiceState {
+    return this.#state.current;
+  }
+
   /** The live policy. */
   get policy(): TamiyoPolicy {
     return this.#policy;
@@ -158,12 +186,12 @@ export class TamiyoService implements Controller, AsyncDisposable {
   }
 
   async evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
-    this.#assertOpen();
+    this.#state.require('running', 'evaluate a step');
     return this.#decide(state, false);
   }
 
   async evaluateEpoch(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
-    this.#assertOpen();
+    this.#state.require('running', 'evaluate an epoch');
     await this.#observeEpoch(state);
     return this.#decide(state, true);
   }
@@ -174,26 +202,12 @@ export class TamiyoService implements Controller, AsyncDisposable {
    * is freed even when storing fails.
    */
   close(reason: string = TAMIYO_CLOSE_REASON): Promise<void> {
-    this.#closePromise ??= (async () => {
-      try {
-        const reports = this.#options.fieldReports;
-        if (reports === undefined) return;
-        await this.#store(reports.builder.abort('all', reason));
-        await reports.publisher?.publishPending();
-      } finally {
-        this.#policy.dispose?.();
-      }
-    })();
-    return this.#closePromise;
+    return this.#close(reason);
   }
 
   /** Same as {@link TamiyoService.close} with the default reason. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  #assertOpen(): void {
-    if (this.#closePromise !== undefined) throw new EsperError(ErrorCode.INVALID_STATE, 'TamiyoService is closed');
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close(TAMIYO_CLOSE_REASON);
   }
 
   async #decide(packet: SystemStatePacket, epochBoundary: boolean): Promise<AdaptationCommand | undefined> {

@@ -7,7 +7,19 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ErrorCode, EsperError, isEsperError, RecordLog, systemClock, type Clock, type TornTailReason } from '../core/index.js';
+import {
+  closeOnce,
+  ErrorCode,
+  EsperError,
+  isEsperError,
+  optionChecks,
+  parsePersistedJson,
+  PersistedStateError,
+  RecordLog,
+  systemClock,
+  type Clock,
+  type TornTailReason,
+} from '../core/index.js';
 import type { RngState } from '../tensor/index.js';
 import type { DataCursorState } from './dataset.js';
 import { OptimizerKind } from './optimizer-manager.js';
@@ -168,14 +180,18 @@ export function encodeCheckpoint(
   return { payload, sha256: digest.toString('hex') };
 }
 
-/** The header JSON of a payload, unverified; undefined when it cannot be read. */
-function rawHeader(payload: Uint8Array): unknown {
+/** What a discarded record's header claims to be, read without verification. */
+const ClaimedHeaderSchema = z.object({ globalStep: count });
+
+/** The step a payload's header claims, unverified; undefined when it cannot be read. */
+function claimedStepOf(payload: Uint8Array): number | undefined {
   if (payload.byteLength < PREFIX_BYTES + 4) return undefined;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const end = PREFIX_BYTES + 4 + view.getUint32(PREFIX_BYTES, true);
   if (end > payload.byteLength) return undefined;
   try {
-    return JSON.parse(new TextDecoder().decode(payload.subarray(PREFIX_BYTES + 4, end))) as unknown;
+    const source = { code: ErrorCode.TOLARIA_CHECKPOINT_CORRUPT, what: 'checkpoint header' };
+    return parsePersistedJson(ClaimedHeaderSchema, payload.subarray(PREFIX_BYTES + 4, end), source).globalStep;
   } catch {
     return undefined;
   }
@@ -201,20 +217,18 @@ export function decodeCheckpoint(payload: Uint8Array, source?: CheckpointSource)
   }
   const headerEnd = 4 + view.getUint32(PREFIX_BYTES, true);
   if (headerEnd > body.byteLength) throw malformed('header is truncated');
-  let json: unknown;
+  let stored: z.output<typeof StoredHeaderSchema>;
   try {
-    json = JSON.parse(new TextDecoder().decode(body.subarray(4, headerEnd)));
-  } catch (error) {
-    throw malformed('header is not valid JSON', {}, error);
-  }
-  const parsed = StoredHeaderSchema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 3).map((i) => `${['header', ...i.path.map(String)].join('.')}: ${i.message}`);
-    throw malformed(`header is malformed: ${issues.join('; ')}`, {
-      field: ['header', ...(parsed.error.issues[0]?.path ?? []).map(String)].join('.'),
+    stored = parsePersistedJson(StoredHeaderSchema, body.subarray(4, headerEnd), {
+      code: ErrorCode.TOLARIA_CHECKPOINT_CORRUPT,
+      what: 'header',
     });
+  } catch (error) {
+    if (!(error instanceof PersistedStateError)) throw error;
+    // `details.field` is the first bad path (`$.globalStep`; `$` for the JSON as a whole).
+    throw malformed(error.message, { field: error.issues[0]?.path ?? '$' }, error);
   }
-  const { weightsBytes, optimizerBytes, ...header } = parsed.data;
+  const { weightsBytes, optimizerBytes, ...header } = stored;
   if (headerEnd + weightsBytes + optimizerBytes !== body.byteLength) throw malformed('blob lengths do not match the record');
   const checked: CheckpointHeader = header;
   return {
@@ -302,6 +316,7 @@ export function describeDiscarded(d: DiscardedCheckpoint): string {
 /** The durable checkpoint log of one checkpoint directory. One writer at a time. */
 export class CheckpointStore {
   readonly #log: RecordLog;
+  readonly #close = closeOnce(() => this.#log.close());
   readonly #keepLast: number;
   readonly #clock: Clock;
   /** The damaged tail the log cut off at open; forgotten at the first write. */
@@ -329,12 +344,9 @@ export class CheckpointStore {
    * @throws EsperError RECORD_LOG_CORRUPT / RECORD_LOG_IO_FAILED from the log, INVALID_ARGUMENT
    */
   static async open(directory: string, options: CheckpointStoreOptions = {}): Promise<CheckpointStore> {
-    const keepLast = options.keepLast ?? CHECKPOINT_STORE_DEFAULTS.keepLast;
-    if (!Number.isInteger(keepLast) || keepLast < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `keepLast must be an integer ≥ 1, got ${keepLast}`, {
-        details: { field: 'keepLast' },
-      });
-    }
+    const keepLast = optionChecks('CheckpointStoreOptions').integer('keepLast', options.keepLast ?? CHECKPOINT_STORE_DEFAULTS.keepLast, {
+      min: 1,
+    });
     await mkdir(directory, { recursive: true });
     const log = await RecordLog.open(path.join(directory, CHECKPOINT_LOG_FILE), {
       fsync: 'per-record',
@@ -380,8 +392,7 @@ export class CheckpointStore {
         return { checkpoint: decodeCheckpoint(record.payload, { file: this.path, offset: record.offset }), discarded };
       } catch (error) {
         if (!isEsperError(error, ErrorCode.TOLARIA_CHECKPOINT_CORRUPT)) throw error;
-        const claimed = rawHeader(record.payload);
-        const claimedStep = typeof claimed === 'object' && claimed !== null ? (claimed as { globalStep?: unknown }).globalStep : undefined;
+        const claimedStep = claimedStepOf(record.payload);
         discarded.unshift({
           file: this.path,
           record: i + 1,
@@ -389,7 +400,7 @@ export class CheckpointStore {
           bytes: record.payload.byteLength,
           reason: error.details?.['reason'] as CheckpointDiscardReason,
           detail: String(error.details?.['problem']),
-          ...(Number.isSafeInteger(claimedStep) ? { claimedStep: claimedStep as number } : {}),
+          ...(claimedStep === undefined ? {} : { claimedStep }),
         });
       }
     }
@@ -406,12 +417,13 @@ export class CheckpointStore {
     return this.#log.stats().records;
   }
 
-  /** Closes the log. Idempotent. */
+  /** Closes the log. Idempotent (returns the first call's promise). */
   close(): Promise<void> {
-    return this.#log.close();
+    return this.#close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /** Same as {@link CheckpointStore.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#close();
   }
 }

@@ -4,7 +4,7 @@
  * the trainer in conservative mode (the controller is skipped until an epoch succeeds); an
  * executor error does not (reference prototype-tolaria-oona-nissa-weatherlight §2.4 9k).
  */
-import { ErrorCode, isEsperError, type AsyncWorker, type Clock, type MetricInput } from '../core/index.js';
+import { errorLabel, errorMessage, ErrorCode, reasonOf, type AsyncWorker, type Clock, type MetricInput } from '../core/index.js';
 import { TelemetryLevel, type AdaptationCommand } from '../leyline/index.js';
 import type { CallOptions } from './controller.js';
 import { EmergencyReason } from './emergency.js';
@@ -23,10 +23,16 @@ export interface CallResult<T> {
   readonly cause?: unknown;
 }
 
-/** `Name: message` of an error, or its string form. */
+/**
+ * `<label>: <message>` of an error (core's `errorLabel`: the code of an `EsperError`, else the
+ * error's name, as in `TypeError: boom`), or the string form of anything else.
+ */
 export function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return error instanceof Error ? `${errorLabel(error)}: ${errorMessage(error)}` : errorMessage(error);
 }
+
+/** Why a worker call failed, by the worker's error code. */
+const CALL_FAILURES = { [ErrorCode.WORKER_TIMEOUT]: 'timeout', [ErrorCode.WORKER_CANCELLED]: 'cancelled' } as const;
 
 /** Runs `call` on the worker with a deadline from submission; never throws. */
 export async function callOnWorker<T>(
@@ -46,8 +52,8 @@ export async function callOnWorker<T>(
     return { ok: true, value, latencyMs: clock.monotonicMs() - started };
   } catch (error) {
     const latencyMs = clock.monotonicMs() - started;
-    if (isEsperError(error, ErrorCode.WORKER_TIMEOUT)) return { ok: false, value: undefined, latencyMs, error: 'timeout' };
-    if (isEsperError(error, ErrorCode.WORKER_CANCELLED)) return { ok: false, value: undefined, latencyMs, error: 'cancelled' };
+    const reason = reasonOf<NonNullable<CallResult<T>['error']>>(error, CALL_FAILURES, () => 'error');
+    if (reason !== 'error') return { ok: false, value: undefined, latencyMs, error: reason };
     return { ok: false, value: undefined, latencyMs, error: 'error', message: errorText(error), cause: error };
   }
 }

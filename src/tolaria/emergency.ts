@@ -9,7 +9,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { ErrorCode, EsperError, systemClock, type Clock } from '../core/index.js';
+import { optionChecks, systemClock, type Clock } from '../core/index.js';
 import { EmergencyLevel, EmergencySignalSchema, type EmergencySignal } from '../leyline/index.js';
 import { TOLARIA_SOURCE } from './names.js';
 
@@ -100,17 +100,11 @@ export class EmergencyController {
   #halted = false;
 
   constructor(options: EmergencyControllerOptions) {
+    const check = optionChecks('EmergencyControllerOptions');
     if (typeof options.trainingRunId !== 'string' || options.trainingRunId.trim().length === 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'emergency controller needs a training run id', {
-        details: { field: 'trainingRunId' },
-      });
+      check.fail('trainingRunId', 'a non-blank string', options.trainingRunId);
     }
-    const cap = options.maxRepeatsPerMinute ?? 60;
-    if (!Number.isInteger(cap) || cap < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `maxRepeatsPerMinute must be an integer ≥ 1, got ${cap}`, {
-        details: { field: 'maxRepeatsPerMinute' },
-      });
-    }
+    const cap = check.integer('maxRepeatsPerMinute', options.maxRepeatsPerMinute ?? 60, { min: 1 });
     this.#trainingRunId = options.trainingRunId;
     this.#sink = options.sink;
     this.#clock = options.clock ?? systemClock;
@@ -133,9 +127,7 @@ export class EmergencyController {
    */
   escalate(level: EmergencyLevel, reason: EmergencyReason, position: EmergencyPosition): EscalationResult {
     if (level < EmergencyLevel.NOTICE || level > EmergencyLevel.HALT || !Number.isInteger(level)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `emergency level must be NOTICE..HALT, got ${level}`, {
-        details: { field: 'level' },
-      });
+      optionChecks('EmergencyController.escalate').fail('level', 'an emergency level NOTICE..HALT', level);
     }
     const previous = this.#level;
     if (level > this.#level) this.#level = level;

@@ -6,7 +6,7 @@
  * is an error; the warm-up floor is an option (`warmupStartFactor`); the rate is computed
  * before each step, so warm-up governs the first step; cosine anneals to `minLr` and stays.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 
 /** Schedules the controller knows. */
 export const LrSchedulePolicy = {
@@ -69,11 +69,8 @@ export const LR_SCHEDULE_DEFAULTS: ResolvedLrScheduleOptions = Object.freeze({
   gamma: 0.5,
 });
 
-function invalid(field: string, message: string, value: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `lrSchedule.${field} ${message}, got ${String(value)}`, {
-    details: { field: `lrSchedule.${field}` },
-  });
-}
+/** The schedule is the trainer's `lrSchedule` option: errors name it so. */
+const check = optionChecks('TrainerOptions');
 
 /** Merges `options` over {@link LR_SCHEDULE_DEFAULTS}, validating every field. */
 export function resolveLrScheduleOptions(options: LrScheduleOptions = {}): ResolvedLrScheduleOptions {
@@ -81,23 +78,13 @@ export function resolveLrScheduleOptions(options: LrScheduleOptions = {}): Resol
   for (const [key, value] of Object.entries(options)) {
     if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
   }
-  if (!Object.values(LrSchedulePolicy).includes(merged.policy)) {
-    throw invalid('policy', `must be one of ${Object.values(LrSchedulePolicy).join(', ')}`, merged.policy);
-  }
-  if (!Number.isInteger(merged.warmupSteps) || merged.warmupSteps < 0) {
-    throw invalid('warmupSteps', 'must be an integer ≥ 0', merged.warmupSteps);
-  }
-  if (!(merged.warmupStartFactor > 0 && merged.warmupStartFactor <= 1)) {
-    throw invalid('warmupStartFactor', 'must be in (0, 1]', merged.warmupStartFactor);
-  }
-  if (!Number.isInteger(merged.totalSteps) || merged.totalSteps < 1) {
-    throw invalid('totalSteps', 'must be an integer ≥ 1', merged.totalSteps);
-  }
-  if (!(Number.isFinite(merged.minLr) && merged.minLr >= 0)) throw invalid('minLr', 'must be a finite number ≥ 0', merged.minLr);
-  if (!Number.isInteger(merged.stepSizeEpochs) || merged.stepSizeEpochs < 1) {
-    throw invalid('stepSizeEpochs', 'must be an integer ≥ 1', merged.stepSizeEpochs);
-  }
-  if (!(merged.gamma > 0 && merged.gamma <= 1)) throw invalid('gamma', 'must be in (0, 1]', merged.gamma);
+  check.oneOf('lrSchedule.policy', merged.policy, Object.values(LrSchedulePolicy));
+  check.integer('lrSchedule.warmupSteps', merged.warmupSteps, { min: 0 });
+  check.number('lrSchedule.warmupStartFactor', merged.warmupStartFactor, { greaterThan: 0, max: 1 });
+  check.integer('lrSchedule.totalSteps', merged.totalSteps, { min: 1 });
+  check.nonNegative('lrSchedule.minLr', merged.minLr);
+  check.integer('lrSchedule.stepSizeEpochs', merged.stepSizeEpochs, { min: 1 });
+  check.number('lrSchedule.gamma', merged.gamma, { greaterThan: 0, max: 1 });
   return Object.freeze(merged);
 }
 
@@ -113,14 +100,9 @@ export class LrController {
    * @throws EsperError INVALID_ARGUMENT naming the bad field
    */
   constructor(baseLr: number, options: LrScheduleOptions = {}) {
-    if (!(Number.isFinite(baseLr) && baseLr > 0)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `learning rate must be a finite number > 0, got ${baseLr}`, {
-        details: { field: 'learningRate' },
-      });
-    }
-    this.baseLr = baseLr;
+    this.baseLr = optionChecks('LrController').positive('learningRate', baseLr);
     this.options = resolveLrScheduleOptions(options);
-    if (this.options.minLr > baseLr) throw invalid('minLr', `must not exceed the base rate ${baseLr}`, this.options.minLr);
+    check.number('lrSchedule.minLr', this.options.minLr, { min: 0, max: baseLr });
   }
 
   /** Whether the rate ever differs from the base rate (reference `tolaria.lr_controller.enabled`). */

@@ -9,7 +9,17 @@
  * `TOLARIA_OPTIMIZER_REBUILD_FAILED`; per-variable state is carried across a rebuild (the
  * prototype ignored a failed `load_state_dict`); no mutable optimizer reference is exposed.
  */
-import { CircuitBreaker, ErrorCode, EsperError, systemClock, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
+import {
+  CircuitBreaker,
+  errorLabel,
+  errorMessage,
+  ErrorCode,
+  EsperError,
+  optionChecks,
+  systemClock,
+  type CircuitBreakerSnapshot,
+  type Clock,
+} from '../core/index.js';
 import { OptimizerFamily } from '../leyline/index.js';
 import { restoreOptimizerState, saveOptimizerState, tf } from '../tensor/index.js';
 
@@ -156,11 +166,8 @@ function productsOf(optimizer: tf.Optimizer): tf.Variable[] {
   return PRODUCT_FIELDS.map((key) => fields[key]).filter((v): v is tf.Variable => v instanceof tf.Variable);
 }
 
-function invalid(field: string, message: string, value: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `optimizer.${field} ${message}, got ${String(value)}`, {
-    details: { field: `optimizer.${field}` },
-  });
-}
+/** The config is the trainer's `optimizer` option: errors name it so. */
+const check = optionChecks('TrainerOptions');
 
 /** Merges `config` over {@link OPTIMIZER_DEFAULTS}, validating every field. */
 export function resolveOptimizerConfig(config: OptimizerConfig = {}): ResolvedOptimizerConfig {
@@ -168,16 +175,12 @@ export function resolveOptimizerConfig(config: OptimizerConfig = {}): ResolvedOp
   for (const [key, value] of Object.entries(config)) {
     if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
   }
-  if (!Object.values(OptimizerKind).includes(merged.kind)) {
-    throw invalid('kind', `must be one of ${Object.values(OptimizerKind).join(', ')}`, merged.kind);
-  }
-  if (!(Number.isFinite(merged.learningRate) && merged.learningRate > 0)) {
-    throw invalid('learningRate', 'must be a finite number > 0', merged.learningRate);
-  }
+  check.oneOf('optimizer.kind', merged.kind, Object.values(OptimizerKind));
+  check.positive('optimizer.learningRate', merged.learningRate);
   for (const field of ['momentum', 'beta1', 'beta2'] as const) {
-    if (!(merged[field] >= 0 && merged[field] < 1)) throw invalid(field, 'must be in [0, 1)', merged[field]);
+    if (!(merged[field] >= 0 && merged[field] < 1)) check.fail(`optimizer.${field}`, 'a finite number ≥ 0 and < 1', merged[field]);
   }
-  if (!(Number.isFinite(merged.epsilon) && merged.epsilon > 0)) throw invalid('epsilon', 'must be a finite number > 0', merged.epsilon);
+  check.positive('optimizer.epsilon', merged.epsilon);
   return Object.freeze(merged);
 }
 
@@ -210,11 +213,11 @@ export class OptimizerManager {
   constructor(variables: readonly tf.Variable[], options: OptimizerManagerOptions = {}) {
     this.config = resolveOptimizerConfig(options.config);
     this.#clock = options.clock ?? systemClock;
-    const minInterval = options.minRebuildIntervalSteps ?? OPTIMIZER_MANAGER_DEFAULTS.minRebuildIntervalSteps;
-    if (!Number.isInteger(minInterval) || minInterval < 0) {
-      throw invalid('minRebuildIntervalSteps', 'must be an integer ≥ 0', minInterval);
-    }
-    this.#minRebuildIntervalSteps = minInterval;
+    this.#minRebuildIntervalSteps = optionChecks('OptimizerManagerOptions').integer(
+      'minRebuildIntervalSteps',
+      options.minRebuildIntervalSteps ?? OPTIMIZER_MANAGER_DEFAULTS.minRebuildIntervalSteps,
+      { min: 0 },
+    );
     this.#breaker = new CircuitBreaker({
       name: 'tolaria.optimizer_rebuild',
       failureThreshold: options.breakerFailureThreshold ?? OPTIMIZER_MANAGER_DEFAULTS.breakerFailureThreshold,
@@ -266,7 +269,7 @@ export class OptimizerManager {
 
   /** Sets the learning rate of the next steps (> 0). */
   setLearningRate(learningRate: number): void {
-    if (!(Number.isFinite(learningRate) && learningRate > 0)) throw invalid('learningRate', 'must be a finite number > 0', learningRate);
+    optionChecks('OptimizerManager.setLearningRate').positive('learningRate', learningRate);
     this.#learningRate = learningRate;
     this.#applyLearningRate(this.#optimizer);
   }
@@ -319,10 +322,10 @@ export class OptimizerManager {
     } catch (error) {
       this.#lastRebuildLatencyMs = this.#clock.monotonicMs() - started;
       this.#rebuildFailuresTotal += 1;
-      this.#breaker.recordFailure(error instanceof Error ? error.name : 'error');
+      this.#breaker.recordFailure(errorLabel(error));
       if (forced) throw this.#rebuildError('the rebuild failed', error, removed);
       this.#pendingVariables = added;
-      return { outcome: 'failed', latencyMs: this.#lastRebuildLatencyMs, error: error instanceof Error ? error.message : String(error) };
+      return { outcome: 'failed', latencyMs: this.#lastRebuildLatencyMs, error: errorMessage(error) };
     }
     this.#breaker.recordSuccess();
     this.#lastRebuildLatencyMs = this.#clock.monotonicMs() - started;

@@ -5,7 +5,7 @@
  * against ~16 ms to encode it). Departures: replacing a snapshot of the same step frees
  * the old one (the prototype double-counted its bytes); eviction is oldest-first.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { optionChecks } from '../core/index.js';
 import { tf, type RngState } from '../tensor/index.js';
 import type { DataCursorState } from './dataset.js';
 import type { OptimizerStateSnapshot } from './optimizer-manager.js';
@@ -81,13 +81,7 @@ export class FastRollbackCache {
   #putsTotal = 0;
 
   constructor(options: FastRollbackCacheOptions = {}) {
-    const maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
-    if (!Number.isInteger(maxBytes) || maxBytes < 1) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `maxBytes must be an integer ≥ 1, got ${maxBytes}`, {
-        details: { field: 'maxBytes' },
-      });
-    }
-    this.maxBytes = maxBytes;
+    this.maxBytes = optionChecks('FastRollbackCacheOptions').integer('maxBytes', options.maxBytes ?? 32 * 1024 * 1024, { min: 1 });
   }
 
   /** Bytes held now. */

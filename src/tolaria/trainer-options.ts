@@ -4,7 +4,7 @@
  * prototype-tolaria-oona-nissa-weatherlight §1.4, §2.1) where it had them; the CLI maps
  * `settings.tolaria` onto these.
  */
-import { ErrorCode, EsperError, systemClock, type AsyncWorker, type Clock, type TelemetrySink } from '../core/index.js';
+import { optionChecks, systemClock, type AsyncWorker, type Clock, type TelemetrySink } from '../core/index.js';
 import type { SystemStatePacket } from '../leyline/index.js';
 import type { CommandVerifier } from '../security/index.js';
 import type { CheckpointStore } from './checkpoint.js';
@@ -266,20 +266,14 @@ export const TRAINER_DEFAULTS = Object.freeze({
   checkpointEverySteps: 0,
 });
 
-function invalid(field: string, expected: string, value: unknown): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `trainer option ${field} must be ${expected}, got ${String(value)}`, {
-    details: { field },
-  });
-}
+const check = optionChecks('TrainerOptions');
 
 function int(field: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) throw invalid(field, `an integer ≥ ${min}`, value);
-  return value;
+  return check.integer(field, value, { min });
 }
 
 function positive(field: string, value: number): number {
-  if (!(Number.isFinite(value) && value > 0)) throw invalid(field, 'a finite number > 0', value);
-  return value;
+  return check.positive(field, value);
 }
 
 /**
@@ -293,7 +287,7 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     (options.controller !== undefined || options.executor !== undefined || options.rollback !== undefined) &&
     options.worker === undefined
   ) {
-    throw invalid('worker', 'an AsyncWorker when a controller, executor or rollback is configured', undefined);
+    check.fail('worker', 'an AsyncWorker when a controller, executor or rollback is configured', undefined);
   }
   const emergency = options.emergency;
   const rollback = options.rollback;

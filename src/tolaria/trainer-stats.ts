@@ -4,6 +4,7 @@
  * detector, and the epoch accumulators. All of it is plain numbers with a JSON state, so
  * checkpoints and rollback snapshots carry it and a resumed run reports the same metrics.
  */
+import { quantile } from '../core/index.js';
 
 /** EWMA smoothing factor of the prototype. */
 export const EWMA_ALPHA = 0.2;
@@ -275,11 +276,12 @@ export class EpochAccumulator {
     return this.#state.steps === 0 ? 0 : this.#state.gradNormSum / this.#state.steps;
   }
 
-  /** Median step wall time of the steps run in this process this epoch (0 when none). */
+  /**
+   * Median step wall time of the steps run in this process this epoch (0 when none): core's
+   * `quantile` at 0.5, so with an even count the mean of the two middle steps.
+   */
   get medianStepMs(): number {
-    if (this.stepMs.length === 0) return 0;
-    const sorted = [...this.stepMs].sort((a, b) => a - b);
-    return sorted[Math.floor((sorted.length - 1) / 2)] as number;
+    return quantile(this.stepMs, 0.5) ?? 0;
   }
 }
 

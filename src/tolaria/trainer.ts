@@ -9,7 +9,7 @@
  * Cancellation: `run({ signal })` checks the signal only between steps, never inside a
  * `tidy`; an aborted run writes a checkpoint when a store is configured (not cancellable).
  */
-import { DependencyGuard, ErrorCode, EsperError } from '../core/index.js';
+import { DependencyGuard, ServiceState } from '../core/index.js';
 import { TelemetryLevel, type SeedState } from '../leyline/index.js';
 import type { Checkpoint, DiscardedCheckpoint } from './checkpoint.js';
 import { CommandOwner } from './commands.js';
@@ -87,7 +87,7 @@ export class Trainer {
   readonly #commands: CommandOwner;
   readonly #control: ControlLoop;
   readonly #stepCpu: CpuMeter;
-  #lifecycle: TrainerState = 'created';
+  readonly #lifecycle = new ServiceState<TrainerState>('tolaria trainer', 'created');
   #lastEpoch: EpochReport | undefined;
   /** Wall time and hook timings of the previous step, reported in the next step packet. */
   #previous: HookTimings & { stepMs: number } = { stepMs: 0, hookMs: 0, tamiyoMs: 0, applyMs: 0, finalizeMs: 0 };
@@ -192,7 +192,7 @@ export class Trainer {
 
   /** Current lifecycle state. */
   get state(): TrainerState {
-    return this.#lifecycle;
+    return this.#lifecycle.current;
   }
 
   /** Optimizer steps taken. */
@@ -248,11 +248,8 @@ export class Trainer {
    * @throws the first error that escaped a step (the trainer is then `failed`)
    */
   async run(options: { readonly signal?: AbortSignal } = {}): Promise<TrainingSummary> {
-    if (this.#lifecycle !== 'created' && this.#lifecycle !== 'aborted') {
-      throw new EsperError(ErrorCode.INVALID_STATE, `trainer is ${this.#lifecycle}; run() needs created or aborted`);
-    }
     const started = this.options.clock.monotonicMs();
-    this.#lifecycle = 'running';
+    this.#lifecycle.transition(['created', 'aborted'], 'running', 'run');
     this.#calls.startRun();
     try {
       await this.#recovery.beforeRun();
@@ -269,10 +266,10 @@ export class Trainer {
         }
       }
       if (outcome === 'aborted') await this.#onAbort();
-      this.#lifecycle = outcome;
+      this.#lifecycle.set(outcome);
       return this.#summary(outcome, this.options.clock.monotonicMs() - started);
     } catch (error) {
-      this.#lifecycle = 'failed';
+      this.#lifecycle.set('failed');
       throw error;
     }
   }
@@ -297,9 +294,7 @@ export class Trainer {
   }
 
   #requireIdle(what: string): void {
-    if (this.#lifecycle === 'running' || this.#lifecycle === 'failed') {
-      throw new EsperError(ErrorCode.INVALID_STATE, `cannot ${what} while the trainer is ${this.#lifecycle}`);
-    }
+    this.#lifecycle.require(['created', 'completed', 'aborted', 'halted'], what);
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AsyncWorker, DependencyGuard, FakeClock, MemoryTelemetrySink } from '../../src/core/index.js';
+import { AsyncWorker, DependencyGuard, ErrorCode, FakeClock, MemoryTelemetrySink } from '../../src/core/index.js';
 import { KarnCatalog } from '../../src/karn/index.js';
 import {
   CommandType,
@@ -375,5 +375,9 @@ describe('Tamiyo risk and policy updates', () => {
     await tamiyo.evaluateStep(packet(1, 0), { signal: new AbortController().signal });
     expect(tamiyo.policy.version).toBe('v2');
     expect(old.disposed).toBe(true);
+    expect(listener.state).toBe('running');
+    await listener.close();
+    expect(listener.state).toBe('closed');
+    await expect(listener.start()).rejects.toMatchObject({ code: ErrorCode.INVALID_STATE });
   });
 });

@@ -425,33 +425,36 @@ describe('PolicyUpdateVerifier: rejections leave the live policy untouched', () 
 });
 
 describe('PolicyUpdateVerifier options', () => {
-  it('refuses a nonce TTL shorter than the freshness window plus skew', () => {
+  /** The error of constructing a verifier with `options` over valid defaults. */
+  function optionError(options: Partial<PolicyUpdateVerifierOptions>, ttlSeconds?: number): unknown {
     const clock = new FakeClock();
-    const error = errorOf(
+    return errorOf(
       () =>
         new PolicyUpdateVerifier({
           signer: new HmacSigner(new KeyRing([{ keyId: 'simic', secret: SECRET }]), { clock }),
-          ledger: new NonceLedger({ clock, ttlSeconds: 30 }),
+          ledger: new NonceLedger({ clock, ...(ttlSeconds === undefined ? {} : { ttlSeconds }) }),
           telemetry: new MemoryTelemetrySink(),
           clock,
           expectedArchitecture: architectureOf(CONFIG),
+          ...options,
         }),
     );
-    expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-  });
+  }
 
-  it('refuses an expectedArchitecture that is not an architecture string', () => {
-    const clock = new FakeClock();
-    const error = errorOf(
-      () =>
-        new PolicyUpdateVerifier({
-          signer: new HmacSigner(new KeyRing([{ keyId: 'simic', secret: SECRET }]), { clock }),
-          ledger: new NonceLedger({ clock }),
-          telemetry: new MemoryTelemetrySink(),
-          expectedArchitecture: 'tamiyo_gnn_v1',
-        }),
-    );
+  it.each([
+    ['a nonce TTL shorter than the freshness window plus skew', 'ledger', {}, 30],
+    ['a freshness window of 0 (shared signed-message rules)', 'maxFreshnessWindowMs', { maxFreshnessWindowMs: 0 }, undefined],
+    ['a negative future skew (shared signed-message rules)', 'futureSkewMs', { futureSkewMs: -1 }, undefined],
+    [
+      'an expectedArchitecture that is not an architecture string',
+      'expectedArchitecture',
+      { expectedArchitecture: 'tamiyo_gnn_v1' },
+      undefined,
+    ],
+  ])('refuses %s, naming the field %s', (_what, field, options: Partial<PolicyUpdateVerifierOptions>, ttlSeconds) => {
+    const error = optionError(options, ttlSeconds);
     expect(isEsperError(error, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ owner: 'PolicyUpdateVerifier', field });
   });
 });
 

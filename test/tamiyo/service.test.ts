@@ -263,16 +263,31 @@ describe('TamiyoService close', () => {
     const policy = new ScriptedPolicy(() => ({ kind: DecisionKind.PAUSE }));
     const { tamiyo, store } = await withReports(policy);
     await tamiyo.evaluateEpoch(packet(10, 0), { signal: SIGNAL });
+    expect(tamiyo.state).toBe('running');
     const first = tamiyo.close('run_completed');
     expect(tamiyo.close()).toBe(first);
     await first;
     await tamiyo[Symbol.asyncDispose]();
     expect(policy.disposed).toBe(1);
+    expect(tamiyo.state).toBe('closed');
     expect(store.reports().map((r) => [r.outcome, r.notes])).toEqual([[FieldReportOutcome.ABORTED, 'aborted:run_completed']]);
     const error = await tamiyo.evaluateStep(packet(11, 0), { signal: SIGNAL }).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(isEsperError(error, ErrorCode.INVALID_STATE)).toBe(true);
+  });
+
+  it('frees the policy even when storing the aborted reports fails, and rejects with that failure', async () => {
+    const policy = new ScriptedPolicy(() => ({ kind: DecisionKind.PAUSE }));
+    const { tamiyo, store } = await withReports(policy);
+    await tamiyo.evaluateEpoch(packet(10, 0), { signal: SIGNAL });
+    await store.close();
+    const error = await tamiyo.close().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isEsperError(error)).toBe(true);
+    expect(policy.disposed).toBe(1);
   });
 });

@@ -113,20 +113,20 @@ describe('checkpoint headers (zod)', () => {
   }
 
   it.each([
-    ['a step that is not a number', (h: Record<string, unknown>) => (h['globalStep'] = '7'), 'header.globalStep'],
+    ['a step that is not a number', (h: Record<string, unknown>) => (h['globalStep'] = '7'), '$.globalStep'],
     [
       'an unknown optimizer',
       (h: Record<string, unknown>) => ((h['optimizer'] as Record<string, unknown>)['kind'] = 'lion'),
-      'header.optimizer.kind',
+      '$.optimizer.kind',
     ],
     [
       'a missing counter',
       (h: Record<string, unknown>) =>
         delete ((h['progress'] as Record<string, Record<string, unknown>>)['counters'] as Record<string, unknown>)['epochsTotal'],
-      'header.progress.counters.epochsTotal',
+      '$.progress.counters.epochsTotal',
     ],
-    ['an unknown field', (h: Record<string, unknown>) => (h['extra'] = 1), 'header'],
-    ['an RNG word out of range', (h: Record<string, unknown>) => ((h['rng'] as number[])[2] = -1), 'header.rng.2'],
+    ['an unknown field', (h: Record<string, unknown>) => (h['extra'] = 1), '$'],
+    ['an RNG word out of range', (h: Record<string, unknown>) => ((h['rng'] as number[])[2] = -1), '$.rng[2]'],
   ])('refuses a verified record with %s (TOLARIA_CHECKPOINT_CORRUPT naming the file and the field)', (_what, edit, field) => {
     const source = { file: '/var/esper/run-1/checkpoints.wal', offset: 4096 };
     let caught: unknown;

@@ -9,7 +9,7 @@
  * examples) rather than dropped, so every example is seen each epoch; the epoch rolls
  * over on the next {@link DataCursor.nextBatch} call.
  */
-import { ErrorCode, EsperError } from '../../core/index.js';
+import { optionChecks } from '../../core/index.js';
 import { seededRng } from '../../tensor/index.js';
 import type { DataCursorState } from '../dataset.js';
 
@@ -26,9 +26,7 @@ export interface DataCursorOptions {
   readonly shuffle?: boolean;
 }
 
-function invalid(message: string, field: string): EsperError {
-  return new EsperError(ErrorCode.INVALID_ARGUMENT, `data cursor: ${message}`, { details: { field } });
-}
+const check = optionChecks('DataCursor');
 
 /** A deterministic, resumable walk over a split, epoch by epoch. */
 export class DataCursor {
@@ -43,16 +41,10 @@ export class DataCursor {
   private order: Int32Array | undefined;
 
   constructor(options: DataCursorOptions, start: { readonly epoch: number; readonly position: number } = { epoch: 0, position: 0 }) {
-    if (!Number.isInteger(options.size) || options.size < 1) throw invalid(`size must be a positive integer, got ${options.size}`, 'size');
-    if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
-      throw invalid(`seed must be a non-negative safe integer, got ${options.seed}`, 'seed');
-    }
-    if (!Number.isSafeInteger(start.epoch) || start.epoch < 0) {
-      throw invalid(`epoch must be a non-negative safe integer, got ${start.epoch}`, 'epoch');
-    }
-    if (!Number.isInteger(start.position) || start.position < 0 || start.position > options.size) {
-      throw invalid(`position must be an integer in [0, ${options.size}], got ${start.position}`, 'position');
-    }
+    check.integer('size', options.size, { min: 1 });
+    check.integer('seed', options.seed, { min: 0 });
+    check.integer('epoch', start.epoch, { min: 0 });
+    check.integer('position', start.position, { min: 0, max: options.size });
     this.size = options.size;
     this.seed = options.seed;
     this.shuffle = options.shuffle ?? true;
@@ -65,7 +57,7 @@ export class DataCursor {
    * (the split size and the shuffle flag); the state's seed is used.
    */
   static restore(state: DataCursorState, options: Omit<DataCursorOptions, 'seed'>): DataCursor {
-    if (typeof state !== 'object' || state === null) throw invalid('state must be an object', 'state');
+    if (typeof state !== 'object' || state === null) check.fail('state', 'an object', state);
     return new DataCursor({ ...options, seed: state.seed }, { epoch: state.epoch, position: state.position });
   }
 
@@ -132,6 +124,6 @@ export class DataCursor {
   }
 
   private assertBatchSize(batchSize: number): void {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw invalid(`batchSize must be a positive integer, got ${batchSize}`, 'batchSize');
+    check.integer('batchSize', batchSize, { min: 1 });
   }
 }

@@ -20,7 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { buildTelemetryPacket, ErrorCode, EsperError, type TelemetrySink } from '../../core/index.js';
+import { buildTelemetryPacket, ErrorCode, EsperError, optionChecks, type TelemetrySink } from '../../core/index.js';
 import { TelemetryLevel } from '../../leyline/index.js';
 import type { Dataset } from '../dataset.js';
 import { TOLARIA_SOURCE, TolariaEvent } from '../names.js';
@@ -224,12 +224,10 @@ async function loadContents(options: FashionMnistOptions): Promise<DatasetCacheC
  * TOLARIA_DATASET_CORRUPT when its files are malformed.
  */
 export async function loadFashionMnist(options: FashionMnistOptions = {}): Promise<Dataset> {
-  const layout = options.layout ?? MnistLayout.FLAT;
-  if (layout !== MnistLayout.FLAT && layout !== MnistLayout.IMAGE) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `Fashion-MNIST: layout must be 'flat' or 'image', got '${String(layout)}'`, {
-      details: { field: 'layout' },
-    });
-  }
+  const layout = optionChecks('FashionMnistOptions').oneOf('layout', options.layout ?? MnistLayout.FLAT, [
+    MnistLayout.FLAT,
+    MnistLayout.IMAGE,
+  ]);
   const contents = await loadContents(options);
   const inputShape = layout === MnistLayout.FLAT ? [FASHION_MNIST_IMAGE_SIZE] : [FASHION_MNIST_IMAGE_SIDE, FASHION_MNIST_IMAGE_SIDE, 1];
   return {

@@ -19,7 +19,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ErrorCode, EsperError } from '../../core/index.js';
+import { ErrorCode, EsperError, optionChecks } from '../../core/index.js';
 import type { Dataset } from '../dataset.js';
 import { ArraySplit } from './array-split.js';
 
@@ -177,12 +177,7 @@ async function readSplit(): Promise<MnistArrays> {
  * arrays (treat them as read-only).
  */
 export async function loadMnist(options: MnistOptions = {}): Promise<Dataset> {
-  const layout = options.layout ?? MnistLayout.FLAT;
-  if (layout !== MnistLayout.FLAT && layout !== MnistLayout.IMAGE) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `MNIST: layout must be 'flat' or 'image', got '${String(layout)}'`, {
-      details: { field: 'layout' },
-    });
-  }
+  const layout = optionChecks('MnistOptions').oneOf('layout', options.layout ?? MnistLayout.FLAT, [MnistLayout.FLAT, MnistLayout.IMAGE]);
   cached ??= readSplit().catch((error: unknown) => {
     cached = undefined;
     throw error;

@@ -5,7 +5,7 @@
  * the same data and the two splits are independent. Example `i` has class `i mod 2`, so
  * both classes are equally represented (odd sizes: class 0 has one more).
  */
-import { ErrorCode, EsperError } from '../../core/index.js';
+import { optionChecks } from '../../core/index.js';
 import { seededRng, type Rng } from '../../tensor/index.js';
 import type { Dataset } from '../dataset.js';
 import { ArraySplit } from './array-split.js';
@@ -51,20 +51,14 @@ export const SYNTHETIC_DEFAULTS = {
 /** Draws one point of class `label` (0 or 1), noise-free. */
 type PointSampler = (label: number, rng: Rng) => readonly [number, number];
 
+const check = optionChecks('SyntheticOptions');
+
 function assertCount(value: number, field: string): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `synthetic dataset: ${field} must be a positive integer, got ${value}`, {
-      details: { field },
-    });
-  }
+  check.integer(field, value, { min: 1 });
 }
 
 function assertNonNegative(value: number, field: string): void {
-  if (!Number.isFinite(value) || value < 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `synthetic dataset: ${field} must be a finite number ≥ 0, got ${value}`, {
-      details: { field },
-    });
-  }
+  check.nonNegative(field, value);
 }
 
 function sampleSplit(size: number, noise: number, rng: Rng, sample: PointSampler): ArraySplit {
@@ -117,9 +111,7 @@ export function xorDataset(options: SyntheticOptions): Dataset {
  */
 export function spiralsDataset(options: SpiralsOptions): Dataset {
   const turns = options.turns ?? SYNTHETIC_DEFAULTS.turns;
-  if (!Number.isFinite(turns) || turns <= 0) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `synthetic dataset: turns must be > 0, got ${turns}`, { details: { field: 'turns' } });
-  }
+  check.positive('turns', turns);
   return syntheticDataset('spirals', options, SYNTHETIC_DEFAULTS.noise.spirals, (label, rng) => {
     const t = rng.nextFloat();
     const radius = 0.05 + 0.95 * t;

@@ -7,7 +7,7 @@
  * optimizer slots are restored by name (`src/tensor/weights-io.ts`), so these names are
  * part of a host's persistent format.
  */
-import { ErrorCode, EsperError } from '../../core/index.js';
+import { ErrorCode, EsperError, optionChecks, type OptionChecks } from '../../core/index.js';
 import { Initializer, initVariable, tf, type Rng } from '../../tensor/index.js';
 
 /** Activation functions a block may end with. */
@@ -81,22 +81,17 @@ function applyActivation(x: tf.Tensor, activation: Activation): tf.Tensor {
   }
 }
 
+/** The option checks of one block, named in errors (`block 'conv1' option units must be …`). */
+function blockCheck(block: string): OptionChecks {
+  return optionChecks(`block '${block}'`);
+}
+
 function assertActivation(activation: string, block: string): asserts activation is Activation {
-  if (!ACTIVATIONS.has(activation)) {
-    throw new EsperError(
-      ErrorCode.INVALID_ARGUMENT,
-      `block '${block}': activation must be one of ${[...ACTIVATIONS].join(', ')}, got '${activation}'`,
-      { details: { field: 'activation', block } },
-    );
-  }
+  blockCheck(block).oneOf('activation', activation, [...ACTIVATIONS]);
 }
 
 function assertPositiveInteger(value: number, field: string, block: string): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `block '${block}': ${field} must be a positive integer, got ${value}`, {
-      details: { field, block },
-    });
-  }
+  blockCheck(block).integer(field, value, { min: 1 });
 }
 
 function assertRank(shape: readonly number[], rank: number, kind: BlockKind, block: string): void {
@@ -252,11 +247,7 @@ export function flattenSpec(inputShape: readonly number[], name: string): BlockS
 }
 
 function assertPadding(padding: string, block: string): void {
-  if (padding !== 'same' && padding !== 'valid') {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `block '${block}': padding must be 'same' or 'valid', got '${padding}'`, {
-      details: { field: 'padding', block },
-    });
-  }
+  blockCheck(block).oneOf('padding', padding, ['same', 'valid']);
 }
 
 function assertNonEmptyOutput(shape: readonly number[], block: string): void {

@@ -14,7 +14,7 @@
  * depend on the sizes of the blocks before it.
  */
 import { create } from '@bufbuild/protobuf';
-import { ErrorCode, EsperError } from '../../core/index.js';
+import { ErrorCode, EsperError, optionChecks } from '../../core/index.js';
 import { SeedSiteDescriptorSchema, SeedSiteKind, type SeedSiteDescriptor } from '../../leyline/index.js';
 import { seededRng, tf, type Initializer } from '../../tensor/index.js';
 import {
@@ -108,12 +108,10 @@ export interface FlattenOptions {
 /** Names of hosts, blocks and sites: no `/`, which separates the parts of variable names. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
+const check = optionChecks('HostBuilder');
+
 function assertName(value: string, field: string): void {
-  if (typeof value !== 'string' || !NAME_RE.test(value)) {
-    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `${field} must match ${String(NAME_RE)}, got '${String(value)}'`, {
-      details: { field },
-    });
-  }
+  if (typeof value !== 'string' || !NAME_RE.test(value)) check.fail(field, `a name matching ${String(NAME_RE)}`, value);
 }
 
 const DEFAULT_NAME_PREFIX: Readonly<Record<BlockKind, string>> = {
@@ -142,15 +140,9 @@ export class HostBuilder {
       options.inputShape.length === 0 ||
       !options.inputShape.every((d) => Number.isInteger(d) && d > 0)
     ) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${options.hostId}': inputShape must be non-empty positive integers`, {
-        details: { field: 'inputShape' },
-      });
+      check.fail('inputShape', 'a non-empty array of positive integers', options.inputShape);
     }
-    if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${options.hostId}': seed must be a non-negative safe integer`, {
-        details: { field: 'seed' },
-      });
-    }
+    check.integer('seed', options.seed, { min: 0 });
     this.hostId = options.hostId;
     this.family = family;
     this.inputShape = [...options.inputShape];
