@@ -48,14 +48,13 @@ export const BLEND_DEFAULTS = Object.freeze({
   gateTau: 0.2,
 });
 
+/** A frozen plan of a mode without parameters (CONVEX, RESIDUAL). */
+function plainPlan(mode: BlendMode, source: BlendModeSource): BlendPlan {
+  return Object.freeze({ mode, source, alphaVec: Object.freeze([]), alphaLo: 0, alphaHi: 1 });
+}
+
 /** The default plan: CONVEX, chosen by default. */
-export const DEFAULT_BLEND_PLAN: BlendPlan = Object.freeze({
-  mode: BlendMode.CONVEX,
-  source: BlendModeSource.DEFAULT,
-  alphaVec: Object.freeze([]),
-  alphaLo: 0,
-  alphaHi: 1,
-});
+export const DEFAULT_BLEND_PLAN: BlendPlan = plainPlan(BlendMode.CONVEX, BlendModeSource.DEFAULT);
 
 /**
  * Alpha after `step` of a `totalSteps` ramp: the logistic σ((step − totalSteps/2) /
@@ -80,13 +79,7 @@ export function alphaSchedule(step: number, totalSteps: number, temperature: num
 }
 
 /** The plan of a WIDEN site when no mode is given: RESIDUAL, chosen by default. */
-export const WIDEN_BLEND_PLAN: BlendPlan = Object.freeze({
-  mode: BlendMode.RESIDUAL,
-  source: BlendModeSource.DEFAULT,
-  alphaVec: Object.freeze([]),
-  alphaLo: 0,
-  alphaHi: 1,
-});
+export const WIDEN_BLEND_PLAN: BlendPlan = plainPlan(BlendMode.RESIDUAL, BlendModeSource.DEFAULT);
 
 /**
  * Resolves the blend mode and its parameters for a seed at `site`. At a WIDEN site the only
@@ -123,7 +116,7 @@ export function resolveBlendPlan(operation: CommandSeedOperation, blend: BlendCo
   switch (mode) {
     case BlendMode.CONVEX:
     case BlendMode.RESIDUAL:
-      return Object.freeze({ mode, source, alphaVec: Object.freeze([]), alphaLo: 0, alphaHi: 1 });
+      return plainPlan(mode, source);
     case BlendMode.CHANNEL:
       return Object.freeze({ mode, source, alphaVec: Object.freeze(channelVector(blend, site)), alphaLo: 0, alphaHi: 1 });
     case BlendMode.CONFIDENCE:
@@ -229,7 +222,7 @@ function widenPlan(operation: CommandSeedOperation, blend: BlendConfig | undefin
   const metadataSource = blend?.mode === requested ? blend.modeSource : BlendModeSource.UNSPECIFIED;
   const fallback = operation.blendMode === requested ? BlendModeSource.OPERATOR : BlendModeSource.POLICY;
   const source = metadataSource === BlendModeSource.UNSPECIFIED ? fallback : metadataSource;
-  return Object.freeze({ ...WIDEN_BLEND_PLAN, source });
+  return plainPlan(BlendMode.RESIDUAL, source);
 }
 
 /** `s − (x − stopGradient(x))`: forward `s`, gradient −1 into the host path. */

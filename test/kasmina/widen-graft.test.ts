@@ -59,14 +59,8 @@ describe('widening through Kasmina (BP051 at hidden<i>.widen)', () => {
     for (let i = 0; i <= FAST_LIFECYCLE.probationSteps && h.kasmina.stageOf('w1') === S.SEED_STAGE_PROBATIONARY; i += 1, step += 1) {
       await h.kasmina.advance(context(step));
     }
-    expect(h.kasmina.historyOf('w1')?.map((t) => t.to)).toEqual([
-      S.SEED_STAGE_GERMINATED,
-      S.SEED_STAGE_TRAINING,
-      S.SEED_STAGE_BLENDING,
-      S.SEED_STAGE_SHADOWING,
-      S.SEED_STAGE_PROBATIONARY,
-      S.SEED_STAGE_FOSSILIZED,
-    ]);
+    const walked = ['GERMINATED', 'TRAINING', 'BLENDING', 'SHADOWING', 'PROBATIONARY', 'FOSSILIZED'] as const;
+    expect(h.kasmina.historyOf('w1')?.map((t) => t.to)).toEqual(walked.map((name) => S[`SEED_STAGE_${name}`]));
     const failures = h.telemetry.packets.flatMap((p) => p.events.filter((e) => e.description === SeedEvent.GATE_FAILURE));
     expect(failures).toEqual([]);
     expect(h.kasmina.stats().isolationViolations).toBe(0);

@@ -31,8 +31,7 @@ export const widenFamily: FamilyConfig = {
   knobs: [{ name: 'units', min: 1, max: 4096, defaultValue: 24, integer: true }],
   fits: isWidenableSite,
   build(knobs, site, context) {
-    const inputs = site.shape[0] as number;
-    const outputs = site.outputShape[0] as number;
+    const [inputs, outputs] = [site.shape[0] as number, site.outputShape[0] as number];
     const units = knob(knobs, 'units');
     return assembleModule(FamilyId.WIDEN, context, (bag) => {
       const u = bag.add('U', Initializer.HE_NORMAL, [inputs, units]);
