@@ -57,6 +57,12 @@
  * | BP050 | adversarial_noise | highway_gate | epsilon → transformScale = 25·epsilon; gateBias 3 |
  *
  * Integer knobs are rounded by the family (midpoint 2.5 → 3, halves round up).
+ *
+ * Growth blueprints, Esper's own (not in the prototype), SAFE, after the 50:
+ *
+ * | ID | name | family | parameter → knobs |
+ * |---|---|---|---|
+ * | BP051 | widen_zero_out | widen | units → units (new hidden units; midpoint 24) |
  */
 import { create } from '@bufbuild/protobuf';
 import { BlueprintDescriptorSchema, BlueprintParameterSchema, BlueprintTier, type BlueprintDescriptor } from '../leyline/index.js';
@@ -594,6 +600,20 @@ const HIGH_RISK: readonly EntrySpec[] = [
   },
 ];
 
+/** Growth methods (issue 12): Esper's own ids, from BP051 on. */
+const GROWTH: readonly EntrySpec[] = [
+  {
+    id: 'BP051',
+    name: 'widen_zero_out',
+    stage: 0,
+    risk: 0.1,
+    description: 'Widen a hidden layer by new ReLU units (incoming He-normal, outgoing zero: function-preserving)',
+    bounds: { units: [8, 40] },
+    family: FamilyId.WIDEN,
+    toKnobs: (q) => ({ units: p(q, 'units') }),
+  },
+];
+
 function toEntry(spec: EntrySpec, tier: BlueprintTier): BlueprintEntry {
   const experimental = tier === BlueprintTier.EXPERIMENTAL;
   const highRisk = tier === BlueprintTier.HIGH_RISK;
@@ -618,11 +638,12 @@ function toEntry(spec: EntrySpec, tier: BlueprintTier): BlueprintEntry {
 }
 
 /**
- * The default blueprints in id order (SAFE, then EXPERIMENTAL, then HIGH_RISK), which is
- * also the prototype's insertion order.
+ * The default blueprints in id order: the prototype's 50 (SAFE, then EXPERIMENTAL, then
+ * HIGH_RISK, its insertion order), then the SAFE growth blueprints from BP051.
  */
 export const DEFAULT_BLUEPRINTS: readonly BlueprintEntry[] = Object.freeze([
   ...SAFE.map((s) => toEntry(s, BlueprintTier.SAFE)),
   ...EXPERIMENTAL.map((s) => toEntry(s, BlueprintTier.EXPERIMENTAL)),
   ...HIGH_RISK.map((s) => toEntry(s, BlueprintTier.HIGH_RISK)),
+  ...GROWTH.map((s) => toEntry(s, BlueprintTier.SAFE)),
 ]);

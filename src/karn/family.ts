@@ -23,6 +23,7 @@ export const FamilyId = {
   HIGHWAY_GATE: 'highway_gate',
   UNSTABLE_FEEDBACK: 'unstable_feedback',
   ZERO_CONTROL: 'zero_control',
+  WIDEN: 'widen',
 } as const;
 
 /** Union of {@link FamilyId} values. */
@@ -32,17 +33,19 @@ export type FamilyId = (typeof FamilyId)[keyof typeof FamilyId];
 export type Knobs = Readonly<Record<string, number>>;
 
 /**
- * A grown module. `apply` maps a batch `[batch, ...site.shape]` to a tensor of the same
- * shape; it allocates intermediates, so call it inside `tf.tidy` (or dispose the result).
- * The host blends the output with its activation (`x + α·seed(x)`), so a module whose
- * output is 0 leaves the host unchanged.
+ * A grown module. `apply` maps a batch `[batch, ...site.shape]` to
+ * `[batch, ...siteOutputShape(site)]` — the same shape at DENSE and CONV sites, the next
+ * layer's pre-activation shape at WIDEN sites; it allocates intermediates, so call it
+ * inside `tf.tidy` (or dispose the result). The host adds the output to its activation
+ * (`x + α·seed(x)`) or, at a WIDEN site, to the next layer's pre-activation, so a module
+ * whose output is 0 leaves the host unchanged.
  */
 export interface SeedModule {
   /** The blueprint this module was built from. */
   readonly blueprintId: string;
   /** The family that built it. */
   readonly family: FamilyId;
-  /** Same shape out as in. */
+  /** `[batch, ...site.shape]` → `[batch, ...siteOutputShape(site)]`. */
   apply(x: tf.Tensor): tf.Tensor;
   /** Trainable variables, named `<scope>/<param>` (scope defaults to the blueprint id). */
   readonly variables: readonly tf.Variable[];

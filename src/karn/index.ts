@@ -1,5 +1,5 @@
 /**
- * Karn: the blueprint catalog (50 default descriptors over 13 module families), parameter
+ * Karn: the blueprint catalog (51 default descriptors over 14 module families), parameter
  * validation, breaker-guarded selection by tier and site, and seed-module construction.
  * Other subsystems import only from this file.
  */

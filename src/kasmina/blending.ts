@@ -8,7 +8,14 @@
  * effective alpha 0 the output is `x` itself.
  */
 import { ErrorCode, EsperError, CONTRACT_LIMITS } from '../core/index.js';
-import { BlendMode, BlendModeSource, type BlendConfig, type CommandSeedOperation, type SeedSiteDescriptor } from '../leyline/index.js';
+import {
+  BlendMode,
+  BlendModeSource,
+  isWidenSite,
+  type BlendConfig,
+  type CommandSeedOperation,
+  type SeedSiteDescriptor,
+} from '../leyline/index.js';
 import { stopGradient, tf } from '../tensor/index.js';
 
 /** How a grafted seed's output is mixed into the host. */
@@ -41,14 +48,13 @@ export const BLEND_DEFAULTS = Object.freeze({
   gateTau: 0.2,
 });
 
+/** A frozen plan of a mode without parameters (CONVEX, RESIDUAL). */
+function plainPlan(mode: BlendMode, source: BlendModeSource): BlendPlan {
+  return Object.freeze({ mode, source, alphaVec: Object.freeze([]), alphaLo: 0, alphaHi: 1 });
+}
+
 /** The default plan: CONVEX, chosen by default. */
-export const DEFAULT_BLEND_PLAN: BlendPlan = Object.freeze({
-  mode: BlendMode.CONVEX,
-  source: BlendModeSource.DEFAULT,
-  alphaVec: Object.freeze([]),
-  alphaLo: 0,
-  alphaHi: 1,
-});
+export const DEFAULT_BLEND_PLAN: BlendPlan = plainPlan(BlendMode.CONVEX, BlendModeSource.DEFAULT);
 
 /**
  * Alpha after `step` of a `totalSteps` ramp: the logistic σ((step − totalSteps/2) /
@@ -72,8 +78,14 @@ export function alphaSchedule(step: number, totalSteps: number, temperature: num
   return Math.min(1, Math.max(0, (logistic((clamped - totalSteps / 2) / t) - low) / (high - low)));
 }
 
+/** The plan of a WIDEN site when no mode is given: RESIDUAL, chosen by default. */
+export const WIDEN_BLEND_PLAN: BlendPlan = plainPlan(BlendMode.RESIDUAL, BlendModeSource.DEFAULT);
+
 /**
- * Resolves the blend mode and its parameters for a seed at `site`. Mode precedence:
+ * Resolves the blend mode and its parameters for a seed at `site`. At a WIDEN site the only
+ * mode is RESIDUAL (the seed's units add to the next layer's pre-activation, which no other
+ * mode can scale down): unset means RESIDUAL, any other mode is refused
+ * (`widen_requires_residual`). Elsewhere, mode precedence:
  * `operation.blend_mode` (source: the metadata's `mode_source` when `blend.mode` agrees,
  * else OPERATOR), then `blend.mode` (its `mode_source`, POLICY if
  * unset), then CONVEX (source DEFAULT); UNSPECIFIED counts as unset.
@@ -82,9 +94,10 @@ export function alphaSchedule(step: number, totalSteps: number, temperature: num
  *   `channel_alpha_vec_missing`, `alpha_vec_too_long`, `alpha_vec_out_of_range`,
  *   `alpha_vec_channel_mismatch`, `confidence_gate_missing_logits`,
  *   `confidence_logits_invalid`, `alpha_bounds_invalid`, `gate_params_invalid`,
- *   `unknown_mode`.
+ *   `unknown_mode`, `widen_requires_residual`.
  */
 export function resolveBlendPlan(operation: CommandSeedOperation, blend: BlendConfig | undefined, site: SeedSiteDescriptor): BlendPlan {
+  if (isWidenSite(site)) return widenPlan(operation, blend);
   let mode: BlendMode;
   let source: BlendModeSource;
   if (operation.blendMode !== undefined && operation.blendMode !== BlendMode.UNSPECIFIED) {
@@ -103,7 +116,7 @@ export function resolveBlendPlan(operation: CommandSeedOperation, blend: BlendCo
   switch (mode) {
     case BlendMode.CONVEX:
     case BlendMode.RESIDUAL:
-      return Object.freeze({ mode, source, alphaVec: Object.freeze([]), alphaLo: 0, alphaHi: 1 });
+      return plainPlan(mode, source);
     case BlendMode.CHANNEL:
       return Object.freeze({ mode, source, alphaVec: Object.freeze(channelVector(blend, site)), alphaLo: 0, alphaHi: 1 });
     case BlendMode.CONFIDENCE:
@@ -178,6 +191,38 @@ export function blendActivation(x: tf.Tensor, seedOut: tf.Tensor, alpha: number,
   }
   if (a.every((v) => v === 0)) return x;
   return tf.add(x, tf.mul(tf.tensor1d(a), phase === 'fused' ? seedOut : takeOver(x, seedOut)));
+}
+
+/**
+ * What a seed at a WIDEN site contributes to the next layer's pre-activation `z` (the host
+ * adds it), from the module's output `seedOut`. Call inside `tf.tidy`.
+ *
+ * - `isolated` (TRAINING): `s − stopGradient(s)` — forward exactly 0, so `z` is unchanged;
+ *   the seed gets the gradient it would get at alpha 1 (straight-through).
+ * - `blended` and `fused`: `a·s` (RESIDUAL; the plan of a WIDEN site is always RESIDUAL).
+ *
+ * With alpha 0 the contribution is zeros (immune to a non-finite seed output).
+ */
+export function blendContribution(seedOut: tf.Tensor, alpha: number, phase: BlendPhase): tf.Tensor {
+  if (phase === 'isolated') return tf.sub(seedOut, stopGradient(seedOut));
+  const a = clamp01(alpha);
+  if (a === 0) return tf.zerosLike(seedOut);
+  return tf.mul(tf.scalar(a), seedOut);
+}
+
+function widenPlan(operation: CommandSeedOperation, blend: BlendConfig | undefined): BlendPlan {
+  const requested = [operation.blendMode, blend?.mode].find((m) => m !== undefined && m !== BlendMode.UNSPECIFIED);
+  if (requested === undefined) return WIDEN_BLEND_PLAN;
+  if (requested !== BlendMode.RESIDUAL) {
+    throw invalid('widen_requires_residual', `a WIDEN site blends RESIDUAL only, not ${BlendMode[requested] ?? String(requested)}`, {
+      mode: String(requested),
+    });
+  }
+  // Who chose it, by the same precedence as the other sites' modes.
+  const metadataSource = blend?.mode === requested ? blend.modeSource : BlendModeSource.UNSPECIFIED;
+  const fallback = operation.blendMode === requested ? BlendModeSource.OPERATOR : BlendModeSource.POLICY;
+  const source = metadataSource === BlendModeSource.UNSPECIFIED ? fallback : metadataSource;
+  return plainPlan(BlendMode.RESIDUAL, source);
 }
 
 /** `s − (x − stopGradient(x))`: forward `s`, gradient −1 into the host path. */

@@ -120,7 +120,7 @@ export interface StabilityGateInputs {
   /** Latency of the fetch that loaded the seed's kernel (lock wait + load + rebuild), in ms. */
   readonly kernelLatencyMs: number;
   readonly latencyBudgetMs: number;
-  /** The seed module's output on a probe batch of the site's shape was finite. */
+  /** The seed module's output on a probe batch of the site's input shape was finite. */
   readonly seedOutputFinite: boolean;
   /** Every seed gradient norm the steps reported in the stage was finite. */
   readonly seedGradFinite: boolean;
@@ -167,13 +167,16 @@ export function evaluateG2(inputs: StabilityGateInputs): GateResult {
 export interface InterfaceGateInputs {
   /** Host variables the parameter registry does not hold as host-owned. */
   readonly unregisteredHostVariables: number;
-  /** Shape of the probe batch (the site's activation shape with a batch axis). */
+  /**
+   * Shape the module must return for the probe batch: the site's output shape (its
+   * activation shape, or a WIDEN site's `output_shape`) with a batch axis.
+   */
   readonly expectedShape: readonly number[];
   /** Shape the seed module returned for it. */
   readonly outputShape: readonly number[];
 }
 
-/** G3: every host variable host-owned, the seed's output shaped like the site's activation. */
+/** G3: every host variable host-owned, the seed's output of the site's output shape. */
 export function evaluateG3(inputs: InterfaceGateInputs): GateResult {
   const attributes: Record<string, GateAttributeValue> = {
     unregistered_host_variables: finiteOrText(inputs.unregisteredHostVariables),

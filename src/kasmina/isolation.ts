@@ -8,7 +8,7 @@
  * (§17.10).
  */
 import { CircuitBreaker, optionChecks, type CircuitBreakerSnapshot, type Clock } from '../core/index.js';
-import { CircuitBreakerState } from '../leyline/index.js';
+import { CircuitBreakerState, isWidenSite, siteOutputShape } from '../leyline/index.js';
 import { tf, type Rng } from '../tensor/index.js';
 import { hostPathGradientScale } from './blending.js';
 import { normalSamples, type SeedSlot } from './seed-slot.js';
@@ -37,6 +37,7 @@ export interface IsolationCheck {
  */
 export function checkIsolation(slot: SeedSlot, rng: Rng, batch = 4, tolerance = ISOLATION_TOLERANCE): IsolationCheck {
   optionChecks('checkIsolation').integer('batch', batch, { min: 1 });
+  if (isWidenSite(slot.site)) return checkWidenIsolation(slot, rng, batch, tolerance);
   const shape = [batch, ...slot.site.shape];
   const size = shape.reduce((a, b) => a * b, 1);
   const channels = slot.site.shape[slot.site.shape.length - 1] ?? 1;
@@ -54,6 +55,34 @@ export function checkIsolation(slot: SeedSlot, rng: Rng, batch = 4, tolerance = 
     return [leak, norm];
   });
   const relativeLeak = leakNorm / Math.max(expectedNorm, 1e-12);
+  return { passed: relativeLeak <= tolerance, leakNorm, relativeLeak, tolerance, phase };
+}
+
+/**
+ * The WIDEN form of {@link checkIsolation}: the host adds the slot's contribution to the
+ * next layer's pre-activation itself (gradient 1 on its own path), so what must hold is that
+ * no gradient reaches the widened layer's input `u` through the seed outside the fused
+ * phase: g = ∂/∂u Σ r ⊙ slot.contribute(u) must be 0. The relative leak is ‖g‖ / ‖r‖.
+ */
+function checkWidenIsolation(slot: SeedSlot, rng: Rng, batch: number, tolerance: number): IsolationCheck {
+  const phase = slot.phase;
+  // Fused units are part of the host: the gradient into u is the point, not a leak.
+  if (phase === 'fused') return { passed: true, leakNorm: 0, relativeLeak: 0, tolerance, phase };
+  const inputShape = [batch, ...slot.site.shape];
+  const outputShape = [batch, ...siteOutputShape(slot.site)];
+  const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+  const uValues = normalSamples(rng, size(inputShape));
+  const rValues = normalSamples(rng, size(outputShape));
+  const [leakNorm, cotangentNorm] = tf.tidy(() => {
+    const u = tf.tensor(uValues, inputShape);
+    const r = tf.tensor(rValues, outputShape);
+    // `+ 0·Σu` keeps u on the tape when the contribution does not read it (paused).
+    const g = tf.grad((input: tf.Tensor) =>
+      tf.add(tf.sum(tf.mul(r, slot.contribute(input, { training: true }))), tf.mul(tf.scalar(0), tf.sum(input))),
+    )(u);
+    return [tf.norm(g).dataSync()[0] ?? Number.NaN, tf.norm(r).dataSync()[0] ?? Number.NaN];
+  });
+  const relativeLeak = leakNorm / Math.max(cotangentNorm, 1e-12);
   return { passed: relativeLeak <= tolerance, leakNorm, relativeLeak, tolerance, phase };
 }
 

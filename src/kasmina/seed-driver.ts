@@ -5,7 +5,7 @@
  * each gate measures: docs/architecture.md (Kasmina).
  */
 import { describeError, ErrorCode, EsperError, isEsperError, optionChecks, type EsperSettings } from '../core/index.js';
-import { SeedLifecycleGate, SeedLifecycleStage, TelemetryLevel } from '../leyline/index.js';
+import { SeedLifecycleGate, SeedLifecycleStage, siteOutputShape, TelemetryLevel } from '../leyline/index.js';
 import { seededRng } from '../tensor/index.js';
 import type { HostModel, StepSignals } from '../tolaria/index.js';
 import { alphaSchedule } from './blending.js';
@@ -243,14 +243,14 @@ export class SeedDriver {
     });
   }
 
-  /** G3: every host variable host-owned in the registry, and the module's output shaped like its input. */
+  /** G3: every host variable host-owned in the registry, and the module's output of the site's output shape. */
   #interfaceGate(seed: Seed): GateResult {
     const registry = this.#o.registry;
     const slot = seed.kernel.slot;
     const probe = slot === undefined ? undefined : this.#probe(seed, slot);
     return evaluateG3({
       unregisteredHostVariables: this.#o.host.variables.filter((v) => registry.ownerOf(v)?.kind !== 'host').length,
-      expectedShape: probe?.inputShape ?? [PROBE_BATCH, ...seed.site.shape],
+      expectedShape: probe?.expectedShape ?? [PROBE_BATCH, ...siteOutputShape(seed.site)],
       outputShape: probe?.outputShape ?? [],
     });
   }

@@ -1,16 +1,18 @@
 /**
  * The seed slot: what Kasmina attaches at a host seed site. It owns one grafted
  * {@link SeedModule}, feeds it the site's activation behind a stop-gradient, and blends its
- * delta into the host according to the executor-set phase, alpha and {@link BlendPlan}.
+ * delta into the host according to the executor-set phase, alpha and {@link BlendPlan}. At
+ * a WIDEN site it is the host's `WidenSiteHook` instead: `contribute(u)` returns the seed
+ * units' blended contribution to the next layer's pre-activation.
  * Replaces the prototype's manager-level `blend(host, seed, seed_id)` (reference
  * prototype-kasmina §10.2), which defaulted an unknown seed to alpha 1.
  */
 import { ErrorCode, EsperError, isEsperError, optionChecks, ServiceState } from '../core/index.js';
-import { BlendMode, type SeedSiteDescriptor } from '../leyline/index.js';
+import { BlendMode, isWidenSite, siteOutputShape, type SeedSiteDescriptor } from '../leyline/index.js';
 import type { SeedModule } from '../karn/index.js';
 import { stopGradient, tf, type Rng } from '../tensor/index.js';
-import type { SeedSiteHook } from '../tolaria/index.js';
-import { blendActivation, effectiveAlphas, type BlendPlan } from './blending.js';
+import type { SeedSiteHook, WidenSiteHook } from '../tolaria/index.js';
+import { blendActivation, blendContribution, effectiveAlphas, type BlendPlan } from './blending.js';
 
 /**
  * Phase of a slot: TRAINING is `isolated`, BLENDING to PROBATIONARY `blended`, FOSSILIZED
@@ -30,6 +32,8 @@ export const PROBE_BATCH = 4;
 export interface ModuleProbe {
   /** Shape of the probe batch: `[batch, ...site.shape]`. */
   readonly inputShape: readonly number[];
+  /** Shape the module must return: `[batch, ...siteOutputShape(site)]`. */
+  readonly expectedShape: readonly number[];
   /** Shape of the module's output; `[]` when the module threw. */
   readonly outputShape: readonly number[];
   /** Every output value is finite (false when the module threw). */
@@ -57,8 +61,12 @@ export interface SeedSlotOptions {
   readonly alpha?: number;
 }
 
-/** A grafted seed at one host site; implements Tolaria's {@link SeedSiteHook}. */
-export class SeedSlot implements SeedSiteHook {
+/**
+ * A grafted seed at one host site; implements Tolaria's {@link SeedSiteHook} (`apply`, at
+ * DENSE and CONV sites) and {@link WidenSiteHook} (`contribute`, at WIDEN sites). The host
+ * calls the one its site needs; the other throws `INVALID_STATE`.
+ */
+export class SeedSlot implements SeedSiteHook, WidenSiteHook {
   readonly seedId: string;
   readonly siteId: string;
   readonly site: SeedSiteDescriptor;
@@ -81,7 +89,8 @@ export class SeedSlot implements SeedSiteHook {
     this.#life = new ServiceState(`seed slot ${options.seedId}`, 'live');
     this.site = options.site;
     this.#module = options.module;
-    this.#channels = options.site.shape[options.site.shape.length - 1] ?? 0;
+    const outputShape = siteOutputShape(options.site);
+    this.#channels = outputShape[outputShape.length - 1] ?? 0;
     this.#plan = this.#checkPlan(options.plan);
     this.#phase = check.oneOf('phase', options.phase ?? 'isolated', PHASES);
     this.#alpha = check.number('alpha', options.alpha ?? 0, { min: 0, max: 1 });
@@ -136,6 +145,7 @@ export class SeedSlot implements SeedSiteHook {
    */
   apply(activation: tf.Tensor, _context: { readonly training: boolean }): tf.Tensor {
     this.#assertLive('apply');
+    this.#assertSiteSort('apply', false);
     if (this.#phase === 'paused') return activation;
     const phase = this.#phase;
     const alpha = this.#alpha;
@@ -143,6 +153,22 @@ export class SeedSlot implements SeedSiteHook {
       const seedOut = this.#module.apply(phase === 'fused' ? activation : this.moduleInput(activation));
       return blendActivation(activation, seedOut, alpha, this.#plan, phase);
     });
+  }
+
+  /**
+   * The WIDEN site hook: the module reads `input` (the widened layer's input, behind a
+   * stop-gradient except when fused) and its output is blended by {@link blendContribution}
+   * — forward 0 while isolated, `a·s` after. Paused: zeros, without evaluating the seed.
+   * Runs in its own `tf.tidy`.
+   */
+  contribute(input: tf.Tensor, _context: { readonly training: boolean }): tf.Tensor {
+    this.#assertLive('contribute');
+    this.#assertSiteSort('contribute', true);
+    const phase = this.#phase;
+    const batch = input.shape[0] ?? 0;
+    if (phase === 'paused') return tf.zeros([batch, ...siteOutputShape(this.site)]);
+    const alpha = this.#alpha;
+    return tf.tidy(() => blendContribution(this.#module.apply(phase === 'fused' ? input : this.moduleInput(input)), alpha, phase));
   }
 
   /** The module's variables; none while paused or disposed (the optimizer leaves them alone). */
@@ -164,6 +190,7 @@ export class SeedSlot implements SeedSiteHook {
   probe(rng: Rng, batch = PROBE_BATCH): ModuleProbe {
     this.#assertLive('probe');
     const inputShape = [batch, ...this.site.shape];
+    const expectedShape = [batch, ...siteOutputShape(this.site)];
     const input = normalSamples(
       rng,
       inputShape.reduce((a, b) => a * b, 1),
@@ -171,11 +198,11 @@ export class SeedSlot implements SeedSiteHook {
     try {
       return tf.tidy(() => {
         const out = this.#module.apply(tf.tensor(input, inputShape));
-        return { inputShape, outputShape: [...out.shape], finite: out.dataSync().every((v) => Number.isFinite(v)) };
+        return { inputShape, expectedShape, outputShape: [...out.shape], finite: out.dataSync().every((v) => Number.isFinite(v)) };
       });
     } catch (error) {
       if (isEsperError(error)) throw error;
-      return { inputShape, outputShape: [], finite: false };
+      return { inputShape, expectedShape, outputShape: [], finite: false };
     }
   }
 
@@ -200,9 +227,24 @@ export class SeedSlot implements SeedSiteHook {
         details: { reason: 'unknown_mode', seedId: this.seedId },
       });
     }
+    if (isWidenSite(this.site) && plan.mode !== BlendMode.RESIDUAL) {
+      throw new EsperError(ErrorCode.KASMINA_BLEND_CONFIG_INVALID, 'a WIDEN site blends RESIDUAL only', {
+        details: { reason: 'widen_requires_residual', seedId: this.seedId },
+      });
+    }
     // Validates CHANNEL plans against this site (throws KASMINA_BLEND_CONFIG_INVALID).
     effectiveAlphas(plan, 0, this.#channels);
     return plan;
+  }
+
+  /** `apply` serves DENSE and CONV sites, `contribute` WIDEN sites. */
+  #assertSiteSort(operation: string, widen: boolean): void {
+    if (isWidenSite(this.site) === widen) return;
+    throw new EsperError(
+      ErrorCode.INVALID_STATE,
+      `seed ${this.seedId}: ${operation}() does not serve site ${this.siteId} (use ${widen ? 'apply' : 'contribute'}())`,
+      { details: { seedId: this.seedId, siteId: this.siteId, operation } },
+    );
   }
 
   #assertLive(operation: string): void {
@@ -218,10 +260,11 @@ export function normalSamples(rng: Rng, size: number): Float32Array {
 }
 
 function probeShape(options: SeedSlotOptions): void {
-  const expected = [1, ...options.site.shape];
+  const probe = [1, ...options.site.shape];
+  const expected = [1, ...siteOutputShape(options.site)];
   let actual: number[];
   try {
-    actual = tf.tidy(() => options.module.apply(tf.zeros(expected)).shape);
+    actual = tf.tidy(() => options.module.apply(tf.zeros(probe)).shape);
   } catch (error) {
     if (isEsperError(error)) throw error;
     throw mismatch(options, expected, undefined, error);
@@ -238,7 +281,7 @@ function mismatch(
   const got = actual === undefined ? 'an error' : `[${actual.join(', ')}]`;
   return new EsperError(
     ErrorCode.KASMINA_GRAFT_SHAPE_MISMATCH,
-    `seed ${options.seedId}: module ${options.module.blueprintId} returned ${got} for a probe of [${expected.join(', ')}] at site ${options.siteId}`,
+    `seed ${options.seedId}: module ${options.module.blueprintId} returned ${got} where site ${options.siteId} needs [${expected.join(', ')}]`,
     {
       cause,
       details: {

@@ -43,8 +43,12 @@ export interface ArtifactHeader {
   readonly family: FamilyId;
   /** Validated blueprint parameters (keys sorted in the serialised form). */
   readonly parameters: Readonly<Record<string, number>>;
-  /** The site the module was compiled for; `kind` is the `SeedSiteKind` name (`DENSE`, `CONV`). */
-  readonly site: { readonly kind: string; readonly shape: readonly number[] };
+  /**
+   * The site the module was compiled for; `kind` is the `SeedSiteKind` name (`DENSE`,
+   * `CONV`, `WIDEN`); `outputShape` only where the site has one (WIDEN), so other
+   * artifacts' bytes are as before.
+   */
+  readonly site: { readonly kind: string; readonly shape: readonly number[]; readonly outputShape?: readonly number[] };
   readonly guard: GuardSpec;
   /** The module's variables, in build order. */
   readonly variables: readonly ArtifactVariable[];
@@ -68,6 +72,7 @@ const HeaderSchema = z.strictObject({
   site: z.strictObject({
     kind: z.string().refine((k) => typeof (SeedSiteKind as unknown as Record<string, unknown>)[k] === 'number', 'unknown SeedSiteKind'),
     shape: dims.min(1),
+    outputShape: dims.min(1).optional(),
   }),
   guard: z.strictObject({ inputShape: dims, outputShape: dims, dtype: z.literal('float32') }),
   variables: z.array(z.strictObject({ name: z.string().min(1), shape: dims, dtype: z.enum(['float32', 'int32', 'bool']) })),

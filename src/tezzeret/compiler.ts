@@ -5,7 +5,13 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError, isEsperError, optionChecks, quantile, systemClock, type Clock } from '../core/index.js';
-import { SeedSiteDescriptorSchema, SeedSiteKind, type BlueprintDescriptor, type SeedSiteDescriptor } from '../leyline/index.js';
+import {
+  SeedSiteDescriptorSchema,
+  SeedSiteKind,
+  siteOutputShape,
+  type BlueprintDescriptor,
+  type SeedSiteDescriptor,
+} from '../leyline/index.js';
 import { decodeWeights, decodeWeightsFromBytes, encodeWeights, encodeWeightsToBytes, seededRng, tf } from '../tensor/index.js';
 import { KarnCatalog, type BlueprintParameters, type FamilyId, type SeedModule } from '../karn/index.js';
 import {
@@ -22,7 +28,7 @@ import { TezzeretMetric } from './names.js';
 
 /** Options of {@link TezzeretCompiler}. */
 export interface TezzeretCompilerOptions {
-  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP050) */
+  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP051) */
   readonly catalog?: KarnCatalog;
   /** @default systemClock */
   readonly clock?: Clock;
@@ -139,7 +145,12 @@ export function loadArtifact(bytes: Uint8Array, options: LoadArtifactOptions = {
       });
     }
     const kind = (SeedSiteKind as unknown as Record<string, SeedSiteKind>)[header.site.kind] as SeedSiteKind;
-    const site = create(SeedSiteDescriptorSchema, { siteId: `artifact:${header.blueprintId}`, kind, shape: [...header.site.shape] });
+    const site = create(SeedSiteDescriptorSchema, {
+      siteId: `artifact:${header.blueprintId}`,
+      kind,
+      shape: [...header.site.shape],
+      outputShape: [...(header.site.outputShape ?? [])],
+    });
     module = catalog.build(header.blueprintId, site, { seed: header.seed, parameters: header.parameters, scope });
   } catch (error) {
     if (isEsperError(error, ErrorCode.TEZZERET_ARTIFACT_INVALID)) throw error;
@@ -252,6 +263,14 @@ export class TezzeretCompiler {
       const guard: GuardSpec = { inputShape, outputShape: [...output.shape], dtype: 'float32' };
       const outputDtype = output.dtype;
       output.dispose();
+      const expectedShape = [1, ...siteOutputShape(site)];
+      if (guard.outputShape.length !== expectedShape.length || guard.outputShape.some((d, i) => d !== expectedShape[i])) {
+        throw new EsperError(
+          ErrorCode.INVALID_STATE,
+          `blueprint ${id} returned [${guard.outputShape.join(', ')}] for the site's [${expectedShape.join(', ')}]`,
+          { details: { blueprintId: id } },
+        );
+      }
       if (outputDtype !== 'float32') {
         throw new EsperError(ErrorCode.INVALID_STATE, `blueprint ${id} produced ${outputDtype} output`, { details: { blueprintId: id } });
       }
@@ -261,7 +280,7 @@ export class TezzeretCompiler {
         blueprintId: id,
         family,
         parameters: validated,
-        site: { kind, shape: [...site.shape] },
+        site: { kind, shape: [...site.shape], ...(site.outputShape.length > 0 ? { outputShape: [...site.outputShape] } : {}) },
         guard,
         variables: module.variables.map((v, i) => ({
           name: (named[i] as { name: string }).name,

@@ -14,10 +14,14 @@ export interface ForgeJob {
 /** A {@link ForgeJob} with its site key filled in. */
 export type ResolvedForgeJob = Required<ForgeJob>;
 
-/** Urza site key of a site: `<kind>:<d1>x<d2>…`, e.g. `dense:256`, `conv:16x16x32`. */
+/**
+ * Urza site key of a site: `<kind>:<d1>x<d2>…`, e.g. `dense:256`, `conv:16x16x32`, with
+ * `->` and the output shape where the site has one (`widen:784->256`).
+ */
 export function siteKeyOf(site: SeedSiteDescriptor): string {
   const kind = (SeedSiteKind[site.kind] as string | undefined)?.toLowerCase() ?? `kind${site.kind}`;
-  return `${kind}:${site.shape.join('x')}`;
+  const output = site.outputShape.length > 0 ? `->${site.outputShape.join('x')}` : '';
+  return `${kind}:${site.shape.join('x')}${output}`;
 }
 
 /** Every descriptor of `catalog` × every site in `sites` that its family fits, in catalog order. */

@@ -1,9 +1,16 @@
 /**
  * Host models: the networks seeds grow into. A host is a sequence of named blocks with
- * named seed sites after some of them. A site sees the activation flowing through it and
- * hands it to the hook attached there (Kasmina's graft), which returns the activation to
- * continue with — typically `x + alpha·seed(x)`, with `seed(stopGradient(x))` while the
- * seed trains in isolation. With no hook a site is the identity.
+ * named seed sites. Two kinds of hook, one per kind of site:
+ *
+ * - DENSE and CONV sites follow a block: the site hands the activation to its
+ *   {@link SeedSiteHook}, which returns the activation to continue with — typically
+ *   `x + alpha·seed(x)`, with `seed(stopGradient(x))` while the seed trains in isolation.
+ * - WIDEN sites belong to a dense block ℓ followed by a dense block ℓ+1: the host keeps
+ *   block ℓ's input `u`, and when it reaches block ℓ+1 it computes the pre-activation `z`,
+ *   adds what the site's {@link WidenSiteHook} *contributes* from `u`, then applies the
+ *   activation — layer ℓ widened by the seed's units.
+ *
+ * With no hook (or the site bypassed) a site changes nothing.
  */
 import type { HostDescriptor } from '../leyline/index.js';
 import type { tf } from '../tensor/index.js';
@@ -19,10 +26,34 @@ export interface SeedSiteHook {
   trainableVariables(): readonly tf.Variable[];
 }
 
+/**
+ * What Kasmina attaches at a WIDEN site. It returns a *contribution*, never the continued
+ * activation: the host adds it to the next dense block's pre-activation.
+ */
+export interface WidenSiteHook {
+  /**
+   * Called inside the host's forward pass with `input` `[batch, ...site.shape]`, the input
+   * of the site's block; returns `[batch, ...site.output_shape]`, added to the next block's
+   * pre-activation.
+   */
+  contribute(input: tf.Tensor, context: { readonly training: boolean }): tf.Tensor;
+  /** The hook's trainable variables (trained with the host's optimizer). */
+  trainableVariables(): readonly tf.Variable[];
+}
+
+/**
+ * A hook of either kind. The host calls the method its site's kind needs (`apply` at DENSE
+ * and CONV sites, `contribute` at WIDEN sites) and refuses, at `attach`, a hook without it.
+ */
+export type SiteHook = SeedSiteHook | WidenSiteHook;
+
 /** Options of {@link HostModel.forward}. */
 export interface ForwardOptions {
   readonly training: boolean;
-  /** Sites whose hook is skipped (the site is the identity), for counterfactual passes. */
+  /**
+   * Sites whose hook is skipped, for counterfactual passes: a DENSE or CONV site is the
+   * identity, a WIDEN site contributes nothing.
+   */
   readonly bypassSites?: ReadonlySet<string>;
 }
 
@@ -37,12 +68,15 @@ export interface HostModel {
   forward(inputs: tf.Tensor, options: ForwardOptions): tf.Tensor;
   /** The host's own variables, with stable names (`<host>/<block>/<param>`). */
   readonly variables: readonly tf.Variable[];
-  /** Attaches `hook` at `siteId` (throws a typed error for an unknown or occupied site). */
-  attach(siteId: string, hook: SeedSiteHook): void;
+  /**
+   * Attaches `hook` at `siteId` (throws a typed error for an unknown or occupied site, or a
+   * hook without the method the site's kind needs).
+   */
+  attach(siteId: string, hook: SiteHook): void;
   /** Removes the hook at `siteId`, returning it (the caller disposes it). */
-  detach(siteId: string): SeedSiteHook | undefined;
+  detach(siteId: string): SiteHook | undefined;
   /** Hooks currently attached, by site id. */
-  readonly hooks: ReadonlyMap<string, SeedSiteHook>;
+  readonly hooks: ReadonlyMap<string, SiteHook>;
   /** Host variables plus every attached hook's variables, host first. */
   trainableVariables(): tf.Variable[];
   /** Frees the host's variables (not the hooks'). Idempotent. */

@@ -3,7 +3,7 @@
  * benches import only from this file.
  */
 // Hosts
-export type { ForwardOptions, HostModel, SeedSiteHook } from './host-model.js';
+export type { ForwardOptions, HostModel, SeedSiteHook, SiteHook, WidenSiteHook } from './host-model.js';
 export { Activation } from './hosts/blocks.js';
 export { HostBuilder } from './hosts/host-builder.js';
 export { mlpHost } from './hosts/mlp-host.js';

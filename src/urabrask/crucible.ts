@@ -170,12 +170,14 @@ export class Crucible {
     const module = loadArtifact(artifactBytes, this.#catalog === undefined ? { scope } : { scope, catalog: this.#catalog });
     const o = this.#options;
     const shape = [o.probeBatch, ...header.site.shape];
+    // A WIDEN module returns the next layer's pre-activation shape, not its input's.
+    const outputShape = [o.probeBatch, ...(header.site.outputShape ?? header.site.shape)];
     const normal = normalValues(shape, o.seed);
-    const target = normalValues(shape, o.seed + 1);
+    const target = normalValues(outputShape, o.seed + 1);
     let measurements: HazardMeasurements;
     try {
       const nonFiniteOutputs = this.#nonFiniteOutputs(module, shape, normal);
-      const { gradNorm, outputScaleRatio, memoryDeltaBytes } = gradientProbe(module, shape, normal, target);
+      const { gradNorm, outputScaleRatio, memoryDeltaBytes } = gradientProbe(module, shape, normal, { shape: outputShape, values: target });
       const latencyP50Ms = this.#latencyP50Ms(module, shape, normal);
       const parameterBytes = module.variables.reduce((sum, v) => sum + v.size * 4, 0);
       measurements = {
@@ -280,12 +282,12 @@ function gradientProbe(
   module: SeedModule,
   shape: number[],
   normal: Float32Array,
-  target: Float32Array,
+  target: { readonly shape: number[]; readonly values: Float32Array },
 ): { gradNorm: number; outputScaleRatio: number; memoryDeltaBytes: number } {
   const bytesBefore = tf.memory().numBytes;
   return tf.tidy(() => {
     const x = tf.tensor(normal, shape);
-    const y = tf.tensor(target, shape);
+    const y = tf.tensor(target.values, target.shape);
     let peakBytes = tf.memory().numBytes;
     let outputNorm = 0;
     let gradNorm = 0;

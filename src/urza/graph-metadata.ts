@@ -133,6 +133,7 @@ const FAMILY_ACTIVATIONS: Readonly<Record<FamilyId, readonly string[]>> = {
   squeeze_excite: ['relu', 'sigmoid'],
   self_attention: ['softmax'],
   unstable_feedback: ['linear'],
+  widen: ['relu'],
 };
 
 /**
@@ -195,14 +196,24 @@ function capabilitiesOf(header: ArtifactHeader, bsds: BSDS | undefined): GraphCa
   const probes = [
     { name: 'DENSE', site: create(SeedSiteDescriptorSchema, { kind: SeedSiteKind.DENSE, shape: [channels] }) },
     { name: 'CONV', site: create(SeedSiteDescriptorSchema, { kind: SeedSiteKind.CONV, shape: [4, 4, channels] }) },
+    {
+      name: 'WIDEN',
+      site: create(SeedSiteDescriptorSchema, {
+        kind: SeedSiteKind.WIDEN,
+        shape: [...header.site.shape],
+        outputShape: [...(header.site.outputShape ?? [channels])],
+      }),
+    },
   ];
   const siteKinds = family === undefined ? [] : probes.filter((p) => family.fits(p.site)).map((p) => p.name);
   const sameShape =
     header.guard.inputShape.length === header.guard.outputShape.length &&
     header.guard.inputShape.every((d, i) => d === header.guard.outputShape[i]);
   const hazardous = bsds !== undefined && (bsds.hazardBand === HazardBand.HIGH || bsds.hazardBand === HazardBand.CRITICAL);
-  const modes: BlendMode[] = [BlendMode.CONVEX];
-  if (!hazardous) {
+  // A WIDEN seed adds to the next layer's pre-activation: residual blending only.
+  const widen = header.site.kind === 'WIDEN';
+  const modes: BlendMode[] = widen ? [BlendMode.RESIDUAL] : [BlendMode.CONVEX];
+  if (!hazardous && !widen) {
     if (sameShape) modes.push(BlendMode.RESIDUAL, BlendMode.CHANNEL);
     modes.push(BlendMode.CONFIDENCE);
   }

@@ -144,7 +144,7 @@ describe('SeedSlot.probe', () => {
     const slot = newSlot('probe-ok');
     try {
       const before = tf.memory().numTensors;
-      expect(slot.probe(seededRng(1))).toEqual({ inputShape: [4, 8], outputShape: [4, 8], finite: true });
+      expect(slot.probe(seededRng(1))).toEqual({ inputShape: [4, 8], expectedShape: [4, 8], outputShape: [4, 8], finite: true });
       expect(slot.probe(seededRng(1), 2).inputShape).toEqual([2, 8]);
       expect(tf.memory().numTensors).toBe(before);
     } finally {
@@ -163,7 +163,7 @@ describe('SeedSlot.probe', () => {
       if (calls > 1) throw new Error('broke after the graft');
       return tf.clone(x);
     });
-    expect(flaky.probe(seededRng(1))).toEqual({ inputShape: [4, 8], outputShape: [], finite: false });
+    expect(flaky.probe(seededRng(1))).toEqual({ inputShape: [4, 8], expectedShape: [4, 8], outputShape: [], finite: false });
   });
 });
 

@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, FakeClock, isEsperError } from '../../src/core/index.js';
-import { SeedSiteDescriptorSchema, SeedSiteKind, type SeedSiteDescriptor } from '../../src/leyline/index.js';
+import { SeedSiteDescriptorSchema, SeedSiteKind, siteOutputShape, type SeedSiteDescriptor } from '../../src/leyline/index.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { KarnCatalog, type SeedModule } from '../../src/karn/index.js';
 import { decodeArtifact } from '../../src/tezzeret/artifact.js';
@@ -15,15 +15,16 @@ const site = (kind: SeedSiteKind, shape: number[]): SeedSiteDescriptor =>
 const DENSE = site(SeedSiteKind.DENSE, [256]);
 const CONV = site(SeedSiteKind.CONV, [16, 16, 32]);
 const CONV_WIDE = site(SeedSiteKind.CONV, [8, 8, 64]);
-const BENCH_SITES = [DENSE, CONV, CONV_WIDE] as const;
+const WIDEN = create(SeedSiteDescriptorSchema, { siteId: 's-widen', kind: SeedSiteKind.WIDEN, shape: [784], outputShape: [256] });
+const BENCH_SITES = [DENSE, CONV, CONV_WIDE, WIDEN] as const;
 const BATCH = 2;
 
 const catalog = new KarnCatalog();
 const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 3 });
 
-function input(s: SeedSiteDescriptor, seed: number, batch = BATCH): tf.Tensor {
+function input(s: SeedSiteDescriptor, seed: number, batch = BATCH, perExample: readonly number[] = s.shape): tf.Tensor {
   const rng = seededRng(seed);
-  const shape = [batch, ...s.shape];
+  const shape = [batch, ...perExample];
   const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
   for (let i = 0; i < values.length; i += 1) values[i] = rng.nextNormal();
   return tf.tensor(values, shape);
@@ -107,7 +108,7 @@ describe('compile → load', () => {
   });
 });
 
-describe('all 50 default blueprints', () => {
+describe('all default blueprints', () => {
   const compileMsByFamily = new Map<string, number[]>();
   const prewarmP50ByFamily = new Map<string, number[]>();
   afterAll(() => {
@@ -134,12 +135,12 @@ describe('all 50 default blueprints', () => {
         try {
           const report = tf.tidy(() => {
             const x = input(s, 11);
-            const r = input(s, 12);
+            const r = input(s, 12, BATCH, siteOutputShape(s));
             const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(module.apply(x), r)) as tf.Scalar, [...module.variables]);
             const norms = Object.values(grads).map((g) => tf.norm(g).dataSync()[0] as number);
             return { shape: module.apply(x).shape, loss: value.dataSync()[0] as number, norms, grads: Object.keys(grads).length };
           });
-          expect(report.shape, `${id} at [${s.shape.join(',')}]`).toEqual([BATCH, ...s.shape]);
+          expect(report.shape, `${id} at [${s.shape.join(',')}]`).toEqual([BATCH, ...siteOutputShape(s)]);
           expect(Number.isFinite(report.loss)).toBe(true);
           expect(report.grads).toBe(module.variables.length);
           expect(report.norms.every(Number.isFinite)).toBe(true);

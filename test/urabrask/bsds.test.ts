@@ -23,6 +23,7 @@ import { createBsdsVerifier } from '../../src/urza/index.js';
 
 const DENSE = create(SeedSiteDescriptorSchema, { siteId: 'bsds-dense', kind: SeedSiteKind.DENSE, shape: [64] });
 const CONV = create(SeedSiteDescriptorSchema, { siteId: 'bsds-conv', kind: SeedSiteKind.CONV, shape: [8, 8, 16] });
+const WIDEN = create(SeedSiteDescriptorSchema, { siteId: 'bsds-widen', kind: SeedSiteKind.WIDEN, shape: [64], outputShape: [10] });
 const catalog = new KarnCatalog();
 const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 1 });
 const crucible = new Crucible({ catalog });
@@ -38,7 +39,7 @@ let safe: { artifact: CompiledArtifact; report: HazardReport };
 let unstable: { artifact: CompiledArtifact; report: HazardReport };
 
 async function probe(id: string): Promise<{ artifact: CompiledArtifact; report: HazardReport }> {
-  const site = catalog.familyOf(id).fits(DENSE) ? DENSE : CONV;
+  const site = [DENSE, CONV, WIDEN].find((s) => catalog.familyOf(id).fits(s)) ?? DENSE;
   const artifact = await compiler.compile(catalog.get(id), catalog.defaultParameters(id), site, { seed: 5 });
   return { artifact, report: crucible.probe(artifact.bytes) };
 }

@@ -9,6 +9,7 @@ import { buildGraphMetadata, GRAPH_MONITOR_DEFAULTS, parseGraphMetadata } from '
 
 const DENSE = create(SeedSiteDescriptorSchema, { siteId: 'gm-dense', kind: SeedSiteKind.DENSE, shape: [64] });
 const CONV = create(SeedSiteDescriptorSchema, { siteId: 'gm-conv', kind: SeedSiteKind.CONV, shape: [8, 8, 16] });
+const WIDEN = create(SeedSiteDescriptorSchema, { siteId: 'gm-widen', kind: SeedSiteKind.WIDEN, shape: [64], outputShape: [10] });
 const catalog = new KarnCatalog();
 const headers = new Map<string, ArtifactHeader>();
 
@@ -19,6 +20,7 @@ beforeAll(async () => {
     ['BP010', DENSE],
     ['BP009', DENSE],
     ['BP016', CONV],
+    ['BP051', WIDEN],
   ] as const) {
     const artifact = await compiler.compile(catalog.get(id), catalog.defaultParameters(id), site, { seed: 2 });
     headers.set(id, decodeArtifact(artifact.bytes).header);
@@ -47,6 +49,13 @@ describe('buildGraphMetadata', () => {
     const conv = buildGraphMetadata(catalog.get('BP016'), headers.get('BP016')!).capabilities;
     expect(conv.siteKinds).toEqual(['CONV']);
     expect(conv.inputShape).toEqual(conv.outputShape);
+    const widen = buildGraphMetadata(catalog.get('BP051'), headers.get('BP051')!).capabilities;
+    expect(widen.siteKinds).toEqual(['WIDEN']);
+    expect([widen.inputShape, widen.outputShape]).toEqual([
+      [1, 64],
+      [1, 10],
+    ]);
+    expect(widen.allowedBlendModes).toEqual(['RESIDUAL']);
   });
 
   it('watches gradient norm, output scale and latency, tightened by a HIGH band that also restricts blending', () => {

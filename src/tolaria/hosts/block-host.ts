@@ -1,13 +1,14 @@
 /**
  * {@link BlockHost}: a {@link HostModel} that runs a fixed sequence of blocks and passes
- * the activation at each seed site through the hook attached there (identity when none).
+ * the activation at each DENSE or CONV seed site through the hook attached there (identity
+ * when none); a WIDEN site's hook contributes to the next dense block's pre-activation.
  * Built by `HostBuilder`; not constructed directly.
  */
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError } from '../../core/index.js';
-import { HostDescriptorSchema, type HostDescriptor, type SeedSiteDescriptor } from '../../leyline/index.js';
-import type { tf } from '../../tensor/index.js';
-import type { ForwardOptions, HostModel, SeedSiteHook } from '../host-model.js';
+import { HostDescriptorSchema, isWidenSite, siteOutputShape, type HostDescriptor, type SeedSiteDescriptor } from '../../leyline/index.js';
+import { tf } from '../../tensor/index.js';
+import type { ForwardOptions, HostModel, SeedSiteHook, SiteHook, WidenSiteHook } from '../host-model.js';
 import type { HostBlock } from './blocks.js';
 
 /** Everything a {@link BlockHost} is made of (assembled by `HostBuilder`). */
@@ -16,7 +17,10 @@ export interface BlockHostParts {
   readonly family: string;
   readonly inputShape: readonly number[];
   readonly blocks: readonly HostBlock[];
-  /** Site descriptors in host order; `depth` is the index of the block each follows. */
+  /**
+   * Site descriptors in host order; `depth` is the index of the block each follows (of the
+   * block a WIDEN site widens, which must be dense and followed by a dense block).
+   */
   readonly sites: readonly SeedSiteDescriptor[];
 }
 
@@ -35,10 +39,13 @@ export class BlockHost implements HostModel {
   /** The blocks in forward order. */
   readonly blocks: readonly HostBlock[];
   private readonly inputShape: readonly number[];
-  /** Site ids following each block, by block index. */
+  /** DENSE and CONV site ids following each block, by block index. */
   private readonly sitesAfterBlock: ReadonlyMap<number, readonly string[]>;
+  /** WIDEN site ids of each block (whose input they read), by block index. */
+  private readonly widenSitesOfBlock: ReadonlyMap<number, readonly string[]>;
+  private readonly sitesById: ReadonlyMap<string, SeedSiteDescriptor>;
   private readonly siteOrder: readonly string[];
-  private readonly hookMap = new Map<string, SeedSiteHook>();
+  private readonly hookMap = new Map<string, SiteHook>();
   private disposed = false;
 
   /** @internal Use `HostBuilder`. */
@@ -62,16 +69,21 @@ export class BlockHost implements HostModel {
       parameterCount: BigInt(parameterCount),
     });
     const after = new Map<number, string[]>();
+    const widen = new Map<number, string[]>();
     for (const site of parts.sites) {
-      const list = after.get(site.depth) ?? [];
+      if (isWidenSite(site)) assertWidenable(parts, site);
+      const byBlock = isWidenSite(site) ? widen : after;
+      const list = byBlock.get(site.depth) ?? [];
       list.push(site.siteId);
-      after.set(site.depth, list);
+      byBlock.set(site.depth, list);
     }
     this.sitesAfterBlock = after;
+    this.widenSitesOfBlock = widen;
+    this.sitesById = new Map(parts.sites.map((s) => [s.siteId, s]));
     this.siteOrder = parts.sites.map((s) => s.siteId);
   }
 
-  get hooks(): ReadonlyMap<string, SeedSiteHook> {
+  get hooks(): ReadonlyMap<string, SiteHook> {
     return this.hookMap;
   }
 
@@ -90,34 +102,62 @@ export class BlockHost implements HostModel {
       );
     }
     const context = { training: options.training };
+    const active = (siteId: string): SiteHook | undefined =>
+      options.bypassSites?.has(siteId) === true ? undefined : this.hookMap.get(siteId);
     let x = inputs;
+    /** The previous block's input and its active WIDEN hooks, for this block's pre-activation. */
+    let widening: { readonly input: tf.Tensor; readonly siteIds: readonly string[] } | undefined;
     for (const [index, block] of this.blocks.entries()) {
-      x = block.apply(x);
+      const input = x;
+      x = widening === undefined ? block.apply(x) : this.widenedApply(block, x, widening, context);
+      const widenIds = (this.widenSitesOfBlock.get(index) ?? []).filter((id) => active(id) !== undefined);
+      widening = widenIds.length === 0 ? undefined : { input, siteIds: widenIds };
       for (const siteId of this.sitesAfterBlock.get(index) ?? []) {
-        const hook = this.hookMap.get(siteId);
-        if (hook === undefined || options.bypassSites?.has(siteId) === true) continue;
-        const out = hook.apply(x, context);
+        const hook = active(siteId);
+        if (hook === undefined) continue;
+        const out = (hook as SeedSiteHook).apply(x, context);
         // Checked on every call, not only the first: it is a shape comparison, and a hook
         // may behave differently per batch size or per training flag.
-        if (!sameShape(out.shape, x.shape)) {
-          throw new EsperError(
-            ErrorCode.TOLARIA_SITE_SHAPE_MISMATCH,
-            `seed site '${siteId}' of host '${this.descriptor.hostId}': hook returned ${formatShape(out.shape)} for an activation of ${formatShape(x.shape)}`,
-            { details: { siteId, hostId: this.descriptor.hostId, expected: formatShape(x.shape), actual: formatShape(out.shape) } },
-          );
-        }
+        this.assertHookShape(siteId, out.shape, x.shape, 'an activation of');
         x = out;
       }
     }
     return x;
   }
 
-  attach(siteId: string, hook: SeedSiteHook): void {
+  /** `block` (dense) with the WIDEN hooks' contributions added to its pre-activation. */
+  private widenedApply(
+    block: HostBlock,
+    x: tf.Tensor,
+    widening: { readonly input: tf.Tensor; readonly siteIds: readonly string[] },
+    context: { readonly training: boolean },
+  ): tf.Tensor {
+    const dense = block.dense as NonNullable<HostBlock['dense']>;
+    let z = dense.preActivation(x);
+    for (const siteId of widening.siteIds) {
+      const contribution = (this.hookMap.get(siteId) as WidenSiteHook).contribute(widening.input, context);
+      this.assertHookShape(siteId, contribution.shape, z.shape, 'a pre-activation of');
+      z = tf.add(z, contribution);
+    }
+    return dense.activate(z);
+  }
+
+  private assertHookShape(siteId: string, actual: readonly number[], expected: readonly number[], what: string): void {
+    if (sameShape(actual, expected)) return;
+    throw new EsperError(
+      ErrorCode.TOLARIA_SITE_SHAPE_MISMATCH,
+      `seed site '${siteId}' of host '${this.descriptor.hostId}': hook returned ${formatShape(actual)} for ${what} ${formatShape(expected)}`,
+      { details: { siteId, hostId: this.descriptor.hostId, expected: formatShape(expected), actual: formatShape(actual) } },
+    );
+  }
+
+  attach(siteId: string, hook: SiteHook): void {
     this.assertLive('attach');
     this.assertKnownSite(siteId);
-    const candidate = hook as Partial<SeedSiteHook> | null | undefined;
-    if (typeof candidate?.apply !== 'function' || typeof candidate.trainableVariables !== 'function') {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `seed site '${siteId}': hook must implement apply() and trainableVariables()`, {
+    const method = isWidenSite(this.sitesById.get(siteId) as SeedSiteDescriptor) ? 'contribute' : 'apply';
+    const candidate = hook as Partial<SeedSiteHook & WidenSiteHook> | null | undefined;
+    if (typeof candidate?.[method] !== 'function' || typeof candidate.trainableVariables !== 'function') {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `seed site '${siteId}': hook must implement ${method}() and trainableVariables()`, {
         details: { field: 'hook', siteId },
       });
     }
@@ -130,7 +170,7 @@ export class BlockHost implements HostModel {
   }
 
   /** Also allowed after {@link dispose}, so the caller can still take its hooks back. */
-  detach(siteId: string): SeedSiteHook | undefined {
+  detach(siteId: string): SiteHook | undefined {
     this.assertKnownSite(siteId);
     const hook = this.hookMap.get(siteId);
     this.hookMap.delete(siteId);
@@ -169,5 +209,23 @@ export class BlockHost implements HostModel {
         { details: { field: 'siteId', siteId, hostId: this.descriptor.hostId } },
       );
     }
+  }
+}
+
+/** A WIDEN site's block and the next must be dense, the shapes its input and pre-activation. */
+function assertWidenable(parts: BlockHostParts, site: SeedSiteDescriptor): void {
+  const block = parts.blocks[site.depth];
+  const next = parts.blocks[site.depth + 1];
+  const ok =
+    block?.dense !== undefined &&
+    next?.dense !== undefined &&
+    sameShape(site.shape, block.inputShape) &&
+    sameShape(siteOutputShape(site), next.outputShape);
+  if (!ok) {
+    throw new EsperError(
+      ErrorCode.INVALID_ARGUMENT,
+      `host '${parts.hostId}': WIDEN site '${site.siteId}' needs dense block ${site.depth} and a dense block after it, with matching shapes`,
+      { details: { field: 'sites', siteId: site.siteId, hostId: parts.hostId } },
+    );
   }
 }

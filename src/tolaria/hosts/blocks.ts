@@ -47,6 +47,22 @@ export interface HostBlock {
   readonly variables: readonly tf.Variable[];
   /** `[batch, ...inputShape]` → `[batch, ...outputShape]`. Allocates: call inside `tf.tidy`. */
   apply(x: tf.Tensor): tf.Tensor;
+  /**
+   * A dense block's two halves, `apply(x) = activate(preActivation(x))` (dense blocks only):
+   * a WIDEN site adds its contribution in between.
+   */
+  readonly dense?: DenseParts;
+}
+
+/** The parts of a dense block `activation(x·kernel + bias)`. */
+export interface DenseParts {
+  readonly kernel: tf.Variable;
+  readonly bias: tf.Variable | undefined;
+  readonly activation: Activation;
+  /** `x·kernel + bias`. Allocates: call inside `tf.tidy`. */
+  preActivation(x: tf.Tensor): tf.Tensor;
+  /** The block's activation applied to a pre-activation. */
+  activate(z: tf.Tensor): tf.Tensor;
 }
 
 /**
@@ -140,16 +156,24 @@ export function denseSpec(inputShape: readonly number[], options: DenseSpecOptio
       const kernel = initVariable(`${hostId}/${name}/kernel`, initializer, [inputSize, units], rng);
       const bias = useBias ? createBias(kernel, `${hostId}/${name}/bias`, [units], rng) : undefined;
       const variables = bias === undefined ? [kernel] : [kernel, bias];
+      const dense: DenseParts = {
+        kernel,
+        bias,
+        activation,
+        preActivation: (x) => {
+          const z = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+          return bias === undefined ? z : tf.add(z, bias);
+        },
+        activate: (z) => applyActivation(z, activation),
+      };
       return {
         name,
         kind: BlockKind.DENSE,
         inputShape: [inputSize],
         outputShape: [units],
         variables,
-        apply: (x) => {
-          const z = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
-          return applyActivation(bias === undefined ? z : tf.add(z, bias), activation);
-        },
+        apply: (x) => dense.activate(dense.preActivation(x)),
+        dense,
       };
     },
   };

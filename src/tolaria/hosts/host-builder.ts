@@ -206,23 +206,7 @@ export class HostBuilder {
    * for an `[h, w, c]` feature map.
    */
   site(siteId: string): this {
-    this.assertOpen();
-    assertName(siteId, 'siteId');
-    const block = this.specs[this.specs.length - 1];
-    if (block === undefined) {
-      throw new EsperError(ErrorCode.INVALID_STATE, `host '${this.hostId}': site '${siteId}' must follow a block`, {
-        details: { siteId },
-      });
-    }
-    const depth = this.specs.length - 1;
-    if (this.sites.some((s) => s.siteId === siteId)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': duplicate site id '${siteId}'`, { details: { siteId } });
-    }
-    if (this.sites.some((s) => s.depth === depth)) {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': block '${block.name}' already has a seed site`, {
-        details: { siteId, block: block.name },
-      });
-    }
+    const { block, depth } = this.siteBlock(siteId, false);
     const shape = block.outputShape;
     let kind: SeedSiteKind;
     if (shape.length === 1) kind = SeedSiteKind.DENSE;
@@ -239,6 +223,67 @@ export class HostBuilder {
   }
 
   /**
+   * Declares a WIDEN site on the last block added, which must be dense and followed by a
+   * dense block (checked at `build()`): a seed there adds units to that layer. Its `shape`
+   * is the block's input shape, its `output_shape` the next block's output shape.
+   */
+  widenSite(siteId: string): this {
+    const { block, depth } = this.siteBlock(siteId, true);
+    if (block.kind !== BlockKind.DENSE) {
+      throw new EsperError(
+        ErrorCode.INVALID_ARGUMENT,
+        `host '${this.hostId}': WIDEN site '${siteId}' needs a dense block, '${block.name}' is ${block.kind}`,
+        {
+          details: { siteId, block: block.name },
+        },
+      );
+    }
+    this.sites.push(
+      create(SeedSiteDescriptorSchema, { siteId, block: block.name, kind: SeedSiteKind.WIDEN, shape: [...block.inputShape], depth }),
+    );
+    return this;
+  }
+
+  /** The last block added, for a new site `siteId` (one site of each sort per block). */
+  private siteBlock(siteId: string, widen: boolean): { block: BlockSpec; depth: number } {
+    this.assertOpen();
+    assertName(siteId, 'siteId');
+    const block = this.specs[this.specs.length - 1];
+    if (block === undefined) {
+      throw new EsperError(ErrorCode.INVALID_STATE, `host '${this.hostId}': site '${siteId}' must follow a block`, {
+        details: { siteId },
+      });
+    }
+    const depth = this.specs.length - 1;
+    if (this.sites.some((s) => s.siteId === siteId)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': duplicate site id '${siteId}'`, { details: { siteId } });
+    }
+    if (this.sites.some((s) => s.depth === depth && (s.kind === SeedSiteKind.WIDEN) === widen)) {
+      const sort = widen ? 'WIDEN site' : 'seed site';
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': block '${block.name}' already has a ${sort}`, {
+        details: { siteId, block: block.name },
+      });
+    }
+    return { block, depth };
+  }
+
+  /** Sets each WIDEN site's `output_shape` from the dense block after its own. */
+  private resolveWidenSites(): void {
+    for (const site of this.sites) {
+      if (site.kind !== SeedSiteKind.WIDEN) continue;
+      const next = this.specs[site.depth + 1];
+      if (next?.kind !== BlockKind.DENSE) {
+        throw new EsperError(
+          ErrorCode.INVALID_STATE,
+          `host '${this.hostId}': WIDEN site '${site.siteId}' needs a dense block after '${site.block}'`,
+          { details: { siteId: site.siteId, block: site.block } },
+        );
+      }
+      site.outputShape = [...next.outputShape];
+    }
+  }
+
+  /**
    * Creates the variables and returns the host. The last block's output must be the
    * logits vector (rank 1); its length is the host's class count.
    */
@@ -250,6 +295,7 @@ export class HostBuilder {
         details: { hostId: this.hostId },
       });
     }
+    this.resolveWidenSites();
     const prefix = `${this.hostId}/`;
     if (Object.keys(tf.engine().registeredVariables).some((name) => name.startsWith(prefix))) {
       throw new EsperError(

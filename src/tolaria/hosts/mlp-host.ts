@@ -1,6 +1,8 @@
 /**
- * The MLP host family: dense ReLU hidden layers, each followed by a seed site, and a
- * linear head producing the logits. The issue's bench model is 784-256-256-10:
+ * The MLP host family: dense ReLU hidden layers and a linear head producing the logits.
+ * Each hidden layer `hidden<i>` has two seed sites: `hidden<i>` (DENSE, after the layer: a
+ * seed adds to its activation) and `hidden<i>.widen` (WIDEN: a seed adds units to the
+ * layer, feeding the next layer's pre-activation). The issue's bench model is 784-256-256-10:
  * `mlpHost({ inputSize: 784, seed })`.
  */
 import { ErrorCode, EsperError } from '../../core/index.js';
@@ -11,7 +13,8 @@ import { HostBuilder } from './host-builder.js';
 /** Options shared by both ways of giving an {@link mlpHost} its input. */
 export interface MlpHostCommonOptions {
   /**
-   * Hidden layer widths, in units; a seed site `hidden<i>` follows hidden layer `i` (from 1).
+   * Hidden layer widths, in units; hidden layer `i` (from 1) has seed sites `hidden<i>`
+   * (DENSE) and `hidden<i>.widen` (WIDEN).
    * @default [256, 256]
    */
   readonly hidden?: readonly number[];
@@ -54,7 +57,7 @@ export function mlpHost(options: MlpHostOptions): BlockHost {
   if (inputShape.length > 1) builder = builder.flatten({ name: 'flatten' });
   hidden.forEach((units, i) => {
     const name = `hidden${i + 1}`;
-    builder = builder.dense(units, Activation.RELU, { name }).site(name);
+    builder = builder.dense(units, Activation.RELU, { name }).site(name).widenSite(`${name}.widen`);
   });
   return builder.dense(options.numClasses ?? MLP_HOST_DEFAULTS.numClasses, Activation.LINEAR, { name: 'head' }).build();
 }

@@ -34,7 +34,7 @@ describe('HOST_FAMILIES / createHost', () => {
     const mlp = createHost('mlp', { inputShape: [5], numClasses: 2, seed: 1, hidden: [7], hostId: 'named-mlp' });
     live.push(mlp);
     expect(mlp.descriptor.hostId).toBe('named-mlp');
-    expect(mlp.descriptor.sites.map((s) => [...s.shape])).toEqual([[7]]);
+    expect(mlp.descriptor.sites.map((s) => [...s.shape])).toEqual([[7], [5]]);
   });
 
   it('rejects an unknown family with INVALID_ARGUMENT naming the known ones', () => {

@@ -24,7 +24,7 @@ const build = (options: MlpHostOptions): BlockHost => {
 };
 
 describe('mlpHost', () => {
-  it('builds the bench model 784-256-256-10 with a DENSE site after each hidden layer', () => {
+  it('builds the bench model 784-256-256-10 with a DENSE and a WIDEN site on each hidden layer', () => {
     const host = build({ inputSize: 784, seed: 1 });
     const d = host.descriptor;
     expect(d.family).toBe('mlp');
@@ -33,8 +33,11 @@ describe('mlpHost', () => {
     expect(d.numClasses).toBe(10);
     expect(d.sites.map((s) => [s.siteId, s.block, s.kind, [...s.shape], s.depth])).toEqual([
       ['hidden1', 'hidden1', SeedSiteKind.DENSE, [256], 0],
+      ['hidden1.widen', 'hidden1', SeedSiteKind.WIDEN, [784], 0],
       ['hidden2', 'hidden2', SeedSiteKind.DENSE, [256], 1],
+      ['hidden2.widen', 'hidden2', SeedSiteKind.WIDEN, [256], 1],
     ]);
+    expect(d.sites.map((s) => [...s.outputShape])).toEqual([[], [256], [], [10]]);
     expect(d.parameterCount).toBe(BigInt(784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10));
     expect(host.variables.map((v) => v.name)).toEqual([
       'mlp/hidden1/kernel',
@@ -55,7 +58,10 @@ describe('mlpHost', () => {
   it('flattens an image-shaped input first, so its sites sit one block deeper', () => {
     const host = build({ inputShape: [28, 28, 1], hidden: [32], numClasses: 10, seed: 1, hostId: 'mlp-image' });
     expect(host.blocks.map((b) => b.name)).toEqual(['flatten', 'hidden1', 'head']);
-    expect(host.descriptor.sites.map((s) => [s.siteId, s.depth])).toEqual([['hidden1', 1]]);
+    expect(host.descriptor.sites.map((s) => [s.siteId, s.depth])).toEqual([
+      ['hidden1', 1],
+      ['hidden1.widen', 1],
+    ]);
     const x = tf.zeros([2, 28, 28, 1]);
     const logits = tf.tidy(() => host.forward(x, { training: false }));
     expect(logits.shape).toEqual([2, 10]);
