@@ -191,7 +191,8 @@ async function readRunRecords(directory: string, key: string): Promise<Map<strin
         },
       );
     }
-    records.set(name, record);
+    const { schemaVersion: _version, ...run } = record;
+    records.set(name, run);
   }
   return records;
 }
