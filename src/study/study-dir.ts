@@ -11,7 +11,7 @@
  *   it to run that run again).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, EsperError, parsePersistedJson, redactSettings, type EsperSettings } from '../core/index.js';
@@ -79,22 +79,14 @@ export function settingsDigest(settings: EsperSettings): string {
     .digest('hex')}`;
 }
 
-/** Writes `text` to `file` through a temp file, fsync and rename: the file is whole or absent. */
+/** Writes `text` to `file` through a flushed temp file and a rename: the file is whole or absent. */
 export async function writeFileAtomic(file: string, text: string): Promise<void> {
   const temp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const handle = await open(temp, 'w', 0o644);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
+  await writeFile(temp, text, { encoding: 'utf8', flush: true }).catch(async (error: unknown) => {
     await rm(temp, { force: true });
     throw error;
-  }
+  });
+  await rename(temp, file);
 }
 
 /** What a study directory is opened for. */

@@ -81,53 +81,56 @@ export interface TaskDefinition {
   readonly unsupported?: string;
 }
 
-const FMNIST_MLP_NARROW: TaskDefinition = {
+/** What the classification tasks share: Adam on a cosine schedule, cross-entropy, final validation accuracy. */
+function classificationTask(
+  task: Omit<TaskDefinition, 'version' | 'optimizer' | 'lrSchedule' | 'loss' | 'metric'> & { readonly learningRate: number },
+): TaskDefinition {
+  const { learningRate, ...rest } = task;
+  return {
+    ...rest,
+    version: 1,
+    optimizer: { kind: OptimizerKind.ADAM, learningRate },
+    lrSchedule: { policy: LrSchedulePolicy.COSINE, warmupSteps: 0 },
+    loss: 'softmax_cross_entropy',
+    metric: 'validation_accuracy',
+  };
+}
+
+const FMNIST_MLP_NARROW = classificationTask({
   id: 'fmnist-mlp-narrow',
-  version: 1,
   description: 'MLP 784-8-10 on Fashion-MNIST, grown to 784-32-10 (large: static 784-32-10)',
   dataset: { kind: 'tolaria', name: 'fashion-mnist', layout: 'flat' },
   smallHost: { family: 'mlp', hidden: [8] },
   largeHost: { family: 'mlp', hidden: [32] },
   growthPlan: [{ method: 'widen', site: 'hidden1', units: 24, atStep: 600 }],
-  optimizer: { kind: OptimizerKind.ADAM, learningRate: 2e-3 },
-  lrSchedule: { policy: LrSchedulePolicy.COSINE, warmupSteps: 0 },
-  loss: 'softmax_cross_entropy',
+  learningRate: 2e-3,
   batchSize: 128,
   steps: 6000,
-  metric: 'validation_accuracy',
-};
+});
 
-const FMNIST_CNN_SMALL: TaskDefinition = {
+const FMNIST_CNN_SMALL = classificationTask({
   id: 'fmnist-cnn-small',
-  version: 1,
   description: 'CNN conv(4)-pool-conv(8)-pool-dense on Fashion-MNIST, block2 grown to 16 channels (large: static conv(4)-conv(16))',
   dataset: { kind: 'tolaria', name: 'fashion-mnist', layout: 'image' },
   smallHost: { family: 'cnn', channels: [4, 8], kernelSize: 3 },
   largeHost: { family: 'cnn', channels: [4, 16], kernelSize: 3 },
   growthPlan: [{ method: 'widen', site: 'block2', units: 8, atStep: 300 }],
-  optimizer: { kind: OptimizerKind.ADAM, learningRate: 2e-3 },
-  lrSchedule: { policy: LrSchedulePolicy.COSINE, warmupSteps: 0 },
-  loss: 'softmax_cross_entropy',
+  learningRate: 2e-3,
   batchSize: 64,
   steps: 3000,
-  metric: 'validation_accuracy',
-};
+});
 
-const SPIRALS_MLP: TaskDefinition = {
+const SPIRALS_MLP = classificationTask({
   id: 'spirals-mlp',
-  version: 1,
   description: 'MLP 2-4-2 on two spirals (cannot fit them), grown to 2-64-2 (large: static 2-64-2, fits them)',
   dataset: { kind: 'tolaria', name: 'spirals', layout: 'flat', dataSeed: 0, trainSize: 1000, validationSize: 400 },
   smallHost: { family: 'mlp', hidden: [4] },
   largeHost: { family: 'mlp', hidden: [64] },
   growthPlan: [{ method: 'widen', site: 'hidden1', units: 60, atStep: 500 }],
-  optimizer: { kind: OptimizerKind.ADAM, learningRate: 1e-2 },
-  lrSchedule: { policy: LrSchedulePolicy.COSINE, warmupSteps: 0 },
-  loss: 'softmax_cross_entropy',
+  learningRate: 1e-2,
   batchSize: 32,
   steps: 4000,
-  metric: 'validation_accuracy',
-};
+});
 
 /**
  * GradMax's student–teacher protocol (Evci et al. 2022, `Student_Teacher.ipynb`): teacher

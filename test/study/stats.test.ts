@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode } from '../../src/core/index.js';
 import { summarize, tQuantileOf, twoSidedP, welchTest } from '../../src/study/index.js';
+import { thrownBy } from '../support/thrown.js';
 
 describe('study statistics', () => {
   it('gives the tabulated t quantiles', () => {
@@ -51,14 +52,7 @@ describe('study statistics', () => {
   });
 
   it('refuses samples it cannot test, with a typed error', () => {
-    const tooFew = (() => {
-      try {
-        welchTest([1], [1, 2]);
-      } catch (error) {
-        return error;
-      }
-    })();
-    expect(isEsperError(tooFew, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    thrownBy(() => welchTest([1], [1, 2]), ErrorCode.INVALID_ARGUMENT);
     expect(() => summarize([])).toThrow(/one or more finite numbers/);
     expect(() => summarize([1, Number.NaN])).toThrow(/finite/);
   });

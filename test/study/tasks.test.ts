@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError } from '../../src/core/index.js';
+import { ErrorCode } from '../../src/core/index.js';
 import {
   assertTaskRunnable,
   findTask,
@@ -10,15 +10,7 @@ import {
   taskShape,
   TaskDefinitionSchema,
 } from '../../src/study/index.js';
-
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
+import { thrownBy } from '../support/thrown.js';
 
 describe('study task registry', () => {
   it('names every task with a version and finds it by name or by name@version', () => {
@@ -26,9 +18,7 @@ describe('study task registry', () => {
     expect(findTask('fmnist-mlp-narrow')).toBe(findTask('fmnist-mlp-narrow@1'));
     const newer = { ...findTask('spirals-mlp'), version: 2 };
     expect(findTask('spirals-mlp', [...STUDY_TASKS, newer])).toBe(newer);
-    const unknown = caught(() => findTask('fmnist-mlp-narrow@9'));
-    expect(isEsperError(unknown, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    expect((unknown as Error).message).toMatch(/known: fmnist-mlp-narrow@1/);
+    expect(thrownBy(() => findTask('fmnist-mlp-narrow@9'), ErrorCode.INVALID_ARGUMENT).message).toMatch(/known: fmnist-mlp-narrow@1/);
   });
 
   it('declares the large host as exactly the small host after the growth plan', () => {
@@ -65,9 +55,7 @@ describe('study task registry', () => {
     const task = findTask('student-teacher');
     expect(task.growthPlan.map((g) => g.atStep)).toEqual([200, 400, 600, 800, 1000]);
     expect(task).toMatchObject({ steps: 1500, loss: 'mse', metric: 'training_loss', optimizer: { kind: 'sgd', learningRate: 0.1 } });
-    const error = caught(() => assertTaskRunnable(task));
-    expect(isEsperError(error, ErrorCode.STUDY_TASK_UNSUPPORTED)).toBe(true);
-    expect((error as { details: Record<string, unknown> }).details.missing).toMatch(/MSE/);
+    expect(thrownBy(() => assertTaskRunnable(task), ErrorCode.STUDY_TASK_UNSUPPORTED).details.missing).toMatch(/MSE/);
     for (const runnable of STUDY_TASKS.filter((t) => t !== task)) expect(() => assertTaskRunnable(runnable)).not.toThrow();
   });
 
@@ -77,11 +65,6 @@ describe('study task registry', () => {
 
   it('refuses a growth plan whose site is not a site of the host', () => {
     const bad = { ...findTask('spirals-mlp'), growthPlan: [{ method: 'widen' as const, site: 'hidden3', units: 1, atStep: 1 }] };
-    expect(
-      isEsperError(
-        caught(() => grownHost(bad)),
-        ErrorCode.INVALID_ARGUMENT,
-      ),
-    ).toBe(true);
+    thrownBy(() => grownHost(bad), ErrorCode.INVALID_ARGUMENT);
   });
 });
