@@ -16,7 +16,15 @@ export {
 export { CONFIDENCE_LEVEL, summarize, tQuantileOf, twoSidedP, welchTest, type Summary, type WelchTest } from './stats.js';
 export type { ArmProgress, ArmResult, ArmRunContext, ArmRunner, ArmRunnerModule, ArmRunRequest, GrownSeed } from './arm-runner.js';
 export { ArmResultSchema, GrownSeedSchema } from './arm-runner.js';
-export { createArmRunner, createTaskHost, evaluateAccuracy, loadTaskDataset } from './static-runner.js';
+export {
+  createArmRunner,
+  createTaskHost,
+  evaluateAccuracy,
+  loadTaskDataset,
+  trainTaskSteps,
+  type TaskTrainingInput,
+  type TaskTrainingOutcome,
+} from './static-runner.js';
 export {
   assertTaskRunnable,
   describeHost,

@@ -2,7 +2,9 @@
  * The study's own runner of the static arms (`small`, `large`): Tolaria's trainer
  * (`createTrainer` from the settings) on the task's dataset and host, no controller, no
  * executor, stopped at the task's step budget; then one validation pass over the whole
- * validation split, which is the run's final accuracy.
+ * validation split, which is the run's final accuracy. `trainTaskSteps` is that training
+ * loop on its own, for the grown arm's runner to call with its controller and executor, so
+ * every arm trains the same way.
  */
 import path from 'node:path';
 import { AsyncWorker, ErrorCode, EsperError, type EsperSettings, type TelemetrySink } from '../core/index.js';
@@ -17,6 +19,7 @@ import {
   type EmergencySink,
   type HostModel,
   type StepReport,
+  type TrainerDependencies,
 } from '../tolaria/index.js';
 import type { ArmResult, ArmRunContext, ArmRunner, ArmRunRequest } from './arm-runner.js';
 import { flopBlocksOfHost } from './flops.js';
@@ -119,9 +122,11 @@ class LossTrack {
   }
 }
 
-/** Keeps the last warning (or emergency) of a run for its failure reason; nothing else of the telemetry is used. */
+/** Keeps the last warning (or emergency) of a run for its failure reason, and passes every packet on. */
 class RunTelemetry implements TelemetrySink {
   lastWarning = '';
+
+  constructor(private readonly next: TelemetrySink | undefined) {}
 
   readonly emergencies: EmergencySink = {
     emit: (signal) => {
@@ -132,6 +137,101 @@ class RunTelemetry implements TelemetrySink {
   emit(packet: TelemetryPacket): void {
     const warning = packet.events.filter((e) => e.level >= TelemetryLevel.WARNING).at(-1);
     if (warning !== undefined) this.lastWarning = warning.description;
+    this.next?.emit(packet);
+  }
+}
+
+/** What {@link trainTaskSteps} trains. */
+export interface TaskTrainingInput {
+  readonly request: ArmRunRequest;
+  readonly context: ArmRunContext;
+  readonly dataset: Dataset;
+  /** The host (the caller owns and disposes it). */
+  readonly host: HostModel;
+  /** A grown run's collaborators: Tamiyo as controller, Kasmina as executor, and its command verifier. */
+  readonly collaborators?: Pick<TrainerDependencies, 'controller' | 'executor' | 'commandVerifier'>;
+  /** Receives the trainer's telemetry. @default none kept */
+  readonly telemetry?: TelemetrySink;
+}
+
+/** What {@link trainTaskSteps} measured. */
+export interface TaskTrainingOutcome {
+  /** Over the whole validation split, after the last step. */
+  readonly validationAccuracy: number;
+  /** Mean over the last 10 % of steps (at least one). */
+  readonly trainingLoss: number;
+  readonly steps: number;
+  readonly trainingWallMs: number;
+}
+
+/**
+ * Trains `host` for the task's step budget with Tolaria's trainer (`createTrainer` from the
+ * settings; the task's optimizer, schedule, batch size; the run seed for data order), stops
+ * at the step boundary of the budget, then measures validation accuracy over the whole
+ * validation split. Grown runs pass their controller and executor in `collaborators`.
+ * @throws EsperError STUDY_RUN_FAILED when training ended before the budget (halted, failed)
+ */
+export async function trainTaskSteps(input: TaskTrainingInput): Promise<TaskTrainingOutcome> {
+  const { request, context, dataset, host } = input;
+  const { task, arm, seed, settings } = request;
+  const worker = new AsyncWorker({ name: `study-${arm}`, ...settings.core.asyncWorker });
+  const telemetry = new RunTelemetry(input.telemetry);
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort(context.signal.reason);
+  context.signal.addEventListener('abort', onAbort, { once: true });
+  const losses = new LossTrack(task.steps);
+  const every = Math.max(1, Math.floor(task.steps / PROGRESS_REPORTS));
+  const stepsPerEpoch = Math.ceil(dataset.train.size / task.batchSize);
+  const trainer = createTrainer(settings, {
+    trainingRunId: `study-${task.id}-${task.version}-${arm}-${seed}`,
+    host,
+    dataset,
+    epochs: Math.ceil(task.steps / stepsPerEpoch),
+    batchSize: task.batchSize,
+    seed,
+    optimizer: { kind: task.optimizer.kind, learningRate: task.optimizer.learningRate },
+    lrSchedule: {
+      policy: task.lrSchedule.policy,
+      totalSteps: Math.max(1, task.steps - task.lrSchedule.warmupSteps),
+      warmupSteps: task.lrSchedule.warmupSteps,
+    },
+    worker,
+    telemetry,
+    emergencySink: telemetry.emergencies,
+    ...input.collaborators,
+    onStep: (r: StepReport) => {
+      losses.add(r.loss);
+      if (r.globalStep % every === 0 || r.globalStep >= task.steps) {
+        context.onProgress?.({ step: r.globalStep, totalSteps: task.steps, loss: losses.takeMean() });
+      }
+      // The budget is in steps, the trainer's in epochs: stop at the step boundary.
+      if (r.globalStep >= task.steps) stop.abort();
+    },
+  });
+  try {
+    context.signal.throwIfAborted();
+    const started = performance.now();
+    const summary = await trainer.run({ signal: stop.signal });
+    const trainingWallMs = performance.now() - started;
+    context.signal.throwIfAborted();
+    if (summary.globalStep !== task.steps) {
+      throw new EsperError(
+        ErrorCode.STUDY_RUN_FAILED,
+        `${taskKey(task)} ${arm} seed ${seed}: training ${summary.state} at step ${summary.globalStep} of ${task.steps}` +
+          (telemetry.lastWarning === '' ? '' : ` (last warning: ${telemetry.lastWarning})`),
+        { details: { task: taskKey(task), arm, seed, state: summary.state, step: summary.globalStep } },
+      );
+    }
+    return {
+      validationAccuracy: evaluateAccuracy(host, dataset.validation),
+      trainingLoss: losses.finalLoss,
+      steps: summary.globalStep,
+      trainingWallMs,
+    };
+  } finally {
+    context.signal.removeEventListener('abort', onAbort);
+    trainer.dispose();
+    await worker.close();
   }
 }
 
@@ -152,67 +252,16 @@ class StaticArmRunner implements ArmRunner {
     await initTensorBackend();
     const dataset = await loadTaskDataset(task, settings);
     const host = createTaskHost(hostOfArm(task, arm), dataset, seed, `study-${arm}`);
-    const worker = new AsyncWorker({ name: 'study-static', ...settings.core.asyncWorker });
-    const telemetry = new RunTelemetry();
-    const stop = new AbortController();
-    const onAbort = (): void => stop.abort(context.signal.reason);
-    context.signal.addEventListener('abort', onAbort, { once: true });
-    const losses = new LossTrack(task.steps);
-    const every = Math.max(1, Math.floor(task.steps / PROGRESS_REPORTS));
-    const stepsPerEpoch = Math.ceil(dataset.train.size / task.batchSize);
-    const trainer = createTrainer(settings, {
-      trainingRunId: `study-${task.id}-${task.version}-${arm}-${seed}`,
-      host,
-      dataset,
-      epochs: Math.ceil(task.steps / stepsPerEpoch),
-      batchSize: task.batchSize,
-      seed,
-      optimizer: { kind: task.optimizer.kind, learningRate: task.optimizer.learningRate },
-      lrSchedule: {
-        policy: task.lrSchedule.policy,
-        totalSteps: Math.max(1, task.steps - task.lrSchedule.warmupSteps),
-        warmupSteps: task.lrSchedule.warmupSteps,
-      },
-      worker,
-      telemetry,
-      emergencySink: telemetry.emergencies,
-      onStep: (r: StepReport) => {
-        losses.add(r.loss);
-        if (r.globalStep % every === 0 || r.globalStep >= task.steps) {
-          context.onProgress?.({ step: r.globalStep, totalSteps: task.steps, loss: losses.takeMean() });
-        }
-        // The budget is in steps, the trainer's in epochs: stop at the step boundary.
-        if (r.globalStep >= task.steps) stop.abort();
-      },
-    });
     try {
-      context.signal.throwIfAborted();
-      const started = performance.now();
-      const summary = await trainer.run({ signal: stop.signal });
-      const trainingWallMs = performance.now() - started;
-      context.signal.throwIfAborted();
-      if (summary.globalStep !== task.steps) {
-        throw new EsperError(
-          ErrorCode.STUDY_RUN_FAILED,
-          `${taskKey(task)} ${arm} seed ${seed}: training ${summary.state} at step ${summary.globalStep} of ${task.steps}` +
-            (telemetry.lastWarning === '' ? '' : ` (last warning: ${telemetry.lastWarning})`),
-          { details: { task: taskKey(task), arm, seed, state: summary.state, step: summary.globalStep } },
-        );
-      }
+      const trained = await trainTaskSteps({ request, context, dataset, host });
       return {
-        validationAccuracy: evaluateAccuracy(host, dataset.validation),
-        trainingLoss: losses.finalLoss,
-        steps: summary.globalStep,
+        ...trained,
         parameters: Number(host.descriptor.parameterCount),
-        trainingWallMs,
         hostBlocks: flopBlocksOfHost(host),
         seeds: [],
       };
     } finally {
-      context.signal.removeEventListener('abort', onAbort);
-      trainer.dispose();
       host.dispose();
-      await worker.close();
     }
   }
 }
