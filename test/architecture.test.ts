@@ -25,6 +25,7 @@ const LAYERS: Readonly<Record<string, number>> = {
   urabrask: 4,
   nissa: 4,
   weatherlight: 5,
+  study: 5,
   cli: 6,
 };
 

@@ -94,6 +94,15 @@ export const ErrorCode = {
   TEZZERET_FORGE_WAL_INVALID: 'ESPER_TEZZERET_FORGE_WAL_INVALID',
   // urabrask
   URABRASK_CERTIFY_FAILED: 'ESPER_URABRASK_CERTIFY_FAILED',
+  // study
+  /** A registered task the harness cannot run yet (details.missing says what is missing). */
+  STUDY_TASK_UNSUPPORTED: 'ESPER_STUDY_TASK_UNSUPPORTED',
+  /** A study directory holds another study (task, version or arms differ). */
+  STUDY_DIRECTORY_MISMATCH: 'ESPER_STUDY_DIRECTORY_MISMATCH',
+  /** A study file (study.json, a run result) does not parse or fit its schema. */
+  STUDY_FILE_CORRUPT: 'ESPER_STUDY_FILE_CORRUPT',
+  /** One run of a study failed (after its retry); details.reason says why. */
+  STUDY_RUN_FAILED: 'ESPER_STUDY_RUN_FAILED',
 } as const;
 
 /** Union of every {@link ErrorCode} value. */

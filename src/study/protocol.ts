@@ -1,0 +1,94 @@
+/**
+ * The messages between the study and a run's child process (Node IPC, JSON), each checked
+ * with zod on receipt. Parent → child: one `start`. Child → parent: any number of
+ * `progress`, then one `result` or one `failure`; then the child exits. A child that exits
+ * without either has crashed.
+ */
+import { z } from 'zod';
+import { DATASET_NAMES, LrSchedulePolicy, OptimizerKind } from '../tolaria/index.js';
+import { ArmResultSchema } from './arm-runner.js';
+import { STUDY_ARMS } from './tasks.js';
+
+const positiveInt = z.number().int().min(1);
+
+const TaskHostSchema = z.discriminatedUnion('family', [
+  z.object({ family: z.literal('mlp'), hidden: z.array(positiveInt).min(1) }).strict(),
+  z.object({ family: z.literal('cnn'), channels: z.array(positiveInt).min(1), kernelSize: positiveInt }).strict(),
+]);
+
+/** Schema of a {@link TaskDefinition} (a child receives the whole definition, not a registry name). */
+export const TaskDefinitionSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
+    version: positiveInt,
+    description: z.string(),
+    dataset: z.discriminatedUnion('kind', [
+      z
+        .object({
+          kind: z.literal('tolaria'),
+          name: z.enum(DATASET_NAMES),
+          layout: z.enum(['flat', 'image']),
+          dataSeed: z.number().int().min(0).optional(),
+          trainSize: positiveInt.optional(),
+          validationSize: positiveInt.optional(),
+          noise: z.number().min(0).optional(),
+        })
+        .strict(),
+      z
+        .object({
+          kind: z.literal('teacher'),
+          examples: positiveInt,
+          inputSize: positiveInt,
+          teacherHidden: positiveInt,
+          outputSize: positiveInt,
+          teacherBias: z.boolean(),
+        })
+        .strict(),
+    ]),
+    smallHost: TaskHostSchema,
+    largeHost: TaskHostSchema,
+    growthPlan: z.array(
+      z.object({ method: z.literal('widen'), site: z.string(), units: positiveInt, atStep: z.number().int().min(0) }).strict(),
+    ),
+    optimizer: z.object({ kind: z.enum(Object.values(OptimizerKind)), learningRate: z.number().positive() }).strict(),
+    lrSchedule: z.object({ policy: z.enum(Object.values(LrSchedulePolicy)), warmupSteps: z.number().int().min(0) }).strict(),
+    loss: z.enum(['softmax_cross_entropy', 'mse']),
+    batchSize: positiveInt,
+    steps: positiveInt,
+    metric: z.enum(['validation_accuracy', 'training_loss']),
+    unsupported: z.string().optional(),
+  })
+  .strict();
+
+/** Parent → child: what to run and with which runner. */
+export const StartMessageSchema = z
+  .object({
+    type: z.literal('start'),
+    runner: z.object({ module: z.string().min(1), exportName: z.string().min(1) }).strict(),
+    task: TaskDefinitionSchema,
+    arm: z.enum(STUDY_ARMS),
+    seed: z.number().int().min(0),
+    /** The parent's resolved settings (the child does not read the environment again). */
+    settings: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+
+/** Child → parent messages. */
+export const ChildMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('progress'), step: z.number().int().min(0), totalSteps: positiveInt, loss: z.number().or(z.null()) }).strict(),
+  z.object({ type: z.literal('result'), result: ArmResultSchema }).strict(),
+  z
+    .object({
+      type: z.literal('failure'),
+      message: z.string(),
+      /** The EsperError code, when the failure was a typed error. */
+      code: z.string().optional(),
+    })
+    .strict(),
+]);
+
+/** Parent → child message. */
+export type StartMessage = z.infer<typeof StartMessageSchema>;
+
+/** Child → parent message. */
+export type ChildMessage = z.infer<typeof ChildMessageSchema>;

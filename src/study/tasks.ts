@@ -1,0 +1,281 @@
+/**
+ * The task registry: every study task named and versioned (`fmnist-mlp-narrow@1`), each
+ * fully defining what its arms train on and how — dataset, host per arm, optimizer, LR
+ * schedule, batch size, step budget, metric — and the growth plan of the `grown` arm, so
+ * the `large` host (the static host with the parameter count the grown arm ends with) is
+ * known before anything runs. A task's definition never changes under its version: change
+ * the definition, bump the version.
+ */
+import { ErrorCode, EsperError } from '../core/index.js';
+import { LrSchedulePolicy, OptimizerKind, type DatasetName } from '../tolaria/index.js';
+
+/** The arms a study compares. */
+export const STUDY_ARMS = ['small', 'grown', 'large'] as const;
+
+/** One arm: `small` (host as is, static), `grown` (the small host growing), `large` (static, the grown size). */
+export type StudyArm = (typeof STUDY_ARMS)[number];
+
+/** A host of Tolaria's `mlp` or `cnn` family. */
+export type TaskHost =
+  | { readonly family: 'mlp'; readonly hidden: readonly number[] }
+  | { readonly family: 'cnn'; readonly channels: readonly number[]; readonly kernelSize: number };
+
+/** Where a task's examples come from. */
+export type TaskDataset =
+  /** A dataset of Tolaria's `loadDataset`; synthetic ones are drawn with `dataSeed` whatever the run seed. */
+  | {
+      readonly kind: 'tolaria';
+      readonly name: DatasetName;
+      readonly layout: 'flat' | 'image';
+      readonly dataSeed?: number;
+      readonly trainSize?: number;
+      readonly validationSize?: number;
+      readonly noise?: number;
+    }
+  /** GradMax's student–teacher regression: a fixed random teacher MLP labels Gaussian inputs. */
+  | {
+      readonly kind: 'teacher';
+      readonly examples: number;
+      readonly inputSize: number;
+      readonly teacherHidden: number;
+      readonly outputSize: number;
+      readonly teacherBias: boolean;
+    };
+
+/** One growth the grown arm is meant to make (a hint for its controller, and the parameter budget). */
+export interface GrowthStepHint {
+  /** Growth method: new units in an existing hidden layer (MLP) or new channels in a conv block (CNN). */
+  readonly method: 'widen';
+  /** Seed site of the layer that grows (`hidden1`, `block2`). */
+  readonly site: string;
+  /** Units (MLP) or channels (CNN) added. */
+  readonly units: number;
+  /** Optimizer step at which it is added. */
+  readonly atStep: number;
+}
+
+/** A registered task. */
+export interface TaskDefinition {
+  /** Name without version (`fmnist-mlp-narrow`). */
+  readonly id: string;
+  readonly version: number;
+  /** One line for listings and reports. */
+  readonly description: string;
+  readonly dataset: TaskDataset;
+  /** The `small` host; the `grown` arm starts from it. */
+  readonly smallHost: TaskHost;
+  /** The `large` host: the small host after every step of {@link growthPlan}. */
+  readonly largeHost: TaskHost;
+  /** What the grown arm adds, where and when; its sum is the task's growth budget. */
+  readonly growthPlan: readonly GrowthStepHint[];
+  readonly optimizer: { readonly kind: OptimizerKind; readonly learningRate: number };
+  readonly lrSchedule: { readonly policy: LrSchedulePolicy; readonly warmupSteps: number };
+  /** Loss trained on. */
+  readonly loss: 'softmax_cross_entropy' | 'mse';
+  readonly batchSize: number;
+  /** Optimizer steps of every arm. */
+  readonly steps: number;
+  /** What the study compares: final validation accuracy (classification) or final training loss (regression). */
+  readonly metric: 'validation_accuracy' | 'training_loss';
+  /** Present when the harness cannot run the task yet: what is missing, for the typed error. */
+  readonly unsupported?: string;
+}
+
+/** What the classification tasks share: Adam on a cosine schedule, cross-entropy, final validation accuracy. */
+function classificationTask(
+  task: Omit<TaskDefinition, 'version' | 'optimizer' | 'lrSchedule' | 'loss' | 'metric'> & { readonly learningRate: number },
+): TaskDefinition {
+  const { learningRate, ...rest } = task;
+  return {
+    ...rest,
+    version: 1,
+    optimizer: { kind: OptimizerKind.ADAM, learningRate },
+    lrSchedule: { policy: LrSchedulePolicy.COSINE, warmupSteps: 0 },
+    loss: 'softmax_cross_entropy',
+    metric: 'validation_accuracy',
+  };
+}
+
+const FMNIST_MLP_NARROW = classificationTask({
+  id: 'fmnist-mlp-narrow',
+  description: 'MLP 784-8-10 on Fashion-MNIST, grown to 784-32-10 (large: static 784-32-10)',
+  dataset: { kind: 'tolaria', name: 'fashion-mnist', layout: 'flat' },
+  smallHost: { family: 'mlp', hidden: [8] },
+  largeHost: { family: 'mlp', hidden: [32] },
+  growthPlan: [{ method: 'widen', site: 'hidden1', units: 24, atStep: 600 }],
+  learningRate: 2e-3,
+  batchSize: 128,
+  steps: 6000,
+});
+
+const FMNIST_CNN_SMALL = classificationTask({
+  id: 'fmnist-cnn-small',
+  description: 'CNN conv(4)-pool-conv(8)-pool-dense on Fashion-MNIST, block2 grown to 16 channels (large: static conv(4)-conv(16))',
+  dataset: { kind: 'tolaria', name: 'fashion-mnist', layout: 'image' },
+  smallHost: { family: 'cnn', channels: [4, 8], kernelSize: 3 },
+  largeHost: { family: 'cnn', channels: [4, 16], kernelSize: 3 },
+  growthPlan: [{ method: 'widen', site: 'block2', units: 8, atStep: 300 }],
+  learningRate: 2e-3,
+  batchSize: 64,
+  // About a minute per run on one quiet core (wasm convolutions are the cost).
+  steps: 1500,
+});
+
+const SPIRALS_MLP = classificationTask({
+  id: 'spirals-mlp',
+  description: 'MLP 2-4-2 on two spirals (cannot fit them), grown to 2-64-2 (large: static 2-64-2, fits them)',
+  dataset: { kind: 'tolaria', name: 'spirals', layout: 'flat', dataSeed: 0, trainSize: 1000, validationSize: 400 },
+  smallHost: { family: 'mlp', hidden: [4] },
+  largeHost: { family: 'mlp', hidden: [64] },
+  growthPlan: [{ method: 'widen', site: 'hidden1', units: 60, atStep: 500 }],
+  learningRate: 1e-2,
+  batchSize: 32,
+  steps: 4000,
+});
+
+/**
+ * GradMax's student–teacher protocol (Evci et al. 2022, `Student_Teacher.ipynb`): teacher
+ * MLP 10→10→10 (ReLU, no bias) labels 1,000 Gaussian inputs; the student starts at 5 hidden
+ * units and adds one every 200 steps five times, then trains 500 more steps (1,500 in all);
+ * plain SGD lr 0.1 on MSE, full batch; metric: final training loss.
+ */
+const STUDENT_TEACHER: TaskDefinition = {
+  id: 'student-teacher',
+  version: 1,
+  description: 'GradMax student–teacher: student MLP 10-5-10 (no bias) grown +1 unit every 200 steps ×5 toward teacher 10-10-10, MSE',
+  dataset: { kind: 'teacher', examples: 1000, inputSize: 10, teacherHidden: 10, outputSize: 10, teacherBias: false },
+  smallHost: { family: 'mlp', hidden: [5] },
+  largeHost: { family: 'mlp', hidden: [10] },
+  growthPlan: [200, 400, 600, 800, 1000].map((atStep) => ({ method: 'widen' as const, site: 'hidden1', units: 1, atStep })),
+  optimizer: { kind: OptimizerKind.SGD, learningRate: 0.1 },
+  lrSchedule: { policy: LrSchedulePolicy.CONSTANT, warmupSteps: 0 },
+  loss: 'mse',
+  batchSize: 1000,
+  steps: 1500,
+  metric: 'training_loss',
+  unsupported:
+    "Tolaria's trainer trains classification only (softmax cross-entropy on int32 class labels, Dataset.numClasses); " +
+    'this task needs a regression dataset (float targets [batch, 10]) with an MSE loss and training loss as the metric, ' +
+    'and hosts without biases (the teacher and student have none)',
+};
+
+/** Every registered task, newest version of each name last. */
+export const STUDY_TASKS: readonly TaskDefinition[] = Object.freeze([FMNIST_MLP_NARROW, FMNIST_CNN_SMALL, SPIRALS_MLP, STUDENT_TEACHER]);
+
+/** `id@version`, the key a study directory records. */
+export function taskKey(task: Pick<TaskDefinition, 'id' | 'version'>): string {
+  return `${task.id}@${task.version}`;
+}
+
+/**
+ * The task named `name`: `id@version` for one version, or a bare `id` for its newest.
+ * @throws EsperError INVALID_ARGUMENT naming the known tasks
+ */
+export function findTask(name: string, tasks: readonly TaskDefinition[] = STUDY_TASKS): TaskDefinition {
+  const [id, versionText] = name.split('@');
+  const matching = tasks.filter((t) => t.id === id);
+  const found =
+    versionText === undefined
+      ? matching.reduce<TaskDefinition | undefined>(
+          (newest, t) => (newest === undefined || t.version > newest.version ? t : newest),
+          undefined,
+        )
+      : matching.find((t) => String(t.version) === versionText);
+  if (found === undefined) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown study task '${name}' (known: ${tasks.map(taskKey).join(', ')})`, {
+      details: { field: 'task', task: name },
+    });
+  }
+  return found;
+}
+
+/**
+ * Throws the typed refusal of a task the harness cannot run.
+ * @throws EsperError STUDY_TASK_UNSUPPORTED with `details.missing`
+ */
+export function assertTaskRunnable(task: TaskDefinition): void {
+  if (task.unsupported === undefined) return;
+  throw new EsperError(ErrorCode.STUDY_TASK_UNSUPPORTED, `study task ${taskKey(task)} cannot run yet: ${task.unsupported}`, {
+    details: { task: taskKey(task), missing: task.unsupported },
+  });
+}
+
+/** The host an arm starts with (`grown` starts from the small host). */
+export function hostOfArm(task: TaskDefinition, arm: StudyArm): TaskHost {
+  return arm === 'large' ? task.largeHost : task.smallHost;
+}
+
+/** Per-example input shape and class (or output) count of a task's data. */
+export interface TaskShape {
+  readonly inputShape: readonly number[];
+  readonly outputs: number;
+}
+
+/**
+ * Parameters of `host` on data of `shape` (weights and biases; `bias: false` for hosts
+ * without biases), counted the way Tolaria's hosts are built (same-padding 3×3 convs, 2×2 pools).
+ */
+export function hostParameterCount(host: TaskHost, shape: TaskShape, bias = true): number {
+  const b = bias ? 1 : 0;
+  if (host.family === 'mlp') {
+    let inputs = shape.inputShape.reduce((n, d) => n * d, 1);
+    let total = 0;
+    for (const units of [...host.hidden, shape.outputs]) {
+      total += inputs * units + b * units;
+      inputs = units;
+    }
+    return total;
+  }
+  let [height = 1, width = 1, channels = 1] = shape.inputShape;
+  let total = 0;
+  for (const filters of host.channels) {
+    total += host.kernelSize * host.kernelSize * channels * filters + b * filters;
+    channels = filters;
+    height = Math.floor(height / 2);
+    width = Math.floor(width / 2);
+  }
+  return total + height * width * channels * shape.outputs + b * shape.outputs;
+}
+
+/** The small host after every step of the task's growth plan. */
+export function grownHost(task: TaskDefinition): TaskHost {
+  const host = task.smallHost;
+  const widths = host.family === 'mlp' ? [...host.hidden] : [...host.channels];
+  const prefix = host.family === 'mlp' ? 'hidden' : 'block';
+  for (const step of task.growthPlan) {
+    const index = Number(step.site.slice(prefix.length)) - 1;
+    if (!step.site.startsWith(prefix) || !Number.isInteger(index) || widths[index] === undefined) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `task ${taskKey(task)}: growth site '${step.site}' is not a site of its host`, {
+        details: { field: 'growthPlan', site: step.site },
+      });
+    }
+    widths[index] += step.units;
+  }
+  return host.family === 'mlp' ? { family: 'mlp', hidden: widths } : { family: 'cnn', channels: widths, kernelSize: host.kernelSize };
+}
+
+/** Per-example input shape and outputs of a task's data, known without loading it. */
+export function taskShape(task: TaskDefinition): TaskShape {
+  const d = task.dataset;
+  if (d.kind === 'teacher') return { inputShape: [d.inputSize], outputs: d.outputSize };
+  switch (d.name) {
+    case 'mnist':
+    case 'fashion-mnist':
+      return { inputShape: d.layout === 'image' ? [28, 28, 1] : [784], outputs: 10 };
+    case 'cifar10':
+      return { inputShape: d.layout === 'image' ? [32, 32, 3] : [3072], outputs: 10 };
+    case 'xor':
+    case 'spirals':
+    case 'moons':
+      return { inputShape: [2], outputs: 2 };
+    default: {
+      const never: never = d.name;
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `unknown dataset '${String(never)}'`);
+    }
+  }
+}
+
+/** `784-8-10` or `conv 4-8`: a host in a few characters, for reports. */
+export function describeHost(host: TaskHost): string {
+  return host.family === 'mlp' ? `mlp ${host.hidden.join('-')}` : `cnn ${host.channels.join('-')} (${host.kernelSize}×${host.kernelSize})`;
+}

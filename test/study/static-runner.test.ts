@@ -1,0 +1,82 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, isEsperError, loadSettings, type EsperSettings } from '../../src/core/index.js';
+import { initTensorBackend, tf } from '../../src/tensor/index.js';
+import { createArmRunner, findTask, forwardFlops, hostParameterCount, taskShape, type ArmProgress } from '../../src/study/index.js';
+import { TINY_TASK } from './fixtures/tiny-task.js';
+
+describe('static arm runner', () => {
+  let root: string;
+  let settings: EsperSettings;
+
+  beforeAll(async () => {
+    await initTensorBackend();
+    root = await mkdtemp(path.join(tmpdir(), 'esper-study-static-'));
+    settings = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, 'var') } } });
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('trains exactly the step budget (not a whole number of epochs) and reports the run', async () => {
+    // 64 examples in batches of 16: 4 steps per epoch; 12 steps = 3 epochs. Make it 10: 2.5 epochs.
+    const task = { ...TINY_TASK, steps: 10 };
+    const progress: ArmProgress[] = [];
+    const before = tf.memory().numTensors;
+    const result = await createArmRunner().run(
+      { task, arm: 'large', seed: 3, settings },
+      { signal: new AbortController().signal, onProgress: (p) => progress.push(p) },
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result.steps).toBe(10);
+    expect(result.parameters).toBe(hostParameterCount(task.largeHost, taskShape(task)));
+    expect(result.validationAccuracy).toBeGreaterThanOrEqual(0);
+    expect(result.validationAccuracy).toBeLessThanOrEqual(1);
+    expect(Number.isFinite(result.trainingLoss)).toBe(true);
+    expect(result.trainingWallMs).toBeGreaterThan(0);
+    expect(result.seeds).toEqual([]);
+    // 2-4-2: 2·4 + 4·2 = 16 MACs.
+    expect(forwardFlops(result.hostBlocks)).toBe(32);
+    expect(progress.at(-1)).toMatchObject({ step: 10, totalSteps: 10 });
+  });
+
+  it('is deterministic for a seed', async () => {
+    const run = () => createArmRunner().run({ task: TINY_TASK, arm: 'small', seed: 1, settings }, { signal: new AbortController().signal });
+    const [a, b] = [await run(), await run()];
+    expect(a.trainingLoss).toBe(b.trainingLoss);
+    expect(a.validationAccuracy).toBe(b.validationAccuracy);
+  });
+
+  it('refuses the grown arm and a task that cannot run, with typed errors', async () => {
+    const signal = new AbortController().signal;
+    const grown = await createArmRunner()
+      .run({ task: TINY_TASK, arm: 'grown', seed: 0, settings }, { signal })
+      .catch((e: unknown) => e);
+    expect(isEsperError(grown, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    const unsupported = await createArmRunner()
+      .run({ task: findTask('student-teacher'), arm: 'small', seed: 0, settings }, { signal })
+      .catch((e: unknown) => e);
+    expect(isEsperError(unsupported, ErrorCode.STUDY_TASK_UNSUPPORTED)).toBe(true);
+  });
+
+  it('stops at a step boundary when aborted, and rejects', async () => {
+    const abort = new AbortController();
+    const task = { ...TINY_TASK, steps: 400 };
+    const outcome = await createArmRunner()
+      .run(
+        { task, arm: 'small', seed: 0, settings },
+        {
+          signal: abort.signal,
+          onProgress: (p) => {
+            if (p.step >= 40) abort.abort(new Error('stop'));
+          },
+        },
+      )
+      .catch((e: unknown) => e);
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as Error).message).toBe('stop');
+  });
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/core/index.js';
+import {
+  assertTaskRunnable,
+  findTask,
+  grownHost,
+  hostParameterCount,
+  STUDY_TASKS,
+  taskKey,
+  taskShape,
+  TaskDefinitionSchema,
+} from '../../src/study/index.js';
+import { thrownBy } from '../support/thrown.js';
+
+describe('study task registry', () => {
+  it('names every task with a version and finds it by name or by name@version', () => {
+    expect(STUDY_TASKS.map(taskKey)).toEqual(['fmnist-mlp-narrow@1', 'fmnist-cnn-small@1', 'spirals-mlp@1', 'student-teacher@1']);
+    expect(findTask('fmnist-mlp-narrow')).toBe(findTask('fmnist-mlp-narrow@1'));
+    const newer = { ...findTask('spirals-mlp'), version: 2 };
+    expect(findTask('spirals-mlp', [...STUDY_TASKS, newer])).toBe(newer);
+    expect(thrownBy(() => findTask('fmnist-mlp-narrow@9'), ErrorCode.INVALID_ARGUMENT).message).toMatch(/known: fmnist-mlp-narrow@1/);
+  });
+
+  it('declares the large host as exactly the small host after the growth plan', () => {
+    for (const task of STUDY_TASKS) {
+      const shape = taskShape(task);
+      const bias = task.id !== 'student-teacher';
+      expect(hostParameterCount(grownHost(task), shape, bias), taskKey(task)).toBe(hostParameterCount(task.largeHost, shape, bias));
+      expect(hostParameterCount(task.largeHost, shape, bias)).toBeGreaterThan(hostParameterCount(task.smallHost, shape, bias));
+    }
+  });
+
+  it('defines fmnist-mlp-narrow as the issue gives it', () => {
+    const task = findTask('fmnist-mlp-narrow');
+    expect(task).toMatchObject({
+      smallHost: { hidden: [8] },
+      largeHost: { hidden: [32] },
+      batchSize: 128,
+      steps: 6000,
+      optimizer: { kind: 'adam', learningRate: 2e-3 },
+      lrSchedule: { policy: 'cosine' },
+      metric: 'validation_accuracy',
+    });
+    // 784·8 + 8 + 8·10 + 10 = 6,370; 784·32 + 32 + 32·10 + 10 = 25,450.
+    expect(hostParameterCount(task.smallHost, taskShape(task))).toBe(6370);
+    expect(hostParameterCount(task.largeHost, taskShape(task))).toBe(25_450);
+  });
+
+  it('counts CNN parameters as Tolaria builds them (3×3 same convs, 2×2 pools)', () => {
+    // conv1 9·1·4 + 4 = 40; conv2 9·4·8 + 8 = 296; head 7·7·8·10 + 10 = 3,930.
+    expect(hostParameterCount(findTask('fmnist-cnn-small').smallHost, { inputShape: [28, 28, 1], outputs: 10 })).toBe(4266);
+  });
+
+  it('registers the student–teacher protocol but refuses to run it, saying what Tolaria lacks', () => {
+    const task = findTask('student-teacher');
+    expect(task.growthPlan.map((g) => g.atStep)).toEqual([200, 400, 600, 800, 1000]);
+    expect(task).toMatchObject({ steps: 1500, loss: 'mse', metric: 'training_loss', optimizer: { kind: 'sgd', learningRate: 0.1 } });
+    expect(thrownBy(() => assertTaskRunnable(task), ErrorCode.STUDY_TASK_UNSUPPORTED).details.missing).toMatch(/MSE/);
+    for (const runnable of STUDY_TASKS.filter((t) => t !== task)) expect(() => assertTaskRunnable(runnable)).not.toThrow();
+  });
+
+  it('every registered task fits the schema a child process checks it with', () => {
+    for (const task of STUDY_TASKS) expect(TaskDefinitionSchema.safeParse(task).success, taskKey(task)).toBe(true);
+  });
+
+  it('refuses a growth plan whose site is not a site of the host', () => {
+    const bad = { ...findTask('spirals-mlp'), growthPlan: [{ method: 'widen' as const, site: 'hidden3', units: 1, atStep: 1 }] };
+    thrownBy(() => grownHost(bad), ErrorCode.INVALID_ARGUMENT);
+  });
+});
