@@ -8,6 +8,7 @@
  * torch's Adam keeps `state['step']` per parameter. For a variable trained from step 1 the
  * arithmetic is tfjs's, op for op, so a host that never grows trains bit-identically.
  */
+import { ErrorCode, EsperError } from '../core/index.js';
 import { tf, type NamedTensor } from '../tensor/index.js';
 
 /** Slot suffixes, in the order {@link PerVariableAdam.getWeights} lists the groups. */
@@ -53,7 +54,8 @@ export class PerVariableAdam extends tf.Optimizer {
     tf.tidy(() => {
       entries.forEach(([name, gradient], i) => {
         const value = tf.engine().registeredVariables[name];
-        if (value === undefined) throw new Error(`PerVariableAdam: no variable named '${name}'`);
+        if (value === undefined)
+          throw new EsperError(ErrorCode.INVALID_ARGUMENT, `PerVariableAdam: gradient for '${name}', which is no registered variable`);
         const slots = this.#slots[i] ?? this.#createSlots(i, name, value);
         // tfjs optimizers skip a null gradient but keep the slot's position.
         if ((gradient as tf.Tensor | null) == null) return;
@@ -89,7 +91,8 @@ export class PerVariableAdam extends tf.Optimizer {
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     const rest = await this.extractIterations(weightValues);
     const groups = rest.some((w) => w.name.endsWith('/acc_beta1')) || rest.length === 0 ? ADAM_SLOT_SUFFIXES.length : LEGACY_GROUPS;
-    if (rest.length % groups !== 0) throw new Error(`PerVariableAdam: ${rest.length} slots are not ${groups} groups`);
+    if (rest.length % groups !== 0)
+      throw new EsperError(ErrorCode.INVALID_STATE, `PerVariableAdam: ${rest.length} slots are not ${groups} equal groups`);
     const n = rest.length / groups;
     const at = (g: number, i: number): NamedTensor => rest[g * n + i] as NamedTensor;
     this.#disposeSlots();

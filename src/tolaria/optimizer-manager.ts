@@ -2,8 +2,10 @@
  * The optimizer manager (reference prototype-tolaria-oona-nissa-weatherlight §2.11): owns
  * the tfjs optimizer, the variables it trains, and its rebuild when seed hooks attach or
  * detach. tfjs keeps slots by position, so a rebuild moves every surviving variable's slots
- * to a fresh optimizer (matched by identity; zero slots for new ones; iteration count and
- * Adam's β products kept) behind a rebuild-storm guard (`docs/architecture.md` § Tolaria).
+ * to a fresh optimizer (matched by identity; fresh slots for new ones; iteration count
+ * kept) behind a rebuild-storm guard (`docs/architecture.md` § Tolaria). Adam is
+ * {@link PerVariableAdam}: a variable added by growth is bias-corrected by its own step
+ * count, not the run's.
  * Departures (prototype-rc1-plan §3.1.0): only growth can be deferred — a removed variable
  * cannot stay in a tfjs optimizer, so a removal always rebuilds or throws
  * `TOLARIA_OPTIMIZER_REBUILD_FAILED`; per-variable state is carried across a rebuild (the
@@ -22,6 +24,7 @@ import {
 } from '../core/index.js';
 import { OptimizerFamily } from '../leyline/index.js';
 import { restoreOptimizerState, saveOptimizerState, tf } from '../tensor/index.js';
+import { ADAM_SLOT_SUFFIXES, PerVariableAdam } from './adam.js';
 
 /** Optimizers the manager builds. */
 export const OptimizerKind = {
@@ -126,8 +129,8 @@ export interface OptimizerManagerStats {
 }
 
 /**
- * An in-memory copy of the optimizer state (slot clones, iteration count, Adam's running
- * products), keyed by variable identity. Cloning is O(1) per tensor in tfjs (buffers are
+ * An in-memory copy of the optimizer state (slot clones, iteration count), keyed by
+ * variable identity. Cloning is O(1) per tensor in tfjs (buffers are
  * shared and copy-on-assign), which is what makes per-step fast-rollback snapshots cheap.
  * Owned by the caller: call {@link dispose}.
  */
@@ -144,27 +147,16 @@ interface SnapshotData extends OptimizerStateSnapshot {
   readonly variables: readonly tf.Variable[];
   /** `slots[group][i]` belongs to `variables[i]`. */
   readonly slots: readonly (readonly tf.Tensor[])[];
-  readonly products: readonly tf.Tensor[];
 }
 
-/** Slot name suffixes per optimizer kind, in the order tfjs's `getWeights` lists groups. */
+/** Slot name suffixes per optimizer kind, in the order the optimizer's `getWeights` lists groups. */
 const SLOT_SUFFIXES: Readonly<Record<OptimizerKind, readonly string[]>> = {
   sgd: [],
   momentum: ['momentum'],
-  adam: ['m', 'v'],
+  adam: ADAM_SLOT_SUFFIXES,
 };
 
-/**
- * Adam keeps its running β products privately (`accBeta1`, `accBeta2`) and `setWeights`
- * recomputes them with `pow`, off in the last float32 bit; they are carried explicitly
- * (same reason as `saveOptimizerState` in src/tensor/weights-io.ts).
- */
-const PRODUCT_FIELDS = ['accBeta1', 'accBeta2'] as const;
-
-function productsOf(optimizer: tf.Optimizer): tf.Variable[] {
-  const fields = optimizer as unknown as Record<string, unknown>;
-  return PRODUCT_FIELDS.map((key) => fields[key]).filter((v): v is tf.Variable => v instanceof tf.Variable);
-}
+type LiveState = Pick<SnapshotData, 'variables' | 'slots' | 'iterations'>;
 
 /** The config is the trainer's `optimizer` option: errors name it so. */
 const check = optionChecks('TrainerOptions');
@@ -343,20 +335,18 @@ export class OptimizerManager {
     this.#assertLive();
     const live = await this.#liveState();
     const slots = live.slots.map((group) => group.map((t) => tf.keep(tf.clone(t))));
-    const products = live.products.map((t) => tf.keep(tf.clone(t)));
     let disposed = false;
     const data: SnapshotData = {
       kind: this.config.kind,
       iterations: live.iterations,
       learningRate: this.#learningRate,
-      bytes: tensorBytes([...slots.flat(), ...products]),
+      bytes: tensorBytes(slots.flat()),
       variables: live.variables,
       slots,
-      products,
       dispose: () => {
         if (disposed) return;
         disposed = true;
-        tf.dispose([...slots.flat(), ...products]);
+        tf.dispose(slots.flat());
       },
     };
     return data;
@@ -365,7 +355,7 @@ export class OptimizerManager {
   /**
    * Replaces the optimizer state by `snapshot` (taken by this manager): a fresh optimizer
    * for the current variable list, with the snapshot's slots for the variables it knew and
-   * zero slots for the others, its iteration count, products and learning rate. The
+   * fresh slots for the others, its iteration count and learning rate. The
    * snapshot stays valid and can be restored again (the optimizer shares its buffers
    * copy-on-assign).
    */
@@ -435,7 +425,7 @@ export class OptimizerManager {
       case OptimizerKind.MOMENTUM:
         return tf.train.momentum(lr, c.momentum, c.nesterov);
       case OptimizerKind.ADAM:
-        return tf.train.adam(lr, c.beta1, c.beta2, c.epsilon);
+        return new PerVariableAdam(lr, c.beta1, c.beta2, c.epsilon);
     }
   }
 
@@ -451,7 +441,7 @@ export class OptimizerManager {
   }
 
   /** The current optimizer's state, by reference (no copies). */
-  async #liveState(): Promise<Pick<SnapshotData, 'variables' | 'slots' | 'products' | 'iterations'>> {
+  async #liveState(): Promise<LiveState> {
     const weights = await this.#optimizer.getWeights();
     const [iter, ...slotWeights] = weights;
     const iterations = iter === undefined ? 0 : this.#optimizer.iterations;
@@ -466,7 +456,7 @@ export class OptimizerManager {
     if (slots.length > 0 && slotWeights.length !== groups * n) {
       throw new EsperError(ErrorCode.INVALID_STATE, `optimizer holds ${slotWeights.length} slots for ${n} variables`);
     }
-    return { variables: this.#variables, slots, products: productsOf(this.#optimizer), iterations };
+    return { variables: this.#variables, slots, iterations };
   }
 
   /**
@@ -474,12 +464,7 @@ export class OptimizerManager {
    * identity, zeros for variables `state` does not know), then swaps it in and frees the
    * previous one.
    */
-  async #install(
-    variables: readonly tf.Variable[],
-    state:
-      | Pick<SnapshotData, 'variables' | 'slots' | 'products' | 'iterations'>
-      | Promise<Pick<SnapshotData, 'variables' | 'slots' | 'products' | 'iterations'>>,
-  ): Promise<void> {
+  async #install(variables: readonly tf.Variable[], state: LiveState | Promise<LiveState>): Promise<void> {
     const source = await state;
     const suffixes = SLOT_SUFFIXES[this.config.kind];
     const index = new Map(source.variables.map((v, i) => [v, i]));
@@ -495,18 +480,19 @@ export class OptimizerManager {
           for (const variable of variables) {
             const at = index.get(variable);
             const known = at === undefined ? undefined : source.slots[g]?.[at];
-            if (known !== undefined && !tf.util.arraysEqual(known.shape, variable.shape)) {
+            const fresh = this.#freshSlot(suffix, variable);
+            if (known !== undefined && !tf.util.arraysEqual(known.shape, fresh.shape)) {
+              fresh.dispose();
               throw new EsperError(ErrorCode.INVALID_STATE, `slot of '${variable.name}' has shape [${known.shape.join(',')}]`);
             }
-            const tensor = known ?? tf.zerosLike(variable);
+            if (known !== undefined) fresh.dispose();
+            const tensor = known ?? fresh;
             if (known === undefined) owned.push(tensor);
             weights.push({ name: `${variable.name}/${suffix}`, tensor });
           }
         });
       }
       await fresh.setWeights(weights);
-      const targets = productsOf(fresh);
-      source.products.forEach((product, i) => targets[i]?.assign(product));
     } catch (error) {
       fresh.dispose();
       throw error;
@@ -518,6 +504,14 @@ export class OptimizerManager {
     this.#optimizer = fresh;
     this.#variables = [...variables];
     this.#applyLearningRate(fresh);
+  }
+
+  /** The state of a slot the optimizer has not kept yet: Adam's step products start at β, the rest at zero. */
+  #freshSlot(suffix: string, variable: tf.Variable): tf.Tensor {
+    const c = this.config;
+    if (c.kind === OptimizerKind.ADAM && suffix === 'acc_beta1') return tf.scalar(c.beta1);
+    if (c.kind === OptimizerKind.ADAM && suffix === 'acc_beta2') return tf.scalar(c.beta2);
+    return tf.zerosLike(variable);
   }
 
   #rebuildError(what: string, cause: unknown, removed: number): EsperError {
