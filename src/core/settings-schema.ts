@@ -53,6 +53,15 @@ export const SETTINGS_DEFINITION = {
         env: 'ESPER_ASYNC_WORKER_SHUTDOWN_TIMEOUT_MS',
       }),
     },
+    /**
+     * Whether wall-clock latency budgets change what the system does. `enforce`: an epoch
+     * over its control budget fails, a slow decision, step or hook pauses or holds growth.
+     * `observe`: the same measurements and WARNING events, but no decision depends on
+     * wall-clock time, so a run is reproducible from its seed under any machine load
+     * (studies run this way). Deadlines of control calls stay enforced either way.
+     * @default "enforce"
+     */
+    latencyBudgets: setting.enum(['enforce', 'observe'], { default: 'enforce' }),
     /** Minimum level of log lines (pino levels). @default "info" */
     logLevel: setting.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       default: 'info',

@@ -14,6 +14,7 @@ describe('loadSettings defaults', () => {
         defaultDeadlineMs: undefined,
         shutdownTimeoutMs: 5000,
       },
+      latencyBudgets: 'enforce',
       logLevel: 'info',
     });
     expect(settings.security).toEqual({
