@@ -111,6 +111,7 @@ export async function openGrowth(options: GrowthOptions): Promise<Growth> {
       futureSkewMs: security.futureSkewMs,
     });
     const kasmina = await createKasmina(settings.kasmina, {
+      latencyBudgets: settings.core.latencyBudgets,
       host,
       trainingRunId: options.trainingRunId,
       telemetry: options.telemetry,

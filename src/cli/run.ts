@@ -204,7 +204,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       host: host.descriptor,
       candidates,
       bsdsVerifier: createBsdsVerifier(keyRing),
-      risk: new RiskEngine({ startConservative: settings.tamiyo.conservativeMode }),
+      risk: new RiskEngine({ startConservative: settings.tamiyo.conservativeMode, latencyBudgets: settings.core.latencyBudgets }),
       commands: new CommandBuilder({
         trainingRunId: runId,
         signer: new HmacSigner(keyRing, { freshnessWindowMs: settings.security.freshnessWindowMs }),

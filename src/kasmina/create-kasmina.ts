@@ -37,6 +37,8 @@ export interface KasminaDeps {
    * `kasmina-prefetch-<training run id>`.
    */
   readonly prefetch?: { readonly bus: Bus; readonly worker: AsyncWorker };
+  /** Whether latency budgets fail gates (settings `core.latencyBudgets`). @default 'enforce' */
+  readonly latencyBudgets?: 'enforce' | 'observe';
   /** @default systemClock */
   readonly clock?: Clock;
 }
@@ -100,7 +102,7 @@ export async function createKasmina(settings: KasminaSettings, deps: KasminaDeps
       catalog: deps.catalog,
       fetcher,
       telemetry: deps.telemetry,
-      settings,
+      settings: { ...settings, ...(deps.latencyBudgets === undefined ? {} : { latencyBudgets: deps.latencyBudgets }) },
       memory,
       clock,
       ...(prefetch === undefined ? {} : { prefetch }),

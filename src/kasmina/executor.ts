@@ -103,7 +103,12 @@ export class KasminaExecutor implements Executor {
     this.#sites = new Map(options.host.descriptor.sites.map((s) => [s.siteId, s]));
     this.#registry.registerHost(options.host.variables);
     this.#telemetry = new ExecutorTelemetry({ sink: options.telemetry, trainingRunId: options.trainingRunId, clock });
-    this.#loader = new KernelLoader({ fetcher: options.fetcher, latencyBudgetMs: settings.kernelLatencyBudgetMs, clock });
+    this.#loader = new KernelLoader({
+      fetcher: options.fetcher,
+      latencyBudgetMs: settings.kernelLatencyBudgetMs,
+      enforceLatency: settings.latencyBudgets !== 'observe',
+      clock,
+    });
     this.#driver = new SeedDriver({
       host: options.host,
       registry: this.#registry,

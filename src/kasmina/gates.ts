@@ -120,6 +120,8 @@ export interface StabilityGateInputs {
   /** Latency of the fetch that loaded the seed's kernel (lock wait + load + rebuild), in ms. */
   readonly kernelLatencyMs: number;
   readonly latencyBudgetMs: number;
+  /** Whether a latency over budget fails the gate (`core.latencyBudgets: enforce`); else it is only reported. */
+  readonly enforceLatency: boolean;
   /** The seed module's output on a probe batch of the site's input shape was finite. */
   readonly seedOutputFinite: boolean;
   /** Every seed gradient norm the steps reported in the stage was finite. */
@@ -153,7 +155,7 @@ export function evaluateG2(inputs: StabilityGateInputs): GateResult {
   }
   const fail = (reason: string): GateResult => result(G.SEED_GATE_G2_STABILITY, reason, attributes);
   // `!(a <= b)` rather than `a > b`: a NaN measurement fails.
-  if (!(inputs.kernelLatencyMs <= inputs.latencyBudgetMs)) return fail('latency budget exceeded');
+  if (inputs.enforceLatency && !(inputs.kernelLatencyMs <= inputs.latencyBudgetMs)) return fail('latency budget exceeded');
   if (!inputs.seedOutputFinite) return fail('non-finite seed output');
   if (!inputs.seedGradFinite) return fail('non-finite seed gradient');
   if (inputs.requireActiveGradient && !(inputs.seedGradNormMean > 0)) return fail('seed gradient inactive');

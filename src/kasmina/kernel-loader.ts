@@ -15,8 +15,10 @@ import type { KernelLoad, Seed } from './seed.js';
 /** Options of {@link KernelLoader}. */
 export interface KernelLoaderOptions {
   readonly fetcher: KernelFetcher;
-  /** A fetch slower than this counts as a breaker failure, in ms. */
+  /** A fetch slower than this counts as a breaker failure, in ms (unless `enforceLatency` is false). */
   readonly latencyBudgetMs: number;
+  /** Whether a slow fetch counts against the breaker (`core.latencyBudgets: enforce`). */
+  readonly enforceLatency: boolean;
   readonly clock: Clock;
 }
 
@@ -24,11 +26,13 @@ export interface KernelLoaderOptions {
 export class KernelLoader {
   readonly #fetcher: KernelFetcher;
   readonly #latencyBudgetMs: number;
+  readonly #enforceLatency: boolean;
   readonly #breaker: CircuitBreaker;
 
   constructor(options: KernelLoaderOptions) {
     this.#fetcher = options.fetcher;
     this.#latencyBudgetMs = options.latencyBudgetMs;
+    this.#enforceLatency = options.enforceLatency;
     this.#breaker = new CircuitBreaker({
       name: 'kasmina.kernel_fetch',
       failureThreshold: 3,
@@ -60,7 +64,7 @@ export class KernelLoader {
       });
       return { ok: false, error: `kernel fetch failed: ${errorLabel(error)}` };
     }
-    if (fetched.latencyMs > this.#latencyBudgetMs) this.#breaker.recordFailure('latency_budget_exceeded');
+    if (this.#enforceLatency && fetched.latencyMs > this.#latencyBudgetMs) this.#breaker.recordFailure('latency_budget_exceeded');
     else this.#breaker.recordSuccess();
     return { ok: true, fetched };
   }

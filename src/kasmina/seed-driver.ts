@@ -32,7 +32,15 @@ export type KasminaLifecycleSettings = Pick<
   | 'minContribution'
   | 'embargoSteps'
   | 'isolationCheckEverySteps'
->;
+> & {
+  /**
+   * `enforce`: a kernel fetch over `kernelLatencyBudgetMs` fails G2 and counts against the
+   * kernel-fetch breaker. `observe`: it is reported (G2's `latency_ms`, `budget_ms`) and
+   * fails nothing, so a run does not depend on machine load (`core.latencyBudgets`).
+   * @default 'enforce'
+   */
+  readonly latencyBudgets?: 'enforce' | 'observe';
+};
 
 /**
  * `settings` checked field by field (the ranges of the `kasmina` settings section), so that
@@ -53,6 +61,7 @@ export function resolveLifecycleSettings(settings: KasminaLifecycleSettings): Ka
     minContribution: check.number('minContribution', settings.minContribution, { min: -1, max: 1 }),
     embargoSteps: steps('embargoSteps', 0),
     isolationCheckEverySteps: steps('isolationCheckEverySteps', 1),
+    latencyBudgets: check.oneOf('latencyBudgets', settings.latencyBudgets ?? 'enforce', ['enforce', 'observe'] as const),
   };
 }
 
@@ -234,6 +243,7 @@ export class SeedDriver {
     return evaluateG2({
       kernelLatencyMs: seed.kernel.latencyMs,
       latencyBudgetMs: this.#o.settings.kernelLatencyBudgetMs,
+      enforceLatency: this.#o.settings.latencyBudgets !== 'observe',
       seedOutputFinite: slot !== undefined && this.#probe(seed, slot).finite,
       seedGradFinite: seed.gradients.finite,
       seedGradNormMean: meanGradientNorm(seed.gradients),

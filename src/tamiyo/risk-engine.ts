@@ -79,11 +79,20 @@ export interface RiskEngineOptions {
   readonly breakerCooldownMs?: number;
   /** Inference budget in ms, reported as `budget_ms` on `timeout_inference`. @default unset */
   readonly inferenceBudgetMs?: number;
+  /**
+   * `enforce`: a slow inference pauses, latencies and CPU load pause or hold growth.
+   * `observe`: they are reported only, so decisions do not depend on machine load
+   * (settings `core.latencyBudgets`). @default 'enforce'
+   */
+  readonly latencyBudgets?: LatencyBudgets;
   /** Overrides of individual rule thresholds; each finite and ≥ 0. */
   readonly thresholds?: Partial<RiskThresholds>;
   /** The rule table. @default RISK_RULES (register-all.ts) */
   readonly rules?: readonly RiskRule[];
 }
+
+/** Whether wall-clock measurements may change decisions (settings `core.latencyBudgets`). */
+export type LatencyBudgets = 'enforce' | 'observe';
 
 /** {@link RiskEngineOptions} after defaults and validation. */
 export interface ResolvedRiskEngineOptions {
@@ -93,6 +102,7 @@ export interface ResolvedRiskEngineOptions {
   readonly breakerFailureThreshold: number;
   readonly breakerCooldownMs: number;
   readonly inferenceBudgetMs: number | undefined;
+  readonly latencyBudgets: LatencyBudgets;
   readonly thresholds: RiskThresholds;
   readonly rules: readonly RiskRule[];
 }
@@ -114,12 +124,14 @@ export function resolveRiskEngineOptions(options: RiskEngineOptions = {}): Resol
     breakerFailureThreshold: options.breakerFailureThreshold ?? RISK_ENGINE_DEFAULTS.breakerFailureThreshold,
     breakerCooldownMs: options.breakerCooldownMs ?? RISK_ENGINE_DEFAULTS.breakerCooldownMs,
     inferenceBudgetMs: options.inferenceBudgetMs,
+    latencyBudgets: options.latencyBudgets ?? 'enforce',
     thresholds: Object.freeze({ ...RISK_THRESHOLD_DEFAULTS, ...options.thresholds }),
     rules: options.rules ?? RISK_RULES,
   };
   const check = optionChecks('RiskEngineOptions');
   for (const field of ['exitAfterCleanSteps', 'breakerFailureThreshold'] as const) check.integer(field, resolved[field], { min: 1 });
   check.nonNegative('breakerCooldownMs', resolved.breakerCooldownMs);
+  check.oneOf('latencyBudgets', resolved.latencyBudgets, ['enforce', 'observe']);
   if (resolved.inferenceBudgetMs !== undefined) check.nonNegative('inferenceBudgetMs', resolved.inferenceBudgetMs);
   for (const [name, value] of Object.entries(resolved.thresholds)) check.nonNegative(`thresholds.${name}`, value);
   return resolved;
@@ -194,6 +206,7 @@ export class RiskEngine {
     this.#context = {
       thresholds: this.#options.thresholds,
       inferenceBudgetMs: this.#options.inferenceBudgetMs,
+      enforcesLatency: this.#options.latencyBudgets === 'enforce',
       isConservative: () => this.#conservative,
       enterConservative: (step, trigger) => this.#enterConservative(step, trigger),
       recordInference: (step, failureReason) => this.#recordInference(step, failureReason),

@@ -214,14 +214,16 @@ export class TamiyoService implements Controller, AsyncDisposable {
     const started = this.#clock.monotonicMs();
     const proposal = this.#policy.propose({ packet, host: this.#options.host, candidates: this.#candidates, epochBoundary });
     const latencyMs = this.#clock.monotonicMs() - started;
-    const timedOut = latencyMs > this.#options.stepBudgetMs;
+    const overBudget = latencyMs > this.#options.stepBudgetMs;
+    // Observed only (core.latencyBudgets: observe): the risk engine reports it, nothing pauses.
+    const timedOut = overBudget && this.#options.risk.options.latencyBudgets === 'enforce';
     const coverage = this.#options.coverage?.();
     const assessed = coverage === undefined ? undefined : assessCoverage(coverage);
     const blueprint = this.#blueprintInfo(proposal);
     const isolationViolations = packet.seedStates.reduce((sum, s) => sum + (s.metrics?.isolationViolations ?? 0), 0);
     const verdict = this.#options.risk.evaluate(proposal.decision, {
       packet,
-      timedOut,
+      timedOut: overBudget,
       ...(blueprint === undefined ? {} : { blueprint }),
       ...(assessed === undefined ? {} : { coverage: { average: assessed.average, level: assessed.level } }),
       isolationViolations,

@@ -10,7 +10,8 @@ import { Trainer } from './trainer.js';
 import type { TrainerOptions } from './trainer-options.js';
 
 /** Trainer options that come from `settings.tolaria`. */
-type SettingsOptions = 'controllerDeadlineMs' | 'executorDeadlineMs' | 'epochBudgetMs' | 'hookBudgetMs' | 'emergency' | 'rollback';
+type SettingsOptions =
+  'controllerDeadlineMs' | 'executorDeadlineMs' | 'epochBudgetMs' | 'hookBudgetMs' | 'latencyBudgets' | 'emergency' | 'rollback';
 
 /**
  * What a run supplies besides the settings: what to train (host, dataset, epochs, batch,
@@ -42,6 +43,7 @@ export function trainerOptionsFromSettings(settings: EsperSettings, deps: Traine
     executorDeadlineMs: tolaria.kasminaTimeoutMs,
     epochBudgetMs: tolaria.epochBudgetMs,
     hookBudgetMs: tolaria.hookBudgetMs,
+    latencyBudgets: settings.core.latencyBudgets,
     ...(tolaria.emergency.enabled && emergencySink !== undefined
       ? {
           emergency: {

@@ -114,18 +114,24 @@ export class Incidents {
     const acc = state.epoch.state;
     const overBudget = (event: string, latencyMs: number, budgetMs: number): void =>
       events.event(event, TelemetryLevel.WARNING, { latency_ms: latencyMs.toFixed(2), budget_ms: budgetMs });
+    // Observed budgets (core.latencyBudgets: observe) are reported and fail nothing.
+    const enforce = options.latencyBudgets === 'enforce';
+    const epochOver = acc.hookMsSum > options.epochBudgetMs;
+    const hookOver = acc.maxHookMs > options.hookBudgetMs;
     let reason = '';
     if (!this.#breaker.allow()) {
       reason = EmergencyReason.BREAKER_OPEN;
-    } else if (acc.hookMsSum > options.epochBudgetMs) {
+    } else if (enforce && epochOver) {
       reason = EmergencyReason.EPOCH_BUDGET;
       overBudget(TolariaEvent.EPOCH_BUDGET, acc.hookMsSum, options.epochBudgetMs);
     } else if (acc.failureReason !== '') {
       reason = acc.failureReason;
-    } else if (acc.maxHookMs > options.hookBudgetMs) {
+    } else if (enforce && hookOver) {
       reason = EmergencyReason.HOOK_BUDGET;
       overBudget(TolariaEvent.HOOK_BUDGET, acc.maxHookMs, options.hookBudgetMs);
     }
+    if (!enforce && epochOver) overBudget(TolariaEvent.EPOCH_BUDGET, acc.hookMsSum, options.epochBudgetMs);
+    if (!enforce && hookOver) overBudget(TolariaEvent.HOOK_BUDGET, acc.maxHookMs, options.hookBudgetMs);
     const counters = state.counters;
     if (reason === '') {
       this.#breaker.recordSuccess();

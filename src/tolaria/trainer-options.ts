@@ -181,6 +181,13 @@ export interface TrainerOptions {
    * @default 50
    */
   readonly hookBudgetMs?: number;
+  /**
+   * `enforce`: an epoch over `epochBudgetMs` or with a step over `hookBudgetMs` fails.
+   * `observe`: the overrun is reported (WARNING `epoch_budget` / `hook_budget`) and the
+   * epoch stands, so a run does not depend on machine load. Settings: `core.latencyBudgets`.
+   * @default 'enforce'
+   */
+  readonly latencyBudgets?: 'enforce' | 'observe';
   /** The trainer's breaker over epoch outcomes (reference §2.1 step 4). */
   readonly breaker?: {
     /** @default 3 */
@@ -221,6 +228,7 @@ export interface ResolvedTrainerOptions {
   readonly executorDeadlineMs: number;
   readonly epochBudgetMs: number;
   readonly hookBudgetMs: number;
+  readonly latencyBudgets: 'enforce' | 'observe';
   readonly breakerFailureThreshold: number;
   readonly breakerOpenTimeoutMs: number;
   readonly emergency:
@@ -254,6 +262,7 @@ export const TRAINER_DEFAULTS = Object.freeze({
   executorDeadlineMs: 2000,
   epochBudgetMs: 250,
   hookBudgetMs: 50,
+  latencyBudgets: 'enforce',
   breakerFailureThreshold: 3,
   breakerOpenTimeoutMs: 30_000,
   failedEpochsToHalt: 3,
@@ -302,6 +311,7 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     executorDeadlineMs: positive('executorDeadlineMs', options.executorDeadlineMs ?? d.executorDeadlineMs),
     epochBudgetMs: positive('epochBudgetMs', options.epochBudgetMs ?? d.epochBudgetMs),
     hookBudgetMs: positive('hookBudgetMs', options.hookBudgetMs ?? d.hookBudgetMs),
+    latencyBudgets: check.oneOf('latencyBudgets', options.latencyBudgets ?? d.latencyBudgets, ['enforce', 'observe'] as const),
     breakerFailureThreshold: int('breaker.failureThreshold', options.breaker?.failureThreshold ?? d.breakerFailureThreshold, 1),
     breakerOpenTimeoutMs: int('breaker.openTimeoutMs', options.breaker?.openTimeoutMs ?? d.breakerOpenTimeoutMs, 0),
     emergency:

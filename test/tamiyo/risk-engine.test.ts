@@ -400,3 +400,36 @@ describe('RiskEngine loss noise floor', () => {
     expect(spike.conservativeMode).toBe(true);
   });
 });
+
+describe('RiskEngine with observed latency budgets (core.latencyBudgets: observe)', () => {
+  it('reports a slow inference without pausing or counting it against the breaker', () => {
+    const { engine: e } = engine({ latencyBudgets: 'observe' });
+    for (let i = 0; i < 5; i += 1) {
+      const verdict = e.evaluate(germinate, inputs({ timedOut: true }));
+      expect(verdict.decision).toEqual(germinate);
+      expect(eventsNamed(verdict, TamiyoEvent.TIMEOUT_INFERENCE)).toEqual([
+        { description: 'timeout_inference', level: TelemetryLevel.WARNING, attributes: { budget_ms: '5.0', enforced: 'false' } },
+      ]);
+    }
+    expect(e.snapshot().inferenceBreaker.state).toBe(CLOSED);
+    expect(e.conservativeMode).toBe(false);
+  });
+
+  it.each([
+    ['hook latency', { hookLatencyMs: 500 }, TamiyoEvent.HOOK_BUDGET],
+    ['step latency', { stepLatencyMs: 5_000 }, TamiyoEvent.STEP_LATENCY_HIGH],
+    ['Kasmina apply latency', { kasminaApplyMs: 500 }, TamiyoEvent.KASMINA_APPLY_SLOW],
+    ['CPU load', { cpuUtilPercent: 100 }, TamiyoEvent.CPU_PRESSURE_HIGH],
+  ] as const)('reports %s over its threshold and lets the germinate through', (_name, metrics, event) => {
+    const enforced = engine().engine.evaluate(germinate, inputs({ metrics }));
+    expect(enforced.decision).not.toEqual(germinate);
+    const observed = engine({ latencyBudgets: 'observe' }).engine.evaluate(germinate, inputs({ metrics }));
+    expect(observed.decision).toEqual(germinate);
+    expect(observed.reason).toBe(RiskReason.UNSPECIFIED);
+    expect(eventsNamed(observed, event)[0]?.attributes).toMatchObject({ enforced: 'false' });
+  });
+
+  it('refuses an unknown mode naming the field', () => {
+    expect(() => new RiskEngine({ latencyBudgets: 'sometimes' as never })).toThrow(/latencyBudgets/);
+  });
+});

@@ -23,6 +23,7 @@ describe('createTrainer', () => {
         ESPER_TOLARIA_EMERGENCY_ENABLED: 'true',
         ESPER_TOLARIA_EMERGENCY_L4_FAILED_EPOCHS: '5',
         ESPER_TOLARIA_EMERGENCY_BYPASS_MAX_PER_MIN: '10',
+        ESPER_CORE_LATENCY_BUDGETS: 'observe',
       },
     });
     const trainer = createTrainer(settings, {
@@ -40,6 +41,7 @@ describe('createTrainer', () => {
       executorDeadlineMs: 900,
       epochBudgetMs: 400,
       hookBudgetMs: 70,
+      latencyBudgets: 'observe',
       rollback: { snapshotEverySteps: 4, fastCacheMaxBytes: 8 * 1024 * 1024, fullDeadlineMs: 5000 },
       emergency: { failedEpochsToHalt: 5, maxRepeatsPerMinute: 10 },
     });
@@ -56,7 +58,13 @@ describe('createTrainer', () => {
     const options = trainerOptionsFromSettings(loadSettings({ env: {} }), { ...deps, emergencySink: new MemoryEmergencySink() });
     expect(options.rollback).toBeUndefined();
     expect(options.emergency).toBeUndefined();
-    expect(options).toMatchObject({ controllerDeadlineMs: 2000, executorDeadlineMs: 2000, epochBudgetMs: 250, hookBudgetMs: 50 });
+    expect(options).toMatchObject({
+      controllerDeadlineMs: 2000,
+      executorDeadlineMs: 2000,
+      epochBudgetMs: 250,
+      hookBudgetMs: 50,
+      latencyBudgets: 'enforce',
+    });
     const on = loadSettings({ env: { ESPER_TOLARIA_EMERGENCY_ENABLED: 'true' } });
     expect(() => trainerOptionsFromSettings(on, deps)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
   });

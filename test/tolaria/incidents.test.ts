@@ -99,4 +99,23 @@ describe('Incidents: budgets', () => {
       reason: 'epoch_budget',
     });
   });
+
+  it('with observed budgets (core.latencyBudgets: observe) reports both overruns and fails nothing', async () => {
+    const slow: Controller = { evaluateStep: () => new Promise((resolve) => setTimeout(() => resolve(undefined), 3)) };
+    const { trainer, telemetry, emergency } = kit.trainer({
+      controller: slow,
+      worker: kit.worker(),
+      epochBudgetMs: 10,
+      hookBudgetMs: 1,
+      latencyBudgets: 'observe',
+      epochs: 2,
+    });
+    const summary = await trainer.run();
+    expect(summary).toMatchObject({ state: 'completed', epochsCompleted: 2 });
+    expect(summary.lastEpoch?.failureReason).toBe('');
+    expect(eventsIn(telemetry.packets, TolariaEvent.EPOCH_BUDGET)).toHaveLength(2);
+    expect(eventsIn(telemetry.packets, TolariaEvent.HOOK_BUDGET)).toHaveLength(2);
+    expect(eventsIn(telemetry.packets, TolariaEvent.EPOCH_FAILED)).toHaveLength(0);
+    expect(emergency.signals).toEqual([]);
+  });
 });

@@ -19,6 +19,10 @@ function latencyRule(
     apply(step, _inputs, context) {
       const latency = latencyOf(step.metrics);
       if (!(latency > thresholdOf(context.thresholds))) return;
+      if (!context.enforcesLatency) {
+        step.event(name, TelemetryLevel.WARNING, { latency_ms: latency.toFixed(2), enforced: 'false' });
+        return;
+      }
       if (effect === 'pause') {
         step.override(reason);
         step.pause();

@@ -162,6 +162,12 @@ export interface RiskRuleContext {
   isConservative(): boolean;
   /** Inference budget in ms, for `budget_ms` on `timeout_inference`. */
   readonly inferenceBudgetMs: number | undefined;
+  /**
+   * Whether wall-clock measurements (latencies, CPU load, a slow inference) may change the
+   * decision (`core.latencyBudgets: enforce`). When false, the rules reading them only
+   * report (the same WARNING event, `enforced` = 'false'), so decisions do not depend on load.
+   */
+  readonly enforcesLatency: boolean;
   /** Enters conservative mode (and marks the step triggered); `trigger` names the event. */
   enterConservative(step: RiskStep, trigger: string): void;
   /** Counts this step through the inference breaker; a failure names its reason. */

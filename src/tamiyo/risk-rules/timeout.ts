@@ -9,6 +9,13 @@ export const inferenceTimeoutRule: RiskRule = {
   name: 'timeout_inference',
   apply(step, inputs, context) {
     if (!inputs.timedOut) return;
+    if (!context.enforcesLatency) {
+      const budgetMs = context.inferenceBudgetMs;
+      const attributes: Record<string, string> = { enforced: 'false' };
+      if (budgetMs !== undefined) attributes['budget_ms'] = budgetMs.toFixed(1);
+      step.event(TamiyoEvent.TIMEOUT_INFERENCE, TelemetryLevel.WARNING, attributes);
+      return;
+    }
     step.decision = { kind: DecisionKind.PAUSE };
     step.override(RiskReason.TIMEOUT_INFERENCE);
     const budgetMs = context.inferenceBudgetMs;
@@ -24,7 +31,7 @@ export const inferenceTimeoutRule: RiskRule = {
 export const inferenceBreakerRule: RiskRule = {
   name: 'inference_breaker',
   apply(step, inputs, context) {
-    if (!inputs.timedOut) {
+    if (!inputs.timedOut || !context.enforcesLatency) {
       context.recordInference(step, undefined);
       return;
     }

@@ -51,6 +51,10 @@ export const cpuPressureRule: RiskRule = {
   apply(step, _inputs, context) {
     const cpu = step.metrics.cpuUtilPercent;
     if (!(cpu >= context.thresholds.cpuUtilHighPercent) || !step.growing) return;
+    if (!context.enforcesLatency) {
+      step.event(TamiyoEvent.CPU_PRESSURE_HIGH, TelemetryLevel.WARNING, { cpu_util: cpu.toFixed(1), enforced: 'false' });
+      return;
+    }
     step.fill(RiskReason.CPU_PRESSURE);
     step.holdGrowth();
     step.event(TamiyoEvent.CPU_PRESSURE_HIGH, TelemetryLevel.WARNING, { cpu_util: cpu.toFixed(1) });
