@@ -30,6 +30,17 @@ export interface HeuristicPolicyOptions {
   /** Blueprints whose penalty exceeds this are skipped. @default 3.0 */
   readonly penaltySkipThreshold?: number;
   /**
+   * Capacity growth: at an epoch boundary, when the host does not overfit (its validation
+   * loss is at most `capacityGapMax` above the epoch's mean training loss, relative), widen
+   * a hidden layer (a free WIDEN site, with an offered blueprint that fits it) without
+   * waiting for a validation plateau. @default true
+   */
+  readonly capacityGrowth?: boolean;
+  /** Completed epochs before a capacity growth. @default 1 */
+  readonly capacityMinEpochs?: number;
+  /** Largest relative validation-over-training loss gap at which the host counts as capacity-bound. @default 0.05 */
+  readonly capacityGapMax?: number;
+  /**
    * Blueprint ids in rotation order (each used only while offered as a candidate).
    * @default the first SAFE, non-quarantined candidate of each family (by id) that fits a host site
    */
@@ -51,6 +62,9 @@ export interface ResolvedHeuristicPolicyOptions {
   readonly penaltyOnCull: number;
   readonly penaltyDecayPerEpoch: number;
   readonly penaltySkipThreshold: number;
+  readonly capacityGrowth: boolean;
+  readonly capacityMinEpochs: number;
+  readonly capacityGapMax: number;
   /** Undefined: derived from the candidates on each germination. */
   readonly rotation: readonly string[] | undefined;
 }
@@ -70,6 +84,9 @@ export const HEURISTIC_POLICY_DEFAULTS = Object.freeze({
   penaltyOnCull: 2.0,
   penaltyDecayPerEpoch: 0.5,
   penaltySkipThreshold: 3.0,
+  capacityGrowth: true,
+  capacityMinEpochs: 1,
+  capacityGapMax: 0.05,
 });
 
 const INTEGER_FIELDS = [
@@ -79,9 +96,16 @@ const INTEGER_FIELDS = [
   'pruneAfterEpochs',
   'minPruneAgeEpochs',
   'embargoEpochs',
+  'capacityMinEpochs',
 ] as const;
 
-const NUMBER_FIELDS = ['plateauRelativeImprovement', 'pruneAccuracyDrop', 'penaltyOnCull', 'penaltySkipThreshold'] as const;
+const NUMBER_FIELDS = [
+  'plateauRelativeImprovement',
+  'pruneAccuracyDrop',
+  'penaltyOnCull',
+  'penaltySkipThreshold',
+  'capacityGapMax',
+] as const;
 
 /** Merges `options` over the defaults and validates; throws INVALID_ARGUMENT naming the field. */
 export function resolveHeuristicPolicyOptions(options: HeuristicPolicyOptions = {}): ResolvedHeuristicPolicyOptions {
@@ -100,12 +124,16 @@ export function resolveHeuristicPolicyOptions(options: HeuristicPolicyOptions = 
     penaltyOnCull: options.penaltyOnCull ?? d.penaltyOnCull,
     penaltyDecayPerEpoch: options.penaltyDecayPerEpoch ?? d.penaltyDecayPerEpoch,
     penaltySkipThreshold: options.penaltySkipThreshold ?? d.penaltySkipThreshold,
+    capacityGrowth: options.capacityGrowth ?? d.capacityGrowth,
+    capacityMinEpochs: options.capacityMinEpochs ?? d.capacityMinEpochs,
+    capacityGapMax: options.capacityGapMax ?? d.capacityGapMax,
     rotation: options.rotation === undefined ? undefined : Object.freeze([...options.rotation]),
   };
   const check = optionChecks('HeuristicPolicyOptions');
   if (resolved.version.trim().length === 0) check.fail('version', 'a non-blank string', resolved.version);
   for (const field of INTEGER_FIELDS) check.integer(field, resolved[field], { min: 0 });
   check.integer('maxSeeds', resolved.maxSeeds, { min: 1 });
+  if (typeof resolved.capacityGrowth !== 'boolean') check.fail('capacityGrowth', 'a boolean', resolved.capacityGrowth);
   for (const field of NUMBER_FIELDS) check.nonNegative(field, resolved[field]);
   check.number('penaltyDecayPerEpoch', resolved.penaltyDecayPerEpoch, { min: 0, max: 1 });
   if (resolved.rotation !== undefined) {

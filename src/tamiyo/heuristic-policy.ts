@@ -11,7 +11,7 @@
  * are `<siteId>#<n>`, `n` counting germinations and skipping ids already present.
  */
 import { familyById } from '../karn/index.js';
-import { BlueprintTier, SeedLifecycleStage, type SeedSiteDescriptor, type SystemStatePacket } from '../leyline/index.js';
+import { BlueprintTier, SeedLifecycleStage, SeedSiteKind, type SeedSiteDescriptor, type SystemStatePacket } from '../leyline/index.js';
 import { PolicyAction } from './gnn-config.js';
 import type { BlueprintCandidate } from './candidates.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
@@ -155,7 +155,7 @@ export class HeuristicPolicy implements TamiyoPolicy {
     this.#lastEpoch = epoch;
     this.#lastAccuracy = accuracy;
     this.#observeSeeds(packet, epoch, accuracy);
-    return this.#cull(epoch, accuracy) ?? this.#germinate(context, epoch, accuracy);
+    return this.#cull(epoch, accuracy) ?? this.#growCapacity(context, epoch, accuracy) ?? this.#germinate(context, epoch, accuracy);
   }
 
   /** A copy of the internal state. */
@@ -326,7 +326,8 @@ export class HeuristicPolicy implements TamiyoPolicy {
         if (candidate === undefined || !fits(candidate, site)) continue;
         if (this.penaltyOf(blueprintId) > o.penaltySkipThreshold) continue;
         this.#rotationIndex = (position + 1) % rotation.length;
-        return this.#germinateAt(site, blueprintId, epoch, accuracy, states);
+        const plateau = this.#plateauEpochs;
+        return this.#germinateAt(site, blueprintId, epoch, accuracy, states, `after ${plateau} plateau epochs`);
       }
     }
     return this.#wait('no offered blueprint fits a free site below the penalty threshold');
@@ -338,6 +339,7 @@ export class HeuristicPolicy implements TamiyoPolicy {
     epoch: number,
     accuracy: number,
     states: SystemStatePacket['seedStates'],
+    why: string,
   ): PolicyProposal {
     const taken = new Set([...states.map((s) => s.seedId), ...this.#seeds.keys()]);
     let n = this.#germinations + 1;
@@ -356,7 +358,6 @@ export class HeuristicPolicy implements TamiyoPolicy {
       penalised: false,
       pending: true,
     });
-    const plateau = this.#plateauEpochs;
     this.#plateauEpochs = 0;
     return {
       decision: {
@@ -367,8 +368,35 @@ export class HeuristicPolicy implements TamiyoPolicy {
       },
       policyVersion: this.version,
       actionId: PolicyAction.GERMINATE,
-      notes: `germinate ${blueprintId} at ${site.siteId} after ${plateau} plateau epochs`,
+      notes: `germinate ${blueprintId} at ${site.siteId} ${why}`,
     };
+  }
+
+  /**
+   * Capacity growth (see {@link HeuristicPolicyOptions.capacityGrowth}): the host does not
+   * overfit, so capacity rather than data limits it — widen a hidden layer now, the
+   * earlier the better, instead of waiting for a validation plateau. Sites as
+   * {@link #freeSites} orders them; blueprints by id, below the penalty threshold.
+   */
+  #growCapacity(context: PolicyContext, epoch: number, accuracy: number): PolicyProposal | undefined {
+    const o = this.#options;
+    if (!o.capacityGrowth || epoch + 1 < o.capacityMinEpochs) return undefined;
+    const { trainingLoss, validationLoss, seedStates } = context.packet;
+    if (!(trainingLoss > 0) || !Number.isFinite(validationLoss)) return undefined;
+    const gap = (validationLoss - trainingLoss) / trainingLoss;
+    if (gap > o.capacityGapMax) return undefined;
+    if (seedStates.filter((s) => LIVE_STAGES.has(s.stage)).length >= o.maxSeeds) return undefined;
+    const offered = [...availableCandidates(context.candidates).values()].sort((a, b) =>
+      a.descriptor.blueprintId < b.descriptor.blueprintId ? -1 : 1,
+    );
+    for (const site of this.#freeSites(context, epoch)) {
+      if (site.kind !== SeedSiteKind.WIDEN) continue;
+      const candidate = offered.find((c) => fits(c, site) && this.penaltyOf(c.descriptor.blueprintId) <= o.penaltySkipThreshold);
+      if (candidate === undefined) continue;
+      const why = `for capacity: validation loss ${validationLoss.toFixed(4)} vs training ${trainingLoss.toFixed(4)} (gap ${(100 * gap).toFixed(1)} %)`;
+      return this.#germinateAt(site, candidate.descriptor.blueprintId, epoch, accuracy, seedStates, why);
+    }
+    return undefined;
   }
 
   /** Free sites, deepest first (ties: host order). */

@@ -381,3 +381,58 @@ describe('HeuristicPolicy', () => {
     );
   });
 });
+
+describe('HeuristicPolicy capacity growth', () => {
+  const WIDE_HOST = create(HostDescriptorSchema, {
+    hostId: 'narrow',
+    family: 'mlp',
+    sites: [
+      create(SeedSiteDescriptorSchema, { siteId: 'hidden1', block: 'hidden1', kind: SeedSiteKind.DENSE, shape: [8], depth: 0 }),
+      create(SeedSiteDescriptorSchema, {
+        siteId: 'hidden1.widen',
+        block: 'hidden1',
+        kind: SeedSiteKind.WIDEN,
+        shape: [784],
+        outputShape: [10],
+        depth: 0,
+      }),
+    ],
+  });
+  const WIDEN_IDS = CANDIDATES.filter((c) => c.descriptor.family === 'widen').map((c) => c.descriptor.blueprintId);
+
+  function epochPacket(epoch: number, trainingLoss: number, validationLoss: number, seeds: readonly SeedInit[] = []): SystemStatePacket {
+    const p = packet(epoch, 0.8, seeds);
+    p.trainingLoss = trainingLoss;
+    p.validationLoss = validationLoss;
+    return p;
+  }
+  const propose = (policy: HeuristicPolicy, p: SystemStatePacket): PolicyProposal =>
+    policy.propose({ packet: p, host: WIDE_HOST, candidates: CANDIDATES, epochBoundary: true });
+
+  it('widens a hidden layer after the first epoch when the host does not overfit, without waiting for a plateau', () => {
+    expect(WIDEN_IDS.length).toBeGreaterThan(0);
+    const proposal = propose(new HeuristicPolicy(), epochPacket(0, 0.62, 0.55));
+    expect(proposal.decision).toMatchObject({ kind: DecisionKind.GERMINATE, siteId: 'hidden1.widen', seedId: 'hidden1.widen#1' });
+    expect(WIDEN_IDS).toContain((proposal.decision as { blueprintId: string }).blueprintId);
+    expect(proposal.notes).toMatch(/for capacity: validation loss 0\.5500 vs training 0\.6200/);
+  });
+
+  it('waits while the validation loss runs ahead of the training loss (overfitting: data, not capacity, limits)', () => {
+    const proposal = propose(new HeuristicPolicy(), epochPacket(0, 0.3, 0.4));
+    expect(proposal.decision.kind).toBe(DecisionKind.WAIT);
+  });
+
+  it('honours capacityGrowth, capacityMinEpochs, maxSeeds and a busy site', () => {
+    expect(propose(new HeuristicPolicy({ capacityGrowth: false }), epochPacket(0, 0.6, 0.5)).decision.kind).toBe(DecisionKind.WAIT);
+    const later = new HeuristicPolicy({ capacityMinEpochs: 3 });
+    expect(propose(later, epochPacket(0, 0.6, 0.5)).decision.kind).toBe(DecisionKind.WAIT);
+    expect(propose(later, epochPacket(1, 0.6, 0.5)).decision.kind).toBe(DecisionKind.WAIT);
+    expect(propose(later, epochPacket(2, 0.6, 0.5)).decision).toMatchObject({ kind: DecisionKind.GERMINATE, siteId: 'hidden1.widen' });
+    const fossil: SeedInit = { id: 'hidden1.widen#1', site: 'hidden1.widen', bp: WIDEN_IDS[0] as string, stage: S.SEED_STAGE_FOSSILIZED };
+    expect(propose(new HeuristicPolicy(), epochPacket(3, 0.6, 0.5, [fossil])).decision.kind).toBe(DecisionKind.WAIT);
+  });
+
+  it('refuses a non-boolean capacityGrowth naming the field', () => {
+    expect(() => new HeuristicPolicy({ capacityGrowth: 'yes' as never })).toThrow(/capacityGrowth/);
+  });
+});
