@@ -11,40 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  AsyncWorker,
-  DependencyGuard,
-  describeError,
-  ErrorCode,
-  isEsperError,
-  loadSettings,
-  runCleanup,
-  type EsperSettings,
-  type TelemetrySink,
-} from '../core/index.js';
-import type { KasminaExecutor } from '../kasmina/index.js';
-import { TelemetryLevel, type BSDS } from '../leyline/index.js';
-import { openBusFromSettings } from '../oona/index.js';
-import { HmacSigner, KeyRing, openLocalKeyRing, type CommandVerifier } from '../security/index.js';
-import {
-  CommandBuilder,
-  EmbeddingRegistries,
-  FeatureNormaliser,
-  FieldReportBuilder,
-  FieldReportPublisher,
-  FieldReportStore,
-  GnnPolicy,
-  gnnConfigFor,
-  GRAPH_RELATIONS,
-  GraphBuilder,
-  HeuristicPolicy,
-  RiskEngine,
-  TamiyoGnn,
-  TamiyoService,
-  type BlueprintCandidate,
-  type TamiyoPolicy,
-} from '../tamiyo/index.js';
-import { initTensorBackend, seededRng } from '../tensor/index.js';
+import { AsyncWorker, describeError, loadSettings, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { TelemetryLevel } from '../leyline/index.js';
+import { KeyRing, openLocalKeyRing, type CommandVerifier } from '../security/index.js';
+import { initTensorBackend } from '../tensor/index.js';
 import {
   createHost,
   createTrainer,
@@ -56,8 +26,7 @@ import {
   type HostModel,
   type TrainingSummary,
 } from '../tolaria/index.js';
-import { createBsdsVerifier, type GraphMetadata } from '../urza/index.js';
-import { openGrowth, type Growth } from './growth.js';
+import { openGrowingRun, type GrowingRun } from '../weatherlight/index.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RunConfig } from './run-config.js';
 import { buildRecord, formatReport, recordJson, stageLabel, type RunReport, type SeedStory } from './run-report.js';
@@ -176,10 +145,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
   const hostOptions = { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: config.seed, hidden: config.hidden };
   const host = createHost(config.host, { ...hostOptions, hostId: 'grown' });
   const worker = new AsyncWorker({ name: 'esper-run', ...settings.core.asyncWorker });
-  const bus = openBusFromSettings({ oona: { ...settings.oona, busUrl: 'memory://' } }, { keyRing, telemetry: sink });
-  let growth: Growth | undefined;
-  let store: FieldReportStore | undefined;
-  let tamiyo: TamiyoService | undefined;
+  let run: GrowingRun | undefined;
   const grownEpochs: EpochReport[] = [];
   let failed = true;
   try {
@@ -187,39 +153,18 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       `esper run: run ${runId} — ${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${config.policy} policy, seed ${config.seed}\n`,
     );
     const runSettings: EsperSettings = { ...settings, kasmina: { ...settings.kasmina, ...RUN_LIFECYCLE } };
-    growth = await openGrowth({
-      settings: runSettings,
+    run = await openGrowingRun(runSettings, {
       host,
       trainingRunId: runId,
       telemetry: sink,
       keyRing,
-      certify: true,
+      policy: config.policy,
+      heuristic: RUN_HEURISTIC,
+      seed: config.seed,
+      fieldReports: { walPath: path.join(runDir, 'field-reports.wal') },
       onProgress: (line) => io.stderr.write(`esper run: ${line}\n`),
     });
-    const candidates = candidatesOf(growth, host);
-    store = await FieldReportStore.open(path.join(runDir, 'field-reports.wal'), { telemetry: sink });
-    const policy = buildPolicy(config);
-    tamiyo = new TamiyoService({
-      policy,
-      host: host.descriptor,
-      candidates,
-      bsdsVerifier: createBsdsVerifier(keyRing),
-      risk: new RiskEngine({ startConservative: settings.tamiyo.conservativeMode, latencyBudgets: settings.core.latencyBudgets }),
-      commands: new CommandBuilder({
-        trainingRunId: runId,
-        signer: new HmacSigner(keyRing, { freshnessWindowMs: settings.security.freshnessWindowMs }),
-        guard: new DependencyGuard({ subsystem: 'tamiyo', sink, trainingRunId: runId }),
-      }),
-      telemetry: sink,
-      trainingRunId: runId,
-      stepBudgetMs: Math.max(settings.tamiyo.stepTimeoutMs, policy.name === 'gnn' ? 50 : 0),
-      fieldReports: {
-        builder: new FieldReportBuilder({ trainingRunId: runId, policyVersion: () => policy.version, telemetry: sink }),
-        store,
-        publisher: new FieldReportPublisher({ store, bus, telemetry: sink, trainingRunId: runId }),
-      },
-      ...(policy instanceof GnnPolicy ? { coverage: () => policy.lastCoverage } : {}),
-    });
+    const { tamiyo, growth } = run;
     const stepsPerEpoch = Math.ceil(dataset.train.size / config.batchSize);
     const grownStarted = performance.now();
     const summary = await train({
@@ -232,29 +177,29 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       progress,
       sink,
       signal,
-      controller: tamiyo,
-      executor: growth.kasmina,
-      commandVerifier: growth.verifier,
+      ...run.collaborators,
       settings,
       onEpoch: (r) => grownEpochs.push(r),
     });
     const grownWallS = (performance.now() - grownStarted) / 1000;
     // The record reads the policy before Tamiyo closes and frees it.
+    const policy = tamiyo.service.policy;
     const policyRecord = { name: policy.name, version: policy.version, state: policy.snapshot?.() };
     await tamiyo.close('run_completed');
     await growth.kasmina.close();
-    const seeds = seedStories(growth.kasmina);
+    const seeds = seedStories(run);
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
-    const verifier = growth.verifier.snapshot();
-    const tamiyoStats = tamiyo.stats();
+    const verifier = growth.commandVerifier.verifier.snapshot();
+    const tamiyoStats = tamiyo.service.stats();
+    const fieldReports = tamiyo.fieldReports?.reports() ?? [];
     const grown = {
       finalAccuracy: summary.lastEpoch?.validationAccuracy ?? 0,
       parameters: Number(host.descriptor.parameterCount) + fossilParams,
       steps: summary.globalStep,
       wallS: grownWallS,
     };
-    await growth.close();
-    growth = undefined;
+    await run.close('run_completed');
+    run = undefined;
 
     const interrupted = summary.state === 'aborted' || signal.aborted;
     let baseline: RunReport['baseline'];
@@ -299,15 +244,15 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
         kasminaMs: summary.controlPlaneMs.executor,
         shareOfStep: trainMs > 0 ? (summary.controlPlaneMs.controller + summary.controlPlaneMs.executor) / trainMs : 0,
       },
-      fieldReports: store.reports().length,
+      fieldReports: fieldReports.length,
       runDir,
     };
     const record = buildRecord({
       report,
       stepsPerEpoch,
-      decisions: tamiyo.decisions,
+      decisions: tamiyo.service.decisions,
       policy: policyRecord,
-      fieldReports: store.reports(),
+      fieldReports,
       grownEpochs,
       tamiyo: tamiyoStats,
       commandVerifier: {
@@ -322,16 +267,11 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
     failed = false;
     return report;
   } finally {
-    // After a completed run Tamiyo and Kasmina are closed already (no-ops here); after a
-    // failure, a failed cleanup is said but must not hide the failure.
-    const tamiyoOpen = tamiyo;
-    const growthOpen = growth;
-    const storeOpen = store;
+    // After a completed run the growing run is closed already; after a failure, a failed
+    // cleanup is said but must not hide the failure.
+    const runOpen = run;
     await runCleanup('esper run', [
-      tamiyoOpen !== undefined && (() => tamiyoOpen.close('run_failed')),
-      growthOpen !== undefined && (() => growthOpen.close()),
-      storeOpen !== undefined && (() => storeOpen.close()),
-      () => bus.close(),
+      runOpen !== undefined && (() => runOpen.close('run_failed')),
       () => worker.close(),
       () => host.dispose(),
     ]).catch((error: unknown) => {
@@ -368,43 +308,6 @@ async function localKeyRing(varDir: string, io: CliIo): Promise<KeyRing> {
   const local = await openLocalKeyRing(varDir);
   if (local.created) io.stderr.write(`esper run: no signing key configured; created ${local.path} (mode 0600) for this and later runs\n`);
   return local.keyRing;
-}
-
-/** Every catalog blueprint compiled for one of the host's sites, with its Urza metadata and BSDS. */
-function candidatesOf(growth: Growth, host: HostModel): BlueprintCandidate[] {
-  return growth.catalog
-    .list()
-    .filter((d) => host.descriptor.sites.some((site) => growth.catalog.familyOf(d.blueprintId).fits(site)))
-    .flatMap((descriptor) => {
-      let graph: GraphMetadata | undefined;
-      let bsds: BSDS | undefined;
-      try {
-        graph = growth.library.getGraphMetadata(descriptor.blueprintId);
-        bsds = growth.library.getBsds(descriptor.blueprintId);
-      } catch (error) {
-        // A sheet or metadata that fails its check (Urza reported it CRITICAL) makes the blueprint unavailable.
-        if (isEsperError(error, ErrorCode.URZA_INTEGRITY_FAILURE)) return [];
-        throw error;
-      }
-      return [
-        {
-          descriptor,
-          ...(graph === undefined ? {} : { graph }),
-          ...(bsds === undefined ? {} : { bsds }),
-          quarantined: descriptor.quarantineOnly,
-        },
-      ];
-    });
-}
-
-function buildPolicy(config: RunConfig): TamiyoPolicy {
-  if (config.policy === 'heuristic') return new HeuristicPolicy(RUN_HEURISTIC);
-  const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(config.seed + 17));
-  return new GnnPolicy({
-    gnn,
-    builder: new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() }),
-    version: 'tamiyo-gnn-untrained',
-  });
 }
 
 interface TrainInput {
@@ -459,8 +362,8 @@ async function train(input: TrainInput): Promise<TrainingSummary> {
 }
 
 /** Each seed's germination, fate and contribution, from Kasmina's own seed histories. */
-function seedStories(kasmina: KasminaExecutor): SeedStory[] {
-  return kasmina.seedReports().map((r) => ({
+function seedStories(run: GrowingRun): SeedStory[] {
+  return run.seedReports().map((r) => ({
     seedId: r.seedId,
     siteId: r.siteId,
     blueprintId: r.blueprintId,

@@ -34,8 +34,8 @@ import {
   type Trainer,
   type TrainingSummary,
 } from '../tolaria/index.js';
+import { openGrowth, type Growth } from '../weatherlight/index.js';
 import { DATASETS_HELP } from './datasets-help.js';
-import { openGrowth, type Growth } from './growth.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import {
   ExitCode,
@@ -291,8 +291,7 @@ async function train(
   try {
     const stepsPerEpoch = Math.ceil(dataset.train.size / args.batchSize);
     if (keyRing !== undefined) {
-      growth = await openGrowth({
-        settings,
+      growth = await openGrowth(settings, {
         host,
         trainingRunId: runId,
         telemetry: sink,
@@ -323,7 +322,7 @@ async function train(
       },
       worker,
       telemetry: sink,
-      ...(growth === undefined ? {} : { executor: growth.kasmina, commandVerifier: growth.verifier }),
+      ...(growth === undefined ? {} : { executor: growth.kasmina.executor, commandVerifier: growth.commandVerifier.verifier }),
       ...(inbox === undefined ? {} : { controller: inbox }),
       emergencySink: new StderrEmergencySink(io, progress),
       checkpoints: { store, everySteps: args.checkpointEvery },
@@ -348,7 +347,7 @@ async function train(
     }
     const summary = await trainer.run({ signal });
     progress.finish();
-    const seeds = growth?.kasmina.stats();
+    const seeds = growth?.kasmina.executor.stats();
     io.stdout.write(
       args.json
         ? `${JSON.stringify({ ...summaryJson(summary, store.path), ...(seeds === undefined ? {} : { seeds }) })}\n`

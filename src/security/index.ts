@@ -9,6 +9,7 @@ export { NonceLedger } from './nonce-ledger.js';
 export type { NonceStore } from './nonce-store.js';
 export { FileNonceStore } from './nonce-file-store.js';
 export { RedisNonceStore } from './nonce-redis-store.js';
+export { openCommandVerifier, runNonceFile, type CommandVerifierDeps, type OpenedCommandVerifier } from './open-command-verifier.js';
 export {
   checkSignedMessage,
   clipEchoed,

@@ -15,6 +15,14 @@ export type { BlueprintCandidate, BsdsVerification, BsdsVerifier, RejectedCandid
 export { DecisionKind, toId, type Id, type ProposedDecision } from './decision.js';
 export type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 export { HeuristicPolicy } from './heuristic-policy.js';
+export {
+  createTamiyo,
+  TAMIYO_POLICY_NAMES,
+  type Tamiyo,
+  type TamiyoDeps,
+  type TamiyoPolicyName,
+  type TamiyoSettings,
+} from './create-tamiyo.js';
 export type { HeuristicPolicyOptions } from './heuristic-options.js';
 export { decisionOfOutput, GnnPolicy, proposalOfOutput, type GnnPolicyOptions } from './gnn-policy.js';
 export { TamiyoGnn } from './gnn.js';

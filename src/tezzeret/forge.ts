@@ -71,7 +71,7 @@ export interface TezzeretForgeOptions {
   readonly bus?: Bus;
   /** Receives one packet per job outcome and per breaker event. @default none */
   readonly telemetry?: TelemetrySink;
-  /** Path of the job WAL; its directory is created. */
+  /** Path of the job WAL; its directory must exist (`createForge` creates it). */
   readonly walPath: string;
   /** Deadline of one compile attempt, in milliseconds (doubled in conservative mode), at most `MAX_TIMER_MS / 2`. @default 60000 */
   readonly timeoutMs?: number;

@@ -7,3 +7,4 @@ export { decodeArtifact, sha256Hex, type ArtifactHeader } from './artifact.js';
 export { loadArtifact, prewarmTimings, TezzeretCompiler, type CompiledArtifact, type TezzeretCompilerOptions } from './compiler.js';
 export { forgeJobsFor, siteKeyOf, type ForgeJob } from './forge-jobs.js';
 export { TezzeretForge, type ForgeRunSummary, type TezzeretForgeOptions } from './forge.js';
+export { createForge, forgeWalPath, type ForgeDeps } from './create-forge.js';

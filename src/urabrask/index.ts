@@ -6,3 +6,4 @@
 export { Crucible } from './crucible.js';
 export { issueBsds } from './bsds.js';
 export { UrabraskService, type UrabraskServiceOptions } from './service.js';
+export { certifyUnsheeted, type CertifyLibraryDeps, type CertifyLibrarySummary } from './certify-library.js';

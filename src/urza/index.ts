@@ -2,6 +2,7 @@
  * Urza: the blueprint and artifact library. Other subsystems import only from this file.
  */
 export { UrzaLibrary, type UrzaLibraryStats } from './library.js';
+export { openUrzaLibrary, type UrzaLibraryDeps } from './open-library.js';
 export type { UrzaLibraryOptions } from './library-options.js';
 export { BsdsRejection, createBsdsVerifier, type BsdsVerdict, type BsdsVerifier } from './bsds-verifier.js';
 export { UrzaIntegrityReason } from './names.js';

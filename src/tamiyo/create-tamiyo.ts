@@ -1,0 +1,168 @@
+/**
+ * Tamiyo builds itself: {@link createTamiyo} turns the `tamiyo` and `security` settings and
+ * the collaborators other subsystems own (host descriptor, candidates from Urza, key ring,
+ * telemetry, bus) into a {@link TamiyoService} with its policy, risk engine, signed command
+ * builder and field reports, and one `close()` for what it opened.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { closeOnce, DependencyGuard, runCleanup, type Clock, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import type { HostDescriptor } from '../leyline/index.js';
+import type { Bus } from '../oona/index.js';
+import { HmacSigner, type KeyRing } from '../security/index.js';
+import { seededRng } from '../tensor/index.js';
+import { createBsdsVerifier } from '../urza/index.js';
+import type { BlueprintCandidate } from './candidates.js';
+import { CommandBuilder } from './command-builder.js';
+import { FieldReportPublisher } from './field-report-publisher.js';
+import { FieldReportStore } from './field-report-store.js';
+import { FieldReportBuilder } from './field-reports.js';
+import { gnnConfigFor } from './gnn-config.js';
+import { GnnPolicy } from './gnn-policy.js';
+import { TamiyoGnn } from './gnn.js';
+import { GraphBuilder } from './graph-builder.js';
+import { GRAPH_RELATIONS } from './graph-relations.js';
+import type { HeuristicPolicyOptions } from './heuristic-options.js';
+import { HeuristicPolicy } from './heuristic-policy.js';
+import { FeatureNormaliser } from './normaliser.js';
+import type { TamiyoPolicy } from './policy.js';
+import { EmbeddingRegistries } from './registries.js';
+import { RiskEngine } from './risk-engine.js';
+import { TAMIYO_CLOSE_REASON, TamiyoService } from './service.js';
+
+/** Policies {@link createTamiyo} builds by name. */
+export const TAMIYO_POLICY_NAMES = ['heuristic', 'gnn'] as const;
+
+/** A policy {@link createTamiyo} builds by name. */
+export type TamiyoPolicyName = (typeof TAMIYO_POLICY_NAMES)[number];
+
+/** Tamiyo's settings: the `tamiyo` section, `security` for the command signer, `core` for the latency-budget mode. */
+export type TamiyoSettings = Pick<EsperSettings, 'tamiyo' | 'security' | 'core'>;
+
+/**
+ * Inference budget of the GNN policy at the least, in ms: a forward pass takes 4.5–6 ms at
+ * p50 on wasm, so a budget below this would turn every decision into a timeout.
+ */
+const GNN_MIN_STEP_BUDGET_MS = 50;
+
+/** Offset of the GNN's initialisation seed from the run seed (so it does not repeat the host's draws). */
+const GNN_SEED_OFFSET = 17;
+
+/** What {@link createTamiyo} is given; none of it is closed by Tamiyo. */
+export interface TamiyoDeps {
+  /**
+   * The policy: `heuristic` (`HeuristicPolicy` with {@link heuristic}), `gnn` (an untrained
+   * `GnnPolicy` seeded from {@link seed}), or a policy object, which the service then owns.
+   */
+  readonly policy: TamiyoPolicyName | TamiyoPolicy;
+  /** Options of the `heuristic` policy. @default the policy's own defaults */
+  readonly heuristic?: HeuristicPolicyOptions;
+  /** The run seed; the `gnn` policy's weights are drawn from it. @default 0 */
+  readonly seed?: number;
+  readonly host: HostDescriptor;
+  /** Blueprints the policy may germinate (their sheets are verified with {@link keyRing}). */
+  readonly candidates: readonly BlueprintCandidate[];
+  /** Signs every command and verifies every candidate's safety data sheet. */
+  readonly keyRing: KeyRing;
+  readonly trainingRunId: string;
+  readonly telemetry: TelemetrySink;
+  /**
+   * Field reports: stored in a record log at `walPath` (its directory created; opened and closed by Tamiyo) and,
+   * with a bus, published on it after each epoch. @default none kept
+   */
+  readonly fieldReports?: { readonly walPath: string; readonly bus?: Pick<Bus, 'publish'> };
+  /** @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** A built Tamiyo. */
+export interface Tamiyo extends AsyncDisposable {
+  /** Tolaria's controller. */
+  readonly service: TamiyoService;
+  /** The field-report store, when field reports are kept. */
+  readonly fieldReports: FieldReportStore | undefined;
+  /**
+   * Closes the service (open field-report windows aborted with `reason`, stored and
+   * published; the policy freed), then the field-report store. Every step runs even if one
+   * fails. Idempotent (the first call's promise).
+   */
+  close(reason?: string): Promise<void>;
+}
+
+/**
+ * Builds Tamiyo: the policy, the risk engine (`tamiyo.conservativeMode`), the command
+ * builder signing with the key ring (`security.freshnessWindowMs`) under a dependency guard,
+ * the field-report builder, store and publisher (`tamiyo.fieldReportMaxRetries`), and the
+ * service with the inference budget `tamiyo.stepTimeoutMs`.
+ * @throws EsperError INVALID_ARGUMENT for options a part refuses (blank run id or site ids,
+ *   duplicate candidates); the field-report store's errors
+ */
+export async function createTamiyo(settings: TamiyoSettings, deps: TamiyoDeps): Promise<Tamiyo> {
+  const { telemetry, trainingRunId } = deps;
+  const policy = buildPolicy(deps);
+  let store: FieldReportStore | undefined;
+  try {
+    const reports = deps.fieldReports;
+    if (reports !== undefined) {
+      await mkdir(path.dirname(reports.walPath), { recursive: true });
+      store = await FieldReportStore.open(reports.walPath, { telemetry });
+    }
+    const service = new TamiyoService({
+      policy,
+      host: deps.host,
+      candidates: deps.candidates,
+      bsdsVerifier: createBsdsVerifier(deps.keyRing),
+      risk: new RiskEngine({ startConservative: settings.tamiyo.conservativeMode, latencyBudgets: settings.core.latencyBudgets }),
+      commands: new CommandBuilder({
+        trainingRunId,
+        signer: new HmacSigner(deps.keyRing, { freshnessWindowMs: settings.security.freshnessWindowMs }),
+        guard: new DependencyGuard({ subsystem: 'tamiyo', sink: telemetry, trainingRunId }),
+      }),
+      telemetry,
+      trainingRunId,
+      stepBudgetMs: Math.max(settings.tamiyo.stepTimeoutMs, policy.name === 'gnn' ? GNN_MIN_STEP_BUDGET_MS : 0),
+      ...(reports === undefined || store === undefined
+        ? {}
+        : {
+            fieldReports: {
+              builder: new FieldReportBuilder({ trainingRunId, policyVersion: () => policy.version, telemetry }),
+              store,
+              ...(reports.bus === undefined
+                ? {}
+                : {
+                    publisher: new FieldReportPublisher({
+                      store,
+                      bus: reports.bus,
+                      telemetry,
+                      trainingRunId,
+                      maxRetries: settings.tamiyo.fieldReportMaxRetries,
+                    }),
+                  }),
+            },
+          }),
+      ...(policy instanceof GnnPolicy ? { coverage: () => policy.lastCoverage } : {}),
+      ...(deps.clock === undefined ? {} : { clock: deps.clock }),
+    });
+    const opened = store;
+    const close = closeOnce((reason: string = TAMIYO_CLOSE_REASON) =>
+      runCleanup('tamiyo', [() => service.close(reason), opened !== undefined && (() => opened.close())]),
+    );
+    return { service, fieldReports: store, close, [Symbol.asyncDispose]: () => close() };
+  } catch (error) {
+    const opened = store;
+    // The construction failure must stay visible; the cleanup's own failure would hide it.
+    await runCleanup('tamiyo', [opened !== undefined && (() => opened.close()), () => policy.dispose?.()]).catch(() => undefined);
+    throw error;
+  }
+}
+
+function buildPolicy(deps: TamiyoDeps): TamiyoPolicy {
+  if (typeof deps.policy !== 'string') return deps.policy;
+  if (deps.policy === 'heuristic') return new HeuristicPolicy(deps.heuristic ?? {});
+  const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng((deps.seed ?? 0) + GNN_SEED_OFFSET));
+  return new GnnPolicy({
+    gnn,
+    builder: new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() }),
+    version: 'tamiyo-gnn-untrained',
+  });
+}

@@ -1,0 +1,7 @@
+/**
+ * Weatherlight: the composition root. It builds what a run needs from settings through each
+ * subsystem's own factory and hands the trainer its collaborators; the CLI and the study's
+ * grown arm import only from this file.
+ */
+export { openGrowth, type Growth, type GrowthDeps } from './growth.js';
+export { candidatesFor, openGrowingRun, type GrowingRun, type GrowingRunDeps } from './growing-run.js';
