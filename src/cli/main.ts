@@ -1,5 +1,5 @@
 /**
- * The `esper` command: `run`, `train`, `command`, `--help` and `--version`; subcommands load
+ * The `esper` command: `run`, `train`, `study`, `command`, `--help` and `--version`; subcommands load
  * their modules on demand.
  */
 import { readFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ Usage:
   esper [--help | --version]
   esper run [options]       train a host that grows, against a static baseline (esper run --help)
   esper train [options]     train a host model on a dataset (esper train --help)
+  esper study --task <name> small vs grown vs large host over seeds, with statistics (esper study --help)
   esper command <action>    sign and send a seed command to a running training (esper command --help)
 
 Options:
@@ -23,7 +24,7 @@ Exit codes (every command): 0 done; 1 runtime failure; 2 bad flags, config, sett
 key ring (nothing started); 130 stopped by SIGINT or SIGTERM. esper command adds 3 and 4.
 `;
 
-const USAGE = 'Usage: esper <run|train|command> [options] (esper --help)';
+const USAGE = 'Usage: esper <run|train|study|command> [options] (esper --help)';
 
 /** Package version, read from package.json next to the compiled tree. */
 export function version(): string {
@@ -46,6 +47,10 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   if (first === 'run') {
     const { runRun } = await import('./run.js');
     return runRun(rest, io);
+  }
+  if (first === 'study') {
+    const { runStudyCommand } = await import('./study.js');
+    return runStudyCommand(rest, io);
   }
   if (first === 'command') {
     const { runCommand } = await import('./command.js');

@@ -3,7 +3,7 @@
  * written by name (`FOSSILIZED`, `SUCCESS`, `POLICY`), never as bare numbers, and epochs are
  * counted from 1, as the progress lines count them.
  */
-import { FieldReportOutcome, RiskReason, SeedLifecycleStage } from '../leyline/index.js';
+import { FieldReportOutcome, RiskReason } from '../leyline/index.js';
 import type { FieldReport } from '../leyline/index.js';
 import type { TamiyoDecisionRecord, TamiyoStats } from '../tamiyo/index.js';
 import type { EpochReport, TrainingSummary } from '../tolaria/index.js';
@@ -46,11 +46,6 @@ export interface RunReport {
   readonly controlPlane: { readonly tamiyoMs: number; readonly kasminaMs: number; readonly shareOfStep: number };
   readonly fieldReports: number;
   readonly runDir: string;
-}
-
-/** `SEED_STAGE_CULLED` → `CULLED`. */
-export function stageLabel(stage: SeedLifecycleStage): string {
-  return (SeedLifecycleStage[stage] ?? String(stage)).replace('SEED_STAGE_', '');
 }
 
 function enumName(names: Record<number, string>, value: number): string {

@@ -13,7 +13,7 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AsyncWorker, describeError, loadSettings, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
-import { KeyRing, openLocalKeyRing, type CommandVerifier } from '../security/index.js';
+import type { CommandVerifier, KeyRing } from '../security/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import {
   createHost,
@@ -26,10 +26,10 @@ import {
   type HostModel,
   type TrainingSummary,
 } from '../tolaria/index.js';
-import { openGrowingRun, type GrowingRun } from '../weatherlight/index.js';
+import { openGrowingRun, runKeyRing, stageLabel, type GrowingRun } from '../weatherlight/index.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RunConfig } from './run-config.js';
-import { buildRecord, formatReport, recordJson, stageLabel, type RunReport, type SeedStory } from './run-report.js';
+import { buildRecord, formatReport, recordJson, type RunReport, type SeedStory } from './run-report.js';
 import { ExitCode, logSettings, parseCommandLine, reportFailure, UsageError, withInterrupts, type CliIo } from './scaffold.js';
 
 export { DEFAULT_RUN_CONFIG, RUN_HELP, RunConfigSchema, type RunConfig } from './run-config.js';
@@ -66,7 +66,9 @@ export async function runRun(argv: readonly string[], io: CliIo, options: RunRun
     const config = resolveRunConfig(values);
     const settings = options.settings ?? loadSettings();
     logSettings(io, RUN_COMMAND.name, settings);
-    const keyRing = configuredKeyRing(settings) ?? (await localKeyRing(settings.storage.varDir, io));
+    const keyRing = await runKeyRing(settings, (file) =>
+      io.stderr.write(`esper run: no signing key configured; created ${file} (mode 0600) for this and later runs\n`),
+    );
     const runId = newRunId();
     const runDir = await prepareRunDir(values.out, settings, runId);
     prepared = { runId, config, settings, keyRing, runDir };
@@ -296,19 +298,6 @@ export const RUN_LIFECYCLE = Object.freeze({
 
 /** The heuristic's pace for `esper run`: germinate once the host has plateaued for 2 epochs, from epoch 3. */
 export const RUN_HEURISTIC = Object.freeze({ minEpochs: 3, stabilizationEpochs: 2, plateauEpochsToGerminate: 2 });
-
-function configuredKeyRing(settings: EsperSettings): KeyRing | undefined {
-  const { leylineKeys, leylineSecret } = settings.security;
-  if ((leylineKeys ?? '') === '' && (leylineSecret ?? '') === '') return undefined;
-  return KeyRing.fromSettings(settings.security);
-}
-
-/** The var dir's local key (created once, said on stderr), so the sheets in Urza verify in later runs. */
-async function localKeyRing(varDir: string, io: CliIo): Promise<KeyRing> {
-  const local = await openLocalKeyRing(varDir);
-  if (local.created) io.stderr.write(`esper run: no signing key configured; created ${local.path} (mode 0600) for this and later runs\n`);
-  return local.keyRing;
-}
 
 interface TrainInput {
   readonly runId: string;

@@ -21,6 +21,7 @@ export {
   createTaskHost,
   evaluateAccuracy,
   loadTaskDataset,
+  taskRunId,
   trainTaskSteps,
   type TaskTrainingInput,
   type TaskTrainingOutcome,
@@ -38,6 +39,7 @@ export {
   taskShape,
   type GrowthStepHint,
   type StudyArm,
+  type TaskController,
   type TaskDataset,
   type TaskDefinition,
   type TaskHost,
@@ -61,6 +63,7 @@ export {
 export {
   buildStudyReport,
   formatStudyMarkdown,
+  formatStudySummary,
   STUDY_REPORT_SCHEMA_VERSION,
   type ReportArm,
   type ReportComparison,

@@ -50,6 +50,13 @@ export const TaskDefinitionSchema = z
     growthPlan: z.array(
       z.object({ method: z.literal('widen'), site: z.string(), units: positiveInt, atStep: z.number().int().min(0) }).strict(),
     ),
+    controller: z
+      .object({
+        /** Heuristic options travel as given; the policy checks them (names and ranges) when the run starts. */
+        heuristic: z.record(z.string(), z.unknown()).optional(),
+      })
+      .strict()
+      .optional(),
     optimizer: z.object({ kind: z.enum(Object.values(OptimizerKind)), learningRate: z.number().positive() }).strict(),
     lrSchedule: z.object({ policy: z.enum(Object.values(LrSchedulePolicy)), warmupSteps: z.number().int().min(0) }).strict(),
     loss: z.enum(['softmax_cross_entropy', 'mse']),

@@ -170,7 +170,6 @@ function flops(value: number | undefined): string {
 export function formatStudyMarkdown(report: StudyReport): string {
   const unit = report.task.metricUnit;
   const digits = unit === '%' ? 2 : 4;
-  const metricName = report.task.metric === 'training_loss' ? 'final training loss' : 'final validation accuracy (%)';
   const lines = [
     `# Study ${report.task.key}`,
     '',
@@ -185,6 +184,42 @@ export function formatStudyMarkdown(report: StudyReport): string {
           `**Incomplete**: ${report.arms.reduce((n, a) => n + a.runs.length, 0)} of ${report.arms.length * report.seeds.length} runs finished${report.aborted ? ' (stopped)' : ''}.`,
         ]),
     '',
+    ...summaryLines(report),
+    '## Seeds grown',
+    '',
+    ...seedLines(report),
+    '',
+    '## Runs',
+    '',
+    `| arm | seed | ${unit === '%' ? 'accuracy (%)' : 'loss'} | parameters | wall time (s) | training FLOPs | attempts |`,
+    '|---|---|---|---|---|---|---|',
+    ...report.arms.flatMap((a) =>
+      a.runs.map(
+        (r) =>
+          `| ${a.arm} | ${r.seed} | ${num(r.metric, digits)} | ${r.parameters} | ${num(r.trainingWallS, 1)} | ${flops(r.trainingFlops)} | ${r.attempts} |`,
+      ),
+    ),
+    ...(report.failures.length === 0
+      ? []
+      : ['', '## Failed runs', '', ...report.failures.map((f) => `- ${f.arm} seed ${f.seed}: ${f.reason}`)]),
+    '',
+    "Statistics: mean ± sample std (n − 1); 95 % Student-t interval of the mean; differences by Welch's t-test " +
+      '(Welch–Satterthwaite df). FLOPs: 2 per multiply–accumulate of dense and conv blocks, a training step = 3 × forward, ' +
+      'grown units counted from the step they were added.',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The arms table and the differences table of a report (what `esper study` prints). */
+export function formatStudySummary(report: StudyReport): string {
+  return summaryLines(report).join('\n');
+}
+
+function summaryLines(report: StudyReport): string[] {
+  const unit = report.task.metricUnit;
+  const digits = unit === '%' ? 2 : 4;
+  const metricName = report.task.metric === 'training_loss' ? 'final training loss' : 'final validation accuracy (%)';
+  return [
     `## Arms (${metricName})`,
     '',
     '| arm | host | n | mean ± std | 95 % CI | parameters | wall time (s) | training FLOPs |',
@@ -212,29 +247,7 @@ export function formatStudyMarkdown(report: StudyReport): string {
       return `| ${c.label} | ${num(w.difference, digits)} | [${num(w.ci95[0], digits)}, ${num(w.ci95[1], digits)}] | ${num(w.t, 2)} | ${num(w.df, 1)} | ${w.p < 1e-4 ? w.p.toExponential(1) : w.p.toFixed(4)} |`;
     }),
     '',
-    '## Seeds grown',
-    '',
-    ...seedLines(report),
-    '',
-    '## Runs',
-    '',
-    `| arm | seed | ${unit === '%' ? 'accuracy (%)' : 'loss'} | parameters | wall time (s) | training FLOPs | attempts |`,
-    '|---|---|---|---|---|---|---|',
-    ...report.arms.flatMap((a) =>
-      a.runs.map(
-        (r) =>
-          `| ${a.arm} | ${r.seed} | ${num(r.metric, digits)} | ${r.parameters} | ${num(r.trainingWallS, 1)} | ${flops(r.trainingFlops)} | ${r.attempts} |`,
-      ),
-    ),
-    ...(report.failures.length === 0
-      ? []
-      : ['', '## Failed runs', '', ...report.failures.map((f) => `- ${f.arm} seed ${f.seed}: ${f.reason}`)]),
-    '',
-    "Statistics: mean ± sample std (n − 1); 95 % Student-t interval of the mean; differences by Welch's t-test " +
-      '(Welch–Satterthwaite df). FLOPs: 2 per multiply–accumulate of dense and conv blocks, a training step = 3 × forward, ' +
-      'grown units counted from the step they were added.',
   ];
-  return `${lines.join('\n')}\n`;
 }
 
 function seedLines(report: StudyReport): string[] {

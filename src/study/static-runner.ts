@@ -34,6 +34,11 @@ const FINAL_LOSS_SHARE = 0.1;
 /** Examples per validation batch. */
 const VALIDATION_BATCH = 1000;
 
+/** The training run id of one run of a study: `study-<task>-<version>-<arm>-<seed>`. */
+export function taskRunId(task: Pick<TaskDefinition, 'id' | 'version'>, arm: string, seed: number): string {
+  return `study-${task.id}-${task.version}-${arm}-${seed}`;
+}
+
 /** Builds the static-arm runner (the export child processes call). */
 export function createArmRunner(): ArmRunner {
   return new StaticArmRunner();
@@ -183,7 +188,7 @@ export async function trainTaskSteps(input: TaskTrainingInput): Promise<TaskTrai
   const every = Math.max(1, Math.floor(task.steps / PROGRESS_REPORTS));
   const stepsPerEpoch = Math.ceil(dataset.train.size / task.batchSize);
   const trainer = createTrainer(settings, {
-    trainingRunId: `study-${task.id}-${task.version}-${arm}-${seed}`,
+    trainingRunId: taskRunId(task, arm, seed),
     host,
     dataset,
     epochs: Math.ceil(task.steps / stepsPerEpoch),

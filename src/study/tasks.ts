@@ -7,6 +7,7 @@
  * the definition, bump the version.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
+import type { HeuristicPolicyOptions } from '../tamiyo/index.js';
 import { LrSchedulePolicy, OptimizerKind, type DatasetName } from '../tolaria/index.js';
 
 /** The arms a study compares. */
@@ -54,6 +55,12 @@ export interface GrowthStepHint {
   readonly atStep: number;
 }
 
+/** How the grown arm's controller (Tamiyo) is set up for a task. */
+export interface TaskController {
+  /** Options of Tamiyo's heuristic policy (checked by the policy when the run starts). @default the policy's defaults */
+  readonly heuristic?: HeuristicPolicyOptions;
+}
+
 /** A registered task. */
 export interface TaskDefinition {
   /** Name without version (`fmnist-mlp-narrow`). */
@@ -68,6 +75,8 @@ export interface TaskDefinition {
   readonly largeHost: TaskHost;
   /** What the grown arm adds, where and when; its sum is the task's growth budget. */
   readonly growthPlan: readonly GrowthStepHint[];
+  /** The grown arm's controller set-up. @default Tamiyo's heuristic with its defaults */
+  readonly controller?: TaskController;
   readonly optimizer: { readonly kind: OptimizerKind; readonly learningRate: number };
   readonly lrSchedule: { readonly policy: LrSchedulePolicy; readonly warmupSteps: number };
   /** Loss trained on. */
