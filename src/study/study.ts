@@ -5,6 +5,7 @@
  * report (`report.md`, `report.json`).
  */
 import os from 'node:os';
+import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AsyncWorker, ErrorCode, EsperError, describeError, isEsperError, optionChecks, type EsperSettings } from '../core/index.js';
@@ -36,7 +37,11 @@ export interface StudyOptions {
   readonly arms?: readonly StudyArm[];
   /** The study directory (created if missing; resumed if it holds this study). */
   readonly directory: string;
-  /** Settings every run uses (storage.varDir holds the dataset cache). */
+  /**
+   * Settings every run uses (storage.varDir holds the dataset cache). Runs always get
+   * `core.latencyBudgets: observe`, so a run's result is a function of its seed and
+   * settings, not of how loaded the machine was while the study ran.
+   */
   readonly settings: EsperSettings;
   /** Runner of the grown arm (required when the arms include `grown`). */
   readonly grownRunner?: ArmRunnerModule;
@@ -159,7 +164,8 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       // A listener's failure must not stop the study; listeners must not throw.
     }
   };
-  const opened = await openStudyDirectory(options.directory, { task, arms, seeds, settings: options.settings });
+  const settings: EsperSettings = { ...options.settings, core: { ...options.settings.core, latencyBudgets: 'observe' } };
+  const opened = await openStudyDirectory(options.directory, { task, arms, seeds, settings });
   if (opened.settingsChanged) emit({ type: 'settings_changed', directory: options.directory });
   const planned = arms.flatMap((arm) => seeds.map((seed) => ({ arm, seed })));
   const finished = new Map<string, RunRecord>();
@@ -183,13 +189,15 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
 
   const failures: StudyRunFailure[] = [];
   const signal = options.signal ?? new AbortController().signal;
+  // Every queued run listens on the study's signal until it starts: that many listeners are expected.
+  setMaxListeners(Math.max(defaultMaxListeners, toRun.length + defaultMaxListeners), signal);
   const worker = new AsyncWorker({ name: 'study', maxConcurrency: concurrency, maxQueueDepth: Math.max(1, toRun.length) });
   try {
     const handles = toRun.map((run) => ({
       run,
       handle: worker.submit(
         (taskSignal) =>
-          runWithRetry({ ...run, task, options, retries, signal: taskSignal, emit }).then(async ({ result, attempts }) => {
+          runWithRetry({ ...run, task, options, settings, retries, signal: taskSignal, emit }).then(async ({ result, attempts }) => {
             const record: RunRecord = {
               task: taskKey(task),
               arm: run.arm,
@@ -232,6 +240,8 @@ interface RetryInput {
   readonly seed: number;
   readonly task: TaskDefinition;
   readonly options: StudyOptions;
+  /** The runs' settings (latency budgets observed). */
+  readonly settings: EsperSettings;
   readonly retries: number;
   readonly signal: AbortSignal;
   readonly emit: (event: StudyEvent) => void;
@@ -239,7 +249,7 @@ interface RetryInput {
 
 /** One run, in a child, tried again up to `retries` times unless the study was stopped. */
 async function runWithRetry(input: RetryInput): Promise<{ result: ArmResult; attempts: number }> {
-  const { arm, seed, task, options, signal, emit } = input;
+  const { arm, seed, task, options, settings, signal, emit } = input;
   const runner = arm === 'grown' ? options.grownRunner : (options.staticRunner ?? defaultStaticRunner());
   if (runner === undefined) throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'no runner for the grown arm');
   for (let attempt = 1; ; attempt += 1) {
@@ -250,7 +260,7 @@ async function runWithRetry(input: RetryInput): Promise<{ result: ArmResult; att
         task,
         arm,
         seed,
-        settings: options.settings,
+        settings,
         signal,
         onProgress: (p) => emit({ type: 'run_progress', arm, seed, ...p }),
       });
