@@ -39,8 +39,10 @@ export type {
   Controller,
   Executor,
   ExecutorContext,
+  GradientProbe,
   StepSignals,
   ValidationReport,
   ValidationResult,
+  WidenGradient,
 } from './controller.js';
 export { MAX_COMMANDED_LR } from './commands.js';

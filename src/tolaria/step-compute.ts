@@ -5,9 +5,9 @@
  * step before the update, so bad gradients never reach the weights or the optimizer state.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
-import { TelemetryLevel } from '../leyline/index.js';
+import { isWidenSite, siteOutputShape, TelemetryLevel, type SeedSiteDescriptor } from '../leyline/index.js';
 import { oneHotFloat, tf } from '../tensor/index.js';
-import type { ValidationResult } from './controller.js';
+import type { ValidationResult, WidenGradient } from './controller.js';
 import type { Batch, Dataset } from './dataset.js';
 import { EmergencyReason } from './emergency.js';
 import type { HostModel } from './host-model.js';
@@ -86,6 +86,65 @@ export function computeStep(input: {
       correct?.dispose();
     }
   });
+}
+
+/**
+ * Serves gradient probes: for each WIDEN site in `siteIds`, `M = uᵀ·G` on `batch` at the
+ * current weights (no update), where `u` is the site's input and `G` the gradient of the
+ * mean training loss with respect to a zero addend on the next block's pre-activation
+ * (which is ∂L/∂z there). One extra forward and backward pass for all sites together, in
+ * training mode with every hook as it is. Site ids that are not WIDEN sites of the host are
+ * left out.
+ */
+export function computeWidenGradients(input: {
+  readonly host: HostModel;
+  readonly numClasses: number;
+  readonly batch: Batch;
+  readonly siteIds: readonly string[];
+}): Map<string, WidenGradient> {
+  const sites = input.host.descriptor.sites.filter((s) => isWidenSite(s) && input.siteIds.includes(s.siteId));
+  const out = new Map<string, WidenGradient>();
+  if (sites.length === 0) return out;
+  const inputs = new Map<string, tf.Tensor>();
+  try {
+    tf.tidy(() => {
+      const grads = widenAddendGradients(input, sites, inputs);
+      for (const [i, site] of sites.entries()) {
+        const u = inputs.get(site.siteId) as tf.Tensor;
+        const matrix = tf.matMul(tf.reshape(u, [u.shape[0] as number, -1]), grads[i] as tf.Tensor, true, false);
+        const [rows, cols] = matrix.shape as [number, number];
+        out.set(site.siteId, { inputs: rows, outputs: cols, matrix: Float32Array.from(matrix.dataSync()) });
+      }
+    });
+  } finally {
+    tf.dispose([...inputs.values()]);
+  }
+  return out;
+}
+
+/** ∂L/∂(zero addend) per site; records each site's input in `inputs` (kept: the caller disposes them). */
+function widenAddendGradients(
+  input: { readonly host: HostModel; readonly numClasses: number; readonly batch: Batch },
+  sites: readonly SeedSiteDescriptor[],
+  inputs: Map<string, tf.Tensor>,
+): tf.Tensor[] {
+  const { host, batch } = input;
+  const examples = batch.inputs.shape[0] as number;
+  const addends = sites.map((site) => tf.zeros([examples, ...siteOutputShape(site)]));
+  return tf.grads((...probes: tf.Tensor[]) => {
+    const widenProbes = new Map(
+      sites.map((site, i) => [
+        site.siteId,
+        (u: tf.Tensor): tf.Tensor => {
+          // Kept past the gradient's internal tidy.
+          inputs.set(site.siteId, tf.keep(tf.clone(u)));
+          return probes[i] as tf.Tensor;
+        },
+      ]),
+    );
+    const logits = host.forward(batch.inputs, { training: true, widenProbes });
+    return tf.losses.softmaxCrossEntropy(oneHotFloat(batch.labels, input.numClasses), logits) as tf.Scalar;
+  })(addends);
 }
 
 /**

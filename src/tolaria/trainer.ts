@@ -15,8 +15,8 @@ import type { Checkpoint, DiscardedCheckpoint } from './checkpoint.js';
 import { CommandOwner } from './commands.js';
 import { ControlCalls } from './control-calls.js';
 import { ControlLoop, type HookTimings } from './control-loop.js';
-import type { Executor, ExecutorContext } from './controller.js';
-import type { DataCursorState, Dataset } from './dataset.js';
+import type { Executor, ExecutorContext, WidenGradient } from './controller.js';
+import type { Batch, DataCursorState, Dataset } from './dataset.js';
 import type { HostModel } from './host-model.js';
 import { Incidents } from './incidents.js';
 import { LrController } from './lr-controller.js';
@@ -24,7 +24,7 @@ import { TOLARIA_SOURCE, TolariaEvent, TolariaMetric } from './names.js';
 import { OptimizerManager, type OptimizerManagerStats } from './optimizer-manager.js';
 import { Recovery, type RollbackResult } from './recovery.js';
 import { buildEpochState, buildStepState, CpuMeter, withGradientNorms, type StatePacketInput } from './state-packet.js';
-import { computeStep, disposeBatch, syncOptimizer, validate, type StepResult } from './step-compute.js';
+import { computeStep, computeWidenGradients, disposeBatch, syncOptimizer, validate, type StepResult } from './step-compute.js';
 import {
   resolveTrainerOptions,
   type EpochReport,
@@ -375,7 +375,9 @@ export class Trainer {
     const examples = batch.labels.shape[0];
     const computeStarted = clock.monotonicMs();
     let result: StepResult;
+    let widenGradients: ReadonlyMap<string, WidenGradient> | undefined;
     try {
+      widenGradients = this.#serveGradientProbes(batch);
       result = computeStep({
         host: this.#host,
         numClasses: this.#dataset.numClasses,
@@ -395,6 +397,7 @@ export class Trainer {
     }
 
     const lossDelta = state.recordStep(result, examples, trainMs);
+    if (widenGradients !== undefined && state.lastStep !== undefined) state.lastStep = { ...state.lastStep, widenGradients };
     this.#incidents.stepSucceeded();
     const previous = this.#previous;
     const packet = buildStepState({
@@ -432,6 +435,14 @@ export class Trainer {
       stepMs,
     });
     return 'ok';
+  }
+
+  /** The executor's gradient probes on this step's batch, before the update; undefined when none. */
+  #serveGradientProbes(batch: Batch): ReadonlyMap<string, WidenGradient> | undefined {
+    const probes = this.#executor?.gradientProbes?.() ?? [];
+    if (probes.length === 0) return undefined;
+    const siteIds = probes.map((p) => p.siteId);
+    return computeWidenGradients({ host: this.#host, numClasses: this.#dataset.numClasses, batch, siteIds });
   }
 
   /** Validation pass over the whole validation split (with `bypassSites` bypassed). */
