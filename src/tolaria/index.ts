@@ -13,6 +13,8 @@ export { createHost, HOST_FAMILIES, isHostFamilyName, type HostFamilyName } from
 // Data
 export type { Batch, Dataset, DatasetSplit } from './dataset.js';
 export { ArraySplit } from './data/array-split.js';
+export { ValueSplit, type ValueSplitOptions } from './data/value-split.js';
+export { LossKind, hitsOf, lossOf, resolveLoss, targetsOf } from './loss.js';
 export { DATASET_NAMES, isDatasetName, loadDataset, type DatasetName } from './data/datasets.js';
 
 // The trainer

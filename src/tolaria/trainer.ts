@@ -24,7 +24,15 @@ import { TOLARIA_SOURCE, TolariaEvent, TolariaMetric } from './names.js';
 import { OptimizerManager, type OptimizerManagerStats } from './optimizer-manager.js';
 import { Recovery, type RollbackResult } from './recovery.js';
 import { buildEpochState, buildStepState, CpuMeter, withGradientNorms, type StatePacketInput } from './state-packet.js';
-import { computeStep, computeWidenGradients, disposeBatch, syncOptimizer, validate, type StepResult } from './step-compute.js';
+import {
+  computeStep,
+  computeWidenGradients,
+  disposeBatch,
+  syncOptimizer,
+  validate,
+  type LossSpec,
+  type StepResult,
+} from './step-compute.js';
 import {
   resolveTrainerOptions,
   type EpochReport,
@@ -380,7 +388,7 @@ export class Trainer {
       widenGradients = this.#serveGradientProbes(batch);
       result = computeStep({
         host: this.#host,
-        numClasses: this.#dataset.numClasses,
+        ...this.#lossSpec(),
         batch,
         variables,
         optimizer: this.#optimizer,
@@ -442,12 +450,18 @@ export class Trainer {
     const probes = this.#executor?.gradientProbes?.() ?? [];
     if (probes.length === 0) return undefined;
     const siteIds = probes.map((p) => p.siteId);
-    return computeWidenGradients({ host: this.#host, numClasses: this.#dataset.numClasses, batch, siteIds });
+    return computeWidenGradients({ host: this.#host, ...this.#lossSpec(), batch, siteIds });
+  }
+
+  /** The run's loss and what the dataset's labels are. */
+  #lossSpec(): LossSpec {
+    const { numClasses, targets } = this.#dataset;
+    return { numClasses, loss: this.options.loss, ...(targets === undefined ? {} : { targets }) };
   }
 
   /** Validation pass over the whole validation split (with `bypassSites` bypassed). */
   #validate(bypassSites?: ReadonlySet<string>): { loss: number; accuracy: number } {
-    return validate(this.#host, this.#dataset, this.options.validationBatchSize, bypassSites);
+    return validate(this.#host, this.#dataset, this.options.validationBatchSize, bypassSites, this.options.loss);
   }
 
   async #onAbort(): Promise<void> {
