@@ -62,10 +62,12 @@
  *
  * | ID | name | family | parameter → knobs |
  * |---|---|---|---|
- * | BP051 | widen_zero_out | widen | units → units (new hidden units; midpoint 24) |
+ * | BP051 | widen_zero_out | widen | units → units (new hidden units; midpoint 24), init 0 |
+ * | BP052 | widen_gradmax | widen | units → units (midpoint 24), init 1 (GradMax: outgoing from the gradient) |
  */
 import { create } from '@bufbuild/protobuf';
 import { BlueprintDescriptorSchema, BlueprintParameterSchema, BlueprintTier, type BlueprintDescriptor } from '../leyline/index.js';
+import { WidenInit } from './families/widen.js';
 import { FamilyId, type Knobs } from './family.js';
 
 /** Parameter values of a blueprint, by parameter name. */
@@ -610,7 +612,18 @@ const GROWTH: readonly EntrySpec[] = [
     description: 'Widen a hidden layer by new ReLU units (incoming He-normal, outgoing zero: function-preserving)',
     bounds: { units: [8, 40] },
     family: FamilyId.WIDEN,
-    toKnobs: (q) => ({ units: p(q, 'units') }),
+    toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.ZERO_OUT }),
+  },
+  {
+    id: 'BP052',
+    name: 'widen_gradmax',
+    stage: 0,
+    risk: 0.1,
+    description:
+      'Widen a hidden layer by new ReLU units, GradMax init (incoming zero, outgoing the top singular vectors of the gradient: function-preserving)',
+    bounds: { units: [8, 40] },
+    family: FamilyId.WIDEN,
+    toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.GRADMAX }),
   },
 ];
 

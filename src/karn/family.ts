@@ -51,6 +51,24 @@ export interface SeedModule {
   readonly variables: readonly tf.Variable[];
   /** Frees every variable and constant the module holds. Idempotent. */
   dispose(): void;
+  /**
+   * Present on modules whose initialisation needs the host's gradient (GradMax widening):
+   * Kasmina asks the trainer for the gradient matrix at the module's site while
+   * {@link GradientInit.pending} holds and hands it to {@link GradientInit.apply}.
+   */
+  readonly gradientInit?: GradientInit;
+}
+
+/**
+ * A module's gradient-based initialisation. At a WIDEN site the matrix is
+ * `M = uᵀ·G` `[inputs, outputs]` (row-major): `u` the site's input batch, `G` the loss
+ * gradient with respect to the next layer's pre-activation on the same batch.
+ */
+export interface GradientInit {
+  /** True until the initialisation ran (also false for weights restored after it ran). */
+  pending(): boolean;
+  /** Sets the weights from `matrix` (`rows×cols`, row-major); afterwards {@link pending} is false. */
+  apply(matrix: Float32Array, rows: number, cols: number): void;
 }
 
 /** Declaration of one family knob. */

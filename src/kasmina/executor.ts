@@ -10,7 +10,15 @@ import type { KarnCatalog } from '../karn/index.js';
 import { SeedLifecycleStage, TelemetryLevel, type AdaptationCommand, type SeedSiteDescriptor, type SeedState } from '../leyline/index.js';
 import type { CommandVerifier } from '../security/index.js';
 import type { tf } from '../tensor/index.js';
-import type { CallOptions, ContributionProbe, Executor, ExecutorContext, HostModel, ValidationReport } from '../tolaria/index.js';
+import type {
+  CallOptions,
+  ContributionProbe,
+  Executor,
+  ExecutorContext,
+  GradientProbe,
+  HostModel,
+  ValidationReport,
+} from '../tolaria/index.js';
 import { CommandDispatcher } from './command-dispatch.js';
 import { ExecutorState, MEASURED_STAGES, type SeedReport } from './executor-state.js';
 import { ExecutorTelemetry, KASMINA_SOURCE, seedStateOf } from './executor-telemetry.js';
@@ -154,6 +162,7 @@ export class KasminaExecutor implements Executor {
     state.step = context.globalStep;
     state.epoch = context.epoch;
     state.recordLoss(context.lastStep?.trainingLoss);
+    this.#initFromGradients(context);
     for (const seed of state.live()) this.#driver.advance(seed, context.lastStep);
     this.#emitPackets();
     return Promise.resolve();
@@ -172,6 +181,17 @@ export class KasminaExecutor implements Executor {
     return this.#state
       .live()
       .filter((seed) => seed.kernel.slot !== undefined && !seed.progress.paused && MEASURED_STAGES.has(seed.lifecycle.stage))
+      .map((seed) => ({ seedId: seed.seedId, siteId: seed.siteId }));
+  }
+
+  /**
+   * Grafted, unpaused seeds whose module waits for a gradient initialisation (GradMax
+   * widening): the trainer serves each on its next step and hands the matrix to `advance`.
+   */
+  gradientProbes(): readonly GradientProbe[] {
+    return this.#state
+      .live()
+      .filter((seed) => seed.kernel.slot?.module.gradientInit?.pending() === true && !seed.progress.paused)
       .map((seed) => ({ seedId: seed.seedId, siteId: seed.siteId }));
   }
 
@@ -335,6 +355,27 @@ export class KasminaExecutor implements Executor {
     // Loads still running settle into culled seeds: their modules are freed as they land.
     await Promise.allSettled(loading);
     this.#lifecycle.set('closed');
+  }
+
+  /** Initialises each waiting module from the gradient the trainer served for its site on this step. */
+  #initFromGradients(context: ExecutorContext): void {
+    const served = context.lastStep?.widenGradients;
+    if (served === undefined) return;
+    for (const seed of this.#state.live()) {
+      const init = seed.kernel.slot?.module.gradientInit;
+      const gradient = served.get(seed.siteId);
+      if (init === undefined || gradient === undefined || seed.progress.paused || !init.pending()) continue;
+      init.apply(gradient.matrix, gradient.inputs, gradient.outputs);
+      seed.events.push({
+        description: SeedEvent.GRADIENT_INIT,
+        attributes: {
+          seed_id: seed.seedId,
+          site_id: seed.siteId,
+          step: context.globalStep,
+          gradient_norm: Math.sqrt(gradient.matrix.reduce((sum, v) => sum + v * v, 0)).toExponential(3),
+        },
+      });
+    }
   }
 
   #emitPackets(): void {

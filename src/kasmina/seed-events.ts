@@ -18,6 +18,7 @@ export const SeedEvent = {
   CONFIDENCE_GATE_MISSING_LOGITS: 'confidence_gate_missing_logits',
   ISOLATION_VIOLATION: 'isolation_violation',
   CONTRIBUTION_MEASURED: 'contribution_measured',
+  GRADIENT_INIT: 'gradient_init',
   SEED_FOSSILIZED: 'seed_fossilized',
   SEED_CULLED: 'seed_culled',
   SEED_RESET: 'seed_reset',

@@ -12,7 +12,7 @@ import { STUDY_ARMS } from './tasks.js';
 const positiveInt = z.number().int().min(1);
 
 const TaskHostSchema = z.discriminatedUnion('family', [
-  z.object({ family: z.literal('mlp'), hidden: z.array(positiveInt).min(1) }).strict(),
+  z.object({ family: z.literal('mlp'), hidden: z.array(positiveInt).min(1), bias: z.boolean().optional() }).strict(),
   z.object({ family: z.literal('cnn'), channels: z.array(positiveInt).min(1), kernelSize: positiveInt }).strict(),
 ]);
 
@@ -42,6 +42,7 @@ export const TaskDefinitionSchema = z
           teacherHidden: positiveInt,
           outputSize: positiveInt,
           teacherBias: z.boolean(),
+          dataSeed: z.number().int().min(0),
         })
         .strict(),
     ]),

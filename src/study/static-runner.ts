@@ -14,6 +14,7 @@ import {
   createHost,
   createTrainer,
   loadDataset,
+  LossKind,
   type Dataset,
   type DatasetSplit,
   type EmergencySink,
@@ -24,6 +25,7 @@ import {
 import type { ArmResult, ArmRunContext, ArmRunner, ArmRunRequest } from './arm-runner.js';
 import { flopBlocksOfHost } from './flops.js';
 import { assertTaskRunnable, hostOfArm, taskKey, type TaskDefinition, type TaskHost } from './tasks.js';
+import { teacherDataset } from './teacher-data.js';
 
 /** Reports per run sent to `onProgress`. */
 const PROGRESS_REPORTS = 20;
@@ -44,15 +46,14 @@ export function createArmRunner(): ArmRunner {
   return new StaticArmRunner();
 }
 
-/** Loads a task's dataset (Fashion-MNIST's cache under `<storage.varDir>/datasets`; synthetic data drawn with the task's data seed). */
+/**
+ * Loads a task's dataset (Fashion-MNIST's cache under `<storage.varDir>/datasets`; synthetic
+ * data and the student–teacher regression drawn with the task's data seed).
+ */
 export async function loadTaskDataset(task: TaskDefinition, settings: EsperSettings): Promise<Dataset> {
   assertTaskRunnable(task);
   const d = task.dataset;
-  if (d.kind !== 'tolaria') {
-    throw new EsperError(ErrorCode.STUDY_TASK_UNSUPPORTED, `study task ${taskKey(task)}: dataset kind '${d.kind}' has no loader`, {
-      details: { task: taskKey(task), missing: `a loader for dataset kind '${d.kind}'` },
-    });
-  }
+  if (d.kind === 'teacher') return teacherDataset(d);
   return loadDataset(d.name, {
     layout: d.layout,
     seed: d.dataSeed ?? 0,
@@ -72,12 +73,13 @@ export function createTaskHost(
 ): HostModel & Parameters<typeof flopBlocksOfHost>[0] {
   const common = { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed, hostId };
   return spec.family === 'mlp'
-    ? createHost('mlp', { ...common, hidden: spec.hidden })
+    ? createHost('mlp', { ...common, hidden: spec.hidden, ...(spec.bias === undefined ? {} : { bias: spec.bias }) })
     : createHost('cnn', { ...common, channels: spec.channels, kernelSize: spec.kernelSize });
 }
 
-/** Accuracy (0–1) of `host` over the whole of `split`, in inference mode. */
-export function evaluateAccuracy(host: HostModel, split: DatasetSplit): number {
+/** Accuracy (0–1) of `host` over the whole of `split`, in inference mode; 0 for a regression (`values`) dataset. */
+export function evaluateAccuracy(host: HostModel, split: DatasetSplit, targets: Dataset['targets'] = 'classes'): number {
+  if (targets === 'values') return 0;
   let correct = 0;
   for (let start = 0; start < split.size; start += VALIDATION_BATCH) {
     const indices = Int32Array.from({ length: Math.min(VALIDATION_BATCH, split.size - start) }, (_, i) => start + i);
@@ -195,6 +197,7 @@ export async function trainTaskSteps(input: TaskTrainingInput): Promise<TaskTrai
     batchSize: task.batchSize,
     seed,
     optimizer: { kind: task.optimizer.kind, learningRate: task.optimizer.learningRate },
+    loss: task.loss === 'mse' ? LossKind.MSE : LossKind.CROSS_ENTROPY,
     lrSchedule: {
       policy: task.lrSchedule.policy,
       totalSteps: Math.max(1, task.steps - task.lrSchedule.warmupSteps),
@@ -228,7 +231,7 @@ export async function trainTaskSteps(input: TaskTrainingInput): Promise<TaskTrai
       );
     }
     return {
-      validationAccuracy: evaluateAccuracy(host, dataset.validation),
+      validationAccuracy: evaluateAccuracy(host, dataset.validation, dataset.targets),
       trainingLoss: losses.finalLoss,
       steps: summary.globalStep,
       trainingWallMs,

@@ -18,7 +18,12 @@ export type StudyArm = (typeof STUDY_ARMS)[number];
 
 /** A host of Tolaria's `mlp` or `cnn` family. */
 export type TaskHost =
-  | { readonly family: 'mlp'; readonly hidden: readonly number[] }
+  | {
+      readonly family: 'mlp';
+      readonly hidden: readonly number[];
+      /** Biases in every dense layer. @default true */
+      readonly bias?: boolean;
+    }
   | { readonly family: 'cnn'; readonly channels: readonly number[]; readonly kernelSize: number };
 
 /** Where a task's examples come from. */
@@ -41,6 +46,8 @@ export type TaskDataset =
       readonly teacherHidden: number;
       readonly outputSize: number;
       readonly teacherBias: boolean;
+      /** Seed of the teacher and the inputs (`teacher-data.ts`), the same for every run. */
+      readonly dataSeed: number;
     };
 
 /** One growth the grown arm is meant to make (a hint for its controller, and the parameter budget). */
@@ -152,9 +159,9 @@ const STUDENT_TEACHER: TaskDefinition = {
   id: 'student-teacher',
   version: 1,
   description: 'GradMax student–teacher: student MLP 10-5-10 (no bias) grown +1 unit every 200 steps ×5 toward teacher 10-10-10, MSE',
-  dataset: { kind: 'teacher', examples: 1000, inputSize: 10, teacherHidden: 10, outputSize: 10, teacherBias: false },
-  smallHost: { family: 'mlp', hidden: [5] },
-  largeHost: { family: 'mlp', hidden: [10] },
+  dataset: { kind: 'teacher', examples: 1000, inputSize: 10, teacherHidden: 10, outputSize: 10, teacherBias: false, dataSeed: 0 },
+  smallHost: { family: 'mlp', hidden: [5], bias: false },
+  largeHost: { family: 'mlp', hidden: [10], bias: false },
   growthPlan: [200, 400, 600, 800, 1000].map((atStep) => ({ method: 'widen' as const, site: 'hidden1', units: 1, atStep })),
   optimizer: { kind: OptimizerKind.SGD, learningRate: 0.1 },
   lrSchedule: { policy: LrSchedulePolicy.CONSTANT, warmupSteps: 0 },
@@ -162,10 +169,6 @@ const STUDENT_TEACHER: TaskDefinition = {
   batchSize: 1000,
   steps: 1500,
   metric: 'training_loss',
-  unsupported:
-    "Tolaria's trainer trains classification only (softmax cross-entropy on int32 class labels, Dataset.numClasses); " +
-    'this task needs a regression dataset (float targets [batch, 10]) with an MSE loss and training loss as the metric, ' +
-    'and hosts without biases (the teacher and student have none)',
 };
 
 /** Every registered task, newest version of each name last. */
@@ -260,7 +263,7 @@ export function grownHost(task: TaskDefinition): TaskHost {
     }
     widths[index] += step.units;
   }
-  return host.family === 'mlp' ? { family: 'mlp', hidden: widths } : { family: 'cnn', channels: widths, kernelSize: host.kernelSize };
+  return host.family === 'mlp' ? { ...host, hidden: widths } : { family: 'cnn', channels: widths, kernelSize: host.kernelSize };
 }
 
 /** Per-example input shape and outputs of a task's data, known without loading it. */

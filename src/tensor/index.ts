@@ -52,3 +52,4 @@ export {
   type ParityTensor,
 } from './parity.js';
 export { stopGradient } from './stop-gradient.js';
+export { symmetricEigen, topRightSingularVectors, type SymmetricEigen } from './eigen.js';

@@ -28,7 +28,7 @@ import { TezzeretMetric } from './names.js';
 
 /** Options of {@link TezzeretCompiler}. */
 export interface TezzeretCompilerOptions {
-  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP051) */
+  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP052) */
   readonly catalog?: KarnCatalog;
   /** @default systemClock */
   readonly clock?: Clock;

@@ -84,6 +84,31 @@ export interface ExecutorContext {
 export interface StepSignals {
   readonly trainingLoss: number;
   readonly hookGradientNorms: ReadonlyMap<string, number>;
+  /** The gradient matrices served for the executor's {@link Executor.gradientProbes} on this step, by site id. */
+  readonly widenGradients?: ReadonlyMap<string, WidenGradient>;
+}
+
+/**
+ * A WIDEN site's gradient matrix `M = uᵀ·G` `[inputs, outputs]` on one training batch: `u`
+ * the site's input `[batch, inputs]`, `G` the gradient of the (mean) training loss with
+ * respect to the next block's pre-activation `[batch, outputs]`, taken at the weights
+ * before the step's update.
+ */
+export interface WidenGradient {
+  readonly inputs: number;
+  readonly outputs: number;
+  /** Row-major `[inputs, outputs]`. */
+  readonly matrix: Float32Array;
+}
+
+/**
+ * A WIDEN site whose gradient matrix the executor wants (GradMax initialisation of a seed
+ * grafted there): the trainer computes it on the next step's batch and hands it to that
+ * step's `advance` in {@link StepSignals.widenGradients}.
+ */
+export interface GradientProbe {
+  readonly seedId: string;
+  readonly siteId: string;
 }
 
 /** Loss and accuracy of one pass over the validation split. */
@@ -132,6 +157,12 @@ export interface Executor {
    * pass; keep it cheap.
    */
   contributionProbes(): readonly ContributionProbe[];
+  /**
+   * The WIDEN sites whose gradient matrix to compute on the next step (see
+   * {@link GradientProbe}). Called once per step before its forward pass; keep it cheap.
+   * Optional: without it no gradient probes are served.
+   */
+  gradientProbes?(): readonly GradientProbe[];
   /** Called after every validation pass with its result and the probes' passes. */
   recordValidation(report: ValidationReport, context: ExecutorContext, options: CallOptions): Promise<void>;
   /**

@@ -9,8 +9,11 @@ import type { tf } from '../tensor/index.js';
 export interface Batch {
   /** `[batch, ...inputShape]`, float32. */
   readonly inputs: tf.Tensor;
-  /** `[batch]`, int32 class indices. */
-  readonly labels: tf.Tensor1D;
+  /**
+   * `[batch]` int32 class indices (a `classes` dataset), or `[batch, numClasses]` float32
+   * targets (a `values` dataset).
+   */
+  readonly labels: tf.Tensor1D | tf.Tensor2D;
 }
 
 /** One split (train or validation). */
@@ -20,12 +23,20 @@ export interface DatasetSplit {
   batch(indices: Int32Array): Batch;
 }
 
-/** A classification dataset with a fixed split. */
+/** A dataset with a fixed split: classification (class labels) or regression (float targets). */
 export interface Dataset {
   readonly name: string;
   /** Per-example input shape, e.g. `[784]` or `[32, 32, 3]`. */
   readonly inputShape: readonly number[];
+  /** Classes of a `classes` dataset; outputs per example of a `values` dataset. */
   readonly numClasses: number;
+  /**
+   * What the labels are: `classes` (int32 class indices; softmax cross-entropy or MSE on
+   * one-hot, accuracy measured) or `values` (float targets `[numClasses]` per example; MSE
+   * only, no accuracy).
+   * @default 'classes'
+   */
+  readonly targets?: 'classes' | 'values';
   readonly train: DatasetSplit;
   readonly validation: DatasetSplit;
 }

@@ -55,6 +55,14 @@ export interface ForwardOptions {
    * identity, a WIDEN site contributes nothing.
    */
   readonly bypassSites?: ReadonlySet<string>;
+  /**
+   * Gradient probes at WIDEN sites, by site id (with or without a hook there): the host
+   * hands each the site's input `u` `[batch, ...site.shape]` and adds the tensor it returns
+   * (`[batch, ...site.output_shape]`, zeros for a probe) to the next block's pre-activation —
+   * so the loss's gradient with respect to that addend is ∂L/∂z there. The trainer serves
+   * the executor's gradient probes with it.
+   */
+  readonly widenProbes?: ReadonlyMap<string, (input: tf.Tensor) => tf.Tensor>;
 }
 
 /** A host model with seed sites. */

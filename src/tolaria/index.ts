@@ -13,6 +13,8 @@ export { createHost, HOST_FAMILIES, isHostFamilyName, type HostFamilyName } from
 // Data
 export type { Batch, Dataset, DatasetSplit } from './dataset.js';
 export { ArraySplit } from './data/array-split.js';
+export { ValueSplit, type ValueSplitOptions } from './data/value-split.js';
+export { LossKind, hitsOf, lossOf, resolveLoss, targetsOf } from './loss.js';
 export { DATASET_NAMES, isDatasetName, loadDataset, type DatasetName } from './data/datasets.js';
 
 // The trainer
@@ -39,8 +41,10 @@ export type {
   Controller,
   Executor,
   ExecutorContext,
+  GradientProbe,
   StepSignals,
   ValidationReport,
   ValidationResult,
+  WidenGradient,
 } from './controller.js';
 export { MAX_COMMANDED_LR } from './commands.js';

@@ -5,11 +5,12 @@
  * step before the update, so bad gradients never reach the weights or the optimizer state.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
-import { TelemetryLevel } from '../leyline/index.js';
-import { oneHotFloat, tf } from '../tensor/index.js';
-import type { ValidationResult } from './controller.js';
+import { isWidenSite, siteOutputShape, TelemetryLevel, type SeedSiteDescriptor } from '../leyline/index.js';
+import { tf } from '../tensor/index.js';
+import type { ValidationResult, WidenGradient } from './controller.js';
 import type { Batch, Dataset } from './dataset.js';
 import { EmergencyReason } from './emergency.js';
+import { hitsOf, LossKind, lossOf } from './loss.js';
 import type { HostModel } from './host-model.js';
 import { TolariaEvent } from './names.js';
 import type { OptimizerManager, OptimizerSyncResult } from './optimizer-manager.js';
@@ -35,15 +36,25 @@ export interface StepResult {
   readonly failure: StepFailure | undefined;
 }
 
-/** Forward, loss, gradients, one read-back, and the update if the step is sound. */
-export function computeStep(input: {
-  readonly host: HostModel;
+/** What the loss of a step or pass is: the loss kind and the dataset's labels (see `loss.ts`). */
+export interface LossSpec {
   readonly numClasses: number;
-  readonly batch: Batch;
-  readonly variables: readonly tf.Variable[];
-  readonly optimizer: OptimizerManager;
-  readonly divergence: LossDivergenceDetector | undefined;
-}): StepResult {
+  /** @default 'cross_entropy' */
+  readonly loss?: LossKind;
+  /** @default 'classes' */
+  readonly targets?: Dataset['targets'];
+}
+
+/** Forward, loss, gradients, one read-back, and the update if the step is sound. */
+export function computeStep(
+  input: LossSpec & {
+    readonly host: HostModel;
+    readonly batch: Batch;
+    readonly variables: readonly tf.Variable[];
+    readonly optimizer: OptimizerManager;
+    readonly divergence: LossDivergenceDetector | undefined;
+  },
+): StepResult {
   const { host, batch, variables } = input;
   const hooks = [...host.hooks.entries()].map(([siteId, hook]) => ({ siteId, variables: new Set(hook.trainableVariables()) }));
   return tf.tidy(() => {
@@ -51,8 +62,8 @@ export function computeStep(input: {
     const { value, grads } = tf.variableGrads(() => {
       const logits = host.forward(batch.inputs, { training: true });
       // Kept past variableGrads' internal tidy; disposed below.
-      correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels), 'float32')));
-      return tf.losses.softmaxCrossEntropy(oneHotFloat(batch.labels, input.numClasses), logits) as tf.Scalar;
+      correct = tf.keep(hitsOf(logits, batch.labels, input));
+      return lossOf(input.loss ?? LossKind.CROSS_ENTROPY, logits, batch.labels, input);
     }, [...variables]);
     try {
       const squared = (list: readonly tf.Variable[]): tf.Tensor => {
@@ -89,10 +100,77 @@ export function computeStep(input: {
 }
 
 /**
- * Loss and accuracy over the whole validation split, in order, in inference mode; with
- * `bypassSites`, those sites act as the identity (a seed's counterfactual pass).
+ * Serves gradient probes: for each WIDEN site in `siteIds`, `M = uᵀ·G` on `batch` at the
+ * current weights (no update), where `u` is the site's input and `G` the gradient of the
+ * mean training loss with respect to a zero addend on the next block's pre-activation
+ * (which is ∂L/∂z there). One extra forward and backward pass for all sites together, in
+ * training mode with every hook as it is. Site ids that are not WIDEN sites of the host are
+ * left out.
  */
-export function validate(host: HostModel, dataset: Dataset, batchSize: number, bypassSites?: ReadonlySet<string>): ValidationResult {
+export function computeWidenGradients(
+  input: LossSpec & {
+    readonly host: HostModel;
+    readonly batch: Batch;
+    readonly siteIds: readonly string[];
+  },
+): Map<string, WidenGradient> {
+  const sites = input.host.descriptor.sites.filter((s) => isWidenSite(s) && input.siteIds.includes(s.siteId));
+  const out = new Map<string, WidenGradient>();
+  if (sites.length === 0) return out;
+  const inputs = new Map<string, tf.Tensor>();
+  try {
+    tf.tidy(() => {
+      const grads = widenAddendGradients(input, sites, inputs);
+      for (const [i, site] of sites.entries()) {
+        const u = inputs.get(site.siteId) as tf.Tensor;
+        const matrix = tf.matMul(tf.reshape(u, [u.shape[0] as number, -1]), grads[i] as tf.Tensor, true, false);
+        const [rows, cols] = matrix.shape as [number, number];
+        out.set(site.siteId, { inputs: rows, outputs: cols, matrix: Float32Array.from(matrix.dataSync()) });
+      }
+    });
+  } finally {
+    tf.dispose([...inputs.values()]);
+  }
+  return out;
+}
+
+/** ∂L/∂(zero addend) per site; records each site's input in `inputs` (kept: the caller disposes them). */
+function widenAddendGradients(
+  input: LossSpec & { readonly host: HostModel; readonly batch: Batch },
+  sites: readonly SeedSiteDescriptor[],
+  inputs: Map<string, tf.Tensor>,
+): tf.Tensor[] {
+  const { host, batch } = input;
+  const examples = batch.inputs.shape[0] as number;
+  const addends = sites.map((site) => tf.zeros([examples, ...siteOutputShape(site)]));
+  return tf.grads((...probes: tf.Tensor[]) => {
+    const widenProbes = new Map(
+      sites.map((site, i) => [
+        site.siteId,
+        (u: tf.Tensor): tf.Tensor => {
+          // Kept past the gradient's internal tidy.
+          inputs.set(site.siteId, tf.keep(tf.clone(u)));
+          return probes[i] as tf.Tensor;
+        },
+      ]),
+    );
+    const logits = host.forward(batch.inputs, { training: true, widenProbes });
+    return lossOf(input.loss ?? LossKind.CROSS_ENTROPY, logits, batch.labels, input);
+  })(addends);
+}
+
+/**
+ * Loss (mean over examples) and accuracy over the whole validation split, in order, in
+ * inference mode; with `bypassSites`, those sites act as the identity (a seed's
+ * counterfactual pass). Accuracy is 0 for a `values` dataset (not measured).
+ */
+export function validate(
+  host: HostModel,
+  dataset: Dataset,
+  batchSize: number,
+  bypassSites?: ReadonlySet<string>,
+  loss: LossKind = LossKind.CROSS_ENTROPY,
+): ValidationResult {
   const split = dataset.validation;
   const size = split.size;
   if (size === 0) return { loss: 0, accuracy: 0 };
@@ -106,15 +184,7 @@ export function validate(host: HostModel, dataset: Dataset, batchSize: number, b
     try {
       const values = tf.tidy(() => {
         const logits = host.forward(batch.inputs, { training: false, ...(bypassSites === undefined ? {} : { bypassSites }) });
-        const loss = tf.losses.softmaxCrossEntropy(
-          oneHotFloat(batch.labels, dataset.numClasses),
-          logits,
-          undefined,
-          undefined,
-          tf.Reduction.SUM,
-        );
-        const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels), 'float32'));
-        return tf.stack([loss, hits]).dataSync();
+        return tf.stack([lossOf(loss, logits, batch.labels, dataset, 'sum'), hitsOf(logits, batch.labels, dataset)]).dataSync();
       });
       lossSum += values[0] as number;
       correct += values[1] as number;

@@ -12,6 +12,7 @@ import type { Controller, Executor } from './controller.js';
 import type { Dataset } from './dataset.js';
 import type { EmergencySink } from './emergency.js';
 import type { HostModel } from './host-model.js';
+import { resolveLoss, type LossKind } from './loss.js';
 import type { LrScheduleOptions } from './lr-controller.js';
 import type { OptimizerConfig } from './optimizer-manager.js';
 import type { LossDivergenceOptions } from './trainer-stats.js';
@@ -134,6 +135,12 @@ export interface TrainerOptions {
   readonly seed?: number;
   readonly optimizer?: OptimizerConfig;
   readonly lrSchedule?: LrScheduleOptions;
+  /**
+   * The loss trained on: softmax cross-entropy (class labels only) or MSE (float targets, or
+   * one-hot class labels). See `loss.ts`.
+   * @default 'cross_entropy'
+   */
+  readonly loss?: LossKind;
   /** Rebuild storm guard of the optimizer manager (reference `TOLARIA_OPT_REBUILD_*`). */
   readonly optimizerRebuild?: {
     /** @default 0 */
@@ -224,6 +231,7 @@ export interface ResolvedTrainerOptions {
   readonly batchSize: number;
   readonly validationBatchSize: number;
   readonly seed: number;
+  readonly loss: LossKind;
   readonly controllerDeadlineMs: number;
   readonly executorDeadlineMs: number;
   readonly epochBudgetMs: number;
@@ -307,6 +315,7 @@ export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerO
     batchSize: int('batchSize', options.batchSize ?? d.batchSize, 1),
     validationBatchSize: int('validationBatchSize', options.validationBatchSize ?? d.validationBatchSize, 1),
     seed: int('seed', options.seed ?? d.seed, 0),
+    loss: resolveLoss(options.loss, options.dataset),
     controllerDeadlineMs: positive('controllerDeadlineMs', options.controllerDeadlineMs ?? d.controllerDeadlineMs),
     executorDeadlineMs: positive('executorDeadlineMs', options.executorDeadlineMs ?? d.executorDeadlineMs),
     epochBudgetMs: positive('epochBudgetMs', options.epochBudgetMs ?? d.epochBudgetMs),

@@ -15,8 +15,8 @@ import type { Checkpoint, DiscardedCheckpoint } from './checkpoint.js';
 import { CommandOwner } from './commands.js';
 import { ControlCalls } from './control-calls.js';
 import { ControlLoop, type HookTimings } from './control-loop.js';
-import type { Executor, ExecutorContext } from './controller.js';
-import type { DataCursorState, Dataset } from './dataset.js';
+import type { Executor, ExecutorContext, WidenGradient } from './controller.js';
+import type { Batch, DataCursorState, Dataset } from './dataset.js';
 import type { HostModel } from './host-model.js';
 import { Incidents } from './incidents.js';
 import { LrController } from './lr-controller.js';
@@ -24,7 +24,15 @@ import { TOLARIA_SOURCE, TolariaEvent, TolariaMetric } from './names.js';
 import { OptimizerManager, type OptimizerManagerStats } from './optimizer-manager.js';
 import { Recovery, type RollbackResult } from './recovery.js';
 import { buildEpochState, buildStepState, CpuMeter, withGradientNorms, type StatePacketInput } from './state-packet.js';
-import { computeStep, disposeBatch, syncOptimizer, validate, type StepResult } from './step-compute.js';
+import {
+  computeStep,
+  computeWidenGradients,
+  disposeBatch,
+  syncOptimizer,
+  validate,
+  type LossSpec,
+  type StepResult,
+} from './step-compute.js';
 import {
   resolveTrainerOptions,
   type EpochReport,
@@ -375,10 +383,12 @@ export class Trainer {
     const examples = batch.labels.shape[0];
     const computeStarted = clock.monotonicMs();
     let result: StepResult;
+    let widenGradients: ReadonlyMap<string, WidenGradient> | undefined;
     try {
+      widenGradients = this.#serveGradientProbes(batch);
       result = computeStep({
         host: this.#host,
-        numClasses: this.#dataset.numClasses,
+        ...this.#lossSpec(),
         batch,
         variables,
         optimizer: this.#optimizer,
@@ -395,6 +405,7 @@ export class Trainer {
     }
 
     const lossDelta = state.recordStep(result, examples, trainMs);
+    if (widenGradients !== undefined && state.lastStep !== undefined) state.lastStep = { ...state.lastStep, widenGradients };
     this.#incidents.stepSucceeded();
     const previous = this.#previous;
     const packet = buildStepState({
@@ -434,9 +445,23 @@ export class Trainer {
     return 'ok';
   }
 
+  /** The executor's gradient probes on this step's batch, before the update; undefined when none. */
+  #serveGradientProbes(batch: Batch): ReadonlyMap<string, WidenGradient> | undefined {
+    const probes = this.#executor?.gradientProbes?.() ?? [];
+    if (probes.length === 0) return undefined;
+    const siteIds = probes.map((p) => p.siteId);
+    return computeWidenGradients({ host: this.#host, ...this.#lossSpec(), batch, siteIds });
+  }
+
+  /** The run's loss and what the dataset's labels are. */
+  #lossSpec(): LossSpec {
+    const { numClasses, targets } = this.#dataset;
+    return { numClasses, loss: this.options.loss, ...(targets === undefined ? {} : { targets }) };
+  }
+
   /** Validation pass over the whole validation split (with `bypassSites` bypassed). */
   #validate(bypassSites?: ReadonlySet<string>): { loss: number; accuracy: number } {
-    return validate(this.#host, this.#dataset, this.options.validationBatchSize, bypassSites);
+    return validate(this.#host, this.#dataset, this.options.validationBatchSize, bypassSites, this.options.loss);
   }
 
   async #onAbort(): Promise<void> {

@@ -176,6 +176,7 @@ export class Crucible {
     const target = normalValues(outputShape, o.seed + 1);
     let measurements: HazardMeasurements;
     try {
+      initialiseFromProbe(module, shape, normal, { shape: outputShape, values: target });
       const nonFiniteOutputs = this.#nonFiniteOutputs(module, shape, normal);
       const { gradNorm, outputScaleRatio, memoryDeltaBytes } = gradientProbe(module, shape, normal, { shape: outputShape, values: target });
       const latencyP50Ms = this.#latencyP50Ms(module, shape, normal);
@@ -278,6 +279,37 @@ function normalValues(shape: readonly number[], seed: number): Float32Array {
  * just after the forward pass inside the gradient tape (tensors saved for backward are
  * alive then) and the bytes held once the gradients exist.
  */
+/**
+ * A module that initialises from the host's gradient (GradMax widening: incoming and
+ * outgoing weights 0 until then, so every gradient would vanish) is measured as it will
+ * train: first initialised from the probe batch's own gradient matrix `M = xᵀ·G`, `G` the
+ * gradient of the probe's MSE loss with respect to the module's (zero) output.
+ */
+function initialiseFromProbe(
+  module: SeedModule,
+  shape: number[],
+  normal: Float32Array,
+  target: { readonly shape: number[]; readonly values: Float32Array },
+): void {
+  const init = module.gradientInit;
+  if (init?.pending() !== true) return;
+  const m = tf.tidy(() => {
+    const batch = shape[0] as number;
+    const x = tf.reshape(tf.tensor(normal, shape), [batch, -1]);
+    const y = tf.tensor(target.values, target.shape);
+    const output = module.apply(tf.tensor(normal, shape));
+    // ∂ mean((out − y)²) / ∂out = 2·(out − y) / size.
+    const g = tf.reshape(tf.div(tf.mul(tf.scalar(2), tf.sub(output, y)), y.size), [batch, -1]);
+    return tf.matMul(x as tf.Tensor2D, g as tf.Tensor2D, true, false);
+  });
+  try {
+    const [rows, cols] = m.shape as [number, number];
+    init.apply(m.dataSync() as Float32Array, rows, cols);
+  } finally {
+    m.dispose();
+  }
+}
+
 function gradientProbe(
   module: SeedModule,
   shape: number[],

@@ -21,16 +21,17 @@ function errorOf(fn: () => unknown): unknown {
 describe('KarnCatalog descriptors', () => {
   const catalog = new KarnCatalog();
 
-  it('holds 51 blueprints with unique ids BP001–BP051: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
+  it('holds 52 blueprints with unique ids BP001–BP052: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
     const all = catalog.list();
-    expect(all).toHaveLength(51);
-    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 51 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
-    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(36);
-    expect([catalog.get('BP051').name, catalog.get('BP051').family, catalog.get('BP051').tier]).toEqual([
-      'widen_zero_out',
-      'widen',
-      BlueprintTier.SAFE,
-    ]);
+    expect(all).toHaveLength(52);
+    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 52 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
+    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(37);
+    for (const [id, name] of [
+      ['BP051', 'widen_zero_out'],
+      ['BP052', 'widen_gradmax'],
+    ] as const) {
+      expect([catalog.get(id).name, catalog.get(id).family, catalog.get(id).tier]).toEqual([name, 'widen', BlueprintTier.SAFE]);
+    }
     expect(catalog.list({ tier: BlueprintTier.EXPERIMENTAL })).toHaveLength(7);
     expect(catalog.list({ tier: BlueprintTier.HIGH_RISK })).toHaveLength(8);
   });

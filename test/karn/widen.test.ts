@@ -7,6 +7,8 @@ import { KarnCatalog } from '../../src/karn/catalog.js';
 import { siteKeyOf } from '../../src/tezzeret/forge-jobs.js';
 
 const WIDEN = create(SeedSiteDescriptorSchema, { siteId: 'hidden1.widen', kind: SeedSiteKind.WIDEN, shape: [20], outputShape: [7] });
+/** A WIDEN site wider at the output than the blueprint's smallest unit count (8). */
+const WIDEN_12 = create(SeedSiteDescriptorSchema, { siteId: 'hidden1.widen', kind: SeedSiteKind.WIDEN, shape: [20], outputShape: [12] });
 const DENSE = create(SeedSiteDescriptorSchema, { siteId: 'hidden1', kind: SeedSiteKind.DENSE, shape: [20] });
 const catalog = new KarnCatalog();
 
@@ -18,7 +20,7 @@ describe('widen family (BP051 widen_zero_out)', () => {
   it('fits WIDEN sites only, and Karn offers it only there', () => {
     expect(catalog.familyOf('BP051').fits(WIDEN)).toBe(true);
     expect(catalog.familyOf('BP051').fits(DENSE)).toBe(false);
-    expect(catalog.list({ site: WIDEN }).map((d) => d.blueprintId)).toEqual(['BP051']);
+    expect(catalog.list({ site: WIDEN }).map((d) => d.blueprintId)).toEqual(['BP051', 'BP052']);
     expect(catalog.list({ site: DENSE }).map((d) => d.blueprintId)).not.toContain('BP051');
     let error: unknown;
     try {
@@ -70,5 +72,83 @@ describe('widen family (BP051 widen_zero_out)', () => {
   it('has a site key naming the output shape', () => {
     expect(siteKeyOf(WIDEN)).toBe('widen:20->7');
     expect(siteKeyOf(DENSE)).toBe('dense:20');
+  });
+});
+
+/** Row-major rows of a `[rows, cols]` array. */
+const rowsOf = (values: Float32Array, cols: number): number[][] =>
+  Array.from({ length: values.length / cols }, (_, r) => Array.from(values.subarray(r * cols, r * cols + cols)));
+const dot = (a: readonly number[], b: readonly number[]): number => a.reduce((s, v, i) => s + v * (b[i] as number), 0);
+
+describe('widen family, GradMax init (BP052 widen_gradmax)', () => {
+  it('starts with U, c and V zero (contribution 0) and a pending gradient init; offers it only at WIDEN sites', () => {
+    expect(catalog.get('BP052').name).toBe('widen_gradmax');
+    expect(catalog.familyOf('BP052').fits(DENSE)).toBe(false);
+    const module = catalog.build('BP052', WIDEN, { seed: 3, parameters: { units: 8 } });
+    try {
+      expect(module.variables.map((v) => Array.from(v.dataSync()).every((x) => x === 0))).toEqual([true, true, true]);
+      expect(module.gradientInit?.pending()).toBe(true);
+      expect(catalog.build('BP051', WIDEN, { seed: 3, scope: 'zero-out' }).gradientInit).toBeUndefined();
+    } finally {
+      module.dispose();
+    }
+  });
+
+  it('sets V to the top-k right singular vectors of M (unit rows), keeps the contribution 0, and makes ∂L/∂U = M·Vᵀ non-zero', () => {
+    const module = catalog.build('BP052', WIDEN_12, { seed: 3, parameters: { units: 8 }, scope: 'gm' });
+    try {
+      // M [20, 12] = 5·a b₁ᵀ + 2·a' b₂ᵀ + 1·a'' b₃ᵀ with orthonormal a's and b's (standard basis; b: e₆, e₀, e₃).
+      const m = new Float32Array(20 * 12);
+      for (const [sigma, row, col] of [
+        [5, 0, 6],
+        [2, 1, 0],
+        [1, 2, 3],
+      ] as const)
+        m[row * 12 + col] = sigma;
+      module.gradientInit?.apply(m, 20, 12);
+      expect(module.gradientInit?.pending()).toBe(false);
+      const v = rowsOf(module.variables[2]!.dataSync() as Float32Array, 12);
+      for (const [i, col] of [6, 0, 3].entries()) expect(Math.abs(v[i]![col]!)).toBeCloseTo(1, 5);
+      for (const [i, row] of v.entries()) for (const [j, other] of v.entries()) expect(dot(row, other)).toBeCloseTo(i === j ? 1 : 0, 5);
+      const rng = seededRng(2);
+      const x = tf.tensor2d(
+        Float32Array.from({ length: 5 * 20 }, () => rng.nextNormal()),
+        [5, 20],
+      );
+      try {
+        expect(Array.from(tf.tidy(() => module.apply(x).dataSync())).every((y) => y === 0)).toBe(true);
+        // f'(0) = 1: the gradient reaches U although every pre-activation is exactly 0.
+        const gradU = tf.tidy(() =>
+          tf.variableGrads(() => tf.sum(module.apply(x)) as tf.Scalar, [module.variables[0]!]).grads['gm/U']!.dataSync(),
+        );
+        expect(Math.max(...Array.from(gradU).map(Math.abs))).toBeGreaterThan(0);
+      } finally {
+        x.dispose();
+      }
+    } finally {
+      module.dispose();
+    }
+  });
+
+  it('fills rows past the output width with random unit vectors, and counts a restored non-zero V as initialised', () => {
+    const module = catalog.build('BP052', WIDEN, { seed: 4, parameters: { units: 9 }, scope: 'gm-wide' });
+    try {
+      const m = Float32Array.from({ length: 20 * 7 }, (_, i) => Math.sin(i));
+      module.gradientInit?.apply(m, 20, 7);
+      const v = rowsOf(module.variables[2]!.dataSync() as Float32Array, 7);
+      expect(v).toHaveLength(9);
+      for (const row of v) expect(dot(row, row)).toBeCloseTo(1, 5);
+      for (let i = 0; i < 7; i += 1) for (let j = i + 1; j < 7; j += 1) expect(dot(v[i]!, v[j]!)).toBeCloseTo(0, 4);
+      expect(() => module.gradientInit?.apply(m, 28, 5)).toThrow(/gradient has 5 columns, V has 7/);
+    } finally {
+      module.dispose();
+    }
+    const restored = catalog.build('BP052', WIDEN, { seed: 4, parameters: { units: 8 }, scope: 'gm-restored' });
+    try {
+      tf.tidy(() => restored.variables[2]!.assign(tf.ones([8, 7])));
+      expect(restored.gradientInit?.pending()).toBe(false);
+    } finally {
+      restored.dispose();
+    }
   });
 });

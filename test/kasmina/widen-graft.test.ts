@@ -188,4 +188,35 @@ describe('widening through Kasmina (BP051 at hidden<i>.widen)', () => {
     expect(maxAbsDiff(logits(host, x), logits(wide, x))).toBeLessThanOrEqual(1e-5);
     expect(maxAbsDiff(logits(host, x), logits(host, x, 'hidden1.widen'))).toBeGreaterThan(1e-3);
   });
+
+  it('BP052 (GradMax): logits unchanged at graft and after V is set from the served gradient (≤ 1e-6); probes until initialised', async () => {
+    const { h, host, context } = await setup(cleanups, { blueprints: ['BP052'] });
+    const x = normals(3, [16, 8]);
+    cleanups.push(() => x.dispose());
+    const before = logits(host, x);
+    await h.kasmina.apply(h.sign(germinateCommand('g1', 'hidden1.widen', 'BP052')), context(0));
+    await h.kasmina.advance(context(1));
+    expect(h.kasmina.stageOf('g1')).toBe(S.SEED_STAGE_TRAINING);
+    expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
+    // Waiting for its gradient: asked for until served; an advance without it changes nothing.
+    expect(h.kasmina.gradientProbes()).toEqual([{ seedId: 'g1', siteId: 'hidden1.widen' }]);
+    await h.kasmina.advance(context(2));
+    expect(h.kasmina.gradientProbes()).toHaveLength(1);
+    // Site hidden1.widen: u is the 8-wide input, the next pre-activation hidden2's 16 units.
+    const matrix = Float32Array.from({ length: 8 * 16 }, (_, i) => Math.cos(i));
+    const widenGradients = new Map([['hidden1.widen', { inputs: 8, outputs: 16, matrix }]]);
+    await h.kasmina.advance(context(3, { widenGradients }));
+    expect(h.kasmina.gradientProbes()).toEqual([]);
+    const slot = host.hooks.get('hidden1.widen') as SeedSlot;
+    const v = slot.module.variables[2]!.dataSync();
+    expect(Math.max(...Array.from(v).map(Math.abs))).toBeGreaterThan(0);
+    expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
+    // Through BLENDING to alpha 1 with no optimizer: still the host's function (U = 0, f(0) = 0).
+    await advanceTo(h.kasmina, context, 4, FAST_LIFECYCLE.trainingSteps + FAST_LIFECYCLE.blendingSteps + 3);
+    expect(h.kasmina.exportSeedStates().find((s) => s.seedId === 'g1')?.metrics?.alpha).toBe(1);
+    expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
+    const inits = h.telemetry.packets.flatMap((p) => p.events.filter((e) => e.description === SeedEvent.GRADIENT_INIT));
+    expect(inits).toHaveLength(1);
+    expect(inits[0]?.attributes['site_id']).toBe('hidden1.widen');
+  });
 });

@@ -57,9 +57,26 @@ describe('static arm runner', () => {
       .catch((e: unknown) => e);
     expect(isEsperError(grown, ErrorCode.INVALID_ARGUMENT)).toBe(true);
     const unsupported = await createArmRunner()
-      .run({ task: findTask('student-teacher'), arm: 'small', seed: 0, settings }, { signal })
+      .run({ task: { ...TINY_TASK, unsupported: 'a loader' }, arm: 'small', seed: 0, settings }, { signal })
       .catch((e: unknown) => e);
     expect(isEsperError(unsupported, ErrorCode.STUDY_TASK_UNSUPPORTED)).toBe(true);
+  });
+
+  it('runs the student–teacher regression: bias-free hosts, MSE on the teacher outputs, loss falling, no accuracy', async () => {
+    const task = { ...findTask('student-teacher'), steps: 60 };
+    const progress: ArmProgress[] = [];
+    const run = (arm: 'small' | 'large') =>
+      createArmRunner().run(
+        { task, arm, seed: 0, settings },
+        { signal: new AbortController().signal, onProgress: (p) => progress.push(p) },
+      );
+    const small = await run('small');
+    // No biases: 10·5 + 5·10 = 100; 10·10 + 10·10 = 200.
+    expect(small.parameters).toBe(100);
+    expect(small.validationAccuracy).toBe(0);
+    expect(small.steps).toBe(60);
+    expect(progress[0]!.loss).toBeGreaterThan(small.trainingLoss);
+    expect((await run('large')).parameters).toBe(200);
   });
 
   it('stops at a step boundary when aborted, and rejects', async () => {

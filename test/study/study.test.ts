@@ -167,7 +167,7 @@ describe('runStudy (child processes, resumable directory)', () => {
     expect((missingRunner as Error).message).toMatch(/grownRunner/);
     const badSeeds = await runStudy({ ...base(freshDir()), seeds: [1, 1] }).catch((e: unknown) => e);
     expect(isEsperError(badSeeds, ErrorCode.INVALID_ARGUMENT)).toBe(true);
-    const unsupported = await runStudy({ ...base(freshDir()), task: 'student-teacher' }).catch((e: unknown) => e);
+    const unsupported = await runStudy({ ...base(freshDir()), task: { ...TINY_TASK, unsupported: 'a loader' } }).catch((e: unknown) => e);
     expect(isEsperError(unsupported, ErrorCode.STUDY_TASK_UNSUPPORTED)).toBe(true);
   });
 });

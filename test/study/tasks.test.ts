@@ -51,12 +51,24 @@ describe('study task registry', () => {
     expect(hostParameterCount(findTask('fmnist-cnn-small').smallHost, { inputShape: [28, 28, 1], outputs: 10 })).toBe(4266);
   });
 
-  it('registers the student–teacher protocol but refuses to run it, saying what Tolaria lacks', () => {
+  it('defines the student–teacher protocol (bias-free 10-5-10 → 10-10-10, MSE, SGD 0.1, full batch), runnable like every task', () => {
     const task = findTask('student-teacher');
     expect(task.growthPlan.map((g) => g.atStep)).toEqual([200, 400, 600, 800, 1000]);
-    expect(task).toMatchObject({ steps: 1500, loss: 'mse', metric: 'training_loss', optimizer: { kind: 'sgd', learningRate: 0.1 } });
-    expect(thrownBy(() => assertTaskRunnable(task), ErrorCode.STUDY_TASK_UNSUPPORTED).details.missing).toMatch(/MSE/);
-    for (const runnable of STUDY_TASKS.filter((t) => t !== task)) expect(() => assertTaskRunnable(runnable)).not.toThrow();
+    expect(task).toMatchObject({
+      smallHost: { hidden: [5], bias: false },
+      largeHost: { hidden: [10], bias: false },
+      batchSize: 1000,
+      steps: 1500,
+      loss: 'mse',
+      metric: 'training_loss',
+      optimizer: { kind: 'sgd', learningRate: 0.1 },
+    });
+    expect(grownHost(task)).toEqual(task.largeHost);
+    for (const runnable of STUDY_TASKS) expect(() => assertTaskRunnable(runnable)).not.toThrow();
+    const unsupported = { ...task, unsupported: 'a loader for something' };
+    expect(thrownBy(() => assertTaskRunnable(unsupported), ErrorCode.STUDY_TASK_UNSUPPORTED).details.missing).toBe(
+      'a loader for something',
+    );
   });
 
   it('every registered task fits the schema a child process checks it with', () => {

@@ -89,6 +89,16 @@ describe('band rule: the band comes from the measurements', () => {
     }
   }, 30_000);
 
+  it('certifies the GradMax widening BP052 like BP051 (U and V zero at init): LOW band, STANDARD handling', async () => {
+    for (const id of ['BP051', 'BP052']) {
+      const { report } = await probe(id);
+      const bsds = issueBsds(signer, catalog.get(id), report, { clock });
+      console.log(figures(report, bsds));
+      expect(report.fired, id).toEqual([]);
+      expect([bsds.hazardBand, bsds.handlingClass], id).toEqual([HazardBand.LOW, HandlingClass.STANDARD]);
+    }
+  });
+
   it('gives the unstable BP043 HIGH or CRITICAL from its measured gradient explosion and output blow-up', () => {
     const bsds = issueBsds(signer, catalog.get('BP043'), unstable.report, { clock });
     const assessment = assessHazards(catalog.get('BP043'), unstable.report);

@@ -21,6 +21,7 @@ beforeAll(async () => {
     ['BP009', DENSE],
     ['BP016', CONV],
     ['BP051', WIDEN],
+    ['BP052', WIDEN],
   ] as const) {
     const artifact = await compiler.compile(catalog.get(id), catalog.defaultParameters(id), site, { seed: 2 });
     headers.set(id, decodeArtifact(artifact.bytes).header);
@@ -56,6 +57,8 @@ describe('buildGraphMetadata', () => {
       [1, 10],
     ]);
     expect(widen.allowedBlendModes).toEqual(['RESIDUAL']);
+    // GradMax widening compiles to the same capabilities (the init is a knob of the family).
+    expect(buildGraphMetadata(catalog.get('BP052'), headers.get('BP052')!).capabilities).toEqual(widen);
   });
 
   it('watches gradient norm, output scale and latency, tightened by a HIGH band that also restricts blending', () => {

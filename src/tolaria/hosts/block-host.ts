@@ -109,8 +109,13 @@ export class BlockHost implements HostModel {
     let widening: { readonly input: tf.Tensor; readonly siteIds: readonly string[] } | undefined;
     for (const [index, block] of this.blocks.entries()) {
       const input = x;
-      x = widening === undefined ? block.apply(x) : this.widenedApply(block, x, widening, context);
-      const widenIds = (this.widenSitesOfBlock.get(index) ?? []).filter((id) => active(id) !== undefined);
+      x =
+        widening === undefined
+          ? block.apply(x)
+          : this.widenedApply(block, x, widening, { ...context, active, probes: options.widenProbes });
+      const widenIds = (this.widenSitesOfBlock.get(index) ?? []).filter(
+        (id) => active(id) !== undefined || options.widenProbes?.has(id) === true,
+      );
       widening = widenIds.length === 0 ? undefined : { input, siteIds: widenIds };
       for (const siteId of this.sitesAfterBlock.get(index) ?? []) {
         const hook = active(siteId);
@@ -125,19 +130,29 @@ export class BlockHost implements HostModel {
     return x;
   }
 
-  /** `block` (dense) with the WIDEN hooks' contributions added to its pre-activation. */
+  /** `block` (dense) with the active WIDEN hooks' contributions (and any probes' addends) added to its pre-activation. */
   private widenedApply(
     block: HostBlock,
     x: tf.Tensor,
     widening: { readonly input: tf.Tensor; readonly siteIds: readonly string[] },
-    context: { readonly training: boolean },
+    context: {
+      readonly training: boolean;
+      readonly active: (siteId: string) => SiteHook | undefined;
+      readonly probes: ForwardOptions['widenProbes'];
+    },
   ): tf.Tensor {
     const dense = block.dense as NonNullable<HostBlock['dense']>;
     let z = dense.preActivation(x);
     for (const siteId of widening.siteIds) {
-      const contribution = (this.hookMap.get(siteId) as WidenSiteHook).contribute(widening.input, context);
-      this.assertHookShape(siteId, contribution.shape, z.shape, 'a pre-activation of');
-      z = tf.add(z, contribution);
+      const hook = context.active(siteId) as WidenSiteHook | undefined;
+      const addends = [
+        ...(hook === undefined ? [] : [hook.contribute(widening.input, { training: context.training })]),
+        ...(context.probes?.has(siteId) === true ? [(context.probes.get(siteId) as (u: tf.Tensor) => tf.Tensor)(widening.input)] : []),
+      ];
+      for (const addend of addends) {
+        this.assertHookShape(siteId, addend.shape, z.shape, 'a pre-activation of');
+        z = tf.add(z, addend);
+      }
     }
     return dense.activate(z);
   }

@@ -23,6 +23,12 @@ export interface MlpHostCommonOptions {
    * @default 10
    */
   readonly numClasses?: number;
+  /**
+   * Give every dense layer (hidden and head) a bias; `false` builds the weights-only MLP of
+   * GradMax's student–teacher protocol.
+   * @default true
+   */
+  readonly bias?: boolean;
   /** Seed of the weight initialisation (non-negative safe integer). */
   readonly seed: number;
   /**
@@ -46,6 +52,7 @@ export type MlpHostOptions = MlpHostCommonOptions &
 export const MLP_HOST_DEFAULTS = {
   hidden: [256, 256],
   numClasses: 10,
+  bias: true,
   hostId: 'mlp',
 } as const;
 
@@ -55,11 +62,12 @@ export function mlpHost(options: MlpHostOptions): BlockHost {
   const hidden = options.hidden ?? MLP_HOST_DEFAULTS.hidden;
   let builder = new HostBuilder({ hostId: options.hostId ?? MLP_HOST_DEFAULTS.hostId, family: 'mlp', inputShape, seed: options.seed });
   if (inputShape.length > 1) builder = builder.flatten({ name: 'flatten' });
+  const useBias = options.bias ?? MLP_HOST_DEFAULTS.bias;
   hidden.forEach((units, i) => {
     const name = `hidden${i + 1}`;
-    builder = builder.dense(units, Activation.RELU, { name }).site(name).widenSite(`${name}.widen`);
+    builder = builder.dense(units, Activation.RELU, { name, useBias }).site(name).widenSite(`${name}.widen`);
   });
-  return builder.dense(options.numClasses ?? MLP_HOST_DEFAULTS.numClasses, Activation.LINEAR, { name: 'head' }).build();
+  return builder.dense(options.numClasses ?? MLP_HOST_DEFAULTS.numClasses, Activation.LINEAR, { name: 'head', useBias }).build();
 }
 
 function resolveInputShape(options: MlpHostOptions): readonly number[] {
