@@ -5,25 +5,18 @@
  */
 import { FieldReportOutcome, RiskReason } from '../leyline/index.js';
 import type { FieldReport } from '../leyline/index.js';
+import type { GrownSeed } from '../study/index.js';
 import type { TamiyoDecisionRecord, TamiyoStats } from '../tamiyo/index.js';
 import type { EpochReport, TrainingSummary } from '../tolaria/index.js';
 import { datasetNote } from './datasets-help.js';
 import type { RunConfig } from './run-config.js';
 
-/** One seed's story, for the report. */
-export interface SeedStory {
-  readonly seedId: string;
-  readonly siteId: string;
-  readonly blueprintId: string;
-  readonly germinatedStep: number;
-  /** FOSSILIZED, CULLED, or the stage the seed was in when the run ended. */
-  readonly fate: string;
-  readonly fateStep: number;
-  /** Why it was culled ('' otherwise). */
-  readonly fateReason: string;
-  readonly contribution: number | undefined;
-  readonly parameters: number;
-}
+/**
+ * One seed's story, for the report: what a study records of a grown seed (fate FOSSILIZED,
+ * CULLED, or the stage at the end; `fateReason` '' unless culled) with its last measured
+ * contribution instead of its compute.
+ */
+export type SeedStory = Omit<GrownSeed, 'blocks'> & { readonly contribution: number | undefined };
 
 /** One trained model's figures. */
 export interface RunFigures {
