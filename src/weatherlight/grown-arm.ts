@@ -8,7 +8,7 @@
  * Each run gets its own Urza library, forge WAL and nonce file in a fresh directory under
  * `<storage.varDir>/study-runs/`, removed when the run ends: runs go in parallel child
  * processes, and a private library costs one forge and certification of the catalog for
- * the small host's sites (≈ 1–2 s, measured in docs/architecture.md) against runs of tens
+ * the small host's sites (1–4 s, measured in docs/architecture.md) against runs of tens
  * of seconds — cheaper than making a shared library and WAL safe for concurrent writers.
  * The dataset cache and the local signing key stay shared (both are written atomically).
  */
