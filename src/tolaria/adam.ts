@@ -18,6 +18,8 @@ export const ADAM_SLOT_SUFFIXES = ['m', 'v', 'acc_beta1', 'acc_beta2'] as const;
 const LEGACY_GROUPS = 2;
 
 interface Slots {
+  /** The variable these slots belong to (slot names are `<name>/<suffix>`). */
+  readonly name: string;
   readonly m: tf.Variable;
   readonly v: tf.Variable;
   readonly accBeta1: tf.Variable;
@@ -37,7 +39,6 @@ export class PerVariableAdam extends tf.Optimizer {
   readonly epsilon: number;
   /** Slots by position in the gradient list (tfjs's convention: callers keep the order). */
   #slots: (Slots | undefined)[] = [];
-  #names: string[] = [];
 
   constructor(learningRate: number, beta1: number, beta2: number, epsilon?: number) {
     super();
@@ -78,9 +79,7 @@ export class PerVariableAdam extends tf.Optimizer {
   /** The iteration count, then every variable's `m`, then `v`, `acc_beta1`, `acc_beta2`. */
   override async getWeights(): Promise<NamedTensor[]> {
     const present = this.#slots.filter((s): s is Slots => s !== undefined);
-    const groups = ADAM_SLOT_SUFFIXES.map((suffix) =>
-      present.map((s, i) => ({ name: `${this.#names[i] as string}/${suffix}`, tensor: slotOf(s, suffix) })),
-    );
+    const groups = ADAM_SLOT_SUFFIXES.map((suffix) => present.map((s) => ({ name: `${s.name}/${suffix}`, tensor: slotOf(s, suffix) })));
     return [await this.saveIterations(), ...groups.flat()];
   }
 
@@ -97,18 +96,17 @@ export class PerVariableAdam extends tf.Optimizer {
     const at = (g: number, i: number): NamedTensor => rest[g * n + i] as NamedTensor;
     this.#disposeSlots();
     const steps = this.iterations + 1;
-    this.#names = [];
-    this.#slots = Array.from({ length: n }, (_, i) => {
-      const name = at(0, i).name.slice(0, at(0, i).name.lastIndexOf('/'));
-      this.#names[i] = name;
-      const legacyProduct = (beta: number): tf.Tensor => tf.scalar(beta ** steps);
-      return {
-        m: at(0, i).tensor.variable(false),
-        v: at(1, i).tensor.variable(false),
-        accBeta1: (groups === LEGACY_GROUPS ? tf.tidy(() => legacyProduct(this.beta1)) : at(2, i).tensor).variable(false),
-        accBeta2: (groups === LEGACY_GROUPS ? tf.tidy(() => legacyProduct(this.beta2)) : at(3, i).tensor).variable(false),
-      };
-    });
+    // A legacy product is made here (tidy frees the scalar, keeps the variable); the others
+    // wrap the caller's tensors, which the caller still owns.
+    const product = (g: number, i: number, beta: number): tf.Variable =>
+      groups === LEGACY_GROUPS ? tf.tidy(() => tf.scalar(beta ** steps).variable(false)) : at(g, i).tensor.variable(false);
+    this.#slots = Array.from({ length: n }, (_, i) => ({
+      name: at(0, i).name.slice(0, at(0, i).name.lastIndexOf('/')),
+      m: at(0, i).tensor.variable(false),
+      v: at(1, i).tensor.variable(false),
+      accBeta1: product(2, i, this.beta1),
+      accBeta2: product(3, i, this.beta2),
+    }));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -129,6 +127,7 @@ export class PerVariableAdam extends tf.Optimizer {
 
   #createSlots(i: number, name: string, value: tf.Variable): Slots {
     const slots = tf.tidy(() => ({
+      name,
       m: tf.zerosLike(value).variable(false),
       v: tf.zerosLike(value).variable(false),
       accBeta1: tf.scalar(this.beta1).variable(false),
@@ -136,14 +135,12 @@ export class PerVariableAdam extends tf.Optimizer {
     }));
     // tidy() keeps variables; they are ours until dispose().
     this.#slots[i] = slots;
-    this.#names[i] = name;
     return slots;
   }
 
   #disposeSlots(): void {
     for (const s of this.#slots) if (s !== undefined) tf.dispose([s.m, s.v, s.accBeta1, s.accBeta2]);
     this.#slots = [];
-    this.#names = [];
   }
 }
 

@@ -480,13 +480,10 @@ export class OptimizerManager {
           for (const variable of variables) {
             const at = index.get(variable);
             const known = at === undefined ? undefined : source.slots[g]?.[at];
-            const fresh = this.#freshSlot(suffix, variable);
-            if (known !== undefined && !tf.util.arraysEqual(known.shape, fresh.shape)) {
-              fresh.dispose();
+            if (known !== undefined && !tf.util.arraysEqual(known.shape, this.#isStepProduct(suffix) ? [] : variable.shape)) {
               throw new EsperError(ErrorCode.INVALID_STATE, `slot of '${variable.name}' has shape [${known.shape.join(',')}]`);
             }
-            if (known !== undefined) fresh.dispose();
-            const tensor = known ?? fresh;
+            const tensor = known ?? this.#freshSlot(suffix, variable);
             if (known === undefined) owned.push(tensor);
             weights.push({ name: `${variable.name}/${suffix}`, tensor });
           }
@@ -504,6 +501,11 @@ export class OptimizerManager {
     this.#optimizer = fresh;
     this.#variables = [...variables];
     this.#applyLearningRate(fresh);
+  }
+
+  /** Whether `suffix` names one of Adam's per-variable step products (a scalar slot). */
+  #isStepProduct(suffix: string): boolean {
+    return this.config.kind === OptimizerKind.ADAM && (suffix === 'acc_beta1' || suffix === 'acc_beta2');
   }
 
   /** The state of a slot the optimizer has not kept yet: Adam's step products start at β, the rest at zero. */

@@ -119,6 +119,12 @@ describe('PerVariableAdam', () => {
     for (let s = 0; s < 4; s++) stepWith(reference, [theirs], s);
     ours.assign(theirs);
     const saved = await reference.getWeights();
+    // Restoring and disposing leaves no tensor behind (the legacy products are made by the restore).
+    const tensorsBefore = tf.memory().numTensors;
+    const probe = new PerVariableAdam(0.01, 0.9, 0.999);
+    await probe.setWeights(saved.map((w) => ({ name: w.name.replace('legacy/b', 'legacy/a'), tensor: w.tensor })));
+    probe.dispose();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     const adam = new PerVariableAdam(0.01, 0.9, 0.999);
     owned.push(adam);
     await adam.setWeights(saved.map((w) => ({ name: w.name.replace('legacy/b', 'legacy/a'), tensor: w.tensor })));
