@@ -57,6 +57,14 @@ export interface SeedModule {
    * {@link GradientInit.pending} holds and hands it to {@link GradientInit.apply}.
    */
   readonly gradientInit?: GradientInit;
+  /**
+   * True when the module, as built, outputs exactly 0 for every input, so grafting it leaves
+   * the host's function unchanged (widening: new units whose outgoing or incoming weights
+   * are 0). Such a seed needs no isolated training and no alpha ramp: Kasmina checks the
+   * claim on a probe at graft (G1) and walks it through the same stages and gates with one
+   * TRAINING step (after its gradient initialisation, if any) and alpha 1 from BLENDING on.
+   */
+  readonly functionPreserving?: boolean;
 }
 
 /**

@@ -30,7 +30,7 @@ import { stageName, type LifecycleTransition } from './lifecycle.js';
 import type { MemoryGovernor } from './memory.js';
 import type { PrefetchCoordinator } from './prefetch.js';
 import { ParameterRegistry } from './registry.js';
-import { resolveLifecycleSettings, SeedDriver, type KasminaLifecycleSettings } from './seed-driver.js';
+import { resolveLifecycleSettings, SeedDriver, stageLengths, type KasminaLifecycleSettings } from './seed-driver.js';
 import { SeedEvent } from './seed-events.js';
 import { SeedSlot } from './seed-slot.js';
 
@@ -162,7 +162,6 @@ export class KasminaExecutor implements Executor {
     state.step = context.globalStep;
     state.epoch = context.epoch;
     state.recordLoss(context.lastStep?.trainingLoss);
-    this.#initFromGradients(context);
     for (const seed of state.live()) this.#driver.advance(seed, context.lastStep);
     this.#emitPackets();
     return Promise.resolve();
@@ -171,9 +170,12 @@ export class KasminaExecutor implements Executor {
   /** One `SeedState` per seed, for the state packets. */
   exportSeedStates(): readonly SeedState[] {
     const sites = this.#host.descriptor.sites;
-    return this.#state
-      .live()
-      .map((seed) => seedStateOf(seed, this.#state.epoch, sites.findIndex((s) => s.siteId === seed.siteId) + 1, this.#settings));
+    return this.#state.live().map((seed) =>
+      seedStateOf(seed, this.#state.epoch, sites.findIndex((s) => s.siteId === seed.siteId) + 1, {
+        alphaTemperature: this.#settings.alphaTemperature,
+        blendingSteps: stageLengths(seed.kernel.slot?.module, this.#settings).blendingSteps,
+      }),
+    );
   }
 
   /** Every grafted, unpaused seed in BLENDING or later: measured after each validation pass. */
@@ -355,27 +357,6 @@ export class KasminaExecutor implements Executor {
     // Loads still running settle into culled seeds: their modules are freed as they land.
     await Promise.allSettled(loading);
     this.#lifecycle.set('closed');
-  }
-
-  /** Initialises each waiting module from the gradient the trainer served for its site on this step. */
-  #initFromGradients(context: ExecutorContext): void {
-    const served = context.lastStep?.widenGradients;
-    if (served === undefined) return;
-    for (const seed of this.#state.live()) {
-      const init = seed.kernel.slot?.module.gradientInit;
-      const gradient = served.get(seed.siteId);
-      if (init === undefined || gradient === undefined || seed.progress.paused || !init.pending()) continue;
-      init.apply(gradient.matrix, gradient.inputs, gradient.outputs);
-      seed.events.push({
-        description: SeedEvent.GRADIENT_INIT,
-        attributes: {
-          seed_id: seed.seedId,
-          site_id: seed.siteId,
-          step: context.globalStep,
-          gradient_norm: Math.sqrt(gradient.matrix.reduce((sum, v) => sum + v * v, 0)).toExponential(3),
-        },
-      });
-    }
   }
 
   #emitPackets(): void {

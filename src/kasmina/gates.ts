@@ -93,9 +93,15 @@ export interface GradientHealthGateInputs {
   readonly isolationViolations: number;
   /** Trainable parameter count (reported only: a parameter-free seed may still train). */
   readonly trainableParameters: number;
+  /**
+   * For a module that claims a function-preserving entry, the largest absolute output on a
+   * probe at graft: anything but exactly 0 (NaN included) fails the gate, since such a seed
+   * skips the alpha ramp.
+   */
+  readonly entryOutputMaxAbs?: number;
 }
 
-/** G1: no registry conflict, kernel attached, no isolation violations. */
+/** G1: no registry conflict, kernel attached, no isolation violations, a function-preserving entry that is one. */
 export function evaluateG1(inputs: GradientHealthGateInputs): GateResult {
   const attributes: Record<string, GateAttributeValue> = {
     kernel_attached: inputs.kernelAttached,
@@ -110,6 +116,10 @@ export function evaluateG1(inputs: GradientHealthGateInputs): GateResult {
   if (conflict.length > 0) return fail(`parameter registry conflict: ${conflict}`);
   if (!inputs.kernelAttached) return fail('kernel not attached');
   if (hasViolations(inputs.isolationViolations)) return fail('gradient isolation violations present');
+  if (inputs.entryOutputMaxAbs !== undefined) {
+    attributes['entry_output_max_abs'] = finiteOrText(inputs.entryOutputMaxAbs);
+    if (inputs.entryOutputMaxAbs !== 0) return fail('function-preserving module has a non-zero output at graft');
+  }
   return result(G.SEED_GATE_G1_GRADIENT_HEALTH, '', attributes);
 }
 

@@ -7,6 +7,7 @@
 import { describeError, ErrorCode, EsperError, isEsperError, optionChecks, type EsperSettings } from '../core/index.js';
 import { SeedLifecycleGate, SeedLifecycleStage, siteOutputShape, TelemetryLevel } from '../leyline/index.js';
 import { seededRng } from '../tensor/index.js';
+import type { SeedModule } from '../karn/index.js';
 import type { HostModel, StepSignals } from '../tolaria/index.js';
 import { alphaSchedule } from './blending.js';
 import { ACTIVE_STAGES, type ExecutorState } from './executor-state.js';
@@ -63,6 +64,27 @@ export function resolveLifecycleSettings(settings: KasminaLifecycleSettings): Ka
     isolationCheckEverySteps: steps('isolationCheckEverySteps', 1),
     latencyBudgets: check.oneOf('latencyBudgets', settings.latencyBudgets ?? 'enforce', ['enforce', 'observe'] as const),
   };
+}
+
+/** How many steps a seed spends in TRAINING and in BLENDING (its alpha ramp). */
+export interface StageLengths {
+  readonly trainingSteps: number;
+  readonly blendingSteps: number;
+}
+
+/**
+ * Stage lengths of a seed whose grafted module is `module`: the settings, except for a
+ * function-preserving module (its output is 0 at graft, checked by G1), which gets one
+ * TRAINING step and no ramp — alpha 1 from BLENDING on. Isolated training and a ramp exist
+ * to keep a module that starts with an arbitrary output from shocking the host; a module
+ * that starts at 0 would only be held back by them: in TRAINING its output is not seen,
+ * so its weights drift along a gradient the loss never answers, and a ramp scales down the
+ * gradient the new units learn from (measured: 0.6 points of the gap to the large arm on
+ * the narrow Fashion-MNIST MLP).
+ */
+export function stageLengths(module: SeedModule | undefined, settings: KasminaLifecycleSettings): StageLengths {
+  if (module?.functionPreserving === true) return { trainingSteps: 1, blendingSteps: 0 };
+  return { trainingSteps: settings.trainingSteps, blendingSteps: settings.blendingSteps };
 }
 
 /** What the driver works with. */
@@ -131,7 +153,8 @@ export class SeedDriver {
         cache: cacheHit ? 'hit' : 'miss',
       },
     });
-    if (this.#gateG1(seed, { kernelAttached: true })) {
+    const entry = module.functionPreserving === true ? { entryOutputMaxAbs: this.#probe(seed, slot).maxAbs } : {};
+    if (this.#gateG1(seed, { kernelAttached: true, ...entry })) {
       this.move(seed, S.SEED_STAGE_TRAINING);
       this.#o.isolation.recordPass(seed.seedId);
     }
@@ -157,7 +180,10 @@ export class SeedDriver {
     seed.kernel.variables = fetched.module.variables;
   }
 
-  #gateG1(seed: Seed, facts: { kernelAttached: boolean; kernelError?: string; registryConflict?: string }): boolean {
+  #gateG1(
+    seed: Seed,
+    facts: { kernelAttached: boolean; kernelError?: string; registryConflict?: string; entryOutputMaxAbs?: number },
+  ): boolean {
     const g1 = evaluateG1({
       ...facts,
       isolationViolations: seed.isolation.violations,
@@ -171,15 +197,24 @@ export class SeedDriver {
   /** Advances one seed by the step just taken (`signals` is what it measured). */
   advance(seed: Seed, signals: StepSignals | undefined): void {
     const stage = seed.lifecycle.stage;
+    const slot = seed.kernel.slot;
+    // A module waiting for its gradient initialisation took the last step inert (all its
+    // gradients 0 by construction): it is initialised now and counts from the next step.
+    const inert = slot?.module.gradientInit?.pending() === true;
     if (signals !== undefined) {
       if (seed.progress.lossAtGermination === undefined && ACTIVE_STAGES.has(stage)) {
         seed.progress.lossAtGermination = this.#o.state.lossEwma;
       }
       const norm = signals.hookGradientNorms.get(seed.siteId);
-      if (norm !== undefined && seed.kernel.slot !== undefined && !seed.progress.paused) recordGradientNorm(seed.gradients, norm);
+      if (norm !== undefined && slot !== undefined && !seed.progress.paused && !inert) recordGradientNorm(seed.gradients, norm);
     }
     if (seed.progress.paused) return;
+    if (inert) {
+      this.#initFromGradient(seed, signals);
+      return;
+    }
     const settings = this.#o.settings;
+    const lengths = stageLengths(slot?.module, settings);
     switch (stage) {
       case S.SEED_STAGE_GERMINATED: {
         const load = seed.kernel.loaded;
@@ -190,19 +225,19 @@ export class SeedDriver {
       }
       case S.SEED_STAGE_TRAINING:
         seed.progress.activeSteps += 1;
-        if (!this.#checkIsolationDue(seed)) return;
-        if (seed.progress.activeSteps >= settings.trainingSteps && this.recordGate(seed, seed.seedId, this.#stabilityGate(seed, true))) {
+        if (!this.#checkIsolationDue(seed, lengths.trainingSteps)) return;
+        if (seed.progress.activeSteps >= lengths.trainingSteps && this.recordGate(seed, seed.seedId, this.#stabilityGate(seed, true))) {
           this.move(seed, S.SEED_STAGE_BLENDING);
           this.setPhase(seed, 'blended');
-          this.#setAlpha(seed, alphaSchedule(0, settings.blendingSteps, settings.alphaTemperature));
+          this.#setAlpha(seed, alphaSchedule(0, lengths.blendingSteps, settings.alphaTemperature));
         }
         return;
       case S.SEED_STAGE_BLENDING:
         seed.progress.activeSteps += 1;
         seed.blend.steps += 1;
-        this.#setAlpha(seed, alphaSchedule(seed.blend.steps, settings.blendingSteps, settings.alphaTemperature));
-        if (!this.#checkIsolationDue(seed)) return;
-        if (seed.blend.steps >= settings.blendingSteps && this.recordGate(seed, seed.seedId, this.#interfaceGate(seed))) {
+        this.#setAlpha(seed, alphaSchedule(seed.blend.steps, lengths.blendingSteps, settings.alphaTemperature));
+        if (!this.#checkIsolationDue(seed, Math.max(1, lengths.blendingSteps))) return;
+        if (seed.blend.steps >= lengths.blendingSteps && this.recordGate(seed, seed.seedId, this.#interfaceGate(seed))) {
           this.move(seed, S.SEED_STAGE_SHADOWING);
           this.#setAlpha(seed, 1);
         }
@@ -228,6 +263,23 @@ export class SeedDriver {
       default:
         return;
     }
+  }
+
+  /** Initialises the seed's waiting module from the gradient the trainer served for its site on this step, if it did. */
+  #initFromGradient(seed: Seed, signals: StepSignals | undefined): void {
+    const init = seed.kernel.slot?.module.gradientInit;
+    const gradient = signals?.widenGradients?.get(seed.siteId);
+    if (init === undefined || gradient === undefined) return;
+    init.apply(gradient.matrix, gradient.inputs, gradient.outputs);
+    seed.events.push({
+      description: SeedEvent.GRADIENT_INIT,
+      attributes: {
+        seed_id: seed.seedId,
+        site_id: seed.siteId,
+        step: this.#o.state.step,
+        gradient_norm: Math.sqrt(gradient.matrix.reduce((sum, v) => sum + v * v, 0)).toExponential(3),
+      },
+    });
   }
 
   /** A probe of the seed's module, seeded by the step (the run's random stream is not touched). */
@@ -265,10 +317,17 @@ export class SeedDriver {
     });
   }
 
-  /** Runs the direct isolation check when due; false when it failed (G1 fails and the seed is culled). */
-  #checkIsolationDue(seed: Seed): boolean {
+  /**
+   * Runs the direct isolation check when due — every `isolationCheckEverySteps` active steps
+   * of the stage and at its last step (`stageSteps`), so that no seed leaves TRAINING or
+   * BLENDING unchecked however short the stage. False when it failed (G1 fails and the
+   * seed is culled).
+   */
+  #checkIsolationDue(seed: Seed, stageSteps: number): boolean {
     const slot = seed.kernel.slot;
-    if (slot === undefined || seed.progress.activeSteps % this.#o.settings.isolationCheckEverySteps !== 0) return true;
+    const steps = seed.progress.activeSteps;
+    if (slot === undefined) return true;
+    if (steps % this.#o.settings.isolationCheckEverySteps !== 0 && steps < stageSteps) return true;
     this.#o.state.counters.isolationChecks += 1;
     const check = checkIsolation(slot, seededRng(this.#o.state.step * 7919 + seed.progress.activeSteps));
     seed.isolation.lastLeak = check.relativeLeak;

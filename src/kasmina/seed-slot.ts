@@ -38,6 +38,8 @@ export interface ModuleProbe {
   readonly outputShape: readonly number[];
   /** Every output value is finite (false when the module threw). */
   readonly finite: boolean;
+  /** Largest absolute output value (NaN when the module threw or an output is not finite). */
+  readonly maxAbs: number;
 }
 
 /** Options of {@link SeedSlot}. */
@@ -198,11 +200,15 @@ export class SeedSlot implements SeedSiteHook, WidenSiteHook {
     try {
       return tf.tidy(() => {
         const out = this.#module.apply(tf.tensor(input, inputShape));
-        return { inputShape, expectedShape, outputShape: [...out.shape], finite: out.dataSync().every((v) => Number.isFinite(v)) };
+        let maxAbs = 0;
+        for (const v of out.dataSync() as Float32Array) maxAbs = Math.max(maxAbs, Math.abs(v));
+        const finite = Number.isFinite(maxAbs);
+        if (!finite) maxAbs = Number.NaN;
+        return { inputShape, expectedShape, outputShape: [...out.shape], finite, maxAbs };
       });
     } catch (error) {
       if (isEsperError(error)) throw error;
-      return { inputShape, expectedShape, outputShape: [], finite: false };
+      return { inputShape, expectedShape, outputShape: [], finite: false, maxAbs: Number.NaN };
     }
   }
 

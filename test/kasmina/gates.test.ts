@@ -147,6 +147,20 @@ describe('G1_GRADIENT_HEALTH', () => {
     expect(missing.attributes['kernel_error']).toBe('kernel fetch failed: ESPER_URZA_NOT_FOUND');
   });
 
+  it('fails a function-preserving claim unless the output at graft is exactly 0 (NaN fails too)', () => {
+    const g1 = (entryOutputMaxAbs: number) =>
+      evaluateG1({ kernelAttached: true, isolationViolations: 0, trainableParameters: 4, entryOutputMaxAbs });
+    expect(g1(0).passed).toBe(true);
+    expect(g1(0).attributes['entry_output_max_abs']).toBe(0);
+    for (const bad of [1e-30, 3, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(g1(bad).reason, String(bad)).toBe('function-preserving module has a non-zero output at graft');
+    }
+    expect(g1(Number.NaN).attributes['entry_output_max_abs']).toBe('NaN');
+    expect(evaluateG1({ kernelAttached: true, isolationViolations: 0, trainableParameters: 4 }).attributes).not.toHaveProperty(
+      'entry_output_max_abs',
+    );
+  });
+
   it('passes iff no failure condition holds (property)', () => {
     fc.assert(
       fc.property(

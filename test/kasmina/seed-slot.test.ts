@@ -144,7 +144,13 @@ describe('SeedSlot.probe', () => {
     const slot = newSlot('probe-ok');
     try {
       const before = tf.memory().numTensors;
-      expect(slot.probe(seededRng(1))).toEqual({ inputShape: [4, 8], expectedShape: [4, 8], outputShape: [4, 8], finite: true });
+      expect(slot.probe(seededRng(1))).toEqual({
+        inputShape: [4, 8],
+        expectedShape: [4, 8],
+        outputShape: [4, 8],
+        finite: true,
+        maxAbs: expect.any(Number) as unknown,
+      });
       expect(slot.probe(seededRng(1), 2).inputShape).toEqual([2, 8]);
       expect(tf.memory().numTensors).toBe(before);
     } finally {
@@ -155,7 +161,10 @@ describe('SeedSlot.probe', () => {
   it('measures a NaN output, a batch-dependent shape and a module that throws', () => {
     const slot = (forward: (x: tf.Tensor) => tf.Tensor): SeedSlot =>
       new SeedSlot({ seedId: 's', siteId: site.siteId, site, module: fakeModule(forward), plan: DEFAULT_BLEND_PLAN });
-    expect(slot((x) => tf.mul(x, tf.scalar(Number.NaN))).probe(seededRng(1)).finite).toBe(false);
+    expect(slot((x) => tf.mul(x, tf.scalar(Number.NaN))).probe(seededRng(1))).toMatchObject({ finite: false, maxAbs: Number.NaN });
+    expect(slot((x) => tf.zerosLike(x)).probe(seededRng(1)).maxAbs).toBe(0);
+    const doubled = slot((x) => tf.mul(x, tf.scalar(2)));
+    expect(doubled.probe(seededRng(1)).maxAbs).toBeGreaterThan(0);
     expect(slot((x) => tf.slice(x, [0, 0], [1, -1])).probe(seededRng(1)).outputShape).toEqual([1, 8]);
     let calls = 0;
     const flaky = slot((x) => {
@@ -163,7 +172,13 @@ describe('SeedSlot.probe', () => {
       if (calls > 1) throw new Error('broke after the graft');
       return tf.clone(x);
     });
-    expect(flaky.probe(seededRng(1))).toEqual({ inputShape: [4, 8], expectedShape: [4, 8], outputShape: [], finite: false });
+    expect(flaky.probe(seededRng(1))).toEqual({
+      inputShape: [4, 8],
+      expectedShape: [4, 8],
+      outputShape: [],
+      finite: false,
+      maxAbs: Number.NaN,
+    });
   });
 });
 

@@ -12,12 +12,13 @@ import { checkIsolation } from '../../src/kasmina/isolation.js';
 import { BlendMode, SeedLifecycleStage, SeedSiteDescriptorSchema, SeedSiteKind } from '../../src/leyline/index.js';
 import { SeedSlot } from '../../src/kasmina/seed-slot.js';
 import { resolveBlendPlan, WIDEN_BLEND_PLAN } from '../../src/kasmina/blending.js';
-import { seededRng, tf } from '../../src/tensor/index.js';
+import { decodeWeights, decodeWeightsFromBytes, encodeWeights, encodeWeightsToBytes, seededRng, tf } from '../../src/tensor/index.js';
+import { decodeArtifact, encodeArtifact } from '../../src/tezzeret/artifact.js';
 import { mlpHost, type HostModel } from '../../src/tolaria/index.js';
 import type { BlockHost } from '../../src/tolaria/hosts/block-host.js';
 import { catalog, FAST_LIFECYCLE } from './fixtures/harness.js';
 import { useCleanups, useTensorBackend, normals } from './fixtures/hooks.js';
-import { advanceTo, germinateCommand, RUN, setup, validation } from './fixtures/setup.js';
+import { germinateCommand, RUN, setup, validation } from './fixtures/setup.js';
 
 useTensorBackend();
 const cleanups = useCleanups();
@@ -38,21 +39,25 @@ describe('widening through Kasmina (BP051 at hidden<i>.widen)', () => {
     const x = normals(3, [16, 8]);
     cleanups.push(() => x.dispose());
     const before = logits(host, x);
+    // Grafted as the command is applied (no prefetch): TRAINING, straight-through.
     await h.kasmina.apply(h.sign(germinateCommand('w1', 'hidden1.widen', 'BP051')), context(0));
-    await h.kasmina.advance(context(1));
     expect(h.kasmina.stageOf('w1')).toBe(S.SEED_STAGE_TRAINING);
     expect(host.hooks.has('hidden1.widen')).toBe(true);
-    // Right after the graft (TRAINING: straight-through, alpha 0).
     expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
-    // Through BLENDING to alpha 1: zero-out keeps the outputs (no optimizer runs here).
-    await advanceTo(h.kasmina, context, 2, FAST_LIFECYCLE.trainingSteps + FAST_LIFECYCLE.blendingSteps + 1);
+    // Function-preserving: one TRAINING step, then BLENDING at alpha 1 (no ramp); zero-out
+    // keeps the outputs (no optimizer runs here).
+    await h.kasmina.advance(context(1));
+    expect(h.kasmina.stageOf('w1')).toBe(S.SEED_STAGE_BLENDING);
+    const metrics = h.kasmina.exportSeedStates().find((s) => s.seedId === 'w1')?.metrics;
+    expect([metrics?.alpha, metrics?.alphaTotalSteps]).toEqual([1, 0]);
+    expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
+    await h.kasmina.advance(context(2));
     expect(h.kasmina.stageOf('w1')).toBe(S.SEED_STAGE_SHADOWING);
-    expect(h.kasmina.exportSeedStates().find((s) => s.seedId === 'w1')?.metrics?.alpha).toBe(1);
     expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
     // The counterfactual pass bypasses the WIDEN site.
     expect(h.kasmina.contributionProbes()).toEqual([{ seedId: 'w1', siteId: 'hidden1.widen' }]);
     expect(maxAbsDiff(logits(host, x, 'hidden1.widen'), before)).toBe(0);
-    let step = FAST_LIFECYCLE.trainingSteps + FAST_LIFECYCLE.blendingSteps + 2;
+    let step = 3;
     for (; h.kasmina.stageOf('w1') === S.SEED_STAGE_SHADOWING; step += 1) await h.kasmina.advance(context(step));
     expect(h.kasmina.stageOf('w1')).toBe(S.SEED_STAGE_PROBATIONARY);
     await h.kasmina.recordValidation(validation('w1', 'hidden1.widen', 0.9, 0.85), context(step));
@@ -65,6 +70,40 @@ describe('widening through Kasmina (BP051 at hidden<i>.widen)', () => {
     expect(failures).toEqual([]);
     expect(h.kasmina.stats().isolationViolations).toBe(0);
     expect(h.kasmina.stats().isolationChecks).toBeGreaterThan(0);
+    const g1 = h.telemetry.packets.flatMap((p) =>
+      p.events.filter((e) => e.description === SeedEvent.GATE_EVENT && e.attributes['gate'] === 'SEED_GATE_G1_GRADIENT_HEALTH'),
+    );
+    expect(g1[0]?.attributes['entry_output_max_abs']).toBe('0');
+  });
+
+  it('G1 culls a kernel that claims a function-preserving entry but whose stored weights make its output non-zero', async () => {
+    // The artifact is well-formed and checksummed; only its stored V is not the build's zeros.
+    const rewriteArtifact = async (bytes: Uint8Array): Promise<Uint8Array> => {
+      const { header, weights } = decodeArtifact(bytes);
+      const tensors = decodeWeights(decodeWeightsFromBytes(weights));
+      try {
+        const v = tensors['V'] as tf.Tensor;
+        const named = { ...tensors, V: tf.onesLike(v) };
+        const encoded = encodeWeightsToBytes(await encodeWeights(named));
+        named.V.dispose();
+        return encodeArtifact(header, encoded);
+      } finally {
+        tf.dispose(Object.values(tensors));
+      }
+    };
+    const { h, host, context } = await setup(cleanups, { blueprints: ['BP051'], rewriteArtifact });
+    const x = normals(3, [16, 8]);
+    cleanups.push(() => x.dispose());
+    const before = logits(host, x);
+    await h.kasmina.apply(h.sign(germinateCommand('w1', 'hidden1.widen', 'BP051')), context(0));
+    expect(h.kasmina.historyOf('w1')?.map((t) => t.to)).toEqual([S.SEED_STAGE_GERMINATED, S.SEED_STAGE_CULLED, S.SEED_STAGE_EMBARGOED]);
+    await h.kasmina.advance(context(1)); // emits the packets
+    const failures = h.telemetry.packets.flatMap((p) => p.events.filter((e) => e.description === SeedEvent.GATE_FAILURE));
+    expect(failures.map((e) => [e.attributes['gate'], e.attributes['reason']])).toEqual([
+      ['SEED_GATE_G1_GRADIENT_HEALTH', 'function-preserving module has a non-zero output at graft'],
+    ]);
+    expect(host.hooks.has('hidden1.widen')).toBe(false);
+    expect(maxAbsDiff(logits(host, x), before)).toBe(0);
   });
 
   it('G0 refuses a DENSE-site blueprint at a WIDEN site, BP051 at a DENSE site, and a non-RESIDUAL blend at a WIDEN site', async () => {
@@ -211,8 +250,12 @@ describe('widening through Kasmina (BP051 at hidden<i>.widen)', () => {
     const v = slot.module.variables[2]!.dataSync();
     expect(Math.max(...Array.from(v).map(Math.abs))).toBeGreaterThan(0);
     expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
-    // Through BLENDING to alpha 1 with no optimizer: still the host's function (U = 0, f(0) = 0).
-    await advanceTo(h.kasmina, context, 4, FAST_LIFECYCLE.trainingSteps + FAST_LIFECYCLE.blendingSteps + 3);
+    // Still in TRAINING: the step that served the gradient ran with the module inert. One
+    // step with V set, then BLENDING at alpha 1 with no optimizer: still the host's function
+    // (U = 0, f(0) = 0).
+    expect(h.kasmina.stageOf('g1')).toBe(S.SEED_STAGE_TRAINING);
+    await h.kasmina.advance(context(4));
+    expect(h.kasmina.stageOf('g1')).toBe(S.SEED_STAGE_BLENDING);
     expect(h.kasmina.exportSeedStates().find((s) => s.seedId === 'g1')?.metrics?.alpha).toBe(1);
     expect(maxAbsDiff(logits(host, x), before)).toBeLessThanOrEqual(1e-6);
     const inits = h.telemetry.packets.flatMap((p) => p.events.filter((e) => e.description === SeedEvent.GRADIENT_INIT));

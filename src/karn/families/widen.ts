@@ -75,9 +75,9 @@ export const widenFamily: FamilyConfig = {
       outgoing = v;
       return (x) => dense(relu0(dense(x as tf.Tensor2D, u, c)) as tf.Tensor2D, v);
     });
-    if (!gradmax) return module;
+    if (!gradmax) return { ...module, functionPreserving: true } satisfies SeedModule;
     const spare = spareRows(context.rng, Math.max(0, units - outputs), outputs);
-    return { ...module, gradientInit: gradMaxInit(outgoing as tf.Variable, module, spare) } satisfies SeedModule;
+    return { ...module, functionPreserving: true, gradientInit: gradMaxInit(outgoing as tf.Variable, module, spare) } satisfies SeedModule;
   },
 };
 
