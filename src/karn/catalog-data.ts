@@ -64,6 +64,7 @@
  * |---|---|---|---|
  * | BP051 | widen_zero_out | widen | units → units (new hidden units; midpoint 24), init 0 |
  * | BP052 | widen_gradmax | widen | units → units (midpoint 24), init 1 (GradMax: outgoing from the gradient) |
+ * | BP056 | widen_conv_zero_out | widen_conv | channels → channels (new output channels of a conv block; midpoint 8) |
  */
 import { create } from '@bufbuild/protobuf';
 import { BlueprintDescriptorSchema, BlueprintParameterSchema, BlueprintTier, type BlueprintDescriptor } from '../leyline/index.js';
@@ -624,6 +625,17 @@ const GROWTH: readonly EntrySpec[] = [
     bounds: { units: [8, 40] },
     family: FamilyId.WIDEN,
     toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.GRADMAX }),
+  },
+  {
+    id: 'BP056',
+    name: 'widen_conv_zero_out',
+    stage: 0,
+    risk: 0.1,
+    description:
+      'Widen a conv block by new output channels through its activation and pool (incoming He-normal, outgoing zero: function-preserving)',
+    bounds: { channels: [4, 12] },
+    family: FamilyId.WIDEN_CONV,
+    toKnobs: (q) => ({ channels: p(q, 'channels') }),
   },
 ];
 

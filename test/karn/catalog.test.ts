@@ -21,17 +21,20 @@ function errorOf(fn: () => unknown): unknown {
 describe('KarnCatalog descriptors', () => {
   const catalog = new KarnCatalog();
 
-  it('holds 52 blueprints with unique ids BP001–BP052: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
+  it('holds 53 blueprints with unique ids: the prototype BP001–BP050 (35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK), then SAFE growth BP051, BP052, BP056', () => {
     const all = catalog.list();
-    expect(all).toHaveLength(52);
-    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 52 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
-    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(37);
-    for (const [id, name] of [
-      ['BP051', 'widen_zero_out'],
-      ['BP052', 'widen_gradmax'],
+    expect(all).toHaveLength(53);
+    const ids = [...Array.from({ length: 52 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`), 'BP056'];
+    expect(all.map((d) => d.blueprintId)).toEqual(ids);
+    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(38);
+    for (const [id, name, family] of [
+      ['BP051', 'widen_zero_out', 'widen'],
+      ['BP052', 'widen_gradmax', 'widen'],
+      ['BP056', 'widen_conv_zero_out', 'widen_conv'],
     ] as const) {
-      expect([catalog.get(id).name, catalog.get(id).family, catalog.get(id).tier]).toEqual([name, 'widen', BlueprintTier.SAFE]);
+      expect([catalog.get(id).name, catalog.get(id).family, catalog.get(id).tier]).toEqual([name, family, BlueprintTier.SAFE]);
     }
+    expect(catalog.defaultParameters('BP056')).toEqual({ channels: 8 });
     expect(catalog.list({ tier: BlueprintTier.EXPERIMENTAL })).toHaveLength(7);
     expect(catalog.list({ tier: BlueprintTier.HIGH_RISK })).toHaveLength(8);
   });
