@@ -168,7 +168,7 @@ describe('esper study', () => {
     expect(await runStudyCommand(['--help'], help.io, { settings })).toBe(0);
     expect(help.out.stdout).toBe(STUDY_HELP);
     // Every registered task that can run is listed (student-teacher runs since regression landed).
-    for (const task of ['fmnist-mlp-narrow@1', 'fmnist-cnn-small@1', 'spirals-mlp@1', 'student-teacher@1'])
+    for (const task of ['fmnist-mlp-narrow@1', 'fmnist-cnn-small@1', 'fmnist-cnn-small@2', 'spirals-mlp@1', 'student-teacher@1'])
       expect(STUDY_HELP).toContain(task);
   });
 });
