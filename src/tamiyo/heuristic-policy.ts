@@ -155,7 +155,13 @@ export class HeuristicPolicy implements TamiyoPolicy {
     this.#lastEpoch = epoch;
     this.#lastAccuracy = accuracy;
     this.#observeSeeds(packet, epoch, accuracy);
-    return this.#cull(epoch, accuracy) ?? this.#growCapacity(context, epoch, accuracy) ?? this.#germinate(context, epoch, accuracy);
+    const cull = this.#cull(epoch, accuracy);
+    if (cull !== undefined) return cull;
+    const planned = packet.metrics?.epochsPlanned ?? 0;
+    const left = planned === 0 ? Number.POSITIVE_INFINITY : planned - (epoch + 1);
+    if (left < this.#options.minEpochsLeft)
+      return this.#wait(`${Math.max(0, left)} epoch(s) left, a seed needs ${this.#options.minEpochsLeft}`);
+    return this.#growCapacity(context, epoch, accuracy) ?? this.#germinate(context, epoch, accuracy);
   }
 
   /** A copy of the internal state. */
@@ -375,8 +381,10 @@ export class HeuristicPolicy implements TamiyoPolicy {
   /**
    * Capacity growth (see {@link HeuristicPolicyOptions.capacityGrowth}): the host does not
    * overfit, so capacity rather than data limits it — widen a hidden layer now, the
-   * earlier the better, instead of waiting for a validation plateau. Sites as
-   * {@link #freeSites} orders them; blueprints by id, below the penalty threshold.
+   * earlier the better, instead of waiting for a validation plateau. Free WIDEN sites by
+   * the packet's growth signal, largest first (GradMax's criterion: the gradient norm new
+   * units would receive there), then as {@link #freeSites} orders them; blueprints by id,
+   * below the penalty threshold.
    */
   #growCapacity(context: PolicyContext, epoch: number, accuracy: number): PolicyProposal | undefined {
     const o = this.#options;
@@ -389,11 +397,16 @@ export class HeuristicPolicy implements TamiyoPolicy {
     const offered = [...availableCandidates(context.candidates).values()].sort((a, b) =>
       a.descriptor.blueprintId < b.descriptor.blueprintId ? -1 : 1,
     );
-    for (const site of this.#freeSites(context, epoch)) {
-      if (site.kind !== SeedSiteKind.WIDEN) continue;
+    const signals = widenSignals(context.packet);
+    const sites = this.#freeSites(context, epoch).filter((site) => site.kind === SeedSiteKind.WIDEN);
+    // Stable: sites with equal (or no) signal keep the depth order.
+    sites.sort((a, b) => (signals.get(b.siteId) ?? -1) - (signals.get(a.siteId) ?? -1));
+    for (const site of sites) {
       const candidate = offered.find((c) => fits(c, site) && this.penaltyOf(c.descriptor.blueprintId) <= o.penaltySkipThreshold);
       if (candidate === undefined) continue;
-      const why = `for capacity: validation loss ${validationLoss.toFixed(4)} vs training ${trainingLoss.toFixed(4)} (gap ${(100 * gap).toFixed(1)} %)`;
+      const signal = signals.get(site.siteId);
+      const where = signal === undefined ? '' : `, widen gradient ${signal.toExponential(2)}`;
+      const why = `for capacity: validation loss ${validationLoss.toFixed(4)} vs training ${trainingLoss.toFixed(4)} (gap ${(100 * gap).toFixed(1)} %${where})`;
       return this.#germinateAt(site, candidate.descriptor.blueprintId, epoch, accuracy, seedStates, why);
     }
     return undefined;
@@ -419,6 +432,15 @@ export class HeuristicPolicy implements TamiyoPolicy {
       notes,
     };
   }
+}
+
+/** The packet's finite, non-negative WIDEN growth signals by site id (anything else is ignored). */
+function widenSignals(packet: SystemStatePacket): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { siteId, widenGradientNorm } of packet.siteSignals) {
+    if (Number.isFinite(widenGradientNorm) && widenGradientNorm >= 0 && !out.has(siteId)) out.set(siteId, widenGradientNorm);
+  }
+  return out;
 }
 
 /** Offered, non-quarantined candidates by blueprint id. */

@@ -13,6 +13,7 @@ import { buildTrainingMetrics, type Clock, type TrainingMetricsInput } from '../
 import {
   HardwareContextSchema,
   SeedStateSchema,
+  SiteSignalSchema,
   SystemStatePacketSchema,
   type HardwareContext,
   type SeedState,
@@ -34,7 +35,16 @@ export interface StatePacketInput {
   readonly validation?: { readonly loss: number; readonly accuracy: number } | undefined;
   readonly metrics: TrainingMetricsInput;
   readonly seedStates: readonly SeedState[];
+  /** Per-site growth signals (epoch packets of a growing run). @default none */
+  readonly siteSignals?: readonly SiteSignalInput[];
   readonly clock: Clock;
+}
+
+/** One site's growth signal (see `SiteSignal` in the contract). */
+export interface SiteSignalInput {
+  readonly siteId: string;
+  /** Top singular value of `M = uᵀ·G` at a WIDEN site. */
+  readonly widenGradientNorm: number;
 }
 
 /** Packet id of the step packet after `globalStep` steps. */
@@ -56,6 +66,9 @@ function build(input: StatePacketInput, packetId: string, hardware: HardwareCont
     timestampNs: BigInt(Math.round(input.clock.wallMs())) * 1_000_000n,
     ...(hardware === undefined ? {} : { hardwareContext: hardware }),
     seedStates: [...input.seedStates],
+    siteSignals: (input.siteSignals ?? []).map((s) =>
+      create(SiteSignalSchema, { siteId: s.siteId, widenGradientNorm: s.widenGradientNorm }),
+    ),
     packetId,
     globalStep: BigInt(input.globalStep),
     // A NaN loss is a real signal and travels as NaN in this float field.

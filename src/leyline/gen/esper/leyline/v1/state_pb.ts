@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file esper/leyline/v1/state.proto.
  */
 export const file_esper_leyline_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0isgIKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgKIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24ipgIKCVNlZWRTdGF0ZRIPCgdzZWVkX2lkGAEgASgJEjMKBXN0YWdlGAIgASgOMiQuZXNwZXIubGV5bGluZS52MS5TZWVkTGlmZWN5Y2xlU3RhZ2USFQoNZ3JhZGllbnRfbm9ybRgDIAEoAhIVCg1sZWFybmluZ19yYXRlGAQgASgCEhMKC2xheWVyX2RlcHRoGAUgASgNEhIKCmFnZV9lcG9jaHMYByABKA0SEgoKcmlza19zY29yZRgIIAEoAhIuCgdtZXRyaWNzGAkgASgLMh0uZXNwZXIubGV5bGluZS52MS5TZWVkTWV0cmljcxIUCgxibHVlcHJpbnRfaWQYCiABKAkSDwoHc2l0ZV9pZBgLIAEoCUoECAYQB1ILbWV0cmljc19tYXAilgUKD1RyYWluaW5nTWV0cmljcxIUCgxvcHRpbWl6ZXJfbHIYASABKAISGgoSb3B0aW1pemVyX21vbWVudHVtGAIgASgCEhIKCmxvc3NfZGVsdGEYAyABKAISEQoJbG9zc19ld21hGAQgASgCEhcKD2xvc3Nfdm9sYXRpbGl0eRgFIAEoAhIWCg5ncmFkX25vcm1fZXdtYRgGIAEoAhIaChJncmFkX2NvbmZsaWN0X3JhdGUYByABKAISGQoRdGFtaXlvX2xhdGVuY3lfbXMYCCABKAISGAoQa2FzbWluYV9hcHBseV9tcxgJIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAogASgCEhcKD3N0ZXBfbGF0ZW5jeV9tcxgLIAEoAhIXCg9ncHVfbWVtX3VzZWRfZ2IYDCABKAISFwoPZ3B1X21lbV9mcmVlX2diGA0gASgCEhgKEGdwdV91dGlsX3BlcmNlbnQYDiABKAISGAoQY3B1X3V0aWxfcGVyY2VudBgPIAEoAhIVCg1zYW1wbGVzX3Blcl9zGBAgASgCEhcKD2hvb2tfbGF0ZW5jeV9tcxgRIAEoAhI7ChBvcHRpbWl6ZXJfZmFtaWx5GBIgASgOMiEuZXNwZXIubGV5bGluZS52MS5PcHRpbWl6ZXJGYW1pbHkSFQoNaW5wdXRfd2FpdF9tcxgTIAEoAhIQCghncmFkX3ZhchgUIAEoAhIUCgxlcG9jaHNfdG90YWwYFSABKA0SFQoNZ3JhZGllbnRfbm9ybRgWIAEoAhITCgtoMmRfY29weV9tcxgXIAEoAhI0Cg1leHRyYV9tZXRyaWNzGCggAygLMh0uZXNwZXIubGV5bGluZS52MS5NZXRyaWNQb2ludCLUAwoRU3lzdGVtU3RhdGVQYWNrZXQSDwoHdmVyc2lvbhgBIAEoDRIVCg1jdXJyZW50X2Vwb2NoGAIgASgNEhsKE3ZhbGlkYXRpb25fYWNjdXJhY3kYAyABKAISFwoPdmFsaWRhdGlvbl9sb3NzGAQgASgCEhQKDHRpbWVzdGFtcF9ucxgFIAEoBBI7ChBoYXJkd2FyZV9jb250ZXh0GAYgASgLMiEuZXNwZXIubGV5bGluZS52MS5IYXJkd2FyZUNvbnRleHQSMAoLc2VlZF9zdGF0ZXMYCCADKAsyGy5lc3Blci5sZXlsaW5lLnYxLlNlZWRTdGF0ZRIRCglwYWNrZXRfaWQYCSABKAkSEwoLZ2xvYmFsX3N0ZXAYCiABKAQSFQoNdHJhaW5pbmdfbG9zcxgLIAEoAhIYChBzb3VyY2Vfc3Vic3lzdGVtGAwgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgNIAEoCRIXCg9leHBlcmltZW50X25hbWUYDiABKAkSMgoHbWV0cmljcxgyIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuVHJhaW5pbmdNZXRyaWNzSgQIBxAISgUIZBDIAVIQdHJhaW5pbmdfbWV0cmljcyKWAQoSU2VlZFNpdGVEZXNjcmlwdG9yEg8KB3NpdGVfaWQYASABKAkSDQoFYmxvY2sYAiABKAkSLAoEa2luZBgDIAEoDjIeLmVzcGVyLmxleWxpbmUudjEuU2VlZFNpdGVLaW5kEg0KBXNoYXBlGAQgAygNEg0KBWRlcHRoGAUgASgNEhQKDG91dHB1dF9zaGFwZRgGIAMoDSKpAQoOSG9zdERlc2NyaXB0b3ISDwoHaG9zdF9pZBgBIAEoCRIOCgZmYW1pbHkYAiABKAkSEwoLaW5wdXRfc2hhcGUYAyADKA0SEwoLbnVtX2NsYXNzZXMYBCABKA0SMwoFc2l0ZXMYBSADKAsyJC5lc3Blci5sZXlsaW5lLnYxLlNlZWRTaXRlRGVzY3JpcHRvchIXCg9wYXJhbWV0ZXJfY291bnQYBiABKAQqewoMU2VlZFNpdGVLaW5kEh4KGlNFRURfU0lURV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU0VFRF9TSVRFX0tJTkRfREVOU0UQARIXChNTRUVEX1NJVEVfS0lORF9DT05WEAISGAoUU0VFRF9TSVRFX0tJTkRfV0lERU4QA2IGcHJvdG8z", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
+  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0isgIKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgKIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24ipgIKCVNlZWRTdGF0ZRIPCgdzZWVkX2lkGAEgASgJEjMKBXN0YWdlGAIgASgOMiQuZXNwZXIubGV5bGluZS52MS5TZWVkTGlmZWN5Y2xlU3RhZ2USFQoNZ3JhZGllbnRfbm9ybRgDIAEoAhIVCg1sZWFybmluZ19yYXRlGAQgASgCEhMKC2xheWVyX2RlcHRoGAUgASgNEhIKCmFnZV9lcG9jaHMYByABKA0SEgoKcmlza19zY29yZRgIIAEoAhIuCgdtZXRyaWNzGAkgASgLMh0uZXNwZXIubGV5bGluZS52MS5TZWVkTWV0cmljcxIUCgxibHVlcHJpbnRfaWQYCiABKAkSDwoHc2l0ZV9pZBgLIAEoCUoECAYQB1ILbWV0cmljc19tYXAirgUKD1RyYWluaW5nTWV0cmljcxIUCgxvcHRpbWl6ZXJfbHIYASABKAISGgoSb3B0aW1pemVyX21vbWVudHVtGAIgASgCEhIKCmxvc3NfZGVsdGEYAyABKAISEQoJbG9zc19ld21hGAQgASgCEhcKD2xvc3Nfdm9sYXRpbGl0eRgFIAEoAhIWCg5ncmFkX25vcm1fZXdtYRgGIAEoAhIaChJncmFkX2NvbmZsaWN0X3JhdGUYByABKAISGQoRdGFtaXlvX2xhdGVuY3lfbXMYCCABKAISGAoQa2FzbWluYV9hcHBseV9tcxgJIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAogASgCEhcKD3N0ZXBfbGF0ZW5jeV9tcxgLIAEoAhIXCg9ncHVfbWVtX3VzZWRfZ2IYDCABKAISFwoPZ3B1X21lbV9mcmVlX2diGA0gASgCEhgKEGdwdV91dGlsX3BlcmNlbnQYDiABKAISGAoQY3B1X3V0aWxfcGVyY2VudBgPIAEoAhIVCg1zYW1wbGVzX3Blcl9zGBAgASgCEhcKD2hvb2tfbGF0ZW5jeV9tcxgRIAEoAhI7ChBvcHRpbWl6ZXJfZmFtaWx5GBIgASgOMiEuZXNwZXIubGV5bGluZS52MS5PcHRpbWl6ZXJGYW1pbHkSFQoNaW5wdXRfd2FpdF9tcxgTIAEoAhIQCghncmFkX3ZhchgUIAEoAhIUCgxlcG9jaHNfdG90YWwYFSABKA0SFQoNZ3JhZGllbnRfbm9ybRgWIAEoAhITCgtoMmRfY29weV9tcxgXIAEoAhIWCg5lcG9jaHNfcGxhbm5lZBgYIAEoDRI0Cg1leHRyYV9tZXRyaWNzGCggAygLMh0uZXNwZXIubGV5bGluZS52MS5NZXRyaWNQb2ludCKIBAoRU3lzdGVtU3RhdGVQYWNrZXQSDwoHdmVyc2lvbhgBIAEoDRIVCg1jdXJyZW50X2Vwb2NoGAIgASgNEhsKE3ZhbGlkYXRpb25fYWNjdXJhY3kYAyABKAISFwoPdmFsaWRhdGlvbl9sb3NzGAQgASgCEhQKDHRpbWVzdGFtcF9ucxgFIAEoBBI7ChBoYXJkd2FyZV9jb250ZXh0GAYgASgLMiEuZXNwZXIubGV5bGluZS52MS5IYXJkd2FyZUNvbnRleHQSMAoLc2VlZF9zdGF0ZXMYCCADKAsyGy5lc3Blci5sZXlsaW5lLnYxLlNlZWRTdGF0ZRIRCglwYWNrZXRfaWQYCSABKAkSEwoLZ2xvYmFsX3N0ZXAYCiABKAQSFQoNdHJhaW5pbmdfbG9zcxgLIAEoAhIYChBzb3VyY2Vfc3Vic3lzdGVtGAwgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgNIAEoCRIXCg9leHBlcmltZW50X25hbWUYDiABKAkSMgoHbWV0cmljcxgyIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuVHJhaW5pbmdNZXRyaWNzEjIKDHNpdGVfc2lnbmFscxgPIAMoCzIcLmVzcGVyLmxleWxpbmUudjEuU2l0ZVNpZ25hbEoECAcQCEoFCGQQyAFSEHRyYWluaW5nX21ldHJpY3MiOgoKU2l0ZVNpZ25hbBIPCgdzaXRlX2lkGAEgASgJEhsKE3dpZGVuX2dyYWRpZW50X25vcm0YAiABKAIilgEKElNlZWRTaXRlRGVzY3JpcHRvchIPCgdzaXRlX2lkGAEgASgJEg0KBWJsb2NrGAIgASgJEiwKBGtpbmQYAyABKA4yHi5lc3Blci5sZXlsaW5lLnYxLlNlZWRTaXRlS2luZBINCgVzaGFwZRgEIAMoDRINCgVkZXB0aBgFIAEoDRIUCgxvdXRwdXRfc2hhcGUYBiADKA0iqQEKDkhvc3REZXNjcmlwdG9yEg8KB2hvc3RfaWQYASABKAkSDgoGZmFtaWx5GAIgASgJEhMKC2lucHV0X3NoYXBlGAMgAygNEhMKC251bV9jbGFzc2VzGAQgASgNEjMKBXNpdGVzGAUgAygLMiQuZXNwZXIubGV5bGluZS52MS5TZWVkU2l0ZURlc2NyaXB0b3ISFwoPcGFyYW1ldGVyX2NvdW50GAYgASgEKnsKDFNlZWRTaXRlS2luZBIeChpTRUVEX1NJVEVfS0lORF9VTlNQRUNJRklFRBAAEhgKFFNFRURfU0lURV9LSU5EX0RFTlNFEAESFwoTU0VFRF9TSVRFX0tJTkRfQ09OVhACEhgKFFNFRURfU0lURV9LSU5EX1dJREVOEANiBnByb3RvMw", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
 
 /**
  * The device the host trains on.
@@ -326,6 +326,13 @@ export type TrainingMetrics = Message<"esper.leyline.v1.TrainingMetrics"> & {
   h2dCopyMs: number;
 
   /**
+   * Epochs the run is set to train (0: not known, e.g. an open-ended run).
+   *
+   * @generated from field: uint32 epochs_planned = 24;
+   */
+  epochsPlanned: number;
+
+  /**
    * Long-tail instrumentation, at most 8 entries, order preserved.
    *
    * @generated from field: repeated esper.leyline.v1.MetricPoint extra_metrics = 40;
@@ -415,6 +422,14 @@ export type SystemStatePacket = Message<"esper.leyline.v1.SystemStatePacket"> & 
    * @generated from field: esper.leyline.v1.TrainingMetrics metrics = 50;
    */
   metrics?: TrainingMetrics | undefined;
+
+  /**
+   * Per-site growth signals measured at the epoch's end (epoch packets only; at most one per
+   * site of the host).
+   *
+   * @generated from field: repeated esper.leyline.v1.SiteSignal site_signals = 15;
+   */
+  siteSignals: SiteSignal[];
 };
 
 /**
@@ -423,6 +438,36 @@ export type SystemStatePacket = Message<"esper.leyline.v1.SystemStatePacket"> & 
  */
 export const SystemStatePacketSchema: GenMessage<SystemStatePacket> = /*@__PURE__*/
   messageDesc(file_esper_leyline_v1_state, 4);
+
+/**
+ * What the trainer measured at one seed site for the controller's choice of where to grow.
+ *
+ * @generated from message esper.leyline.v1.SiteSignal
+ */
+export type SiteSignal = Message<"esper.leyline.v1.SiteSignal"> & {
+  /**
+   * @generated from field: string site_id = 1;
+   */
+  siteId: string;
+
+  /**
+   * WIDEN sites: the largest gradient norm the incoming weights of one new unit could
+   * receive there, ‖M·v‖ for the best unit vector v, i.e. the top singular value of
+   * M = uᵀ·G (u the site's input batch, G the mean loss's gradient at the next block's
+   * pre-activation), on the run's fixed probe batch. GradMax's criterion: where new units
+   * would learn fastest. 0 when not measured.
+   *
+   * @generated from field: float widen_gradient_norm = 2;
+   */
+  widenGradientNorm: number;
+};
+
+/**
+ * Describes the message esper.leyline.v1.SiteSignal.
+ * Use `create(SiteSignalSchema)` to create a new message.
+ */
+export const SiteSignalSchema: GenMessage<SiteSignal> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_state, 5);
 
 /**
  * A place in a host model where a seed may be grafted.
@@ -476,7 +521,7 @@ export type SeedSiteDescriptor = Message<"esper.leyline.v1.SeedSiteDescriptor"> 
  * Use `create(SeedSiteDescriptorSchema)` to create a new message.
  */
 export const SeedSiteDescriptorSchema: GenMessage<SeedSiteDescriptor> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 5);
+  messageDesc(file_esper_leyline_v1_state, 6);
 
 /**
  * The architecture of a host model, as Tamiyo and Tezzeret read it.
@@ -522,7 +567,7 @@ export type HostDescriptor = Message<"esper.leyline.v1.HostDescriptor"> & {
  * Use `create(HostDescriptorSchema)` to create a new message.
  */
 export const HostDescriptorSchema: GenMessage<HostDescriptor> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 6);
+  messageDesc(file_esper_leyline_v1_state, 7);
 
 /**
  * Kind of activation a seed site sees.
