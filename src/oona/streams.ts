@@ -62,6 +62,7 @@ export function familyStream(type: BusMessageType): LogicalStream {
     case BusMessageType.SYSTEM_STATE:
     case BusMessageType.ADAPTATION_COMMAND:
     case BusMessageType.COMMAND_ACK:
+    case BusMessageType.CONTROL_DECISION:
     case BusMessageType.BSDS_ISSUED:
     case BusMessageType.BSDS_FAILED:
     case BusMessageType.BENCHMARK_REPORT:

@@ -53,3 +53,4 @@ export {
   TamiyoEvent,
   TamiyoMetric,
 } from './names.js';
+export { ControlResponder, type ControlResponderOptions, type ControlResponderStats } from './control-responder.js';

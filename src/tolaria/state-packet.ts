@@ -57,7 +57,7 @@ export function epochPacketId(trainingRunId: string, epoch: number): string {
   return `${trainingRunId}-epoch-${epoch}`;
 }
 
-function build(input: StatePacketInput, packetId: string, hardware: HardwareContext | undefined): SystemStatePacket {
+function build(input: StatePacketInput, packetId: string, hardware: HardwareContext | undefined, epochEnd: boolean): SystemStatePacket {
   return create(SystemStatePacketSchema, {
     version: STATE_PACKET_VERSION,
     currentEpoch: input.epoch,
@@ -77,17 +77,18 @@ function build(input: StatePacketInput, packetId: string, hardware: HardwareCont
     trainingRunId: input.trainingRunId,
     experimentName: input.experimentName,
     metrics: buildTrainingMetrics(input.metrics),
+    epochEnd,
   });
 }
 
 /** The packet of one optimizer step (no hardware context, as in the prototype). */
 export function buildStepState(input: StatePacketInput): SystemStatePacket {
-  return build(input, stepPacketId(input.trainingRunId, input.globalStep), undefined);
+  return build(input, stepPacketId(input.trainingRunId, input.globalStep), undefined, false);
 }
 
 /** The packet of one finished epoch, with the host's hardware context. */
 export function buildEpochState(input: StatePacketInput & { readonly cpuUtilPercent?: number }): SystemStatePacket {
-  return build(input, epochPacketId(input.trainingRunId, input.epoch), hardwareContext(input.cpuUtilPercent));
+  return build(input, epochPacketId(input.trainingRunId, input.epoch), hardwareContext(input.cpuUtilPercent), true);
 }
 
 /**

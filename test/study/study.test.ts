@@ -72,7 +72,7 @@ describe('runStudy (child processes, resumable directory)', () => {
     expect(markdown).toMatch(/\| grown − small \| 0\.00 \|/);
     expect(markdown).toContain('grown: 2 FOSSILIZED');
     expect(markdown).toContain('test-double-widen');
-  });
+  }, 90_000);
 
   it('resumes a stopped study: finished runs are skipped, the rest run', async () => {
     const directory = freshDir();
@@ -106,7 +106,8 @@ describe('runStudy (child processes, resumable directory)', () => {
     expect(second.report.complete).toBe(true);
     // The skipped runs are the first invocation's, read back from their files.
     expect(second.runs[0]).toEqual(first.runs[0]);
-  });
+    // Eight child processes one after another (each starts tsx and TF.js): slow on a loaded machine.
+  }, 90_000);
 
   it('refuses a directory that holds another task or other arms, naming study.json', async () => {
     const directory = freshDir();

@@ -1,0 +1,93 @@
+/**
+ * The trainer's controller when its controller (Tamiyo) is reached over Oona: every state
+ * packet is published on the bus, and commands come back through the run's command inbox
+ * (Kasmina's, where operator commands arrive too), one per step.
+ *
+ * - `lockstep` (embedded): each packet is a request; the step waits for the
+ *   `ControlDecision` that answers it and, when it names a command, for that command to
+ *   reach the inbox, and hands it out first. Tamiyo sees the same packets in the same order
+ *   and its command applies at the same step as a direct call, so an embedded run makes
+ *   the same decisions whether or not the bus is between them.
+ * - `async` (a remote controller): the packet is published and the step goes on; a command
+ *   applies at the first step after it arrives, if it is still fresh for Kasmina's verifier.
+ *
+ * A lockstep wait is bounded by the trainer's controller deadline (its `signal`) and by
+ * `timeoutMs`; a decision that arrives later leaves its command in the inbox for a later step.
+ */
+import { optionChecks } from '../core/index.js';
+import type { CommandInbox } from '../kasmina/index.js';
+import { BusMessageType, type AdaptationCommand, type ControlDecision, type SystemStatePacket } from '../leyline/index.js';
+import type { Bus } from '../oona/index.js';
+import type { CallOptions, CommandOutcome, Controller } from '../tolaria/index.js';
+
+/** How the trainer waits for its controller (see the module comment). */
+export type ControlMode = 'lockstep' | 'async';
+
+/** Options of {@link ControlLink}. */
+export interface ControlLinkOptions {
+  readonly bus: Bus;
+  /** The run's command inbox, started; not closed here. */
+  readonly inbox: CommandInbox;
+  readonly mode: ControlMode;
+  /** Longest lockstep wait for a decision, in ms (≥ 1). */
+  readonly timeoutMs: number;
+}
+
+/** Counters of {@link ControlLink}. */
+export interface ControlLinkStats {
+  readonly packetsPublished: number;
+  readonly decisions: number;
+  readonly commandsNamed: number;
+}
+
+/** A {@link Controller} that reaches the real controller over the bus. */
+export class ControlLink implements Controller {
+  readonly #o: ControlLinkOptions;
+  #published = 0;
+  #decisions = 0;
+  #named = 0;
+
+  /** @throws EsperError `INVALID_ARGUMENT` naming a bad option. */
+  constructor(options: ControlLinkOptions) {
+    const check = optionChecks('ControlLink');
+    check.oneOf('mode', options.mode, ['lockstep', 'async'] as const);
+    check.integer('timeoutMs', options.timeoutMs, { min: 1 });
+    this.#o = options;
+  }
+
+  evaluateStep(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+    return this.#exchange(state, options);
+  }
+
+  evaluateEpoch(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+    return this.#exchange(state, options);
+  }
+
+  /** Acknowledged on the bus by the inbox, as a reply to the command's message. */
+  commandOutcome(outcome: CommandOutcome): void {
+    this.#o.inbox.commandOutcome(outcome);
+  }
+
+  stats(): ControlLinkStats {
+    return { packetsPublished: this.#published, decisions: this.#decisions, commandsNamed: this.#named };
+  }
+
+  async #exchange(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+    const { bus, inbox } = this.#o;
+    const signal = options.signal;
+    if (this.#o.mode === 'async') {
+      await bus.publish(state, { signal });
+      this.#published += 1;
+    } else {
+      const reply = await bus.request(state, { replyType: BusMessageType.CONTROL_DECISION, timeoutMs: this.#o.timeoutMs, signal });
+      this.#published += 1;
+      this.#decisions += 1;
+      const { commandId } = reply.message as ControlDecision;
+      if (commandId !== '') {
+        this.#named += 1;
+        await inbox.take(commandId, signal);
+      }
+    }
+    return inbox.evaluateStep(state, options);
+  }
+}
