@@ -123,6 +123,8 @@ export class ControlResponder implements AsyncDisposable {
         }),
       );
     }
+    // A packet published without waiting (no correlation id) gets no answer.
+    if (delivery.correlationId === '') return;
     await bus.reply(delivery, create(ControlDecisionSchema, { trainingRunId: packet.trainingRunId, packetId: packet.packetId, commandId }));
   }
 }

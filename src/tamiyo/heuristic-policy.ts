@@ -116,6 +116,7 @@ type SeedTrack = { -readonly [K in keyof HeuristicSeedRecord]: HeuristicSeedReco
 /** The rule-based Tamiyo policy. Calls must come in order, one at a time. */
 export class HeuristicPolicy implements TamiyoPolicy {
   readonly name = 'heuristic';
+  readonly stepDecisions = false;
   readonly version: string;
   readonly #options: ResolvedHeuristicPolicyOptions;
   #lastEpoch: number | undefined;

@@ -7,7 +7,10 @@
  *   `ControlDecision` that answers it and, when it names a command, for that command to
  *   reach the inbox, and hands it out first. Tamiyo sees the same packets in the same order
  *   and its command applies at the same step as a direct call, so an embedded run makes
- *   the same decisions whether or not the bus is between them.
+ *   the same decisions whether or not the bus is between them. With a controller that
+ *   decides at epoch boundaries only (`stepRequests: false`), step packets are published
+ *   without waiting — the controller still sees each, in order, before the epoch's packet —
+ *   which keeps the round trip off every step.
  * - `async` (a remote controller): the packet is published and the step goes on; a command
  *   applies at the first step after it arrives, if it is still fresh for Kasmina's verifier.
  *
@@ -31,6 +34,8 @@ export interface ControlLinkOptions {
   readonly mode: ControlMode;
   /** Longest lockstep wait for a decision, in ms (≥ 1). */
   readonly timeoutMs: number;
+  /** Lockstep: wait for the answer to a step's packet too (false for an epoch-only controller). @default true */
+  readonly stepRequests?: boolean;
 }
 
 /** Counters of {@link ControlLink}. */
@@ -46,6 +51,7 @@ export class ControlLink implements Controller {
   #published = 0;
   #decisions = 0;
   #named = 0;
+  #inFlight: Promise<void> | undefined;
 
   /** @throws EsperError `INVALID_ARGUMENT` naming a bad option. */
   constructor(options: ControlLinkOptions) {
@@ -56,11 +62,11 @@ export class ControlLink implements Controller {
   }
 
   evaluateStep(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
-    return this.#exchange(state, options);
+    return this.#exchange(state, options, this.#o.stepRequests !== false);
   }
 
   evaluateEpoch(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
-    return this.#exchange(state, options);
+    return this.#exchange(state, options, true);
   }
 
   /** Acknowledged on the bus by the inbox, as a reply to the command's message. */
@@ -72,12 +78,22 @@ export class ControlLink implements Controller {
     return { packetsPublished: this.#published, decisions: this.#decisions, commandsNamed: this.#named };
   }
 
-  async #exchange(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+  async #exchange(state: SystemStatePacket, options: CallOptions, wait: boolean): Promise<AdaptationCommand | undefined> {
     const { bus, inbox } = this.#o;
     const signal = options.signal;
-    if (this.#o.mode === 'async') {
-      await bus.publish(state, { signal });
-      this.#published += 1;
+    // The previous unwaited publish has long settled by now (a step ran since); a failure
+    // surfaces here, one step late, rather than never.
+    const previous = this.#inFlight;
+    this.#inFlight = undefined;
+    await previous;
+    if (this.#o.mode === 'async' || !wait) {
+      // Not waited for: the step goes on while the bus seals and appends the packet (the
+      // controller's own work happens between steps, not inside this call).
+      this.#inFlight = bus.publish(state).then(() => {
+        this.#published += 1;
+      });
+      // Observed, so a failure is never an unhandled rejection before the next step awaits it.
+      this.#inFlight.catch(() => undefined);
     } else {
       const reply = await bus.request(state, { replyType: BusMessageType.CONTROL_DECISION, timeoutMs: this.#o.timeoutMs, signal });
       this.#published += 1;

@@ -115,7 +115,14 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
     const responder = new ControlResponder({ bus, controller: tamiyo.service, trainingRunId, telemetry });
     opened.unshift(() => responder.close());
     await responder.start();
-    const control = new ControlLink({ bus, inbox, mode: deps.control ?? 'lockstep', timeoutMs: settings.tolaria.tamiyoTimeoutMs });
+    const control = new ControlLink({
+      bus,
+      inbox,
+      mode: deps.control ?? 'lockstep',
+      timeoutMs: settings.tolaria.tamiyoTimeoutMs,
+      // The policy's kind is fixed for the run (a policy update changes a GNN's weights only).
+      stepRequests: tamiyo.service.policy.stepDecisions !== false,
+    });
     const close = closeOnce((reason: string = 'run_failed') =>
       runCleanup('growing run', [
         () => responder.close(),

@@ -52,7 +52,7 @@ function scripted(commands: Record<number, AdaptationCommand>, epochCommand?: Ad
   };
 }
 
-async function wire(controller: Controller | undefined, mode: ControlMode, timeoutMs = 2_000) {
+async function wire(controller: Controller | undefined, mode: ControlMode, timeoutMs = 2_000, stepRequests = true) {
   const telemetry = new MemoryTelemetrySink();
   const bus: Bus = openBusFromSettings({ oona: { ...loadSettings({ env: {} }).oona, busUrl: 'memory://' } }, { keyRing, telemetry });
   cleanups.push(() => bus.close());
@@ -64,7 +64,7 @@ async function wire(controller: Controller | undefined, mode: ControlMode, timeo
     await responder.start();
     cleanups.push(() => responder.close());
   }
-  const link = new ControlLink({ bus, inbox, mode, timeoutMs });
+  const link = new ControlLink({ bus, inbox, mode, timeoutMs, stepRequests });
   return { bus, inbox, link, telemetry };
 }
 
@@ -80,6 +80,16 @@ describe('ControlLink + ControlResponder', () => {
     expect((await link.evaluateEpoch(packet(3, true), { signal: signal() }))?.commandId).toBe('e3');
     expect(controller.calls).toEqual(['step 1', 'step 2', 'step 3', 'epoch 3']);
     expect(link.stats()).toEqual({ packetsPublished: 4, decisions: 4, commandsNamed: 2 });
+  });
+
+  it('lockstep with an epoch-only controller: step packets go without waiting, and all are answered before the epoch packet', async () => {
+    const controller = scripted({}, germinate('e2'));
+    const { link } = await wire(controller, 'lockstep', 2_000, false);
+    expect(await link.evaluateStep(packet(1), { signal: signal() })).toBeUndefined();
+    expect(await link.evaluateStep(packet(2), { signal: signal() })).toBeUndefined();
+    expect((await link.evaluateEpoch(packet(2, true), { signal: signal() }))?.commandId).toBe('e2');
+    expect(controller.calls).toEqual(['step 1', 'step 2', 'epoch 2']);
+    expect(link.stats()).toEqual({ packetsPublished: 3, decisions: 1, commandsNamed: 1 });
   });
 
   it('async: the packet is published and the step goes on; the command applies at a later step', async () => {

@@ -1,0 +1,20 @@
+import { create } from '@bufbuild/protobuf';
+import { loadSettings, MemoryTelemetrySink } from '/work/main/src/core/index.js';
+import { SystemStatePacketSchema, SeedStateSchema } from '/work/main/src/leyline/index.js';
+import { openBusFromSettings } from '/work/main/src/oona/index.js';
+import { KeyRing } from '/work/main/src/security/index.js';
+import { BusMessageType } from '/work/main/src/leyline/index.js';
+const keyRing = new KeyRing([{ keyId: 'k1', secret: Buffer.from('bench-secret-0123456789abcdef0123', 'utf8') }]);
+const bus = openBusFromSettings({ oona: { ...loadSettings({ env: {} }).oona, busUrl: 'memory://' } }, { keyRing, telemetry: new MemoryTelemetrySink() });
+let handled = 0;
+const sub = bus.subscribe({ group: 'g', consumer: 'c', types: [BusMessageType.SYSTEM_STATE], handler: () => { handled += 1; } });
+await sub.ready;
+const p = create(SystemStatePacketSchema, { trainingRunId: 'r', packetId: 'r-step-1', globalStep: 1n, seedStates: [create(SeedStateSchema, { seedId: 's', siteId: 'hidden1.widen' })] });
+const times: number[] = [];
+for (let i = 0; i < 2000; i++) { const t = performance.now(); await bus.publish(p); times.push(performance.now() - t); }
+times.sort((a, b) => a - b);
+console.log('publish p50', times[1000].toFixed(3), 'p90', times[1800].toFixed(3), 'ms; handled', handled);
+const t0 = performance.now();
+while (handled < 2000) await new Promise((r) => setImmediate(r));
+console.log('drain', (performance.now() - t0).toFixed(1), 'ms');
+await sub.close(); await bus.close();
