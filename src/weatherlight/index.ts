@@ -36,3 +36,12 @@ export {
   type RestartBudgetPolicy,
 } from './backoff.js';
 export { SupervisorMode, WeatherlightEvent, WeatherlightMetric, workerMetric, WorkerMetricSuffix } from './names.js';
+export {
+  preflight,
+  PreflightCheckName,
+  preflightError,
+  runPreflight,
+  type PreflightCheck,
+  type PreflightOptions,
+  type PreflightResult,
+} from './preflight.js';
