@@ -185,11 +185,15 @@ export class Supervisor {
    * then shuts down. Resolves with the final states; see {@link supervisorFailure}.
    */
   async run(signal?: AbortSignal): Promise<SupervisorResult> {
+    if (signal?.aborted === true) {
+      // Stopped before it began: start nothing.
+      this.#state.require('created', 'run');
+      return this.#shutdown('signal');
+    }
     this.start();
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<'signal'>((resolve) => {
       if (signal === undefined) return;
-      if (signal.aborted) resolve('signal');
       onAbort = () => resolve('signal');
       signal.addEventListener('abort', onAbort, { once: true });
     });

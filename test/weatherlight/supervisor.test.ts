@@ -134,6 +134,32 @@ describe('Supervisor: a child that crashes twice, then runs', () => {
   });
 });
 
+describe('Supervisor: a child SIGKILLed from outside', () => {
+  it('is restarted (worker_error names the signal), degraded then operational again', async () => {
+    const sink = new MemoryTelemetrySink();
+    const output = new OutputCollector();
+    const supervisor = new Supervisor({
+      services: [processService('tamiyo', scripts.cooperative)],
+      telemetry: sink,
+      output,
+      backoff: { baseMs: 5, maxMs: 50 },
+    });
+    supervisor.start();
+    await until(() => output.lines.filter((l) => l === '[tamiyo] ready').length === 1, 'the first run');
+    const firstPid = supervisor.snapshot().services[0]?.pid as number;
+    process.kill(firstPid, 'SIGKILL');
+    await until(() => output.lines.filter((l) => l === '[tamiyo] ready').length === 2, 'the restarted run');
+
+    const crash = eventsIn(sink.packets, 'worker_error')[0]?.event;
+    expect(crash?.attributes).toMatchObject({ worker: 'tamiyo', signal: 'SIGKILL', error: 'killed by signal SIGKILL' });
+    expect(eventsIn(sink.packets, 'mode_changed').map((e) => e.event.attributes['to'])).toEqual(['degraded', 'operational']);
+    const now = supervisor.snapshot().services[0];
+    expect(now).toMatchObject({ status: 'running', restarts: 1 });
+    expect(now?.pid).not.toBe(firstPid);
+    expect((await supervisor.shutdown()).services[0]).toMatchObject({ status: 'stopped', exitCode: 0 });
+  });
+});
+
 describe('Supervisor: restart budget', () => {
   it('stops a child that always crashes after its budget: CRITICAL event naming it and its last error, run() resolves, the failure says so', async () => {
     const sink = new MemoryTelemetrySink();
@@ -357,6 +383,17 @@ describe('Supervisor: options and state', () => {
       /backoff\.maxMs/,
     );
     expect(thrownBy(() => new Supervisor({ services: [], telemetry, restartBudget: { maxRestarts: -1 } })).message).toMatch(/maxRestarts/);
+  });
+
+  it('run() with a signal already aborted starts nothing', async () => {
+    let ran = false;
+    const supervisor = new Supervisor({
+      services: [{ kind: 'worker', name: 'w', run: () => Promise.resolve(void (ran = true)) }],
+      telemetry: new MemoryTelemetrySink(),
+    });
+    const result = await supervisor.run(AbortSignal.abort());
+    expect(result).toMatchObject({ reason: 'signal', services: [{ status: 'stopped' }] });
+    expect(ran).toBe(false);
   });
 
   it('starts once; shutdown before start stops nothing and resolves', async () => {
