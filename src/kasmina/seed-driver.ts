@@ -236,6 +236,9 @@ export class SeedDriver {
         return;
       }
       case S.SEED_STAGE_TRAINING:
+        // Grafted by a command applied after this step's update (a per-step decision): the
+        // seed took no part in the step, so its first step is the next one.
+        if (seed.lifecycle.enteredAtStep === this.#o.state.step) return;
         seed.progress.activeSteps += 1;
         if (!this.#checkIsolationDue(seed, lengths.trainingSteps)) return;
         if (seed.progress.activeSteps >= lengths.trainingSteps && this.recordGate(seed, seed.seedId, this.#stabilityGate(seed, true))) {

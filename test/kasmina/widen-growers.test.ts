@@ -57,6 +57,17 @@ describe('one-unit and random widening through Kasmina (BP053–BP055)', () => {
     expect(failures).toEqual([]);
   });
 
+  it('a seed grafted by a command applied after a step (a per-step decision) counts its TRAINING steps from the next step', async () => {
+    const { h, host, context } = await setup(cleanups, { blueprints: ['BP054'] });
+    await h.kasmina.apply(h.sign(germinateCommand('r1', 'hidden1.widen', 'BP054')), context(7));
+    // This step's signals were measured without the seed: no gradient norm at its site.
+    await h.kasmina.advance(context(7, { hookGradientNorms: new Map() }));
+    expect(h.kasmina.stageOf('r1')).toBe(S.SEED_STAGE_TRAINING);
+    await h.kasmina.advance(context(8, { hookGradientNorms: new Map([['hidden1.widen', 0.3]]) }));
+    expect(h.kasmina.stageOf('r1')).toBe(S.SEED_STAGE_BLENDING);
+    expect(host.hooks.has('hidden1.widen')).toBe(true);
+  });
+
   it('BP053: one bias-free unit, logits unchanged at graft and after V is set from the served gradient (≤ 1e-6)', async () => {
     const { h, host, context } = await setup(cleanups, { blueprints: ['BP053'] });
     const x = normals(4, [16, 8]);
