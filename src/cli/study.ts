@@ -37,8 +37,8 @@ export const STUDY_FLAGS = {
   arms: {
     kind: 'string',
     value: '<list>',
-    help: "comma-separated arms, in report order: small, large and the task's grown arms",
-    defaultText: `the task's arms (${STUDY_ARMS.join(',')}; a task with growth variants has grown-<variant> arms too)`,
+    help: `comma-separated arms, in report order, of the task's: ${STUDY_ARMS.join(', ')}, and grown-<variant> for its growth variants`,
+    defaultText: "all of the task's arms",
   },
   out: {
     kind: 'string',
