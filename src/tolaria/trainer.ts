@@ -19,6 +19,7 @@ import type { Executor, ExecutorContext, WidenGradient } from './controller.js';
 import type { Batch, DataCursorState, Dataset } from './dataset.js';
 import type { HostModel } from './host-model.js';
 import { Incidents } from './incidents.js';
+import { targetsOf } from './loss.js';
 import { LrController } from './lr-controller.js';
 import { TOLARIA_SOURCE, TolariaEvent, TolariaMetric } from './names.js';
 import { OptimizerManager, type OptimizerManagerStats } from './optimizer-manager.js';
@@ -202,6 +203,7 @@ export class Trainer {
       clock: o.clock,
       context,
       validate: (bypassSites) => this.#validate(bypassSites),
+      accuracyMeasured: targetsOf(this.#dataset) === 'classes',
     });
     this.#stepCpu = new CpuMeter(o.clock);
   }

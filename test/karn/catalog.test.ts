@@ -21,14 +21,17 @@ function errorOf(fn: () => unknown): unknown {
 describe('KarnCatalog descriptors', () => {
   const catalog = new KarnCatalog();
 
-  it('holds 52 blueprints with unique ids BP001–BP052: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
+  it('holds 55 blueprints with unique ids BP001–BP055: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
     const all = catalog.list();
-    expect(all).toHaveLength(52);
-    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 52 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
-    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(37);
+    expect(all).toHaveLength(55);
+    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 55 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
+    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(40);
     for (const [id, name] of [
       ['BP051', 'widen_zero_out'],
       ['BP052', 'widen_gradmax'],
+      ['BP053', 'widen_gradmax_unit'],
+      ['BP054', 'widen_random_unit'],
+      ['BP055', 'widen_random'],
     ] as const) {
       expect([catalog.get(id).name, catalog.get(id).family, catalog.get(id).tier]).toEqual([name, 'widen', BlueprintTier.SAFE]);
     }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError, loadSettings, type EsperSettings } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, loadSettings, type EsperError, type EsperSettings } from '../../src/core/index.js';
 import {
   forwardFlops,
   runStudy,
@@ -170,5 +170,9 @@ describe('runStudy (child processes, resumable directory)', () => {
     expect(isEsperError(badSeeds, ErrorCode.INVALID_ARGUMENT)).toBe(true);
     const unsupported = await runStudy({ ...base(freshDir()), task: { ...TINY_TASK, unsupported: 'a loader' } }).catch((e: unknown) => e);
     expect(isEsperError(unsupported, ErrorCode.STUDY_TASK_UNSUPPORTED)).toBe(true);
+    // An arm the task does not have: grown-random is a variant of scheduled tasks only.
+    const noSuchArm = await runStudy({ ...base(freshDir()), arms: ['small', 'grown-random'] }).catch((e: unknown) => e);
+    expect(isEsperError(noSuchArm, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect((noSuchArm as EsperError).details['field']).toBe('arms[1]');
   });
 });

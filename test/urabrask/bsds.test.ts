@@ -89,8 +89,8 @@ describe('band rule: the band comes from the measurements', () => {
     }
   }, 30_000);
 
-  it('certifies the GradMax widening BP052 like BP051 (U and V zero at init): LOW band, STANDARD handling', async () => {
-    for (const id of ['BP051', 'BP052']) {
+  it('certifies the GradMax and random widenings BP052–BP055 like BP051 (U and V zero at init): LOW band, STANDARD handling', async () => {
+    for (const id of ['BP051', 'BP052', 'BP053', 'BP054', 'BP055']) {
       const { report } = await probe(id);
       const bsds = issueBsds(signer, catalog.get(id), report, { clock });
       console.log(figures(report, bsds));

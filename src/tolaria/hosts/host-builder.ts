@@ -225,7 +225,9 @@ export class HostBuilder {
   /**
    * Declares a WIDEN site on the last block added, which must be dense and followed by a
    * dense block (checked at `build()`): a seed there adds units to that layer. Its `shape`
-   * is the block's input shape, its `output_shape` the next block's output shape.
+   * is the block's input shape, its `output_shape` the next block's output shape. A block
+   * may have several (growth slots: each holds one seed, and the host sums their
+   * contributions), unlike DENSE and CONV sites (one per block: their hooks chain).
    */
   widenSite(siteId: string): this {
     const { block, depth } = this.siteBlock(siteId, true);
@@ -244,7 +246,7 @@ export class HostBuilder {
     return this;
   }
 
-  /** The last block added, for a new site `siteId` (one site of each sort per block). */
+  /** The last block added, for a new site `siteId` (one DENSE or CONV site per block, any number of WIDEN sites). */
   private siteBlock(siteId: string, widen: boolean): { block: BlockSpec; depth: number } {
     this.assertOpen();
     assertName(siteId, 'siteId');
@@ -258,9 +260,8 @@ export class HostBuilder {
     if (this.sites.some((s) => s.siteId === siteId)) {
       throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': duplicate site id '${siteId}'`, { details: { siteId } });
     }
-    if (this.sites.some((s) => s.depth === depth && (s.kind === SeedSiteKind.WIDEN) === widen)) {
-      const sort = widen ? 'WIDEN site' : 'seed site';
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': block '${block.name}' already has a ${sort}`, {
+    if (!widen && this.sites.some((s) => s.depth === depth && s.kind !== SeedSiteKind.WIDEN)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': block '${block.name}' already has a seed site`, {
         details: { siteId, block: block.name },
       });
     }
