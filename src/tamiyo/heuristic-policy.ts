@@ -16,18 +16,10 @@ import { PolicyAction } from './gnn-config.js';
 import type { BlueprintCandidate } from './candidates.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 import { DecisionKind, idOrUndefined, toId } from './decision.js';
+import { BUSY_STAGES, CULL_PATH_STAGES, LIVE_STAGES } from './stages.js';
 import { resolveHeuristicPolicyOptions, type HeuristicPolicyOptions, type ResolvedHeuristicPolicyOptions } from './heuristic-options.js';
 
 const S = SeedLifecycleStage;
-
-/** Seeds that count against `maxSeeds`. */
-const LIVE_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
-  S.SEED_STAGE_GERMINATED,
-  S.SEED_STAGE_TRAINING,
-  S.SEED_STAGE_BLENDING,
-  S.SEED_STAGE_SHADOWING,
-  S.SEED_STAGE_PROBATIONARY,
-]);
 
 /** Seeds the heuristic may cull. */
 const CULLABLE_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
@@ -36,12 +28,6 @@ const CULLABLE_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
   S.SEED_STAGE_SHADOWING,
   S.SEED_STAGE_PROBATIONARY,
 ]);
-
-/** Stages on the cull path (CULLED → EMBARGOED → RESETTING → DORMANT). */
-const CULLED_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([S.SEED_STAGE_CULLED, S.SEED_STAGE_EMBARGOED, S.SEED_STAGE_RESETTING]);
-
-/** A seed in one of these stages keeps its site busy. */
-const BUSY_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([...LIVE_STAGES, ...CULLED_STAGES, S.SEED_STAGE_FOSSILIZED]);
 
 /** Penalties below this are forgotten (keeps the state small). */
 const PENALTY_FLOOR = 0.01;
@@ -247,7 +233,7 @@ export class HeuristicPolicy implements TamiyoPolicy {
         track.lastImprovementEpoch = epoch;
       }
       // A live seed that reappears DORMANT went through the whole cull path between packets.
-      const culled = CULLED_STAGES.has(state.stage) || (wasLive && state.stage === S.SEED_STAGE_DORMANT);
+      const culled = CULL_PATH_STAGES.has(state.stage) || (wasLive && state.stage === S.SEED_STAGE_DORMANT);
       if (culled) this.#penalise(track, epoch);
       if (!BUSY_STAGES.has(state.stage)) this.#seeds.delete(state.seedId);
     }

@@ -16,9 +16,10 @@
  */
 import { optionChecks } from '../core/index.js';
 import { familyById } from '../karn/index.js';
-import { SeedLifecycleStage, SeedSiteKind, type SeedSiteDescriptor, type SystemStatePacket } from '../leyline/index.js';
+import { SeedSiteKind, type SeedSiteDescriptor, type SystemStatePacket } from '../leyline/index.js';
 import type { BlueprintCandidate } from './candidates.js';
 import { DecisionKind, toId } from './decision.js';
+import { BUSY_STAGES } from './stages.js';
 import { PolicyAction } from './gnn-config.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 
@@ -62,19 +63,6 @@ export interface ScheduledGrowthRecord extends GrowthScheduleEntry {
 }
 
 type EntryTrack = { -readonly [K in keyof ScheduledGrowthRecord]: ScheduledGrowthRecord[K] };
-
-/** Stages in which a seed holds its site (a fossil for good; a culled seed until its reset). */
-const HOLDS_SITE: ReadonlySet<SeedLifecycleStage> = new Set([
-  SeedLifecycleStage.SEED_STAGE_GERMINATED,
-  SeedLifecycleStage.SEED_STAGE_TRAINING,
-  SeedLifecycleStage.SEED_STAGE_BLENDING,
-  SeedLifecycleStage.SEED_STAGE_SHADOWING,
-  SeedLifecycleStage.SEED_STAGE_PROBATIONARY,
-  SeedLifecycleStage.SEED_STAGE_FOSSILIZED,
-  SeedLifecycleStage.SEED_STAGE_CULLED,
-  SeedLifecycleStage.SEED_STAGE_EMBARGOED,
-  SeedLifecycleStage.SEED_STAGE_RESETTING,
-]);
 
 const check = optionChecks('ScheduledGrowthPolicyOptions');
 
@@ -177,6 +165,6 @@ function offered(candidates: readonly BlueprintCandidate[], blueprintId: string)
 
 /** The WIDEN sites of `layer` no seed holds, in host order. */
 function freeSlots(context: PolicyContext, layer: string): SeedSiteDescriptor[] {
-  const held = new Set(context.packet.seedStates.filter((s) => HOLDS_SITE.has(s.stage)).map((s) => s.siteId));
+  const held = new Set(context.packet.seedStates.filter((s) => BUSY_STAGES.has(s.stage)).map((s) => s.siteId));
   return context.host.sites.filter((s) => s.kind === SeedSiteKind.WIDEN && s.block === layer && !held.has(s.siteId));
 }
