@@ -15,6 +15,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { MemoryTelemetrySink } from '../src/core/index.js';
 import { describeTensorBackend, initTensorBackend, oneHotFloat, seededRng, tf } from '../src/tensor/index.js';
+import { PerVariableAdam } from '../src/tolaria/adam.js';
 import { ArraySplit, cnnHost, mlpHost, Trainer, type Dataset, type HostModel } from '../src/tolaria/index.js';
 
 const BATCH = 64;
@@ -84,9 +85,13 @@ function timeMs(once: () => void): { ms: number; samples: number } {
   return { ms: median(samples), samples: samples.length };
 }
 
-/** The bare step: forward, loss, gradients, Adam update, loss read-back. */
+/**
+ * The bare step: forward, loss, gradients, Adam update, loss read-back — with the trainer's
+ * own optimizer ({@link PerVariableAdam}), so the difference to the trainer's step is the
+ * trainer around it, not a different Adam.
+ */
 function rawStepMs(host: HostModel, dataset: Dataset): { ms: number; samples: number } {
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = new PerVariableAdam(1e-3, 0.9, 0.999);
   const indices = Int32Array.from({ length: BATCH }, (_, i) => i);
   const batch = dataset.train.batch(indices);
   const variables = host.trainableVariables();

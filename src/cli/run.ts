@@ -64,7 +64,10 @@ export async function runRun(argv: readonly string[], io: CliIo, options: RunRun
     }
     json = values.json;
     const config = resolveRunConfig(values);
-    const settings = options.settings ?? loadSettings();
+    const loaded = options.settings ?? loadSettings();
+    // Two arms compared, as in a study: latency budgets are reported, not enforced, so the
+    // comparison is a function of the seed and not of how busy the machine is.
+    const settings: EsperSettings = { ...loaded, core: { ...loaded.core, latencyBudgets: 'observe' } };
     logSettings(io, RUN_COMMAND.name, settings);
     const keyRing = await runKeyRing(settings, (file) =>
       io.stderr.write(`esper run: no signing key configured; created ${file} (mode 0600) for this and later runs\n`),

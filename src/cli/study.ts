@@ -7,7 +7,9 @@
 import path from 'node:path';
 import { describeError, loadSettings, type EsperSettings } from '../core/index.js';
 import {
+  armsOfTask,
   findTask,
+  isGrownArm,
   formatStudySummary,
   runStudy,
   STUDY_ARMS,
@@ -32,7 +34,12 @@ export const STUDY_FLAGS = {
       .join(', ')}`,
   },
   seeds: { kind: 'integer', value: '<n>', help: 'seeds 0 … n−1 per arm', min: 1, max: 1000, default: 5 },
-  arms: { kind: 'string', value: '<list>', help: 'comma-separated arms, in report order', default: STUDY_ARMS.join(',') },
+  arms: {
+    kind: 'string',
+    value: '<list>',
+    help: `comma-separated arms, in report order, of the task's: ${STUDY_ARMS.join(', ')}, and grown-<variant> for its growth variants`,
+    defaultText: "all of the task's arms",
+  },
   out: {
     kind: 'string',
     value: '<dir>',
@@ -51,10 +58,13 @@ export const STUDY_COMMAND: CommandSpec<typeof STUDY_FLAGS> = {
   flags: STUDY_FLAGS,
   notes: `Arms: small (the task's host, static), grown (the same host with Tamiyo + Kasmina),
 large (static, the size the task's growth plan reaches); all on the same data, step budget
-and seeds. Finished runs are kept in the study directory (runs/<arm>-seed<n>.json); run the
-same command again to finish a stopped study. report.md and report.json hold per arm the
-final metric (mean ± std, 95 % CI), parameters, wall time and training FLOPs, the
-differences grown − small and grown − large (Welch's t-test), and every seed grown.
+and seeds. A task with scheduled growth variants has one grown arm per variant: Tamiyo
+executes the task's growth plan with the variant's blueprint (student-teacher@2: grown =
+GradMax units, grown-random = random units). Finished runs are kept in the study directory
+(runs/<arm>-seed<n>.json); run the same command again to finish a stopped study. report.md
+and report.json hold per arm the final metric (mean ± std, 95 % CI), parameters, wall time
+and training FLOPs, the differences of each grown arm to small and to large and between
+grown arms (Welch's t-test), and every seed grown.
 
 Exit codes: 0 every run finished; 1 a run failed (the others are kept and reported);
 2 bad flags, settings or key ring (nothing started); 130 stopped by SIGINT or SIGTERM
@@ -95,10 +105,10 @@ export async function runStudyCommand(argv: readonly string[], io: CliIo, option
     }
     if (values.task === undefined) throw new UsageError('--task is required');
     const task = taskNamed(values.task, options.tasks);
-    const arms = parseArms(values.arms);
+    const arms = values.arms === undefined ? armsOfTask(task) : parseArms(values.arms, task);
     const settings = options.settings ?? loadSettings();
     logSettings(io, STUDY_COMMAND.name, settings);
-    if (arms.includes('grown')) {
+    if (arms.some(isGrownArm)) {
       // Checked (and a local key created) here, once, before any run process starts.
       await runKeyRing(settings, (file) =>
         io.stderr.write(`esper study: no signing key configured; created ${file} (mode 0600) for this and later runs\n`),
@@ -120,7 +130,7 @@ export async function runStudyCommand(argv: readonly string[], io: CliIo, option
         grownRunner: grownArmRunnerModule(),
         ...(prepared.concurrency === undefined ? {} : { concurrency: prepared.concurrency }),
         signal,
-        onEvent: progressPrinter(io),
+        onEvent: progressPrinter(io, prepared.task),
       }),
     );
     io.stdout.write(prepared.json ? `${JSON.stringify(result.report)}\n` : summaryText(result));
@@ -139,11 +149,12 @@ function taskNamed(name: string, tasks: readonly TaskDefinition[] | undefined): 
   }
 }
 
-function parseArms(text: string): StudyArm[] {
+function parseArms(text: string, task: TaskDefinition): StudyArm[] {
+  const known: readonly string[] = armsOfTask(task);
   const arms = text.split(',').map((a) => a.trim());
   for (const arm of arms) {
-    if (!(STUDY_ARMS as readonly string[]).includes(arm)) {
-      throw new UsageError(`--arms must list arms out of ${STUDY_ARMS.join(', ')}, got '${arm}'`);
+    if (!known.includes(arm)) {
+      throw new UsageError(`--arms must list arms of ${taskKey(task)} out of ${known.join(', ')}, got '${arm}'`);
     }
   }
   if (new Set(arms).size !== arms.length) throw new UsageError(`--arms lists an arm twice: '${text}'`);
@@ -159,7 +170,7 @@ function summaryText(result: StudyResult): string {
 const PROGRESS_QUARTERS = 4;
 
 /** Progress lines on stderr: one per run start and end, and a few per run in between. */
-function progressPrinter(io: CliIo): (event: StudyEvent) => void {
+function progressPrinter(io: CliIo, task: TaskDefinition): (event: StudyEvent) => void {
   const printedQuarter = new Map<string, number>();
   const say = (line: string): void => {
     io.stderr.write(`esper study: ${line}\n`);
@@ -193,7 +204,9 @@ function progressPrinter(io: CliIo): (event: StudyEvent) => void {
       case 'run_finished': {
         const r = event.record.result;
         const metric =
-          r.validationAccuracy === undefined ? `loss ${r.trainingLoss.toFixed(4)}` : `${(r.validationAccuracy * 100).toFixed(2)} %`;
+          task.metric === 'training_loss' || r.validationAccuracy === undefined
+            ? `loss ${r.trainingLoss.toFixed(4)}`
+            : `${(r.validationAccuracy * 100).toFixed(2)} %`;
         const seeds = r.seeds.length === 0 ? '' : `, seeds ${r.seeds.map((s) => `${s.blueprintId}@${s.siteId} ${s.fate}`).join(', ')}`;
         say(`${event.arm} seed ${event.seed}: ${metric}, ${r.parameters} parameters, ${(r.trainingWallMs / 1000).toFixed(1)} s${seeds}`);
         return;

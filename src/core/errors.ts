@@ -94,6 +94,14 @@ export const ErrorCode = {
   TEZZERET_FORGE_WAL_INVALID: 'ESPER_TEZZERET_FORGE_WAL_INVALID',
   // urabrask
   URABRASK_CERTIFY_FAILED: 'ESPER_URABRASK_CERTIFY_FAILED',
+  // weatherlight
+  /**
+   * One or more mandatory dependencies failed the preflight (details.failed lists the
+   * checks, comma-separated); nothing was started.
+   */
+  WEATHERLIGHT_PREFLIGHT_FAILED: 'ESPER_WEATHERLIGHT_PREFLIGHT_FAILED',
+  /** A supervised service crashed more often than its restart budget allows (details.service). */
+  WEATHERLIGHT_SERVICE_BUDGET_EXHAUSTED: 'ESPER_WEATHERLIGHT_SERVICE_BUDGET_EXHAUSTED',
   // study
   /** A registered task the harness cannot run yet (details.missing says what is missing). */
   STUDY_TASK_UNSUPPORTED: 'ESPER_STUDY_TASK_UNSUPPORTED',

@@ -57,14 +57,19 @@ const FLOAT_FIELDS = [
 ] as const satisfies readonly FloatField[];
 
 type FloatKey = (typeof FLOAT_FIELDS)[number]['key'];
-type ScalarKey = FloatKey | 'optimizerFamily' | 'epochsTotal';
+type ScalarKey = FloatKey | 'optimizerFamily' | 'epochsTotal' | 'epochsPlanned';
 
 // Compile-time guard: a scalar added to TrainingMetrics in the proto must be added above.
 type UncoveredKey = Exclude<keyof TrainingMetrics, ScalarKey | 'extraMetrics' | '$typeName' | '$unknown'>;
 const _everyFieldCovered: [UncoveredKey] extends [never] ? true : UncoveredKey = true;
 
 /** Typed field names that extra metrics may not reuse. */
-const RESERVED_EXTRA_NAMES: ReadonlySet<string> = new Set([...FLOAT_FIELDS.map((f) => f.field), 'optimizer_family', 'epochs_total']);
+const RESERVED_EXTRA_NAMES: ReadonlySet<string> = new Set([
+  ...FLOAT_FIELDS.map((f) => f.field),
+  'optimizer_family',
+  'epochs_total',
+  'epochs_planned',
+]);
 
 const FIELD = 'metrics';
 
@@ -97,6 +102,7 @@ export function buildTrainingMetrics(input: TrainingMetricsInput): TrainingMetri
     ...scalars,
     optimizerFamily: input.optimizerFamily ?? OptimizerFamily.UNSPECIFIED,
     epochsTotal: check.uint32(`${FIELD}.epochs_total`, input.epochsTotal ?? 0),
+    epochsPlanned: check.uint32(`${FIELD}.epochs_planned`, input.epochsPlanned ?? 0),
     extraMetrics: buildExtraMetricsWith(input.extraMetrics ?? [], `${FIELD}.extra_metrics`, check),
   });
   validateTrainingMetrics(metrics, check);
@@ -198,5 +204,6 @@ function validateTrainingMetrics(metrics: TrainingMetrics, check: ContractChecke
   }
   check.enumValue(`${FIELD}.optimizer_family`, OptimizerFamilySchema, metrics.optimizerFamily, true);
   check.uint32(`${FIELD}.epochs_total`, metrics.epochsTotal);
+  check.uint32(`${FIELD}.epochs_planned`, metrics.epochsPlanned);
   checkExtraMetrics(metrics.extraMetrics, `${FIELD}.extra_metrics`, check, RESERVED_EXTRA_NAMES);
 }

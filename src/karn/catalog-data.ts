@@ -64,6 +64,9 @@
  * |---|---|---|---|
  * | BP051 | widen_zero_out | widen | units → units (new hidden units; midpoint 24), init 0 |
  * | BP052 | widen_gradmax | widen | units → units (midpoint 24), init 1 (GradMax: outgoing from the gradient) |
+ * | BP053 | widen_gradmax_unit | widen | units 1 (bounds [1, 1]), init 1, bias 0 (GradMax's student–teacher grower) |
+ * | BP054 | widen_random_unit | widen | units 1 (bounds [1, 1]), init 2, bias 0 (GradMax's random baseline) |
+ * | BP055 | widen_random | widen | units → units (midpoint 24), init 2 (random outgoing rows, incoming zero) |
  * | BP056 | widen_conv_zero_out | widen_conv | channels → channels (new output channels of a conv block; midpoint 8) |
  */
 import { create } from '@bufbuild/protobuf';
@@ -625,6 +628,38 @@ const GROWTH: readonly EntrySpec[] = [
     bounds: { units: [8, 40] },
     family: FamilyId.WIDEN,
     toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.GRADMAX }),
+  },
+  {
+    id: 'BP053',
+    name: 'widen_gradmax_unit',
+    stage: 0,
+    risk: 0.1,
+    description:
+      "Widen a hidden layer by one bias-free ReLU unit, GradMax init (as the growers of GradMax's student–teacher protocol: function-preserving)",
+    bounds: { units: [1, 1] },
+    family: FamilyId.WIDEN,
+    toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.GRADMAX, bias: 0 }),
+  },
+  {
+    id: 'BP054',
+    name: 'widen_random_unit',
+    stage: 0,
+    risk: 0.1,
+    description:
+      "Widen a hidden layer by one bias-free ReLU unit, incoming zero, outgoing a random unit vector drawn at graft (GradMax's random baseline: function-preserving)",
+    bounds: { units: [1, 1] },
+    family: FamilyId.WIDEN,
+    toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.RANDOM, bias: 0 }),
+  },
+  {
+    id: 'BP055',
+    name: 'widen_random',
+    stage: 0,
+    risk: 0.1,
+    description: 'Widen a hidden layer by new ReLU units, incoming zero, outgoing random unit vectors drawn at graft (function-preserving)',
+    bounds: { units: [8, 40] },
+    family: FamilyId.WIDEN,
+    toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.RANDOM }),
   },
   {
     id: 'BP056',

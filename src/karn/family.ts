@@ -59,6 +59,14 @@ export interface SeedModule {
    */
   readonly gradientInit?: GradientInit;
   /**
+   * Present on modules that draw part of their weights when grafted (random widening):
+   * Kasmina calls {@link GraftInit.apply} with the run's executor stream before G1 probes
+   * the module. A module is rebuilt from an artifact whose stored weights are the same for
+   * every seed grown from it (one artifact per blueprint and site shape, seeded by that
+   * key), so whatever must differ between seeds and runs is drawn here, not at build.
+   */
+  readonly graftInit?: GraftInit;
+  /**
    * True when the module, as built, outputs exactly 0 for every input, so grafting it leaves
    * the host's function unchanged (widening: new units whose outgoing or incoming weights
    * are 0). Such a seed needs no isolated training and no alpha ramp: Kasmina checks the
@@ -78,6 +86,12 @@ export interface GradientInit {
   pending(): boolean;
   /** Sets the weights from `matrix` (`rows×cols`, row-major); afterwards {@link pending} is false. */
   apply(matrix: Float32Array, rows: number, cols: number): void;
+}
+
+/** A module's random initialisation at graft, drawn from the run's stream (see {@link SeedModule.graftInit}). */
+export interface GraftInit {
+  /** Sets the weights it owns from `rng`. Called once, when the seed is grafted (not when a checkpoint restores it). */
+  apply(rng: Rng): void;
 }
 
 /** Declaration of one family knob. */

@@ -158,20 +158,45 @@ export class CommandInbox implements Controller {
     this.#acknowledge(received as Received, ACK_STATUS[outcome.status], outcome.reason);
   }
 
+  /**
+   * Waits until the command `commandId` of this run is queued and moves it to the front, so
+   * the next {@link evaluateStep} hands it out (a controller in lockstep with the trainer:
+   * the command it issued for this step goes first, ahead of queued operator commands).
+   * @throws EsperError `WORKER_CANCELLED` when `signal` aborts or the inbox closes first
+   */
+  async take(commandId: string, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      const index = this.#queue.findIndex((r) => r.command.commandId === commandId);
+      if (index >= 0) {
+        this.#queue.unshift(...this.#queue.splice(index, 1));
+        return;
+      }
+      if (signal?.aborted === true || !this.#state.is('running')) {
+        throw new EsperError(ErrorCode.WORKER_CANCELLED, `stopped waiting for command ${commandId}`, { details: { commandId } });
+      }
+      await this.#nextReceipt(signal);
+    }
+  }
+
   /** Resolves when at least `count` commands have been received in total (tests, tools). */
   async waitForReceived(count: number, signal?: AbortSignal): Promise<void> {
     while (this.#received < count) {
       if (signal?.aborted === true) throw new EsperError(ErrorCode.WORKER_CANCELLED, 'stopped waiting for commands');
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.#waiters.delete(done);
-          signal?.removeEventListener('abort', done);
-          resolve();
-        };
-        this.#waiters.add(done);
-        signal?.addEventListener('abort', done, { once: true });
-      });
+      await this.#nextReceipt(signal);
     }
+  }
+
+  /** Resolves at the next received command, at close, or when `signal` aborts. */
+  #nextReceipt(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.#waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 
   /** Counters so far. */

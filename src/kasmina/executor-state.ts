@@ -5,6 +5,7 @@
  */
 import { ErrorCode, EsperError, isEsperError, PersistedStateError, type PersistedIssue } from '../core/index.js';
 import { SeedLifecycleStage, type SeedSiteDescriptor } from '../leyline/index.js';
+import type { Rng } from '../tensor/index.js';
 import {
   KASMINA_STATE_SOURCE,
   KASMINA_STATE_VERSION,
@@ -86,6 +87,12 @@ export class ExecutorState {
   };
   step = 0;
   epoch = 0;
+  /**
+   * The run's executor stream (`ExecutorContext.rng`) of the call in progress, set by every
+   * `apply` and `advance`: what a module draws when grafted (`SeedModule.graftInit`) comes
+   * from it. The trainer owns the stream and saves it in checkpoints; it is not exported here.
+   */
+  rng: Rng | undefined;
   /** Reports of retired seeds, oldest first. */
   readonly #retired: SeedReport[] = [];
   /** EWMA of the training loss over steps (α = {@link LOSS_EWMA_ALPHA}); one batch is too noisy for G2. */

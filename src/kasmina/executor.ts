@@ -18,6 +18,7 @@ import type {
   GradientProbe,
   HostModel,
   ValidationReport,
+  ValidationResult,
 } from '../tolaria/index.js';
 import { CommandDispatcher } from './command-dispatch.js';
 import { ExecutorState, MEASURED_STAGES, type SeedReport } from './executor-state.js';
@@ -152,6 +153,7 @@ export class KasminaExecutor implements Executor {
   /** Verifies, guards and applies one command (errors: {@link CommandDispatcher.apply}). */
   apply(command: AdaptationCommand, context: ExecutorContext, options?: CallOptions): Promise<void> {
     this.#lifecycle.require('running', 'apply');
+    this.#state.rng = context.rng;
     return this.#dispatcher.apply(command, context.globalStep, context.epoch, options?.signal);
   }
 
@@ -161,6 +163,7 @@ export class KasminaExecutor implements Executor {
     const state = this.#state;
     state.step = context.globalStep;
     state.epoch = context.epoch;
+    state.rng = context.rng;
     state.recordLoss(context.lastStep?.trainingLoss);
     for (const seed of state.live()) this.#driver.advance(seed, context.lastStep);
     this.#emitPackets();
@@ -198,9 +201,9 @@ export class KasminaExecutor implements Executor {
   }
 
   /**
-   * Records each probed seed's counterfactual contribution: `baseline.accuracy` (every seed
-   * at its alpha) minus the accuracy with that seed's site bypassed. A seed whose probation
-   * is served is decided on this measurement. Runs the epoch's memory GC.
+   * Records each probed seed's counterfactual contribution ({@link counterfactualContribution}:
+   * accuracy gained, or for a regression the share of the loss removed). A seed whose
+   * probation is served is decided on this measurement. Runs the epoch's memory GC.
    */
   recordValidation(report: ValidationReport, context: ExecutorContext, _options?: CallOptions): Promise<void> {
     this.#lifecycle.require('running', 'recordValidation');
@@ -210,7 +213,7 @@ export class KasminaExecutor implements Executor {
       const seed = this.#state.seeds.get(probe.seedId);
       if (seed?.kernel.slot === undefined || seed.siteId !== probe.siteId || !MEASURED_STAGES.has(seed.lifecycle.stage)) continue;
       const without = probe.validation;
-      seed.contribution.value = baseline.accuracy - without.accuracy;
+      seed.contribution.value = counterfactualContribution(baseline, without, report.accuracyMeasured);
       seed.contribution.step = context.globalStep;
       seed.events.push({
         description: SeedEvent.CONTRIBUTION_MEASURED,
@@ -366,4 +369,16 @@ export class KasminaExecutor implements Executor {
       metrics: [...this.#loader.metrics(), ...this.#verifier.metrics(), ...(this.#prefetch?.metrics() ?? [])],
     });
   }
+}
+
+/**
+ * A seed's counterfactual contribution from the validation pass with every seed (`withSeed`)
+ * and the pass with its site bypassed (`withoutSeed`), a fraction either way: on a class
+ * dataset the accuracy it adds (0.01 = 1 point); on a value dataset, where accuracy is not
+ * measured, the share of the validation loss it removes, `(loss_without − loss_with) /
+ * loss_without` (0.01 = 1 % lower loss with the seed; 0 when the loss without is 0).
+ */
+export function counterfactualContribution(withSeed: ValidationResult, withoutSeed: ValidationResult, accuracyMeasured: boolean): number {
+  if (accuracyMeasured) return withSeed.accuracy - withoutSeed.accuracy;
+  return withoutSeed.loss === 0 ? 0 : (withoutSeed.loss - withSeed.loss) / withoutSeed.loss;
 }

@@ -6,7 +6,7 @@
  */
 import { describeError, ErrorCode, EsperError, isEsperError, optionChecks, type EsperSettings } from '../core/index.js';
 import { SeedLifecycleGate, SeedLifecycleStage, siteOutputShape, TelemetryLevel } from '../leyline/index.js';
-import { seededRng } from '../tensor/index.js';
+import { seededRng, type Rng } from '../tensor/index.js';
 import type { SeedModule } from '../karn/index.js';
 import type { HostModel, StepSignals } from '../tolaria/index.js';
 import { alphaSchedule } from './blending.js';
@@ -131,6 +131,7 @@ export class SeedDriver {
     }
     let slot: SeedSlot;
     try {
+      if (module.graftInit !== undefined) module.graftInit.apply(this.#graftRng(seed));
       slot = this.#o.createSlot({ seedId: seed.seedId, siteId: seed.siteId, site: seed.site, module, plan: seed.blend.plan });
     } catch (error) {
       this.#o.registry.deregisterSeed(seed.seedId);
@@ -158,6 +159,17 @@ export class SeedDriver {
       this.move(seed, S.SEED_STAGE_TRAINING);
       this.#o.isolation.recordPass(seed.seedId);
     }
+  }
+
+  /** The run's stream for what a module draws at graft (set by the executor on every call). */
+  #graftRng(seed: Seed): Rng {
+    const rng = this.#o.state.rng;
+    if (rng === undefined) {
+      throw new EsperError(ErrorCode.INVALID_STATE, `seed ${seed.seedId}: grafted outside an executor call (no run stream to draw from)`, {
+        details: { seedId: seed.seedId },
+      });
+    }
+    return rng;
   }
 
   /**
@@ -224,6 +236,9 @@ export class SeedDriver {
         return;
       }
       case S.SEED_STAGE_TRAINING:
+        // Grafted by a command applied after this step's update (a per-step decision): the
+        // seed took no part in the step, so its first step is the next one.
+        if (seed.lifecycle.enteredAtStep === this.#o.state.step) return;
         seed.progress.activeSteps += 1;
         if (!this.#checkIsolationDue(seed, lengths.trainingSteps)) return;
         if (seed.progress.activeSteps >= lengths.trainingSteps && this.recordGate(seed, seed.seedId, this.#stabilityGate(seed, true))) {

@@ -5,7 +5,7 @@
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { BusMessageType } from './gen/esper/leyline/v1/enums_pb.js';
 import { SystemStatePacketSchema } from './gen/esper/leyline/v1/state_pb.js';
-import { AdaptationCommandSchema, CommandAckSchema } from './gen/esper/leyline/v1/command_pb.js';
+import { AdaptationCommandSchema, CommandAckSchema, ControlDecisionSchema } from './gen/esper/leyline/v1/command_pb.js';
 import { FieldReportSchema } from './gen/esper/leyline/v1/field_report_pb.js';
 import { TelemetryPacketSchema } from './gen/esper/leyline/v1/telemetry_pb.js';
 import { PolicyUpdateSchema } from './gen/esper/leyline/v1/policy_pb.js';
@@ -32,6 +32,7 @@ export const BUS_MESSAGE_SCHEMAS = {
   [BusMessageType.KERNEL_CATALOG_UPDATE]: KernelCatalogUpdateSchema,
   [BusMessageType.EMERGENCY_SIGNAL]: EmergencySignalSchema,
   [BusMessageType.COMMAND_ACK]: CommandAckSchema,
+  [BusMessageType.CONTROL_DECISION]: ControlDecisionSchema,
   [BusMessageType.BSDS_ISSUED]: BSDSIssuedSchema,
   [BusMessageType.BSDS_FAILED]: BSDSFailedSchema,
   [BusMessageType.BENCHMARK_REPORT]: BenchmarkReportSchema,
@@ -74,6 +75,8 @@ export function busMessageTypeOf(message: BusMessage): BusMessageType {
       return BusMessageType.EMERGENCY_SIGNAL;
     case 'esper.leyline.v1.CommandAck':
       return BusMessageType.COMMAND_ACK;
+    case 'esper.leyline.v1.ControlDecision':
+      return BusMessageType.CONTROL_DECISION;
     case 'esper.leyline.v1.BSDSIssued':
       return BusMessageType.BSDS_ISSUED;
     case 'esper.leyline.v1.BSDSFailed':

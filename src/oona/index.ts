@@ -19,3 +19,4 @@ export { MemoryStreamStore } from './memory-stream-store.js';
 export { RedisStreamStore } from './redis-stream-store.js';
 export { StreamBus } from './stream-bus.js';
 export { openBusFromSettings, type OpenBusOptions } from './from-settings.js';
+export { pingRedis, type PingRedisOptions } from './redis-ping.js';

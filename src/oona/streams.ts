@@ -6,13 +6,16 @@
  * demoted back to its family stream. Departure from the prototype (reference
  * prototype-tolaria-oona-nissa-weatherlight §3.1/§3.5): catalog updates get their own
  * stream instead of sharing `kernels.ready` with prefetch answers, field reports get a
- * dedicated stream, and there is no sticky "conservative mode" rerouting.
+ * dedicated stream, state packets (one per training step) get theirs so that consumers of
+ * commands and acknowledgements do not verify and decode every one of them, and there is no
+ * sticky "conservative mode" rerouting.
  */
 import { BusMessageType, assertNever } from '../leyline/index.js';
 
 /** Logical stream keys. */
 export const LogicalStream = {
   NORMAL: 'normal',
+  STATE: 'state',
   EMERGENCY: 'emergency',
   TELEMETRY: 'telemetry',
   POLICY: 'policy',
@@ -33,6 +36,7 @@ export type StreamNames = Readonly<Record<LogicalStream, string>>;
 /** Default stream names, before the prefix (the prototype's names where it had them). */
 export const DEFAULT_STREAM_NAMES: StreamNames = Object.freeze({
   normal: 'oona.normal',
+  state: 'oona.state',
   emergency: 'oona.emergency',
   telemetry: 'oona.telemetry',
   policy: 'oona.policy',
@@ -60,8 +64,10 @@ export function resolveStreamNames(prefix = '', overrides: Partial<Record<Logica
 export function familyStream(type: BusMessageType): LogicalStream {
   switch (type) {
     case BusMessageType.SYSTEM_STATE:
+      return LogicalStream.STATE;
     case BusMessageType.ADAPTATION_COMMAND:
     case BusMessageType.COMMAND_ACK:
+    case BusMessageType.CONTROL_DECISION:
     case BusMessageType.BSDS_ISSUED:
     case BusMessageType.BSDS_FAILED:
     case BusMessageType.BENCHMARK_REPORT:

@@ -2,7 +2,15 @@
  * Security: key ring, HMAC signer over canonical bytes, nonce ledger (and where it is kept)
  * and command verifier. Other subsystems import only from this file.
  */
-export { DEFAULT_KEY_ID, KeyRing, MIN_SECRET_BYTES, openLocalKeyRing, type KeyEntry, type LocalKeyRing } from './key-ring.js';
+export {
+  DEFAULT_KEY_ID,
+  KeyRing,
+  LOCAL_KEY_FILE,
+  MIN_SECRET_BYTES,
+  openLocalKeyRing,
+  type KeyEntry,
+  type LocalKeyRing,
+} from './key-ring.js';
 export { HmacSigner, type SignOptions } from './signer.js';
 export { CommandVerifier, RejectionReason, type VerificationResult } from './command-verifier.js';
 export { NonceLedger } from './nonce-ledger.js';

@@ -27,25 +27,41 @@ export {
   type TaskTrainingOutcome,
 } from './static-runner.js';
 export {
+  armsOfTask,
   assertTaskRunnable,
   describeHost,
   findTask,
+  grownArmsOf,
   grownHost,
+  growthVariant,
   hostOfArm,
   hostParameterCount,
+  isGrownArm,
+  STUDY_ARM_PATTERN,
   STUDY_ARMS,
   STUDY_TASKS,
   taskKey,
   taskShape,
+  widenSlotsOf,
+  type GrownArm,
   type GrowthStepHint,
+  type GrowthVariant,
   type StudyArm,
   type TaskController,
   type TaskDataset,
   type TaskDefinition,
   type TaskHost,
+  type TaskLifecycle,
   type TaskShape,
 } from './tasks.js';
-export { ChildMessageSchema, StartMessageSchema, TaskDefinitionSchema, type ChildMessage, type StartMessage } from './protocol.js';
+export {
+  ChildMessageSchema,
+  StartMessageSchema,
+  StudyArmSchema,
+  TaskDefinitionSchema,
+  type ChildMessage,
+  type StartMessage,
+} from './protocol.js';
 export { childEntry, runInChild, type ChildRunRequest } from './child-run.js';
 export {
   openStudyDirectory,

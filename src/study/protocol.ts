@@ -7,9 +7,15 @@
 import { z } from 'zod';
 import { DATASET_NAMES, LrSchedulePolicy, OptimizerKind } from '../tolaria/index.js';
 import { ArmResultSchema } from './arm-runner.js';
-import { STUDY_ARMS } from './tasks.js';
+import { isGrownArm, STUDY_ARM_PATTERN, type GrownArm, type StudyArm } from './tasks.js';
 
 const positiveInt = z.number().int().min(1);
+
+/** A study arm name (`small`, `large`, `grown`, `grown-<name>`). */
+export const StudyArmSchema = z.string().regex(STUDY_ARM_PATTERN) as unknown as z.ZodType<StudyArm>;
+
+/** A grown arm name (`grown`, `grown-<name>`). */
+const GrownArmSchema = z.string().refine(isGrownArm, 'a grown arm: grown or grown-<name>') as unknown as z.ZodType<GrownArm>;
 
 const TaskHostSchema = z.discriminatedUnion('family', [
   z.object({ family: z.literal('mlp'), hidden: z.array(positiveInt).min(1), bias: z.boolean().optional() }).strict(),
@@ -42,6 +48,7 @@ export const TaskDefinitionSchema = z
           teacherHidden: positiveInt,
           outputSize: positiveInt,
           teacherBias: z.boolean(),
+          teacherWeightRange: z.number().positive().optional(),
           dataSeed: z.number().int().min(0),
         })
         .strict(),
@@ -55,8 +62,26 @@ export const TaskDefinitionSchema = z
       .object({
         /** Heuristic options travel as given; the policy checks them (names and ranges) when the run starts. */
         heuristic: z.record(z.string(), z.unknown()).optional(),
+        scheduled: z
+          .object({
+            variants: z
+              .array(z.object({ arm: GrownArmSchema, blueprintId: z.string().min(1), label: z.string() }).strict())
+              .min(1)
+              .refine((variants) => new Set(variants.map((v) => v.arm)).size === variants.length, 'each variant needs its own arm'),
+          })
+          .strict()
+          .optional(),
+        lifecycle: z
+          .object({
+            shadowingSteps: positiveInt.optional(),
+            probationSteps: positiveInt.optional(),
+            minContribution: z.number().min(-1).max(1).optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
+      .refine((c) => c.heuristic === undefined || c.scheduled === undefined, 'a task is grown by the heuristic or by a schedule, not both')
       .optional(),
     optimizer: z.object({ kind: z.enum(Object.values(OptimizerKind)), learningRate: z.number().positive() }).strict(),
     lrSchedule: z.object({ policy: z.enum(Object.values(LrSchedulePolicy)), warmupSteps: z.number().int().min(0) }).strict(),
@@ -74,7 +99,7 @@ export const StartMessageSchema = z
     type: z.literal('start'),
     runner: z.object({ module: z.string().min(1), exportName: z.string().min(1) }).strict(),
     task: TaskDefinitionSchema,
-    arm: z.enum(STUDY_ARMS),
+    arm: StudyArmSchema,
     seed: z.number().int().min(0),
     /** The parent's resolved settings (the child does not read the environment again). */
     settings: z.record(z.string(), z.unknown()),

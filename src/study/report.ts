@@ -1,16 +1,27 @@
 /**
  * The study report: per arm the metric's mean ± sample std and 95 % CI, parameters,
- * training wall time and FLOPs, seeds grown and their fates; the differences grown − small
- * and grown − large (Welch's t-test, CI of the difference, p). `report.json` carries a
- * schema version; `report.md` is the same for people.
+ * training wall time and FLOPs, seeds grown and their fates; the differences of each grown
+ * arm to small and to large, and between the grown arms of a task with growth variants
+ * (Welch's t-test, CI of the difference, p). `report.json` carries a schema version;
+ * `report.md` is the same for people.
  */
 import type { GrownSeed } from './arm-runner.js';
 import { summarize, welchTest, type Summary, type WelchTest } from './stats.js';
 import type { RunRecord } from './study-dir.js';
-import { describeHost, grownHost, taskKey, type StudyArm, type TaskDefinition } from './tasks.js';
+import {
+  describeHost,
+  grownHost,
+  growthVariant,
+  hostOfArm,
+  isGrownArm,
+  taskKey,
+  type GrownArm,
+  type StudyArm,
+  type TaskDefinition,
+} from './tasks.js';
 
-/** Version of `report.json`. */
-export const STUDY_REPORT_SCHEMA_VERSION = 1;
+/** Version of `report.json` (2: grown variant arms, `growth` per arm, differences between grown arms). */
+export const STUDY_REPORT_SCHEMA_VERSION = 2;
 
 /** One run in the report. */
 export interface ReportRun {
@@ -28,6 +39,8 @@ export interface ReportRun {
 export interface ReportArm {
   readonly arm: StudyArm;
   readonly host: string;
+  /** How a grown arm grows (`GradMax: BP053 per growth, scheduled`, `Tamiyo's heuristic`); absent for static arms. */
+  readonly growth?: string;
   readonly runs: readonly ReportRun[];
   /** Undefined when no run of the arm finished. */
   readonly metric: Summary | undefined;
@@ -109,10 +122,11 @@ export function buildStudyReport(input: StudyReportInput): StudyReport {
     const parameters = runs.map((r) => r.parameters);
     const seedFates: Record<string, number> = {};
     for (const seed of runs.flatMap((r) => r.seeds)) seedFates[seed.fate] = (seedFates[seed.fate] ?? 0) + 1;
+    const growth = isGrownArm(arm) ? growthOf(task, arm) : undefined;
     return {
       arm,
-      host:
-        describeHost(arm === 'large' ? task.largeHost : task.smallHost) + (arm === 'grown' ? ` → ${describeHost(grownHost(task))}` : ''),
+      host: describeHost(hostOfArm(task, arm)) + (isGrownArm(arm) ? ` → ${describeHost(grownHost(task))}` : ''),
+      ...(growth === undefined ? {} : { growth }),
       runs,
       metric: summaryOf(runs.map((r) => r.metric)),
       parameters:
@@ -124,19 +138,11 @@ export function buildStudyReport(input: StudyReportInput): StudyReport {
       seedFates,
     };
   });
-  const pairs: [StudyArm, StudyArm][] = input.arms.includes('grown')
-    ? [
-        ['grown', 'small'],
-        ['grown', 'large'],
-      ]
-    : [['large', 'small']];
-  const comparisons = pairs
-    .filter(([a, b]) => input.arms.includes(a) && input.arms.includes(b))
-    .map(([a, b]): ReportComparison => {
-      const va = arms.find((x) => x.arm === a)?.runs.map((r) => r.metric) ?? [];
-      const vb = arms.find((x) => x.arm === b)?.runs.map((r) => r.metric) ?? [];
-      return { label: `${a} − ${b}`, a, b, welch: va.length >= 2 && vb.length >= 2 ? welchTest(va, vb) : undefined };
-    });
+  const comparisons = comparedPairs(input.arms).map(([a, b]): ReportComparison => {
+    const va = arms.find((x) => x.arm === a)?.runs.map((r) => r.metric) ?? [];
+    const vb = arms.find((x) => x.arm === b)?.runs.map((r) => r.metric) ?? [];
+    return { label: `${a} − ${b}`, a, b, welch: va.length >= 2 && vb.length >= 2 ? welchTest(va, vb) : undefined };
+  });
   return {
     schemaVersion: STUDY_REPORT_SCHEMA_VERSION,
     task: {
@@ -156,6 +162,27 @@ export function buildStudyReport(input: StudyReportInput): StudyReport {
     aborted: input.aborted,
     failures: [...input.failures],
   };
+}
+
+/** How grown arm `arm` grows, for the report. */
+function growthOf(task: TaskDefinition, arm: GrownArm): string {
+  const variant = growthVariant(task, arm);
+  return variant === undefined ? "Tamiyo's heuristic" : `${variant.label}: ${variant.blueprintId} per growth, scheduled`;
+}
+
+/**
+ * The differences reported, among the arms run: each grown arm − small and − large, then
+ * each grown arm − every later grown arm (`grown − grown-random`); large − small when no
+ * grown arm ran.
+ */
+function comparedPairs(arms: readonly StudyArm[]): [StudyArm, StudyArm][] {
+  const grown = arms.filter(isGrownArm);
+  if (grown.length === 0) return arms.includes('large') && arms.includes('small') ? [['large', 'small']] : [];
+  const statics = (['small', 'large'] as const).filter((a) => arms.includes(a));
+  return [
+    ...grown.flatMap((g) => statics.map((b): [StudyArm, StudyArm] => [g, b])),
+    ...grown.flatMap((a, i) => grown.slice(i + 1).map((b): [StudyArm, StudyArm] => [a, b])),
+  ];
 }
 
 function num(value: number | undefined, digits: number): string {
@@ -236,6 +263,7 @@ function summaryLines(report: StudyReport): string[] {
       const wall = a.trainingWallS === undefined ? '–' : `${num(a.trainingWallS.mean, 1)} ± ${num(a.trainingWallS.std, 1)}`;
       return `| ${a.arm} | ${a.host} | ${a.runs.length} | ${num(m?.mean, digits)} ± ${num(m?.std, digits)} | ${ci} | ${params} | ${wall} | ${flops(a.trainingFlops?.mean)} |`;
     }),
+    ...growthLines(report),
     '',
     '## Differences (Welch t-test, two-sided)',
     '',
@@ -248,6 +276,12 @@ function summaryLines(report: StudyReport): string[] {
     }),
     '',
   ];
+}
+
+/** How each grown arm grows, under the arms table. */
+function growthLines(report: StudyReport): string[] {
+  const grown = report.arms.filter((a) => a.growth !== undefined);
+  return grown.length === 0 ? [] : ['', ...grown.map((a) => `- ${a.arm}: ${a.growth ?? ''}`)];
 }
 
 function seedLines(report: StudyReport): string[] {

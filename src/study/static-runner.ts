@@ -24,7 +24,7 @@ import {
 } from '../tolaria/index.js';
 import type { ArmResult, ArmRunContext, ArmRunner, ArmRunRequest } from './arm-runner.js';
 import { flopBlocksOfHost } from './flops.js';
-import { assertTaskRunnable, hostOfArm, taskKey, type TaskDefinition, type TaskHost } from './tasks.js';
+import { assertTaskRunnable, hostOfArm, isGrownArm, taskKey, type TaskDefinition, type TaskHost } from './tasks.js';
 import { teacherDataset } from './teacher-data.js';
 
 /** Reports per run sent to `onProgress`. */
@@ -64,17 +64,34 @@ export async function loadTaskDataset(task: TaskDefinition, settings: EsperSetti
   });
 }
 
-/** A host of the task's family for `spec`, initialised from `seed`. */
+/**
+ * A host of the task's family for `spec`, initialised from `seed`; with `widenSlots` n, an
+ * MLP has n growth slots (WIDEN sites) per hidden layer (they add no parameters).
+ * @throws EsperError INVALID_ARGUMENT for growth slots on a CNN host (its blocks have one WIDEN site each)
+ */
 export function createTaskHost(
   spec: TaskHost,
   dataset: Dataset,
   seed: number,
   hostId: string,
+  options: { readonly widenSlots?: number } = {},
 ): HostModel & Parameters<typeof flopBlocksOfHost>[0] {
   const common = { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed, hostId };
-  return spec.family === 'mlp'
-    ? createHost('mlp', { ...common, hidden: spec.hidden, ...(spec.bias === undefined ? {} : { bias: spec.bias }) })
-    : createHost('cnn', { ...common, channels: spec.channels, kernelSize: spec.kernelSize });
+  const slots = options.widenSlots ?? 1;
+  if (spec.family === 'mlp') {
+    return createHost('mlp', {
+      ...common,
+      hidden: spec.hidden,
+      widenSlots: slots,
+      ...(spec.bias === undefined ? {} : { bias: spec.bias }),
+    });
+  }
+  if (slots !== 1) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host ${hostId}: growth slots need an MLP host, not a ${spec.family}`, {
+      details: { field: 'widenSlots', widenSlots: slots },
+    });
+  }
+  return createHost('cnn', { ...common, channels: spec.channels, kernelSize: spec.kernelSize });
 }
 
 /** Accuracy (0–1) of `host` over the whole of `split`, in inference mode; 0 for a regression (`values`) dataset. */
@@ -247,13 +264,11 @@ export async function trainTaskSteps(input: TaskTrainingInput): Promise<TaskTrai
 class StaticArmRunner implements ArmRunner {
   async run(request: ArmRunRequest, context: ArmRunContext): Promise<ArmResult> {
     const { task, arm, seed, settings } = request;
-    if (arm === 'grown') {
+    if (isGrownArm(arm)) {
       throw new EsperError(
         ErrorCode.INVALID_ARGUMENT,
-        'the static arm runner runs the small and large arms; the grown arm needs its own runner',
-        {
-          details: { field: 'arm', arm },
-        },
+        `the static arm runner runs the small and large arms; the grown arm '${arm}' needs its own runner`,
+        { details: { field: 'arm', arm } },
       );
     }
     assertTaskRunnable(task);

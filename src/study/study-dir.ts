@@ -16,7 +16,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, EsperError, parsePersistedJson, redactSettings, type EsperSettings } from '../core/index.js';
 import { ArmResultSchema, type ArmResult } from './arm-runner.js';
-import { STUDY_ARMS, taskKey, type StudyArm, type TaskDefinition } from './tasks.js';
+import { StudyArmSchema } from './protocol.js';
+import { taskKey, type StudyArm, type TaskDefinition } from './tasks.js';
 
 /** Version of `study.json` and of the run files. */
 export const STUDY_DIR_SCHEMA_VERSION = 1;
@@ -32,7 +33,7 @@ const ManifestSchema = z
     schemaVersion: z.literal(STUDY_DIR_SCHEMA_VERSION),
     taskId: z.string(),
     taskVersion: z.number().int().min(1),
-    arms: z.array(z.enum(STUDY_ARMS)).min(1),
+    arms: z.array(StudyArmSchema).min(1),
     seeds: z.array(z.number().int().min(0)).min(1),
     settingsDigest: z.string(),
     createdAt: z.string(),
@@ -46,7 +47,7 @@ const RunRecordSchema = z
   .object({
     schemaVersion: z.literal(STUDY_DIR_SCHEMA_VERSION),
     task: z.string(),
-    arm: z.enum(STUDY_ARMS),
+    arm: StudyArmSchema,
     seed: z.number().int().min(0),
     /** Attempts it took (2 when the first crashed or failed). */
     attempts: z.number().int().min(1),

@@ -22,7 +22,7 @@ import {
   type RunRecord,
   type StudyManifest,
 } from './study-dir.js';
-import { assertTaskRunnable, findTask, STUDY_ARMS, taskKey, type StudyArm, type TaskDefinition } from './tasks.js';
+import { armsOfTask, assertTaskRunnable, findTask, isGrownArm, taskKey, type StudyArm, type TaskDefinition } from './tasks.js';
 
 /** Options of {@link runStudy}. */
 export interface StudyOptions {
@@ -31,8 +31,8 @@ export interface StudyOptions {
   /** Seeds: a count `n` (seeds 0 … n−1) or the list. */
   readonly seeds: number | readonly number[];
   /**
-   * Arms to run, in report order.
-   * @default ['small', 'grown', 'large']
+   * Arms to run, in report order: any of the task's arms (`armsOfTask`).
+   * @default the task's arms: ['small', 'grown', 'large'], with a scheduled task's grown variants in place of 'grown'
    */
   readonly arms?: readonly StudyArm[];
   /** The study directory (created if missing; resumed if it holds this study). */
@@ -43,7 +43,7 @@ export interface StudyOptions {
    * settings, not of how loaded the machine was while the study ran.
    */
   readonly settings: EsperSettings;
-  /** Runner of the grown arm (required when the arms include `grown`). */
+  /** Runner of the grown arms (required when the arms include one); it is told which grown arm it runs. */
   readonly grownRunner?: ArmRunnerModule;
   /**
    * Runner of the static arms.
@@ -134,10 +134,11 @@ function resolveSeeds(seeds: number | readonly number[]): number[] {
   return [...seeds];
 }
 
-function resolveArms(arms: readonly StudyArm[] | undefined): StudyArm[] {
-  const resolved = [...(arms ?? STUDY_ARMS)];
+function resolveArms(task: TaskDefinition, arms: readonly StudyArm[] | undefined): StudyArm[] {
+  const known = armsOfTask(task);
+  const resolved = [...(arms ?? known)];
   if (resolved.length === 0) check.fail('arms', 'one or more arms', resolved);
-  resolved.forEach((a, i) => check.oneOf(`arms[${i}]`, a, STUDY_ARMS));
+  resolved.forEach((a, i) => check.oneOf(`arms[${i}]`, a, known));
   if (new Set(resolved).size !== resolved.length) check.fail('arms', 'distinct arms', resolved);
   return resolved;
 }
@@ -151,11 +152,11 @@ function resolveArms(arms: readonly StudyArm[] | undefined): StudyArm[] {
 export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   const task = typeof options.task === 'string' ? findTask(options.task) : options.task;
   assertTaskRunnable(task);
-  const arms = resolveArms(options.arms);
+  const arms = resolveArms(task, options.arms);
   const seeds = resolveSeeds(options.seeds);
   const retries = check.integer('retries', options.retries ?? 1, { min: 0, max: 10 });
-  if (arms.includes('grown') && options.grownRunner === undefined) {
-    check.fail('grownRunner', 'a runner module for the grown arm (the arms include grown)', undefined);
+  if (arms.some(isGrownArm) && options.grownRunner === undefined) {
+    check.fail('grownRunner', 'a runner module for the grown arms (the arms include one)', undefined);
   }
   const emit = (event: StudyEvent): void => {
     try {
@@ -250,8 +251,8 @@ interface RetryInput {
 /** One run, in a child, tried again up to `retries` times unless the study was stopped. */
 async function runWithRetry(input: RetryInput): Promise<{ result: ArmResult; attempts: number }> {
   const { arm, seed, task, options, settings, signal, emit } = input;
-  const runner = arm === 'grown' ? options.grownRunner : (options.staticRunner ?? defaultStaticRunner());
-  if (runner === undefined) throw new EsperError(ErrorCode.INVALID_ARGUMENT, 'no runner for the grown arm');
+  const runner = isGrownArm(arm) ? options.grownRunner : (options.staticRunner ?? defaultStaticRunner());
+  if (runner === undefined) throw new EsperError(ErrorCode.INVALID_ARGUMENT, `no runner for the grown arm '${arm}'`);
   for (let attempt = 1; ; attempt += 1) {
     emit({ type: 'run_started', arm, seed, attempt });
     try {

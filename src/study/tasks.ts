@@ -6,15 +6,26 @@
  * known before anything runs. A task's definition never changes under its version: change
  * the definition, bump the version.
  */
-import { ErrorCode, EsperError } from '../core/index.js';
+import { ErrorCode, EsperError, type EsperSettings } from '../core/index.js';
 import type { HeuristicPolicyOptions } from '../tamiyo/index.js';
 import { LrSchedulePolicy, OptimizerKind, type DatasetName } from '../tolaria/index.js';
 
-/** The arms a study compares. */
+/** The arms a study compares by default (a task with growth variants has more grown arms: {@link armsOfTask}). */
 export const STUDY_ARMS = ['small', 'grown', 'large'] as const;
 
-/** One arm: `small` (host as is, static), `grown` (the small host growing), `large` (static, the grown size). */
-export type StudyArm = (typeof STUDY_ARMS)[number];
+/** A grown arm: `grown`, or a task's growth variant `grown-<name>` (e.g. `grown-random`). */
+export type GrownArm = 'grown' | `grown-${string}`;
+
+/** One arm: `small` (host as is, static), a grown arm (the small host growing), `large` (static, the grown size). */
+export type StudyArm = 'small' | 'large' | GrownArm;
+
+/** Every well-formed arm name: `small`, `large`, `grown`, `grown-<name>` (lower-case letters, digits, inner hyphens). */
+export const STUDY_ARM_PATTERN = /^(small|large|grown(-[a-z0-9]+(-[a-z0-9]+)*)?)$/;
+
+/** Whether `arm` is a grown arm (`grown` or `grown-<name>`). */
+export function isGrownArm(arm: string): arm is GrownArm {
+  return STUDY_ARM_PATTERN.test(arm) && arm.startsWith('grown');
+}
 
 /** A host of Tolaria's `mlp` or `cnn` family. */
 export type TaskHost =
@@ -46,6 +57,11 @@ export type TaskDataset =
       readonly teacherHidden: number;
       readonly outputSize: number;
       readonly teacherBias: boolean;
+      /**
+       * The teacher's weights are uniform(−r, r) with this r (GradMax's notebook: `weights_range`
+       * 1). @default Glorot uniform (Keras' dense default, which the notebook overwrites)
+       */
+      readonly teacherWeightRange?: number;
       /** Seed of the teacher and the inputs (`teacher-data.ts`), the same for every run. */
       readonly dataSeed: number;
     };
@@ -62,11 +78,37 @@ export interface GrowthStepHint {
   readonly atStep: number;
 }
 
-/** How the grown arm's controller (Tamiyo) is set up for a task. */
+/** One grown arm of a task with scheduled growth: which blueprint makes every growth of the plan. */
+export interface GrowthVariant {
+  /** The arm: `grown`, or `grown-<name>`. */
+  readonly arm: GrownArm;
+  /** The blueprint germinated for every growth of the plan (its unit count is the plan's). */
+  readonly blueprintId: string;
+  /** What the variant is, for reports (`GradMax`, `random`). */
+  readonly label: string;
+}
+
+/** How the grown arms' controller (Tamiyo) is set up for a task. */
 export interface TaskController {
   /** Options of Tamiyo's heuristic policy (checked by the policy when the run starts). @default the policy's defaults */
   readonly heuristic?: HeuristicPolicyOptions;
+  /**
+   * Scheduled growth instead of the heuristic: Tamiyo's `ScheduledGrowthPolicy` executes the
+   * growth plan — each growth at its step, at the next free growth slot of its layer (the
+   * grown host gets one WIDEN slot per growth the plan makes in a layer) — with one grown
+   * arm per variant, each growing with its own blueprint. Not with `heuristic`.
+   */
+  readonly scheduled?: { readonly variants: readonly GrowthVariant[] };
+  /**
+   * Kasmina lifecycle settings the task pins for its grown arms, over the study's `kasmina`
+   * settings, so that what its protocol needs does not depend on the settings it runs with.
+   * @default none pinned
+   */
+  readonly lifecycle?: TaskLifecycle;
 }
+
+/** The lifecycle settings a task may pin (ranges as the `kasmina` settings section). */
+export type TaskLifecycle = Partial<Pick<EsperSettings['kasmina'], 'shadowingSteps' | 'probationSteps' | 'minContribution'>>;
 
 /** A registered task. */
 export interface TaskDefinition {
@@ -199,6 +241,42 @@ const STUDENT_TEACHER: TaskDefinition = {
   metric: 'training_loss',
 };
 
+/**
+ * `student-teacher` made faithful to the notebook: the teacher's weights uniform(−1, 1)
+ * (`weights_range` 1, not Keras' Glorot default), and the growth plan executed as the
+ * protocol does — one unit at steps 200, 400, …, 1000 by Tamiyo's scheduled-growth policy —
+ * by GradMax (`grown`, BP053) and by the random baseline (`grown-random`, BP054). Lifecycle
+ * pinned: each unit is decided (G4) about 100 steps after its growth, well before the
+ * next, and G4 keeps every unit that lowers the validation loss at all (`minContribution`
+ * 0): the protocol keeps every unit it grows, and a slow-starting unit culled at 1 % would
+ * make the arms differ in size, not only in how their units start.
+ */
+const STUDENT_TEACHER_2: TaskDefinition = {
+  ...STUDENT_TEACHER,
+  version: 2,
+  description:
+    'GradMax student–teacher, teacher uniform(−1, 1): student MLP 10-5-10 (no bias) grown +1 unit every 200 steps ×5 by GradMax (grown) or random (grown-random) growth, MSE',
+  dataset: {
+    kind: 'teacher',
+    examples: 1000,
+    inputSize: 10,
+    teacherHidden: 10,
+    outputSize: 10,
+    teacherBias: false,
+    teacherWeightRange: 1,
+    dataSeed: 0,
+  },
+  controller: {
+    scheduled: {
+      variants: [
+        { arm: 'grown', blueprintId: 'BP053', label: 'GradMax' },
+        { arm: 'grown-random', blueprintId: 'BP054', label: 'random' },
+      ],
+    },
+    lifecycle: { shadowingSteps: 50, probationSteps: 50, minContribution: 0 },
+  },
+};
+
 /** Every registered task, newest version of each name last. */
 export const STUDY_TASKS: readonly TaskDefinition[] = Object.freeze([
   FMNIST_MLP_NARROW,
@@ -206,6 +284,7 @@ export const STUDY_TASKS: readonly TaskDefinition[] = Object.freeze([
   FMNIST_CNN_SMALL_V2,
   SPIRALS_MLP,
   STUDENT_TEACHER,
+  STUDENT_TEACHER_2,
 ]);
 
 /** `id@version`, the key a study directory records. */
@@ -246,9 +325,44 @@ export function assertTaskRunnable(task: TaskDefinition): void {
   });
 }
 
-/** The host an arm starts with (`grown` starts from the small host). */
+/** The host an arm starts with (grown arms start from the small host). */
 export function hostOfArm(task: TaskDefinition, arm: StudyArm): TaskHost {
   return arm === 'large' ? task.largeHost : task.smallHost;
+}
+
+/** The grown arms of a task: one per growth variant of a scheduled task, else `grown`. */
+export function grownArmsOf(task: TaskDefinition): GrownArm[] {
+  return task.controller?.scheduled?.variants.map((v) => v.arm) ?? ['grown'];
+}
+
+/** Every arm of a task, in report order: `small`, its grown arms, `large`. */
+export function armsOfTask(task: TaskDefinition): StudyArm[] {
+  return ['small', ...grownArmsOf(task), 'large'];
+}
+
+/**
+ * The growth variant of grown arm `arm` of a scheduled task; undefined for a task the
+ * heuristic grows (its one grown arm is `grown`).
+ * @throws EsperError INVALID_ARGUMENT when the task has no such grown arm
+ */
+export function growthVariant(task: TaskDefinition, arm: GrownArm): GrowthVariant | undefined {
+  if (!grownArmsOf(task).includes(arm)) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `task ${taskKey(task)} has no arm '${arm}' (arms: ${armsOfTask(task).join(', ')})`, {
+      details: { field: 'arm', arm },
+    });
+  }
+  return task.controller?.scheduled?.variants.find((v) => v.arm === arm);
+}
+
+/**
+ * Growth slots per layer the grown host needs: how many growths the plan makes in each layer
+ * (a scheduled task grows a layer once per slot); 1 for a task the heuristic grows.
+ */
+export function widenSlotsOf(task: TaskDefinition): number {
+  if (task.controller?.scheduled === undefined) return 1;
+  const perLayer = new Map<string, number>();
+  for (const step of task.growthPlan) perLayer.set(step.site, (perLayer.get(step.site) ?? 0) + 1);
+  return Math.max(1, ...perLayer.values());
 }
 
 /** Per-example input shape and class (or output) count of a task's data. */

@@ -1,7 +1,8 @@
 /**
  * The data of GradMax's student–teacher protocol (Evci et al., ICLR 2022,
- * `Student_Teacher.ipynb`): a fixed random teacher MLP `inputs → hidden → outputs` (ReLU,
- * Glorot-uniform weights as Keras' default dense layer, with or without zero biases) labels
+ * `Student_Teacher.ipynb`): a fixed random teacher MLP `inputs → hidden → outputs` (ReLU;
+ * weights uniform(−r, r) as the notebook sets them with `weights_range` r, or Glorot uniform,
+ * Keras' default dense layer, when no range is given; with or without zero biases) labels
  * standard-normal inputs; the task is to regress its outputs under MSE. Drawn from the data
  * seed alone, so every run of a study (whatever its run seed) sees the same teacher and the
  * same examples. The validation split is as many fresh inputs through the same teacher.
@@ -19,12 +20,14 @@ export interface TeacherWeights {
   readonly w2: Float32Array;
 }
 
-/** The teacher drawn from `rng` (Glorot uniform; biases, when present, are zero). */
+/** The teacher drawn from `rng` (uniform(−r, r) with `teacherWeightRange` r, else Glorot uniform; biases, when present, are zero). */
 export function drawTeacher(options: Omit<TeacherDataOptions, 'examples' | 'dataSeed'>, rng: Rng): TeacherWeights {
-  return {
-    w1: initializerValues(Initializer.GLOROT_UNIFORM, [options.inputSize, options.teacherHidden], rng),
-    w2: initializerValues(Initializer.GLOROT_UNIFORM, [options.teacherHidden, options.outputSize], rng),
-  };
+  const range = options.teacherWeightRange;
+  const draw = (shape: [number, number]): Float32Array =>
+    range === undefined
+      ? initializerValues(Initializer.GLOROT_UNIFORM, shape, rng)
+      : Float32Array.from({ length: shape[0] * shape[1] }, () => (2 * rng.nextFloat() - 1) * range);
+  return { w1: draw([options.inputSize, options.teacherHidden]), w2: draw([options.teacherHidden, options.outputSize]) };
 }
 
 /** `relu(x·w1)·w2` for `count` examples of `x` (row-major), in float64 accumulation. */

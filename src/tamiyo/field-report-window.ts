@@ -16,6 +16,7 @@ import {
   type FieldReport,
   type FieldReportDelta,
 } from '../leyline/index.js';
+import { HELD_STAGES } from './stages.js';
 
 /** The numeric slots of {@link FieldReportDelta}. */
 export type FieldReportDeltaField = Exclude<keyof FieldReportDelta, '$typeName' | '$unknown'>;
@@ -117,16 +118,6 @@ const CULLED_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
   SeedLifecycleStage.SEED_STAGE_EMBARGOED,
   SeedLifecycleStage.SEED_STAGE_RESETTING,
   SeedLifecycleStage.SEED_STAGE_TERMINATED,
-]);
-
-/** Stages of a seed that is growing or kept (DORMANT after one of these means it was culled and reset). */
-const HELD_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
-  SeedLifecycleStage.SEED_STAGE_GERMINATED,
-  SeedLifecycleStage.SEED_STAGE_TRAINING,
-  SeedLifecycleStage.SEED_STAGE_BLENDING,
-  SeedLifecycleStage.SEED_STAGE_SHADOWING,
-  SeedLifecycleStage.SEED_STAGE_PROBATIONARY,
-  SeedLifecycleStage.SEED_STAGE_FOSSILIZED,
 ]);
 
 /**

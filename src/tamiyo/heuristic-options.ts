@@ -41,6 +41,12 @@ export interface HeuristicPolicyOptions {
   /** Largest relative validation-over-training loss gap at which the host counts as capacity-bound. @default 0.05 */
   readonly capacityGapMax?: number;
   /**
+   * Epochs that must remain after an epoch boundary for a germination there (by the
+   * packet's `epochs_planned`; a run that does not say is open-ended): a seed grafted at
+   * the last boundary has no steps left to train and only adds parameters. @default 1
+   */
+  readonly minEpochsLeft?: number;
+  /**
    * Blueprint ids in rotation order (each used only while offered as a candidate).
    * @default the first SAFE, non-quarantined candidate of each family (by id) that fits a host site
    */
@@ -65,6 +71,7 @@ export interface ResolvedHeuristicPolicyOptions {
   readonly capacityGrowth: boolean;
   readonly capacityMinEpochs: number;
   readonly capacityGapMax: number;
+  readonly minEpochsLeft: number;
   /** Undefined: derived from the candidates on each germination. */
   readonly rotation: readonly string[] | undefined;
 }
@@ -87,6 +94,7 @@ export const HEURISTIC_POLICY_DEFAULTS = Object.freeze({
   capacityGrowth: true,
   capacityMinEpochs: 1,
   capacityGapMax: 0.05,
+  minEpochsLeft: 1,
 });
 
 const INTEGER_FIELDS = [
@@ -97,6 +105,7 @@ const INTEGER_FIELDS = [
   'minPruneAgeEpochs',
   'embargoEpochs',
   'capacityMinEpochs',
+  'minEpochsLeft',
 ] as const;
 
 const NUMBER_FIELDS = [
@@ -127,6 +136,7 @@ export function resolveHeuristicPolicyOptions(options: HeuristicPolicyOptions = 
     capacityGrowth: options.capacityGrowth ?? d.capacityGrowth,
     capacityMinEpochs: options.capacityMinEpochs ?? d.capacityMinEpochs,
     capacityGapMax: options.capacityGapMax ?? d.capacityGapMax,
+    minEpochsLeft: options.minEpochsLeft ?? d.minEpochsLeft,
     rotation: options.rotation === undefined ? undefined : Object.freeze([...options.rotation]),
   };
   const check = optionChecks('HeuristicPolicyOptions');

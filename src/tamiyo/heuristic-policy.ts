@@ -16,18 +16,10 @@ import { PolicyAction } from './gnn-config.js';
 import type { BlueprintCandidate } from './candidates.js';
 import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 import { DecisionKind, idOrUndefined, toId } from './decision.js';
+import { BUSY_STAGES, CULL_PATH_STAGES, LIVE_STAGES } from './stages.js';
 import { resolveHeuristicPolicyOptions, type HeuristicPolicyOptions, type ResolvedHeuristicPolicyOptions } from './heuristic-options.js';
 
 const S = SeedLifecycleStage;
-
-/** Seeds that count against `maxSeeds`. */
-const LIVE_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
-  S.SEED_STAGE_GERMINATED,
-  S.SEED_STAGE_TRAINING,
-  S.SEED_STAGE_BLENDING,
-  S.SEED_STAGE_SHADOWING,
-  S.SEED_STAGE_PROBATIONARY,
-]);
 
 /** Seeds the heuristic may cull. */
 const CULLABLE_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
@@ -36,12 +28,6 @@ const CULLABLE_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([
   S.SEED_STAGE_SHADOWING,
   S.SEED_STAGE_PROBATIONARY,
 ]);
-
-/** Stages on the cull path (CULLED → EMBARGOED → RESETTING → DORMANT). */
-const CULLED_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([S.SEED_STAGE_CULLED, S.SEED_STAGE_EMBARGOED, S.SEED_STAGE_RESETTING]);
-
-/** A seed in one of these stages keeps its site busy. */
-const BUSY_STAGES: ReadonlySet<SeedLifecycleStage> = new Set([...LIVE_STAGES, ...CULLED_STAGES, S.SEED_STAGE_FOSSILIZED]);
 
 /** Penalties below this are forgotten (keeps the state small). */
 const PENALTY_FLOOR = 0.01;
@@ -116,6 +102,7 @@ type SeedTrack = { -readonly [K in keyof HeuristicSeedRecord]: HeuristicSeedReco
 /** The rule-based Tamiyo policy. Calls must come in order, one at a time. */
 export class HeuristicPolicy implements TamiyoPolicy {
   readonly name = 'heuristic';
+  readonly stepDecisions = false;
   readonly version: string;
   readonly #options: ResolvedHeuristicPolicyOptions;
   #lastEpoch: number | undefined;
@@ -155,7 +142,13 @@ export class HeuristicPolicy implements TamiyoPolicy {
     this.#lastEpoch = epoch;
     this.#lastAccuracy = accuracy;
     this.#observeSeeds(packet, epoch, accuracy);
-    return this.#cull(epoch, accuracy) ?? this.#growCapacity(context, epoch, accuracy) ?? this.#germinate(context, epoch, accuracy);
+    const cull = this.#cull(epoch, accuracy);
+    if (cull !== undefined) return cull;
+    const planned = packet.metrics?.epochsPlanned ?? 0;
+    const left = planned === 0 ? Number.POSITIVE_INFINITY : planned - (epoch + 1);
+    if (left < this.#options.minEpochsLeft)
+      return this.#wait(`${Math.max(0, left)} epoch(s) left, a seed needs ${this.#options.minEpochsLeft}`);
+    return this.#growCapacity(context, epoch, accuracy) ?? this.#germinate(context, epoch, accuracy);
   }
 
   /** A copy of the internal state. */
@@ -240,7 +233,7 @@ export class HeuristicPolicy implements TamiyoPolicy {
         track.lastImprovementEpoch = epoch;
       }
       // A live seed that reappears DORMANT went through the whole cull path between packets.
-      const culled = CULLED_STAGES.has(state.stage) || (wasLive && state.stage === S.SEED_STAGE_DORMANT);
+      const culled = CULL_PATH_STAGES.has(state.stage) || (wasLive && state.stage === S.SEED_STAGE_DORMANT);
       if (culled) this.#penalise(track, epoch);
       if (!BUSY_STAGES.has(state.stage)) this.#seeds.delete(state.seedId);
     }
@@ -375,8 +368,10 @@ export class HeuristicPolicy implements TamiyoPolicy {
   /**
    * Capacity growth (see {@link HeuristicPolicyOptions.capacityGrowth}): the host does not
    * overfit, so capacity rather than data limits it — widen a hidden layer now, the
-   * earlier the better, instead of waiting for a validation plateau. Sites as
-   * {@link #freeSites} orders them; blueprints by id, below the penalty threshold.
+   * earlier the better, instead of waiting for a validation plateau. Free WIDEN sites by
+   * the packet's growth signal, largest first (GradMax's criterion: the gradient norm new
+   * units would receive there), then as {@link #freeSites} orders them; blueprints by id,
+   * below the penalty threshold.
    */
   #growCapacity(context: PolicyContext, epoch: number, accuracy: number): PolicyProposal | undefined {
     const o = this.#options;
@@ -389,11 +384,16 @@ export class HeuristicPolicy implements TamiyoPolicy {
     const offered = [...availableCandidates(context.candidates).values()].sort((a, b) =>
       a.descriptor.blueprintId < b.descriptor.blueprintId ? -1 : 1,
     );
-    for (const site of this.#freeSites(context, epoch)) {
-      if (site.kind !== SeedSiteKind.WIDEN) continue;
+    const signals = widenSignals(context.packet);
+    const sites = this.#freeSites(context, epoch).filter((site) => site.kind === SeedSiteKind.WIDEN);
+    // Stable: sites with equal (or no) signal keep the depth order.
+    sites.sort((a, b) => (signals.get(b.siteId) ?? -1) - (signals.get(a.siteId) ?? -1));
+    for (const site of sites) {
       const candidate = offered.find((c) => fits(c, site) && this.penaltyOf(c.descriptor.blueprintId) <= o.penaltySkipThreshold);
       if (candidate === undefined) continue;
-      const why = `for capacity: validation loss ${validationLoss.toFixed(4)} vs training ${trainingLoss.toFixed(4)} (gap ${(100 * gap).toFixed(1)} %)`;
+      const signal = signals.get(site.siteId);
+      const where = signal === undefined ? '' : `, widen gradient ${signal.toExponential(2)}`;
+      const why = `for capacity: validation loss ${validationLoss.toFixed(4)} vs training ${trainingLoss.toFixed(4)} (gap ${(100 * gap).toFixed(1)} %${where})`;
       return this.#germinateAt(site, candidate.descriptor.blueprintId, epoch, accuracy, seedStates, why);
     }
     return undefined;
@@ -419,6 +419,15 @@ export class HeuristicPolicy implements TamiyoPolicy {
       notes,
     };
   }
+}
+
+/** The packet's finite, non-negative WIDEN growth signals by site id (anything else is ignored). */
+function widenSignals(packet: SystemStatePacket): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { siteId, widenGradientNorm } of packet.siteSignals) {
+    if (Number.isFinite(widenGradientNorm) && widenGradientNorm >= 0 && !out.has(siteId)) out.set(siteId, widenGradientNorm);
+  }
+  return out;
 }
 
 /** Offered, non-quarantined candidates by blueprint id. */

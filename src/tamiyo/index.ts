@@ -16,6 +16,12 @@ export { DecisionKind, toId, type Id, type ProposedDecision } from './decision.j
 export type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 export { HeuristicPolicy } from './heuristic-policy.js';
 export {
+  ScheduledGrowthPolicy,
+  type GrowthScheduleEntry,
+  type ScheduledGrowthPolicyOptions,
+  type ScheduledGrowthRecord,
+} from './scheduled-policy.js';
+export {
   createTamiyo,
   TAMIYO_POLICY_NAMES,
   type Tamiyo,
@@ -53,3 +59,4 @@ export {
   TamiyoEvent,
   TamiyoMetric,
 } from './names.js';
+export { ControlResponder, type ControlResponderOptions, type ControlResponderStats } from './control-responder.js';

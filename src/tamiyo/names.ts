@@ -60,6 +60,8 @@ export function featureCoverageMetric(group: string): string {
 
 /** Tamiyo event descriptions (reference §11.2). */
 export const TamiyoEvent = {
+  /** A controller call behind the bus failed; the packet was answered "no change". */
+  CONTROL_FAILED: 'control_failed',
   POLICY_RISK_SIGNAL: 'policy_risk_signal',
   POLICY_RISK_CRITICAL: 'policy_risk_critical',
   POLICY_RISK_ELEVATED: 'policy_risk_elevated',

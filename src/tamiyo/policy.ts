@@ -68,6 +68,12 @@ export interface TamiyoPolicy {
   readonly name: string;
   /** Version stamped on every proposal (`PolicyMetadata.policy_version`). */
   readonly version: string;
+  /**
+   * False when the policy decides at epoch boundaries only (per-step calls propose WAIT):
+   * a trainer in lockstep with it then need not wait for its answer to a step's packet.
+   * @default true
+   */
+  readonly stepDecisions?: boolean;
   /** Proposes one decision for `context`. */
   propose(context: PolicyContext): PolicyProposal;
   /** The policy's internal state, for the run record. */

@@ -22,7 +22,7 @@ import { TezzeretMetric } from './names.js';
 
 /** Options of {@link TezzeretCompiler}. */
 export interface TezzeretCompilerOptions {
-  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP052, BP056) */
+  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP056) */
   readonly catalog?: KarnCatalog;
   /** @default systemClock */
   readonly clock?: Clock;

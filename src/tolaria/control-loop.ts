@@ -33,6 +33,8 @@ export interface ControlLoopOptions {
   readonly context: (epoch: number) => ExecutorContext;
   /** One validation pass, with the given sites bypassed. */
   readonly validate: (bypassSites: ReadonlySet<string>) => ValidationResult;
+  /** The dataset's labels are classes (validation measures accuracy), not values. */
+  readonly accuracyMeasured: boolean;
 }
 
 /** The per-step, per-epoch and per-validation control calls. */
@@ -96,6 +98,7 @@ export class ControlLoop {
     const executor = this.#o.executor;
     if (executor === undefined) return;
     const report: ValidationReport = {
+      accuracyMeasured: this.#o.accuracyMeasured,
       baseline,
       withoutSeed: executor.contributionProbes().map((probe) => ({
         seedId: probe.seedId,

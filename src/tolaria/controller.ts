@@ -129,6 +129,11 @@ export interface ContributionProbe {
 
 /** One validation pass and the counterfactual passes served for the executor's probes. */
 export interface ValidationReport {
+  /**
+   * Whether the passes measured accuracy: true for class datasets, false for value
+   * (regression) datasets, whose accuracy is 0 in every pass — only their loss tells.
+   */
+  readonly accuracyMeasured: boolean;
   /** The pass with every hook as it is. */
   readonly baseline: ValidationResult;
   /** One pass per probe, with that probe's site bypassed. */

@@ -6,7 +6,7 @@
 export type { ForwardOptions, HostModel, SeedSiteHook, SiteHook, WidenSiteHook } from './host-model.js';
 export { Activation } from './hosts/blocks.js';
 export { HostBuilder } from './hosts/host-builder.js';
-export { mlpHost } from './hosts/mlp-host.js';
+export { mlpHost, widenSiteId } from './hosts/mlp-host.js';
 export { cnnHost } from './hosts/cnn-host.js';
 export { createHost, HOST_FAMILIES, isHostFamilyName, type HostFamilyName } from './hosts/host-families.js';
 

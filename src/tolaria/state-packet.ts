@@ -13,6 +13,7 @@ import { buildTrainingMetrics, type Clock, type TrainingMetricsInput } from '../
 import {
   HardwareContextSchema,
   SeedStateSchema,
+  SiteSignalSchema,
   SystemStatePacketSchema,
   type HardwareContext,
   type SeedState,
@@ -34,7 +35,16 @@ export interface StatePacketInput {
   readonly validation?: { readonly loss: number; readonly accuracy: number } | undefined;
   readonly metrics: TrainingMetricsInput;
   readonly seedStates: readonly SeedState[];
+  /** Per-site growth signals (epoch packets of a growing run). @default none */
+  readonly siteSignals?: readonly SiteSignalInput[];
   readonly clock: Clock;
+}
+
+/** One site's growth signal (see `SiteSignal` in the contract). */
+export interface SiteSignalInput {
+  readonly siteId: string;
+  /** Top singular value of `M = uᵀ·G` at a WIDEN site. */
+  readonly widenGradientNorm: number;
 }
 
 /** Packet id of the step packet after `globalStep` steps. */
@@ -47,7 +57,7 @@ export function epochPacketId(trainingRunId: string, epoch: number): string {
   return `${trainingRunId}-epoch-${epoch}`;
 }
 
-function build(input: StatePacketInput, packetId: string, hardware: HardwareContext | undefined): SystemStatePacket {
+function build(input: StatePacketInput, packetId: string, hardware: HardwareContext | undefined, epochEnd: boolean): SystemStatePacket {
   return create(SystemStatePacketSchema, {
     version: STATE_PACKET_VERSION,
     currentEpoch: input.epoch,
@@ -56,6 +66,9 @@ function build(input: StatePacketInput, packetId: string, hardware: HardwareCont
     timestampNs: BigInt(Math.round(input.clock.wallMs())) * 1_000_000n,
     ...(hardware === undefined ? {} : { hardwareContext: hardware }),
     seedStates: [...input.seedStates],
+    siteSignals: (input.siteSignals ?? []).map((s) =>
+      create(SiteSignalSchema, { siteId: s.siteId, widenGradientNorm: s.widenGradientNorm }),
+    ),
     packetId,
     globalStep: BigInt(input.globalStep),
     // A NaN loss is a real signal and travels as NaN in this float field.
@@ -64,17 +77,18 @@ function build(input: StatePacketInput, packetId: string, hardware: HardwareCont
     trainingRunId: input.trainingRunId,
     experimentName: input.experimentName,
     metrics: buildTrainingMetrics(input.metrics),
+    epochEnd,
   });
 }
 
 /** The packet of one optimizer step (no hardware context, as in the prototype). */
 export function buildStepState(input: StatePacketInput): SystemStatePacket {
-  return build(input, stepPacketId(input.trainingRunId, input.globalStep), undefined);
+  return build(input, stepPacketId(input.trainingRunId, input.globalStep), undefined, false);
 }
 
 /** The packet of one finished epoch, with the host's hardware context. */
 export function buildEpochState(input: StatePacketInput & { readonly cpuUtilPercent?: number }): SystemStatePacket {
-  return build(input, epochPacketId(input.trainingRunId, input.epoch), hardwareContext(input.cpuUtilPercent));
+  return build(input, epochPacketId(input.trainingRunId, input.epoch), hardwareContext(input.cpuUtilPercent), true);
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { ErrorCode, EsperError } from '../core/index.js';
 import { isWidenSite, siteOutputShape, TelemetryLevel, type SeedSiteDescriptor } from '../leyline/index.js';
-import { tf } from '../tensor/index.js';
+import { tf, topRightSingularVectors } from '../tensor/index.js';
 import type { ValidationResult, WidenGradient } from './controller.js';
 import type { Batch, Dataset } from './dataset.js';
 import { EmergencyReason } from './emergency.js';
@@ -16,6 +16,7 @@ import { TolariaEvent } from './names.js';
 import type { OptimizerManager, OptimizerSyncResult } from './optimizer-manager.js';
 import type { TrainerEvents } from './trainer-telemetry.js';
 import type { LossDivergenceDetector } from './trainer-stats.js';
+import type { SiteSignalInput } from './state-packet.js';
 
 /** Why a step failed: what was not finite or exploded, and its value. (A type literal, so `tf.tidy` may return it.) */
 export type StepFailure = {
@@ -133,6 +134,21 @@ export function computeWidenGradients(
     tf.dispose([...inputs.values()]);
   }
   return out;
+}
+
+/**
+ * GradMax's growth signal at every WIDEN site of the host: the top singular value of the
+ * site's `M = uᵀ·G` on `batch` (see {@link computeWidenGradients}), the largest gradient
+ * norm the incoming weights of one new unit with a unit outgoing vector could receive
+ * there. One forward and backward pass for all sites.
+ */
+export function widenGradientNorms(input: LossSpec & { readonly host: HostModel; readonly batch: Batch }): SiteSignalInput[] {
+  const siteIds = input.host.descriptor.sites.filter(isWidenSite).map((s) => s.siteId);
+  if (siteIds.length === 0) return [];
+  return [...computeWidenGradients({ ...input, siteIds })].map(([siteId, g]) => ({
+    siteId,
+    widenGradientNorm: topRightSingularVectors(g.matrix, g.inputs, g.outputs, 1).singularValues[0] as number,
+  }));
 }
 
 /** ∂L/∂(zero addend) per site; records each site's input in `inputs` (kept: the caller disposes them). */

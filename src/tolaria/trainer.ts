@@ -19,14 +19,23 @@ import type { Executor, ExecutorContext, WidenGradient } from './controller.js';
 import type { Batch, DataCursorState, Dataset } from './dataset.js';
 import type { HostModel } from './host-model.js';
 import { Incidents } from './incidents.js';
+import { targetsOf } from './loss.js';
 import { LrController } from './lr-controller.js';
 import { TOLARIA_SOURCE, TolariaEvent, TolariaMetric } from './names.js';
 import { OptimizerManager, type OptimizerManagerStats } from './optimizer-manager.js';
 import { Recovery, type RollbackResult } from './recovery.js';
-import { buildEpochState, buildStepState, CpuMeter, withGradientNorms, type StatePacketInput } from './state-packet.js';
+import {
+  buildEpochState,
+  buildStepState,
+  CpuMeter,
+  withGradientNorms,
+  type SiteSignalInput,
+  type StatePacketInput,
+} from './state-packet.js';
 import {
   computeStep,
   computeWidenGradients,
+  widenGradientNorms,
   disposeBatch,
   syncOptimizer,
   validate,
@@ -194,6 +203,7 @@ export class Trainer {
       clock: o.clock,
       context,
       validate: (bypassSites) => this.#validate(bypassSites),
+      accuracyMeasured: targetsOf(this.#dataset) === 'classes',
     });
     this.#stepCpu = new CpuMeter(o.clock);
   }
@@ -344,6 +354,7 @@ export class Trainer {
         hookLatencyMs: state.epoch.state.lastHookMs,
       },
       seedStates: this.#seedStates(),
+      siteSignals: this.#siteSignals(),
       cpuUtilPercent: epochCpu.sample(),
     });
     this.#stateSink?.emit(packet);
@@ -453,6 +464,22 @@ export class Trainer {
     return computeWidenGradients({ host: this.#host, ...this.#lossSpec(), batch, siteIds });
   }
 
+  /**
+   * The growth signals of the epoch packet: GradMax's criterion at every WIDEN site, on the
+   * run's fixed probe batch (the first `batchSize` training examples). Growing runs only:
+   * a run without an executor has no use for them and pays nothing.
+   */
+  #siteSignals(): SiteSignalInput[] {
+    if (this.#executor === undefined) return [];
+    const examples = Math.min(this.options.batchSize, this.#dataset.train.size);
+    const batch = this.#dataset.train.batch(Int32Array.from({ length: examples }, (_, i) => i));
+    try {
+      return widenGradientNorms({ host: this.#host, ...this.#lossSpec(), batch });
+    } finally {
+      disposeBatch(batch);
+    }
+  }
+
   /** The run's loss and what the dataset's labels are. */
   #lossSpec(): LossSpec {
     const { numClasses, targets } = this.#dataset;
@@ -505,6 +532,7 @@ export class Trainer {
       gradNormEwma: state.gradStats.mean,
       gradVar: state.gradStats.variance,
       epochsTotal: state.counters.epochsTotal,
+      epochsPlanned: this.options.epochs,
     };
   }
 

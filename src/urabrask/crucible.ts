@@ -176,6 +176,8 @@ export class Crucible {
     const target = normalValues(outputShape, o.seed + 1);
     let measurements: HazardMeasurements;
     try {
+      // Measured as it will train: what a seed draws at graft (random widening) is drawn here too.
+      module.graftInit?.apply(seededRng(o.seed + 2));
       initialiseFromProbe(module, shape, normal, { shape: outputShape, values: target });
       const nonFiniteOutputs = this.#nonFiniteOutputs(module, shape, normal);
       const { gradNorm, outputScaleRatio, memoryDeltaBytes } = gradientProbe(module, shape, normal, { shape: outputShape, values: target });

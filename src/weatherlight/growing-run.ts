@@ -2,14 +2,19 @@
  * One growing run, composed: {@link openGrowth} (Urza, forge, sheets, command verifier,
  * Kasmina) plus Tamiyo (`createTamiyo`) choosing among the blueprints compiled for the
  * host's sites — what Tolaria's trainer needs as controller, executor and command verifier.
+ * Control crosses the run's bus: the trainer's controller is a {@link ControlLink} that
+ * publishes each state packet, Tamiyo's {@link ControlResponder} answers it and publishes its
+ * command, and Kasmina's {@link CommandInbox} receives the command and acknowledges its fate.
  */
 import { closeOnce, ErrorCode, isEsperError, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import type { KarnCatalog } from '../karn/index.js';
 import type { SeedReport } from '../kasmina/index.js';
 import type { BSDS, HostDescriptor } from '../leyline/index.js';
+import { CommandInbox } from '../kasmina/index.js';
 import { openBusFromSettings, type Bus } from '../oona/index.js';
 import type { KeyRing } from '../security/index.js';
 import {
+  ControlResponder,
   createTamiyo,
   type BlueprintCandidate,
   type HeuristicPolicyOptions,
@@ -19,6 +24,7 @@ import {
 } from '../tamiyo/index.js';
 import type { HostModel, TrainerDependencies } from '../tolaria/index.js';
 import type { GraphMetadata, UrzaLibrary } from '../urza/index.js';
+import { ControlLink, type ControlMode } from './control-link.js';
 import { openGrowth, type Growth } from './growth.js';
 
 /** What {@link openGrowingRun} is given; none of it is closed by the run. */
@@ -34,11 +40,15 @@ export interface GrowingRunDeps {
   readonly heuristic?: HeuristicPolicyOptions;
   /** The run seed (the `gnn` policy's weights are drawn from it). @default 0 */
   readonly seed?: number;
+  /** Keep Tamiyo's field reports in a record log at `walPath` (and publish them on the run's bus). @default none kept */
+  readonly fieldReports?: { readonly walPath: string };
   /**
-   * Keep Tamiyo's field reports in a record log at `walPath` and publish them on `bus`
-   * (@default an in-process bus the run opens and closes). @default none kept
+   * The run's bus: state packets, commands, acknowledgements and field reports travel on it.
+   * Not closed by the run. @default an in-process (`memory://`) bus the run opens and closes
    */
-  readonly fieldReports?: { readonly walPath: string; readonly bus?: Bus };
+  readonly bus?: Bus;
+  /** How the trainer waits for Tamiyo ({@link ControlMode}). @default 'lockstep' */
+  readonly control?: ControlMode;
   /** Called with one line per provisioning step (forge, certification). */
   readonly onProgress?: (line: string) => void;
 }
@@ -49,10 +59,17 @@ export interface GrowingRun extends AsyncDisposable {
   readonly collaborators: Required<Pick<TrainerDependencies, 'controller' | 'executor' | 'commandVerifier'>>;
   readonly tamiyo: Tamiyo;
   readonly growth: Growth;
+  /** The run's bus. */
+  readonly bus: Bus;
+  /** The trainer's side of the control loop (its controller). */
+  readonly control: ControlLink;
+  /** Where commands for the run arrive (Tamiyo's and operators'). */
+  readonly inbox: CommandInbox;
   /** Every seed Kasmina germinated and what became of it (also after close). */
   seedReports(): readonly SeedReport[];
   /**
-   * Closes Tamiyo (open field-report windows aborted with `reason`), then Kasmina, the
+   * Closes Tamiyo's responder and the command inbox (commands not applied are acknowledged
+   * RUN_ENDED), Tamiyo (open field-report windows aborted with `reason`), then Kasmina, the
    * command verifier and Urza, then a bus the run opened. Every step runs even if one fails;
    * idempotent (the first call's promise).
    * @default reason 'run_failed'
@@ -75,13 +92,11 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
     certify: true,
     ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
   });
-  const reports = deps.fieldReports;
   const ownedBus =
-    reports === undefined || reports.bus !== undefined
-      ? undefined
-      : openBusFromSettings({ oona: { ...settings.oona, busUrl: 'memory://' } }, { keyRing, telemetry });
+    deps.bus === undefined ? openBusFromSettings({ oona: { ...settings.oona, busUrl: 'memory://' } }, { keyRing, telemetry }) : undefined;
+  const bus = deps.bus ?? (ownedBus as Bus);
+  const opened: (() => Promise<void>)[] = [() => growth.close(), ...(ownedBus === undefined ? [] : [() => ownedBus.close()])];
   try {
-    const bus = reports?.bus ?? ownedBus;
     const tamiyo = await createTamiyo(settings, {
       policy: deps.policy,
       ...(deps.heuristic === undefined ? {} : { heuristic: deps.heuristic }),
@@ -91,25 +106,47 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
       keyRing,
       trainingRunId,
       telemetry,
-      ...(reports === undefined ? {} : { fieldReports: { walPath: reports.walPath, ...(bus === undefined ? {} : { bus }) } }),
+      ...(deps.fieldReports === undefined ? {} : { fieldReports: { walPath: deps.fieldReports.walPath, bus } }),
+    });
+    opened.unshift(() => tamiyo.close('run_failed'));
+    const inbox = new CommandInbox({ bus, trainingRunId, telemetry });
+    opened.unshift(() => inbox.close());
+    await inbox.start();
+    const responder = new ControlResponder({ bus, controller: tamiyo.service, trainingRunId, telemetry });
+    opened.unshift(() => responder.close());
+    await responder.start();
+    const control = new ControlLink({
+      bus,
+      inbox,
+      mode: deps.control ?? 'lockstep',
+      timeoutMs: settings.tolaria.tamiyoTimeoutMs,
+      // The policy's kind is fixed for the run (a policy update changes a GNN's weights only).
+      stepRequests: tamiyo.service.policy.stepDecisions !== false,
     });
     const close = closeOnce((reason: string = 'run_failed') =>
-      runCleanup('growing run', [() => tamiyo.close(reason), () => growth.close(), ownedBus !== undefined && (() => ownedBus.close())]),
+      runCleanup('growing run', [
+        () => responder.close(),
+        () => inbox.close(),
+        () => tamiyo.close(reason),
+        () => growth.close(),
+        ownedBus !== undefined && (() => ownedBus.close()),
+      ]),
     );
     return {
-      collaborators: { controller: tamiyo.service, executor: growth.kasmina.executor, commandVerifier: growth.commandVerifier.verifier },
+      collaborators: { controller: control, executor: growth.kasmina.executor, commandVerifier: growth.commandVerifier.verifier },
       tamiyo,
       growth,
+      bus,
+      control,
+      inbox,
       seedReports: () => growth.kasmina.executor.seedReports(),
       close,
       [Symbol.asyncDispose]: () => close(),
     };
   } catch (error) {
-    await runCleanup('growing run', [() => growth.close(), ownedBus !== undefined && (() => ownedBus.close())]).catch(
-      (cleanup: unknown) => {
-        throw new AggregateError([error, cleanup], 'opening the growing run failed, and so did closing what was opened');
-      },
-    );
+    await runCleanup('growing run', opened).catch((cleanup: unknown) => {
+      throw new AggregateError([error, cleanup], 'opening the growing run failed, and so did closing what was opened');
+    });
     throw error;
   }
 }

@@ -1,9 +1,12 @@
 /**
- * The study's grown arm: the task's small host trained by Tolaria with Tamiyo (heuristic
- * policy, options from the task's `controller`) deciding and Kasmina grafting blueprints
- * from Urza — the signed, gated path of `esper run`, composed by {@link openGrowingRun} —
- * for the task's step budget with the task's optimizer, schedule and batch (the study's own
- * `trainTaskSteps`, as the static arms train).
+ * The study's grown arms: the task's small host trained by Tolaria with Tamiyo deciding and
+ * Kasmina grafting blueprints from Urza — the signed, gated path of `esper run`, composed by
+ * {@link openGrowingRun} — for the task's step budget with the task's optimizer, schedule
+ * and batch (the study's own `trainTaskSteps`, as the static arms train). Tamiyo's policy is
+ * the heuristic (options from the task's `controller`), or for a task with scheduled growth
+ * the `ScheduledGrowthPolicy` executing the growth plan with the arm's variant blueprint, on
+ * a host with one growth slot per planned growth of a layer. Kasmina's lifecycle settings
+ * are the study's, with what the task pins (`controller.lifecycle`) over them.
  *
  * Each run gets its own Urza library, forge WAL and nonce file in a fresh directory under
  * `<storage.varDir>/study-runs/`, removed when the run ends: runs go in parallel child
@@ -25,17 +28,23 @@ import {
   loadTaskDataset,
   taskRunId,
   trainTaskSteps,
+  growthVariant,
+  isGrownArm,
+  widenSlotsOf,
   type ArmResult,
   type ArmRunContext,
   type ArmRunner,
   type ArmRunnerModule,
   type ArmRunRequest,
+  type GrownArm,
   type GrownSeed,
+  type TaskDefinition,
 } from '../study/index.js';
+import { ScheduledGrowthPolicy } from '../tamiyo/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import { decodeArtifact, siteKeyOf } from '../tezzeret/index.js';
 import type { UrzaLibrary } from '../urza/index.js';
-import { openGrowingRun, type GrowingRun } from './growing-run.js';
+import { openGrowingRun, type GrowingRun, type GrowingRunDeps } from './growing-run.js';
 import { runKeyRing } from './run-key-ring.js';
 import { seedFlopBlocks } from './seed-blocks.js';
 
@@ -68,16 +77,17 @@ function runStorage(settings: EsperSettings, runDir: string): EsperSettings {
 class GrownArmRunner implements ArmRunner {
   async run(request: ArmRunRequest, context: ArmRunContext): Promise<ArmResult> {
     const { task, arm, seed, settings } = request;
-    if (arm !== 'grown') {
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `the grown arm runner runs the grown arm, not '${arm}'`, {
+    if (!isGrownArm(arm)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `the grown arm runner runs grown arms, not '${arm}'`, {
         details: { field: 'arm', arm },
       });
     }
     assertTaskRunnable(task);
+    const policy = policyOf(task, arm);
     await initTensorBackend();
     const keyRing = await runKeyRing(settings);
     const dataset = await loadTaskDataset(task, settings);
-    const host = createTaskHost(task.smallHost, dataset, seed, 'study-grown');
+    const host = createTaskHost(task.smallHost, dataset, seed, 'study-grown', { widenSlots: widenSlotsOf(task) });
     const runId = taskRunId(task, arm, seed);
     const runsDir = path.join(settings.storage.varDir, 'study-runs');
     let runDir: string | undefined;
@@ -85,16 +95,12 @@ class GrownArmRunner implements ArmRunner {
     try {
       await mkdir(runsDir, { recursive: true });
       runDir = await mkdtemp(path.join(runsDir, `${runId}-`));
-      const heuristic = task.controller?.heuristic;
-      run = await openGrowingRun(runStorage(settings, runDir), {
-        host,
-        trainingRunId: runId,
-        telemetry: DISCARD,
-        keyRing,
-        policy: 'heuristic',
-        seed,
-        ...(heuristic === undefined ? {} : { heuristic }),
-      });
+      const lifecycle = task.controller?.lifecycle;
+      const runSettings = runStorage(
+        lifecycle === undefined ? settings : { ...settings, kasmina: { ...settings.kasmina, ...lifecycle } },
+        runDir,
+      );
+      run = await openGrowingRun(runSettings, { host, trainingRunId: runId, telemetry: DISCARD, keyRing, seed, ...policy });
       context.signal.throwIfAborted();
       const trained = await trainTaskSteps({ request, context, dataset, host, collaborators: run.collaborators });
       // Read before Kasmina closes: closing ends the live seeds, whose fate here is the stage the run ended in.
@@ -117,6 +123,21 @@ class GrownArmRunner implements ArmRunner {
       ]);
     }
   }
+}
+
+/**
+ * Tamiyo's policy for grown arm `arm`: the scheduled-growth policy over the task's plan with
+ * the arm's variant blueprint, or the heuristic with the task's options.
+ * @throws EsperError INVALID_ARGUMENT when the task has no such grown arm
+ */
+export function policyOf(task: TaskDefinition, arm: GrownArm): Pick<GrowingRunDeps, 'policy' | 'heuristic'> {
+  const variant = growthVariant(task, arm);
+  if (variant === undefined) {
+    const heuristic = task.controller?.heuristic;
+    return { policy: 'heuristic', ...(heuristic === undefined ? {} : { heuristic }) };
+  }
+  const schedule = task.growthPlan.map((g) => ({ atStep: g.atStep, layer: g.site, blueprintId: variant.blueprintId }));
+  return { policy: new ScheduledGrowthPolicy({ schedule }) };
 }
 
 /** Each seed Kasmina germinated, with the compute its artifact adds. */

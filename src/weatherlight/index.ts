@@ -5,6 +5,44 @@
  */
 export { openGrowth, type Growth, type GrowthDeps } from './growth.js';
 export { candidatesFor, openGrowingRun, type GrowingRun, type GrowingRunDeps } from './growing-run.js';
+export { ControlLink, type ControlLinkOptions, type ControlLinkStats, type ControlMode } from './control-link.js';
 export { runKeyRing } from './run-key-ring.js';
 export { createArmRunner, grownArmRunnerModule, stageLabel } from './grown-arm.js';
 export { seedFlopBlocks } from './seed-blocks.js';
+export {
+  Supervisor,
+  supervisorFailure,
+  type ServiceReport,
+  type SupervisorResult,
+  type SupervisorSettlement,
+  type SupervisorSnapshot,
+  type SupervisorState,
+} from './supervisor.js';
+export {
+  realTimers,
+  resolveSupervisorOptions,
+  SUPERVISOR_DEFAULTS,
+  type SupervisorOptions,
+  type SupervisorTimers,
+} from './supervisor-options.js';
+export type { ProcessServiceSpec, ServiceOutput, ServiceSpec, WorkerServiceSpec } from './service-instance.js';
+export type { ServiceStatus } from './supervisor-telemetry.js';
+export {
+  BACKOFF_DEFAULTS,
+  backoffBaseMs,
+  backoffDelayMs,
+  RESTART_BUDGET_DEFAULTS,
+  RestartBudget,
+  type BackoffPolicy,
+  type RestartBudgetPolicy,
+} from './backoff.js';
+export { SupervisorMode, WeatherlightEvent, WeatherlightMetric, workerMetric, WorkerMetricSuffix } from './names.js';
+export {
+  preflight,
+  PreflightCheckName,
+  preflightError,
+  runPreflight,
+  type PreflightCheck,
+  type PreflightOptions,
+  type PreflightResult,
+} from './preflight.js';

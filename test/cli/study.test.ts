@@ -156,6 +156,8 @@ describe('esper study', () => {
       ['--task', 'no-such-task'],
       ['--task', 'spirals-mlp', '--arms', 'small,huge'],
       ['--task', 'spirals-mlp', '--arms', 'small,small'],
+      // A variant arm of another task.
+      ['--task', 'spirals-mlp', '--arms', 'small,grown-random'],
       ['--task', 'spirals-mlp', '--seeds', '0'],
     ]) {
       const { io, out: streams } = capture();
@@ -168,7 +170,15 @@ describe('esper study', () => {
     expect(await runStudyCommand(['--help'], help.io, { settings })).toBe(0);
     expect(help.out.stdout).toBe(STUDY_HELP);
     // Every registered task that can run is listed (student-teacher runs since regression landed).
-    for (const task of ['fmnist-mlp-narrow@1', 'fmnist-cnn-small@1', 'fmnist-cnn-small@2', 'spirals-mlp@1', 'student-teacher@1'])
+    for (const task of [
+      'fmnist-mlp-narrow@1',
+      'fmnist-cnn-small@1',
+      'fmnist-cnn-small@2',
+      'spirals-mlp@1',
+      'student-teacher@1',
+      'student-teacher@2',
+    ])
       expect(STUDY_HELP).toContain(task);
+    expect(STUDY_HELP).toContain('grown-random');
   });
 });

@@ -48,6 +48,7 @@ const INPUT: TrainingMetricsInput = {
   hookLatencyMs: 0.75,
   optimizerFamily: OptimizerFamily.ADAMW,
   epochsTotal: 40,
+  epochsPlanned: 60,
   gradientNorm: 3.5,
   extraMetrics: [
     { name: 'tolaria.graph.replay_ms', value: 1.5, unit: 'ms' },
@@ -61,6 +62,7 @@ describe('buildTrainingMetrics', () => {
 
     expect(metrics.optimizerFamily).toBe(OptimizerFamily.ADAMW);
     expect(metrics.epochsTotal).toBe(40);
+    expect(metrics.epochsPlanned).toBe(60);
     expect(metrics.stepLatencyMs).toBe(12.5);
     expect(metrics.optimizerLr).toBe(Math.fround(0.001));
     expect(metrics.gradVar).toBe(0);
@@ -97,6 +99,7 @@ describe('buildTrainingMetrics', () => {
     ['GPU utilisation above 100 %', { gpuUtilPercent: 101 }, 'metrics.gpu_util_percent'],
     ['a value beyond the float32 range', { gradVar: 1e39 }, 'metrics.grad_var'],
     ['a fractional epochs_total', { epochsTotal: 2.5 }, 'metrics.epochs_total'],
+    ['a negative epochs_planned', { epochsPlanned: -1 }, 'metrics.epochs_planned'],
     ['an undeclared optimizer family', { optimizerFamily: 77 as OptimizerFamily }, 'metrics.optimizer_family'],
     ['an extra metric without a name', { extraMetrics: [{ name: '', value: 1, unit: 'ms' }] }, 'metrics.extra_metrics[0].name'],
     ['an extra metric without a unit', { extraMetrics: [{ name: 'x', value: 1, unit: ' ' }] }, 'metrics.extra_metrics[0].unit'],

@@ -21,15 +21,17 @@ function errorOf(fn: () => unknown): unknown {
 describe('KarnCatalog descriptors', () => {
   const catalog = new KarnCatalog();
 
-  it('holds 53 blueprints with unique ids: the prototype BP001–BP050 (35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK), then SAFE growth BP051, BP052, BP056', () => {
+  it('holds 56 blueprints with unique ids BP001–BP056: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
     const all = catalog.list();
-    expect(all).toHaveLength(53);
-    const ids = [...Array.from({ length: 52 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`), 'BP056'];
-    expect(all.map((d) => d.blueprintId)).toEqual(ids);
-    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(38);
+    expect(all).toHaveLength(56);
+    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 56 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
+    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(41);
     for (const [id, name, family] of [
       ['BP051', 'widen_zero_out', 'widen'],
       ['BP052', 'widen_gradmax', 'widen'],
+      ['BP053', 'widen_gradmax_unit', 'widen'],
+      ['BP054', 'widen_random_unit', 'widen'],
+      ['BP055', 'widen_random', 'widen'],
       ['BP056', 'widen_conv_zero_out', 'widen_conv'],
     ] as const) {
       expect([catalog.get(id).name, catalog.get(id).family, catalog.get(id).tier]).toEqual([name, family, BlueprintTier.SAFE]);

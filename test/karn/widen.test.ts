@@ -20,7 +20,7 @@ describe('widen family (BP051 widen_zero_out)', () => {
   it('fits WIDEN sites only, and Karn offers it only there', () => {
     expect(catalog.familyOf('BP051').fits(WIDEN)).toBe(true);
     expect(catalog.familyOf('BP051').fits(DENSE)).toBe(false);
-    expect(catalog.list({ site: WIDEN }).map((d) => d.blueprintId)).toEqual(['BP051', 'BP052']);
+    expect(catalog.list({ site: WIDEN }).map((d) => d.blueprintId)).toEqual(['BP051', 'BP052', 'BP053', 'BP054', 'BP055']);
     expect(catalog.list({ site: DENSE }).map((d) => d.blueprintId)).not.toContain('BP051');
     let error: unknown;
     try {
@@ -150,5 +150,76 @@ describe('widen family, GradMax init (BP052 widen_gradmax)', () => {
     } finally {
       restored.dispose();
     }
+  });
+});
+
+/** `[batch, 20]` standard-normal inputs. */
+const inputs = (seed: number, batch = 5): tf.Tensor2D => {
+  const rng = seededRng(seed);
+  return tf.tensor2d(
+    Float32Array.from({ length: batch * 20 }, () => rng.nextNormal()),
+    [batch, 20],
+  );
+};
+
+describe('widen family, one-unit growers (BP053 GradMax, BP054 random) and random init (BP055)', () => {
+  it('builds BP053 and BP054 as one bias-free unit (U [in, 1], V [1, out], no c), both inert at build', () => {
+    for (const id of ['BP053', 'BP054']) {
+      expect(catalog.defaultParameters(id)).toEqual({ units: 1 });
+      const module = catalog.build(id, WIDEN, { seed: 5, scope: `unit-${id}` });
+      try {
+        expect(module.variables.map((v) => [v.name, v.shape])).toEqual([
+          [`unit-${id}/U`, [20, 1]],
+          [`unit-${id}/V`, [1, 7]],
+        ]);
+        expect(module.variables.every((v) => Array.from(v.dataSync()).every((x) => x === 0))).toBe(true);
+        expect(module.functionPreserving).toBe(true);
+      } finally {
+        module.dispose();
+      }
+    }
+    const gradmax = catalog.build('BP053', WIDEN, { seed: 5, scope: 'bp053' });
+    const random = catalog.build('BP054', WIDEN, { seed: 5, scope: 'bp054' });
+    try {
+      expect([gradmax.gradientInit?.pending(), gradmax.graftInit]).toEqual([true, undefined]);
+      expect([random.gradientInit, typeof random.graftInit?.apply]).toEqual([undefined, 'function']);
+    } finally {
+      gradmax.dispose();
+      random.dispose();
+    }
+  });
+
+  it('draws random V rows at graft from the given stream: uniform [0, 1) entries scaled to unit rows, different per stream; output stays 0 and ∂L/∂U ≠ 0', () => {
+    const before = tf.memory().numTensors;
+    const a = catalog.build('BP055', WIDEN, { seed: 6, parameters: { units: 8 }, scope: 'random-a' });
+    const b = catalog.build('BP055', WIDEN, { seed: 6, parameters: { units: 8 }, scope: 'random-b' });
+    const x = inputs(3);
+    try {
+      expect(a.variables.map((v) => v.name)).toEqual(['random-a/U', 'random-a/c', 'random-a/V']);
+      a.graftInit?.apply(seededRng(1));
+      b.graftInit?.apply(seededRng(2));
+      const va = rowsOf(a.variables[2]!.dataSync() as Float32Array, 7);
+      const vb = rowsOf(b.variables[2]!.dataSync() as Float32Array, 7);
+      for (const row of va) {
+        expect(dot(row, row)).toBeCloseTo(1, 5);
+        expect(row.every((value) => value >= 0)).toBe(true);
+      }
+      expect(va).not.toEqual(vb);
+      expect(Array.from(tf.tidy(() => a.apply(x).dataSync())).every((y) => y === 0)).toBe(true);
+      const gradU = tf.tidy(() =>
+        tf.variableGrads(() => tf.sum(a.apply(x)) as tf.Scalar, [a.variables[0]!]).grads['random-a/U']!.dataSync(),
+      );
+      expect(Math.max(...Array.from(gradU).map(Math.abs))).toBeGreaterThan(0);
+    } finally {
+      x.dispose();
+      a.dispose();
+      b.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects BP053 and BP054 sizes other than one unit', () => {
+    expect(() => catalog.validateParameters('BP053', { units: 2 })).toThrow(/outside bounds/);
+    expect(() => catalog.validateParameters('BP054', { units: 2 })).toThrow(/outside bounds/);
   });
 });

@@ -15,6 +15,7 @@ import { IsolationMonitor } from '../../src/kasmina/isolation.js';
 import { ParameterRegistry } from '../../src/kasmina/registry.js';
 import { SeedDriver } from '../../src/kasmina/seed-driver.js';
 import { SeedSlot } from '../../src/kasmina/seed-slot.js';
+import { counterfactualContribution } from '../../src/kasmina/executor.js';
 import { newSeed } from '../../src/kasmina/seed.js';
 import {
   AdaptationCommandSchema,
@@ -26,7 +27,7 @@ import {
 } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus } from '../../src/oona/index.js';
 import { tf } from '../../src/tensor/index.js';
-import { mlpHost, type HostModel } from '../../src/tolaria/index.js';
+import { mlpHost, type HostModel, type ValidationReport } from '../../src/tolaria/index.js';
 import { UrzaPrefetchWorker } from '../../src/urza/index.js';
 import { catalog, FAST_LIFECYCLE, RING, type KasminaHarness } from './fixtures/harness.js';
 import { rejectionOf } from '../oona/fixtures/waits.js';
@@ -270,6 +271,27 @@ describe('G4 system impact (PROBATIONARY → FOSSILIZED)', () => {
     await advanceTo(h.kasmina, context, probationary + 1, probationary + FAST_LIFECYCLE.probationSteps);
     const event = expectGateFailure(h, 's1', 'SEED_GATE_G4_SYSTEM_IMPACT', 'contribution below threshold');
     expect(event.attributes).toMatchObject({ contribution: String(0.5 - 0.499), threshold: '0.01' });
+  });
+
+  it('on a regression (no accuracy measured) measures the share of validation loss the seed removes: 5 % fossilizes, 0.5 % is culled', async () => {
+    const lossReport = (seedId: string, withSeed: number, withoutSeed: number): ValidationReport => ({
+      accuracyMeasured: false,
+      baseline: { loss: withSeed, accuracy: 0 },
+      withoutSeed: [{ seedId, siteId: 'hidden1', validation: { loss: withoutSeed, accuracy: 0 } }],
+    });
+    expect(counterfactualContribution({ loss: 0.95, accuracy: 0 }, { loss: 1, accuracy: 0 }, false)).toBeCloseTo(0.05, 12);
+    expect(counterfactualContribution({ loss: 0, accuracy: 0 }, { loss: 0, accuracy: 0 }, false)).toBe(0);
+    for (const [lossWith, fate] of [
+      [0.95, SeedLifecycleStage.SEED_STAGE_FOSSILIZED],
+      [0.995, SeedLifecycleStage.SEED_STAGE_EMBARGOED],
+    ] as const) {
+      const { h, context } = await setup(cleanups);
+      await h.kasmina.apply(h.sign(germinateCommand('s1')), context(0));
+      await advanceTo(h.kasmina, context, 1, probationary);
+      await h.kasmina.recordValidation(lossReport('s1', lossWith, 1), context(probationary));
+      await advanceTo(h.kasmina, context, probationary + 1, probationary + FAST_LIFECYCLE.probationSteps);
+      expect(h.kasmina.stageOf('s1'), String(lossWith)).toBe(fate);
+    }
   });
 
   it('culls a seed fossilized by command before its contribution was measured in PROBATIONARY', async () => {

@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, EsperError, FakeClock, isEsperError, MAX_TIMER_MS } from '../../src/core/index.js';
 import {
   BusMessageType,
+  CommandAckSchema,
   MessagePriority,
-  SystemStatePacketSchema,
   TelemetryLevel,
   type KernelArtifactReady,
   type KernelPrefetchRequest,
@@ -372,12 +372,13 @@ describe('StreamBus consumption order and filtering', () => {
 
   it('acknowledges and skips entries of types the subscription does not handle', async () => {
     const { bus, store, names } = setup();
-    const { got, sub } = collect(bus, { types: [BusMessageType.SYSTEM_STATE] });
+    // Commands and their acknowledgements share the normal stream.
+    const { got, sub } = collect(bus, { types: [BusMessageType.COMMAND_ACK] });
     await sub.ready;
     await bus.publish(command());
-    await bus.publish(create(SystemStatePacketSchema, { version: 1, trainingRunId: 'run-1' }));
-    await waitFor(() => got.length === 1, 'the state packet');
-    expect(got[0]!.type).toBe(BusMessageType.SYSTEM_STATE);
+    await bus.publish(create(CommandAckSchema, { commandId: 'c-1', trainingRunId: 'run-1' }));
+    await waitFor(() => got.length === 1, 'the acknowledgement');
+    expect(got[0]!.type).toBe(BusMessageType.COMMAND_ACK);
     await waitFor(async () => (await pendingOf(store, names.normal, 'g')) === 0, 'the command acknowledged');
     expect(bus.metrics().deadLetterTotal).toBe(0);
   });

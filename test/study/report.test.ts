@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildStudyReport, formatStudyMarkdown, STUDY_REPORT_SCHEMA_VERSION, type RunRecord } from '../../src/study/index.js';
+import { buildStudyReport, findTask, formatStudyMarkdown, STUDY_REPORT_SCHEMA_VERSION, type RunRecord } from '../../src/study/index.js';
 import { TINY_TASK } from './fixtures/tiny-task.js';
 
 function record(arm: RunRecord['arm'], seed: number, accuracy: number): RunRecord {
@@ -48,6 +48,48 @@ describe('study report', () => {
     const md = formatStudyMarkdown(report);
     expect(md).toContain('| small | mlp 2 | 3 | 61.00 ± 1.00 | [58.52, 63.48] | 14 | 2.0 ± 0.0 | 1.00e3 |');
     expect(md).toContain('No run grew a seed.');
+  });
+
+  it('reports each growth variant of a scheduled task as its own grown arm, compared with small, large and the other variant', () => {
+    const task = findTask('student-teacher@2');
+    const loss = (arm: RunRecord['arm'], seed: number, trainingLoss: number): RunRecord => {
+      const base = record(arm, seed, 0);
+      return { ...base, task: 'student-teacher@2', result: { ...base.result, trainingLoss } };
+    };
+    const report = buildStudyReport({
+      task,
+      arms: ['small', 'grown', 'grown-random', 'large'],
+      seeds: [0, 1],
+      runs: [
+        loss('small', 0, 1),
+        loss('small', 1, 1.2),
+        loss('grown', 0, 0.1),
+        loss('grown', 1, 0.12),
+        loss('grown-random', 0, 0.4),
+        loss('grown-random', 1, 0.5),
+        loss('large', 0, 0.04),
+        loss('large', 1, 0.05),
+      ],
+      failures: [],
+      aborted: false,
+    });
+    expect(report.arms.map((a) => [a.arm, a.host, a.growth])).toEqual([
+      ['small', 'mlp 5', undefined],
+      ['grown', 'mlp 5 → mlp 10', 'GradMax: BP053 per growth, scheduled'],
+      ['grown-random', 'mlp 5 → mlp 10', 'random: BP054 per growth, scheduled'],
+      ['large', 'mlp 10', undefined],
+    ]);
+    expect(report.comparisons.map((c) => c.label)).toEqual([
+      'grown − small',
+      'grown − large',
+      'grown-random − small',
+      'grown-random − large',
+      'grown − grown-random',
+    ]);
+    expect(report.comparisons.at(-1)?.welch?.difference).toBeCloseTo(-0.34, 10);
+    const md = formatStudyMarkdown(report);
+    expect(md).toContain('- grown-random: random: BP054 per growth, scheduled');
+    expect(md).toContain('| grown − grown-random | -0.3400 |');
   });
 
   it('says what is missing when runs failed or an arm has fewer than two runs', () => {

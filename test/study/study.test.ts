@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, isEsperError, loadSettings, type EsperSettings } from '../../src/core/index.js';
+import { ErrorCode, isEsperError, loadSettings, type EsperError, type EsperSettings } from '../../src/core/index.js';
 import {
   forwardFlops,
   runStudy,
@@ -72,7 +72,7 @@ describe('runStudy (child processes, resumable directory)', () => {
     expect(markdown).toMatch(/\| grown − small \| 0\.00 \|/);
     expect(markdown).toContain('grown: 2 FOSSILIZED');
     expect(markdown).toContain('test-double-widen');
-  });
+  }, 90_000);
 
   it('resumes a stopped study: finished runs are skipped, the rest run', async () => {
     const directory = freshDir();
@@ -106,7 +106,8 @@ describe('runStudy (child processes, resumable directory)', () => {
     expect(second.report.complete).toBe(true);
     // The skipped runs are the first invocation's, read back from their files.
     expect(second.runs[0]).toEqual(first.runs[0]);
-  });
+    // Eight child processes one after another (each starts tsx and TF.js): slow on a loaded machine.
+  }, 90_000);
 
   it('refuses a directory that holds another task or other arms, naming study.json', async () => {
     const directory = freshDir();
@@ -169,5 +170,9 @@ describe('runStudy (child processes, resumable directory)', () => {
     expect(isEsperError(badSeeds, ErrorCode.INVALID_ARGUMENT)).toBe(true);
     const unsupported = await runStudy({ ...base(freshDir()), task: { ...TINY_TASK, unsupported: 'a loader' } }).catch((e: unknown) => e);
     expect(isEsperError(unsupported, ErrorCode.STUDY_TASK_UNSUPPORTED)).toBe(true);
+    // An arm the task does not have: grown-random is a variant of scheduled tasks only.
+    const noSuchArm = await runStudy({ ...base(freshDir()), arms: ['small', 'grown-random'] }).catch((e: unknown) => e);
+    expect(isEsperError(noSuchArm, ErrorCode.INVALID_ARGUMENT)).toBe(true);
+    expect((noSuchArm as EsperError).details['field']).toBe('arms[1]');
   });
 });

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/index.js';
+import { KarnCatalog } from '../../src/karn/index.js';
 import {
+  armsOfTask,
   assertTaskRunnable,
   findTask,
+  growthVariant,
+  isGrownArm,
+  widenSlotsOf,
   grownHost,
   hostParameterCount,
   STUDY_TASKS,
@@ -20,8 +25,10 @@ describe('study task registry', () => {
       'fmnist-cnn-small@2',
       'spirals-mlp@1',
       'student-teacher@1',
+      'student-teacher@2',
     ]);
     expect(findTask('fmnist-cnn-small')).toBe(findTask('fmnist-cnn-small@2'));
+    expect(findTask('student-teacher')).toBe(findTask('student-teacher@2'));
     expect(findTask('fmnist-mlp-narrow')).toBe(findTask('fmnist-mlp-narrow@1'));
     const newer = { ...findTask('spirals-mlp'), version: 2 };
     expect(findTask('spirals-mlp', [...STUDY_TASKS, newer])).toBe(newer);
@@ -66,7 +73,7 @@ describe('study task registry', () => {
   });
 
   it('defines the student–teacher protocol (bias-free 10-5-10 → 10-10-10, MSE, SGD 0.1, full batch), runnable like every task', () => {
-    const task = findTask('student-teacher');
+    const task = findTask('student-teacher@1');
     expect(task.growthPlan.map((g) => g.atStep)).toEqual([200, 400, 600, 800, 1000]);
     expect(task).toMatchObject({
       smallHost: { hidden: [5], bias: false },
@@ -83,6 +90,58 @@ describe('study task registry', () => {
     expect(thrownBy(() => assertTaskRunnable(unsupported), ErrorCode.STUDY_TASK_UNSUPPORTED).details.missing).toBe(
       'a loader for something',
     );
+  });
+
+  it('defines student-teacher@2: the uniform(−1, 1) teacher, scheduled GradMax and random growth arms, the lifecycle pinned', () => {
+    const task = findTask('student-teacher@2');
+    const v1 = findTask('student-teacher@1');
+    expect(task.dataset).toEqual({ ...v1.dataset, teacherWeightRange: 1 });
+    expect([task.growthPlan, task.smallHost, task.largeHost, task.steps, task.optimizer]).toEqual([
+      v1.growthPlan,
+      v1.smallHost,
+      v1.largeHost,
+      v1.steps,
+      v1.optimizer,
+    ]);
+    expect(armsOfTask(task)).toEqual(['small', 'grown', 'grown-random', 'large']);
+    expect(armsOfTask(v1)).toEqual(['small', 'grown', 'large']);
+    expect(growthVariant(task, 'grown-random')).toEqual({ arm: 'grown-random', blueprintId: 'BP054', label: 'random' });
+    expect(growthVariant(v1, 'grown')).toBeUndefined();
+    thrownBy(() => growthVariant(v1, 'grown-random'), ErrorCode.INVALID_ARGUMENT);
+    expect([widenSlotsOf(task), widenSlotsOf(v1)]).toEqual([5, 1]);
+    expect(task.controller?.lifecycle).toEqual({ shadowingSteps: 50, probationSteps: 50, minContribution: 0 });
+    // Each variant's blueprint grows the plan's unit count, and its seed is decided before the next growth.
+    const catalog = new KarnCatalog();
+    for (const variant of task.controller?.scheduled?.variants ?? []) {
+      for (const step of task.growthPlan) expect(catalog.defaultParameters(variant.blueprintId)).toEqual({ units: step.units });
+    }
+    expect(task.growthPlan[1]!.atStep - task.growthPlan[0]!.atStep).toBeGreaterThan(3 + 50 + 50);
+  });
+
+  it('tells grown arms by name: grown and grown-<name>', () => {
+    expect(['grown', 'grown-random', 'grown-gradmax-2'].map(isGrownArm)).toEqual([true, true, true]);
+    expect(['small', 'large', 'grownx', 'grown-', 'grown-Random', 'grown--a'].map(isGrownArm)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+
+  it('refuses a task grown both by the heuristic and by a schedule, two variants of one arm, or a variant arm that is not grown', () => {
+    const task = findTask('student-teacher@2');
+    const variants = task.controller?.scheduled?.variants ?? [];
+    const controllers = [
+      { heuristic: {}, scheduled: { variants } },
+      { scheduled: { variants: [variants[0], variants[0]] } },
+      { scheduled: { variants: [{ ...variants[0], arm: 'large' }] } },
+      { lifecycle: { probationSteps: 0 } },
+    ];
+    for (const controller of controllers) {
+      expect(TaskDefinitionSchema.safeParse({ ...task, controller }).success, JSON.stringify(controller)).toBe(false);
+    }
   });
 
   it('every registered task fits the schema a child process checks it with', () => {

@@ -31,6 +31,18 @@ describe('student–teacher data', () => {
     }
   });
 
+  it('draws the teacher uniform(−r, r) with a weight range (the notebook), Glorot uniform without', () => {
+    const uniform = drawTeacher({ ...OPTIONS, teacherWeightRange: 1 }, seededRng(5));
+    const glorot = drawTeacher(OPTIONS, seededRng(5));
+    const all = [...uniform.w1, ...uniform.w2];
+    expect(Math.max(...all.map(Math.abs))).toBeLessThanOrEqual(1);
+    // Uniform(−1, 1): mean 0, variance 1/3 (200 draws, loose bounds); Glorot 10 → 10 is uniform(±√(6/20)), variance 0.1.
+    const variance = (values: readonly number[]): number => values.reduce((a, v) => a + v * v, 0) / values.length;
+    expect(variance(all)).toBeGreaterThan(0.25);
+    expect(variance(all)).toBeLessThan(0.42);
+    expect(variance([...glorot.w1, ...glorot.w2])).toBeLessThan(0.13);
+  });
+
   it('labels with relu(x·W1)·W2 (no bias): checked against TF.js', () => {
     const teacher = drawTeacher(OPTIONS, seededRng(3));
     const rng = seededRng(4);

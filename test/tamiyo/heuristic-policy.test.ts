@@ -9,8 +9,10 @@ import {
   SeedSiteDescriptorSchema,
   SeedSiteKind,
   SeedStateSchema,
+  SiteSignalSchema,
   SystemStatePacketSchema,
   type SeedSiteDescriptor,
+  TrainingMetricsSchema,
   type SystemStatePacket,
 } from '../../src/leyline/index.js';
 import { PolicyAction } from '../../src/tamiyo/gnn-config.js';
@@ -459,6 +461,64 @@ describe('HeuristicPolicy capacity growth', () => {
       siteId: 'block1.widen',
       blueprintId: 'BP056',
     });
+  });
+
+  const TWO_LAYERS = create(HostDescriptorSchema, {
+    hostId: 'two-layers',
+    family: 'mlp',
+    sites: [
+      create(SeedSiteDescriptorSchema, {
+        siteId: 'hidden1.widen',
+        block: 'hidden1',
+        kind: SeedSiteKind.WIDEN,
+        shape: [784],
+        outputShape: [8],
+        depth: 0,
+      }),
+      create(SeedSiteDescriptorSchema, {
+        siteId: 'hidden2.widen',
+        block: 'hidden2',
+        kind: SeedSiteKind.WIDEN,
+        shape: [8],
+        outputShape: [10],
+        depth: 1,
+      }),
+    ],
+  });
+  const signalled = (p: SystemStatePacket, signals: Record<string, number>): SystemStatePacket => {
+    p.siteSignals = Object.entries(signals).map(([siteId, widenGradientNorm]) => create(SiteSignalSchema, { siteId, widenGradientNorm }));
+    return p;
+  };
+  const proposeOn = (p: SystemStatePacket): PolicyProposal =>
+    new HeuristicPolicy().propose({ packet: p, host: TWO_LAYERS, candidates: CANDIDATES, epochBoundary: true });
+
+  it('widens where the growth signal is largest; without one (or a non-finite one), the deepest WIDEN site', () => {
+    const where = (signals: Record<string, number>) =>
+      (proposeOn(signalled(epochPacket(0, 0.6, 0.5), signals)).decision as { siteId?: string }).siteId;
+    expect(where({})).toBe('hidden2.widen');
+    expect(where({ 'hidden1.widen': 0.9, 'hidden2.widen': 0.2 })).toBe('hidden1.widen');
+    expect(where({ 'hidden1.widen': 0.1, 'hidden2.widen': 0.2 })).toBe('hidden2.widen');
+    expect(where({ 'hidden1.widen': 0.5 })).toBe('hidden1.widen');
+    expect(where({ 'hidden1.widen': Number.NaN, 'hidden2.widen': 0.2 })).toBe('hidden2.widen');
+    expect(where({ 'hidden1.widen': Number.POSITIVE_INFINITY, 'hidden2.widen': 0.2 })).toBe('hidden2.widen');
+    expect(where({ 'hidden1.widen': 3, 'nowhere.widen': 99 })).toBe('hidden1.widen');
+    const notes = proposeOn(signalled(epochPacket(0, 0.6, 0.5), { 'hidden1.widen': 0.9 })).notes;
+    expect(notes).toMatch(/widen gradient 9\.00e-1/);
+  });
+
+  it('does not germinate with fewer than minEpochsLeft epochs left (epochs_planned); an open-ended run always may', () => {
+    const planned = (epoch: number, epochsPlanned: number): SystemStatePacket => {
+      const p = epochPacket(epoch, 0.6, 0.5);
+      p.metrics = create(TrainingMetricsSchema, { epochsPlanned });
+      return p;
+    };
+    const last = propose(new HeuristicPolicy(), planned(3, 4));
+    expect(last.decision.kind).toBe(DecisionKind.WAIT);
+    expect(last.notes).toBe('0 epoch(s) left, a seed needs 1');
+    expect(propose(new HeuristicPolicy(), planned(2, 4)).decision.kind).toBe(DecisionKind.GERMINATE);
+    expect(propose(new HeuristicPolicy({ minEpochsLeft: 2 }), planned(2, 4)).decision.kind).toBe(DecisionKind.WAIT);
+    expect(propose(new HeuristicPolicy(), planned(9, 0)).decision.kind).toBe(DecisionKind.GERMINATE);
+    expect(() => new HeuristicPolicy({ minEpochsLeft: -1 })).toThrow(/minEpochsLeft/);
   });
 
   it('refuses a non-boolean capacityGrowth naming the field', () => {

@@ -91,8 +91,8 @@ describe('band rule: the band comes from the measurements', () => {
     }
   }, 30_000);
 
-  it('certifies the GradMax widening BP052 and the channel widening BP056 like BP051: LOW band, STANDARD handling', async () => {
-    for (const id of ['BP051', 'BP052', 'BP056']) {
+  it('certifies the GradMax and random widenings BP052–BP055 and the channel widening BP056 like BP051: LOW band, STANDARD handling', async () => {
+    for (const id of ['BP051', 'BP052', 'BP053', 'BP054', 'BP055', 'BP056']) {
       const { report } = await probe(id);
       const bsds = issueBsds(signer, catalog.get(id), report, { clock });
       console.log(figures(report, bsds));

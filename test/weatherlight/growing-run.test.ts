@@ -47,7 +47,9 @@ describe('openGrowingRun', () => {
     let sheets: number;
     try {
       const { controller, executor, commandVerifier } = first.collaborators;
-      expect(controller).toBe(first.tamiyo.service);
+      // Tamiyo is reached over the run's bus: the trainer's controller is the control link.
+      expect(controller).toBe(first.control);
+      expect(first.inbox.state).toBe('running');
       expect(executor).toBe(first.growth.kasmina.executor);
       expect(commandVerifier).toBe(first.growth.commandVerifier.verifier);
       expect(first.tamiyo.service.policy).toBeInstanceOf(HeuristicPolicy);

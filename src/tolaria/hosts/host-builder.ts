@@ -229,7 +229,9 @@ export class HostBuilder {
    * by at most one max-pool and then a conv2d block, or a flatten and a dense block (checked
    * at `build()`, see `widen-path.ts`). Its `shape` is the block's input shape, its
    * `output_shape` the next weighted block's output shape, and on a conv2d block its
-   * `conv_widen` the path the new channels take.
+   * `conv_widen` the path the new channels take. A block may have several (growth slots:
+   * each holds one seed, and the host sums their contributions), unlike DENSE and CONV sites
+   * (one per block: their hooks chain).
    */
   widenSite(siteId: string): this {
     const { block, depth } = this.siteBlock(siteId, true);
@@ -248,7 +250,7 @@ export class HostBuilder {
     return this;
   }
 
-  /** The last block added, for a new site `siteId` (one site of each sort per block). */
+  /** The last block added, for a new site `siteId` (one DENSE or CONV site per block, any number of WIDEN sites). */
   private siteBlock(siteId: string, widen: boolean): { block: BlockSpec; depth: number } {
     this.assertOpen();
     assertName(siteId, 'siteId');
@@ -262,9 +264,8 @@ export class HostBuilder {
     if (this.sites.some((s) => s.siteId === siteId)) {
       throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': duplicate site id '${siteId}'`, { details: { siteId } });
     }
-    if (this.sites.some((s) => s.depth === depth && (s.kind === SeedSiteKind.WIDEN) === widen)) {
-      const sort = widen ? 'WIDEN site' : 'seed site';
-      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': block '${block.name}' already has a ${sort}`, {
+    if (!widen && this.sites.some((s) => s.depth === depth && s.kind !== SeedSiteKind.WIDEN)) {
+      throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${this.hostId}': block '${block.name}' already has a seed site`, {
         details: { siteId, block: block.name },
       });
     }

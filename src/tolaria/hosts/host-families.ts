@@ -24,7 +24,7 @@ export interface HostFamilyOptions {
 
 /** Options of each family, by name. */
 export interface HostFamilyOptionsMap {
-  readonly mlp: HostFamilyOptions & Pick<MlpHostCommonOptions, 'hidden' | 'bias'>;
+  readonly mlp: HostFamilyOptions & Pick<MlpHostCommonOptions, 'hidden' | 'bias' | 'widenSlots'>;
   readonly cnn: HostFamilyOptions & Pick<CnnHostOptions, 'channels' | 'kernelSize'>;
 }
 

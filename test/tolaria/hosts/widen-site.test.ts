@@ -62,7 +62,7 @@ function inputs(batch: number, size: number, seed: number): tf.Tensor2D {
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number);
 
 describe('WIDEN sites', () => {
-  it('the MLP host declares one per hidden layer, with the layer input and next pre-activation shapes', () => {
+  it('the MLP host declares one per hidden layer by default, with the layer input and next pre-activation shapes', () => {
     const host = track(mlpHost({ inputSize: 12, hidden: [8, 6], numClasses: 3, seed: 1, hostId: 'widen-desc' }));
     const sites = host.descriptor.sites.map((s) => ({ id: s.siteId, kind: s.kind, shape: s.shape, out: s.outputShape, depth: s.depth }));
     expect(sites).toEqual([
@@ -71,6 +71,46 @@ describe('WIDEN sites', () => {
       { id: 'hidden2', kind: SeedSiteKind.DENSE, shape: [6], out: [], depth: 1 },
       { id: 'hidden2.widen', kind: SeedSiteKind.WIDEN, shape: [8], out: [3], depth: 1 },
     ]);
+  });
+
+  it('with widenSlots n, declares n WIDEN sites per hidden layer (growth slots), still refusing a second DENSE site on a block', () => {
+    const host = track(mlpHost({ inputSize: 12, hidden: [8, 6], numClasses: 3, seed: 1, widenSlots: 3, hostId: 'widen-slots' }));
+    expect(host.descriptor.sites.map((s) => [s.siteId, s.block, s.kind])).toEqual([
+      ['hidden1', 'hidden1', SeedSiteKind.DENSE],
+      ['hidden1.widen', 'hidden1', SeedSiteKind.WIDEN],
+      ['hidden1.widen2', 'hidden1', SeedSiteKind.WIDEN],
+      ['hidden1.widen3', 'hidden1', SeedSiteKind.WIDEN],
+      ['hidden2', 'hidden2', SeedSiteKind.DENSE],
+      ['hidden2.widen', 'hidden2', SeedSiteKind.WIDEN],
+      ['hidden2.widen2', 'hidden2', SeedSiteKind.WIDEN],
+      ['hidden2.widen3', 'hidden2', SeedSiteKind.WIDEN],
+    ]);
+    expect(host.descriptor.parameterCount).toBe(
+      track(mlpHost({ inputSize: 12, hidden: [8, 6], numClasses: 3, seed: 1, hostId: 'widen-one' })).descriptor.parameterCount,
+    );
+    const builder = new HostBuilder({ hostId: 'two-dense', inputShape: [4], seed: 1 }).dense(3, Activation.RELU).site('a');
+    expect(() => builder.site('b')).toThrow(/already has a seed site/);
+    expect(() => mlpHost({ inputSize: 4, hidden: [3], seed: 1, widenSlots: 0, hostId: 'no-slots' })).toThrow(/widenSlots/);
+  });
+
+  it('hooks on two slots of one layer equal the layer widened by both units at once (≤ 1e-5)', () => {
+    const [n, size, classes] = [6, 10, 4];
+    const host = track(mlpHost({ inputSize: size, hidden: [n], numClasses: classes, seed: 2, widenSlots: 2, hostId: 'slots-small' }));
+    const wide = track(mlpHost({ inputSize: size, hidden: [n + 3], numClasses: classes, seed: 3, hostId: 'slots-wide' }));
+    const first = track(new UnitsHook('slot-1', size, 1, classes, 6));
+    const second = track(new UnitsHook('slot-2', size, 2, classes, 7));
+    host.attach('hidden1.widen', first);
+    host.attach('hidden1.widen2', second);
+    const [h1, head] = host.blocks.map((b) => b.dense);
+    const [w1, wHead] = wide.blocks.map((b) => b.dense);
+    tf.tidy(() => {
+      w1?.kernel.assign(tf.concat([h1?.kernel as tf.Tensor2D, first.u, second.u], 1));
+      w1?.bias?.assign(tf.concat([h1?.bias as tf.Tensor1D, tf.reshape(first.c, [1]), tf.reshape(second.c, [2])], 0));
+      wHead?.kernel.assign(tf.concat([head?.kernel as tf.Tensor2D, first.v, second.v], 0));
+      wHead?.bias?.assign(head?.bias as tf.Tensor);
+    });
+    const x = track(inputs(16, size, 9));
+    expect(tf.tidy(() => maxAbsDiff(host.forward(x, { training: false }), wide.forward(x, { training: false })))).toBeLessThanOrEqual(1e-5);
   });
 
   it('equals an explicitly wider MLP built with the concatenated weights', () => {

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file esper/leyline/v1/state.proto.
  */
 export const file_esper_leyline_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0isgIKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgKIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24ipgIKCVNlZWRTdGF0ZRIPCgdzZWVkX2lkGAEgASgJEjMKBXN0YWdlGAIgASgOMiQuZXNwZXIubGV5bGluZS52MS5TZWVkTGlmZWN5Y2xlU3RhZ2USFQoNZ3JhZGllbnRfbm9ybRgDIAEoAhIVCg1sZWFybmluZ19yYXRlGAQgASgCEhMKC2xheWVyX2RlcHRoGAUgASgNEhIKCmFnZV9lcG9jaHMYByABKA0SEgoKcmlza19zY29yZRgIIAEoAhIuCgdtZXRyaWNzGAkgASgLMh0uZXNwZXIubGV5bGluZS52MS5TZWVkTWV0cmljcxIUCgxibHVlcHJpbnRfaWQYCiABKAkSDwoHc2l0ZV9pZBgLIAEoCUoECAYQB1ILbWV0cmljc19tYXAilgUKD1RyYWluaW5nTWV0cmljcxIUCgxvcHRpbWl6ZXJfbHIYASABKAISGgoSb3B0aW1pemVyX21vbWVudHVtGAIgASgCEhIKCmxvc3NfZGVsdGEYAyABKAISEQoJbG9zc19ld21hGAQgASgCEhcKD2xvc3Nfdm9sYXRpbGl0eRgFIAEoAhIWCg5ncmFkX25vcm1fZXdtYRgGIAEoAhIaChJncmFkX2NvbmZsaWN0X3JhdGUYByABKAISGQoRdGFtaXlvX2xhdGVuY3lfbXMYCCABKAISGAoQa2FzbWluYV9hcHBseV9tcxgJIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAogASgCEhcKD3N0ZXBfbGF0ZW5jeV9tcxgLIAEoAhIXCg9ncHVfbWVtX3VzZWRfZ2IYDCABKAISFwoPZ3B1X21lbV9mcmVlX2diGA0gASgCEhgKEGdwdV91dGlsX3BlcmNlbnQYDiABKAISGAoQY3B1X3V0aWxfcGVyY2VudBgPIAEoAhIVCg1zYW1wbGVzX3Blcl9zGBAgASgCEhcKD2hvb2tfbGF0ZW5jeV9tcxgRIAEoAhI7ChBvcHRpbWl6ZXJfZmFtaWx5GBIgASgOMiEuZXNwZXIubGV5bGluZS52MS5PcHRpbWl6ZXJGYW1pbHkSFQoNaW5wdXRfd2FpdF9tcxgTIAEoAhIQCghncmFkX3ZhchgUIAEoAhIUCgxlcG9jaHNfdG90YWwYFSABKA0SFQoNZ3JhZGllbnRfbm9ybRgWIAEoAhITCgtoMmRfY29weV9tcxgXIAEoAhI0Cg1leHRyYV9tZXRyaWNzGCggAygLMh0uZXNwZXIubGV5bGluZS52MS5NZXRyaWNQb2ludCLUAwoRU3lzdGVtU3RhdGVQYWNrZXQSDwoHdmVyc2lvbhgBIAEoDRIVCg1jdXJyZW50X2Vwb2NoGAIgASgNEhsKE3ZhbGlkYXRpb25fYWNjdXJhY3kYAyABKAISFwoPdmFsaWRhdGlvbl9sb3NzGAQgASgCEhQKDHRpbWVzdGFtcF9ucxgFIAEoBBI7ChBoYXJkd2FyZV9jb250ZXh0GAYgASgLMiEuZXNwZXIubGV5bGluZS52MS5IYXJkd2FyZUNvbnRleHQSMAoLc2VlZF9zdGF0ZXMYCCADKAsyGy5lc3Blci5sZXlsaW5lLnYxLlNlZWRTdGF0ZRIRCglwYWNrZXRfaWQYCSABKAkSEwoLZ2xvYmFsX3N0ZXAYCiABKAQSFQoNdHJhaW5pbmdfbG9zcxgLIAEoAhIYChBzb3VyY2Vfc3Vic3lzdGVtGAwgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgNIAEoCRIXCg9leHBlcmltZW50X25hbWUYDiABKAkSMgoHbWV0cmljcxgyIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuVHJhaW5pbmdNZXRyaWNzSgQIBxAISgUIZBDIAVIQdHJhaW5pbmdfbWV0cmljcyJeCgxTcXVhcmVXaW5kb3cSDAoEc2l6ZRgBIAEoDRIOCgZzdHJpZGUYAiABKA0SMAoHcGFkZGluZxgDIAEoDjIfLmVzcGVyLmxleWxpbmUudjEuV2luZG93UGFkZGluZyLVAQoNQ29udldpZGVuUGF0aBIsCgRjb252GAEgASgLMh4uZXNwZXIubGV5bGluZS52MS5TcXVhcmVXaW5kb3cSNQoKYWN0aXZhdGlvbhgCIAEoDjIhLmVzcGVyLmxleWxpbmUudjEuQmxvY2tBY3RpdmF0aW9uEiwKBHBvb2wYAyABKAsyHi5lc3Blci5sZXlsaW5lLnYxLlNxdWFyZVdpbmRvdxIxCgluZXh0X2NvbnYYBCABKAsyHi5lc3Blci5sZXlsaW5lLnYxLlNxdWFyZVdpbmRvdyLLAQoSU2VlZFNpdGVEZXNjcmlwdG9yEg8KB3NpdGVfaWQYASABKAkSDQoFYmxvY2sYAiABKAkSLAoEa2luZBgDIAEoDjIeLmVzcGVyLmxleWxpbmUudjEuU2VlZFNpdGVLaW5kEg0KBXNoYXBlGAQgAygNEg0KBWRlcHRoGAUgASgNEhQKDG91dHB1dF9zaGFwZRgGIAMoDRIzCgpjb252X3dpZGVuGAcgASgLMh8uZXNwZXIubGV5bGluZS52MS5Db252V2lkZW5QYXRoIqkBCg5Ib3N0RGVzY3JpcHRvchIPCgdob3N0X2lkGAEgASgJEg4KBmZhbWlseRgCIAEoCRITCgtpbnB1dF9zaGFwZRgDIAMoDRITCgtudW1fY2xhc3NlcxgEIAEoDRIzCgVzaXRlcxgFIAMoCzIkLmVzcGVyLmxleWxpbmUudjEuU2VlZFNpdGVEZXNjcmlwdG9yEhcKD3BhcmFtZXRlcl9jb3VudBgGIAEoBCp7CgxTZWVkU2l0ZUtpbmQSHgoaU0VFRF9TSVRFX0tJTkRfVU5TUEVDSUZJRUQQABIYChRTRUVEX1NJVEVfS0lORF9ERU5TRRABEhcKE1NFRURfU0lURV9LSU5EX0NPTlYQAhIYChRTRUVEX1NJVEVfS0lORF9XSURFThADKmIKDVdpbmRvd1BhZGRpbmcSHgoaV0lORE9XX1BBRERJTkdfVU5TUEVDSUZJRUQQABIXChNXSU5ET1dfUEFERElOR19TQU1FEAESGAoUV0lORE9XX1BBRERJTkdfVkFMSUQQAiqkAQoPQmxvY2tBY3RpdmF0aW9uEiAKHEJMT0NLX0FDVElWQVRJT05fVU5TUEVDSUZJRUQQABIbChdCTE9DS19BQ1RJVkFUSU9OX0xJTkVBUhABEhkKFUJMT0NLX0FDVElWQVRJT05fUkVMVRACEhkKFUJMT0NLX0FDVElWQVRJT05fVEFOSBADEhwKGEJMT0NLX0FDVElWQVRJT05fU0lHTU9JRBAEYgZwcm90bzM", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
+  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0isgIKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgKIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24ipgIKCVNlZWRTdGF0ZRIPCgdzZWVkX2lkGAEgASgJEjMKBXN0YWdlGAIgASgOMiQuZXNwZXIubGV5bGluZS52MS5TZWVkTGlmZWN5Y2xlU3RhZ2USFQoNZ3JhZGllbnRfbm9ybRgDIAEoAhIVCg1sZWFybmluZ19yYXRlGAQgASgCEhMKC2xheWVyX2RlcHRoGAUgASgNEhIKCmFnZV9lcG9jaHMYByABKA0SEgoKcmlza19zY29yZRgIIAEoAhIuCgdtZXRyaWNzGAkgASgLMh0uZXNwZXIubGV5bGluZS52MS5TZWVkTWV0cmljcxIUCgxibHVlcHJpbnRfaWQYCiABKAkSDwoHc2l0ZV9pZBgLIAEoCUoECAYQB1ILbWV0cmljc19tYXAirgUKD1RyYWluaW5nTWV0cmljcxIUCgxvcHRpbWl6ZXJfbHIYASABKAISGgoSb3B0aW1pemVyX21vbWVudHVtGAIgASgCEhIKCmxvc3NfZGVsdGEYAyABKAISEQoJbG9zc19ld21hGAQgASgCEhcKD2xvc3Nfdm9sYXRpbGl0eRgFIAEoAhIWCg5ncmFkX25vcm1fZXdtYRgGIAEoAhIaChJncmFkX2NvbmZsaWN0X3JhdGUYByABKAISGQoRdGFtaXlvX2xhdGVuY3lfbXMYCCABKAISGAoQa2FzbWluYV9hcHBseV9tcxgJIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAogASgCEhcKD3N0ZXBfbGF0ZW5jeV9tcxgLIAEoAhIXCg9ncHVfbWVtX3VzZWRfZ2IYDCABKAISFwoPZ3B1X21lbV9mcmVlX2diGA0gASgCEhgKEGdwdV91dGlsX3BlcmNlbnQYDiABKAISGAoQY3B1X3V0aWxfcGVyY2VudBgPIAEoAhIVCg1zYW1wbGVzX3Blcl9zGBAgASgCEhcKD2hvb2tfbGF0ZW5jeV9tcxgRIAEoAhI7ChBvcHRpbWl6ZXJfZmFtaWx5GBIgASgOMiEuZXNwZXIubGV5bGluZS52MS5PcHRpbWl6ZXJGYW1pbHkSFQoNaW5wdXRfd2FpdF9tcxgTIAEoAhIQCghncmFkX3ZhchgUIAEoAhIUCgxlcG9jaHNfdG90YWwYFSABKA0SFQoNZ3JhZGllbnRfbm9ybRgWIAEoAhITCgtoMmRfY29weV9tcxgXIAEoAhIWCg5lcG9jaHNfcGxhbm5lZBgYIAEoDRI0Cg1leHRyYV9tZXRyaWNzGCggAygLMh0uZXNwZXIubGV5bGluZS52MS5NZXRyaWNQb2ludCKbBAoRU3lzdGVtU3RhdGVQYWNrZXQSDwoHdmVyc2lvbhgBIAEoDRIVCg1jdXJyZW50X2Vwb2NoGAIgASgNEhsKE3ZhbGlkYXRpb25fYWNjdXJhY3kYAyABKAISFwoPdmFsaWRhdGlvbl9sb3NzGAQgASgCEhQKDHRpbWVzdGFtcF9ucxgFIAEoBBI7ChBoYXJkd2FyZV9jb250ZXh0GAYgASgLMiEuZXNwZXIubGV5bGluZS52MS5IYXJkd2FyZUNvbnRleHQSMAoLc2VlZF9zdGF0ZXMYCCADKAsyGy5lc3Blci5sZXlsaW5lLnYxLlNlZWRTdGF0ZRIRCglwYWNrZXRfaWQYCSABKAkSEwoLZ2xvYmFsX3N0ZXAYCiABKAQSFQoNdHJhaW5pbmdfbG9zcxgLIAEoAhIYChBzb3VyY2Vfc3Vic3lzdGVtGAwgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgNIAEoCRIXCg9leHBlcmltZW50X25hbWUYDiABKAkSMgoHbWV0cmljcxgyIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuVHJhaW5pbmdNZXRyaWNzEjIKDHNpdGVfc2lnbmFscxgPIAMoCzIcLmVzcGVyLmxleWxpbmUudjEuU2l0ZVNpZ25hbBIRCgllcG9jaF9lbmQYECABKAhKBAgHEAhKBQhkEMgBUhB0cmFpbmluZ19tZXRyaWNzIjoKClNpdGVTaWduYWwSDwoHc2l0ZV9pZBgBIAEoCRIbChN3aWRlbl9ncmFkaWVudF9ub3JtGAIgASgCIl4KDFNxdWFyZVdpbmRvdxIMCgRzaXplGAEgASgNEg4KBnN0cmlkZRgCIAEoDRIwCgdwYWRkaW5nGAMgASgOMh8uZXNwZXIubGV5bGluZS52MS5XaW5kb3dQYWRkaW5nItUBCg1Db252V2lkZW5QYXRoEiwKBGNvbnYYASABKAsyHi5lc3Blci5sZXlsaW5lLnYxLlNxdWFyZVdpbmRvdxI1CgphY3RpdmF0aW9uGAIgASgOMiEuZXNwZXIubGV5bGluZS52MS5CbG9ja0FjdGl2YXRpb24SLAoEcG9vbBgDIAEoCzIeLmVzcGVyLmxleWxpbmUudjEuU3F1YXJlV2luZG93EjEKCW5leHRfY29udhgEIAEoCzIeLmVzcGVyLmxleWxpbmUudjEuU3F1YXJlV2luZG93IssBChJTZWVkU2l0ZURlc2NyaXB0b3ISDwoHc2l0ZV9pZBgBIAEoCRINCgVibG9jaxgCIAEoCRIsCgRraW5kGAMgASgOMh4uZXNwZXIubGV5bGluZS52MS5TZWVkU2l0ZUtpbmQSDQoFc2hhcGUYBCADKA0SDQoFZGVwdGgYBSABKA0SFAoMb3V0cHV0X3NoYXBlGAYgAygNEjMKCmNvbnZfd2lkZW4YByABKAsyHy5lc3Blci5sZXlsaW5lLnYxLkNvbnZXaWRlblBhdGgiqQEKDkhvc3REZXNjcmlwdG9yEg8KB2hvc3RfaWQYASABKAkSDgoGZmFtaWx5GAIgASgJEhMKC2lucHV0X3NoYXBlGAMgAygNEhMKC251bV9jbGFzc2VzGAQgASgNEjMKBXNpdGVzGAUgAygLMiQuZXNwZXIubGV5bGluZS52MS5TZWVkU2l0ZURlc2NyaXB0b3ISFwoPcGFyYW1ldGVyX2NvdW50GAYgASgEKnsKDFNlZWRTaXRlS2luZBIeChpTRUVEX1NJVEVfS0lORF9VTlNQRUNJRklFRBAAEhgKFFNFRURfU0lURV9LSU5EX0RFTlNFEAESFwoTU0VFRF9TSVRFX0tJTkRfQ09OVhACEhgKFFNFRURfU0lURV9LSU5EX1dJREVOEAMqYgoNV2luZG93UGFkZGluZxIeChpXSU5ET1dfUEFERElOR19VTlNQRUNJRklFRBAAEhcKE1dJTkRPV19QQURESU5HX1NBTUUQARIYChRXSU5ET1dfUEFERElOR19WQUxJRBACKqQBCg9CbG9ja0FjdGl2YXRpb24SIAocQkxPQ0tfQUNUSVZBVElPTl9VTlNQRUNJRklFRBAAEhsKF0JMT0NLX0FDVElWQVRJT05fTElORUFSEAESGQoVQkxPQ0tfQUNUSVZBVElPTl9SRUxVEAISGQoVQkxPQ0tfQUNUSVZBVElPTl9UQU5IEAMSHAoYQkxPQ0tfQUNUSVZBVElPTl9TSUdNT0lEEARiBnByb3RvMw", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
 
 /**
  * The device the host trains on.
@@ -326,6 +326,13 @@ export type TrainingMetrics = Message<"esper.leyline.v1.TrainingMetrics"> & {
   h2dCopyMs: number;
 
   /**
+   * Epochs the run is set to train (0: not known, e.g. an open-ended run).
+   *
+   * @generated from field: uint32 epochs_planned = 24;
+   */
+  epochsPlanned: number;
+
+  /**
    * Long-tail instrumentation, at most 8 entries, order preserved.
    *
    * @generated from field: repeated esper.leyline.v1.MetricPoint extra_metrics = 40;
@@ -415,6 +422,21 @@ export type SystemStatePacket = Message<"esper.leyline.v1.SystemStatePacket"> & 
    * @generated from field: esper.leyline.v1.TrainingMetrics metrics = 50;
    */
   metrics?: TrainingMetrics | undefined;
+
+  /**
+   * Per-site growth signals measured at the epoch's end (epoch packets only; at most one per
+   * site of the host).
+   *
+   * @generated from field: repeated esper.leyline.v1.SiteSignal site_signals = 15;
+   */
+  siteSignals: SiteSignal[];
+
+  /**
+   * True for the packet of a finished epoch (validation filled in), false for a step's.
+   *
+   * @generated from field: bool epoch_end = 16;
+   */
+  epochEnd: boolean;
 };
 
 /**
@@ -423,6 +445,36 @@ export type SystemStatePacket = Message<"esper.leyline.v1.SystemStatePacket"> & 
  */
 export const SystemStatePacketSchema: GenMessage<SystemStatePacket> = /*@__PURE__*/
   messageDesc(file_esper_leyline_v1_state, 4);
+
+/**
+ * What the trainer measured at one seed site for the controller's choice of where to grow.
+ *
+ * @generated from message esper.leyline.v1.SiteSignal
+ */
+export type SiteSignal = Message<"esper.leyline.v1.SiteSignal"> & {
+  /**
+   * @generated from field: string site_id = 1;
+   */
+  siteId: string;
+
+  /**
+   * WIDEN sites: the largest gradient norm the incoming weights of one new unit could
+   * receive there, ‖M·v‖ for the best unit vector v, i.e. the top singular value of
+   * M = uᵀ·G (u the site's input batch, G the mean loss's gradient at the next block's
+   * pre-activation), on the run's fixed probe batch. GradMax's criterion: where new units
+   * would learn fastest. 0 when not measured.
+   *
+   * @generated from field: float widen_gradient_norm = 2;
+   */
+  widenGradientNorm: number;
+};
+
+/**
+ * Describes the message esper.leyline.v1.SiteSignal.
+ * Use `create(SiteSignalSchema)` to create a new message.
+ */
+export const SiteSignalSchema: GenMessage<SiteSignal> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_state, 5);
 
 /**
  * A square window sliding over an NHWC map: a convolution's kernel or a pool's window.
@@ -455,7 +507,7 @@ export type SquareWindow = Message<"esper.leyline.v1.SquareWindow"> & {
  * Use `create(SquareWindowSchema)` to create a new message.
  */
 export const SquareWindowSchema: GenMessage<SquareWindow> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 5);
+  messageDesc(file_esper_leyline_v1_state, 6);
 
 /**
  * The path a conv WIDEN site's new channels take through the host, so that a seed computes
@@ -502,7 +554,7 @@ export type ConvWidenPath = Message<"esper.leyline.v1.ConvWidenPath"> & {
  * Use `create(ConvWidenPathSchema)` to create a new message.
  */
 export const ConvWidenPathSchema: GenMessage<ConvWidenPath> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 6);
+  messageDesc(file_esper_leyline_v1_state, 7);
 
 /**
  * A place in a host model where a seed may be grafted.
@@ -565,7 +617,7 @@ export type SeedSiteDescriptor = Message<"esper.leyline.v1.SeedSiteDescriptor"> 
  * Use `create(SeedSiteDescriptorSchema)` to create a new message.
  */
 export const SeedSiteDescriptorSchema: GenMessage<SeedSiteDescriptor> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 7);
+  messageDesc(file_esper_leyline_v1_state, 8);
 
 /**
  * The architecture of a host model, as Tamiyo and Tezzeret read it.
@@ -611,7 +663,7 @@ export type HostDescriptor = Message<"esper.leyline.v1.HostDescriptor"> & {
  * Use `create(HostDescriptorSchema)` to create a new message.
  */
 export const HostDescriptorSchema: GenMessage<HostDescriptor> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 8);
+  messageDesc(file_esper_leyline_v1_state, 9);
 
 /**
  * Kind of activation a seed site sees.

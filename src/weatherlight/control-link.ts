@@ -1,0 +1,109 @@
+/**
+ * The trainer's controller when its controller (Tamiyo) is reached over Oona: every state
+ * packet is published on the bus, and commands come back through the run's command inbox
+ * (Kasmina's, where operator commands arrive too), one per step.
+ *
+ * - `lockstep` (embedded): each packet is a request; the step waits for the
+ *   `ControlDecision` that answers it and, when it names a command, for that command to
+ *   reach the inbox, and hands it out first. Tamiyo sees the same packets in the same order
+ *   and its command applies at the same step as a direct call, so an embedded run makes
+ *   the same decisions whether or not the bus is between them. With a controller that
+ *   decides at epoch boundaries only (`stepRequests: false`), step packets are published
+ *   without waiting — the controller still sees each, in order, before the epoch's packet —
+ *   which keeps the round trip off every step.
+ * - `async` (a remote controller): the packet is published and the step goes on; a command
+ *   applies at the first step after it arrives, if it is still fresh for Kasmina's verifier.
+ *
+ * A lockstep wait is bounded by the trainer's controller deadline (its `signal`) and by
+ * `timeoutMs`; a decision that arrives later leaves its command in the inbox for a later step.
+ */
+import { optionChecks } from '../core/index.js';
+import type { CommandInbox } from '../kasmina/index.js';
+import { BusMessageType, type AdaptationCommand, type ControlDecision, type SystemStatePacket } from '../leyline/index.js';
+import type { Bus } from '../oona/index.js';
+import type { CallOptions, CommandOutcome, Controller } from '../tolaria/index.js';
+
+/** How the trainer waits for its controller (see the module comment). */
+export type ControlMode = 'lockstep' | 'async';
+
+/** Options of {@link ControlLink}. */
+export interface ControlLinkOptions {
+  readonly bus: Bus;
+  /** The run's command inbox, started; not closed here. */
+  readonly inbox: CommandInbox;
+  readonly mode: ControlMode;
+  /** Longest lockstep wait for a decision, in ms (≥ 1). */
+  readonly timeoutMs: number;
+  /** Lockstep: wait for the answer to a step's packet too (false for an epoch-only controller). @default true */
+  readonly stepRequests?: boolean;
+}
+
+/** Counters of {@link ControlLink}. */
+export interface ControlLinkStats {
+  readonly packetsPublished: number;
+  readonly decisions: number;
+  readonly commandsNamed: number;
+}
+
+/** A {@link Controller} that reaches the real controller over the bus. */
+export class ControlLink implements Controller {
+  readonly #o: ControlLinkOptions;
+  #published = 0;
+  #decisions = 0;
+  #named = 0;
+  #inFlight: Promise<void> | undefined;
+
+  /** @throws EsperError `INVALID_ARGUMENT` naming a bad option. */
+  constructor(options: ControlLinkOptions) {
+    const check = optionChecks('ControlLink');
+    check.oneOf('mode', options.mode, ['lockstep', 'async'] as const);
+    check.integer('timeoutMs', options.timeoutMs, { min: 1 });
+    this.#o = options;
+  }
+
+  evaluateStep(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+    return this.#exchange(state, options, this.#o.stepRequests !== false);
+  }
+
+  evaluateEpoch(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+    return this.#exchange(state, options, true);
+  }
+
+  /** Acknowledged on the bus by the inbox, as a reply to the command's message. */
+  commandOutcome(outcome: CommandOutcome): void {
+    this.#o.inbox.commandOutcome(outcome);
+  }
+
+  stats(): ControlLinkStats {
+    return { packetsPublished: this.#published, decisions: this.#decisions, commandsNamed: this.#named };
+  }
+
+  async #exchange(state: SystemStatePacket, options: CallOptions, wait: boolean): Promise<AdaptationCommand | undefined> {
+    const { bus, inbox } = this.#o;
+    const signal = options.signal;
+    // The previous unwaited publish has long settled by now (a step ran since); a failure
+    // surfaces here, one step late, rather than never.
+    const previous = this.#inFlight;
+    this.#inFlight = undefined;
+    await previous;
+    if (this.#o.mode === 'async' || !wait) {
+      // Not waited for: the step goes on while the bus seals and appends the packet (the
+      // controller's own work happens between steps, not inside this call).
+      this.#inFlight = bus.publish(state).then(() => {
+        this.#published += 1;
+      });
+      // Observed, so a failure is never an unhandled rejection before the next step awaits it.
+      this.#inFlight.catch(() => undefined);
+    } else {
+      const reply = await bus.request(state, { replyType: BusMessageType.CONTROL_DECISION, timeoutMs: this.#o.timeoutMs, signal });
+      this.#published += 1;
+      this.#decisions += 1;
+      const { commandId } = reply.message as ControlDecision;
+      if (commandId !== '') {
+        this.#named += 1;
+        await inbox.take(commandId, signal);
+      }
+    }
+    return inbox.evaluateStep(state, options);
+  }
+}
