@@ -67,6 +67,7 @@
  * | BP053 | widen_gradmax_unit | widen | units 1 (bounds [1, 1]), init 1, bias 0 (GradMax's student–teacher grower) |
  * | BP054 | widen_random_unit | widen | units 1 (bounds [1, 1]), init 2, bias 0 (GradMax's random baseline) |
  * | BP055 | widen_random | widen | units → units (midpoint 24), init 2 (random outgoing rows, incoming zero) |
+ * | BP056 | widen_conv_zero_out | widen_conv | channels → channels (new output channels of a conv block; midpoint 8) |
  */
 import { create } from '@bufbuild/protobuf';
 import { BlueprintDescriptorSchema, BlueprintParameterSchema, BlueprintTier, type BlueprintDescriptor } from '../leyline/index.js';
@@ -659,6 +660,17 @@ const GROWTH: readonly EntrySpec[] = [
     bounds: { units: [8, 40] },
     family: FamilyId.WIDEN,
     toKnobs: (q) => ({ units: p(q, 'units'), init: WidenInit.RANDOM }),
+  },
+  {
+    id: 'BP056',
+    name: 'widen_conv_zero_out',
+    stage: 0,
+    risk: 0.1,
+    description:
+      'Widen a conv block by new output channels through its activation and pool (incoming He-normal, outgoing zero: function-preserving)',
+    bounds: { channels: [4, 12] },
+    family: FamilyId.WIDEN_CONV,
+    toKnobs: (q) => ({ channels: p(q, 'channels') }),
   },
 ];
 

@@ -37,7 +37,7 @@ import { KARN_TELEMETRY_SOURCE, KarnEvent, KarnMetric } from './names.js';
 export interface KarnCatalogOptions {
   /**
    * Blueprints to hold, in insertion order.
-   * @default DEFAULT_BLUEPRINTS (BP001–BP052)
+   * @default DEFAULT_BLUEPRINTS (BP001–BP056)
    */
   readonly blueprints?: readonly BlueprintEntry[];
   /** Where selection telemetry goes (one packet per `select` call). @default none */

@@ -24,6 +24,7 @@ export const FamilyId = {
   UNSTABLE_FEEDBACK: 'unstable_feedback',
   ZERO_CONTROL: 'zero_control',
   WIDEN: 'widen',
+  WIDEN_CONV: 'widen_conv',
 } as const;
 
 /** Union of {@link FamilyId} values. */

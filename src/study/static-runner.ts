@@ -67,7 +67,7 @@ export async function loadTaskDataset(task: TaskDefinition, settings: EsperSetti
 /**
  * A host of the task's family for `spec`, initialised from `seed`; with `widenSlots` n, an
  * MLP has n growth slots (WIDEN sites) per hidden layer (they add no parameters).
- * @throws EsperError INVALID_ARGUMENT for growth slots on a CNN host (it has no WIDEN sites)
+ * @throws EsperError INVALID_ARGUMENT for growth slots on a CNN host (its blocks have one WIDEN site each)
  */
 export function createTaskHost(
   spec: TaskHost,

@@ -141,12 +141,16 @@ export interface TaskDefinition {
 
 /** What the classification tasks share: Adam on a cosine schedule, cross-entropy, final validation accuracy. */
 function classificationTask(
-  task: Omit<TaskDefinition, 'version' | 'optimizer' | 'lrSchedule' | 'loss' | 'metric'> & { readonly learningRate: number },
+  task: Omit<TaskDefinition, 'version' | 'optimizer' | 'lrSchedule' | 'loss' | 'metric'> & {
+    readonly learningRate: number;
+    /** @default 1 */
+    readonly version?: number;
+  },
 ): TaskDefinition {
-  const { learningRate, ...rest } = task;
+  const { learningRate, version = 1, ...rest } = task;
   return {
     ...rest,
-    version: 1,
+    version,
     optimizer: { kind: OptimizerKind.ADAM, learningRate },
     lrSchedule: { policy: LrSchedulePolicy.COSINE, warmupSteps: 0 },
     loss: 'softmax_cross_entropy',
@@ -176,6 +180,30 @@ const FMNIST_CNN_SMALL = classificationTask({
   learningRate: 2e-3,
   batchSize: 64,
   // About a minute per run on one quiet core (wasm convolutions are the cost).
+  steps: 1500,
+});
+
+/**
+ * `fmnist-cnn-small@1` at batch 128, the grown arm's plan at the end of the first epoch.
+ * What @1 does not let happen: Tamiyo's heuristic decides at epoch boundaries, and @1's
+ * first one (60,000 / 64 = 938 steps) leaves 562 of its 1,500 steps, with no validation
+ * pass after it to fossilize a seed; and at batch 64 the per-step loss's EWMA deviation on
+ * Fashion-MNIST (0.12–0.15) is above the risk engine's loss-volatility threshold (0.1125),
+ * which holds the germination (measured: @1's grown arm, seed 0, grew nothing; its capacity
+ * growth at step 938 was held with `loss_volatility_high`). At batch 128 the epoch is 469
+ * steps (three validation passes before step 1,500) and the noise is lower.
+ */
+const FMNIST_CNN_SMALL_V2 = classificationTask({
+  id: 'fmnist-cnn-small',
+  version: 2,
+  description:
+    'CNN conv(4)-pool-conv(8)-pool-dense on Fashion-MNIST, batch 128, block2 grown to 16 channels (large: static conv(4)-conv(16))',
+  dataset: { kind: 'tolaria', name: 'fashion-mnist', layout: 'image' },
+  smallHost: { family: 'cnn', channels: [4, 8], kernelSize: 3 },
+  largeHost: { family: 'cnn', channels: [4, 16], kernelSize: 3 },
+  growthPlan: [{ method: 'widen', site: 'block2', units: 8, atStep: 469 }],
+  learningRate: 2e-3,
+  batchSize: 128,
   steps: 1500,
 });
 
@@ -253,6 +281,7 @@ const STUDENT_TEACHER_2: TaskDefinition = {
 export const STUDY_TASKS: readonly TaskDefinition[] = Object.freeze([
   FMNIST_MLP_NARROW,
   FMNIST_CNN_SMALL,
+  FMNIST_CNN_SMALL_V2,
   SPIRALS_MLP,
   STUDENT_TEACHER,
   STUDENT_TEACHER_2,

@@ -8,8 +8,8 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { crc32c, ErrorCode, EsperError, parsePersistedJson } from '../core/index.js';
-import { SeedSiteKind } from '../leyline/index.js';
 import { FamilyId } from '../karn/index.js';
+import { ArtifactSiteSchema, type ArtifactSite } from './artifact-site.js';
 
 /** ASCII magic at the start of every artifact. */
 export const ARTIFACT_MAGIC = 'ESPR-ART';
@@ -43,12 +43,8 @@ export interface ArtifactHeader {
   readonly family: FamilyId;
   /** Validated blueprint parameters (keys sorted in the serialised form). */
   readonly parameters: Readonly<Record<string, number>>;
-  /**
-   * The site the module was compiled for; `kind` is the `SeedSiteKind` name (`DENSE`,
-   * `CONV`, `WIDEN`); `outputShape` only where the site has one (WIDEN), so other
-   * artifacts' bytes are as before.
-   */
-  readonly site: { readonly kind: string; readonly shape: readonly number[]; readonly outputShape?: readonly number[] };
+  /** The site the module was compiled for (`artifact-site.ts`). */
+  readonly site: ArtifactSite;
   readonly guard: GuardSpec;
   /** The module's variables, in build order. */
   readonly variables: readonly ArtifactVariable[];
@@ -69,11 +65,7 @@ const HeaderSchema = z.strictObject({
   blueprintId: z.string().min(1),
   family: z.enum(Object.values(FamilyId) as [FamilyId, ...FamilyId[]]),
   parameters: z.record(z.string(), z.number().refine(Number.isFinite, 'must be finite')),
-  site: z.strictObject({
-    kind: z.string().refine((k) => typeof (SeedSiteKind as unknown as Record<string, unknown>)[k] === 'number', 'unknown SeedSiteKind'),
-    shape: dims.min(1),
-    outputShape: dims.min(1).optional(),
-  }),
+  site: ArtifactSiteSchema,
   guard: z.strictObject({ inputShape: dims, outputShape: dims, dtype: z.literal('float32') }),
   variables: z.array(z.strictObject({ name: z.string().min(1), shape: dims, dtype: z.enum(['float32', 'int32', 'bool']) })),
   seed: z.number().int(),

@@ -3,15 +3,8 @@
  * rebuilt through the blueprint's own Karn family (reference prototype-blueprint-pipeline
  * §2.2–§2.4, §10.1–§10.3; departures in docs/architecture.md, Tezzeret).
  */
-import { create } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError, isEsperError, optionChecks, quantile, systemClock, type Clock } from '../core/index.js';
-import {
-  SeedSiteDescriptorSchema,
-  SeedSiteKind,
-  siteOutputShape,
-  type BlueprintDescriptor,
-  type SeedSiteDescriptor,
-} from '../leyline/index.js';
+import { siteOutputShape, type BlueprintDescriptor, type SeedSiteDescriptor } from '../leyline/index.js';
 import { decodeWeights, decodeWeightsFromBytes, encodeWeights, encodeWeightsToBytes, seededRng, tf } from '../tensor/index.js';
 import { KarnCatalog, type BlueprintParameters, type FamilyId, type SeedModule } from '../karn/index.js';
 import {
@@ -24,11 +17,12 @@ import {
   type ArtifactVariable,
   type GuardSpec,
 } from './artifact.js';
+import { artifactSiteOf, siteOfArtifact, type ArtifactSite } from './artifact-site.js';
 import { TezzeretMetric } from './names.js';
 
 /** Options of {@link TezzeretCompiler}. */
 export interface TezzeretCompilerOptions {
-  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP052) */
+  /** Blueprint catalog that builds modules. @default a new `KarnCatalog()` (BP001–BP056) */
   readonly catalog?: KarnCatalog;
   /** @default systemClock */
   readonly clock?: Clock;
@@ -111,9 +105,8 @@ function relativeName(variable: tf.Variable, scope: string): string {
   return variable.name.slice(prefix.length);
 }
 
-function siteKindName(kind: SeedSiteKind): string {
-  const name = SeedSiteKind[kind] as string | undefined;
-  return name ?? optionChecks('TezzeretCompiler.compile').fail('site.kind', 'a declared SeedSiteKind', kind);
+function artifactSite(site: SeedSiteDescriptor): ArtifactSite {
+  return artifactSiteOf(site) ?? optionChecks('TezzeretCompiler.compile').fail('site.kind', 'a declared SeedSiteKind', site.kind);
 }
 
 /**
@@ -144,13 +137,7 @@ export function loadArtifact(bytes: Uint8Array, options: LoadArtifactOptions = {
         blueprintId: header.blueprintId,
       });
     }
-    const kind = (SeedSiteKind as unknown as Record<string, SeedSiteKind>)[header.site.kind] as SeedSiteKind;
-    const site = create(SeedSiteDescriptorSchema, {
-      siteId: `artifact:${header.blueprintId}`,
-      kind,
-      shape: [...header.site.shape],
-      outputShape: [...(header.site.outputShape ?? [])],
-    });
+    const site = siteOfArtifact(header.site, `artifact:${header.blueprintId}`);
     module = catalog.build(header.blueprintId, site, { seed: header.seed, parameters: header.parameters, scope });
   } catch (error) {
     if (isEsperError(error, ErrorCode.TEZZERET_ARTIFACT_INVALID)) throw error;
@@ -251,7 +238,7 @@ export class TezzeretCompiler {
       });
     }
     const validated = this.#catalog.validateParameters(id, parameters);
-    const kind = siteKindName(site.kind);
+    const headerSite = artifactSite(site);
     const startMs = this.#clock.monotonicMs();
     const scope = privateScope('compile', id);
     const module = this.#catalog.build(id, site, { seed: options.seed, parameters: validated, scope });
@@ -280,7 +267,7 @@ export class TezzeretCompiler {
         blueprintId: id,
         family,
         parameters: validated,
-        site: { kind, shape: [...site.shape], ...(site.outputShape.length > 0 ? { outputShape: [...site.outputShape] } : {}) },
+        site: headerSite,
         guard,
         variables: module.variables.map((v, i) => ({
           name: (named[i] as { name: string }).name,

@@ -1,5 +1,12 @@
 /** Forge jobs: a blueprint compiled for one site, keyed by blueprint and Urza site key. */
-import { SeedSiteKind, type SeedSiteDescriptor } from '../leyline/index.js';
+import {
+  BlockActivation,
+  SeedSiteKind,
+  WindowPadding,
+  type ConvWidenPath,
+  type SeedSiteDescriptor,
+  type SquareWindow,
+} from '../leyline/index.js';
 import type { KarnCatalog } from '../karn/index.js';
 import { sha256Hex } from './artifact.js';
 
@@ -16,12 +23,27 @@ export type ResolvedForgeJob = Required<ForgeJob>;
 
 /**
  * Urza site key of a site: `<kind>:<d1>x<d2>…`, e.g. `dense:256`, `conv:16x16x32`, with
- * `->` and the output shape where the site has one (`widen:784->256`).
+ * `->` and the output shape where the site has one (`widen:784->256`), and `;` and the conv
+ * path of a conv WIDEN site (`widen:14x14x4->10;conv3s1same-relu-pool2s2valid-dense`: two
+ * sites with the same shapes but other kernels or pools need other artifacts).
  */
 export function siteKeyOf(site: SeedSiteDescriptor): string {
   const kind = (SeedSiteKind[site.kind] as string | undefined)?.toLowerCase() ?? `kind${site.kind}`;
   const output = site.outputShape.length > 0 ? `->${site.outputShape.join('x')}` : '';
-  return `${kind}:${site.shape.join('x')}${output}`;
+  const path = site.convWiden === undefined ? '' : `;${convPathKey(site.convWiden)}`;
+  return `${kind}:${site.shape.join('x')}${output}${path}`;
+}
+
+function convPathKey(path: ConvWidenPath): string {
+  const window = (name: string, w: SquareWindow): string =>
+    `${name}${w.size}s${w.stride}${(WindowPadding[w.padding] as string | undefined)?.toLowerCase() ?? w.padding}`;
+  const parts = [
+    path.conv === undefined ? 'conv?' : window('conv', path.conv),
+    (BlockActivation[path.activation] as string | undefined)?.toLowerCase() ?? `activation${path.activation}`,
+    ...(path.pool === undefined ? [] : [window('pool', path.pool)]),
+    path.nextConv === undefined ? 'dense' : window('conv', path.nextConv),
+  ];
+  return parts.join('-');
 }
 
 /** Every descriptor of `catalog` × every site in `sites` that its family fits, in catalog order. */

@@ -105,8 +105,9 @@ export function computeStep(
  * current weights (no update), where `u` is the site's input and `G` the gradient of the
  * mean training loss with respect to a zero addend on the next block's pre-activation
  * (which is ∂L/∂z there). One extra forward and backward pass for all sites together, in
- * training mode with every hook as it is. Site ids that are not WIDEN sites of the host are
- * left out.
+ * training mode with every hook as it is. Site ids that are not dense WIDEN sites of the
+ * host are left out (the matrix is GradMax's for a dense layer; no blueprint asks for it at
+ * a conv WIDEN site).
  */
 export function computeWidenGradients(
   input: LossSpec & {
@@ -115,7 +116,7 @@ export function computeWidenGradients(
     readonly siteIds: readonly string[];
   },
 ): Map<string, WidenGradient> {
-  const sites = input.host.descriptor.sites.filter((s) => isWidenSite(s) && input.siteIds.includes(s.siteId));
+  const sites = input.host.descriptor.sites.filter((s) => isWidenSite(s) && s.convWiden === undefined && input.siteIds.includes(s.siteId));
   const out = new Map<string, WidenGradient>();
   if (sites.length === 0) return out;
   const inputs = new Map<string, tf.Tensor>();

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { ErrorCode, EsperError, parsePersistedJson } from '../core/index.js';
 import { BlendMode, HazardBand, SeedSiteDescriptorSchema, SeedSiteKind, type BlueprintDescriptor, type BSDS } from '../leyline/index.js';
 import { familyById, type FamilyId } from '../karn/index.js';
-import type { ArtifactHeader } from '../tezzeret/index.js';
+import { siteOfArtifact, type ArtifactHeader } from '../tezzeret/index.js';
 
 /** Version of the {@link GraphMetadata} layout. */
 export const GRAPH_METADATA_VERSION = 1;
@@ -134,6 +134,8 @@ const FAMILY_ACTIVATIONS: Readonly<Record<FamilyId, readonly string[]>> = {
   self_attention: ['softmax'],
   unstable_feedback: ['linear'],
   widen: ['relu'],
+  // The host block's activation (ReLU in Tolaria's CNN hosts; the site descriptor says which).
+  widen_conv: ['relu'],
 };
 
 /**
@@ -192,18 +194,15 @@ export function buildGraphMetadata(
 function capabilitiesOf(header: ArtifactHeader, bsds: BSDS | undefined): GraphCapabilities {
   const channels = header.site.shape[header.site.shape.length - 1] ?? 1;
   const family = familyById(header.family);
-  // Probe the family's fit predicate at the compiled width for each site kind.
+  // Probe the family's fit predicate at the compiled width for each site kind (WIDEN: the
+  // compiled site's shapes and conv path).
+  const widenProbe = siteOfArtifact(header.site, 'probe');
+  widenProbe.kind = SeedSiteKind.WIDEN;
+  widenProbe.outputShape = [...(header.site.outputShape ?? [channels])];
   const probes = [
     { name: 'DENSE', site: create(SeedSiteDescriptorSchema, { kind: SeedSiteKind.DENSE, shape: [channels] }) },
     { name: 'CONV', site: create(SeedSiteDescriptorSchema, { kind: SeedSiteKind.CONV, shape: [4, 4, channels] }) },
-    {
-      name: 'WIDEN',
-      site: create(SeedSiteDescriptorSchema, {
-        kind: SeedSiteKind.WIDEN,
-        shape: [...header.site.shape],
-        outputShape: [...(header.site.outputShape ?? [channels])],
-      }),
-    },
+    { name: 'WIDEN', site: widenProbe },
   ];
   const siteKinds = family === undefined ? [] : probes.filter((p) => family.fits(p.site)).map((p) => p.name);
   const sameShape =

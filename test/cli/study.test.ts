@@ -170,7 +170,14 @@ describe('esper study', () => {
     expect(await runStudyCommand(['--help'], help.io, { settings })).toBe(0);
     expect(help.out.stdout).toBe(STUDY_HELP);
     // Every registered task that can run is listed (student-teacher runs since regression landed).
-    for (const task of ['fmnist-mlp-narrow@1', 'fmnist-cnn-small@1', 'spirals-mlp@1', 'student-teacher@1', 'student-teacher@2'])
+    for (const task of [
+      'fmnist-mlp-narrow@1',
+      'fmnist-cnn-small@1',
+      'fmnist-cnn-small@2',
+      'spirals-mlp@1',
+      'student-teacher@1',
+      'student-teacher@2',
+    ])
       expect(STUDY_HELP).toContain(task);
     expect(STUDY_HELP).toContain('grown-random');
   });

@@ -21,20 +21,22 @@ function errorOf(fn: () => unknown): unknown {
 describe('KarnCatalog descriptors', () => {
   const catalog = new KarnCatalog();
 
-  it('holds 55 blueprints with unique ids BP001–BP055: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
+  it('holds 56 blueprints with unique ids BP001–BP056: the prototype 35 SAFE / 7 EXPERIMENTAL / 8 HIGH_RISK, then SAFE growth', () => {
     const all = catalog.list();
-    expect(all).toHaveLength(55);
-    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 55 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
-    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(40);
-    for (const [id, name] of [
-      ['BP051', 'widen_zero_out'],
-      ['BP052', 'widen_gradmax'],
-      ['BP053', 'widen_gradmax_unit'],
-      ['BP054', 'widen_random_unit'],
-      ['BP055', 'widen_random'],
+    expect(all).toHaveLength(56);
+    expect(all.map((d) => d.blueprintId)).toEqual(Array.from({ length: 56 }, (_, i) => `BP${String(i + 1).padStart(3, '0')}`));
+    expect(catalog.list({ tier: BlueprintTier.SAFE })).toHaveLength(41);
+    for (const [id, name, family] of [
+      ['BP051', 'widen_zero_out', 'widen'],
+      ['BP052', 'widen_gradmax', 'widen'],
+      ['BP053', 'widen_gradmax_unit', 'widen'],
+      ['BP054', 'widen_random_unit', 'widen'],
+      ['BP055', 'widen_random', 'widen'],
+      ['BP056', 'widen_conv_zero_out', 'widen_conv'],
     ] as const) {
-      expect([catalog.get(id).name, catalog.get(id).family, catalog.get(id).tier]).toEqual([name, 'widen', BlueprintTier.SAFE]);
+      expect([catalog.get(id).name, catalog.get(id).family, catalog.get(id).tier]).toEqual([name, family, BlueprintTier.SAFE]);
     }
+    expect(catalog.defaultParameters('BP056')).toEqual({ channels: 8 });
     expect(catalog.list({ tier: BlueprintTier.EXPERIMENTAL })).toHaveLength(7);
     expect(catalog.list({ tier: BlueprintTier.HIGH_RISK })).toHaveLength(8);
   });

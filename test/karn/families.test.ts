@@ -5,17 +5,23 @@ import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { KarnCatalog } from '../../src/karn/catalog.js';
 import { SEED_FAMILIES } from '../../src/karn/families/register-all.js';
 import { FamilyId, type SeedModule } from '../../src/karn/family.js';
+import { convWidenSite } from '../support/conv-widen-site.js';
 
 const site = (kind: SeedSiteKind, shape: number[]): SeedSiteDescriptor =>
   create(SeedSiteDescriptorSchema, { siteId: `s-${shape.join('x')}`, kind, shape });
 
-/** The two bench hosts' site shapes, plus a tiny dense one, plus a WIDEN site (784 → 256). */
+/**
+ * The two bench hosts' site shapes, plus a tiny dense one, plus a WIDEN site (784 → 256) and
+ * two conv WIDEN sites (a 3×3 conv + 2×2 pool into the next 3×3 conv, or into the head).
+ */
 const SITES: readonly SeedSiteDescriptor[] = [
   site(SeedSiteKind.DENSE, [256]),
   site(SeedSiteKind.DENSE, [2]),
   site(SeedSiteKind.CONV, [16, 16, 32]),
   site(SeedSiteKind.CONV, [8, 8, 64]),
   create(SeedSiteDescriptorSchema, { siteId: 's-widen', kind: SeedSiteKind.WIDEN, shape: [784], outputShape: [256] }),
+  convWidenSite([28, 28, 1], [14, 14, 8]),
+  convWidenSite([14, 14, 4], [10]),
 ];
 const BATCH = 4;
 
@@ -76,9 +82,10 @@ describe('seed-module families', () => {
     const uses = new Map<string, number>();
     const prototype = catalog.list().filter((d) => Number(d.blueprintId.slice(2)) <= 50);
     for (const d of prototype) uses.set(d.family, (uses.get(d.family) ?? 0) + 1);
-    // The growth families (widen, BP051 on) are Esper's own, not a mapping of the prototype's.
-    for (const f of SEED_FAMILIES.filter((x) => x.id !== FamilyId.WIDEN)) expect(uses.get(f.id) ?? 0, f.id).toBeGreaterThanOrEqual(2);
-    expect(catalog.list().some((d) => d.family === FamilyId.WIDEN)).toBe(true);
+    // The growth families (widen, widen_conv; BP051 on) are Esper's own, not a mapping of the prototype's.
+    const growth: readonly string[] = [FamilyId.WIDEN, FamilyId.WIDEN_CONV];
+    for (const f of SEED_FAMILIES.filter((x) => !growth.includes(x.id))) expect(uses.get(f.id) ?? 0, f.id).toBeGreaterThanOrEqual(2);
+    for (const id of growth) expect(catalog.list().some((d) => d.family === id)).toBe(true);
   });
 
   it('every blueprint fits at least one bench site shape', () => {

@@ -22,10 +22,12 @@ describe('study task registry', () => {
     expect(STUDY_TASKS.map(taskKey)).toEqual([
       'fmnist-mlp-narrow@1',
       'fmnist-cnn-small@1',
+      'fmnist-cnn-small@2',
       'spirals-mlp@1',
       'student-teacher@1',
       'student-teacher@2',
     ]);
+    expect(findTask('fmnist-cnn-small')).toBe(findTask('fmnist-cnn-small@2'));
     expect(findTask('student-teacher')).toBe(findTask('student-teacher@2'));
     expect(findTask('fmnist-mlp-narrow')).toBe(findTask('fmnist-mlp-narrow@1'));
     const newer = { ...findTask('spirals-mlp'), version: 2 };
@@ -56,6 +58,13 @@ describe('study task registry', () => {
     // 784·8 + 8 + 8·10 + 10 = 6,370; 784·32 + 32 + 32·10 + 10 = 25,450.
     expect(hostParameterCount(task.smallHost, taskShape(task))).toBe(6370);
     expect(hostParameterCount(task.largeHost, taskShape(task))).toBe(25_450);
+  });
+
+  it('defines fmnist-cnn-small@2 as @1 at batch 128 with the growth at the end of the first epoch', () => {
+    const [v1, v2] = [findTask('fmnist-cnn-small@1'), findTask('fmnist-cnn-small@2')];
+    const same = (t: typeof v1) => ({ ...t, version: 0, description: '', batchSize: 0, growthPlan: [] });
+    expect(same(v2)).toEqual(same(v1));
+    expect([v1.batchSize, v2.batchSize, v2.growthPlan]).toEqual([64, 128, [{ method: 'widen', site: 'block2', units: 8, atStep: 469 }]]);
   });
 
   it('counts CNN parameters as Tolaria builds them (3×3 same convs, 2×2 pools)', () => {

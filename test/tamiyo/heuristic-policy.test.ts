@@ -11,6 +11,7 @@ import {
   SeedStateSchema,
   SiteSignalSchema,
   SystemStatePacketSchema,
+  type SeedSiteDescriptor,
   TrainingMetricsSchema,
   type SystemStatePacket,
 } from '../../src/leyline/index.js';
@@ -20,6 +21,7 @@ import { HEURISTIC_POLICY_DEFAULTS, type HeuristicPolicyOptions } from '../../sr
 import { HeuristicPolicy } from '../../src/tamiyo/heuristic-policy.js';
 import type { PolicyContext, PolicyProposal } from '../../src/tamiyo/policy.js';
 import { DecisionKind } from '../../src/tamiyo/decision.js';
+import { convWidenSite } from '../support/conv-widen-site.js';
 
 const S = SeedLifecycleStage;
 
@@ -432,6 +434,33 @@ describe('HeuristicPolicy capacity growth', () => {
     expect(propose(later, epochPacket(2, 0.6, 0.5)).decision).toMatchObject({ kind: DecisionKind.GERMINATE, siteId: 'hidden1.widen' });
     const fossil: SeedInit = { id: 'hidden1.widen#1', site: 'hidden1.widen', bp: WIDEN_IDS[0] as string, stage: S.SEED_STAGE_FOSSILIZED };
     expect(propose(new HeuristicPolicy(), epochPacket(3, 0.6, 0.5, [fossil])).decision.kind).toBe(DecisionKind.WAIT);
+  });
+
+  it("widens a CNN's last conv block by new channels (BP056, the only blueprint that fits a conv WIDEN site), then the one before it", () => {
+    const at = (site: SeedSiteDescriptor, block: string, depth: number) => create(SeedSiteDescriptorSchema, { ...site, block, depth });
+    const cnn = create(HostDescriptorSchema, {
+      hostId: 'cnn-small',
+      family: 'cnn',
+      sites: [
+        at(convWidenSite([28, 28, 1], [14, 14, 8], 'block1.widen'), 'conv1', 0),
+        create(SeedSiteDescriptorSchema, { siteId: 'block1', block: 'pool1', kind: SeedSiteKind.CONV, shape: [14, 14, 4], depth: 1 }),
+        at(convWidenSite([14, 14, 4], [10], 'block2.widen'), 'conv2', 2),
+        create(SeedSiteDescriptorSchema, { siteId: 'block2', block: 'pool2', kind: SeedSiteKind.CONV, shape: [7, 7, 8], depth: 3 }),
+      ],
+    });
+    const grow = (p: SystemStatePacket) =>
+      new HeuristicPolicy().propose({ packet: p, host: cnn, candidates: CANDIDATES, epochBoundary: true });
+    expect(grow(epochPacket(0, 0.5, 0.45)).decision).toMatchObject({
+      kind: DecisionKind.GERMINATE,
+      siteId: 'block2.widen',
+      blueprintId: 'BP056',
+    });
+    const fossil: SeedInit = { id: 'block2.widen#1', site: 'block2.widen', bp: 'BP056', stage: S.SEED_STAGE_FOSSILIZED };
+    expect(grow(epochPacket(1, 0.5, 0.45, [fossil])).decision).toMatchObject({
+      kind: DecisionKind.GERMINATE,
+      siteId: 'block1.widen',
+      blueprintId: 'BP056',
+    });
   });
 
   const TWO_LAYERS = create(HostDescriptorSchema, {

@@ -72,7 +72,17 @@ describe('artifact byte format', () => {
     const unknownFamily = encodeArtifact({ ...HEADER, family: 'nope' as never }, weights);
     const extraField = encodeArtifact({ ...HEADER, extra: 1 } as ArtifactHeader, weights);
     const badKind = encodeArtifact({ ...HEADER, site: { kind: 'SIDEWAYS', shape: [4] } }, weights);
-    for (const bytes of [badMagic, badVersion, longer, unknownFamily, extraField, badKind]) {
+    const conv = { size: 3, stride: 1, padding: 'SAME' } as const;
+    const widenSite = { kind: 'WIDEN', shape: [8, 8, 2], outputShape: [10] };
+    const badPath = encodeArtifact(
+      { ...HEADER, site: { ...widenSite, convWiden: { conv: { ...conv, padding: 'FULL' as never }, activation: 'RELU' } } },
+      weights,
+    );
+    const noStride = encodeArtifact(
+      { ...HEADER, site: { ...widenSite, convWiden: { conv: { ...conv, stride: 0 }, activation: 'RELU' } } },
+      weights,
+    );
+    for (const bytes of [badMagic, badVersion, longer, unknownFamily, extraField, badKind, badPath, noStride]) {
       expect(
         isEsperError(
           errorOf(() => decodeArtifact(bytes)),
@@ -84,5 +94,6 @@ describe('artifact byte format', () => {
     expect(paths(unknownFamily)).toEqual(['$.family']);
     expect(paths(extraField)).toEqual(['$']);
     expect(paths(badKind)).toEqual(['$.site.kind']);
+    expect([paths(badPath), paths(noStride)]).toEqual([['$.site.convWiden.conv.padding'], ['$.site.convWiden.conv.stride']]);
   });
 });

@@ -8,6 +8,7 @@ import { decodeArtifact } from '../../src/tezzeret/artifact.js';
 import { quantile } from '../../src/core/index.js';
 import { loadArtifact, TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/compiler.js';
 import { TezzeretMetric } from '../../src/tezzeret/names.js';
+import { convWidenSite } from '../support/conv-widen-site.js';
 
 const site = (kind: SeedSiteKind, shape: number[]): SeedSiteDescriptor =>
   create(SeedSiteDescriptorSchema, { siteId: `s-${shape.join('x')}`, kind, shape });
@@ -16,7 +17,9 @@ const DENSE = site(SeedSiteKind.DENSE, [256]);
 const CONV = site(SeedSiteKind.CONV, [16, 16, 32]);
 const CONV_WIDE = site(SeedSiteKind.CONV, [8, 8, 64]);
 const WIDEN = create(SeedSiteDescriptorSchema, { siteId: 's-widen', kind: SeedSiteKind.WIDEN, shape: [784], outputShape: [256] });
-const BENCH_SITES = [DENSE, CONV, CONV_WIDE, WIDEN] as const;
+const WIDEN_CONV_NEXT = convWidenSite([16, 16, 3], [8, 8, 8]);
+const WIDEN_CONV_HEAD = convWidenSite([8, 8, 4], [10]);
+const BENCH_SITES = [DENSE, CONV, CONV_WIDE, WIDEN, WIDEN_CONV_NEXT, WIDEN_CONV_HEAD] as const;
 const BATCH = 2;
 
 const catalog = new KarnCatalog();
@@ -92,6 +95,37 @@ describe('compile → load', () => {
       expect(artifact.prewarm.p95Ms).toBeGreaterThanOrEqual(artifact.prewarm.p50Ms);
     });
   }
+
+  it('BP056 at conv WIDEN sites: the header carries the conv path, and the loaded artifact rebuilds it and computes what the module does', async () => {
+    for (const s of [WIDEN_CONV_NEXT, WIDEN_CONV_HEAD]) {
+      const artifact = await compileDefault('BP056', s, 5);
+      expect(artifact.header.site).toEqual({
+        kind: 'WIDEN',
+        shape: [...s.shape],
+        outputShape: [...s.outputShape],
+        convWiden: {
+          conv: { size: 3, stride: 1, padding: 'SAME' },
+          activation: 'RELU',
+          pool: { size: 2, stride: 2, padding: 'VALID' },
+          ...(s.outputShape.length === 3 ? { nextConv: { size: 3, stride: 1, padding: 'SAME' } } : {}),
+        },
+      });
+      expect(artifact.header.guard.outputShape).toEqual([1, ...s.outputShape]);
+      const original = catalog.build('BP056', s, { seed: 5, scope: 'orig-bp056' });
+      const loaded = loadArtifact(artifact.bytes, { catalog, scope: 'loaded-bp056' });
+      try {
+        // Give V weight (zero at build) so the comparison sees the whole path.
+        tf.tidy(() => {
+          for (const m of [original, loaded]) m.variables[2]?.assign(tf.onesLike(m.variables[2]));
+        });
+        expect(sameBits(outputOf(loaded, s), outputOf(original, s))).toBe(true);
+        expect(Math.max(...Array.from(outputOf(loaded, s), Math.abs))).toBeGreaterThan(0);
+      } finally {
+        original.dispose();
+        loaded.dispose();
+      }
+    }
+  });
 
   it('loads under the blueprint id scope by default and under any other scope on request', async () => {
     const artifact = await compileDefault('BP005', DENSE);

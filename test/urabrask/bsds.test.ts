@@ -20,10 +20,12 @@ import { TezzeretCompiler, type CompiledArtifact } from '../../src/tezzeret/inde
 import { Crucible, HazardStatus, type HazardReport } from '../../src/urabrask/crucible.js';
 import { assessHazards, BSDS_VERSION, HIGH_HAZARD_RECOMMENDATION, issueBsds } from '../../src/urabrask/bsds.js';
 import { createBsdsVerifier } from '../../src/urza/index.js';
+import { convWidenSite } from '../support/conv-widen-site.js';
 
 const DENSE = create(SeedSiteDescriptorSchema, { siteId: 'bsds-dense', kind: SeedSiteKind.DENSE, shape: [64] });
 const CONV = create(SeedSiteDescriptorSchema, { siteId: 'bsds-conv', kind: SeedSiteKind.CONV, shape: [8, 8, 16] });
 const WIDEN = create(SeedSiteDescriptorSchema, { siteId: 'bsds-widen', kind: SeedSiteKind.WIDEN, shape: [64], outputShape: [10] });
+const WIDEN_CONV = convWidenSite([8, 8, 4], [10]);
 const catalog = new KarnCatalog();
 const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 1 });
 const crucible = new Crucible({ catalog });
@@ -39,7 +41,7 @@ let safe: { artifact: CompiledArtifact; report: HazardReport };
 let unstable: { artifact: CompiledArtifact; report: HazardReport };
 
 async function probe(id: string): Promise<{ artifact: CompiledArtifact; report: HazardReport }> {
-  const site = [DENSE, CONV, WIDEN].find((s) => catalog.familyOf(id).fits(s)) ?? DENSE;
+  const site = [DENSE, CONV, WIDEN, WIDEN_CONV].find((s) => catalog.familyOf(id).fits(s)) ?? DENSE;
   const artifact = await compiler.compile(catalog.get(id), catalog.defaultParameters(id), site, { seed: 5 });
   return { artifact, report: crucible.probe(artifact.bytes) };
 }
@@ -89,8 +91,8 @@ describe('band rule: the band comes from the measurements', () => {
     }
   }, 30_000);
 
-  it('certifies the GradMax and random widenings BP052–BP055 like BP051 (U and V zero at init): LOW band, STANDARD handling', async () => {
-    for (const id of ['BP051', 'BP052', 'BP053', 'BP054', 'BP055']) {
+  it('certifies the GradMax and random widenings BP052–BP055 and the channel widening BP056 like BP051: LOW band, STANDARD handling', async () => {
+    for (const id of ['BP051', 'BP052', 'BP053', 'BP054', 'BP055', 'BP056']) {
       const { report } = await probe(id);
       const bsds = issueBsds(signer, catalog.get(id), report, { clock });
       console.log(figures(report, bsds));

@@ -6,10 +6,12 @@ import { KarnCatalog } from '../../src/karn/index.js';
 import { initTensorBackend } from '../../src/tensor/index.js';
 import { decodeArtifact, TezzeretCompiler, type ArtifactHeader } from '../../src/tezzeret/index.js';
 import { buildGraphMetadata, GRAPH_MONITOR_DEFAULTS, parseGraphMetadata } from '../../src/urza/graph-metadata.js';
+import { convWidenSite } from '../support/conv-widen-site.js';
 
 const DENSE = create(SeedSiteDescriptorSchema, { siteId: 'gm-dense', kind: SeedSiteKind.DENSE, shape: [64] });
 const CONV = create(SeedSiteDescriptorSchema, { siteId: 'gm-conv', kind: SeedSiteKind.CONV, shape: [8, 8, 16] });
 const WIDEN = create(SeedSiteDescriptorSchema, { siteId: 'gm-widen', kind: SeedSiteKind.WIDEN, shape: [64], outputShape: [10] });
+const WIDEN_CONV = convWidenSite([8, 8, 4], [10]);
 const catalog = new KarnCatalog();
 const headers = new Map<string, ArtifactHeader>();
 
@@ -22,6 +24,7 @@ beforeAll(async () => {
     ['BP016', CONV],
     ['BP051', WIDEN],
     ['BP052', WIDEN],
+    ['BP056', WIDEN_CONV],
   ] as const) {
     const artifact = await compiler.compile(catalog.get(id), catalog.defaultParameters(id), site, { seed: 2 });
     headers.set(id, decodeArtifact(artifact.bytes).header);
@@ -59,6 +62,14 @@ describe('buildGraphMetadata', () => {
     expect(widen.allowedBlendModes).toEqual(['RESIDUAL']);
     // GradMax widening compiles to the same capabilities (the init is a knob of the family).
     expect(buildGraphMetadata(catalog.get('BP052'), headers.get('BP052')!).capabilities).toEqual(widen);
+    // Channel widening fits the WIDEN kind at its compiled conv path (the probe carries it).
+    const widenConv = buildGraphMetadata(catalog.get('BP056'), headers.get('BP056')!).capabilities;
+    expect([widenConv.siteKinds, widenConv.inputShape, widenConv.outputShape, widenConv.allowedBlendModes]).toEqual([
+      ['WIDEN'],
+      [1, 8, 8, 4],
+      [1, 10],
+      ['RESIDUAL'],
+    ]);
   });
 
   it('watches gradient norm, output scale and latency, tightened by a HIGH band that also restricts blending', () => {

@@ -15,6 +15,7 @@ import { residualMlpFamily } from './residual-mlp.js';
 import { selfAttentionFamily } from './self-attention.js';
 import { squeezeExciteFamily } from './squeeze-excite.js';
 import { unstableFeedbackFamily } from './unstable-feedback.js';
+import { widenConvFamily } from './widen-conv.js';
 import { widenFamily } from './widen.js';
 import { zeroControlFamily } from './zero-control.js';
 
@@ -34,6 +35,7 @@ export const SEED_FAMILIES: readonly FamilyConfig[] = Object.freeze([
   unstableFeedbackFamily,
   zeroControlFamily,
   widenFamily,
+  widenConvFamily,
 ]);
 
 const BY_ID: ReadonlyMap<FamilyId, FamilyConfig> = new Map(SEED_FAMILIES.map((f) => [f.id, f]));

@@ -1,15 +1,29 @@
 /**
  * {@link BlockHost}: a {@link HostModel} that runs a fixed sequence of blocks and passes
  * the activation at each DENSE or CONV seed site through the hook attached there (identity
- * when none); a WIDEN site's hook contributes to the next dense block's pre-activation.
- * Built by `HostBuilder`; not constructed directly.
+ * when none); a WIDEN site's hook contributes to the next weighted block's pre-activation
+ * (`widen-path.ts`). Built by `HostBuilder`; not constructed directly.
  */
-import { create } from '@bufbuild/protobuf';
+import { create, equals } from '@bufbuild/protobuf';
 import { ErrorCode, EsperError } from '../../core/index.js';
-import { HostDescriptorSchema, isWidenSite, siteOutputShape, type HostDescriptor, type SeedSiteDescriptor } from '../../leyline/index.js';
+import {
+  ConvWidenPathSchema,
+  HostDescriptorSchema,
+  isWidenSite,
+  siteOutputShape,
+  type HostDescriptor,
+  type SeedSiteDescriptor,
+} from '../../leyline/index.js';
 import { tf } from '../../tensor/index.js';
 import type { ForwardOptions, HostModel, SeedSiteHook, SiteHook, WidenSiteHook } from '../host-model.js';
 import type { HostBlock } from './blocks.js';
+import { widenPathOf } from './widen-path.js';
+
+/** The input of a widened block and its active WIDEN sites, waiting for the block they add to. */
+interface Widening {
+  readonly input: tf.Tensor;
+  readonly siteIds: readonly string[];
+}
 
 /** Everything a {@link BlockHost} is made of (assembled by `HostBuilder`). */
 export interface BlockHostParts {
@@ -19,7 +33,7 @@ export interface BlockHostParts {
   readonly blocks: readonly HostBlock[];
   /**
    * Site descriptors in host order; `depth` is the index of the block each follows (of the
-   * block a WIDEN site widens, which must be dense and followed by a dense block).
+   * block a WIDEN site widens, whose path to the next weighted block `widen-path.ts` reads).
    */
   readonly sites: readonly SeedSiteDescriptor[];
 }
@@ -43,6 +57,8 @@ export class BlockHost implements HostModel {
   private readonly sitesAfterBlock: ReadonlyMap<number, readonly string[]>;
   /** WIDEN site ids of each block (whose input they read), by block index. */
   private readonly widenSitesOfBlock: ReadonlyMap<number, readonly string[]>;
+  /** The block whose pre-activation a widened block's WIDEN sites add to, by widened block index. */
+  private readonly widenTargets = new Map<number, number>();
   private readonly sitesById: ReadonlyMap<string, SeedSiteDescriptor>;
   private readonly siteOrder: readonly string[];
   private readonly hookMap = new Map<string, SiteHook>();
@@ -71,7 +87,7 @@ export class BlockHost implements HostModel {
     const after = new Map<number, string[]>();
     const widen = new Map<number, string[]>();
     for (const site of parts.sites) {
-      if (isWidenSite(site)) assertWidenable(parts, site);
+      if (isWidenSite(site)) this.widenTargets.set(site.depth, widenTarget(parts, site));
       const byBlock = isWidenSite(site) ? widen : after;
       const list = byBlock.get(site.depth) ?? [];
       list.push(site.siteId);
@@ -105,10 +121,11 @@ export class BlockHost implements HostModel {
     const active = (siteId: string): SiteHook | undefined =>
       options.bypassSites?.has(siteId) === true ? undefined : this.hookMap.get(siteId);
     let x = inputs;
-    /** The previous block's input and its active WIDEN hooks, for this block's pre-activation. */
-    let widening: { readonly input: tf.Tensor; readonly siteIds: readonly string[] } | undefined;
+    /** Widened blocks' inputs and active WIDEN hooks, by the index of the block they add to. */
+    const pending = new Map<number, Widening>();
     for (const [index, block] of this.blocks.entries()) {
       const input = x;
+      const widening = pending.get(index);
       x =
         widening === undefined
           ? block.apply(x)
@@ -116,7 +133,7 @@ export class BlockHost implements HostModel {
       const widenIds = (this.widenSitesOfBlock.get(index) ?? []).filter(
         (id) => active(id) !== undefined || options.widenProbes?.has(id) === true,
       );
-      widening = widenIds.length === 0 ? undefined : { input, siteIds: widenIds };
+      if (widenIds.length > 0) pending.set(this.widenTargets.get(index) as number, { input, siteIds: widenIds });
       for (const siteId of this.sitesAfterBlock.get(index) ?? []) {
         const hook = active(siteId);
         if (hook === undefined) continue;
@@ -130,19 +147,19 @@ export class BlockHost implements HostModel {
     return x;
   }
 
-  /** `block` (dense) with the active WIDEN hooks' contributions (and any probes' addends) added to its pre-activation. */
+  /** `block` (dense or conv2d) with the active WIDEN hooks' contributions (and any probes' addends) added to its pre-activation. */
   private widenedApply(
     block: HostBlock,
     x: tf.Tensor,
-    widening: { readonly input: tf.Tensor; readonly siteIds: readonly string[] },
+    widening: Widening,
     context: {
       readonly training: boolean;
       readonly active: (siteId: string) => SiteHook | undefined;
       readonly probes: ForwardOptions['widenProbes'];
     },
   ): tf.Tensor {
-    const dense = block.dense as NonNullable<HostBlock['dense']>;
-    let z = dense.preActivation(x);
+    const layer = (block.dense ?? block.conv) as NonNullable<HostBlock['dense']>;
+    let z = layer.preActivation(x);
     for (const siteId of widening.siteIds) {
       const hook = context.active(siteId) as WidenSiteHook | undefined;
       const addends = [
@@ -154,7 +171,7 @@ export class BlockHost implements HostModel {
         z = tf.add(z, addend);
       }
     }
-    return dense.activate(z);
+    return layer.activate(z);
   }
 
   private assertHookShape(siteId: string, actual: readonly number[], expected: readonly number[], what: string): void {
@@ -227,20 +244,29 @@ export class BlockHost implements HostModel {
   }
 }
 
-/** A WIDEN site's block and the next must be dense, the shapes its input and pre-activation. */
-function assertWidenable(parts: BlockHostParts, site: SeedSiteDescriptor): void {
+/**
+ * The index of the block a WIDEN site adds to; the site's shapes and conv path must be the
+ * ones its block and the blocks after it give (`widen-path.ts`).
+ */
+function widenTarget(parts: BlockHostParts, site: SeedSiteDescriptor): number {
   const block = parts.blocks[site.depth];
-  const next = parts.blocks[site.depth + 1];
-  const ok =
-    block?.dense !== undefined &&
-    next?.dense !== undefined &&
-    sameShape(site.shape, block.inputShape) &&
-    sameShape(siteOutputShape(site), next.outputShape);
-  if (!ok) {
-    throw new EsperError(
-      ErrorCode.INVALID_ARGUMENT,
-      `host '${parts.hostId}': WIDEN site '${site.siteId}' needs dense block ${site.depth} and a dense block after it, with matching shapes`,
-      { details: { field: 'sites', siteId: site.siteId, hostId: parts.hostId } },
-    );
+  const resolved = widenPathOf(parts.blocks, site.depth);
+  const path = resolved.ok ? resolved.path : undefined;
+  const samePath =
+    path?.convWiden === undefined || site.convWiden === undefined
+      ? path?.convWiden === site.convWiden
+      : equals(ConvWidenPathSchema, path.convWiden, site.convWiden);
+  if (
+    path === undefined ||
+    block === undefined ||
+    !sameShape(site.shape, block.inputShape) ||
+    !sameShape(siteOutputShape(site), path.outputShape) ||
+    !samePath
+  ) {
+    const why = resolved.ok ? 'needs shapes and a conv path matching its blocks' : resolved.reason;
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `host '${parts.hostId}': WIDEN site '${site.siteId}' ${why}`, {
+      details: { field: 'sites', siteId: site.siteId, hostId: parts.hostId },
+    });
   }
+  return path.target;
 }

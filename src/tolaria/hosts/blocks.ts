@@ -35,6 +35,15 @@ export type BlockKind = (typeof BlockKind)[keyof typeof BlockKind];
 /** Convolution / pooling padding (TensorFlow semantics). */
 export type Padding = 'same' | 'valid';
 
+/** The square window of a conv2d (its kernel) or max-pool block. */
+export interface BlockWindow {
+  /** Side of the window, in pixels. */
+  readonly size: number;
+  /** Stride along both spatial axes, in pixels. */
+  readonly stride: number;
+  readonly padding: Padding;
+}
+
 /** A materialised block of a host. */
 export interface HostBlock {
   readonly name: string;
@@ -47,19 +56,25 @@ export interface HostBlock {
   readonly variables: readonly tf.Variable[];
   /** `[batch, ...inputShape]` → `[batch, ...outputShape]`. Allocates: call inside `tf.tidy`. */
   apply(x: tf.Tensor): tf.Tensor;
+  /** Conv2d and max-pool blocks: the window (kernel or pool). */
+  readonly window?: BlockWindow;
+  /** Dense and conv2d blocks: the activation they end with. */
+  readonly activation?: Activation;
   /**
    * A dense block's two halves, `apply(x) = activate(preActivation(x))` (dense blocks only):
    * a WIDEN site adds its contribution in between.
    */
-  readonly dense?: DenseParts;
+  readonly dense?: LayerParts;
+  /** A conv2d block's two halves, as {@link dense} (conv2d blocks only). */
+  readonly conv?: LayerParts;
 }
 
-/** The parts of a dense block `activation(x·kernel + bias)`. */
-export interface DenseParts {
+/** The parts of a weighted block `activation(x ⊛ kernel + bias)` (dense: a matrix product; conv2d: a convolution). */
+export interface LayerParts {
   readonly kernel: tf.Variable;
   readonly bias: tf.Variable | undefined;
   readonly activation: Activation;
-  /** `x·kernel + bias`. Allocates: call inside `tf.tidy`. */
+  /** `x ⊛ kernel + bias`. Allocates: call inside `tf.tidy`. */
   preActivation(x: tf.Tensor): tf.Tensor;
   /** The block's activation applied to a pre-activation. */
   activate(z: tf.Tensor): tf.Tensor;
@@ -74,6 +89,10 @@ export interface BlockSpec {
   readonly kind: BlockKind;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
+  /** As {@link HostBlock.window}. */
+  readonly window?: BlockWindow;
+  /** As {@link HostBlock.activation}. */
+  readonly activation?: Activation;
   /** Creates the block's variables (named under `hostId`) from `rng`. */
   materialise(hostId: string, rng: Rng): HostBlock;
 }
@@ -152,11 +171,12 @@ export function denseSpec(inputShape: readonly number[], options: DenseSpecOptio
     kind: BlockKind.DENSE,
     inputShape: [inputSize],
     outputShape: [units],
+    activation,
     materialise(hostId, rng) {
       const kernel = initVariable(`${hostId}/${name}/kernel`, initializer, [inputSize, units], rng);
       const bias = useBias ? createBias(kernel, `${hostId}/${name}/bias`, [units], rng) : undefined;
       const variables = bias === undefined ? [kernel] : [kernel, bias];
-      const dense: DenseParts = {
+      const dense: LayerParts = {
         kernel,
         bias,
         activation,
@@ -171,6 +191,7 @@ export function denseSpec(inputShape: readonly number[], options: DenseSpecOptio
         kind: BlockKind.DENSE,
         inputShape: [inputSize],
         outputShape: [units],
+        activation,
         variables,
         apply: (x) => dense.activate(dense.preActivation(x)),
         dense,
@@ -203,25 +224,38 @@ export function conv2dSpec(inputShape: readonly number[], options: Conv2dSpecOpt
   const [height, width, channels] = inputShape as [number, number, number];
   const outputShape = [windowedLength(height, kernelSize, strides, padding), windowedLength(width, kernelSize, strides, padding), filters];
   assertNonEmptyOutput(outputShape, name);
+  const window: BlockWindow = { size: kernelSize, stride: strides, padding };
   return {
     name,
     kind: BlockKind.CONV2D,
     inputShape: [height, width, channels],
     outputShape,
+    window,
+    activation,
     materialise(hostId, rng) {
       const kernel = initVariable(`${hostId}/${name}/kernel`, initializer, [kernelSize, kernelSize, channels, filters], rng);
       const bias = useBias ? createBias(kernel, `${hostId}/${name}/bias`, [filters], rng) : undefined;
       const variables = bias === undefined ? [kernel] : [kernel, bias];
+      const conv: LayerParts = {
+        kernel,
+        bias,
+        activation,
+        preActivation: (x) => {
+          const z = tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, strides, padding);
+          return bias === undefined ? z : tf.add(z, bias);
+        },
+        activate: (z) => applyActivation(z, activation),
+      };
       return {
         name,
         kind: BlockKind.CONV2D,
         inputShape: [height, width, channels],
         outputShape,
+        window,
+        activation,
         variables,
-        apply: (x) => {
-          const z = tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, strides, padding);
-          return applyActivation(bias === undefined ? z : tf.add(z, bias), activation);
-        },
+        apply: (x) => conv.activate(conv.preActivation(x)),
+        conv,
       };
     },
   };
@@ -250,6 +284,7 @@ export function maxPoolSpec(inputShape: readonly number[], options: MaxPoolSpecO
     kind: BlockKind.MAX_POOL,
     inputShape: [height, width, channels],
     outputShape,
+    window: { size: poolSize, stride: strides, padding },
     variables: [],
     apply: (x) => tf.maxPool(x as tf.Tensor4D, poolSize, strides, padding),
   };

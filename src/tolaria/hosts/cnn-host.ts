@@ -1,7 +1,10 @@
 /**
- * The CNN host family: blocks of 3×3 convolution + ReLU + 2×2 max-pool, each followed by a
- * seed site, then a flatten and a linear head. The issue's bench model (two 3×3 conv +
- * pool blocks) is `cnnHost({ inputShape: [32, 32, 3], seed })`.
+ * The CNN host family: blocks of 3×3 convolution + ReLU + 2×2 max-pool, then a flatten and
+ * a linear head. Each block `block<i>` has two seed sites: `block<i>` (CONV, after the pool:
+ * a seed adds to its feature map) and `block<i>.widen` (WIDEN: a seed adds output channels
+ * to the block's convolution, which go through the same ReLU and pool into the next
+ * convolution's — or, after the last block, the head's — pre-activation). The issue's bench
+ * model (two 3×3 conv + pool blocks) is `cnnHost({ inputShape: [32, 32, 3], seed })`.
  */
 import { Activation } from './blocks.js';
 import type { BlockHost } from './block-host.js';
@@ -12,7 +15,8 @@ export interface CnnHostOptions {
   /** Per-example NHWC input shape, e.g. `[32, 32, 3]` (CIFAR-10) or `[28, 28, 1]` (MNIST). */
   readonly inputShape: readonly number[];
   /**
-   * Output channels of each conv block; a seed site `block<i>` follows block `i` (from 1).
+   * Output channels of each conv block; block `i` (from 1) has seed sites `block<i>` (CONV)
+   * and `block<i>.widen` (WIDEN).
    * @default [32, 64]
    */
   readonly channels?: readonly number[];
@@ -44,8 +48,9 @@ export const CNN_HOST_DEFAULTS = {
 } as const;
 
 /**
- * Builds a CNN host (family `cnn`): per block `conv<i>` (same padding, stride 1, ReLU) then
- * `pool<i>` (2×2, stride 2), site `block<i>` after the pool; then `flatten` and `head`.
+ * Builds a CNN host (family `cnn`): per block `conv<i>` (same padding, stride 1, ReLU) with
+ * WIDEN site `block<i>.widen`, then `pool<i>` (2×2, stride 2) and site `block<i>`; then
+ * `flatten` and `head`. Sites in host order: `block1.widen`, `block1`, `block2.widen`, ….
  */
 export function cnnHost(options: CnnHostOptions): BlockHost {
   const channels = options.channels ?? CNN_HOST_DEFAULTS.channels;
@@ -59,6 +64,7 @@ export function cnnHost(options: CnnHostOptions): BlockHost {
   channels.forEach((filters, i) => {
     builder = builder
       .conv2d(filters, { name: `conv${i + 1}`, kernelSize, activation: Activation.RELU })
+      .widenSite(`block${i + 1}.widen`)
       .maxPool(2, { name: `pool${i + 1}` })
       .site(`block${i + 1}`);
   });

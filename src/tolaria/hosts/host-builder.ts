@@ -30,6 +30,7 @@ import {
   type Padding,
 } from './blocks.js';
 import { BlockHost } from './block-host.js';
+import { widenPathOf } from './widen-path.js';
 
 /** Options of {@link HostBuilder}. */
 export interface HostBuilderOptions {
@@ -223,18 +224,21 @@ export class HostBuilder {
   }
 
   /**
-   * Declares a WIDEN site on the last block added, which must be dense and followed by a
-   * dense block (checked at `build()`): a seed there adds units to that layer. Its `shape`
-   * is the block's input shape, its `output_shape` the next block's output shape. A block
-   * may have several (growth slots: each holds one seed, and the host sums their
-   * contributions), unlike DENSE and CONV sites (one per block: their hooks chain).
+   * Declares a WIDEN site on the last block added: a seed there adds units to that layer.
+   * A dense block must be followed by a dense block; a conv2d block (new output channels)
+   * by at most one max-pool and then a conv2d block, or a flatten and a dense block (checked
+   * at `build()`, see `widen-path.ts`). Its `shape` is the block's input shape, its
+   * `output_shape` the next weighted block's output shape, and on a conv2d block its
+   * `conv_widen` the path the new channels take. A block may have several (growth slots:
+   * each holds one seed, and the host sums their contributions), unlike DENSE and CONV sites
+   * (one per block: their hooks chain).
    */
   widenSite(siteId: string): this {
     const { block, depth } = this.siteBlock(siteId, true);
-    if (block.kind !== BlockKind.DENSE) {
+    if (block.kind !== BlockKind.DENSE && block.kind !== BlockKind.CONV2D) {
       throw new EsperError(
         ErrorCode.INVALID_ARGUMENT,
-        `host '${this.hostId}': WIDEN site '${siteId}' needs a dense block, '${block.name}' is ${block.kind}`,
+        `host '${this.hostId}': WIDEN site '${siteId}' needs a dense or conv2d block, '${block.name}' is ${block.kind}`,
         {
           details: { siteId, block: block.name },
         },
@@ -268,19 +272,18 @@ export class HostBuilder {
     return { block, depth };
   }
 
-  /** Sets each WIDEN site's `output_shape` from the dense block after its own. */
+  /** Sets each WIDEN site's `output_shape` (and, on a conv block, `conv_widen`) from the blocks after its own. */
   private resolveWidenSites(): void {
     for (const site of this.sites) {
       if (site.kind !== SeedSiteKind.WIDEN) continue;
-      const next = this.specs[site.depth + 1];
-      if (next?.kind !== BlockKind.DENSE) {
-        throw new EsperError(
-          ErrorCode.INVALID_STATE,
-          `host '${this.hostId}': WIDEN site '${site.siteId}' needs a dense block after '${site.block}'`,
-          { details: { siteId: site.siteId, block: site.block } },
-        );
+      const resolved = widenPathOf(this.specs, site.depth);
+      if (!resolved.ok) {
+        throw new EsperError(ErrorCode.INVALID_STATE, `host '${this.hostId}': WIDEN site '${site.siteId}' ${resolved.reason}`, {
+          details: { siteId: site.siteId, block: site.block },
+        });
       }
-      site.outputShape = [...next.outputShape];
+      site.outputShape = [...resolved.path.outputShape];
+      if (resolved.path.convWiden !== undefined) site.convWiden = resolved.path.convWiden;
     }
   }
 

@@ -164,17 +164,31 @@ describe('WIDEN sites', () => {
     expect(isEsperError(error, ErrorCode.TOLARIA_SITE_SHAPE_MISMATCH)).toBe(true);
   });
 
-  it('the builder refuses a WIDEN site that is not on a dense block followed by a dense block', () => {
-    const conv = new HostBuilder({ hostId: 'widen-conv', inputShape: [4, 4, 1], seed: 1 }).conv2d(2);
-    expect(() => conv.widenSite('c.widen')).toThrow(/needs a dense block/);
+  it('the builder refuses a WIDEN site that is not on a dense or conv block followed by the block it adds to', () => {
+    const pool = new HostBuilder({ hostId: 'widen-pool', inputShape: [4, 4, 1], seed: 1 }).conv2d(2).maxPool(2);
+    expect(() => pool.widenSite('p.widen')).toThrow(/needs a dense or conv2d block/);
+    const buildError = (builder: HostBuilder): unknown => {
+      try {
+        builder.build();
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    };
     const last = new HostBuilder({ hostId: 'widen-last', inputShape: [4], seed: 1 }).dense(3, Activation.LINEAR).widenSite('d.widen');
-    let error: unknown;
-    try {
-      last.build();
-    } catch (e) {
-      error = e;
-    }
-    expect(isEsperError(error, ErrorCode.INVALID_STATE)).toBe(true);
+    // conv → pool → pool: at most one pool between a widened conv and the next weighted block.
+    const twoPools = new HostBuilder({ hostId: 'widen-pools', inputShape: [8, 8, 1], seed: 1 })
+      .conv2d(2)
+      .widenSite('c.widen')
+      .maxPool(2)
+      .maxPool(2);
+    const noFlatten = new HostBuilder({ hostId: 'widen-flat', inputShape: [8, 8, 1], seed: 1 }).conv2d(2).widenSite('c.widen').flatten();
+    expect(isEsperError(buildError(last), ErrorCode.INVALID_STATE)).toBe(true);
+    expect(isEsperError(buildError(twoPools.flatten().dense(2)), ErrorCode.INVALID_STATE)).toBe(true);
+    // conv → flatten → dense is a valid path (the dense block is the one it adds to).
+    const flat = noFlatten.dense(2).build();
+    expect(flat.descriptor.sites.map((s) => [s.siteId, [...s.outputShape], s.convWiden?.pool])).toEqual([['c.widen', [2], undefined]]);
+    flat.dispose();
   });
 
   it('leaves no tensors behind on a widened forward pass', () => {

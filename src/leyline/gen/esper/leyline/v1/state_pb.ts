@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file esper/leyline/v1/state.proto.
  */
 export const file_esper_leyline_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0isgIKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgKIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24ipgIKCVNlZWRTdGF0ZRIPCgdzZWVkX2lkGAEgASgJEjMKBXN0YWdlGAIgASgOMiQuZXNwZXIubGV5bGluZS52MS5TZWVkTGlmZWN5Y2xlU3RhZ2USFQoNZ3JhZGllbnRfbm9ybRgDIAEoAhIVCg1sZWFybmluZ19yYXRlGAQgASgCEhMKC2xheWVyX2RlcHRoGAUgASgNEhIKCmFnZV9lcG9jaHMYByABKA0SEgoKcmlza19zY29yZRgIIAEoAhIuCgdtZXRyaWNzGAkgASgLMh0uZXNwZXIubGV5bGluZS52MS5TZWVkTWV0cmljcxIUCgxibHVlcHJpbnRfaWQYCiABKAkSDwoHc2l0ZV9pZBgLIAEoCUoECAYQB1ILbWV0cmljc19tYXAirgUKD1RyYWluaW5nTWV0cmljcxIUCgxvcHRpbWl6ZXJfbHIYASABKAISGgoSb3B0aW1pemVyX21vbWVudHVtGAIgASgCEhIKCmxvc3NfZGVsdGEYAyABKAISEQoJbG9zc19ld21hGAQgASgCEhcKD2xvc3Nfdm9sYXRpbGl0eRgFIAEoAhIWCg5ncmFkX25vcm1fZXdtYRgGIAEoAhIaChJncmFkX2NvbmZsaWN0X3JhdGUYByABKAISGQoRdGFtaXlvX2xhdGVuY3lfbXMYCCABKAISGAoQa2FzbWluYV9hcHBseV9tcxgJIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAogASgCEhcKD3N0ZXBfbGF0ZW5jeV9tcxgLIAEoAhIXCg9ncHVfbWVtX3VzZWRfZ2IYDCABKAISFwoPZ3B1X21lbV9mcmVlX2diGA0gASgCEhgKEGdwdV91dGlsX3BlcmNlbnQYDiABKAISGAoQY3B1X3V0aWxfcGVyY2VudBgPIAEoAhIVCg1zYW1wbGVzX3Blcl9zGBAgASgCEhcKD2hvb2tfbGF0ZW5jeV9tcxgRIAEoAhI7ChBvcHRpbWl6ZXJfZmFtaWx5GBIgASgOMiEuZXNwZXIubGV5bGluZS52MS5PcHRpbWl6ZXJGYW1pbHkSFQoNaW5wdXRfd2FpdF9tcxgTIAEoAhIQCghncmFkX3ZhchgUIAEoAhIUCgxlcG9jaHNfdG90YWwYFSABKA0SFQoNZ3JhZGllbnRfbm9ybRgWIAEoAhITCgtoMmRfY29weV9tcxgXIAEoAhIWCg5lcG9jaHNfcGxhbm5lZBgYIAEoDRI0Cg1leHRyYV9tZXRyaWNzGCggAygLMh0uZXNwZXIubGV5bGluZS52MS5NZXRyaWNQb2ludCKbBAoRU3lzdGVtU3RhdGVQYWNrZXQSDwoHdmVyc2lvbhgBIAEoDRIVCg1jdXJyZW50X2Vwb2NoGAIgASgNEhsKE3ZhbGlkYXRpb25fYWNjdXJhY3kYAyABKAISFwoPdmFsaWRhdGlvbl9sb3NzGAQgASgCEhQKDHRpbWVzdGFtcF9ucxgFIAEoBBI7ChBoYXJkd2FyZV9jb250ZXh0GAYgASgLMiEuZXNwZXIubGV5bGluZS52MS5IYXJkd2FyZUNvbnRleHQSMAoLc2VlZF9zdGF0ZXMYCCADKAsyGy5lc3Blci5sZXlsaW5lLnYxLlNlZWRTdGF0ZRIRCglwYWNrZXRfaWQYCSABKAkSEwoLZ2xvYmFsX3N0ZXAYCiABKAQSFQoNdHJhaW5pbmdfbG9zcxgLIAEoAhIYChBzb3VyY2Vfc3Vic3lzdGVtGAwgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgNIAEoCRIXCg9leHBlcmltZW50X25hbWUYDiABKAkSMgoHbWV0cmljcxgyIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuVHJhaW5pbmdNZXRyaWNzEjIKDHNpdGVfc2lnbmFscxgPIAMoCzIcLmVzcGVyLmxleWxpbmUudjEuU2l0ZVNpZ25hbBIRCgllcG9jaF9lbmQYECABKAhKBAgHEAhKBQhkEMgBUhB0cmFpbmluZ19tZXRyaWNzIjoKClNpdGVTaWduYWwSDwoHc2l0ZV9pZBgBIAEoCRIbChN3aWRlbl9ncmFkaWVudF9ub3JtGAIgASgCIpYBChJTZWVkU2l0ZURlc2NyaXB0b3ISDwoHc2l0ZV9pZBgBIAEoCRINCgVibG9jaxgCIAEoCRIsCgRraW5kGAMgASgOMh4uZXNwZXIubGV5bGluZS52MS5TZWVkU2l0ZUtpbmQSDQoFc2hhcGUYBCADKA0SDQoFZGVwdGgYBSABKA0SFAoMb3V0cHV0X3NoYXBlGAYgAygNIqkBCg5Ib3N0RGVzY3JpcHRvchIPCgdob3N0X2lkGAEgASgJEg4KBmZhbWlseRgCIAEoCRITCgtpbnB1dF9zaGFwZRgDIAMoDRITCgtudW1fY2xhc3NlcxgEIAEoDRIzCgVzaXRlcxgFIAMoCzIkLmVzcGVyLmxleWxpbmUudjEuU2VlZFNpdGVEZXNjcmlwdG9yEhcKD3BhcmFtZXRlcl9jb3VudBgGIAEoBCp7CgxTZWVkU2l0ZUtpbmQSHgoaU0VFRF9TSVRFX0tJTkRfVU5TUEVDSUZJRUQQABIYChRTRUVEX1NJVEVfS0lORF9ERU5TRRABEhcKE1NFRURfU0lURV9LSU5EX0NPTlYQAhIYChRTRUVEX1NJVEVfS0lORF9XSURFThADYgZwcm90bzM", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
+  fileDesc("Chxlc3Blci9sZXlsaW5lL3YxL3N0YXRlLnByb3RvEhBlc3Blci5sZXlsaW5lLnYxIsUBCg9IYXJkd2FyZUNvbnRleHQSEwoLZGV2aWNlX3R5cGUYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhcKD3RvdGFsX21lbW9yeV9nYhgDIAEoAhIbChNhdmFpbGFibGVfbWVtb3J5X2diGAQgASgCEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBSABKAISGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIaChJjb21wdXRlX2NhcGFiaWxpdHkYByABKA0isgIKC1NlZWRNZXRyaWNzEg0KBWFscGhhGAEgASgCEhMKC2FscGhhX3N0ZXBzGAIgASgNEhkKEWFscGhhX3RvdGFsX3N0ZXBzGAMgASgNEhkKEWFscGhhX3RlbXBlcmF0dXJlGAQgASgCEhUKDWJsZW5kX2FsbG93ZWQYBSABKAgSFgoOcmlza190b2xlcmFuY2UYBiABKAISHAoUaXNvbGF0aW9uX3Zpb2xhdGlvbnMYByABKA0SGQoRa2VybmVsX2xhdGVuY3lfbXMYCCABKAISFwoPcGFyYW1ldGVyX2NvdW50GAkgASgEEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgKIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24ipgIKCVNlZWRTdGF0ZRIPCgdzZWVkX2lkGAEgASgJEjMKBXN0YWdlGAIgASgOMiQuZXNwZXIubGV5bGluZS52MS5TZWVkTGlmZWN5Y2xlU3RhZ2USFQoNZ3JhZGllbnRfbm9ybRgDIAEoAhIVCg1sZWFybmluZ19yYXRlGAQgASgCEhMKC2xheWVyX2RlcHRoGAUgASgNEhIKCmFnZV9lcG9jaHMYByABKA0SEgoKcmlza19zY29yZRgIIAEoAhIuCgdtZXRyaWNzGAkgASgLMh0uZXNwZXIubGV5bGluZS52MS5TZWVkTWV0cmljcxIUCgxibHVlcHJpbnRfaWQYCiABKAkSDwoHc2l0ZV9pZBgLIAEoCUoECAYQB1ILbWV0cmljc19tYXAirgUKD1RyYWluaW5nTWV0cmljcxIUCgxvcHRpbWl6ZXJfbHIYASABKAISGgoSb3B0aW1pemVyX21vbWVudHVtGAIgASgCEhIKCmxvc3NfZGVsdGEYAyABKAISEQoJbG9zc19ld21hGAQgASgCEhcKD2xvc3Nfdm9sYXRpbGl0eRgFIAEoAhIWCg5ncmFkX25vcm1fZXdtYRgGIAEoAhIaChJncmFkX2NvbmZsaWN0X3JhdGUYByABKAISGQoRdGFtaXlvX2xhdGVuY3lfbXMYCCABKAISGAoQa2FzbWluYV9hcHBseV9tcxgJIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAogASgCEhcKD3N0ZXBfbGF0ZW5jeV9tcxgLIAEoAhIXCg9ncHVfbWVtX3VzZWRfZ2IYDCABKAISFwoPZ3B1X21lbV9mcmVlX2diGA0gASgCEhgKEGdwdV91dGlsX3BlcmNlbnQYDiABKAISGAoQY3B1X3V0aWxfcGVyY2VudBgPIAEoAhIVCg1zYW1wbGVzX3Blcl9zGBAgASgCEhcKD2hvb2tfbGF0ZW5jeV9tcxgRIAEoAhI7ChBvcHRpbWl6ZXJfZmFtaWx5GBIgASgOMiEuZXNwZXIubGV5bGluZS52MS5PcHRpbWl6ZXJGYW1pbHkSFQoNaW5wdXRfd2FpdF9tcxgTIAEoAhIQCghncmFkX3ZhchgUIAEoAhIUCgxlcG9jaHNfdG90YWwYFSABKA0SFQoNZ3JhZGllbnRfbm9ybRgWIAEoAhITCgtoMmRfY29weV9tcxgXIAEoAhIWCg5lcG9jaHNfcGxhbm5lZBgYIAEoDRI0Cg1leHRyYV9tZXRyaWNzGCggAygLMh0uZXNwZXIubGV5bGluZS52MS5NZXRyaWNQb2ludCKbBAoRU3lzdGVtU3RhdGVQYWNrZXQSDwoHdmVyc2lvbhgBIAEoDRIVCg1jdXJyZW50X2Vwb2NoGAIgASgNEhsKE3ZhbGlkYXRpb25fYWNjdXJhY3kYAyABKAISFwoPdmFsaWRhdGlvbl9sb3NzGAQgASgCEhQKDHRpbWVzdGFtcF9ucxgFIAEoBBI7ChBoYXJkd2FyZV9jb250ZXh0GAYgASgLMiEuZXNwZXIubGV5bGluZS52MS5IYXJkd2FyZUNvbnRleHQSMAoLc2VlZF9zdGF0ZXMYCCADKAsyGy5lc3Blci5sZXlsaW5lLnYxLlNlZWRTdGF0ZRIRCglwYWNrZXRfaWQYCSABKAkSEwoLZ2xvYmFsX3N0ZXAYCiABKAQSFQoNdHJhaW5pbmdfbG9zcxgLIAEoAhIYChBzb3VyY2Vfc3Vic3lzdGVtGAwgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgNIAEoCRIXCg9leHBlcmltZW50X25hbWUYDiABKAkSMgoHbWV0cmljcxgyIAEoCzIhLmVzcGVyLmxleWxpbmUudjEuVHJhaW5pbmdNZXRyaWNzEjIKDHNpdGVfc2lnbmFscxgPIAMoCzIcLmVzcGVyLmxleWxpbmUudjEuU2l0ZVNpZ25hbBIRCgllcG9jaF9lbmQYECABKAhKBAgHEAhKBQhkEMgBUhB0cmFpbmluZ19tZXRyaWNzIjoKClNpdGVTaWduYWwSDwoHc2l0ZV9pZBgBIAEoCRIbChN3aWRlbl9ncmFkaWVudF9ub3JtGAIgASgCIl4KDFNxdWFyZVdpbmRvdxIMCgRzaXplGAEgASgNEg4KBnN0cmlkZRgCIAEoDRIwCgdwYWRkaW5nGAMgASgOMh8uZXNwZXIubGV5bGluZS52MS5XaW5kb3dQYWRkaW5nItUBCg1Db252V2lkZW5QYXRoEiwKBGNvbnYYASABKAsyHi5lc3Blci5sZXlsaW5lLnYxLlNxdWFyZVdpbmRvdxI1CgphY3RpdmF0aW9uGAIgASgOMiEuZXNwZXIubGV5bGluZS52MS5CbG9ja0FjdGl2YXRpb24SLAoEcG9vbBgDIAEoCzIeLmVzcGVyLmxleWxpbmUudjEuU3F1YXJlV2luZG93EjEKCW5leHRfY29udhgEIAEoCzIeLmVzcGVyLmxleWxpbmUudjEuU3F1YXJlV2luZG93IssBChJTZWVkU2l0ZURlc2NyaXB0b3ISDwoHc2l0ZV9pZBgBIAEoCRINCgVibG9jaxgCIAEoCRIsCgRraW5kGAMgASgOMh4uZXNwZXIubGV5bGluZS52MS5TZWVkU2l0ZUtpbmQSDQoFc2hhcGUYBCADKA0SDQoFZGVwdGgYBSABKA0SFAoMb3V0cHV0X3NoYXBlGAYgAygNEjMKCmNvbnZfd2lkZW4YByABKAsyHy5lc3Blci5sZXlsaW5lLnYxLkNvbnZXaWRlblBhdGgiqQEKDkhvc3REZXNjcmlwdG9yEg8KB2hvc3RfaWQYASABKAkSDgoGZmFtaWx5GAIgASgJEhMKC2lucHV0X3NoYXBlGAMgAygNEhMKC251bV9jbGFzc2VzGAQgASgNEjMKBXNpdGVzGAUgAygLMiQuZXNwZXIubGV5bGluZS52MS5TZWVkU2l0ZURlc2NyaXB0b3ISFwoPcGFyYW1ldGVyX2NvdW50GAYgASgEKnsKDFNlZWRTaXRlS2luZBIeChpTRUVEX1NJVEVfS0lORF9VTlNQRUNJRklFRBAAEhgKFFNFRURfU0lURV9LSU5EX0RFTlNFEAESFwoTU0VFRF9TSVRFX0tJTkRfQ09OVhACEhgKFFNFRURfU0lURV9LSU5EX1dJREVOEAMqYgoNV2luZG93UGFkZGluZxIeChpXSU5ET1dfUEFERElOR19VTlNQRUNJRklFRBAAEhcKE1dJTkRPV19QQURESU5HX1NBTUUQARIYChRXSU5ET1dfUEFERElOR19WQUxJRBACKqQBCg9CbG9ja0FjdGl2YXRpb24SIAocQkxPQ0tfQUNUSVZBVElPTl9VTlNQRUNJRklFRBAAEhsKF0JMT0NLX0FDVElWQVRJT05fTElORUFSEAESGQoVQkxPQ0tfQUNUSVZBVElPTl9SRUxVEAISGQoVQkxPQ0tfQUNUSVZBVElPTl9UQU5IEAMSHAoYQkxPQ0tfQUNUSVZBVElPTl9TSUdNT0lEEARiBnByb3RvMw", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry]);
 
 /**
  * The device the host trains on.
@@ -477,6 +477,86 @@ export const SiteSignalSchema: GenMessage<SiteSignal> = /*@__PURE__*/
   messageDesc(file_esper_leyline_v1_state, 5);
 
 /**
+ * A square window sliding over an NHWC map: a convolution's kernel or a pool's window.
+ *
+ * @generated from message esper.leyline.v1.SquareWindow
+ */
+export type SquareWindow = Message<"esper.leyline.v1.SquareWindow"> & {
+  /**
+   * Side of the window, in pixels.
+   *
+   * @generated from field: uint32 size = 1;
+   */
+  size: number;
+
+  /**
+   * Stride along both spatial axes, in pixels.
+   *
+   * @generated from field: uint32 stride = 2;
+   */
+  stride: number;
+
+  /**
+   * @generated from field: esper.leyline.v1.WindowPadding padding = 3;
+   */
+  padding: WindowPadding;
+};
+
+/**
+ * Describes the message esper.leyline.v1.SquareWindow.
+ * Use `create(SquareWindowSchema)` to create a new message.
+ */
+export const SquareWindowSchema: GenMessage<SquareWindow> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_state, 6);
+
+/**
+ * The path a conv WIDEN site's new channels take through the host, so that a seed computes
+ * exactly what the same channels would in an explicitly wider network:
+ * conv(u, U; `conv`) + c -> `activation` -> max-pool (`pool`, when set) -> the next weighted
+ * block's weights V on the new channels: conv(h, V; `next_conv`) when set, else
+ * flatten(h) * V (a dense block after a flatten). The seed's output is that block's
+ * pre-activation contribution, shaped like the site's `output_shape`.
+ *
+ * @generated from message esper.leyline.v1.ConvWidenPath
+ */
+export type ConvWidenPath = Message<"esper.leyline.v1.ConvWidenPath"> & {
+  /**
+   * Kernel of the widened convolution (its input is `shape`, its filters the new channels).
+   *
+   * @generated from field: esper.leyline.v1.SquareWindow conv = 1;
+   */
+  conv?: SquareWindow | undefined;
+
+  /**
+   * Activation of the widened block.
+   *
+   * @generated from field: esper.leyline.v1.BlockActivation activation = 2;
+   */
+  activation: BlockActivation;
+
+  /**
+   * The max-pool between the widened block and the next weighted block; unset = none.
+   *
+   * @generated from field: esper.leyline.v1.SquareWindow pool = 3;
+   */
+  pool?: SquareWindow | undefined;
+
+  /**
+   * The next weighted block when it is a convolution; unset = a dense block after a flatten.
+   *
+   * @generated from field: esper.leyline.v1.SquareWindow next_conv = 4;
+   */
+  nextConv?: SquareWindow | undefined;
+};
+
+/**
+ * Describes the message esper.leyline.v1.ConvWidenPath.
+ * Use `create(ConvWidenPathSchema)` to create a new message.
+ */
+export const ConvWidenPathSchema: GenMessage<ConvWidenPath> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_state, 7);
+
+/**
  * A place in a host model where a seed may be grafted.
  *
  * @generated from message esper.leyline.v1.SeedSiteDescriptor
@@ -516,11 +596,20 @@ export type SeedSiteDescriptor = Message<"esper.leyline.v1.SeedSiteDescriptor"> 
   /**
    * Per-example shape of what a seed at the site returns (batch dimension excluded); empty
    * means the same as `shape` (DENSE and CONV sites). Set for WIDEN sites: the shape of the
-   * next dense block's pre-activation the seed contributes to.
+   * next weighted (dense or conv) block's pre-activation the seed contributes to.
    *
    * @generated from field: repeated uint32 output_shape = 6;
    */
   outputShape: number[];
+
+  /**
+   * Set for WIDEN sites on conv blocks (then `shape` is [h, w, c] and `output_shape` the
+   * next weighted block's pre-activation shape); unset for WIDEN sites on dense blocks and
+   * for DENSE and CONV sites.
+   *
+   * @generated from field: esper.leyline.v1.ConvWidenPath conv_widen = 7;
+   */
+  convWiden?: ConvWidenPath | undefined;
 };
 
 /**
@@ -528,7 +617,7 @@ export type SeedSiteDescriptor = Message<"esper.leyline.v1.SeedSiteDescriptor"> 
  * Use `create(SeedSiteDescriptorSchema)` to create a new message.
  */
 export const SeedSiteDescriptorSchema: GenMessage<SeedSiteDescriptor> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 6);
+  messageDesc(file_esper_leyline_v1_state, 8);
 
 /**
  * The architecture of a host model, as Tamiyo and Tezzeret read it.
@@ -574,7 +663,7 @@ export type HostDescriptor = Message<"esper.leyline.v1.HostDescriptor"> & {
  * Use `create(HostDescriptorSchema)` to create a new message.
  */
 export const HostDescriptorSchema: GenMessage<HostDescriptor> = /*@__PURE__*/
-  messageDesc(file_esper_leyline_v1_state, 7);
+  messageDesc(file_esper_leyline_v1_state, 9);
 
 /**
  * Kind of activation a seed site sees.
@@ -608,6 +697,10 @@ export enum SeedSiteKind {
    * shape), and adds h_new*V to the PRE-ACTIVATION of block l+1 (`output_shape` is that
    * pre-activation's per-example shape). Exactly equivalent to widening layer l from n to
    * n + k units. Blending is residual only: block l+1 sees z + a*(h_new*V).
+   * On a conv block (`conv_widen` set) the new units are k output channels of the
+   * convolution, and h_new takes the host's path to the next weighted block (activation,
+   * optional max-pool, then that block's weights on the new channels: a convolution, or a
+   * dense block after a flatten); see ConvWidenPath.
    *
    * @generated from enum value: SEED_SITE_KIND_WIDEN = 3;
    */
@@ -619,4 +712,71 @@ export enum SeedSiteKind {
  */
 export const SeedSiteKindSchema: GenEnum<SeedSiteKind> = /*@__PURE__*/
   enumDesc(file_esper_leyline_v1_state, 0);
+
+/**
+ * Padding of a windowed operation (TensorFlow semantics: SAME keeps ceil(n / stride),
+ * VALID gives ceil((n - size + 1) / stride)).
+ *
+ * @generated from enum esper.leyline.v1.WindowPadding
+ */
+export enum WindowPadding {
+  /**
+   * @generated from enum value: WINDOW_PADDING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: WINDOW_PADDING_SAME = 1;
+   */
+  SAME = 1,
+
+  /**
+   * @generated from enum value: WINDOW_PADDING_VALID = 2;
+   */
+  VALID = 2,
+}
+
+/**
+ * Describes the enum esper.leyline.v1.WindowPadding.
+ */
+export const WindowPaddingSchema: GenEnum<WindowPadding> = /*@__PURE__*/
+  enumDesc(file_esper_leyline_v1_state, 1);
+
+/**
+ * Activation function of a host block.
+ *
+ * @generated from enum esper.leyline.v1.BlockActivation
+ */
+export enum BlockActivation {
+  /**
+   * @generated from enum value: BLOCK_ACTIVATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: BLOCK_ACTIVATION_LINEAR = 1;
+   */
+  LINEAR = 1,
+
+  /**
+   * @generated from enum value: BLOCK_ACTIVATION_RELU = 2;
+   */
+  RELU = 2,
+
+  /**
+   * @generated from enum value: BLOCK_ACTIVATION_TANH = 3;
+   */
+  TANH = 3,
+
+  /**
+   * @generated from enum value: BLOCK_ACTIVATION_SIGMOID = 4;
+   */
+  SIGMOID = 4,
+}
+
+/**
+ * Describes the enum esper.leyline.v1.BlockActivation.
+ */
+export const BlockActivationSchema: GenEnum<BlockActivation> = /*@__PURE__*/
+  enumDesc(file_esper_leyline_v1_state, 2);
 
