@@ -31,21 +31,11 @@ export interface ControlResponderOptions {
   readonly clock?: Clock;
 }
 
-/** Counters of {@link ControlResponder}. */
-export interface ControlResponderStats {
-  readonly packets: number;
-  readonly commands: number;
-  readonly failures: number;
-}
-
 /** Answers a run's state packets on the bus with the controller's decisions. */
 export class ControlResponder implements AsyncDisposable {
   readonly #o: ControlResponderOptions;
   readonly #clock: Clock;
   #subscription: Subscription | undefined;
-  #packets = 0;
-  #commands = 0;
-  #failures = 0;
   readonly #state = new ServiceState<'created' | 'running' | 'closed'>('tamiyo control responder', 'created');
   readonly #close = closeOnce(async () => {
     this.#state.set('closed');
@@ -76,10 +66,6 @@ export class ControlResponder implements AsyncDisposable {
     await this.#subscription.ready;
   }
 
-  stats(): ControlResponderStats {
-    return { packets: this.#packets, commands: this.#commands, failures: this.#failures };
-  }
-
   /** Stops answering (the packet in hand is answered first). Idempotent. */
   close(): Promise<void> {
     return this.#close();
@@ -92,7 +78,6 @@ export class ControlResponder implements AsyncDisposable {
   async #answer(delivery: Delivery): Promise<void> {
     const packet = delivery.message as SystemStatePacket;
     if (packet.trainingRunId !== this.#o.trainingRunId) return;
-    this.#packets += 1;
     const { bus, controller } = this.#o;
     let commandId = '';
     try {
@@ -104,10 +89,8 @@ export class ControlResponder implements AsyncDisposable {
       if (command !== undefined) {
         await bus.publish(command, { correlationId: delivery.correlationId });
         commandId = command.commandId;
-        this.#commands += 1;
       }
     } catch (error) {
-      this.#failures += 1;
       this.#o.telemetry.emit(
         buildTelemetryPacket({
           source: 'tamiyo',

@@ -59,4 +59,4 @@ export {
   TamiyoEvent,
   TamiyoMetric,
 } from './names.js';
-export { ControlResponder, type ControlResponderOptions, type ControlResponderStats } from './control-responder.js';
+export { ControlResponder, type ControlResponderOptions } from './control-responder.js';

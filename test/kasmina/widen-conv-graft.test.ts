@@ -17,6 +17,7 @@ import type { BlockHost } from '../../src/tolaria/hosts/block-host.js';
 import { catalog, FAST_LIFECYCLE } from './fixtures/harness.js';
 import { normals, useCleanups, useTensorBackend } from './fixtures/hooks.js';
 import { germinateCommand, setup, validation } from './fixtures/setup.js';
+import { expectSealedBeforeFusion, LeakingSlot } from './fixtures/isolation.js';
 
 useTensorBackend({ leakCheck: true });
 const cleanups = useCleanups();
@@ -133,21 +134,7 @@ describe('channel widening through Kasmina (BP056 at block<i>.widen)', () => {
     const build = (scope: string) => catalog.build('BP056', site, { seed: 2, parameters: { channels: 4 }, scope });
     const slot = new SeedSlot({ seedId: 's', siteId: site.siteId, site, module: build('iso-conv'), plan: WIDEN_BLEND_PLAN });
     cleanups.push(() => slot.dispose());
-    for (const [phase, alpha] of [
-      ['isolated', 0],
-      ['blended', 0.5],
-      ['blended', 1],
-    ] as const) {
-      slot.phase = phase;
-      slot.alpha = alpha;
-      const check = checkIsolation(slot, seededRng(4));
-      expect([check.passed, check.leakNorm], `${phase} ${alpha}`).toEqual([true, 0]);
-    }
-    class LeakingSlot extends SeedSlot {
-      protected override moduleInput(activation: tf.Tensor): tf.Tensor {
-        return activation;
-      }
-    }
+    expectSealedBeforeFusion(slot);
     const leaky = new LeakingSlot({ seedId: 'l', siteId: site.siteId, site, module: build('iso-conv-leak'), plan: WIDEN_BLEND_PLAN });
     cleanups.push(() => leaky.dispose());
     leaky.phase = 'blended';

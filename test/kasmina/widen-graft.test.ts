@@ -19,6 +19,7 @@ import type { BlockHost } from '../../src/tolaria/hosts/block-host.js';
 import { catalog, FAST_LIFECYCLE } from './fixtures/harness.js';
 import { useCleanups, useTensorBackend, normals } from './fixtures/hooks.js';
 import { germinateCommand, RUN, setup, validation } from './fixtures/setup.js';
+import { expectSealedBeforeFusion, LeakingSlot } from './fixtures/isolation.js';
 
 useTensorBackend();
 const cleanups = useCleanups();
@@ -173,22 +174,7 @@ describe('widening through Kasmina (BP051 at hidden<i>.widen)', () => {
     const build = () => catalog.build('BP051', site, { seed: 2, scope: `iso-${Math.random().toString(36).slice(2)}` });
     const slot = new SeedSlot({ seedId: 's', siteId: 'w', site, module: build(), plan: WIDEN_BLEND_PLAN });
     cleanups.push(() => slot.dispose());
-    for (const [phase, alpha] of [
-      ['isolated', 0],
-      ['blended', 0.5],
-      ['blended', 1],
-    ] as const) {
-      slot.phase = phase;
-      slot.alpha = alpha;
-      const check = checkIsolation(slot, seededRng(4));
-      expect(check.passed, `${phase} ${alpha}`).toBe(true);
-      expect(check.leakNorm).toBe(0);
-    }
-    class LeakingSlot extends SeedSlot {
-      protected override moduleInput(activation: tf.Tensor): tf.Tensor {
-        return activation;
-      }
-    }
+    expectSealedBeforeFusion(slot);
     const leaky = new LeakingSlot({ seedId: 'l', siteId: 'w', site, module: build(), plan: WIDEN_BLEND_PLAN, phase: 'blended', alpha: 1 });
     cleanups.push(() => leaky.dispose());
     // Give V weight so the leak is visible (zero-out V passes no gradient back into u).
