@@ -4,7 +4,7 @@
  */
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { BusMessageType } from './gen/esper/leyline/v1/enums_pb.js';
-import { SystemStatePacketSchema } from './gen/esper/leyline/v1/state_pb.js';
+import { RunAnnouncementSchema, SystemStatePacketSchema } from './gen/esper/leyline/v1/state_pb.js';
 import { AdaptationCommandSchema, CommandAckSchema, ControlDecisionSchema } from './gen/esper/leyline/v1/command_pb.js';
 import { FieldReportSchema } from './gen/esper/leyline/v1/field_report_pb.js';
 import { TelemetryPacketSchema } from './gen/esper/leyline/v1/telemetry_pb.js';
@@ -33,6 +33,7 @@ export const BUS_MESSAGE_SCHEMAS = {
   [BusMessageType.EMERGENCY_SIGNAL]: EmergencySignalSchema,
   [BusMessageType.COMMAND_ACK]: CommandAckSchema,
   [BusMessageType.CONTROL_DECISION]: ControlDecisionSchema,
+  [BusMessageType.RUN_ANNOUNCEMENT]: RunAnnouncementSchema,
   [BusMessageType.BSDS_ISSUED]: BSDSIssuedSchema,
   [BusMessageType.BSDS_FAILED]: BSDSFailedSchema,
   [BusMessageType.BENCHMARK_REPORT]: BenchmarkReportSchema,
@@ -77,6 +78,8 @@ export function busMessageTypeOf(message: BusMessage): BusMessageType {
       return BusMessageType.COMMAND_ACK;
     case 'esper.leyline.v1.ControlDecision':
       return BusMessageType.CONTROL_DECISION;
+    case 'esper.leyline.v1.RunAnnouncement':
+      return BusMessageType.RUN_ANNOUNCEMENT;
     case 'esper.leyline.v1.BSDSIssued':
       return BusMessageType.BSDS_ISSUED;
     case 'esper.leyline.v1.BSDSFailed':

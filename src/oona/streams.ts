@@ -68,6 +68,7 @@ export function familyStream(type: BusMessageType): LogicalStream {
     case BusMessageType.ADAPTATION_COMMAND:
     case BusMessageType.COMMAND_ACK:
     case BusMessageType.CONTROL_DECISION:
+    case BusMessageType.RUN_ANNOUNCEMENT:
     case BusMessageType.BSDS_ISSUED:
     case BusMessageType.BSDS_FAILED:
     case BusMessageType.BENCHMARK_REPORT:
