@@ -220,6 +220,24 @@ export const SETTINGS_DEFINITION = {
     lockContentionWarnMs: setting.number({ default: 100, greaterThan: 0 }),
   },
 
+  /** The supervisor of `esper up` / `esper run --distributed` (its services are OS processes). */
+  weatherlight: {
+    /** First restart delay of a crashed service, doubled per consecutive crash. @default 1000 */
+    backoffBaseMs: setting.integer({ default: 1_000, min: 1, max: MAX_TIMER_MS }),
+    /** Longest restart delay (before up to 25 % jitter). @default 30000 */
+    backoffMaxMs: setting.integer({ default: 30_000, min: 1, max: MAX_TIMER_MS }),
+    /** Restarts of one service allowed within `restartWindowMs`; past it the service stays down. @default 5 */
+    restartBudget: setting.integer({ default: 5, min: 0 }),
+    /** Window of the restart budget. @default 300000 */
+    restartWindowMs: setting.integer({ default: 300_000, min: 1 }),
+    /** A run of a service this long resets its backoff. @default 60000 */
+    healthyAfterMs: setting.integer({ default: 60_000, min: 0 }),
+    /** Health and mode are published this often. @default 10000 */
+    telemetryIntervalMs: setting.integer({ default: 10_000, min: 1, max: MAX_TIMER_MS }),
+    /** How long stopping services may drain before they are killed. @default 10000 */
+    drainDeadlineMs: setting.integer({ default: 10_000, min: 0, max: MAX_TIMER_MS }),
+  },
+
   /** The controller. */
   tamiyo: {
     /** Budget of one policy inference. @default 5 */
