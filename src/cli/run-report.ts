@@ -39,6 +39,13 @@ export interface RunReport {
   readonly controlPlane: { readonly tamiyoMs: number; readonly kasminaMs: number; readonly shareOfStep: number };
   readonly fieldReports: number;
   readonly runDir: string;
+  /** Set when Tamiyo ran elsewhere on the Redis bus (`esper run --distributed`, `esper up`). */
+  readonly distributed?: {
+    /** The bus, password redacted. */
+    readonly busUrl: string;
+    /** The grown run was resumed from its checkpoint at this step (its trainer had been restarted). */
+    readonly resumedFromStep: number | undefined;
+  };
 }
 
 function enumName(names: Record<number, string>, value: number): string {
@@ -58,7 +65,8 @@ export interface RecordInput {
   readonly policy: { readonly name: string; readonly version: string; readonly state: unknown };
   readonly fieldReports: readonly FieldReport[];
   readonly grownEpochs: readonly EpochReport[];
-  readonly tamiyo: TamiyoStats;
+  /** Tamiyo's counters, when it ran in this process. */
+  readonly tamiyo?: TamiyoStats;
   readonly commandVerifier: { readonly accepted: number; readonly rejected: number; readonly rejectionsByReason: unknown };
   readonly summary: TrainingSummary;
 }
@@ -131,7 +139,12 @@ export function formatReport(report: RunReport): string {
     '',
     `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} verified and accepted by Kasmina, ${report.commands.rejected} rejected.`,
     `Control plane: Tamiyo ${report.controlPlane.tamiyoMs.toFixed(0)} ms, Kasmina ${report.controlPlane.kasminaMs.toFixed(0)} ms — ${(report.controlPlane.shareOfStep * 100).toFixed(1)} % of the grown run's training time.`,
-    `Field reports: ${report.fieldReports} (record in ${report.runDir}).`,
+    `Field reports: ${report.fieldReports}${report.distributed === undefined ? '' : ' received from Tamiyo over the bus'} (record in ${report.runDir}).`,
+    ...(report.distributed === undefined
+      ? []
+      : [
+          `Distributed: Tamiyo ran as its own service on ${report.distributed.busUrl}; the trainer never waited for it (a command applied at the first step after it arrived, if still fresh).${report.distributed.resumedFromStep === undefined ? '' : ` The trainer was restarted and resumed from its checkpoint at step ${report.distributed.resumedFromStep}.`}`,
+        ]),
     '',
   ];
   return lines.join('\n');

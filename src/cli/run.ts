@@ -11,11 +11,13 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AsyncWorker, describeError, loadSettings, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { AsyncWorker, describeError, loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { BusTelemetrySink, openBusFromSettings } from '../oona/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import type { CommandVerifier, KeyRing } from '../security/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import {
+  CheckpointStore,
   createHost,
   createTrainer,
   loadDataset,
@@ -50,6 +52,14 @@ export interface PreparedRun {
   readonly settings: EsperSettings;
   readonly keyRing: KeyRing;
   readonly runDir: string;
+  /**
+   * Where Tamiyo runs: in this process (`embedded`), or as a Tamiyo server elsewhere on the
+   * Redis bus (`remote`: `esper serve trainer`, a trainer of `esper run --distributed` or
+   * `esper up`), which also checkpoints the grown run in `<runDir>/checkpoints` and resumes
+   * from the last one when started again on the same directory.
+   * @default 'embedded'
+   */
+  readonly controller?: 'embedded' | 'remote';
 }
 
 /** Runs `esper run` with the arguments after `run`; returns the exit code. */
@@ -133,7 +143,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
   await initTensorBackend();
   const progress = new Progress(io, config.epochs);
   const stderr = new StderrEventSink(io, progress);
-  const sink: TelemetrySink = {
+  const stderrOnly: TelemetrySink = {
     emit(packet) {
       // Tamiyo's per-step risk warnings (loss spikes on single batches) would drown the
       // terminal; they are in the telemetry. Its errors and everyone else's warnings show.
@@ -141,6 +151,20 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       stderr.emit(packet);
     },
   };
+  const remote = prepared.controller === 'remote';
+  // A remote trainer's bus is Redis; its telemetry goes there too, for the fleet to see.
+  const bus = remote ? openBusFromSettings(settings, { keyRing, telemetry: stderrOnly }) : undefined;
+  const busSink = bus === undefined ? undefined : new BusTelemetrySink(bus, (_packet, error) => busFailures.push(error));
+  const busFailures: unknown[] = [];
+  const sink: TelemetrySink =
+    busSink === undefined
+      ? stderrOnly
+      : {
+          emit(packet) {
+            stderrOnly.emit(packet);
+            busSink.emit(packet);
+          },
+        };
   const dataset = await loadDataset(config.dataset, {
     layout: config.host === 'cnn' ? 'image' : 'flat',
     seed: config.seed,
@@ -148,33 +172,41 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
     telemetry: sink,
   });
   const hostOptions = { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: config.seed, hidden: config.hidden };
-  const host = createHost(config.host, { ...hostOptions, hostId: 'grown' });
+  const grownHost = createHost(config.host, { ...hostOptions, hostId: 'grown' });
   const worker = new AsyncWorker({ name: 'esper-run', ...settings.core.asyncWorker });
   let run: GrowingRun | undefined;
+  let checkpoints: CheckpointStore | undefined;
   const grownEpochs: EpochReport[] = [];
   let failed = true;
   try {
     io.stderr.write(
-      `esper run: run ${runId} — ${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${config.policy} policy, seed ${config.seed}\n`,
+      `esper run: run ${runId} — ${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${remote ? 'Tamiyo on the bus' : `${config.policy} policy`}, seed ${config.seed}\n`,
     );
     const runSettings: EsperSettings = { ...settings, kasmina: { ...settings.kasmina, ...RUN_LIFECYCLE } };
-    run = await openGrowingRun(runSettings, {
-      host,
+    const common = {
+      host: grownHost,
       trainingRunId: runId,
       telemetry: sink,
       keyRing,
-      policy: config.policy,
-      heuristic: RUN_HEURISTIC,
       seed: config.seed,
-      fieldReports: { walPath: path.join(runDir, 'field-reports.wal') },
-      onProgress: (line) => io.stderr.write(`esper run: ${line}\n`),
-    });
+      onProgress: (line: string) => io.stderr.write(`esper run: ${line}\n`),
+    };
+    run =
+      bus !== undefined
+        ? await openGrowingRun(runSettings, { ...common, controller: 'remote', bus })
+        : await openGrowingRun(runSettings, {
+            ...common,
+            policy: config.policy,
+            heuristic: RUN_HEURISTIC,
+            fieldReports: { walPath: path.join(runDir, 'field-reports.wal') },
+          });
+    if (remote) checkpoints = await CheckpointStore.open(path.join(runDir, 'checkpoints'));
     const { tamiyo, growth } = run;
     const stepsPerEpoch = Math.ceil(dataset.train.size / config.batchSize);
     const grownStarted = performance.now();
-    const summary = await train({
+    const { summary, resumedFromStep } = await train({
       runId,
-      host,
+      host: grownHost,
       dataset,
       config,
       worker,
@@ -184,25 +216,32 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       signal,
       ...run.collaborators,
       settings,
+      ...(checkpoints === undefined ? {} : { checkpoints }),
       onEpoch: (r) => grownEpochs.push(r),
     });
     const grownWallS = (performance.now() - grownStarted) / 1000;
     // The record reads the policy before Tamiyo closes and frees it.
-    const policy = tamiyo.service.policy;
-    const policyRecord = { name: policy.name, version: policy.version, state: policy.snapshot?.() };
-    await tamiyo.close('run_completed');
+    const policy = tamiyo?.service.policy;
+    const policyRecord =
+      policy === undefined
+        ? { name: 'remote', version: '', state: undefined }
+        : { name: policy.name, version: policy.version, state: policy.snapshot?.() };
+    await tamiyo?.close('run_completed');
     await growth.kasmina.close();
     const seeds = seedStories(run);
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
     const verifier = growth.commandVerifier.verifier.snapshot();
-    const tamiyoStats = tamiyo.service.stats();
-    const fieldReports = tamiyo.fieldReports?.reports() ?? [];
+    const tamiyoStats = tamiyo?.service.stats();
+    const fieldReports = run.fieldReports();
     const grown = {
       finalAccuracy: summary.lastEpoch?.validationAccuracy ?? 0,
-      parameters: Number(host.descriptor.parameterCount) + fossilParams,
+      parameters: Number(grownHost.descriptor.parameterCount) + fossilParams,
       steps: summary.globalStep,
       wallS: grownWallS,
     };
+    // Tamiyo's own count when it ran here; a remote Tamiyo's commands are counted as they arrived.
+    const commandsIssued = tamiyoStats?.commands ?? run.inbox.stats().received;
+    const decisions = tamiyo?.service.decisions ?? [];
     await run.close('run_completed');
     run = undefined;
 
@@ -213,7 +252,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       const staticHost = createHost(config.host, { ...hostOptions, hostId: 'baseline' });
       try {
         const started = performance.now();
-        const base = await train({
+        const { summary: base } = await train({
           runId: `${runId}-baseline`,
           host: staticHost,
           dataset,
@@ -243,7 +282,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       grown,
       ...(baseline === undefined ? {} : { baseline }),
       seeds,
-      commands: { issued: tamiyoStats.commands, accepted: verifier.acceptedTotal, rejected: verifier.rejectedTotal },
+      commands: { issued: commandsIssued, accepted: verifier.acceptedTotal, rejected: verifier.rejectedTotal },
       controlPlane: {
         tamiyoMs: summary.controlPlaneMs.controller,
         kasminaMs: summary.controlPlaneMs.executor,
@@ -251,15 +290,16 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       },
       fieldReports: fieldReports.length,
       runDir,
+      ...(bus === undefined ? {} : { distributed: { busUrl: redactUrl(settings.oona.busUrl), resumedFromStep } }),
     };
     const record = buildRecord({
       report,
       stepsPerEpoch,
-      decisions: tamiyo.service.decisions,
+      decisions,
       policy: policyRecord,
       fieldReports,
       grownEpochs,
-      tamiyo: tamiyoStats,
+      ...(tamiyoStats === undefined ? {} : { tamiyo: tamiyoStats }),
       commandVerifier: {
         accepted: verifier.acceptedTotal,
         rejected: verifier.rejectedTotal,
@@ -275,10 +315,14 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
     // After a completed run the growing run is closed already; after a failure, a failed
     // cleanup is said but must not hide the failure.
     const runOpen = run;
+    const store = checkpoints;
     await runCleanup('esper run', [
-      runOpen !== undefined && (() => runOpen.close('run_failed')),
+      runOpen !== undefined && (() => runOpen.close(signal.aborted ? 'run_interrupted' : 'run_failed')),
+      store !== undefined && (() => store.close()),
       () => worker.close(),
-      () => host.dispose(),
+      () => grownHost.dispose(),
+      busSink !== undefined && (() => busSink.flush()),
+      bus !== undefined && (() => bus.close()),
     ]).catch((error: unknown) => {
       if (!failed) throw error;
       io.stderr.write(`esper run: cleanup after the failure also failed: ${describeError(error)}\n`);
@@ -317,10 +361,15 @@ interface TrainInput {
   readonly executor?: Executor;
   readonly commandVerifier?: CommandVerifier;
   readonly onEpoch?: (r: EpochReport) => void;
+  /** Checkpoint at each epoch end; resume from the store's latest checkpoint first. */
+  readonly checkpoints?: CheckpointStore;
 }
 
-/** One training of `esper run` (grown or baseline), built by Tolaria's `createTrainer` from the settings. */
-async function train(input: TrainInput): Promise<TrainingSummary> {
+/**
+ * One training of `esper run` (grown or baseline), built by Tolaria's `createTrainer` from
+ * the settings; with `checkpoints`, resumed from the latest one (`resumedFromStep`).
+ */
+async function train(input: TrainInput): Promise<{ summary: TrainingSummary; resumedFromStep?: number }> {
   const { config, dataset, settings } = input;
   const stepsPerEpoch = Math.ceil(dataset.train.size / config.batchSize);
   const trainer = createTrainer(settings, {
@@ -338,6 +387,7 @@ async function train(input: TrainInput): Promise<TrainingSummary> {
     ...(input.controller === undefined ? {} : { controller: input.controller }),
     ...(input.executor === undefined ? {} : { executor: input.executor }),
     ...(input.commandVerifier === undefined ? {} : { commandVerifier: input.commandVerifier }),
+    ...(input.checkpoints === undefined ? {} : { checkpoints: { store: input.checkpoints } }),
     onStep: (r) => input.progress.step(r),
     onEpoch: (r) => {
       input.progress.epoch(r);
@@ -345,9 +395,16 @@ async function train(input: TrainInput): Promise<TrainingSummary> {
     },
   });
   try {
+    const latest = await input.checkpoints?.latest();
+    let resumedFromStep: number | undefined;
+    if (latest !== undefined) {
+      await trainer.restore(latest.checkpoint, { discarded: latest.discarded });
+      resumedFromStep = latest.checkpoint.header.globalStep;
+      input.io.stderr.write(`esper run: resumed ${input.runId} from its checkpoint at step ${resumedFromStep}\n`);
+    }
     const summary = await trainer.run({ signal: input.signal });
     input.progress.finish();
-    return summary;
+    return { summary, ...(resumedFromStep === undefined ? {} : { resumedFromStep }) };
   } finally {
     trainer.dispose();
   }

@@ -20,3 +20,4 @@ export { RedisStreamStore } from './redis-stream-store.js';
 export { StreamBus } from './stream-bus.js';
 export { openBusFromSettings, type OpenBusOptions } from './from-settings.js';
 export { pingRedis, type PingRedisOptions } from './redis-ping.js';
+export { BusTelemetrySink, describeUnpublished, type BusTelemetrySinkStats } from './telemetry-sink.js';

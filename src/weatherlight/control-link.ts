@@ -17,9 +17,18 @@
  * A lockstep wait is bounded by the trainer's controller deadline (its `signal`) and by
  * `timeoutMs`; a decision that arrives later leaves its command in the inbox for a later step.
  */
+import { create } from '@bufbuild/protobuf';
 import { optionChecks } from '../core/index.js';
 import type { CommandInbox } from '../kasmina/index.js';
-import { BusMessageType, type AdaptationCommand, type ControlDecision, type SystemStatePacket } from '../leyline/index.js';
+import {
+  BusMessageType,
+  RunAnnouncementSchema,
+  RunPhase,
+  type AdaptationCommand,
+  type ControlDecision,
+  type HostDescriptor,
+  type SystemStatePacket,
+} from '../leyline/index.js';
 import type { Bus } from '../oona/index.js';
 import type { CallOptions, CommandOutcome, Controller } from '../tolaria/index.js';
 
@@ -36,6 +45,12 @@ export interface ControlLinkOptions {
   readonly timeoutMs: number;
   /** Lockstep: wait for the answer to a step's packet too (false for an epoch-only controller). @default true */
   readonly stepRequests?: boolean;
+  /**
+   * Announce the run to a controller serving many runs (`RunAnnouncement`): {@link ControlLink.announce}
+   * at open, again before each epoch's packet, {@link ControlLink.announceEnd} at close.
+   * @default not announced (an embedded controller knows its run)
+   */
+  readonly announce?: { readonly trainingRunId: string; readonly host: HostDescriptor; readonly seed: number };
 }
 
 /** Counters of {@link ControlLink}. */
@@ -65,8 +80,36 @@ export class ControlLink implements Controller {
     return this.#exchange(state, options, this.#o.stepRequests !== false);
   }
 
-  evaluateEpoch(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+  async evaluateEpoch(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
+    // Before the packet, so a controller restarted since the last epoch takes the run up again.
+    await this.announce(state.globalStep);
     return this.#exchange(state, options, true);
+  }
+
+  /** Publishes the run's RUNNING announcement (with `announce`; else nothing). */
+  async announce(globalStep = 0n): Promise<void> {
+    await this.#announcement(RunPhase.RUNNING, globalStep, '');
+  }
+
+  /** Publishes the run's ENDED announcement with `reason` (with `announce`; else nothing). */
+  async announceEnd(reason: string, globalStep = 0n): Promise<void> {
+    await this.#announcement(RunPhase.ENDED, globalStep, reason);
+  }
+
+  async #announcement(phase: RunPhase, globalStep: bigint, reason: string): Promise<void> {
+    const run = this.#o.announce;
+    if (run === undefined) return;
+    await this.#o.bus.publish(
+      create(RunAnnouncementSchema, {
+        trainingRunId: run.trainingRunId,
+        phase,
+        host: run.host,
+        seed: BigInt(run.seed),
+        globalStep,
+        reason,
+      }),
+      { trainingRunId: run.trainingRunId },
+    );
   }
 
   /** Acknowledged on the bus by the inbox, as a reply to the command's message. */

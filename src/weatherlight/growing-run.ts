@@ -9,9 +9,9 @@
 import { closeOnce, ErrorCode, isEsperError, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import type { KarnCatalog } from '../karn/index.js';
 import type { SeedReport } from '../kasmina/index.js';
-import type { BSDS, HostDescriptor } from '../leyline/index.js';
+import { BusMessageType, type BSDS, type FieldReport, type HostDescriptor } from '../leyline/index.js';
 import { CommandInbox } from '../kasmina/index.js';
-import { openBusFromSettings, type Bus } from '../oona/index.js';
+import { openBusFromSettings, type Bus, type Subscription } from '../oona/index.js';
 import type { KeyRing } from '../security/index.js';
 import {
   ControlResponder,
@@ -28,36 +28,55 @@ import { ControlLink, type ControlMode } from './control-link.js';
 import { openGrowth, type Growth } from './growth.js';
 
 /** What {@link openGrowingRun} is given; none of it is closed by the run. */
-export interface GrowingRunDeps {
+export type GrowingRunDeps = GrowingRunCommonDeps & (EmbeddedControllerDeps | RemoteControllerDeps);
+
+/** Tamiyo in the run's process. */
+export interface EmbeddedControllerDeps {
+  /** @default 'embedded' */
+  readonly controller?: 'embedded';
+  /** Tamiyo's policy, by name or as an object (which the run then owns). */
+  readonly policy: TamiyoPolicyName | TamiyoPolicy;
+  /** Options of the heuristic policy. */
+  readonly heuristic?: HeuristicPolicyOptions;
+  /** Keep Tamiyo's field reports in a record log at `walPath` (and publish them on the run's bus). @default none kept */
+  readonly fieldReports?: { readonly walPath: string };
+  /** How the trainer waits for Tamiyo ({@link ControlMode}). @default 'lockstep' */
+  readonly control?: ControlMode;
+}
+
+/**
+ * Tamiyo elsewhere on the bus (a {@link TamiyoServer}, `esper serve tamiyo`): the run
+ * announces itself, never waits for a decision (`async`), and reads the field reports the
+ * server publishes for it.
+ */
+export interface RemoteControllerDeps {
+  readonly controller: 'remote';
+}
+
+/** What every growing run is given. */
+export interface GrowingRunCommonDeps {
   readonly host: HostModel;
   readonly trainingRunId: string;
   readonly telemetry: TelemetrySink;
   /** Signs and verifies commands; signs and checks safety data sheets. */
   readonly keyRing: KeyRing;
-  /** Tamiyo's policy, by name or as an object (which the run then owns). */
-  readonly policy: TamiyoPolicyName | TamiyoPolicy;
-  /** Options of the heuristic policy. */
-  readonly heuristic?: HeuristicPolicyOptions;
   /** The run seed (the `gnn` policy's weights are drawn from it). @default 0 */
   readonly seed?: number;
-  /** Keep Tamiyo's field reports in a record log at `walPath` (and publish them on the run's bus). @default none kept */
-  readonly fieldReports?: { readonly walPath: string };
   /**
    * The run's bus: state packets, commands, acknowledgements and field reports travel on it.
    * Not closed by the run. @default an in-process (`memory://`) bus the run opens and closes
    */
   readonly bus?: Bus;
-  /** How the trainer waits for Tamiyo ({@link ControlMode}). @default 'lockstep' */
-  readonly control?: ControlMode;
   /** Called with one line per provisioning step (forge, certification). */
   readonly onProgress?: (line: string) => void;
 }
 
-/** A composed growing run. */
-export interface GrowingRun extends AsyncDisposable {
+/** A composed growing run; `T` is its Tamiyo when embedded, `undefined` when remote. */
+export interface GrowingRun<T extends Tamiyo | undefined = Tamiyo | undefined> extends AsyncDisposable {
   /** What Tolaria's trainer takes: Tamiyo as controller, Kasmina as executor, the run's command verifier. */
   readonly collaborators: Required<Pick<TrainerDependencies, 'controller' | 'executor' | 'commandVerifier'>>;
-  readonly tamiyo: Tamiyo;
+  /** Tamiyo, when it runs in this process (`controller: 'embedded'`). */
+  readonly tamiyo: T;
   readonly growth: Growth;
   /** The run's bus. */
   readonly bus: Bus;
@@ -67,6 +86,11 @@ export interface GrowingRun extends AsyncDisposable {
   readonly inbox: CommandInbox;
   /** Every seed Kasmina germinated and what became of it (also after close). */
   seedReports(): readonly SeedReport[];
+  /**
+   * The run's field reports: Tamiyo's own when embedded; with a remote Tamiyo, those its
+   * server published on the bus for this run and this process received (also after close).
+   */
+  fieldReports(): readonly FieldReport[];
   /**
    * Closes Tamiyo's responder and the command inbox (commands not applied are acknowledged
    * RUN_ENDED), Tamiyo (open field-report windows aborted with `reason`), then Kasmina, the
@@ -82,6 +106,15 @@ export interface GrowingRun extends AsyncDisposable {
  * candidates read from Urza, and Tamiyo over them.
  * @throws EsperError from any part; what was opened is closed again
  */
+export async function openGrowingRun(
+  settings: EsperSettings,
+  deps: GrowingRunCommonDeps & EmbeddedControllerDeps,
+): Promise<GrowingRun<Tamiyo>>;
+export async function openGrowingRun(
+  settings: EsperSettings,
+  deps: GrowingRunCommonDeps & RemoteControllerDeps,
+): Promise<GrowingRun<undefined>>;
+export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDeps): Promise<GrowingRun>;
 export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDeps): Promise<GrowingRun> {
   const { host, trainingRunId, telemetry, keyRing } = deps;
   const growth = await openGrowth(settings, {
@@ -97,37 +130,62 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
   const bus = deps.bus ?? (ownedBus as Bus);
   const opened: (() => Promise<void>)[] = [() => growth.close(), ...(ownedBus === undefined ? [] : [() => ownedBus.close()])];
   try {
-    const tamiyo = await createTamiyo(settings, {
-      policy: deps.policy,
-      ...(deps.heuristic === undefined ? {} : { heuristic: deps.heuristic }),
-      ...(deps.seed === undefined ? {} : { seed: deps.seed }),
-      host: host.descriptor,
-      candidates: candidatesFor(growth.catalog, growth.library, host.descriptor),
-      keyRing,
-      trainingRunId,
-      telemetry,
-      ...(deps.fieldReports === undefined ? {} : { fieldReports: { walPath: deps.fieldReports.walPath, bus } }),
-    });
-    opened.unshift(() => tamiyo.close('run_failed'));
+    const tamiyo =
+      deps.controller === 'remote'
+        ? undefined
+        : await createTamiyo(settings, {
+            policy: deps.policy,
+            ...(deps.heuristic === undefined ? {} : { heuristic: deps.heuristic }),
+            ...(deps.seed === undefined ? {} : { seed: deps.seed }),
+            host: host.descriptor,
+            candidates: candidatesFor(growth.catalog, growth.library, host.descriptor),
+            keyRing,
+            trainingRunId,
+            telemetry,
+            ...(deps.fieldReports === undefined ? {} : { fieldReports: { walPath: deps.fieldReports.walPath, bus } }),
+          });
+    if (tamiyo !== undefined) opened.unshift(() => tamiyo.close('run_failed'));
     const inbox = new CommandInbox({ bus, trainingRunId, telemetry });
     opened.unshift(() => inbox.close());
     await inbox.start();
-    const responder = new ControlResponder({ bus, controller: tamiyo.service, trainingRunId, telemetry });
-    opened.unshift(() => responder.close());
-    await responder.start();
+    let responder: ControlResponder | undefined;
+    const remoteReports: FieldReport[] = [];
+    let reportSubscription: Subscription | undefined;
+    if (tamiyo !== undefined) {
+      const local = new ControlResponder({ bus, controller: tamiyo.service, trainingRunId, telemetry });
+      responder = local;
+      opened.unshift(() => local.close());
+      await local.start();
+    } else {
+      const subscription = bus.subscribe({
+        group: `trainer-${trainingRunId}-field-reports`,
+        consumer: `trainer-${process.pid}`,
+        types: [BusMessageType.FIELD_REPORT],
+        handler: (delivery) => {
+          if (delivery.trainingRunId === trainingRunId) remoteReports.push(delivery.message as FieldReport);
+        },
+      });
+      reportSubscription = subscription;
+      opened.unshift(() => subscription.close());
+      await subscription.ready;
+    }
     const control = new ControlLink({
       bus,
       inbox,
-      mode: deps.control ?? 'lockstep',
+      mode: deps.controller === 'remote' ? 'async' : (deps.control ?? 'lockstep'),
       timeoutMs: settings.tolaria.tamiyoTimeoutMs,
       // The policy's kind is fixed for the run (a policy update changes a GNN's weights only).
-      stepRequests: tamiyo.service.policy.stepDecisions !== false,
+      stepRequests: tamiyo === undefined || tamiyo.service.policy.stepDecisions !== false,
+      ...(deps.controller === 'remote' ? { announce: { trainingRunId, host: host.descriptor, seed: deps.seed ?? 0 } } : {}),
     });
+    await control.announce();
     const close = closeOnce((reason: string = 'run_failed') =>
       runCleanup('growing run', [
-        () => responder.close(),
+        () => control.announceEnd(reason),
+        responder !== undefined && (() => responder.close()),
         () => inbox.close(),
-        () => tamiyo.close(reason),
+        tamiyo !== undefined && (() => tamiyo.close(reason)),
+        reportSubscription !== undefined && (() => reportSubscription.close()),
         () => growth.close(),
         ownedBus !== undefined && (() => ownedBus.close()),
       ]),
@@ -140,6 +198,7 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
       control,
       inbox,
       seedReports: () => growth.kasmina.executor.seedReports(),
+      fieldReports: () => tamiyo?.fieldReports?.reports() ?? remoteReports,
       close,
       [Symbol.asyncDispose]: () => close(),
     };

@@ -44,7 +44,7 @@ import { ScheduledGrowthPolicy } from '../tamiyo/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import { decodeArtifact, siteKeyOf } from '../tezzeret/index.js';
 import type { UrzaLibrary } from '../urza/index.js';
-import { openGrowingRun, type GrowingRun, type GrowingRunDeps } from './growing-run.js';
+import { openGrowingRun, type EmbeddedControllerDeps, type GrowingRun } from './growing-run.js';
 import { runKeyRing } from './run-key-ring.js';
 import { seedFlopBlocks } from './seed-blocks.js';
 
@@ -130,7 +130,7 @@ class GrownArmRunner implements ArmRunner {
  * the arm's variant blueprint, or the heuristic with the task's options.
  * @throws EsperError INVALID_ARGUMENT when the task has no such grown arm
  */
-export function policyOf(task: TaskDefinition, arm: GrownArm): Pick<GrowingRunDeps, 'policy' | 'heuristic'> {
+export function policyOf(task: TaskDefinition, arm: GrownArm): Pick<EmbeddedControllerDeps, 'policy' | 'heuristic'> {
   const variant = growthVariant(task, arm);
   if (variant === undefined) {
     const heuristic = task.controller?.heuristic;

@@ -11,6 +11,7 @@ import { createKasmina, type Kasmina } from '../kasmina/index.js';
 import type { Bus } from '../oona/index.js';
 import { openCommandVerifier, runNonceFile, type KeyRing, type OpenedCommandVerifier } from '../security/index.js';
 import { createForge, type ForgeRunSummary } from '../tezzeret/index.js';
+import type { SeedSiteDescriptor } from '../leyline/index.js';
 import type { HostModel } from '../tolaria/index.js';
 import { certifyUnsheeted, type CertifyLibrarySummary } from '../urabrask/index.js';
 import { openUrzaLibrary, type UrzaLibrary } from '../urza/index.js';
@@ -59,16 +60,15 @@ export async function openGrowth(settings: EsperSettings, deps: GrowthDeps): Pro
   const library = await openUrzaLibrary(settings, { keyRing, telemetry });
   let verifier: OpenedCommandVerifier | undefined;
   try {
-    const started = performance.now();
-    const forged = await (await createForge(settings, { catalog, library, telemetry })).forgeAll(host.descriptor.sites);
-    deps.onProgress?.(
-      `blueprints: ${forged.completed} compiled, ${forged.skipped} already in Urza, ${forged.failed} failed for ${host.descriptor.sites.length} sites (${seconds(performance.now() - started)})`,
-    );
-    let certified: CertifyLibrarySummary | undefined;
-    if (deps.certify === true) {
-      certified = await certifyUnsheeted(library, { keyRing });
-      deps.onProgress?.(`safety data sheets: ${certified.certified} issued by Urabrask (${seconds(certified.wallMs)})`);
-    }
+    const { forged, certified } = await provisionBlueprints(settings, {
+      catalog,
+      library,
+      sites: host.descriptor.sites,
+      telemetry,
+      keyRing,
+      certify: deps.certify === true,
+      ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
+    });
     // On disk, so a restarted run still refuses replays of the commands it accepted.
     verifier = await openCommandVerifier(settings, {
       keyRing,
@@ -106,6 +106,41 @@ export async function openGrowth(settings: EsperSettings, deps: GrowthDeps): Pro
     });
     throw error;
   }
+}
+
+/** What {@link provisionBlueprints} is given. */
+export interface ProvisionDeps {
+  readonly catalog: KarnCatalog;
+  /** Open; not closed here. */
+  readonly library: UrzaLibrary;
+  readonly sites: readonly SeedSiteDescriptor[];
+  readonly telemetry: TelemetrySink;
+  readonly keyRing: KeyRing;
+  /** Also have Urabrask certify what has no verifying sheet. */
+  readonly certify: boolean;
+  readonly onProgress?: (line: string) => void;
+}
+
+/**
+ * Tezzeret's forge compiles every catalog blueprint that fits `sites` and is not yet in
+ * Urza (WAL-resumable, so a second call only verifies), then, with `certify`, Urabrask
+ * certifies what has no verifying sheet.
+ * @throws EsperError from the forge or the certifier
+ */
+export async function provisionBlueprints(
+  settings: EsperSettings,
+  deps: ProvisionDeps,
+): Promise<{ readonly forged: ForgeRunSummary; readonly certified?: CertifyLibrarySummary }> {
+  const { catalog, library, telemetry } = deps;
+  const started = performance.now();
+  const forged = await (await createForge(settings, { catalog, library, telemetry })).forgeAll(deps.sites);
+  deps.onProgress?.(
+    `blueprints: ${forged.completed} compiled, ${forged.skipped} already in Urza, ${forged.failed} failed for ${deps.sites.length} sites (${seconds(performance.now() - started)})`,
+  );
+  if (!deps.certify) return { forged };
+  const certified = await certifyUnsheeted(library, { keyRing: deps.keyRing });
+  deps.onProgress?.(`safety data sheets: ${certified.certified} issued by Urabrask (${seconds(certified.wallMs)})`);
+  return { forged, certified };
 }
 
 function seconds(ms: number): string {

@@ -21,6 +21,12 @@ export interface ProcessServiceSpec {
   readonly env?: Readonly<Record<string, string>>;
   /** @default the supervisor's working directory */
   readonly cwd?: string;
+  /**
+   * A server that serves the others until the supervisor stops (Tamiyo): the supervisor's
+   * work is `completed` once every other service completed, without waiting for it.
+   * @default false
+   */
+  readonly untilStopped?: boolean;
 }
 
 /**
@@ -32,6 +38,8 @@ export interface WorkerServiceSpec {
   /** Names the service in metrics (`weatherlight.worker.<name>.*`) and events. */
   readonly name: string;
   readonly run: (signal: AbortSignal) => Promise<void>;
+  /** As {@link ProcessServiceSpec.untilStopped}. @default false */
+  readonly untilStopped?: boolean;
 }
 
 /** What the supervisor runs and restarts. */

@@ -173,7 +173,8 @@ export class Supervisor {
 
   /**
    * Resolves (never rejects) at the first of: a service exhausted its restart budget (it
-   * stays down; the others keep running, in mode `degraded`), or every service completed.
+   * stays down; the others keep running, in mode `degraded`), or every service completed
+   * (but those that run until stopped, `untilStopped`, which keep running).
    * The caller then shuts down and exits accordingly.
    */
   whenSettled(): Promise<SupervisorSettlement> {
@@ -261,7 +262,8 @@ export class Supervisor {
       this.#emitEvents([
         { description: WeatherlightEvent.WORKER_COMPLETED, level: TelemetryLevel.INFO, attributes: { worker: record.spec.name } },
       ]);
-      if (this.#records.every((r) => r.status === 'completed')) this.#settleOnce({ reason: 'completed' });
+      const finite = this.#records.filter((r) => r.spec.untilStopped !== true);
+      if (finite.every((r) => r.status === 'completed')) this.#settleOnce({ reason: 'completed' });
       return;
     }
     this.#onFailure(record, exit);
