@@ -12,6 +12,9 @@ const HELP = `esper — morphogenetic training: neural networks that grow while 
 Usage:
   esper [--help | --version]
   esper run [options]       train a host that grows, against a static baseline (esper run --help)
+  esper up [options]        esper run --distributed: Tamiyo and trainers as supervised processes
+                            over Redis; --trainers N runs a fleet sharing one Tamiyo
+  esper serve <role>        one service over Redis: tamiyo or trainer (esper serve --help)
   esper train [options]     train a host model on a dataset (esper train --help)
   esper study --task <name> small vs grown vs large host over seeds, with statistics (esper study --help)
   esper command <action>    sign and send a seed command to a running training (esper command --help)
@@ -24,7 +27,7 @@ Exit codes (every command): 0 done; 1 runtime failure; 2 bad flags, config, sett
 key ring (nothing started); 130 stopped by SIGINT or SIGTERM. esper command adds 3 and 4.
 `;
 
-const USAGE = 'Usage: esper <run|train|study|command> [options] (esper --help)';
+const USAGE = 'Usage: esper <run|up|serve|train|study|command> [options] (esper --help)';
 
 /** Package version, read from package.json next to the compiled tree. */
 export function version(): string {
@@ -47,6 +50,14 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   if (first === 'run') {
     const { runRun } = await import('./run.js');
     return runRun(rest, io);
+  }
+  if (first === 'up') {
+    const { runRun } = await import('./run.js');
+    return runRun(rest.includes('--help') || rest.includes('-h') ? rest : ['--distributed', ...rest], io);
+  }
+  if (first === 'serve') {
+    const { runServe } = await import('./serve.js');
+    return runServe(rest, io);
   }
   if (first === 'study') {
     const { runStudyCommand } = await import('./study.js');

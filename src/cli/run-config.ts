@@ -81,6 +81,18 @@ export const RUN_FLAGS = {
   'no-baseline': { kind: 'boolean', help: 'skip the static baseline' },
   out: { kind: 'string', value: '<dir>', help: 'run directory (default <storage.varDir>/runs/<run id>)' },
   json: { kind: 'boolean', help: 'print the report as one JSON object' },
+  distributed: {
+    kind: 'boolean',
+    help: 'run Tamiyo and each trainer as supervised processes over the Redis bus\n(ESPER_OONA_BUS_URL=redis://…; needs ESPER_LEYLINE_SECRET or _KEYS)',
+  },
+  trainers: {
+    kind: 'integer',
+    value: '<n>',
+    help: 'a fleet: n trainers (seeds seed, seed+1, …) sharing one Tamiyo;\nimplies --distributed',
+    min: 1,
+    max: 32,
+    default: 1,
+  },
 } as const satisfies Readonly<Record<string, FlagSpec>>;
 
 /** The declaration of `esper run`. */
@@ -108,7 +120,9 @@ export const RUN_HELP = helpText(RUN_COMMAND);
  * must exist and hold a JSON object), then the flags, checked as a whole.
  * @throws SettingsError naming the file and each bad key
  */
-export function resolveRunConfig(values: FlagValues<typeof RUN_FLAGS>): RunConfig {
+export function resolveRunConfig(
+  values: Pick<FlagValues<typeof RUN_FLAGS>, 'config' | 'dataset' | 'seed' | 'epochs' | 'policy' | 'no-baseline'>,
+): RunConfig {
   const file = values.config;
   const fromFile = file === undefined ? {} : readConfigFile(file);
   const flags = {

@@ -30,9 +30,20 @@ import {
 } from '../tolaria/index.js';
 import { openGrowingRun, runKeyRing, stageLabel, type GrowingRun } from '../weatherlight/index.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
-import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RunConfig } from './run-config.js';
+import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { buildRecord, formatReport, recordJson, type RunReport, type SeedStory } from './run-report.js';
-import { ExitCode, logSettings, parseCommandLine, reportFailure, UsageError, withInterrupts, type CliIo } from './scaffold.js';
+import {
+  ExitCode,
+  logSettings,
+  parseCommandLine,
+  reportFailure,
+  UsageError,
+  withInterrupts,
+  type CliIo,
+  type CommandSpec,
+  type FlagSpec,
+  type FlagValues,
+} from './scaffold.js';
 
 export { DEFAULT_RUN_CONFIG, RUN_HELP, RunConfigSchema, type RunConfig } from './run-config.js';
 export { formatReport, type RunReport, type SeedStory } from './run-report.js';
@@ -72,34 +83,66 @@ export async function runRun(argv: readonly string[], io: CliIo, options: RunRun
       io.stdout.write(RUN_HELP);
       return ExitCode.OK;
     }
+    if (values.distributed || values.trainers > 1) {
+      const { runDistributed } = await import('./up.js');
+      return await runDistributed(values, io, options);
+    }
     json = values.json;
-    const config = resolveRunConfig(values);
-    const loaded = options.settings ?? loadSettings();
-    // Two arms compared, as in a study: latency budgets are reported, not enforced, so the
-    // comparison is a function of the seed and not of how busy the machine is.
-    const settings: EsperSettings = { ...loaded, core: { ...loaded.core, latencyBudgets: 'observe' } };
-    logSettings(io, RUN_COMMAND.name, settings);
-    const keyRing = await runKeyRing(settings, (file) =>
-      io.stderr.write(`esper run: no signing key configured; created ${file} (mode 0600) for this and later runs\n`),
-    );
-    const runId = newRunId();
-    const runDir = await prepareRunDir(values.out, settings, runId);
-    prepared = { runId, config, settings, keyRing, runDir };
+    prepared = await prepareRun(values, io, options, { controller: 'embedded', command: RUN_COMMAND.name });
   } catch (error) {
     return reportFailure(io, RUN_COMMAND, error);
   }
+  return executeRun(prepared, io, options, json, RUN_COMMAND);
+}
+
+/** The flags a run is prepared from (those of `esper run` and `esper serve trainer`). */
+export type RunValues = Pick<FlagValues<typeof RUN_FLAGS>, 'config' | 'dataset' | 'seed' | 'epochs' | 'policy' | 'no-baseline' | 'out'>;
+
+/**
+ * Checks flags, config, settings, key ring and run directory, before any work starts.
+ * Latency budgets are reported, not enforced: two arms are compared, as in a study, so the
+ * comparison is a function of the seed and not of how busy the machine is.
+ * @throws UsageError, SettingsError, EsperError (key ring)
+ */
+export async function prepareRun(
+  values: RunValues,
+  io: CliIo,
+  options: RunRunOptions,
+  how: { readonly controller: 'embedded' | 'remote'; readonly command: string; readonly runId?: string },
+): Promise<PreparedRun> {
+  const config = resolveRunConfig(values);
+  const loaded = options.settings ?? loadSettings();
+  const settings: EsperSettings = { ...loaded, core: { ...loaded.core, latencyBudgets: 'observe' } };
+  logSettings(io, how.command, settings);
+  const keyRing = await runKeyRing(settings, (file) =>
+    io.stderr.write(`${how.command}: no signing key configured; created ${file} (mode 0600) for this and later runs\n`),
+  );
+  const runId = how.runId ?? newRunId();
+  const runDir = await prepareRunDir(values.out, settings, runId);
+  return { runId, config, settings, keyRing, runDir, controller: how.controller };
+}
+
+/** Runs a prepared run under SIGINT/SIGTERM handling and prints its report; returns the exit code. */
+export async function executeRun(
+  prepared: PreparedRun,
+  io: CliIo,
+  options: RunRunOptions,
+  json: boolean,
+  spec: CommandSpec<Readonly<Record<string, FlagSpec>>>,
+): Promise<number> {
   try {
-    const report = await withInterrupts(io, RUN_COMMAND.name, options.signal, (signal) => runExperiment(prepared, io, signal));
+    const report = await withInterrupts(io, spec.name, options.signal, (signal) => runExperiment(prepared, io, signal));
     io.stdout.write(json ? `${JSON.stringify(report)}\n` : formatReport(report));
     return report.interrupted ? ExitCode.INTERRUPTED : ExitCode.OK;
   } catch (error) {
-    return reportFailure(io, RUN_COMMAND, error);
+    return reportFailure(io, spec, error);
   }
 }
 
-function newRunId(): string {
+/** A new run id: `<prefix>-<UTC stamp>-<4 hex>`. */
+export function newRunId(prefix = 'run'): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  return `run-${stamp}-${randomBytes(2).toString('hex')}`;
+  return `${prefix}-${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
 /** What a file-system error says about a path, in words. */
@@ -125,7 +168,7 @@ function pathProblem(error: unknown): string {
  * is writable, before any work starts.
  * @throws UsageError naming the path
  */
-async function prepareRunDir(out: string | undefined, settings: EsperSettings, runId: string): Promise<string> {
+export async function prepareRunDir(out: string | undefined, settings: EsperSettings, runId: string): Promise<string> {
   const dir = out ?? path.join(settings.storage.varDir, 'runs', runId);
   try {
     await mkdir(dir, { recursive: true });

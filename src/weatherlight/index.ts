@@ -3,8 +3,16 @@
  * subsystem's own factory and hands the trainer its collaborators; the CLI and the study's
  * grown arm import only from this file.
  */
-export { openGrowth, type Growth, type GrowthDeps } from './growth.js';
-export { candidatesFor, openGrowingRun, type GrowingRun, type GrowingRunDeps } from './growing-run.js';
+export { openGrowth, provisionBlueprints, type Growth, type GrowthDeps, type ProvisionDeps } from './growth.js';
+export {
+  candidatesFor,
+  openGrowingRun,
+  type EmbeddedControllerDeps,
+  type GrowingRun,
+  type GrowingRunCommonDeps,
+  type GrowingRunDeps,
+  type RemoteControllerDeps,
+} from './growing-run.js';
 export { ControlLink, type ControlLinkOptions, type ControlLinkStats, type ControlMode } from './control-link.js';
 export { runKeyRing } from './run-key-ring.js';
 export { createArmRunner, grownArmRunnerModule, stageLabel } from './grown-arm.js';
@@ -46,3 +54,20 @@ export {
   type PreflightOptions,
   type PreflightResult,
 } from './preflight.js';
+export {
+  openTamiyoServer,
+  TAMIYO_RUNS_GROUP,
+  TamiyoServerEvent,
+  type TamiyoServer,
+  type TamiyoServerDeps,
+  type TamiyoServerStats,
+} from './tamiyo-server.js';
+export {
+  fleetServices,
+  provisionHost,
+  superviseFleet,
+  thisEsperCommand,
+  type EsperCommand,
+  type FleetOptions,
+  type FleetTrainer,
+} from './fleet.js';

@@ -1,0 +1,205 @@
+/**
+ * `esper serve <role>`: one service of a distributed system in this process, over the Redis
+ * bus of the settings — `tamiyo` (the controller of every run on the bus, until stopped) or
+ * `trainer` (Tolaria + Kasmina for one run, until it is done; started again with the same
+ * `--run-id` and `--out`, it resumes from its last checkpoint). `esper up` starts these
+ * under Weatherlight's supervisor; on several machines, start them by hand against one Redis.
+ */
+import path from 'node:path';
+import { loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { TelemetryLevel } from '../leyline/index.js';
+import { BusTelemetrySink, describeUnpublished, openBusFromSettings } from '../oona/index.js';
+import { KeyRing } from '../security/index.js';
+import type { TamiyoPolicyName } from '../tamiyo/index.js';
+import { isPathSafeRunId } from '../tolaria/index.js';
+import { openTamiyoServer, preflight } from '../weatherlight/index.js';
+import { Progress, StderrEventSink } from './progress.js';
+import { RUN_FLAGS } from './run-config.js';
+import { executeRun, prepareRun, RUN_HEURISTIC, type RunRunOptions } from './run.js';
+import { ExitCode, helpText, logSettings, parseCommandLine, reportFailure, UsageError, type CliIo, type CommandSpec } from './scaffold.js';
+
+const SERVE_TAMIYO_COMMAND: CommandSpec<{ readonly policy: (typeof RUN_FLAGS)['policy'] }> = {
+  name: 'esper serve tamiyo',
+  summary: 'the controller of every run on the Redis bus, until SIGINT/SIGTERM',
+  synopsis: '[--policy <name>]',
+  flags: { policy: RUN_FLAGS.policy },
+  notes: `Field reports of every run go to <storage.varDir>/tamiyo/field-reports/<run id>.wal and
+onto the bus. Needs ESPER_OONA_BUS_URL=redis://… and ESPER_LEYLINE_SECRET (or _KEYS), the
+same on every machine of the system.`,
+};
+
+const { distributed: _distributed, trainers: _trainers, ...TRAINER_RUN_FLAGS } = RUN_FLAGS;
+
+const SERVE_TRAINER_FLAGS = {
+  'run-id': { kind: 'string', value: '<id>', help: 'the run id (default a new one); the same id and --out resume the run' },
+  ...TRAINER_RUN_FLAGS,
+} as const;
+
+const SERVE_TRAINER_COMMAND: CommandSpec<typeof SERVE_TRAINER_FLAGS> = {
+  name: 'esper serve trainer',
+  summary: 'train one run (Tolaria + Kasmina) whose controller is a Tamiyo on the Redis bus',
+  synopsis: '[options]',
+  flags: SERVE_TRAINER_FLAGS,
+  notes: `The run announces itself to Tamiyo, publishes each state packet without waiting, applies a
+command when it arrives if it is still fresh, checkpoints at each epoch end in
+<run dir>/checkpoints and writes record.json and report.md. Needs ESPER_OONA_BUS_URL=redis://…
+and ESPER_LEYLINE_SECRET (or _KEYS).`,
+};
+
+const SERVE_HELP = `Usage: esper serve <tamiyo|trainer> [options]
+
+  tamiyo    ${SERVE_TAMIYO_COMMAND.summary}
+  trainer   ${SERVE_TRAINER_COMMAND.summary}
+
+esper serve <role> --help shows a role's options.
+`;
+
+/** Runs `esper serve` with the arguments after `serve`; returns the exit code. */
+export async function runServe(argv: readonly string[], io: CliIo, options: RunRunOptions = {}): Promise<number> {
+  const [role, ...rest] = argv;
+  if (role === 'tamiyo') return serveTamiyo(rest, io, options);
+  if (role === 'trainer') return serveTrainer(rest, io, options);
+  if (role === undefined || role === '-h' || role === '--help') {
+    io.stdout.write(SERVE_HELP);
+    return role === undefined ? ExitCode.USAGE : ExitCode.OK;
+  }
+  io.stderr.write(`esper serve: unknown role '${role}' (tamiyo or trainer)\n`);
+  return ExitCode.USAGE;
+}
+
+/**
+ * The settings of a distributed service, checked before anything starts: a Redis bus, and
+ * a preflight (Redis answers, a configured key loads, the var dir takes a file, Urza opens).
+ * @throws UsageError for a memory bus; EsperError WEATHERLIGHT_PREFLIGHT_FAILED
+ */
+export async function distributedSettings(io: CliIo, command: string, options: RunRunOptions): Promise<EsperSettings> {
+  const loaded = options.settings ?? loadSettings();
+  const settings: EsperSettings = { ...loaded, core: { ...loaded.core, latencyBudgets: 'observe' } };
+  if (settings.oona.busUrl.startsWith('memory:')) {
+    throw new UsageError(
+      `${command} runs services in several processes: set ESPER_OONA_BUS_URL=redis://host:port (the bus is ${settings.oona.busUrl})`,
+    );
+  }
+  logSettings(io, command, settings);
+  await preflight(settings);
+  return settings;
+}
+
+async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
+  const spec = SERVE_TAMIYO_COMMAND;
+  let settings: EsperSettings;
+  let policy: string;
+  try {
+    const { values, help } = parseCommandLine(spec, argv);
+    if (help) {
+      io.stdout.write(helpText(spec));
+      return ExitCode.OK;
+    }
+    policy = values.policy ?? 'heuristic';
+    settings = await distributedSettings(io, spec.name, options);
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  }
+  const keyRing = KeyRing.fromSettings(settings.security);
+  const stderrAll = new StderrEventSink(io, new Progress(io, 1));
+  // As in `esper run`: Tamiyo's per-step risk warnings (loss spikes on single batches) would
+  // drown the terminal; they are on the bus. Errors, and everyone else's warnings, show.
+  const stderr: TelemetrySink = {
+    emit(packet) {
+      if (packet.sourceSubsystem === 'tamiyo' && packet.level < TelemetryLevel.ERROR) return;
+      stderrAll.emit(packet);
+    },
+  };
+  const bus = openBusFromSettings(settings, { keyRing, telemetry: stderr });
+  const busSink = new BusTelemetrySink(bus, (packet, error) => io.stderr.write(`${spec.name}: ${describeUnpublished(packet, error)}\n`));
+  const telemetry: TelemetrySink = {
+    emit(packet) {
+      stderr.emit(packet);
+      busSink.emit(packet);
+    },
+  };
+  const stop = stopSignal(options.signal);
+  try {
+    const server = await openTamiyoServer(settings, {
+      bus,
+      keyRing,
+      telemetry,
+      policy: policy as TamiyoPolicyName,
+      heuristic: RUN_HEURISTIC,
+      fieldReportDir: path.join(settings.storage.varDir, 'tamiyo', 'field-reports'),
+      onProgress: (line) => io.stderr.write(`${spec.name}: ${line}\n`),
+    });
+    try {
+      await server.start();
+      io.stderr.write(
+        `${spec.name}: serving every run on ${redactUrl(settings.oona.busUrl)} with the ${policy} policy (pid ${process.pid})\n`,
+      );
+      await stop.stopped;
+      io.stderr.write(`${spec.name}: stopping (${server.stats().serving.length} runs still served are closed)\n`);
+    } finally {
+      await server.close();
+    }
+    return ExitCode.OK;
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  } finally {
+    stop.dispose();
+    await runCleanup(spec.name, [() => busSink.flush(), () => bus.close()]).catch((error: unknown) => {
+      io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`);
+    });
+  }
+}
+
+async function serveTrainer(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
+  const spec = SERVE_TRAINER_COMMAND;
+  let prepared;
+  let json: boolean;
+  try {
+    const { values, help } = parseCommandLine(spec, argv);
+    if (help) {
+      io.stdout.write(helpText(spec));
+      return ExitCode.OK;
+    }
+    const runId = values['run-id'];
+    if (runId !== undefined && !isPathSafeRunId(runId)) {
+      throw new UsageError(`--run-id '${runId}' must be letters, digits, '.', '_', '-' (not starting with '.' or '-')`);
+    }
+    json = values.json;
+    const settings = await distributedSettings(io, spec.name, options);
+    prepared = await prepareRun(
+      values,
+      io,
+      { ...options, settings },
+      {
+        controller: 'remote',
+        command: spec.name,
+        ...(runId === undefined ? {} : { runId }),
+      },
+    );
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  }
+  return executeRun(prepared, io, options, json, spec);
+}
+
+/** Resolves `stopped` at SIGINT/SIGTERM (or when `signal` aborts, in tests). */
+function stopSignal(signal: AbortSignal | undefined): { readonly stopped: Promise<void>; dispose(): void } {
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  if (signal !== undefined) {
+    if (signal.aborted) stop();
+    signal.addEventListener('abort', () => stop(), { once: true });
+    return { stopped, dispose: () => undefined };
+  }
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return {
+    stopped,
+    dispose: () => {
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+    },
+  };
+}
