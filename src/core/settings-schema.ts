@@ -93,10 +93,11 @@ export const SETTINGS_DEFINITION = {
   /** The message fabric. */
   oona: {
     /**
-     * Bus backend: `memory://` (embedded, in-process) or `redis://[:password@]host:port/db`
-     * (`rediss://` for TLS). The password is redacted in logs. @default "memory://"
+     * Bus backend: `memory://` (embedded, in-process), `redis://[:password@]host:port/db`
+     * (`rediss://` for TLS), or `redis+cluster://[:password@]host:port` (`rediss+cluster://`),
+     * one seed node of a Redis Cluster. The password is redacted in logs. @default "memory://"
      */
-    busUrl: setting.url({ default: 'memory://', protocols: ['memory:', 'redis:', 'rediss:'] }),
+    busUrl: setting.url({ default: 'memory://', protocols: ['memory:', 'redis:', 'rediss:', 'redis+cluster:', 'rediss+cluster:'] }),
     /** Prepended to every stream and key name (isolates tests sharing one Redis). @default "" */
     streamPrefix: setting.string({ default: '', allowEmpty: true, pattern: /^[A-Za-z0-9._:-]*$/ }),
     /** Handling attempts before a message goes to the dead-letter stream. @default 5 */

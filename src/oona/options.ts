@@ -5,7 +5,7 @@
 import { MAX_TIMER_MS, optionChecks, systemClock, type Clock, type TelemetrySink } from '../core/index.js';
 import type { KeyRing } from '../security/index.js';
 import type { StreamStore } from './stream-store.js';
-import { LogicalStream, resolveStreamNames, type StreamNames } from './streams.js';
+import { clusterHashKey, LogicalStream, resolveStreamNames, type StreamNames } from './streams.js';
 
 /** Options of `StreamBus`. */
 export interface StreamBusOptions {
@@ -19,7 +19,11 @@ export interface StreamBusOptions {
   readonly telemetry: TelemetrySink;
   /** Prepended to every default stream name (tests use a unique one). @default '' */
   readonly streamPrefix?: string;
-  /** Per-stream name overrides (after the prefix is applied to the others). */
+  /**
+   * Per-stream name overrides (after the prefix is applied to the others). Each must carry
+   * the hash tag of the other names (`{oona}` by default) so that all streams of the bus
+   * share one Redis Cluster slot.
+   */
   readonly streamNames?: Partial<Record<LogicalStream, string>>;
   /** @default systemClock */
   readonly clock?: Clock;
@@ -183,6 +187,15 @@ export function resolveStreamBusOptions(options: StreamBusOptions): ResolvedStre
     const other = byName.get(name);
     if (other !== undefined) check.fail(`streamNames.${key}`, `a name distinct from streamNames.${other}`, name);
     byName.set(name, key);
+  }
+  // One XREADGROUP reads several of these streams; Redis Cluster answers CROSSSLOT unless
+  // all hash to one slot. Checked everywhere, so a name that works on one Redis works on a cluster.
+  const reference = resolveStreamNames(streamPrefix).emergency;
+  const hashKey = clusterHashKey(reference);
+  for (const [key, name] of Object.entries(streams)) {
+    if (clusterHashKey(name) === hashKey) continue;
+    const field = key in overrides ? `streamNames.${key}` : 'streamPrefix';
+    check.fail(field, `a stream name in the Redis Cluster hash slot of ${reference} (hash tag {${hashKey}})`, name);
   }
   const numbers = {} as Record<NumericOption, number>;
   for (const field of Object.keys(NUMERIC_MINIMUMS) as NumericOption[]) {

@@ -3,7 +3,8 @@
  * parse server errors once, at the adapter edge; split transient from terminal).
  *
  * - `OONA_STORE_UNAVAILABLE` (transient: retry later) — the connection is refused, reset,
- *   closed or still reconnecting after `maxRetriesPerRequest`, or the server answers with
+ *   closed or still reconnecting after `maxRetriesPerRequest`, no node of a cluster
+ *   answers (or its slot map cannot be refreshed), or the server answers with
  *   a "not now" code (`LOADING`, `BUSY`, `TRYAGAIN`, `MASTERDOWN`, `READONLY`,
  *   `CLUSTERDOWN`, `OOM`).
  * - `OONA_NO_GROUP` — `NOGROUP`, or `UNBLOCKED` (the stream of a blocked read was deleted).
@@ -29,10 +30,15 @@ const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
 /** Redis reply error codes meaning "not now": the same call may succeed later. */
 const TRANSIENT_REPLY_CODES: ReadonlySet<string> = new Set(['LOADING', 'BUSY', 'TRYAGAIN', 'MASTERDOWN', 'READONLY', 'CLUSTERDOWN', 'OOM']);
 
-/** ioredis's fixed messages for a closed or not-yet-writable connection. */
+/** ioredis's fixed messages for a closed or not-yet-writable connection (single node or cluster). */
 const CONNECTION_CLOSED_MESSAGES: readonly string[] = [
   'Connection is closed.',
   "Stream isn't writeable and enableOfflineQueue options is false",
+  'None of startup nodes is available',
+  'Cluster is disconnected.',
+  'Cluster is disconnecting.',
+  "Cluster isn't ready and enableOfflineQueue options is false",
+  'Node is disconnected',
 ];
 
 /**
@@ -46,7 +52,7 @@ export function redisReplyCode(error: unknown): string | undefined {
 }
 
 function isUnreachable(error: Error): boolean {
-  if (error.name === 'MaxRetriesPerRequestError') return true;
+  if (error.name === 'MaxRetriesPerRequestError' || error.name === 'ClusterAllFailedError') return true;
   if (CONNECTION_CLOSED_MESSAGES.includes(error.message)) return true;
   const code = (error as NodeJS.ErrnoException).code;
   return typeof code === 'string' && UNREACHABLE_CODES.has(code);

@@ -1,10 +1,12 @@
 /**
  * One PING to a Redis URL with a hard deadline, on a connection of its own that never
  * retries and is closed afterwards: the preflight question "does the bus's Redis answer?".
+ * For a cluster URL the seed node is asked, and it must also report `cluster_state:ok`.
  */
 import { Redis } from 'ioredis';
 import { ErrorCode, EsperError, errorMessage, MAX_TIMER_MS, optionChecks, redactUrl } from '../core/index.js';
 import { redisReplyCode } from './redis-errors.js';
+import { isClusterUrl } from './redis-stream-store.js';
 
 /** Options of {@link pingRedis}. */
 export interface PingRedisOptions {
@@ -17,7 +19,9 @@ export interface PingRedisOptions {
 
 /**
  * Connects to `url` (`redis://` or `rediss://`, credentials and db as in the URL), sends
- * PING and resolves with the round trip in ms once PONG arrives.
+ * PING and resolves with the round trip in ms once PONG arrives. For `redis+cluster://` /
+ * `rediss+cluster://` it connects to that seed node and also requires CLUSTER INFO to say
+ * `cluster_state:ok` (every slot served).
  * @throws EsperError `OONA_STORE_UNAVAILABLE` naming the URL with its password redacted and
  *   why: refused, timed out, or the server's error (a wrong password, ...)
  */
@@ -27,7 +31,8 @@ export async function pingRedis(url: string, options: PingRedisOptions = {}): Pr
   let lastError: unknown;
   let connection: Redis;
   try {
-    connection = new Redis(url, {
+    // The seed node of a cluster speaks plain Redis; ioredis does not know the +cluster scheme.
+    connection = new Redis(url.replace(/^(rediss?)\+cluster:/, '$1:'), {
       lazyConnect: true,
       connectTimeout: timeoutMs,
       maxRetriesPerRequest: 0,
@@ -55,6 +60,11 @@ export async function pingRedis(url: string, options: PingRedisOptions = {}): Pr
         await connection.connect();
         const reply = await connection.ping();
         if (reply !== 'PONG') throw new Error(`answered PING with ${JSON.stringify(reply).slice(0, 40)}`);
+        if (isClusterUrl(url)) {
+          const info = String(await connection.call('CLUSTER', 'INFO'));
+          const state = /cluster_state:(\w+)/.exec(info)?.[1] ?? 'unknown';
+          if (state !== 'ok') throw new Error(`is a cluster node whose cluster_state is ${state}, not ok`);
+        }
       })(),
       deadline,
     ]);

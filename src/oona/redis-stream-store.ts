@@ -9,17 +9,32 @@
  * after a short grace. Chosen over short block slices (delayed aborts, a round trip per
  * slice) and over always disconnecting (a reconnect per stop, a reply lost mid-send).
  * Errors are mapped once, in `redis-errors.ts`.
+ *
+ * Redis Cluster: a `redis+cluster://` / `rediss+cluster://` URL (one seed node; ioredis
+ * discovers the others) or an injected `Cluster` client. Every command names its keys, so
+ * ioredis routes it to the master of their slot; the bus keeps all its streams in one slot
+ * (`streams.ts`), so its multi-stream XREADGROUP is legal. CLIENT ID and CLIENT UNBLOCK
+ * carry no key and client ids are per node, so on a cluster an abort disconnects the
+ * blocking connection instead (entries Redis had already delivered stay pending and are
+ * reclaimed).
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { closeOnce, ErrorCode, EsperError, isEsperError, MAX_TIMER_MS, optionChecks, redactUrl, runCleanup } from '../core/index.js';
 import { toStoreError, redisReplyCode } from './redis-errors.js';
 import { ENSURE_GROUP_SCRIPT, TRIM_BEFORE_SCRIPT, type LuaScript } from './redis-scripts.js';
 import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, checkStart } from './store-arguments.js';
 import type { EntryFields, GroupInfo, ReadGroupOptions, StreamEntry, StreamStore } from './stream-store.js';
 
+/** A single-node client or a cluster client. */
+type Client = Redis | Cluster;
+
 /** Options of {@link RedisStreamStore}. Give exactly one of `url` and `redis`. */
 export interface RedisStreamStoreOptions {
-  /** `redis://` or `rediss://` URL; the store creates its connections and quits them on close. */
+  /**
+   * `redis://` or `rediss://` URL of one Redis, or `redis+cluster://` / `rediss+cluster://`
+   * URL of one node of a Redis Cluster (`[user:password@]host:port`, no database); the
+   * store creates its connections and quits them on close.
+   */
   readonly url?: string;
   /**
    * A client to use for commands instead of `url`. It is not quit on close (whoever created
@@ -27,7 +42,7 @@ export interface RedisStreamStoreOptions {
    * retry and offline-queue settings govern its commands; the reconnect options below
    * apply to the duplicates.
    */
-  readonly redis?: Redis;
+  readonly redis?: Redis | Cluster;
   /** CLIENT SETNAME of the store's connections (blocking ones get `:block`). @default 'esper-oona' */
   readonly connectionName?: string;
   /**
@@ -58,7 +73,7 @@ export const REDIS_STREAM_STORE_DEFAULTS = Object.freeze({
 /** {@link RedisStreamStoreOptions} with defaults applied. */
 export interface ResolvedRedisStreamStoreOptions {
   readonly url: string | undefined;
-  readonly redis: Redis | undefined;
+  readonly redis: Redis | Cluster | undefined;
   readonly connectionName: string;
   readonly maxRetriesPerRequest: number;
   readonly reconnectBaseDelayMs: number;
@@ -78,7 +93,10 @@ export function resolveRedisStreamStoreOptions(options: RedisStreamStoreOptions)
   if ((url === undefined) === (redis === undefined)) {
     check.fail('url', 'given exactly when redis is not', url === undefined ? url : redactUrl(url));
   }
-  if (url !== undefined && !/^rediss?:\/\//.test(url)) check.fail('url', 'a redis:// or rediss:// URL', redactUrl(url));
+  if (url !== undefined && !/^rediss?(\+cluster)?:\/\//.test(url)) {
+    check.fail('url', 'a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL', redactUrl(url));
+  }
+  if (url !== undefined && isClusterUrl(url)) clusterSeed(url);
   const d = REDIS_STREAM_STORE_DEFAULTS;
   const connectionName = options.connectionName ?? d.connectionName;
   if (typeof connectionName !== 'string' || !/^[!-~]+$/.test(connectionName)) {
@@ -107,9 +125,47 @@ export function resolveRedisStreamStoreOptions(options: RedisStreamStoreOptions)
   return Object.freeze(resolved);
 }
 
+/** Whether `url` names a Redis Cluster (`redis+cluster://`, `rediss+cluster://`). */
+export function isClusterUrl(url: string): boolean {
+  return /^rediss?\+cluster:\/\//.test(url);
+}
+
+/** The seed node and credentials of a cluster URL. */
+interface ClusterSeed {
+  readonly host: string;
+  readonly port: number;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+}
+
+/** @throws EsperError `INVALID_ARGUMENT` (field `url`, shown redacted) for a bad cluster URL. */
+function clusterSeed(url: string): ClusterSeed {
+  const check = optionChecks('RedisStreamStore');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return check.fail('url', 'a URL redis+cluster://[user:password@]host:port', redactUrl(url));
+  }
+  const port = parsed.port === '' ? 6379 : Number(parsed.port);
+  // Redis Cluster has database 0 only; a seed list or a query would be silently ignored.
+  if (parsed.hostname === '' || !['', '/', '/0'].includes(parsed.pathname) || parsed.search !== '' || parsed.hash !== '') {
+    check.fail('url', 'a URL redis+cluster://[user:password@]host:port (one seed node, no database)', redactUrl(url));
+  }
+  const decode = (part: string): string | undefined => (part === '' ? undefined : decodeURIComponent(part));
+  return {
+    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    username: decode(parsed.username),
+    password: decode(parsed.password),
+    tls: parsed.protocol === 'rediss+cluster:',
+  };
+}
+
 /** One blocking `readGroup` call's hold on a pooled connection. */
 interface Lease {
-  readonly connection: Redis;
+  readonly connection: Client;
   /** Server-side id of `connection` when the read was sent (for CLIENT UNBLOCK). */
   clientId: Promise<number | undefined>;
   /** The read returned; the connection may already serve another read. */
@@ -189,11 +245,11 @@ export class RedisStreamStore implements StreamStore {
   readonly #options: ResolvedRedisStreamStoreOptions;
   /** ioredis `keyPrefix` of the command connection, stripped from stream names in replies. */
   readonly #keyPrefix: string;
-  readonly #main: Redis;
+  readonly #main: Client;
   readonly #ownsMain: boolean;
-  readonly #idle: Redis[] = [];
+  readonly #idle: Client[] = [];
   readonly #busy = new Map<Lease, Promise<unknown>>();
-  readonly #duplicates = new Set<Redis>();
+  readonly #duplicates = new Set<Client>();
   readonly #onError = (error: Error): void => {
     this.#connectionErrorCount += 1;
     this.#lastConnectionError = error;
@@ -209,6 +265,10 @@ export class RedisStreamStore implements StreamStore {
     if (this.#options.redis !== undefined) {
       this.#main = this.#options.redis;
       this.#ownsMain = false;
+    } else if (isClusterUrl(this.#options.url as string)) {
+      const seed = clusterSeed(this.#options.url as string);
+      this.#main = new Cluster([{ host: seed.host, port: seed.port }], this.#clusterOptions(seed));
+      this.#ownsMain = true;
     } else {
       this.#main = new Redis(this.#options.url as string, {
         ...this.#connectionOptions(),
@@ -434,7 +494,7 @@ export class RedisStreamStore implements StreamStore {
     ]);
   }
 
-  async #quit(connection: Redis): Promise<void> {
+  async #quit(connection: Client): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
@@ -468,7 +528,27 @@ export class RedisStreamStore implements StreamStore {
     };
   }
 
-  async #call(command: string, args: readonly Arg[], connection: Redis = this.#main): Promise<unknown> {
+  /**
+   * ioredis options of a cluster client the store creates: the node options above for
+   * every node connection, the same reconnect backoff for refreshing the slot map.
+   */
+  #clusterOptions(seed: ClusterSeed): ClusterOptions {
+    const node = this.#connectionOptions();
+    return {
+      enableOfflineQueue: true,
+      enableReadyCheck: true,
+      clusterRetryStrategy: node.retryStrategy as (attempt: number) => number,
+      redisOptions: {
+        ...node,
+        connectionName: this.#options.connectionName,
+        ...(seed.username === undefined ? {} : { username: seed.username }),
+        ...(seed.password === undefined ? {} : { password: seed.password }),
+        ...(seed.tls ? { tls: {} } : {}),
+      },
+    };
+  }
+
+  async #call(command: string, args: readonly Arg[], connection: Client = this.#main): Promise<unknown> {
     try {
       return await connection.callBuffer(command, [...args]);
     } catch (error) {
@@ -492,10 +572,15 @@ export class RedisStreamStore implements StreamStore {
 
   async #readBlocking(args: readonly Arg[], streams: readonly string[], signal: AbortSignal | undefined): Promise<StreamEntry[]> {
     const connection = this.#acquire();
-    const clientId = connection.callBuffer('CLIENT', ['ID']).then(
-      (id) => integer(id),
-      () => undefined,
-    );
+    // On a cluster CLIENT ID would go to a random node (no key to route by): no id, so an
+    // abort disconnects this connection.
+    const clientId =
+      connection instanceof Cluster
+        ? Promise.resolve(undefined)
+        : connection.callBuffer('CLIENT', ['ID']).then(
+            (id) => integer(id),
+            () => undefined,
+          );
     const lease: Lease = { connection, clientId, settled: false, broken: false, interrupting: false };
     const read = connection.callBuffer('XREADGROUP', [...args]);
     const onAbort = (): void => {
@@ -548,17 +633,20 @@ export class RedisStreamStore implements StreamStore {
     lease.connection.disconnect();
   }
 
-  #acquire(): Redis {
+  #acquire(): Client {
     for (;;) {
       const idle = this.#idle.pop();
       if (idle === undefined) break;
       if (idle.status !== 'end') return idle;
       this.#forget(idle);
     }
-    const connection = this.#main.duplicate({
-      ...this.#connectionOptions(),
-      connectionName: `${this.#options.connectionName}:block`,
-    });
+    const connectionName = `${this.#options.connectionName}:block`;
+    const connection =
+      this.#main instanceof Cluster
+        ? this.#main.duplicate(undefined, {
+            redisOptions: { ...this.#main.options.redisOptions, ...this.#connectionOptions(), connectionName },
+          })
+        : this.#main.duplicate({ ...this.#connectionOptions(), connectionName });
     connection.on('error', this.#onError);
     this.#duplicates.add(connection);
     return connection;
@@ -575,7 +663,7 @@ export class RedisStreamStore implements StreamStore {
     this.#idle.push(lease.connection);
   }
 
-  #forget(connection: Redis): void {
+  #forget(connection: Client): void {
     connection.off('error', this.#onError);
     this.#duplicates.delete(connection);
   }

@@ -33,24 +33,47 @@ export type LogicalStream = (typeof LogicalStream)[keyof typeof LogicalStream];
 /** Physical stream name (Redis key) per logical stream. */
 export type StreamNames = Readonly<Record<LogicalStream, string>>;
 
-/** Default stream names, before the prefix (the prototype's names where it had them). */
+/**
+ * Default stream names, before the prefix: the prototype's names where it had them, with
+ * `oona` written as the Redis Cluster hash tag `{oona}`. A consumer reads several streams
+ * in one XREADGROUP, which Redis Cluster refuses (CROSSSLOT) unless every key hashes to one
+ * slot; Redis hashes only the first `{…}` of a key, so all streams of a bus land in one
+ * slot. Departure from the prototype (reference prototype-tolaria-oona-nissa-weatherlight
+ * §3.1): its names (`oona.normal`, ...) had no tag; a deployment still holding entries
+ * under them must drain them first (docs/operator-runbook.md "Redis Cluster").
+ */
 export const DEFAULT_STREAM_NAMES: StreamNames = Object.freeze({
-  normal: 'oona.normal',
-  state: 'oona.state',
-  emergency: 'oona.emergency',
-  telemetry: 'oona.telemetry',
-  policy: 'oona.policy',
-  fieldReports: 'oona.field_reports',
-  kernelRequests: 'oona.kernels.requests',
-  kernelReady: 'oona.kernels.ready',
-  kernelErrors: 'oona.kernels.errors',
-  kernelCatalog: 'oona.kernels.catalog',
-  deadLetter: 'oona.deadletter',
+  normal: '{oona}.normal',
+  state: '{oona}.state',
+  emergency: '{oona}.emergency',
+  telemetry: '{oona}.telemetry',
+  policy: '{oona}.policy',
+  fieldReports: '{oona}.field_reports',
+  kernelRequests: '{oona}.kernels.requests',
+  kernelReady: '{oona}.kernels.ready',
+  kernelErrors: '{oona}.kernels.errors',
+  kernelCatalog: '{oona}.kernels.catalog',
+  deadLetter: '{oona}.deadletter',
 });
 
 /**
+ * The part of `key` Redis Cluster hashes to pick its slot: the text between the first `{`
+ * and the first `}` after it when that text is not empty, else the whole key (the rule of
+ * the Redis Cluster specification, "Hash tags"). Keys with equal hash keys share a slot.
+ */
+export function clusterHashKey(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}
+
+/**
  * Stream names with `prefix` prepended (tests use a unique prefix each) and any name
- * overridden by `overrides`.
+ * overridden by `overrides`. The prefix comes first so that every key of a bus starts with
+ * it (cleanup by prefix); a prefix carrying its own hash tag (`{fleet-a}:`) moves the whole
+ * bus to that tag's slot, since Redis hashes the first `{…}` only.
  */
 export function resolveStreamNames(prefix = '', overrides: Partial<Record<LogicalStream, string>> = {}): StreamNames {
   const names = {} as Record<LogicalStream, string>;

@@ -104,7 +104,7 @@ export function preflightError(result: PreflightResult): EsperError | undefined 
 }
 
 function isRedisUrl(url: string): boolean {
-  return url.startsWith('redis:') || url.startsWith('rediss:');
+  return /^rediss?(\+cluster)?:/.test(url);
 }
 
 async function checkRedis(settings: PreflightSettings, options: PreflightOptions): Promise<PreflightCheck> {

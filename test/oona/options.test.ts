@@ -3,7 +3,7 @@ import { ErrorCode, isEsperError, MAX_TIMER_MS, MemoryTelemetrySink, systemClock
 import { KeyRing } from '../../src/security/index.js';
 import { MemoryStreamStore } from '../../src/oona/memory-stream-store.js';
 import { resolveStreamBusOptions, STREAM_BUS_DEFAULTS, type StreamBusOptions } from '../../src/oona/options.js';
-import { DEFAULT_STREAM_NAMES } from '../../src/oona/streams.js';
+import { clusterHashKey, DEFAULT_STREAM_NAMES } from '../../src/oona/streams.js';
 
 const base = (): StreamBusOptions => ({
   store: new MemoryStreamStore(),
@@ -65,5 +65,30 @@ describe('resolveStreamBusOptions', () => {
     expect(fieldOf(() => resolveStreamBusOptions({ ...base(), streamNames: { bogus: 'x' } as Record<string, string> }))).toBe(
       'streamNames.bogus',
     );
+  });
+
+  it('keeps every stream name in one Redis Cluster hash slot, and refuses a name that leaves it', () => {
+    const plain = resolveStreamBusOptions({ ...base(), streamPrefix: 't1:' });
+    expect(new Set(Object.values(plain.streams).map(clusterHashKey))).toEqual(new Set(['oona']));
+    const tagged = resolveStreamBusOptions({ ...base(), streamPrefix: '{fleet-a}:' });
+    expect(new Set(Object.values(tagged.streams).map(clusterHashKey))).toEqual(new Set(['fleet-a']));
+    expect(resolveStreamBusOptions({ ...base(), streamNames: { deadLetter: '{oona}.dlq' } }).streams.deadLetter).toBe('{oona}.dlq');
+    expect(fieldOf(() => resolveStreamBusOptions({ ...base(), streamNames: { deadLetter: 'dlq' } }))).toBe('streamNames.deadLetter');
+    // An empty `{}` tag makes Redis hash the whole key: every stream in its own slot.
+    expect(fieldOf(() => resolveStreamBusOptions({ ...base(), streamPrefix: 'x{}' }))).toBe('streamPrefix');
+  });
+});
+
+describe('clusterHashKey', () => {
+  it.each([
+    ['{oona}.normal', 'oona'],
+    ['run7:{oona}.normal', 'oona'],
+    ['{fleet}:{oona}.normal', 'fleet'],
+    ['oona.normal', 'oona.normal'],
+    ['x{}{oona}.normal', 'x{}{oona}.normal'],
+    ['a{b', 'a{b'],
+    ['a{b:{c}d', 'b:{c'],
+  ])('hashes %s by %s, as Redis Cluster does', (key, hashKey) => {
+    expect(clusterHashKey(key)).toBe(hashKey);
   });
 });

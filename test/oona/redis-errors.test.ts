@@ -20,6 +20,8 @@ describe('toStoreError', () => {
     ['OOM', replyError("OOM command not allowed when used memory > 'maxmemory'."), ErrorCode.OONA_STORE_UNAVAILABLE],
     ['WRONGTYPE', replyError('WRONGTYPE Operation against a key holding the wrong kind of value'), ErrorCode.OONA_STORE_FAILED],
     ['ERR', replyError('ERR syntax error'), ErrorCode.OONA_STORE_FAILED],
+    ['CLUSTERDOWN', replyError('CLUSTERDOWN The cluster is down'), ErrorCode.OONA_STORE_UNAVAILABLE],
+    ['CROSSSLOT', replyError("CROSSSLOT Keys in request don't hash to the same slot"), ErrorCode.OONA_STORE_FAILED],
   ])('maps the %s reply to its code', (_name, error, code) => {
     const mapped = toStoreError(error, 'XREADGROUP');
     expect(mapped.code).toBe(code);
@@ -40,6 +42,12 @@ describe('toStoreError', () => {
     });
     expect(toStoreError(maxRetries, 'XADD').code).toBe(ErrorCode.OONA_STORE_UNAVAILABLE);
     expect(toStoreError(new Error('Connection is closed.'), 'XADD').code).toBe(ErrorCode.OONA_STORE_UNAVAILABLE);
+  });
+
+  it('maps a cluster with no reachable node to OONA_STORE_UNAVAILABLE', () => {
+    const allFailed = Object.defineProperty(new Error('Failed to refresh slots cache.'), 'name', { value: 'ClusterAllFailedError' });
+    expect(toStoreError(allFailed, 'XADD').code).toBe(ErrorCode.OONA_STORE_UNAVAILABLE);
+    expect(toStoreError(new Error('None of startup nodes is available'), 'XADD').code).toBe(ErrorCode.OONA_STORE_UNAVAILABLE);
   });
 
   it('maps anything unrecognised to the terminal OONA_STORE_FAILED and passes EsperErrors through', () => {
