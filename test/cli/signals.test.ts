@@ -3,14 +3,11 @@
  * what exists marked as interrupted and exits 130; a second signal exits at once with 130.
  * The test waits on the child's output lines, never on a sleep.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/esper.ts');
-const REPO = path.resolve(import.meta.dirname, '../..');
+import { startEsper, type EsperProcess } from '../support/esper-process.js';
 
 let root: string;
 beforeAll(async () => {
@@ -20,44 +17,8 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-interface Child {
-  readonly process: ChildProcessWithoutNullStreams;
-  stderr(): string;
-  /** Resolves when stderr has a line matching `pattern`; rejects if the child exits first. */
-  waitFor(pattern: RegExp): Promise<void>;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function esper(args: readonly string[], varDir: string): Child {
-  // A clean environment: only the var dir, so no ESPER_* variable of the test run leaks in.
-  const env = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? root, ESPER_STORAGE_VAR_DIR: varDir };
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], { cwd: REPO, env });
-  let stderr = '';
-  const waiters: { pattern: RegExp; resolve: () => void }[] = [];
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-    for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(stderr)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve();
-      }
-    }
-  });
-  child.stdout.resume();
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  return {
-    process: child,
-    stderr: () => stderr,
-    exit,
-    waitFor: (pattern) =>
-      new Promise<void>((resolve, reject) => {
-        if (pattern.test(stderr)) return resolve();
-        waiters.push({ pattern, resolve });
-        void exit.then(({ code }) => reject(new Error(`esper exited (${code}) before ${pattern}; stderr:\n${stderr}`)));
-      }),
-  };
+function esper(args: readonly string[], varDir: string): EsperProcess {
+  return startEsper(args, { ESPER_STORAGE_VAR_DIR: varDir });
 }
 
 describe('esper signals', () => {
