@@ -125,8 +125,9 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
     });
     const close = closeOnce((reason: string = 'run_failed') =>
       runCleanup('growing run', [
-        () => responder.close(),
+        // The inbox first: its RUN_ENDED acknowledgements reach Tamiyo before the responder stops.
         () => inbox.close(),
+        () => responder.close(),
         () => tamiyo.close(reason),
         () => growth.close(),
         ownedBus !== undefined && (() => ownedBus.close()),
