@@ -35,7 +35,13 @@ export interface RunReport {
   readonly grown: RunFigures;
   readonly baseline?: RunFigures;
   readonly seeds: readonly SeedStory[];
-  readonly commands: { readonly issued: number; readonly accepted: number; readonly rejected: number };
+  readonly commands: {
+    readonly issued: number;
+    readonly accepted: number;
+    readonly rejected: number;
+    /** What became of Tamiyo's commands as Tamiyo learned it from their acknowledgements (embedded only). */
+    readonly outcomes?: string;
+  };
   readonly controlPlane: { readonly tamiyoMs: number; readonly kasminaMs: number; readonly shareOfStep: number };
   readonly fieldReports: number;
   readonly runDir: string;
@@ -138,6 +144,7 @@ export function formatReport(report: RunReport): string {
     ),
     '',
     `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} verified and accepted by Kasmina, ${report.commands.rejected} rejected.`,
+    ...(report.commands.outcomes === undefined ? [] : [`Tamiyo's account of its commands: ${report.commands.outcomes}.`]),
     `Control plane: Tamiyo ${report.controlPlane.tamiyoMs.toFixed(0)} ms, Kasmina ${report.controlPlane.kasminaMs.toFixed(0)} ms — ${(report.controlPlane.shareOfStep * 100).toFixed(1)} % of the grown run's training time.`,
     `Field reports: ${report.fieldReports}${report.distributed === undefined ? '' : ' received from Tamiyo over the bus'} (record in ${report.runDir}).`,
     ...(report.distributed === undefined

@@ -15,6 +15,7 @@ import { AsyncWorker, describeError, loadSettings, redactUrl, runCleanup, type E
 import { BusTelemetrySink, openBusFromSettings } from '../oona/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import type { CommandVerifier, KeyRing } from '../security/index.js';
+import { formatCommandOutcomes } from '../tamiyo/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import {
   CheckpointStore,
@@ -274,7 +275,6 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
     const seeds = seedStories(run);
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
     const verifier = growth.commandVerifier.verifier.snapshot();
-    const tamiyoStats = tamiyo?.service.stats();
     const fieldReports = run.fieldReports();
     const grown = {
       finalAccuracy: summary.lastEpoch?.validationAccuracy ?? 0,
@@ -282,11 +282,14 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       steps: summary.globalStep,
       wallS: grownWallS,
     };
-    // Tamiyo's own count when it ran here; a remote Tamiyo's commands are counted as they arrived.
-    const commandsIssued = tamiyoStats?.commands ?? run.inbox.stats().received;
-    const decisions = tamiyo?.service.decisions ?? [];
+    const received = run.inbox.stats().received;
     await run.close('run_completed');
     run = undefined;
+    // After the run closed: the last acknowledgements (RUN_ENDED) have reached Tamiyo.
+    const tamiyoStats = tamiyo?.service.stats();
+    const decisions = tamiyo?.service.decisions ?? [];
+    // Tamiyo's own count when it ran here; a remote Tamiyo's commands are counted as they arrived.
+    const commandsIssued = tamiyoStats?.commands ?? received;
 
     const interrupted = summary.state === 'aborted' || signal.aborted;
     let baseline: RunReport['baseline'];
@@ -325,7 +328,12 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       grown,
       ...(baseline === undefined ? {} : { baseline }),
       seeds,
-      commands: { issued: commandsIssued, accepted: verifier.acceptedTotal, rejected: verifier.rejectedTotal },
+      commands: {
+        issued: commandsIssued,
+        accepted: verifier.acceptedTotal,
+        rejected: verifier.rejectedTotal,
+        ...(tamiyoStats === undefined ? {} : { outcomes: formatCommandOutcomes(tamiyoStats.commands, tamiyoStats.commandOutcomes) }),
+      },
       controlPlane: {
         tamiyoMs: summary.controlPlaneMs.controller,
         kasminaMs: summary.controlPlaneMs.executor,

@@ -5,6 +5,7 @@
 export {
   TAMIYO_CLOSE_REASON,
   TamiyoService,
+  type TamiyoCommandFate,
   type TamiyoDecisionRecord,
   type TamiyoFieldReports,
   type TamiyoServiceOptions,
@@ -59,4 +60,13 @@ export {
   TamiyoEvent,
   TamiyoMetric,
 } from './names.js';
-export { ControlResponder, type ControlResponderOptions } from './control-responder.js';
+export { CONTROL_RESPONDER_DEFAULTS, ControlResponder, type ControlResponderOptions } from './control-responder.js';
+export {
+  CommandFateStatus,
+  CommandLedger,
+  fateOfAck,
+  formatCommandOutcomes,
+  type CommandFate,
+  type FateController,
+  type TamiyoCommandOutcomes,
+} from './command-outcomes.js';

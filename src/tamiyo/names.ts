@@ -62,6 +62,8 @@ export function featureCoverageMetric(group: string): string {
 export const TamiyoEvent = {
   /** A controller call behind the bus failed; the packet was answered "no change". */
   CONTROL_FAILED: 'control_failed',
+  /** Telling the controller a command's fate (from its acknowledgement) threw; the command stays pending. */
+  COMMAND_OUTCOME_FAILED: 'command_outcome_failed',
   POLICY_RISK_SIGNAL: 'policy_risk_signal',
   POLICY_RISK_CRITICAL: 'policy_risk_critical',
   POLICY_RISK_ELEVATED: 'policy_risk_elevated',

@@ -1,8 +1,12 @@
 /**
  * Tamiyo as Tolaria's `Controller`: for each state packet the policy proposes, the risk
  * engine rules, the command builder signs the verdict (or nothing for a wait), and every
- * non-WAIT proposal opens a field-report window. The service owns its policy and frees it
- * on {@link TamiyoService.close}. Inference budgets and windows: docs/architecture.md (Tamiyo).
+ * non-WAIT proposal opens a field-report window. Each command's fate (`commandOutcome`:
+ * from the trainer directly, or from Kasmina's acknowledgement through the control
+ * responder) is counted once, and the window of a command that never took effect is
+ * aborted (`aborted:command_<status>[:<reason>]`) rather than judged on epochs it did not
+ * shape. The service owns its policy and frees it on {@link TamiyoService.close}.
+ * Inference budgets and windows: docs/architecture.md (Tamiyo).
  */
 import {
   buildTelemetryPacket,
@@ -25,9 +29,17 @@ import {
   type SeedLifecycleStage,
   type SystemStatePacket,
 } from '../leyline/index.js';
-import type { CallOptions, Controller } from '../tolaria/index.js';
+import type { CallOptions } from '../tolaria/index.js';
 import { admitCandidates, type BlueprintCandidate, type BsdsVerifier, type RejectedCandidate } from './candidates.js';
 import type { CommandBuilder } from './command-builder.js';
+import {
+  CommandFateStatus,
+  CommandLedger,
+  neverApplied,
+  type CommandFate,
+  type FateController,
+  type TamiyoCommandOutcomes,
+} from './command-outcomes.js';
 import { assessCoverage, coverageMetrics, coverageSummary } from './coverage.js';
 import { DecisionKind } from './decision.js';
 import type { FieldReportPublisher } from './field-report-publisher.js';
@@ -82,12 +94,25 @@ export interface TamiyoDecisionRecord {
   readonly seedId?: string;
   readonly siteId?: string;
   readonly blueprintId?: string;
+  /** What became of the decision's command, once known. */
+  readonly fate?: TamiyoCommandFate;
+}
+
+/** A command's fate as its decision record keeps it. */
+export interface TamiyoCommandFate {
+  readonly status: CommandFateStatus;
+  readonly reason: string;
+  /** Optimizer steps the run had taken when the fate was known (given by acknowledgements). */
+  readonly globalStep?: number;
 }
 
 /** Counters of {@link TamiyoService}. */
 export interface TamiyoStats {
   readonly decisions: number;
+  /** Commands issued. */
   readonly commands: number;
+  /** What became of them: `commands` = applied + rejected + notApplied + timedOut + failed + runEnded + pending. */
+  readonly commandOutcomes: TamiyoCommandOutcomes;
   readonly timeouts: number;
   readonly fieldReports: number;
   readonly lastLatencyMs: number;
@@ -101,13 +126,18 @@ export const TAMIYO_CLOSE_REASON = 'tamiyo_closed';
 export type TamiyoServiceState = 'running' | 'closing' | 'closed';
 
 /** Tamiyo: decides what grows. */
-export class TamiyoService implements Controller, AsyncDisposable {
+export class TamiyoService implements FateController, AsyncDisposable {
   readonly #options: TamiyoServiceOptions;
   readonly #clock: Clock;
   readonly #policy: TamiyoPolicy;
   readonly #candidates: readonly BlueprintCandidate[];
   readonly #rejected: readonly RejectedCandidate[];
   readonly #decisions: TamiyoDecisionRecord[] = [];
+  /** Index in `#decisions` of each command's record, while its fate is unknown. */
+  readonly #recordOf = new Map<string, number>();
+  readonly #ledger = new CommandLedger();
+  /** Reports of windows aborted by a command's fate, stored at the next decision, epoch or close. */
+  #settledReports: FieldReport[] = [];
   #lastLoss: number | undefined;
   /** A CRITICAL event was raised since the last epoch observation. */
   #criticalSinceEpoch = false;
@@ -120,6 +150,7 @@ export class TamiyoService implements Controller, AsyncDisposable {
       await runCleanup('tamiyo service', [
         reports !== undefined &&
           (async () => {
+            await this.#storeSettled();
             await this.#store(reports.builder.abort('all', reason));
             await reports.publisher?.publishPending();
           }),
@@ -182,16 +213,42 @@ export class TamiyoService implements Controller, AsyncDisposable {
   }
 
   stats(): TamiyoStats {
-    return { ...this.#stats };
+    return { ...this.#stats, commandOutcomes: this.#ledger.stats() };
+  }
+
+  /**
+   * Told what became of a command it issued (by the trainer, or by the control responder
+   * from Kasmina's acknowledgement). Counted once per command: a second fate for a settled
+   * command, or one for a command this service did not issue, is ignored (and counted).
+   * The window of a command that never took effect is aborted; its report is stored with
+   * the next decision, epoch or close. Never throws; counts in every state.
+   */
+  commandOutcome(fate: CommandFate): void {
+    if (!this.#ledger.settle(fate)) return;
+    const index = this.#recordOf.get(fate.commandId);
+    this.#recordOf.delete(fate.commandId);
+    const record = index === undefined ? undefined : this.#decisions[index];
+    if (index !== undefined && record !== undefined) {
+      this.#decisions[index] = {
+        ...record,
+        fate: { status: fate.status, reason: fate.reason, ...(fate.globalStep === undefined ? {} : { globalStep: fate.globalStep }) },
+      };
+    }
+    const reports = this.#options.fieldReports;
+    if (reports === undefined || !neverApplied(fate.status) || !this.#state.is('running')) return;
+    const detail = fate.status === CommandFateStatus.RUN_ENDED || fate.reason === '' ? '' : `:${fate.reason}`;
+    this.#settledReports.push(...reports.builder.abort(fate.commandId, `command_${fate.status}${detail}`));
   }
 
   async evaluateStep(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
     this.#state.require('running', 'evaluate a step');
+    await this.#storeSettled();
     return this.#decide(state, false);
   }
 
   async evaluateEpoch(state: SystemStatePacket, _options: CallOptions): Promise<AdaptationCommand | undefined> {
     this.#state.require('running', 'evaluate an epoch');
+    await this.#storeSettled();
     await this.#observeEpoch(state);
     return this.#decide(state, true);
   }
@@ -243,7 +300,10 @@ export class TamiyoService implements Controller, AsyncDisposable {
     this.#stats.lastLatencyMs = latencyMs;
     this.#stats.latencyMsSum += latencyMs;
     if (timedOut) this.#stats.timeouts += 1;
-    if (command !== undefined) this.#stats.commands += 1;
+    if (command !== undefined) {
+      this.#stats.commands += 1;
+      this.#ledger.issue(command.commandId);
+    }
     const events = this.#emit(packet, proposal, verdict, latencyMs, coverage);
     if (events.some((e) => e.level === TelemetryLevel.CRITICAL)) this.#criticalSinceEpoch = true;
     if (proposal.decision.kind !== DecisionKind.WAIT || timedOut) {
@@ -276,6 +336,7 @@ export class TamiyoService implements Controller, AsyncDisposable {
     command: AdaptationCommand | undefined,
   ): readonly FieldReport[] {
     const d = verdict.decision;
+    if (command !== undefined) this.#recordOf.set(command.commandId, this.#decisions.length);
     this.#decisions.push({
       globalStep: Number(packet.globalStep),
       epoch: packet.currentEpoch,
@@ -310,6 +371,14 @@ export class TamiyoService implements Controller, AsyncDisposable {
         ...(proposal.seedScore === undefined ? {} : { selectedSeedScore: proposal.seedScore }),
       },
     });
+  }
+
+  /** Stores the reports of windows aborted by commands' fates. */
+  async #storeSettled(): Promise<void> {
+    if (this.#settledReports.length === 0) return;
+    const settled = this.#settledReports;
+    this.#settledReports = [];
+    await this.#store(settled);
   }
 
   /** Appends finished field reports durably and counts them. */

@@ -181,9 +181,11 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
     await control.announce();
     const close = closeOnce((reason: string = 'run_failed') =>
       runCleanup('growing run', [
+        // The inbox first: its RUN_ENDED acknowledgements reach Tamiyo before its responder
+        // stops (a remote Tamiyo's, before the run's end is announced).
+        () => inbox.close(),
         () => control.announceEnd(reason),
         responder !== undefined && (() => responder.close()),
-        () => inbox.close(),
         tamiyo !== undefined && (() => tamiyo.close(reason)),
         reportSubscription !== undefined && (() => reportSubscription.close()),
         () => growth.close(),

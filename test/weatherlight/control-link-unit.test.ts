@@ -58,12 +58,14 @@ async function wire(controller: Controller | undefined, mode: ControlMode, timeo
   cleanups.push(() => bus.close());
   const inbox = new CommandInbox({ bus, trainingRunId: RUN, telemetry });
   await inbox.start();
-  cleanups.push(() => inbox.close());
   if (controller !== undefined) {
     const responder = new ControlResponder({ bus, controller, trainingRunId: RUN, telemetry });
     await responder.start();
     cleanups.push(() => responder.close());
   }
+  // Closed before the responder, as a growing run closes them: its RUN_ENDED acknowledgements
+  // are what the responder's close waits for.
+  cleanups.push(() => inbox.close());
   const link = new ControlLink({ bus, inbox, mode, timeoutMs, stepRequests });
   return { bus, inbox, link, telemetry };
 }

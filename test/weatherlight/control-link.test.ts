@@ -1,8 +1,10 @@
 /**
  * The control loop over the run's bus: the trainer publishes each state packet, Tamiyo's
  * responder answers it and publishes its command, Kasmina's inbox receives it. Embedded
- * (lockstep), a run makes the same decisions as with Tamiyo called directly, and a
- * subscriber on the command stream sees every command Tamiyo issued.
+ * (lockstep), a run makes the same decisions as with Tamiyo called directly, a subscriber
+ * on the command stream sees every command Tamiyo issued, and Tamiyo learns every command's
+ * fate — from the trainer directly, or from Kasmina's acknowledgements over the bus — with
+ * the same counts either way.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AsyncWorker, loadSettings, MemoryTelemetrySink, type EsperSettings } from '../../src/core/index.js';
 import { BusMessageType, type AdaptationCommand } from '../../src/leyline/index.js';
 import { KeyRing } from '../../src/security/index.js';
+import { formatCommandOutcomes, type TamiyoCommandOutcomes } from '../../src/tamiyo/index.js';
 import { initTensorBackend } from '../../src/tensor/index.js';
 import { createHost, createTrainer, loadDataset, type Dataset } from '../../src/tolaria/index.js';
 import { openGrowingRun } from '../../src/weatherlight/index.js';
@@ -23,6 +26,10 @@ interface Grown {
   readonly commandsIssued: readonly string[];
   readonly commandsSeen: readonly string[];
   readonly accuracy: number;
+  /** Tamiyo's count of its commands' fates, read once the run is closed. */
+  readonly outcomes: TamiyoCommandOutcomes;
+  /** Each decision's command fate (status and reason; the step only acknowledgements carry). */
+  readonly fates: readonly string[];
 }
 
 describe('control over the bus (embedded, lockstep)', () => {
@@ -83,6 +90,7 @@ describe('control over the bus (embedded, lockstep)', () => {
       ...run.collaborators,
       ...(wiring === 'direct' ? { controller: run.tamiyo.service } : {}),
     });
+    let grown: Omit<Grown, 'outcomes' | 'fates'>;
     try {
       const summary = await trainer.run();
       expect(summary.state).toBe('completed');
@@ -90,7 +98,7 @@ describe('control over the bus (embedded, lockstep)', () => {
       const issued = run.tamiyo.service.decisions.flatMap((d) => (d.commandId === undefined ? [] : [d.commandId]));
       const deadline = Date.now() + 5_000;
       while (wiring === 'bus' && seen.length < issued.length && Date.now() < deadline) await new Promise((r) => setImmediate(r));
-      return {
+      grown = {
         decisions: run.tamiyo.service.decisions.map((d) => `${d.globalStep}:${d.decision}`),
         seeds: run.seedReports().map((s) => `${s.seedId}@${s.germinatedStep}:${s.fate}`),
         commandsIssued: issued,
@@ -100,13 +108,28 @@ describe('control over the bus (embedded, lockstep)', () => {
     } finally {
       await observer.close();
       trainer.dispose();
+      // Closing the run waits for the last acknowledgements to reach Tamiyo.
       await run.close('test_done');
       await worker.close();
       host.dispose();
     }
+    const stats = run.tamiyo.service.stats();
+    const outcomes = stats.commandOutcomes;
+    expect(
+      outcomes.applied +
+        outcomes.rejected +
+        outcomes.notApplied +
+        outcomes.timedOut +
+        outcomes.failed +
+        outcomes.runEnded +
+        outcomes.pending,
+    ).toBe(stats.commands);
+    expect(formatCommandOutcomes(stats.commands, outcomes)).toMatch(/^issued \d+, applied \d+, rejected \d+.*, pending \d+$/);
+    const fates = run.tamiyo.service.decisions.map((d) => (d.fate === undefined ? '-' : `${d.fate.status}:${d.fate.reason}`));
+    return { ...grown, outcomes, fates };
   }
 
-  it('makes the same decisions as a direct call, and every command Tamiyo issued crosses the command stream', async () => {
+  it('makes the same decisions as a direct call, every command Tamiyo issued crosses the command stream, and Tamiyo counts the same fates', async () => {
     const direct = await grow('direct');
     const bus = await grow('bus');
     expect(direct.commandsIssued.length).toBeGreaterThan(0);
@@ -115,5 +138,9 @@ describe('control over the bus (embedded, lockstep)', () => {
     expect(bus.accuracy).toBe(direct.accuracy);
     expect(bus.commandsSeen).toEqual(bus.commandsIssued);
     expect(direct.commandsSeen).toEqual([]);
+    expect(bus.outcomes).toEqual(direct.outcomes);
+    expect(bus.fates).toEqual(direct.fates);
+    expect(direct.outcomes).toMatchObject({ pending: 0, ignored: 0 });
+    expect(direct.outcomes.applied).toBeGreaterThan(0);
   });
 });
