@@ -166,6 +166,7 @@ async function serveTrainer(argv: readonly string[], io: CliIo, options: RunRunO
     }
     json = values.json;
     const settings = await distributedSettings(io, spec.name, options);
+    io.stderr.write(`${spec.name}: pid ${process.pid}\n`);
     prepared = await prepareRun(
       values,
       io,
