@@ -14,6 +14,15 @@
  * - `async` (a remote controller): the packet is published and the step goes on; a command
  *   applies at the first step after it arrives, if it is still fresh for Kasmina's verifier.
  *
+ * Packets published without waiting go out in order, one after the other, behind the step:
+ * a step never waits for an earlier packet's store reply while fewer than `maxInFlight` are
+ * outstanding (on Redis the reply of the previous step's `XADD` is usually still unread in
+ * the socket when the next step's packet is ready, and waiting for it cost a forced turn of
+ * the event loop, and a whole round trip when the publisher refreshed its depth reading).
+ * A publish that failed surfaces at the next step that finds it settled (its packet is then
+ * not published), a few steps late at most, never lost; a lockstep request first waits for
+ * every earlier packet, so the controller still sees them in order.
+ *
  * A lockstep wait is bounded by the trainer's controller deadline (its `signal`) and by
  * `timeoutMs`; a decision that arrives later leaves its command in the inbox for a later step.
  */
@@ -46,12 +55,21 @@ export interface ControlLinkOptions {
   /** Lockstep: wait for the answer to a step's packet too (false for an epoch-only controller). @default true */
   readonly stepRequests?: boolean;
   /**
+   * Packets published without waiting that may be outstanding (queued or unanswered by the
+   * store) before a step waits for the oldest to settle. Integer ≥ 1.
+   * @default 4
+   */
+  readonly maxInFlight?: number;
+  /**
    * Announce the run to a controller serving many runs (`RunAnnouncement`): {@link ControlLink.announce}
    * at open, again before each epoch's packet, {@link ControlLink.announceEnd} at close.
    * @default not announced (an embedded controller knows its run)
    */
   readonly announce?: { readonly trainingRunId: string; readonly host: HostDescriptor; readonly seed: number };
 }
+
+/** Defaults of {@link ControlLinkOptions}. */
+export const CONTROL_LINK_DEFAULTS = Object.freeze({ maxInFlight: 4 });
 
 /** Counters of {@link ControlLink}. */
 export interface ControlLinkStats {
@@ -66,13 +84,20 @@ export class ControlLink implements Controller {
   #published = 0;
   #decisions = 0;
   #named = 0;
-  #inFlight: Promise<void> | undefined;
+  readonly #maxInFlight: number;
+  /** Unwaited publishes not yet settled, oldest first; each settles, never rejects. */
+  readonly #inFlight: Promise<void>[] = [];
+  /** The newest unwaited publish (the next one starts after it settles). */
+  #tail: Promise<void> = Promise.resolve();
+  /** The first failure of an unwaited publish not yet surfaced. */
+  #failure: { readonly error: unknown } | undefined;
 
   /** @throws EsperError `INVALID_ARGUMENT` naming a bad option. */
   constructor(options: ControlLinkOptions) {
     const check = optionChecks('ControlLink');
     check.oneOf('mode', options.mode, ['lockstep', 'async'] as const);
     check.integer('timeoutMs', options.timeoutMs, { min: 1 });
+    this.#maxInFlight = check.integer('maxInFlight', options.maxInFlight ?? CONTROL_LINK_DEFAULTS.maxInFlight, { min: 1 });
     this.#o = options;
   }
 
@@ -91,8 +116,12 @@ export class ControlLink implements Controller {
     await this.#announcement(RunPhase.RUNNING, globalStep, '');
   }
 
-  /** Publishes the run's ENDED announcement with `reason` (with `announce`; else nothing). */
+  /**
+   * Publishes the run's ENDED announcement with `reason` (with `announce`; else nothing),
+   * after the packets still outstanding settled.
+   */
   async announceEnd(reason: string, globalStep = 0n): Promise<void> {
+    await this.#tail;
     await this.#announcement(RunPhase.ENDED, globalStep, reason);
   }
 
@@ -124,19 +153,15 @@ export class ControlLink implements Controller {
   async #exchange(state: SystemStatePacket, options: CallOptions, wait: boolean): Promise<AdaptationCommand | undefined> {
     const { bus, inbox } = this.#o;
     const signal = options.signal;
-    // The previous unwaited publish has long settled by now (a step ran since); a failure
-    // surfaces here, one step late, rather than never.
-    const previous = this.#inFlight;
-    this.#inFlight = undefined;
-    await previous;
-    if (this.#o.mode === 'async' || !wait) {
+    const lockstepRequest = this.#o.mode === 'lockstep' && wait;
+    // A request goes after every earlier packet; an unwaited packet waits only at the bound.
+    while (this.#inFlight.length >= (lockstepRequest ? 1 : this.#maxInFlight)) await this.#inFlight[0];
+    // An earlier unwaited publish that failed surfaces here, a few steps late, rather than never.
+    this.#surfaceFailure();
+    if (!lockstepRequest) {
       // Not waited for: the step goes on while the bus seals and appends the packet (the
       // controller's own work happens between steps, not inside this call).
-      this.#inFlight = bus.publish(state).then(() => {
-        this.#published += 1;
-      });
-      // Observed, so a failure is never an unhandled rejection before the next step awaits it.
-      this.#inFlight.catch(() => undefined);
+      this.#publishBehind(state);
     } else {
       const reply = await bus.request(state, { replyType: BusMessageType.CONTROL_DECISION, timeoutMs: this.#o.timeoutMs, signal });
       this.#published += 1;
@@ -148,5 +173,35 @@ export class ControlLink implements Controller {
       }
     }
     return inbox.evaluateStep(state, options);
+  }
+
+  /** Throws the first failure of an unwaited publish not yet surfaced. */
+  #surfaceFailure(): void {
+    const failure = this.#failure;
+    if (failure === undefined) return;
+    this.#failure = undefined;
+    throw failure.error;
+  }
+
+  /** Publishes `state` now when nothing is outstanding, else after the newest outstanding publish. */
+  #publishBehind(state: SystemStatePacket): void {
+    const { bus } = this.#o;
+    const publish = (): Promise<void> =>
+      bus.publish(state).then(
+        () => {
+          this.#published += 1;
+        },
+        (error: unknown) => {
+          // Kept for the next step; observed here, so it is never an unhandled rejection.
+          this.#failure ??= { error };
+        },
+      );
+    // In order: at most one publish of this link is with the store at a time.
+    const settled = this.#inFlight.length === 0 ? publish() : this.#tail.then(publish);
+    this.#tail = settled;
+    this.#inFlight.push(settled);
+    void settled.finally(() => {
+      void this.#inFlight.splice(this.#inFlight.indexOf(settled), 1);
+    });
   }
 }
