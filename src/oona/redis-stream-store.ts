@@ -402,9 +402,12 @@ export class RedisStreamStore implements StreamStore {
     try {
       reply = await this.#call('XINFO', ['GROUPS', stream]);
     } catch (error) {
-      // XINFO answers a missing key with a plain ERR; that is "no groups" here.
-      if (isEsperError(error, ErrorCode.OONA_STORE_FAILED) && (await this.#call('EXISTS', [stream])) === 0) return [];
-      throw error;
+      if (!isEsperError(error, ErrorCode.OONA_STORE_FAILED)) throw error;
+      // XINFO answers a missing key with a plain ERR; that is "no groups" here — unless
+      // another client created the stream in between (its first XADD, a group's MKSTREAM),
+      // which a fleet does all the time: then the stream is there to be asked again.
+      if ((await this.#call('EXISTS', [stream])) === 0) return [];
+      reply = await this.#call('XINFO', ['GROUPS', stream]);
     }
     if (!Array.isArray(reply)) return [];
     const infos = reply.map(parseRecord);
