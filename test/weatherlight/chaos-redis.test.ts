@@ -12,15 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunReport } from '../../src/cli/run.js';
 import { startEsper } from '../support/esper-process.js';
 import { PrivateRedisServer } from '../support/redis-server.js';
-import {
-  accountedFor,
-  fates,
-  openTestBus,
-  runTraffic,
-  systemUnderTest,
-  tamiyoFieldReports,
-  writeConfig,
-} from './support/distributed.js';
+import { accountedFor, fates, openTestBus, runTraffic, systemUnderTest, tamiyoFieldReports, writeConfig } from './support/distributed.js';
 
 let root: string;
 let redis: PrivateRedisServer;
@@ -49,6 +41,8 @@ describe('chaos: Redis restarted mid-run', () => {
     const child = startEsper(['up', '--config', config, '--no-baseline', '--out', out], system.env);
     await child.waitFor(/\[trainer-1\] epoch 4\/24: train loss/);
     await redis.kill();
+    // Down until the trainer has noticed (its bus reports the outage once), then back.
+    await child.waitFor(/\[trainer-1\] ! WARNING store_unavailable/);
     await redis.restart();
     const { code } = await child.exit;
     expect(code, child.stderr()).toBe(0);
