@@ -7,9 +7,7 @@
  * to show; `--config` takes a JSON file with any of {@link RunConfig}'s fields. Flags,
  * config, settings, key ring and run directory are all checked before any work starts.
  */
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AsyncWorker, describeError, loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { BusTelemetrySink, openBusFromSettings } from '../oona/index.js';
@@ -33,12 +31,12 @@ import { openGrowingRun, runKeyRing, stageLabel, type GrowingRun } from '../weat
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { buildRecord, formatReport, recordJson, type RunReport, type SeedStory } from './run-report.js';
+import { newRunId, prepareRunDir, type RunRunOptions } from './run-setup.js';
 import {
   ExitCode,
   logSettings,
   parseCommandLine,
   reportFailure,
-  UsageError,
   withInterrupts,
   type CliIo,
   type CommandSpec,
@@ -48,14 +46,7 @@ import {
 
 export { DEFAULT_RUN_CONFIG, RUN_HELP, RunConfigSchema, type RunConfig } from './run-config.js';
 export { formatReport, type RunReport, type SeedStory } from './run-report.js';
-
-/** Options of {@link runRun} beyond the arguments (tests inject these). */
-export interface RunRunOptions {
-  /** Stops the run at the next step boundary. @default SIGINT/SIGTERM */
-  readonly signal?: AbortSignal;
-  /** Settings to use. @default loadSettings() */
-  readonly settings?: EsperSettings;
-}
+export type { RunRunOptions } from './run-setup.js';
 
 /** A run whose flags, config, settings, key ring and directory have all been checked. */
 export interface PreparedRun {
@@ -138,47 +129,6 @@ export async function executeRun(
   } catch (error) {
     return reportFailure(io, spec, error);
   }
-}
-
-/** A new run id: `<prefix>-<UTC stamp>-<4 hex>`. */
-export function newRunId(prefix = 'run'): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  return `${prefix}-${stamp}-${randomBytes(2).toString('hex')}`;
-}
-
-/** What a file-system error says about a path, in words. */
-function pathProblem(error: unknown): string {
-  switch ((error as NodeJS.ErrnoException | null)?.code) {
-    case 'ENOTDIR':
-    case 'EEXIST':
-      return 'a file is in the way (not a directory)';
-    case 'ENOENT':
-      return 'its parent does not exist';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EROFS':
-      return 'read-only file system';
-    default:
-      return describeError(error);
-  }
-}
-
-/**
- * Creates the run directory (`--out`, else `<storage.varDir>/runs/<run id>`) and checks it
- * is writable, before any work starts.
- * @throws UsageError naming the path
- */
-export async function prepareRunDir(out: string | undefined, settings: EsperSettings, runId: string): Promise<string> {
-  const dir = out ?? path.join(settings.storage.varDir, 'runs', runId);
-  try {
-    await mkdir(dir, { recursive: true });
-    await access(dir, constants.W_OK);
-  } catch (error) {
-    const what = out === undefined ? `run directory ${dir} (under storage.varDir)` : `--out ${dir}`;
-    throw new UsageError(`${what} cannot be used: ${pathProblem(error)}`, { cause: error });
-  }
-  return dir;
 }
 
 /** The grown run, then the baseline; writes the record and returns the report. */

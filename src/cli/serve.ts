@@ -6,17 +6,18 @@
  * under Weatherlight's supervisor; on several machines, start them by hand against one Redis.
  */
 import path from 'node:path';
-import { loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import { BusTelemetrySink, describeUnpublished, openBusFromSettings } from '../oona/index.js';
 import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicyName } from '../tamiyo/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
-import { openTamiyoServer, preflight } from '../weatherlight/index.js';
+import { openTamiyoServer } from '../weatherlight/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
-import { executeRun, prepareRun, RUN_HEURISTIC, type RunRunOptions } from './run.js';
-import { ExitCode, helpText, logSettings, parseCommandLine, reportFailure, UsageError, type CliIo, type CommandSpec } from './scaffold.js';
+import { executeRun, prepareRun, RUN_HEURISTIC } from './run.js';
+import { distributedSettings, type RunRunOptions } from './run-setup.js';
+import { ExitCode, helpText, parseCommandLine, reportFailure, UsageError, type CliIo, type CommandSpec } from './scaffold.js';
 
 const SERVE_TAMIYO_COMMAND: CommandSpec<{ readonly policy: (typeof RUN_FLAGS)['policy'] }> = {
   name: 'esper serve tamiyo',
@@ -65,24 +66,6 @@ export async function runServe(argv: readonly string[], io: CliIo, options: RunR
   }
   io.stderr.write(`esper serve: unknown role '${role}' (tamiyo or trainer)\n`);
   return ExitCode.USAGE;
-}
-
-/**
- * The settings of a distributed service, checked before anything starts: a Redis bus, and
- * a preflight (Redis answers, a configured key loads, the var dir takes a file, Urza opens).
- * @throws UsageError for a memory bus; EsperError WEATHERLIGHT_PREFLIGHT_FAILED
- */
-export async function distributedSettings(io: CliIo, command: string, options: RunRunOptions): Promise<EsperSettings> {
-  const loaded = options.settings ?? loadSettings();
-  const settings: EsperSettings = { ...loaded, core: { ...loaded.core, latencyBudgets: 'observe' } };
-  if (settings.oona.busUrl.startsWith('memory:')) {
-    throw new UsageError(
-      `${command} runs services in several processes: set ESPER_OONA_BUS_URL=redis://host:port (the bus is ${settings.oona.busUrl})`,
-    );
-  }
-  logSettings(io, command, settings);
-  await preflight(settings);
-  return settings;
 }
 
 async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {

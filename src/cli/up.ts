@@ -25,8 +25,7 @@ import {
 import { Progress, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { formatReport, type RunReport } from './run-report.js';
-import { newRunId, prepareRunDir, type RunRunOptions } from './run.js';
-import { distributedSettings } from './serve.js';
+import { distributedSettings, newRunId, prepareRunDir, type RunRunOptions } from './run-setup.js';
 import { ExitCode, reportFailure, withInterrupts, type CliIo, type FlagValues } from './scaffold.js';
 
 /** Options of {@link runDistributed} beyond {@link RunRunOptions} (tests set them). */

@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import { ErrorCode, EsperError, errorMessage, MAX_TIMER_MS, optionChecks, redactUrl } from '../core/index.js';
 import { redisReplyCode } from './redis-errors.js';
-import { isClusterUrl } from './redis-stream-store.js';
+import { isClusterUrl } from './redis-store-options.js';
 
 /** Options of {@link pingRedis}. */
 export interface PingRedisOptions {

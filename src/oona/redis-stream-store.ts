@@ -19,149 +19,23 @@
  * reclaimed).
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { closeOnce, ErrorCode, EsperError, isEsperError, MAX_TIMER_MS, optionChecks, redactUrl, runCleanup } from '../core/index.js';
+import { closeOnce, ErrorCode, EsperError, isEsperError, runCleanup } from '../core/index.js';
 import { toStoreError, redisReplyCode } from './redis-errors.js';
+import { integer, parseEntries, parseReadReply, parseRecord, text } from './redis-replies.js';
+import {
+  clusterSeed,
+  isClusterUrl,
+  resolveRedisStreamStoreOptions,
+  type ClusterSeed,
+  type RedisStreamStoreOptions,
+  type ResolvedRedisStreamStoreOptions,
+} from './redis-store-options.js';
 import { ENSURE_GROUP_SCRIPT, TRIM_BEFORE_SCRIPT, type LuaScript } from './redis-scripts.js';
 import { checkCount, checkDurationMs, checkEntryId, checkFields, checkName, checkReadGroup, checkStart } from './store-arguments.js';
 import type { EntryFields, GroupInfo, ReadGroupOptions, StreamEntry, StreamStore } from './stream-store.js';
 
 /** A single-node client or a cluster client. */
 type Client = Redis | Cluster;
-
-/** Options of {@link RedisStreamStore}. Give exactly one of `url` and `redis`. */
-export interface RedisStreamStoreOptions {
-  /**
-   * `redis://` or `rediss://` URL of one Redis, or `redis+cluster://` / `rediss+cluster://`
-   * URL of one node of a Redis Cluster (`[user:password@]host:port`, no database); the
-   * store creates its connections and quits them on close.
-   */
-  readonly url?: string;
-  /**
-   * A client to use for commands instead of `url`. It is not quit on close (whoever created
-   * it closes it); the store's own duplicates of it (for blocking reads) are. Its own
-   * retry and offline-queue settings govern its commands; the reconnect options below
-   * apply to the duplicates.
-   */
-  readonly redis?: Redis | Cluster;
-  /** CLIENT SETNAME of the store's connections (blocking ones get `:block`). @default 'esper-oona' */
-  readonly connectionName?: string;
-  /**
-   * Reconnect attempts a command waits through (in the offline queue) before it fails with
-   * `OONA_STORE_UNAVAILABLE`. @default 4
-   */
-  readonly maxRetriesPerRequest?: number;
-  /** First reconnect delay, doubled per attempt up to `reconnectMaxDelayMs`, in ms. @default 50 */
-  readonly reconnectBaseDelayMs?: number;
-  /** Cap of the reconnect delay, in ms. @default 2_000 */
-  readonly reconnectMaxDelayMs?: number;
-  /** TCP connect timeout, in ms. @default 5_000 */
-  readonly connectTimeoutMs?: number;
-  /** Idle blocking-read connections kept for reuse. @default 4 */
-  readonly maxIdleBlockingConnections?: number;
-}
-
-/** Defaults of {@link RedisStreamStoreOptions}; the one place they live. */
-export const REDIS_STREAM_STORE_DEFAULTS = Object.freeze({
-  connectionName: 'esper-oona',
-  maxRetriesPerRequest: 4,
-  reconnectBaseDelayMs: 50,
-  reconnectMaxDelayMs: 2_000,
-  connectTimeoutMs: 5_000,
-  maxIdleBlockingConnections: 4,
-});
-
-/** {@link RedisStreamStoreOptions} with defaults applied. */
-export interface ResolvedRedisStreamStoreOptions {
-  readonly url: string | undefined;
-  readonly redis: Redis | Cluster | undefined;
-  readonly connectionName: string;
-  readonly maxRetriesPerRequest: number;
-  readonly reconnectBaseDelayMs: number;
-  readonly reconnectMaxDelayMs: number;
-  readonly connectTimeoutMs: number;
-  readonly maxIdleBlockingConnections: number;
-}
-
-/**
- * Applies {@link REDIS_STREAM_STORE_DEFAULTS} and validates eagerly.
- *
- * @throws EsperError `INVALID_ARGUMENT` naming the bad field (a URL is shown redacted).
- */
-export function resolveRedisStreamStoreOptions(options: RedisStreamStoreOptions): ResolvedRedisStreamStoreOptions {
-  const check = optionChecks('RedisStreamStore');
-  const { url, redis } = options;
-  if ((url === undefined) === (redis === undefined)) {
-    check.fail('url', 'given exactly when redis is not', url === undefined ? url : redactUrl(url));
-  }
-  if (url !== undefined && !/^rediss?(\+cluster)?:\/\//.test(url)) {
-    check.fail('url', 'a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL', redactUrl(url));
-  }
-  if (url !== undefined && isClusterUrl(url)) clusterSeed(url);
-  const d = REDIS_STREAM_STORE_DEFAULTS;
-  const connectionName = options.connectionName ?? d.connectionName;
-  if (typeof connectionName !== 'string' || !/^[!-~]+$/.test(connectionName)) {
-    check.fail('connectionName', 'printable ASCII without spaces', connectionName);
-  }
-  const nonNegativeInteger = (field: 'maxRetriesPerRequest' | 'connectTimeoutMs' | 'maxIdleBlockingConnections', max?: number): number =>
-    check.integer(field, options[field] ?? d[field], max === undefined ? { min: 0 } : { min: 0, max });
-  // A zero delay would spin reconnecting while Redis is down.
-  const reconnectBaseDelayMs = check.integer('reconnectBaseDelayMs', options.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs, {
-    min: 1,
-    max: MAX_TIMER_MS,
-  });
-  const resolved: ResolvedRedisStreamStoreOptions = {
-    url,
-    redis,
-    connectionName,
-    maxRetriesPerRequest: nonNegativeInteger('maxRetriesPerRequest'),
-    reconnectBaseDelayMs,
-    reconnectMaxDelayMs: check.integer('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs, {
-      min: reconnectBaseDelayMs,
-      max: MAX_TIMER_MS,
-    }),
-    connectTimeoutMs: nonNegativeInteger('connectTimeoutMs', MAX_TIMER_MS),
-    maxIdleBlockingConnections: nonNegativeInteger('maxIdleBlockingConnections'),
-  };
-  return Object.freeze(resolved);
-}
-
-/** Whether `url` names a Redis Cluster (`redis+cluster://`, `rediss+cluster://`). */
-export function isClusterUrl(url: string): boolean {
-  return /^rediss?\+cluster:\/\//.test(url);
-}
-
-/** The seed node and credentials of a cluster URL. */
-interface ClusterSeed {
-  readonly host: string;
-  readonly port: number;
-  readonly username: string | undefined;
-  readonly password: string | undefined;
-  readonly tls: boolean;
-}
-
-/** @throws EsperError `INVALID_ARGUMENT` (field `url`, shown redacted) for a bad cluster URL. */
-function clusterSeed(url: string): ClusterSeed {
-  const check = optionChecks('RedisStreamStore');
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return check.fail('url', 'a URL redis+cluster://[user:password@]host:port', redactUrl(url));
-  }
-  const port = parsed.port === '' ? 6379 : Number(parsed.port);
-  // Redis Cluster has database 0 only; a seed list or a query would be silently ignored.
-  if (parsed.hostname === '' || !['', '/', '/0'].includes(parsed.pathname) || parsed.search !== '' || parsed.hash !== '') {
-    check.fail('url', 'a URL redis+cluster://[user:password@]host:port (one seed node, no database)', redactUrl(url));
-  }
-  const decode = (part: string): string | undefined => (part === '' ? undefined : decodeURIComponent(part));
-  return {
-    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port,
-    username: decode(parsed.username),
-    password: decode(parsed.password),
-    tls: parsed.protocol === 'rediss+cluster:',
-  };
-}
 
 /** One blocking `readGroup` call's hold on a pooled connection. */
 interface Lease {
@@ -184,60 +58,13 @@ const QUIT_TIMEOUT_MS = 1_000;
 
 type Arg = string | Buffer | number;
 
-function text(value: unknown): string {
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (typeof value === 'string') return value;
-  throw new EsperError(ErrorCode.OONA_STORE_FAILED, `unexpected Redis reply element ${String(value)}`);
-}
-
-function integer(value: unknown): number {
-  if (typeof value === 'number') return value;
-  if (Buffer.isBuffer(value) || typeof value === 'string') return Number(text(value));
-  throw new EsperError(ErrorCode.OONA_STORE_FAILED, `unexpected Redis reply element ${String(value)}`);
-}
-
-/** Flat `[name, value, ...]` into fields, copying each value out of ioredis's buffers. */
-function parseFields(flat: unknown): EntryFields {
-  const fields: Record<string, Uint8Array> = {};
-  if (!Array.isArray(flat)) return Object.freeze(fields);
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const value: unknown = flat[i + 1];
-    fields[text(flat[i])] = Buffer.isBuffer(value) ? new Uint8Array(value) : new Uint8Array(0);
-  }
-  return Object.freeze(fields);
-}
-
-/** `[[id, [f, v, ...]], ...]` into entries of `stream`; nil entries (deleted) are skipped. */
-function parseEntries(stream: string, reply: unknown, deliveryCount: number): StreamEntry[] {
-  if (!Array.isArray(reply)) return [];
-  const entries: StreamEntry[] = [];
-  for (const item of reply) {
-    if (!Array.isArray(item) || item[1] === null || item[1] === undefined) continue;
-    entries.push({ stream, id: text(item[0]), fields: parseFields(item[1]), deliveryCount });
-  }
-  return entries;
-}
-
-/** XREADGROUP reply (nil, or `[[stream, entries], ...]`) in the order of `streams`. */
-function parseReadReply(reply: unknown, streams: readonly string[], keyPrefix: string): StreamEntry[] {
-  if (!Array.isArray(reply)) return [];
-  const byStream = new Map<string, StreamEntry[]>();
-  for (const item of reply) {
-    if (!Array.isArray(item)) continue;
-    const key = text(item[0]);
-    const stream = keyPrefix !== '' && key.startsWith(keyPrefix) ? key.slice(keyPrefix.length) : key;
-    byStream.set(stream, parseEntries(stream, item[1], 1));
-  }
-  return streams.flatMap((stream) => byStream.get(stream) ?? []);
-}
-
-/** A flat `[key, value, ...]` reply as a map keyed by text. */
-function parseRecord(flat: unknown): Map<string, unknown> {
-  const record = new Map<string, unknown>();
-  if (!Array.isArray(flat)) return record;
-  for (let i = 0; i + 1 < flat.length; i += 2) record.set(text(flat[i]), flat[i + 1]);
-  return record;
-}
+export {
+  isClusterUrl,
+  REDIS_STREAM_STORE_DEFAULTS,
+  resolveRedisStreamStoreOptions,
+  type RedisStreamStoreOptions,
+  type ResolvedRedisStreamStoreOptions,
+} from './redis-store-options.js';
 
 /** Redis-backed stream store; see the module comment. */
 export class RedisStreamStore implements StreamStore {
