@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { describeError, loadSettings, type EsperSettings } from '../core/index.js';
+import { describeError, loadSettings, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { BusTelemetrySink, describeUnpublished, openBusFromSettings, type Bus } from '../oona/index.js';
+import type { KeyRing } from '../security/index.js';
 import { preflight } from '../weatherlight/index.js';
 import { logSettings, UsageError, type CliIo } from './scaffold.js';
 
@@ -75,4 +77,32 @@ export async function distributedSettings(io: CliIo, command: string, options: R
   logSettings(io, command, settings);
   await preflight(settings);
   return settings;
+}
+
+/** A distributed service's bus, and its telemetry: to stderr and onto the bus. */
+export interface ServiceBus {
+  readonly bus: Bus;
+  /** Every packet to `stderr` (as that sink filters it) and onto the bus, with the priority it carries. */
+  readonly telemetry: TelemetrySink;
+  /** Flushes the telemetry in flight, then closes the bus. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the settings' bus for a service named `name` (its own failures go to `stderr`; a
+ * packet the bus could not take is said on the command's stderr).
+ */
+export function openServiceBus(settings: EsperSettings, keyRing: KeyRing, io: CliIo, name: string, stderr: TelemetrySink): ServiceBus {
+  const bus = openBusFromSettings(settings, { keyRing, telemetry: stderr });
+  const onBus = new BusTelemetrySink(bus, (packet, error) => io.stderr.write(`${name}: ${describeUnpublished(packet, error)}\n`));
+  return {
+    bus,
+    telemetry: {
+      emit(packet) {
+        stderr.emit(packet);
+        onBus.emit(packet);
+      },
+    },
+    close: () => runCleanup(name, [() => onBus.flush(), () => bus.close()]),
+  };
 }

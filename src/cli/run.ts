@@ -10,7 +10,6 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AsyncWorker, describeError, loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
-import { BusTelemetrySink, openBusFromSettings } from '../oona/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import type { CommandVerifier, KeyRing } from '../security/index.js';
 import { formatCommandOutcomes } from '../tamiyo/index.js';
@@ -31,7 +30,7 @@ import { openGrowingRun, runKeyRing, stageLabel, type GrowingRun } from '../weat
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { buildRecord, formatReport, recordJson, type RunReport, type SeedStory } from './run-report.js';
-import { newRunId, prepareRunDir, type RunRunOptions } from './run-setup.js';
+import { newRunId, openServiceBus, prepareRunDir, type RunRunOptions } from './run-setup.js';
 import {
   ExitCode,
   logSettings,
@@ -147,18 +146,9 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
   };
   const remote = prepared.controller === 'remote';
   // A remote trainer's bus is Redis; its telemetry goes there too, for the fleet to see.
-  const bus = remote ? openBusFromSettings(settings, { keyRing, telemetry: stderrOnly }) : undefined;
-  const busSink = bus === undefined ? undefined : new BusTelemetrySink(bus, (_packet, error) => busFailures.push(error));
-  const busFailures: unknown[] = [];
-  const sink: TelemetrySink =
-    busSink === undefined
-      ? stderrOnly
-      : {
-          emit(packet) {
-            stderrOnly.emit(packet);
-            busSink.emit(packet);
-          },
-        };
+  const service = remote ? openServiceBus(settings, keyRing, io, 'esper serve trainer', stderrOnly) : undefined;
+  const bus = service?.bus;
+  const sink = service?.telemetry ?? stderrOnly;
   const dataset = await loadDataset(config.dataset, {
     layout: config.host === 'cnn' ? 'image' : 'flat',
     seed: config.seed,
@@ -322,8 +312,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       store !== undefined && (() => store.close()),
       () => worker.close(),
       () => grownHost.dispose(),
-      busSink !== undefined && (() => busSink.flush()),
-      bus !== undefined && (() => bus.close()),
+      service !== undefined && (() => service.close()),
     ]).catch((error: unknown) => {
       if (!failed) throw error;
       io.stderr.write(`esper run: cleanup after the failure also failed: ${describeError(error)}\n`);

@@ -6,9 +6,8 @@
  * under Weatherlight's supervisor; on several machines, start them by hand against one Redis.
  */
 import path from 'node:path';
-import { redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { redactUrl, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
-import { BusTelemetrySink, describeUnpublished, openBusFromSettings } from '../oona/index.js';
 import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicyName } from '../tamiyo/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
@@ -16,7 +15,7 @@ import { openTamiyoServer } from '../weatherlight/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
 import { executeRun, prepareRun, RUN_HEURISTIC } from './run.js';
-import { distributedSettings, type RunRunOptions } from './run-setup.js';
+import { distributedSettings, openServiceBus, type RunRunOptions } from './run-setup.js';
 import { ExitCode, helpText, parseCommandLine, reportFailure, UsageError, type CliIo, type CommandSpec } from './scaffold.js';
 
 const SERVE_TAMIYO_COMMAND: CommandSpec<{ readonly policy: (typeof RUN_FLAGS)['policy'] }> = {
@@ -93,14 +92,8 @@ async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOp
       stderrAll.emit(packet);
     },
   };
-  const bus = openBusFromSettings(settings, { keyRing, telemetry: stderr });
-  const busSink = new BusTelemetrySink(bus, (packet, error) => io.stderr.write(`${spec.name}: ${describeUnpublished(packet, error)}\n`));
-  const telemetry: TelemetrySink = {
-    emit(packet) {
-      stderr.emit(packet);
-      busSink.emit(packet);
-    },
-  };
+  const { bus, telemetry, close: closeBus } = openServiceBus(settings, keyRing, io, spec.name, stderr);
+
   const stop = stopSignal(options.signal);
   try {
     const server = await openTamiyoServer(settings, {
@@ -127,7 +120,7 @@ async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOp
     return reportFailure(io, spec, error);
   } finally {
     stop.dispose();
-    await runCleanup(spec.name, [() => busSink.flush(), () => bus.close()]).catch((error: unknown) => {
+    await closeBus().catch((error: unknown) => {
       io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`);
     });
   }

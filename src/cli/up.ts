@@ -8,8 +8,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describeError, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
-import { BusTelemetrySink, describeUnpublished, openBusFromSettings } from '../oona/index.js';
+import { describeError, redactUrl, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { KeyRing } from '../security/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import { createHost, loadDataset } from '../tolaria/index.js';
@@ -25,7 +24,7 @@ import {
 import { Progress, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { formatReport, type RunReport } from './run-report.js';
-import { distributedSettings, newRunId, prepareRunDir, type RunRunOptions } from './run-setup.js';
+import { distributedSettings, newRunId, openServiceBus, prepareRunDir, type RunRunOptions } from './run-setup.js';
 import { ExitCode, reportFailure, withInterrupts, type CliIo, type FlagValues } from './scaffold.js';
 
 /** Options of {@link runDistributed} beyond {@link RunRunOptions} (tests set them). */
@@ -63,14 +62,8 @@ export async function runDistributed(
   }
   const keyRing = KeyRing.fromSettings(settings.security);
   const stderr = new StderrEventSink(io, new Progress(io, 1));
-  const bus = openBusFromSettings(settings, { keyRing, telemetry: stderr });
-  const busSink = new BusTelemetrySink(bus, (packet, error) => io.stderr.write(`${name}: ${describeUnpublished(packet, error)}\n`));
-  const telemetry: TelemetrySink = {
-    emit(packet) {
-      stderr.emit(packet);
-      busSink.emit(packet);
-    },
-  };
+  const { telemetry, close: closeBus } = openServiceBus(settings, keyRing, io, name, stderr);
+
   try {
     const trainers = planTrainers(fleetId, fleetDir, values.trainers);
     const configFile = path.join(fleetDir, 'fleet-config.json');
@@ -107,7 +100,7 @@ export async function runDistributed(
   } catch (error) {
     return reportFailure(io, RUN_COMMAND, error);
   } finally {
-    await runCleanup(name, [() => busSink.flush(), () => bus.close()]).catch((error: unknown) => {
+    await closeBus().catch((error: unknown) => {
       io.stderr.write(`${name}: closing the bus failed: ${describeError(error)}\n`);
     });
   }

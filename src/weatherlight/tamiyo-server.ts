@@ -35,6 +35,9 @@ import { openUrzaLibrary, type UrzaLibrary } from '../urza/index.js';
 import { candidatesFor } from './growing-run.js';
 import { provisionBlueprints } from './growth.js';
 
+/** Ended runs remembered against a late RUNNING announcement (the oldest forgotten first). */
+const ENDED_RUNS_REMEMBERED = 4_096;
+
 /** Consumer group of the servers reading run announcements (one server takes each run). */
 export const TAMIYO_RUNS_GROUP = 'tamiyo-runs';
 
@@ -157,6 +160,7 @@ class Server implements TamiyoServer {
     if (this.#closing || runId === '') return;
     if (announcement.phase === RunPhase.ENDED) {
       this.#ended.add(runId);
+      if (this.#ended.size > ENDED_RUNS_REMEMBERED) this.#ended.delete(this.#ended.values().next().value as string);
       if (this.#runs.has(runId)) await this.#closeRun(runId, announcement.reason || 'run_ended');
       return;
     }

@@ -13,6 +13,7 @@ import { runRun, type RunReport } from '../../src/cli/run.js';
 import { loadSettings } from '../../src/core/index.js';
 import { CommandAckStatus } from '../../src/leyline/index.js';
 import { CommandVerifier, HmacSigner, KeyRing, NonceLedger } from '../../src/security/index.js';
+import { capture } from '../cli/fixtures/capture.js';
 import { startEsper } from '../support/esper-process.js';
 import { testRedisUrl } from '../support/redis-url.js';
 import {
@@ -42,16 +43,6 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function capture() {
-  let out = '';
-  let err = '';
-  return {
-    io: { stdout: { write: (s: string) => ((out += s), true) }, stderr: { write: (s: string) => ((err += s), true) } },
-    out: () => out,
-    err: () => err,
-  };
-}
-
 describe('esper run --distributed', () => {
   it('grows as the embedded run of the same seed does; every command crossed the bus signed and was applied or rejected with a reason', async () => {
     const config = await writeConfig(root, 'spirals.json', SPIRALS);
@@ -61,9 +52,9 @@ describe('esper run --distributed', () => {
     const settings = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, 'var-embedded') } } });
     expect(
       await runRun(['--config', config, '--seed', '3', '--no-baseline', '--json'], embeddedIo.io, { settings }),
-      embeddedIo.err(),
+      embeddedIo.out.stderr,
     ).toBe(0);
-    const embedded = JSON.parse(embeddedIo.out()) as RunReport;
+    const embedded = JSON.parse(embeddedIo.out.stdout) as RunReport;
 
     // Distributed: `esper run --distributed` supervising `esper serve tamiyo` and `esper serve trainer`.
     const system = systemUnderTest(testRedisUrl(), path.join(root, 'var-distributed'));
