@@ -40,7 +40,6 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { create } from '@bufbuild/protobuf';
 import { Redis } from 'ioredis';
-import { RUN_HEURISTIC, RUN_LIFECYCLE } from '../src/cli/run.js';
 import { AsyncWorker, loadSettings, optionChecks, runCleanup, type EsperSettings, type TelemetrySink } from '../src/core/index.js';
 import { buildOperatorCommand, CommandInbox, OperatorAction } from '../src/kasmina/index.js';
 import { AdaptationCommandSchema, SystemStatePacketSchema, type AdaptationCommand } from '../src/leyline/index.js';
@@ -57,7 +56,15 @@ import {
   type Controller,
   type Dataset,
 } from '../src/tolaria/index.js';
-import { ControlLink, openGrowingRun, openTamiyoServer, Supervisor, type TamiyoServer } from '../src/weatherlight/index.js';
+import {
+  ControlLink,
+  EXPERIMENT_HEURISTIC,
+  EXPERIMENT_LIFECYCLE,
+  openGrowingRun,
+  openTamiyoServer,
+  Supervisor,
+  type TamiyoServer,
+} from '../src/weatherlight/index.js';
 import { deleteKeysWithPrefix, PrivateRedisServer } from '../test/support/redis-server.js';
 import { quantile } from './stats.js';
 
@@ -240,13 +247,13 @@ async function trainOnce(
     hostId: 'grown',
   });
   const worker = new AsyncWorker({ name: `bench-${mode}`, ...settings.core.asyncWorker });
-  const runSettings: EsperSettings = { ...settings, kasmina: { ...settings.kasmina, ...RUN_LIFECYCLE } };
+  const runSettings: EsperSettings = { ...settings, kasmina: { ...settings.kasmina, ...EXPERIMENT_LIFECYCLE } };
   const common = { host, trainingRunId: runId, telemetry, keyRing, seed: RUN.seed };
   const cleanup: (false | (() => Promise<void> | void))[] = [];
   try {
     const run =
       bus === undefined
-        ? await openGrowingRun(runSettings, { ...common, policy: 'heuristic', heuristic: RUN_HEURISTIC })
+        ? await openGrowingRun(runSettings, { ...common, policy: 'heuristic', heuristic: EXPERIMENT_HEURISTIC })
         : await openGrowingRun(runSettings, { ...common, controller: 'remote', bus });
     cleanup.push(() => run.close('run_completed'));
     const stepsPerEpoch = Math.ceil(dataset.train.size / RUN.batchSize);
@@ -311,7 +318,7 @@ async function startTamiyo(env: Environment, where: WeatherlightBenchOptions['ta
         keyRing,
         telemetry: quiet,
         policy: 'heuristic',
-        heuristic: RUN_HEURISTIC,
+        heuristic: EXPERIMENT_HEURISTIC,
         fieldReportDir,
       });
       await server.start();

@@ -5,26 +5,16 @@
  */
 import { FieldReportOutcome, RiskReason } from '../leyline/index.js';
 import type { FieldReport } from '../leyline/index.js';
-import type { GrownSeed } from '../study/index.js';
 import type { TamiyoDecisionRecord, TamiyoStats } from '../tamiyo/index.js';
 import type { EpochReport, TrainingSummary } from '../tolaria/index.js';
+import type { ArmFigures, SeedStory } from '../weatherlight/index.js';
 import { datasetNote } from './datasets-help.js';
 import type { RunConfig } from './run-config.js';
 
-/**
- * One seed's story, for the report: what a study records of a grown seed (fate FOSSILIZED,
- * CULLED, or the stage at the end; `fateReason` '' unless culled) with its last measured
- * contribution instead of its compute.
- */
-export type SeedStory = Omit<GrownSeed, 'blocks'> & { readonly contribution: number | undefined };
+export type { SeedStory };
 
-/** One trained model's figures. */
-export interface RunFigures {
-  readonly finalAccuracy: number;
-  readonly parameters: number;
-  readonly steps: number;
-  readonly wallS: number;
-}
+/** One arm's final accuracy, parameters, steps and wall time. */
+export type RunFigures = ArmFigures;
 
 /** What `esper run` reports (also the `report` section of record.json). */
 export interface RunReport {

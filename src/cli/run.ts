@@ -9,27 +9,13 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AsyncWorker, describeError, loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { describeError, loadSettings, redactUrl, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
-import type { CommandVerifier, KeyRing } from '../security/index.js';
-import { formatCommandOutcomes } from '../tamiyo/index.js';
-import { initTensorBackend } from '../tensor/index.js';
-import {
-  CheckpointStore,
-  createHost,
-  createTrainer,
-  loadDataset,
-  LrSchedulePolicy,
-  type Controller,
-  type EpochReport,
-  type Executor,
-  type HostModel,
-  type TrainingSummary,
-} from '../tolaria/index.js';
-import { openGrowingRun, runKeyRing, stageLabel, type GrowingRun } from '../weatherlight/index.js';
+import type { KeyRing } from '../security/index.js';
+import { runGrowthExperiment, runKeyRing, type ExperimentArm } from '../weatherlight/index.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RUN_FLAGS, type RunConfig } from './run-config.js';
-import { buildRecord, formatReport, recordJson, type RunReport, type SeedStory } from './run-report.js';
+import { buildRecord, formatReport, recordJson, type RunReport } from './run-report.js';
 import { newRunId, openServiceBus, prepareRunDir, type RunRunOptions } from './run-setup.js';
 import {
   ExitCode,
@@ -130,12 +116,14 @@ export async function executeRun(
   }
 }
 
-/** The grown run, then the baseline; writes the record and returns the report. */
+/**
+ * The experiment (Weatherlight's `runGrowthExperiment`: the grown run, then the baseline)
+ * with progress on stderr; writes the record and report and returns the report.
+ */
 export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: AbortSignal): Promise<RunReport> {
   const { runId, config, settings, keyRing, runDir } = prepared;
-  await initTensorBackend();
-  const progress = new Progress(io, config.epochs);
-  const stderr = new StderrEventSink(io, progress);
+  const progress: Record<ExperimentArm, Progress> = { grown: new Progress(io, config.epochs), baseline: new Progress(io, config.epochs) };
+  const stderr = new StderrEventSink(io, progress.grown);
   const stderrOnly: TelemetrySink = {
     emit(packet) {
       // Tamiyo's per-step risk warnings (loss spikes on single batches) would drown the
@@ -144,273 +132,67 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       stderr.emit(packet);
     },
   };
-  const remote = prepared.controller === 'remote';
   // A remote trainer's bus is Redis; its telemetry goes there too, for the fleet to see.
-  const service = remote ? openServiceBus(settings, keyRing, io, 'esper serve trainer', stderrOnly) : undefined;
-  const bus = service?.bus;
-  const sink = service?.telemetry ?? stderrOnly;
-  const dataset = await loadDataset(config.dataset, {
-    layout: config.host === 'cnn' ? 'image' : 'flat',
-    seed: config.seed,
-    cacheDirectory: path.join(settings.storage.varDir, 'datasets'),
-    telemetry: sink,
-  });
-  const hostOptions = { inputShape: dataset.inputShape, numClasses: dataset.numClasses, seed: config.seed, hidden: config.hidden };
-  const grownHost = createHost(config.host, { ...hostOptions, hostId: 'grown' });
-  const worker = new AsyncWorker({ name: 'esper-run', ...settings.core.asyncWorker });
-  let run: GrowingRun | undefined;
-  let checkpoints: CheckpointStore | undefined;
-  const grownEpochs: EpochReport[] = [];
+  const service = prepared.controller === 'remote' ? openServiceBus(settings, keyRing, io, 'esper serve trainer', stderrOnly) : undefined;
   let failed = true;
   try {
-    io.stderr.write(
-      `esper run: run ${runId} — ${config.host} ${config.hidden.join('-')} on ${config.dataset}, ${config.epochs} epochs, ${remote ? 'Tamiyo on the bus' : `${config.policy} policy`}, seed ${config.seed}\n`,
-    );
-    const runSettings: EsperSettings = { ...settings, kasmina: { ...settings.kasmina, ...RUN_LIFECYCLE } };
-    const common = {
-      host: grownHost,
-      trainingRunId: runId,
-      telemetry: sink,
-      keyRing,
-      seed: config.seed,
-      onProgress: (line: string) => io.stderr.write(`esper run: ${line}\n`),
-    };
-    run =
-      bus !== undefined
-        ? await openGrowingRun(runSettings, { ...common, controller: 'remote', bus })
-        : await openGrowingRun(runSettings, {
-            ...common,
-            policy: config.policy,
-            heuristic: RUN_HEURISTIC,
-            fieldReports: { walPath: path.join(runDir, 'field-reports.wal') },
-          });
-    if (remote) checkpoints = await CheckpointStore.open(path.join(runDir, 'checkpoints'));
-    const { tamiyo, growth } = run;
-    const stepsPerEpoch = Math.ceil(dataset.train.size / config.batchSize);
-    const grownStarted = performance.now();
-    const { summary, resumedFromStep } = await train({
+    const result = await runGrowthExperiment(settings, {
       runId,
-      host: grownHost,
-      dataset,
       config,
-      worker,
-      io,
-      progress,
-      sink,
+      keyRing,
+      runDir,
+      controller: service === undefined ? { kind: 'embedded' } : { kind: 'remote', bus: service.bus },
+      telemetry: service?.telemetry ?? stderrOnly,
+      emergencySink: new StderrEmergencySink(io, progress.grown),
       signal,
-      ...run.collaborators,
-      settings,
-      ...(checkpoints === undefined ? {} : { checkpoints }),
-      onEpoch: (r) => grownEpochs.push(r),
+      onLine: (line) => io.stderr.write(`esper run: ${line}\n`),
+      onStep: (r, arm) => progress[arm].step(r),
+      onEpoch: (r, arm) => progress[arm].epoch(r),
+      onArmEnd: (arm) => progress[arm].finish(),
     });
-    const grownWallS = (performance.now() - grownStarted) / 1000;
-    // The record reads the policy before Tamiyo closes and frees it.
-    const policy = tamiyo?.service.policy;
-    const policyRecord =
-      policy === undefined
-        ? { name: 'remote', version: '', state: undefined }
-        : { name: policy.name, version: policy.version, state: policy.snapshot?.() };
-    await tamiyo?.close('run_completed');
-    await growth.kasmina.close();
-    const seeds = seedStories(run);
-    const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
-    const verifier = growth.commandVerifier.verifier.snapshot();
-    const fieldReports = run.fieldReports();
-    const grown = {
-      finalAccuracy: summary.lastEpoch?.validationAccuracy ?? 0,
-      parameters: Number(grownHost.descriptor.parameterCount) + fossilParams,
-      steps: summary.globalStep,
-      wallS: grownWallS,
-    };
-    const received = run.inbox.stats().received;
-    await run.close('run_completed');
-    run = undefined;
-    // After the run closed: the last acknowledgements (RUN_ENDED) have reached Tamiyo.
-    const tamiyoStats = tamiyo?.service.stats();
-    const decisions = tamiyo?.service.decisions ?? [];
-    // Tamiyo's own count when it ran here; a remote Tamiyo's commands are counted as they arrived.
-    const commandsIssued = tamiyoStats?.commands ?? received;
-
-    const interrupted = summary.state === 'aborted' || signal.aborted;
-    let baseline: RunReport['baseline'];
-    if (config.baseline && !interrupted) {
-      io.stderr.write(`esper run: static baseline (same host, seed and step budget, no growth)\n`);
-      const staticHost = createHost(config.host, { ...hostOptions, hostId: 'baseline' });
-      try {
-        const started = performance.now();
-        const { summary: base } = await train({
-          runId: `${runId}-baseline`,
-          host: staticHost,
-          dataset,
-          config,
-          worker,
-          io,
-          progress: new Progress(io, config.epochs),
-          sink,
-          signal,
-          settings,
-        });
-        baseline = {
-          finalAccuracy: base.lastEpoch?.validationAccuracy ?? 0,
-          parameters: Number(staticHost.descriptor.parameterCount),
-          steps: base.globalStep,
-          wallS: (performance.now() - started) / 1000,
-        };
-      } finally {
-        staticHost.dispose();
-      }
-    }
-    const trainMs = grownWallS * 1000;
     const report: RunReport = {
       runId,
       config,
-      interrupted,
-      grown,
-      ...(baseline === undefined ? {} : { baseline }),
-      seeds,
+      interrupted: result.interrupted,
+      grown: result.grown,
+      ...(result.baseline === undefined ? {} : { baseline: result.baseline }),
+      seeds: result.seeds,
       commands: {
-        issued: commandsIssued,
-        accepted: verifier.acceptedTotal,
-        rejected: verifier.rejectedTotal,
-        ...(tamiyoStats === undefined ? {} : { outcomes: formatCommandOutcomes(tamiyoStats.commands, tamiyoStats.commandOutcomes) }),
+        issued: result.commands.issued,
+        accepted: result.commands.accepted,
+        rejected: result.commands.rejected,
+        ...(result.commands.outcomes === undefined ? {} : { outcomes: result.commands.outcomes }),
       },
-      controlPlane: {
-        tamiyoMs: summary.controlPlaneMs.controller,
-        kasminaMs: summary.controlPlaneMs.executor,
-        shareOfStep: trainMs > 0 ? (summary.controlPlaneMs.controller + summary.controlPlaneMs.executor) / trainMs : 0,
-      },
-      fieldReports: fieldReports.length,
+      controlPlane: result.controlPlane,
+      fieldReports: result.fieldReports.length,
       runDir,
-      ...(bus === undefined ? {} : { distributed: { busUrl: redactUrl(settings.oona.busUrl), resumedFromStep } }),
+      ...(service === undefined
+        ? {}
+        : { distributed: { busUrl: redactUrl(settings.oona.busUrl), resumedFromStep: result.resumedFromStep } }),
     };
     const record = buildRecord({
       report,
-      stepsPerEpoch,
-      decisions,
-      policy: policyRecord,
-      fieldReports,
-      grownEpochs,
-      ...(tamiyoStats === undefined ? {} : { tamiyo: tamiyoStats }),
+      stepsPerEpoch: result.stepsPerEpoch,
+      decisions: result.decisions,
+      policy: result.policy,
+      fieldReports: result.fieldReports,
+      grownEpochs: result.grownEpochs,
+      ...(result.tamiyo === undefined ? {} : { tamiyo: result.tamiyo }),
       commandVerifier: {
-        accepted: verifier.acceptedTotal,
-        rejected: verifier.rejectedTotal,
-        rejectionsByReason: verifier.rejectionsByReason,
+        accepted: result.commands.accepted,
+        rejected: result.commands.rejected,
+        rejectionsByReason: result.commands.rejectionsByReason,
       },
-      summary,
+      summary: result.summary,
     });
     await writeFile(path.join(runDir, 'record.json'), recordJson(record));
     await writeFile(path.join(runDir, 'report.md'), formatReport(report));
     failed = false;
     return report;
   } finally {
-    // After a completed run the growing run is closed already; after a failure, a failed
-    // cleanup is said but must not hide the failure.
-    const runOpen = run;
-    const store = checkpoints;
-    await runCleanup('esper run', [
-      runOpen !== undefined && (() => runOpen.close(signal.aborted ? 'run_interrupted' : 'run_failed')),
-      store !== undefined && (() => store.close()),
-      () => worker.close(),
-      () => grownHost.dispose(),
-      service !== undefined && (() => service.close()),
-    ]).catch((error: unknown) => {
+    await service?.close().catch((error: unknown) => {
       if (!failed) throw error;
-      io.stderr.write(`esper run: cleanup after the failure also failed: ${describeError(error)}\n`);
+      io.stderr.write(`esper run: closing the bus after the failure also failed: ${describeError(error)}\n`);
     });
   }
-}
-
-/**
- * Lifecycle lengths of `esper run` (steps): short enough that a seed germinated after the
- * host plateaus is decided within a 12-epoch MNIST run (133 steps per epoch); the
- * `kasmina.*` settings stay the defaults for long runs.
- */
-export const RUN_LIFECYCLE = Object.freeze({
-  trainingSteps: 60,
-  blendingSteps: 40,
-  shadowingSteps: 20,
-  probationSteps: 20,
-  embargoSteps: 60,
-});
-
-/** The heuristic's pace for `esper run`: germinate once the host has plateaued for 2 epochs, from epoch 3. */
-export const RUN_HEURISTIC = Object.freeze({ minEpochs: 3, stabilizationEpochs: 2, plateauEpochsToGerminate: 2 });
-
-interface TrainInput {
-  readonly runId: string;
-  readonly host: HostModel;
-  readonly dataset: Awaited<ReturnType<typeof loadDataset>>;
-  readonly config: RunConfig;
-  readonly worker: AsyncWorker;
-  readonly io: CliIo;
-  readonly progress: Progress;
-  readonly sink: TelemetrySink;
-  readonly signal: AbortSignal;
-  readonly settings: EsperSettings;
-  readonly controller?: Controller;
-  readonly executor?: Executor;
-  readonly commandVerifier?: CommandVerifier;
-  readonly onEpoch?: (r: EpochReport) => void;
-  /** Checkpoint at each epoch end; resume from the store's latest checkpoint first. */
-  readonly checkpoints?: CheckpointStore;
-}
-
-/**
- * One training of `esper run` (grown or baseline), built by Tolaria's `createTrainer` from
- * the settings; with `checkpoints`, resumed from the latest one (`resumedFromStep`).
- */
-async function train(input: TrainInput): Promise<{ summary: TrainingSummary; resumedFromStep?: number }> {
-  const { config, dataset, settings } = input;
-  const stepsPerEpoch = Math.ceil(dataset.train.size / config.batchSize);
-  const trainer = createTrainer(settings, {
-    trainingRunId: input.runId,
-    host: input.host,
-    dataset,
-    epochs: config.epochs,
-    batchSize: config.batchSize,
-    seed: config.seed,
-    optimizer: { kind: 'adam', learningRate: config.learningRate },
-    lrSchedule: { policy: LrSchedulePolicy.COSINE, totalSteps: Math.max(1, config.epochs * stepsPerEpoch), warmupSteps: 0 },
-    worker: input.worker,
-    telemetry: input.sink,
-    emergencySink: new StderrEmergencySink(input.io, input.progress),
-    ...(input.controller === undefined ? {} : { controller: input.controller }),
-    ...(input.executor === undefined ? {} : { executor: input.executor }),
-    ...(input.commandVerifier === undefined ? {} : { commandVerifier: input.commandVerifier }),
-    ...(input.checkpoints === undefined ? {} : { checkpoints: { store: input.checkpoints } }),
-    onStep: (r) => input.progress.step(r),
-    onEpoch: (r) => {
-      input.progress.epoch(r);
-      input.onEpoch?.(r);
-    },
-  });
-  try {
-    const latest = await input.checkpoints?.latest();
-    let resumedFromStep: number | undefined;
-    if (latest !== undefined) {
-      await trainer.restore(latest.checkpoint, { discarded: latest.discarded });
-      resumedFromStep = latest.checkpoint.header.globalStep;
-      input.io.stderr.write(`esper run: resumed ${input.runId} from its checkpoint at step ${resumedFromStep}\n`);
-    }
-    const summary = await trainer.run({ signal: input.signal });
-    input.progress.finish();
-    return { summary, ...(resumedFromStep === undefined ? {} : { resumedFromStep }) };
-  } finally {
-    trainer.dispose();
-  }
-}
-
-/** Each seed's germination, fate and contribution, from Kasmina's own seed histories. */
-function seedStories(run: GrowingRun): SeedStory[] {
-  return run.seedReports().map((r) => ({
-    seedId: r.seedId,
-    siteId: r.siteId,
-    blueprintId: r.blueprintId,
-    germinatedStep: r.germinatedStep,
-    fate: stageLabel(r.fate),
-    fateStep: r.fateStep,
-    fateReason: r.fateReason,
-    contribution: r.contribution,
-    parameters: r.parameters,
-  }));
 }

@@ -11,10 +11,10 @@ import { TelemetryLevel } from '../leyline/index.js';
 import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicyName } from '../tamiyo/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
-import { openTamiyoServer } from '../weatherlight/index.js';
+import { EXPERIMENT_HEURISTIC, openTamiyoServer } from '../weatherlight/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
-import { executeRun, prepareRun, RUN_HEURISTIC } from './run.js';
+import { executeRun, prepareRun } from './run.js';
 import { distributedSettings, openServiceBus, type RunRunOptions } from './run-setup.js';
 import { ExitCode, helpText, parseCommandLine, reportFailure, UsageError, type CliIo, type CommandSpec } from './scaffold.js';
 
@@ -101,7 +101,7 @@ async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOp
       keyRing,
       telemetry,
       policy: policy as TamiyoPolicyName,
-      heuristic: RUN_HEURISTIC,
+      heuristic: EXPERIMENT_HEURISTIC,
       fieldReportDir: path.join(settings.storage.varDir, 'tamiyo', 'field-reports'),
       onProgress: (line) => io.stderr.write(`${spec.name}: ${line}\n`),
     });

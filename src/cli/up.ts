@@ -8,12 +8,10 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describeError, redactUrl, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { describeError, redactUrl, type EsperSettings } from '../core/index.js';
 import { KeyRing } from '../security/index.js';
-import { initTensorBackend } from '../tensor/index.js';
-import { createHost, loadDataset } from '../tolaria/index.js';
 import {
-  provisionHost,
+  provisionExperiment,
   superviseFleet,
   supervisorFailure,
   thisEsperCommand,
@@ -71,7 +69,7 @@ export async function runDistributed(
     io.stderr.write(
       `${name}: ${fleetId} — ${trainers.length} trainer${trainers.length === 1 ? '' : 's'} and one Tamiyo (${config.policy} policy) over ${redactUrl(settings.oona.busUrl)}\n`,
     );
-    await provision(settings, config, keyRing, telemetry, (line) => io.stderr.write(`${name}: ${line}\n`));
+    await provisionExperiment(settings, config, { keyRing, telemetry, onProgress: (line) => io.stderr.write(`${name}: ${line}\n`) });
     const result = await withInterrupts(io, name, options.signal, (signal) =>
       superviseFleet(
         {
@@ -110,35 +108,6 @@ export async function runDistributed(
 function planTrainers(fleetId: string, fleetDir: string, count: number): Omit<FleetTrainer, 'args'>[] {
   if (count === 1) return [{ runId: fleetId, runDir: fleetDir }];
   return Array.from({ length: count }, (_, i) => ({ runId: `${fleetId}-t${i + 1}`, runDir: path.join(fleetDir, `t${i + 1}`) }));
-}
-
-/** Compiles and certifies the host's blueprints once, before any service starts. */
-async function provision(
-  settings: EsperSettings,
-  config: RunConfig,
-  keyRing: KeyRing,
-  telemetry: TelemetrySink,
-  onProgress: (line: string) => void,
-): Promise<void> {
-  await initTensorBackend();
-  const dataset = await loadDataset(config.dataset, {
-    layout: config.host === 'cnn' ? 'image' : 'flat',
-    seed: config.seed,
-    cacheDirectory: path.join(settings.storage.varDir, 'datasets'),
-    telemetry,
-  });
-  const host = createHost(config.host, {
-    inputShape: dataset.inputShape,
-    numClasses: dataset.numClasses,
-    seed: config.seed,
-    hidden: config.hidden,
-    hostId: 'grown',
-  });
-  try {
-    await provisionHost(settings, { host: host.descriptor, keyRing, telemetry, onProgress });
-  } finally {
-    host.dispose();
-  }
 }
 
 async function readReport(trainer: Omit<FleetTrainer, 'args'>): Promise<RunReport | undefined> {

@@ -7,6 +7,7 @@ import { type DependencyGuard, ErrorCode, EsperError, type AsyncWorker, type Clo
 import { TelemetryLevel } from '../leyline/index.js';
 import { restoreVariables, saveVariables } from '../tensor/index.js';
 import type { Checkpoint, CheckpointHeader, CheckpointStore, DiscardedCheckpoint } from './checkpoint.js';
+import { syncOptimizer } from './step-compute.js';
 import { callOnWorker, errorText } from './control-calls.js';
 import type { Executor, ExecutorContext } from './controller.js';
 import type { HostModel } from './host-model.js';
@@ -200,6 +201,10 @@ export class Recovery {
     const { store, host, optimizer, state, events } = this.#o;
     if (store === undefined) return;
     try {
+      // The optimizer syncs with the host's variables when a step starts; a seed culled or
+      // paused since (at the epoch's end) still has variables in its list, which a resumed
+      // host would lack. Sync now, as the next step would, so the two agree.
+      await syncOptimizer(host, optimizer, state.globalStep, events);
       const executorState = this.#o.executor?.exportState?.();
       const header: CheckpointHeader = {
         trainingRunId: this.#o.trainingRunId,

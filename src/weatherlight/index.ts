@@ -71,3 +71,15 @@ export {
   type FleetOptions,
   type FleetTrainer,
 } from './fleet.js';
+export {
+  EXPERIMENT_HEURISTIC,
+  EXPERIMENT_LIFECYCLE,
+  provisionExperiment,
+  runGrowthExperiment,
+  type ArmFigures,
+  type ExperimentArm,
+  type ExperimentConfig,
+  type ExperimentDeps,
+  type ExperimentResult,
+  type SeedStory,
+} from './experiment.js';

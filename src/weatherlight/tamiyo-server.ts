@@ -7,7 +7,9 @@
  * serve opens a Tamiyo for it (candidates read from this server's Urza, compiled and
  * certified first when the host's sites have none) and a {@link ControlResponder} that
  * answers the run's state packets. Its field reports go to `<fieldReportDir>/<run id>.wal`
- * and onto the bus. An ENDED announcement closes the run's Tamiyo with the run's reason.
+ * and onto the bus. An ENDED announcement closes the run's Tamiyo with the run's reason; a
+ * run that ended failed or interrupted is taken up anew when it announces itself again (its
+ * trainer was restarted and resumed), one that completed is not.
  *
  * A restarted server takes each run up again at its next announcement; the run's packets
  * published meanwhile wait in the run's consumer group (it outlives the process on Redis)
@@ -35,7 +37,10 @@ import { openUrzaLibrary, type UrzaLibrary } from '../urza/index.js';
 import { candidatesFor } from './growing-run.js';
 import { provisionBlueprints } from './growth.js';
 
-/** Ended runs remembered against a late RUNNING announcement (the oldest forgotten first). */
+/** The end reason of a run that completed (it is never resumed). */
+const RUN_COMPLETED = 'run_completed';
+
+/** Completed runs remembered against a late RUNNING announcement (the oldest forgotten first). */
 const ENDED_RUNS_REMEMBERED = 4_096;
 
 /** Consumer group of the servers reading run announcements (one server takes each run). */
@@ -107,7 +112,7 @@ class Server implements TamiyoServer {
   readonly #library: UrzaLibrary;
   readonly #catalog = new KarnCatalog();
   readonly #runs = new Map<string, ServedRun>();
-  /** Runs that ended here; a late RUNNING announcement does not reopen them. */
+  /** Runs that completed; a late RUNNING announcement does not reopen them. */
   readonly #ended = new Set<string>();
   #subscription: Subscription | undefined;
   #opened = 0;
@@ -159,8 +164,12 @@ class Server implements TamiyoServer {
     const runId = announcement.trainingRunId;
     if (this.#closing || runId === '') return;
     if (announcement.phase === RunPhase.ENDED) {
-      this.#ended.add(runId);
-      if (this.#ended.size > ENDED_RUNS_REMEMBERED) this.#ended.delete(this.#ended.values().next().value as string);
+      // A completed run is over for good; a failed or interrupted one may be started again
+      // (a supervisor restarts its trainer, which resumes) and is then taken up anew.
+      if (announcement.reason === RUN_COMPLETED) {
+        this.#ended.add(runId);
+        if (this.#ended.size > ENDED_RUNS_REMEMBERED) this.#ended.delete(this.#ended.values().next().value as string);
+      }
       if (this.#runs.has(runId)) await this.#closeRun(runId, announcement.reason || 'run_ended');
       return;
     }

@@ -10,9 +10,10 @@ import { DependencyViolationError, ErrorCode } from '../../src/core/index.js';
 import { EmergencyLevel, MessagePriority, TelemetryLevel } from '../../src/leyline/index.js';
 import { saveVariables, tf } from '../../src/tensor/index.js';
 import { CheckpointStore } from '../../src/tolaria/checkpoint.js';
+import type { Executor } from '../../src/tolaria/controller.js';
 import type { HostModel } from '../../src/tolaria/host-model.js';
 import { TolariaEvent } from '../../src/tolaria/names.js';
-import { PoisonedHost } from './fixtures/fakes.js';
+import { PoisonedHost, residualHook } from './fixtures/fakes.js';
 import { eventsIn, trainerKit } from './fixtures/trainer-kit.js';
 
 const kit = trainerKit({ trainingRunId: 'run-test', hostPrefix: 'rec', withEmergency: true });
@@ -110,6 +111,43 @@ describe('Recovery: checkpoints', () => {
     expect(other.telemetry.events('dependency_guard.violation')).toHaveLength(1);
     const sameRun = kit.trainer({ epochs: 1 }); // another host id
     await expect(sameRun.trainer.restore(latest)).rejects.toMatchObject({ code: 'ESPER_TOLARIA_CHECKPOINT_MISMATCH' });
+  });
+});
+
+describe('Recovery: a checkpoint names only what a resumed host has', () => {
+  it('a hook removed at the epoch end (a seed culled there) is not in the checkpoint, so the run resumes', async () => {
+    // Grafts a hook at the first step and removes it when the epoch is validated — after the
+    // optimizer last synced, before the epoch-end checkpoint is cut.
+    let hook: ReturnType<typeof residualHook> | undefined;
+    const executor: Executor = {
+      apply: () => Promise.resolve(),
+      exportSeedStates: () => [],
+      contributionProbes: () => [],
+      advance: (context) => {
+        if (hook === undefined && context.globalStep === 1) {
+          hook = residualHook('culled', 16);
+          context.host.attach('hidden1', hook);
+        }
+        return Promise.resolve();
+      },
+      recordValidation: (_report, context) => {
+        if (hook !== undefined && context.host.hooks.has('hidden1')) context.host.detach('hidden1');
+        return Promise.resolve();
+      },
+      exportState: () => ({}),
+      restoreState: () => Promise.resolve(),
+    };
+    const store = await kit.store();
+    const h = kit.host();
+    await kit.trainer({ host: h, epochs: 1, executor, worker: kit.worker(), checkpoints: { store } }).trainer.run();
+    hook?.dispose();
+    const latest = (await store.latest())!.checkpoint;
+    expect(latest.header.hookSites).toEqual([]);
+    expect(latest.header.optimizer.variableNames.some((name) => name.startsWith('seed/culled'))).toBe(false);
+    const resumed = kit.trainer({ host: h, epochs: 2, worker: kit.worker(), executor: { ...executor, advance: () => Promise.resolve() } });
+    await resumed.trainer.restore(latest);
+    expect(resumed.trainer.globalStep).toBe(latest.header.globalStep);
+    await resumed.trainer.run();
   });
 });
 

@@ -110,6 +110,18 @@ describe('Tamiyo server', () => {
     await bus.publish(create(RunAnnouncementSchema, { trainingRunId: 'run-remote', phase: RunPhase.RUNNING, host: host.descriptor }));
     await until(() => bus.metrics().handledTotal > handled);
     expect(server.stats()).toMatchObject({ runsOpened: 1, serving: [] });
+
+    // A run that ended failed is taken up again when it announces itself (its trainer was
+    // restarted and resumed from a checkpoint).
+    const announce = (phase: RunPhase, reason = '') =>
+      bus.publish(create(RunAnnouncementSchema, { trainingRunId: 'run-resumed', phase, reason, host: host.descriptor }));
+    await announce(RunPhase.RUNNING);
+    await until(() => server.run('run-resumed') !== undefined);
+    await announce(RunPhase.ENDED, 'run_failed');
+    await until(() => server.run('run-resumed') === undefined);
+    await announce(RunPhase.RUNNING);
+    await until(() => server.run('run-resumed') !== undefined);
+    expect(server.stats().runsOpened).toBe(3);
   }, 60_000);
 
   it('refuses a run announced without a host with seed sites: an ERROR, acknowledged, not retried', async () => {
