@@ -81,6 +81,7 @@ export const RUN_FLAGS = {
   'no-baseline': { kind: 'boolean', help: 'skip the static baseline' },
   out: { kind: 'string', value: '<dir>', help: 'run directory (default <storage.varDir>/runs/<run id>)' },
   json: { kind: 'boolean', help: 'print the report as one JSON object' },
+  'no-ui': { kind: 'boolean', help: 'no Nissa (live view and /metrics) for this run; with --distributed, no\nNissa service' },
   distributed: {
     kind: 'boolean',
     help: 'run Tamiyo and each trainer as supervised processes over the Redis bus\n(ESPER_OONA_BUS_URL=redis://…; needs ESPER_LEYLINE_SECRET or _KEYS)',

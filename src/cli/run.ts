@@ -9,10 +9,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describeError, loadSettings, redactUrl, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import { describeError, loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
 import type { KeyRing } from '../security/index.js';
-import { runGrowthExperiment, runKeyRing, type ExperimentArm } from '../weatherlight/index.js';
+import { openNissa, runGrowthExperiment, runKeyRing, type ExperimentArm, type OpenedNissa } from '../weatherlight/index.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { buildRecord, formatReport, recordJson, type RunReport } from './run-report.js';
@@ -48,6 +48,11 @@ export interface PreparedRun {
    * @default 'embedded'
    */
   readonly controller?: 'embedded' | 'remote';
+  /**
+   * Embedded: run Nissa (metrics and the live view) on the run's in-process bus, its URL
+   * printed at start (`--no-ui` turns it off). @default false
+   */
+  readonly ui?: boolean;
 }
 
 /** Runs `esper run` with the arguments after `run`; returns the exit code. */
@@ -73,7 +78,8 @@ export async function runRun(argv: readonly string[], io: CliIo, options: RunRun
 }
 
 /** The flags a run is prepared from (those of `esper run` and `esper serve trainer`). */
-export type RunValues = Pick<FlagValues<typeof RUN_FLAGS>, 'config' | 'dataset' | 'seed' | 'epochs' | 'policy' | 'no-baseline' | 'out'>;
+export type RunValues = Pick<FlagValues<typeof RUN_FLAGS>, 'config' | 'dataset' | 'seed' | 'epochs' | 'policy' | 'no-baseline' | 'out'> &
+  Partial<Pick<FlagValues<typeof RUN_FLAGS>, 'no-ui'>>;
 
 /**
  * Checks flags, config, settings, key ring and run directory, before any work starts.
@@ -96,7 +102,15 @@ export async function prepareRun(
   );
   const runId = how.runId ?? newRunId();
   const runDir = await prepareRunDir(values.out, settings, runId);
-  return { runId, config, settings, keyRing, runDir, controller: how.controller };
+  return {
+    runId,
+    config,
+    settings,
+    keyRing,
+    runDir,
+    controller: how.controller,
+    ui: how.controller === 'embedded' && values['no-ui'] !== true,
+  };
 }
 
 /** Runs a prepared run under SIGINT/SIGTERM handling and prints its report; returns the exit code. */
@@ -132,16 +146,35 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       stderr.emit(packet);
     },
   };
-  // A remote trainer's bus is Redis; its telemetry goes there too, for the fleet to see.
-  const service = prepared.controller === 'remote' ? openServiceBus(settings, keyRing, io, 'esper serve trainer', stderrOnly) : undefined;
+  // A remote trainer's bus is Redis, its telemetry goes there too, for the fleet to see; an
+  // embedded run with its live view puts its telemetry on its in-process bus, for Nissa.
+  const remote = prepared.controller === 'remote';
+  const service =
+    remote || prepared.ui === true
+      ? openServiceBus(
+          remote ? settings : { ...settings, oona: { ...settings.oona, busUrl: 'memory://' } },
+          keyRing,
+          io,
+          'esper run',
+          stderrOnly,
+        )
+      : undefined;
+  let nissa: OpenedNissa | undefined;
   let failed = true;
   try {
+    if (!remote && service !== undefined) {
+      nissa = await openNissa(settings, { bus: service.bus, telemetry: stderrOnly });
+      io.stderr.write(`esper run: live view and metrics at ${nissa.url}/ (--no-ui turns them off)\n`);
+    }
     const result = await runGrowthExperiment(settings, {
       runId,
       config,
       keyRing,
       runDir,
-      controller: service === undefined ? { kind: 'embedded' } : { kind: 'remote', bus: service.bus },
+      controller:
+        remote && service !== undefined
+          ? { kind: 'remote', bus: service.bus }
+          : { kind: 'embedded', ...(service === undefined ? {} : { bus: service.bus }) },
       telemetry: service?.telemetry ?? stderrOnly,
       emergencySink: new StderrEmergencySink(io, progress.grown),
       signal,
@@ -166,9 +199,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
       controlPlane: result.controlPlane,
       fieldReports: result.fieldReports.length,
       runDir,
-      ...(service === undefined
-        ? {}
-        : { distributed: { busUrl: redactUrl(settings.oona.busUrl), resumedFromStep: result.resumedFromStep } }),
+      ...(remote ? { distributed: { busUrl: redactUrl(settings.oona.busUrl), resumedFromStep: result.resumedFromStep } } : {}),
     };
     const record = buildRecord({
       report,
@@ -190,9 +221,12 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
     failed = false;
     return report;
   } finally {
-    await service?.close().catch((error: unknown) => {
-      if (!failed) throw error;
-      io.stderr.write(`esper run: closing the bus after the failure also failed: ${describeError(error)}\n`);
-    });
+    const opened = nissa;
+    await runCleanup('esper run', [opened !== undefined && (() => opened.close()), service !== undefined && (() => service.close())]).catch(
+      (error: unknown) => {
+        if (!failed) throw error;
+        io.stderr.write(`esper run: closing the bus after the failure also failed: ${describeError(error)}\n`);
+      },
+    );
   }
 }

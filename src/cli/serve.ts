@@ -11,7 +11,7 @@ import { TelemetryLevel } from '../leyline/index.js';
 import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicyName } from '../tamiyo/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
-import { EXPERIMENT_HEURISTIC, openTamiyoServer } from '../weatherlight/index.js';
+import { EXPERIMENT_HEURISTIC, openNissa, openTamiyoServer } from '../weatherlight/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
 import { executeRun, prepareRun } from './run.js';
@@ -28,7 +28,17 @@ onto the bus. Needs ESPER_OONA_BUS_URL=redis://… and ESPER_LEYLINE_SECRET (or 
 same on every machine of the system.`,
 };
 
-const { distributed: _distributed, trainers: _trainers, ...TRAINER_RUN_FLAGS } = RUN_FLAGS;
+const SERVE_NISSA_COMMAND: CommandSpec<Record<string, never>> = {
+  name: 'esper serve nissa',
+  summary: 'metrics, health and the live view of every run on the Redis bus, until SIGINT/SIGTERM',
+  synopsis: '',
+  flags: {},
+  notes: `Serves /metrics (Prometheus), /healthz and /metrics/summary on nissa.httpHost:nissa.httpPort
+(ESPER_NISSA_HTTP_HOST / _PORT; 127.0.0.1:9100, another free port when that one is taken).
+Needs ESPER_OONA_BUS_URL=redis://… and ESPER_LEYLINE_SECRET (or _KEYS).`,
+};
+
+const { distributed: _distributed, trainers: _trainers, 'no-ui': _noUi, ...TRAINER_RUN_FLAGS } = RUN_FLAGS;
 
 const SERVE_TRAINER_FLAGS = {
   'run-id': { kind: 'string', value: '<id>', help: 'the run id (default a new one); the same id and --out resume the run' },
@@ -46,10 +56,11 @@ command when it arrives if it is still fresh, checkpoints at each epoch end in
 and ESPER_LEYLINE_SECRET (or _KEYS).`,
 };
 
-const SERVE_HELP = `Usage: esper serve <tamiyo|trainer> [options]
+const SERVE_HELP = `Usage: esper serve <tamiyo|trainer|nissa> [options]
 
   tamiyo    ${SERVE_TAMIYO_COMMAND.summary}
   trainer   ${SERVE_TRAINER_COMMAND.summary}
+  nissa     ${SERVE_NISSA_COMMAND.summary}
 
 esper serve <role> --help shows a role's options.
 `;
@@ -59,11 +70,12 @@ export async function runServe(argv: readonly string[], io: CliIo, options: RunR
   const [role, ...rest] = argv;
   if (role === 'tamiyo') return serveTamiyo(rest, io, options);
   if (role === 'trainer') return serveTrainer(rest, io, options);
+  if (role === 'nissa') return serveNissa(rest, io, options);
   if (role === undefined || role === '-h' || role === '--help') {
     io.stdout.write(SERVE_HELP);
     return role === undefined ? ExitCode.USAGE : ExitCode.OK;
   }
-  io.stderr.write(`esper serve: unknown role '${role}' (tamiyo or trainer)\n`);
+  io.stderr.write(`esper serve: unknown role '${role}' (tamiyo, trainer or nissa)\n`);
   return ExitCode.USAGE;
 }
 
@@ -157,6 +169,43 @@ async function serveTrainer(argv: readonly string[], io: CliIo, options: RunRunO
     return reportFailure(io, spec, error);
   }
   return executeRun(prepared, io, options, json, spec);
+}
+
+async function serveNissa(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
+  const spec = SERVE_NISSA_COMMAND;
+  let settings: EsperSettings;
+  try {
+    const { help } = parseCommandLine(spec, argv);
+    if (help) {
+      io.stdout.write(helpText(spec));
+      return ExitCode.OK;
+    }
+    settings = await distributedSettings(io, spec.name, options);
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  }
+  const keyRing = KeyRing.fromSettings(settings.security);
+  const stderr = new StderrEventSink(io, new Progress(io, 1));
+  // Nissa's own telemetry stays off the bus it reads (it would count itself).
+  const service = openServiceBus(settings, keyRing, io, spec.name, stderr);
+  const stop = stopSignal(options.signal);
+  try {
+    const nissa = await openNissa(settings, { bus: service.bus, telemetry: stderr });
+    try {
+      io.stderr.write(
+        `${spec.name}: metrics and live view at ${nissa.url}${nissa.movedPort ? ` (port ${settings.nissa.httpPort} was taken)` : ''} for every run on ${redactUrl(settings.oona.busUrl)} (pid ${process.pid})\n`,
+      );
+      await stop.stopped;
+    } finally {
+      await nissa.close();
+    }
+    return ExitCode.OK;
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  } finally {
+    stop.dispose();
+    await service.close().catch((error: unknown) => io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`));
+  }
 }
 
 /** Resolves `stopped` at SIGINT/SIGTERM (or when `signal` aborts, in tests). */

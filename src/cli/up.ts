@@ -79,6 +79,7 @@ export async function runDistributed(
           trainers: trainers.map((t, i) => ({ ...t, args: ['--config', configFile, '--seed', String(config.seed + i)] })),
           telemetry,
           output: { stdout: io.stderr, stderr: io.stderr },
+          nissa: !values['no-ui'],
         },
         signal,
       ),

@@ -76,8 +76,11 @@ export interface ExperimentDeps {
   readonly keyRing: KeyRing;
   /** The run's directory (field reports when embedded, checkpoints when remote). */
   readonly runDir: string;
-  /** `remote`: Tamiyo is a Tamiyo server on `bus`. */
-  readonly controller: { readonly kind: 'embedded' } | { readonly kind: 'remote'; readonly bus: Bus };
+  /**
+   * `embedded`: Tamiyo in this process, on `bus` when given (an in-process bus others — Nissa —
+   * read too), else on a bus of the growing run's own; `remote`: Tamiyo is a Tamiyo server on `bus`.
+   */
+  readonly controller: { readonly kind: 'embedded'; readonly bus?: Bus } | { readonly kind: 'remote'; readonly bus: Bus };
   readonly telemetry: TelemetrySink;
   readonly emergencySink: EmergencySink;
   /** Stops both arms at the next step boundary (the baseline is then not trained). */
@@ -173,6 +176,7 @@ export async function runGrowthExperiment(settings: EsperSettings, deps: Experim
         ? await openGrowingRun(runSettings, { ...common, controller: 'remote', bus: deps.controller.bus })
         : await openGrowingRun(runSettings, {
             ...common,
+            ...(deps.controller.bus === undefined ? {} : { bus: deps.controller.bus }),
             policy: config.policy,
             heuristic: EXPERIMENT_HEURISTIC,
             fieldReports: { walPath: path.join(runDir, 'field-reports.wal') },

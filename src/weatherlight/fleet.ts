@@ -49,9 +49,11 @@ export interface FleetOptions {
   readonly output: ServiceOutput;
   /** Variables set for every child over this process's environment. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Also run Nissa (`esper serve nissa`: metrics and the live view of every run). @default false */
+  readonly nissa?: boolean;
 }
 
-/** The services of a fleet: `tamiyo`, then `trainer-1` … `trainer-N`. */
+/** The services of a fleet: `tamiyo`, `nissa` (when asked), then `trainer-1` … `trainer-N`. */
 export function fleetServices(options: FleetOptions): ServiceSpec[] {
   const base = (name: string, args: readonly string[]): ProcessServiceSpec => ({
     kind: 'process',
@@ -62,6 +64,7 @@ export function fleetServices(options: FleetOptions): ServiceSpec[] {
   });
   return [
     { ...base('tamiyo', ['serve', 'tamiyo', '--policy', options.policy]), untilStopped: true },
+    ...(options.nissa === true ? [{ ...base('nissa', ['serve', 'nissa']), untilStopped: true }] : []),
     ...options.trainers.map((t, i) => base(`trainer-${i + 1}`, ['serve', 'trainer', '--run-id', t.runId, '--out', t.runDir, ...t.args])),
   ];
 }

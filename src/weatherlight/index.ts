@@ -83,3 +83,4 @@ export {
   type ExperimentResult,
   type SeedStory,
 } from './experiment.js';
+export { openNissa, type NissaDeps, type OpenedNissa } from './nissa.js';

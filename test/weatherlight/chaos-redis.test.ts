@@ -38,7 +38,7 @@ describe('chaos: Redis restarted mid-run', () => {
       learningRate: 0.01,
     });
     const out = path.join(root, 'out');
-    const child = startEsper(['up', '--config', config, '--no-baseline', '--out', out], system.env);
+    const child = startEsper(['up', '--config', config, '--no-baseline', '--no-ui', '--out', out], system.env);
     await child.waitFor(/\[trainer-1\] epoch 4\/24: train loss/);
     await redis.kill();
     // Down until the trainer has noticed (its bus reports the outage once), then back.

@@ -64,7 +64,7 @@ describe('chaos: esper up on real processes', () => {
     const out = path.join(root, 'out-kill-tamiyo');
     await using bus = openTestBus(system);
     const { result: child, packets } = await watchTelemetry(bus, 'weatherlight', async () => {
-      const child = startEsper(['up', '--config', config, '--no-baseline', '--out', out], system.env);
+      const child = startEsper(['up', '--config', config, '--no-baseline', '--no-ui', '--out', out], system.env);
       const first = await tamiyoPid(child, 1);
       await child.waitFor(/\[trainer-1\] epoch 3\/30: train loss/);
       process.kill(first, 'SIGKILL');
@@ -97,7 +97,7 @@ describe('chaos: esper up on real processes', () => {
     const system = newSystem('var-kill-trainer');
     const config = await writeConfig(root, 'long-trainer.json', LONG_SPIRALS);
     const out = path.join(root, 'out-kill-trainer');
-    const child = startEsper(['up', '--config', config, '--no-baseline', '--out', out], system.env);
+    const child = startEsper(['up', '--config', config, '--no-baseline', '--no-ui', '--out', out], system.env);
     const pid = Number((await child.waitFor(/\[trainer-1\] esper serve trainer: pid (\d+)/))[1]);
     // Epoch 5 is under way: the checkpoints of epochs 1–4 are on disk.
     await child.waitFor(/\[trainer-1\] epoch 5\/30: /);
@@ -119,7 +119,7 @@ describe('chaos: esper up on real processes', () => {
     const out = path.join(root, 'out-crash-loop');
     await using bus = openTestBus(system);
     const { result: child, packets } = await watchTelemetry(bus, 'weatherlight', async () => {
-      const child = startEsper(['up', '--config', config, '--no-baseline', '--out', out], system.env);
+      const child = startEsper(['up', '--config', config, '--no-baseline', '--no-ui', '--out', out], system.env);
       const trainer = Number((await child.waitFor(/\[trainer-1\] esper serve trainer: pid (\d+)/))[1]);
       process.kill(await tamiyoPid(child, 1), 'SIGKILL');
       process.kill(await tamiyoPid(child, 2), 'SIGKILL');

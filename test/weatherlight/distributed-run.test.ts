@@ -137,5 +137,7 @@ describe('esper run --distributed', () => {
     const logs = (await readdir(path.join(system.varDir, 'tamiyo', 'field-reports'))).filter((f) => f.endsWith('.wal'));
     expect(logs.sort()).toEqual(rows.map((r) => `${r.split('|')[1]?.trim()}.wal`).sort());
     expect(child.stderr().match(/\[tamiyo\] esper serve tamiyo: serving every run/g)).toHaveLength(1);
+    // Nissa ran beside them as a service of its own.
+    expect(child.stderr()).toMatch(/\[nissa\] esper serve nissa: metrics and live view at http:\/\/127\.0\.0\.1:\d+/);
   }, 300_000);
 });
