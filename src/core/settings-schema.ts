@@ -148,6 +148,18 @@ export const SETTINGS_DEFINITION = {
     coverageAlertConsecutive: setting.integer({ default: 3, min: 1 }),
     /** BSDS risk score at or above which a blueprint counts as elevated risk. @default 0.8 */
     bsdsElevatedRiskThreshold: setting.number({ default: 0.8, min: 0, max: 1 }),
+    /** URL (http/https) that receives each alert event as a JSON POST; unset means none. Secret. @default unset */
+    alertWebhookUrl: setting.secret(),
+    /** Deadline of one webhook POST attempt. @default 2000 */
+    alertWebhookTimeoutMs: setting.integer({ default: 2_000, min: 1, max: MAX_TIMER_MS }),
+    /** Further webhook attempts after a transient failure (network, timeout, 408, 429, 5xx). @default 2 */
+    alertWebhookRetries: setting.integer({ default: 2, min: 0, max: 10 }),
+    /** Prometheus scrape interval the exported alert rules assume (`for:` = (N − 1) × it). @default 15 */
+    prometheusScrapeIntervalSeconds: setting.integer({ default: 15, min: 1 }),
+    /** Target of Nissa's SLOs (share of good events). @default 0.99 */
+    sloTarget: setting.number({ default: 0.99, greaterThan: 0, max: 0.999_999 }),
+    /** A bus message handled later than this after its publication violates the bus-lag SLO. @default 1000 */
+    sloBusLagBudgetMs: setting.number({ default: 1_000, greaterThan: 0 }),
   },
 
   /** The training orchestrator. */

@@ -30,8 +30,12 @@ describe('listSettings', () => {
     expect(settings.find((entry) => entry.path === 'oona.emergencyMaxPerMin')?.envVar).toBe('ESPER_OONA_EMERGENCY_MAX_PER_MIN');
   });
 
-  it('marks exactly the signing secrets as secret', () => {
-    expect(settings.filter((entry) => entry.secret).map((entry) => entry.path)).toEqual(['security.leylineSecret', 'security.leylineKeys']);
+  it('marks exactly the signing secrets and the alert webhook URL (it often holds a token) as secret', () => {
+    expect(settings.filter((entry) => entry.secret).map((entry) => entry.path)).toEqual([
+      'security.leylineSecret',
+      'security.leylineKeys',
+      'nissa.alertWebhookUrl',
+    ]);
   });
 
   it('covers every key of the resolved settings', () => {
