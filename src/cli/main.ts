@@ -18,6 +18,7 @@ Usage:
   esper train [options]     train a host model on a dataset (esper train --help)
   esper study --task <name> small vs grown vs large host over seeds, with statistics (esper study --help)
   esper command <action>    sign and send a seed command to a running training (esper command --help)
+  esper events [options]    query Nissa's event store: telemetry events, field reports (esper events --help)
 
 Options:
   -h, --help      show this help
@@ -66,6 +67,10 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   if (first === 'command') {
     const { runCommand } = await import('./command.js');
     return runCommand(rest, io);
+  }
+  if (first === 'events') {
+    const { runEvents } = await import('./events.js');
+    return runEvents(rest, io);
   }
   if (first === '-V' || first === '--version') {
     if (rest.length > 0) {

@@ -94,6 +94,12 @@ export const ErrorCode = {
   TEZZERET_FORGE_WAL_INVALID: 'ESPER_TEZZERET_FORGE_WAL_INVALID',
   // urabrask
   URABRASK_CERTIFY_FAILED: 'ESPER_URABRASK_CERTIFY_FAILED',
+  // nissa
+  /**
+   * Nissa's event store cannot be used: not SQLite, corrupt, another program's or another
+   * schema version's file, missing (read-only open) or unreadable (details.path, details.reason).
+   */
+  NISSA_EVENT_STORE_INVALID: 'ESPER_NISSA_EVENT_STORE_INVALID',
   // weatherlight
   /**
    * One or more mandatory dependencies failed the preflight (details.failed lists the

@@ -160,6 +160,14 @@ export const SETTINGS_DEFINITION = {
     sloTarget: setting.number({ default: 0.99, greaterThan: 0, max: 0.999_999 }),
     /** A bus message handled later than this after its publication violates the bus-lag SLO. @default 1000 */
     sloBusLagBudgetMs: setting.number({ default: 1_000, greaterThan: 0 }),
+    /** The event store (SQLite): telemetry events and field reports. @default "<storage.varDir>/nissa/events.db" */
+    eventStorePath: setting.varPath('nissa/events.db'),
+    /** Stored events and field reports older than this (by receipt) are pruned. @default 168 */
+    eventRetentionHours: setting.integer({ default: 168, min: 1 }),
+    /** Rows kept per event-store table (telemetry events, field reports); the oldest go first. @default 1000000 */
+    eventMaxRows: setting.integer({ default: 1_000_000, min: 1 }),
+    /** Interval between the service's prunes of the event store. @default 60000 */
+    eventPruneIntervalMs: setting.integer({ default: 60_000, min: 1, max: MAX_TIMER_MS }),
   },
 
   /** The training orchestrator. */
