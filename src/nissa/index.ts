@@ -42,3 +42,33 @@ export { DEFAULT_QUERY_LIMIT, EventOrder, MAX_QUERY_LIMIT, type FieldReportQuery
 export { SEED_ID_ATTRIBUTE, type StoredFieldReport, type StoredTelemetryEvent } from './events/rows.js';
 export { EVENT_STORE_SCHEMA_VERSION } from './events/schema.js';
 export { EventStoreFailure } from './events/storage-error.js';
+
+// The live view.
+export {
+  RUN_BOARD_DEFAULTS,
+  RunBoard,
+  resolveRunBoardOptions,
+  type ResolvedRunBoardOptions,
+  type RunBoardChange,
+  type RunBoardListener,
+  type RunBoardOptions,
+} from './view/board.js';
+export { registerViewRoutes, VIEW_ROUTES_DEFAULTS, type FleetView, type ViewRoutes, type ViewRoutesOptions } from './view/routes.js';
+export {
+  CurveName,
+  type AlertEvent as ViewAlert,
+  type AlertSeverity,
+  type CommandView,
+  type CurveDelta,
+  type CurvePoint,
+  type FleetDelta,
+  type ModeView,
+  type RunBoardStats,
+  type RunDelta,
+  type RunEventView,
+  type RunSummary,
+  type SeedFate,
+  type SeedLaneView,
+  type StageInterval,
+} from './view/view-types.js';
+export type { LiveMessage } from './view/live-stream.js';
