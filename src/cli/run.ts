@@ -11,8 +11,9 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describeError, loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
+import { createNissa, type Nissa } from '../nissa/index.js';
 import type { KeyRing } from '../security/index.js';
-import { openNissa, runGrowthExperiment, runKeyRing, type ExperimentArm, type OpenedNissa } from '../weatherlight/index.js';
+import { runGrowthExperiment, runKeyRing, type ExperimentArm } from '../weatherlight/index.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { buildRecord, formatReport, recordJson, type RunReport } from './run-report.js';
@@ -159,11 +160,11 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
           stderrOnly,
         )
       : undefined;
-  let nissa: OpenedNissa | undefined;
+  let nissa: Nissa | undefined;
   let failed = true;
   try {
     if (!remote && service !== undefined) {
-      nissa = await openNissa(settings, { bus: service.bus, telemetry: stderrOnly });
+      nissa = await createNissa(settings, { bus: service.bus, telemetry: stderrOnly });
       io.stderr.write(`esper run: live view and metrics at ${nissa.url}/ (--no-ui turns them off)\n`);
     }
     const result = await runGrowthExperiment(settings, {

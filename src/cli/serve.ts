@@ -8,10 +8,11 @@
 import path from 'node:path';
 import { redactUrl, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
+import { createNissa } from '../nissa/index.js';
 import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicyName } from '../tamiyo/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
-import { EXPERIMENT_HEURISTIC, openNissa, openTamiyoServer } from '../weatherlight/index.js';
+import { EXPERIMENT_HEURISTIC, openTamiyoServer } from '../weatherlight/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
 import { executeRun, prepareRun } from './run.js';
@@ -190,7 +191,7 @@ async function serveNissa(argv: readonly string[], io: CliIo, options: RunRunOpt
   const service = openServiceBus(settings, keyRing, io, spec.name, stderr);
   const stop = stopSignal(options.signal);
   try {
-    const nissa = await openNissa(settings, { bus: service.bus, telemetry: stderr });
+    const nissa = await createNissa(settings, { bus: service.bus, telemetry: stderr });
     try {
       io.stderr.write(
         `${spec.name}: metrics and live view at ${nissa.url}${nissa.movedPort ? ` (port ${settings.nissa.httpPort} was taken)` : ''} for every run on ${redactUrl(settings.oona.busUrl)} (pid ${process.pid})\n`,

@@ -7,6 +7,7 @@
 export { COVERAGE_FEATURES, NissaMetrics, type NissaMetricsOptions } from './metrics.js';
 export { NISSA_GROUP, NISSA_TYPES, NissaService, type NissaListener, type NissaServiceOptions, type NissaServiceStats } from './service.js';
 export { startNissaHttp, type NissaHttp, type NissaHttpOptions } from './http.js';
+export { createNissa, type Nissa, type NissaDeps } from './create-nissa.js';
 
 // Alerts and SLOs.
 export * from './alerts/index.js';

@@ -83,4 +83,3 @@ export {
   type ExperimentResult,
   type SeedStory,
 } from './experiment.js';
-export { openNissa, type NissaDeps, type OpenedNissa } from './nissa.js';
