@@ -94,6 +94,13 @@ export const ErrorCode = {
   TEZZERET_FORGE_WAL_INVALID: 'ESPER_TEZZERET_FORGE_WAL_INVALID',
   // urabrask
   URABRASK_CERTIFY_FAILED: 'ESPER_URABRASK_CERTIFY_FAILED',
+  // nissa
+  /** A TensorBoard event file could not be opened or written (details.file names it). */
+  NISSA_TENSORBOARD_WRITE_FAILED: 'ESPER_NISSA_TENSORBOARD_WRITE_FAILED',
+  /** A TensorBoard event file has a bad length, CRC or Event (details.file, details.offset). */
+  NISSA_TENSORBOARD_CORRUPT: 'ESPER_NISSA_TENSORBOARD_CORRUPT',
+  /** A file report.html inlines (uPlot's script or style) was not found (details.asset). */
+  NISSA_REPORT_ASSET_MISSING: 'ESPER_NISSA_REPORT_ASSET_MISSING',
   // weatherlight
   /**
    * One or more mandatory dependencies failed the preflight (details.failed lists the
