@@ -1,7 +1,8 @@
 /**
  * `esper run`: one process, the whole control loop — Tolaria trains the host while Tamiyo
  * decides and Kasmina executes, over an in-process bus with Urza under `storage.varDir` —
- * then a static baseline with the same step budget, a run record and a short report.
+ * then a static baseline with the same step budget, a run record, a short report, report.html
+ * and TensorBoard event files.
  *
  * The default host is deliberately small (MLP 32-32 on MNIST) so that growth has headroom
  * to show; `--config` takes a JSON file with any of {@link RunConfig}'s fields. Flags,
@@ -11,11 +12,12 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describeError, loadSettings, redactUrl, runCleanup, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
-import { createNissa, type Nissa } from '../nissa/index.js';
+import { createNissa, writeRunReports, type Nissa } from '../nissa/index.js';
 import type { KeyRing } from '../security/index.js';
 import { runGrowthExperiment, runKeyRing, type ExperimentArm } from '../weatherlight/index.js';
 import { Progress, StderrEmergencySink, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, RUN_HELP, type RUN_FLAGS, type RunConfig } from './run-config.js';
+import { reportPageData } from './run-report-page.js';
 import { buildRecord, formatReport, recordJson, type RunReport } from './run-report.js';
 import { newRunId, openServiceBus, prepareRunDir, type RunRunOptions } from './run-setup.js';
 import {
@@ -219,6 +221,8 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
     });
     await writeFile(path.join(runDir, 'record.json'), recordJson(record));
     await writeFile(path.join(runDir, 'report.md'), formatReport(report));
+    // report.html and TensorBoard event files (tensorboard/grown, tensorboard/baseline).
+    await writeRunReports(runDir, reportPageData(report, result));
     failed = false;
     return report;
   } finally {

@@ -100,6 +100,12 @@ export const ErrorCode = {
    * schema version's file, missing (read-only open) or unreadable (details.path, details.reason).
    */
   NISSA_EVENT_STORE_INVALID: 'ESPER_NISSA_EVENT_STORE_INVALID',
+  /** A TensorBoard event file could not be opened or written (details.file names it). */
+  NISSA_TENSORBOARD_WRITE_FAILED: 'ESPER_NISSA_TENSORBOARD_WRITE_FAILED',
+  /** A TensorBoard event file has a bad length, CRC or Event (details.file, details.offset). */
+  NISSA_TENSORBOARD_CORRUPT: 'ESPER_NISSA_TENSORBOARD_CORRUPT',
+  /** A file report.html inlines (uPlot's script or style) was not found (details.asset). */
+  NISSA_REPORT_ASSET_MISSING: 'ESPER_NISSA_REPORT_ASSET_MISSING',
   // weatherlight
   /**
    * One or more mandatory dependencies failed the preflight (details.failed lists the

@@ -106,7 +106,11 @@ export interface ArmFigures {
  * stage at the end; `fateReason` '' unless culled) with its last measured contribution
  * instead of its compute.
  */
-export type SeedStory = Omit<GrownSeed, 'blocks'> & { readonly contribution: number | undefined };
+export type SeedStory = Omit<GrownSeed, 'blocks'> & {
+  readonly contribution: number | undefined;
+  /** Each lifecycle stage it entered (`GERMINATED`, `TRAINING`, …) and the step it entered it at, in order. */
+  readonly stages: readonly { readonly stage: string; readonly step: number }[];
+};
 
 /** What an experiment measured. */
 export interface ExperimentResult {
@@ -135,6 +139,8 @@ export interface ExperimentResult {
   readonly tamiyo?: TamiyoStats;
   readonly summary: TrainingSummary;
   readonly grownEpochs: readonly EpochReport[];
+  /** The baseline's epochs; empty when it was not trained. */
+  readonly baselineEpochs: readonly EpochReport[];
 }
 
 /**
@@ -209,12 +215,14 @@ export async function runGrowthExperiment(settings: EsperSettings, deps: Experim
 
     const interrupted = summary.state === 'aborted' || signal.aborted;
     let baseline: ArmFigures | undefined;
+    let baselineEpochs: readonly EpochReport[] = [];
     if (config.baseline && !interrupted) {
       deps.onLine?.('static baseline (same host, seed and step budget, no growth)');
       const staticHost = createHost(config.host, { ...hostOptions, hostId: 'baseline' });
       try {
         const started = performance.now();
-        const { summary: base } = await train(arm('baseline'), staticHost, {});
+        const { summary: base, epochs: baseEpochs } = await train(arm('baseline'), staticHost, {});
+        baselineEpochs = baseEpochs;
         baseline = figures(base, staticHost, 0, (performance.now() - started) / 1000);
       } finally {
         staticHost.dispose();
@@ -248,6 +256,7 @@ export async function runGrowthExperiment(settings: EsperSettings, deps: Experim
       ...(tamiyoStats === undefined ? {} : { tamiyo: tamiyoStats }),
       summary,
       grownEpochs: epochs,
+      baselineEpochs,
     };
   } finally {
     // After a completed run the growing run is closed already; after a failure, a failed
@@ -376,5 +385,6 @@ function seedStories(run: GrowingRun): SeedStory[] {
     fateReason: r.fateReason,
     contribution: r.contribution,
     parameters: r.parameters,
+    stages: r.history.map((t) => ({ stage: stageLabel(t.to), step: t.step })),
   }));
 }

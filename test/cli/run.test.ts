@@ -2,12 +2,13 @@
  * `esper run` end to end on a small dataset: the grown run, the baseline, the record and
  * the report, in a temp var dir (Urza, forge WAL and run directory all under it).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunConfigSchema, runRun, type RunReport } from '../../src/cli/run.js';
 import { loadSettings } from '../../src/core/index.js';
+import { readScalarEvents, type RunReportData } from '../../src/nissa/index.js';
 import { openLocalKeyRing } from '../../src/security/index.js';
 import { createBsdsVerifier, UrzaLibrary } from '../../src/urza/index.js';
 
@@ -83,6 +84,38 @@ describe('esper run', () => {
     expect(markdown).toContain('static baseline');
     expect(markdown).toContain(decided[0]?.fate);
     expect(markdown).not.toContain('Interrupted');
+    // report.html beside report.md, with both arms' curves and the decided seed in its swimlane.
+    const html = await readFile(path.join(report.runDir, 'report.html'), 'utf8');
+    const page = JSON.parse(/id="esper-report-data">(.*?)<\/script>/s.exec(html)?.[1] ?? '') as RunReportData;
+    expect(page.arms.map((a) => [a.name, a.epochs.length])).toEqual([
+      ['grown', 12],
+      ['baseline', 12],
+    ]);
+    expect(page.seeds.find((s) => s.seedId === decided[0]?.seedId)?.stages.map((s) => s.stage)).toEqual(
+      expect.arrayContaining(['GERMINATED', 'TRAINING', decided[0]?.fate]),
+    );
+    expect(html).toContain(`data-seed="${decided[0]?.seedId}"`);
+    // TensorBoard: one event file per arm, each epoch's scalars at the global step of its end.
+    for (const arm of ['grown', 'baseline']) {
+      const dir = path.join(report.runDir, 'tensorboard', arm);
+      const files = await readdir(dir);
+      expect(files).toEqual([expect.stringMatching(/^events\.out\.tfevents\.\d+\./)]);
+      const { scalars } = await readScalarEvents(path.join(dir, files[0] ?? ''));
+      const accuracy = scalars.filter((s) => s.tag === 'validation/accuracy');
+      expect(accuracy).toHaveLength(12);
+      expect(accuracy.at(-1)?.step).toBe(report.grown.steps);
+      expect(scalars.filter((s) => s.tag === 'validation/loss')).toHaveLength(12);
+      expect(scalars.filter((s) => s.tag === 'train/loss')).toHaveLength(12);
+    }
+    expect(Math.fround(report.grown.finalAccuracy)).toBe(
+      (
+        await readScalarEvents(
+          path.join(report.runDir, 'tensorboard', 'grown', (await readdir(path.join(report.runDir, 'tensorboard', 'grown')))[0] ?? ''),
+        )
+      ).scalars
+        .filter((s) => s.tag === 'validation/accuracy')
+        .at(-1)?.value,
+    );
     // No key configured: the var dir's local key was created (and said so) and verifies the sheets in Urza for later runs.
     const local = await openLocalKeyRing(settings.storage.varDir);
     expect(local.created).toBe(false);
@@ -113,6 +146,8 @@ describe('esper run', () => {
       const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as { policy: { name: string } };
       expect(record.policy.name).toBe(policy);
       expect(await readFile(path.join(report.runDir, 'report.md'), 'utf8')).toContain(`${policy} policy`);
+      expect(await readFile(path.join(report.runDir, 'report.html'), 'utf8')).toContain(`${policy} policy`);
+      expect(await readdir(path.join(report.runDir, 'tensorboard'))).toEqual(['baseline', 'grown']);
     },
     240_000,
   );
