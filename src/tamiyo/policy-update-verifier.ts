@@ -15,6 +15,7 @@
  * security reasons, ERROR for the content reasons — and is returned, never thrown.
  */
 import {
+  optionChecks,
   buildTelemetryPacket,
   errorMessage,
   invalidOption,
@@ -68,6 +69,8 @@ export const PolicyUpdateRejection = {
   CHECKSUM_MISMATCH: 'checksum_mismatch',
   INVALID_PAYLOAD: 'invalid_payload',
   VALIDATION_FAILED: 'validation_failed',
+  /** The payload is larger than `maxPayloadBytes` (checked first, before any other work). */
+  PAYLOAD_TOO_LARGE: 'payload_too_large',
 } as const;
 
 /** One of the {@link PolicyUpdateRejection} values. */
@@ -111,7 +114,16 @@ export interface PolicyUpdateVerifierOptions {
   readonly maxFreshnessWindowMs?: number;
   /** How far `security.issued_at` may lie ahead of the wall clock, in ms. @default 5_000 */
   readonly futureSkewMs?: number;
+  /** Largest payload accepted, in bytes. @default 4 MiB ({@link DEFAULT_MAX_POLICY_PAYLOAD_BYTES}) */
+  readonly maxPayloadBytes?: number;
 }
+
+/**
+ * Default cap on a policy update's payload: the bus's bound on a whole message (4 MiB), so an
+ * update that reached Tamiyo some other way is held to the same limit. Tamiyo's default GNN
+ * serialises to about 2.7 MB.
+ */
+export const DEFAULT_MAX_POLICY_PAYLOAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * Result of a verification. On success the caller owns `loaded.gnn` (stage it in a
@@ -160,6 +172,7 @@ export class PolicyUpdateVerifier {
   readonly #expectedArchitecture: string;
   readonly #expectedConfig: GnnConfig;
   readonly #rules: SignedMessageRules;
+  readonly #maxPayloadBytes: number;
   #acceptedTotal = 0;
   readonly #rejections = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<PolicyUpdateRejection, number>;
 
@@ -168,6 +181,13 @@ export class PolicyUpdateVerifier {
     this.#telemetry = options.telemetry;
     this.#clock = options.clock ?? systemClock;
     this.#expectedArchitecture = options.expectedArchitecture;
+    this.#maxPayloadBytes = optionChecks('PolicyUpdateVerifier').integer(
+      'maxPayloadBytes',
+      options.maxPayloadBytes ?? DEFAULT_MAX_POLICY_PAYLOAD_BYTES,
+      {
+        min: 1,
+      },
+    );
     try {
       this.#expectedConfig = configOfArchitecture(options.expectedArchitecture);
     } catch (error) {
@@ -238,6 +258,13 @@ export class PolicyUpdateVerifier {
   }
 
   #verify(update: PolicyUpdate, currentVersion: string, signedBytes: Uint8Array | undefined): PolicyUpdateVerification {
+    // Before the MAC: an oversized update costs nothing more than this comparison.
+    if (update.payload.length > this.#maxPayloadBytes) {
+      return this.#reject(update, {
+        reason: PolicyUpdateRejection.PAYLOAD_TOO_LARGE,
+        detail: `payload of ${update.payload.length} bytes is over the ${this.#maxPayloadBytes}-byte limit`,
+      });
+    }
     const problem = checkSignedMessage(PolicyUpdateSchema, update, this.#rules, signedBytes);
     if (problem !== undefined) return this.#reject(update, rejectionOf(problem));
     const content = this.#checkContent(update, currentVersion);
