@@ -9,7 +9,7 @@ import path from 'node:path';
 import { closeOnce, DependencyGuard, runCleanup, type Clock, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import type { HostDescriptor } from '../leyline/index.js';
 import type { Bus } from '../oona/index.js';
-import { HmacSigner, type KeyRing } from '../security/index.js';
+import { FileNonceStore, HmacSigner, NonceLedger, type KeyRing } from '../security/index.js';
 import { seededRng } from '../tensor/index.js';
 import { createBsdsVerifier } from '../urza/index.js';
 import type { BlueprintCandidate } from './candidates.js';
@@ -27,6 +27,9 @@ import { HeuristicPolicy } from './heuristic-policy.js';
 import { FeatureNormaliser } from './normaliser.js';
 import type { TamiyoPolicy } from './policy.js';
 import { EmbeddingRegistries } from './registries.js';
+import { PolicyUpdateListener } from './policy-update-listener.js';
+import { PolicyUpdateVerifier } from './policy-update-verifier.js';
+import { architectureOf } from './policy-weights.js';
 import { RiskEngine } from './risk-engine.js';
 import { TAMIYO_CLOSE_REASON, TamiyoService } from './service.js';
 
@@ -71,6 +74,13 @@ export interface TamiyoDeps {
    * with a bus, published on it after each epoch. @default none kept
    */
   readonly fieldReports?: { readonly walPath: string; readonly bus?: Pick<Bus, 'publish'> };
+  /**
+   * Take policy updates (Simic's) from `bus` for a `gnn` policy: each is verified (signature,
+   * freshness, a nonce never seen — remembered in `nonceFile` across restarts —, architecture,
+   * checksum, size, validation) and goes live at the next decision. Ignored for other policies.
+   * @default no updates taken
+   */
+  readonly policyUpdates?: { readonly bus: Bus; readonly nonceFile: string };
   /** @default systemClock */
   readonly clock?: Clock;
 }
@@ -144,8 +154,21 @@ export async function createTamiyo(settings: TamiyoSettings, deps: TamiyoDeps): 
       ...(deps.clock === undefined ? {} : { clock: deps.clock }),
     });
     const opened = store;
+    let updates: { close(): Promise<void> } | undefined;
+    if (policy instanceof GnnPolicy && deps.policyUpdates !== undefined) {
+      try {
+        updates = await listenForUpdates(settings, deps, policy, service);
+      } catch (error) {
+        await service.close('run_failed').catch(() => undefined);
+        throw error;
+      }
+    }
     const close = closeOnce((reason: string = TAMIYO_CLOSE_REASON) =>
-      runCleanup('tamiyo', [() => service.close(reason), opened !== undefined && (() => opened.close())]),
+      runCleanup('tamiyo', [
+        updates !== undefined && (() => updates.close()),
+        () => service.close(reason),
+        opened !== undefined && (() => opened.close()),
+      ]),
     );
     return { service, fieldReports: store, close, [Symbol.asyncDispose]: () => close() };
   } catch (error) {
@@ -154,6 +177,44 @@ export async function createTamiyo(settings: TamiyoSettings, deps: TamiyoDeps): 
     await runCleanup('tamiyo', [opened !== undefined && (() => opened.close()), () => policy.dispose?.()]).catch(() => undefined);
     throw error;
   }
+}
+
+/** The policy-update listener of a GNN policy and its durable nonce ledger, started. */
+async function listenForUpdates(
+  settings: TamiyoSettings,
+  deps: TamiyoDeps,
+  policy: GnnPolicy,
+  service: TamiyoService,
+): Promise<{ close(): Promise<void> }> {
+  const { bus, nonceFile } = deps.policyUpdates as NonNullable<TamiyoDeps['policyUpdates']>;
+  const ledger = await NonceLedger.open({
+    store: await FileNonceStore.open(nonceFile),
+    ttlSeconds: settings.security.nonceTtlSeconds,
+    maxEntries: settings.security.nonceMaxEntries,
+    sink: deps.telemetry,
+    source: 'tamiyo',
+  });
+  const listener = new PolicyUpdateListener({
+    bus,
+    service,
+    verifier: new PolicyUpdateVerifier({
+      signer: new HmacSigner(deps.keyRing, { freshnessWindowMs: settings.security.freshnessWindowMs }),
+      ledger,
+      telemetry: deps.telemetry,
+      expectedArchitecture: architectureOf(policy.gnn.config),
+      maxFreshnessWindowMs: settings.security.freshnessWindowMs,
+      futureSkewMs: settings.security.futureSkewMs,
+    }),
+    // Every Tamiyo of the run takes every update.
+    group: `tamiyo-${deps.trainingRunId}-policy`,
+  });
+  try {
+    await listener.start();
+  } catch (error) {
+    await ledger.close().catch(() => undefined);
+    throw error;
+  }
+  return { close: () => runCleanup('tamiyo policy updates', [() => listener.close(), () => ledger.close()]) };
 }
 
 function buildPolicy(deps: TamiyoDeps): TamiyoPolicy {

@@ -114,16 +114,16 @@ export interface PolicyUpdateVerifierOptions {
   readonly maxFreshnessWindowMs?: number;
   /** How far `security.issued_at` may lie ahead of the wall clock, in ms. @default 5_000 */
   readonly futureSkewMs?: number;
-  /** Largest payload accepted, in bytes. @default 4 MiB ({@link DEFAULT_MAX_POLICY_PAYLOAD_BYTES}) */
+  /** Largest payload accepted, in bytes. @default 3.5 MiB ({@link DEFAULT_MAX_POLICY_PAYLOAD_BYTES}) */
   readonly maxPayloadBytes?: number;
 }
 
 /**
- * Default cap on a policy update's payload: the bus's bound on a whole message (4 MiB), so an
- * update that reached Tamiyo some other way is held to the same limit. Tamiyo's default GNN
- * serialises to about 2.7 MB.
+ * Default cap on a policy update's payload: 3.5 MiB — above Tamiyo's default GNN (about
+ * 2.7 MB serialised), under the bus's 4 MiB bound on a whole message with room for the rest
+ * of the update and its envelope (the bus refuses bigger messages at publish).
  */
-export const DEFAULT_MAX_POLICY_PAYLOAD_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_POLICY_PAYLOAD_BYTES = 3.5 * 1024 * 1024;
 
 /**
  * Result of a verification. On success the caller owns `loaded.gnn` (stage it in a

@@ -12,7 +12,7 @@ import type { SeedReport } from '../kasmina/index.js';
 import { BusMessageType, type BSDS, type FieldReport, type HostDescriptor } from '../leyline/index.js';
 import { CommandInbox } from '../kasmina/index.js';
 import { openBusFromSettings, type Bus, type Subscription } from '../oona/index.js';
-import type { KeyRing } from '../security/index.js';
+import { runNonceFile, type KeyRing } from '../security/index.js';
 import {
   ControlResponder,
   createTamiyo,
@@ -143,6 +143,7 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
             trainingRunId,
             telemetry,
             ...(deps.fieldReports === undefined ? {} : { fieldReports: { walPath: deps.fieldReports.walPath, bus } }),
+            policyUpdates: { bus, nonceFile: runNonceFile(settings, 'tamiyo-policy', trainingRunId) },
           });
     if (tamiyo !== undefined) opened.unshift(() => tamiyo.close('run_failed'));
     const inbox = new CommandInbox({ bus, trainingRunId, telemetry });

@@ -31,7 +31,7 @@ import {
 import { KarnCatalog } from '../karn/index.js';
 import { BusMessageType, RunPhase, TelemetryLevel, type RunAnnouncement } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
-import type { KeyRing } from '../security/index.js';
+import { runNonceFile, type KeyRing } from '../security/index.js';
 import { ControlResponder, createTamiyo, type HeuristicPolicyOptions, type Tamiyo, type TamiyoPolicyName } from '../tamiyo/index.js';
 import { openUrzaLibrary, type UrzaLibrary } from '../urza/index.js';
 import { candidatesFor } from './growing-run.js';
@@ -215,6 +215,7 @@ class Server implements TamiyoServer {
       trainingRunId: runId,
       telemetry,
       fieldReports: { walPath: path.join(this.#deps.fieldReportDir, `${runId}.wal`), bus },
+      policyUpdates: { bus, nonceFile: runNonceFile(this.#settings, 'tamiyo-policy', runId) },
     });
     const responder = new ControlResponder({ bus, controller: tamiyo.service, trainingRunId: runId, telemetry });
     try {
