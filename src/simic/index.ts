@@ -15,3 +15,11 @@ export {
   type ReplayEntry,
   type ResolvedReplayBufferOptions,
 } from './replay-buffer.js';
+export {
+  SIMIC_CONSUMER_GROUP,
+  SimicIngestor,
+  type SimicIngestorOptions,
+  type SimicIngestorState,
+  type SimicIngestorStats,
+  type WalIngestResult,
+} from './ingestor.js';

@@ -36,7 +36,7 @@ export function encodeReplayRecord(record: ReplayRecord): Uint8Array {
 }
 
 function invalid(message: string, logPath: string, offset: number, cause?: unknown): EsperError {
-  return new EsperError(ErrorCode.SIMIC_REPLAY_INVALID, `replay log ${logPath}: record at offset ${offset} ${message}`, {
+  return new EsperError(ErrorCode.SIMIC_REPLAY_INVALID, `log ${logPath}: record at offset ${offset} ${message}`, {
     ...(cause === undefined ? {} : { cause }),
     details: { path: logPath, offset },
   });
