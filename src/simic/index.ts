@@ -6,6 +6,7 @@ export {
   REPLAY_BUFFER_DEFAULTS,
   REPLAY_LOG_FILE,
   ReplayBuffer,
+  replayBufferFromSettings,
   resolveReplayBufferOptions,
   type ReplayAddOptions,
   type ReplayAddResult,

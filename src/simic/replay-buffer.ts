@@ -19,12 +19,14 @@ import path from 'node:path';
 import {
   closeOnce,
   ErrorCode,
+  errorMessage,
   EsperError,
   optionChecks,
   RecordLog,
   RecordLogFsync,
   systemClock,
   type Clock,
+  type EsperSettings,
   type RecordLogRecovery,
 } from '../core/index.js';
 import type { FieldReport } from '../leyline/index.js';
@@ -63,6 +65,20 @@ export interface ResolvedReplayBufferOptions {
   readonly clock: Clock;
   readonly compactAfterRecords: number;
   readonly fsync: RecordLogFsync;
+}
+
+/**
+ * The buffer's directory and options from the `simic` settings section (`replayDir`,
+ * `replayCapacity`, `replayTtlHours`).
+ */
+export function replayBufferFromSettings(
+  settings: Pick<EsperSettings, 'simic'>,
+  extra: Omit<ReplayBufferOptions, 'capacity' | 'ttlMs'> = {},
+): { readonly dir: string; readonly options: ReplayBufferOptions } {
+  return {
+    dir: settings.simic.replayDir,
+    options: { ...extra, capacity: settings.simic.replayCapacity, ttlMs: settings.simic.replayTtlHours * 60 * 60 * 1000 },
+  };
 }
 
 /** Applies defaults and validates eagerly, naming the bad field (INVALID_ARGUMENT). */
@@ -117,6 +133,10 @@ export interface ReplayBufferStats {
   readonly evicted: number;
   readonly expired: number;
   readonly compactions: number;
+  /** Compactions that failed (the log keeps its records; adds are not affected). */
+  readonly compactionFailures: number;
+  /** Message of the last compaction failure ('' when none). */
+  readonly lastCompactionError: string;
   /** Records in the log (live entries plus not yet compacted history). */
   readonly logRecords: number;
 }
@@ -182,6 +202,8 @@ export class ReplayBuffer implements AsyncDisposable {
   #duplicates = 0;
   #expiredOnAdd = 0;
   #compactions = 0;
+  #compactionFailures = 0;
+  #lastCompactionError = '';
   #compacting: Promise<void> | undefined;
   #closed = false;
   readonly #close = closeOnce(async () => {
@@ -340,7 +362,12 @@ export class ReplayBuffer implements AsyncDisposable {
   async #maybeCompact(): Promise<void> {
     if (this.#compacting !== undefined || this.#closed) return;
     if (this.#log.stats().records <= this.options.compactAfterRecords) return;
-    await this.compact();
+    // The add that crossed the bound is already durable: a failed compaction is counted,
+    // never turned into a failed add (the next add past the bound tries again).
+    await this.compact().catch((error: unknown) => {
+      this.#compactionFailures += 1;
+      this.#lastCompactionError = errorMessage(error);
+    });
   }
 
   /**
@@ -400,6 +427,8 @@ export class ReplayBuffer implements AsyncDisposable {
       evicted: this.#state.evicted,
       expired: this.#state.expired,
       compactions: this.#compactions,
+      compactionFailures: this.#compactionFailures,
+      lastCompactionError: this.#lastCompactionError,
       logRecords: this.#log.stats().records,
     };
   }

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeFrame, ErrorCode, FakeClock, isEsperError } from '../../src/core/index.js';
-import { REPLAY_LOG_FILE, ReplayBuffer, type ReplayBufferOptions } from '../../src/simic/index.js';
+import { encodeFrame, ErrorCode, FakeClock, isEsperError, loadSettings } from '../../src/core/index.js';
+import { REPLAY_LOG_FILE, ReplayBuffer, replayBufferFromSettings, type ReplayBufferOptions } from '../../src/simic/index.js';
 import { simicReport } from './fixtures/reports.js';
 
 const HOUR_MS = 3_600_000;
@@ -34,6 +34,14 @@ async function openBuffer(dir: string, options: ReplayBufferOptions): Promise<Re
 const ids = (buffer: ReplayBuffer): string[] => buffer.reports().map((r) => r.reportId);
 
 describe('ReplayBuffer', () => {
+  it('takes its directory, capacity (1024) and TTL (24 h) from the simic settings section', () => {
+    const settings = loadSettings({ env: { ESPER_SIMIC_REPLAY_CAPACITY: '16' }, overrides: { storage: { varDir: '/srv/esper' } } });
+    const { dir, options } = replayBufferFromSettings(settings);
+    expect(dir).toBe(path.join('/srv/esper', 'simic/replay'));
+    expect(options).toEqual({ capacity: 16, ttlMs: 24 * HOUR_MS });
+    expect(loadSettings({ env: {} }).simic.replayCapacity).toBe(1024);
+  });
+
   it('holds at most capacity reports, evicting the oldest first, and keeps that after a restart', async () => {
     const dir = await tempDir();
     const clock = new FakeClock();
