@@ -40,7 +40,7 @@ export { redactUrl } from './settings-setting.js';
 export { redactSettings } from './settings-redact.js';
 export { readConfigFile } from './settings-file.js';
 export { crc32c } from './crc32c.js';
-export { encodeFrame, type TornTailReason } from './frame.js';
+export { encodeFrame, FrameReader, type FrameReadResult, type TornTailReason } from './frame.js';
 export { RecordLog, type RecordLogRecovery } from './record-log.js';
 export { RecordLogFsync, type RecordLogOptions } from './record-log-options.js';
 export { AsyncWorker, rejectionOutcome } from './async-worker.js';

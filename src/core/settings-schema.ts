@@ -276,6 +276,14 @@ export const SETTINGS_DEFINITION = {
     /** Publish attempts of one field report before it is reported failed. @default 3 */
     fieldReportMaxRetries: setting.integer({ default: 3, min: 0 }),
   },
+  simic: {
+    /** Directory of Simic's durable replay buffer. @default "<storage.varDir>/simic/replay" */
+    replayDir: setting.varPath('simic/replay'),
+    /** Most field reports the replay buffer holds; the oldest is evicted first. @default 1024 */
+    replayCapacity: setting.integer({ default: 1024, min: 1 }),
+    /** Field reports older than this (by receipt time) leave the replay buffer. @default 24 */
+    replayTtlHours: setting.integer({ default: 24, min: 1 }),
+  },
 } as const satisfies SettingsGroup;
 
 type SettingsOf<G> = {

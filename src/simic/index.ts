@@ -1,6 +1,8 @@
 /**
- * Simic: learns Tamiyo's policy from field reports and publishes it. So far: the gates a
- * candidate passes and the publisher that sends a signed update to every Tamiyo.
+ * Simic: learns Tamiyo's policy from field reports and publishes it. So far: the durable
+ * replay buffer of field reports and its ingestion (from Oona and from runs' WALs), the gates
+ * a candidate passes and the publisher that sends a signed update to every Tamiyo. Other
+ * subsystems import only from here.
  */
 export {
   evaluateGates,
@@ -12,3 +14,25 @@ export {
   type SimicTrainingStats,
 } from './gates.js';
 export { PolicyPublisher, SimicEvent, SimicMetric, type PolicyPublisherOptions, type PublishOutcome } from './publisher.js';
+export {
+  REPLAY_BUFFER_DEFAULTS,
+  REPLAY_LOG_FILE,
+  ReplayBuffer,
+  replayBufferFromSettings,
+  resolveReplayBufferOptions,
+  type ReplayAddOptions,
+  type ReplayAddResult,
+  type ReplayBufferOptions,
+  type ReplayBufferRecovery,
+  type ReplayBufferStats,
+  type ReplayEntry,
+  type ResolvedReplayBufferOptions,
+} from './replay-buffer.js';
+export {
+  SIMIC_CONSUMER_GROUP,
+  SimicIngestor,
+  type SimicIngestorOptions,
+  type SimicIngestorState,
+  type SimicIngestorStats,
+  type WalIngestResult,
+} from './ingestor.js';
