@@ -40,7 +40,7 @@ describe('alert rule table', () => {
     const table = alertRules().map((r) => [r.name, r.metric, r.comparator, r.threshold, r.forSamples, r.routes.join(',')]);
     expect(table).toEqual([
       ['tamiyo_coverage_low', 'tamiyo.gnn.feature_coverage', '<', 0.7, 3, 'slack'],
-      ['training_latency_high', 'tolaria.training.latency_ms', '>', 18, 3, 'pagerduty,slack'],
+      ['training_latency_high', 'tolaria.epoch_hook.latency_ms', '>', 18, 3, 'pagerduty,slack'],
       ['kasmina_isolation_violation', 'kasmina.isolation.violations', '>', 3, 1, 'pagerduty'],
       ['oona_queue_depth', 'oona.queue.depth', '>', 4000, 2, 'slack'],
       ['tezzeret_compile_retry_high', 'tezzeret.compile.retry_count', '>', 1, 1, 'email'],

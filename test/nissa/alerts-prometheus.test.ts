@@ -80,7 +80,7 @@ describe('registerAlertInputs', () => {
     }
     const text = await registry.metrics();
     for (const line of [
-      'esper_tolaria_training_latency_ms{source="tolaria"} 36',
+      'esper_tolaria_epoch_hook_latency_ms{source="tolaria"} 36',
       'esper_kasmina_isolation_violations{source="kasmina"} 6',
       'esper_oona_queue_depth{source="oona"} 8000',
       'esper_tezzeret_compile_retry_count{source="tezzeret"} 2',

@@ -7,7 +7,12 @@
 /** Telemetry metric names the alert rules read (prototype spec §4.5). */
 export const AlertInputMetric = {
   COVERAGE: 'tamiyo.gnn.feature_coverage',
-  TRAINING_LATENCY_MS: 'tolaria.training.latency_ms',
+  /**
+   * The control plane's latency at the epoch's end (Tamiyo + Kasmina on its last step). The
+   * prototype read `tolaria.training.latency_ms` — the epoch's whole training wall time, so
+   * its 18 ms threshold fired on every real run; its design meant the epoch hook.
+   */
+  TRAINING_LATENCY_MS: 'tolaria.epoch_hook.latency_ms',
   ISOLATION_VIOLATIONS: 'kasmina.isolation.violations',
   QUEUE_DEPTH: 'oona.queue.depth',
   COMPILE_RETRY_COUNT: 'tezzeret.compile.retry_count',
@@ -38,7 +43,7 @@ export const DerivedInputSource = {
 export const AlertPrometheusMetric = {
   /** Owned by Nissa's metrics module (the prototype's name); the bridge does not create it. */
   COVERAGE: 'tamiyo_gnn_feature_coverage',
-  TRAINING_LATENCY_MS: 'esper_tolaria_training_latency_ms',
+  TRAINING_LATENCY_MS: 'esper_tolaria_epoch_hook_latency_ms',
   ISOLATION_VIOLATIONS: 'esper_kasmina_isolation_violations',
   QUEUE_DEPTH: 'esper_oona_queue_depth',
   COMPILE_RETRY_COUNT: 'esper_tezzeret_compile_retry_count',

@@ -60,7 +60,7 @@ export function alertRules(settings: AlertRuleSettings = DEFAULT_ALERT_RULE_SETT
       routes: [AlertRoute.PAGERDUTY, AlertRoute.SLACK],
       prometheusMetric: AlertPrometheusMetric.TRAINING_LATENCY_MS,
       prometheusBySource: true,
-      summary: 'Tolaria training latency is high',
+      summary: "Tolaria's control plane is slow at epoch ends (Tamiyo + Kasmina on the epoch's last step)",
     },
     {
       name: AlertRuleName.ISOLATION_VIOLATION,
