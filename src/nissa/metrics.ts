@@ -48,6 +48,11 @@ export const COVERAGE_FEATURES: readonly string[] = Object.freeze([
 /** Command rejection reasons exported as label values (the verifier's); anything else is `other`. */
 const KNOWN_REASONS: ReadonlySet<string> = new Set(Object.values(RejectionReason));
 
+/** `stage` label values of `esper_run_seeds`, one per lifecycle stage (computed once). */
+const STAGE_LABELS: readonly string[] = Object.values(SeedLifecycleStage)
+  .filter((v): v is string => typeof v === 'string' && v !== 'UNSPECIFIED')
+  .map((name) => name.toLowerCase().replace(/^seed_stage_/, ''));
+
 const INGEST_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 25, 50, 100];
 const LAG_BUCKETS = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
@@ -279,12 +284,7 @@ export class NissaMetrics {
       const stage = enumLabel(SeedLifecycleStage, seed.stage).replace(/^seed_stage_/, '');
       byStage.set(stage, (byStage.get(stage) ?? 0) + 1);
     }
-    this.#seeds.remove({ run });
-    for (const stage of Object.values(SeedLifecycleStage).filter((v): v is string => typeof v === 'string')) {
-      const label = stage.toLowerCase().replace(/^seed_stage_/, '');
-      if (label === 'unspecified') continue;
-      this.#seeds.set({ run, stage: label }, byStage.get(label) ?? 0);
-    }
+    for (const stage of STAGE_LABELS) this.#seeds.set({ run, stage }, byStage.get(stage) ?? 0);
   }
 
   /** Ingests a field report. */
@@ -343,7 +343,8 @@ export class NissaMetrics {
       this.#runs.delete(oldest);
       for (const gauge of [this.#trainingLoss, this.#validationLoss, this.#validationAccuracy, this.#globalStep])
         gauge.remove({ run: oldest });
-      this.#seeds.remove({ run: oldest });
+      // prom-client removes a series by its full label set only.
+      for (const stage of STAGE_LABELS) this.#seeds.remove({ run: oldest, stage });
     }
   }
 }

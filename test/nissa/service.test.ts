@@ -24,7 +24,7 @@ import {
 } from '../../src/leyline/index.js';
 import { MemoryStreamStore, StreamBus, type Delivery } from '../../src/oona/index.js';
 import { KeyRing } from '../../src/security/index.js';
-import { NissaService, startNissaHttp, type NissaHttp } from '../../src/nissa/index.js';
+import { NissaMetrics, NissaService, startNissaHttp, type NissaHttp } from '../../src/nissa/index.js';
 
 const keyRing = new KeyRing([{ keyId: 'k1', secret: Buffer.from('nissa-service-test-secret-0123456789', 'utf8') }]);
 
@@ -128,6 +128,24 @@ describe('Nissa service and /metrics', () => {
 
     expect(await (await fetch(`${http.url}/healthz`)).json()).toMatchObject({ status: 'ok' });
     expect(await (await fetch(`${http.url}/metrics/summary`)).json()).toEqual({ slo: {}, alerts: {} });
+  });
+
+  it('keeps per-run series for the most recent runs only: an evicted run leaves no series behind', async () => {
+    const metrics = new NissaMetrics({ maxRuns: 1 });
+    for (const run of ['run-old', 'run-new']) {
+      metrics.state(
+        create(SystemStatePacketSchema, {
+          trainingRunId: run,
+          epochEnd: true,
+          validationAccuracy: 0.5,
+          seedStates: [create(SeedStateSchema, { seedId: 's1', stage: SeedLifecycleStage.SEED_STAGE_TRAINING })],
+        }),
+      );
+    }
+    const text = await metrics.expose();
+    expect(text).not.toContain('run="run-old"');
+    expect(sample(text, 'esper_run_seeds{run="run-new",stage="training"}')).toBe(1);
+    expect(sample(text, 'esper_training_runs_total')).toBe(2);
   });
 
   it('while lagging, samples step packets and low telemetry, and never drops CRITICAL packets, epoch packets or field reports', () => {
