@@ -166,7 +166,7 @@ async function round(
       messagesPerS: last > first ? (handled / (last - first)) * 1000 : 0,
       lagMs: { p50: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), max: sorted.at(-1) ?? 0 },
       dropped: stats?.dropped ?? 0,
-      ...(nissa === undefined ? {} : { droppedByType: droppedByType(expected, sent, stats?.byType ?? {}) }),
+      ...(nissa === undefined ? {} : { droppedByType: droppedByType(sent, stats?.byType ?? {}) }),
       criticalSent: sent.reduce((n, s) => n + s.critical, 0),
       criticalHandled: critical,
       fieldReportsSent: sent.reduce((n, s) => n + s.fieldReports, 0),
@@ -182,7 +182,7 @@ async function round(
 }
 
 /** What Nissa sampled out, per type: sent minus ingested. */
-function droppedByType(_expected: number, sent: readonly Sent[], byType: Readonly<Record<string, number>>): Record<string, number> {
+function droppedByType(sent: readonly Sent[], byType: Readonly<Record<string, number>>): Record<string, number> {
   const state = sent.reduce((n, s) => n + s.state, 0);
   const telemetry = sent.reduce((n, s) => n + s.telemetry + s.critical, 0);
   return { system_state: state - (byType['system_state'] ?? 0), telemetry: telemetry - (byType['telemetry'] ?? 0) };

@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { redactUrl, type EsperSettings, type TelemetrySink } from '../core/index.js';
 import { TelemetryLevel } from '../leyline/index.js';
+import { openBusFromSettings } from '../oona/index.js';
 import { createNissa } from '../nissa/index.js';
 import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicyName } from '../tamiyo/index.js';
@@ -187,11 +188,11 @@ async function serveNissa(argv: readonly string[], io: CliIo, options: RunRunOpt
   }
   const keyRing = KeyRing.fromSettings(settings.security);
   const stderr = new StderrEventSink(io, new Progress(io, 1));
-  // Nissa's own telemetry stays off the bus it reads (it would count itself).
-  const service = openServiceBus(settings, keyRing, io, spec.name, stderr);
+  // Nissa's own telemetry stays off the bus it reads (it would count itself): a plain bus.
+  const bus = openBusFromSettings(settings, { keyRing, telemetry: stderr });
   const stop = stopSignal(options.signal);
   try {
-    const nissa = await createNissa(settings, { bus: service.bus, telemetry: stderr });
+    const nissa = await createNissa(settings, { bus, telemetry: stderr });
     try {
       io.stderr.write(
         `${spec.name}: metrics and live view at ${nissa.url}${nissa.movedPort ? ` (port ${settings.nissa.httpPort} was taken)` : ''} for every run on ${redactUrl(settings.oona.busUrl)} (pid ${process.pid})\n`,
@@ -205,7 +206,7 @@ async function serveNissa(argv: readonly string[], io: CliIo, options: RunRunOpt
     return reportFailure(io, spec, error);
   } finally {
     stop.dispose();
-    await service.close().catch((error: unknown) => io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`));
+    await bus.close().catch((error: unknown) => io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`));
   }
 }
 

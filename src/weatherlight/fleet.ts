@@ -5,7 +5,7 @@
  * the settings. A crashed service is restarted with backoff within its budget; a restarted
  * trainer gets the same run id and directory, so it resumes from its last checkpoint.
  */
-import { closeOnce, type EsperSettings, type TelemetrySink } from '../core/index.js';
+import type { EsperSettings, TelemetrySink } from '../core/index.js';
 import type { HostDescriptor } from '../leyline/index.js';
 import type { KeyRing } from '../security/index.js';
 import { KarnCatalog } from '../karn/index.js';
@@ -103,7 +103,6 @@ export async function provisionHost(
   },
 ): Promise<void> {
   const library = await openUrzaLibrary(settings, { keyRing: deps.keyRing, telemetry: deps.telemetry });
-  const close = closeOnce(() => library.close());
   try {
     await provisionBlueprints(settings, {
       catalog: new KarnCatalog(),
@@ -115,6 +114,6 @@ export async function provisionHost(
       ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
     });
   } finally {
-    await close();
+    await library.close();
   }
 }
