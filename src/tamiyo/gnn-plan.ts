@@ -66,8 +66,11 @@ export function relationLayout(relations: readonly RelationSpec[]): RelationLayo
   return { bySrc, byDst, srcSlot, dstSlot };
 }
 
-/** Checks `graph` against the config and lays out its edges for the fused layers. */
-export function planForward(graph: PolicyGraph, config: GnnConfig, layout: RelationLayout): ForwardPlan {
+/**
+ * Checks `graph` against the config and lays out its edges for the fused layers. `graphs`
+ * is how many graphs `graph` unites (`gnn-batch.ts`): one global node each.
+ */
+export function planForward(graph: PolicyGraph, config: GnnConfig, layout: RelationLayout, graphs = 1): ForwardPlan {
   const invalid = (message: string, details: Record<string, string | number> = {}): EsperError =>
     new EsperError(ErrorCode.TAMIYO_GRAPH_INVALID, `policy graph: ${message}`, { details });
   const { relations } = config;
@@ -87,7 +90,10 @@ export function planForward(graph: PolicyGraph, config: GnnConfig, layout: Relat
     }
     return n;
   });
-  if (counts.global !== 1) throw invalid(`expected exactly one global node, got ${counts.global}`, { global: counts.global });
+  if (counts.global !== graphs)
+    throw invalid(`expected ${graphs === 1 ? 'exactly one global node' : `${graphs} global nodes`}, got ${counts.global}`, {
+      global: counts.global,
+    });
   let total = 0;
   let srcRows = 0;
   let dstRows = 0;

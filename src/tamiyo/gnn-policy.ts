@@ -19,6 +19,32 @@ import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 import { PolicySlot, type PolicySlotOptions } from './policy-slot.js';
 import type { LoadedPolicy } from './policy-weights.js';
 import { DecisionKind, toId, type ProposedDecision } from './decision.js';
+import { sampleChoice, type PolicyChoice } from './gnn-sampling.js';
+import type { Rng } from '../tensor/index.js';
+
+/** One decision a sampling {@link GnnPolicy} made: what Simic learns from. */
+export interface SampledDecision {
+  /** The graph the policy read (its input, as built). */
+  readonly graph: PolicyGraph;
+  readonly choice: PolicyChoice;
+  /** log π(choice | graph) under the network that chose. */
+  readonly logProb: number;
+  /** The value head's estimate. */
+  readonly value: number;
+  /** Version of the deciding network. */
+  readonly policyVersion: string;
+  /** The packet's global step and epoch. */
+  readonly step: number;
+  readonly epoch: number;
+}
+
+/** How a sampling {@link GnnPolicy} draws its decisions. */
+export interface GnnSamplingOptions {
+  /** The draws' source (seeded per run, so a run's decisions replay). */
+  readonly rng: Rng;
+  /** Called with every decision, in order (must not throw). */
+  readonly onDecision?: (decision: SampledDecision) => void;
+}
 
 /** Options of {@link GnnPolicy}. */
 export interface GnnPolicyOptions {
@@ -28,6 +54,14 @@ export interface GnnPolicyOptions {
   readonly version: string;
   /** Telemetry of the swaps (`policy_update_applied`). */
   readonly slot?: PolicySlotOptions;
+  /**
+   * Decide by drawing from the policy's distribution over growth decisions
+   * (`gnn-sampling.ts`: wait, germinate at a site with a blueprint, cull a seed), at epoch
+   * ends only, instead of decoding every head's argmax at every call. Learned policies act
+   * this way: a policy trained as a distribution is not its argmax.
+   * @default argmax decoding at every call
+   */
+  readonly sampling?: GnnSamplingOptions;
 }
 
 /**
@@ -114,11 +148,15 @@ export class GnnPolicy implements TamiyoPolicy {
   #lastCoverage: FeatureCoverage | undefined;
   #lastDecision: PolicyDecision | undefined;
   #germinations = 0;
+  readonly #sampling: GnnSamplingOptions | undefined;
+  readonly stepDecisions: boolean;
 
   constructor(options: GnnPolicyOptions) {
     if (options.version.trim().length === 0) optionChecks('GnnPolicyOptions').fail('version', 'a non-blank string', options.version);
     this.#slot = new PolicySlot({ gnn: options.gnn, version: options.version }, options.slot);
     this.#builder = options.builder;
+    this.#sampling = options.sampling;
+    this.stepDecisions = options.sampling === undefined;
   }
 
   get version(): string {
@@ -145,10 +183,27 @@ export class GnnPolicy implements TamiyoPolicy {
 
   propose(context: PolicyContext): PolicyProposal {
     this.#slot.swapIfPending();
+    const sampling = this.#sampling;
+    if (sampling !== undefined && !context.epochBoundary) {
+      return { decision: { kind: DecisionKind.WAIT }, policyVersion: this.version, actionId: PolicyAction.WAIT };
+    }
     const graph = this.#builder.build({ packet: context.packet, host: context.host, blueprints: context.candidates });
     this.#lastCoverage = graph.coverage;
     const output = this.gnn.forward(graph);
-    const decoded = decodeOutput(output);
+    let decoded = decodeOutput(output);
+    if (sampling !== undefined) {
+      const { choice, logProb } = sampleChoice(output, sampling.rng);
+      decoded = { ...decoded, ...choice, actionIndex: choice.action };
+      sampling.onDecision?.({
+        graph,
+        choice,
+        logProb,
+        value: output.value,
+        policyVersion: this.version,
+        step: Number(context.packet.globalStep),
+        epoch: context.packet.currentEpoch,
+      });
+    }
     this.#lastDecision = decoded;
     const decision = decisionOfOutput(decoded, graph, (siteId) => {
       this.#germinations += 1;

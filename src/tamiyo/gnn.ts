@@ -15,6 +15,21 @@ import { encode, gat, gelu, residual, sage, type EdgeTensors, type GnnWeights, t
 import { TENSOR_OUTPUT_KEYS, type GnnOutput, type GnnTensors } from './gnn-output.js';
 import { planForward, relationLayout, type ForwardPlan, type RelationLayout } from './gnn-plan.js';
 import { EDGE_ATTR_DIM, type NodeType, type PolicyGraph } from './graph-types.js';
+import type { GraphBatch } from './gnn-batch.js';
+
+/**
+ * A batched forward pass's outputs (the caller owns them): graph-level heads one row per
+ * graph, node scores over the batch's rows of each type (`GraphBatch.graphOf` says whose).
+ */
+export interface GnnBatchTensors {
+  /** `[graphs, actionClasses]`. */
+  readonly actionLogits: tf.Tensor2D;
+  /** `[graphs]`. */
+  readonly value: tf.Tensor1D;
+  readonly seedScores: tf.Tensor1D;
+  readonly siteScores: tf.Tensor1D;
+  readonly blueprintScores: tf.Tensor1D;
+}
 
 let nextInstance = 0;
 
@@ -142,6 +157,26 @@ export class TamiyoGnn {
     return tf.tidy(() => this.#apply(graph, plan) as unknown as tf.TensorContainer) as unknown as GnnTensors;
   }
 
+  /**
+   * The forward pass over a batch of graphs at once (what Simic trains with): per graph the
+   * numbers {@link TamiyoGnn.apply} gives for it alone, in one pass. Differentiable; the
+   * caller disposes the tensors or calls this inside `tf.tidy`.
+   */
+  applyBatch(batch: GraphBatch): GnnBatchTensors {
+    this.#assertLive();
+    const plan = planForward(batch.graph, this.config, this.#layout, batch.size);
+    return tf.tidy(() => {
+      const out = this.#apply(batch.graph, plan, batch.size);
+      return {
+        actionLogits: tf.reshape(out.actionLogits, [batch.size, this.config.actionClasses]),
+        value: out.value,
+        seedScores: out.seedScores,
+        siteScores: out.siteScores,
+        blueprintScores: out.blueprintScores,
+      } as unknown as tf.TensorContainer;
+    }) as unknown as GnnBatchTensors;
+  }
+
   #assertLive(): void {
     if (this.#disposed) throw new EsperError(ErrorCode.INVALID_STATE, 'TamiyoGnn is disposed', { details: { scope: this.#scope } });
   }
@@ -152,7 +187,8 @@ export class TamiyoGnn {
     return v;
   }
 
-  #apply(graph: PolicyGraph, plan: ForwardPlan): GnnTensors {
+  /** The forward pass over `graphs` united graphs (their global nodes are rows 0…graphs−1); graph heads flattened row-major. */
+  #apply(graph: PolicyGraph, plan: ForwardPlan, graphs = 1): GnnTensors {
     const { gatHidden } = this.config;
     const edges: EdgeTensors | undefined =
       plan.edges === 0
@@ -175,7 +211,7 @@ export class TamiyoGnn {
     h = residual(gelu(gat(w, 1, h, ctx)), h);
     h = residual(gelu(gat(w, 2, h, ctx)), h);
 
-    const g = tf.slice(h, [0, 0], [1, gatHidden]); // the global node: readout (§7.2 item 5)
+    const g = tf.slice(h, [0, 0], [graphs, gatHidden]); // the global nodes: readout (§7.2 item 5)
     const linear = (x: tf.Tensor2D, prefix: string): tf.Tensor2D => tf.add(tf.matMul(x, this.#v(`${prefix}/w`)), this.#v(`${prefix}/b`));
     const mlp = (prefix: string): tf.Tensor2D => tf.tanh(linear(gelu(linear(g, `${prefix}/l1`)), `${prefix}/l2`));
     const row = (x: tf.Tensor): tf.Tensor1D => tf.reshape(x, [-1]);

@@ -31,8 +31,27 @@ export {
   type TamiyoSettings,
 } from './create-tamiyo.js';
 export type { HeuristicPolicyOptions } from './heuristic-options.js';
-export { decisionOfOutput, GnnPolicy, proposalOfOutput, type GnnPolicyOptions } from './gnn-policy.js';
-export { TamiyoGnn } from './gnn.js';
+export {
+  decisionOfOutput,
+  GnnPolicy,
+  proposalOfOutput,
+  type GnnPolicyOptions,
+  type GnnSamplingOptions,
+  type SampledDecision,
+} from './gnn-policy.js';
+export { TamiyoGnn, type GnnBatchTensors } from './gnn.js';
+export { batchGraphs, type GraphBatch } from './gnn-batch.js';
+export {
+  allowedActions,
+  choiceLogProb,
+  maskedLogSoftmax,
+  modeChoice,
+  SAMPLED_ACTIONS,
+  sampleChoice,
+  type PolicyChoice,
+  type SampledAction,
+  type SampledChoice,
+} from './gnn-sampling.js';
 export { DEFAULT_GNN_CONFIG, gnnConfigFor, PolicyAction, type GnnConfig } from './gnn-config.js';
 export { argmaxFinite, decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
 export { GraphBuilder, type GraphBuilderOptions } from './graph-builder.js';
