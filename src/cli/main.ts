@@ -17,6 +17,7 @@ Usage:
   esper serve <role>        one service over Redis: tamiyo or trainer (esper serve --help)
   esper train [options]     train a host model on a dataset (esper train --help)
   esper study --task <name> small vs grown vs large host over seeds, with statistics (esper study --help)
+  esper learn --task <name> learn Tamiyo's policy (Simic) and evaluate it on held-out seeds (esper learn --help)
   esper command <action>    sign and send a seed command to a running training (esper command --help)
   esper events [options]    query Nissa's event store: telemetry events, field reports (esper events --help)
 
@@ -28,7 +29,7 @@ Exit codes (every command): 0 done; 1 runtime failure; 2 bad flags, config, sett
 key ring (nothing started); 130 stopped by SIGINT or SIGTERM. esper command adds 3 and 4.
 `;
 
-const USAGE = 'Usage: esper <run|up|serve|train|study|command> [options] (esper --help)';
+const USAGE = 'Usage: esper <run|up|serve|train|study|learn|command> [options] (esper --help)';
 
 /** Package version, read from package.json next to the compiled tree. */
 export function version(): string {
@@ -63,6 +64,10 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   if (first === 'study') {
     const { runStudyCommand } = await import('./study.js');
     return runStudyCommand(rest, io);
+  }
+  if (first === 'learn') {
+    const { runLearnCommand } = await import('./learn.js');
+    return runLearnCommand(rest, io);
   }
   if (first === 'command') {
     const { runCommand } = await import('./command.js');

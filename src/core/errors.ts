@@ -82,6 +82,8 @@ export const ErrorCode = {
   // simic
   /** A replay-buffer record or an imported WAL record is not a valid FieldReport (details.path, details.offset). */
   SIMIC_REPLAY_INVALID: 'ESPER_SIMIC_REPLAY_INVALID',
+  /** An episode's decision log is missing, truncated or not a list of decisions (details.path). */
+  SIMIC_EPISODE_INVALID: 'ESPER_SIMIC_EPISODE_INVALID',
   // karn
   KARN_BLUEPRINT_NOT_FOUND: 'ESPER_KARN_BLUEPRINT_NOT_FOUND',
   KARN_PARAMETER_INVALID: 'ESPER_KARN_PARAMETER_INVALID',

@@ -79,9 +79,16 @@ export const TaskDefinitionSchema = z
           })
           .strict()
           .optional(),
+        learned: z
+          .object({ policyFile: z.string().min(1), decisionsFile: z.string().min(1).optional() })
+          .strict()
+          .optional(),
       })
       .strict()
-      .refine((c) => c.heuristic === undefined || c.scheduled === undefined, 'a task is grown by the heuristic or by a schedule, not both')
+      .refine(
+        (c) => [c.heuristic, c.scheduled, c.learned].filter((x) => x !== undefined).length <= 1,
+        'a task is grown by the heuristic, a schedule or a learned policy, one of them',
+      )
       .optional(),
     optimizer: z.object({ kind: z.enum(Object.values(OptimizerKind)), learningRate: z.number().positive() }).strict(),
     lrSchedule: z.object({ policy: z.enum(Object.values(LrSchedulePolicy)), warmupSteps: z.number().int().min(0) }).strict(),

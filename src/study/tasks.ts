@@ -105,6 +105,16 @@ export interface TaskController {
    * @default none pinned
    */
   readonly lifecycle?: TaskLifecycle;
+  /**
+   * A learned policy (Simic's) grows the grown arm instead of the heuristic: the serialised
+   * GNN at `policyFile`, deciding by sampling at epoch ends (at the cadence its file names)
+   * with draws seeded by the run seed. With `decisionsFile`, the run writes every decision there when it ends (one
+   * episode for the learner). Not with `heuristic` or `scheduled`.
+   */
+  readonly learned?: {
+    readonly policyFile: string;
+    readonly decisionsFile?: string;
+  };
 }
 
 /** The lifecycle settings a task may pin (ranges as the `kasmina` settings section). */

@@ -44,6 +44,11 @@ export interface GnnSamplingOptions {
   readonly rng: Rng;
   /** Called with every decision, in order (must not throw). */
   readonly onDecision?: (decision: SampledDecision) => void;
+  /**
+   * Decide at the end of epochs 1, 1 + k, 1 + 2k, … only (WAIT at the others): fewer,
+   * further-apart decisions for a learner to assign credit to. @default 1 (every epoch)
+   */
+  readonly everyEpochs?: number;
 }
 
 /** Options of {@link GnnPolicy}. */
@@ -155,6 +160,8 @@ export class GnnPolicy implements TamiyoPolicy {
     if (options.version.trim().length === 0) optionChecks('GnnPolicyOptions').fail('version', 'a non-blank string', options.version);
     this.#slot = new PolicySlot({ gnn: options.gnn, version: options.version }, options.slot);
     this.#builder = options.builder;
+    const every = options.sampling?.everyEpochs;
+    if (every !== undefined) optionChecks('GnnPolicyOptions').integer('sampling.everyEpochs', every, { min: 1, max: 1_000_000 });
     this.#sampling = options.sampling;
     this.stepDecisions = options.sampling === undefined;
   }
@@ -184,7 +191,7 @@ export class GnnPolicy implements TamiyoPolicy {
   propose(context: PolicyContext): PolicyProposal {
     this.#slot.swapIfPending();
     const sampling = this.#sampling;
-    if (sampling !== undefined && !context.epochBoundary) {
+    if (sampling !== undefined && !(context.epochBoundary && (context.packet.currentEpoch - 1) % (sampling.everyEpochs ?? 1) === 0)) {
       return { decision: { kind: DecisionKind.WAIT }, policyVersion: this.version, actionId: PolicyAction.WAIT };
     }
     const graph = this.#builder.build({ packet: context.packet, host: context.host, blueprints: context.candidates });

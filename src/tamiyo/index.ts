@@ -40,6 +40,7 @@ export {
   type SampledDecision,
 } from './gnn-policy.js';
 export { TamiyoGnn, type GnnBatchTensors } from './gnn.js';
+export { openLearnedPolicy, type LearnedPolicyOptions } from './learned-policy.js';
 export { batchGraphs, type GraphBatch } from './gnn-batch.js';
 export {
   allowedActions,

@@ -35,6 +35,12 @@ const MAX_VERSION_CHARS = 256;
 export interface PolicyMeta {
   /** Policy version label (`PolicyUpdate.tamiyo_policy_version`), 1–256 chars. */
   readonly version: string;
+  /**
+   * How often the policy decides when it acts by sampling (a learned policy): at every k-th
+   * epoch end. Part of how it was learned, so it travels with the weights.
+   * @default 1 (absent: every epoch)
+   */
+  readonly decisionEveryEpochs?: number;
 }
 
 /** Header of a serialised policy. */
@@ -42,6 +48,8 @@ export interface PolicyHeader {
   /** {@link architectureOf} the config the weights belong to. */
   readonly architecture: string;
   readonly version: string;
+  /** See {@link PolicyMeta.decisionEveryEpochs}. */
+  readonly decisionEveryEpochs?: number;
 }
 
 /** A policy read back by {@link loadPolicy}; the caller owns (disposes) `gnn`. */
@@ -51,6 +59,8 @@ export interface LoadedPolicy {
   readonly architecture: string;
   /** {@link policyChecksum} of the bytes loaded. */
   readonly checksum: string;
+  /** See {@link PolicyMeta.decisionEveryEpochs} (undefined when the file does not say). */
+  readonly decisionEveryEpochs?: number;
 }
 
 function invalid(source: string, message: string, details: Record<string, string | number> = {}, cause?: unknown): EsperError {
@@ -129,6 +139,7 @@ const ArchitectureSchema = z.strictObject({
 const HeaderSchema = z.strictObject({
   architecture: z.string(),
   version: z.string().min(1).max(MAX_VERSION_CHARS),
+  decisionEveryEpochs: z.number().int().min(1).max(1_000_000).optional(),
 });
 
 /**
@@ -156,7 +167,13 @@ export function configOfArchitecture(architecture: string, source = 'architectur
  * usual entry). Exposed for tools that produce payloads from saved tensors.
  */
 export function encodePolicyBytes(header: PolicyHeader, weights: EncodedWeights): Uint8Array {
-  const headerBytes = new TextEncoder().encode(JSON.stringify({ architecture: header.architecture, version: header.version }));
+  const headerBytes = new TextEncoder().encode(
+    JSON.stringify({
+      architecture: header.architecture,
+      version: header.version,
+      ...(header.decisionEveryEpochs === undefined ? {} : { decisionEveryEpochs: header.decisionEveryEpochs }),
+    }),
+  );
   const blob = encodeWeightsToBytes(weights);
   const out = new Uint8Array(FRAME_BYTES + headerBytes.byteLength + blob.byteLength);
   const view = new DataView(out.buffer);
@@ -187,7 +204,12 @@ export function serialisePolicy(gnn: TamiyoGnn, meta: PolicyMeta): Uint8Array {
     data.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), offset);
     offset += values.byteLength;
   }
-  return encodePolicyBytes({ architecture: architectureOf(gnn.config), version: meta.version }, { specs, data });
+  const every = meta.decisionEveryEpochs;
+  if (every !== undefined) optionChecks('serialisePolicy').integer('decisionEveryEpochs', every, { min: 1, max: 1_000_000 });
+  return encodePolicyBytes(
+    { architecture: architectureOf(gnn.config), version: meta.version, ...(every === undefined ? {} : { decisionEveryEpochs: every }) },
+    { specs, data },
+  );
 }
 
 /**
@@ -247,7 +269,13 @@ export function loadPolicy(bytes: Uint8Array, expectedConfig?: GnnConfig, source
     gnn.dispose();
     throw error;
   }
-  return { gnn, version: header.version, architecture: header.architecture, checksum: policyChecksum(bytes) };
+  return {
+    gnn,
+    version: header.version,
+    architecture: header.architecture,
+    checksum: policyChecksum(bytes),
+    ...(header.decisionEveryEpochs === undefined ? {} : { decisionEveryEpochs: header.decisionEveryEpochs }),
+  };
 }
 
 function restoreByName(gnn: TamiyoGnn, encoded: EncodedWeights, source: string): void {
@@ -268,7 +296,8 @@ function restoreByName(gnn: TamiyoGnn, encoded: EncodedWeights, source: string):
     throw invalid(source, `weights do not fit the architecture: ${problems.slice(0, 5).join('; ')}`, { problems: problems.length });
   }
   const { data } = encoded;
-  const aligned = data.byteOffset % 4 === 0 ? data : data.slice();
+  // A copy, not `slice()`: a Node Buffer's slice is a view at the same (unaligned) offset.
+  const aligned = data.byteOffset % 4 === 0 ? data : new Uint8Array(data);
   const floats = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
   for (let i = 0; i < floats.length; i += 1) {
     if (!Number.isFinite(floats[i])) throw invalid(source, `weight ${i} is not finite`, { index: i });

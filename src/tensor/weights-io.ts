@@ -81,7 +81,8 @@ export async function encodeWeights(tensors: tf.NamedTensorMap | readonly NamedT
 export function decodeWeights(encoded: EncodedWeights): tf.NamedTensorMap {
   const { data } = encoded;
   // decodeWeights wants an ArrayBuffer of exactly the data (a view's buffer may be larger).
-  const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer;
+  // A copy (`new Uint8Array`), not `slice()`: a Node Buffer's slice is a view of its whole pool.
+  const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : new Uint8Array(data).buffer;
   try {
     return tf.io.decodeWeights(buffer as ArrayBuffer, [...encoded.specs]);
   } catch (error) {

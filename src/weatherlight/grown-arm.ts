@@ -5,7 +5,9 @@
  * and batch (the study's own `trainTaskSteps`, as the static arms train). Tamiyo's policy is
  * the heuristic (options from the task's `controller`), or for a task with scheduled growth
  * the `ScheduledGrowthPolicy` executing the growth plan with the arm's variant blueprint, on
- * a host with one growth slot per planned growth of a layer. Kasmina's lifecycle settings
+ * a host with one growth slot per planned growth of a layer, or a learned policy
+ * (`controller.learned`: Simic's GNN from its file, sampling at epoch ends; its decisions
+ * written to `decisionsFile` for the learner). Kasmina's lifecycle settings
  * are the study's, with what the task pins (`controller.lifecycle`) over them.
  *
  * Each run gets its own Urza library, forge WAL and nonce file in a fresh directory under
@@ -40,7 +42,8 @@ import {
   type GrownSeed,
   type TaskDefinition,
 } from '../study/index.js';
-import { ScheduledGrowthPolicy } from '../tamiyo/index.js';
+import { openLearnedPolicy, ScheduledGrowthPolicy, type SampledDecision } from '../tamiyo/index.js';
+import { writeDecisionLog } from '../simic/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import { decodeArtifact, siteKeyOf } from '../tezzeret/index.js';
 import type { UrzaLibrary } from '../urza/index.js';
@@ -83,8 +86,13 @@ class GrownArmRunner implements ArmRunner {
       });
     }
     assertTaskRunnable(task);
-    const policy = policyOf(task, arm);
     await initTensorBackend();
+    const learned = task.controller?.learned;
+    const decisions: SampledDecision[] = [];
+    const policy =
+      learned === undefined
+        ? policyOf(task, arm)
+        : { policy: await openLearnedPolicy(learned.policyFile, { seed, onDecision: (d) => decisions.push(d) }) };
     const keyRing = await runKeyRing(settings);
     const dataset = await loadTaskDataset(task, settings);
     const host = createTaskHost(task.smallHost, dataset, seed, 'study-grown', { widenSlots: widenSlotsOf(task) });
@@ -106,6 +114,7 @@ class GrownArmRunner implements ArmRunner {
       // Read before Kasmina closes: closing ends the live seeds, whose fate here is the stage the run ended in.
       const seeds = await grownSeeds(run.seedReports(), run.growth.library, host.descriptor);
       await run.close('run_completed');
+      if (learned?.decisionsFile !== undefined) await writeDecisionLog(learned.decisionsFile, decisions);
       const fossilized = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
       return {
         ...trained,
@@ -127,7 +136,8 @@ class GrownArmRunner implements ArmRunner {
 
 /**
  * Tamiyo's policy for grown arm `arm`: the scheduled-growth policy over the task's plan with
- * the arm's variant blueprint, or the heuristic with the task's options.
+ * the arm's variant blueprint, or the heuristic with the task's options (a task with a
+ * learned controller opens its policy file instead, in the runner).
  * @throws EsperError INVALID_ARGUMENT when the task has no such grown arm
  */
 export function policyOf(task: TaskDefinition, arm: GrownArm): Pick<EmbeddedControllerDeps, 'policy' | 'heuristic'> {

@@ -83,3 +83,24 @@ export {
   type ExperimentResult,
   type SeedStory,
 } from './experiment.js';
+export {
+  episodeReward,
+  HELD_OUT_SEED_BASE,
+  learnedTask,
+  learnPolicy,
+  trajectoryOf,
+  type EpisodeSummary,
+  type LearnEvent,
+  type LearnOptions,
+  type LearnResult,
+  type LearnUpdate,
+} from './learn.js';
+export {
+  EVALUATION_ARMS,
+  evaluateLearnedPolicy,
+  type ArmEvaluation,
+  type EvaluationArm,
+  type EvaluationOptions,
+  type LearnEvaluation,
+  type PairedDifference,
+} from './learn-evaluation.js';

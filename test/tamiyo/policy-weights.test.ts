@@ -87,6 +87,23 @@ describe('serialisePolicy / loadPolicy', () => {
     }
   });
 
+  it('loads from a Node Buffer at any offset in its pool (as readFile returns): a copy is aligned, a view is not', () => {
+    const original = new TamiyoGnn(SMALL, seededRng(4));
+    const graph = graphOfSize(seededRng(4), 20);
+    const bytes = serialisePolicy(original, { version: 'v-buffer' });
+    for (const shift of [1, 2, 3]) {
+      const pool = Buffer.alloc(bytes.length + shift + 16, 0x5a);
+      pool.set(bytes, shift);
+      const loaded = loadPolicy(pool.subarray(shift, shift + bytes.length), SMALL);
+      try {
+        expect([...loaded.gnn.forward(graph).actionLogits]).toEqual([...original.forward(graph).actionLogits]);
+      } finally {
+        loaded.gnn.dispose();
+      }
+    }
+    original.dispose();
+  });
+
   it('loads without an expected config, rebuilding the architecture from the header', () => {
     const loaded = loadPolicy(serialised());
     try {

@@ -1,0 +1,195 @@
+/**
+ * The held-out evaluation of a learned policy: on seeds no episode trained on, the task's
+ * arms — `small` and `large` (static), `heuristic` (Tamiyo's heuristic growing the small
+ * host), `initial` (the policy learning started from) and `learned` — each the same run of
+ * the task (data, step budget, seeds), so the arms are paired by seed. It reports every
+ * arm's accuracy and reward (`episodeReward`), the paired differences with their 95 %
+ * confidence intervals (t on the per-seed differences), what each growing arm grew
+ * (germinations, fates, parameters: a run that grows nothing or everything shows), the
+ * learned policy's action shares, and the verdict of Simic's gates.
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { EsperSettings } from '../core/index.js';
+import { evaluateGates, failedGateReasons, readDecisionLog, SAMPLED_ACTION_NAMES, type PpoStats } from '../simic/index.js';
+import { defaultStaticRunner, runInChild, summarize, type ArmResult, type Summary, type TaskDefinition } from '../study/index.js';
+import { SAMPLED_ACTIONS } from '../tamiyo/index.js';
+import { grownArmRunnerModule } from './grown-arm.js';
+import { episodeReward, HELD_OUT_SEED_BASE, inPool, learnedTask } from './learn.js';
+
+/** The arms of an evaluation. */
+export const EVALUATION_ARMS = ['small', 'heuristic', 'initial', 'learned', 'large'] as const;
+
+/** One of {@link EVALUATION_ARMS}. */
+export type EvaluationArm = (typeof EVALUATION_ARMS)[number];
+
+/** Options of {@link evaluateLearnedPolicy}. */
+export interface EvaluationOptions {
+  readonly task: TaskDefinition;
+  readonly settings: EsperSettings;
+  readonly directory: string;
+  readonly policyFile: string;
+  readonly initialPolicyFile: string;
+  /** Held-out seeds (from {@link HELD_OUT_SEED_BASE}). @default 10 */
+  readonly seeds?: number;
+  readonly arms?: readonly EvaluationArm[];
+  readonly paramCost?: number;
+  /** Statistics of the last update, for the training gates. */
+  readonly stats?: PpoStats;
+  readonly concurrency?: number;
+  readonly signal?: AbortSignal;
+  readonly onRun?: (arm: EvaluationArm, seed: number, result: ArmResult) => void;
+}
+
+/** One arm's runs. */
+export interface ArmEvaluation {
+  readonly arm: EvaluationArm;
+  readonly accuracy: Summary;
+  readonly reward: Summary;
+  /** Per seed, in seed order. */
+  readonly runs: readonly {
+    readonly seed: number;
+    readonly accuracy: number;
+    readonly reward: number;
+    readonly parameters: number;
+    readonly germinated: number;
+    readonly fates: Readonly<Record<string, number>>;
+  }[];
+  /** Runs that germinated nothing, and runs whose parameters reached the large host's or more. */
+  readonly grewNothing: number;
+  readonly grewEverything: number;
+}
+
+/** A paired difference `a − b` over the seeds. */
+export interface PairedDifference {
+  readonly a: EvaluationArm;
+  readonly b: EvaluationArm;
+  readonly metric: 'accuracy' | 'reward';
+  readonly summary: Summary;
+  /** Whether the 95 % interval excludes 0. */
+  readonly significant: boolean;
+}
+
+/** What {@link evaluateLearnedPolicy} found. */
+export interface LearnEvaluation {
+  readonly seeds: readonly number[];
+  readonly arms: readonly ArmEvaluation[];
+  readonly differences: readonly PairedDifference[];
+  /** Share of the learned policy's decisions per action (wait, germinate, cull) over its held-out runs. */
+  readonly learnedActionShare: Readonly<Record<string, number>>;
+  readonly gates: { readonly passed: boolean; readonly reasons: readonly string[] };
+}
+
+/** Evaluates `policyFile` on held-out seeds (see the file comment). */
+export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise<LearnEvaluation> {
+  const { task, settings } = options;
+  const signal = options.signal ?? new AbortController().signal;
+  const seeds = Array.from({ length: options.seeds ?? 10 }, (_, i) => HELD_OUT_SEED_BASE + i);
+  const arms = options.arms ?? EVALUATION_ARMS;
+  const paramCost = options.paramCost ?? 0.05;
+  const actionCounts = new Map<number, number>();
+  const jobs: (() => Promise<{ arm: EvaluationArm; seed: number; result: ArmResult }>)[] = [];
+  for (const seed of seeds) {
+    for (const arm of arms) {
+      jobs.push(async () => {
+        const decisionsFile = path.join(options.directory, `eval-${arm}-seed${seed}.dec`);
+        const common = { seed, settings, signal } as const;
+        let result: ArmResult;
+        if (arm === 'small' || arm === 'large') {
+          result = await runInChild({ ...common, runner: defaultStaticRunner(), task, arm });
+        } else if (arm === 'heuristic') {
+          result = await runInChild({ ...common, runner: grownArmRunnerModule(), task, arm: 'grown' });
+        } else {
+          const file = arm === 'learned' ? options.policyFile : options.initialPolicyFile;
+          result = await runInChild({
+            ...common,
+            runner: grownArmRunnerModule(),
+            task: learnedTask(task, file, decisionsFile),
+            arm: 'grown',
+          });
+          if (arm === 'learned') {
+            for (const d of await readDecisionLog(decisionsFile))
+              actionCounts.set(d.choice.action, (actionCounts.get(d.choice.action) ?? 0) + 1);
+          }
+          await rm(decisionsFile, { force: true });
+        }
+        options.onRun?.(arm, seed, result);
+        return { arm, seed, result };
+      });
+    }
+  }
+  const done = await inPool(jobs, options.concurrency ?? 2);
+  const staticBySeed = new Map(done.filter((d) => d.arm === 'small').map((d) => [d.seed, d.result.validationAccuracy ?? 0]));
+  const largeParameters = done.find((d) => d.arm === 'large')?.result.parameters;
+  const armEvaluations: ArmEvaluation[] = arms.map((arm) => {
+    const runs = seeds.map((seed) => {
+      const found = done.find((d) => d.arm === arm && d.seed === seed);
+      const result = found?.result as ArmResult;
+      const fates: Record<string, number> = {};
+      for (const s of result.seeds) fates[s.fate] = (fates[s.fate] ?? 0) + 1;
+      return {
+        seed,
+        accuracy: result.validationAccuracy ?? 0,
+        reward: episodeReward(task, result, staticBySeed.get(seed) ?? 0, paramCost),
+        parameters: result.parameters,
+        germinated: result.seeds.length,
+        fates,
+      };
+    });
+    return {
+      arm,
+      accuracy: summarize(runs.map((r) => r.accuracy)),
+      reward: summarize(runs.map((r) => r.reward)),
+      runs,
+      grewNothing: arm === 'small' || arm === 'large' ? 0 : runs.filter((r) => r.germinated === 0).length,
+      grewEverything:
+        arm === 'small' || arm === 'large' || largeParameters === undefined
+          ? 0
+          : runs.filter((r) => r.parameters >= largeParameters).length,
+    };
+  });
+  const byArm = new Map(armEvaluations.map((a) => [a.arm, a]));
+  const differences: PairedDifference[] = [];
+  for (const [a, b] of [
+    ['learned', 'heuristic'],
+    ['learned', 'small'],
+    ['learned', 'initial'],
+    ['learned', 'large'],
+    ['heuristic', 'small'],
+  ] as const) {
+    const ea = byArm.get(a);
+    const eb = byArm.get(b);
+    if (ea === undefined || eb === undefined) continue;
+    for (const metric of ['accuracy', 'reward'] as const) {
+      const summary = summarize(ea.runs.map((r, i) => r[metric] - (eb.runs[i]?.[metric] ?? 0)));
+      const significant = summary.ci95 !== undefined && (summary.ci95[0] > 0 || summary.ci95[1] < 0);
+      differences.push({ a, b, metric, summary, significant });
+    }
+  }
+  const totalActions = [...actionCounts.values()].reduce((x, y) => x + y, 0);
+  const learnedActionShare: Record<string, number> = {};
+  SAMPLED_ACTIONS.forEach((action, i) => {
+    learnedActionShare[SAMPLED_ACTION_NAMES[i] as string] = totalActions === 0 ? 0 : (actionCounts.get(action) ?? 0) / totalActions;
+  });
+  const mean = (arm: EvaluationArm): number => byArm.get(arm)?.reward.mean ?? Number.NaN;
+  const validation = evaluateGates(
+    {
+      averageReward: options.stats?.averageReward ?? 0,
+      policyLoss: options.stats?.policyLoss ?? 0,
+      valueLoss: options.stats?.valueLoss ?? 0,
+      paramLoss: 0,
+      policyEntropy: options.stats?.policyEntropy ?? 0,
+      episodes: options.stats?.episodes ?? 0,
+    },
+    byArm.has('learned') && byArm.has('initial') && byArm.has('heuristic')
+      ? { candidate: mean('learned'), current: mean('initial'), heuristic: mean('heuristic'), seeds: seeds.length }
+      : undefined,
+  );
+  return {
+    seeds,
+    arms: armEvaluations,
+    differences,
+    learnedActionShare,
+    gates: { passed: validation.passed, reasons: failedGateReasons(validation) },
+  };
+}

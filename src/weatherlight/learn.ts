@@ -1,0 +1,261 @@
+/**
+ * `esper learn`'s experiment: Simic learns Tamiyo's GNN policy on a study task by playing
+ * episodes — each one grown-arm run of the task (the signed, gated path of `esper run`, in
+ * its own child process, in parallel) with the current policy sampling its decisions at
+ * epoch ends — and updating the policy by PPO on them, until the time budget is spent;
+ * then it evaluates the final policy on held-out seeds against the heuristic, the policy it
+ * started from and the static arms (`learn-evaluation.ts`) and runs Simic's gates.
+ *
+ * **Reward** of an episode (on its last decision; no shaping): final validation accuracy
+ * minus the static small host's on the same seed (a fraction), minus a parameter cost:
+ * `paramCost` × the parameters the run added over the small host, as a share of what the
+ * task's growth plan adds (the large host's count minus the small one's). With the default
+ * `paramCost` 0.05, growing the whole growth budget costs 5 accuracy points.
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorCode, EsperError, type EsperSettings } from '../core/index.js';
+import { PpoLearner, readDecisionLog, type PpoOptions, type PpoStats, type Trajectory } from '../simic/index.js';
+import { defaultStaticRunner, hostParameterCount, runInChild, taskShape, type ArmResult, type TaskDefinition } from '../study/index.js';
+import { gnnConfigFor, GRAPH_RELATIONS, loadPolicy, serialisePolicy, TamiyoGnn, type SampledDecision } from '../tamiyo/index.js';
+import { initTensorBackend, seededRng } from '../tensor/index.js';
+import { grownArmRunnerModule } from './grown-arm.js';
+
+/** Options of {@link learnPolicy}. */
+export interface LearnOptions {
+  readonly task: TaskDefinition;
+  readonly settings: EsperSettings;
+  /** Where policies, episodes' decision logs, `learn.json` and the report go. */
+  readonly directory: string;
+  /** Wall-clock budget of learning (evaluation not included), minutes. */
+  readonly minutes: number;
+  /** Episodes per PPO update. @default 16 */
+  readonly episodesPerUpdate?: number;
+  /** Runs at once, one process each. @default max(1, cpus) */
+  readonly concurrency?: number;
+  /** Parameter cost of the task's whole growth budget, in accuracy (fraction). @default 0.05 */
+  readonly paramCost?: number;
+  /** Static small-host runs whose mean is the training episodes' baseline. @default 4 */
+  readonly baselineRuns?: number;
+  /**
+   * The policy decides at every k-th epoch end (epochs 1, 1 + k, …); stored in its file
+   * (`decisionEveryEpochs`), so it acts the same wherever it runs. @default 1
+   */
+  readonly everyEpochs?: number;
+  /** PPO settings over {@link PPO_DEFAULTS}. */
+  readonly ppo?: Partial<PpoOptions>;
+  /** A policy file to start from; default a fresh network drawn from `seed`. */
+  readonly initialPolicy?: string;
+  /** Seed of the fresh network and of the learner's shuffles. @default 0 */
+  readonly seed?: number;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (event: LearnEvent) => void;
+}
+
+/** One PPO update and the episodes it learned from. */
+export interface LearnUpdate {
+  readonly version: string;
+  readonly elapsedMs: number;
+  /** Wall time of playing the episodes and of the PPO update. */
+  readonly playMs: number;
+  readonly updateMs: number;
+  readonly stats: PpoStats;
+  /** Per episode: seed, final accuracy, reward, seeds germinated, seeds fossilized. */
+  readonly episodes: readonly EpisodeSummary[];
+  readonly failedEpisodes: number;
+}
+
+/** What one episode did. */
+export interface EpisodeSummary {
+  readonly seed: number;
+  readonly accuracy: number;
+  readonly reward: number;
+  readonly germinated: number;
+  readonly fossilized: number;
+  readonly parameters: number;
+}
+
+/** Progress of {@link learnPolicy}. */
+export type LearnEvent =
+  | { readonly type: 'baseline'; readonly accuracy: number; readonly runs: number }
+  | { readonly type: 'update'; readonly update: LearnUpdate }
+  | { readonly type: 'episode_failed'; readonly seed: number; readonly message: string };
+
+/** What {@link learnPolicy} learned. */
+export interface LearnResult {
+  readonly policyFile: string;
+  readonly initialPolicyFile: string;
+  readonly version: string;
+  readonly updates: readonly LearnUpdate[];
+  readonly baselineAccuracy: number;
+  readonly episodes: number;
+  readonly elapsedMs: number;
+}
+
+/** First seed of the held-out range: training episodes use seeds below it. */
+export const HELD_OUT_SEED_BASE = 1_000_000;
+
+/** Reward of a run (see the file comment). */
+export function episodeReward(task: TaskDefinition, result: ArmResult, staticAccuracy: number, paramCost: number): number {
+  const shape = taskShape(task);
+  const bias = task.smallHost.family !== 'mlp' || task.smallHost.bias !== false;
+  const small = hostParameterCount(task.smallHost, shape, bias);
+  const budget = Math.max(1, hostParameterCount(task.largeHost, shape, bias) - small);
+  const accuracy = result.validationAccuracy;
+  if (accuracy === undefined) {
+    throw new EsperError(ErrorCode.INVALID_ARGUMENT, `task ${task.id} has no validation accuracy to learn from (metric ${task.metric})`, {
+      details: { field: 'task' },
+    });
+  }
+  return accuracy - staticAccuracy - paramCost * (Math.max(0, result.parameters - small) / budget);
+}
+
+/** An episode's decisions as a trajectory, its reward on the last decision. */
+export function trajectoryOf(decisions: readonly SampledDecision[], reward: number): Trajectory {
+  return decisions.map((d, i) => ({
+    graph: d.graph,
+    choice: d.choice,
+    logProb: d.logProb,
+    value: d.value,
+    reward: i === decisions.length - 1 ? reward : 0,
+  }));
+}
+
+/** Runs `jobs` with at most `concurrency` at once; results in job order. */
+export async function inPool<T>(jobs: readonly (() => Promise<T>)[], concurrency: number): Promise<T[]> {
+  const results: T[] = new Array<T>(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const index = next;
+      next += 1;
+      results[index] = await (jobs[index] as () => Promise<T>)();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
+  return results;
+}
+
+/** The task with a learned controller: `policyFile`, decisions to `decisionsFile`. */
+export function learnedTask(task: TaskDefinition, policyFile: string, decisionsFile?: string): TaskDefinition {
+  const { heuristic: _h, scheduled: _s, learned: _l, ...rest } = task.controller ?? {};
+  return { ...task, controller: { ...rest, learned: { policyFile, ...(decisionsFile === undefined ? {} : { decisionsFile }) } } };
+}
+
+/** Learns a policy on `options.task` (see the file comment). */
+export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
+  const { task, settings, directory } = options;
+  const signal = options.signal ?? new AbortController().signal;
+  const perUpdate = options.episodesPerUpdate ?? 16;
+  const concurrency = options.concurrency ?? Math.max(1, os.cpus().length);
+  const paramCost = options.paramCost ?? 0.05;
+  const seed = options.seed ?? 0;
+  const started = Date.now();
+  const deadline = started + options.minutes * 60_000;
+  const emit = options.onEvent ?? (() => undefined);
+  await initTensorBackend();
+  const policies = path.join(directory, 'policies');
+  const episodesDir = path.join(directory, 'episodes');
+  await mkdir(policies, { recursive: true });
+  await mkdir(episodesDir, { recursive: true });
+
+  const baselineRuns = options.baselineRuns ?? 4;
+  const baseline = await inPool(
+    Array.from(
+      { length: baselineRuns },
+      (_, i) => () => runInChild({ runner: defaultStaticRunner(), task, arm: 'small', seed: HELD_OUT_SEED_BASE - 1 - i, settings, signal }),
+    ),
+    concurrency,
+  );
+  const baselineAccuracy = baseline.reduce((sum, r) => sum + (r.validationAccuracy ?? 0), 0) / baseline.length;
+  emit({ type: 'baseline', accuracy: baselineAccuracy, runs: baseline.length });
+
+  const gnn =
+    options.initialPolicy === undefined
+      ? new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(seed))
+      : loadPolicy(await readFile(options.initialPolicy), undefined, options.initialPolicy).gnn;
+  const learner = new PpoLearner(gnn, options.ppo);
+  const meta = (v: string) => ({ version: v, ...(options.everyEpochs === undefined ? {} : { decisionEveryEpochs: options.everyEpochs }) });
+  const rng = seededRng(seed + 1);
+  const updates: LearnUpdate[] = [];
+  let nextSeed = 0;
+  let episodes = 0;
+  let version = 'simic-v0';
+  const initialPolicyFile = path.join(policies, `${version}.bin`);
+  await writeFile(initialPolicyFile, serialisePolicy(gnn, meta(version)));
+  try {
+    while (Date.now() < deadline && !signal.aborted) {
+      const policyFile = path.join(policies, `${version}.bin`);
+      const seeds = Array.from({ length: perUpdate }, () => nextSeed++);
+      const playStart = Date.now();
+      const played = await inPool(
+        seeds.map((s) => async () => {
+          const decisionsFile = path.join(episodesDir, `seed${s}.dec`);
+          try {
+            const result = await runInChild({
+              runner: grownArmRunnerModule(),
+              task: learnedTask(task, policyFile, decisionsFile),
+              arm: 'grown',
+              seed: s,
+              settings,
+              signal,
+            });
+            const decisions = await readDecisionLog(decisionsFile);
+            return { seed: s, result, decisions };
+          } catch (error) {
+            if (signal.aborted) throw error;
+            emit({ type: 'episode_failed', seed: s, message: (error as Error).message });
+            return undefined;
+          } finally {
+            await rm(decisionsFile, { force: true });
+          }
+        }),
+        concurrency,
+      );
+      const done = played.filter((p) => p !== undefined);
+      if (done.length === 0) continue;
+      const summaries: EpisodeSummary[] = [];
+      const trajectories = done.map(({ seed: s, result, decisions }) => {
+        const reward = episodeReward(task, result, baselineAccuracy, paramCost);
+        summaries.push({
+          seed: s,
+          accuracy: result.validationAccuracy ?? 0,
+          reward,
+          germinated: result.seeds.length,
+          fossilized: result.seeds.filter((x) => x.fate === 'FOSSILIZED').length,
+          parameters: result.parameters,
+        });
+        return trajectoryOf(decisions, reward);
+      });
+      episodes += done.length;
+      const updateStart = Date.now();
+      const playMs = updateStart - playStart;
+      const stats = learner.update(trajectories, rng);
+      const updateMs = Date.now() - updateStart;
+      version = `simic-v${learner.updates}`;
+      await writeFile(path.join(policies, `${version}.bin`), serialisePolicy(gnn, meta(version)));
+      const update: LearnUpdate = {
+        version,
+        elapsedMs: Date.now() - started,
+        playMs,
+        updateMs,
+        stats,
+        episodes: summaries,
+        failedEpisodes: played.length - done.length,
+      };
+      updates.push(update);
+      emit({ type: 'update', update });
+      await writeFile(
+        path.join(directory, 'learn.json'),
+        `${JSON.stringify({ task: task.id, baselineAccuracy, paramCost, updates }, null, 1)}\n`,
+      );
+    }
+    const policyFile = path.join(directory, 'policy.bin');
+    await writeFile(policyFile, serialisePolicy(gnn, meta(version)));
+    return { policyFile, initialPolicyFile, version, updates, baselineAccuracy, episodes, elapsedMs: Date.now() - started };
+  } finally {
+    learner.dispose();
+    gnn.dispose();
+  }
+}
