@@ -21,8 +21,11 @@ export const RunConfigSchema = z
     batchSize: z.number().int().min(1),
     learningRate: z.number().positive(),
     seed: z.number().int().min(0),
-    /** Controller: the heuristic baseline or the (untrained unless updated) GNN. */
-    policy: z.enum(['heuristic', 'gnn']),
+    /** Controller: the heuristic baseline, the (untrained unless updated) GNN, or a learned policy file (`learned:<file>`). */
+    policy: z.union([
+      z.enum(['heuristic', 'gnn']),
+      z.string().regex(/^learned:.+$/, 'heuristic, gnn or learned:<file>') as unknown as z.ZodType<`learned:${string}`>,
+    ]),
     /** Also train the static baseline with the same step budget. */
     baseline: z.boolean(),
   })
@@ -74,8 +77,7 @@ export const RUN_FLAGS = {
   policy: {
     kind: 'string',
     value: '<name>',
-    help: 'controller',
-    choices: RunConfigSchema.shape.policy.options,
+    help: "controller: heuristic, gnn (untrained) or learned:<file> (esper learn's policy.bin)",
     defaultText: DEFAULT_RUN_CONFIG.policy,
   },
   'no-baseline': { kind: 'boolean', help: 'skip the static baseline' },

@@ -11,7 +11,7 @@ import { TelemetryLevel } from '../leyline/index.js';
 import { openBusFromSettings } from '../oona/index.js';
 import { createNissa } from '../nissa/index.js';
 import { KeyRing } from '../security/index.js';
-import type { TamiyoPolicyName } from '../tamiyo/index.js';
+import type { TamiyoPolicySpec } from '../tamiyo/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
 import { EXPERIMENT_HEURISTIC, openTamiyoServer } from '../weatherlight/index.js';
 import { Progress, StderrEventSink } from './progress.js';
@@ -114,7 +114,7 @@ async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOp
       bus,
       keyRing,
       telemetry,
-      policy: policy as TamiyoPolicyName,
+      policy: policy as TamiyoPolicySpec,
       heuristic: EXPERIMENT_HEURISTIC,
       fieldReportDir: path.join(settings.storage.varDir, 'tamiyo', 'field-reports'),
       onProgress: (line) => io.stderr.write(`${spec.name}: ${line}\n`),

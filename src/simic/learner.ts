@@ -19,7 +19,17 @@
  * and clip fraction (steps too large), gradient norm before clipping.
  */
 import { optionChecks } from '../core/index.js';
-import { batchGraphs, PolicyAction, SAMPLED_ACTIONS, type GnnBatchTensors, type GraphBatch, type TamiyoGnn } from '../tamiyo/index.js';
+import {
+  batchGraphs,
+  blueprintsFitting,
+  fitMaskOf,
+  PolicyAction,
+  SAMPLED_ACTIONS,
+  sitesWithFit,
+  type GnnBatchTensors,
+  type GraphBatch,
+  type TamiyoGnn,
+} from '../tamiyo/index.js';
 import { tf, type Rng } from '../tensor/index.js';
 import { generalisedAdvantages, type Trajectory, type Transition } from './experience.js';
 
@@ -97,6 +107,14 @@ interface MinibatchInputs {
   readonly batch: GraphBatch;
   readonly action: Int32Array;
   readonly actionMask: Float32Array;
+  /**
+   * Per batch row of each node type, whether the distribution may choose it: sites some
+   * blueprint fits; blueprints fitting the chosen site (germinates) or any site (others).
+   */
+  readonly siteAllowed: Float32Array;
+  readonly blueprintAllowed: Float32Array;
+  /** Per decision, whether its blueprint head's entropy counts (a germinate: conditioned on its site). */
+  readonly blueprintEntropyCounts: Float32Array;
   /** Row of the chosen node in the batch (0 when unused) and whether it counts. */
   readonly siteRow: Int32Array;
   readonly siteUsed: Float32Array;
@@ -124,16 +142,30 @@ function inputsOf(
   const oldLogProb = new Float32Array(n);
   const advantage = new Float32Array(n);
   const target = new Float32Array(n);
+  const siteAllowed = new Float32Array(batch.graphOf.site.length);
+  const blueprintAllowed = new Float32Array(batch.graphOf.blueprint.length);
+  const blueprintEntropyCounts = new Float32Array(n);
   indices.forEach((index, g) => {
     const step = steps[index] as Transition;
-    const counts = {
-      seed: (batch.rowStart.seed[g + 1] as number) - (batch.rowStart.seed[g] as number),
-      site: (batch.rowStart.site[g + 1] as number) - (batch.rowStart.site[g] as number),
-      blueprint: (batch.rowStart.blueprint[g + 1] as number) - (batch.rowStart.blueprint[g] as number),
-    };
+    const fits = fitMaskOf(step.graph);
+    const siteStart = batch.rowStart.site[g] as number;
+    const blueprintStart = batch.rowStart.blueprint[g] as number;
+    sitesWithFit(fits).forEach((ok, i) => {
+      siteAllowed[siteStart + i] = ok ? 1 : 0;
+    });
+    const chosenSite = step.choice.action === PolicyAction.GERMINATE ? step.choice.siteIndex : undefined;
+    for (let b = 0; b < fits.blueprints; b += 1) {
+      const ok =
+        chosenSite === undefined
+          ? Array.from({ length: fits.sites }, (_, i) => fits.pairs[i * fits.blueprints + b] === 1).some(Boolean)
+          : blueprintsFitting(fits, chosenSite)[b] === true;
+      blueprintAllowed[blueprintStart + b] = ok ? 1 : 0;
+    }
+    blueprintEntropyCounts[g] = chosenSite === undefined ? 0 : 1;
+    const seeds = (batch.rowStart.seed[g + 1] as number) - (batch.rowStart.seed[g] as number);
     actionMask[g * 3] = 1;
-    actionMask[g * 3 + 1] = counts.site > 0 && counts.blueprint > 0 ? 1 : 0;
-    actionMask[g * 3 + 2] = counts.seed > 0 ? 1 : 0;
+    actionMask[g * 3 + 1] = fits.pairs.some((x) => x === 1) ? 1 : 0;
+    actionMask[g * 3 + 2] = seeds > 0 ? 1 : 0;
     action[g] = SAMPLED_ACTIONS.indexOf(step.choice.action);
     const pick = (type: 'site' | 'blueprint' | 'seed', index: number | undefined): void => {
       if (index === undefined) return;
@@ -154,6 +186,9 @@ function inputsOf(
     batch,
     action,
     actionMask,
+    siteAllowed,
+    blueprintAllowed,
+    blueprintEntropyCounts,
     siteRow: rows.site,
     siteUsed: used.site,
     blueprintRow: rows.blueprint,
@@ -166,22 +201,30 @@ function inputsOf(
   };
 }
 
-/** Per-graph log-softmax of node scores over each graph's own rows, and per-graph entropy. */
+/**
+ * Per-graph log-softmax of node scores over each graph's own allowed rows (`allowed` 1/0 per
+ * row; all rows when absent), and per-graph entropy; `present` marks graphs with an allowed row.
+ */
 function segmentLogSoftmax(
   scores: tf.Tensor1D,
   graphOf: Int32Array,
   graphs: number,
+  allowed?: Float32Array,
 ): { logProbs: tf.Tensor1D; entropy: tf.Tensor1D; present: tf.Tensor1D } {
   if (scores.shape[0] === 0) return { logProbs: scores, entropy: tf.zeros([graphs]), present: tf.zeros([graphs]) };
   const seg = tf.tensor1d(graphOf, 'int32');
   const shift = tf.scalar(tf.max(scores).dataSync()[0] as number); // a constant: shifts cancel in the softmax
-  const shifted = tf.sub(scores, shift);
+  const shifted =
+    allowed === undefined ? tf.sub(scores, shift) : tf.add(tf.sub(scores, shift), tf.mul(tf.sub(1, tf.tensor1d(allowed)), NEG));
   const z = tf.unsortedSegmentSum(tf.exp(shifted), seg, graphs);
   const has = new Float32Array(graphs);
-  for (const g of graphOf) has[g] = 1;
+  graphOf.forEach((g, row) => {
+    if (allowed === undefined || allowed[row] === 1) has[g] = 1;
+  });
   const present = tf.tensor1d(has);
   const logZ = tf.log(tf.add(z, tf.sub(1, present))); // graphs without rows: log 1 = 0, never gathered
   const logProbs = tf.sub(shifted, tf.gather(logZ, seg)) as tf.Tensor1D;
+  // Disallowed rows have probability 0 (exp of −1e9): they add nothing.
   const entropy = tf.neg(tf.unsortedSegmentSum(tf.mul(tf.exp(logProbs), logProbs), seg, graphs)) as tf.Tensor1D;
   return { logProbs, entropy, present };
 }
@@ -204,8 +247,8 @@ function distributionOf(out: GnnBatchTensors, inputs: MinibatchInputs) {
   const actionLogProbs = tf.logSoftmax(masked);
   const actionLogProb = tf.sum(tf.mul(actionLogProbs, tf.oneHot(tf.tensor1d(inputs.action, 'int32'), 3)), 1) as tf.Tensor1D;
   const actionEntropy = tf.neg(tf.sum(tf.mul(tf.exp(actionLogProbs), actionLogProbs), 1)) as tf.Tensor1D;
-  const site = segmentLogSoftmax(out.siteScores, inputs.batch.graphOf.site, n);
-  const blueprint = segmentLogSoftmax(out.blueprintScores, inputs.batch.graphOf.blueprint, n);
+  const site = segmentLogSoftmax(out.siteScores, inputs.batch.graphOf.site, n, inputs.siteAllowed);
+  const blueprint = segmentLogSoftmax(out.blueprintScores, inputs.batch.graphOf.blueprint, n, inputs.blueprintAllowed);
   const seed = segmentLogSoftmax(out.seedScores, inputs.batch.graphOf.seed, n);
   const logProb = tf.addN([
     actionLogProb,
@@ -218,7 +261,7 @@ function distributionOf(out: GnnBatchTensors, inputs: MinibatchInputs) {
     entropy: {
       action: tf.mean(actionEntropy) as tf.Scalar,
       site: maskedMean(site.entropy, site.present),
-      blueprint: maskedMean(blueprint.entropy, blueprint.present),
+      blueprint: maskedMean(blueprint.entropy, tf.mul(blueprint.present, tf.tensor1d(inputs.blueprintEntropyCounts)) as tf.Tensor1D),
       seed: maskedMean(seed.entropy, seed.present),
     },
   };

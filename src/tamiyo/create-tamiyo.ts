@@ -30,6 +30,7 @@ import { EmbeddingRegistries } from './registries.js';
 import { PolicyUpdateListener } from './policy-update-listener.js';
 import { PolicyUpdateVerifier } from './policy-update-verifier.js';
 import { architectureOf } from './policy-weights.js';
+import { openLearnedPolicy } from './learned-policy.js';
 import { RiskEngine } from './risk-engine.js';
 import { TAMIYO_CLOSE_REASON, TamiyoService } from './service.js';
 
@@ -38,6 +39,17 @@ export const TAMIYO_POLICY_NAMES = ['heuristic', 'gnn'] as const;
 
 /** A policy {@link createTamiyo} builds by name. */
 export type TamiyoPolicyName = (typeof TAMIYO_POLICY_NAMES)[number];
+
+/** A learned policy named by its file (`learned:<path>`, what `esper learn` writes). */
+export type LearnedPolicyRef = `learned:${string}`;
+
+/** A policy by name or learned file: what the CLI and Weatherlight pass. */
+export type TamiyoPolicySpec = TamiyoPolicyName | LearnedPolicyRef;
+
+/** Whether `spec` names a learned policy file. */
+export function isLearnedPolicyRef(spec: string): spec is LearnedPolicyRef {
+  return spec.startsWith('learned:') && spec.length > 'learned:'.length;
+}
 
 /** Tamiyo's settings: the `tamiyo` section, `security` for the command signer, `core` for the latency-budget mode. */
 export type TamiyoSettings = Pick<EsperSettings, 'tamiyo' | 'security' | 'core'>;
@@ -55,9 +67,11 @@ const GNN_SEED_OFFSET = 17;
 export interface TamiyoDeps {
   /**
    * The policy: `heuristic` (`HeuristicPolicy` with {@link heuristic}), `gnn` (an untrained
-   * `GnnPolicy` seeded from {@link seed}), or a policy object, which the service then owns.
+   * `GnnPolicy` seeded from {@link seed}), `learned:<file>` (Simic's policy from its file,
+   * sampling with draws seeded from {@link seed}: `openLearnedPolicy`), or a policy object,
+   * which the service then owns.
    */
-  readonly policy: TamiyoPolicyName | TamiyoPolicy;
+  readonly policy: TamiyoPolicySpec | TamiyoPolicy;
   /** Options of the `heuristic` policy. @default the policy's own defaults */
   readonly heuristic?: HeuristicPolicyOptions;
   /** The run seed; the `gnn` policy's weights are drawn from it. @default 0 */
@@ -109,7 +123,7 @@ export interface Tamiyo extends AsyncDisposable {
  */
 export async function createTamiyo(settings: TamiyoSettings, deps: TamiyoDeps): Promise<Tamiyo> {
   const { telemetry, trainingRunId } = deps;
-  const policy = buildPolicy(deps);
+  const policy = await buildPolicy(deps);
   let store: FieldReportStore | undefined;
   try {
     const reports = deps.fieldReports;
@@ -217,8 +231,9 @@ async function listenForUpdates(
   return { close: () => runCleanup('tamiyo policy updates', [() => listener.close(), () => ledger.close()]) };
 }
 
-function buildPolicy(deps: TamiyoDeps): TamiyoPolicy {
+async function buildPolicy(deps: TamiyoDeps): Promise<TamiyoPolicy> {
   if (typeof deps.policy !== 'string') return deps.policy;
+  if (isLearnedPolicyRef(deps.policy)) return openLearnedPolicy(deps.policy.slice('learned:'.length), { seed: deps.seed ?? 0 });
   if (deps.policy === 'heuristic') return new HeuristicPolicy(deps.heuristic ?? {});
   const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng((deps.seed ?? 0) + GNN_SEED_OFFSET));
   return new GnnPolicy({

@@ -3,7 +3,8 @@
  * policy that explores: a factored categorical — the action among {@link SAMPLED_ACTIONS}
  * (wait, germinate, cull), then for a germinate a site and a blueprint, for a cull a seed,
  * each a softmax over its nodes' scores. Actions that cannot be carried out on the graph
- * (a germinate without a site or blueprint node, a cull without a seed) get no mass.
+ * get no mass: a germinate needs a (site, blueprint) pair the graph's `fits` edges join, and
+ * its blueprint is drawn among those fitting the drawn site; a cull needs a seed.
  *
  * The optimizer, pause and breaker actions stay out: the reward a learned policy is trained
  * on (final accuracy gain, less a parameter cost) says nothing about them, so exploring
@@ -14,6 +15,44 @@
 import type { Rng } from '../tensor/index.js';
 import { PolicyAction } from './gnn-config.js';
 import type { GnnOutput } from './gnn-output.js';
+import type { PolicyGraph } from './graph-types.js';
+
+/**
+ * Which (site, blueprint) pairs a germinate may choose: the graph's `fits` edges (blueprint
+ * → site, present when the blueprint's family fits the site). Sampling a site and a
+ * blueprint apart would mostly draw pairs Kasmina refuses (`does not fit site`), which
+ * teach nothing.
+ */
+export interface FitMask {
+  readonly sites: number;
+  readonly blueprints: number;
+  /** Row-major `[sites, blueprints]`, 1 where the pair fits. */
+  readonly pairs: Uint8Array;
+}
+
+/** The {@link FitMask} of `graph` (from its `fits` relation; none fit without one). */
+export function fitMaskOf(graph: PolicyGraph): FitMask {
+  const sites = graph.nodes.site.ids.length;
+  const blueprints = graph.nodes.blueprint.ids.length;
+  const pairs = new Uint8Array(sites * blueprints);
+  for (const set of graph.edges) {
+    if (set.relation.name !== 'fits' || set.relation.src !== 'blueprint' || set.relation.dst !== 'site') continue;
+    for (let e = 0; e < set.src.length; e += 1) pairs[(set.dst[e] as number) * blueprints + (set.src[e] as number)] = 1;
+  }
+  return { sites, blueprints, pairs };
+}
+
+/** Per site, whether some blueprint fits it. */
+export function sitesWithFit(fits: FitMask): boolean[] {
+  return Array.from({ length: fits.sites }, (_, i) =>
+    fits.pairs.subarray(i * fits.blueprints, (i + 1) * fits.blueprints).some((x) => x === 1),
+  );
+}
+
+/** Per blueprint, whether it fits `site`. */
+export function blueprintsFitting(fits: FitMask, site: number): boolean[] {
+  return Array.from(fits.pairs.subarray(site * fits.blueprints, (site + 1) * fits.blueprints), (x) => x === 1);
+}
 
 /** The actions a sampled decision chooses among, in order. */
 export const SAMPLED_ACTIONS = [PolicyAction.WAIT, PolicyAction.GERMINATE, PolicyAction.CULL] as const;
@@ -38,9 +77,9 @@ export interface SampledChoice {
   readonly logProb: number;
 }
 
-/** Which of {@link SAMPLED_ACTIONS} the graph allows: `[wait, germinate, cull]`. */
-export function allowedActions(counts: { readonly seed: number; readonly site: number; readonly blueprint: number }): readonly boolean[] {
-  return [true, counts.site > 0 && counts.blueprint > 0, counts.seed > 0];
+/** Which of {@link SAMPLED_ACTIONS} the graph allows: `[wait, germinate (a fitting pair exists), cull (a seed exists)]`. */
+export function allowedActions(seeds: number, fits: FitMask): readonly boolean[] {
+  return [true, fits.pairs.some((x) => x === 1), seeds > 0];
 }
 
 /** Log-softmax of `logits` over the entries `allowed` keeps (others −∞). */
@@ -66,6 +105,7 @@ export function maskedLogSoftmax(logits: ArrayLike<number>, allowed?: readonly b
 
 function draw(logProbs: Float64Array, rng: Rng): number {
   const u = rng.nextFloat();
+  // (An all −∞ row cannot reach here: every factor drawn has at least one allowed entry.)
   let acc = 0;
   let last = -1;
   for (let i = 0; i < logProbs.length; i += 1) {
@@ -82,20 +122,16 @@ function actionLogits(output: GnnOutput): number[] {
   return SAMPLED_ACTIONS.map((a) => output.actionLogits[a] as number);
 }
 
-function countsOf(output: GnnOutput): { seed: number; site: number; blueprint: number } {
-  return { seed: output.seedScores.length, site: output.siteScores.length, blueprint: output.blueprintScores.length };
-}
-
-/** Draws a choice from the policy's distribution over `output` (one forward pass of one graph). */
-export function sampleChoice(output: GnnOutput, rng: Rng): SampledChoice {
-  const actions = maskedLogSoftmax(actionLogits(output), allowedActions(countsOf(output)));
+/** Draws a choice from the policy's distribution over `output` (one forward pass of `graph`'s; `fits` its {@link fitMaskOf}). */
+export function sampleChoice(output: GnnOutput, fits: FitMask, rng: Rng): SampledChoice {
+  const actions = maskedLogSoftmax(actionLogits(output), allowedActions(output.seedScores.length, fits));
   const a = draw(actions, rng);
   const action = SAMPLED_ACTIONS[a] as SampledAction;
   let logProb = actions[a] as number;
   if (action === PolicyAction.GERMINATE) {
-    const sites = maskedLogSoftmax(output.siteScores);
-    const blueprints = maskedLogSoftmax(output.blueprintScores);
+    const sites = maskedLogSoftmax(output.siteScores, sitesWithFit(fits));
     const siteIndex = draw(sites, rng);
+    const blueprints = maskedLogSoftmax(output.blueprintScores, blueprintsFitting(fits, siteIndex));
     const blueprintIndex = draw(blueprints, rng);
     logProb += (sites[siteIndex] as number) + (blueprints[blueprintIndex] as number);
     return { choice: { action, siteIndex, blueprintIndex }, logProb };
@@ -110,28 +146,33 @@ export function sampleChoice(output: GnnOutput, rng: Rng): SampledChoice {
 }
 
 /** The most likely choice (each factor's mode), with its log-probability. */
-export function modeChoice(output: GnnOutput): SampledChoice {
+export function modeChoice(output: GnnOutput, fits: FitMask): SampledChoice {
   const argmax = (logProbs: Float64Array): number => logProbs.reduce((best, v, i) => (v > (logProbs[best] as number) ? i : best), 0);
-  const actions = maskedLogSoftmax(actionLogits(output), allowedActions(countsOf(output)));
+  const actions = maskedLogSoftmax(actionLogits(output), allowedActions(output.seedScores.length, fits));
   const a = argmax(actions);
   const action = SAMPLED_ACTIONS[a] as SampledAction;
-  const choice: PolicyChoice =
-    action === PolicyAction.GERMINATE
-      ? { action, siteIndex: argmax(maskedLogSoftmax(output.siteScores)), blueprintIndex: argmax(maskedLogSoftmax(output.blueprintScores)) }
-      : action === PolicyAction.CULL
-        ? { action, seedIndex: argmax(maskedLogSoftmax(output.seedScores)) }
-        : { action };
-  return { choice, logProb: choiceLogProb(output, choice) };
+  let choice: PolicyChoice = { action };
+  if (action === PolicyAction.GERMINATE) {
+    const siteIndex = argmax(maskedLogSoftmax(output.siteScores, sitesWithFit(fits)));
+    choice = { action, siteIndex, blueprintIndex: argmax(maskedLogSoftmax(output.blueprintScores, blueprintsFitting(fits, siteIndex))) };
+  } else if (action === PolicyAction.CULL) {
+    choice = { action, seedIndex: argmax(maskedLogSoftmax(output.seedScores)) };
+  }
+  return { choice, logProb: choiceLogProb(output, fits, choice) };
 }
 
 /** log π(choice) under `output`; −∞ for a choice the graph does not allow. */
-export function choiceLogProb(output: GnnOutput, choice: PolicyChoice): number {
+export function choiceLogProb(output: GnnOutput, fits: FitMask, choice: PolicyChoice): number {
   const a = SAMPLED_ACTIONS.indexOf(choice.action);
-  const actions = maskedLogSoftmax(actionLogits(output), allowedActions(countsOf(output)));
+  const actions = maskedLogSoftmax(actionLogits(output), allowedActions(output.seedScores.length, fits));
   let logProb = a < 0 ? -Infinity : (actions[a] as number);
   if (choice.action === PolicyAction.GERMINATE) {
-    logProb += maskedLogSoftmax(output.siteScores)[choice.siteIndex ?? -1] ?? -Infinity;
-    logProb += maskedLogSoftmax(output.blueprintScores)[choice.blueprintIndex ?? -1] ?? -Infinity;
+    const site = choice.siteIndex ?? -1;
+    logProb += maskedLogSoftmax(output.siteScores, sitesWithFit(fits))[site] ?? -Infinity;
+    logProb +=
+      site < 0
+        ? -Infinity
+        : (maskedLogSoftmax(output.blueprintScores, blueprintsFitting(fits, site))[choice.blueprintIndex ?? -1] ?? -Infinity);
   } else if (choice.action === PolicyAction.CULL) {
     logProb += maskedLogSoftmax(output.seedScores)[choice.seedIndex ?? -1] ?? -Infinity;
   }

@@ -24,7 +24,10 @@ export {
 } from './scheduled-policy.js';
 export {
   createTamiyo,
+  isLearnedPolicyRef,
   TAMIYO_POLICY_NAMES,
+  type LearnedPolicyRef,
+  type TamiyoPolicySpec,
   type Tamiyo,
   type TamiyoDeps,
   type TamiyoPolicyName,
@@ -44,7 +47,11 @@ export { openLearnedPolicy, type LearnedPolicyOptions } from './learned-policy.j
 export { batchGraphs, type GraphBatch } from './gnn-batch.js';
 export {
   allowedActions,
+  blueprintsFitting,
   choiceLogProb,
+  fitMaskOf,
+  sitesWithFit,
+  type FitMask,
   maskedLogSoftmax,
   modeChoice,
   SAMPLED_ACTIONS,

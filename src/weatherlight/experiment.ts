@@ -13,7 +13,7 @@ import type { FieldReport } from '../leyline/index.js';
 import type { Bus } from '../oona/index.js';
 import type { KeyRing } from '../security/index.js';
 import type { GrownSeed } from '../study/index.js';
-import { formatCommandOutcomes, type TamiyoDecisionRecord, type TamiyoPolicyName, type TamiyoStats } from '../tamiyo/index.js';
+import { formatCommandOutcomes, type TamiyoDecisionRecord, type TamiyoPolicySpec, type TamiyoStats } from '../tamiyo/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import {
   CheckpointStore,
@@ -61,7 +61,7 @@ export interface ExperimentConfig {
   readonly learningRate: number;
   readonly seed: number;
   /** Tamiyo's policy when it runs in this process. */
-  readonly policy: TamiyoPolicyName;
+  readonly policy: TamiyoPolicySpec;
   /** Also train the static baseline. */
   readonly baseline: boolean;
 }

@@ -20,7 +20,7 @@ import {
   type HeuristicPolicyOptions,
   type Tamiyo,
   type TamiyoPolicy,
-  type TamiyoPolicyName,
+  type TamiyoPolicySpec,
 } from '../tamiyo/index.js';
 import type { HostModel, TrainerDependencies } from '../tolaria/index.js';
 import type { GraphMetadata, UrzaLibrary } from '../urza/index.js';
@@ -35,7 +35,7 @@ export interface EmbeddedControllerDeps {
   /** @default 'embedded' */
   readonly controller?: 'embedded';
   /** Tamiyo's policy, by name or as an object (which the run then owns). */
-  readonly policy: TamiyoPolicyName | TamiyoPolicy;
+  readonly policy: TamiyoPolicySpec | TamiyoPolicy;
   /** Options of the heuristic policy. */
   readonly heuristic?: HeuristicPolicyOptions;
   /** Keep Tamiyo's field reports in a record log at `walPath` (and publish them on the run's bus). @default none kept */

@@ -32,7 +32,7 @@ import { KarnCatalog } from '../karn/index.js';
 import { BusMessageType, RunPhase, TelemetryLevel, type RunAnnouncement } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
 import { runNonceFile, type KeyRing } from '../security/index.js';
-import { ControlResponder, createTamiyo, type HeuristicPolicyOptions, type Tamiyo, type TamiyoPolicyName } from '../tamiyo/index.js';
+import { ControlResponder, createTamiyo, type HeuristicPolicyOptions, type Tamiyo, type TamiyoPolicySpec } from '../tamiyo/index.js';
 import { openUrzaLibrary, type UrzaLibrary } from '../urza/index.js';
 import { candidatesFor } from './growing-run.js';
 import { provisionBlueprints } from './growth.js';
@@ -62,7 +62,7 @@ export interface TamiyoServerDeps {
   /** Signs commands; checks sheets. */
   readonly keyRing: KeyRing;
   readonly telemetry: TelemetrySink;
-  readonly policy: TamiyoPolicyName;
+  readonly policy: TamiyoPolicySpec;
   readonly heuristic?: HeuristicPolicyOptions;
   /** Directory of the runs' field-report logs (created if missing). */
   readonly fieldReportDir: string;

@@ -11,6 +11,8 @@ import { loadSettings } from '../../src/core/index.js';
 import { readScalarEvents, type RunReportData } from '../../src/nissa/index.js';
 import { openLocalKeyRing } from '../../src/security/index.js';
 import { createBsdsVerifier, UrzaLibrary } from '../../src/urza/index.js';
+import { gnnConfigFor, GRAPH_RELATIONS, serialisePolicy, TamiyoGnn } from '../../src/tamiyo/index.js';
+import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
 
 let root: string;
 
@@ -129,7 +131,7 @@ describe('esper run', () => {
     expect(library.list().filter((entry) => library.getBsds(entry.descriptor.blueprintId) !== undefined).length).toBeGreaterThan(0);
   }, 240_000);
 
-  it.each(RunConfigSchema.shape.policy.options)(
+  it.each(['heuristic', 'gnn'] as const)(
     '--policy %s runs to a clean exit with a report and a record',
     async (policy) => {
       const config = path.join(root, `tiny-${policy}.json`);
@@ -151,6 +153,35 @@ describe('esper run', () => {
     },
     240_000,
   );
+
+  it('--policy learned:<file> runs the policy stored in the file, sampling at the cadence it names', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    await initTensorBackend();
+    const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(9));
+    const file = path.join(root, 'learned.bin');
+    await writeFile(file, serialisePolicy(gnn, { version: 'simic-test-v3', decisionEveryEpochs: 2 }));
+    gnn.dispose();
+    const config = path.join(root, 'tiny-learned.json');
+    await writeFile(config, JSON.stringify({ dataset: 'spirals', hidden: [8], epochs: 3, batchSize: 64, baseline: false }));
+    const settings = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, 'var-learned') } } });
+    const { io, out, err } = capture();
+    const code = await runRun(['--config', config, '--policy', `learned:${file}`, '--json', '--no-ui'], io, { settings });
+    expect(err()).not.toMatch(/\[ESPER_/);
+    expect(code).toBe(0);
+    const report = JSON.parse(out()) as RunReport;
+    expect(report.config.policy).toBe(`learned:${file}`);
+    const record = JSON.parse(await readFile(path.join(report.runDir, 'record.json'), 'utf8')) as {
+      policy: { name: string; version: string };
+    };
+    expect(record.policy).toMatchObject({ name: 'gnn', version: 'simic-test-v3' });
+
+    const missing = capture();
+    const failed = await runRun(['--config', config, '--policy', `learned:${path.join(root, 'nope.bin')}`, '--no-ui'], missing.io, {
+      settings,
+    });
+    expect(failed).not.toBe(0);
+    expect(missing.err()).toContain(path.join(root, 'nope.bin'));
+  }, 240_000);
 
   it('refuses an invalid configuration with exit code 2', async () => {
     const config = path.join(root, 'bad.json');

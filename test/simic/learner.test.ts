@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generalisedAdvantages, type Trajectory, type Transition } from '../../src/simic/experience.js';
 import { PpoLearner } from '../../src/simic/learner.js';
-import { choiceLogProb, gnnConfigFor, PolicyAction, sampleChoice, TamiyoGnn, type PolicyGraph } from '../../src/tamiyo/index.js';
+import { choiceLogProb, fitMaskOf, gnnConfigFor, PolicyAction, sampleChoice, TamiyoGnn, type PolicyGraph } from '../../src/tamiyo/index.js';
 import { initTensorBackend, seededRng, type Rng } from '../../src/tensor/index.js';
 import { graphOfSize, TEST_RELATIONS } from '../tamiyo/fixtures/graphs.js';
 
@@ -21,8 +21,9 @@ function play(gnn: TamiyoGnn, graphs: readonly PolicyGraph[], rng: Rng): { traje
   let hits = 0;
   const trajectories = graphs.map((graph) => {
     const output = gnn.forward(graph);
-    const { choice, logProb } = sampleChoice(output, rng);
-    expect(logProb).toBeCloseTo(choiceLogProb(output, choice), 9);
+    const fits = fitMaskOf(graph);
+    const { choice, logProb } = sampleChoice(output, fits, rng);
+    expect(logProb).toBeCloseTo(choiceLogProb(output, fits, choice), 9);
     const hit = choice.action === PolicyAction.GERMINATE && choice.blueprintIndex === 0;
     if (hit) hits += 1;
     const step: Transition = { graph, choice, logProb, value: output.value, reward: hit ? 1 : 0 };
