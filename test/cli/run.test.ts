@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunConfigSchema, runRun, type RunReport } from '../../src/cli/run.js';
+import { runRun, type RunReport } from '../../src/cli/run.js';
 import { loadSettings } from '../../src/core/index.js';
 import { readScalarEvents, type RunReportData } from '../../src/nissa/index.js';
 import { openLocalKeyRing } from '../../src/security/index.js';
