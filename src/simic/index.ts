@@ -36,3 +36,22 @@ export {
   type SimicIngestorStats,
   type WalIngestResult,
 } from './ingestor.js';
+export {
+  REPORT_REWARD_DEFAULTS,
+  resolveReportRewardOptions,
+  rewardOfReport,
+  transitionOfReport,
+  UnusableReport,
+  type ReportRewardOptions,
+  type ReportTransition,
+} from './transitions.js';
+export {
+  SimicLearnerMetric,
+  SimicService,
+  SimicServiceEvent,
+  type HeldOutEvaluator,
+  type SimicServiceOptions,
+  type SimicServiceState,
+  type SimicServiceStats,
+  type SimicUpdate,
+} from './service.js';

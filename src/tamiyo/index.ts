@@ -24,6 +24,8 @@ export {
 } from './scheduled-policy.js';
 export {
   createTamiyo,
+  initialPolicyNetwork,
+  initialPolicyVersion,
   TAMIYO_POLICY_NAMES,
   type Tamiyo,
   type TamiyoDeps,
@@ -40,6 +42,13 @@ export {
   type SampledDecision,
 } from './gnn-policy.js';
 export { TamiyoGnn, type GnnBatchTensors } from './gnn.js';
+export {
+  decisionContextOf,
+  decodeDecisionContext,
+  graphOfSnapshot,
+  snapshotOfGraph,
+  type DecodedDecisionContext,
+} from './policy-graph-snapshot.js';
 export { batchGraphs, type GraphBatch } from './gnn-batch.js';
 export {
   allowedActions,
