@@ -295,6 +295,10 @@ export const SETTINGS_DEFINITION = {
     replayCapacity: setting.integer({ default: 1024, min: 1 }),
     /** Field reports older than this (by receipt time) leave the replay buffer. @default 24 */
     replayTtlHours: setting.integer({ default: 24, min: 1 }),
+    /** Usable field reports (of the version being trained) per PPO update. @default 32 */
+    reportsPerUpdate: setting.integer({ default: 32, min: 1 }),
+    /** Simic's current policy, kept across restarts. @default "<storage.varDir>/simic/policy.bin" */
+    policyFile: setting.varPath('simic/policy.bin'),
   },
 } as const satisfies SettingsGroup;
 

@@ -83,3 +83,4 @@ export {
   type ExperimentResult,
   type SeedStory,
 } from './experiment.js';
+export { openSimicServer, SIMIC_POLICY_ID, type SimicServer, type SimicServerDeps } from './simic-server.js';
