@@ -3,19 +3,24 @@
  * decision context become one-decision episodes with the documented reward; reports of
  * another version, without a context or ABORTED are counted and left out; once enough wait,
  * one PPO update runs and its candidate is published (with an evaluator) or blocked
- * (without one: nothing reaches the bus); a published policy is kept across a restart.
+ * (without one: nothing reaches the bus); a published policy is kept across a restart; a
+ * Tamiyo swaps to Simic's update and refuses tampered, unsigned and replayed copies of it.
  */
-import { create } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryTelemetrySink } from '../../src/core/index.js';
+import { loadSettings, MemoryTelemetrySink } from '../../src/core/index.js';
+import { mlpHost } from '../../src/tolaria/index.js';
 import {
   BusMessageType,
   FieldReportDeltaSchema,
   FieldReportOutcome,
   FieldReportSchema,
+  PolicyUpdateSchema,
+  SystemStatePacketSchema,
+  TrainingMetricsSchema,
   type FieldReport,
   type PolicyUpdate,
 } from '../../src/leyline/index.js';
@@ -32,6 +37,7 @@ import {
   type SimicUpdate,
 } from '../../src/simic/index.js';
 import {
+  createTamiyo,
   decisionContextOf,
   GRAPH_RELATIONS,
   initialPolicyNetwork,
@@ -235,5 +241,59 @@ describe('SimicService', () => {
     expect(second.version).toBe('simic-v1');
     // The buffer's reports of the old version are considered at start, and left out.
     expect(second.stats()).toMatchObject({ otherVersion: 4, pending: 0 });
+  });
+
+  it("Tamiyo swaps to Simic's published update; tampered, unsigned and replayed copies of it are rejected with their reason and the swapped policy keeps deciding", async () => {
+    const s = await system({ evaluate: true });
+    const service = s.make();
+    cleanups.push(() => service.close());
+    await service.start();
+    const tamiyoTelemetry = new MemoryTelemetrySink();
+    const settings = loadSettings({ env: {}, overrides: { tamiyo: { stepTimeoutMs: 60_000, gnnInitSeed: 7, gnnSampling: true } } });
+    const tamiyo = await createTamiyo(settings, {
+      policy: 'gnn',
+      host: mlpHost({ inputShape: [2], hidden: [4], numClasses: 2, seed: 1, hostId: 'simic-svc' }).descriptor,
+      candidates: [],
+      keyRing: testKeyRing(),
+      trainingRunId: 'run-a',
+      telemetry: tamiyoTelemetry,
+      policyUpdates: { bus: s.bus, nonceFile: path.join(s.dir, 'nonces.wal') },
+    });
+    cleanups.push(() => tamiyo.close('run_completed'));
+    let step = 0;
+    const decide = async (): Promise<string> => {
+      step += 1;
+      const packet = create(SystemStatePacketSchema, {
+        version: 1,
+        packetId: `p${step}`,
+        globalStep: BigInt(step),
+        trainingRunId: 'run-a',
+        metrics: create(TrainingMetricsSchema, {}),
+      });
+      await tamiyo.service.evaluateStep(packet, { signal: new AbortController().signal });
+      return tamiyo.service.policy.version;
+    };
+    expect(await decide()).toBe(INIT);
+    for (const i of [60, 61, 62, 63]) await s.bus.publish(report(i, { contribution: 0.03 }));
+    await until(() => s.policyUpdates.length === 1);
+    const deadline = Date.now() + 10_000;
+    while ((await decide()) !== 'simic-v1' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(tamiyo.service.policy.version).toBe('simic-v1');
+
+    const original = s.policyUpdates[0] as PolicyUpdate;
+    const tampered = clone(PolicyUpdateSchema, original);
+    tampered.payload = Uint8Array.from(tampered.payload);
+    tampered.payload[100] = (tampered.payload[100] ?? 0) ^ 0x01;
+    const unsigned = clone(PolicyUpdateSchema, original);
+    unsigned.security = undefined;
+    const replayed = clone(PolicyUpdateSchema, original);
+    for (const update of [tampered, unsigned, replayed]) await s.bus.publish(update);
+    await until(() => tamiyoTelemetry.events('policy_update_rejected').length === 3);
+    expect(tamiyoTelemetry.events('policy_update_rejected').map((e) => e.attributes['reason'])).toEqual([
+      'invalid_signature',
+      'missing_security',
+      'nonce_replayed',
+    ]);
+    expect(await decide()).toBe('simic-v1');
   });
 });
