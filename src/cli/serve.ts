@@ -2,7 +2,8 @@
  * `esper serve <role>`: one service of a distributed system in this process, over the Redis
  * bus of the settings — `tamiyo` (the controller of every run on the bus, until stopped) or
  * `trainer` (Tolaria + Kasmina for one run, until it is done; started again with the same
- * `--run-id` and `--out`, it resumes from its last checkpoint). `esper up` starts these
+ * `--run-id` and `--out`, it resumes from its last checkpoint), `simic` (learns the GNN policy
+ * from every run's field reports and publishes gated updates) or `nissa`. `esper up` starts these
  * under Weatherlight's supervisor; on several machines, start them by hand against one Redis.
  */
 import path from 'node:path';
@@ -12,8 +13,9 @@ import { openBusFromSettings } from '../oona/index.js';
 import { createNissa } from '../nissa/index.js';
 import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicySpec } from '../tamiyo/index.js';
+import { initTensorBackend } from '../tensor/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
-import { EXPERIMENT_HEURISTIC, openTamiyoServer } from '../weatherlight/index.js';
+import { EXPERIMENT_HEURISTIC, openSimicServer, openTamiyoServer } from '../weatherlight/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
 import { executeRun, prepareRun } from './run.js';
@@ -28,6 +30,19 @@ const SERVE_TAMIYO_COMMAND: CommandSpec<{ readonly policy: (typeof RUN_FLAGS)['p
   notes: `Field reports of every run go to <storage.varDir>/tamiyo/field-reports/<run id>.wal and
 onto the bus. Needs ESPER_OONA_BUS_URL=redis://… and ESPER_LEYLINE_SECRET (or _KEYS), the
 same on every machine of the system.`,
+};
+
+const SERVE_SIMIC_COMMAND: CommandSpec<Record<string, never>> = {
+  name: 'esper serve simic',
+  summary: "learn Tamiyo's policy from every run's field reports on the Redis bus, until SIGINT/SIGTERM",
+  synopsis: '',
+  flags: {},
+  notes: `Ingests field reports (group simic) into the replay buffer at simic.replayDir, runs a PPO
+update once simic.reportsPerUpdate reports of the version being trained carry a decision
+context (Tamiyo with --policy gnn and tamiyo.gnnSampling), and publishes an update that passes
+its gates. Needs tamiyo.gnnInitSeed (ESPER_TAMIYO_GNN_INIT_SEED) set to the same value for every
+Tamiyo, ESPER_OONA_BUS_URL=redis://… and ESPER_LEYLINE_SECRET (or _KEYS). No held-out evaluator
+is built in yet: every update is reported blocked (simic_policy_blocked) and none is published.`,
 };
 
 const SERVE_NISSA_COMMAND: CommandSpec<Record<string, never>> = {
@@ -58,10 +73,11 @@ command when it arrives if it is still fresh, checkpoints at each epoch end in
 and ESPER_LEYLINE_SECRET (or _KEYS).`,
 };
 
-const SERVE_HELP = `Usage: esper serve <tamiyo|trainer|nissa> [options]
+const SERVE_HELP = `Usage: esper serve <tamiyo|trainer|simic|nissa> [options]
 
   tamiyo    ${SERVE_TAMIYO_COMMAND.summary}
   trainer   ${SERVE_TRAINER_COMMAND.summary}
+  simic     ${SERVE_SIMIC_COMMAND.summary}
   nissa     ${SERVE_NISSA_COMMAND.summary}
 
 esper serve <role> --help shows a role's options.
@@ -73,11 +89,12 @@ export async function runServe(argv: readonly string[], io: CliIo, options: RunR
   if (role === 'tamiyo') return serveTamiyo(rest, io, options);
   if (role === 'trainer') return serveTrainer(rest, io, options);
   if (role === 'nissa') return serveNissa(rest, io, options);
+  if (role === 'simic') return serveSimic(rest, io, options);
   if (role === undefined || role === '-h' || role === '--help') {
     io.stdout.write(SERVE_HELP);
     return role === undefined ? ExitCode.USAGE : ExitCode.OK;
   }
-  io.stderr.write(`esper serve: unknown role '${role}' (tamiyo, trainer or nissa)\n`);
+  io.stderr.write(`esper serve: unknown role '${role}' (tamiyo, trainer, simic or nissa)\n`);
   return ExitCode.USAGE;
 }
 
@@ -110,6 +127,8 @@ async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOp
 
   const stop = stopSignal(options.signal);
   try {
+    // The GNN policy runs on the tensor engine (the heuristic never touches it).
+    if (policy === 'gnn') await initTensorBackend();
     const server = await openTamiyoServer(settings, {
       bus,
       keyRing,
@@ -171,6 +190,60 @@ async function serveTrainer(argv: readonly string[], io: CliIo, options: RunRunO
     return reportFailure(io, spec, error);
   }
   return executeRun(prepared, io, options, json, spec);
+}
+
+async function serveSimic(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
+  const spec = SERVE_SIMIC_COMMAND;
+  let settings: EsperSettings;
+  try {
+    const { help } = parseCommandLine(spec, argv);
+    if (help) {
+      io.stdout.write(helpText(spec));
+      return ExitCode.OK;
+    }
+    settings = await distributedSettings(io, spec.name, options);
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  }
+  const keyRing = KeyRing.fromSettings(settings.security);
+  const stderr = new StderrEventSink(io, new Progress(io, 1));
+  const { bus, telemetry, close: closeBus } = openServiceBus(settings, keyRing, io, spec.name, stderr);
+  const stop = stopSignal(options.signal);
+  try {
+    await initTensorBackend();
+    const simic = await openSimicServer(settings, {
+      bus,
+      keyRing,
+      telemetry,
+      onUpdate: (update) => {
+        const verdict = update.outcome.published ? 'published' : `blocked (${update.outcome.reasons.join('; ')})`;
+        io.stderr.write(
+          `${spec.name}: update of ${update.fromVersion} on ${update.reports} reports in ${Math.round(update.durationMs)} ms: ` +
+            `reward ${update.stats.averageReward.toFixed(4)}, KL ${update.stats.approxKl.toFixed(4)} → ${update.candidateVersion} ${verdict}\n`,
+        );
+      },
+    });
+    try {
+      io.stderr.write(
+        `${spec.name}: learning ${simic.service.version} from the field reports on ${redactUrl(settings.oona.busUrl)}, an update every ${settings.simic.reportsPerUpdate} reports (pid ${process.pid})\n`,
+      );
+      await stop.stopped;
+      const stats = simic.stats();
+      io.stderr.write(
+        `${spec.name}: stopping at ${stats.version} (${stats.updates} updates, ${stats.published} published, ${stats.blocked} blocked)\n`,
+      );
+    } finally {
+      await simic.close();
+    }
+    return ExitCode.OK;
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  } finally {
+    stop.dispose();
+    await closeBus().catch((error: unknown) => {
+      io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`);
+    });
+  }
 }
 
 async function serveNissa(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {

@@ -275,6 +275,18 @@ export const SETTINGS_DEFINITION = {
     fieldReportRetentionHours: setting.integer({ default: 24, min: 1 }),
     /** Publish attempts of one field report before it is reported failed. @default 3 */
     fieldReportMaxRetries: setting.integer({ default: 3, min: 0 }),
+    /**
+     * The GNN policy decides at epoch ends by sampling from its distribution over growth
+     * decisions (seeded per run) and its field reports carry the decision context Simic
+     * learns from; off, it decodes every head's argmax at every call. @default false
+     */
+    gnnSampling: setting.boolean({ default: false }),
+    /**
+     * Seed of the GNN policy's initial weights, the same for every run and for Simic (its
+     * version is then `tamiyo-gnn-init-<seed>`); required by `esper serve simic`. Unset, each
+     * run draws them from its own seed. @default unset
+     */
+    gnnInitSeed: setting.optionalInteger({ min: 0 }),
   },
   simic: {
     /** Directory of Simic's durable replay buffer. @default "<storage.varDir>/simic/replay" */
@@ -283,6 +295,10 @@ export const SETTINGS_DEFINITION = {
     replayCapacity: setting.integer({ default: 1024, min: 1 }),
     /** Field reports older than this (by receipt time) leave the replay buffer. @default 24 */
     replayTtlHours: setting.integer({ default: 24, min: 1 }),
+    /** Usable field reports (of the version being trained) per PPO update. @default 32 */
+    reportsPerUpdate: setting.integer({ default: 32, min: 1 }),
+    /** Simic's current policy, kept across restarts. @default "<storage.varDir>/simic/policy.bin" */
+    policyFile: setting.varPath('simic/policy.bin'),
   },
 } as const satisfies SettingsGroup;
 

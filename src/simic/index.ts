@@ -39,3 +39,22 @@ export {
 export { generalisedAdvantages, type Trajectory, type Transition } from './experience.js';
 export { PPO_DEFAULTS, PpoLearner, SAMPLED_ACTION_NAMES, type PpoOptions, type PpoStats } from './learner.js';
 export { readDecisionLog, writeDecisionLog } from './decision-log.js';
+export {
+  REPORT_REWARD_DEFAULTS,
+  resolveReportRewardOptions,
+  rewardOfReport,
+  transitionOfReport,
+  UnusableReport,
+  type ReportRewardOptions,
+  type ReportTransition,
+} from './transitions.js';
+export {
+  SimicLearnerMetric,
+  SimicService,
+  SimicServiceEvent,
+  type HeldOutEvaluator,
+  type SimicServiceOptions,
+  type SimicServiceState,
+  type SimicServiceStats,
+  type SimicUpdate,
+} from './service.js';

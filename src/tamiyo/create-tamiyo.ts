@@ -18,7 +18,7 @@ import { FieldReportPublisher } from './field-report-publisher.js';
 import { FieldReportStore } from './field-report-store.js';
 import { FieldReportBuilder } from './field-reports.js';
 import { gnnConfigFor } from './gnn-config.js';
-import { GnnPolicy } from './gnn-policy.js';
+import { GnnPolicy, type SampledDecision } from './gnn-policy.js';
 import { TamiyoGnn } from './gnn.js';
 import { GraphBuilder } from './graph-builder.js';
 import { GRAPH_RELATIONS } from './graph-relations.js';
@@ -62,6 +62,23 @@ const GNN_MIN_STEP_BUDGET_MS = 50;
 
 /** Offset of the GNN's initialisation seed from the run seed (so it does not repeat the host's draws). */
 const GNN_SEED_OFFSET = 17;
+
+/** Offset of a sampling GNN policy's draws from the run seed. */
+const GNN_SAMPLING_SEED_OFFSET = 29;
+
+/** Version of the GNN every run and Simic draw from `tamiyo.gnnInitSeed`. */
+export function initialPolicyVersion(initSeed: number): string {
+  return `tamiyo-gnn-init-${initSeed}`;
+}
+
+/**
+ * The GNN policy's initial network drawn from `initSeed` with the default architecture:
+ * what every run's Tamiyo starts from when `tamiyo.gnnInitSeed` is set, and what Simic
+ * trains first. The caller owns (and disposes) the network.
+ */
+export function initialPolicyNetwork(initSeed: number): { readonly gnn: TamiyoGnn; readonly version: string } {
+  return { gnn: new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(initSeed)), version: initialPolicyVersion(initSeed) };
+}
 
 /** What {@link createTamiyo} is given; none of it is closed by Tamiyo. */
 export interface TamiyoDeps {
@@ -117,13 +134,23 @@ export interface Tamiyo extends AsyncDisposable {
  * Builds Tamiyo: the policy, the risk engine (`tamiyo.conservativeMode`), the command
  * builder signing with the key ring (`security.freshnessWindowMs`) under a dependency guard,
  * the field-report builder, store and publisher (`tamiyo.fieldReportMaxRetries`), and the
- * service with the inference budget `tamiyo.stepTimeoutMs`.
+ * service with the inference budget `tamiyo.stepTimeoutMs`. The `gnn` policy starts from
+ * `tamiyo.gnnInitSeed`'s network when set, and samples its decisions (seeded from the run
+ * seed; field reports then carry their decision context) under `tamiyo.gnnSampling`.
  * @throws EsperError INVALID_ARGUMENT for options a part refuses (blank run id or site ids,
  *   duplicate candidates); the field-report store's errors
  */
 export async function createTamiyo(settings: TamiyoSettings, deps: TamiyoDeps): Promise<Tamiyo> {
   const { telemetry, trainingRunId } = deps;
-  const policy = await buildPolicy(deps);
+  const sampled = { last: undefined as SampledDecision | undefined };
+  const policy = await buildPolicy(settings, deps, (decision) => {
+    sampled.last = decision;
+  });
+  const takeSampledDecision = (): SampledDecision | undefined => {
+    const decision = sampled.last;
+    sampled.last = undefined;
+    return decision;
+  };
   let store: FieldReportStore | undefined;
   try {
     const reports = deps.fieldReports;
@@ -164,7 +191,7 @@ export async function createTamiyo(settings: TamiyoSettings, deps: TamiyoDeps): 
                   }),
             },
           }),
-      ...(policy instanceof GnnPolicy ? { coverage: () => policy.lastCoverage } : {}),
+      ...(policy instanceof GnnPolicy ? { coverage: () => policy.lastCoverage, takeSampledDecision } : {}),
       ...(deps.clock === undefined ? {} : { clock: deps.clock }),
     });
     const opened = store;
@@ -231,14 +258,24 @@ async function listenForUpdates(
   return { close: () => runCleanup('tamiyo policy updates', [() => listener.close(), () => ledger.close()]) };
 }
 
-async function buildPolicy(deps: TamiyoDeps): Promise<TamiyoPolicy> {
+async function buildPolicy(
+  settings: TamiyoSettings,
+  deps: TamiyoDeps,
+  onDecision: (decision: SampledDecision) => void,
+): Promise<TamiyoPolicy> {
   if (typeof deps.policy !== 'string') return deps.policy;
-  if (isLearnedPolicyRef(deps.policy)) return openLearnedPolicy(deps.policy.slice('learned:'.length), { seed: deps.seed ?? 0 });
+  if (isLearnedPolicyRef(deps.policy)) return openLearnedPolicy(deps.policy.slice('learned:'.length), { seed: deps.seed ?? 0, onDecision });
   if (deps.policy === 'heuristic') return new HeuristicPolicy(deps.heuristic ?? {});
-  const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng((deps.seed ?? 0) + GNN_SEED_OFFSET));
+  const runSeed = deps.seed ?? 0;
+  const initSeed = settings.tamiyo.gnnInitSeed;
+  const { gnn, version } =
+    initSeed === undefined
+      ? { gnn: new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(runSeed + GNN_SEED_OFFSET)), version: 'tamiyo-gnn-untrained' }
+      : initialPolicyNetwork(initSeed);
   return new GnnPolicy({
     gnn,
     builder: new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() }),
-    version: 'tamiyo-gnn-untrained',
+    version,
+    ...(settings.tamiyo.gnnSampling ? { sampling: { rng: seededRng(runSeed + GNN_SAMPLING_SEED_OFFSET), onDecision } } : {}),
   });
 }

@@ -13,6 +13,7 @@ import {
   SeedLifecycleStage,
   TelemetryLevel,
   type AdaptationCommand,
+  type DecisionContext as PolicyDecisionContext,
   type FieldReport,
   type RiskReason,
 } from '../leyline/index.js';
@@ -110,6 +111,12 @@ export interface DecisionContext {
    * schedule_start/end, selected_seed_score) when it has one.
    */
   readonly decisionDelta?: FieldReportDeltaInput;
+  /**
+   * What a sampling policy saw and chose (Leyline `DecisionContext`), carried by the report
+   * as `decision_context`. Kept beside the window, not in its JSON snapshot: a window
+   * restored from a snapshot reports without it. @default none
+   */
+  readonly policyContext?: PolicyDecisionContext;
 }
 
 /** One epoch summary, fed to every open window. */
@@ -197,6 +204,8 @@ export class FieldReportBuilder {
   readonly options: ResolvedFieldReportBuilderOptions;
   /** Open windows by command id, in open order (Map keeps insertion order). */
   readonly #windows = new Map<string, MutableWindow>();
+  /** Decision contexts of open windows, by command id. */
+  readonly #policyContexts = new Map<string, PolicyDecisionContext>();
   #opened = 0;
   #closed = 0;
   #evicted = 0;
@@ -312,6 +321,7 @@ export class FieldReportBuilder {
       contribution: context.contribution === undefined ? null : checkFinite('context.contribution', context.contribution),
       decisionDelta,
     });
+    if (context.policyContext !== undefined) this.#policyContexts.set(commandId, context.policyContext);
     this.#opened += 1;
     return closed;
   }
@@ -386,9 +396,12 @@ export class FieldReportBuilder {
 
   #close(window: MutableWindow, closure: WindowClosure, abortReason?: string): FieldReport {
     this.#windows.delete(window.commandId);
+    const policyContext = this.#policyContexts.get(window.commandId);
+    this.#policyContexts.delete(window.commandId);
     this.#closed += 1;
     const closedWindow: ClosedWindow = { ...window, closure, ...(abortReason === undefined ? {} : { abortReason }) };
     const report = buildReport(closedWindow, this.options.trainingRunId, this.options.clock.wallMs());
+    if (policyContext !== undefined) report.decisionContext = policyContext;
     this.#emit(FieldReportEvent.SYNTHESISED, TelemetryLevel.INFO, {
       report_id: report.reportId,
       command_id: window.commandId,

@@ -25,6 +25,8 @@ export {
 export {
   createTamiyo,
   isLearnedPolicyRef,
+  initialPolicyNetwork,
+  initialPolicyVersion,
   TAMIYO_POLICY_NAMES,
   type LearnedPolicyRef,
   type TamiyoPolicySpec,
@@ -44,6 +46,13 @@ export {
 } from './gnn-policy.js';
 export { TamiyoGnn, type GnnBatchTensors } from './gnn.js';
 export { openLearnedPolicy, type LearnedPolicyOptions } from './learned-policy.js';
+export {
+  decisionContextOf,
+  decodeDecisionContext,
+  graphOfSnapshot,
+  snapshotOfGraph,
+  type DecodedDecisionContext,
+} from './policy-graph-snapshot.js';
 export { batchGraphs, type GraphBatch } from './gnn-batch.js';
 export {
   allowedActions,

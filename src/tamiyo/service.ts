@@ -45,7 +45,9 @@ import { DecisionKind } from './decision.js';
 import type { FieldReportPublisher } from './field-report-publisher.js';
 import type { FieldReportStore } from './field-report-store.js';
 import type { FieldReportBuilder } from './field-reports.js';
+import type { SampledDecision } from './gnn-policy.js';
 import type { FeatureCoverage } from './graph-types.js';
+import { decisionContextOf } from './policy-graph-snapshot.js';
 import { TAMIYO_TELEMETRY_SOURCE, TamiyoMetric } from './names.js';
 import type { PolicyProposal, TamiyoPolicy } from './policy.js';
 import type { RiskEngine, RiskVerdict } from './risk-engine.js';
@@ -77,6 +79,13 @@ export interface TamiyoServiceOptions {
   readonly fieldReports?: TamiyoFieldReports;
   /** Coverage of the policy's last input graph (the GNN policy has one). */
   readonly coverage?: () => FeatureCoverage | undefined;
+  /**
+   * Takes (and forgets) the decision a sampling GNN policy drew on the proposal just made,
+   * if it drew one; called after every proposal. A command that carries that decision's
+   * choice gets it in its field report (`decision_context`), for Simic to learn from.
+   * @default none: reports carry no decision context
+   */
+  readonly takeSampledDecision?: () => SampledDecision | undefined;
   readonly clock?: Clock;
 }
 
@@ -271,6 +280,7 @@ export class TamiyoService implements FateController, AsyncDisposable {
     const started = this.#clock.monotonicMs();
     const proposal = this.#policy.propose({ packet, host: this.#options.host, candidates: this.#candidates, epochBoundary });
     const latencyMs = this.#clock.monotonicMs() - started;
+    const sampled = this.#options.takeSampledDecision?.();
     const overBudget = latencyMs > this.#options.stepBudgetMs;
     // Observed only (core.latencyBudgets: observe): the risk engine reports it, nothing pauses.
     const timedOut = overBudget && this.#options.risk.options.latencyBudgets === 'enforce';
@@ -307,7 +317,7 @@ export class TamiyoService implements FateController, AsyncDisposable {
     const events = this.#emit(packet, proposal, verdict, latencyMs, coverage);
     if (events.some((e) => e.level === TelemetryLevel.CRITICAL)) this.#criticalSinceEpoch = true;
     if (proposal.decision.kind !== DecisionKind.WAIT || timedOut) {
-      await this.#store(this.#record(packet, epochBoundary, proposal, verdict, timedOut, latencyMs, command));
+      await this.#store(this.#record(packet, epochBoundary, proposal, verdict, timedOut, latencyMs, command, sampled));
     }
     return command;
   }
@@ -334,6 +344,7 @@ export class TamiyoService implements FateController, AsyncDisposable {
     timedOut: boolean,
     latencyMs: number,
     command: AdaptationCommand | undefined,
+    sampled: SampledDecision | undefined,
   ): readonly FieldReport[] {
     const d = verdict.decision;
     if (command !== undefined) this.#recordOf.set(command.commandId, this.#decisions.length);
@@ -356,6 +367,12 @@ export class TamiyoService implements FateController, AsyncDisposable {
     const seedId = d.seedId ?? command.targetSeedId;
     const seed = packet.seedStates.find((s) => s.seedId === seedId);
     const contribution = seed?.metrics?.counterfactualContribution;
+    // The sampled choice is what the command does only when the risk engine let it through
+    // unchanged; a downgraded decision is not the policy's action, so nothing is learned from it.
+    const policyContext =
+      sampled !== undefined && d.kind === proposal.decision.kind && sampled.policyVersion === proposal.policyVersion
+        ? decisionContextOf(sampled)
+        : undefined;
     // Windows evicted to make room (more than the builder's cap open) come back as reports.
     return reports.builder.open(command, {
       epoch: packet.currentEpoch,
@@ -364,6 +381,7 @@ export class TamiyoService implements FateController, AsyncDisposable {
       reason: verdict.reason,
       ...(seed === undefined ? {} : { seedStage: seed.stage }),
       ...(contribution === undefined ? {} : { contribution }),
+      ...(policyContext === undefined ? {} : { policyContext }),
       decisionDelta: {
         ...(proposal.valueEstimate === undefined ? {} : { valueEstimate: proposal.valueEstimate }),
         tamiyoLatencyMs: latencyMs,

@@ -51,9 +51,14 @@ export interface FleetOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Also run Nissa (`esper serve nissa`: metrics and the live view of every run). @default false */
   readonly nissa?: boolean;
+  /**
+   * Also run Simic (`esper serve simic`: learns from every run's field reports; needs the
+   * `gnn` policy with `tamiyo.gnnSampling` and `tamiyo.gnnInitSeed`). @default false
+   */
+  readonly simic?: boolean;
 }
 
-/** The services of a fleet: `tamiyo`, `nissa` (when asked), then `trainer-1` … `trainer-N`. */
+/** The services of a fleet: `tamiyo`, `nissa` and `simic` (when asked), then `trainer-1` … `trainer-N`. */
 export function fleetServices(options: FleetOptions): ServiceSpec[] {
   const base = (name: string, args: readonly string[]): ProcessServiceSpec => ({
     kind: 'process',
@@ -65,6 +70,7 @@ export function fleetServices(options: FleetOptions): ServiceSpec[] {
   return [
     { ...base('tamiyo', ['serve', 'tamiyo', '--policy', options.policy]), untilStopped: true },
     ...(options.nissa === true ? [{ ...base('nissa', ['serve', 'nissa']), untilStopped: true }] : []),
+    ...(options.simic === true ? [{ ...base('simic', ['serve', 'simic']), untilStopped: true }] : []),
     ...options.trainers.map((t, i) => base(`trainer-${i + 1}`, ['serve', 'trainer', '--run-id', t.runId, '--out', t.runDir, ...t.args])),
   ];
 }

@@ -104,3 +104,4 @@ export {
   type LearnEvaluation,
   type PairedDifference,
 } from './learn-evaluation.js';
+export { openSimicServer, SIMIC_POLICY_ID, type SimicServer, type SimicServerDeps } from './simic-server.js';

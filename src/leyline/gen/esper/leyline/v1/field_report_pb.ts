@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file esper/leyline/v1/field_report.proto.
  */
 export const file_esper_leyline_v1_field_report: GenFile = /*@__PURE__*/
-  fileDesc("CiNlc3Blci9sZXlsaW5lL3YxL2ZpZWxkX3JlcG9ydC5wcm90bxIQZXNwZXIubGV5bGluZS52MSI6ChBNaXRpZ2F0aW9uQWN0aW9uEhMKC2FjdGlvbl90eXBlGAEgASgJEhEKCXJhdGlvbmFsZRgCIAEoCSKrAwoQRmllbGRSZXBvcnREZWx0YRISCgpsb3NzX2RlbHRhGAEgASgCEhMKC3BhcmFtX2RlbHRhGAIgASgCEhIKCnJpc2tfaW5kZXgYAyABKAISEgoKcmlza19zY29yZRgEIAEoAhIZChF0YW1peW9fbGF0ZW5jeV9tcxgFIAEoAhIXCg9ob29rX2xhdGVuY3lfbXMYBiABKAISGAoQa2FzbWluYV9hcHBseV9tcxgHIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAggASgCEhYKDnZhbHVlX2VzdGltYXRlGAkgASgCEhYKDmJsZW5kaW5nX2luZGV4GAogASgCEhsKE3NlbGVjdGVkX3NlZWRfc2NvcmUYCyABKAISFgoOc2NoZWR1bGVfc3RhcnQYDCABKAISFAoMc2NoZWR1bGVfZW5kGA0gASgCEhYKDmJsdWVwcmludF9yaXNrGA4gASgCEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgPIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24i8wMKC0ZpZWxkUmVwb3J0Eg8KB3ZlcnNpb24YASABKA0SEQoJcmVwb3J0X2lkGAIgASgJEhIKCmNvbW1hbmRfaWQYAyABKAkSFwoPdHJhaW5pbmdfcnVuX2lkGAQgASgJEg8KB3NlZWRfaWQYBSABKAkSFAoMYmx1ZXByaW50X2lkGAYgASgJEjUKB291dGNvbWUYByABKA4yJC5lc3Blci5sZXlsaW5lLnYxLkZpZWxkUmVwb3J0T3V0Y29tZRIhChlvYnNlcnZhdGlvbl93aW5kb3dfZXBvY2hzGAkgASgNEi0KCWlzc3VlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVdGFtaXlvX3BvbGljeV92ZXJzaW9uGAsgASgJEj0KEWZvbGxvd191cF9hY3Rpb25zGAwgAygLMiIuZXNwZXIubGV5bGluZS52MS5NaXRpZ2F0aW9uQWN0aW9uEg0KBW5vdGVzGA0gASgJEjEKBWRlbHRhGA4gASgLMiIuZXNwZXIubGV5bGluZS52MS5GaWVsZFJlcG9ydERlbHRhEjQKDWV4dHJhX21ldHJpY3MYDyADKAsyHS5lc3Blci5sZXlsaW5lLnYxLk1ldHJpY1BvaW50SgQICBAJUgdtZXRyaWNzYgZwcm90bzM", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry, file_google_protobuf_timestamp]);
+  fileDesc("CiNlc3Blci9sZXlsaW5lL3YxL2ZpZWxkX3JlcG9ydC5wcm90bxIQZXNwZXIubGV5bGluZS52MSI6ChBNaXRpZ2F0aW9uQWN0aW9uEhMKC2FjdGlvbl90eXBlGAEgASgJEhEKCXJhdGlvbmFsZRgCIAEoCSKrAwoQRmllbGRSZXBvcnREZWx0YRISCgpsb3NzX2RlbHRhGAEgASgCEhMKC3BhcmFtX2RlbHRhGAIgASgCEhIKCnJpc2tfaW5kZXgYAyABKAISEgoKcmlza19zY29yZRgEIAEoAhIZChF0YW1peW9fbGF0ZW5jeV9tcxgFIAEoAhIXCg9ob29rX2xhdGVuY3lfbXMYBiABKAISGAoQa2FzbWluYV9hcHBseV9tcxgHIAEoAhIbChNrYXNtaW5hX2ZpbmFsaXplX21zGAggASgCEhYKDnZhbHVlX2VzdGltYXRlGAkgASgCEhYKDmJsZW5kaW5nX2luZGV4GAogASgCEhsKE3NlbGVjdGVkX3NlZWRfc2NvcmUYCyABKAISFgoOc2NoZWR1bGVfc3RhcnQYDCABKAISFAoMc2NoZWR1bGVfZW5kGA0gASgCEhYKDmJsdWVwcmludF9yaXNrGA4gASgCEigKG2NvdW50ZXJmYWN0dWFsX2NvbnRyaWJ1dGlvbhgPIAEoAkgAiAEBQh4KHF9jb3VudGVyZmFjdHVhbF9jb250cmlidXRpb24isAQKC0ZpZWxkUmVwb3J0Eg8KB3ZlcnNpb24YASABKA0SEQoJcmVwb3J0X2lkGAIgASgJEhIKCmNvbW1hbmRfaWQYAyABKAkSFwoPdHJhaW5pbmdfcnVuX2lkGAQgASgJEg8KB3NlZWRfaWQYBSABKAkSFAoMYmx1ZXByaW50X2lkGAYgASgJEjUKB291dGNvbWUYByABKA4yJC5lc3Blci5sZXlsaW5lLnYxLkZpZWxkUmVwb3J0T3V0Y29tZRIhChlvYnNlcnZhdGlvbl93aW5kb3dfZXBvY2hzGAkgASgNEi0KCWlzc3VlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVdGFtaXlvX3BvbGljeV92ZXJzaW9uGAsgASgJEj0KEWZvbGxvd191cF9hY3Rpb25zGAwgAygLMiIuZXNwZXIubGV5bGluZS52MS5NaXRpZ2F0aW9uQWN0aW9uEg0KBW5vdGVzGA0gASgJEjEKBWRlbHRhGA4gASgLMiIuZXNwZXIubGV5bGluZS52MS5GaWVsZFJlcG9ydERlbHRhEjQKDWV4dHJhX21ldHJpY3MYDyADKAsyHS5lc3Blci5sZXlsaW5lLnYxLk1ldHJpY1BvaW50EjsKEGRlY2lzaW9uX2NvbnRleHQYECABKAsyIS5lc3Blci5sZXlsaW5lLnYxLkRlY2lzaW9uQ29udGV4dEoECAgQCVIHbWV0cmljcyJFChJQb2xpY3lHcmFwaE5vZGVTZXQSDAoEdHlwZRgBIAEoCRILCgNpZHMYAiADKAkSFAoIZmVhdHVyZXMYAyADKAJCAhABIn8KElBvbGljeUdyYXBoRWRnZVNldBIQCghyZWxhdGlvbhgBIAEoCRIQCghzcmNfdHlwZRgCIAEoCRIQCghkc3RfdHlwZRgDIAEoCRIPCgNzcmMYBCADKAVCAhABEg8KA2RzdBgFIAMoBUICEAESEQoFYXR0cnMYBiADKAJCAhABIpkBChNQb2xpY3lHcmFwaFNuYXBzaG90EjMKBW5vZGVzGAEgAygLMiQuZXNwZXIubGV5bGluZS52MS5Qb2xpY3lHcmFwaE5vZGVTZXQSMwoFZWRnZXMYAiADKAsyJC5lc3Blci5sZXlsaW5lLnYxLlBvbGljeUdyYXBoRWRnZVNldBIYChBmZWF0dXJlX2NvdmVyYWdlGAMgASgCIo0CCg9EZWNpc2lvbkNvbnRleHQSNAoFZ3JhcGgYASABKAsyJS5lc3Blci5sZXlsaW5lLnYxLlBvbGljeUdyYXBoU25hcHNob3QSDgoGYWN0aW9uGAIgASgNEhcKCnNpdGVfaW5kZXgYAyABKA1IAIgBARIcCg9ibHVlcHJpbnRfaW5kZXgYBCABKA1IAYgBARIXCgpzZWVkX2luZGV4GAUgASgNSAKIAQESGgoSYmVoYXZpb3VyX2xvZ19wcm9iGAYgASgCEhYKDnZhbHVlX2VzdGltYXRlGAcgASgCQg0KC19zaXRlX2luZGV4QhIKEF9ibHVlcHJpbnRfaW5kZXhCDQoLX3NlZWRfaW5kZXhiBnByb3RvMw", [file_esper_leyline_v1_enums, file_esper_leyline_v1_telemetry, file_google_protobuf_timestamp]);
 
 /**
  * A suggested follow-up.
@@ -215,6 +215,14 @@ export type FieldReport = Message<"esper.leyline.v1.FieldReport"> & {
    * @generated from field: repeated esper.leyline.v1.MetricPoint extra_metrics = 15;
    */
   extraMetrics: MetricPoint[];
+
+  /**
+   * What the deciding policy saw and chose, when a sampling (learning) policy made the
+   * decision and the command carries its choice; unset otherwise.
+   *
+   * @generated from field: esper.leyline.v1.DecisionContext decision_context = 16;
+   */
+  decisionContext?: DecisionContext | undefined;
 };
 
 /**
@@ -223,4 +231,181 @@ export type FieldReport = Message<"esper.leyline.v1.FieldReport"> & {
  */
 export const FieldReportSchema: GenMessage<FieldReport> = /*@__PURE__*/
   messageDesc(file_esper_leyline_v1_field_report, 2);
+
+/**
+ * One node type's nodes of a policy graph, as the policy read them.
+ *
+ * @generated from message esper.leyline.v1.PolicyGraphNodeSet
+ */
+export type PolicyGraphNodeSet = Message<"esper.leyline.v1.PolicyGraphNodeSet"> & {
+  /**
+   * Node type ("global", "seed", "site", "blueprint", "layer", "activation", "parameter").
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * Stable node ids, one per row.
+   *
+   * @generated from field: repeated string ids = 2;
+   */
+  ids: string[];
+
+  /**
+   * Row-major [ids, feature width of the type], already normalised.
+   *
+   * @generated from field: repeated float features = 3 [packed = true];
+   */
+  features: number[];
+};
+
+/**
+ * Describes the message esper.leyline.v1.PolicyGraphNodeSet.
+ * Use `create(PolicyGraphNodeSetSchema)` to create a new message.
+ */
+export const PolicyGraphNodeSetSchema: GenMessage<PolicyGraphNodeSet> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_field_report, 3);
+
+/**
+ * One relation's edges of a policy graph.
+ *
+ * @generated from message esper.leyline.v1.PolicyGraphEdgeSet
+ */
+export type PolicyGraphEdgeSet = Message<"esper.leyline.v1.PolicyGraphEdgeSet"> & {
+  /**
+   * Relation name and the node types it connects (src --relation--> dst).
+   *
+   * @generated from field: string relation = 1;
+   */
+  relation: string;
+
+  /**
+   * @generated from field: string src_type = 2;
+   */
+  srcType: string;
+
+  /**
+   * @generated from field: string dst_type = 3;
+   */
+  dstType: string;
+
+  /**
+   * Source and destination rows, same length.
+   *
+   * @generated from field: repeated int32 src = 4 [packed = true];
+   */
+  src: number[];
+
+  /**
+   * @generated from field: repeated int32 dst = 5 [packed = true];
+   */
+  dst: number[];
+
+  /**
+   * Row-major [edges, 3].
+   *
+   * @generated from field: repeated float attrs = 6 [packed = true];
+   */
+  attrs: number[];
+};
+
+/**
+ * Describes the message esper.leyline.v1.PolicyGraphEdgeSet.
+ * Use `create(PolicyGraphEdgeSetSchema)` to create a new message.
+ */
+export const PolicyGraphEdgeSetSchema: GenMessage<PolicyGraphEdgeSet> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_field_report, 4);
+
+/**
+ * The heterogeneous graph a GNN policy decided on, exactly as it was built (the graph
+ * builder's normaliser has running state, so it cannot be rebuilt later).
+ *
+ * @generated from message esper.leyline.v1.PolicyGraphSnapshot
+ */
+export type PolicyGraphSnapshot = Message<"esper.leyline.v1.PolicyGraphSnapshot"> & {
+  /**
+   * Every node type, in the builder's order.
+   *
+   * @generated from field: repeated esper.leyline.v1.PolicyGraphNodeSet nodes = 1;
+   */
+  nodes: PolicyGraphNodeSet[];
+
+  /**
+   * Every relation of the builder's relation list, empty ones included.
+   *
+   * @generated from field: repeated esper.leyline.v1.PolicyGraphEdgeSet edges = 2;
+   */
+  edges: PolicyGraphEdgeSet[];
+
+  /**
+   * Average feature coverage of the graph (fraction of expected inputs present).
+   *
+   * @generated from field: float feature_coverage = 3;
+   */
+  featureCoverage: number;
+};
+
+/**
+ * Describes the message esper.leyline.v1.PolicyGraphSnapshot.
+ * Use `create(PolicyGraphSnapshotSchema)` to create a new message.
+ */
+export const PolicyGraphSnapshotSchema: GenMessage<PolicyGraphSnapshot> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_field_report, 5);
+
+/**
+ * A sampled decision of a GNN policy: the graph, the choice as indices into its node rows,
+ * and what the behaviour policy said about it. What Simic learns from.
+ *
+ * @generated from message esper.leyline.v1.DecisionContext
+ */
+export type DecisionContext = Message<"esper.leyline.v1.DecisionContext"> & {
+  /**
+   * @generated from field: esper.leyline.v1.PolicyGraphSnapshot graph = 1;
+   */
+  graph?: PolicyGraphSnapshot | undefined;
+
+  /**
+   * The sampled action (Tamiyo's PolicyAction index: WAIT, GERMINATE or CULL).
+   *
+   * @generated from field: uint32 action = 2;
+   */
+  action: number;
+
+  /**
+   * Rows of the chosen site and blueprint (GERMINATE) or seed (CULL).
+   *
+   * @generated from field: optional uint32 site_index = 3;
+   */
+  siteIndex?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 blueprint_index = 4;
+   */
+  blueprintIndex?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 seed_index = 5;
+   */
+  seedIndex?: number | undefined;
+
+  /**
+   * log pi_behaviour(choice | graph) and the value head's estimate when it was made.
+   *
+   * @generated from field: float behaviour_log_prob = 6;
+   */
+  behaviourLogProb: number;
+
+  /**
+   * @generated from field: float value_estimate = 7;
+   */
+  valueEstimate: number;
+};
+
+/**
+ * Describes the message esper.leyline.v1.DecisionContext.
+ * Use `create(DecisionContextSchema)` to create a new message.
+ */
+export const DecisionContextSchema: GenMessage<DecisionContext> = /*@__PURE__*/
+  messageDesc(file_esper_leyline_v1_field_report, 6);
 
