@@ -15,7 +15,8 @@ import { KeyRing } from '../security/index.js';
 import type { TamiyoPolicySpec } from '../tamiyo/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import { isPathSafeRunId } from '../tolaria/index.js';
-import { EXPERIMENT_HEURISTIC, openSimicServer, openTamiyoServer } from '../weatherlight/index.js';
+import { episodeEvaluator, EXPERIMENT_HEURISTIC, openSimicServer, openTamiyoServer } from '../weatherlight/index.js';
+import { findTask } from '../study/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
 import { executeRun, prepareRun } from './run.js';
@@ -40,9 +41,11 @@ const SERVE_SIMIC_COMMAND: CommandSpec<Record<string, never>> = {
   notes: `Ingests field reports (group simic) into the replay buffer at simic.replayDir, runs a PPO
 update once simic.reportsPerUpdate reports of the version being trained carry a decision
 context (Tamiyo with --policy gnn and tamiyo.gnnSampling), and publishes an update that passes
-its gates. Needs tamiyo.gnnInitSeed (ESPER_TAMIYO_GNN_INIT_SEED) set to the same value for every
-Tamiyo, ESPER_OONA_BUS_URL=redis://… and ESPER_LEYLINE_SECRET (or _KEYS). No held-out evaluator
-is built in yet: every update is reported blocked (simic_policy_blocked) and none is published.`,
+its gates, the held-out ones after an evaluation on simic.evaluationTask (the candidate, the
+current policy and the heuristic each play simic.evaluationSeeds held-out seeds, in child
+processes). Needs tamiyo.gnnInitSeed (ESPER_TAMIYO_GNN_INIT_SEED) set to the same value for every
+Tamiyo, ESPER_OONA_BUS_URL=redis://… and ESPER_LEYLINE_SECRET (or _KEYS). With an empty
+simic.evaluationTask nothing is evaluated: every update is blocked (simic_policy_blocked).`,
 };
 
 const SERVE_NISSA_COMMAND: CommandSpec<Record<string, never>> = {
@@ -211,10 +214,25 @@ async function serveSimic(argv: readonly string[], io: CliIo, options: RunRunOpt
   const stop = stopSignal(options.signal);
   try {
     await initTensorBackend();
+    const taskName = settings.simic.evaluationTask;
+    // Stopping kills an evaluation's runs; the update is then blocked, not published.
+    const stopping = new AbortController();
+    void stop.stopped.then(() => stopping.abort());
     const simic = await openSimicServer(settings, {
       bus,
       keyRing,
       telemetry,
+      ...(taskName === ''
+        ? {}
+        : {
+            evaluate: episodeEvaluator({
+              task: findTask(taskName),
+              settings,
+              directory: path.join(settings.storage.varDir, 'simic', 'evaluations'),
+              seeds: settings.simic.evaluationSeeds,
+              signal: stopping.signal,
+            }),
+          }),
       onUpdate: (update) => {
         const verdict = update.outcome.published ? 'published' : `blocked (${update.outcome.reasons.join('; ')})`;
         io.stderr.write(

@@ -299,6 +299,14 @@ export const SETTINGS_DEFINITION = {
     reportsPerUpdate: setting.integer({ default: 32, min: 1 }),
     /** Simic's current policy, kept across restarts. @default "<storage.varDir>/simic/policy.bin" */
     policyFile: setting.varPath('simic/policy.bin'),
+    /**
+     * Study task (`name` or `name@version`) of the held-out evaluation before each publish:
+     * the candidate, the current policy and the heuristic play it on held-out seeds; empty,
+     * no evaluation and nothing is published. @default "spirals-mlp"
+     */
+    evaluationTask: setting.string({ default: 'spirals-mlp', allowEmpty: true, pattern: /^[a-z0-9-]*(@[0-9]+)?$/ }),
+    /** Held-out seeds of each evaluation. @default 4 */
+    evaluationSeeds: setting.integer({ default: 4, min: 2, max: 1000 }),
   },
 } as const satisfies SettingsGroup;
 

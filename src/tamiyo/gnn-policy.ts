@@ -45,7 +45,8 @@ export interface GnnSamplingOptions {
   /** Called with every decision, in order (must not throw). */
   readonly onDecision?: (decision: SampledDecision) => void;
   /**
-   * Decide at the end of epochs 1, 1 + k, 1 + 2k, … only (WAIT at the others): fewer,
+   * Decide at the first epoch end and every k-th after (epochs 0, k, 2k, …, counted from 0
+   * as the state packets count them; WAIT at the others): fewer,
    * further-apart decisions for a learner to assign credit to. @default 1 (every epoch)
    */
   readonly everyEpochs?: number;
@@ -191,7 +192,7 @@ export class GnnPolicy implements TamiyoPolicy {
   propose(context: PolicyContext): PolicyProposal {
     this.#slot.swapIfPending();
     const sampling = this.#sampling;
-    if (sampling !== undefined && !(context.epochBoundary && (context.packet.currentEpoch - 1) % (sampling.everyEpochs ?? 1) === 0)) {
+    if (sampling !== undefined && !(context.epochBoundary && context.packet.currentEpoch % (sampling.everyEpochs ?? 1) === 0)) {
       return { decision: { kind: DecisionKind.WAIT }, policyVersion: this.version, actionId: PolicyAction.WAIT };
     }
     const graph = this.#builder.build({ packet: context.packet, host: context.host, blueprints: context.candidates });

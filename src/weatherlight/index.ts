@@ -97,7 +97,9 @@ export {
 } from './learn.js';
 export {
   EVALUATION_ARMS,
+  episodeEvaluator,
   evaluateLearnedPolicy,
+  type EpisodeEvaluatorOptions,
   type ArmEvaluation,
   type EvaluationArm,
   type EvaluationOptions,

@@ -8,12 +8,19 @@
  * (germinations, fates, parameters: a run that grows nothing or everything shows), the
  * learned policy's action shares, and the verdict of Simic's gates.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EsperSettings } from '../core/index.js';
-import { evaluateGates, failedGateReasons, readDecisionLog, SAMPLED_ACTION_NAMES, type PpoStats } from '../simic/index.js';
+import {
+  evaluateGates,
+  failedGateReasons,
+  readDecisionLog,
+  SAMPLED_ACTION_NAMES,
+  type HeldOutEvaluator,
+  type PpoStats,
+} from '../simic/index.js';
 import { defaultStaticRunner, runInChild, summarize, type ArmResult, type Summary, type TaskDefinition } from '../study/index.js';
-import { SAMPLED_ACTIONS } from '../tamiyo/index.js';
+import { SAMPLED_ACTIONS, serialisePolicy } from '../tamiyo/index.js';
 import { grownArmRunnerModule } from './grown-arm.js';
 import { episodeReward, HELD_OUT_SEED_BASE, inPool, learnedTask } from './learn.js';
 
@@ -191,5 +198,61 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
     differences,
     learnedActionShare,
     gates: { passed: validation.passed, reasons: failedGateReasons(validation) },
+  };
+}
+
+/** Options of {@link episodeEvaluator}. */
+export interface EpisodeEvaluatorOptions {
+  readonly task: TaskDefinition;
+  readonly settings: EsperSettings;
+  /** Where the candidates' files and decision logs go (each evaluation in its own subdirectory). */
+  readonly directory: string;
+  /** Held-out seeds per evaluation. @default 4 */
+  readonly seeds?: number;
+  /** Cadence the candidate decides at (stored in its file). @default 1 */
+  readonly decisionEveryEpochs?: number;
+  readonly paramCost?: number;
+  readonly concurrency?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Simic's held-out evaluation of a fleet's candidate (`SimicService`'s `evaluate`): the
+ * candidate and the current policy each play the task on the held-out seeds as learned
+ * policies, beside the heuristic and the static small host (the reward's reference); the
+ * result is each one's mean reward over the same seeds.
+ */
+export function episodeEvaluator(options: EpisodeEvaluatorOptions): HeldOutEvaluator {
+  let evaluations = 0;
+  return async (candidate, { current, currentVersion }) => {
+    evaluations += 1;
+    const directory = path.join(options.directory, `evaluation-${evaluations}`);
+    await mkdir(directory, { recursive: true });
+    const meta = (version: string) => ({
+      version,
+      ...(options.decisionEveryEpochs === undefined ? {} : { decisionEveryEpochs: options.decisionEveryEpochs }),
+    });
+    const policyFile = path.join(directory, 'candidate.bin');
+    const initialPolicyFile = path.join(directory, 'current.bin');
+    await writeFile(policyFile, serialisePolicy(candidate, meta(`${currentVersion}-candidate`)));
+    await writeFile(initialPolicyFile, serialisePolicy(current, meta(currentVersion)));
+    try {
+      const evaluation = await evaluateLearnedPolicy({
+        task: options.task,
+        settings: options.settings,
+        directory,
+        policyFile,
+        initialPolicyFile,
+        seeds: options.seeds ?? 4,
+        arms: ['small', 'heuristic', 'initial', 'learned'],
+        ...(options.paramCost === undefined ? {} : { paramCost: options.paramCost }),
+        ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      const mean = (arm: EvaluationArm): number => evaluation.arms.find((a) => a.arm === arm)?.reward.mean ?? Number.NaN;
+      return { candidate: mean('learned'), current: mean('initial'), heuristic: mean('heuristic'), seeds: evaluation.seeds.length };
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   };
 }

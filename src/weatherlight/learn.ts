@@ -30,6 +30,8 @@ export interface LearnOptions {
   readonly directory: string;
   /** Wall-clock budget of learning (evaluation not included), minutes. */
   readonly minutes: number;
+  /** Stop after this many updates even with time left. @default no limit */
+  readonly maxUpdates?: number;
   /** Episodes per PPO update. @default 16 */
   readonly episodesPerUpdate?: number;
   /** Runs at once, one process each. @default max(1, cpus) */
@@ -39,7 +41,7 @@ export interface LearnOptions {
   /** Static small-host runs whose mean is the training episodes' baseline. @default 4 */
   readonly baselineRuns?: number;
   /**
-   * The policy decides at every k-th epoch end (epochs 1, 1 + k, …); stored in its file
+   * The policy decides at the first epoch end and every k-th after; stored in its file
    * (`decisionEveryEpochs`), so it acts the same wherever it runs. @default 1
    */
   readonly everyEpochs?: number;
@@ -185,7 +187,7 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
   const initialPolicyFile = path.join(policies, `${version}.bin`);
   await writeFile(initialPolicyFile, serialisePolicy(gnn, meta(version)));
   try {
-    while (Date.now() < deadline && !signal.aborted) {
+    while (Date.now() < deadline && !signal.aborted && updates.length < (options.maxUpdates ?? Infinity)) {
       const policyFile = path.join(policies, `${version}.bin`);
       const seeds = Array.from({ length: perUpdate }, () => nextSeed++);
       const playStart = Date.now();

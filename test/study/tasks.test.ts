@@ -130,11 +130,20 @@ describe('study task registry', () => {
     ]);
   });
 
-  it('refuses a task grown both by the heuristic and by a schedule, two variants of one arm, or a variant arm that is not grown', () => {
+  it('takes a learned controller alone (policy file, decisions file)', () => {
+    const task = findTask('spirals-mlp');
+    const controller = { learned: { policyFile: '/p.bin', decisionsFile: '/d.dec' } };
+    expect(TaskDefinitionSchema.safeParse({ ...task, controller }).success).toBe(true);
+  });
+
+  it('refuses a task grown by two of the heuristic, a schedule and a learned policy, two variants of one arm, or a variant arm that is not grown', () => {
     const task = findTask('student-teacher@2');
     const variants = task.controller?.scheduled?.variants ?? [];
     const controllers = [
       { heuristic: {}, scheduled: { variants } },
+      { heuristic: {}, learned: { policyFile: '/p.bin' } },
+      { scheduled: { variants }, learned: { policyFile: '/p.bin' } },
+      { learned: { policyFile: '' } },
       { scheduled: { variants: [variants[0], variants[0]] } },
       { scheduled: { variants: [{ ...variants[0], arm: 'large' }] } },
       { lifecycle: { probationSteps: 0 } },

@@ -104,6 +104,21 @@ describe('serialisePolicy / loadPolicy', () => {
     original.dispose();
   });
 
+  it("carries a learned policy's decision cadence in its header (absent when not given), and refuses a bad one", () => {
+    const gnn = new TamiyoGnn(SMALL, seededRng(5));
+    try {
+      const withCadence = loadPolicy(serialisePolicy(gnn, { version: 'v', decisionEveryEpochs: 8 }), SMALL);
+      expect(withCadence.decisionEveryEpochs).toBe(8);
+      withCadence.gnn.dispose();
+      const without = loadPolicy(serialisePolicy(gnn, { version: 'v' }), SMALL);
+      expect(without.decisionEveryEpochs).toBeUndefined();
+      without.gnn.dispose();
+      expect(() => serialisePolicy(gnn, { version: 'v', decisionEveryEpochs: 0 })).toThrow(/decisionEveryEpochs/);
+    } finally {
+      gnn.dispose();
+    }
+  });
+
   it('loads without an expected config, rebuilding the architecture from the header', () => {
     const loaded = loadPolicy(serialised());
     try {

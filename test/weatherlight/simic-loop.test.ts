@@ -7,8 +7,10 @@
  * and swap it, and later field reports name the new version.
  *
  * The held-out evaluation is injected by this test (a stand-in that rates the candidate
- * above the current policy and the heuristic): the real episode evaluator (`episodes.ts`)
- * is not on main yet. The average-reward gate is lowered to −1 (rewards are accuracy
+ * above the current policy and the heuristic): the real one (`episodeEvaluator`, which
+ * `esper serve simic` uses) plays tens of seconds of held-out episodes, longer than this
+ * small fleet runs, so the swap could not be seen; it has its own test
+ * (`learn-evaluation.test.ts`). The average-reward gate is lowered to −1 (rewards are accuracy
  * fractions, so ≥ −1.01): a handful of early reports of an untrained policy says nothing of
  * whether the loop works. Every other gate is the prototype's.
  */

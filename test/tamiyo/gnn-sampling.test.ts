@@ -1,0 +1,93 @@
+/**
+ * A sampling GNN policy: it decides at the first epoch end and every k-th after (never per
+ * step), draws germinates only among (site, blueprint) pairs the graph's fits edges join,
+ * reports every decision with the log-probability it was drawn with, and replays with its seed.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  choiceLogProb,
+  DecisionKind,
+  fitMaskOf,
+  GnnPolicy,
+  gnnConfigFor,
+  GRAPH_RELATIONS,
+  PolicyAction,
+  sampleChoice,
+  TamiyoGnn,
+  type SampledDecision,
+} from '../../src/tamiyo/index.js';
+import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
+import { candidates, fullPacket, host, initGraphFixtures, newBuilder } from './fixtures/graph-inputs.js';
+
+beforeAll(async () => {
+  await initTensorBackend();
+  await initGraphFixtures();
+});
+
+function samplingPolicy(seed: number, everyEpochs: number, decisions: SampledDecision[]): GnnPolicy {
+  return new GnnPolicy({
+    gnn: new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 }), seededRng(3)),
+    builder: newBuilder().builder,
+    version: 'sampling-test',
+    sampling: { rng: seededRng(seed), everyEpochs, onDecision: (d) => decisions.push(d) },
+  });
+}
+
+function play(policy: GnnPolicy, epochs: number): string[] {
+  const kinds: string[] = [];
+  for (let epoch = 0; epoch < epochs; epoch += 1) {
+    for (const epochBoundary of [false, true]) {
+      const packet = { ...fullPacket(), currentEpoch: epoch };
+      kinds.push(policy.propose({ packet, host, candidates: candidates(), epochBoundary }).decision.kind);
+    }
+  }
+  return kinds;
+}
+
+describe('GnnPolicy sampling', () => {
+  it('decides at epoch ends 0, k, 2k, … only, and says so (stepDecisions false)', () => {
+    const decisions: SampledDecision[] = [];
+    const policy = samplingPolicy(1, 3, decisions);
+    expect(policy.stepDecisions).toBe(false);
+    const kinds = play(policy, 8);
+    expect(decisions.map((d) => d.epoch)).toEqual([0, 3, 6]);
+    // Per-step calls and the other epoch ends wait without a forward pass.
+    kinds.forEach((kind, i) => {
+      if (![1, 7, 13].includes(i)) expect(kind).toBe(DecisionKind.WAIT);
+    });
+    policy.dispose();
+  });
+
+  it('germinates only fitting pairs, at the log-probability it reports, and replays with the same seed', () => {
+    const first: SampledDecision[] = [];
+    const again: SampledDecision[] = [];
+    const a = samplingPolicy(7, 1, first);
+    const b = samplingPolicy(7, 1, again);
+    play(a, 40);
+    play(b, 40);
+    expect(again.map((d) => d.choice)).toEqual(first.map((d) => d.choice));
+    const germinates = first.filter((d) => d.choice.action === PolicyAction.GERMINATE);
+    expect(germinates.length).toBeGreaterThan(0);
+    for (const d of germinates) {
+      const fits = fitMaskOf(d.graph);
+      expect(fits.pairs[(d.choice.siteIndex as number) * fits.blueprints + (d.choice.blueprintIndex as number)]).toBe(1);
+    }
+    const gnn = a.gnn;
+    for (const d of first.slice(0, 5)) expect(choiceLogProb(gnn.forward(d.graph), fitMaskOf(d.graph), d.choice)).toBeCloseTo(d.logProb, 5);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('gives a germinate no mass when no pair fits, and a cull none without seeds', () => {
+    const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 }), seededRng(4));
+    const graph = newBuilder().builder.build({ packet: fullPacket(), host, blueprints: candidates() });
+    const output = gnn.forward(graph);
+    const none = { ...fitMaskOf(graph), pairs: new Uint8Array(fitMaskOf(graph).pairs.length) };
+    const noSeeds = { ...output, seedScores: new Float32Array(0) };
+    const rng = seededRng(9);
+    for (let i = 0; i < 200; i += 1) {
+      expect(sampleChoice(noSeeds, none, rng).choice.action).toBe(PolicyAction.WAIT);
+    }
+    gnn.dispose();
+  });
+});
