@@ -88,6 +88,10 @@ export const RUN_FLAGS = {
     kind: 'boolean',
     help: 'run Tamiyo and each trainer as supervised processes over the Redis bus\n(ESPER_OONA_BUS_URL=redis://…; needs ESPER_LEYLINE_SECRET or _KEYS)',
   },
+  learn: {
+    kind: 'boolean',
+    help: "also run Simic (esper serve simic), learning from the fleet's field reports;\nimplies --distributed; needs --policy gnn, ESPER_TAMIYO_GNN_SAMPLING=true and\nESPER_TAMIYO_GNN_INIT_SEED",
+  },
   trainers: {
     kind: 'integer',
     value: '<n>',

@@ -68,7 +68,7 @@ export async function runRun(argv: readonly string[], io: CliIo, options: RunRun
       io.stdout.write(RUN_HELP);
       return ExitCode.OK;
     }
-    if (values.distributed || values.trainers > 1) {
+    if (values.distributed || values.trainers > 1 || values.learn) {
       const { runDistributed } = await import('./up.js');
       return await runDistributed(values, io, options);
     }

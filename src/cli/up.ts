@@ -23,7 +23,7 @@ import { Progress, StderrEventSink } from './progress.js';
 import { resolveRunConfig, RUN_COMMAND, type RUN_FLAGS, type RunConfig } from './run-config.js';
 import { formatReport, type RunReport } from './run-report.js';
 import { distributedSettings, newRunId, openServiceBus, prepareRunDir, type RunRunOptions } from './run-setup.js';
-import { ExitCode, reportFailure, withInterrupts, type CliIo, type FlagValues } from './scaffold.js';
+import { ExitCode, reportFailure, withInterrupts, type CliIo, type FlagValues, UsageError } from './scaffold.js';
 
 /** Options of {@link runDistributed} beyond {@link RunRunOptions} (tests set them). */
 export interface DistributedRunOptions extends RunRunOptions {
@@ -53,6 +53,12 @@ export async function runDistributed(
   try {
     config = resolveRunConfig(values);
     settings = await distributedSettings(io, name, options);
+    if (values.learn) {
+      // Simic learns from decision contexts, which only a sampling GNN Tamiyo reports, on the network every Tamiyo starts from.
+      if (config.policy !== 'gnn') throw new UsageError(`--learn needs --policy gnn (got ${config.policy})`);
+      if (!settings.tamiyo.gnnSampling) throw new UsageError('--learn needs tamiyo.gnnSampling (ESPER_TAMIYO_GNN_SAMPLING=true)');
+      if (settings.tamiyo.gnnInitSeed === undefined) throw new UsageError('--learn needs tamiyo.gnnInitSeed (ESPER_TAMIYO_GNN_INIT_SEED)');
+    }
     fleetId = newRunId(values.trainers === 1 ? 'run' : 'fleet');
     fleetDir = await prepareRunDir(values.out, settings, fleetId);
   } catch (error) {
@@ -80,6 +86,7 @@ export async function runDistributed(
           telemetry,
           output: { stdout: io.stderr, stderr: io.stderr },
           nissa: !values['no-ui'],
+          simic: values.learn,
         },
         signal,
       ),

@@ -80,3 +80,27 @@ describe('esper up preflight', () => {
     expect(stderr).not.toMatch(/\[(tamiyo|trainer-1)\]/);
   }, 60_000);
 });
+
+describe('esper up --learn', () => {
+  it.each([
+    [['--policy', 'heuristic'], {}, /--learn needs --policy gnn \(got heuristic\)/],
+    [['--policy', 'gnn'], { ESPER_TAMIYO_GNN_INIT_SEED: '7' }, /--learn needs tamiyo\.gnnSampling/],
+    [['--policy', 'gnn'], { ESPER_TAMIYO_GNN_SAMPLING: 'true' }, /--learn needs tamiyo\.gnnInitSeed/],
+  ] as const)(
+    'refuses %j without what Simic learns from (exit 2, nothing started)',
+    async (args, env, message) => {
+      const varDir = path.join(root, `var-learn-${args[1]}-${Object.keys(env).join('-')}`);
+      const child = startEsper(['up', '--learn', '--dataset', 'spirals', ...args], {
+        ESPER_STORAGE_VAR_DIR: varDir,
+        ESPER_OONA_BUS_URL: testRedisUrl(),
+        ESPER_LEYLINE_SECRET: SECRET,
+        ...env,
+      });
+      const { code } = await child.exit;
+      expect(code, child.stderr()).toBe(2);
+      expect(child.stderr()).toMatch(message);
+      expect(child.stderr()).not.toMatch(/\[(tamiyo|simic|trainer-1)\]/);
+    },
+    60_000,
+  );
+});
