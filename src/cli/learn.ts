@@ -35,6 +35,7 @@ export const LEARN_FLAGS = {
   'episodes-per-update': { kind: 'integer', value: '<n>', help: 'episodes (training runs) per PPO update', min: 1, max: 1024, default: 16 },
   'every-epochs': { kind: 'integer', value: '<k>', help: 'the policy decides at every k-th epoch end', min: 1, max: 10_000, default: 1 },
   'learning-rate': { kind: 'number', value: '<lr>', help: "the learner's Adam step size", greaterThan: 0, max: 1, defaultText: '3e-4' },
+  passes: { kind: 'integer', value: '<n>', help: "the learner's passes over each batch (PPO epochs)", min: 1, max: 100, default: 4 },
   'held-out': { kind: 'integer', value: '<n>', help: 'held-out seeds of the evaluation', min: 2, max: 1000, default: 10 },
   from: { kind: 'string', value: '<file>', help: 'policy file to start from', defaultText: 'a fresh network' },
   out: { kind: 'string', value: '<dir>', help: 'output directory', defaultText: '<storage.varDir>/learn/<task>@<version>' },
@@ -169,7 +170,7 @@ export async function runLearnCommand(argv: readonly string[], io: CliIo, option
         episodesPerUpdate: values['episodes-per-update'],
         everyEpochs: every,
         signal,
-        ...(values['learning-rate'] === undefined ? {} : { ppo: { learningRate: values['learning-rate'] } }),
+        ppo: { epochs: values.passes, ...(values['learning-rate'] === undefined ? {} : { learningRate: values['learning-rate'] }) },
         ...(values.concurrency === undefined ? {} : { concurrency: values.concurrency }),
         ...(values.from === undefined ? {} : { initialPolicy: values.from }),
         onEvent: (event) => {

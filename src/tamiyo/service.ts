@@ -150,6 +150,8 @@ export class TamiyoService implements FateController, AsyncDisposable {
   #lastLoss: number | undefined;
   /** A CRITICAL event was raised since the last epoch observation. */
   #criticalSinceEpoch = false;
+  /** The last coverage assessed, and its assessment: a policy that built no graph since repeats the same object. */
+  #coverageSeen: { readonly coverage: FeatureCoverage; readonly assessed: ReturnType<typeof assessCoverage> } | undefined;
   readonly #state = new ServiceState<TamiyoServiceState>('tamiyo service', 'running');
   readonly #close = closeOnce(async (reason: string) => {
     this.#state.set('closing');
@@ -285,7 +287,11 @@ export class TamiyoService implements FateController, AsyncDisposable {
     // Observed only (core.latencyBudgets: observe): the risk engine reports it, nothing pauses.
     const timedOut = overBudget && this.#options.risk.options.latencyBudgets === 'enforce';
     const coverage = this.#options.coverage?.();
-    const assessed = coverage === undefined ? undefined : assessCoverage(coverage);
+    // A graph's coverage is one observation: assessed and exported once, when the policy built
+    // it, not again on every call it did not build one (a policy deciding at epoch ends only).
+    const fresh = coverage !== undefined && coverage !== this.#coverageSeen?.coverage;
+    if (fresh) this.#coverageSeen = { coverage, assessed: assessCoverage(coverage) };
+    const assessed = coverage === undefined ? undefined : this.#coverageSeen?.assessed;
     const blueprint = this.#blueprintInfo(proposal);
     const isolationViolations = packet.seedStates.reduce((sum, s) => sum + (s.metrics?.isolationViolations ?? 0), 0);
     const verdict = this.#options.risk.evaluate(proposal.decision, {
@@ -314,7 +320,7 @@ export class TamiyoService implements FateController, AsyncDisposable {
       this.#stats.commands += 1;
       this.#ledger.issue(command.commandId);
     }
-    const events = this.#emit(packet, proposal, verdict, latencyMs, coverage);
+    const events = this.#emit(packet, proposal, verdict, latencyMs, fresh ? coverage : undefined);
     if (events.some((e) => e.level === TelemetryLevel.CRITICAL)) this.#criticalSinceEpoch = true;
     if (proposal.decision.kind !== DecisionKind.WAIT || timedOut) {
       await this.#store(this.#record(packet, epochBoundary, proposal, verdict, timedOut, latencyMs, command, sampled));

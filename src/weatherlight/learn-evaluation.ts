@@ -22,7 +22,7 @@ import {
 import { defaultStaticRunner, runInChild, summarize, type ArmResult, type Summary, type TaskDefinition } from '../study/index.js';
 import { SAMPLED_ACTIONS, serialisePolicy } from '../tamiyo/index.js';
 import { grownArmRunnerModule } from './grown-arm.js';
-import { episodeReward, HELD_OUT_SEED_BASE, inPool, learnedTask } from './learn.js';
+import { episodeReward, episodeSettings, HELD_OUT_SEED_BASE, inPool, learnedTask } from './learn.js';
 
 /** The arms of an evaluation. */
 export const EVALUATION_ARMS = ['small', 'heuristic', 'initial', 'learned', 'large'] as const;
@@ -89,7 +89,8 @@ export interface LearnEvaluation {
 
 /** Evaluates `policyFile` on held-out seeds (see the file comment). */
 export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise<LearnEvaluation> {
-  const { task, settings } = options;
+  const { task } = options;
+  const settings = episodeSettings(options.settings);
   const signal = options.signal ?? new AbortController().signal;
   const seeds = Array.from({ length: options.seeds ?? 10 }, (_, i) => HELD_OUT_SEED_BASE + i);
   const arms = options.arms ?? EVALUATION_ARMS;

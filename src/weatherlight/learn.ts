@@ -95,6 +95,15 @@ export interface LearnResult {
   readonly elapsedMs: number;
 }
 
+/**
+ * The settings episodes run with: latency budgets observed, not enforced, so that a decision
+ * that ran long on a loaded machine is not turned into a pause (`core.latencyBudgets`): an
+ * episode's decisions then depend on its seed and policy, not on what else the machine ran.
+ */
+export function episodeSettings(settings: EsperSettings): EsperSettings {
+  return { ...settings, core: { ...settings.core, latencyBudgets: 'observe' } };
+}
+
 /** First seed of the held-out range: training episodes use seeds below it. */
 export const HELD_OUT_SEED_BASE = 1_000_000;
 
@@ -147,7 +156,8 @@ export function learnedTask(task: TaskDefinition, policyFile: string, decisionsF
 
 /** Learns a policy on `options.task` (see the file comment). */
 export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
-  const { task, settings, directory } = options;
+  const { task, directory } = options;
+  const settings = episodeSettings(options.settings);
   const signal = options.signal ?? new AbortController().signal;
   const perUpdate = options.episodesPerUpdate ?? 16;
   const concurrency = options.concurrency ?? Math.max(1, os.cpus().length);
