@@ -428,6 +428,3 @@ export class PpoLearner {
     this.#optimizer.dispose();
   }
 }
-
-/** Names of {@link SAMPLED_ACTIONS}, in order, for reports. */
-export const SAMPLED_ACTION_NAMES: readonly string[] = Object.freeze(['wait', 'germinate', 'cull']);

@@ -57,6 +57,9 @@ export function blueprintsFitting(fits: FitMask, site: number): boolean[] {
 /** The actions a sampled decision chooses among, in order. */
 export const SAMPLED_ACTIONS = [PolicyAction.WAIT, PolicyAction.GERMINATE, PolicyAction.CULL] as const;
 
+/** Names of {@link SAMPLED_ACTIONS}, in order, for reports. */
+export const SAMPLED_ACTION_NAMES: readonly string[] = Object.freeze(['wait', 'germinate', 'cull']);
+
 /** One of {@link SAMPLED_ACTIONS}. */
 export type SampledAction = (typeof SAMPLED_ACTIONS)[number];
 

@@ -63,6 +63,7 @@ export {
   type FitMask,
   maskedLogSoftmax,
   modeChoice,
+  SAMPLED_ACTION_NAMES,
   SAMPLED_ACTIONS,
   sampleChoice,
   type PolicyChoice,

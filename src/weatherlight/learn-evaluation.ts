@@ -11,16 +11,9 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EsperSettings } from '../core/index.js';
-import {
-  evaluateGates,
-  failedGateReasons,
-  readDecisionLog,
-  SAMPLED_ACTION_NAMES,
-  type HeldOutEvaluator,
-  type PpoStats,
-} from '../simic/index.js';
+import { evaluateGates, failedGateReasons, readDecisionLog, type HeldOutEvaluator, type PpoStats } from '../simic/index.js';
 import { defaultStaticRunner, runInChild, summarize, type ArmResult, type Summary, type TaskDefinition } from '../study/index.js';
-import { SAMPLED_ACTIONS, serialisePolicy } from '../tamiyo/index.js';
+import { SAMPLED_ACTION_NAMES, SAMPLED_ACTIONS, serialisePolicy } from '../tamiyo/index.js';
 import { grownArmRunnerModule } from './grown-arm.js';
 import { episodeReward, episodeSettings, HELD_OUT_SEED_BASE, inPool, learnedTask } from './learn.js';
 

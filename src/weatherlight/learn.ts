@@ -133,6 +133,20 @@ export function trajectoryOf(decisions: readonly SampledDecision[], reward: numb
   }));
 }
 
+/** The network stored at `file`. @throws EsperError TAMIYO_POLICY_INVALID naming the file */
+async function readPolicyFile(file: string): Promise<TamiyoGnn> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw new EsperError(ErrorCode.TAMIYO_POLICY_INVALID, `policy ${file}: cannot read it (${(error as Error).message})`, {
+      details: { path: file },
+      cause: error,
+    });
+  }
+  return loadPolicy(bytes, undefined, file).gnn;
+}
+
 /** Runs `jobs` with at most `concurrency` at once; results in job order. */
 export async function inPool<T>(jobs: readonly (() => Promise<T>)[], concurrency: number): Promise<T[]> {
   const results: T[] = new Array<T>(jobs.length);
@@ -186,7 +200,7 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
   const gnn =
     options.initialPolicy === undefined
       ? new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(seed))
-      : loadPolicy(await readFile(options.initialPolicy), undefined, options.initialPolicy).gnn;
+      : await readPolicyFile(options.initialPolicy);
   const learner = new PpoLearner(gnn, options.ppo);
   const meta = (v: string) => ({ version: v, ...(options.everyEpochs === undefined ? {} : { decisionEveryEpochs: options.everyEpochs }) });
   const rng = seededRng(seed + 1);
