@@ -81,15 +81,15 @@ export function formatLearnReport(task: TaskDefinition, learned: LearnResult, ev
     '',
     '## Arms (held-out seeds)',
     '',
-    '| arm | accuracy % (mean ± std) | 95 % CI | reward (mean) | parameters (mean) | germinated / run | grew nothing | grew ≥ large |',
-    '|---|---|---|---|---|---|---|---|',
+    '| arm | accuracy % (mean ± std) | 95 % CI | reward (mean) | parameters (mean) | germinated / run | grew nothing | grew ≥ large | failed |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const a of evaluation.arms) {
     const ci = a.accuracy.ci95 === undefined ? '—' : `[${pct(a.accuracy.ci95[0])}, ${pct(a.accuracy.ci95[1])}]`;
     const params = a.runs.reduce((n, r) => n + r.parameters, 0) / a.runs.length;
     const germinated = a.runs.reduce((n, r) => n + r.germinated, 0) / a.runs.length;
     lines.push(
-      `| ${a.arm} | ${pct(a.accuracy.mean)} ± ${pct(a.accuracy.std ?? 0)} | ${ci} | ${a.reward.mean.toFixed(4)} | ${params.toFixed(0)} | ${germinated.toFixed(1)} | ${a.grewNothing} | ${a.grewEverything} |`,
+      `| ${a.arm} | ${pct(a.accuracy.mean)} ± ${pct(a.accuracy.std ?? 0)} | ${ci} | ${a.reward.mean.toFixed(4)} | ${params.toFixed(0)} | ${germinated.toFixed(1)} | ${a.grewNothing} | ${a.grewEverything} | ${a.failed} |`,
     );
   }
   lines.push(

@@ -114,7 +114,6 @@ class GrownArmRunner implements ArmRunner {
       // Read before Kasmina closes: closing ends the live seeds, whose fate here is the stage the run ended in.
       const seeds = await grownSeeds(run.seedReports(), run.growth.library, host.descriptor);
       await run.close('run_completed');
-      if (learned?.decisionsFile !== undefined) await writeDecisionLog(learned.decisionsFile, decisions);
       const fossilized = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
       return {
         ...trained,
@@ -125,7 +124,10 @@ class GrownArmRunner implements ArmRunner {
     } finally {
       const opened = run;
       const dir = runDir;
+      const decisionsFile = learned?.decisionsFile;
       await runCleanup('grown arm', [
+        // Written whether the run finished or failed: a run its policy broke is an episode too.
+        decisionsFile !== undefined && (() => writeDecisionLog(decisionsFile, decisions)),
         opened !== undefined && (() => opened.close('run_failed')),
         () => host.dispose(),
         dir !== undefined && (() => rm(dir, { recursive: true, force: true })),

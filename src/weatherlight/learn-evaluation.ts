@@ -10,7 +10,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { EsperSettings } from '../core/index.js';
+import { ErrorCode, isEsperError, type EsperSettings } from '../core/index.js';
 import { evaluateGates, failedGateReasons, readDecisionLog, type HeldOutEvaluator, type PpoStats } from '../simic/index.js';
 import { defaultStaticRunner, runInChild, summarize, type ArmResult, type Summary, type TaskDefinition } from '../study/index.js';
 import { SAMPLED_ACTION_NAMES, SAMPLED_ACTIONS, serialisePolicy } from '../tamiyo/index.js';
@@ -49,12 +49,16 @@ export interface ArmEvaluation {
   /** Per seed, in seed order. */
   readonly runs: readonly {
     readonly seed: number;
+    /** The runner failed the run: scored as accuracy 0. */
+    readonly failed: boolean;
     readonly accuracy: number;
     readonly reward: number;
     readonly parameters: number;
     readonly germinated: number;
     readonly fates: Readonly<Record<string, number>>;
   }[];
+  /** Runs the runner failed (scored as accuracy 0). */
+  readonly failed: number;
   /** Runs that germinated nothing, and runs whose parameters reached the large host's or more. */
   readonly grewNothing: number;
   readonly grewEverything: number;
@@ -89,49 +93,53 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
   const arms = options.arms ?? EVALUATION_ARMS;
   const paramCost = options.paramCost ?? 0.05;
   const actionCounts = new Map<number, number>();
-  const jobs: (() => Promise<{ arm: EvaluationArm; seed: number; result: ArmResult }>)[] = [];
+  // A run its runner failed (the trainer stopped short, a seed broke it) is scored as
+  // accuracy 0 and counted, in every arm alike; a crashed process fails the evaluation.
+  const jobs: (() => Promise<{ arm: EvaluationArm; seed: number; result: ArmResult | undefined }>)[] = [];
   for (const seed of seeds) {
     for (const arm of arms) {
       jobs.push(async () => {
         const decisionsFile = path.join(options.directory, `eval-${arm}-seed${seed}.dec`);
         const common = { seed, settings, signal } as const;
-        let result: ArmResult;
-        if (arm === 'small' || arm === 'large') {
-          result = await runInChild({ ...common, runner: defaultStaticRunner(), task, arm });
-        } else if (arm === 'heuristic') {
-          result = await runInChild({ ...common, runner: grownArmRunnerModule(), task, arm: 'grown' });
-        } else {
-          const file = arm === 'learned' ? options.policyFile : options.initialPolicyFile;
-          result = await runInChild({
-            ...common,
-            runner: grownArmRunnerModule(),
-            task: learnedTask(task, file, decisionsFile),
-            arm: 'grown',
-          });
-          if (arm === 'learned') {
-            for (const d of await readDecisionLog(decisionsFile))
-              actionCounts.set(d.choice.action, (actionCounts.get(d.choice.action) ?? 0) + 1);
-          }
-          await rm(decisionsFile, { force: true });
+        const file = arm === 'learned' ? options.policyFile : options.initialPolicyFile;
+        const request =
+          arm === 'small' || arm === 'large'
+            ? { ...common, runner: defaultStaticRunner(), task, arm }
+            : arm === 'heuristic'
+              ? { ...common, runner: grownArmRunnerModule(), task, arm: 'grown' as const }
+              : { ...common, runner: grownArmRunnerModule(), task: learnedTask(task, file, decisionsFile), arm: 'grown' as const };
+        let result: ArmResult | undefined;
+        try {
+          result = await runInChild(request);
+          options.onRun?.(arm, seed, result);
+        } catch (error) {
+          if (!isEsperError(error, ErrorCode.STUDY_RUN_FAILED) || error.details?.['reason'] !== 'failed') throw error;
         }
-        options.onRun?.(arm, seed, result);
+        if (arm === 'learned') {
+          for (const d of await readDecisionLog(decisionsFile).catch(() => [])) {
+            actionCounts.set(d.choice.action, (actionCounts.get(d.choice.action) ?? 0) + 1);
+          }
+        }
+        await rm(decisionsFile, { force: true });
         return { arm, seed, result };
       });
     }
   }
   const done = await inPool(jobs, options.concurrency ?? 2);
-  const staticBySeed = new Map(done.filter((d) => d.arm === 'small').map((d) => [d.seed, d.result.validationAccuracy ?? 0]));
-  const largeParameters = done.find((d) => d.arm === 'large')?.result.parameters;
+  const staticBySeed = new Map(done.filter((d) => d.arm === 'small').map((d) => [d.seed, d.result?.validationAccuracy ?? 0]));
+  const largeParameters = done.find((d) => d.arm === 'large' && d.result !== undefined)?.result?.parameters;
   const armEvaluations: ArmEvaluation[] = arms.map((arm) => {
     const runs = seeds.map((seed) => {
-      const found = done.find((d) => d.arm === arm && d.seed === seed);
-      const result = found?.result as ArmResult;
+      const result = done.find((d) => d.arm === arm && d.seed === seed)?.result;
+      const reference = staticBySeed.get(seed) ?? 0;
+      if (result === undefined) return { seed, failed: true, accuracy: 0, reward: -reference, parameters: 0, germinated: 0, fates: {} };
       const fates: Record<string, number> = {};
       for (const s of result.seeds) fates[s.fate] = (fates[s.fate] ?? 0) + 1;
       return {
         seed,
+        failed: false,
         accuracy: result.validationAccuracy ?? 0,
-        reward: episodeReward(task, result, staticBySeed.get(seed) ?? 0, paramCost),
+        reward: episodeReward(task, result, reference, paramCost),
         parameters: result.parameters,
         germinated: result.seeds.length,
         fates,
@@ -142,7 +150,8 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
       accuracy: summarize(runs.map((r) => r.accuracy)),
       reward: summarize(runs.map((r) => r.reward)),
       runs,
-      grewNothing: arm === 'small' || arm === 'large' ? 0 : runs.filter((r) => r.germinated === 0).length,
+      failed: runs.filter((r) => r.failed).length,
+      grewNothing: arm === 'small' || arm === 'large' ? 0 : runs.filter((r) => !r.failed && r.germinated === 0).length,
       grewEverything:
         arm === 'small' || arm === 'large' || largeParameters === undefined
           ? 0

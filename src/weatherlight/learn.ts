@@ -15,7 +15,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode, EsperError, type EsperSettings } from '../core/index.js';
+import { ErrorCode, EsperError, isEsperError, type EsperSettings } from '../core/index.js';
 import { PpoLearner, readDecisionLog, type PpoOptions, type PpoStats, type Trajectory } from '../simic/index.js';
 import { defaultStaticRunner, hostParameterCount, runInChild, taskShape, type ArmResult, type TaskDefinition } from '../study/index.js';
 import { gnnConfigFor, GRAPH_RELATIONS, loadPolicy, serialisePolicy, TamiyoGnn, type SampledDecision } from '../tamiyo/index.js';
@@ -71,6 +71,8 @@ export interface LearnUpdate {
 /** What one episode did. */
 export interface EpisodeSummary {
   readonly seed: number;
+  /** The run failed (its trainer stopped short or threw): scored as accuracy 0. */
+  readonly failed: boolean;
   readonly accuracy: number;
   readonly reward: number;
   readonly germinated: number;
@@ -232,7 +234,13 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
           } catch (error) {
             if (signal.aborted) throw error;
             emit({ type: 'episode_failed', seed: s, message: (error as Error).message });
-            return undefined;
+            // The runner failed the run (its trainer stopped short, a seed broke it): the
+            // policy's decisions may be why, so it is an episode, scored as accuracy 0 — not
+            // dropped, which would hide from the learner what breaks runs. A crashed process
+            // or an unreadable log is not the policy's doing: left out.
+            if (!isEsperError(error, ErrorCode.STUDY_RUN_FAILED) || error.details?.['reason'] !== 'failed') return undefined;
+            const decisions = await readDecisionLog(decisionsFile).catch(() => undefined);
+            return decisions === undefined || decisions.length === 0 ? undefined : { seed: s, result: undefined, decisions };
           } finally {
             await rm(decisionsFile, { force: true });
           }
@@ -243,14 +251,15 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
       if (done.length === 0) continue;
       const summaries: EpisodeSummary[] = [];
       const trajectories = done.map(({ seed: s, result, decisions }) => {
-        const reward = episodeReward(task, result, baselineAccuracy, paramCost);
+        const reward = result === undefined ? -baselineAccuracy : episodeReward(task, result, baselineAccuracy, paramCost);
         summaries.push({
           seed: s,
-          accuracy: result.validationAccuracy ?? 0,
+          failed: result === undefined,
+          accuracy: result?.validationAccuracy ?? 0,
           reward,
-          germinated: result.seeds.length,
-          fossilized: result.seeds.filter((x) => x.fate === 'FOSSILIZED').length,
-          parameters: result.parameters,
+          germinated: result?.seeds.length ?? 0,
+          fossilized: result?.seeds.filter((x) => x.fate === 'FOSSILIZED').length ?? 0,
+          parameters: result?.parameters ?? 0,
         });
         return trajectoryOf(decisions, reward);
       });
@@ -268,7 +277,7 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
         updateMs,
         stats,
         episodes: summaries,
-        failedEpisodes: played.length - done.length,
+        failedEpisodes: played.length - done.length + summaries.filter((e) => e.failed).length,
       };
       updates.push(update);
       emit({ type: 'update', update });

@@ -38,7 +38,7 @@ describe('esper learn', () => {
 
   it('reports every arm, the paired differences and the gates in its Markdown', () => {
     const summary = { n: 2, mean: 0.9, std: 0.01, ci95: [0.8, 1] as [number, number] };
-    const run = { seed: 1_000_000, accuracy: 0.9, reward: 0.2, parameters: 142, germinated: 1, fates: { FOSSILIZED: 1 } };
+    const run = { seed: 1_000_000, failed: false, accuracy: 0.9, reward: 0.2, parameters: 142, germinated: 1, fates: { FOSSILIZED: 1 } };
     const text = formatLearnReport(
       findTask('spirals-mlp'),
       {
@@ -57,6 +57,7 @@ describe('esper learn', () => {
           accuracy: summary,
           reward: summary,
           runs: [run, run],
+          failed: 0,
           grewNothing: 0,
           grewEverything: 0,
         })),

@@ -4,7 +4,7 @@
  * their cadence), the held-out evaluation of every arm with paired differences, and the
  * episode evaluator a fleet's Simic uses before it publishes.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +105,27 @@ describe('learnPolicy', () => {
     expect(typeof evaluation.gates.passed).toBe('boolean');
     if (!evaluation.gates.passed) expect(evaluation.gates.reasons.length).toBeGreaterThan(0);
     expect((await readdir(path.join(root, 'learn'))).filter((f) => f.endsWith('.dec'))).toEqual([]);
+  }, 240_000);
+});
+
+describe('a policy that breaks its runs', () => {
+  it('shows in the evaluation as failed runs scored at accuracy 0, not as an error of the evaluation', async () => {
+    const broken = path.join(root, 'broken.bin');
+    await writeFile(broken, 'not a policy');
+    const evaluation = await evaluateLearnedPolicy({
+      task: QUICK_SPIRALS,
+      settings,
+      directory: path.join(root, 'learn'),
+      policyFile: broken,
+      initialPolicyFile: learned.initialPolicyFile,
+      seeds: 2,
+      arms: ['small', 'learned'],
+    });
+    const [small, learnedArm] = evaluation.arms;
+    expect(learnedArm).toMatchObject({ arm: 'learned', failed: 2, grewNothing: 0 });
+    expect(learnedArm?.accuracy.mean).toBe(0);
+    learnedArm?.runs.forEach((r, i) => expect(r.reward).toBeCloseTo(-(small?.runs[i]?.accuracy ?? 0), 12));
+    expect(small?.failed).toBe(0);
   }, 240_000);
 });
 
