@@ -86,6 +86,7 @@ export {
 export {
   episodeReward,
   HELD_OUT_SEED_BASE,
+  inPool,
   learnedTask,
   learnPolicy,
   trajectoryOf,
