@@ -234,7 +234,13 @@ async function measureEpisodes(env: Environment, task: TaskDefinition, options: 
     episodesPerUpdate: options.episodesPerUpdate,
     concurrency: options.concurrency,
     everyEpochs: options.everyEpochs,
-    learned: { episodes, failedEpisodes: failed, playMs, episodesPerMin: learnedPerMin },
+    learned: {
+      episodes,
+      failedEpisodes: failed,
+      playMs,
+      playMsPerUpdate: learned.updates.map((u) => u.playMs),
+      episodesPerMin: learnedPerMin,
+    },
     static: {
       ...(staticAll ?? { runs: 0, wallMs: 0, runsPerMin: 0 }),
       firstHalf: staticFigures(before),
@@ -256,7 +262,7 @@ interface PlayedEpisode {
   readonly decisions: SampledDecision[];
 }
 
-/** `count` more episodes of the learned policy (seeds after the training ones), with their decisions. */
+/** `concurrency` more episodes of the learned policy (seeds after the training ones), with their decisions. */
 async function playEpisodes(env: Environment, task: TaskDefinition, policyFile: string, firstSeed: number, options: SimicBenchOptions) {
   const signal = new AbortController().signal;
   return inPool(
