@@ -38,7 +38,15 @@ import { pathToFileURL } from 'node:url';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Redis } from 'ioredis';
-import { loadSettings, optionChecks, runCleanup, type EsperSettings, type TelemetrySink } from '../src/core/index.js';
+import {
+  ErrorCode,
+  isEsperError,
+  loadSettings,
+  optionChecks,
+  runCleanup,
+  type EsperSettings,
+  type TelemetrySink,
+} from '../src/core/index.js';
 import { FieldReportDeltaSchema, FieldReportOutcome, FieldReportSchema, type FieldReport } from '../src/leyline/index.js';
 import { openBusFromSettings } from '../src/oona/index.js';
 import type { KeyRing } from '../src/security/index.js';
@@ -219,7 +227,8 @@ async function measureEpisodes(env: Environment, task: TaskDefinition, options: 
     after.push(await staticBatch(env, task, seedsOf(b), options.concurrency));
     env.log(`static batch ${b + 1}/${options.updates}: ${n} runs in ${round((after.at(-1)?.wallMs ?? 0) / 1000, 1)} s`);
   }
-  const episodes = learned.updates.reduce((sum, u) => sum + u.episodes.length, 0);
+  // Completed episodes; a failed run (scored or left out by learnPolicy) is counted apart.
+  const episodes = learned.updates.reduce((sum, u) => sum + u.episodes.filter((e) => !e.failed).length, 0);
   const failed = learned.updates.reduce((sum, u) => sum + u.failedEpisodes, 0);
   const playMs = learned.updates.reduce((sum, u) => sum + u.playMs, 0);
   const staticAll = staticFigures([...before, ...after]);
@@ -258,7 +267,8 @@ async function measureEpisodes(env: Environment, task: TaskDefinition, options: 
 
 interface PlayedEpisode {
   readonly seed: number;
-  readonly result: ArmResult;
+  /** Undefined when the runner failed the run (its decision log is still written). */
+  readonly result: ArmResult | undefined;
   readonly decisions: SampledDecision[];
 }
 
@@ -269,14 +279,21 @@ async function playEpisodes(env: Environment, task: TaskDefinition, policyFile: 
     Array.from({ length: options.concurrency }, (_, i) => async (): Promise<PlayedEpisode> => {
       const seed = firstSeed + i;
       const decisionsFile = path.join(env.root, `played-seed${seed}.dec`);
-      const result = await runInChild({
-        runner: grownArmRunnerModule(),
-        task: learnedTask(task, policyFile, decisionsFile),
-        arm: 'grown',
-        seed,
-        settings: env.settings,
-        signal,
-      });
+      let result: ArmResult | undefined;
+      try {
+        result = await runInChild({
+          runner: grownArmRunnerModule(),
+          task: learnedTask(task, policyFile, decisionsFile),
+          arm: 'grown',
+          seed,
+          settings: env.settings,
+          signal,
+        });
+      } catch (error) {
+        // As learnPolicy: a run the runner failed is still an episode (scored as accuracy 0).
+        if (!isEsperError(error, ErrorCode.STUDY_RUN_FAILED) || error.details?.['reason'] !== 'failed') throw error;
+        env.log(`update: played episode seed ${seed} failed: ${(error as Error).message}`);
+      }
       return { seed, result, decisions: await readDecisionLog(decisionsFile) };
     }),
     options.concurrency,
@@ -291,7 +308,8 @@ function batchOfEpisodes(played: readonly PlayedEpisode[], size: number, task: T
   let decisions = 0;
   for (let i = 0; decisions < size; i += 1) {
     const episode = usable[i % usable.length] as PlayedEpisode;
-    trajectories.push(trajectoryOf(episode.decisions, episodeReward(task, episode.result, baselineAccuracy, PARAM_COST)));
+    const reward = episode.result === undefined ? -baselineAccuracy : episodeReward(task, episode.result, baselineAccuracy, PARAM_COST);
+    trajectories.push(trajectoryOf(episode.decisions, reward));
     decisions += episode.decisions.length;
   }
   return trajectories;
