@@ -55,7 +55,7 @@ describe('numeric flags', () => {
   it('esper with an unknown command exits 2 with the usage line', async () => {
     const { out, io } = capture();
     expect(await main(['grow'], io)).toBe(2);
-    expect(out.stderr).toContain('Usage: esper <run|up|serve|train|study|command>');
+    expect(out.stderr).toContain('Usage: esper <run|up|serve|train|study|learn|command>');
   });
 });
 
