@@ -20,9 +20,11 @@
  */
 import { optionChecks } from '../core/index.js';
 import {
+  allowedActions,
   batchGraphs,
   blueprintsFitting,
-  fitMaskOf,
+  choiceMaskOf,
+  cullableSeeds,
   PolicyAction,
   SAMPLED_ACTIONS,
   sitesWithFit,
@@ -113,6 +115,7 @@ interface MinibatchInputs {
    */
   readonly siteAllowed: Float32Array;
   readonly blueprintAllowed: Float32Array;
+  readonly seedAllowed: Float32Array;
   /** Per decision, whether its blueprint head's entropy counts (a germinate: conditioned on its site). */
   readonly blueprintEntropyCounts: Float32Array;
   /** Row of the chosen node in the batch (0 when unused) and whether it counts. */
@@ -144,28 +147,32 @@ function inputsOf(
   const target = new Float32Array(n);
   const siteAllowed = new Float32Array(batch.graphOf.site.length);
   const blueprintAllowed = new Float32Array(batch.graphOf.blueprint.length);
+  const seedAllowed = new Float32Array(batch.graphOf.seed.length);
   const blueprintEntropyCounts = new Float32Array(n);
   indices.forEach((index, g) => {
     const step = steps[index] as Transition;
-    const fits = fitMaskOf(step.graph);
+    const mask = choiceMaskOf(step.graph);
     const siteStart = batch.rowStart.site[g] as number;
     const blueprintStart = batch.rowStart.blueprint[g] as number;
-    sitesWithFit(fits).forEach((ok, i) => {
+    const seedStart = batch.rowStart.seed[g] as number;
+    sitesWithFit(mask).forEach((ok, i) => {
       siteAllowed[siteStart + i] = ok ? 1 : 0;
     });
+    // The blueprint factor is drawn given the chosen site; a decision without one adds no
+    // blueprint term (its row is unused and its entropy not counted).
     const chosenSite = step.choice.action === PolicyAction.GERMINATE ? step.choice.siteIndex : undefined;
-    for (let b = 0; b < fits.blueprints; b += 1) {
-      const ok =
-        chosenSite === undefined
-          ? Array.from({ length: fits.sites }, (_, i) => fits.pairs[i * fits.blueprints + b] === 1).some(Boolean)
-          : blueprintsFitting(fits, chosenSite)[b] === true;
-      blueprintAllowed[blueprintStart + b] = ok ? 1 : 0;
+    if (chosenSite !== undefined) {
+      blueprintsFitting(mask, chosenSite).forEach((ok, b) => {
+        blueprintAllowed[blueprintStart + b] = ok ? 1 : 0;
+      });
     }
     blueprintEntropyCounts[g] = chosenSite === undefined ? 0 : 1;
-    const seeds = (batch.rowStart.seed[g + 1] as number) - (batch.rowStart.seed[g] as number);
-    actionMask[g * 3] = 1;
-    actionMask[g * 3 + 1] = fits.pairs.some((x) => x === 1) ? 1 : 0;
-    actionMask[g * 3 + 2] = seeds > 0 ? 1 : 0;
+    cullableSeeds(mask).forEach((ok, i) => {
+      seedAllowed[seedStart + i] = ok ? 1 : 0;
+    });
+    allowedActions(mask).forEach((ok, a) => {
+      actionMask[g * SAMPLED_ACTIONS.length + a] = ok ? 1 : 0;
+    });
     action[g] = SAMPLED_ACTIONS.indexOf(step.choice.action);
     const pick = (type: 'site' | 'blueprint' | 'seed', index: number | undefined): void => {
       if (index === undefined) return;
@@ -188,6 +195,7 @@ function inputsOf(
     actionMask,
     siteAllowed,
     blueprintAllowed,
+    seedAllowed,
     blueprintEntropyCounts,
     siteRow: rows.site,
     siteUsed: used.site,
@@ -249,7 +257,7 @@ function distributionOf(out: GnnBatchTensors, inputs: MinibatchInputs) {
   const actionEntropy = tf.neg(tf.sum(tf.mul(tf.exp(actionLogProbs), actionLogProbs), 1)) as tf.Tensor1D;
   const site = segmentLogSoftmax(out.siteScores, inputs.batch.graphOf.site, n, inputs.siteAllowed);
   const blueprint = segmentLogSoftmax(out.blueprintScores, inputs.batch.graphOf.blueprint, n, inputs.blueprintAllowed);
-  const seed = segmentLogSoftmax(out.seedScores, inputs.batch.graphOf.seed, n);
+  const seed = segmentLogSoftmax(out.seedScores, inputs.batch.graphOf.seed, n, inputs.seedAllowed);
   const logProb = tf.addN([
     actionLogProb,
     chosen(site.logProbs, inputs.siteRow, inputs.siteUsed),

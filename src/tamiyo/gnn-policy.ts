@@ -19,7 +19,7 @@ import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 import { PolicySlot, type PolicySlotOptions } from './policy-slot.js';
 import type { LoadedPolicy } from './policy-weights.js';
 import { DecisionKind, toId, type ProposedDecision } from './decision.js';
-import { fitMaskOf, sampleChoice, type PolicyChoice } from './gnn-sampling.js';
+import { choiceMaskOf, sampleChoice, type PolicyChoice } from './gnn-sampling.js';
 import type { Rng } from '../tensor/index.js';
 
 /** One decision a sampling {@link GnnPolicy} made: what Simic learns from. */
@@ -200,7 +200,7 @@ export class GnnPolicy implements TamiyoPolicy {
     const output = this.gnn.forward(graph);
     let decoded = decodeOutput(output);
     if (sampling !== undefined) {
-      const { choice, logProb } = sampleChoice(output, fitMaskOf(graph), sampling.rng);
+      const { choice, logProb } = sampleChoice(output, choiceMaskOf(graph), sampling.rng);
       decoded = { ...decoded, ...choice, actionIndex: choice.action };
       sampling.onDecision?.({
         graph,

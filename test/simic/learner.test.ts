@@ -5,7 +5,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generalisedAdvantages, type Trajectory, type Transition } from '../../src/simic/experience.js';
 import { PpoLearner } from '../../src/simic/learner.js';
-import { choiceLogProb, fitMaskOf, gnnConfigFor, PolicyAction, sampleChoice, TamiyoGnn, type PolicyGraph } from '../../src/tamiyo/index.js';
+import {
+  choiceLogProb,
+  choiceMaskOf,
+  gnnConfigFor,
+  PolicyAction,
+  sampleChoice,
+  TamiyoGnn,
+  type PolicyGraph,
+} from '../../src/tamiyo/index.js';
 import { initTensorBackend, seededRng, type Rng } from '../../src/tensor/index.js';
 import { graphOfSize, TEST_RELATIONS } from '../tamiyo/fixtures/graphs.js';
 
@@ -21,7 +29,7 @@ function play(gnn: TamiyoGnn, graphs: readonly PolicyGraph[], rng: Rng): { traje
   let hits = 0;
   const trajectories = graphs.map((graph) => {
     const output = gnn.forward(graph);
-    const fits = fitMaskOf(graph);
+    const fits = choiceMaskOf(graph);
     const { choice, logProb } = sampleChoice(output, fits, rng);
     expect(logProb).toBeCloseTo(choiceLogProb(output, fits, choice), 9);
     const hit = choice.action === PolicyAction.GERMINATE && choice.blueprintIndex === 0;

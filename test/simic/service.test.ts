@@ -43,7 +43,7 @@ import {
   initialPolicyNetwork,
   initialPolicyVersion,
   PolicyAction,
-  fitMaskOf,
+  choiceMaskOf,
   sampleChoice,
   type PolicyChoice,
 } from '../../src/tamiyo/index.js';
@@ -82,7 +82,7 @@ function report(
   let value: number;
   try {
     const output = gnn.forward(graph);
-    ({ choice, logProb } = sampleChoice(output, fitMaskOf(graph), rng));
+    ({ choice, logProb } = sampleChoice(output, choiceMaskOf(graph), rng));
     value = output.value;
   } finally {
     gnn.dispose();

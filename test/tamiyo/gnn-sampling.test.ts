@@ -1,13 +1,18 @@
 /**
  * A sampling GNN policy: it decides at the first epoch end and every k-th after (never per
- * step), draws germinates only among (site, blueprint) pairs the graph's fits edges join,
+ * step), draws only what Kasmina would carry out — germinates among (site, blueprint) pairs
+ * the graph's fits edges join at sites no seed keeps busy, culls among growing seeds —
  * reports every decision with the log-probability it was drawn with, and replays with its seed.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SeedLifecycleStage } from '../../src/leyline/index.js';
 import {
+  allowedActions,
   choiceLogProb,
+  cullableSeeds,
+  sitesWithFit,
   DecisionKind,
-  fitMaskOf,
+  choiceMaskOf,
   GnnPolicy,
   gnnConfigFor,
   GRAPH_RELATIONS,
@@ -17,7 +22,7 @@ import {
   type SampledDecision,
 } from '../../src/tamiyo/index.js';
 import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
-import { candidates, fullPacket, host, initGraphFixtures, newBuilder } from './fixtures/graph-inputs.js';
+import { candidates, fullPacket, host, initGraphFixtures, newBuilder, seeds } from './fixtures/graph-inputs.js';
 
 beforeAll(async () => {
   await initTensorBackend();
@@ -69,25 +74,57 @@ describe('GnnPolicy sampling', () => {
     const germinates = first.filter((d) => d.choice.action === PolicyAction.GERMINATE);
     expect(germinates.length).toBeGreaterThan(0);
     for (const d of germinates) {
-      const fits = fitMaskOf(d.graph);
+      const fits = choiceMaskOf(d.graph);
       expect(fits.pairs[(d.choice.siteIndex as number) * fits.blueprints + (d.choice.blueprintIndex as number)]).toBe(1);
     }
     const gnn = a.gnn;
-    for (const d of first.slice(0, 5)) expect(choiceLogProb(gnn.forward(d.graph), fitMaskOf(d.graph), d.choice)).toBeCloseTo(d.logProb, 5);
+    for (const d of first.slice(0, 5))
+      expect(choiceLogProb(gnn.forward(d.graph), choiceMaskOf(d.graph), d.choice)).toBeCloseTo(d.logProb, 5);
     a.dispose();
     b.dispose();
   });
 
-  it('gives a germinate no mass when no pair fits, and a cull none without seeds', () => {
+  it('gives a germinate no mass when no pair may be chosen, and a cull none without a growing seed', () => {
     const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 }), seededRng(4));
     const graph = newBuilder().builder.build({ packet: fullPacket(), host, blueprints: candidates() });
     const output = gnn.forward(graph);
-    const none = { ...fitMaskOf(graph), pairs: new Uint8Array(fitMaskOf(graph).pairs.length) };
-    const noSeeds = { ...output, seedScores: new Float32Array(0) };
+    const mask = choiceMaskOf(graph);
+    const none = { ...mask, pairs: new Uint8Array(mask.pairs.length), seeds: new Uint8Array(mask.seeds.length) };
+    expect(allowedActions(none)).toEqual([true, false, false]);
     const rng = seededRng(9);
     for (let i = 0; i < 200; i += 1) {
-      expect(sampleChoice(noSeeds, none, rng).choice.action).toBe(PolicyAction.WAIT);
+      expect(sampleChoice(output, none, rng).choice.action).toBe(PolicyAction.WAIT);
     }
+    expect(choiceLogProb(output, none, { action: PolicyAction.CULL, seedIndex: 0 })).toBe(-Infinity);
     gnn.dispose();
+  });
+
+  it('keeps a site busy while its seed grows, is a fossil or is on its cull path; culls growing seeds only', () => {
+    const S = SeedLifecycleStage;
+    const builder = newBuilder().builder;
+    const maskWith = (stageA: SeedLifecycleStage, stageB: SeedLifecycleStage) => {
+      const [a, b] = seeds();
+      const packet = {
+        ...fullPacket(),
+        seedStates: [
+          { ...a!, stage: stageA },
+          { ...b!, stage: stageB },
+        ],
+      };
+      const graph = builder.build({ packet, host, blueprints: candidates() });
+      const mask = choiceMaskOf(graph);
+      const site = (id: string) => graph.nodes.site.ids.indexOf(id);
+      const seed = (id: string) => graph.nodes.seed.ids.indexOf(id);
+      return {
+        free: ['hidden1', 'hidden2', 'hidden3'].map((id) => sitesWithFit(mask)[site(id)]),
+        cullable: ['seed-a', 'seed-b'].map((id) => cullableSeeds(mask)[seed(id)]),
+      };
+    };
+    // Both growing: their sites are busy, both may be culled; the third site is free.
+    expect(maskWith(S.SEED_STAGE_BLENDING, S.SEED_STAGE_TRAINING)).toEqual({ free: [false, false, true], cullable: [true, true] });
+    // A fossil keeps its site and cannot be culled; a seed back to dormant frees its site.
+    expect(maskWith(S.SEED_STAGE_FOSSILIZED, S.SEED_STAGE_DORMANT)).toEqual({ free: [false, true, true], cullable: [false, false] });
+    // On the cull path the site stays busy (Kasmina embargoes it until the reset).
+    expect(maskWith(S.SEED_STAGE_EMBARGOED, S.SEED_STAGE_PROBATIONARY)).toEqual({ free: [false, false, true], cullable: [false, true] });
   });
 });
