@@ -64,6 +64,11 @@ export interface ArmResult {
   readonly trainingLoss: number;
   /** Optimizer steps taken. */
   readonly steps: number;
+  /**
+   * Batches of the budget skipped after a failed step (a loss explosion or non-finite loss
+   * applies nothing): `steps` + this is the budget. Absent when none.
+   */
+  readonly skippedSteps?: number;
   /** Parameters of the network at the end (host plus fossilized seeds). */
   readonly parameters: number;
   /** Wall time of training (data loading and set-up excluded), in milliseconds. */
@@ -115,6 +120,7 @@ export const ArmResultSchema = z
     validationAccuracy: z.number().min(0).max(1).optional(),
     trainingLoss: z.number(),
     steps: z.number().int().min(0),
+    skippedSteps: z.number().int().min(1).optional(),
     parameters: z.number().int().min(0),
     trainingWallMs: z.number().min(0),
     hostBlocks: z.array(FlopBlockSchema),

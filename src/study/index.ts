@@ -21,6 +21,8 @@ export {
   createTaskHost,
   evaluateAccuracy,
   loadTaskDataset,
+  MAX_SKIPPED_SHARE,
+  skippedBatches,
   taskRunId,
   trainTaskSteps,
   type TaskTrainingInput,

@@ -32,6 +32,8 @@ export interface ReportRun {
   readonly trainingWallS: number;
   readonly trainingFlops: number;
   readonly attempts: number;
+  /** Batches skipped after failed steps (`ArmResult.skippedSteps`); absent when none. */
+  readonly skippedSteps?: number;
   readonly seeds: readonly GrownSeed[];
 }
 
@@ -117,6 +119,7 @@ export function buildStudyReport(input: StudyReportInput): StudyReport {
         trainingWallS: r.result.trainingWallMs / 1000,
         trainingFlops: r.trainingFlops,
         attempts: r.attempts,
+        ...(r.result.skippedSteps === undefined ? {} : { skippedSteps: r.result.skippedSteps }),
         seeds: r.result.seeds,
       }));
     const parameters = runs.map((r) => r.parameters);
@@ -193,6 +196,16 @@ function flops(value: number | undefined): string {
   return value === undefined ? '–' : value.toExponential(2).replace('e+', 'e');
 }
 
+/** The runs that skipped batches after failed steps, when any. */
+function skippedLines(report: StudyReport): string[] {
+  const runs = report.arms.flatMap((a) =>
+    a.runs.flatMap((r) => (r.skippedSteps === undefined ? [] : [`${a.arm} seed ${r.seed} (${r.skippedSteps})`])),
+  );
+  return runs.length === 0
+    ? []
+    : ['', `Runs that skipped the batches of failed steps (loss spikes; at most 1 % of the budget): ${runs.join(', ')}.`];
+}
+
 /** `report.md`: the report for people. */
 export function formatStudyMarkdown(report: StudyReport): string {
   const unit = report.task.metricUnit;
@@ -210,6 +223,7 @@ export function formatStudyMarkdown(report: StudyReport): string {
           '',
           `**Incomplete**: ${report.arms.reduce((n, a) => n + a.runs.length, 0)} of ${report.arms.length * report.seeds.length} runs finished${report.aborted ? ' (stopped)' : ''}.`,
         ]),
+    ...skippedLines(report),
     '',
     ...summaryLines(report),
     '## Seeds grown',

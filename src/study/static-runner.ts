@@ -15,12 +15,14 @@ import {
   createTrainer,
   loadDataset,
   LossKind,
+  TolariaEvent,
   type Dataset,
   type DatasetSplit,
   type EmergencySink,
   type HostModel,
   type StepReport,
   type TrainerDependencies,
+  type TrainingSummary,
 } from '../tolaria/index.js';
 import type { ArmResult, ArmRunContext, ArmRunner, ArmRunRequest } from './arm-runner.js';
 import { flopBlocksOfHost } from './flops.js';
@@ -146,9 +148,16 @@ class LossTrack {
   }
 }
 
-/** Keeps the last warning (or emergency) of a run for its failure reason, and passes every packet on. */
+/** Events of a step that failed (nothing applied; without rollback the trainer skips its batch). */
+const STEP_FAILURE_EVENTS: ReadonlySet<string> = new Set([TolariaEvent.LOSS_EXPLOSION, TolariaEvent.NON_FINITE_LOSS]);
+
+/**
+ * Keeps the last warning (or emergency) of a run for its failure reason, counts its failed
+ * steps, and passes every packet on.
+ */
 class RunTelemetry implements TelemetrySink {
   lastWarning = '';
+  failedSteps = 0;
 
   constructor(private readonly next: TelemetrySink | undefined) {}
 
@@ -159,10 +168,34 @@ class RunTelemetry implements TelemetrySink {
   };
 
   emit(packet: TelemetryPacket): void {
+    for (const event of packet.events) if (STEP_FAILURE_EVENTS.has(event.description)) this.failedSteps += 1;
     const warning = packet.events.filter((e) => e.level >= TelemetryLevel.WARNING).at(-1);
     if (warning !== undefined) this.lastWarning = warning.description;
     this.next?.emit(packet);
   }
+}
+
+/** Most batches a run may skip, as a share of its budget, and still count as a run. */
+export const MAX_SKIPPED_SHARE = 0.01;
+
+/**
+ * How many batches of a `budget`-step run were skipped, or `undefined` when the run ended
+ * short of its budget otherwise: halted, aborted, steps missing beyond its failed ones, or
+ * more than {@link MAX_SKIPPED_SHARE} of the budget skipped (a diverging run). A step that
+ * fails (loss explosion, non-finite loss) applies nothing and, without rollback, the trainer
+ * skips its batch and completes its epochs one step short: a few such spikes are the guard
+ * rail working, not a broken run, so the run is scored on its accuracy and reports what it
+ * skipped.
+ */
+export function skippedBatches(
+  end: Pick<TrainingSummary, 'state' | 'globalStep'>,
+  failedSteps: number,
+  budget: number,
+): number | undefined {
+  if (end.globalStep === budget) return 0;
+  const short = budget - end.globalStep;
+  const counts = end.state === 'completed' && short > 0 && short <= failedSteps && short <= Math.floor(MAX_SKIPPED_SHARE * budget);
+  return counts ? short : undefined;
 }
 
 /** What {@link trainTaskSteps} trains. */
@@ -185,6 +218,8 @@ export interface TaskTrainingOutcome {
   /** Mean over the last 10 % of steps (at least one). */
   readonly trainingLoss: number;
   readonly steps: number;
+  /** Batches skipped after a failed step (see {@link trainTaskSteps}); absent when none. */
+  readonly skippedSteps?: number;
   readonly trainingWallMs: number;
 }
 
@@ -239,7 +274,8 @@ export async function trainTaskSteps(input: TaskTrainingInput): Promise<TaskTrai
     const summary = await trainer.run({ signal: stop.signal });
     const trainingWallMs = performance.now() - started;
     context.signal.throwIfAborted();
-    if (summary.globalStep !== task.steps) {
+    const skipped = skippedBatches(summary, telemetry.failedSteps, task.steps);
+    if (skipped === undefined) {
       throw new EsperError(
         ErrorCode.STUDY_RUN_FAILED,
         `${taskKey(task)} ${arm} seed ${seed}: training ${summary.state} at step ${summary.globalStep} of ${task.steps}` +
@@ -251,6 +287,7 @@ export async function trainTaskSteps(input: TaskTrainingInput): Promise<TaskTrai
       validationAccuracy: evaluateAccuracy(host, dataset.validation, dataset.targets),
       trainingLoss: losses.finalLoss,
       steps: summary.globalStep,
+      ...(skipped > 0 ? { skippedSteps: skipped } : {}),
       trainingWallMs,
     };
   } finally {

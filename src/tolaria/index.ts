@@ -26,6 +26,7 @@ export {
   type TrainerDependencies,
 } from './create-trainer.js';
 export { Trainer, type TrainerState, type TrainingSummary } from './trainer.js';
+export { TolariaEvent } from './names.js';
 export type { EpochReport, StatePacketSink, StepReport, TrainerOptions } from './trainer-options.js';
 export { OptimizerKind } from './optimizer-manager.js';
 export { LrSchedulePolicy } from './lr-controller.js';

@@ -48,6 +48,29 @@ describe('study report', () => {
     const md = formatStudyMarkdown(report);
     expect(md).toContain('| small | mlp 2 | 3 | 61.00 ± 1.00 | [58.52, 63.48] | 14 | 2.0 ± 0.0 | 1.00e3 |');
     expect(md).toContain('No run grew a seed.');
+    expect(md).not.toContain('skipped');
+  });
+
+  it('names the runs that skipped the batches of failed steps', () => {
+    const spiky = record('grown', 1, 0.8);
+    const report = buildStudyReport({
+      task: TINY_TASK,
+      arms: ['small', 'grown'],
+      seeds: [0, 1],
+      runs: [
+        record('small', 0, 0.6),
+        record('small', 1, 0.7),
+        record('grown', 0, 0.8),
+        { ...spiky, result: { ...spiky.result, steps: 11, skippedSteps: 1 } },
+      ],
+      failures: [],
+      aborted: false,
+    });
+    expect(report.complete).toBe(true);
+    expect(report.arms[1]?.runs.map((r) => r.skippedSteps)).toEqual([undefined, 1]);
+    expect(formatStudyMarkdown(report)).toContain(
+      'Runs that skipped the batches of failed steps (loss spikes; at most 1 % of the budget): grown seed 1 (1).',
+    );
   });
 
   it('reports each growth variant of a scheduled task as its own grown arm, compared with small, large and the other variant', () => {

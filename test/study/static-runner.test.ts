@@ -4,7 +4,16 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError, loadSettings, type EsperSettings } from '../../src/core/index.js';
 import { initTensorBackend, tf } from '../../src/tensor/index.js';
-import { createArmRunner, findTask, forwardFlops, hostParameterCount, taskShape, type ArmProgress } from '../../src/study/index.js';
+import {
+  createArmRunner,
+  findTask,
+  forwardFlops,
+  hostParameterCount,
+  MAX_SKIPPED_SHARE,
+  skippedBatches,
+  taskShape,
+  type ArmProgress,
+} from '../../src/study/index.js';
 import { TINY_TASK } from './fixtures/tiny-task.js';
 
 describe('static arm runner', () => {
@@ -77,6 +86,30 @@ describe('static arm runner', () => {
     expect(small.steps).toBe(60);
     expect(progress[0]!.loss).toBeGreaterThan(small.trainingLoss);
     expect((await run('large')).parameters).toBe(200);
+  });
+
+  it('fails a diverging run (its failed steps skipped past 1 % of the budget) with STUDY_RUN_FAILED naming the step', async () => {
+    // A rate this large: the first step's update makes every later loss non-finite, so
+    // every later batch is skipped and the trainer completes its epochs at step 1 of 12.
+    const task = { ...TINY_TASK, optimizer: { ...TINY_TASK.optimizer, learningRate: 1e30 } };
+    const outcome = await createArmRunner()
+      .run({ task, arm: 'small', seed: 0, settings }, { signal: new AbortController().signal })
+      .catch((e: unknown) => e);
+    expect(isEsperError(outcome, ErrorCode.STUDY_RUN_FAILED)).toBe(true);
+    expect((outcome as Error).message).toMatch(/training completed at step \d+ of 12 \(last warning: tolaria\./);
+  });
+
+  it('counts a run that skipped the batches of a few failed steps as a run, and says how many', () => {
+    const completed = (globalStep: number) => ({ state: 'completed' as const, globalStep });
+    expect(skippedBatches(completed(4000), 0, 4000)).toBe(0);
+    expect(skippedBatches(completed(4000), 5, 4000)).toBe(0); // spare batches covered the failures
+    expect(skippedBatches(completed(3997), 3, 4000)).toBe(3);
+    expect(skippedBatches(completed(3960), 40, 4000)).toBe(40); // 1 % of the budget
+    expect(skippedBatches(completed(3959), 41, 4000)).toBeUndefined(); // diverging
+    expect(skippedBatches(completed(3997), 2, 4000)).toBeUndefined(); // a step missing beyond the failed ones
+    expect(skippedBatches({ state: 'halted', globalStep: 3997 }, 3, 4000)).toBeUndefined();
+    expect(skippedBatches({ state: 'aborted', globalStep: 3997 }, 3, 4000)).toBeUndefined();
+    expect(MAX_SKIPPED_SHARE).toBe(0.01);
   });
 
   it('stops at a step boundary when aborted, and rejects', async () => {
