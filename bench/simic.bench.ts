@@ -38,15 +38,7 @@ import { pathToFileURL } from 'node:url';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Redis } from 'ioredis';
-import {
-  ErrorCode,
-  isEsperError,
-  loadSettings,
-  optionChecks,
-  runCleanup,
-  type EsperSettings,
-  type TelemetrySink,
-} from '../src/core/index.js';
+import { loadSettings, optionChecks, runCleanup, type EsperSettings, type TelemetrySink } from '../src/core/index.js';
 import { FieldReportDeltaSchema, FieldReportOutcome, FieldReportSchema, type FieldReport } from '../src/leyline/index.js';
 import { openBusFromSettings } from '../src/oona/index.js';
 import type { KeyRing } from '../src/security/index.js';
@@ -63,12 +55,13 @@ import { defaultStaticRunner, findTask, runInChild, type ArmResult, type TaskDef
 import { batchGraphs, decisionContextOf, loadPolicy, type SampledDecision, type TamiyoGnn } from '../src/tamiyo/index.js';
 import { initTensorBackend, seededRng, tf } from '../src/tensor/index.js';
 import {
-  episodeReward,
   grownArmRunnerModule,
-  inPool,
+  isFailedRun,
+  runJobs,
   learnedTask,
   learnPolicy,
   runKeyRing,
+  scoredReward,
   trajectoryOf,
   type LearnResult,
 } from '../src/weatherlight/index.js';
@@ -175,7 +168,8 @@ async function openEnvironment(options: SimicBenchOptions): Promise<{ env: Envir
 async function staticBatch(env: Environment, task: TaskDefinition, seeds: readonly number[], concurrency: number) {
   const signal = new AbortController().signal;
   const started = performance.now();
-  const results = await inPool(
+  const results = await runJobs(
+    'bench-static',
     seeds.map((seed) => () => runInChild({ runner: defaultStaticRunner(), task, arm: 'small', seed, settings: env.settings, signal })),
     concurrency,
   );
@@ -275,7 +269,8 @@ interface PlayedEpisode {
 /** `concurrency` more episodes of the learned policy (seeds after the training ones), with their decisions. */
 async function playEpisodes(env: Environment, task: TaskDefinition, policyFile: string, firstSeed: number, options: SimicBenchOptions) {
   const signal = new AbortController().signal;
-  return inPool(
+  return runJobs(
+    'bench-play',
     Array.from({ length: options.concurrency }, (_, i) => async (): Promise<PlayedEpisode> => {
       const seed = firstSeed + i;
       const decisionsFile = path.join(env.root, `played-seed${seed}.dec`);
@@ -291,7 +286,7 @@ async function playEpisodes(env: Environment, task: TaskDefinition, policyFile: 
         });
       } catch (error) {
         // As learnPolicy: a run the runner failed is still an episode (scored as accuracy 0).
-        if (!isEsperError(error, ErrorCode.STUDY_RUN_FAILED) || error.details?.['reason'] !== 'failed') throw error;
+        if (!isFailedRun(error)) throw error;
         env.log(`update: played episode seed ${seed} failed: ${(error as Error).message}`);
       }
       return { seed, result, decisions: await readDecisionLog(decisionsFile) };
@@ -308,7 +303,7 @@ function batchOfEpisodes(played: readonly PlayedEpisode[], size: number, task: T
   let decisions = 0;
   for (let i = 0; decisions < size; i += 1) {
     const episode = usable[i % usable.length] as PlayedEpisode;
-    const reward = episode.result === undefined ? -baselineAccuracy : episodeReward(task, episode.result, baselineAccuracy, PARAM_COST);
+    const reward = scoredReward(task, episode.result, baselineAccuracy, PARAM_COST);
     trajectories.push(trajectoryOf(episode.decisions, reward));
     decisions += episode.decisions.length;
   }

@@ -20,8 +20,18 @@ import { findTask } from '../study/index.js';
 import { Progress, StderrEventSink } from './progress.js';
 import { RUN_FLAGS } from './run-config.js';
 import { executeRun, prepareRun } from './run.js';
-import { distributedSettings, openServiceBus, type RunRunOptions } from './run-setup.js';
-import { ExitCode, helpText, parseCommandLine, reportFailure, UsageError, type CliIo, type CommandSpec } from './scaffold.js';
+import { distributedSettings, openServiceBus, type RunRunOptions, type ServiceBus } from './run-setup.js';
+import {
+  ExitCode,
+  helpText,
+  parseCommandLine,
+  reportFailure,
+  UsageError,
+  type CliIo,
+  type CommandSpec,
+  type FlagSpec,
+  type FlagValues,
+} from './scaffold.js';
 
 const SERVE_TAMIYO_COMMAND: CommandSpec<{ readonly policy: (typeof RUN_FLAGS)['policy'] }> = {
   name: 'esper serve tamiyo',
@@ -101,35 +111,74 @@ export async function runServe(argv: readonly string[], io: CliIo, options: RunR
   return ExitCode.USAGE;
 }
 
-async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
-  const spec = SERVE_TAMIYO_COMMAND;
+/** What a long-running role's body gets from {@link serveRole}. */
+interface RoleContext<F extends Readonly<Record<string, FlagSpec>>> {
+  readonly values: FlagValues<F>;
+  readonly settings: EsperSettings;
+  readonly keyRing: KeyRing;
+  /** The bus, and the telemetry sink of the role (stderr, and the bus when it carries telemetry). */
+  readonly bus: ServiceBus['bus'];
+  readonly telemetry: TelemetrySink;
+  /** Resolves at SIGINT/SIGTERM (or when the caller's signal aborts). */
+  readonly stopped: Promise<void>;
+}
+
+/**
+ * The frame every long-running role shares: flags and `--help`, the distributed settings, the
+ * key ring and the bus (`openBus`), then `serve` until it returns; a failure anywhere is
+ * reported with the role's name and exit code, and the bus is closed on the way out.
+ */
+async function serveRole<F extends Readonly<Record<string, FlagSpec>>>(
+  spec: CommandSpec<F>,
+  argv: readonly string[],
+  io: CliIo,
+  options: RunRunOptions,
+  openBus: (settings: EsperSettings, keyRing: KeyRing, stderr: TelemetrySink) => ServiceBus,
+  serve: (role: RoleContext<F>) => Promise<void>,
+): Promise<number> {
+  let values: FlagValues<F>;
   let settings: EsperSettings;
-  let policy: string;
   try {
-    const { values, help } = parseCommandLine(spec, argv);
-    if (help) {
+    const parsed = parseCommandLine(spec, argv);
+    if (parsed.help) {
       io.stdout.write(helpText(spec));
       return ExitCode.OK;
     }
-    policy = values.policy ?? 'heuristic';
+    values = parsed.values;
     settings = await distributedSettings(io, spec.name, options);
   } catch (error) {
     return reportFailure(io, spec, error);
   }
   const keyRing = KeyRing.fromSettings(settings.security);
-  const stderrAll = new StderrEventSink(io, new Progress(io, 1));
-  // As in `esper run`: Tamiyo's per-step risk warnings (loss spikes on single batches) would
-  // drown the terminal; they are on the bus. Errors, and everyone else's warnings, show.
-  const stderr: TelemetrySink = {
-    emit(packet) {
-      if (packet.sourceSubsystem === 'tamiyo' && packet.level < TelemetryLevel.ERROR) return;
-      stderrAll.emit(packet);
-    },
-  };
-  const { bus, telemetry, close: closeBus } = openServiceBus(settings, keyRing, io, spec.name, stderr);
-
+  const { bus, telemetry, close: closeBus } = openBus(settings, keyRing, new StderrEventSink(io, new Progress(io, 1)));
   const stop = stopSignal(options.signal);
   try {
+    await serve({ values, settings, keyRing, bus, telemetry, stopped: stop.stopped });
+    return ExitCode.OK;
+  } catch (error) {
+    return reportFailure(io, spec, error);
+  } finally {
+    stop.dispose();
+    await closeBus().catch((error: unknown) => {
+      io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`);
+    });
+  }
+}
+
+function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
+  const spec = SERVE_TAMIYO_COMMAND;
+  // As in `esper run`: Tamiyo's per-step risk warnings (loss spikes on single batches) would
+  // drown the terminal; they are on the bus. Errors, and everyone else's warnings, show.
+  const quietTamiyo = (stderr: TelemetrySink): TelemetrySink => ({
+    emit(packet) {
+      if (packet.sourceSubsystem === 'tamiyo' && packet.level < TelemetryLevel.ERROR) return;
+      stderr.emit(packet);
+    },
+  });
+  const openBus = (settings: EsperSettings, keyRing: KeyRing, stderr: TelemetrySink) =>
+    openServiceBus(settings, keyRing, io, spec.name, quietTamiyo(stderr));
+  return serveRole(spec, argv, io, options, openBus, async ({ values, settings, keyRing, bus, telemetry, stopped }) => {
+    const policy = values.policy ?? 'heuristic';
     // The GNN policy runs on the tensor engine (the heuristic never touches it).
     if (policy === 'gnn') await initTensorBackend();
     const server = await openTamiyoServer(settings, {
@@ -146,20 +195,12 @@ async function serveTamiyo(argv: readonly string[], io: CliIo, options: RunRunOp
       io.stderr.write(
         `${spec.name}: serving every run on ${redactUrl(settings.oona.busUrl)} with the ${policy} policy (pid ${process.pid})\n`,
       );
-      await stop.stopped;
+      await stopped;
       io.stderr.write(`${spec.name}: stopping (${server.stats().serving.length} runs still served are closed)\n`);
     } finally {
       await server.close();
     }
-    return ExitCode.OK;
-  } catch (error) {
-    return reportFailure(io, spec, error);
-  } finally {
-    stop.dispose();
-    await closeBus().catch((error: unknown) => {
-      io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`);
-    });
-  }
+  });
 }
 
 async function serveTrainer(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
@@ -195,29 +236,16 @@ async function serveTrainer(argv: readonly string[], io: CliIo, options: RunRunO
   return executeRun(prepared, io, options, json, spec);
 }
 
-async function serveSimic(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
+function serveSimic(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
   const spec = SERVE_SIMIC_COMMAND;
-  let settings: EsperSettings;
-  try {
-    const { help } = parseCommandLine(spec, argv);
-    if (help) {
-      io.stdout.write(helpText(spec));
-      return ExitCode.OK;
-    }
-    settings = await distributedSettings(io, spec.name, options);
-  } catch (error) {
-    return reportFailure(io, spec, error);
-  }
-  const keyRing = KeyRing.fromSettings(settings.security);
-  const stderr = new StderrEventSink(io, new Progress(io, 1));
-  const { bus, telemetry, close: closeBus } = openServiceBus(settings, keyRing, io, spec.name, stderr);
-  const stop = stopSignal(options.signal);
-  try {
+  const openBus = (settings: EsperSettings, keyRing: KeyRing, stderr: TelemetrySink) =>
+    openServiceBus(settings, keyRing, io, spec.name, stderr);
+  return serveRole(spec, argv, io, options, openBus, async ({ settings, keyRing, bus, telemetry, stopped }) => {
     await initTensorBackend();
     const taskName = settings.simic.evaluationTask;
     // Stopping kills an evaluation's runs; the update is then blocked, not published.
     const stopping = new AbortController();
-    void stop.stopped.then(() => stopping.abort());
+    void stopped.then(() => stopping.abort());
     const simic = await openSimicServer(settings, {
       bus,
       keyRing,
@@ -245,7 +273,7 @@ async function serveSimic(argv: readonly string[], io: CliIo, options: RunRunOpt
       io.stderr.write(
         `${spec.name}: learning ${simic.service.version} from the field reports on ${redactUrl(settings.oona.busUrl)}, an update every ${settings.simic.reportsPerUpdate} reports (pid ${process.pid})\n`,
       );
-      await stop.stopped;
+      await stopped;
       const stats = simic.stats();
       io.stderr.write(
         `${spec.name}: stopping at ${stats.version} (${stats.updates} updates, ${stats.published} published, ${stats.blocked} blocked)\n`,
@@ -253,52 +281,27 @@ async function serveSimic(argv: readonly string[], io: CliIo, options: RunRunOpt
     } finally {
       await simic.close();
     }
-    return ExitCode.OK;
-  } catch (error) {
-    return reportFailure(io, spec, error);
-  } finally {
-    stop.dispose();
-    await closeBus().catch((error: unknown) => {
-      io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`);
-    });
-  }
+  });
 }
 
-async function serveNissa(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
+function serveNissa(argv: readonly string[], io: CliIo, options: RunRunOptions): Promise<number> {
   const spec = SERVE_NISSA_COMMAND;
-  let settings: EsperSettings;
-  try {
-    const { help } = parseCommandLine(spec, argv);
-    if (help) {
-      io.stdout.write(helpText(spec));
-      return ExitCode.OK;
-    }
-    settings = await distributedSettings(io, spec.name, options);
-  } catch (error) {
-    return reportFailure(io, spec, error);
-  }
-  const keyRing = KeyRing.fromSettings(settings.security);
-  const stderr = new StderrEventSink(io, new Progress(io, 1));
   // Nissa's own telemetry stays off the bus it reads (it would count itself): a plain bus.
-  const bus = openBusFromSettings(settings, { keyRing, telemetry: stderr });
-  const stop = stopSignal(options.signal);
-  try {
-    const nissa = await createNissa(settings, { bus, telemetry: stderr });
+  const openBus = (settings: EsperSettings, keyRing: KeyRing, stderr: TelemetrySink): ServiceBus => {
+    const bus = openBusFromSettings(settings, { keyRing, telemetry: stderr });
+    return { bus, telemetry: stderr, close: () => bus.close() };
+  };
+  return serveRole(spec, argv, io, options, openBus, async ({ settings, bus, telemetry, stopped }) => {
+    const nissa = await createNissa(settings, { bus, telemetry });
     try {
       io.stderr.write(
         `${spec.name}: metrics and live view at ${nissa.url}${nissa.movedPort ? ` (port ${settings.nissa.httpPort} was taken)` : ''} for every run on ${redactUrl(settings.oona.busUrl)} (pid ${process.pid})\n`,
       );
-      await stop.stopped;
+      await stopped;
     } finally {
       await nissa.close();
     }
-    return ExitCode.OK;
-  } catch (error) {
-    return reportFailure(io, spec, error);
-  } finally {
-    stop.dispose();
-    await bus.close().catch((error: unknown) => io.stderr.write(`${spec.name}: closing the bus failed: ${String(error)}\n`));
-  }
+  });
 }
 
 /** Resolves `stopped` at SIGINT/SIGTERM (or when `signal` aborts, in tests). */

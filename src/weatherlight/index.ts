@@ -86,7 +86,9 @@ export {
 export {
   episodeReward,
   HELD_OUT_SEED_BASE,
-  inPool,
+  isFailedRun,
+  runJobs,
+  scoredReward,
   learnedTask,
   learnPolicy,
   trajectoryOf,

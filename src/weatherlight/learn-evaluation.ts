@@ -10,12 +10,12 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, isEsperError, type EsperSettings } from '../core/index.js';
+import type { EsperSettings } from '../core/index.js';
 import { evaluateGates, failedGateReasons, readDecisionLog, type HeldOutEvaluator, type PpoStats } from '../simic/index.js';
 import { defaultStaticRunner, runInChild, summarize, type ArmResult, type Summary, type TaskDefinition } from '../study/index.js';
 import { SAMPLED_ACTION_NAMES, SAMPLED_ACTIONS, serialisePolicy } from '../tamiyo/index.js';
 import { grownArmRunnerModule } from './grown-arm.js';
-import { episodeReward, episodeSettings, HELD_OUT_SEED_BASE, inPool, learnedTask } from './learn.js';
+import { episodeSettings, HELD_OUT_SEED_BASE, isFailedRun, learnedTask, runJobs, scoredReward } from './learn.js';
 
 /** The arms of an evaluation. */
 export const EVALUATION_ARMS = ['small', 'heuristic', 'initial', 'learned', 'large'] as const;
@@ -93,8 +93,8 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
   const arms = options.arms ?? EVALUATION_ARMS;
   const paramCost = options.paramCost ?? 0.05;
   const actionCounts = new Map<number, number>();
-  // A run its runner failed (the trainer stopped short, a seed broke it) is scored as
-  // accuracy 0 and counted, in every arm alike; a crashed process fails the evaluation.
+  // A failed run (`isFailedRun`) is scored as accuracy 0 and counted, in every arm alike; a
+  // crashed process fails the evaluation.
   const jobs: (() => Promise<{ arm: EvaluationArm; seed: number; result: ArmResult | undefined }>)[] = [];
   for (const seed of seeds) {
     for (const arm of arms) {
@@ -113,7 +113,7 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
           result = await runInChild(request);
           options.onRun?.(arm, seed, result);
         } catch (error) {
-          if (!isEsperError(error, ErrorCode.STUDY_RUN_FAILED) || error.details?.['reason'] !== 'failed') throw error;
+          if (!isFailedRun(error)) throw error;
         }
         if (arm === 'learned') {
           for (const d of await readDecisionLog(decisionsFile).catch(() => [])) {
@@ -125,21 +125,22 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
       });
     }
   }
-  const done = await inPool(jobs, options.concurrency ?? 2);
+  const done = await runJobs('learn-evaluation', jobs, options.concurrency ?? 2);
   const staticBySeed = new Map(done.filter((d) => d.arm === 'small').map((d) => [d.seed, d.result?.validationAccuracy ?? 0]));
   const largeParameters = done.find((d) => d.arm === 'large' && d.result !== undefined)?.result?.parameters;
   const armEvaluations: ArmEvaluation[] = arms.map((arm) => {
     const runs = seeds.map((seed) => {
       const result = done.find((d) => d.arm === arm && d.seed === seed)?.result;
       const reference = staticBySeed.get(seed) ?? 0;
-      if (result === undefined) return { seed, failed: true, accuracy: 0, reward: -reference, parameters: 0, germinated: 0, fates: {} };
+      const reward = scoredReward(task, result, reference, paramCost);
+      if (result === undefined) return { seed, failed: true, accuracy: 0, reward, parameters: 0, germinated: 0, fates: {} };
       const fates: Record<string, number> = {};
       for (const s of result.seeds) fates[s.fate] = (fates[s.fate] ?? 0) + 1;
       return {
         seed,
         failed: false,
         accuracy: result.validationAccuracy ?? 0,
-        reward: episodeReward(task, result, reference, paramCost),
+        reward,
         parameters: result.parameters,
         germinated: result.seeds.length,
         fates,

@@ -15,7 +15,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode, EsperError, isEsperError, type EsperSettings } from '../core/index.js';
+import { AsyncWorker, ErrorCode, EsperError, isEsperError, type EsperSettings } from '../core/index.js';
 import { PpoLearner, readDecisionLog, type PpoOptions, type PpoStats, type Trajectory } from '../simic/index.js';
 import { defaultStaticRunner, hostParameterCount, runInChild, taskShape, type ArmResult, type TaskDefinition } from '../study/index.js';
 import { gnnConfigFor, GRAPH_RELATIONS, loadPolicy, serialisePolicy, TamiyoGnn, type SampledDecision } from '../tamiyo/index.js';
@@ -149,19 +149,37 @@ async function readPolicyFile(file: string): Promise<TamiyoGnn> {
   return loadPolicy(bytes, undefined, file).gnn;
 }
 
-/** Runs `jobs` with at most `concurrency` at once; results in job order. */
-export async function inPool<T>(jobs: readonly (() => Promise<T>)[], concurrency: number): Promise<T[]> {
-  const results: T[] = new Array<T>(jobs.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const index = next;
-      next += 1;
-      results[index] = await (jobs[index] as () => Promise<T>)();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
-  return results;
+/**
+ * Runs `jobs` on core's {@link AsyncWorker}, at most `concurrency` at once, and returns their
+ * results in job order; a failure is thrown once every job has settled (none is left running).
+ */
+export async function runJobs<T>(name: string, jobs: readonly (() => Promise<T>)[], concurrency: number): Promise<T[]> {
+  const worker = new AsyncWorker({ name, maxConcurrency: concurrency, maxQueueDepth: Math.max(1, jobs.length) });
+  try {
+    const settled = await Promise.allSettled(
+      jobs.map((job, i) => worker.submit(job, { name: `${name}-${i}`, deadlineMs: Number.POSITIVE_INFINITY }).result),
+    );
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  } finally {
+    await worker.close();
+  }
+}
+
+/**
+ * Whether `error` is a run its runner failed (the trainer stopped short, a seed broke it).
+ * The policy's decisions may be why, so learning and evaluation score such a run as
+ * accuracy 0 ({@link scoredReward}) rather than dropping it, which would hide from the
+ * learner, and from the report, what breaks runs. A crashed process is not one.
+ */
+export function isFailedRun(error: unknown): boolean {
+  return isEsperError(error, ErrorCode.STUDY_RUN_FAILED) && error.details?.['reason'] === 'failed';
+}
+
+/** {@link episodeReward} of a run, or of a failed run (`undefined`): accuracy 0, nothing added. */
+export function scoredReward(task: TaskDefinition, result: ArmResult | undefined, staticAccuracy: number, paramCost: number): number {
+  return result === undefined ? -staticAccuracy : episodeReward(task, result, staticAccuracy, paramCost);
 }
 
 /** The task with a learned controller: `policyFile`, decisions to `decisionsFile`. */
@@ -189,7 +207,8 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
   await mkdir(episodesDir, { recursive: true });
 
   const baselineRuns = options.baselineRuns ?? 4;
-  const baseline = await inPool(
+  const baseline = await runJobs(
+    'learn-baseline',
     Array.from(
       { length: baselineRuns },
       (_, i) => () => runInChild({ runner: defaultStaticRunner(), task, arm: 'small', seed: HELD_OUT_SEED_BASE - 1 - i, settings, signal }),
@@ -217,7 +236,8 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
       const policyFile = path.join(policies, `${version}.bin`);
       const seeds = Array.from({ length: perUpdate }, () => nextSeed++);
       const playStart = Date.now();
-      const played = await inPool(
+      const played = await runJobs(
+        `learn-${version}`,
         seeds.map((s) => async () => {
           const decisionsFile = path.join(episodesDir, `seed${s}.dec`);
           try {
@@ -234,11 +254,9 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
           } catch (error) {
             if (signal.aborted) throw error;
             emit({ type: 'episode_failed', seed: s, message: (error as Error).message });
-            // The runner failed the run (its trainer stopped short, a seed broke it): the
-            // policy's decisions may be why, so it is an episode, scored as accuracy 0 — not
-            // dropped, which would hide from the learner what breaks runs. A crashed process
-            // or an unreadable log is not the policy's doing: left out.
-            if (!isEsperError(error, ErrorCode.STUDY_RUN_FAILED) || error.details?.['reason'] !== 'failed') return undefined;
+            // A failed run is an episode scored as accuracy 0 (`isFailedRun`); a crashed
+            // process or an unreadable log is not the policy's doing: left out.
+            if (!isFailedRun(error)) return undefined;
             const decisions = await readDecisionLog(decisionsFile).catch(() => undefined);
             return decisions === undefined || decisions.length === 0 ? undefined : { seed: s, result: undefined, decisions };
           } finally {
@@ -251,7 +269,7 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
       if (done.length === 0) continue;
       const summaries: EpisodeSummary[] = [];
       const trajectories = done.map(({ seed: s, result, decisions }) => {
-        const reward = result === undefined ? -baselineAccuracy : episodeReward(task, result, baselineAccuracy, paramCost);
+        const reward = scoredReward(task, result, baselineAccuracy, paramCost);
         summaries.push({
           seed: s,
           failed: result === undefined,
