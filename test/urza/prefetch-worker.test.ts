@@ -42,7 +42,7 @@ interface Harness {
   readonly libraryTelemetry: MemoryTelemetrySink;
   readonly workerTelemetry: MemoryTelemetrySink;
   readonly answers: Answer[];
-  worker(consumer?: string): Promise<UrzaPrefetchWorker>;
+  worker(consumer?: string, options?: { prewarmCacheSize?: number }): Promise<UrzaPrefetchWorker>;
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -101,13 +101,14 @@ async function setup(): Promise<Harness> {
     libraryTelemetry,
     workerTelemetry,
     answers,
-    async worker(consumer?: string) {
+    async worker(consumer?: string, options: { prewarmCacheSize?: number } = {}) {
       const worker = new UrzaPrefetchWorker({
         bus,
         library,
         catalog,
         telemetry: workerTelemetry,
         prewarmPasses: 4,
+        ...options,
         ...(consumer === undefined ? {} : { consumer }),
       });
       cleanups.push(() => worker.close());
@@ -115,6 +116,10 @@ async function setup(): Promise<Harness> {
       return worker;
     },
   };
+}
+
+function plainOptions(harness: Harness) {
+  return { bus: harness.bus, library: harness.library, catalog, telemetry: harness.workerTelemetry };
 }
 
 function request(fields: Partial<KernelPrefetchRequest> = {}): KernelPrefetchRequest {
@@ -177,6 +182,25 @@ describe('UrzaPrefetchWorker', () => {
     });
     fetched.module.dispose();
     expect(fetched.checksum).toBe(ready.checksum);
+  });
+
+  it('prewarms an artifact once per checksum: a repeat is answered with its timings, off the module rebuild', async () => {
+    const harness = await setup();
+    const worker = await harness.worker();
+    const first = (await ask(harness)) as KernelArtifactReady;
+    const again = (await ask(harness)) as KernelArtifactReady;
+    expect(isMessage(again, KernelArtifactReadySchema)).toBe(true);
+    expect(again.requestId).not.toBe(first.requestId);
+    expect([again.checksum, again.prewarmP50Ms, again.prewarmP95Ms]).toEqual([first.checksum, first.prewarmP50Ms, first.prewarmP95Ms]);
+    expect(worker.stats()).toMatchObject({ hits: 2, prewarms: 1 });
+
+    // Without the cache every request loads and prewarms the artifact.
+    const uncached = await setup();
+    const plain = await uncached.worker(undefined, { prewarmCacheSize: 0 });
+    await ask(uncached);
+    await ask(uncached);
+    expect(plain.stats()).toMatchObject({ hits: 2, prewarms: 2 });
+    expect(() => new UrzaPrefetchWorker({ ...plainOptions(uncached), prewarmCacheSize: -1 })).toThrow(/prewarmCacheSize/);
   });
 
   it('answers an unknown blueprint with NOT_FOUND', async () => {
