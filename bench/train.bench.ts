@@ -9,7 +9,15 @@
  *
  * Protocol (as the anchor and `tensor-backend-measurements.md` §1): 3 warm-up steps, then
  * the median of at least 7 timed steps (up to 1.5 s or 50 steps). Inputs are random, so
- * the figures measure compute, not data loading.
+ * the figures measure compute, not data loading. Ours and the anchor run in interleaved
+ * rounds (ours, PyTorch, ours, PyTorch, …; `ESPER_BENCH_ROUNDS`, default 3) so load on the
+ * machine hits both alike; each figure is the median over rounds and each ratio the median
+ * of the rounds' ratios.
+ *
+ * The anchor is PyTorch at its best here: a machine may force OpenBLAS's kernel and cache
+ * size (`OPENBLAS_CORETYPE`, `OPENBLAS_L2_SIZE`; one such setting made the anchor's MLP step
+ * ~4x slower), so both are unset for its process alone, and the JSON says what was unset and
+ * which kernel OpenBLAS then ran (`openblas_get_corename`).
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -24,6 +32,10 @@ const MIN_RUNS = 7;
 const MIN_MS = 1500;
 const MAX_RUNS = 50;
 const ANCHOR = path.resolve(import.meta.dirname, 'anchors/torch_anchor.py');
+/** Interleaved rounds of ours and the anchor. */
+const ROUNDS = Number(process.env['ESPER_BENCH_ROUNDS'] ?? 3);
+/** Machine overrides of OpenBLAS's own choices, unset for the anchor's process. */
+const OPENBLAS_OVERRIDES = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
 const PYTHON = '/usr/bin/python3';
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
@@ -160,11 +172,15 @@ interface AnchorModel {
   readonly trainStepMs: number;
   readonly forwardMs: number;
 }
-type Anchor = { skipped: string } | { torch: string; threads: number; blas: unknown; mlp: AnchorModel; cnn: AnchorModel };
+type Anchor =
+  | { skipped: string }
+  | { torch: string; threads: number; blas: unknown; openblas: unknown; env: unknown; mlp: AnchorModel; cnn: AnchorModel };
 
 function runAnchor(): Anchor {
   log('PyTorch anchor…');
-  const run = spawnSync(PYTHON, [ANCHOR, '--threads', '2', '--batch', String(BATCH)], { encoding: 'utf8', timeout: 300_000 });
+  const env = { ...process.env };
+  for (const name of OPENBLAS_OVERRIDES) delete env[name];
+  const run = spawnSync(PYTHON, [ANCHOR, '--threads', '2', '--batch', String(BATCH)], { encoding: 'utf8', timeout: 300_000, env });
   if (run.error !== undefined) return { skipped: `could not run ${PYTHON}: ${run.error.message}` };
   if (run.status !== 0) return { skipped: `torch_anchor.py exited ${run.status}: ${run.stderr.trim().split('\n').at(-1) ?? ''}` };
   const last = run.stdout.trim().split('\n').at(-1) ?? '';
@@ -175,37 +191,113 @@ function runAnchor(): Anchor {
   }
 }
 
+const medianOf = (values: readonly number[]): number => round(median(values), 3);
+
+/** Per-model figures over rounds: each the median of the rounds'. */
+function overRounds(rounds: readonly ModelFigures[]): ModelFigures & { readonly rounds: readonly ModelFigures[] } {
+  return {
+    trainStepMs: medianOf(rounds.map((r) => r.trainStepMs)),
+    rawStepMs: medianOf(rounds.map((r) => r.rawStepMs)),
+    forwardMs: medianOf(rounds.map((r) => r.forwardMs)),
+    parameters: (rounds[0] as ModelFigures).parameters,
+    trainSamples: rounds.reduce((n, r) => n + r.trainSamples, 0),
+    rounds,
+  };
+}
+
 async function main(): Promise<void> {
   await initTensorBackend();
-  const mlp = await measure('mlp', (hostId) => mlpHost({ inputSize: 784, hidden: [256, 256], numClasses: 10, seed: 1, hostId }), [784]);
-  const cnn = await measure(
-    'cnn',
-    (hostId) => cnnHost({ inputShape: [32, 32, 3], channels: [32, 64], numClasses: 10, seed: 1, hostId }),
-    [32, 32, 3],
+  const unset = Object.fromEntries(
+    OPENBLAS_OVERRIDES.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
   );
-  const anchor = runAnchor();
+  const mlpRounds: ModelFigures[] = [];
+  const cnnRounds: ModelFigures[] = [];
+  const anchors: Anchor[] = [];
+  for (let round = 1; round <= ROUNDS; round += 1) {
+    log(`round ${round}/${ROUNDS}`);
+    mlpRounds.push(
+      await measure('mlp', (hostId) => mlpHost({ inputSize: 784, hidden: [256, 256], numClasses: 10, seed: 1, hostId }), [784]),
+    );
+    cnnRounds.push(
+      await measure(
+        'cnn',
+        (hostId) => cnnHost({ inputShape: [32, 32, 3], channels: [32, 64], numClasses: 10, seed: 1, hostId }),
+        [32, 32, 3],
+      ),
+    );
+    const anchor = runAnchor();
+    anchors.push(anchor);
+    if ('skipped' in anchor) {
+      log(`PyTorch anchor skipped: ${anchor.skipped}`);
+      break;
+    }
+  }
+  const mlp = overRounds(mlpRounds);
+  const cnn = overRounds(cnnRounds);
+  const ran = anchors.filter((a): a is Exclude<Anchor, { skipped: string }> => !('skipped' in a));
+  const ratio = (ours: readonly ModelFigures[], pick: (r: ModelFigures) => number, theirs: (a: (typeof ran)[number]) => number) =>
+    medianOf(ran.map((a, i) => pick(ours[i] as ModelFigures) / theirs(a)));
   const ratios =
-    'skipped' in anchor
+    ran.length === 0
       ? undefined
       : {
-          mlpTrainStep: round(mlp.trainStepMs / anchor.mlp.trainStepMs),
-          mlpForward: round(mlp.forwardMs / anchor.mlp.forwardMs),
-          cnnTrainStep: round(cnn.trainStepMs / anchor.cnn.trainStepMs),
-          cnnForward: round(cnn.forwardMs / anchor.cnn.forwardMs),
+          mlpTrainStep: ratio(
+            mlpRounds,
+            (r) => r.trainStepMs,
+            (a) => a.mlp.trainStepMs,
+          ),
+          mlpForward: ratio(
+            mlpRounds,
+            (r) => r.forwardMs,
+            (a) => a.mlp.forwardMs,
+          ),
+          cnnTrainStep: ratio(
+            cnnRounds,
+            (r) => r.trainStepMs,
+            (a) => a.cnn.trainStepMs,
+          ),
+          cnnForward: ratio(
+            cnnRounds,
+            (r) => r.forwardMs,
+            (a) => a.cnn.forwardMs,
+          ),
         };
-  if (ratios !== undefined) log(`ratios vs PyTorch: ${JSON.stringify(ratios)}`);
-  else log(`PyTorch anchor skipped: ${(anchor as { skipped: string }).skipped}`);
+  if (ratios !== undefined) log(`ratios vs PyTorch (median of ${ran.length} rounds): ${JSON.stringify(ratios)}`);
+  const [first] = ran;
+  const torch =
+    first === undefined
+      ? anchors[0]
+      : {
+          torch: first.torch,
+          threads: first.threads,
+          blas: first.blas,
+          openblas: first.openblas,
+          envUnset: unset,
+          env: first.env,
+          mlp: { trainStepMs: medianOf(ran.map((a) => a.mlp.trainStepMs)), forwardMs: medianOf(ran.map((a) => a.mlp.forwardMs)) },
+          cnn: { trainStepMs: medianOf(ran.map((a) => a.cnn.trainStepMs)), forwardMs: medianOf(ran.map((a) => a.cnn.forwardMs)) },
+          rounds: ran.map((a) => ({ mlp: a.mlp, cnn: a.cnn })),
+        };
   process.stdout.write(
     `${JSON.stringify({
       bench: 'train',
       backend: describeTensorBackend(),
       batch: BATCH,
       optimizer: 'adam',
-      protocol: { warmup: WARMUP, minRuns: MIN_RUNS, minMs: MIN_MS, maxRuns: MAX_RUNS, statistic: 'median' },
+      protocol: {
+        warmup: WARMUP,
+        minRuns: MIN_RUNS,
+        minMs: MIN_MS,
+        maxRuns: MAX_RUNS,
+        statistic: 'median',
+        rounds: ROUNDS,
+        interleaved: true,
+      },
       mlp: { model: '784-256-256-10', ...mlp },
       cnn: { model: '32x32x3 conv3x3x32+pool, conv3x3x64+pool, dense 10', ...cnn },
-      torch: anchor,
+      torch,
       ratios: ratios ?? null,
+      aims: { mlpTrainStep: 2.0, cnnTrainStep: 2.5 },
     })}\n`,
   );
 }

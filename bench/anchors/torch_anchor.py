@@ -77,6 +77,30 @@ def blas_info():
     return {"source": "/proc/self/maps", "libraries": [{"filepath": p} for p in sorted(mapped)]}
 
 
+def openblas_core():
+    """The kernel OpenBLAS picked for this CPU (`openblas_get_corename`), and its config line.
+
+    `OPENBLAS_CORETYPE` forces a core and `OPENBLAS_L2_SIZE` a cache size; the benchmark
+    runs this anchor without them, and this says what OpenBLAS then chose.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if len(line.split()) >= 6 and "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            return {"core": lib.openblas_get_corename().decode(), "config": lib.openblas_get_config().decode().strip(), "filepath": path}
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
 def median(values):
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
@@ -145,6 +169,8 @@ def main():
     }
     # After the models ran, so every lazily loaded library is mapped.
     result["blas"] = blas_info()
+    result["openblas"] = openblas_core()
+    result["env"] = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     print(json.dumps(result))
 
 
