@@ -7,16 +7,18 @@
  * publish window and consumers without encoding or signing (what one Node thread can move
  * through Redis: the bus's limit), with the ratios bus/raw and bus/plain; latency at a paced
  * 1,000 msgs/s. Publisher and consumers share this one process (and its one JS thread), as
- * in the embedded deployment.
+ * in the embedded deployment; one more figure puts the consumers in child processes.
  *
  * Prints progress to stderr and one JSON object as the last line of stdout.
  *
  *   npm run bench:oona
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { toBinary } from '@bufbuild/protobuf';
 import { Redis } from 'ioredis';
@@ -55,6 +57,11 @@ const AIM_RATIO = 0.3;
 const AIM_PACED_P99_MS = 5;
 const AIM_PLAIN_RATIO = 0.5;
 const AIM_THROUGHPUT_MSGS_PER_S = 25_000;
+/** Consumer processes (and consumers in each) of the multi-process throughput run. */
+const CONSUMER_PROCESSES = 2;
+const CONSUMERS_PER_PROCESS = 2;
+/** Set in a consumer process of that run: the stream prefix to consume. */
+const CONSUMER_ROLE_ENV = 'ESPER_BENCH_OONA_CONSUMER_PREFIX';
 /** Interleaved rounds of (plain loop, bus on Redis) throughput; figures pool the rounds. */
 const PLAIN_ROUNDS = 2;
 
@@ -380,6 +387,107 @@ async function plainLoop(options: { total: number; warmup: number; consumers: nu
   }
 }
 
+/**
+ * A consumer process of the multi-process run: `CONSUMERS_PER_PROCESS` consumers of group
+ * `bench` on its own StreamBus over Redis; prints `ready` once subscribed and stops when its
+ * stdin closes.
+ */
+async function consumerProcess(prefix: string): Promise<void> {
+  const store = new RedisStreamStore({ url: REDIS_URL });
+  const bus = makeBus(store, prefix);
+  const subscriptions = Array.from({ length: CONSUMERS_PER_PROCESS }, (_, i) =>
+    bus.subscribe({ group: 'bench', consumer: `p${process.pid}-c${i}`, types: [BusMessageType.TELEMETRY], handler: () => undefined }),
+  );
+  await Promise.all(subscriptions.map((s) => s.ready));
+  process.stdout.write('ready\n');
+  await new Promise<void>((resolve) => {
+    process.stdin.on('end', resolve).resume();
+  });
+  await bus.close();
+  await store.close();
+}
+
+interface ProcessesResult {
+  readonly processes: number;
+  readonly consumersPerProcess: number;
+  readonly messages: number;
+  readonly seconds: number;
+  readonly throughputMsgsPerS: number;
+}
+
+/**
+ * Publish → handle → ack with the consumers in `CONSUMER_PROCESSES` child processes and the
+ * publisher (window `window`) in this one; done when the group has nothing undelivered or
+ * unacknowledged (XINFO GROUPS lag and XPENDING), polled every few ms.
+ */
+async function processesRun(options: { total: number; warmup: number; window: number }): Promise<ProcessesResult> {
+  const prefix = `esper-bench:${randomUUID()}:`;
+  const children: ChildProcess[] = [];
+  const store = new RedisStreamStore({ url: REDIS_URL });
+  const bus = makeBus(store, prefix);
+  const stream = bus.options.streams.telemetry;
+  const drained = async (count: number): Promise<void> => {
+    const start = performance.now();
+    for (;;) {
+      const group = (await store.groups(stream)).find((g) => g.name === 'bench');
+      if (group !== undefined && group.lag === 0 && group.pending === 0 && (await store.length(stream)) >= count) return;
+      if (performance.now() - start > 120_000) throw new Error('timed out waiting for the consumer processes');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  try {
+    for (let i = 0; i < CONSUMER_PROCESSES; i += 1) {
+      const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], {
+        env: { ...process.env, [CONSUMER_ROLE_ENV]: prefix },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+      await new Promise<void>((resolve, reject) => {
+        lines.once('line', () => resolve());
+        child.once('exit', (code) => reject(new Error(`consumer process exited with ${code} before it was ready`)));
+      });
+    }
+    const packets = Array.from({ length: options.total }, (_, i) => packet(i));
+    for (let i = 0; i < options.warmup; i += 1) await bus.publish(packets[i] as TelemetryPacket);
+    await drained(options.warmup);
+    const started = performance.now();
+    let next = options.warmup;
+    const worker = async (): Promise<void> => {
+      while (next < options.total) await bus.publish(packets[next++] as TelemetryPacket);
+    };
+    await Promise.all(Array.from({ length: options.window }, worker));
+    await drained(options.total);
+    const seconds = (performance.now() - started) / 1_000;
+    const measured = options.total - options.warmup;
+    return {
+      processes: CONSUMER_PROCESSES,
+      consumersPerProcess: CONSUMERS_PER_PROCESS,
+      messages: measured,
+      seconds: round(seconds, 3),
+      throughputMsgsPerS: Math.round(measured / seconds),
+    };
+  } finally {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.stdin?.end();
+          }),
+      ),
+    );
+    await bus.close();
+    await store.close();
+    await deleteKeys(prefix);
+  }
+}
+
 /** Raw XADD throughput of a 1 KB field value from `redis-benchmark` (CSV output). */
 async function rawXadd(): Promise<{ requestsPerS: number; p50Ms: number; p99Ms: number; command: string }> {
   const key = `esper-bench:${randomUUID()}:raw`;
@@ -456,6 +564,11 @@ async function main(): Promise<void> {
   }
   throughput['redis'] = pooled(rounds.map((r) => r.bus));
   const plainThroughput = pooled(rounds.map((r) => r.plain));
+  process.stderr.write(
+    `redis: throughput with ${CONSUMER_PROCESSES} consumer processes × ${CONSUMERS_PER_PROCESS} consumers (publisher here, window ${PUBLISH_WINDOW})…\n`,
+  );
+  const processes = await processesRun({ total: shape.total, warmup: shape.warmup, window: PUBLISH_WINDOW });
+  process.stderr.write(`  ${JSON.stringify(processes)}\n`);
   for (const target of targets) {
     if (target.name !== 'redis') {
       process.stderr.write(`${target.name}: throughput (${THROUGHPUT_MESSAGES} msgs, window ${PUBLISH_WINDOW}, ${CONSUMERS} consumers)…\n`);
@@ -500,6 +613,7 @@ async function main(): Promise<void> {
       plain_ioredis_loop: { ...plainThroughput, rounds: rounds.map((r) => r.plain.throughputMsgsPerS) },
       bus_rounds: rounds.map((r) => r.bus.throughputMsgsPerS),
       ratio_redis_bus_to_plain_ioredis: plainRatio,
+      throughput_consumer_processes: processes,
       paced_1000_per_s: {
         redis: redisPaced,
         memory: paced['memory'],
@@ -518,4 +632,6 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+const consumerPrefix = process.env[CONSUMER_ROLE_ENV];
+if (consumerPrefix === undefined) await main();
+else await consumerProcess(consumerPrefix);
