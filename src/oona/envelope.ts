@@ -172,47 +172,55 @@ function encodeEnvelopeDirect(envelope: BusEnvelope): Uint8Array | undefined {
     (publishedAt === undefined ? 0 : 1 + varintSize(timestampBytes) + timestampBytes) +
     fieldSize(attempt, 1) +
     (messageIdBytes === 0 ? 0 : 1 + varintSize(messageIdBytes) + messageIdBytes);
-  const out = new Uint8Array(size);
-  const text = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-  let at = 0;
-  const varint = (value: number): void => {
-    let rest = value;
-    while (rest >= 0x80) {
-      out[at++] = (rest % 0x80) | 0x80;
-      rest = Math.floor(rest / 0x80);
-    }
-    out[at++] = rest;
-  };
-  const scalar = (tag: number, value: number): void => {
-    if (value === 0) return;
-    out[at++] = tag;
-    varint(value);
-  };
-  const string = (tag: number, value: string, bytes: number): void => {
-    if (bytes === 0) return;
-    out[at++] = tag;
-    varint(bytes);
-    at += text.write(value, at, bytes, 'utf8');
-  };
-  scalar(Tag.MESSAGE_TYPE, messageType);
+  // A Buffer, so strings are written in place (`write`); returned as a plain Uint8Array view.
+  const out = Buffer.allocUnsafeSlow(size);
+  let at = writeScalar(out, 0, Tag.MESSAGE_TYPE, messageType);
   if (payload.length > 0) {
     out[at++] = Tag.PAYLOAD;
-    varint(payload.length);
+    at = writeVarint(out, at, payload.length);
     out.set(payload, at);
     at += payload.length;
   }
-  scalar(Tag.PRIORITY, priority);
-  string(Tag.CORRELATION_ID, correlationId, correlationBytes);
-  string(Tag.TRAINING_RUN_ID, trainingRunId, runBytes);
+  at = writeScalar(out, at, Tag.PRIORITY, priority);
+  at = writeString(out, at, Tag.CORRELATION_ID, correlationId, correlationBytes);
+  at = writeString(out, at, Tag.TRAINING_RUN_ID, trainingRunId, runBytes);
   if (publishedAt !== undefined) {
     out[at++] = Tag.PUBLISHED_AT;
-    varint(timestampBytes);
-    scalar(Tag.SECONDS, seconds);
-    scalar(Tag.NANOS, nanos);
+    at = writeVarint(out, at, timestampBytes);
+    at = writeScalar(out, at, Tag.SECONDS, seconds);
+    at = writeScalar(out, at, Tag.NANOS, nanos);
   }
-  scalar(Tag.ATTEMPT, attempt);
-  string(Tag.MESSAGE_ID, messageId, messageIdBytes);
-  return at === size ? out : undefined;
+  at = writeScalar(out, at, Tag.ATTEMPT, attempt);
+  at = writeString(out, at, Tag.MESSAGE_ID, messageId, messageIdBytes);
+  if (at !== size) return undefined;
+  return new Uint8Array(out.buffer, out.byteOffset, size);
+}
+
+/** Writes `value` as a varint at `at`; returns the position after it. */
+function writeVarint(out: Uint8Array, at: number, value: number): number {
+  let rest = value;
+  let position = at;
+  while (rest >= 0x80) {
+    out[position++] = (rest % 0x80) | 0x80;
+    rest = Math.floor(rest / 0x80);
+  }
+  out[position++] = rest;
+  return position;
+}
+
+/** A varint field (one-byte tag), skipped when `value` is the default 0. */
+function writeScalar(out: Uint8Array, at: number, tag: number, value: number): number {
+  if (value === 0) return at;
+  out[at] = tag;
+  return writeVarint(out, at + 1, value);
+}
+
+/** A string field (one-byte tag) of `bytes` UTF-8 bytes, skipped when empty. */
+function writeString(out: Buffer, at: number, tag: number, value: string, bytes: number): number {
+  if (bytes === 0) return at;
+  out[at] = tag;
+  const start = writeVarint(out, at + 1, bytes);
+  return start + out.write(value, start, bytes, 'utf8');
 }
 
 function hasUnknown(message: { readonly $unknown?: readonly unknown[] }): boolean {
