@@ -10,7 +10,7 @@
  */
 import { clone, create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
-import { CONTRACT_LIMITS, decodeMessage, describeError, encodeMessage } from '../core/index.js';
+import { CONTRACT_LIMITS, decodeMessage, describeError, encodeMessage, ErrorCode, EsperError } from '../core/index.js';
 import {
   BusEnvelopeSchema,
   busMessageTypeOf,
@@ -102,12 +102,148 @@ export function withAttempt(envelope: BusEnvelope, attempt: number): BusEnvelope
 
 /** Encodes `envelope` and signs the bytes with `keyId` into the fields of one entry. */
 export function sealEnvelope(signer: HmacSigner, keyId: string, envelope: BusEnvelope): EntryFields {
-  const bytes = encodeMessage(BusEnvelopeSchema, envelope, { maxBytes: ENVELOPE_MAX_BYTES });
+  const bytes = encodeEnvelope(envelope);
   return {
     [EntryField.ENVELOPE]: bytes,
     [EntryField.SIGNATURE]: signer.mac(keyId, bytes),
     [EntryField.KEY_ID]: utf8.encode(keyId),
   };
+}
+
+/**
+ * The binary encoding of `envelope`, byte for byte what `toBinary` writes, with the same
+ * size bound as the codec. The envelope carries the already encoded payload, so it is
+ * written directly into one buffer of the exact size (the payload copied once) instead of
+ * through the reflective encoder, which grows its buffer by doubling and copies the payload
+ * again each time; values the direct path does not cover (negative enums or times,
+ * unknown fields) go through the codec.
+ */
+export function encodeEnvelope(envelope: BusEnvelope): Uint8Array {
+  const bytes = encodeEnvelopeDirect(envelope) ?? encodeMessage(BusEnvelopeSchema, envelope, { maxBytes: ENVELOPE_MAX_BYTES });
+  if (bytes.length > ENVELOPE_MAX_BYTES) {
+    throw new EsperError(
+      ErrorCode.MESSAGE_TOO_LARGE,
+      `${BusEnvelopeSchema.typeName}: ${bytes.length} bytes exceeds the ${ENVELOPE_MAX_BYTES}-byte bound`,
+      { details: { typeName: BusEnvelopeSchema.typeName, bytes: bytes.length, maxBytes: ENVELOPE_MAX_BYTES } },
+    );
+  }
+  return bytes;
+}
+
+/** Wire tags of BusEnvelope's fields (`proto/esper/leyline/v1/bus.proto`) and Timestamp's. */
+const Tag = {
+  MESSAGE_TYPE: (1 << 3) | 0,
+  PAYLOAD: (2 << 3) | 2,
+  PRIORITY: (4 << 3) | 0,
+  CORRELATION_ID: (5 << 3) | 2,
+  TRAINING_RUN_ID: (6 << 3) | 2,
+  PUBLISHED_AT: (7 << 3) | 2,
+  ATTEMPT: (8 << 3) | 0,
+  MESSAGE_ID: (9 << 3) | 2,
+  SECONDS: (1 << 3) | 0,
+  NANOS: (2 << 3) | 0,
+} as const;
+
+/** `toBinary`'s bytes for the common envelope, or `undefined` when the codec must write it. */
+function encodeEnvelopeDirect(envelope: BusEnvelope): Uint8Array | undefined {
+  if (hasUnknown(envelope)) return undefined;
+  const { messageType, payload, priority, correlationId, trainingRunId, publishedAt, attempt, messageId } = envelope;
+  if (!isNonNegative(messageType, INT32_MAX) || !isNonNegative(priority, INT32_MAX) || !isNonNegative(attempt, UINT32_MAX))
+    return undefined;
+  let seconds = 0;
+  let nanos = 0;
+  let timestampBytes = 0;
+  if (publishedAt !== undefined) {
+    if (hasUnknown(publishedAt)) return undefined;
+    seconds = Number(publishedAt.seconds);
+    nanos = publishedAt.nanos;
+    if (!isNonNegative(seconds, Number.MAX_SAFE_INTEGER) || !isNonNegative(nanos, INT32_MAX)) return undefined;
+    timestampBytes = fieldSize(seconds, 1) + fieldSize(nanos, 1);
+  }
+  const correlationBytes = Buffer.byteLength(correlationId, 'utf8');
+  const runBytes = Buffer.byteLength(trainingRunId, 'utf8');
+  const messageIdBytes = Buffer.byteLength(messageId, 'utf8');
+  const size =
+    fieldSize(messageType, 1) +
+    (payload.length === 0 ? 0 : 1 + varintSize(payload.length) + payload.length) +
+    fieldSize(priority, 1) +
+    (correlationBytes === 0 ? 0 : 1 + varintSize(correlationBytes) + correlationBytes) +
+    (runBytes === 0 ? 0 : 1 + varintSize(runBytes) + runBytes) +
+    (publishedAt === undefined ? 0 : 1 + varintSize(timestampBytes) + timestampBytes) +
+    fieldSize(attempt, 1) +
+    (messageIdBytes === 0 ? 0 : 1 + varintSize(messageIdBytes) + messageIdBytes);
+  // A Buffer, so strings are written in place (`write`); returned as a plain Uint8Array view.
+  const out = Buffer.allocUnsafeSlow(size);
+  let at = writeScalar(out, 0, Tag.MESSAGE_TYPE, messageType);
+  if (payload.length > 0) {
+    out[at++] = Tag.PAYLOAD;
+    at = writeVarint(out, at, payload.length);
+    out.set(payload, at);
+    at += payload.length;
+  }
+  at = writeScalar(out, at, Tag.PRIORITY, priority);
+  at = writeString(out, at, Tag.CORRELATION_ID, correlationId, correlationBytes);
+  at = writeString(out, at, Tag.TRAINING_RUN_ID, trainingRunId, runBytes);
+  if (publishedAt !== undefined) {
+    out[at++] = Tag.PUBLISHED_AT;
+    at = writeVarint(out, at, timestampBytes);
+    at = writeScalar(out, at, Tag.SECONDS, seconds);
+    at = writeScalar(out, at, Tag.NANOS, nanos);
+  }
+  at = writeScalar(out, at, Tag.ATTEMPT, attempt);
+  at = writeString(out, at, Tag.MESSAGE_ID, messageId, messageIdBytes);
+  if (at !== size) return undefined;
+  return new Uint8Array(out.buffer, out.byteOffset, size);
+}
+
+/** Writes `value` as a varint at `at`; returns the position after it. */
+function writeVarint(out: Uint8Array, at: number, value: number): number {
+  let rest = value;
+  let position = at;
+  while (rest >= 0x80) {
+    out[position++] = (rest % 0x80) | 0x80;
+    rest = Math.floor(rest / 0x80);
+  }
+  out[position++] = rest;
+  return position;
+}
+
+/** A varint field (one-byte tag), skipped when `value` is the default 0. */
+function writeScalar(out: Uint8Array, at: number, tag: number, value: number): number {
+  if (value === 0) return at;
+  out[at] = tag;
+  return writeVarint(out, at + 1, value);
+}
+
+/** A string field (one-byte tag) of `bytes` UTF-8 bytes, skipped when empty. */
+function writeString(out: Buffer, at: number, tag: number, value: string, bytes: number): number {
+  if (bytes === 0) return at;
+  out[at] = tag;
+  const start = writeVarint(out, at + 1, bytes);
+  return start + out.write(value, start, bytes, 'utf8');
+}
+
+function hasUnknown(message: { readonly $unknown?: readonly unknown[] }): boolean {
+  return message.$unknown !== undefined && message.$unknown.length > 0;
+}
+
+const INT32_MAX = 0x7fff_ffff;
+const UINT32_MAX = 0xffff_ffff;
+
+/** An integer in [0, max]: `toBinary` writes it as a plain varint. */
+function isNonNegative(value: number, max: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  for (let rest = value; rest >= 0x80; rest = Math.floor(rest / 0x80)) size += 1;
+  return size;
+}
+
+/** Bytes of a varint field with a one-byte tag; 0 for the default value (not written). */
+function fieldSize(value: number, tagBytes: number): number {
+  return value === 0 ? 0 : tagBytes + varintSize(value);
 }
 
 /** An entry that passed {@link openEntry}. */

@@ -29,9 +29,10 @@ import { LATENCY_WINDOW_SAMPLES, latencySummary } from './bus-metrics.js';
 import { isTransient } from './consumer-loop.js';
 import { buildEnvelope, encodeBusMessage, sealEnvelope } from './envelope.js';
 import type { ResolvedStreamBusOptions } from './options.js';
+import type { EntryFields } from './stream-store.js';
 import { familyStream, LogicalStream, sheddable } from './streams.js';
 import { TokenBucket } from './token-bucket.js';
-import { abortReason, Backoff, delay, firstAborted, raceAbort } from './waits.js';
+import { abortReason, Backoff, delay, firstAborted } from './waits.js';
 
 /** Checks of the per-call publish options. */
 const check = optionChecks('publish');
@@ -79,6 +80,8 @@ export class Publisher {
   readonly #publishLatency = new SampleWindow(LATENCY_WINDOW_SAMPLES);
   readonly #depth = new Map<string, DepthReading>();
   readonly #depthRefresh = new Map<string, Promise<number>>();
+  /** Ends of the publish waits in progress (see `#withinDeadline`), called when the bus closes. */
+  readonly #waits = new Set<(reason: unknown) => void>();
   #publishTotal = 0;
   #publishShed = 0;
   #publishTimeouts = 0;
@@ -93,6 +96,13 @@ export class Publisher {
     this.#publishBreaker = publishBreaker;
     this.#closing = closing;
     this.#bucket = new TokenBucket({ perMinute: options.emergencyMaxPerMin, clock: options.clock });
+    closing.addEventListener(
+      'abort',
+      () => {
+        for (const end of [...this.#waits]) end(closing.reason);
+      },
+      { once: true },
+    );
   }
 
   /** Counters so far. */
@@ -132,7 +142,7 @@ export class Publisher {
    * @throws see `StreamBus.publish`.
    */
   async publish(message: BusMessage, options: PublishOptions, internals: PublishInternals = {}): Promise<PublishReceipt> {
-    const { clock, maxBacklog, streams, store, keyRing } = this.#options;
+    const { clock, maxBacklog, streams, keyRing } = this.#options;
     const startedMs = clock.monotonicMs();
     const deadlineMs = options.deadlineMs ?? this.#options.publishDeadlineMs;
     check.number('deadlineMs', deadlineMs, { min: 0, max: MAX_TIMER_MS });
@@ -160,7 +170,7 @@ export class Publisher {
     const shedAllowed =
       internals.neverShed !== true && sheddable(type) && (priority === MessagePriority.LOW || priority === MessagePriority.NORMAL);
 
-    const backoff = new Backoff(PUBLISH_BACKOFF_INITIAL_MS, PUBLISH_BACKOFF_MAX_MS);
+    let backoff: Backoff | undefined;
     let lastStoreError: unknown;
     // What held the last attempt that finished back: the backlog or the store.
     let backlogged = false;
@@ -172,16 +182,7 @@ export class Publisher {
         // caller then sees a typed failure for a message that was stored — never a
         // receipt for one that was not.
         const bound = deadlineMs === 0 && attempt === 0 ? undefined : deadlineAt;
-        const entryId = await this.#withinDeadline(
-          (async () => {
-            const depth = await this.#depthOf(physical);
-            if (depth >= maxBacklog) return undefined;
-            return this.#publishBreaker.run(() => store.add(physical, fields));
-          })(),
-          bound,
-          signals,
-          { stream, deadlineMs },
-        );
+        const entryId = await this.#withinDeadline(this.#addUnlessBacklogged(physical, fields), bound, signals, { stream, deadlineMs });
         if (entryId !== undefined) {
           this.#noteAdded(physical);
           this.#publishTotal += 1;
@@ -217,34 +218,70 @@ export class Publisher {
           details: { stream, deadlineMs },
         });
       }
+      backoff ??= new Backoff(PUBLISH_BACKOFF_INITIAL_MS, PUBLISH_BACKOFF_MAX_MS);
       if (!(await delay(Math.min(backoff.next(), remainingMs), signals))) throw abortReason(signals);
     }
+  }
+
+  /**
+   * Adds `fields` to `physical` unless its depth is at or above `maxBacklog` (then
+   * `undefined`). A fresh cached depth is used without waiting for anything.
+   */
+  #addUnlessBacklogged(physical: string, fields: EntryFields): Promise<string | undefined> {
+    const { maxBacklog, store } = this.#options;
+    const add = (): Promise<string> => this.#publishBreaker.run(() => store.add(physical, fields));
+    const cached = this.#freshDepth(physical);
+    if (cached !== undefined) return cached >= maxBacklog ? Promise.resolve(undefined) : add();
+    return this.#depthOf(physical).then((depth) => (depth >= maxBacklog ? undefined : add()));
   }
 
   /**
    * Settles like `operation`, or rejects with {@link DeadlinePassed} once `deadlineAt`
    * (a `performance.now()` time; `undefined` for no bound) passes, or with the reason of the
    * first of `signals` to abort. `operation` keeps running either way.
+   *
+   * The bus's own closing signal is in `signals` of every publish; rather than one listener
+   * per waiting publish on it (an EventTarget walks its listener list on every add and
+   * remove), the waits register in `#waits` and one listener ends them all.
    */
-  async #withinDeadline<T>(
+  #withinDeadline<T>(
     operation: Promise<T>,
     deadlineAt: number | undefined,
     signals: readonly (AbortSignal | undefined)[],
     details: { readonly stream: LogicalStream; readonly deadlineMs: number },
   ): Promise<T> {
-    if (deadlineAt === undefined) return raceAbort(operation, signals);
-    const expired = new AbortController();
-    const timer = setTimeout(
-      () => {
-        expired.abort(new DeadlinePassed(details.stream, details.deadlineMs));
-      },
-      Math.max(0, deadlineAt - performance.now()),
-    );
-    try {
-      return await raceAbort(operation, [...signals, expired.signal]);
-    } finally {
-      clearTimeout(timer);
+    const others = signals.filter((s): s is AbortSignal => s !== undefined && s !== this.#closing);
+    const aborted = firstAborted(signals);
+    if (aborted !== undefined) {
+      // The caller no longer waits for `operation`; its rejection must not go unhandled.
+      operation.catch(() => undefined);
+      return Promise.reject(aborted.reason as Error);
     }
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const end = (reason: unknown): void => {
+        cleanup();
+        reject(reason as Error);
+      };
+      const onAbort = (event: Event): void => end((event.target as AbortSignal).reason);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.#waits.delete(end);
+        for (const s of others) s.removeEventListener('abort', onAbort);
+      };
+      this.#waits.add(end);
+      for (const s of others) s.addEventListener('abort', onAbort, { once: true });
+      if (deadlineAt !== undefined) {
+        timer = setTimeout(() => end(new DeadlinePassed(details.stream, details.deadlineMs)), Math.max(0, deadlineAt - performance.now()));
+      }
+      operation.then(
+        (value) => {
+          cleanup();
+          resolve(value);
+        },
+        (error: unknown) => end(error),
+      );
+    });
   }
 
   #priorityOf(message: BusMessage, type: BusMessageType, given: MessagePriority | undefined): MessagePriority {
@@ -280,12 +317,16 @@ export class Publisher {
     return { stream: family, demoted: false };
   }
 
+  /** The cached depth of `physical` when its reading is at most `depthRefreshMs` old. */
+  #freshDepth(physical: string): number | undefined {
+    const reading = this.#depth.get(physical);
+    return reading !== undefined && performance.now() - reading.readAtMs < this.#options.depthRefreshMs ? reading.depth : undefined;
+  }
+
   /** The stream's depth, from a reading at most `depthRefreshMs` old. */
   #depthOf(physical: string): Promise<number> {
-    const reading = this.#depth.get(physical);
-    if (reading !== undefined && performance.now() - reading.readAtMs < this.#options.depthRefreshMs) {
-      return Promise.resolve(reading.depth);
-    }
+    const fresh = this.#freshDepth(physical);
+    if (fresh !== undefined) return Promise.resolve(fresh);
     let refresh = this.#depthRefresh.get(physical);
     if (refresh === undefined) {
       refresh = this.#readDepth(physical).finally(() => this.#depthRefresh.delete(physical));

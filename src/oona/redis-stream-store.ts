@@ -58,6 +58,13 @@ const QUIT_TIMEOUT_MS = 1_000;
 
 type Arg = string | Buffer | number;
 
+/** One XADD waiting to be sent with the others of its tick. */
+interface PendingAdd {
+  readonly args: Arg[];
+  readonly resolve: (reply: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 export {
   isClusterUrl,
   REDIS_STREAM_STORE_DEFAULTS,
@@ -84,6 +91,8 @@ export class RedisStreamStore implements StreamStore {
   #connectionErrorCount = 0;
   #lastConnectionError: Error | undefined;
   #closed = false;
+  /** XADDs called in the current tick, sent together at its end (see {@link add}). */
+  #pendingAdds: PendingAdd[] | undefined;
   readonly #close = closeOnce(() => this.#closeConnections());
 
   /** @throws EsperError `INVALID_ARGUMENT` for bad options. */
@@ -117,14 +126,54 @@ export class RedisStreamStore implements StreamStore {
     return this.#lastConnectionError;
   }
 
-  /** XADD `stream` * fields. */
+  /**
+   * XADD `stream` * fields. The XADDs called in one tick (concurrent publishes) leave in one
+   * pipeline, one write to the socket, when the tick's microtasks are done — or before any
+   * other command of this store, so the command connection still sees every command in call
+   * order. Each add keeps its own reply and error. On a cluster each is sent on its own (a
+   * pipeline there must stay within one slot).
+   */
   async add(stream: string, fields: EntryFields): Promise<string> {
     this.#assertOpen();
     checkName('stream', stream);
     checkFields(fields);
     const args: Arg[] = [stream, '*'];
     for (const [name, value] of Object.entries(fields)) args.push(name, Buffer.from(value));
-    return text(await this.#call('XADD', args));
+    if (this.#main instanceof Cluster) return text(await this.#call('XADD', args));
+    const reply = await new Promise<unknown>((resolve, reject) => {
+      if (this.#pendingAdds === undefined) {
+        this.#pendingAdds = [];
+        process.nextTick(() => this.#flushAdds());
+      }
+      this.#pendingAdds.push({ args, resolve, reject });
+    });
+    return text(reply);
+  }
+
+  /** Sends the XADDs waiting in {@link add}: one as a plain command, several as one pipeline. */
+  #flushAdds(): void {
+    const adds = this.#pendingAdds;
+    this.#pendingAdds = undefined;
+    if (adds === undefined || adds.length === 0) return;
+    const [only] = adds;
+    if (adds.length === 1 && only !== undefined) {
+      this.#main.callBuffer('XADD', only.args).then(only.resolve, (error: unknown) => only.reject(toStoreError(error, 'XADD')));
+      return;
+    }
+    const pipeline = this.#main.pipeline();
+    for (const add of adds) void pipeline.callBuffer('XADD', add.args);
+    pipeline.exec().then(
+      (results) => {
+        adds.forEach((add, index) => {
+          const [error, reply] = results?.[index] ?? [new Error('XADD: no reply in the pipeline'), undefined];
+          if (error === null) add.resolve(reply);
+          else add.reject(toStoreError(error, 'XADD'));
+        });
+      },
+      (error: unknown) => {
+        for (const add of adds) add.reject(toStoreError(error, 'XADD'));
+      },
+    );
   }
 
   /**
@@ -305,6 +354,8 @@ export class RedisStreamStore implements StreamStore {
 
   #closeConnections(): Promise<void> {
     this.#closed = true;
+    // Adds accepted before close() go out ahead of QUIT.
+    this.#flushAdds();
     return runCleanup('Redis stream store', [
       () => {
         const reads = [...this.#busy.values()];
@@ -379,6 +430,7 @@ export class RedisStreamStore implements StreamStore {
   }
 
   async #call(command: string, args: readonly Arg[], connection: Client = this.#main): Promise<unknown> {
+    if (this.#pendingAdds !== undefined && connection === this.#main) this.#flushAdds();
     try {
       return await connection.callBuffer(command, [...args]);
     } catch (error) {
@@ -388,6 +440,7 @@ export class RedisStreamStore implements StreamStore {
 
   /** EVALSHA, falling back to EVAL when the server does not have the script (yet). */
   async #script(script: LuaScript, key: string, args: readonly Arg[], command: string): Promise<unknown> {
+    if (this.#pendingAdds !== undefined) this.#flushAdds();
     try {
       return await this.#main.callBuffer('EVALSHA', [script.sha1, 1, key, ...args]);
     } catch (error) {

@@ -13,7 +13,9 @@ import { HmacSigner, KeyRing } from '../../src/security/index.js';
 import {
   buildEnvelope,
   deadLetterFields,
+  ENVELOPE_MAX_BYTES,
   encodeBusMessage,
+  encodeEnvelope,
   EntryField,
   openEntry,
   readDeadLetter,
@@ -147,6 +149,50 @@ describe('bus entries', () => {
     let caught: unknown;
     try {
       encodeBusMessage(big);
+    } catch (error) {
+      caught = error;
+    }
+    expect(isEsperError(caught, ErrorCode.MESSAGE_TOO_LARGE)).toBe(true);
+  });
+
+  it('writes an envelope byte for byte as toBinary does, for every field combination and size', () => {
+    // A deterministic spread: empty and non-empty strings (multi-byte, astral, lone
+    // surrogate), payloads across varint length boundaries, enums and attempts at and past
+    // one-byte varints, times with and without nanos, no time at all.
+    const strings = ['', 'corr-1', 'é😀\ud800x'.repeat(40)];
+    const payloadSizes = [0, 1, 127, 128, 16_383, 16_384, 70_000];
+    const cases: ReturnType<typeof buildEnvelope>[] = [];
+    let n = 0;
+    for (const text of strings) {
+      for (const size of payloadSizes) {
+        for (const attempt of [1, 127, 128, 2 ** 32 - 1]) {
+          n += 1;
+          const envelope = buildEnvelope({
+            type: n % 2 === 0 ? BusMessageType.TELEMETRY : (200 as BusMessageType),
+            payload: Uint8Array.from({ length: size }, (_, i) => (i * 31 + n) % 256),
+            priority: (n % 5) as MessagePriority,
+            correlationId: text,
+            trainingRunId: n % 3 === 0 ? '' : `run-${n}`,
+            publishedAtMs: n % 4 === 0 ? 0 : 1_700_000_000_000 + n * 7,
+            attempt,
+            messageId: n % 7 === 0 ? '' : `msg-${n}`,
+          });
+          if (n % 9 === 0) envelope.publishedAt = undefined;
+          cases.push(envelope);
+        }
+      }
+    }
+    for (const envelope of cases) expect(encodeEnvelope(envelope)).toEqual(toBinary(BusEnvelopeSchema, envelope));
+  });
+
+  it('encodes what the direct path does not cover through the codec, with the same size bound', () => {
+    const base = { payload: Uint8Array.of(1, 2), priority: MessagePriority.NORMAL, attempt: 1, messageId: 'm' };
+    const negative = create(BusEnvelopeSchema, { ...base, messageType: -1 as BusMessageType });
+    expect(encodeEnvelope(negative)).toEqual(toBinary(BusEnvelopeSchema, negative));
+    const huge = create(BusEnvelopeSchema, { ...base, messageType: BusMessageType.TELEMETRY, payload: new Uint8Array(ENVELOPE_MAX_BYTES) });
+    let caught: unknown;
+    try {
+      encodeEnvelope(huge);
     } catch (error) {
       caught = error;
     }

@@ -217,6 +217,36 @@ describe('RedisStreamStore', () => {
     expect(isEsperError(groups, ErrorCode.OONA_STORE_FAILED)).toBe(true);
   });
 
+  it('sends the adds of one tick as one pipeline: each gets its own id or error, in call order', async () => {
+    const store = track(makeStore());
+    const stream = key('s');
+    const wrong = key('not-a-stream');
+    await admin.set(wrong, 'x');
+    const results = await Promise.allSettled([
+      store.add(stream, body('a')),
+      store.add(wrong, body('x')),
+      store.add(stream, body('b')),
+      store.add(stream, body('c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const failed = (results[1] as PromiseRejectedResult).reason as unknown;
+    expect(isEsperError(failed, ErrorCode.OONA_STORE_FAILED)).toBe(true);
+    expect((failed as { details: Record<string, unknown> }).details).toMatchObject({ command: 'XADD', redisCode: 'WRONGTYPE' });
+    const ids = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const stored = (await admin.xrange(stream, '-', '+')).map(([id]) => id);
+    expect(stored).toEqual(ids);
+  });
+
+  it('sends adds still waiting for the end of their tick before any later command', async () => {
+    const store = track(makeStore());
+    const stream = key('s');
+    const added = store.add(stream, body('a'));
+    // Called in the same tick, after the add: the add must reach Redis first.
+    const length = store.length(stream);
+    expect(await length).toBe(1);
+    await added;
+  });
+
   it('reports lag for a group it did not create once Redis knows its counter', async () => {
     const store = track(makeStore());
     const stream = key('s');

@@ -195,6 +195,21 @@ describe('StreamBus entry verification', () => {
     expect(packets[0]!.events[0]!.attributes).toMatchObject({ reason, entry_id: badId });
     await waitFor(async () => (await pendingOf(store, names.normal, 'g')) === 0, 'the bad entry acknowledged');
   });
+
+  it('dead-letters a tampered entry inside a batch alone and hands the rest of the batch to the handler', async () => {
+    const { bus, store, names } = setup({ readCount: 32 });
+    for (let i = 0; i < 3; i += 1) await bus.publish(command(`before-${i}`));
+    const badId = await store.add(names.normal, tampered());
+    for (let i = 0; i < 3; i += 1) await bus.publish(command(`after-${i}`));
+    const { got, sub } = collect(bus, { from: 'all', types: [BusMessageType.ADAPTATION_COMMAND] });
+    await sub.ready;
+    await waitFor(() => got.length === 6 && bus.metrics().deadLetterTotal === 1, 'the six good messages and the dead-letter');
+    expect(got.map(commandId)).toEqual(['before-0', 'before-1', 'before-2', 'after-0', 'after-1', 'after-2']);
+    const dead = await readAll(store, names.deadLetter);
+    expect(dead.map((entry) => readDeadLetter(entry.fields))).toEqual([expect.objectContaining({ reason: 'bad_signature', id: badId })]);
+    await waitFor(async () => (await pendingOf(store, names.normal, 'g')) === 0, 'the whole batch acknowledged');
+    expect(bus.metrics()).toMatchObject({ handledTotal: 6, handlerFailures: 0, retriesTotal: 0 });
+  });
 });
 
 describe('StreamBus reclaim', () => {
@@ -332,6 +347,29 @@ describe('StreamBus stopping and acknowledgement batching', () => {
     await waitFor(() => got.length === 20, 'all handled');
     await waitFor(async () => (await pendingOf(counting, names.normal, 'g')) === 0, 'all acknowledged');
     expect(ackCalls).toBeLessThanOrEqual(2);
+  });
+
+  it('retries the one entry of a batch whose handler failed and acknowledges the rest of the batch', async () => {
+    const { bus, store, names } = setup({ readCount: 32 });
+    for (let i = 0; i < 10; i += 1) await bus.publish(command(`batch-${i}`));
+    const seen: string[] = [];
+    const sub = bus.subscribe({
+      group: 'g',
+      consumer: 'c',
+      from: 'all',
+      types: [BusMessageType.ADAPTATION_COMMAND],
+      handler: (delivery) => {
+        seen.push(`${commandId(delivery)}#${delivery.attempt}`);
+        if (commandId(delivery) === 'batch-3' && delivery.attempt === 1) throw new Error('handler failed once');
+      },
+    });
+    await sub.ready;
+    await waitFor(() => bus.metrics().handledTotal === 10, 'every message handled');
+    await waitFor(async () => (await pendingOf(store, names.normal, 'g')) === 0, 'every entry acknowledged');
+    // The first batch is all ten entries in order; the retry copy comes after it.
+    expect(seen.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `batch-${i}#1`));
+    expect(seen.slice(10)).toEqual(['batch-3#2']);
+    expect(bus.metrics()).toMatchObject({ handlerFailures: 1, retriesTotal: 1, deadLetterTotal: 0 });
   });
 });
 
