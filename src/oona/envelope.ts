@@ -144,9 +144,21 @@ const Tag = {
   NANOS: (2 << 3) | 0,
 } as const;
 
+/** Field numbers of BusEnvelope the direct writer writes (`Tag`). */
+export const DIRECT_ENVELOPE_FIELDS: readonly number[] = Object.freeze([1, 2, 4, 5, 6, 7, 8, 9]);
+
+/**
+ * Whether the direct writer covers every field the contract declares: a field added to
+ * `BusEnvelope` later that the writer does not know would be dropped from the wire, so
+ * until the writer learns it every envelope goes through the codec.
+ */
+const DIRECT_WRITER_CURRENT =
+  BusEnvelopeSchema.fields.length === DIRECT_ENVELOPE_FIELDS.length &&
+  BusEnvelopeSchema.fields.every((f) => DIRECT_ENVELOPE_FIELDS.includes(f.number));
+
 /** `toBinary`'s bytes for the common envelope, or `undefined` when the codec must write it. */
 function encodeEnvelopeDirect(envelope: BusEnvelope): Uint8Array | undefined {
-  if (hasUnknown(envelope)) return undefined;
+  if (!DIRECT_WRITER_CURRENT || hasUnknown(envelope)) return undefined;
   const { messageType, payload, priority, correlationId, trainingRunId, publishedAt, attempt, messageId } = envelope;
   if (!isNonNegative(messageType, INT32_MAX) || !isNonNegative(priority, INT32_MAX) || !isNonNegative(attempt, UINT32_MAX))
     return undefined;

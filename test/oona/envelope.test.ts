@@ -13,6 +13,7 @@ import { HmacSigner, KeyRing } from '../../src/security/index.js';
 import {
   buildEnvelope,
   deadLetterFields,
+  DIRECT_ENVELOPE_FIELDS,
   ENVELOPE_MAX_BYTES,
   encodeBusMessage,
   encodeEnvelope,
@@ -183,6 +184,10 @@ describe('bus entries', () => {
       }
     }
     for (const envelope of cases) expect(encodeEnvelope(envelope)).toEqual(toBinary(BusEnvelopeSchema, envelope));
+  });
+
+  it('writes directly exactly the fields the contract declares (a new field would send every envelope through the codec)', () => {
+    expect(BusEnvelopeSchema.fields.map((f) => f.number).sort((a, b) => a - b)).toEqual([...DIRECT_ENVELOPE_FIELDS]);
   });
 
   it('encodes what the direct path does not cover through the codec, with the same size bound', () => {
