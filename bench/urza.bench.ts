@@ -125,17 +125,29 @@ interface Representative {
   readonly siteKey: string;
 }
 
-function representatives(catalog: KarnCatalog): Representative[] {
-  const out: Representative[] = [];
+/**
+ * One blueprint per family at the first bench site it fits. The growth families (`widen`,
+ * `widen_conv`) fit only a host's WIDEN sites, whose descriptor carries the host layer's path:
+ * they are listed as skipped rather than given a made-up host.
+ */
+function representatives(catalog: KarnCatalog): { reps: Representative[]; skipped: { family: FamilyId; reason: string }[] } {
+  const reps: Representative[] = [];
+  const skipped: { family: FamilyId; reason: string }[] = [];
   for (const family of Object.values(FamilyId)) {
     const descriptor = catalog.list().find((d) => catalog.familyOf(d.blueprintId).id === family);
     if (descriptor === undefined) throw new Error(`no blueprint of family ${family}`);
     const config = catalog.familyOf(descriptor.blueprintId);
     const fitting = BENCH_SITES.find((s) => config.fits(s));
-    if (fitting === undefined) throw new Error(`family ${family} fits no bench site`);
-    out.push({ family, blueprintId: descriptor.blueprintId, site: fitting, siteKey: siteKeyOf(fitting) });
+    if (fitting === undefined) {
+      skipped.push({
+        family,
+        reason: `fits none of the bench sites (${BENCH_SITES.map(siteKeyOf).join(', ')}): a host's WIDEN sites only`,
+      });
+      continue;
+    }
+    reps.push({ family, blueprintId: descriptor.blueprintId, site: fitting, siteKey: siteKeyOf(fitting) });
   }
-  return out;
+  return { reps, skipped };
 }
 
 interface CompileResult {
@@ -431,7 +443,8 @@ async function main(): Promise<void> {
   const compiler = new TezzeretCompiler({ catalog, prewarmSamples: 3 });
   const rootDir = await mkdtemp(path.join(tmpdir(), 'urza-bench-'));
   try {
-    const reps = representatives(catalog);
+    const { reps, skipped } = representatives(catalog);
+    for (const s of skipped) log(`skipping family ${s.family}: ${s.reason}`);
     log(`compiling ${reps.length} families × ${COMPILE_RUNS}`);
     const library = await UrzaLibrary.open({ rootDir, telemetry: new MemoryTelemetrySink() });
     let compile: Record<string, CompileResult>;
@@ -476,6 +489,7 @@ async function main(): Promise<void> {
           runs: COMPILE_RUNS,
           prewarm_samples: 3,
           families: compile,
+          skipped: skipped,
         },
         prefetch: {
           method:
