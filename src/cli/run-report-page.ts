@@ -36,7 +36,7 @@ export function reportPageData(
       figuresLine('grown', report.grown),
       ...(report.baseline === undefined ? [] : [figuresLine('static baseline', report.baseline)]),
       `Seeds: ${seeds.length} germinated, ${count('FOSSILIZED')} fossilized, ${count('CULLED')} culled.`,
-      `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} accepted by Kasmina, ${report.commands.rejected} rejected.`,
+      `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} accepted by Kasmina, ${report.commands.rejected} rejected${report.commands.runEnded > 0 ? `, ${report.commands.runEnded} reached the run after its last step` : ''}.`,
       `Control plane: ${(report.controlPlane.shareOfStep * 100).toFixed(1)} % of the grown run's training time.`,
     ],
     arms: [

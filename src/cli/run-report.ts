@@ -29,6 +29,8 @@ export interface RunReport {
     readonly issued: number;
     readonly accepted: number;
     readonly rejected: number;
+    /** Reached the run after its last step (or never got an outcome): acknowledged RUN_ENDED. */
+    readonly runEnded: number;
     /** What became of Tamiyo's commands as Tamiyo learned it from their acknowledgements (embedded only). */
     readonly outcomes?: string;
   };
@@ -133,7 +135,7 @@ export function formatReport(report: RunReport): string {
         `| ${s.seedId} | ${s.siteId} | ${s.blueprintId} | ${s.germinatedStep} | ${s.fate}${s.fateReason === '' ? '' : ` (${s.fateReason})`} | ${s.fateStep} | ${s.contribution === undefined ? '—' : `${(s.contribution * 100).toFixed(2)} pts`} | ${s.parameters} |`,
     ),
     '',
-    `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} verified and accepted by Kasmina, ${report.commands.rejected} rejected.`,
+    `Commands: ${report.commands.issued} issued by Tamiyo, ${report.commands.accepted} verified and accepted by Kasmina, ${report.commands.rejected} rejected${report.commands.runEnded > 0 ? `, ${report.commands.runEnded} reached the run after its last step` : ''}.`,
     ...(report.commands.outcomes === undefined ? [] : [`Tamiyo's account of its commands: ${report.commands.outcomes}.`]),
     `Control plane: Tamiyo ${report.controlPlane.tamiyoMs.toFixed(0)} ms, Kasmina ${report.controlPlane.kasminaMs.toFixed(0)} ms — ${(report.controlPlane.shareOfStep * 100).toFixed(1)} % of the grown run's training time.`,
     `Field reports: ${report.fieldReports}${report.distributed === undefined ? '' : ' received from Tamiyo over the bus'} (record in ${report.runDir}).`,

@@ -197,6 +197,7 @@ export async function runExperiment(prepared: PreparedRun, io: CliIo, signal: Ab
         issued: result.commands.issued,
         accepted: result.commands.accepted,
         rejected: result.commands.rejected,
+        runEnded: result.commands.runEnded,
         ...(result.commands.outcomes === undefined ? {} : { outcomes: result.commands.outcomes }),
       },
       controlPlane: result.controlPlane,

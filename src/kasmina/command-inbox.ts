@@ -5,6 +5,12 @@
  * bus with its fate (a `CommandAck` replying to its message); one still queued when the inbox
  * closes is acknowledged RUN_ENDED. Each run reads in its own consumer group
  * (`kasmina-<training_run_id>`); commands for other runs are left to them.
+ *
+ * The group reads the run's `ControlDecision`s too. They share the command stream, and a
+ * controller publishes a command before the decision naming it. So once the inbox has read
+ * the decision answering a packet, it holds every command the controller issued for that
+ * packet and every earlier one ({@link CommandInbox.waitForDecision}): the barrier a trainer
+ * whose controller is remote uses at its end, so that no command is left unread.
  */
 import { create } from '@bufbuild/protobuf';
 import {
@@ -25,6 +31,7 @@ import {
   CommandAckStatus,
   TelemetryLevel,
   type AdaptationCommand,
+  type ControlDecision,
   type SystemStatePacket,
 } from '../leyline/index.js';
 import type { Bus, Delivery, Subscription } from '../oona/index.js';
@@ -50,6 +57,9 @@ export interface CommandInboxOptions {
 /** Defaults of {@link CommandInboxOptions}. */
 export const COMMAND_INBOX_DEFAULTS = Object.freeze({ consumer: 'kasmina', maxQueued: 1_024 });
 
+/** Packet ids of the newest decisions remembered for {@link CommandInbox.waitForDecision}. */
+const DECISIONS_REMEMBERED = 256;
+
 /** Lifecycle of a {@link CommandInbox}: `running` from `start()`, `closing` from `close()` until it is done. */
 export type CommandInboxState = 'created' | 'running' | 'closing' | 'closed';
 
@@ -61,6 +71,10 @@ export interface CommandInboxStats {
   readonly queued: number;
   /** Acknowledgements published. */
   readonly acknowledged: number;
+  /** Acknowledged RUN_ENDED at close: never handed out, or handed out and given no outcome. */
+  readonly runEnded: number;
+  /** The run's control decisions read (see {@link CommandInbox.waitForDecision}). */
+  readonly decisions: number;
 }
 
 const ACK_STATUS: Readonly<Record<CommandOutcomeStatus, CommandAckStatus>> = {
@@ -96,6 +110,10 @@ export class CommandInbox implements Controller {
   #otherRuns = 0;
   #delivered = 0;
   #acknowledged = 0;
+  #runEnded = 0;
+  #decisions = 0;
+  /** Packet ids answered by the newest decisions read, oldest first. */
+  readonly #answered = new Set<string>();
   readonly #state = new ServiceState<CommandInboxState>('kasmina command inbox', 'created');
   readonly #close = closeOnce(() => this.#unsubscribeAndAcknowledge());
 
@@ -134,8 +152,11 @@ export class CommandInbox implements Controller {
     this.#subscription = this.#bus.subscribe({
       group: this.group,
       consumer: this.#consumer,
-      types: [BusMessageType.ADAPTATION_COMMAND],
-      handler: (delivery) => this.#receive(delivery),
+      types: [BusMessageType.ADAPTATION_COMMAND, BusMessageType.CONTROL_DECISION],
+      handler: (delivery) => {
+        if (delivery.type === BusMessageType.CONTROL_DECISION) this.#decided(delivery.message as ControlDecision);
+        else this.#receive(delivery);
+      },
     });
     await this.#subscription.ready;
   }
@@ -186,7 +207,24 @@ export class CommandInbox implements Controller {
     }
   }
 
-  /** Resolves at the next received command, at close, or when `signal` aborts. */
+  /**
+   * Waits until the decision answering packet `packetId` of this run has been read; every
+   * command the controller published before it has then been received (see the module
+   * comment). Remembers the newest 256 decisions.
+   * @throws EsperError `WORKER_CANCELLED` when `signal` aborts or the inbox closes first
+   */
+  async waitForDecision(packetId: string, signal?: AbortSignal): Promise<void> {
+    while (!this.#answered.has(packetId)) {
+      if (signal?.aborted === true || !this.#state.is('running')) {
+        throw new EsperError(ErrorCode.WORKER_CANCELLED, `stopped waiting for the decision on packet ${packetId}`, {
+          details: { packetId },
+        });
+      }
+      await this.#nextReceipt(signal);
+    }
+  }
+
+  /** Resolves at the next received command or decision, at close, or when `signal` aborts. */
   #nextReceipt(signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = (): void => {
@@ -207,6 +245,8 @@ export class CommandInbox implements Controller {
       delivered: this.#delivered,
       queued: this.#queue.length,
       acknowledged: this.#acknowledged,
+      runEnded: this.#runEnded,
+      decisions: this.#decisions,
     };
   }
 
@@ -233,6 +273,7 @@ export class CommandInbox implements Controller {
     } finally {
       for (const received of [...this.#handed.splice(0), ...this.#queue.splice(0)]) {
         this.#acknowledge(received, CommandAckStatus.RUN_ENDED, 'the run ended before the command was applied');
+        this.#runEnded += 1;
       }
       for (const wake of [...this.#waiters]) wake();
       await Promise.allSettled([...this.#publishing]);
@@ -251,6 +292,14 @@ export class CommandInbox implements Controller {
     }
     this.#queue.push({ command, delivery });
     this.#received += 1;
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  #decided(decision: ControlDecision): void {
+    if (decision.trainingRunId !== this.#trainingRunId) return;
+    this.#decisions += 1;
+    this.#answered.add(decision.packetId);
+    if (this.#answered.size > DECISIONS_REMEMBERED) this.#answered.delete(this.#answered.values().next().value as string);
     for (const wake of [...this.#waiters]) wake();
   }
 

@@ -13,6 +13,13 @@
  *   which keeps the round trip off every step.
  * - `async` (a remote controller): the packet is published and the step goes on; a command
  *   applies at the first step after it arrives, if it is still fresh for Kasmina's verifier.
+ *   An epoch's packet carries a correlation id, so the controller answers it with a
+ *   `ControlDecision`; nothing waits for that answer during the run. At the run's end
+ *   {@link ControlLink.settle} waits, bounded, until the inbox has read the answer to the
+ *   newest one, and with it every command the controller issued up to that packet. Without
+ *   this barrier, a command answering the run's last packet, decided while the trainer was
+ *   closing, reached the bus after the inbox stopped reading: it was never counted and never
+ *   given a fate. With it, such a command is received and acknowledged RUN_ENDED.
  *
  * Packets published without waiting go out in order, one after the other, behind the step:
  * a step never waits for an earlier packet's store reply while fewer than `maxInFlight` are
@@ -26,6 +33,7 @@
  * A lockstep wait is bounded by the trainer's controller deadline (its `signal`) and by
  * `timeoutMs`; a decision that arrives later leaves its command in the inbox for a later step.
  */
+import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { optionChecks } from '../core/index.js';
 import type { CommandInbox } from '../kasmina/index.js';
@@ -91,6 +99,8 @@ export class ControlLink implements Controller {
   #tail: Promise<void> = Promise.resolve();
   /** The first failure of an unwaited publish not yet surfaced. */
   #failure: { readonly error: unknown } | undefined;
+  /** Async: the newest epoch packet published for an answer ({@link settle} waits for it). */
+  #lastAsked: string | undefined;
 
   /** @throws EsperError `INVALID_ARGUMENT` naming a bad option. */
   constructor(options: ControlLinkOptions) {
@@ -102,13 +112,34 @@ export class ControlLink implements Controller {
   }
 
   evaluateStep(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
-    return this.#exchange(state, options, this.#o.stepRequests !== false);
+    return this.#exchange(state, options, this.#o.stepRequests !== false, false);
   }
 
   async evaluateEpoch(state: SystemStatePacket, options: CallOptions): Promise<AdaptationCommand | undefined> {
     // Before the packet, so a controller restarted since the last epoch takes the run up again.
     await this.announce(state.globalStep);
-    return this.#exchange(state, options, true);
+    return this.#exchange(state, options, true, true);
+  }
+
+  /**
+   * Async mode: waits until the run's inbox has read the controller's answer to the newest
+   * epoch packet (see the module comment), at most `timeoutMs`. Call it after the last step
+   * and before the inbox closes. Resolves true when the answer was read or nothing was asked
+   * (lockstep waited at every request already), false when `timeoutMs` passed first or a
+   * publish failed: commands decided later never reach the run.
+   */
+  async settle(timeoutMs: number): Promise<boolean> {
+    const packetId = this.#lastAsked;
+    if (packetId === undefined) return true;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    await Promise.race([this.#tail, new Promise((resolve) => deadline.addEventListener('abort', resolve, { once: true }))]);
+    if (this.#failure !== undefined) return false;
+    try {
+      await this.#o.inbox.waitForDecision(packetId, deadline);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Publishes the run's RUNNING announcement (with `announce`; else nothing). */
@@ -150,7 +181,7 @@ export class ControlLink implements Controller {
     return { packetsPublished: this.#published, decisions: this.#decisions, commandsNamed: this.#named };
   }
 
-  async #exchange(state: SystemStatePacket, options: CallOptions, wait: boolean): Promise<AdaptationCommand | undefined> {
+  async #exchange(state: SystemStatePacket, options: CallOptions, wait: boolean, epoch: boolean): Promise<AdaptationCommand | undefined> {
     const { bus, inbox } = this.#o;
     const signal = options.signal;
     const lockstepRequest = this.#o.mode === 'lockstep' && wait;
@@ -161,7 +192,9 @@ export class ControlLink implements Controller {
     if (!lockstepRequest) {
       // Not waited for: the step goes on while the bus seals and appends the packet (the
       // controller's own work happens between steps, not inside this call).
-      this.#publishBehind(state);
+      const ask = this.#o.mode === 'async' && epoch;
+      this.#publishBehind(state, ask ? randomUUID() : '');
+      if (ask) this.#lastAsked = state.packetId;
     } else {
       const reply = await bus.request(state, { replyType: BusMessageType.CONTROL_DECISION, timeoutMs: this.#o.timeoutMs, signal });
       this.#published += 1;
@@ -183,11 +216,14 @@ export class ControlLink implements Controller {
     throw failure.error;
   }
 
-  /** Publishes `state` now when nothing is outstanding, else after the newest outstanding publish. */
-  #publishBehind(state: SystemStatePacket): void {
+  /**
+   * Publishes `state` now when nothing is outstanding, else after the newest outstanding
+   * publish; with a `correlationId` (not empty), the controller answers it.
+   */
+  #publishBehind(state: SystemStatePacket, correlationId: string): void {
     const { bus } = this.#o;
     const publish = (): Promise<void> =>
-      bus.publish(state).then(
+      bus.publish(state, correlationId === '' ? undefined : { correlationId }).then(
         () => {
           this.#published += 1;
         },

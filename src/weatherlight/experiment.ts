@@ -124,6 +124,8 @@ export interface ExperimentResult {
     readonly issued: number;
     readonly accepted: number;
     readonly rejected: number;
+    /** Reached the run after its last step (or never got an outcome): acknowledged RUN_ENDED. */
+    readonly runEnded: number;
     readonly rejectionsByReason: Readonly<Record<string, number>>;
     /** Tamiyo's account of its commands (embedded only). */
     readonly outcomes?: string;
@@ -207,9 +209,11 @@ export async function runGrowthExperiment(settings: EsperSettings, deps: Experim
     const fossilParams = seeds.filter((s) => s.fate === 'FOSSILIZED').reduce((n, s) => n + s.parameters, 0);
     const verifier = growth.commandVerifier.verifier.snapshot();
     const fieldReports = run.fieldReports();
-    const received = run.inbox.stats().received;
+    const { inbox } = run;
     await run.close('run_completed');
     run = undefined;
+    // After close: commands a remote Tamiyo decided while the run was ending are counted.
+    const { received, runEnded } = inbox.stats();
     // After the run closed: the last acknowledgements (RUN_ENDED) have reached Tamiyo.
     const tamiyoStats = tamiyo?.service.stats();
 
@@ -240,6 +244,7 @@ export async function runGrowthExperiment(settings: EsperSettings, deps: Experim
         issued: tamiyoStats?.commands ?? received,
         accepted: verifier.acceptedTotal,
         rejected: verifier.rejectedTotal,
+        runEnded,
         rejectionsByReason: verifier.rejectionsByReason,
         ...(tamiyoStats === undefined ? {} : { outcomes: formatCommandOutcomes(tamiyoStats.commands, tamiyoStats.commandOutcomes) }),
       },

@@ -92,8 +92,9 @@ export interface GrowingRun<T extends Tamiyo | undefined = Tamiyo | undefined> e
    */
   fieldReports(): readonly FieldReport[];
   /**
-   * Closes Tamiyo's responder and the command inbox (commands not applied are acknowledged
-   * RUN_ENDED), Tamiyo (open field-report windows aborted with `reason`), then Kasmina, the
+   * Waits (bounded by `tolaria.tamiyoTimeoutMs`) for a remote Tamiyo's answer to the run's
+   * newest epoch packet ({@link ControlLink.settle}), closes the command inbox (commands not
+   * applied are acknowledged RUN_ENDED) and Tamiyo's responder, Tamiyo (open field-report windows aborted with `reason`), then Kasmina, the
    * command verifier and Urza, then a bus the run opened. Every step runs even if one fails;
    * idempotent (the first call's promise).
    * @default reason 'run_failed'
@@ -182,8 +183,11 @@ export async function openGrowingRun(settings: EsperSettings, deps: GrowingRunDe
     await control.announce();
     const close = closeOnce((reason: string = 'run_failed') =>
       runCleanup('growing run', [
-        // The inbox first: its RUN_ENDED acknowledgements reach Tamiyo before its responder
-        // stops (a remote Tamiyo's, before the run's end is announced).
+        // A remote Tamiyo's answers to the last packets first (bounded), so the commands it
+        // decided while the run was ending are received. Then the inbox: its RUN_ENDED
+        // acknowledgements reach Tamiyo before its responder stops (a remote Tamiyo's, before
+        // the run's end is announced).
+        () => control.settle(settings.tolaria.tamiyoTimeoutMs),
         () => inbox.close(),
         () => control.announceEnd(reason),
         responder !== undefined && (() => responder.close()),

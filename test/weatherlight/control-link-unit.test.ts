@@ -8,7 +8,14 @@ import { create } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError, loadSettings, MemoryTelemetrySink } from '../../src/core/index.js';
 import { buildOperatorCommand, CommandInbox, OperatorAction } from '../../src/kasmina/index.js';
-import { SystemStatePacketSchema, type AdaptationCommand, type SystemStatePacket } from '../../src/leyline/index.js';
+import {
+  BusMessageType,
+  CommandAckStatus,
+  SystemStatePacketSchema,
+  type AdaptationCommand,
+  type CommandAck,
+  type SystemStatePacket,
+} from '../../src/leyline/index.js';
 import { openBusFromSettings, type Bus } from '../../src/oona/index.js';
 import { KeyRing } from '../../src/security/index.js';
 import { ControlResponder } from '../../src/tamiyo/index.js';
@@ -100,6 +107,52 @@ describe('ControlLink + ControlResponder', () => {
     expect(await link.evaluateStep(packet(1), { signal: signal() })).toBeUndefined();
     await inbox.waitForReceived(1);
     expect((await link.evaluateStep(packet(2), { signal: signal() }))?.commandId).toBe('late');
+  });
+
+  it('async: settle waits for the answer to the last epoch packet, so a command decided while the run ends is received and acknowledged RUN_ENDED', async () => {
+    let decide: (command: AdaptationCommand) => void = () => undefined;
+    let asked: () => void = () => undefined;
+    const askedNow = new Promise<void>((resolve) => (asked = resolve));
+    const slow: Controller = {
+      evaluateStep: () => Promise.resolve(undefined),
+      evaluateEpoch: () =>
+        new Promise<AdaptationCommand | undefined>((resolve) => {
+          decide = resolve;
+          asked();
+        }),
+    };
+    const { link, inbox, bus } = await wire(slow, 'async');
+    const acks: CommandAck[] = [];
+    const watch = bus.subscribe({
+      group: 'test-acks',
+      consumer: 't',
+      types: [BusMessageType.COMMAND_ACK],
+      handler: (d) => void acks.push(d.message as CommandAck),
+    });
+    cleanups.push(() => watch.close());
+    await watch.ready;
+    // The run's last packet: the trainer goes on (and ends) while Tamiyo still decides.
+    expect(await link.evaluateEpoch(packet(9, true), { signal: signal() })).toBeUndefined();
+    let settled: boolean | undefined;
+    const settling = link.settle(5_000).then((ok) => (settled = ok));
+    await askedNow;
+    expect(settled).toBeUndefined();
+    decide(germinate('last'));
+    expect(await settling).toBe(true);
+    expect(inbox.stats()).toMatchObject({ received: 1, delivered: 0, decisions: 1 });
+    await inbox.close();
+    expect(inbox.stats().runEnded).toBe(1);
+    await expect.poll(() => acks.map((a) => [a.commandId, a.status])).toEqual([['last', CommandAckStatus.RUN_ENDED]]);
+  });
+
+  it('async: settle gives up after its timeout without a controller, and returns at once when nothing was asked', async () => {
+    const { link } = await wire(undefined, 'async');
+    expect(await link.settle(10)).toBe(true);
+    await link.evaluateEpoch(packet(3, true), { signal: signal() });
+    expect(await link.settle(50)).toBe(false);
+    const lockstep = (await wire(scripted({}), 'lockstep', 2_000, false)).link;
+    await lockstep.evaluateEpoch(packet(3, true), { signal: signal() });
+    expect(await lockstep.settle(10)).toBe(true);
   });
 
   it('a controller that throws is answered "no change" and reported as control_failed', async () => {
