@@ -51,8 +51,9 @@ export const LEARN_COMMAND: CommandSpec<typeof LEARN_FLAGS> = {
   notes: `Each episode is one grown-arm run of the task with the current policy deciding by
 sampling; the reward is the run's final validation accuracy minus the static small host's,
 less 5 points for growing the task's whole growth budget. The evaluation runs the arms
-small, heuristic, initial (the starting policy), learned and large on the same held-out
-seeds and reports paired differences with 95 % confidence intervals, growth per run and
+small, heuristic, initial (the starting policy), learned (drawing its decisions), greedy
+(the learned policy taking its most likely choice at each decision) and large on the same
+held-out seeds and reports paired differences with 95 % confidence intervals, growth per run and
 Simic's gates. Use the result with: esper run --policy learned:<out>/policy.bin
 
 Exit codes: 0 learned and evaluated; 1 a run or the learner failed; 2 bad flags or settings;
@@ -115,8 +116,15 @@ export function formatLearnReport(task: TaskDefinition, learned: LearnResult, ev
       }`,
     );
   }
-  const share = Object.entries(evaluation.learnedActionShare).map(([a, s]) => `${a} ${(100 * s).toFixed(1)} %`);
-  lines.push('', `Learned policy's decisions on the held-out runs: ${share.join(', ')}.`, '');
+  const share = (shares: Readonly<Record<string, number>>): string =>
+    Object.entries(shares)
+      .map(([a, s]) => `${a} ${(100 * s).toFixed(1)} %`)
+      .join(', ');
+  lines.push('', `Learned policy's decisions on the held-out runs: ${share(evaluation.learnedActionShare)}.`);
+  if (Object.keys(evaluation.greedyActionShare).length > 0) {
+    lines.push(`Greedy (its most likely choice at each decision): ${share(evaluation.greedyActionShare)}.`);
+  }
+  lines.push('');
   lines.push(`Simic's gates: ${evaluation.gates.passed ? 'passed' : `blocked (${evaluation.gates.reasons.join('; ')})`}.`, '');
   lines.push(
     '## Updates',

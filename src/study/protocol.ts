@@ -80,7 +80,11 @@ export const TaskDefinitionSchema = z
           .strict()
           .optional(),
         learned: z
-          .object({ policyFile: z.string().min(1), decisionsFile: z.string().min(1).optional() })
+          .object({
+            policyFile: z.string().min(1),
+            decisionsFile: z.string().min(1).optional(),
+            decide: z.enum(['sample', 'mode']).optional(),
+          })
           .strict()
           .optional(),
       })

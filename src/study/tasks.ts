@@ -108,12 +108,15 @@ export interface TaskController {
   /**
    * A learned policy (Simic's) grows the grown arm instead of the heuristic: the serialised
    * GNN at `policyFile`, deciding by sampling at epoch ends (at the cadence its file names)
-   * with draws seeded by the run seed. With `decisionsFile`, the run writes every decision there when it ends (one
-   * episode for the learner). Not with `heuristic` or `scheduled`.
+   * with draws seeded by the run seed, or (`decide: 'mode'`) taking its most likely choice.
+   * With `decisionsFile`, the run writes every decision there when it ends (one episode for
+   * the learner). Not with `heuristic` or `scheduled`.
    */
   readonly learned?: {
     readonly policyFile: string;
     readonly decisionsFile?: string;
+    /** @default 'sample' */
+    readonly decide?: 'sample' | 'mode';
   };
 }
 

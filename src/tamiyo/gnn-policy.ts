@@ -19,7 +19,7 @@ import type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 import { PolicySlot, type PolicySlotOptions } from './policy-slot.js';
 import type { LoadedPolicy } from './policy-weights.js';
 import { DecisionKind, toId, type ProposedDecision } from './decision.js';
-import { choiceMaskOf, sampleChoice, type PolicyChoice } from './gnn-sampling.js';
+import { choiceMaskOf, modeChoice, sampleChoice, type PolicyChoice } from './gnn-sampling.js';
 import type { Rng } from '../tensor/index.js';
 
 /** One decision a sampling {@link GnnPolicy} made: what Simic learns from. */
@@ -50,6 +50,12 @@ export interface GnnSamplingOptions {
    * further-apart decisions for a learner to assign credit to. @default 1 (every epoch)
    */
   readonly everyEpochs?: number;
+  /**
+   * `sample`: draw each decision from the policy's distribution (how it learns: PPO's
+   * episodes explore). `mode`: take each factor's most likely choice (`modeChoice`): the
+   * policy's best guess, without the draws' noise. @default 'sample'
+   */
+  readonly decide?: 'sample' | 'mode';
 }
 
 /** Options of {@link GnnPolicy}. */
@@ -200,7 +206,8 @@ export class GnnPolicy implements TamiyoPolicy {
     const output = this.gnn.forward(graph);
     let decoded = decodeOutput(output);
     if (sampling !== undefined) {
-      const { choice, logProb } = sampleChoice(output, choiceMaskOf(graph), sampling.rng);
+      const mask = choiceMaskOf(graph);
+      const { choice, logProb } = sampling.decide === 'mode' ? modeChoice(output, mask) : sampleChoice(output, mask, sampling.rng);
       decoded = { ...decoded, ...choice, actionIndex: choice.action };
       sampling.onDecision?.({
         graph,

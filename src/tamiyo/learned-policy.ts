@@ -3,7 +3,9 @@
  * {@link GnnPolicy} that decides by sampling at epoch ends (`gnn-sampling.ts`) with draws
  * seeded by the run seed, so a run replays its decisions. This is how `esper learn` plays
  * its episodes and how `esper run --policy learned:<file>` and the study run a learned
- * policy: a policy trained as a distribution acts as that distribution.
+ * policy: a policy trained as a distribution acts as that distribution. With `decide:
+ * 'mode'` it takes its most likely choice at each decision instead (the held-out
+ * evaluation's `greedy` arm).
  */
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, EsperError } from '../core/index.js';
@@ -23,6 +25,8 @@ export interface LearnedPolicyOptions {
   readonly seed: number;
   /** Called with every decision, in order. */
   readonly onDecision?: (decision: SampledDecision) => void;
+  /** Draw decisions (`sample`) or take the most likely one (`mode`); see `GnnSamplingOptions.decide`. @default 'sample' */
+  readonly decide?: 'sample' | 'mode';
 }
 
 /**
@@ -46,6 +50,7 @@ export async function openLearnedPolicy(file: string, options: LearnedPolicyOpti
     version: loaded.version,
     sampling: {
       rng: seededRng(options.seed + SAMPLING_SEED_OFFSET),
+      ...(options.decide === undefined ? {} : { decide: options.decide }),
       ...(options.onDecision === undefined ? {} : { onDecision: options.onDecision }),
       // The cadence it was learned with, from its file.
       ...(loaded.decisionEveryEpochs === undefined ? {} : { everyEpochs: loaded.decisionEveryEpochs }),

@@ -92,7 +92,13 @@ class GrownArmRunner implements ArmRunner {
     const policy =
       learned === undefined
         ? policyOf(task, arm)
-        : { policy: await openLearnedPolicy(learned.policyFile, { seed, onDecision: (d) => decisions.push(d) }) };
+        : {
+            policy: await openLearnedPolicy(learned.policyFile, {
+              seed,
+              onDecision: (d) => decisions.push(d),
+              ...(learned.decide === undefined ? {} : { decide: learned.decide }),
+            }),
+          };
     const keyRing = await runKeyRing(settings);
     const dataset = await loadTaskDataset(task, settings);
     const host = createTaskHost(task.smallHost, dataset, seed, 'study-grown', { widenSlots: widenSlotsOf(task) });

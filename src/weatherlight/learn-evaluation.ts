@@ -1,12 +1,15 @@
 /**
  * The held-out evaluation of a learned policy: on seeds no episode trained on, the task's
  * arms — `small` and `large` (static), `heuristic` (Tamiyo's heuristic growing the small
- * host), `initial` (the policy learning started from) and `learned` — each the same run of
- * the task (data, step budget, seeds), so the arms are paired by seed. It reports every
+ * host), `initial` (the policy learning started from), `learned` (drawing its decisions, as
+ * it learned) and `greedy` (the learned policy taking its most likely choice at each
+ * decision) — each the same run of the task (data, step budget, seeds), so the arms are
+ * paired by seed. It reports every
  * arm's accuracy and reward (`episodeReward`), the paired differences with their 95 %
  * confidence intervals (t on the per-seed differences), what each growing arm grew
  * (germinations, fates, parameters: a run that grows nothing or everything shows), the
- * learned policy's action shares, and the verdict of Simic's gates.
+ * learned policy's action shares (drawn and greedy), and the verdict of Simic's gates (on
+ * the drawn policy: the one a fleet's Tamiyo runs).
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,7 +21,7 @@ import { grownArmRunnerModule } from './grown-arm.js';
 import { episodeSettings, HELD_OUT_SEED_BASE, isFailedRun, learnedTask, runJobs, scoredReward } from './learn.js';
 
 /** The arms of an evaluation. */
-export const EVALUATION_ARMS = ['small', 'heuristic', 'initial', 'learned', 'large'] as const;
+export const EVALUATION_ARMS = ['small', 'heuristic', 'initial', 'learned', 'greedy', 'large'] as const;
 
 /** One of {@link EVALUATION_ARMS}. */
 export type EvaluationArm = (typeof EVALUATION_ARMS)[number];
@@ -81,6 +84,8 @@ export interface LearnEvaluation {
   readonly differences: readonly PairedDifference[];
   /** Share of the learned policy's decisions per action (wait, germinate, cull) over its held-out runs. */
   readonly learnedActionShare: Readonly<Record<string, number>>;
+  /** The same for the `greedy` arm (empty without it). */
+  readonly greedyActionShare: Readonly<Record<string, number>>;
   readonly gates: { readonly passed: boolean; readonly reasons: readonly string[] };
 }
 
@@ -92,7 +97,7 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
   const seeds = Array.from({ length: options.seeds ?? 10 }, (_, i) => HELD_OUT_SEED_BASE + i);
   const arms = options.arms ?? EVALUATION_ARMS;
   const paramCost = options.paramCost ?? 0.05;
-  const actionCounts = new Map<number, number>();
+  const actionCounts = { learned: new Map<number, number>(), greedy: new Map<number, number>() };
   // A failed run (`isFailedRun`) is scored as accuracy 0 and counted, in every arm alike; a
   // crashed process fails the evaluation.
   const jobs: (() => Promise<{ arm: EvaluationArm; seed: number; result: ArmResult | undefined }>)[] = [];
@@ -101,13 +106,18 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
       jobs.push(async () => {
         const decisionsFile = path.join(options.directory, `eval-${arm}-seed${seed}.dec`);
         const common = { seed, settings, signal } as const;
-        const file = arm === 'learned' ? options.policyFile : options.initialPolicyFile;
+        const file = arm === 'initial' ? options.initialPolicyFile : options.policyFile;
         const request =
           arm === 'small' || arm === 'large'
             ? { ...common, runner: defaultStaticRunner(), task, arm }
             : arm === 'heuristic'
               ? { ...common, runner: grownArmRunnerModule(), task, arm: 'grown' as const }
-              : { ...common, runner: grownArmRunnerModule(), task: learnedTask(task, file, decisionsFile), arm: 'grown' as const };
+              : {
+                  ...common,
+                  runner: grownArmRunnerModule(),
+                  task: learnedTask(task, file, decisionsFile, arm === 'greedy' ? 'mode' : 'sample'),
+                  arm: 'grown' as const,
+                };
         let result: ArmResult | undefined;
         try {
           result = await runInChild(request);
@@ -115,9 +125,10 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
         } catch (error) {
           if (!isFailedRun(error)) throw error;
         }
-        if (arm === 'learned') {
+        if (arm === 'learned' || arm === 'greedy') {
+          const counts = actionCounts[arm];
           for (const d of await readDecisionLog(decisionsFile).catch(() => [])) {
-            actionCounts.set(d.choice.action, (actionCounts.get(d.choice.action) ?? 0) + 1);
+            counts.set(d.choice.action, (counts.get(d.choice.action) ?? 0) + 1);
           }
         }
         await rm(decisionsFile, { force: true });
@@ -166,6 +177,9 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
     ['learned', 'small'],
     ['learned', 'initial'],
     ['learned', 'large'],
+    ['greedy', 'heuristic'],
+    ['greedy', 'small'],
+    ['greedy', 'learned'],
     ['heuristic', 'small'],
   ] as const) {
     const ea = byArm.get(a);
@@ -177,11 +191,11 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
       differences.push({ a, b, metric, summary, significant });
     }
   }
-  const totalActions = [...actionCounts.values()].reduce((x, y) => x + y, 0);
-  const learnedActionShare: Record<string, number> = {};
-  SAMPLED_ACTIONS.forEach((action, i) => {
-    learnedActionShare[SAMPLED_ACTION_NAMES[i] as string] = totalActions === 0 ? 0 : (actionCounts.get(action) ?? 0) / totalActions;
-  });
+  const shares = (counts: ReadonlyMap<number, number>): Record<string, number> => {
+    const total = [...counts.values()].reduce((x, y) => x + y, 0);
+    if (total === 0) return {};
+    return Object.fromEntries(SAMPLED_ACTIONS.map((action, i) => [SAMPLED_ACTION_NAMES[i] as string, (counts.get(action) ?? 0) / total]));
+  };
   const mean = (arm: EvaluationArm): number => byArm.get(arm)?.reward.mean ?? Number.NaN;
   const validation = evaluateGates(
     {
@@ -200,7 +214,8 @@ export async function evaluateLearnedPolicy(options: EvaluationOptions): Promise
     seeds,
     arms: armEvaluations,
     differences,
-    learnedActionShare,
+    learnedActionShare: shares(actionCounts.learned),
+    greedyActionShare: shares(actionCounts.greedy),
     gates: { passed: validation.passed, reasons: failedGateReasons(validation) },
   };
 }

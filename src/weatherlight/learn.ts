@@ -182,10 +182,11 @@ export function scoredReward(task: TaskDefinition, result: ArmResult | undefined
   return result === undefined ? -staticAccuracy : episodeReward(task, result, staticAccuracy, paramCost);
 }
 
-/** The task with a learned controller: `policyFile`, decisions to `decisionsFile`. */
-export function learnedTask(task: TaskDefinition, policyFile: string, decisionsFile?: string): TaskDefinition {
+/** The task with a learned controller: `policyFile`, decisions to `decisionsFile`, drawn or the mode (`decide`). */
+export function learnedTask(task: TaskDefinition, policyFile: string, decisionsFile?: string, decide?: 'sample' | 'mode'): TaskDefinition {
   const { heuristic: _h, scheduled: _s, learned: _l, ...rest } = task.controller ?? {};
-  return { ...task, controller: { ...rest, learned: { policyFile, ...(decisionsFile === undefined ? {} : { decisionsFile }) } } };
+  const learned = { policyFile, ...(decisionsFile === undefined ? {} : { decisionsFile }), ...(decide === undefined ? {} : { decide }) };
+  return { ...task, controller: { ...rest, learned } };
 }
 
 /** Learns a policy on `options.task` (see the file comment). */

@@ -63,6 +63,7 @@ describe('esper learn', () => {
         })),
         differences: [{ a: 'learned', b: 'heuristic', metric: 'accuracy', summary, significant: true }],
         learnedActionShare: { wait: 0.9, germinate: 0.1, cull: 0 },
+        greedyActionShare: { wait: 0.5, germinate: 0.5, cull: 0 },
         gates: { passed: false, reasons: ['held_out_vs_heuristic: 0.1 < 0.2'] },
       },
     );
@@ -71,5 +72,6 @@ describe('esper learn', () => {
     expect(text).toContain('learned: FOSSILIZED 2');
     expect(text).toContain("Simic's gates: blocked (held_out_vs_heuristic: 0.1 < 0.2)");
     expect(text).toContain('wait 90.0 %, germinate 10.0 %, cull 0.0 %');
+    expect(text).toContain('Greedy (its most likely choice at each decision): wait 50.0 %, germinate 50.0 %, cull 0.0 %.');
   });
 });

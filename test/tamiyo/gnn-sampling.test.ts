@@ -16,6 +16,7 @@ import {
   GnnPolicy,
   gnnConfigFor,
   GRAPH_RELATIONS,
+  modeChoice,
   PolicyAction,
   sampleChoice,
   TamiyoGnn,
@@ -29,12 +30,12 @@ beforeAll(async () => {
   await initGraphFixtures();
 });
 
-function samplingPolicy(seed: number, everyEpochs: number, decisions: SampledDecision[]): GnnPolicy {
+function samplingPolicy(seed: number, everyEpochs: number, decisions: SampledDecision[], decide?: 'sample' | 'mode'): GnnPolicy {
   return new GnnPolicy({
     gnn: new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS, { hidden: 16, gatHidden: 8, heads: 2 }), seededRng(3)),
     builder: newBuilder().builder,
     version: 'sampling-test',
-    sampling: { rng: seededRng(seed), everyEpochs, onDecision: (d) => decisions.push(d) },
+    sampling: { rng: seededRng(seed), everyEpochs, onDecision: (d) => decisions.push(d), ...(decide === undefined ? {} : { decide }) },
   });
 }
 
@@ -82,6 +83,27 @@ describe('GnnPolicy sampling', () => {
       expect(choiceLogProb(gnn.forward(d.graph), choiceMaskOf(d.graph), d.choice)).toBeCloseTo(d.logProb, 5);
     a.dispose();
     b.dispose();
+  });
+
+  it("decide 'mode' takes each factor's most likely allowed choice, whatever the draws' seed", () => {
+    const byMode: SampledDecision[][] = [[], []];
+    const policies = [
+      samplingPolicy(1, 1, byMode[0] as SampledDecision[], 'mode'),
+      samplingPolicy(2, 1, byMode[1] as SampledDecision[], 'mode'),
+    ];
+    for (const policy of policies) play(policy, 6);
+    const [first, second] = byMode as [SampledDecision[], SampledDecision[]];
+    expect(second.map((d) => d.choice)).toEqual(first.map((d) => d.choice));
+    const gnn = (policies[0] as GnnPolicy).gnn;
+    for (const d of first) {
+      const output = gnn.forward(d.graph);
+      const mask = choiceMaskOf(d.graph);
+      const mode = modeChoice(output, mask);
+      expect(d.choice).toEqual(mode.choice);
+      expect(d.logProb).toBeCloseTo(mode.logProb, 6);
+      expect(d.logProb).toBeCloseTo(choiceLogProb(output, mask, d.choice), 6);
+    }
+    for (const policy of policies) policy.dispose();
   });
 
   it('gives a germinate no mass when no pair may be chosen, and a cull none without a growing seed', () => {
