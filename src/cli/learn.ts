@@ -188,8 +188,9 @@ export async function runLearnCommand(argv: readonly string[], io: CliIo, option
           else {
             const { stats: s, version, elapsedMs, episodes } = event.update;
             const best = Math.max(...episodes.map((e) => e.accuracy));
+            const skipped = episodes.filter((e) => e.skippedSteps > 0).length;
             io.stderr.write(
-              `esper learn: ${version} at ${(elapsedMs / 60_000).toFixed(1)} min: reward ${s.averageReward.toFixed(4)}, best ${pct(best)} %, entropy ${s.entropy.action.toFixed(2)}/${s.entropy.site.toFixed(2)}/${s.entropy.blueprint.toFixed(2)}, KL ${s.approxKl.toFixed(4)}, clip ${s.clipFraction.toFixed(3)}, EV ${s.explainedVariance.toFixed(2)}\n`,
+              `esper learn: ${version} at ${(elapsedMs / 60_000).toFixed(1)} min: reward ${s.averageReward.toFixed(4)}, best ${pct(best)} %, entropy ${s.entropy.action.toFixed(2)}/${s.entropy.site.toFixed(2)}/${s.entropy.blueprint.toFixed(2)}, KL ${s.approxKl.toFixed(4)}, clip ${s.clipFraction.toFixed(3)}, EV ${s.explainedVariance.toFixed(2)}${skipped > 0 ? `, ${skipped} episode(s) skipped failed steps` : ''}\n`,
             );
           }
         },

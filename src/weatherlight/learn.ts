@@ -78,6 +78,8 @@ export interface EpisodeSummary {
   readonly germinated: number;
   readonly fossilized: number;
   readonly parameters: number;
+  /** Batches the run skipped after failed steps (a run within the study's 1 % allowance); 0 for none. */
+  readonly skippedSteps: number;
 }
 
 /** Progress of {@link learnPolicy}. */
@@ -279,6 +281,7 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
           germinated: result?.seeds.length ?? 0,
           fossilized: result?.seeds.filter((x) => x.fate === 'FOSSILIZED').length ?? 0,
           parameters: result?.parameters ?? 0,
+          skippedSteps: result?.skippedSteps ?? 0,
         });
         return trajectoryOf(decisions, reward);
       });

@@ -64,6 +64,7 @@ describe('learnPolicy', () => {
     expect(update?.stats.episodes).toBe(2);
     for (const e of update?.episodes ?? []) {
       expect(e.reward).toBeCloseTo(e.accuracy - learned.baselineAccuracy - 0.05 * ((e.parameters - 22) / 300), 9);
+      expect(e.skippedSteps).toBe(0);
     }
     expect(update?.stats.averageReward).toBeCloseTo((update?.episodes ?? []).reduce((s, e) => s + e.reward, 0) / 2, 9);
     for (const v of [update?.stats.policyLoss, update?.stats.valueLoss, update?.stats.approxKl, update?.stats.explainedVariance]) {
