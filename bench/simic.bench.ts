@@ -208,6 +208,7 @@ async function measureEpisodes(env: Environment, task: TaskDefinition, options: 
     onEvent: (event) => {
       if (event.type === 'baseline') env.log(`learn: baseline accuracy ${round(event.accuracy, 4)} over ${event.runs} static runs`);
       else if (event.type === 'episode_failed') env.log(`learn: episode seed ${event.seed} failed: ${event.message}`);
+      else if (event.type === 'warm_start') env.log(`learn: warm start on ${event.warmStart.stats.decisions} decisions`);
       else {
         const u = event.update;
         env.log(

@@ -11,7 +11,15 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describeError, loadSettings, type EsperSettings } from '../core/index.js';
 import { findTask, STUDY_TASKS, taskKey, type TaskDefinition } from '../study/index.js';
-import { evaluateLearnedPolicy, learnPolicy, runKeyRing, type LearnEvaluation, type LearnResult } from '../weatherlight/index.js';
+import {
+  evaluateLearnedPolicy,
+  learnPolicy,
+  runKeyRing,
+  type EpisodeSummary,
+  type LearnEvaluation,
+  type LearnResult,
+  type WarmStart,
+} from '../weatherlight/index.js';
 import { ExitCode, helpText, logSettings, parseCommandLine, reportFailure, UsageError, withInterrupts } from './scaffold.js';
 import type { CliIo, CommandSpec, FlagSpec } from './scaffold.js';
 
@@ -37,6 +45,22 @@ export const LEARN_FLAGS = {
   'learning-rate': { kind: 'number', value: '<lr>', help: "the learner's Adam step size", greaterThan: 0, max: 1, defaultText: '3e-4' },
   passes: { kind: 'integer', value: '<n>', help: "the learner's passes over each batch (PPO epochs)", min: 1, max: 100, default: 4 },
   'held-out': { kind: 'integer', value: '<n>', help: 'held-out seeds of the evaluation', min: 2, max: 1000, default: 10 },
+  'warm-start': {
+    kind: 'integer',
+    value: '<n>',
+    help: 'clone the heuristic first: its decisions on n runs, learned by behaviour cloning before PPO (0: none)',
+    min: 0,
+    max: 10_000,
+    default: 0,
+  },
+  'warm-start-passes': {
+    kind: 'integer',
+    value: '<n>',
+    help: 'passes of behaviour cloning over the demonstrations',
+    min: 1,
+    max: 10_000,
+    default: 30,
+  },
   from: { kind: 'string', value: '<file>', help: 'policy file to start from', defaultText: 'a fresh network' },
   out: { kind: 'string', value: '<dir>', help: 'output directory', defaultText: '<storage.varDir>/learn/<task>@<version>' },
   concurrency: { kind: 'integer', value: '<n>', help: 'runs at once, one process each', min: 1, max: 64, defaultText: 'cores' },
@@ -79,6 +103,7 @@ export function formatLearnReport(task: TaskDefinition, learned: LearnResult, ev
     '',
     `${learned.episodes} episodes, ${learned.updates.length} PPO updates in ${(learned.elapsedMs / 60_000).toFixed(1)} min; final policy ${learned.version}.`,
     `Training baseline (static small host): ${pct(learned.baselineAccuracy)} %. Held-out seeds: ${evaluation.seeds[0]}…${evaluation.seeds.at(-1)}.`,
+    ...(learned.warmStart === undefined ? [] : [`Warm start (behaviour cloning): ${warmStartLine(learned.warmStart)}.`]),
     '',
     '## Arms (held-out seeds)',
     '',
@@ -141,6 +166,13 @@ export function formatLearnReport(task: TaskDefinition, learned: LearnResult, ev
   return `${lines.join('\n')}\n`;
 }
 
+/** One line on the warm start: the heuristic's runs, and how well the clone fits them. */
+export function warmStartLine(w: WarmStart): string {
+  const mean = (f: (e: EpisodeSummary) => number): number => w.episodes.reduce((sum, e) => sum + f(e), 0) / Math.max(1, w.episodes.length);
+  const s = w.stats;
+  return `${w.version}: cloned the heuristic from ${s.decisions} decisions of ${s.episodes} runs (their accuracy ${pct(mean((e) => e.accuracy))} %, reward ${mean((e) => e.reward).toFixed(4)}; played in ${(w.playMs / 1000).toFixed(0)} s): −log π ${s.firstLoss.toFixed(3)} → ${s.lastLoss.toFixed(3)} over ${s.passes} passes, mean π(its choice) ${s.agreement.toFixed(3)}, value loss ${s.valueLoss.toFixed(4)} (${(w.fitMs / 1000).toFixed(0)} s)`;
+}
+
 /** Runs `esper learn` with the arguments after `learn`; returns the exit code. */
 export async function runLearnCommand(argv: readonly string[], io: CliIo, options: LearnCommandOptions = {}): Promise<number> {
   let task: TaskDefinition;
@@ -181,10 +213,12 @@ export async function runLearnCommand(argv: readonly string[], io: CliIo, option
         ppo: { epochs: values.passes, ...(values['learning-rate'] === undefined ? {} : { learningRate: values['learning-rate'] }) },
         ...(values.concurrency === undefined ? {} : { concurrency: values.concurrency }),
         ...(values.from === undefined ? {} : { initialPolicy: values.from }),
+        ...(values['warm-start'] === 0 ? {} : { warmStart: { episodes: values['warm-start'], passes: values['warm-start-passes'] } }),
         onEvent: (event) => {
           if (event.type === 'baseline')
             io.stderr.write(`esper learn: baseline (static small) ${pct(event.accuracy)} % over ${event.runs} runs\n`);
           else if (event.type === 'episode_failed') io.stderr.write(`esper learn: episode seed ${event.seed} failed: ${event.message}\n`);
+          else if (event.type === 'warm_start') io.stderr.write(`esper learn: ${warmStartLine(event.warmStart)}\n`);
           else {
             const { stats: s, version, elapsedMs, episodes } = event.update;
             const best = Math.max(...episodes.map((e) => e.accuracy));

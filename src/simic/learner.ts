@@ -32,7 +32,7 @@ import {
   type GraphBatch,
   type TamiyoGnn,
 } from '../tamiyo/index.js';
-import { tf, type Rng } from '../tensor/index.js';
+import { tf, type NamedTensor, type Rng } from '../tensor/index.js';
 import { generalisedAdvantages, type Trajectory, type Transition } from './experience.js';
 
 /** PPO's settings. */
@@ -100,6 +100,21 @@ export interface PpoStats {
   readonly passes: number;
   /** Share of decisions per action, in {@link SAMPLED_ACTIONS} order. */
   readonly actionShare: readonly number[];
+}
+
+/** What {@link PpoLearner.imitate} measured. */
+export interface ImitationStats {
+  /** Demonstrated episodes and decisions. */
+  readonly episodes: number;
+  readonly decisions: number;
+  readonly passes: number;
+  /** Mean −log π(demonstrated choice) over the first pass and over the last. */
+  readonly firstLoss: number;
+  readonly lastLoss: number;
+  /** The value head's mean squared error against the returns, over the last pass. */
+  readonly valueLoss: number;
+  /** Mean probability the network gave the demonstrated choice, over the last pass. */
+  readonly agreement: number;
 }
 
 const NEG = -1e9;
@@ -391,11 +406,7 @@ export class PpoLearner {
           }
           return tf.sub(tf.add(policyLoss, tf.mul(valueLoss, o.valueCoef)), tf.mul(entropy, o.entropyCoef)) as tf.Scalar;
         }, variables);
-        const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))).dataSync()[0] as number);
-        const scale = norm > o.maxGradNorm ? o.maxGradNorm / norm : 1;
-        const scaled = Object.entries(grads).map(([name, g]) => ({ name, tensor: scale === 1 ? g : tf.mul(g, scale) }));
-        this.#optimizer.applyGradients(scaled);
-        tf.dispose([value, ...Object.values(grads), ...(scale === 1 ? [] : scaled.map((s) => s.tensor))]);
+        const norm = this.#applyClipped(grads, value);
         sums.policy += parts.policy ?? 0;
         sums.value += parts.value ?? 0;
         sums.action += parts.action ?? 0;
@@ -429,6 +440,88 @@ export class PpoLearner {
       passes,
       actionShare,
     };
+  }
+
+  /**
+   * Behaviour cloning (the warm start of `esper learn --warm-start`): `passes` passes over
+   * the demonstrations in shuffled minibatches, each one Adam step (the same optimizer and
+   * gradient clip as PPO's) on the mean negative log-likelihood of the demonstrated choices
+   * under the factored distribution, plus `valueCoef` × the value head's squared error
+   * against each decision's return (so the critic starts from the demonstrator's returns).
+   * `logProb` and `value` of the demonstrations are not read. Not an update: `updates` is
+   * unchanged.
+   */
+  imitate(demonstrations: readonly Trajectory[], rng: Rng, passes: number): ImitationStats {
+    const o = this.options;
+    optionChecks('PpoLearner.imitate').integer('passes', passes, { min: 1, max: 10_000 });
+    const steps: Transition[] = [];
+    const returnParts: number[] = [];
+    for (const trajectory of demonstrations) {
+      let running = 0;
+      const returns = new Array<number>(trajectory.length);
+      for (let t = trajectory.length - 1; t >= 0; t -= 1) {
+        running = (trajectory[t] as Transition).reward + o.gamma * running;
+        returns[t] = running;
+      }
+      steps.push(...trajectory);
+      returnParts.push(...returns);
+    }
+    const n = steps.length;
+    const returns = Float64Array.from(returnParts);
+    const unused = new Float64Array(n);
+    const variables = this.#gnn.trainableVariables();
+    const perPass: { nll: number; value: number; agreement: number }[] = [];
+    for (let pass = 0; pass < passes && n > 0; pass += 1) {
+      const order = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i -= 1) {
+        const j = rng.nextInt(i + 1);
+        [order[i], order[j]] = [order[j] as number, order[i] as number];
+      }
+      const sums = { nll: 0, value: 0, agreement: 0 };
+      for (let start = 0; start < n; start += o.minibatch) {
+        const inputs = inputsOf(steps, unused, returns, order.slice(start, start + o.minibatch));
+        const m = inputs.action.length;
+        const { grads, value } = tf.variableGrads(() => {
+          const out = this.#gnn.applyBatch(inputs.batch);
+          const { logProb } = distributionOf(out, inputs);
+          const nll = tf.neg(tf.mean(logProb));
+          const valueLoss = tf.mean(tf.square(tf.sub(out.value, tf.tensor1d(inputs.target))));
+          sums.nll += (nll.dataSync()[0] as number) * m;
+          sums.value += (valueLoss.dataSync()[0] as number) * m;
+          sums.agreement += tf.sum(tf.exp(logProb)).dataSync()[0] as number;
+          return tf.add(nll, tf.mul(valueLoss, o.valueCoef)) as tf.Scalar;
+        }, variables);
+        this.#applyClipped(grads, value);
+      }
+      perPass.push({ nll: sums.nll / n, value: sums.value / n, agreement: sums.agreement / n });
+    }
+    const first = perPass[0];
+    const last = perPass.at(-1);
+    return {
+      episodes: demonstrations.filter((t) => t.length > 0).length,
+      decisions: n,
+      passes: perPass.length,
+      firstLoss: first?.nll ?? 0,
+      lastLoss: last?.nll ?? 0,
+      valueLoss: last?.value ?? 0,
+      agreement: last?.agreement ?? 0,
+    };
+  }
+
+  /** One Adam step on `grads` with the global norm clipped to `maxGradNorm`; frees them and `value`; returns the norm before clipping. */
+  #applyClipped(grads: tf.NamedTensorMap, value: tf.Scalar): number {
+    const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))).dataSync()[0] as number);
+    const scale = norm > this.options.maxGradNorm ? this.options.maxGradNorm / norm : 1;
+    // tfjs's Adam keeps its moments by position in the list, so the list always names every
+    // variable in the same order; one the loss did not reach (`variableGrads` leaves it out)
+    // gets a null gradient, which Adam skips while keeping its slot.
+    const scaled = this.#gnn.trainableVariables().map(({ name }) => {
+      const g = grads[name];
+      return { name, tensor: g === undefined ? null : scale === 1 ? g : tf.mul(g, scale) };
+    });
+    this.#optimizer.applyGradients(scaled as NamedTensor[]);
+    tf.dispose([value, ...Object.values(grads), ...(scale === 1 ? [] : scaled.flatMap((x) => (x.tensor === null ? [] : [x.tensor])))]);
+    return norm;
   }
 
   /** Frees the optimizer's state (the network stays the caller's). */

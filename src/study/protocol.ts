@@ -87,11 +87,19 @@ export const TaskDefinitionSchema = z
           })
           .strict()
           .optional(),
+        demonstrations: z
+          .object({ decisionsFile: z.string().min(1), everyEpochs: positiveInt.optional() })
+          .strict()
+          .optional(),
       })
       .strict()
       .refine(
         (c) => [c.heuristic, c.scheduled, c.learned].filter((x) => x !== undefined).length <= 1,
         'a task is grown by the heuristic, a schedule or a learned policy, one of them',
+      )
+      .refine(
+        (c) => c.demonstrations === undefined || (c.scheduled === undefined && c.learned === undefined),
+        'demonstrations record the heuristic: not with a schedule or a learned policy',
       )
       .optional(),
     optimizer: z.object({ kind: z.enum(Object.values(OptimizerKind)), learningRate: z.number().positive() }).strict(),

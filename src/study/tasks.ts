@@ -118,6 +118,16 @@ export interface TaskController {
     /** @default 'sample' */
     readonly decide?: 'sample' | 'mode';
   };
+  /**
+   * The heuristic grows the grown arm and its decisions are recorded as demonstrations for
+   * behaviour cloning (`DemonstratingPolicy`): graphs built at every `everyEpochs`-th epoch
+   * end (the cadence of the policy that learns from them; default 1), written to
+   * `decisionsFile` when the run ends. Not with `scheduled` or `learned`.
+   */
+  readonly demonstrations?: {
+    readonly decisionsFile: string;
+    readonly everyEpochs?: number;
+  };
 }
 
 /** The lifecycle settings a task may pin (ranges as the `kasmina` settings section). */

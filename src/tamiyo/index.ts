@@ -16,6 +16,7 @@ export type { BlueprintCandidate, BsdsVerification, BsdsVerifier, RejectedCandid
 export { DecisionKind, toId, type Id, type ProposedDecision } from './decision.js';
 export type { PolicyContext, PolicyProposal, TamiyoPolicy } from './policy.js';
 export { HeuristicPolicy } from './heuristic-policy.js';
+export { choiceOfDecision, DemonstratingPolicy, type DemonstratingPolicyOptions } from './demonstrating-policy.js';
 export {
   ScheduledGrowthPolicy,
   type GrowthScheduleEntry,

@@ -7,7 +7,9 @@
  * the `ScheduledGrowthPolicy` executing the growth plan with the arm's variant blueprint, on
  * a host with one growth slot per planned growth of a layer, or a learned policy
  * (`controller.learned`: Simic's GNN from its file, sampling at epoch ends; its decisions
- * written to `decisionsFile` for the learner). Kasmina's lifecycle settings
+ * written to `decisionsFile` for the learner). With `controller.demonstrations` the
+ * heuristic's decisions are recorded as demonstrations (`DemonstratingPolicy`) for Simic's
+ * behaviour cloning. Kasmina's lifecycle settings
  * are the study's, with what the task pins (`controller.lifecycle`) over them.
  *
  * Each run gets its own Urza library, forge WAL and nonce file in a fresh directory under
@@ -42,7 +44,16 @@ import {
   type GrownSeed,
   type TaskDefinition,
 } from '../study/index.js';
-import { openLearnedPolicy, ScheduledGrowthPolicy, type SampledDecision } from '../tamiyo/index.js';
+import {
+  DemonstratingPolicy,
+  EmbeddingRegistries,
+  FeatureNormaliser,
+  GraphBuilder,
+  HeuristicPolicy,
+  openLearnedPolicy,
+  ScheduledGrowthPolicy,
+  type SampledDecision,
+} from '../tamiyo/index.js';
 import { writeDecisionLog } from '../simic/index.js';
 import { initTensorBackend } from '../tensor/index.js';
 import { decodeArtifact, siteKeyOf } from '../tezzeret/index.js';
@@ -88,10 +99,22 @@ class GrownArmRunner implements ArmRunner {
     assertTaskRunnable(task);
     await initTensorBackend();
     const learned = task.controller?.learned;
+    const demonstrations = task.controller?.demonstrations;
     const decisions: SampledDecision[] = [];
+    const demonstrator =
+      demonstrations === undefined
+        ? undefined
+        : new DemonstratingPolicy({
+            inner: new HeuristicPolicy(task.controller?.heuristic ?? {}),
+            builder: new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() }),
+            ...(demonstrations.everyEpochs === undefined ? {} : { everyEpochs: demonstrations.everyEpochs }),
+            onDemonstration: (d) => decisions.push(d),
+          });
     const policy =
       learned === undefined
-        ? policyOf(task, arm)
+        ? demonstrator === undefined
+          ? policyOf(task, arm)
+          : { policy: demonstrator }
         : {
             policy: await openLearnedPolicy(learned.policyFile, {
               seed,
@@ -130,10 +153,14 @@ class GrownArmRunner implements ArmRunner {
     } finally {
       const opened = run;
       const dir = runDir;
-      const decisionsFile = learned?.decisionsFile;
+      const decisionsFile = learned?.decisionsFile ?? demonstrations?.decisionsFile;
       await runCleanup('grown arm', [
         // Written whether the run finished or failed: a run its policy broke is an episode too.
-        decisionsFile !== undefined && (() => writeDecisionLog(decisionsFile, decisions)),
+        decisionsFile !== undefined &&
+          (() => {
+            demonstrator?.flush();
+            return writeDecisionLog(decisionsFile, decisions);
+          }),
         opened !== undefined && (() => opened.close('run_failed')),
         () => host.dispose(),
         dir !== undefined && (() => rm(dir, { recursive: true, force: true })),

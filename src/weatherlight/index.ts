@@ -89,6 +89,7 @@ export {
   isFailedRun,
   runJobs,
   scoredReward,
+  demonstratedTask,
   learnedTask,
   learnPolicy,
   trajectoryOf,
@@ -97,6 +98,7 @@ export {
   type LearnOptions,
   type LearnResult,
   type LearnUpdate,
+  type WarmStart,
 } from './learn.js';
 export {
   EVALUATION_ARMS,

@@ -16,7 +16,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AsyncWorker, ErrorCode, EsperError, isEsperError, type EsperSettings } from '../core/index.js';
-import { PpoLearner, readDecisionLog, type PpoOptions, type PpoStats, type Trajectory } from '../simic/index.js';
+import { PpoLearner, readDecisionLog, type ImitationStats, type PpoOptions, type PpoStats, type Trajectory } from '../simic/index.js';
 import { defaultStaticRunner, hostParameterCount, runInChild, taskShape, type ArmResult, type TaskDefinition } from '../study/index.js';
 import { gnnConfigFor, GRAPH_RELATIONS, loadPolicy, serialisePolicy, TamiyoGnn, type SampledDecision } from '../tamiyo/index.js';
 import { initTensorBackend, seededRng } from '../tensor/index.js';
@@ -47,6 +47,14 @@ export interface LearnOptions {
   readonly everyEpochs?: number;
   /** PPO settings over {@link PPO_DEFAULTS}. */
   readonly ppo?: Partial<PpoOptions>;
+  /**
+   * Behaviour cloning before PPO: `episodes` runs grown by the heuristic, its decisions
+   * recorded as demonstrations at the policy's cadence (`controller.demonstrations`), then
+   * `passes` (default 30) passes of {@link PpoLearner.imitate} on them, each decision's
+   * return the run's reward; PPO starts from the clone. Counted in the time budget.
+   * @default none: PPO starts from the initial network
+   */
+  readonly warmStart?: { readonly episodes: number; readonly passes?: number };
   /** A policy file to start from; default a fresh network drawn from `seed`. */
   readonly initialPolicy?: string;
   /** Seed of the fresh network and of the learner's shuffles. @default 0 */
@@ -82,9 +90,20 @@ export interface EpisodeSummary {
   readonly skippedSteps: number;
 }
 
+/** What the warm start did (see {@link LearnOptions.warmStart}). */
+export interface WarmStart {
+  readonly version: string;
+  /** The heuristic's runs: seed, accuracy, reward, … (as PPO's episodes). */
+  readonly episodes: readonly EpisodeSummary[];
+  readonly stats: ImitationStats;
+  readonly playMs: number;
+  readonly fitMs: number;
+}
+
 /** Progress of {@link learnPolicy}. */
 export type LearnEvent =
   | { readonly type: 'baseline'; readonly accuracy: number; readonly runs: number }
+  | { readonly type: 'warm_start'; readonly warmStart: WarmStart }
   | { readonly type: 'update'; readonly update: LearnUpdate }
   | { readonly type: 'episode_failed'; readonly seed: number; readonly message: string };
 
@@ -94,6 +113,7 @@ export interface LearnResult {
   readonly initialPolicyFile: string;
   readonly version: string;
   readonly updates: readonly LearnUpdate[];
+  readonly warmStart?: WarmStart;
   readonly baselineAccuracy: number;
   readonly episodes: number;
   readonly elapsedMs: number;
@@ -191,6 +211,15 @@ export function learnedTask(task: TaskDefinition, policyFile: string, decisionsF
   return { ...task, controller: { ...rest, learned } };
 }
 
+/** The task grown by the heuristic, its decisions recorded as demonstrations (`controller.demonstrations`). */
+export function demonstratedTask(
+  task: TaskDefinition,
+  demonstrations: { readonly decisionsFile: string; readonly everyEpochs?: number },
+): TaskDefinition {
+  const { scheduled: _s, learned: _l, ...rest } = task.controller ?? {};
+  return { ...task, controller: { ...rest, demonstrations } };
+}
+
 /** Learns a policy on `options.task` (see the file comment). */
 export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
   const { task, directory } = options;
@@ -234,58 +263,81 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
   let version = 'simic-v0';
   const initialPolicyFile = path.join(policies, `${version}.bin`);
   await writeFile(initialPolicyFile, serialisePolicy(gnn, meta(version)));
+  /**
+   * Plays one episode per seed with the task `taskFor` gives (its decisions to the file it
+   * is given), `concurrency` at once; the episodes whose decisions could be read.
+   */
+  const play = async (name: string, seeds: readonly number[], taskFor: (decisionsFile: string) => TaskDefinition) => {
+    const played = await runJobs(
+      name,
+      seeds.map((s) => async () => {
+        const decisionsFile = path.join(episodesDir, `seed${s}.dec`);
+        try {
+          const result = await runInChild({
+            runner: grownArmRunnerModule(),
+            task: taskFor(decisionsFile),
+            arm: 'grown',
+            seed: s,
+            settings,
+            signal,
+          });
+          const decisions = await readDecisionLog(decisionsFile);
+          return { seed: s, result, decisions };
+        } catch (error) {
+          if (signal.aborted) throw error;
+          emit({ type: 'episode_failed', seed: s, message: (error as Error).message });
+          // A failed run is an episode scored as accuracy 0 (`isFailedRun`); a crashed
+          // process or an unreadable log is not the policy's doing: left out.
+          if (!isFailedRun(error)) return undefined;
+          const decisions = await readDecisionLog(decisionsFile).catch(() => undefined);
+          return decisions === undefined || decisions.length === 0 ? undefined : { seed: s, result: undefined, decisions };
+        } finally {
+          await rm(decisionsFile, { force: true });
+        }
+      }),
+      concurrency,
+    );
+    const done = played.filter((p) => p !== undefined);
+    const summaries = done.map(({ seed: s, result }): EpisodeSummary => ({
+      seed: s,
+      failed: result === undefined,
+      accuracy: result?.validationAccuracy ?? 0,
+      reward: scoredReward(task, result, baselineAccuracy, paramCost),
+      germinated: result?.seeds.length ?? 0,
+      fossilized: result?.seeds.filter((x) => x.fate === 'FOSSILIZED').length ?? 0,
+      parameters: result?.parameters ?? 0,
+      skippedSteps: result?.skippedSteps ?? 0,
+    }));
+    const trajectories = done.map(({ decisions }, i) => trajectoryOf(decisions, (summaries[i] as EpisodeSummary).reward));
+    return { summaries, trajectories, lost: played.length - done.length };
+  };
+
+  let warmStart: WarmStart | undefined;
   try {
+    if (options.warmStart !== undefined && options.warmStart.episodes > 0) {
+      const seeds = Array.from({ length: options.warmStart.episodes }, () => nextSeed++);
+      const playStart = Date.now();
+      const demonstrations = { everyEpochs: options.everyEpochs ?? 1 };
+      const { summaries, trajectories } = await play('learn-warm-start', seeds, (decisionsFile) =>
+        demonstratedTask(task, { decisionsFile, ...demonstrations }),
+      );
+      const fitStart = Date.now();
+      const stats = learner.imitate(trajectories, rng, options.warmStart.passes ?? 30);
+      version = 'simic-bc';
+      await writeFile(path.join(policies, `${version}.bin`), serialisePolicy(gnn, meta(version)));
+      warmStart = { version, episodes: summaries, stats, playMs: fitStart - playStart, fitMs: Date.now() - fitStart };
+      emit({ type: 'warm_start', warmStart });
+      episodes += summaries.length;
+    }
     while (Date.now() < deadline && !signal.aborted && updates.length < (options.maxUpdates ?? Infinity)) {
       const policyFile = path.join(policies, `${version}.bin`);
       const seeds = Array.from({ length: perUpdate }, () => nextSeed++);
       const playStart = Date.now();
-      const played = await runJobs(
-        `learn-${version}`,
-        seeds.map((s) => async () => {
-          const decisionsFile = path.join(episodesDir, `seed${s}.dec`);
-          try {
-            const result = await runInChild({
-              runner: grownArmRunnerModule(),
-              task: learnedTask(task, policyFile, decisionsFile),
-              arm: 'grown',
-              seed: s,
-              settings,
-              signal,
-            });
-            const decisions = await readDecisionLog(decisionsFile);
-            return { seed: s, result, decisions };
-          } catch (error) {
-            if (signal.aborted) throw error;
-            emit({ type: 'episode_failed', seed: s, message: (error as Error).message });
-            // A failed run is an episode scored as accuracy 0 (`isFailedRun`); a crashed
-            // process or an unreadable log is not the policy's doing: left out.
-            if (!isFailedRun(error)) return undefined;
-            const decisions = await readDecisionLog(decisionsFile).catch(() => undefined);
-            return decisions === undefined || decisions.length === 0 ? undefined : { seed: s, result: undefined, decisions };
-          } finally {
-            await rm(decisionsFile, { force: true });
-          }
-        }),
-        concurrency,
+      const { summaries, trajectories, lost } = await play(`learn-${version}`, seeds, (decisionsFile) =>
+        learnedTask(task, policyFile, decisionsFile),
       );
-      const done = played.filter((p) => p !== undefined);
-      if (done.length === 0) continue;
-      const summaries: EpisodeSummary[] = [];
-      const trajectories = done.map(({ seed: s, result, decisions }) => {
-        const reward = scoredReward(task, result, baselineAccuracy, paramCost);
-        summaries.push({
-          seed: s,
-          failed: result === undefined,
-          accuracy: result?.validationAccuracy ?? 0,
-          reward,
-          germinated: result?.seeds.length ?? 0,
-          fossilized: result?.seeds.filter((x) => x.fate === 'FOSSILIZED').length ?? 0,
-          parameters: result?.parameters ?? 0,
-          skippedSteps: result?.skippedSteps ?? 0,
-        });
-        return trajectoryOf(decisions, reward);
-      });
-      episodes += done.length;
+      if (summaries.length === 0) continue;
+      episodes += summaries.length;
       const updateStart = Date.now();
       const playMs = updateStart - playStart;
       const stats = learner.update(trajectories, rng);
@@ -299,18 +351,27 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
         updateMs,
         stats,
         episodes: summaries,
-        failedEpisodes: played.length - done.length + summaries.filter((e) => e.failed).length,
+        failedEpisodes: lost + summaries.filter((e) => e.failed).length,
       };
       updates.push(update);
       emit({ type: 'update', update });
       await writeFile(
         path.join(directory, 'learn.json'),
-        `${JSON.stringify({ task: task.id, baselineAccuracy, paramCost, updates }, null, 1)}\n`,
+        `${JSON.stringify({ task: task.id, baselineAccuracy, paramCost, ...(warmStart === undefined ? {} : { warmStart }), updates }, null, 1)}\n`,
       );
     }
     const policyFile = path.join(directory, 'policy.bin');
     await writeFile(policyFile, serialisePolicy(gnn, meta(version)));
-    return { policyFile, initialPolicyFile, version, updates, baselineAccuracy, episodes, elapsedMs: Date.now() - started };
+    return {
+      policyFile,
+      initialPolicyFile,
+      version,
+      updates,
+      ...(warmStart === undefined ? {} : { warmStart }),
+      baselineAccuracy,
+      episodes,
+      elapsedMs: Date.now() - started,
+    };
   } finally {
     learner.dispose();
     gnn.dispose();

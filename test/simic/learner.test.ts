@@ -1,6 +1,7 @@
 /**
  * Simic's PPO learner: its log-probabilities are the ones the policy sampled with, GAE is
- * the textbook recursion, and on a task with one rewarded choice it learns that choice.
+ * the textbook recursion, on a task with one rewarded choice it learns that choice, and
+ * behaviour cloning makes a demonstrator's choices likely.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generalisedAdvantages, type Trajectory, type Transition } from '../../src/simic/experience.js';
@@ -90,6 +91,38 @@ describe('PpoLearner', () => {
     }
     const after = play(gnn, graphs, seededRng(100)).hitRate;
     expect(after).toBeGreaterThan(before + 0.3);
+    learner.dispose();
+    gnn.dispose();
+  }, 60_000);
+
+  it('behaviour cloning makes the demonstrated choices likely and fits the value head to their returns, without counting an update', () => {
+    const gnn = smallGnn(7);
+    const rng = seededRng(8);
+    const graphs = Array.from({ length: 24 }, () => graphOfSize(rng, 20)).filter((g) => choiceMaskOf(g).pairs.includes(1));
+    // The demonstrator germinates the first pair each graph allows; its episodes return 0.5.
+    const demonstrations: Trajectory[] = graphs.map((graph) => {
+      const mask = choiceMaskOf(graph);
+      const pair = mask.pairs.indexOf(1);
+      const choice = {
+        action: PolicyAction.GERMINATE,
+        siteIndex: Math.floor(pair / mask.blueprints),
+        blueprintIndex: pair % mask.blueprints,
+      };
+      return [{ graph, choice, logProb: 0, value: 0, reward: 0.5 }];
+    });
+    const likelihood = (): number =>
+      demonstrations.reduce((sum, [t]) => sum + Math.exp(choiceLogProb(gnn.forward(t!.graph), choiceMaskOf(t!.graph), t!.choice)), 0) /
+      demonstrations.length;
+    const before = likelihood();
+    const learner = new PpoLearner(gnn, { learningRate: 3e-3, minibatch: 32 });
+    const stats = learner.imitate(demonstrations, rng, 40);
+    expect(stats).toMatchObject({ episodes: demonstrations.length, decisions: demonstrations.length, passes: 40 });
+    expect(stats.lastLoss).toBeLessThan(stats.firstLoss);
+    expect(likelihood()).toBeGreaterThan(Math.max(0.5, before + 0.3));
+    expect(stats.agreement).toBeGreaterThan(0.5);
+    expect(Math.abs(gnn.forward(graphs[0]!).value - 0.5)).toBeLessThan(0.2);
+    expect(learner.updates).toBe(0);
+    expect(() => learner.imitate(demonstrations, rng, 0)).toThrow(/passes/);
     learner.dispose();
     gnn.dispose();
   }, 60_000);

@@ -1,6 +1,6 @@
 /**
- * `esper learn`'s experiment on a cut-down task, through real child-process runs: one PPO
- * update on two episodes of a learned policy (decision logs, rewards, policy files with
+ * `esper learn`'s experiment on a cut-down task, through real child-process runs: a warm
+ * start cloning the heuristic, then one PPO update on two episodes of a learned policy (decision logs, rewards, policy files with
  * their cadence), the held-out evaluation of every arm with paired differences, and the
  * episode evaluator a fleet's Simic uses before it publishes.
  */
@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 describe('learnPolicy', () => {
-  it('plays episodes with the current policy and makes one PPO update on their decisions and rewards', async () => {
+  it('clones the heuristic (warm start), then plays episodes with the current policy and makes one PPO update on their decisions and rewards', async () => {
     const events: string[] = [];
     learned = await learnPolicy({
       task: QUICK_SPIRALS,
@@ -52,13 +52,23 @@ describe('learnPolicy', () => {
       baselineRuns: 1,
       everyEpochs: 2,
       concurrency: 2,
+      warmStart: { episodes: 2, passes: 3 },
       onEvent: (e) => events.push(e.type),
     });
-    expect(events).toEqual(['baseline', 'update']);
+    expect(events).toEqual(['baseline', 'warm_start', 'update']);
+    // The warm start: the heuristic's decisions at epoch ends 0, 2, 4, 6, 8 of two runs.
+    const warm = learned.warmStart;
+    expect(warm?.version).toBe('simic-bc');
+    expect(warm?.episodes.map((e) => e.seed)).toEqual([0, 1]);
+    expect(warm?.stats).toMatchObject({ episodes: 2, decisions: 10, passes: 3 });
+    expect(warm?.stats.agreement).toBeGreaterThan(0);
+    expect(warm?.stats.agreement).toBeLessThanOrEqual(1);
+    expect(learned.episodes).toBe(4);
+    // PPO's first batch was played by the clone, on the next seeds.
     expect(learned.updates).toHaveLength(1);
     const [update] = learned.updates;
     expect(update?.failedEpisodes).toBe(0);
-    expect(update?.episodes.map((e) => e.seed)).toEqual([0, 1]);
+    expect(update?.episodes.map((e) => e.seed)).toEqual([2, 3]);
     // Epoch ends 0, 2, 4, 6, 8 (the tenth ends the run: no decision there): five per episode.
     expect(update?.stats.decisions).toBe(10);
     expect(update?.stats.episodes).toBe(2);
@@ -76,9 +86,13 @@ describe('learnPolicy', () => {
     expect(policy.decisionEveryEpochs).toBe(2);
     policy.gnn.dispose();
     expect(await readdir(path.join(root, 'learn', 'episodes'))).toEqual([]);
-    expect(await readdir(path.join(root, 'learn', 'policies'))).toEqual(['simic-v0.bin', 'simic-v1.bin']);
-    const record = JSON.parse(await readFile(path.join(root, 'learn', 'learn.json'), 'utf8')) as { updates: unknown[] };
+    expect((await readdir(path.join(root, 'learn', 'policies'))).sort()).toEqual(['simic-bc.bin', 'simic-v0.bin', 'simic-v1.bin']);
+    const record = JSON.parse(await readFile(path.join(root, 'learn', 'learn.json'), 'utf8')) as {
+      updates: unknown[];
+      warmStart: { stats: { decisions: number } };
+    };
     expect(record.updates).toHaveLength(1);
+    expect(record.warmStart.stats.decisions).toBe(10);
   }, 240_000);
 
   it('evaluates every arm on the same held-out seeds, with paired differences and what each grew', async () => {
