@@ -11,6 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describeError, loadSettings, type EsperSettings } from '../core/index.js';
 import { findTask, STUDY_TASKS, taskKey, type TaskDefinition } from '../study/index.js';
+import { SAMPLED_ACTION_NAMES } from '../tamiyo/index.js';
 import {
   evaluateLearnedPolicy,
   learnPolicy,
@@ -170,7 +171,8 @@ export function formatLearnReport(task: TaskDefinition, learned: LearnResult, ev
 export function warmStartLine(w: WarmStart): string {
   const mean = (f: (e: EpisodeSummary) => number): number => w.episodes.reduce((sum, e) => sum + f(e), 0) / Math.max(1, w.episodes.length);
   const s = w.stats;
-  return `${w.version}: cloned the heuristic from ${s.decisions} decisions of ${s.episodes} runs (their accuracy ${pct(mean((e) => e.accuracy))} %, reward ${mean((e) => e.reward).toFixed(4)}; played in ${(w.playMs / 1000).toFixed(0)} s): −log π ${s.firstLoss.toFixed(3)} → ${s.lastLoss.toFixed(3)} over ${s.passes} passes, mean π(its choice) ${s.agreement.toFixed(3)}, value loss ${s.valueLoss.toFixed(4)} (${(w.fitMs / 1000).toFixed(0)} s)`;
+  const shares = s.actionShare.map((x, i) => `${SAMPLED_ACTION_NAMES[i] ?? i} ${(100 * x).toFixed(0)} %`).join(', ');
+  return `${w.version}: cloned the heuristic from ${s.decisions} decisions (${shares}) of ${s.episodes} runs (their accuracy ${pct(mean((e) => e.accuracy))} %, reward ${mean((e) => e.reward).toFixed(4)}; played in ${(w.playMs / 1000).toFixed(0)} s): −log π ${s.firstLoss.toFixed(3)} → ${s.lastLoss.toFixed(3)} over ${s.passes} passes, mean π(its choice) ${s.agreement.toFixed(3)}, value loss ${s.valueLoss.toFixed(4)} (${(w.fitMs / 1000).toFixed(0)} s)`;
 }
 
 /** Runs `esper learn` with the arguments after `learn`; returns the exit code. */

@@ -115,6 +115,8 @@ export interface ImitationStats {
   readonly valueLoss: number;
   /** Mean probability the network gave the demonstrated choice, over the last pass. */
   readonly agreement: number;
+  /** Share of the demonstrated choices per action, in {@link SAMPLED_ACTIONS} order. */
+  readonly actionShare: readonly number[];
 }
 
 const NEG = -1e9;
@@ -505,6 +507,7 @@ export class PpoLearner {
       lastLoss: last?.nll ?? 0,
       valueLoss: last?.value ?? 0,
       agreement: last?.agreement ?? 0,
+      actionShare: SAMPLED_ACTIONS.map((a) => (n === 0 ? 0 : steps.filter((t) => t.choice.action === a).length / n)),
     };
   }
 

@@ -120,6 +120,7 @@ describe('PpoLearner', () => {
     expect(stats.lastLoss).toBeLessThan(stats.firstLoss);
     expect(likelihood()).toBeGreaterThan(Math.max(0.5, before + 0.3));
     expect(stats.agreement).toBeGreaterThan(0.5);
+    expect(stats.actionShare).toEqual([0, 1, 0]);
     expect(Math.abs(gnn.forward(graphs[0]!).value - 0.5)).toBeLessThan(0.2);
     expect(learner.updates).toBe(0);
     expect(() => learner.imitate(demonstrations, rng, 0)).toThrow(/passes/);
