@@ -60,11 +60,9 @@ import {
   decodeOutput,
   DecisionKind,
   DEFAULT_GNN_CONFIG,
-  EmbeddingRegistries,
-  FeatureNormaliser,
   gnnConfigFor,
   GRAPH_RELATIONS,
-  GraphBuilder,
+  type GraphBuilder,
   HeuristicPolicy,
   NODE_TYPES,
   decisionOfOutput,
@@ -72,6 +70,7 @@ import {
   proposalOfOutput,
   RISK_THRESHOLD_DEFAULTS,
   RiskEngine,
+  runGraphBuilder,
   TamiyoGnn,
   type BlueprintCandidate,
   type BlueprintRiskInfo,
@@ -362,10 +361,6 @@ function edgeCountOf(graph: PolicyGraph): number {
   return graph.edges.reduce((n, set) => n + set.src.length, 0);
 }
 
-function newGraphBuilder(): GraphBuilder {
-  return new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() });
-}
-
 let hostCounter = 0;
 
 /**
@@ -378,7 +373,7 @@ export function scenarioFor(targetNodes: number, catalog: KarnCatalog): Scenario
   const candidates = pool.slice(0, candidateCount).map((descriptor): BlueprintCandidate => ({ descriptor, graph: metadataOf(descriptor) }));
   hostCounter += 1;
   const probeHost = hostDescriptor(1, `tamiyo-bench-probe-${hostCounter}`);
-  const probe = newGraphBuilder().build({ packet: packetOf(probeHost, candidates, 0), host: probeHost, blueprints: candidates });
+  const probe = runGraphBuilder().build({ packet: packetOf(probeHost, candidates, 0), host: probeHost, blueprints: candidates });
   // Probe = global + 1 site + the candidates' nodes (incl. any default layer/activation/parameter nodes).
   const rest = targetNodes - nodeCountOf(probe) + 1;
   if (rest < 1) throw invalid('targetNodes', `large enough for ${candidateCount} candidate(s) and a site`, targetNodes);
@@ -729,7 +724,7 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
   try {
     const runs = options.targetNodes.map((target): SizeRun => {
       const scenario = scenarioFor(target, catalog);
-      const builder = newGraphBuilder();
+      const builder = runGraphBuilder();
       const graph = builder.build({ packet: scenario.packet, host: scenario.host, blueprints: scenario.candidates });
       const { sites } = scenario.host;
       options.log(
@@ -787,7 +782,7 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
       };
     });
     const at50 = sizes.find((s) => s.targetNodes === 50);
-    const heuristicGraph = newGraphBuilder().build({
+    const heuristicGraph = runGraphBuilder().build({
       packet: heuristic.packet,
       host: heuristic.scenario.host,
       blueprints: heuristic.scenario.candidates,

@@ -292,6 +292,16 @@ function distributionOf(out: GnnBatchTensors, inputs: MinibatchInputs) {
   };
 }
 
+/** 0 … n−1 in an order drawn from `rng` (Fisher–Yates). */
+function shuffledIndices(n: number, rng: Rng): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i -= 1) {
+    const j = rng.nextInt(i + 1);
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  return order;
+}
+
 function variance(values: ArrayLike<number>): number {
   const n = values.length;
   if (n === 0) return 0;
@@ -374,11 +384,7 @@ export class PpoLearner {
     let passes = 0;
     const variables = this.#gnn.trainableVariables();
     for (let pass = 0; pass < o.epochs && n > 0; pass += 1) {
-      const order = Array.from({ length: n }, (_, i) => i);
-      for (let i = n - 1; i > 0; i -= 1) {
-        const j = rng.nextInt(i + 1);
-        [order[i], order[j]] = [order[j] as number, order[i] as number];
-      }
+      const order = shuffledIndices(n, rng);
       let klSum = 0;
       let clipped = 0;
       for (let start = 0; start < n; start += o.minibatch) {
@@ -459,14 +465,9 @@ export class PpoLearner {
     const steps: Transition[] = [];
     const returnParts: number[] = [];
     for (const trajectory of demonstrations) {
-      let running = 0;
-      const returns = new Array<number>(trajectory.length);
-      for (let t = trajectory.length - 1; t >= 0; t -= 1) {
-        running = (trajectory[t] as Transition).reward + o.gamma * running;
-        returns[t] = running;
-      }
+      // GAE with λ = 1 telescopes to the discounted return, whatever the recorded values.
       steps.push(...trajectory);
-      returnParts.push(...returns);
+      returnParts.push(...generalisedAdvantages(trajectory, o.gamma, 1).returns);
     }
     const n = steps.length;
     const returns = Float64Array.from(returnParts);
@@ -474,11 +475,7 @@ export class PpoLearner {
     const variables = this.#gnn.trainableVariables();
     const perPass: { nll: number; value: number; agreement: number }[] = [];
     for (let pass = 0; pass < passes && n > 0; pass += 1) {
-      const order = Array.from({ length: n }, (_, i) => i);
-      for (let i = n - 1; i > 0; i -= 1) {
-        const j = rng.nextInt(i + 1);
-        [order[i], order[j]] = [order[j] as number, order[i] as number];
-      }
+      const order = shuffledIndices(n, rng);
       const sums = { nll: 0, value: 0, agreement: 0 };
       for (let start = 0; start < n; start += o.minibatch) {
         const inputs = inputsOf(steps, unused, returns, order.slice(start, start + o.minibatch));

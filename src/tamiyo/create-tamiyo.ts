@@ -20,13 +20,11 @@ import { FieldReportBuilder } from './field-reports.js';
 import { gnnConfigFor } from './gnn-config.js';
 import { GnnPolicy, type SampledDecision } from './gnn-policy.js';
 import { TamiyoGnn } from './gnn.js';
-import { GraphBuilder } from './graph-builder.js';
+import { runGraphBuilder } from './graph-builder.js';
 import { GRAPH_RELATIONS } from './graph-relations.js';
 import type { HeuristicPolicyOptions } from './heuristic-options.js';
 import { HeuristicPolicy } from './heuristic-policy.js';
-import { FeatureNormaliser } from './normaliser.js';
 import type { TamiyoPolicy } from './policy.js';
-import { EmbeddingRegistries } from './registries.js';
 import { PolicyUpdateListener } from './policy-update-listener.js';
 import { PolicyUpdateVerifier } from './policy-update-verifier.js';
 import { architectureOf } from './policy-weights.js';
@@ -274,7 +272,7 @@ async function buildPolicy(
       : initialPolicyNetwork(initSeed);
   return new GnnPolicy({
     gnn,
-    builder: new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() }),
+    builder: runGraphBuilder(),
     version,
     ...(settings.tamiyo.gnnSampling ? { sampling: { rng: seededRng(runSeed + GNN_SAMPLING_SEED_OFFSET), onDecision } } : {}),
   });

@@ -16,8 +16,8 @@ import { assignGroups, planCandidate } from './graph-plan.js';
 import { GRAPH_RELATIONS } from './graph-relations.js';
 import { globalNode, seedNodes, siteNodes, type NodeSources } from './graph-state-nodes.js';
 import type { PolicyGraph } from './graph-types.js';
-import type { FeatureNormaliser } from './normaliser.js';
-import type { EmbeddingRegistries } from './registries.js';
+import { FeatureNormaliser } from './normaliser.js';
+import { EmbeddingRegistries } from './registries.js';
 
 /** Input of {@link GraphBuilder.build}. */
 export interface GraphBuildInput {
@@ -157,4 +157,13 @@ function unique(ids: readonly string[], field: string): void {
     }
     seen.add(id);
   }
+}
+
+/**
+ * A builder of one run's own: a fresh normaliser (its running statistics start from the
+ * priors) and in-memory registries. What a learned or sampling GNN policy builds its graphs
+ * with, and so what anything that must see the graphs such a policy sees uses too.
+ */
+export function runGraphBuilder(): GraphBuilder {
+  return new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() });
 }

@@ -74,7 +74,7 @@ export {
 } from './gnn-sampling.js';
 export { DEFAULT_GNN_CONFIG, gnnConfigFor, PolicyAction, type GnnConfig } from './gnn-config.js';
 export { argmaxFinite, decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
-export { GraphBuilder, type GraphBuilderOptions } from './graph-builder.js';
+export { GraphBuilder, runGraphBuilder, type GraphBuilderOptions } from './graph-builder.js';
 export { GRAPH_RELATIONS } from './graph-relations.js';
 export { NODE_TYPES, type NodeType, type PolicyGraph } from './graph-types.js';
 export { FeatureNormaliser } from './normaliser.js';

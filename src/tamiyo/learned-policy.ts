@@ -11,10 +11,8 @@ import { readFile } from 'node:fs/promises';
 import { ErrorCode, EsperError } from '../core/index.js';
 import { seededRng } from '../tensor/index.js';
 import { GnnPolicy, type SampledDecision } from './gnn-policy.js';
-import { GraphBuilder } from './graph-builder.js';
+import { runGraphBuilder } from './graph-builder.js';
 import { loadPolicy } from './policy-weights.js';
-import { FeatureNormaliser } from './normaliser.js';
-import { EmbeddingRegistries } from './registries.js';
 
 /** Offset of the decision draws' seed from the run seed (apart from the other per-run streams). */
 const SAMPLING_SEED_OFFSET = 7_919;
@@ -46,7 +44,7 @@ export async function openLearnedPolicy(file: string, options: LearnedPolicyOpti
   const loaded = loadPolicy(bytes, undefined, file);
   return new GnnPolicy({
     gnn: loaded.gnn,
-    builder: new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() }),
+    builder: runGraphBuilder(),
     version: loaded.version,
     sampling: {
       rng: seededRng(options.seed + SAMPLING_SEED_OFFSET),

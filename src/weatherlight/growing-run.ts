@@ -94,7 +94,8 @@ export interface GrowingRun<T extends Tamiyo | undefined = Tamiyo | undefined> e
   /**
    * Waits (bounded by `tolaria.tamiyoTimeoutMs`) for a remote Tamiyo's answer to the run's
    * newest epoch packet ({@link ControlLink.settle}), closes the command inbox (commands not
-   * applied are acknowledged RUN_ENDED) and Tamiyo's responder, Tamiyo (open field-report windows aborted with `reason`), then Kasmina, the
+   * applied are acknowledged RUN_ENDED) and Tamiyo's responder, Tamiyo (open field-report
+   * windows aborted with `reason`), then Kasmina, the
    * command verifier and Urza, then a bus the run opened. Every step runs even if one fails;
    * idempotent (the first call's promise).
    * @default reason 'run_failed'

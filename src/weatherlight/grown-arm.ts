@@ -46,11 +46,9 @@ import {
 } from '../study/index.js';
 import {
   DemonstratingPolicy,
-  EmbeddingRegistries,
-  FeatureNormaliser,
-  GraphBuilder,
   HeuristicPolicy,
   openLearnedPolicy,
+  runGraphBuilder,
   ScheduledGrowthPolicy,
   type SampledDecision,
 } from '../tamiyo/index.js';
@@ -106,22 +104,22 @@ class GrownArmRunner implements ArmRunner {
         ? undefined
         : new DemonstratingPolicy({
             inner: new HeuristicPolicy(task.controller?.heuristic ?? {}),
-            builder: new GraphBuilder({ normaliser: new FeatureNormaliser(), registries: EmbeddingRegistries.inMemory() }),
+            builder: runGraphBuilder(),
             ...(demonstrations.everyEpochs === undefined ? {} : { everyEpochs: demonstrations.everyEpochs }),
             onDemonstration: (d) => decisions.push(d),
           });
     const policy =
-      learned === undefined
-        ? demonstrator === undefined
-          ? policyOf(task, arm)
-          : { policy: demonstrator }
-        : {
+      learned !== undefined
+        ? {
             policy: await openLearnedPolicy(learned.policyFile, {
               seed,
               onDecision: (d) => decisions.push(d),
               ...(learned.decide === undefined ? {} : { decide: learned.decide }),
             }),
-          };
+          }
+        : demonstrator !== undefined
+          ? { policy: demonstrator }
+          : policyOf(task, arm);
     const keyRing = await runKeyRing(settings);
     const dataset = await loadTaskDataset(task, settings);
     const host = createTaskHost(task.smallHost, dataset, seed, 'study-grown', { widenSlots: widenSlotsOf(task) });
