@@ -432,7 +432,7 @@ function forcedGerminate(decision: PolicyDecision, scores: Float32Array, scenari
     siteId: toId(site.siteId, 'site id'),
     blueprintId: toId(blueprintId, 'blueprint id'),
     seedId: toId(`${site.siteId}#g${seedNumber}`, 'seed id'),
-    policyRiskScore: decision.riskProbability,
+    policyRiskScore: decision.riskScore,
   };
 }
 

@@ -76,7 +76,8 @@ export const LEARN_COMMAND: CommandSpec<typeof LEARN_FLAGS> = {
   notes: `Each episode is one grown-arm run of the task with the current policy deciding by
 sampling; the reward is the run's final validation accuracy minus the static small host's,
 less 5 points for growing the task's whole growth budget. The evaluation runs the arms
-small, heuristic, initial (the starting policy), learned (drawing its decisions), greedy
+small, heuristic, initial (the policy PPO started from: the fresh
+network, or the clone after --warm-start), learned (drawing its decisions), greedy
 (the learned policy taking its most likely choice at each decision) and large on the same
 held-out seeds and reports paired differences with 95 % confidence intervals, growth per run and
 Simic's gates. Use the result with: esper run --policy learned:<out>/policy.bin

@@ -11,6 +11,7 @@ import { ErrorCode, EsperError, CONTRACT_LIMITS } from '../core/index.js';
 import {
   BlendMode,
   BlendModeSource,
+  blendModesAt,
   isWidenSite,
   type BlendConfig,
   type CommandSeedOperation,
@@ -97,7 +98,7 @@ export const WIDEN_BLEND_PLAN: BlendPlan = plainPlan(BlendMode.RESIDUAL, BlendMo
  *   `unknown_mode`, `widen_requires_residual`.
  */
 export function resolveBlendPlan(operation: CommandSeedOperation, blend: BlendConfig | undefined, site: SeedSiteDescriptor): BlendPlan {
-  if (isWidenSite(site)) return widenPlan(operation, blend);
+  if (isWidenSite(site)) return widenPlan(operation, blend, site);
   let mode: BlendMode;
   let source: BlendModeSource;
   if (operation.blendMode !== undefined && operation.blendMode !== BlendMode.UNSPECIFIED) {
@@ -210,10 +211,10 @@ export function blendContribution(seedOut: tf.Tensor, alpha: number, phase: Blen
   return tf.mul(tf.scalar(a), seedOut);
 }
 
-function widenPlan(operation: CommandSeedOperation, blend: BlendConfig | undefined): BlendPlan {
+function widenPlan(operation: CommandSeedOperation, blend: BlendConfig | undefined, site: SeedSiteDescriptor): BlendPlan {
   const requested = [operation.blendMode, blend?.mode].find((m) => m !== undefined && m !== BlendMode.UNSPECIFIED);
   if (requested === undefined) return WIDEN_BLEND_PLAN;
-  if (requested !== BlendMode.RESIDUAL) {
+  if (!blendModesAt(site).includes(requested)) {
     throw invalid('widen_requires_residual', `a WIDEN site blends RESIDUAL only, not ${BlendMode[requested] ?? String(requested)}`, {
       mode: String(requested),
     });

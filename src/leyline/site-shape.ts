@@ -5,6 +5,7 @@
  * `output_shape`. A WIDEN site on a conv block also carries the path its new channels take
  * (`conv_widen`); {@link convWidenMaps} gives the spatial sizes along it.
  */
+import { BlendMode } from './gen/esper/leyline/v1/command_pb.js';
 import {
   SeedSiteKind,
   WindowPadding,
@@ -24,6 +25,19 @@ export function siteOutputShape(site: Pick<SeedSiteDescriptor, 'shape' | 'output
 /** True when `site` is a WIDEN site (its seed contributes to the next block's pre-activation). */
 export function isWidenSite(site: Pick<SeedSiteDescriptor, 'kind'>): boolean {
   return site.kind === SeedSiteKind.WIDEN;
+}
+
+const WIDEN_BLEND_MODES: readonly BlendMode[] = Object.freeze([BlendMode.RESIDUAL]);
+const BLEND_MODES: readonly BlendMode[] = Object.freeze([BlendMode.CONVEX, BlendMode.RESIDUAL, BlendMode.CHANNEL, BlendMode.CONFIDENCE]);
+
+/**
+ * The blend modes a seed at `site` may blend with: RESIDUAL only at a WIDEN site (its units
+ * add to the next layer's pre-activation, which no other mode can scale down), every mode
+ * elsewhere. Kasmina refuses any other (`widen_requires_residual`); a controller chooses
+ * among these.
+ */
+export function blendModesAt(site: Pick<SeedSiteDescriptor, 'kind'>): readonly BlendMode[] {
+  return isWidenSite(site) ? WIDEN_BLEND_MODES : BLEND_MODES;
 }
 
 /**

@@ -73,8 +73,14 @@ export interface PolicyDecision {
   readonly blendMode: BlendMode;
   /** Argmax of the risk logits. */
   readonly riskIndex: number;
-  /** Softmax probability of `riskIndex` (so in [1/riskClasses, 1]). */
-  readonly riskProbability: number;
+  /**
+   * The risk the head predicts, in [0, 1]: the expected class of the softmax over the risk
+   * classes, which are ordered from none (0) to critical (riskClasses − 1), divided by
+   * riskClasses − 1. Tamiyo's risk engine reads it as the policy's risk score. (The
+   * prototype used the probability of the argmax class, which is a confidence, not a risk:
+   * a network sure the risk is *low* scored 0.95 and had its growth held as "elevated".)
+   */
+  readonly riskScore: number;
   /** Schedule start, fraction of the blending window in [0, 1]. */
   readonly scheduleStart: number;
   /** Schedule end, in [scheduleStart, 1]. */
@@ -108,6 +114,21 @@ export function argmaxFinite(values: ArrayLike<number>): number | undefined {
   return best;
 }
 
+/** Σ_k softmax(logits)_k · k / (K − 1): the expected class, as a fraction of the highest; 0 for one class. */
+function expectedClassFraction(logits: ArrayLike<number>): number {
+  if (logits.length < 2) return 0;
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i += 1) max = Math.max(max, logits[i] as number);
+  let sum = 0;
+  let weighted = 0;
+  for (let i = 0; i < logits.length; i += 1) {
+    const e = Math.exp((logits[i] as number) - max);
+    sum += e;
+    weighted += e * i;
+  }
+  return weighted / sum / (logits.length - 1);
+}
+
 function softmaxAt(logits: ArrayLike<number>, index: number): number {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i += 1) max = Math.max(max, logits[i] as number);
@@ -118,6 +139,23 @@ function softmaxAt(logits: ArrayLike<number>, index: number): number {
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0);
+
+/**
+ * The blend head's choice among `allowed` modes: the class of highest finite logit whose
+ * mode ({@link BLEND_HEAD_MODES}) is allowed; undefined when none is.
+ */
+export function blendChoiceAmong(
+  blendLogits: ArrayLike<number>,
+  allowed: readonly BlendMode[],
+): { blendIndex: number; blendMode: BlendMode } | undefined {
+  const masked = Array.from(blendLogits, (logit, i) => {
+    const mode = BLEND_HEAD_MODES[i];
+    return mode !== undefined && allowed.includes(mode) ? logit : Number.NaN;
+  });
+  const blendIndex = argmaxFinite(masked);
+  const blendMode = blendIndex === undefined ? undefined : BLEND_HEAD_MODES[blendIndex];
+  return blendIndex === undefined || blendMode === undefined ? undefined : { blendIndex, blendMode };
+}
 
 /** Decodes outputs into a decision: argmaxes, probabilities, §8.2 schedule, best nodes. */
 export function decodeOutput(output: GnnOutput): PolicyDecision {
@@ -137,7 +175,7 @@ export function decodeOutput(output: GnnOutput): PolicyDecision {
     blendIndex,
     blendMode: BLEND_HEAD_MODES[blendIndex] ?? BlendMode.CONVEX,
     riskIndex,
-    riskProbability: softmaxAt(output.riskLogits, riskIndex),
+    riskScore: expectedClassFraction(output.riskLogits),
     scheduleStart: start,
     scheduleEnd: end,
     value: output.value,

@@ -11,7 +11,8 @@
 import { optionChecks } from '../core/index.js';
 import { MAX_COMMANDED_LR } from '../tolaria/index.js';
 import { PolicyAction } from './gnn-config.js';
-import { decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
+import { blendChoiceAmong, decodeOutput, type GnnOutput, type PolicyDecision } from './gnn-output.js';
+import { BlendMode, blendModesAt } from '../leyline/index.js';
 import type { TamiyoGnn } from './gnn.js';
 import type { GraphBuilder } from './graph-builder.js';
 import type { FeatureCoverage, PolicyGraph } from './graph-types.js';
@@ -82,7 +83,7 @@ export interface GnnPolicyOptions {
  * Node ids are non-blank (the graph builder refuses blank ones).
  */
 export function decisionOfOutput(decoded: PolicyDecision, graph: PolicyGraph, seedIdFor: (siteId: string) => string): ProposedDecision {
-  const risk = { policyRiskScore: decoded.riskProbability };
+  const risk = { policyRiskScore: decoded.riskScore };
   switch (decoded.action) {
     case PolicyAction.GERMINATE: {
       const siteId = decoded.siteIndex === undefined ? undefined : graph.nodes.site.ids[decoded.siteIndex];
@@ -152,6 +153,18 @@ export function proposalOfOutput(
   };
 }
 
+/**
+ * The blend a germinate at `siteId` asks for: the blend head's most likely mode among those
+ * the site accepts ({@link blendModesAt}) and this policy can configure (not CHANNEL: the
+ * network gives no per-channel alpha vector). Without one (a site the host does not
+ * describe), UNSPECIFIED: Kasmina's default for the site.
+ */
+function blendAtSite(decoded: PolicyDecision, output: GnnOutput, context: PolicyContext, siteId: string): PolicyDecision {
+  const site = context.host.sites.find((s) => s.siteId === siteId);
+  const allowed = site === undefined ? [] : blendModesAt(site).filter((m) => m !== BlendMode.CHANNEL);
+  return { ...decoded, ...(blendChoiceAmong(output.blendLogits, allowed) ?? { blendMode: BlendMode.UNSPECIFIED }) };
+}
+
 /** Tamiyo's GNN as a {@link TamiyoPolicy}. */
 export class GnnPolicy implements TamiyoPolicy {
   readonly name = 'gnn';
@@ -219,11 +232,12 @@ export class GnnPolicy implements TamiyoPolicy {
         epoch: context.packet.currentEpoch,
       });
     }
-    this.#lastDecision = decoded;
     const decision = decisionOfOutput(decoded, graph, (siteId) => {
       this.#germinations += 1;
       return `${siteId}#g${this.#germinations}`;
     });
+    if (decision.kind === DecisionKind.GERMINATE) decoded = blendAtSite(decoded, output, context, decision.siteId);
+    this.#lastDecision = decoded;
     if (decision.kind !== DecisionKind.OPTIMIZER) return proposalOfOutput(decoded, output, decision, this.version);
     // An optimizer decision asks for an absolute rate: the packet's rate scaled by the delta.
     const learningRate = commandedLearningRate(context.packet.metrics?.optimizerLr, decoded.paramDelta);

@@ -110,6 +110,7 @@ export type LearnEvent =
 /** What {@link learnPolicy} learned. */
 export interface LearnResult {
   readonly policyFile: string;
+  /** The policy PPO started from (the clone after a warm start); the evaluation's `initial` arm. */
   readonly initialPolicyFile: string;
   readonly version: string;
   readonly updates: readonly LearnUpdate[];
@@ -261,7 +262,8 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
   let nextSeed = 0;
   let episodes = 0;
   let version = 'simic-v0';
-  const initialPolicyFile = path.join(policies, `${version}.bin`);
+  /** The policy PPO starts from: the initial network, or the clone after a warm start. */
+  let initialPolicyFile = path.join(policies, `${version}.bin`);
   await writeFile(initialPolicyFile, serialisePolicy(gnn, meta(version)));
   /**
    * Plays one episode per seed with the task `taskFor` gives (its decisions to the file it
@@ -324,7 +326,8 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
       const fitStart = Date.now();
       const stats = learner.imitate(trajectories, rng, options.warmStart.passes ?? 30);
       version = 'simic-bc';
-      await writeFile(path.join(policies, `${version}.bin`), serialisePolicy(gnn, meta(version)));
+      initialPolicyFile = path.join(policies, `${version}.bin`);
+      await writeFile(initialPolicyFile, serialisePolicy(gnn, meta(version)));
       warmStart = { version, episodes: summaries, stats, playMs: fitStart - playStart, fitMs: Date.now() - fitStart };
       emit({ type: 'warm_start', warmStart });
       episodes += summaries.length;

@@ -30,12 +30,25 @@ describe('decodeOutput', () => {
     expect(decision.actionIndex).toBe(17);
   });
 
-  it('picks the blend mode, risk class with its probability, best nodes (first max wins) and none for empty types', () => {
+  it('scores risk as the expected class over ordered classes, not the confidence of the argmax', () => {
+    // Sure the risk is low: a low score (the prototype's confidence reading gave 0.98 here,
+    // which Tamiyo's risk engine took for a critical risk).
+    const low = decodeOutput(base({ riskLogits: Float32Array.of(8, 0, 0, 0, 0) }));
+    expect(low.riskIndex).toBe(0);
+    expect(low.riskScore).toBeLessThan(0.01);
+    const critical = decodeOutput(base({ riskLogits: Float32Array.of(0, 0, 0, 0, 8) }));
+    expect(critical.riskIndex).toBe(4);
+    expect(critical.riskScore).toBeGreaterThan(0.99);
+    expect(decodeOutput(base({ riskLogits: Float32Array.of(0, 0, 8, 0, 0) })).riskScore).toBeCloseTo(0.5, 2);
+    expect(decodeOutput(base({ riskLogits: Float32Array.of(3) })).riskScore).toBe(0);
+  });
+
+  it('picks the blend mode, risk class with its score, best nodes (first max wins) and none for empty types', () => {
     const decision = decodeOutput(base());
     expect(decision.blendIndex).toBe(2);
     expect(decision.blendMode).toBe(BlendMode.CHANNEL);
     expect(decision.riskIndex).toBe(0);
-    expect(decision.riskProbability).toBeCloseTo(0.2, 6);
+    expect(decision.riskScore).toBeCloseTo(0.5, 6);
     expect(decision.seedIndex).toBe(1);
     expect(decision.siteIndex).toBe(0);
     expect(decision.blueprintIndex).toBeUndefined();
@@ -57,7 +70,7 @@ describe('decodeOutput', () => {
     expect(decodeOutput(base({ seedScores: Float32Array.of(Number.NaN) })).seedIndex).toBeUndefined();
   });
 
-  it('always yields a defined action, an ordered schedule in [0, 1] and a risk probability in [1/5, 1]', () => {
+  it('always yields a defined action, an ordered schedule in [0, 1] and a risk score in [0, 1]', () => {
     const floats = (n: number) => fc.float32Array({ minLength: n, maxLength: n, noNaN: false });
     fc.assert(
       fc.property(floats(32), floats(2), floats(5), fc.float32Array({ maxLength: 6 }), (actions, schedule, risk, seeds) => {
@@ -67,8 +80,8 @@ describe('decodeOutput', () => {
         expect(d.scheduleEnd).toBeLessThanOrEqual(1);
         expect(d.scheduleStart).toBeLessThanOrEqual(d.scheduleEnd);
         if (risk.every((x) => Number.isFinite(x))) {
-          expect(d.riskProbability).toBeGreaterThanOrEqual(0.2 - 1e-6);
-          expect(d.riskProbability).toBeLessThanOrEqual(1);
+          expect(d.riskScore).toBeGreaterThanOrEqual(0);
+          expect(d.riskScore).toBeLessThanOrEqual(1 + 1e-9);
         }
         if (d.seedIndex !== undefined) expect(seeds[d.seedIndex]).toBe(Math.max(...[...seeds].filter((x) => Number.isFinite(x))));
       }),
