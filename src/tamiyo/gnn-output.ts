@@ -78,7 +78,8 @@ export interface PolicyDecision {
    * classes, which are ordered from none (0) to critical (riskClasses − 1), divided by
    * riskClasses − 1. Tamiyo's risk engine reads it as the policy's risk score. (The
    * prototype used the probability of the argmax class, which is a confidence, not a risk:
-   * a network sure the risk is *low* scored 0.95 and had its growth held as "elevated".)
+   * a network confident of any class, "none" included, scored above 0.85 and had its
+   * growth held as "elevated".)
    */
   readonly riskScore: number;
   /** Schedule start, fraction of the blending window in [0, 1]. */
