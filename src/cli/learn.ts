@@ -11,6 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describeError, loadSettings, type EsperSettings } from '../core/index.js';
 import { findTask, STUDY_TASKS, taskKey, type TaskDefinition } from '../study/index.js';
+import { IMITATION_DEFAULTS } from '../simic/index.js';
 import { SAMPLED_ACTION_NAMES } from '../tamiyo/index.js';
 import {
   evaluateLearnedPolicy,
@@ -60,7 +61,15 @@ export const LEARN_FLAGS = {
     help: 'passes of behaviour cloning over the demonstrations',
     min: 1,
     max: 10_000,
-    default: 30,
+    default: IMITATION_DEFAULTS.passes,
+  },
+  'warm-start-learning-rate': {
+    kind: 'number',
+    value: '<lr>',
+    help: "behaviour cloning's Adam step size (its own optimizer; --learning-rate is PPO's)",
+    greaterThan: 0,
+    max: 1,
+    default: IMITATION_DEFAULTS.learningRate,
   },
   from: { kind: 'string', value: '<file>', help: 'policy file to start from', defaultText: 'a fresh network' },
   out: { kind: 'string', value: '<dir>', help: 'output directory', defaultText: '<storage.varDir>/learn/<task>@<version>' },
@@ -173,7 +182,7 @@ export function warmStartLine(w: WarmStart): string {
   const mean = (f: (e: EpisodeSummary) => number): number => w.episodes.reduce((sum, e) => sum + f(e), 0) / Math.max(1, w.episodes.length);
   const s = w.stats;
   const shares = s.actionShare.map((x, i) => `${SAMPLED_ACTION_NAMES[i] ?? i} ${(100 * x).toFixed(0)} %`).join(', ');
-  return `${w.version}: cloned the heuristic from ${s.decisions} decisions (${shares}) of ${s.episodes} runs (their accuracy ${pct(mean((e) => e.accuracy))} %, reward ${mean((e) => e.reward).toFixed(4)}; played in ${(w.playMs / 1000).toFixed(0)} s): −log π ${s.firstLoss.toFixed(3)} → ${s.lastLoss.toFixed(3)} over ${s.passes} passes, mean π(its choice) ${s.agreement.toFixed(3)}, value loss ${s.valueLoss.toFixed(4)} (${(w.fitMs / 1000).toFixed(0)} s)`;
+  return `${w.version}: cloned the heuristic from ${s.decisions} decisions (${shares}) of ${s.episodes} runs (their accuracy ${pct(mean((e) => e.accuracy))} %, reward ${mean((e) => e.reward).toFixed(4)}; played in ${(w.playMs / 1000).toFixed(0)} s): −log π ${s.firstLoss.toFixed(3)} → ${s.lastLoss.toFixed(3)} over ${s.passes} passes at Adam ${s.learningRate}, mean π(its choice) ${s.agreement.toFixed(3)}, value loss ${s.valueLoss.toFixed(4)} (${(w.fitMs / 1000).toFixed(0)} s)`;
 }
 
 /** Runs `esper learn` with the arguments after `learn`; returns the exit code. */
@@ -216,7 +225,15 @@ export async function runLearnCommand(argv: readonly string[], io: CliIo, option
         ppo: { epochs: values.passes, ...(values['learning-rate'] === undefined ? {} : { learningRate: values['learning-rate'] }) },
         ...(values.concurrency === undefined ? {} : { concurrency: values.concurrency }),
         ...(values.from === undefined ? {} : { initialPolicy: values.from }),
-        ...(values['warm-start'] === 0 ? {} : { warmStart: { episodes: values['warm-start'], passes: values['warm-start-passes'] } }),
+        ...(values['warm-start'] === 0
+          ? {}
+          : {
+              warmStart: {
+                episodes: values['warm-start'],
+                passes: values['warm-start-passes'],
+                learningRate: values['warm-start-learning-rate'],
+              },
+            }),
         onEvent: (event) => {
           if (event.type === 'baseline')
             io.stderr.write(`esper learn: baseline (static small) ${pct(event.accuracy)} % over ${event.runs} runs\n`);

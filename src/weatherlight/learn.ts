@@ -16,7 +16,16 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AsyncWorker, ErrorCode, EsperError, isEsperError, type EsperSettings } from '../core/index.js';
-import { PpoLearner, readDecisionLog, type ImitationStats, type PpoOptions, type PpoStats, type Trajectory } from '../simic/index.js';
+import {
+  IMITATION_DEFAULTS,
+  PpoLearner,
+  readDecisionLog,
+  type ImitationOptions,
+  type ImitationStats,
+  type PpoOptions,
+  type PpoStats,
+  type Trajectory,
+} from '../simic/index.js';
 import { defaultStaticRunner, hostParameterCount, runInChild, taskShape, type ArmResult, type TaskDefinition } from '../study/index.js';
 import { gnnConfigFor, GRAPH_RELATIONS, loadPolicy, serialisePolicy, TamiyoGnn, type SampledDecision } from '../tamiyo/index.js';
 import { initTensorBackend, seededRng } from '../tensor/index.js';
@@ -50,11 +59,12 @@ export interface LearnOptions {
   /**
    * Behaviour cloning before PPO: `episodes` runs grown by the heuristic, its decisions
    * recorded as demonstrations at the policy's cadence (`controller.demonstrations`), then
-   * `passes` (default 30) passes of {@link PpoLearner.imitate} on them, each decision's
-   * return the run's reward; PPO starts from the clone. Counted in the time budget.
+   * fitted by {@link PpoLearner.imitate} (`passes` and `learningRate` over
+   * {@link IMITATION_DEFAULTS}), each decision's return the run's reward; PPO starts from the
+   * clone. Counted in the time budget.
    * @default none: PPO starts from the initial network
    */
-  readonly warmStart?: { readonly episodes: number; readonly passes?: number };
+  readonly warmStart?: { readonly episodes: number } & Partial<ImitationOptions>;
   /** A policy file to start from; default a fresh network drawn from `seed`. */
   readonly initialPolicy?: string;
   /** Seed of the fresh network and of the learner's shuffles. @default 0 */
@@ -324,7 +334,8 @@ export async function learnPolicy(options: LearnOptions): Promise<LearnResult> {
         demonstratedTask(task, { decisionsFile, ...demonstrations }),
       );
       const fitStart = Date.now();
-      const stats = learner.imitate(trajectories, rng, options.warmStart.passes ?? 30);
+      const { episodes: _n, ...fit } = options.warmStart;
+      const stats = learner.imitate(trajectories, rng, { ...IMITATION_DEFAULTS, ...fit });
       version = 'simic-bc';
       initialPolicyFile = path.join(policies, `${version}.bin`);
       await writeFile(initialPolicyFile, serialisePolicy(gnn, meta(version)));

@@ -30,6 +30,7 @@ describe('esper learn', () => {
     [['--task', 'student-teacher'], /no validation accuracy/],
     [['--task', 'spirals-mlp', '--minutes', '0'], /--minutes/],
     [['--task', 'spirals-mlp', '--learning-rate', '-1'], /--learning-rate/],
+    [['--task', 'spirals-mlp', '--warm-start-learning-rate', '0'], /--warm-start-learning-rate/],
   ])('refuses %j with exit code 2', async (argv, message) => {
     const { io, err } = capture();
     expect(await runLearnCommand(argv, io as never, { settings: loadSettings({ env: {} }) })).toBe(2);
