@@ -118,24 +118,20 @@ export function argmaxFinite(values: ArrayLike<number>): number | undefined {
 /** Σ_k softmax(logits)_k · k / (K − 1): the expected class, as a fraction of the highest; 0 for one class. */
 function expectedClassFraction(logits: ArrayLike<number>): number {
   if (logits.length < 2) return 0;
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i += 1) max = Math.max(max, logits[i] as number);
-  let sum = 0;
-  let weighted = 0;
-  for (let i = 0; i < logits.length; i += 1) {
-    const e = Math.exp((logits[i] as number) - max);
-    sum += e;
-    weighted += e * i;
-  }
-  return weighted / sum / (logits.length - 1);
+  return softmax(logits).reduce((sum, p, i) => sum + p * i, 0) / (logits.length - 1);
 }
 
 function softmaxAt(logits: ArrayLike<number>, index: number): number {
+  return softmax(logits)[index] ?? Number.NaN;
+}
+
+/** The probabilities of `logits` (max-subtracted, so large logits do not overflow). */
+function softmax(logits: ArrayLike<number>): Float64Array {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i += 1) max = Math.max(max, logits[i] as number);
-  let sum = 0;
-  for (let i = 0; i < logits.length; i += 1) sum += Math.exp((logits[i] as number) - max);
-  return Math.exp((logits[index] as number) - max) / sum;
+  const p = Float64Array.from(logits, (logit) => Math.exp(logit - max));
+  const sum = p.reduce((a, b) => a + b, 0);
+  return p.map((x) => x / sum);
 }
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
