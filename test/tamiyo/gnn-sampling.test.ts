@@ -4,8 +4,9 @@
  * the graph's fits edges join at sites no seed keeps busy, culls among growing seeds —
  * reports every decision with the log-probability it was drawn with, and replays with its seed.
  */
+import { clone } from '@bufbuild/protobuf';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SeedLifecycleStage } from '../../src/leyline/index.js';
+import { BlendMode, HostDescriptorSchema, SeedLifecycleStage, SeedSiteKind } from '../../src/leyline/index.js';
 import {
   allowedActions,
   choiceLogProb,
@@ -23,7 +24,8 @@ import {
   type SampledDecision,
 } from '../../src/tamiyo/index.js';
 import { initTensorBackend, seededRng } from '../../src/tensor/index.js';
-import { candidates, fullPacket, host, initGraphFixtures, newBuilder, seeds } from './fixtures/graph-inputs.js';
+import { mlpHost } from '../../src/tolaria/index.js';
+import { candidates, catalog, fullPacket, host, initGraphFixtures, newBuilder, seeds } from './fixtures/graph-inputs.js';
 
 beforeAll(async () => {
   await initTensorBackend();
@@ -104,6 +106,33 @@ describe('GnnPolicy sampling', () => {
       expect(d.logProb).toBeCloseTo(choiceLogProb(output, mask, d.choice), 6);
     }
     for (const policy of policies) policy.dispose();
+  });
+
+  it('asks for RESIDUAL at a WIDEN site and never for CHANNEL, whatever its blend head prefers', () => {
+    // The test host with its WIDEN sites, and a widening blueprint (BP051) that fits only them.
+    const model = mlpHost({ inputSize: 16, hidden: [32, 32], seed: 1, hostId: 'widen-host' });
+    const wideHost = clone(HostDescriptorSchema, model.descriptor);
+    model.dispose();
+    const kindOf = new Map(wideHost.sites.map((s) => [s.siteId, s.kind]));
+    expect([...kindOf.values()]).toContain(SeedSiteKind.WIDEN);
+    const offered = [{ descriptor: catalog.get('BP051') }, ...candidates()];
+    const policy = samplingPolicy(11, 1, []);
+    const germinates: { kind: SeedSiteKind | undefined; blendMode: BlendMode | undefined; preferred: number }[] = [];
+    for (let epoch = 0; epoch < 80; epoch += 1) {
+      const packet = { ...fullPacket(), currentEpoch: epoch, seeds: [] };
+      const proposal = policy.propose({ packet, host: wideHost, candidates: offered, epochBoundary: true });
+      const { decision } = proposal;
+      if (decision.kind !== DecisionKind.GERMINATE) continue;
+      const logits = proposal.blendLogits ?? [];
+      const preferred = logits.indexOf(Math.max(...logits));
+      germinates.push({ kind: kindOf.get(decision.siteId), blendMode: proposal.blendMode, preferred });
+    }
+    policy.dispose();
+    const atWiden = germinates.filter((g) => g.kind === SeedSiteKind.WIDEN);
+    // The head's own favourite (order CONVEX, RESIDUAL, CHANNEL, CONFIDENCE) is not RESIDUAL at some of them.
+    expect(atWiden.some((g) => g.preferred !== 1)).toBe(true);
+    for (const g of atWiden) expect(g.blendMode).toBe(BlendMode.RESIDUAL);
+    for (const g of germinates) expect(g.blendMode).not.toBe(BlendMode.CHANNEL);
   });
 
   it('gives a germinate no mass when no pair may be chosen, and a cull none without a growing seed', () => {
