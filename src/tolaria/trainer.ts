@@ -84,6 +84,13 @@ export interface TrainingSummary {
 
 type EpochOutcome = 'completed' | 'aborted' | 'halted' | 'rewound';
 
+/**
+ * Shortest window of the step packets' CPU utilisation: a step reports the last window of
+ * at least this long (see {@link CpuMeter}), so `process.cpuUsage` is read a few times a
+ * second, not twice per step.
+ */
+const STEP_CPU_WINDOW_MS = 200;
+
 /** Trains a host on a dataset with the control loop, checkpoints, rollback and emergencies. */
 export class Trainer {
   /** The resolved options (for logging the configuration once at start). */
@@ -205,7 +212,7 @@ export class Trainer {
       validate: (bypassSites) => this.#validate(bypassSites),
       accuracyMeasured: targetsOf(this.#dataset) === 'classes',
     });
-    this.#stepCpu = new CpuMeter(o.clock);
+    this.#stepCpu = new CpuMeter(o.clock, { minWindowMs: STEP_CPU_WINDOW_MS });
   }
 
   /** Current lifecycle state. */
