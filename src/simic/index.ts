@@ -37,7 +37,15 @@ export {
   type WalIngestResult,
 } from './ingestor.js';
 export { generalisedAdvantages, type Trajectory, type Transition } from './experience.js';
-export { IMITATION_DEFAULTS, PPO_DEFAULTS, PpoLearner, type ImitationOptions, type ImitationStats, type PpoOptions, type PpoStats } from './learner.js';
+export {
+  IMITATION_DEFAULTS,
+  PPO_DEFAULTS,
+  PpoLearner,
+  type ImitationOptions,
+  type ImitationStats,
+  type PpoOptions,
+  type PpoStats,
+} from './learner.js';
 export { readDecisionLog, writeDecisionLog } from './decision-log.js';
 export {
   REPORT_REWARD_DEFAULTS,
