@@ -89,7 +89,8 @@ small, heuristic, initial (the policy PPO started from: the fresh
 network, or the clone after --warm-start), learned (drawing its decisions), greedy
 (the learned policy taking its most likely choice at each decision) and large on the same
 held-out seeds and reports paired differences with 95 % confidence intervals, growth per run and
-Simic's gates. Use the result with: esper run --policy learned:<out>/policy.bin
+Simic's gates. Use the result with: esper run --policy learned:<out>/policy.bin (drawing its
+decisions) or --policy greedy:<out>/policy.bin (its most likely choice at each)
 
 Exit codes: 0 learned and evaluated; 1 a run or the learner failed; 2 bad flags or settings;
 130 stopped by SIGINT or SIGTERM.`,

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { readConfigFile, SettingsError } from '../core/index.js';
+import type { LearnedPolicyRef } from '../tamiyo/index.js';
 import { DATASETS_HELP } from './datasets-help.js';
 import { helpText, type CommandSpec, type FlagSpec, type FlagValues } from './scaffold.js';
 
@@ -21,10 +22,12 @@ export const RunConfigSchema = z
     batchSize: z.number().int().min(1),
     learningRate: z.number().positive(),
     seed: z.number().int().min(0),
-    /** Controller: the heuristic baseline, the (untrained unless updated) GNN, or a learned policy file (`learned:<file>`). */
+    /** Controller: the heuristic baseline, the (untrained unless updated) GNN, or a learned policy file (`learned:<file>` draws its decisions, `greedy:<file>` takes its most likely choice). */
     policy: z.union([
       z.enum(['heuristic', 'gnn']),
-      z.string().regex(/^learned:.+$/, 'heuristic, gnn or learned:<file>') as unknown as z.ZodType<`learned:${string}`>,
+      z
+        .string()
+        .regex(/^(learned|greedy):.+$/, 'heuristic, gnn, learned:<file> or greedy:<file>') as unknown as z.ZodType<LearnedPolicyRef>,
     ]),
     /** Also train the static baseline with the same step budget. */
     baseline: z.boolean(),
@@ -77,7 +80,7 @@ export const RUN_FLAGS = {
   policy: {
     kind: 'string',
     value: '<name>',
-    help: "controller: heuristic, gnn (untrained) or learned:<file> (esper learn's policy.bin)",
+    help: "controller: heuristic, gnn (untrained), learned:<file> (esper learn's policy.bin, drawing its decisions) or greedy:<file> (the same, taking its most likely choice)",
     defaultText: DEFAULT_RUN_CONFIG.policy,
   },
   'no-baseline': { kind: 'boolean', help: 'skip the static baseline' },

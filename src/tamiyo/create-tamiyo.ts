@@ -38,15 +38,33 @@ export const TAMIYO_POLICY_NAMES = ['heuristic', 'gnn'] as const;
 /** A policy {@link createTamiyo} builds by name. */
 export type TamiyoPolicyName = (typeof TAMIYO_POLICY_NAMES)[number];
 
-/** A learned policy named by its file (`learned:<path>`, what `esper learn` writes). */
-export type LearnedPolicyRef = `learned:${string}`;
+/**
+ * A learned policy named by its file (what `esper learn` writes): `learned:<path>` draws its
+ * decisions, `greedy:<path>` takes its most likely choice at each (the evaluation's `learned`
+ * and `greedy` arms).
+ */
+export type LearnedPolicyRef = `learned:${string}` | `greedy:${string}`;
+
+/** How each {@link LearnedPolicyRef} prefix decides. */
+const LEARNED_POLICY_PREFIXES = [
+  ['learned:', 'sample'],
+  ['greedy:', 'mode'],
+] as const;
+
+/** The file and the decision rule `spec` names, or undefined when it names no learned policy. */
+export function learnedPolicyOf(spec: string): { readonly file: string; readonly decide: 'sample' | 'mode' } | undefined {
+  for (const [prefix, decide] of LEARNED_POLICY_PREFIXES) {
+    if (spec.startsWith(prefix) && spec.length > prefix.length) return { file: spec.slice(prefix.length), decide };
+  }
+  return undefined;
+}
 
 /** A policy by name or learned file: what the CLI and Weatherlight pass. */
 export type TamiyoPolicySpec = TamiyoPolicyName | LearnedPolicyRef;
 
 /** Whether `spec` names a learned policy file. */
 export function isLearnedPolicyRef(spec: string): spec is LearnedPolicyRef {
-  return spec.startsWith('learned:') && spec.length > 'learned:'.length;
+  return learnedPolicyOf(spec) !== undefined;
 }
 
 /** Tamiyo's settings: the `tamiyo` section, `security` for the command signer, `core` for the latency-budget mode. */
@@ -83,7 +101,8 @@ export interface TamiyoDeps {
   /**
    * The policy: `heuristic` (`HeuristicPolicy` with {@link heuristic}), `gnn` (an untrained
    * `GnnPolicy` seeded from {@link seed}), `learned:<file>` (Simic's policy from its file,
-   * sampling with draws seeded from {@link seed}: `openLearnedPolicy`), or a policy object,
+   * sampling with draws seeded from {@link seed}: `openLearnedPolicy`), `greedy:<file>` (the
+   * same, taking its most likely choice at each decision), or a policy object,
    * which the service then owns.
    */
   readonly policy: TamiyoPolicySpec | TamiyoPolicy;
@@ -262,7 +281,8 @@ async function buildPolicy(
   onDecision: (decision: SampledDecision) => void,
 ): Promise<TamiyoPolicy> {
   if (typeof deps.policy !== 'string') return deps.policy;
-  if (isLearnedPolicyRef(deps.policy)) return openLearnedPolicy(deps.policy.slice('learned:'.length), { seed: deps.seed ?? 0, onDecision });
+  const learned = learnedPolicyOf(deps.policy);
+  if (learned !== undefined) return openLearnedPolicy(learned.file, { seed: deps.seed ?? 0, decide: learned.decide, onDecision });
   if (deps.policy === 'heuristic') return new HeuristicPolicy(deps.heuristic ?? {});
   const runSeed = deps.seed ?? 0;
   const initSeed = settings.tamiyo.gnnInitSeed;

@@ -26,6 +26,7 @@ export {
 export {
   createTamiyo,
   isLearnedPolicyRef,
+  learnedPolicyOf,
   initialPolicyNetwork,
   initialPolicyVersion,
   TAMIYO_POLICY_NAMES,

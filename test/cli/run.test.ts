@@ -154,7 +154,7 @@ describe('esper run', () => {
     240_000,
   );
 
-  it('--policy learned:<file> runs the policy stored in the file, sampling at the cadence it names', async () => {
+  it('--policy learned:<file> runs the policy stored in the file, sampling at the cadence it names; greedy:<file> takes its mode', async () => {
     const { writeFile } = await import('node:fs/promises');
     await initTensorBackend();
     const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(9));
@@ -174,6 +174,11 @@ describe('esper run', () => {
       policy: { name: string; version: string };
     };
     expect(record.policy).toMatchObject({ name: 'gnn', version: 'simic-test-v3' });
+
+    // greedy:<file> runs the same policy taking its most likely choice at each decision.
+    const greedy = capture();
+    expect(await runRun(['--config', config, '--policy', `greedy:${file}`, '--json', '--no-ui'], greedy.io, { settings })).toBe(0);
+    expect((JSON.parse(greedy.out()) as RunReport).config.policy).toBe(`greedy:${file}`);
 
     const missing = capture();
     const failed = await runRun(['--config', config, '--policy', `learned:${path.join(root, 'nope.bin')}`, '--no-ui'], missing.io, {
