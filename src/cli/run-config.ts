@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { readConfigFile, SettingsError } from '../core/index.js';
-import type { LearnedPolicyRef } from '../tamiyo/index.js';
+import { isLearnedPolicyRef, type LearnedPolicyRef } from '../tamiyo/index.js';
 import { DATASETS_HELP } from './datasets-help.js';
 import { helpText, type CommandSpec, type FlagSpec, type FlagValues } from './scaffold.js';
 
@@ -25,9 +25,7 @@ export const RunConfigSchema = z
     /** Controller: the heuristic baseline, the (untrained unless updated) GNN, or a learned policy file (`learned:<file>` draws its decisions, `greedy:<file>` takes its most likely choice). */
     policy: z.union([
       z.enum(['heuristic', 'gnn']),
-      z
-        .string()
-        .regex(/^(learned|greedy):.+$/, 'heuristic, gnn, learned:<file> or greedy:<file>') as unknown as z.ZodType<LearnedPolicyRef>,
+      z.string().refine(isLearnedPolicyRef, 'heuristic, gnn, learned:<file> or greedy:<file>') as z.ZodType<LearnedPolicyRef>,
     ]),
     /** Also train the static baseline with the same step budget. */
     baseline: z.boolean(),
