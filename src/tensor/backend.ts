@@ -41,6 +41,7 @@ import {
   registerPatchKernels,
   unregisterPatchKernels,
 } from './kernels/register-all.js';
+import { ADAM_UPDATE, registerFusedKernels } from './kernels/adam-update.js';
 
 /** Backends Esper runs tensors on. */
 export const TensorBackendName = {
@@ -93,6 +94,8 @@ export interface TensorBackendDescription {
   readonly patchKernels: readonly string[];
   /** Kernel names whose gradient is overridden (empty when `patchKernels` is false). */
   readonly patchGradients: readonly string[];
+  /** Kernels of our own that fuse several ops (registered whether patches are on or off). */
+  readonly fusedKernels: readonly string[];
   /** The tfjs-core version in use. */
   readonly tfjsVersion: string;
 }
@@ -167,6 +170,7 @@ export function initTensorBackend(options: TensorBackendOptions = {}): Promise<T
         : new EsperError(ErrorCode.TENSOR_BACKEND_INIT_FAILED, 'tfjs wasm backend failed to initialise', { cause: error });
     });
     await wasmReady;
+    registerFusedKernels();
     if (resolved.patchKernels) registerPatchKernels();
     else unregisterPatchKernels();
     await activate(resolved.backend);
@@ -185,6 +189,7 @@ export function describeTensorBackend(): TensorBackendDescription {
     threads: getThreadsCount(),
     patchKernels: patched ? PATCH_KERNELS.map((k) => k.kernelName) : [],
     patchGradients: patched ? PATCH_GRADIENTS.map((g) => g.kernelName) : [],
+    fusedKernels: [ADAM_UPDATE],
     tfjsVersion: tf.version_core,
   };
 }

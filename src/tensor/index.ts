@@ -23,6 +23,7 @@ export {
   type TensorBackendOptions,
 } from './backend.js';
 export { PATCH_GRADIENTS, PATCH_KERNELS } from './kernels/register-all.js';
+export { ADAM_UPDATE, adamUpdate, type AdamUpdateAttrs, type AdamUpdateInputs, type AdamUpdateOutputs } from './kernels/adam-update.js';
 export { PatchKind, type PatchGradientConfig, type PatchKernelConfig } from './kernels/patch-kernel.js';
 export { oneHotFloat } from './one-hot.js';
 export { rngFromState, seededRng, type Rng, type RngState } from './rng.js';

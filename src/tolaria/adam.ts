@@ -6,10 +6,11 @@
  * every variable carries its own products (slots `<name>/acc_beta1`, `<name>/acc_beta2`,
  * starting at `β₁`, `β₂` like tfjs's), advanced only on steps where it has a gradient, as
  * torch's Adam keeps `state['step']` per parameter. For a variable trained from step 1 the
- * arithmetic is tfjs's, op for op, so a host that never grows trains bit-identically.
+ * arithmetic is tfjs's, op for op, so a host that never grows trains bit-identically. Each
+ * variable's step is one fused kernel (`adamUpdate` in `src/tensor`), not tfjs's thirteen.
  */
 import { ErrorCode, EsperError } from '../core/index.js';
-import { tf, type NamedTensor } from '../tensor/index.js';
+import { adamUpdate, tf, type NamedTensor } from '../tensor/index.js';
 
 /** Slot suffixes, in the order {@link PerVariableAdam.getWeights} lists the groups. */
 export const ADAM_SLOT_SUFFIXES = ['m', 'v', 'acc_beta1', 'acc_beta2'] as const;
@@ -60,17 +61,15 @@ export class PerVariableAdam extends tf.Optimizer {
         const slots = this.#slots[i] ?? this.#createSlots(i, name, value);
         // tfjs optimizers skip a null gradient but keep the slot's position.
         if ((gradient as tf.Tensor | null) == null) return;
-        const oneMinusAccBeta1 = tf.sub(1, slots.accBeta1);
-        const oneMinusAccBeta2 = tf.sub(1, slots.accBeta2);
-        const m = tf.add(tf.mul(slots.m, this.beta1), tf.mul(gradient, 1 - this.beta1));
-        const v = tf.add(tf.mul(slots.v, this.beta2), tf.mul(tf.square(gradient), 1 - this.beta2));
-        const mHat = tf.div(m, oneMinusAccBeta1);
-        const vHat = tf.div(v, oneMinusAccBeta2);
-        slots.m.assign(m);
-        slots.v.assign(v);
-        value.assign(tf.add(tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), this.epsilon)), -this.learningRate), value));
-        slots.accBeta1.assign(tf.mul(slots.accBeta1, this.beta1));
-        slots.accBeta2.assign(tf.mul(slots.accBeta2, this.beta2));
+        const next = adamUpdate(
+          { value, m: slots.m, v: slots.v, gradient, accBeta1: slots.accBeta1, accBeta2: slots.accBeta2 },
+          { learningRate: this.learningRate, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon },
+        );
+        slots.m.assign(next.m);
+        slots.v.assign(next.v);
+        value.assign(next.value);
+        slots.accBeta1.assign(next.accBeta1);
+        slots.accBeta2.assign(next.accBeta2);
       });
     });
     this.incrementIterations();

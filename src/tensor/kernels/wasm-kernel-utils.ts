@@ -34,7 +34,7 @@ export interface WasmKernelArgs {
 }
 
 /** A kernelFunc body written against the wasm backend. */
-export type WasmKernelFunc = (args: WasmKernelArgs) => TensorInfo;
+export type WasmKernelFunc = (args: WasmKernelArgs) => TensorInfo | TensorInfo[];
 
 /** Adapts a {@link WasmKernelFunc} to tfjs's untyped `KernelFunc`. */
 export function asKernelFunc(fn: WasmKernelFunc): KernelFunc {
