@@ -35,10 +35,10 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { ErrorCode, EsperError } from '../../core/index.js';
 import { ADAM_WASM_BASE64 } from './adam-wasm.gen.js';
+import { heapOffset, ownWasmFunction } from './own-wasm.js';
 import { asKernelFunc, heapF32, WASM, type WasmKernelArgs } from './wasm-kernel-utils.js';
 
 /** The kernel's name. */
@@ -156,44 +156,16 @@ type AdamWasmFn = (
   negLearningRate: number,
 ) => void;
 
-/** The global WebAssembly API, typed for what is used here (the project's libs declare no values for it). */
-const wasmApi = (
-  globalThis as unknown as {
-    WebAssembly: {
-      Memory: abstract new () => object;
-      Module: new (bytes: Uint8Array) => object;
-      Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-    };
-  }
-).WebAssembly;
-
-/** The SIMD module instantiated on one backend's memory (one per backend). */
-const instances = new WeakMap<BackendWasm, AdamWasmFn>();
-
-function adamWasmFn(backend: BackendWasm): AdamWasmFn {
-  let fn = instances.get(backend);
-  if (fn !== undefined) return fn;
-  // The emscripten module keeps its exports, memory among them, on `asm` (tfjs 4.22).
-  const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
-  if (!(memory instanceof wasmApi.Memory)) {
-    throw new EsperError(ErrorCode.TENSOR_KERNEL_UNSUPPORTED, `${ADAM_UPDATE}: the wasm backend does not expose its memory (asm.memory)`);
-  }
-  const module = new wasmApi.Module(Buffer.from(ADAM_WASM_BASE64, 'base64'));
-  fn = new wasmApi.Instance(module, { env: { memory } }).exports['adam'] as AdamWasmFn;
-  instances.set(backend, fn);
-  return fn;
-}
-
 function adamWasm({ inputs, attrs, backend }: WasmKernelArgs): TensorInfo[] {
   const x = checkInputs(inputs);
-  const fn = adamWasmFn(backend);
+  const fn = ownWasmFunction<AdamWasmFn>(backend, ADAM_WASM_BASE64, 'adam');
   const c = constants(
     attrs as unknown as AdamUpdateAttrs,
     heapF32(backend, x.accBeta1)[0] as number,
     heapF32(backend, x.accBeta2)[0] as number,
   );
   const outs = [x.value, x.m, x.v].map((info) => backend.makeOutput([...info.shape], 'float32')) as [TensorInfo, TensorInfo, TensorInfo];
-  const offset = (info: TensorInfo): number => backend.dataIdMap.get(info.dataId)!.memoryOffset;
+  const offset = (info: TensorInfo): number => heapOffset(backend, info);
   fn(
     offset(x.value),
     offset(x.m),
