@@ -357,6 +357,33 @@ describe('MaxPoolGrad (stock wasm is slow)', () => {
       );
     }
   });
+
+  it('routes nothing from windows of NaN or −∞ and keeps the first of equal maxima, 4 channels at a time and the rest', async () => {
+    const shape = [2, 6, 6, 9];
+    const data = levels(rng, shape, 2);
+    const values = data.values as Float32Array;
+    for (let i = 0; i < values.length; i += 7) values[i] = Number.NaN;
+    for (let i = 3; i < values.length; i += 5) values[i] = Number.NEGATIVE_INFINITY;
+    // One whole window of the first channel group is NaN and −∞ only.
+    for (const [r, c] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1],
+    ] as const) {
+      for (let d = 0; d < 4; d += 1) values[(r * 6 + c) * 9 + d] = r === 0 ? Number.NaN : Number.NEGATIVE_INFINITY;
+    }
+    const x = tf.tensor(values, shape);
+    const y = tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid');
+    const output: ParityTensor = { shape: y.shape, values: Float32Array.from(y.dataSync()) };
+    tf.dispose([x, y]);
+    await expectKernelParity(
+      'MaxPoolGrad',
+      { dy: uniform(rng, output.shape), input: data, output },
+      { filterSize: 2, strides: 2, pad: 'valid' },
+      'NaN/−∞',
+    );
+  });
 });
 
 describe('GatherV2 (stock wasm is slow)', () => {
