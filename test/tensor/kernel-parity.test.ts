@@ -170,6 +170,7 @@ describe('wasm patch kernel registry', () => {
       'GatherV2',
       'UnsortedSegmentSum',
       'OneHot',
+      'Sum',
     ]);
     expect(PATCH_KERNELS.map((k) => k.kernelName).filter((name) => !covered.has(name))).toEqual([]);
     // Gradient overrides: UnsortedSegmentSum below and in the GNN of gradient-parity.test.ts;
@@ -451,5 +452,29 @@ describe('OneHot (stock wasm returns int32 bit patterns for float32)', () => {
   ];
   it.each(cases)('matches cpu: %s', async (label, indices, depth, onValue, offValue, dtype) => {
     await expectKernelParity('OneHot', { indices }, { depth, onValue, offValue, dtype }, label);
+  });
+});
+
+describe('Sum over leading axes (stock wasm transposes first)', () => {
+  const cases: [string, number[], number | number[], boolean][] = [
+    ['bias gradient of a conv, [0,1,2]', [8, 6, 5, 7], [0, 1, 2], false],
+    ['bias gradient of a dense layer, 0', [33, 9], 0, false],
+    ['keepDims, unsorted and negative axes', [4, 3, 6], [1, -3], true],
+    ['delegated: inner axis', [5, 4, 3], [2], false],
+    ['delegated: middle axis', [5, 4, 3], 1, true],
+    ['delegated: every axis', [5, 4], [0, 1], false],
+  ];
+  it.each(cases)('matches cpu: %s', async (label, shape, axis, keepDims) => {
+    const error = await expectKernelParity('Sum', { x: uniform(rng, shape) }, { axis, keepDims }, label);
+    // Leading axes accumulate as the cpu backend does (float64, row order): exact.
+    if (label.startsWith('bias') || label.startsWith('keepDims')) expect(error).toBe(0);
+  });
+
+  it('keeps the reduced axes as 1 with keepDims', () => {
+    const x = tf.ones([2, 3, 4]);
+    const y = tf.sum(x, [0, 1], true);
+    expect(y.shape).toEqual([1, 1, 4]);
+    expect(Array.from(y.dataSync())).toEqual([6, 6, 6, 6]);
+    tf.dispose([x, y]);
   });
 });

@@ -20,8 +20,10 @@ beforeAll(async () => {
 describe('own wasm kernels', () => {
   const kernels = watKernels() as { wat: string; generated: string }[];
 
-  it('lists the adam, im2col and max-pool-grad modules', () => {
-    expect(kernels.map((k) => path.basename(k.wat)).sort()).toEqual(['adam.wat', 'im2col.wat', 'max-pool-grad.wat']);
+  it('finds the modules (so the checks below are not vacuous)', () => {
+    expect(kernels.map((k) => path.basename(k.wat))).toEqual(
+      expect.arrayContaining(['adam.wat', 'im2col.wat', 'max-pool-grad.wat', 'column-sum.wat']),
+    );
   });
 
   for (const { wat, generated } of kernels) {

@@ -25,6 +25,7 @@ import { depthwiseConv2dBackpropInputPatch } from './depthwise-conv2d-backprop-i
 import { gatherV2Patch } from './gather-v2.js';
 import { maxPoolGradPatch } from './max-pool-grad.js';
 import { oneHotPatch } from './one-hot.js';
+import { sumPatch } from './sum.js';
 import type { PatchGradientConfig, PatchKernelConfig } from './patch-kernel.js';
 import { unsortedSegmentSumGradPatch } from './unsorted-segment-sum-grad.js';
 import { unsortedSegmentSumPatch } from './unsorted-segment-sum.js';
@@ -41,6 +42,7 @@ export const PATCH_KERNELS: readonly PatchKernelConfig[] = [
   maxPoolGradPatch,
   gatherV2Patch,
   oneHotPatch,
+  sumPatch,
 ];
 
 /** Every gradient override. */
