@@ -26,15 +26,30 @@
  * - `heuristic` (at the heuristic target, 50 nodes by default): `HeuristicPolicy.propose`
  *   → risk → command, tuned to germinate on every epoch call (no GNN, no graph); and its
  *   per-step call, which always waits.
+ * - `controlPlane` (the script; opt-in for library callers): `esper run`'s default
+ *   experiment run in-process per policy (heuristic, untrained `gnn`, and an untrained
+ *   `learned:` file), each with the control plane's share of its grown run and its static
+ *   baseline's figures (see {@link measureControlPlane}); after the timed rounds.
  * Series run in interleaved rounds (every series of every size once per round) so drift of
  * the machine hits all of them alike. Beside wall time each operation's process CPU time
  * (user + system) is recorded: on a shared, loaded machine other processes stretch wall
  * times by whole scheduler slices, CPU time is what the operation cost.
  */
-import { availableParallelism, loadavg } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { create } from '@bufbuild/protobuf';
-import { DependencyGuard, ErrorCode, EsperError, MemoryTelemetrySink, systemClock } from '../src/core/index.js';
+import { DEFAULT_RUN_CONFIG } from '../src/cli/run-config.js';
+import {
+  DependencyGuard,
+  ErrorCode,
+  EsperError,
+  loadSettings,
+  MemoryTelemetrySink,
+  systemClock,
+  type EsperSettings,
+} from '../src/core/index.js';
 import { familyById, KarnCatalog } from '../src/karn/index.js';
 import {
   CommandType,
@@ -80,11 +95,13 @@ import {
   type PolicyGraph,
   type ProposedDecision,
   type RiskInputs,
+  serialisePolicy,
   toId,
 } from '../src/tamiyo/index.js';
 import { describeTensorBackend, initTensorBackend, seededRng } from '../src/tensor/index.js';
 import { Activation, HostBuilder } from '../src/tolaria/index.js';
 import { GRAPH_MONITOR_DEFAULTS, type GraphMetadata } from '../src/urza/index.js';
+import { runGrowthExperiment, runKeyRing } from '../src/weatherlight/index.js';
 import { quantile, recordGc, type GcPauses } from './stats.js';
 
 export type { GcPauses } from './stats.js';
@@ -100,8 +117,27 @@ const CANDIDATE_SHARE = 0.7;
 /** Nodes one candidate adds with the builder defaults (blueprint, 3 layers, activation, parameter). */
 const NODES_PER_CANDIDATE = 6;
 
-/** Issue acceptance aims. */
-export const TAMIYO_AIMS = { inferenceP95MsAt50Below: 10, prototypeBudgetP95Ms: 45 } as const;
+/**
+ * Issue acceptance aims. Control-plane shares: Tamiyo's and Kasmina's time in the grown run
+ * of `esper run`'s default experiment over that run's training time (issue 16).
+ */
+export const TAMIYO_AIMS = {
+  inferenceP95MsAt50Below: 10,
+  prototypeBudgetP95Ms: 45,
+  controlPlaneShareHeuristicBelow: 0.05,
+  controlPlaneShareGnnBelow: 0.15,
+} as const;
+
+/**
+ * Policies whose control-plane share the bench can measure on `esper run`'s default
+ * experiment: `heuristic` (the default policy); `gnn` (`--policy gnn`: the untrained net,
+ * argmax decoding at every step call); `learned` (`--policy learned:<file>` with an
+ * untrained net's file, as `esper learn` writes them: samples a decision at each epoch end).
+ */
+export const CONTROL_PLANE_POLICIES = ['heuristic', 'gnn', 'learned'] as const;
+
+/** One of {@link CONTROL_PLANE_POLICIES}. */
+export type ControlPlanePolicy = (typeof CONTROL_PLANE_POLICIES)[number];
 
 /** Knobs of the benchmark; the smoke test shrinks them. */
 export interface TamiyoBenchOptions {
@@ -115,6 +151,13 @@ export interface TamiyoBenchOptions {
   readonly targetNodes: readonly number[];
   /** Graph size whose inputs the heuristic policy decides on. @default 50 */
   readonly heuristicTargetNodes: number;
+  /**
+   * Policies to run `esper run`'s default experiment with (in-process, through
+   * Weatherlight's `runGrowthExperiment`, ~20 s each) for their control-plane share. The
+   * script (`npm run bench:tamiyo`) measures all of {@link CONTROL_PLANE_POLICIES}.
+   * @default [] (none)
+   */
+  readonly controlPlane: readonly ControlPlanePolicy[];
   /** Where progress lines go. @default stderr */
   readonly log: (message: string) => void;
 }
@@ -126,6 +169,7 @@ export const TAMIYO_BENCH_DEFAULTS: TamiyoBenchOptions = {
   rounds: 4,
   targetNodes: [10, 50, 200],
   heuristicTargetNodes: 50,
+  controlPlane: [],
   log: (message) => {
     process.stderr.write(`${message}\n`);
   },
@@ -153,6 +197,9 @@ export function resolveTamiyoBenchOptions(options: Partial<TamiyoBenchOptions> =
     throw invalid('targetNodes', `distinct ${range}`, resolved.targetNodes.join(','));
   }
   if (!inRange(resolved.heuristicTargetNodes)) throw invalid('heuristicTargetNodes', `one of the ${range}`, resolved.heuristicTargetNodes);
+  if (!resolved.controlPlane.every((p) => (CONTROL_PLANE_POLICIES as readonly string[]).includes(p))) {
+    throw invalid('controlPlane', `a list of ${CONTROL_PLANE_POLICIES.join(', ')}`, resolved.controlPlane.join(','));
+  }
   return resolved;
 }
 
@@ -479,6 +526,98 @@ const isGerminateCommand = (command: AdaptationCommand | undefined): boolean =>
   command.security !== undefined &&
   command.security.signature.length > 0;
 
+// ---------------------------------------------------------------- control plane
+
+/** `esper run`'s default experiment with one policy: the control plane's share of its grown run. */
+export interface ControlPlaneResult {
+  readonly policy: ControlPlanePolicy;
+  /** The `--policy` it ran with (`learned:` names a temporary file). */
+  readonly spec: string;
+  /** Steps of the grown run (the baseline takes as many). */
+  readonly steps: number;
+  /** Wall time of controller (Tamiyo) and executor (Kasmina) calls in the grown run (Tolaria's `controlPlaneMs`), waits included. */
+  readonly tamiyoMs: number;
+  readonly kasminaMs: number;
+  readonly tamiyoMsPerStep: number;
+  readonly kasminaMsPerStep: number;
+  /** The run report's `controlPlane.shareOfStep`: (Tamiyo + Kasmina) / the grown run's wall time. */
+  readonly shareOfStep: number;
+  readonly grownWallS: number;
+  /** The static baseline of the same experiment (same host, seed and steps; no controller). */
+  readonly baselineWallS: number | null;
+  readonly grownAccuracy: number;
+  readonly baselineAccuracy: number | null;
+  readonly commands: number;
+  readonly decisions: number;
+}
+
+/**
+ * Runs `esper run`'s default experiment (`DEFAULT_RUN_CONFIG`: the embedded controller, the
+ * grown run then its baseline) once per policy, in-process, in a temporary var dir shared by
+ * the runs (blueprints compile once), with settings from defaults only (no `ESPER_*`
+ * environment) and latency budgets observed, as `esper run` does.
+ */
+export async function measureControlPlane(
+  policies: readonly ControlPlanePolicy[],
+  log: (message: string) => void,
+): Promise<ControlPlaneResult[]> {
+  if (policies.length === 0) return [];
+  const root = await mkdtemp(path.join(tmpdir(), 'esper-bench-tamiyo-'));
+  try {
+    const loaded = loadSettings({ env: {}, overrides: { storage: { varDir: path.join(root, 'var') } } });
+    const settings: EsperSettings = { ...loaded, core: { ...loaded.core, latencyBudgets: 'observe' } };
+    const keyRing = await runKeyRing(settings, () => undefined);
+    const results: ControlPlaneResult[] = [];
+    for (const policy of policies) {
+      const spec = policy === 'learned' ? `learned:${await untrainedPolicyFile(root)}` : policy;
+      log(`control plane: esper run's default experiment with --policy ${policy}`);
+      const result = await runGrowthExperiment(settings, {
+        runId: `bench-control-plane-${policy}`,
+        config: { ...DEFAULT_RUN_CONFIG, policy: spec as (typeof DEFAULT_RUN_CONFIG)['policy'] },
+        keyRing,
+        runDir: path.join(root, 'runs', policy),
+        controller: { kind: 'embedded' },
+        telemetry: new MemoryTelemetrySink(256),
+        emergencySink: { emit: () => undefined },
+        signal: new AbortController().signal,
+      });
+      const steps = result.grown.steps;
+      const perStep = (ms: number): number => (steps > 0 ? round(ms / steps, 4) : 0);
+      results.push({
+        policy,
+        spec: policy === 'learned' ? 'learned:<untrained net, decisionEveryEpochs 1>' : spec,
+        steps,
+        tamiyoMs: round(result.controlPlane.tamiyoMs, 1),
+        kasminaMs: round(result.controlPlane.kasminaMs, 1),
+        tamiyoMsPerStep: perStep(result.controlPlane.tamiyoMs),
+        kasminaMsPerStep: perStep(result.controlPlane.kasminaMs),
+        shareOfStep: round(result.controlPlane.shareOfStep, 4),
+        grownWallS: round(result.grown.wallS, 2),
+        baselineWallS: result.baseline === undefined ? null : round(result.baseline.wallS, 2),
+        grownAccuracy: result.grown.finalAccuracy,
+        baselineAccuracy: result.baseline?.finalAccuracy ?? null,
+        commands: result.commands.issued,
+        decisions: result.decisions.length,
+      });
+    }
+    return results;
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** A learned-policy file of an untrained net (what `esper learn` writes), seeded like `--policy gnn`. */
+async function untrainedPolicyFile(dir: string): Promise<string> {
+  const gnn = new TamiyoGnn(gnnConfigFor(GRAPH_RELATIONS), seededRng(DEFAULT_RUN_CONFIG.seed));
+  try {
+    const file = path.join(dir, 'untrained-policy.bin');
+    await writeFile(file, serialisePolicy(gnn, { version: 'bench-untrained', decisionEveryEpochs: 1 }));
+    return file;
+  } finally {
+    gnn.dispose();
+  }
+}
+
 // ---------------------------------------------------------------- whole bench
 
 /** Figures of one graph size. */
@@ -534,19 +673,23 @@ export interface TamiyoBenchResult {
   readonly heuristicCommands: number;
   /** GC pauses during the timed rounds (all series together). */
   readonly gc: GcPauses;
+  /** `esper run`'s default experiment per policy of `controlPlane`, after the timed rounds. */
+  readonly controlPlane: readonly ControlPlaneResult[];
   readonly aims: typeof TAMIYO_AIMS;
   /**
    * `inferenceAt50`: wall p95 of inference at the 50-node size below the 10 ms aim
    * (`inferenceCpuAt50`: its CPU p95); `decisionAt50`: the whole germinate decision's wall
    * p95 there below the same 10 ms; `decisionWithinPrototypeBudget`: every size's
    * germinate-decision wall p95 below the prototype's 45 ms. The `At50` fields are null
-   * when no size targets 50 nodes.
+   * when no size targets 50 nodes. `controlPlane`: per measured policy, its share below its
+   * aim (the GNN aim for `gnn` and `learned`).
    */
   readonly met: {
     readonly inferenceAt50: boolean | null;
     readonly inferenceCpuAt50: boolean | null;
     readonly decisionAt50: boolean | null;
     readonly decisionWithinPrototypeBudget: boolean;
+    readonly controlPlane: Readonly<Partial<Record<ControlPlanePolicy, boolean>>>;
   };
   /** 1, 5 and 15 minute load averages at the end (a loaded machine widens the wall tails). */
   readonly loadAvg: readonly number[];
@@ -759,6 +902,8 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
     } finally {
       gcPauses = await gc.stop();
     }
+    // After the timed rounds, so the experiments' training does not disturb them.
+    const controlPlane = await measureControlPlane(options.controlPlane, options.log);
     const sizes = runs.map((run): SizeResult => {
       const nodesByType = Object.fromEntries(NODE_TYPES.map((type) => [type, run.graph.nodes[type].ids.length])) as Record<
         NodeType,
@@ -811,12 +956,20 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
       heuristicNodes: nodeCountOf(heuristicGraph),
       heuristicCommands: heuristic.commands,
       gc: gcPauses,
+      controlPlane,
       aims: TAMIYO_AIMS,
       met: {
         inferenceAt50: at50 === undefined ? null : at50.inferenceMs.p95 < TAMIYO_AIMS.inferenceP95MsAt50Below,
         inferenceCpuAt50: at50 === undefined ? null : at50.inferenceMs.cpuP95 < TAMIYO_AIMS.inferenceP95MsAt50Below,
         decisionAt50: at50 === undefined ? null : at50.decisionGerminateMs.p95 < TAMIYO_AIMS.inferenceP95MsAt50Below,
         decisionWithinPrototypeBudget: sizes.every((s) => s.decisionGerminateMs.p95 < TAMIYO_AIMS.prototypeBudgetP95Ms),
+        controlPlane: Object.fromEntries(
+          controlPlane.map((c) => [
+            c.policy,
+            c.shareOfStep <
+              (c.policy === 'heuristic' ? TAMIYO_AIMS.controlPlaneShareHeuristicBelow : TAMIYO_AIMS.controlPlaneShareGnnBelow),
+          ]),
+        ),
       },
       loadAvg: loadavg().map((x) => round(x, 2)),
     };
@@ -826,7 +979,7 @@ export async function runTamiyoBench(partial: Partial<TamiyoBenchOptions> = {}):
 }
 
 async function main(): Promise<void> {
-  const result = await runTamiyoBench();
+  const result = await runTamiyoBench({ controlPlane: CONTROL_PLANE_POLICIES });
   const log = TAMIYO_BENCH_DEFAULTS.log;
   for (const s of result.sizes) {
     log(
@@ -837,6 +990,12 @@ async function main(): Promise<void> {
   log(
     `heuristic decision p50/p95 ${result.heuristicDecisionMs.p50}/${result.heuristicDecisionMs.p95} ms; load ${result.loadAvg.join(' ')}`,
   );
+  for (const c of result.controlPlane) {
+    log(
+      `control plane, ${c.policy}: ${(100 * c.shareOfStep).toFixed(1)} % of the grown run (Tamiyo ${c.tamiyoMsPerStep} ms/step, ` +
+        `Kasmina ${c.kasminaMsPerStep} ms/step); grown ${c.grownWallS} s, baseline ${c.baselineWallS} s`,
+    );
+  }
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

@@ -8,8 +8,10 @@ import type { GnnConfig } from './gnn-config.js';
 import type { ForwardPlan, RelationLayout } from './gnn-plan.js';
 import { NODE_TYPES, type NodeType, type PolicyGraph } from './graph-types.js';
 
-const LAYER_NORM_EPSILON = 1e-5;
-const LEAKY_RELU_SLOPE = 0.2;
+/** LayerNorm epsilon of the encoders (PyTorch default). */
+export const LAYER_NORM_EPSILON = 1e-5;
+/** Negative slope of the GAT attention LeakyReLU (GATConv default). */
+export const LEAKY_RELU_SLOPE = 0.2;
 
 /** What a layer reads: the config, its relation layout and the weights by logical name. */
 export interface GnnWeights {

@@ -41,7 +41,7 @@ export interface GnnTensors {
   readonly blueprintScores: tf.Tensor1D;
 }
 
-/** Output tensors in the order `forward` reads them back. */
+/** The outputs in a fixed order (the heads, then the node scores). */
 export const TENSOR_OUTPUT_KEYS = [
   'actionLogits',
   'paramVector',

@@ -22,6 +22,10 @@ export interface ForwardPlan {
   readonly nodeType: Int32Array;
   /** Row offset of each type in the per-(node, src relation) tables. */
   readonly srcTableOffsets: Readonly<Record<NodeType, number>>;
+  /** Rows of the per-(node, src relation) tables. */
+  readonly srcTableRows: number;
+  /** Row offset of each type in the per-(node, dst relation) table. */
+  readonly dstTableOffsets: Readonly<Record<NodeType, number>>;
   /** Rows of the per-(node, dst relation) table: the GAT softmax segments. */
   readonly dstTableRows: number;
   readonly edges: number;
@@ -163,6 +167,8 @@ export function planForward(graph: PolicyGraph, config: GnnConfig, layout: Relat
     totalNodes: total,
     nodeType,
     srcTableOffsets,
+    srcTableRows: srcRows,
+    dstTableOffsets,
     dstTableRows: dstRows,
     edges: edgeTotal,
     srcRow,

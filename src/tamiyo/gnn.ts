@@ -10,9 +10,10 @@
 import { ErrorCode, EsperError } from '../core/index.js';
 import { tf, type Rng } from '../tensor/index.js';
 import { validateGnnConfig, type GnnConfig } from './gnn-config.js';
+import { GnnInference } from './gnn-inference.js';
 import { initialWeights } from './gnn-init.js';
 import { encode, gat, gelu, residual, sage, type EdgeTensors, type GnnWeights, type LayerContext } from './gnn-layers.js';
-import { TENSOR_OUTPUT_KEYS, type GnnOutput, type GnnTensors } from './gnn-output.js';
+import type { GnnOutput, GnnTensors } from './gnn-output.js';
 import { planForward, relationLayout, type ForwardPlan, type RelationLayout } from './gnn-plan.js';
 import { EDGE_ATTR_DIM, type NodeType, type PolicyGraph } from './graph-types.js';
 import type { GraphBatch } from './gnn-batch.js';
@@ -45,6 +46,7 @@ export class TamiyoGnn {
   readonly #variables = new Map<string, tf.Variable>();
   readonly #layout: RelationLayout;
   readonly #weights: GnnWeights;
+  readonly #inference: GnnInference;
   #disposed = false;
 
   constructor(config: GnnConfig, rng: Rng) {
@@ -60,6 +62,7 @@ export class TamiyoGnn {
     nextInstance += 1;
     this.#layout = relationLayout(this.config.relations);
     this.#weights = { config: this.config, layout: this.#layout, v: (logical) => this.#v(logical) };
+    this.#inference = new GnnInference(this.config, this.#layout, () => this.#variables);
     try {
       initialWeights(this.config, this.#layout, rng, (logical, shape, values) => this.#add(logical, shape, values));
     } catch (error) {
@@ -105,45 +108,19 @@ export class TamiyoGnn {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#inference.dispose();
     for (const v of this.#variables.values()) v.dispose();
   }
 
   /**
-   * One deterministic forward pass (eval mode) returning plain arrays. Leaves no tensors
-   * behind. Throws `TAMIYO_GRAPH_INVALID` for a graph that does not fit the config.
+   * One deterministic forward pass (eval mode) returning plain arrays: the numbers
+   * {@link TamiyoGnn.apply} gives, to float32 rounding, by the latency-built inference
+   * pass of `gnn-inference.ts` (its weights cached until a variable changes). Leaves no
+   * tensors behind. Throws `TAMIYO_GRAPH_INVALID` for a graph that does not fit the config.
    */
   forward(graph: PolicyGraph): GnnOutput {
     this.#assertLive();
-    const plan = planForward(graph, this.config, this.#layout);
-    const flat = tf.tidy(() => {
-      const out = this.#apply(graph, plan);
-      return tf.concat(TENSOR_OUTPUT_KEYS.map((key) => out[key]));
-    });
-    let data: Float32Array;
-    try {
-      data = flat.dataSync() as Float32Array;
-    } finally {
-      flat.dispose();
-    }
-    let offset = 0;
-    const take = (n: number): Float32Array => {
-      const part = data.slice(offset, offset + n);
-      offset += n;
-      return part;
-    };
-    const { config } = this;
-    return {
-      actionLogits: take(config.actionClasses),
-      paramVector: take(config.paramVector),
-      blendLogits: take(config.blendClasses),
-      schedule: take(config.scheduleOutputs),
-      riskLogits: take(config.riskClasses),
-      value: take(1)[0] as number,
-      breakerLogits: take(2),
-      seedScores: take(plan.counts.seed),
-      siteScores: take(plan.counts.site),
-      blueprintScores: take(plan.counts.blueprint),
-    };
+    return this.#inference.run(graph, planForward(graph, this.config, this.#layout));
   }
 
   /**
