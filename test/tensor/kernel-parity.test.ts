@@ -16,6 +16,7 @@ import {
   tf,
   type ParityTensor,
 } from '../../src/tensor/index.js';
+import { collapsePermutation } from '../../src/tensor/kernels/transpose.js';
 import { ints, levels, PARITY_TOLERANCE, testRng, toTensor, uniform, WorstErrorLedger } from './fixtures.js';
 
 const ledger = new WorstErrorLedger();
@@ -171,6 +172,7 @@ describe('wasm patch kernel registry', () => {
       'UnsortedSegmentSum',
       'OneHot',
       'Sum',
+      'Transpose',
     ]);
     expect(PATCH_KERNELS.map((k) => k.kernelName).filter((name) => !covered.has(name))).toEqual([]);
     // Gradient overrides: UnsortedSegmentSum below and in the GNN of gradient-parity.test.ts;
@@ -476,5 +478,33 @@ describe('Sum over leading axes (stock wasm transposes first)', () => {
     expect(y.shape).toEqual([1, 1, 4]);
     expect(Array.from(y.dataSync())).toEqual([6, 6, 6, 6]);
     tf.dispose([x, y]);
+  });
+});
+
+describe('Transpose (stock wasm walks elements one by one)', () => {
+  const cases: [string, number[], number[]][] = [
+    ['2-D, multiples of 4', [8, 12], [1, 0]],
+    ['2-D, ragged edges', [7, 5], [1, 0]],
+    ['batched [0,2,1], ragged', [3, 9, 6], [0, 2, 1]],
+    ['size-1 batch (the dense weight gradient)', [1, 13, 11], [0, 2, 1]],
+    ['merged axes: [1,2,0] is a 2-D swap', [6, 3, 5], [1, 2, 0]],
+    ['4-D [0,1,3,2]', [2, 3, 5, 4], [0, 1, 3, 2]],
+    ['delegated: a true 4-D permutation', [2, 3, 5, 4], [3, 1, 2, 0]],
+    ['delegated: identity', [4, 5], [0, 1]],
+  ];
+  it.each(cases)('matches cpu exactly: %s', async (label, shape, perm) => {
+    expect(await expectKernelParity('Transpose', { x: uniform(rng, shape) }, { perm }, label)).toBe(0);
+  });
+
+  it('moves int32 data too', async () => {
+    expect(await expectKernelParity('Transpose', { x: ints(rng, [5, 9], -100, 100) }, { perm: [1, 0] }, 'int32')).toBe(0);
+  });
+
+  it('reduces a permutation to its merged, size-1-free form', () => {
+    expect(collapsePermutation([1, 128, 784], [0, 2, 1])).toEqual({ shape: [128, 784], perm: [1, 0] });
+    expect(collapsePermutation([6, 3, 5], [1, 2, 0])).toEqual({ shape: [6, 15], perm: [1, 0] });
+    expect(collapsePermutation([2, 3, 5, 4], [0, 1, 3, 2])).toEqual({ shape: [6, 5, 4], perm: [0, 2, 1] });
+    expect(collapsePermutation([2, 3, 5, 4], [3, 1, 2, 0])).toEqual({ shape: [2, 15, 4], perm: [2, 1, 0] });
+    expect(collapsePermutation([4, 5], [0, 1])).toEqual({ shape: [20], perm: [0] });
   });
 });

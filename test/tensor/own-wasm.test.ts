@@ -22,7 +22,7 @@ describe('own wasm kernels', () => {
 
   it('finds the modules (so the checks below are not vacuous)', () => {
     expect(kernels.map((k) => path.basename(k.wat))).toEqual(
-      expect.arrayContaining(['adam.wat', 'im2col.wat', 'max-pool-grad.wat', 'column-sum.wat']),
+      expect.arrayContaining(['adam.wat', 'im2col.wat', 'max-pool-grad.wat', 'column-sum.wat', 'transpose.wat']),
     );
   });
 

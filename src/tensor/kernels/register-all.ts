@@ -26,6 +26,7 @@ import { gatherV2Patch } from './gather-v2.js';
 import { maxPoolGradPatch } from './max-pool-grad.js';
 import { oneHotPatch } from './one-hot.js';
 import { sumPatch } from './sum.js';
+import { transposePatch } from './transpose.js';
 import type { PatchGradientConfig, PatchKernelConfig } from './patch-kernel.js';
 import { unsortedSegmentSumGradPatch } from './unsorted-segment-sum-grad.js';
 import { unsortedSegmentSumPatch } from './unsorted-segment-sum.js';
@@ -43,6 +44,7 @@ export const PATCH_KERNELS: readonly PatchKernelConfig[] = [
   gatherV2Patch,
   oneHotPatch,
   sumPatch,
+  transposePatch,
 ];
 
 /** Every gradient override. */
