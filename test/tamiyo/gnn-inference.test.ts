@@ -7,7 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gnnConfigFor, DEFAULT_GNN_CONFIG, type GnnConfig } from '../../src/tamiyo/gnn-config.js';
-import { gelu } from '../../src/tamiyo/gnn-inference.js';
+import { gelu } from '../../src/tamiyo/gnn-inference-math.js';
 import { TENSOR_OUTPUT_KEYS, type GnnOutput } from '../../src/tamiyo/gnn-output.js';
 import { TamiyoGnn } from '../../src/tamiyo/gnn.js';
 import { GRAPH_RELATIONS } from '../../src/tamiyo/graph-relations.js';
