@@ -111,8 +111,8 @@ const benchKeyRing = (): KeyRing => new KeyRing([{ keyId: 'bench', secret: Buffe
 
 /**
  * CPU cost of one message in this process, without any store: encode + envelope + sign on
- * the publish side, verify + decode on the consume side (µs, median of batches). It bounds
- * what one Node thread can move, whatever the store.
+ * the publish side, verify + decode on the consume side (µs, median of batches, after a
+ * warm-up). It bounds what one Node thread can move, whatever the store.
  */
 function codecCost(): { sealUs: number; openUs: number } {
   const signer = new HmacSigner(benchKeyRing());
@@ -135,6 +135,12 @@ function codecCost(): { sealUs: number; openUs: number } {
   const open = () => {
     if (!openEntry(signer, fields).ok) throw new Error('bench entry failed verification');
   };
+  // Both warmed up well past the JIT's tiers first: a few hundred calls still measured
+  // seal (run first) partly unoptimised.
+  for (let i = 0; i < 5_000; i += 1) {
+    seal();
+    open();
+  }
   const medianUs = (op: () => unknown): number => {
     const perBatch = 500;
     for (let i = 0; i < perBatch; i += 1) op();

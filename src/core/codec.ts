@@ -2,8 +2,14 @@
  * Strict decoding and bounded encoding of Leyline messages. Everything read from outside
  * the process decodes through {@link decodeMessage}, so malformed input is always a typed
  * error (the codes: docs/contracts.md, "Strict decoding").
+ *
+ * The bytes go through Leyline's generated wire codec (`encodeBinary` / `decodeBinary`:
+ * protobuf-es's bytes and messages exactly). The contract walk (unknown fields, list
+ * bounds, depth) runs only where it can find something: when the decoder kept unknown
+ * fields, or when the message type can reach a bounded list or nest past the depth bound.
  */
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import { decodeBinary, encodeBinary } from '../leyline/index.js';
 import { ErrorCode, EsperError } from './errors.js';
 import { CONTRACT_LIMITS } from './limits.js';
 
@@ -29,15 +35,16 @@ const LIST_BOUNDS: Readonly<Record<string, readonly Bound[]>> = {
 export function decodeMessage<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array, options: DecodeOptions = {}): MessageShape<Desc> {
   checkSize(schema, bytes, options);
   let message: MessageShape<Desc>;
+  let unknownFields: boolean;
   try {
-    message = fromBinary(schema, bytes);
+    ({ message, unknownFields } = decodeBinary(schema, bytes));
   } catch (cause) {
     throw new EsperError(ErrorCode.DECODE_FAILED, `${schema.typeName}: malformed encoding`, {
       cause,
       details: { typeName: schema.typeName, bytes: bytes.length },
     });
   }
-  validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0);
+  if (unknownFields || needsWalk(schema)) validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0);
   return message;
 }
 
@@ -50,8 +57,8 @@ export function encodeMessage<Desc extends DescMessage>(
   message: MessageShape<Desc>,
   options: DecodeOptions = {},
 ): Uint8Array {
-  validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0, true);
-  const bytes = toBinary(schema, message);
+  if (needsWalk(schema)) validateDecoded(schema, message as Record<string, unknown>, schema.typeName, 0, true);
+  const bytes = encodeBinary(schema, message);
   checkSize(schema, bytes, options);
   return bytes;
 }
@@ -99,6 +106,39 @@ function planFor(desc: DescMessage): ValidationPlan {
   plan = { bounds: LIST_BOUNDS[desc.typeName] ?? [], messages, collections, oneofs };
   plans.set(desc, plan);
   return plan;
+}
+
+const walks = new WeakMap<DescMessage, boolean>();
+
+/**
+ * Whether the contract walk of a `desc` message can fail for a reason other than unknown
+ * fields: some message type it reaches has a bounded list, or its types nest (or recurse)
+ * deeper than `messageMaxDepth`. Computed once per type from the descriptors.
+ */
+function needsWalk(desc: DescMessage): boolean {
+  let walk = walks.get(desc);
+  if (walk === undefined) {
+    walk = nestingDepth(desc, []) > CONTRACT_LIMITS.messageMaxDepth;
+    walks.set(desc, walk);
+  }
+  return walk;
+}
+
+/**
+ * Deepest nesting below `desc` as the walk counts it (0 for a message without message
+ * fields); `Infinity` for a type that recurses or reaches a bounded list.
+ */
+function nestingDepth(desc: DescMessage, path: readonly DescMessage[]): number {
+  if (path.includes(desc) || LIST_BOUNDS[desc.typeName] !== undefined) return Infinity;
+  const plan = planFor(desc);
+  const children = [
+    ...plan.messages.map((m) => m.desc),
+    ...plan.collections.map((c) => c.desc),
+    ...plan.oneofs.flatMap((o) => [...o.cases.values()]),
+  ];
+  let deepest = 0;
+  for (const child of children) deepest = Math.max(deepest, 1 + nestingDepth(child, [...path, desc]));
+  return deepest;
 }
 
 /**

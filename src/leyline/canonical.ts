@@ -4,11 +4,12 @@
  * {@link canonicalBytes}; the verifier accepts received bytes only when they are the
  * canonical encoding ({@link signedBytesIfCanonical}).
  */
-import { type DescMessage, type MessageShape, toBinary } from '@bufbuild/protobuf';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import type { CommandSecurity } from './gen/esper/leyline/v1/security_pb.js';
 import type { AdaptationCommandSchema } from './gen/esper/leyline/v1/command_pb.js';
 import type { PolicyUpdateSchema } from './gen/esper/leyline/v1/policy_pb.js';
 import type { BSDSSchema } from './gen/esper/leyline/v1/blueprint_pb.js';
+import { encodeBinary } from './wire-codec.js';
 
 /** Schemas of the messages that carry a `CommandSecurity` signature. */
 export type SignedMessageSchema = typeof AdaptationCommandSchema | typeof PolicyUpdateSchema | typeof BSDSSchema;
@@ -28,12 +29,12 @@ const SIGNATURE_FIELD = 1;
 export function canonicalBytes<Desc extends DescMessage & SignedMessageSchema>(schema: Desc, message: MessageShape<Desc>): Uint8Array {
   const security = (message as SignedMessage).security;
   if (security === undefined || security.signature.length === 0) {
-    return toBinary(schema, message);
+    return encodeBinary(schema, message);
   }
   const signature = security.signature;
   security.signature = EMPTY;
   try {
-    return toBinary(schema, message);
+    return encodeBinary(schema, message);
   } finally {
     security.signature = signature;
   }

@@ -24,4 +24,5 @@ export {
 } from './canonical.js';
 export { BUS_MESSAGE_SCHEMAS, schemaForBusMessageType, busMessageTypeOf, type BusMessage } from './message-types.js';
 export { assertNever } from './exhaustive.js';
+export { decodeBinary, encodeBinary, hasWireCodec, type DecodedBinary } from './wire-codec.js';
 export { blendModesAt, convWidenMaps, isWidenSite, siteOutputShape, windowedLength, type ConvWidenMaps } from './site-shape.js';

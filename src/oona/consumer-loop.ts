@@ -233,21 +233,35 @@ export class ConsumerLoop implements Subscription {
     }
   }
 
+  /**
+   * One read and its handling. The read covers every stream (emergency included), and its
+   * emergency entries are handled first. When they filled the read's count more may be
+   * waiting: those are drained (non-blocking emergency-only reads) before the other
+   * entries of the read are handled, so the emergency stream still goes first. Reading the
+   * emergency stream on its own before every read would cost a round trip per batch.
+   */
   async #iterate(): Promise<void> {
     if (performance.now() >= this.#nextReclaimAt) await this.#reclaim();
     if (this.closing) return;
-    if (this.#streams.length > 1) {
-      const urgent = await this.#read([this.#emergency], 0);
-      if (urgent.length > 0) {
-        await this.#handleAll(urgent);
-        return;
-      }
-    }
     const batch = await this.#read(this.#streams, this.#options.blockMs);
     const emergency = this.#emergency;
-    // Stable: emergency entries first, each stream's entries in id order.
-    batch.sort((a, b) => Number(b.stream === emergency) - Number(a.stream === emergency));
-    await this.#handleAll(batch);
+    if (this.#streams.length === 1 || batch.length === 0) {
+      await this.#handleAll(batch);
+      return;
+    }
+    const urgent = batch.filter((entry) => entry.stream === emergency);
+    if (urgent.length === 0) {
+      await this.#handleAll(batch);
+      return;
+    }
+    await this.#handleAll(urgent);
+    let more = urgent.length >= this.#options.readCount;
+    while (more && !this.closing) {
+      const next = await this.#read([emergency], 0);
+      await this.#handleAll(next);
+      more = next.length >= this.#options.readCount;
+    }
+    await this.#handleAll(batch.filter((entry) => entry.stream !== emergency));
   }
 
   async #read(streams: readonly string[], blockMs: number): Promise<StreamEntry[]> {
@@ -307,7 +321,7 @@ export class ConsumerLoop implements Subscription {
       return;
     }
     if (!this.#accepts(opened)) {
-      await this.#ack(entry);
+      this.#ack(entry);
       return;
     }
     const { envelope } = opened;
@@ -318,7 +332,7 @@ export class ConsumerLoop implements Subscription {
       return;
     }
     if (this.#duplicates.isDuplicate(seen)) {
-      await this.#ack(entry);
+      this.#ack(entry);
       this.#host.stats.duplicateDropped();
       this.#host.emit(OonaEvent.DUPLICATE_DROPPED, TelemetryLevel.WARNING, {
         ...this.#where(),
@@ -346,7 +360,9 @@ export class ConsumerLoop implements Subscription {
     const clock = this.#options.clock;
     const startedMs = clock.monotonicMs();
     try {
-      await this.#handler(delivery);
+      // A handler that returns no promise is done when it returns: no extra turn to wait.
+      const result = this.#handler(delivery);
+      if (isPromiseLike(result)) await result;
     } catch (error) {
       if (this.closing) {
         // Most likely the handler gave up because the subscription is stopping (its
@@ -359,7 +375,7 @@ export class ConsumerLoop implements Subscription {
       return;
     }
     const latencyMs = clock.monotonicMs() - startedMs;
-    await this.#ack(entry);
+    this.#ack(entry);
     this.#host.stats.handled(latencyMs);
   }
 
@@ -374,7 +390,7 @@ export class ConsumerLoop implements Subscription {
     // Copy first, then acknowledge: a crash in between repeats the message, never loses it.
     await this.#durable(() => store.add(entry.stream, copy));
     this.#host.stats.retried();
-    await this.#ack(entry);
+    this.#ack(entry);
   }
 
   async #deadLetter(entry: StreamEntry, reason: DeadLetterReason, detail: string, opened?: OpenedEntry): Promise<void> {
@@ -388,7 +404,7 @@ export class ConsumerLoop implements Subscription {
     });
     await this.#durable(() => store.add(streams.deadLetter, fields));
     this.#host.stats.deadLettered(reason);
-    await this.#ack(entry);
+    this.#ack(entry);
     const attributes: Record<string, string | number> = {
       ...this.#where(),
       reason,
@@ -419,11 +435,10 @@ export class ConsumerLoop implements Subscription {
    * one XACK per stream when the batch in hand is done (`#flushAcks`):
    * a crash before that repeats those messages, never loses them.
    */
-  #ack(entry: StreamEntry): Promise<void> {
+  #ack(entry: StreamEntry): void {
     const ids = this.#pendingAcks.get(entry.stream);
     if (ids === undefined) this.#pendingAcks.set(entry.stream, [entry.id]);
     else ids.push(entry.id);
-    return Promise.resolve();
   }
 
   /** Sends the queued acknowledgements, one XACK per stream. */
@@ -494,6 +509,10 @@ export class ConsumerLoop implements Subscription {
   #where(): Record<string, string> {
     return { group: this.group, consumer: this.consumer };
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Store errors a loop waits out: the store is unreachable or the breaker is open. */

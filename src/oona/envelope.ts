@@ -106,7 +106,7 @@ export function sealEnvelope(signer: HmacSigner, keyId: string, envelope: BusEnv
   return {
     [EntryField.ENVELOPE]: bytes,
     [EntryField.SIGNATURE]: signer.mac(keyId, bytes),
-    [EntryField.KEY_ID]: utf8.encode(keyId),
+    [EntryField.KEY_ID]: keyIdBytes(keyId),
   };
 }
 
@@ -185,7 +185,9 @@ function encodeEnvelopeDirect(envelope: BusEnvelope): Uint8Array | undefined {
     fieldSize(attempt, 1) +
     (messageIdBytes === 0 ? 0 : 1 + varintSize(messageIdBytes) + messageIdBytes);
   // A Buffer, so strings are written in place (`write`); returned as a plain Uint8Array view.
-  const out = Buffer.allocUnsafeSlow(size);
+  // From Node's allocation pool when small, as `Buffer.from` does: a fresh ArrayBuffer per
+  // envelope costs more than writing it, mostly in garbage collection.
+  const out = Buffer.allocUnsafe(size);
   let at = writeScalar(out, 0, Tag.MESSAGE_TYPE, messageType);
   if (payload.length > 0) {
     out[at++] = Tag.PAYLOAD;
@@ -258,6 +260,31 @@ function fieldSize(value: number, tagBytes: number): number {
   return value === 0 ? 0 : tagBytes + varintSize(value);
 }
 
+/** UTF-8 of the key ids sealed with so far (a ring holds a handful). */
+const keyIdCache = new Map<string, Uint8Array>();
+const KEY_ID_CACHE_MAX = 64;
+
+/** The UTF-8 bytes of `keyId`, a copy per entry (entries never share a mutable array). */
+function keyIdBytes(keyId: string): Uint8Array {
+  let bytes = keyIdCache.get(keyId);
+  if (bytes === undefined) {
+    bytes = utf8.encode(keyId);
+    if (keyIdCache.size < KEY_ID_CACHE_MAX) keyIdCache.set(keyId, bytes);
+  }
+  return bytes.slice();
+}
+
+/** A key id from its bytes, strictly UTF-8 (throws on malformed bytes); ASCII read directly. */
+function decodeKeyId(bytes: Uint8Array): string {
+  let ascii = '';
+  for (let i = 0; i < bytes.length; i += 1) {
+    const byte = bytes[i] as number;
+    if (byte >= 0x80) return strictUtf8.decode(bytes);
+    ascii += String.fromCharCode(byte);
+  }
+  return ascii;
+}
+
 /** An entry that passed {@link openEntry}. */
 export interface OpenedEntry {
   readonly ok: true;
@@ -293,7 +320,7 @@ export function openEntry(signer: HmacSigner, fields: EntryFields): OpenedEntry 
   }
   let keyId: string;
   try {
-    keyId = strictUtf8.decode(keyIdBytes);
+    keyId = decodeKeyId(keyIdBytes);
   } catch {
     return reject(DeadLetterReason.UNKNOWN_KEY, 'key id is not UTF-8');
   }

@@ -36,15 +36,37 @@ import { abortReason, Backoff, delay, firstAborted } from './waits.js';
 
 /** Checks of the per-call publish options. */
 const check = optionChecks('publish');
+const DEADLINE_RANGE = { min: 0, max: MAX_TIMER_MS } as const;
 
 /** First and largest wait between publish attempts under back-pressure or outage, in ms. */
 const PUBLISH_BACKOFF_INITIAL_MS = 5;
 const PUBLISH_BACKOFF_MAX_MS = 200;
 
 interface DepthReading {
-  readonly depth: number;
+  /** Counted up by each publish after the reading (`#noteAdded`). */
+  depth: number;
   /** `performance.now()` of the reading. */
   readonly readAtMs: number;
+}
+
+/** One publish attempt waiting for the store, its deadline or an abort (`#withinDeadline`). */
+class PendingWait {
+  readonly promise: Promise<unknown>;
+  resolve!: (value: unknown) => void;
+  reject!: (reason: unknown) => void;
+  /** The caller's signals listened to (not the bus's closing signal). */
+  readonly signals: AbortSignal[] = [];
+  onAbort: ((event: Event) => void) | undefined;
+
+  constructor(
+    readonly deadlineAt: number | undefined,
+    readonly details: { readonly stream: LogicalStream; readonly deadlineMs: number },
+  ) {
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
 }
 
 /** A publish attempt cut short by the publish deadline (the store did not answer in time). */
@@ -80,8 +102,11 @@ export class Publisher {
   readonly #publishLatency = new SampleWindow(LATENCY_WINDOW_SAMPLES);
   readonly #depth = new Map<string, DepthReading>();
   readonly #depthRefresh = new Map<string, Promise<number>>();
-  /** Ends of the publish waits in progress (see `#withinDeadline`), called when the bus closes. */
-  readonly #waits = new Set<(reason: unknown) => void>();
+  /** The publish waits in progress (see `#withinDeadline`), ended when the bus closes. */
+  readonly #waits = new Set<PendingWait>();
+  /** The one timer that ends waits past their deadline, and when it fires (`performance.now()`). */
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #deadlineTimerAt = Infinity;
   #publishTotal = 0;
   #publishShed = 0;
   #publishTimeouts = 0;
@@ -99,7 +124,7 @@ export class Publisher {
     closing.addEventListener(
       'abort',
       () => {
-        for (const end of [...this.#waits]) end(closing.reason);
+        for (const wait of [...this.#waits]) this.#endWait(wait, closing.reason);
       },
       { once: true },
     );
@@ -145,7 +170,7 @@ export class Publisher {
     const { clock, maxBacklog, streams, keyRing } = this.#options;
     const startedMs = clock.monotonicMs();
     const deadlineMs = options.deadlineMs ?? this.#options.publishDeadlineMs;
-    check.number('deadlineMs', deadlineMs, { min: 0, max: MAX_TIMER_MS });
+    check.number('deadlineMs', deadlineMs, DEADLINE_RANGE);
     const signals = [options.signal, this.#closing, ...(internals.signals ?? [])];
     const aborted = firstAborted(signals);
     if (aborted !== undefined) throw aborted.reason;
@@ -228,11 +253,15 @@ export class Publisher {
    * `undefined`). A fresh cached depth is used without waiting for anything.
    */
   #addUnlessBacklogged(physical: string, fields: EntryFields): Promise<string | undefined> {
-    const { maxBacklog, store } = this.#options;
-    const add = (): Promise<string> => this.#publishBreaker.run(() => store.add(physical, fields));
+    const { maxBacklog } = this.#options;
     const cached = this.#freshDepth(physical);
-    if (cached !== undefined) return cached >= maxBacklog ? Promise.resolve(undefined) : add();
-    return this.#depthOf(physical).then((depth) => (depth >= maxBacklog ? undefined : add()));
+    if (cached !== undefined) return cached >= maxBacklog ? Promise.resolve(undefined) : this.#add(physical, fields);
+    return this.#depthOf(physical).then((depth) => (depth >= maxBacklog ? undefined : this.#add(physical, fields)));
+  }
+
+  #add(physical: string, fields: EntryFields): Promise<string> {
+    const { store } = this.#options;
+    return this.#publishBreaker.run(() => store.add(physical, fields));
   }
 
   /**
@@ -242,7 +271,9 @@ export class Publisher {
    *
    * The bus's own closing signal is in `signals` of every publish; rather than one listener
    * per waiting publish on it (an EventTarget walks its listener list on every add and
-   * remove), the waits register in `#waits` and one listener ends them all.
+   * remove), the waits register in `#waits` and one listener ends them all. Likewise one
+   * timer, set for the earliest deadline, ends the waits whose deadline passed, instead of
+   * a timer per publish.
    */
   #withinDeadline<T>(
     operation: Promise<T>,
@@ -250,38 +281,68 @@ export class Publisher {
     signals: readonly (AbortSignal | undefined)[],
     details: { readonly stream: LogicalStream; readonly deadlineMs: number },
   ): Promise<T> {
-    const others = signals.filter((s): s is AbortSignal => s !== undefined && s !== this.#closing);
     const aborted = firstAborted(signals);
     if (aborted !== undefined) {
       // The caller no longer waits for `operation`; its rejection must not go unhandled.
       operation.catch(() => undefined);
       return Promise.reject(aborted.reason as Error);
     }
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const end = (reason: unknown): void => {
-        cleanup();
-        reject(reason as Error);
-      };
-      const onAbort = (event: Event): void => end((event.target as AbortSignal).reason);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.#waits.delete(end);
-        for (const s of others) s.removeEventListener('abort', onAbort);
-      };
-      this.#waits.add(end);
-      for (const s of others) s.addEventListener('abort', onAbort, { once: true });
-      if (deadlineAt !== undefined) {
-        timer = setTimeout(() => end(new DeadlinePassed(details.stream, details.deadlineMs)), Math.max(0, deadlineAt - performance.now()));
-      }
-      operation.then(
-        (value) => {
-          cleanup();
-          resolve(value);
-        },
-        (error: unknown) => end(error),
-      );
-    });
+    const wait = new PendingWait(deadlineAt, details);
+    this.#waits.add(wait);
+    for (const s of signals) {
+      if (s === undefined || s === this.#closing) continue;
+      wait.onAbort ??= (event: Event): void => this.#endWait(wait, (event.target as AbortSignal).reason);
+      wait.signals.push(s);
+      s.addEventListener('abort', wait.onAbort, { once: true });
+    }
+    if (deadlineAt !== undefined) this.#armDeadline(deadlineAt);
+    operation.then(
+      (value) => {
+        if (this.#finishWait(wait)) wait.resolve(value);
+      },
+      (error: unknown) => this.#endWait(wait, error),
+    );
+    return wait.promise as Promise<T>;
+  }
+
+  /** Rejects `wait` with `reason` unless it already ended. */
+  #endWait(wait: PendingWait, reason: unknown): void {
+    if (this.#finishWait(wait)) wait.reject(reason);
+  }
+
+  /** Forgets `wait` (listeners, and the deadline timer when no wait is left); false if it had ended. */
+  #finishWait(wait: PendingWait): boolean {
+    if (!this.#waits.delete(wait)) return false;
+    if (wait.onAbort !== undefined) for (const s of wait.signals) s.removeEventListener('abort', wait.onAbort);
+    if (this.#waits.size === 0 && this.#deadlineTimer !== undefined) {
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+      this.#deadlineTimerAt = Infinity;
+    }
+    return true;
+  }
+
+  /** Makes sure the deadline timer fires by `at` (a `performance.now()` time). */
+  #armDeadline(at: number): void {
+    if (this.#deadlineTimer !== undefined && this.#deadlineTimerAt <= at) return;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimerAt = at;
+    // Whole ms, never before `at`: timers of one duration share Node's list for it.
+    this.#deadlineTimer = setTimeout(() => this.#onDeadline(), Math.max(0, Math.ceil(at - performance.now())));
+  }
+
+  /** Ends the waits past their deadline and sets the timer for the next one. */
+  #onDeadline(): void {
+    this.#deadlineTimer = undefined;
+    this.#deadlineTimerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const wait of [...this.#waits]) {
+      if (wait.deadlineAt === undefined) continue;
+      if (wait.deadlineAt <= now) this.#endWait(wait, new DeadlinePassed(wait.details.stream, wait.details.deadlineMs));
+      else next = Math.min(next, wait.deadlineAt);
+    }
+    if (next !== Infinity) this.#armDeadline(next);
   }
 
   #priorityOf(message: BusMessage, type: BusMessageType, given: MessagePriority | undefined): MessagePriority {
@@ -357,7 +418,7 @@ export class Publisher {
   /** Counts a publish into the cached depth, so a burst sees its own backlog grow. */
   #noteAdded(physical: string): void {
     const reading = this.#depth.get(physical);
-    if (reading !== undefined) this.#depth.set(physical, { depth: reading.depth + 1, readAtMs: reading.readAtMs });
+    if (reading !== undefined) reading.depth += 1;
   }
 }
 

@@ -20,9 +20,19 @@ export function parseFields(flat: unknown): EntryFields {
   if (!Array.isArray(flat)) return Object.freeze(fields);
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const value: unknown = flat[i + 1];
-    fields[text(flat[i])] = Buffer.isBuffer(value) ? new Uint8Array(value) : new Uint8Array(0);
+    fields[text(flat[i])] = Buffer.isBuffer(value) ? copyOut(value) : new Uint8Array(0);
   }
   return Object.freeze(fields);
+}
+
+/**
+ * A plain Uint8Array copy of `value`. Small values are carved from Node's allocation pool,
+ * as `Buffer.from` does: a fresh ArrayBuffer per field of every entry read costs more, in
+ * allocation and garbage collection, than the rest of parsing it.
+ */
+function copyOut(value: Buffer): Uint8Array {
+  const copy = Buffer.from(value);
+  return new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength);
 }
 
 /** `[[id, [f, v, ...]], ...]` into entries of `stream`; nil entries (deleted) are skipped. */

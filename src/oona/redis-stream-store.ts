@@ -58,8 +58,9 @@ const QUIT_TIMEOUT_MS = 1_000;
 
 type Arg = string | Buffer | number;
 
-/** One XADD waiting to be sent with the others of its tick. */
+/** One XADD or XACK waiting to be sent with the others of its tick. */
 interface PendingAdd {
+  readonly command: 'XADD' | 'XACK';
   readonly args: Arg[];
   readonly resolve: (reply: unknown) => void;
   readonly reject: (error: unknown) => void;
@@ -84,6 +85,8 @@ export class RedisStreamStore implements StreamStore {
   readonly #idle: Client[] = [];
   readonly #busy = new Map<Lease, Promise<unknown>>();
   readonly #duplicates = new Set<Client>();
+  /** CLIENT ID of each blocking connection while it stays connected (see `#clientId`). */
+  readonly #clientIds = new WeakMap<Redis, Promise<number | undefined>>();
   readonly #onError = (error: Error): void => {
     this.#connectionErrorCount += 1;
     this.#lastConnectionError = error;
@@ -91,7 +94,7 @@ export class RedisStreamStore implements StreamStore {
   #connectionErrorCount = 0;
   #lastConnectionError: Error | undefined;
   #closed = false;
-  /** XADDs called in the current tick, sent together at its end (see {@link add}). */
+  /** XADDs and XACKs called in the current tick, sent together at its end (see {@link add}). */
   #pendingAdds: PendingAdd[] | undefined;
   readonly #close = closeOnce(() => this.#closeConnections());
 
@@ -140,38 +143,42 @@ export class RedisStreamStore implements StreamStore {
     const args: Arg[] = [stream, '*'];
     for (const [name, value] of Object.entries(fields)) args.push(name, Buffer.from(value));
     if (this.#main instanceof Cluster) return text(await this.#call('XADD', args));
-    const reply = await new Promise<unknown>((resolve, reject) => {
+    return text(await this.#queue('XADD', args));
+  }
+
+  /** Queues `command` for the pipeline of this tick (see {@link add}). */
+  #queue(command: PendingAdd['command'], args: Arg[]): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
       if (this.#pendingAdds === undefined) {
         this.#pendingAdds = [];
         process.nextTick(() => this.#flushAdds());
       }
-      this.#pendingAdds.push({ args, resolve, reject });
+      this.#pendingAdds.push({ command, args, resolve, reject });
     });
-    return text(reply);
   }
 
-  /** Sends the XADDs waiting in {@link add}: one as a plain command, several as one pipeline. */
+  /** Sends the commands waiting in {@link add} and {@link ack}: one as a plain command, several as one pipeline. */
   #flushAdds(): void {
     const adds = this.#pendingAdds;
     this.#pendingAdds = undefined;
     if (adds === undefined || adds.length === 0) return;
     const [only] = adds;
     if (adds.length === 1 && only !== undefined) {
-      this.#main.callBuffer('XADD', only.args).then(only.resolve, (error: unknown) => only.reject(toStoreError(error, 'XADD')));
+      this.#main.callBuffer(only.command, only.args).then(only.resolve, (error: unknown) => only.reject(toStoreError(error, only.command)));
       return;
     }
     const pipeline = this.#main.pipeline();
-    for (const add of adds) void pipeline.callBuffer('XADD', add.args);
+    for (const add of adds) void pipeline.callBuffer(add.command, add.args);
     pipeline.exec().then(
       (results) => {
         adds.forEach((add, index) => {
-          const [error, reply] = results?.[index] ?? [new Error('XADD: no reply in the pipeline'), undefined];
+          const [error, reply] = results?.[index] ?? [new Error(`${add.command}: no reply in the pipeline`), undefined];
           if (error === null) add.resolve(reply);
-          else add.reject(toStoreError(error, 'XADD'));
+          else add.reject(toStoreError(error, add.command));
         });
       },
       (error: unknown) => {
-        for (const add of adds) add.reject(toStoreError(error, 'XADD'));
+        for (const add of adds) add.reject(toStoreError(error, add.command));
       },
     );
   }
@@ -232,7 +239,9 @@ export class RedisStreamStore implements StreamStore {
     checkName('group', group);
     for (const id of ids) checkEntryId('ids[]', id);
     if (ids.length === 0) return 0;
-    return integer(await this.#call('XACK', [stream, group, ...ids]));
+    // Rides in the pipeline of the tick's XADDs (one write to the socket for both).
+    if (this.#main instanceof Cluster) return integer(await this.#call('XACK', [stream, group, ...ids]));
+    return integer(await this.#queue('XACK', [stream, group, ...ids]));
   }
 
   /**
@@ -457,13 +466,7 @@ export class RedisStreamStore implements StreamStore {
     const connection = this.#acquire();
     // On a cluster CLIENT ID would go to a random node (no key to route by): no id, so an
     // abort disconnects this connection.
-    const clientId =
-      connection instanceof Cluster
-        ? Promise.resolve(undefined)
-        : connection.callBuffer('CLIENT', ['ID']).then(
-            (id) => integer(id),
-            () => undefined,
-          );
+    const clientId = connection instanceof Cluster ? Promise.resolve(undefined) : this.#clientId(connection);
     const lease: Lease = { connection, clientId, settled: false, broken: false, interrupting: false };
     const read = connection.callBuffer('XREADGROUP', [...args]);
     const onAbort = (): void => {
@@ -531,8 +534,28 @@ export class RedisStreamStore implements StreamStore {
           })
         : this.#main.duplicate({ ...this.#connectionOptions(), connectionName });
     connection.on('error', this.#onError);
+    if (connection instanceof Redis) connection.on('close', () => this.#clientIds.delete(connection));
     this.#duplicates.add(connection);
     return connection;
+  }
+
+  /**
+   * The server-side id of a blocking connection, asked once per connection (CLIENT ID,
+   * sent ahead of its read) and forgotten when the connection closes: a reconnected
+   * connection has a new id. A failed ask is not kept.
+   */
+  #clientId(connection: Redis): Promise<number | undefined> {
+    const known = this.#clientIds.get(connection);
+    if (known !== undefined) return known;
+    const asked = connection.callBuffer('CLIENT', ['ID']).then(
+      (id) => integer(id),
+      () => undefined,
+    );
+    this.#clientIds.set(connection, asked);
+    void asked.then((id) => {
+      if (id === undefined && this.#clientIds.get(connection) === asked) this.#clientIds.delete(connection);
+    });
+    return asked;
   }
 
   #release(lease: Lease): void {
