@@ -15,8 +15,9 @@ Models (as `bench/train.bench.ts`):
 - MLP: 784-256-256-10, ReLU, batch 64.
 - CNN: 32x32x3 input, conv3x3x32 'same' + ReLU + maxpool 2, conv3x3x64 'same' + ReLU +
   maxpool 2, dense 10, batch 64.
-A training step is forward + softmax cross-entropy + backward + Adam (lr 1e-3) update +
-`loss.item()`; forward-only is `model(x)` under `torch.no_grad()` plus reading one value.
+A training step is forward + softmax cross-entropy + backward + Adam (lr 1e-3, torch's
+multi-tensor `foreach` form) update + `loss.item()`, timed with 1 … `--threads` intra-op
+threads and reported at the fastest (each model's JSON says how many); forward-only is `model(x)` under `torch.no_grad()` plus reading one value.
 Median over at least 7 timed steps (and up to 1.5 s or 50 steps) after 3 warm-up steps.
 """
 import argparse
@@ -135,8 +136,34 @@ def cnn():
     )
 
 
+def adam(params):
+    """torch's multi-tensor Adam (`foreach=True`): its fastest on CPU here. The default
+    single-tensor loop measured 2.5 ms a step on the MLP against 0.4 ms for this one."""
+    try:
+        return torch.optim.Adam(params, lr=1e-3, foreach=True)
+    except TypeError:  # pragma: no cover - a torch without `foreach`
+        return torch.optim.Adam(params, lr=1e-3)
+
+
+def measure_at_best(build, x, y):
+    """`measure` with 1 … `--threads` intra-op threads; the fastest training step wins.
+
+    Within the threads budget, fewer threads can be faster for small models (thread
+    hand-offs cost more than they save), and the anchor is meant to be PyTorch at its best.
+    """
+    best = None
+    for threads in range(1, ARGS.threads + 1):
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        figures = {**measure(build(), x, y), "threads": threads}
+        if best is None or figures["trainStepMs"] < best["trainStepMs"]:
+            best = figures
+    torch.set_num_threads(ARGS.threads)
+    return best
+
+
 def measure(model, x, y):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = adam(model.parameters())
     loss_fn = nn.CrossEntropyLoss()
 
     def train_step():
@@ -164,8 +191,8 @@ def main():
         "threads": torch.get_num_threads(),
         "batch": batch,
         "optimizer": "adam",
-        "mlp": measure(mlp(), torch.randn(batch, 784), torch.randint(0, 10, (batch,))),
-        "cnn": measure(cnn(), torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))),
+        "mlp": measure_at_best(mlp, torch.randn(batch, 784), torch.randint(0, 10, (batch,))),
+        "cnn": measure_at_best(cnn, torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))),
     }
     # After the models ran, so every lazily loaded library is mapped.
     result["blas"] = blas_info()
