@@ -128,6 +128,7 @@ describe('tamiyo bench run', () => {
 
     expect(result.aims).toEqual(TAMIYO_AIMS);
     expect(typeof result.met.inferenceAt50).toBe('boolean');
+    expect(result.met.inferenceAt50Fast).toBe(result.sizes.find((s) => s.targetNodes === 50)!.inferenceMs.p95 < 2.5);
     expect(typeof result.met.decisionWithinPrototypeBudget).toBe('boolean');
   });
 
@@ -136,6 +137,7 @@ describe('tamiyo bench run', () => {
     expect(result.sizes.map((s) => s.nodes)).toEqual([12]);
     expect(result.met.inferenceAt50).toBeNull();
     expect(result.met.inferenceCpuAt50).toBeNull();
+    expect(result.met.inferenceAt50Fast).toBeNull();
     expect(result.met.decisionAt50).toBeNull();
   });
 });
