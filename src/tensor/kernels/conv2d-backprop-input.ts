@@ -61,7 +61,6 @@ function create(stock: KernelFunc | undefined): KernelFunc {
     assertChannelsLast(Conv2DBackpropInput, dataFormat);
     const info = conv2dInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, false);
     if (dy.dtype !== 'float32' || filter.dtype !== 'float32') {
-      if (stock === undefined) throw new Error('Conv2DBackpropInput: no stock kernel to delegate to');
       return runKernelFunc(stock, backend, inputs, attrs, Conv2DBackpropInput);
     }
     const rows = transposedConvPadding(info.inHeight, info.outHeight, info.strideHeight, info.filterHeight, info.padInfo.top);

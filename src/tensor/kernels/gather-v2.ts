@@ -23,7 +23,6 @@ function create(stock: KernelFunc | undefined): KernelFunc {
     const indices = inputs['indices'] as TensorInfo;
     const { axis, batchDims } = attrs as unknown as GatherV2Attrs;
     if (x.dtype === 'string' || x.dtype === 'complex64') {
-      if (stock === undefined) throw new Error('GatherV2: no stock kernel to delegate to');
       return runKernelFunc(stock, backend, inputs, attrs, GatherV2);
     }
     const parsedAxis = util.parseAxisParam(axis, x.shape)[0] as number;

@@ -39,7 +39,6 @@ function create(stock: KernelFunc | undefined): KernelFunc {
     const input = inputs['input'] as TensorInfo;
     const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as MaxPoolGradAttrs;
     if (input.dtype !== 'float32' || dy.dtype !== 'float32') {
-      if (stock === undefined) throw new Error('MaxPoolGrad: no stock kernel to delegate to');
       return runKernelFunc(stock, backend, inputs, attrs, MaxPoolGrad);
     }
     const info = backend_util.computePool2DInfo(

@@ -56,14 +56,20 @@ export function runWasmKernel(backend: BackendWasm, kernelName: string, inputs: 
   return single(config.kernelFunc({ inputs, attrs, backend }), kernelName);
 }
 
-/** Runs a captured kernelFunc (typically the stock one a patch delegates to). */
+/**
+ * Runs a captured kernelFunc (typically the stock one a patch delegates to). A patch
+ * whose stock kernel did not exist cannot delegate: `TENSOR_KERNEL_UNSUPPORTED`.
+ */
 export function runKernelFunc(
-  fn: KernelFunc,
+  fn: KernelFunc | undefined,
   backend: BackendWasm,
   inputs: NamedTensorInfoMap,
   attrs: NamedAttrMap = {},
   kernelName = 'kernel',
 ): TensorInfo {
+  if (fn === undefined) {
+    throw new EsperError(ErrorCode.TENSOR_KERNEL_UNSUPPORTED, `${kernelName}: no stock kernel to delegate to`, { details: { kernelName } });
+  }
   return single(fn({ inputs, attrs, backend }), kernelName);
 }
 
