@@ -4,7 +4,7 @@
  * mutated byte strings) decode to what `fromBinary` gives or fail where it fails, and the
  * strict decoder built on it fails with the same typed errors as before.
  */
-import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { StructSchema, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -13,124 +13,13 @@ import { ErrorCode, isEsperError } from '../../src/core/errors.js';
 import { decodeBinary, encodeBinary, hasWireCodec, TelemetryPacketSchema } from '../../src/leyline/index.js';
 import { wireCodecs } from '../../src/leyline/gen/esper/leyline/v1/wire_codec.js';
 import { ALL_MESSAGE_SCHEMAS } from '../support/all-messages.js';
-import { varint } from '../support/wire.js';
+import { arbitraryMessage } from '../support/arbitrary-message.js';
 
 const SCHEMAS: readonly DescMessage[] = wireCodecs.map((codec) => codec.schema);
 
-/** Strings with what stresses an encoder: multi-byte, astral, lone surrogates, > 127 units. */
-const text = fc.oneof(
-  { weight: 4, arbitrary: fc.string({ maxLength: 12 }) },
-  { weight: 2, arbitrary: fc.string({ unit: fc.constantFrom('a', 'é', '😀', '\ud800', '\udfff', '\u0000', 'ß'), maxLength: 20 }) },
-  { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom('x', 'é', '\u20ac'), minLength: 40, maxLength: 200 }) },
-);
-
-function scalar(type: ScalarType): fc.Arbitrary<unknown> {
-  switch (type) {
-    case ScalarType.DOUBLE:
-      return fc.double();
-    case ScalarType.FLOAT:
-      return fc.float();
-    case ScalarType.INT32:
-    case ScalarType.SINT32:
-    case ScalarType.SFIXED32:
-      return fc.oneof(fc.integer(), fc.constantFrom(0, -1, 127, 128, -2147483648));
-    case ScalarType.UINT32:
-    case ScalarType.FIXED32:
-      return fc.oneof(fc.nat({ max: 0xffffffff }), fc.constantFrom(0, 127, 128, 16383, 16384, 0xffffffff));
-    case ScalarType.INT64:
-    case ScalarType.SINT64:
-    case ScalarType.SFIXED64:
-      return fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
-    case ScalarType.BOOL:
-      return fc.boolean();
-    case ScalarType.STRING:
-      return text;
-    case ScalarType.BYTES:
-      return fc.oneof(fc.uint8Array({ maxLength: 20 }), fc.uint8Array({ minLength: 120, maxLength: 300 }));
-  }
-}
-
-/** Well-formed unknown fields (numbers the type does not use), every wire type. */
-function unknownFields(desc: DescMessage): fc.Arbitrary<{ no: number; wireType: number; data: Uint8Array }[]> {
-  const used = new Set(desc.fields.map((f) => f.number));
-  const no = fc.integer({ min: 1, max: 536_870_911 }).filter((n) => !used.has(n) && (n < 19_000 || n > 19_999));
-  const field = fc.tuple(no, fc.constantFrom(0, 1, 2, 3, 5), fc.uint8Array({ maxLength: 10 }), fc.nat()).map(([n, wireType, raw, v]) => {
-    const bytes = (): Uint8Array => {
-      switch (wireType) {
-        case 0:
-          return varint(v);
-        case 1:
-          return Uint8Array.from({ length: 8 }, (_, i) => raw[i] ?? i);
-        case 5:
-          return Uint8Array.from({ length: 4 }, (_, i) => raw[i] ?? i);
-        case 2:
-          return Uint8Array.of(...varint(raw.length), ...raw);
-        default:
-          // A group holding one varint field, closed by its end tag.
-          return Uint8Array.of(...varint(8), ...varint(v), ...varint(n * 8 + 4));
-      }
-    };
-    return { no: n, wireType, data: bytes() };
-  });
-  return fc.array(field, { maxLength: 3 });
-}
-
-function value(field: DescField, depth: number): fc.Arbitrary<unknown> {
-  switch (field.fieldKind) {
-    case 'scalar':
-      return scalar(field.scalar);
-    case 'enum':
-      return fc.oneof(fc.constantFrom(...field.enum.values.map((v) => v.number)), fc.integer({ min: -5, max: 1000 }));
-    case 'message':
-      return message(field.message, depth + 1);
-    case 'list': {
-      const item =
-        field.listKind === 'scalar'
-          ? scalar(field.scalar)
-          : field.listKind === 'enum'
-            ? fc.integer({ min: -3, max: 300 })
-            : message(field.message, depth + 1);
-      return fc.array(item, { maxLength: field.listKind === 'message' ? 3 : 40 });
-    }
-    case 'map': {
-      const v =
-        field.mapKind === 'scalar'
-          ? scalar(field.scalar)
-          : field.mapKind === 'enum'
-            ? fc.integer({ min: 0, max: 9 })
-            : message(field.message, depth + 1);
-      return fc.dictionary(fc.oneof(fc.string({ maxLength: 6 }), fc.constant('__proto__'), text), v, { maxKeys: 4 });
-    }
-  }
-}
-
-const messages = new Map<string, fc.Arbitrary<Record<string, unknown>>>();
-
-/** An arbitrary message of `desc`, possibly with unknown fields, nested ones too. */
-function message(desc: DescMessage, depth = 0): fc.Arbitrary<Record<string, unknown>> {
-  if (depth > 6) return fc.constant(create(desc) as Record<string, unknown>);
-  const key = `${desc.typeName}@${depth}`;
-  const cached = messages.get(key);
-  if (cached !== undefined) return cached;
-  const parts: Record<string, fc.Arbitrary<unknown>> = {};
-  for (const field of desc.fields) if (field.oneof === undefined) parts[field.localName] = value(field, depth);
-  for (const oneof of desc.oneofs) {
-    parts[oneof.localName] = fc.oneof(
-      fc.constant({ case: undefined }),
-      ...oneof.fields.map((f) => value(f, depth).map((v) => ({ case: f.localName, value: v }))),
-    );
-  }
-  const arbitrary = fc.tuple(fc.record(parts, { requiredKeys: [] }), fc.option(unknownFields(desc), { freq: 4 })).map(([init, unknown]) => {
-    const built = create(desc, init as never) as Record<string, unknown>;
-    if (unknown !== null && unknown.length > 0) built['$unknown'] = unknown;
-    return built;
-  });
-  messages.set(key, arbitrary);
-  return arbitrary;
-}
+/** Messages of `desc` with what stresses a codec (see `hostile`), unknown fields included. */
+const message = (desc: DescMessage): fc.Arbitrary<Record<string, unknown>> =>
+  arbitraryMessage(desc, { hostile: true, maxListLength: 3 }) as unknown as fc.Arbitrary<Record<string, unknown>>;
 
 type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
 
