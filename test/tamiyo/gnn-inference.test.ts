@@ -6,15 +6,16 @@
  * policy file; plus the GELU it uses and its tensor hygiene.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { gnnConfigFor, DEFAULT_GNN_CONFIG, type GnnConfig } from '../../src/tamiyo/gnn-config.js';
+import { gnnConfigFor, DEFAULT_GNN_CONFIG } from '../../src/tamiyo/gnn-config.js';
 import { gelu } from '../../src/tamiyo/gnn-inference-math.js';
 import { TENSOR_OUTPUT_KEYS, type GnnOutput } from '../../src/tamiyo/gnn-output.js';
-import { TamiyoGnn } from '../../src/tamiyo/gnn.js';
+import type { TamiyoGnn } from '../../src/tamiyo/gnn.js';
 import { GRAPH_RELATIONS } from '../../src/tamiyo/graph-relations.js';
 import { loadPolicy, serialisePolicy } from '../../src/tamiyo/policy-weights.js';
 import type { PolicyGraph } from '../../src/tamiyo/graph-types.js';
 import { initTensorBackend, maxRelativeError, seededRng, tf, type Rng } from '../../src/tensor/index.js';
 import { graphOfSize, randomGraph, TEST_RELATIONS } from './fixtures/graphs.js';
+import { withGnn } from './fixtures/gnn.js';
 
 /** Largest relative difference allowed between the two passes (max |Δ| / max |reference| per head). */
 const TOLERANCE = 1e-5;
@@ -46,15 +47,6 @@ function expectSameOutputs(actual: GnnOutput, expected: Record<string, Float32Ar
     const e = Array.from(expected[key] as Float32Array);
     expect(a.length, `${label} ${key}`).toBe(e.length);
     if (e.length > 0) expect(maxRelativeError(a, e), `${label} ${key}`).toBeLessThanOrEqual(TOLERANCE);
-  }
-}
-
-function withGnn<T>(config: GnnConfig, seed: number, body: (gnn: TamiyoGnn) => T): T {
-  const gnn = new TamiyoGnn(config, seededRng(seed));
-  try {
-    return body(gnn);
-  } finally {
-    gnn.dispose();
   }
 }
 

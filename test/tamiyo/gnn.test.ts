@@ -5,12 +5,13 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isEsperError } from '../../src/core/index.js';
-import { gnnConfigFor, PolicyAction, relationKey, type GnnConfig } from '../../src/tamiyo/gnn-config.js';
+import { gnnConfigFor, PolicyAction, relationKey } from '../../src/tamiyo/gnn-config.js';
 import { decodeOutput, type GnnOutput } from '../../src/tamiyo/gnn-output.js';
 import { TamiyoGnn } from '../../src/tamiyo/gnn.js';
 import { EDGE_ATTR_DIM, NODE_TYPES, type NodeType, type PolicyGraph, type RelationSpec } from '../../src/tamiyo/graph-types.js';
 import { initTensorBackend, seededRng, tf } from '../../src/tensor/index.js';
 import { countsForSize, graphOfSize, randomGraph, TEST_RELATIONS, type NodeCounts } from './fixtures/graphs.js';
+import { withGnn } from './fixtures/gnn.js';
 import { errorOf } from './fixtures/errors.js';
 
 /** Small sizes keep the naive reference and the test fast. */
@@ -19,15 +20,6 @@ const SMALL = gnnConfigFor(TEST_RELATIONS, { hidden: 8, gatHidden: 6, heads: 2 }
 beforeAll(async () => {
   await initTensorBackend();
 });
-
-function withGnn<T>(config: GnnConfig, seed: number, body: (gnn: TamiyoGnn) => T): T {
-  const gnn = new TamiyoGnn(config, seededRng(seed));
-  try {
-    return body(gnn);
-  } finally {
-    gnn.dispose();
-  }
-}
 
 function expectAllFinite(output: GnnOutput): void {
   for (const [key, value] of Object.entries(output)) {
