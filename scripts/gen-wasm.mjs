@@ -5,6 +5,7 @@
 // file differs from a fresh compile (someone edited generated code or forgot to regenerate).
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import wabtModule from 'wabt';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -38,7 +39,7 @@ export function watKernels() {
     .map((f) => ({ wat: path.join(kernels, f), generated: path.join(kernels, f.replace(/\.wat$/, '-wasm.gen.ts')) }));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const check = process.argv.includes('--check');
   const stale = [];
   for (const { wat, generated } of watKernels()) {

@@ -4,7 +4,7 @@
  * of size 1 dropped — every transpose the matmul and convolution patches make (`xᵀ` of
  * each dense layer's weight gradient, among them). tfjs's kernel walks the output one
  * element at a time with index arithmetic: 0.36 ms for `[1,128,784]` with perm `[0,2,1]`,
- * repeated every step, ≈ 20 % of `esper run`'s training time on its small MLP host. Here
+ * repeated every step, about a sixth of the training steps' CPU time in a profile of `esper run` (its small MLP host). Here
  * our own wasm module (`transpose.wat`) moves 4×4 blocks through SIMD shuffles. Other
  * permutations, and dtypes that are not 32-bit, go to the stock kernel.
  */
@@ -73,6 +73,6 @@ function create(stock: KernelFunc | undefined): KernelFunc {
 export const transposePatch: PatchKernelConfig = {
   kernelName: Transpose,
   kind: PatchKind.REPLACEMENT,
-  answers: "tfjs's Transpose walks elements one by one: 0.36 ms for [1,128,784] every step, ≈ 20 % of esper run's training.",
+  answers: "tfjs's Transpose walks elements one by one: 0.36 ms for [1,128,784] every step, about a sixth of esper run's training steps.",
   create,
 };
